@@ -20,7 +20,9 @@ def generate(proto_root: Path, out_root: Path) -> list[Path]:
 
     sources = sorted((proto_root / PACKAGE).glob("*.proto"))
     include = Path(grpc_tools.__file__).parent / "_proto"
-    plugin = shutil.which("protoc-gen-mypy", path=str(Path(sys.executable).parent))
+    bindir = str(Path(sys.executable).parent)
+    plugin = shutil.which("protoc-gen-mypy", path=bindir)
+    grpc_plugin = shutil.which("protoc-gen-mypy_grpc", path=bindir)
     args = [
         "protoc",
         f"-I{proto_root}",
@@ -30,6 +32,8 @@ def generate(proto_root: Path, out_root: Path) -> list[Path]:
     ]
     if plugin:
         args += [f"--plugin=protoc-gen-mypy={plugin}", f"--mypy_out={out_root}"]
+    if grpc_plugin:
+        args += [f"--plugin=protoc-gen-mypy_grpc={grpc_plugin}", f"--mypy_grpc_out={out_root}"]
     args += [str(s.relative_to(proto_root)) for s in sources]
     code = protoc.main(args)
     if code != 0:

@@ -1,0 +1,64 @@
+"""A project's allocation: who sits where. It exists in clear only inside the coordinator.
+
+At rest it is sealed (authenticated encryption under a per-project key wrapped by the
+coordinator key), so a Redis dump reveals no expert-project-seat link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SeatStatus = Literal[
+    "notified", "accepted", "declined", "replaced", "signed_in", "signed", "no_show"
+]
+
+
+@dataclass
+class SeatRecord:
+    session_id: str  # opaque: what the guest site sees
+    expert_hold: str  # opaque holder of the expert's booking
+    expert_id: str
+    expert_ref: str  # opaque reference shown on score sheets and the report
+    site_id: str
+    venue_id: str
+    workstation_id: str
+    room_id: str
+    quota_index: int
+    draw_id: str
+    code: str  # one-time sign-in code sent with the notice
+    notice_id: str
+    status: SeatStatus = "notified"
+    signed_in_at: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.status not in ("declined", "replaced", "no_show")
+
+
+@dataclass
+class Allocation:
+    project_id: str
+    draw_ids: list[str] = field(default_factory=list)
+    seats: list[SeatRecord] = field(default_factory=list)
+
+    def active_seats(self) -> list[SeatRecord]:
+        return [s for s in self.seats if s.active]
+
+    def by_session(self, session_id: str) -> SeatRecord | None:
+        return next((s for s in self.seats if s.session_id == session_id), None)
+
+    def by_notice(self, notice_id: str) -> SeatRecord | None:
+        return next((s for s in self.seats if s.notice_id == notice_id), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"project_id": self.project_id, "draw_ids": list(self.draw_ids),
+                "seats": [asdict(s) for s in self.seats]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Allocation:
+        return cls(
+            project_id=data["project_id"],
+            draw_ids=list(data["draw_ids"]),
+            seats=[SeatRecord(**s) for s in data["seats"]],
+        )

@@ -1,0 +1,92 @@
+"""An independent check of a grid's final stored state: double bookings and rule violations.
+
+It reads what is stored - the booking sets, the sealed allocations, the registry - and
+re-derives every rule with `violations.find_violations`, which shares no code with the draw.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from coordinator.domain.audit import verify_chain
+from coordinator.domain.rules import load_rules
+from coordinator.domain.violations import find_violations
+from coordinator.offline import _NoClock, _signing_key, master_key, open_store, read_allocation
+from coordinator.store.audit_log import AuditLog
+from coordinator.store.bookings import BookingItem
+from coordinator.store.registry import Registry
+
+
+@dataclass
+class CheckResult:
+    double_bookings: int = 0
+    rule_violations: int = 0
+    audit_entries: int = 0
+    audit_intact: bool = False
+    details: list[str] = field(default_factory=list)
+
+
+def overlapping_pairs(items: list[BookingItem]) -> list[tuple[BookingItem, BookingItem]]:
+    """Pairs of bookings on one resource whose intervals overlap (sweep by start time)."""
+    pairs = []
+    ordered = sorted(items, key=lambda b: (b.start, b.end))
+    for i, first in enumerate(ordered):
+        for second in ordered[i + 1:]:
+            if second.start >= first.end:
+                break
+            pairs.append((first, second))
+    return pairs
+
+
+async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
+    result = CheckResult()
+    key = master_key(data_dir)
+    async with open_store(data_dir, redis_url) as redis:
+        by_resource: dict[str, list[BookingItem]] = defaultdict(list)
+        async for raw_key in redis.scan_iter(match="bk:*", count=1000):
+            name = raw_key.decode()
+            if name.startswith("bk:~"):
+                continue
+            resource = name[len("bk:"):]
+            for member in await redis.zrange(name, 0, -1):
+                by_resource[resource].append(BookingItem.from_member(resource, member))
+        for resource, items in by_resource.items():
+            for first, second in overlapping_pairs(items):
+                result.double_bookings += 1
+                result.details.append(f"double booking on {resource}: {first.member} and "
+                                      f"{second.member}")
+
+        registry = Registry(redis)
+        province = await registry.load_province()
+        allocations = []
+        for project in province.projects:
+            alloc = await read_allocation(redis, key, project.id)
+            if alloc is None:
+                continue
+            seats = alloc.active_seats()
+            allocations.append((project.id, [(s.expert_id, s.venue_id, s.workstation_id)
+                                             for s in seats]))
+            for seat in seats:  # every seat must hold its bookings
+                for resource, holder in ((f"ws:{seat.workstation_id}", seat.session_id),
+                                         (f"ex:{seat.expert_id}", seat.expert_hold)):
+                    if not any(b.holder == holder for b in by_resource.get(resource, [])):
+                        result.rule_violations += 1
+                        result.details.append(f"{project.id}: seat without booking on "
+                                              f"{resource}")
+        today = min((p.window.start for p in province.projects),
+                    default=datetime.now(UTC)).date()
+        violations = find_violations(province, allocations, [], load_rules(), today)
+        result.rule_violations += len(violations)
+        result.details += violations
+
+        log = AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
+        entries = await log.entries()
+        check = verify_chain(entries, log.public_key, expected_head=await log.head())
+        result.audit_entries = len(entries)
+        result.audit_intact = check.ok
+        if not check.ok:
+            result.details.append(f"audit: {check.reason}")
+    return result

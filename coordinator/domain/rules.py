@@ -1,0 +1,162 @@
+"""Versioned rule parameters: every number the eligibility rules and the draw depend on.
+
+Rules live in a TOML file (the packaged `rules_v1.toml` by default) rather than in code so an
+operator can read them, and a draw records `Rules.version` and `Rules.digest()` so an auditor can
+tell exactly which parameters applied. Loading is strict: an unknown, missing or mistyped key is
+an error naming that key, because a silently defaulted rule is an unfair draw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from coordinator.domain.model import RELATIONS
+
+CatchmentMode = Literal["own_city", "configured"]
+CATCHMENT_MODES: tuple[CatchmentMode, ...] = ("own_city", "configured")
+
+PACKAGED_RULES = "rules_v1.toml"
+
+
+class RulesError(ValueError):
+    """A rules file is malformed; the message names the offending key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The parameters of one rules version (see rules_v1.toml for what each means)."""
+
+    version: str
+    look_back_years: int = 3
+    cool_off_days: int = 90
+    workload_cap_per_half_day: int = 1
+    local_utc_offset_minutes: int = 480
+    per_venue_cap: int = 1
+    age_limit: int = 70
+    relations: frozenset[str] = frozenset(RELATIONS)
+    min_committee: int = 5
+    min_large_committee: int = 7
+    technical_economic_share: Fraction = Fraction(2, 3)
+    catchment: CatchmentMode = "own_city"
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            raise RulesError("version: must be a non-empty string")
+        for key in ("look_back_years", "cool_off_days", "age_limit"):
+            if getattr(self, key) < 0:
+                raise RulesError(f"{key}: must be >= 0")
+        for key in ("workload_cap_per_half_day", "per_venue_cap", "min_committee"):
+            if getattr(self, key) < 1:
+                raise RulesError(f"{key}: must be >= 1")
+        if self.min_large_committee < self.min_committee:
+            raise RulesError("min_large_committee: must be >= min_committee")
+        if not -24 * 60 < self.local_utc_offset_minutes < 24 * 60:
+            raise RulesError("local_utc_offset_minutes: must be within a day")
+        unknown = sorted(self.relations - set(RELATIONS))
+        if unknown:
+            raise RulesError(f"relations: unknown relation(s) {unknown}; known: {list(RELATIONS)}")
+        if not 0 <= self.technical_economic_share <= 1:
+            raise RulesError("technical_economic_share: must be between 0 and 1")
+        if self.catchment not in CATCHMENT_MODES:
+            raise RulesError(f"catchment: must be one of {list(CATCHMENT_MODES)}")
+
+    def canonical(self) -> dict[str, Any]:
+        """A plain, order-independent form: what the digest covers."""
+        return {
+            "version": self.version,
+            "look_back_years": self.look_back_years,
+            "cool_off_days": self.cool_off_days,
+            "workload_cap_per_half_day": self.workload_cap_per_half_day,
+            "local_utc_offset_minutes": self.local_utc_offset_minutes,
+            "per_venue_cap": self.per_venue_cap,
+            "age_limit": self.age_limit,
+            "relations": sorted(self.relations),
+            "min_committee": self.min_committee,
+            "min_large_committee": self.min_large_committee,
+            "technical_economic_share": str(self.technical_economic_share),
+            "catchment": self.catchment,
+        }
+
+    def digest(self) -> str:
+        """SHA-256 hex of the canonical JSON: two rule sets agree iff their digests do."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+_INT_KEYS = (
+    "look_back_years",
+    "cool_off_days",
+    "workload_cap_per_half_day",
+    "local_utc_offset_minutes",
+    "per_venue_cap",
+    "age_limit",
+    "min_committee",
+    "min_large_committee",
+)
+_ALL_KEYS = frozenset((*_INT_KEYS, "version", "relations", "technical_economic_share", "catchment"))
+
+
+def _parse_share(value: object) -> Fraction:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RulesError('technical_economic_share: expected a fraction such as "2/3"')
+    try:
+        return Fraction(value)
+    except (ValueError, ZeroDivisionError) as exc:
+        raise RulesError(f"technical_economic_share: cannot parse {value!r}: {exc}") from None
+
+
+def rules_from_mapping(data: dict[str, Any]) -> Rules:
+    """Build Rules from a parsed TOML table; every key is required so nothing defaults silently."""
+    unknown = sorted(set(data) - _ALL_KEYS)
+    if unknown:
+        raise RulesError(f"{unknown[0]}: unknown key")
+    missing = sorted(_ALL_KEYS - set(data))
+    if missing:
+        raise RulesError(f"{missing[0]}: missing key")
+    version = data["version"]
+    if not isinstance(version, str):
+        raise RulesError("version: expected a string")
+    ints: dict[str, int] = {}
+    for key in _INT_KEYS:
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RulesError(f"{key}: expected an integer, got {value!r}")
+        ints[key] = value
+    relations = data["relations"]
+    if not isinstance(relations, list) or not all(isinstance(r, str) for r in relations):
+        raise RulesError("relations: expected a list of strings")
+    catchment = data["catchment"]
+    if catchment not in CATCHMENT_MODES:
+        raise RulesError(f"catchment: expected one of {list(CATCHMENT_MODES)}, got {catchment!r}")
+    return Rules(
+        version=version,
+        relations=frozenset(relations),
+        technical_economic_share=_parse_share(data["technical_economic_share"]),
+        catchment=cast(CatchmentMode, catchment),
+        **ints,
+    )
+
+
+def load_rules(path: Path | None = None) -> Rules:
+    """Load a rules file; None loads the packaged v1 rules."""
+    if path is None:
+        raw = resources.files("coordinator.domain").joinpath(PACKAGED_RULES).read_bytes()
+        where = PACKAGED_RULES
+    else:
+        raw = path.read_bytes()
+        where = str(path)
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RulesError(f"{where}: not valid TOML: {exc}") from None
+    try:
+        return rules_from_mapping(data)
+    except RulesError as exc:
+        raise RulesError(f"{where}: {exc}") from None

@@ -1,0 +1,107 @@
+"""The coordinator process: Redis (embedded or configured), keys, workflow, gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from evalgrid_wire.v1 import operator_pb2_grpc, site_link_pb2_grpc
+
+from coordinator.domain.rules import load_rules
+from coordinator.notifier import FileOutbox
+from coordinator.service import OperatorService, SiteLinkService
+from coordinator.store.embedded_redis import EmbeddedRedis
+from coordinator.store.keys import load_or_create_master_key, load_or_create_signing_key
+from coordinator.workflow import Workflow
+from evalgrid.clock import Clock, SimClock, SystemClock
+from evalgrid.datadir import DataDir
+from evalgrid.serving import Served, start_server
+from evalgrid.tls import server_credentials
+
+log = logging.getLogger("evalgrid.coordinator")
+
+
+@dataclass
+class CoordinatorConfig:
+    data_dir: Path
+    bind: str = "127.0.0.1:0"
+    redis_url: str | None = None
+    sim_clock_start: datetime | None = None
+    rules_path: Path | None = None
+    heartbeat_interval_ms: int = 2000
+
+
+def open_redis(data: DataDir, redis_url: str | None) -> tuple[str, EmbeddedRedis | None]:
+    """The configured Redis, or a private one under the data directory."""
+    if redis_url:
+        return redis_url, None
+    embedded = EmbeddedRedis(data.redis).start()
+    return embedded.url, embedded
+
+
+class Coordinator:
+    def __init__(self, config: CoordinatorConfig) -> None:
+        self.config = config
+        self.data = DataDir(config.data_dir).ensure()
+        self.embedded: EmbeddedRedis | None = None
+        self.served: Served | None = None
+        self.workflow: Workflow | None = None
+        self.redis: aioredis.Redis | None = None
+
+    async def start(self) -> int:
+        url, self.embedded = open_redis(self.data, self.config.redis_url)
+        self.redis = aioredis.Redis.from_url(url)
+        clock: Clock = (SimClock(self.config.sim_clock_start)
+                        if self.config.sim_clock_start else SystemClock())
+        self.workflow = Workflow(
+            redis=self.redis, clock=clock, rules=load_rules(self.config.rules_path),
+            master_key=load_or_create_master_key(self.data.keys / "master.key"),
+            signing_key=load_or_create_signing_key(self.data.keys / "audit-signing.pem"),
+            notifier=FileOutbox(self.data.outbox / "notices.jsonl"),
+            reports_dir=self.data.reports,
+        )
+        await self.workflow.load()
+        self.served = await start_server(
+            bind=self.config.bind,
+            credentials=server_credentials(self.data.pki, "coordinator", "coordinator"),
+            services=[
+                (site_link_pb2_grpc.add_SiteLinkServicer_to_server,
+                 SiteLinkService(self.workflow, self.config.heartbeat_interval_ms),
+                 "evalgrid.v1.SiteLink"),
+                (operator_pb2_grpc.add_OperatorServicer_to_server,
+                 OperatorService(self.workflow,
+                                 sim_clock=self.config.sim_clock_start is not None),
+                 "evalgrid.v1.Operator"),
+            ],
+        )
+        (self.data.root / "coordinator.port").write_text(str(self.served.port))
+        log.info("coordinator listening on port %d", self.served.port)
+        return self.served.port
+
+    async def stop(self) -> None:
+        if self.served is not None:
+            await self.served.server.stop(grace=1)
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+async def run_forever(config: CoordinatorConfig) -> None:
+    coordinator = Coordinator(config)
+    await coordinator.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await coordinator.stop()

@@ -1,0 +1,319 @@
+"""gRPC servicers of the coordinator: translate messages to workflow calls, nothing more.
+
+The caller's identity always comes from its certificate (`current_identity`), never from a
+request field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import grpc
+from evalgrid_wire.v1 import (
+    common_pb2,
+    operator_pb2,
+    operator_pb2_grpc,
+    site_link_pb2,
+    site_link_pb2_grpc,
+)
+
+from coordinator.workflow import Workflow, WorkflowError
+from evalgrid.pki import Identity
+from evalgrid.tls import PermissionDeniedError, require_role
+from evalgrid.wire import from_timestamp, to_timestamp, to_window
+
+log = logging.getLogger("evalgrid.coordinator")
+
+STATUS_OF = {
+    "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "not_found": grpc.StatusCode.NOT_FOUND,
+    "precondition": grpc.StatusCode.FAILED_PRECONDITION,
+    "denied": grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    if isinstance(exc, WorkflowError):
+        await context.abort(STATUS_OF[exc.code], str(exc))
+    if isinstance(exc, PermissionDeniedError):
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    raise exc
+
+
+def _site(action: str) -> str:
+    who: Identity = require_role("site", action=action)
+    assert who.site_id is not None
+    return who.site_id
+
+
+class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
+    def __init__(self, workflow: Workflow, heartbeat_interval_ms: int) -> None:
+        self.workflow = workflow
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+
+    async def RegisterSite(self, request: site_link_pb2.RegisterSiteRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> site_link_pb2.RegisterSiteReply:
+        try:
+            site_id = _site("SiteLink.RegisterSite")
+            workstations = {ws.id for v in request.inventory.venues for r in v.rooms
+                            for ws in r.workstations}
+            fence = await self.workflow.register_site(site_id, workstations)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return site_link_pb2.RegisterSiteReply(
+            site_id=site_id, heartbeat_interval_ms=self.heartbeat_interval_ms, fence=fence)
+
+    async def Connect(self, request_iterator: AsyncIterator[site_link_pb2.AgentMessage],
+                      context: grpc.aio.ServicerContext
+                      ) -> AsyncIterator[site_link_pb2.CoordinatorCommand]:
+        try:
+            site_id = _site("SiteLink.Connect")
+        except PermissionDeniedError as exc:
+            await _abort(context, exc)
+            raise
+        links = self.workflow.links
+        live = links.live[site_id]
+        live.connected = True
+        live.last_seen = self.workflow.now()
+        await self.workflow.audit_site(site_id, "site.connected")
+
+        async def read_up() -> None:
+            async for message in request_iterator:
+                kind = message.WhichOneof("body")
+                if kind == "status":
+                    changed = links.status(site_id, message.status)
+                    if changed:
+                        self.workflow.publish_status(site_id, changed)
+                elif kind == "ack":
+                    await links.acknowledge(site_id, message.ack)
+                elif kind == "hello":
+                    links.status(site_id, site_link_pb2.StatusReport())
+
+        reader = asyncio.create_task(read_up(), name=f"uplink-{site_id}")
+        commands = links.commands_for(site_id)
+        try:
+            while True:
+                next_command = asyncio.ensure_future(anext(commands))
+                done, _ = await asyncio.wait({next_command, reader},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if next_command in done:
+                    yield next_command.result()
+                else:
+                    next_command.cancel()
+                    break
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            await commands.aclose()  # type: ignore[attr-defined]
+            live.connected = False
+            await self.workflow.audit_site(site_id, "site.disconnected")
+
+    async def CheckIn(self, request: site_link_pb2.CheckInRequest,
+                      context: grpc.aio.ServicerContext) -> site_link_pb2.CheckInReply:
+        try:
+            site_id = _site("SiteLink.CheckIn")
+            seat = await self.workflow.check_in(site_id, request.id_number, request.code)
+            project = await self.workflow.project_of_seat(seat)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return site_link_pb2.CheckInReply(
+            workstation_id=seat.workstation_id, session_id=seat.session_id,
+            window=to_window(project.window.start, project.window.end))
+
+    async def SignIn(self, request: site_link_pb2.SignInRequest,
+                     context: grpc.aio.ServicerContext) -> common_pb2.SignInReply:
+        try:
+            site_id = _site("SiteLink.SignIn")
+            seat, name = await self.workflow.sign_in(
+                site_id, request.session_id, request.workstation_id, request.id_number,
+                request.code, request.request_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return common_pb2.SignInReply(session_id=seat.session_id, expert_ref=seat.expert_ref,
+                                      expert_name=name)
+
+    async def GetSheetForm(self, request: site_link_pb2.SheetFormRequest,
+                           context: grpc.aio.ServicerContext) -> common_pb2.SheetForm:
+        try:
+            site_id = _site("SiteLink.GetSheetForm")
+            project, codes = await self.workflow.sheet_form(site_id, request.session_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        form = common_pb2.SheetForm(
+            session_id=request.session_id, project_name=project.name,
+            window=to_window(project.window.start, project.window.end))
+        for c in project.scoring.criteria:
+            form.criteria.add(id=c.id, name=c.name, max_score=str(c.max_score),
+                              objective=c.objective)
+        names = self.workflow.company_names()
+        for bid in project.bids:
+            if not bid.valid:
+                continue
+            form.bids.add(code=codes[bid.bidder_id], price=str(bid.price),
+                          bidder_name="" if project.double_blind else
+                          names.get(bid.bidder_id, bid.bidder_id))
+        return form
+
+    async def SubmitSheet(self, request: site_link_pb2.SubmitSheetRequest,
+                          context: grpc.aio.ServicerContext) -> common_pb2.SubmitSheetReply:
+        try:
+            site_id = _site("SiteLink.SubmitSheet")
+            sheet = request.sheet
+            accepted, duplicate, digest = await self.workflow.submit_sheet(
+                site_id, request.workstation_id, sheet.sheet_id, sheet.session_id,
+                [(s.bid_code, s.criterion_id, s.score) for s in sheet.scores], sheet.signed)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return common_pb2.SubmitSheetReply(sheet_id=request.sheet.sheet_id, accepted=accepted,
+                                           duplicate=duplicate, digest=digest)
+
+    async def RegisterProject(self, request: site_link_pb2.RegisterProjectRequest,
+                              context: grpc.aio.ServicerContext
+                              ) -> site_link_pb2.RegisterProjectReply:
+        try:
+            site_id = _site("SiteLink.RegisterProject")
+            project_id, duplicate = await self.workflow.register_project(
+                site_id, request.project_json, request.request_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return site_link_pb2.RegisterProjectReply(project_id=project_id, duplicate=duplicate)
+
+    async def GetResult(self, request: site_link_pb2.ResultRequest,
+                        context: grpc.aio.ServicerContext) -> site_link_pb2.ResultReply:
+        try:
+            site_id = _site("SiteLink.GetResult")
+            project = await self.workflow.project(request.project_id)
+            if project.host_site_id != site_id:
+                raise WorkflowError("project_id", "only the host site may fetch the result",
+                                    code="denied")
+            state, report = await self.workflow.result(project.id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return site_link_pb2.ResultReply(project_id=project.id, state=state, report_json=report)
+
+
+class OperatorService(operator_pb2_grpc.OperatorServicer):
+    def __init__(self, workflow: Workflow, *, sim_clock: bool) -> None:
+        self.workflow = workflow
+        self.sim_clock = sim_clock
+
+    async def Status(self, request: operator_pb2.StatusRequest,
+                     context: grpc.aio.ServicerContext) -> operator_pb2.StatusReply:
+        try:
+            require_role("operator", "auditor", action="Operator.Status")
+        except PermissionDeniedError as exc:
+            await _abort(context, exc)
+            raise
+        s = await self.workflow.status()
+        return operator_pb2.StatusReply(now=to_timestamp(self.workflow.now()), **s)
+
+    async def ListProjects(self, request: operator_pb2.ListProjectsRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> operator_pb2.ListProjectsReply:
+        try:
+            require_role("operator", "auditor", action="Operator.ListProjects")
+        except PermissionDeniedError as exc:
+            await _abort(context, exc)
+            raise
+        reply = operator_pb2.ListProjectsReply()
+        for p, state in await self.workflow.list_projects(request.day):
+            reply.projects.add(project_id=p.id, name=p.name, state=state,
+                               host_site_id=p.host_site_id,
+                               window_start=to_timestamp(p.window.start),
+                               window_end=to_timestamp(p.window.end))
+        return reply
+
+    async def Draw(self, request: operator_pb2.DrawRequest,
+                   context: grpc.aio.ServicerContext) -> operator_pb2.DrawReply:
+        try:
+            require_role("operator", action="Operator.Draw")
+            s = await self.workflow.draw(request.project_id, request.request_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return operator_pb2.DrawReply(project_id=s.project_id, draw_id=s.draw_id,
+                                      commitment=s.commitment, input_digest=s.input_digest,
+                                      seats=s.seats, venues=s.venues)
+
+    async def ReplyToNotice(self, request: operator_pb2.NoticeReplyRequest,
+                            context: grpc.aio.ServicerContext
+                            ) -> operator_pb2.NoticeReplyReply:
+        try:
+            require_role("operator", action="Operator.ReplyToNotice")
+            outcome = await self.workflow.reply_to_notice(
+                request.notice_id, request.accept, request.reason, request.request_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return operator_pb2.NoticeReplyReply(notice_id=request.notice_id, outcome=outcome)
+
+    async def StartEvaluation(self, request: operator_pb2.ProjectRequest,
+                              context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
+        try:
+            who = require_role("operator", action="Operator.StartEvaluation")
+            state = await self.workflow.start_evaluation(request.project_id, by=str(who))
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return operator_pb2.ProjectReply(project_id=request.project_id, state=state)
+
+    async def CloseEvaluation(self, request: operator_pb2.ProjectRequest,
+                              context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
+        try:
+            who = require_role("operator", action="Operator.CloseEvaluation")
+            state, path = await self.workflow.close_evaluation(request.project_id, by=str(who))
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return operator_pb2.ProjectReply(project_id=request.project_id, state=state,
+                                         detail=path)
+
+    async def Watch(self, request: operator_pb2.WatchRequest,
+                    context: grpc.aio.ServicerContext) -> AsyncIterator[operator_pb2.Event]:
+        try:
+            require_role("operator", "auditor", action="Operator.Watch")
+        except PermissionDeniedError as exc:
+            await _abort(context, exc)
+            raise
+        after = int(request.after_id) if request.after_id.isdigit() else 0
+        async for entry in self.workflow.watch(after):
+            yield operator_pb2.Event(id=str(entry.seq), kind=entry.kind, subject=entry.subject,
+                                     at=to_timestamp(_parse(entry.at)),
+                                     detail_json=_json(entry.detail))
+
+    async def AdvanceClock(self, request: operator_pb2.AdvanceClockRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> operator_pb2.AdvanceClockReply:
+        try:
+            require_role("operator", action="Operator.AdvanceClock")
+            if not self.sim_clock:
+                raise WorkflowError("to", "this coordinator runs on the system clock",
+                                    code="precondition")
+            now = self.workflow.advance_clock(from_timestamp(request.to))
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return operator_pb2.AdvanceClockReply(now=to_timestamp(now))
+
+
+def _parse(at: str) -> datetime:
+    return datetime.fromisoformat(at)
+
+
+def _json(detail: object) -> str:
+    return json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str)
+

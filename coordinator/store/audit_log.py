@@ -1,0 +1,188 @@
+"""The durable audit trail: signed chain entries in a Redis Stream, appended compare-and-set.
+
+Layout (``key`` defaults to ``audit``)::
+
+    audit        stream; entry ID "<seq>-0", one field "entry" = the entry's canonical JSON
+    audit:head   hash {seq, hash}: the last appended entry
+
+One Lua script appends: it XADDs and moves the head only if the head is still the entry's
+predecessor, so two coordinators (or a stale one after a failover) cannot fork the chain; the
+loser reloads the head and builds its entry again. Stream IDs are the seq, so the stream itself
+refuses an ID that does not grow, and an entry XADDed around the script (with an automatic ID,
+or a seq-shaped one) sorts into the read order where ``verify_chain`` finds it. After such a
+forgery the next append fails loudly instead of burying it.
+
+What this does not defend against: someone with write access to Redis who deletes the stream's
+tail *and* rewinds ``audit:head``. The chain is then a valid shorter chain; only a head kept
+outside Redis (exported, published, or held by auditors) reveals it, via ``expected_head``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Final
+
+import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from redis.exceptions import ResponseError
+
+from coordinator.domain.audit import (
+    GENESIS,
+    AuditEntry,
+    AuditFormatError,
+    ChainCheck,
+    ChainHead,
+    entry_from_json,
+    entry_to_json,
+    make_entry,
+    verify_chain,
+)
+from evalgrid.clock import Clock, utc
+
+__all__ = ["AuditConflictError", "AuditLog"]
+
+ENTRY_FIELD: Final = b"entry"
+PAGE: Final = 500
+
+# KEYS: stream, head. ARGV: prev seq, prev hash, seq, hash, entry JSON.
+# Reply: {1, seq} appended, or {0, head seq, head hash} when the head is not the predecessor.
+_APPEND_LUA: Final = """
+local head_seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+local head_hash = redis.call('HGET', KEYS[2], 'hash') or string.rep('0', 64)
+if head_seq ~= tonumber(ARGV[1]) or head_hash ~= ARGV[2] then
+  return {0, head_seq, head_hash}
+end
+redis.call('XADD', KEYS[1], ARGV[3] .. '-0', 'entry', ARGV[5])
+redis.call('HSET', KEYS[2], 'seq', ARGV[3], 'hash', ARGV[4])
+return {1, tonumber(ARGV[3])}
+"""
+
+
+class AuditConflictError(RuntimeError):
+    """An append was not placed: the head kept moving, or the stream disagrees with its head."""
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _iso(clock: Clock) -> str:
+    return utc(clock.now()).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class AuditLog:
+    """Append-only, signed, hash-chained audit trail kept in Redis."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        signing_key: Ed25519PrivateKey,
+        clock: Clock,
+        key: str = "audit",
+        max_attempts: int = 8,
+    ) -> None:
+        self._redis = redis
+        self._key = signing_key
+        self._clock = clock
+        self.stream_key = key
+        self.head_key = f"{key}:head"
+        self._max_attempts = max_attempts
+        self._append = redis.register_script(_APPEND_LUA)
+        self._lock = asyncio.Lock()
+        self._head: ChainHead | None = None
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
+
+    async def head(self) -> ChainHead:
+        """The last appended entry's (seq, hash), from Redis; genesis when the log is empty."""
+        seq, digest = await self._redis.hmget(self.head_key, ["seq", "hash"])
+        if seq is None or digest is None:
+            return GENESIS
+        return ChainHead(int(seq), _text(digest))
+
+    async def append(self, kind: str, subject: str, detail: Mapping[str, object]) -> AuditEntry:
+        """Sign and append one entry after the current head; returns it as stored.
+
+        Appends of this object are serialised; another writer moving the head in between makes
+        this one rebuild its entry on the new head (up to ``max_attempts`` times).
+        """
+        async with self._lock:
+            head = self._head if self._head is not None else await self.head()
+            for _ in range(self._max_attempts):
+                entry = make_entry(
+                    head,
+                    at=_iso(self._clock),
+                    kind=kind,
+                    subject=subject,
+                    detail=detail,
+                    key=self._key,
+                )
+                args: list[str | int] = [
+                    head.seq,
+                    head.hash,
+                    entry.seq,
+                    entry.hash,
+                    entry_to_json(entry),
+                ]
+                try:
+                    reply = await self._append(keys=[self.stream_key, self.head_key], args=args)
+                except ResponseError as exc:
+                    if "equal or smaller" not in str(exc):
+                        raise
+                    self._head = None
+                    raise AuditConflictError(
+                        f"stream {self.stream_key} already holds an entry at or past seq "
+                        f"{entry.seq} although its head says {head.seq}: entries were added "
+                        "around the append script or the head was rewound; verify the chain"
+                    ) from exc
+                if int(reply[0]) == 1:
+                    self._head = entry.head
+                    return entry
+                current = ChainHead(int(reply[1]), _text(reply[2]))
+                if current == entry.head:
+                    # Our own earlier attempt landed (a client-side retry after a lost reply).
+                    self._head = current
+                    return entry
+                head = current
+            self._head = None
+            raise AuditConflictError(
+                f"could not append to {self.stream_key} after {self._max_attempts} attempts: "
+                "the head kept moving"
+            )
+
+    async def entries(self, after_seq: int = 0) -> list[AuditEntry]:
+        """Every stored entry after ``after_seq``, in stream order (read in pages).
+
+        Raw stream order, not filtered by seq: an entry slipped in around the script shows up
+        here for ``verify_chain`` to reject.
+        """
+        start = "-" if after_seq <= 0 else f"({after_seq}-0"
+        found: list[AuditEntry] = []
+        while True:
+            page = await self._redis.xrange(self.stream_key, start, "+", count=PAGE) or []
+            for stream_id, fields in page:
+                raw = None if fields is None else fields.get(ENTRY_FIELD, fields.get("entry"))
+                if raw is None:
+                    raise AuditFormatError(f"stream entry {_text(stream_id)} has no entry field")
+                try:
+                    found.append(entry_from_json(raw))
+                except AuditFormatError as exc:
+                    raise AuditFormatError(f"stream entry {_text(stream_id)}: {exc}") from exc
+            if len(page) < PAGE:
+                return found
+            start = f"({_text(page[-1][0])}"
+
+    async def verify(
+        self, public_key: Ed25519PublicKey | None = None, *, expected_head: ChainHead | None = None
+    ) -> ChainCheck:
+        """Verify the stored chain against the stored head (or a head kept elsewhere)."""
+        head = expected_head if expected_head is not None else await self.head()
+        entries = await self.entries()
+        return verify_chain(entries, public_key or self.public_key, expected_head=head)

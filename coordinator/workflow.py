@@ -1,0 +1,702 @@
+"""The project workflow of the coordinator: register, draw, notify, sign in, score, report.
+
+This is the shell around the pure domain: it loads state from Redis, calls the rules, the draw
+and scoring, and writes the results back (sealed where the compartments demand), appending
+every state change to the signed audit chain. gRPC servicers call it; it holds no wire types
+beyond the agent commands it queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from evalgrid_wire.v1 import site_link_pb2
+
+from coordinator.allocation import Allocation, SeatRecord
+from coordinator.domain import scoring
+from coordinator.domain.audit import AuditEntry
+from coordinator.domain.draw import Seat
+from coordinator.domain.model import Project
+from coordinator.domain.rules import Rules
+from coordinator.domain.seal import SealedBox, seal_json, unseal_json
+from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw
+from coordinator.notifier import Notice, Notifier
+from coordinator.province import codec
+from coordinator.report import write_report
+from coordinator.site_links import SiteLinks
+from coordinator.store.audit_log import AuditLog
+from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
+from coordinator.store.registry import Registry
+from coordinator.store.values import text
+from evalgrid.clock import Clock, SimClock
+from evalgrid.ids import one_time_code, opaque_id
+from evalgrid.wire import to_window
+
+log = logging.getLogger("evalgrid.coordinator")
+
+ALLOC = "alloc:{}"
+DRAW = "draw:{}"
+SESSION = "sess:{}"
+SHEET = "sheet:{}"
+REQUEST = "req:{}"
+REQUEST_TTL_S = 7 * 24 * 3600
+
+
+class WorkflowError(Exception):
+    """A refused request; `field` names what was wrong, the message says why."""
+
+    def __init__(self, field: str, reason: str, *, code: str = "invalid") -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.code = code  # invalid | not_found | precondition | denied
+
+
+@dataclass(frozen=True)
+class DrawSummary:
+    project_id: str
+    draw_id: str
+    commitment: str
+    input_digest: str
+    seats: int
+    venues: int
+
+
+class Workflow:
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        clock: Clock,
+        rules: Rules,
+        master_key: bytes,
+        signing_key: Ed25519PrivateKey,
+        notifier: Notifier,
+        reports_dir: Path,
+    ) -> None:
+        self.redis = redis
+        self.clock = clock
+        self.rules = rules
+        self.master_key = master_key
+        self.signing_key = signing_key
+        self.notifier = notifier
+        self.reports_dir = reports_dir
+        self.registry = Registry(redis)
+        self.audit = AuditLog(redis, signing_key=signing_key, clock=clock)
+        self.bookings = Bookings(redis)
+        self.links = SiteLinks(redis, clock)
+        self.desk = DrawDesk(rules)
+        self._draw_lock = asyncio.Lock()
+        self._project_locks: dict[str, asyncio.Lock] = {}
+        self._allocations: dict[str, Allocation] = {}
+        self._watchers: set[asyncio.Queue[AuditEntry]] = set()
+        self._status_watchers: set[asyncio.Queue[tuple[str, list[tuple[str, str]]]]] = set()
+        self.status_events: deque[tuple[str, list[tuple[str, str]]]] = deque(maxlen=1000)
+
+    # --- start-up --------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Load the registry and rebuild the booking picture from the sealed allocations."""
+        province = await self.registry.load_province()
+        allocations = []
+        for project in province.projects:
+            alloc = await self._read_allocation(project.id)
+            if alloc is not None:
+                allocations.append((project, alloc))
+        self.desk.load(province, [(p, [self._seat_tuple(s) for s in a.active_seats()])
+                                  for p, a in allocations])
+        if allocations:
+            await self._record("coordinator.recovered", "coordinator",
+                               {"allocations_opened": len(allocations),
+                                "purpose": "rebuild bookings after start"})
+
+    @staticmethod
+    def _seat_tuple(seat: SeatRecord) -> tuple[str, str]:
+        return seat.expert_id, seat.workstation_id
+
+    async def reload_if_changed(self) -> None:
+        if await self.registry.version() != self.desk.registry_version:
+            province = await self.registry.load_province()
+            self.desk.refresh_registry(province, await self.registry.version())
+
+    # --- audit and events ------------------------------------------------------------------
+
+    async def _record(self, kind: str, subject: str, detail: dict[str, Any]) -> AuditEntry:
+        entry = await self.audit.append(kind, subject, detail)
+        for queue in list(self._watchers):
+            queue.put_nowait(entry)
+        return entry
+
+    async def watch(self, after_seq: int = 0) -> AsyncIterator[AuditEntry]:
+        queue: asyncio.Queue[AuditEntry] = asyncio.Queue()
+        self._watchers.add(queue)
+        try:
+            last = after_seq
+            if after_seq:
+                for entry in await self.audit.entries(after_seq=after_seq):
+                    last = entry.seq
+                    yield entry
+            while True:
+                entry = await queue.get()
+                if entry.seq > last:
+                    last = entry.seq
+                    yield entry
+        finally:
+            self._watchers.discard(queue)
+
+    # --- idempotency -----------------------------------------------------------------------
+
+    async def _replay(self, request_id: str) -> dict[str, Any] | None:
+        if not request_id:
+            return None
+        raw = await self.redis.get(REQUEST.format(request_id))
+        return json.loads(raw) if raw else None
+
+    async def _remember(self, request_id: str, reply: dict[str, Any]) -> None:
+        if request_id:
+            await self.redis.set(REQUEST.format(request_id), json.dumps(reply), ex=REQUEST_TTL_S)
+
+    def _lock(self, project_id: str) -> asyncio.Lock:
+        return self._project_locks.setdefault(project_id, asyncio.Lock())
+
+    # --- sites -----------------------------------------------------------------------------
+
+    async def register_site(self, site_id: str, workstation_ids: set[str]) -> int:
+        known = self.desk.site_workstations(site_id)
+        if known is None:
+            raise WorkflowError("site", f"{site_id!r} is not in the site registry",
+                                code="denied")
+        unknown = workstation_ids - known
+        if unknown:
+            raise WorkflowError("inventory", f"workstations not in the registry for {site_id}: "
+                                f"{sorted(unknown)[:5]}")
+        await self._record("site.registered", site_id, {"workstations": len(workstation_ids)})
+        return int(await self.redis.get("fence") or 0)
+
+    # --- projects --------------------------------------------------------------------------
+
+    async def register_project(self, host_site_id: str, project_json: str,
+                               request_id: str) -> tuple[str, bool]:
+        try:
+            data = json.loads(project_json)
+        except json.JSONDecodeError as exc:
+            raise WorkflowError("project_json", f"not valid JSON: {exc.msg}") from exc
+        try:
+            project = codec.project_from_dict(data)
+        except codec.RecordError as exc:
+            first = exc.errors[0]
+            raise WorkflowError(first.field, first.reason) from exc
+        if project.host_site_id != host_site_id:
+            raise WorkflowError("host_site_id", f"a site may register only its own projects "
+                                f"(certificate says {host_site_id!r})", code="denied")
+        problems = self.desk.registration_problems(project, self.clock.now())
+        if problems:
+            raise WorkflowError(problems[0][0], problems[0][1])
+        added = await self.registry.add_project(project)
+        if added:
+            self.desk.add_project(project)
+            await self._record("project.registered", project.id,
+                               {"host": host_site_id, "window_start": project.window.start
+                                .isoformat(), "committee": project.committee_size})
+        return project.id, not added
+
+    async def project(self, project_id: str) -> Project:
+        project = await self.registry.project(project_id)
+        if project is None:
+            raise WorkflowError("project_id", f"no project {project_id!r}", code="not_found")
+        return project
+
+    # --- the draw --------------------------------------------------------------------------
+
+    async def draw(self, project_id: str, request_id: str) -> DrawSummary:
+        replay = await self._replay(request_id)
+        if replay is not None:
+            return DrawSummary(**replay)
+        project = await self.project(project_id)
+        async with self._lock(project_id), self._draw_lock:
+            states = await self.registry.project_states()
+            if states.get(project_id) != "registered":
+                raise WorkflowError("project_id", f"{project_id} is {states.get(project_id)}, "
+                                    "not awaiting a draw", code="precondition")
+            now = self.clock.now()
+            try:
+                prepared = self.desk.prepare(project, now)
+            except DrawRefused as exc:
+                await self._record("draw.refused", project_id, {"reason": str(exc)})
+                raise WorkflowError("project_id", str(exc), code="precondition") from exc
+            # The commitment is recorded before the draw runs: seed hash and input digest.
+            await self._record("draw.committed", project_id, prepared.commitment_record())
+            result = self.desk.run(prepared)
+            if isinstance(result, str):
+                await self._record("draw.starved", project_id, {"reason": result})
+                raise WorkflowError("project_id", result, code="precondition")
+            alloc = Allocation(project_id=project_id)
+            await self._place(project, alloc, result)
+            await self.registry.set_project_state(project_id, "drawn")
+            summary = DrawSummary(
+                project_id=project_id, draw_id=result.draw_id,
+                commitment=result.commitment.seed_hash, input_digest=result.commitment
+                .input_digest, seats=len(result.seats), venues=len({s.venue_id for s in
+                                                                    result.seats}),
+            )
+        await self._remember(request_id, summary.__dict__)
+        return summary
+
+    async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw) -> None:
+        """Book every seat atomically, store the sealed allocation, queue reserves, notify."""
+        new_seats = [
+            SeatRecord(
+                session_id=opaque_id("ses"), expert_hold=opaque_id("hold"),
+                expert_id=seat.expert_id, expert_ref=opaque_id("exp"), site_id=seat.site_id,
+                venue_id=seat.venue_id, workstation_id=seat.workstation_id,
+                room_id=seat.room_id, quota_index=seat.quota_index, draw_id=result.draw_id,
+                code=one_time_code(), notice_id=opaque_id("ntc"),
+            )
+            for seat in result.seats
+        ]
+        start, end = project.window.start_ts, project.window.end_ts
+        items = []
+        for seat in new_seats:
+            items.append(BookingItem(ws_resource(seat.workstation_id), start, end, seat.session_id))
+            items.append(BookingItem(expert_resource(seat.expert_id), start, end, seat.expert_hold))
+        booked = await self.bookings.reserve_all(items)
+        if not booked.ok:
+            # The in-memory picture disagreed with Redis: nothing was booked; say so loudly.
+            await self._record("draw.booking_conflict", project.id,
+                               {"detail": booked.reason})
+            raise WorkflowError("project_id", f"booking conflict: {booked.reason}",
+                                code="precondition")
+        alloc.draw_ids.append(result.draw_id)
+        alloc.seats.extend(new_seats)
+        self._allocations[project.id] = alloc
+        self.desk.book(project, [(s.expert_id, s.workstation_id) for s in new_seats])
+        commands = []
+        for seat in new_seats:
+            command = site_link_pb2.CoordinatorCommand(
+                command_id=opaque_id("cmd"), fence=await self.links.next_fence(),
+                reserve=site_link_pb2.Reserve(
+                    session_id=seat.session_id, workstation_id=seat.workstation_id,
+                    window=to_window(project.window.start, project.window.end),
+                ),
+            )
+            commands.append((seat.site_id, command))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(DRAW.format(result.draw_id),
+                  mapping=result.archive_fields(self.master_key))  # type: ignore[arg-type]
+        pipe.set(ALLOC.format(project.id), self._seal_alloc(alloc))
+        for seat in new_seats:
+            pipe.hset(SESSION.format(seat.session_id), mapping={
+                "site": seat.site_id, "ws": seat.workstation_id, "start": start, "end": end,
+                "ref": seal_json(self.master_key, seat.session_id, "session",
+                                 {"project": project.id}).to_json(),
+            })
+        for site_id, command in commands:
+            self.links.enqueue_in(pipe, site_id, command)
+        await pipe.execute()
+        for site_id, _ in commands:
+            self.links.ring(site_id)
+        for seat in new_seats:
+            venue = self.desk.venue_label(seat.venue_id)
+            self.notifier.send(Notice(notice_id=seat.notice_id, expert_id=seat.expert_id,
+                                      venue_id=seat.venue_id, venue=venue,
+                                      start=project.window.start, end=project.window.end,
+                                      code=seat.code))
+        await self._record("draw.placed", project.id, {
+            "draw_id": result.draw_id, "seats": len(new_seats),
+            "outcome_digest": result.outcome_digest, "parent": result.commitment.parent or "",
+        })
+
+    def _seal_alloc(self, alloc: Allocation) -> str:
+        box = seal_json(self.master_key, alloc.project_id, "allocation", alloc.to_dict())
+        return box.to_json()
+
+    async def _read_allocation(self, project_id: str) -> Allocation | None:
+        raw = await self.redis.get(ALLOC.format(project_id))
+        if raw is None:
+            return None
+        box = SealedBox.from_json(text(raw))
+        return Allocation.from_dict(unseal_json(self.master_key, box, project_id=project_id,
+                                                purpose="allocation"))
+
+    async def _allocation(self, project_id: str, purpose: str) -> Allocation:
+        """The clear allocation; reading it from the sealed store is an audited unseal."""
+        alloc = self._allocations.get(project_id)
+        if alloc is None:
+            alloc = await self._read_allocation(project_id)
+            if alloc is None:
+                raise WorkflowError("project_id", f"{project_id} has no draw yet",
+                                    code="precondition")
+            self._allocations[project_id] = alloc
+            await self._record("allocation.unsealed", project_id, {"purpose": purpose})
+        return alloc
+
+    async def _save_allocation(self, alloc: Allocation) -> None:
+        await self.redis.set(ALLOC.format(alloc.project_id), self._seal_alloc(alloc))
+
+    # --- notices ---------------------------------------------------------------------------
+
+    async def reply_to_notice(self, notice_id: str, accept: bool, reason: str,
+                              request_id: str) -> str:
+        replay = await self._replay(request_id)
+        if replay is not None:
+            return str(replay["outcome"])
+        project_id = await self._project_of_notice(notice_id)
+        async with self._lock(project_id):
+            alloc = await self._allocation(project_id, "notice reply")
+            seat = alloc.by_notice(notice_id)
+            if seat is None:
+                raise WorkflowError("notice_id", "unknown notice", code="not_found")
+            if seat.status != "notified":
+                outcome = f"already-{seat.status}"
+            elif accept:
+                seat.status = "accepted"
+                await self._save_allocation(alloc)
+                await self._record("notice.accepted", project_id, {"notice": notice_id})
+                outcome = "accepted"
+            else:
+                outcome = await self._replace(project_id, alloc, seat, "declined",
+                                              reason or "declined")
+        await self._remember(request_id, {"outcome": outcome})
+        return outcome
+
+    async def _project_of_notice(self, notice_id: str) -> str:
+        for project_id, alloc in self._allocations.items():
+            if alloc.by_notice(notice_id) is not None:
+                return project_id
+        states = await self.registry.project_states()
+        for project_id, state in states.items():
+            if state in ("drawn", "evaluating"):
+                alloc = await self._allocation(project_id, "find notice")
+                if alloc.by_notice(notice_id) is not None:
+                    return project_id
+        raise WorkflowError("notice_id", "unknown notice", code="not_found")
+
+    async def _replace(self, project_id: str, alloc: Allocation, seat: SeatRecord,
+                       status: str, reason: str) -> str:
+        """Release a member's seat and draw a replacement under the same rules (chained)."""
+        project = await self.project(project_id)
+        seat.status = "declined" if status == "declined" else "no_show"
+        await self.bookings.release(
+            [BookingItem(ws_resource(seat.workstation_id), project.window.start_ts,
+                         project.window.end_ts, seat.session_id),
+             BookingItem(expert_resource(seat.expert_id), project.window.start_ts,
+                         project.window.end_ts, seat.expert_hold)])
+        self.desk.unbook(project, seat.expert_id, seat.workstation_id)
+        await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
+            release=site_link_pb2.Release(session_id=seat.session_id,
+                                          workstation_id=seat.workstation_id, reason=status)))
+        await self._record(f"seat.{status}", project_id,
+                           {"session": seat.session_id, "reason": reason})
+        async with self._draw_lock:
+            committee = [Seat(s.expert_id, s.quota_index, s.venue_id, s.site_id,
+                              s.workstation_id, s.room_id)
+                         for s in alloc.seats if s.active or s is seat]
+            previous = await self._sealed_archive(alloc.draw_ids[-1])
+            try:
+                prepared = self.desk.prepare_supplementary(
+                    project, self.clock.now(), previous, committee, [seat.expert_id])
+            except DrawRefused as exc:
+                await self._save_allocation(alloc)
+                await self._record("draw.refused", project_id, {"reason": str(exc)})
+                return f"{status}-no-replacement"
+            await self._record("draw.committed", project_id, prepared.commitment_record())
+            result = self.desk.run(prepared)
+            if isinstance(result, str):
+                await self._save_allocation(alloc)
+                await self._record("draw.starved", project_id, {"reason": result})
+                return f"{status}-no-replacement"
+            await self._place(project, alloc, result)
+        return f"{status}-redrawn"
+
+    # --- at the guest site -----------------------------------------------------------------
+
+    async def _session(self, site_id: str, session_id: str) -> tuple[Project, Allocation,
+                                                                     SeatRecord]:
+        raw = await self.redis.hgetall(SESSION.format(session_id))
+        if not raw or text(raw.get(b"site", b"")) != site_id:
+            raise WorkflowError("session_id", "no such session at this site", code="not_found")
+        ref = unseal_json(self.master_key, SealedBox.from_json(text(raw[b"ref"])),
+                          project_id=session_id, purpose="session")
+        project = await self.project(str(ref["project"]))
+        states = await self.registry.project_states()
+        if states.get(project.id) != "evaluating":
+            raise WorkflowError("session_id", "evaluation has not started for this session",
+                                code="precondition")
+        alloc = await self._allocation(project.id, "session")
+        seat = alloc.by_session(session_id)
+        if seat is None or not seat.active:
+            raise WorkflowError("session_id", "session is no longer held", code="precondition")
+        return project, alloc, seat
+
+    async def check_in(self, site_id: str, id_number: str, code: str) -> SeatRecord:
+        expert_id = self.desk.expert_by_id_number(id_number)
+        for project_id, alloc in list(self._allocations.items()):
+            for seat in alloc.active_seats():
+                if seat.expert_id == expert_id and seat.site_id == site_id and \
+                        seat.code == code:
+                    states = await self.registry.project_states()
+                    if states.get(project_id) != "evaluating":
+                        raise WorkflowError("code", "evaluation has not started yet",
+                                            code="precondition")
+                    await self._record("expert.checked_in", site_id,
+                                       {"session": seat.session_id})
+                    return seat
+        await self._record("checkin.refused", site_id, {"reason": "no matching seat"})
+        raise WorkflowError("code", "no reserved seat at this site matches this identity "
+                            "and code", code="denied")
+
+    async def sign_in(self, site_id: str, session_id: str, workstation_id: str,
+                      id_number: str, code: str, request_id: str) -> tuple[SeatRecord, str]:
+        project, alloc, seat = await self._session(site_id, session_id)
+        if seat.workstation_id != workstation_id:
+            raise WorkflowError("workstation_id", "this session is not on this workstation",
+                                code="denied")
+        expert_id = self.desk.expert_by_id_number(id_number)
+        if expert_id != seat.expert_id or code != seat.code:
+            await self._record("signin.refused", site_id, {"session": session_id})
+            raise WorkflowError("code", "identity or code does not match this session",
+                                code="denied")
+        async with self._lock(project.id):
+            if seat.status != "signed_in" and seat.status != "signed":
+                seat.status = "signed_in"
+                seat.signed_in_at = self.clock.now().isoformat()
+                await self._save_allocation(alloc)
+                await self._record("expert.signed_in", project.id,
+                                   {"session": session_id, "expert_ref": seat.expert_ref})
+        return seat, self.desk.expert_name(seat.expert_id)
+
+    async def sheet_form(self, site_id: str, session_id: str) -> tuple[Project, dict[str, str]]:
+        project, _, seat = await self._session(site_id, session_id)
+        if seat.status not in ("signed_in", "signed"):
+            raise WorkflowError("session_id", "no expert is signed in", code="precondition")
+        return project, self._bid_codes(project)
+
+    def _code_salt(self, project: Project) -> bytes:
+        """Bid codes are stable per project, and unguessable without the coordinator key."""
+        return hashlib.sha256(b"bid-codes" + self.master_key + project.id.encode()).digest()
+
+    def _bid_codes(self, project: Project) -> dict[str, str]:
+        return scoring.bid_codes(project, self._code_salt(project))
+
+    async def submit_sheet(self, site_id: str, workstation_id: str, sheet_id: str,
+                           session_id: str, scores: list[tuple[str, str, str]], signed: bool,
+                           ) -> tuple[bool, bool, str]:
+        """Store a sheet; a signed sheet is final and a resend of it changes nothing."""
+        project, alloc, seat = await self._session(site_id, session_id)
+        if seat.workstation_id != workstation_id:
+            raise WorkflowError("workstation_id", "this session is not on this workstation",
+                                code="denied")
+        if seat.status not in ("signed_in", "signed"):
+            raise WorkflowError("session_id", "no expert is signed in", code="precondition")
+        codes = self._bid_codes(project)
+        bidder_of = {code: bidder for bidder, code in codes.items()}
+        parsed: dict[tuple[str, str], Decimal] = {}
+        for i, (bid_code, criterion_id, value) in enumerate(scores):
+            if bid_code not in bidder_of:
+                raise WorkflowError(f"sheet.scores[{i}].bid_code", f"unknown bid {bid_code!r}")
+            try:
+                parsed[(bidder_of[bid_code], criterion_id)] = Decimal(value)
+            except InvalidOperation:
+                raise WorkflowError(f"sheet.scores[{i}].score",
+                                    f"not a decimal number: {value!r}") from None
+        sheet = scoring.ExpertSheet(expert_ref=seat.expert_ref, scores=parsed, signed=signed)
+        problems = scoring.validate_sheet(project, sheet)
+        if problems and signed:
+            raise WorkflowError(problems[0][0], problems[0][1])
+        record = {"sheet_id": sheet_id, "session": session_id, "expert_ref": seat.expert_ref,
+                  "signed": signed,
+                  "scores": sorted([b, c, str(v)] for (b, c), v in parsed.items())}
+        body = json.dumps(record, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        key = SHEET.format(session_id)
+        async with self._lock(project.id):
+            existing = await self.redis.hgetall(key)
+            if existing and existing.get(b"signed") == b"1":
+                same = text(existing.get(b"digest", b"")) == digest
+                if not same:
+                    raise WorkflowError("sheet", "this sheet is already signed and final",
+                                        code="precondition")
+                return True, True, digest
+            signature = self.signing_key.sign(digest.encode()).hex()
+            await self.redis.hset(key, mapping={"body": body, "digest": digest,
+                                                "signed": "1" if signed else "0",
+                                                "signature": signature,
+                                                "project": project.id})
+            if signed:
+                seat.status = "signed"
+                await self._save_allocation(alloc)
+                await self._record("sheet.signed", project.id,
+                                   {"expert_ref": seat.expert_ref, "digest": digest})
+        return True, False, digest
+
+    # --- window start and close ------------------------------------------------------------
+
+    async def start_evaluation(self, project_id: str, *, by: str) -> str:
+        project = await self.project(project_id)
+        async with self._lock(project_id):
+            states = await self.registry.project_states()
+            state = states.get(project_id)
+            if state == "evaluating":
+                return "evaluating"
+            if state != "drawn":
+                raise WorkflowError("project_id", f"{project_id} is {state}, not drawn",
+                                    code="precondition")
+            now = self.clock.now()
+            if now < project.window.start:
+                raise WorkflowError("project_id", f"the window opens at "
+                                    f"{project.window.start.isoformat()}; it is "
+                                    f"{now.isoformat()}", code="precondition")
+            self._allocations.pop(project_id, None)
+            await self._allocation(project_id, f"evaluation start by {by}")
+            await self.registry.set_project_state(project_id, "evaluating")
+            await self._record("evaluation.started", project_id, {"by": by})
+        return "evaluating"
+
+    async def close_evaluation(self, project_id: str, *, by: str) -> tuple[str, str]:
+        project = await self.project(project_id)
+        async with self._lock(project_id):
+            states = await self.registry.project_states()
+            if states.get(project_id) == "reported":
+                return "reported", str(self.reports_dir / f"{project_id}.json")
+            if states.get(project_id) != "evaluating":
+                raise WorkflowError("project_id", f"{project_id} is not being evaluated",
+                                    code="precondition")
+            alloc = await self._allocation(project_id, "close")
+            sheets = []
+            missing = []
+            for seat in alloc.active_seats():
+                raw = await self.redis.hgetall(SHEET.format(seat.session_id))
+                if not raw or raw.get(b"signed") != b"1":
+                    missing.append(seat.expert_ref)
+                    continue
+                body = json.loads(raw[b"body"])
+                sheets.append(scoring.ExpertSheet(
+                    expert_ref=body["expert_ref"],
+                    scores={(b, c): Decimal(v) for b, c, v in body["scores"]}, signed=True))
+            if missing:
+                raise WorkflowError("project_id", f"{len(missing)} sheet(s) not yet signed",
+                                    code="precondition")
+            seeds = [await self._reveal_seed(draw_id) for draw_id in alloc.draw_ids]
+            lottery_seed = hashlib.sha256(b"lottery" + seeds[0]).digest()
+            evaluation = scoring.evaluate(project, sheets, lottery_seed,
+                                          code_salt=self._code_salt(project))
+            path = write_report(
+                self.reports_dir, project=project, evaluation=evaluation, alloc=alloc,
+                bid_codes=self._bid_codes(project), draws=[
+                    await self._draw_public(d) for d in alloc.draw_ids],
+                signing_key=self.signing_key, now=self.clock.now(),
+            )
+            await self.registry.set_project_state(project_id, "reported")
+            await self.release_sessions(project, alloc)
+            await self._record("evaluation.reported", project_id, {
+                "by": by, "report_digest": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "failed": evaluation.failed})
+        return "reported", str(path)
+
+    async def release_sessions(self, project: Project, alloc: Allocation) -> None:
+        for seat in alloc.active_seats():
+            await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
+                release=site_link_pb2.Release(session_id=seat.session_id,
+                                              workstation_id=seat.workstation_id,
+                                              reason="evaluation closed")))
+
+    async def _reveal_seed(self, draw_id: str) -> bytes:
+        """After the award the seed is published so anyone can replay the draw."""
+        key = DRAW.format(draw_id)
+        revealed = await self.redis.hget(key, "seed")
+        if revealed:
+            return bytes.fromhex(text(revealed))
+        archive = await self._sealed_archive(draw_id)
+        seed = str(archive["seed"])
+        await self.redis.hset(key, "seed", seed)
+        await self._record("draw.seed_revealed", draw_id, {"seed": seed})
+        return bytes.fromhex(seed)
+
+    async def _sealed_archive(self, draw_id: str) -> dict[str, Any]:
+        """The full archive of a draw, seed included: only the coordinator opens it."""
+        sealed = await self.redis.hget(DRAW.format(draw_id), "sealed")
+        if sealed is None:
+            raise WorkflowError("draw_id", f"no draw {draw_id}", code="not_found")
+        return unseal_json(self.master_key, SealedBox.from_json(text(sealed)),
+                           project_id=draw_id, purpose="draw")
+
+    async def _draw_public(self, draw_id: str) -> dict[str, Any]:
+        raw = await self.redis.hget(DRAW.format(draw_id), "commitment")
+        return dict(json.loads(raw)) if raw else {"draw_id": draw_id}
+
+    async def draw_archive(self, draw_id: str) -> dict[str, Any]:
+        """The self-contained archive of one draw: inputs, commitment, seed once revealed."""
+        archive = await self._sealed_archive(draw_id)
+        if not await self.redis.hexists(DRAW.format(draw_id), "seed"):
+            archive["seed"] = None  # not revealed yet: the archive cannot be replayed
+        return archive
+
+    # --- status ----------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, int]:
+        counts = await self.registry.counts()
+        states = await self.registry.project_states()
+        return {
+            "sites": counts["sites"], "sites_online": len(self.links.online()),
+            "workstations": self.desk.workstation_count(), "experts": counts["experts"],
+            "projects": counts["projects"],
+            "projects_reported": sum(1 for s in states.values() if s == "reported"),
+        }
+
+    async def list_projects(self, day: str) -> list[tuple[Project, str]]:
+        states = await self.registry.project_states()
+        province = self.desk.projects()
+        chosen = [p for p in province if not day or p.window.start.date().isoformat() == day]
+        return [(p, states.get(p.id, "unknown")) for p in sorted(
+            chosen, key=lambda p: (p.window.start, p.id))]
+
+    async def result(self, project_id: str) -> tuple[str, str]:
+        states = await self.registry.project_states()
+        state = states.get(project_id, "unknown")
+        path = self.reports_dir / f"{project_id}.json"
+        report = path.read_text(encoding="utf-8") if state == "reported" and path.exists() \
+            else ""
+        return state, report
+
+    async def project_of_seat(self, seat: SeatRecord) -> Project:
+        for project_id, alloc in self._allocations.items():
+            if seat in alloc.seats:
+                return await self.project(project_id)
+        raise WorkflowError("session_id", "unknown seat", code="not_found")
+
+    def company_names(self) -> dict[str, str]:
+        return self.desk.company_names
+
+    async def audit_site(self, site_id: str, kind: str) -> None:
+        await self._record(kind, site_id, {})
+
+    def publish_status(self, site_id: str, changed: list[tuple[str, str]]) -> None:
+        """Workstation state changes go to watchers only: they are telemetry, not audit."""
+        self.status_events.append((site_id, changed))
+        for queue in list(self._status_watchers):
+            queue.put_nowait((site_id, changed))
+
+    def advance_clock(self, when: datetime) -> datetime:
+        if not isinstance(self.clock, SimClock):
+            raise WorkflowError("to", "this coordinator runs on the system clock",
+                                code="precondition")
+        return self.clock.advance_to(when)
+
+    async def project_draw_ids(self, project_id: str) -> list[str]:
+        alloc = await self._allocation(project_id, "export")
+        return list(alloc.draw_ids)
+
+    def now(self) -> datetime:
+        return self.clock.now()

@@ -1,0 +1,422 @@
+"""`evalgrid demo`: the whole grid, for real, on loopback - a day of projects end to end.
+
+Starts a private Redis, the coordinator and one agent per site as separate processes, over
+mutual TLS. Host sites register their projects; the operator draws; simulated experts answer
+their notices (a few decline: supplementary draws), check in at the guest desk, sign in at the
+drawn booth, score and sign; the operator closes each project; an independent checker reads
+the final stored state. Time runs on the coordinator's simulated clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import grpc
+from evalgrid_wire.v1 import (
+    booth_pb2,
+    booth_pb2_grpc,
+    operator_pb2,
+    operator_pb2_grpc,
+    site_link_pb2,
+    site_link_pb2_grpc,
+)
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from evalgrid.datadir import DataDir
+from evalgrid.ids import request_id
+from evalgrid.tls import channel_credentials, secure_channel
+from evalgrid.wire import UNARY_DEADLINE_S, to_timestamp
+
+OPERATOR = "demo-operator"
+
+
+@dataclass
+class DemoOptions:
+    data_dir: Path
+    sites: int = 18
+    projects: int = 24
+    seed: int = 2026
+    json_out: bool = False
+    decline_rate: float = 0.05
+    fresh: bool = True
+
+
+@dataclass
+class DemoStats:
+    projects_drawn: int = 0
+    draws_refused: int = 0
+    declines: int = 0
+    redraws: int = 0
+    sign_ins: int = 0
+    sheets: int = 0
+    reports: int = 0
+    failed_tenders: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Processes:
+    """Child processes of the demo, stopped together whatever happens."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        child = subprocess.Popen([sys.executable, "-m", "evalgrid.cli", *args],
+                                 stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, env={**os.environ,
+                                                                "PYTHONUNBUFFERED": "1"})
+        self.children.append(child)
+        return child
+
+    def stop(self) -> None:
+        for child in self.children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 10
+        for child in self.children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+async def _wait_for_file(path: Path, child: subprocess.Popen[bytes], what: str,
+                         timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        if child.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {child.returncode} at start")
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{what} did not start within {timeout} s")
+
+
+def _scale(options: DemoOptions) -> dict[str, int]:
+    sites = max(options.sites, 6)
+    return {"cities": max(4, min(16, sites // 3)), "sites": sites,
+            "workstations": sites * 20, "experts": max(1500, sites * 170),
+            "companies": max(300, sites * 30), "projects": options.projects}
+
+
+async def run_demo(options: DemoOptions) -> int:
+    from coordinator.checker import check_grid
+    from coordinator.offline import import_province
+    from coordinator.province import codec
+    from coordinator.province.files import write_province
+    from coordinator.province.generator import generate_province
+    from coordinator.store.embedded_redis import EmbeddedRedis
+    from evalgrid.pki import init_ca, issue
+
+    console = Console(stderr=options.json_out)
+    started = time.monotonic()
+    data = DataDir(options.data_dir)
+    if options.fresh and data.root.exists():
+        shutil.rmtree(data.root)
+    data.ensure()
+    console.print(f"[bold]evalgrid demo[/] - data in {data.root}")
+
+    # The day: tomorrow in UTC+8; the draw happens the evening before.
+    tz8 = timedelta(hours=8)
+    day = (datetime.now(UTC) + tz8).date() + timedelta(days=1)
+    draw_time = datetime(day.year, day.month, day.day, tzinfo=UTC) - tz8 - timedelta(hours=6)
+    province = generate_province(seed=options.seed, day=day, **_scale(options))
+    write_province(province, data.province)
+
+    init_ca(data.pki)
+    issue(data.pki, "coordinator", "coordinator")
+    issue(data.pki, "operator", OPERATOR)
+    for site in province.sites:
+        issue(data.pki, "site", site.id)
+
+    redis_server = EmbeddedRedis(data.redis).start()
+    processes = Processes(data.logs)
+    stats = DemoStats()
+    try:
+        # Sites, experts, companies from the files; the projects come from their host sites.
+        await import_province(data.province, data.root, redis_server.url,
+                              include_projects=False)
+        coordinator = processes.start("coordinator", [
+            "coordinator", "--data-dir", str(data.root), "--bind", "127.0.0.1:0",
+            "--sim-clock", draw_time.isoformat()])
+        port = await _wait_for_file(data.root / "coordinator.port", coordinator, "coordinator")
+        target = f"127.0.0.1:{port}"
+        agent_ports: dict[str, str] = {}
+        agents = {}
+        for site in province.sites:
+            inventory = data.agents / site.id / "inventory.json"
+            inventory.parent.mkdir(parents=True, exist_ok=True)
+            inventory.write_text(json.dumps(codec.site_to_dict(site)))
+            agents[site.id] = processes.start(f"agent-{site.id}", [
+                "agent", "--data-dir", str(data.root), "--site", site.id,
+                "--inventory", str(inventory), "--coordinator", target])
+        for site_id, child in agents.items():
+            agent_ports[site_id] = await _wait_for_file(
+                data.agents / site_id / "agent.port", child, f"agent {site_id}")
+
+        operator = operator_pb2_grpc.OperatorStub(secure_channel(
+            target, channel_credentials(data.pki, "operator", OPERATOR)))
+        await _wait_online(operator, len(province.sites))
+        console.print(f"grid up: coordinator and {len(province.sites)} site agents online "
+                      "(mutual TLS)")
+
+        grid = _Grid(data, target, agent_ports, operator, province, stats,
+                     random.Random(options.seed), options.decline_rate)
+        with Progress(TextColumn("{task.description:<28}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                      console=console, transient=False) as progress:
+            await grid.register_projects(progress)
+            await grid.draw_all(progress)
+            await grid.answer_notices(progress)
+            await grid.evaluate_day(progress)
+        await grid.close()
+
+        check = await check_grid(data.root, redis_server.url)
+    finally:
+        processes.stop()
+        redis_server.stop()
+
+    elapsed = time.monotonic() - started
+    summary = {
+        "sites": len(province.sites),
+        "workstations": sum(len(v.workstations) for s in province.sites for v in s.venues),
+        "experts": len(province.experts),
+        "projects": len(province.projects),
+        "projects_drawn": stats.projects_drawn,
+        "projects_reported": stats.reports,
+        "failed_tenders": stats.failed_tenders,
+        "declines": stats.declines,
+        "supplementary_draws": stats.redraws,
+        "sign_ins": stats.sign_ins,
+        "sheets_signed": stats.sheets,
+        "double_bookings": check.double_bookings,
+        "rule_violations": check.rule_violations,
+        "audit_entries": check.audit_entries,
+        "audit_intact": check.audit_intact,
+        "errors": len(stats.errors),
+        "elapsed_s": round(elapsed, 2),
+        "data_dir": str(data.root),
+    }
+    _print_summary(console, summary, stats, check.details)
+    if options.json_out:
+        print(json.dumps(summary, sort_keys=True))
+    ok = (summary["projects_reported"] == summary["projects"] and not check.double_bookings
+          and not check.rule_violations and check.audit_intact and not stats.errors)
+    return 0 if ok else 1
+
+
+async def _wait_online(operator: operator_pb2_grpc.OperatorStub, sites: int,
+                       timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            status = await operator.Status(operator_pb2.StatusRequest(),
+                                           timeout=UNARY_DEADLINE_S)
+            if status.sites_online >= sites:
+                return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("site agents did not all come online")
+
+
+class _Grid:
+    """The demo's actors: host-site staff, the operator, experts, guest-site desks, booths."""
+
+    def __init__(self, data: DataDir, target: str, agent_ports: dict[str, str],
+                 operator: operator_pb2_grpc.OperatorStub, province: Any, stats: DemoStats,
+                 rng: random.Random, decline_rate: float) -> None:
+        self.data = data
+        self.target = target
+        self.agent_ports = agent_ports
+        self.operator = operator
+        self.province = province
+        self.stats = stats
+        self.rng = rng
+        self.decline_rate = decline_rate
+        self.experts = {e.id: e for e in province.experts}
+        self.site_of_venue = {v.id: s.id for s in province.sites for v in s.venues}
+        self.projects = {p.id: p for p in province.projects}
+        self.drawn: list[str] = []
+        self.accepted: list[dict[str, str]] = []
+        self._channels: list[grpc.aio.Channel] = []
+        self._answered: set[str] = set()
+
+    def _channel(self, target: str, role: str, subject: str) -> grpc.aio.Channel:
+        channel = secure_channel(target, channel_credentials(self.data.pki, role, subject))
+        self._channels.append(channel)
+        return channel
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+    async def register_projects(self, progress: Progress) -> None:
+        from coordinator.province import codec
+
+        task = progress.add_task("host sites register", total=len(self.projects))
+        links: dict[str, site_link_pb2_grpc.SiteLinkStub] = {}
+        for project in self.projects.values():
+            site = project.host_site_id
+            if site not in links:
+                links[site] = site_link_pb2_grpc.SiteLinkStub(
+                    self._channel(self.target, "site", site))
+            await links[site].RegisterProject(site_link_pb2.RegisterProjectRequest(
+                request_id=request_id(), project_json=json.dumps(codec.project_to_dict(project))),
+                timeout=UNARY_DEADLINE_S)
+            progress.advance(task)
+
+    async def draw_all(self, progress: Progress) -> None:
+        task = progress.add_task("three-random draws", total=len(self.projects))
+        for project_id in sorted(self.projects):
+            try:
+                await self.operator.Draw(operator_pb2.DrawRequest(
+                    request_id=request_id(), project_id=project_id), timeout=60)
+                self.drawn.append(project_id)
+                self.stats.projects_drawn += 1
+            except grpc.aio.AioRpcError as exc:
+                self.stats.draws_refused += 1
+                self.stats.errors.append(f"draw {project_id}: {exc.details()}")
+            progress.advance(task)
+
+    async def answer_notices(self, progress: Progress) -> None:
+        """Experts answer their notices; a decline triggers a supplementary draw."""
+        from coordinator.notifier import read_outbox
+
+        task = progress.add_task("experts answer notices", total=None)
+        outbox = self.data.outbox / "notices.jsonl"
+        while True:
+            fresh = [n for n in read_outbox(outbox) if n["notice_id"] not in self._answered]
+            if not fresh:
+                break
+            progress.update(task, total=len(self._answered) + len(fresh))
+            for notice in fresh:
+                self._answered.add(notice["notice_id"])
+                accept = self.rng.random() >= self.decline_rate
+                reply = await self.operator.ReplyToNotice(operator_pb2.NoticeReplyRequest(
+                    request_id=request_id(), notice_id=notice["notice_id"], accept=accept,
+                    reason="" if accept else "schedule conflict"), timeout=60)
+                if accept:
+                    self.accepted.append(notice)
+                else:
+                    self.stats.declines += 1
+                    if reply.outcome.endswith("redrawn"):
+                        self.stats.redraws += 1
+                    else:
+                        self.stats.errors.append(f"decline without replacement: "
+                                                 f"{reply.outcome}")
+                progress.advance(task)
+
+    async def evaluate_day(self, progress: Progress) -> None:
+        by_start: dict[str, list[str]] = defaultdict(list)
+        for project_id in self.drawn:
+            by_start[self.projects[project_id].window.start.isoformat()].append(project_id)
+        # An expert knows only the venue and the time from the notice: group by time.
+        seats_by_start: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for notice in self.accepted:
+            seats_by_start[datetime.fromisoformat(notice["start"]).isoformat()].append(notice)
+        task = progress.add_task("evaluate and report", total=len(self.drawn))
+        for start in sorted(by_start):
+            await self.operator.AdvanceClock(operator_pb2.AdvanceClockRequest(
+                to=to_timestamp(datetime.fromisoformat(start))), timeout=UNARY_DEADLINE_S)
+            batch = by_start[start]
+            for project_id in batch:
+                await self.operator.StartEvaluation(operator_pb2.ProjectRequest(
+                    request_id=request_id(), project_id=project_id), timeout=60)
+            await self._sessions(seats_by_start[start])
+            for project_id in batch:
+                try:
+                    reply = await self.operator.CloseEvaluation(operator_pb2.ProjectRequest(
+                        request_id=request_id(), project_id=project_id), timeout=60)
+                    self.stats.reports += 1
+                    report = json.loads(Path(reply.detail).read_text())
+                    if report["report"]["evaluation"].get("failed"):
+                        self.stats.failed_tenders += 1
+                except grpc.aio.AioRpcError as exc:
+                    self.stats.errors.append(f"close {project_id}: {exc.details()}")
+                progress.advance(task)
+
+    async def _sessions(self, notices: list[dict[str, str]]) -> None:
+        """Experts arriving at their venues at once; at most 16 booths busy in the demo."""
+        limit = asyncio.Semaphore(16)
+
+        async def one(notice: dict[str, str]) -> None:
+            async with limit:
+                await self._expert_session(notice)
+
+        await asyncio.gather(*(one(n) for n in notices))
+
+    async def _expert_session(self, notice: dict[str, str]) -> None:
+        from evalgrid.pki import issue
+        from site_agent.booth_terminal import BoothTerminal, Score
+
+        expert = self.experts[notice["expert_id"]]
+        site_id = self.site_of_venue[notice["venue_id"]]
+        agent = f"127.0.0.1:{self.agent_ports[site_id]}"
+        try:
+            desk = booth_pb2_grpc.DeskStub(self._channel(agent, "site", site_id))
+            checked = await desk.CheckIn(booth_pb2.DeskCheckInRequest(
+                request_id=request_id(), id_number=expert.id_number, code=notice["code"]),
+                timeout=UNARY_DEADLINE_S)
+            ws = checked.workstation_id
+            await asyncio.to_thread(issue, self.data.pki, "workstation", f"{site_id}/{ws}")
+            booth = BoothTerminal(pki_dir=self.data.pki, site_id=site_id, workstation_id=ws,
+                                  agent=agent)
+            try:
+                await booth.enrol()
+                await booth.sign_in(expert.id_number, notice["code"])
+                self.stats.sign_ins += 1
+                form = await booth.form()
+                scores = []
+                quality = {b.code: self.rng.uniform(0.55, 0.95) for b in form.bids}
+                for bid in form.bids:
+                    for c in form.criteria:
+                        top = Decimal(c.max_score)
+                        value = top * Decimal(str(round(min(1.0, max(
+                            0.0, quality[bid.code] + self.rng.uniform(-0.08, 0.08))), 2)))
+                        if c.objective:
+                            value = top * Decimal(str(round(quality[bid.code], 1)))
+                        scores.append(Score(bid.code, c.id, str(value.quantize(Decimal("0.01")))))
+                await booth.submit(scores, signed=False)
+                reply = await booth.submit(scores, signed=True)
+                if reply.accepted:
+                    self.stats.sheets += 1
+            finally:
+                await booth.close()
+        except grpc.aio.AioRpcError as exc:
+            self.stats.errors.append(f"session for notice {notice['notice_id']}: "
+                                     f"{exc.code().name} {exc.details()}")
+
+
+def _print_summary(console: Console, summary: dict[str, Any], stats: DemoStats,
+                   details: list[str]) -> None:
+    table = Table(title="evalgrid demo - summary", show_header=False)
+    for key, value in summary.items():
+        table.add_row(key.replace("_", " "), str(value))
+    console.print(table)
+    for error in stats.errors[:10]:
+        console.print(f"[red]error:[/] {error}")
+    for detail in details[:10]:
+        console.print(f"[red]violation:[/] {detail}")
+    if summary["projects_reported"] == summary["projects"] and not details and not stats.errors:
+        console.print("[green]every project reported; no double booking; no rule violation[/]")
+    console.print(f"reports: {Path(summary['data_dir']) / 'reports'}  -  try "
+                  f"`evalgrid draw export PROJECT --out d.json --data-dir {summary['data_dir']}`"
+                  " then `evalgrid draw verify d.json`")

@@ -1,0 +1,519 @@
+"""The provincial PKI: one CA, and leaf certificates that carry who the holder is.
+
+Every party in the grid (coordinator, site agents, workstations, operators, auditors) proves who
+it is with a certificate from one provincial CA; the servers read the identity from the verified
+peer certificate, never from a request field. This module makes and reads those certificates with
+the ``cryptography`` library (no ``openssl`` subprocess, so it runs the same everywhere).
+
+Layout of a PKI directory::
+
+    ca.key  ca.pem                          # the CA (key mode 0600)
+    <role>/<subject>.key  <role>/<subject>.pem
+    workstation/<site_id>/<ws_id>.key ...   # a workstation's "SITE/WS" id becomes a sub-folder
+
+Keys are EC P-256: BoringSSL (inside gRPC) accepts them everywhere, which is not true of Ed25519.
+Keys are written unencrypted because gRPC cannot read encrypted PEM keys; the file mode (0600) and
+the directory mode (0700) are what protect them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final, Literal, NamedTuple, TypeGuard, get_args
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "CA_CERT_NAME",
+    "CA_KEY_NAME",
+    "DEFAULT_HOSTS",
+    "ORGANIZATION",
+    "ROLES",
+    "URI_SCHEME",
+    "Identity",
+    "IdentityFiles",
+    "IssuedCert",
+    "PkiError",
+    "Role",
+    "ca_paths",
+    "identity_from_pem",
+    "init_ca",
+    "is_role",
+    "issue",
+    "load_identity_files",
+    "paths_for",
+    "validate_subject",
+]
+
+Role = Literal["coordinator", "site", "operator", "auditor", "workstation"]
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+
+ORGANIZATION: Final = "evalgrid"
+URI_SCHEME: Final = "evalgrid"
+CA_KEY_NAME: Final = "ca.key"
+CA_CERT_NAME: Final = "ca.pem"
+DEFAULT_HOSTS: Final[tuple[str, ...]] = ("localhost", "127.0.0.1", "::1")
+CA_DAYS: Final = 3650
+# Backdate notBefore a little so a peer whose clock is slightly behind still accepts a fresh cert.
+_CLOCK_SKEW: Final = timedelta(minutes=5)
+# X.509 caps CN at 64 characters (ub-common-name); cryptography refuses longer ones.
+_MAX_PART: Final = 64
+# One id segment: must start with a letter or digit so "." and ".." can never name a path.
+_PART_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_PART_RULE: Final = (
+    f"1-{_MAX_PART} characters from [A-Za-z0-9._-], starting with a letter or digit"
+)
+
+
+class PkiError(Exception):
+    """A PKI operation failed for a reason the operator can fix (message says which)."""
+
+
+def is_role(value: str) -> TypeGuard[Role]:
+    """True when ``value`` is one of the five roles (narrows the type for mypy)."""
+    return value in ROLES
+
+
+def _check_part(field: str, part: str, whole: str) -> None:
+    if not part:
+        raise PkiError(f"invalid {field} {whole!r}: empty; expected {_PART_RULE}")
+    if len(part) > _MAX_PART:
+        raise PkiError(
+            f"invalid {field} {whole!r}: {len(part)} characters, at most {_MAX_PART} allowed"
+        )
+    if not _PART_RE.fullmatch(part):
+        raise PkiError(f"invalid {field} {whole!r}: expected {_PART_RULE}")
+
+
+def validate_subject(role: str, subject_id: str) -> Role:
+    """Check ``role`` and ``subject_id``; return the role typed as ``Role``.
+
+    Raises ``PkiError`` naming the offending field (``role`` or ``subject_id``) and the reason.
+    Workstation ids are ``SITE_ID/WS_ID`` (exactly one "/"); no other role may contain "/".
+    """
+    if not is_role(role):
+        raise PkiError(f"invalid role {role!r}: expected one of {', '.join(ROLES)}")
+    if not isinstance(subject_id, str):
+        raise PkiError(f"invalid subject_id {subject_id!r}: expected a string")
+    if role == "workstation":
+        parts = subject_id.split("/")
+        if len(parts) != 2:
+            raise PkiError(
+                f"invalid subject_id {subject_id!r}: a workstation id is SITE_ID/WS_ID "
+                "with exactly one '/'"
+            )
+        _check_part("subject_id", parts[0], subject_id)
+        _check_part("subject_id", parts[1], subject_id)
+    else:
+        if "/" in subject_id:
+            raise PkiError(
+                f"invalid subject_id {subject_id!r}: '/' is only allowed in workstation ids"
+            )
+        _check_part("subject_id", subject_id, subject_id)
+    if len(subject_id) > _MAX_PART:
+        raise PkiError(
+            f"invalid subject_id {subject_id!r}: {len(subject_id)} characters, "
+            f"at most {_MAX_PART} allowed"
+        )
+    return role
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a peer is, as its CA-signed certificate says: a role and an id within that role."""
+
+    role: Role
+    subject: str
+
+    def __post_init__(self) -> None:
+        # An Identity that exists is a valid one: servers can trust its fields for keys and paths.
+        validate_subject(self.role, self.subject)
+
+    @property
+    def site_id(self) -> str | None:
+        """The site this peer belongs to (site agents and workstations), else None."""
+        if self.role == "site":
+            return self.subject
+        if self.role == "workstation":
+            return self.subject.split("/", 1)[0]
+        return None
+
+    @property
+    def workstation_id(self) -> str | None:
+        """The workstation id within its site (workstations only), else None."""
+        if self.role == "workstation":
+            return self.subject.split("/", 1)[1]
+        return None
+
+    @property
+    def uri(self) -> str:
+        """The URI SAN that encodes this identity in a certificate."""
+        return f"{URI_SCHEME}://{self.role}/{self.subject}"
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.subject}"
+
+
+class IssuedCert(NamedTuple):
+    """What ``issue`` wrote, so a caller can report or ship the files."""
+
+    identity: Identity
+    key_path: Path
+    cert_path: Path
+    ca_path: Path
+    serial: int
+    not_before: datetime
+    not_after: datetime
+
+
+class IdentityFiles(NamedTuple):
+    """PEM bytes of one party's key, certificate and the CA: what gRPC credentials need."""
+
+    key: bytes
+    cert: bytes
+    ca: bytes
+
+
+def ca_paths(pki_dir: Path) -> tuple[Path, Path]:
+    """``(key_path, cert_path)`` of the CA inside ``pki_dir``."""
+    pki_dir = Path(pki_dir)
+    return pki_dir / CA_KEY_NAME, pki_dir / CA_CERT_NAME
+
+
+def paths_for(pki_dir: Path, role: str, subject_id: str) -> tuple[Path, Path]:
+    """``(key_path, cert_path)`` for one party; validates role and id first (no path tricks)."""
+    validate_subject(role, subject_id)
+    # Validated parts hold no "/" other than the workstation separator and never start with ".",
+    # so the result always stays inside pki_dir/role.
+    base = Path(pki_dir) / role / subject_id
+    return base.with_name(base.name + ".key"), base.with_name(base.name + ".pem")
+
+
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        return now.replace(tzinfo=UTC)
+    return now.astimezone(UTC)
+
+
+def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write via a temp file and rename, so a crash never leaves a half key, and mode is set
+    before any byte lands (no window where a key is world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def init_ca(
+    pki_dir: Path,
+    *,
+    name: str = "Evalgrid Provincial CA",
+    now: datetime | None = None,
+    force: bool = False,
+) -> Path:
+    """Create the provincial CA in ``pki_dir``; return the path of ``ca.pem``.
+
+    Refuses when a CA (key or cert) is already there unless ``force``: replacing the CA silently
+    would orphan every certificate already handed to sites.
+    """
+    pki_dir = Path(pki_dir)
+    key_path, cert_path = ca_paths(pki_dir)
+    if not force and (key_path.exists() or cert_path.exists()):
+        raise PkiError(
+            f"a CA already exists in {pki_dir} ({CA_KEY_NAME}/{CA_CERT_NAME}); refusing to "
+            "overwrite it (every issued certificate depends on it); pass force=True to replace"
+        )
+    if not name.strip():
+        raise PkiError("invalid name '': the CA needs a non-empty common name")
+    start = _utc(now)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ]
+    )
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start - _CLOCK_SKEW)
+        .not_valid_after(start + timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pki_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Key first: a cert without its key is useless, a key without a cert is merely re-runnable.
+    _write_atomic(key_path, _key_pem(key), 0o600)
+    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert_path
+
+
+def _load_ca(pki_dir: Path) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key_path, cert_path = ca_paths(pki_dir)
+    if not key_path.exists() or not cert_path.exists():
+        raise PkiError(f"no CA in {pki_dir}: create one first (init_ca / `evalgrid pki init`)")
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (ValueError, TypeError) as exc:
+        raise PkiError(f"cannot read the CA in {pki_dir}: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"CA key {key_path} is not an EC key")
+    if key.public_key().public_numbers() != _ec_public(cert).public_numbers():
+        raise PkiError(f"CA key {key_path} does not match CA certificate {cert_path}")
+    return key, cert
+
+
+def _ec_public(cert: x509.Certificate) -> ec.EllipticCurvePublicKey:
+    pub = cert.public_key()
+    if not isinstance(pub, ec.EllipticCurvePublicKey):
+        raise PkiError("certificate key is not an EC key")
+    return pub
+
+
+def _san_for_hosts(hosts: Sequence[str]) -> list[x509.GeneralName]:
+    if isinstance(hosts, str):
+        raise PkiError(f"invalid hosts {hosts!r}: expected a sequence of names, not one string")
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        if not host or not isinstance(host, str):
+            raise PkiError(f"invalid hosts entry {host!r}: expected a DNS name or an IP address")
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            try:
+                names.append(x509.DNSName(host))
+            except ValueError as exc:
+                raise PkiError(f"invalid hosts entry {host!r}: {exc}") from exc
+    return names
+
+
+def issue(
+    pki_dir: Path,
+    role: str,
+    subject_id: str,
+    *,
+    hosts: Sequence[str] = DEFAULT_HOSTS,
+    days: int = 825,
+    now: datetime | None = None,
+) -> IssuedCert:
+    """Issue (or re-issue, replacing files) a key and certificate for one party.
+
+    The identity is written twice, consistently: Subject O=evalgrid, OU=role, CN=subject_id, and
+    a URI SAN ``evalgrid://role/subject_id``; ``identity_from_pem`` insists they agree. Every cert
+    has serverAuth and clientAuth, because site agents serve workstations and dial the
+    coordinator, and the DNS/IP SANs in ``hosts`` so loopback grids need no name override.
+    """
+    pki_dir = Path(pki_dir)
+    typed_role = validate_subject(role, subject_id)
+    identity = Identity(typed_role, subject_id)
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        raise PkiError(f"invalid days {days!r}: expected a positive number of days")
+    ca_key, ca_cert = _load_ca(pki_dir)
+    start = _utc(now)
+    not_before = start - _CLOCK_SKEW
+    # A leaf outliving its CA would fail verification anyway; say so in the cert itself.
+    not_after = min(start + timedelta(days=days), ca_cert.not_valid_after_utc)
+    if not_after <= start:
+        raise PkiError(f"the CA in {pki_dir} has expired; create a new one")
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    serial = x509.random_serial_number()
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
+    sans += _san_for_hosts(hosts)
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, typed_role),
+                    x509.NameAttribute(NameOID.COMMON_NAME, subject_id),
+                ]
+            )
+        )
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_path, cert_path = paths_for(pki_dir, typed_role, subject_id)
+    _write_atomic(key_path, _key_pem(key), 0o600)
+    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return IssuedCert(
+        identity=identity,
+        key_path=key_path,
+        cert_path=cert_path,
+        ca_path=ca_paths(pki_dir)[1],
+        serial=serial,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def _single_attr(cert: x509.Certificate, oid: x509.ObjectIdentifier, label: str) -> str:
+    attrs = cert.subject.get_attributes_for_oid(oid)
+    if len(attrs) != 1:
+        raise PkiError(f"certificate subject has {len(attrs)} {label} attributes, expected 1")
+    value = attrs[0].value
+    if not isinstance(value, str):
+        raise PkiError(f"certificate subject {label} is not a string")
+    return value
+
+
+def identity_from_pem(pem: bytes) -> Identity:
+    """Read the ``Identity`` out of a PEM certificate (the first one if several).
+
+    Does NOT verify the signature: call it on a certificate the TLS layer has already verified
+    against the CA (the server's ``auth_context``). Requires exactly one ``evalgrid://`` URI SAN
+    and a subject O/OU/CN that agree with it; certificates not made by ``issue`` are refused.
+    """
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise PkiError(f"not a PEM certificate: {exc}") from exc
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as exc:
+        raise PkiError("certificate has no subjectAltName, so no evalgrid identity") from exc
+    prefix = f"{URI_SCHEME}://"
+    uris = [
+        u for u in san.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith(prefix)
+    ]
+    if len(uris) != 1:
+        raise PkiError(f"certificate has {len(uris)} {prefix} URI SANs, expected exactly 1")
+    role, sep, subject = uris[0][len(prefix) :].partition("/")
+    if not sep:
+        raise PkiError(f"malformed identity URI {uris[0]!r}: expected {prefix}ROLE/SUBJECT")
+    try:
+        identity = Identity(validate_subject(role, subject), subject)
+    except PkiError as exc:
+        raise PkiError(f"bad identity URI {uris[0]!r}: {exc}") from exc
+    org = _single_attr(cert, NameOID.ORGANIZATION_NAME, "O")
+    unit = _single_attr(cert, NameOID.ORGANIZATIONAL_UNIT_NAME, "OU")
+    common = _single_attr(cert, NameOID.COMMON_NAME, "CN")
+    if (org, unit, common) != (ORGANIZATION, identity.role, identity.subject):
+        raise PkiError(
+            f"certificate subject O={org!r} OU={unit!r} CN={common!r} disagrees with its "
+            f"identity URI {uris[0]!r}"
+        )
+    return identity
+
+
+def load_identity_files(pki_dir: Path, role: str, subject_id: str) -> IdentityFiles:
+    """Load key, cert and CA for one party, checking they belong together.
+
+    Catches the usual provisioning slips (wrong folder, a key from an older issue, a cert for
+    another id) here, with a clear message, instead of as an opaque TLS handshake failure.
+    """
+    pki_dir = Path(pki_dir)
+    key_path, cert_path = paths_for(pki_dir, role, subject_id)
+    ca_path = ca_paths(pki_dir)[1]
+    for path, what in ((ca_path, "CA certificate"), (key_path, "key"), (cert_path, "certificate")):
+        if not path.is_file():
+            raise PkiError(
+                f"missing {what} {path} for {role} {subject_id!r}: issue it first "
+                f"(issue / `evalgrid pki issue {role} {subject_id}`)"
+            )
+    key_pem, cert_pem, ca_pem = key_path.read_bytes(), cert_path.read_bytes(), ca_path.read_bytes()
+    identity = identity_from_pem(cert_pem)
+    if identity != Identity(validate_subject(role, subject_id), subject_id):
+        raise PkiError(f"{cert_path} is for {identity}, not {role}:{subject_id}")
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        ca = x509.load_pem_x509_certificate(ca_pem)
+    except (ValueError, TypeError) as exc:
+        raise PkiError(f"cannot read key material for {role} {subject_id!r}: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or (
+        key.public_key().public_numbers() != _ec_public(cert).public_numbers()
+    ):
+        raise PkiError(f"{key_path} does not match {cert_path}")
+    if cert.issuer != ca.subject:
+        raise PkiError(f"{cert_path} was not issued by the CA in {ca_path}")
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise PkiError(f"{cert_path} was not signed by the CA in {ca_path}") from exc
+    return IdentityFiles(key=key_pem, cert=cert_pem, ca=ca_pem)

@@ -1,0 +1,397 @@
+"""Mutual-TLS glue for grpc.aio: credentials, shared options, and who-is-calling.
+
+The caller's identity comes only from the client certificate that the TLS layer has verified
+against the provincial CA (``auth_context()["x509_pem_cert"]``), never from a request field.
+``IdentityInterceptor`` reads it before any servicer code runs and puts it in a ``ContextVar``;
+servicers ask ``current_identity()`` or ``require_role(...)``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, NoReturn
+
+import grpc
+
+from evalgrid.pki import Identity, PkiError, Role, identity_from_pem, load_identity_files
+
+__all__ = [
+    "AUTH_CONTEXT_CERT_KEY",
+    "EXEMPT_METHOD_PREFIXES",
+    "KEEPALIVE_OPTIONS",
+    "MAX_MESSAGE_BYTES",
+    "IdentityInterceptor",
+    "NoIdentityError",
+    "PermissionDeniedError",
+    "UnauthenticatedError",
+    "abort_denied",
+    "channel_credentials",
+    "current_identity",
+    "identity_from_context",
+    "new_server",
+    "require_role",
+    "secure_channel",
+    "server_credentials",
+]
+
+log = logging.getLogger(__name__)
+
+#: auth_context key holding the verified peer leaf certificate (PEM); the value is a list of one.
+AUTH_CONTEXT_CERT_KEY: Final = "x509_pem_cert"
+
+#: Methods that stay behind mTLS but need no evalgrid identity, so any tool holding a CA-signed
+#: certificate (or a load balancer's probe) can ask for health and discover the API.
+EXEMPT_METHOD_PREFIXES: Final[tuple[str, ...]] = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+
+#: Used on BOTH ends. Clients and servers ping every 20 s and drop a peer silent for 10 s more, so
+#: a dead site agent (or coordinator) is noticed in about 30 s even behind NAT that forgets idle
+#: flows. Servers accept pings as often as every 10 s, even with no call in flight (an agent's
+#: long-lived stream may be idle); with a stricter server the client would get GOAWAY
+#: "too_many_pings" and reconnect in a loop.
+KEEPALIVE_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+)
+
+_IDENTITY: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
+    "evalgrid_identity", default=None
+)
+
+
+class UnauthenticatedError(Exception):
+    """The peer presented no certificate that names an evalgrid identity."""
+
+
+class NoIdentityError(RuntimeError):
+    """``current_identity()`` was called outside an RPC that ``IdentityInterceptor`` admitted."""
+
+
+class PermissionDeniedError(Exception):
+    """The authenticated peer's role may not perform the action (message names both)."""
+
+    def __init__(self, message: str, *, action: str, identity: Identity | None) -> None:
+        super().__init__(message)
+        self.action = action
+        self.identity = identity
+
+
+# --- credentials -----------------------------------------------------------------------------
+
+
+def server_credentials(pki_dir: Path, role: str, subject_id: str) -> grpc.ServerCredentials:
+    """Server credentials that present this party's cert and REQUIRE a CA-signed client cert."""
+    files = load_identity_files(pki_dir, role, subject_id)
+    return grpc.ssl_server_credentials(
+        [(files.key, files.cert)], root_certificates=files.ca, require_client_auth=True
+    )
+
+
+def channel_credentials(pki_dir: Path, role: str, subject_id: str) -> grpc.ChannelCredentials:
+    """Channel credentials that trust only the provincial CA and present this party's cert."""
+    files = load_identity_files(pki_dir, role, subject_id)
+    return grpc.ssl_channel_credentials(
+        root_certificates=files.ca, private_key=files.key, certificate_chain=files.cert
+    )
+
+
+def secure_channel(
+    target: str,
+    creds: grpc.ChannelCredentials,
+    *,
+    extra_options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Channel:
+    """An aio channel with the shared keepalive/message-size options.
+
+    No ``ssl_target_name_override``: certificates carry localhost/127.0.0.1/::1 (and any hosts
+    given at issue time), so the target's host name is verified for real.
+    """
+    return grpc.aio.secure_channel(target, creds, options=[*KEEPALIVE_OPTIONS, *extra_options])
+
+
+def new_server(
+    *,
+    interceptors: Sequence[Any] = (),
+    allowed_roles: Collection[Role] | None = None,
+    extra_options: Sequence[tuple[str, Any]] = (),
+    **server_kwargs: Any,
+) -> grpc.aio.Server:
+    """A grpc.aio server with ``IdentityInterceptor`` outermost and the shared options.
+
+    Outermost means the identity is already set when any other interceptor's handler runs.
+    ``server_kwargs`` go to ``grpc.aio.server`` (e.g. ``migration_thread_pool`` for sync code).
+    """
+    return grpc.aio.server(
+        interceptors=[IdentityInterceptor(allowed_roles=allowed_roles), *interceptors],
+        options=[*KEEPALIVE_OPTIONS, *extra_options],
+        **server_kwargs,
+    )
+
+
+# --- identity of the caller ------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(pem: bytes) -> Identity:
+    # A long-lived agent makes many calls with one cert; parse it once. Errors are not cached.
+    return identity_from_pem(pem)
+
+
+def identity_from_context(context: Any) -> Identity:
+    """The ``Identity`` in the verified peer certificate of a servicer context.
+
+    Raises ``UnauthenticatedError`` with the reason when there is no certificate (the server
+    was not configured for mutual TLS) or it carries no valid evalgrid identity.
+    """
+    auth: dict[str, list[bytes]] = context.auth_context() or {}
+    certs = auth.get(AUTH_CONTEXT_CERT_KEY) or []
+    if not certs:
+        raise UnauthenticatedError(
+            "no client certificate: this service requires mutual TLS with an evalgrid certificate"
+        )
+    try:
+        return _parse_cached(bytes(certs[0]))
+    except PkiError as exc:
+        raise UnauthenticatedError(
+            f"client certificate carries no usable evalgrid identity: {exc}"
+        ) from exc
+
+
+def current_identity() -> Identity:
+    """The authenticated caller of the RPC being served (set by ``IdentityInterceptor``)."""
+    identity = _IDENTITY.get()
+    if identity is None:
+        raise NoIdentityError(
+            "no caller identity: not inside an RPC admitted by IdentityInterceptor "
+            "(or the method is exempt, like health and reflection)"
+        )
+    return identity
+
+
+def require_role(*roles: Role, action: str) -> Identity:
+    """Return the caller's identity if its role is one of ``roles``, else raise.
+
+    Raises ``PermissionDeniedError`` (message names the caller's role and ``action``). Raised
+    inside a servicer wrapped by ``IdentityInterceptor`` it becomes PERMISSION_DENIED by itself.
+    """
+    identity = _IDENTITY.get()
+    allowed = ", ".join(roles) or "(none)"
+    if identity is None:
+        raise PermissionDeniedError(
+            f"unauthenticated caller may not {action} (requires role {allowed})",
+            action=action,
+            identity=None,
+        )
+    if identity.role not in roles:
+        raise PermissionDeniedError(
+            f"role {identity.role!r} ({identity.subject}) may not {action} "
+            f"(requires role {allowed})",
+            action=action,
+            identity=identity,
+        )
+    return identity
+
+
+async def abort_denied(context: Any, err: PermissionDeniedError) -> NoReturn:
+    """End the RPC with PERMISSION_DENIED and the error's message (always raises)."""
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(err))
+    raise AssertionError("grpc.aio context.abort() returned")  # pragma: no cover
+
+
+# --- the interceptor -------------------------------------------------------------------------
+
+Behavior = Callable[..., Any]
+
+
+class IdentityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Authenticate every call from its peer certificate before the servicer runs.
+
+    grpc.aio interceptors see only the method name, not the servicer context, so the check is
+    done by wrapping the method handler. Each wrapper keeps the kind grpc dispatches on (async
+    function, async generator, or sync function/generator run in the migration thread pool), so
+    every existing servicer style keeps working. Exempt methods (health, reflection) pass through
+    untouched. With ``allowed_roles``, other roles are refused at the door (PERMISSION_DENIED).
+    """
+
+    def __init__(
+        self,
+        *,
+        allowed_roles: Collection[Role] | None = None,
+        exempt_prefixes: Sequence[str] = EXEMPT_METHOD_PREFIXES,
+    ) -> None:
+        self._allowed = None if allowed_roles is None else frozenset(allowed_roles)
+        self._exempt = tuple(exempt_prefixes)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(self._exempt):
+            return handler
+        return _wrap_handler(handler, method, self._allowed)
+
+
+def _admit(context: Any, method: str, allowed: frozenset[Role] | None) -> Identity:
+    """Identity for the call or raise Unauthenticated/PermissionDenied (wrappers abort)."""
+    try:
+        identity = identity_from_context(context)
+    except UnauthenticatedError as exc:
+        log.warning("refused %s from %s: %s", method, context.peer(), exc)
+        raise
+    if allowed is not None and identity.role not in allowed:
+        log.warning("refused %s from %s: role %s not served here", method, context.peer(), identity)
+        raise PermissionDeniedError(
+            f"role {identity.role!r} ({identity.subject}) may not call {method} on this server",
+            action=f"call {method}",
+            identity=identity,
+        )
+    return identity
+
+
+async def _abort_for(context: Any, exc: Exception) -> NoReturn:
+    if isinstance(exc, PermissionDeniedError):
+        await abort_denied(context, exc)
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+    raise AssertionError("grpc.aio context.abort() returned")  # pragma: no cover
+
+
+def _abort_for_sync(context: Any, exc: Exception) -> NoReturn:
+    code = (
+        grpc.StatusCode.PERMISSION_DENIED
+        if isinstance(exc, PermissionDeniedError)
+        else grpc.StatusCode.UNAUTHENTICATED
+    )
+    context.abort(code, str(exc))  # the sync-stack context raises
+    raise AssertionError("grpc context.abort() returned")  # pragma: no cover
+
+
+def _wrap_handler(handler: Any, method: str, allowed: frozenset[Role] | None) -> Any:
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        wrapped = _wrap_streaming(handler.stream_stream, method, allowed)
+        return grpc.stream_stream_rpc_method_handler(wrapped, **kwargs)
+    if handler.request_streaming:
+        wrapped = _wrap_unary(handler.stream_unary, method, allowed)
+        return grpc.stream_unary_rpc_method_handler(wrapped, **kwargs)
+    if handler.response_streaming:
+        wrapped = _wrap_streaming(handler.unary_stream, method, allowed)
+        return grpc.unary_stream_rpc_method_handler(wrapped, **kwargs)
+    wrapped = _wrap_unary(handler.unary_unary, method, allowed)
+    return grpc.unary_unary_rpc_method_handler(wrapped, **kwargs)
+
+
+def _is_async_unary(behavior: Behavior) -> bool:
+    # The same test grpc.aio uses to pick the event loop over the thread pool.
+    return (
+        inspect.isawaitable(behavior)
+        or inspect.iscoroutinefunction(behavior)
+        or inspect.isasyncgenfunction(behavior)
+    )
+
+
+def _wrap_unary(behavior: Behavior, method: str, allowed: frozenset[Role] | None) -> Behavior:
+    """Wrap a unary-response behavior (unary-unary or stream-unary)."""
+    if _is_async_unary(behavior):
+
+        async def async_unary(request: Any, context: Any) -> Any:
+            try:
+                identity = _admit(context, method, allowed)
+            except (UnauthenticatedError, PermissionDeniedError) as exc:
+                await _abort_for(context, exc)
+            token = _IDENTITY.set(identity)
+            try:
+                return await behavior(request, context)
+            except PermissionDeniedError as exc:
+                await abort_denied(context, exc)
+            finally:
+                _IDENTITY.reset(token)
+
+        return async_unary
+
+    def sync_unary(request: Any, context: Any) -> Any:
+        try:
+            identity = _admit(context, method, allowed)
+        except (UnauthenticatedError, PermissionDeniedError) as exc:
+            _abort_for_sync(context, exc)
+        # Runs in a pool thread: give the behavior its own context holding the identity.
+        ctx = contextvars.copy_context()
+        ctx.run(_IDENTITY.set, identity)
+        try:
+            return ctx.run(behavior, request, context)
+        except PermissionDeniedError as exc:
+            _abort_for_sync(context, exc)
+
+    return sync_unary
+
+
+def _wrap_streaming(behavior: Behavior, method: str, allowed: frozenset[Role] | None) -> Behavior:
+    """Wrap a streaming-response behavior (unary-stream or stream-stream)."""
+    if inspect.iscoroutinefunction(behavior):
+        # Reader/writer style: the behavior calls context.write() and returns None.
+        async def async_writer(request: Any, context: Any) -> None:
+            try:
+                identity = _admit(context, method, allowed)
+            except (UnauthenticatedError, PermissionDeniedError) as exc:
+                await _abort_for(context, exc)
+            token = _IDENTITY.set(identity)
+            try:
+                await behavior(request, context)
+            except PermissionDeniedError as exc:
+                await abort_denied(context, exc)
+            finally:
+                _IDENTITY.reset(token)
+
+        return async_writer
+
+    if inspect.isasyncgenfunction(behavior):
+
+        async def async_gen(request: Any, context: Any) -> AsyncIterator[Any]:
+            try:
+                identity = _admit(context, method, allowed)
+            except (UnauthenticatedError, PermissionDeniedError) as exc:
+                await _abort_for(context, exc)
+            # Not reset afterwards: an async generator may be finalised from another context,
+            # where reset() would fail; grpc.aio gives each RPC a fresh context anyway.
+            _IDENTITY.set(identity)
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except PermissionDeniedError as exc:
+                await abort_denied(context, exc)
+
+        return async_gen
+
+    def sync_gen(request: Any, context: Any) -> Iterator[Any]:
+        try:
+            identity = _admit(context, method, allowed)
+        except (UnauthenticatedError, PermissionDeniedError) as exc:
+            _abort_for_sync(context, exc)
+        # Each next() may run on a different pool thread: step the behavior inside one context.
+        ctx = contextvars.copy_context()
+        ctx.run(_IDENTITY.set, identity)
+        done = object()
+        try:
+            iterator = iter(ctx.run(behavior, request, context))
+            while (item := ctx.run(next, iterator, done)) is not done:
+                yield item
+        except PermissionDeniedError as exc:
+            _abort_for_sync(context, exc)
+
+    return sync_gen

@@ -1,0 +1,382 @@
+"""The site agent process: serves its booths and desk, and keeps one stream to the coordinator.
+
+A thin shell around `SiteBooths`: servicers translate messages, the link loop dials out,
+applies commands and reports status. Nothing here decides a rule the coordinator owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from evalgrid_wire.v1 import (
+    booth_pb2,
+    booth_pb2_grpc,
+    common_pb2,
+    site_link_pb2,
+    site_link_pb2_grpc,
+)
+
+from evalgrid.ids import request_id
+from evalgrid.pki import Identity
+from evalgrid.serving import Served, start_server
+from evalgrid.tls import channel_credentials, current_identity, secure_channel, server_credentials
+from evalgrid.wire import UNARY_DEADLINE_S, from_window, to_window
+from site_agent.booths import BoothError, BoothState, SiteBooths
+from site_agent.inventory import booths_from_inventory
+
+log = logging.getLogger("evalgrid.agent")
+
+STATE_TO_WIRE = {
+    BoothState.FREE: common_pb2.WORKSTATION_STATE_FREE,
+    BoothState.RESERVED: common_pb2.WORKSTATION_STATE_RESERVED,
+    BoothState.SIGNED_IN: common_pb2.WORKSTATION_STATE_SIGNED_IN,
+    BoothState.EVALUATING: common_pb2.WORKSTATION_STATE_EVALUATING,
+    BoothState.FAULT: common_pb2.WORKSTATION_STATE_FAULT,
+    BoothState.OFFLINE: common_pb2.WORKSTATION_STATE_OFFLINE,
+}
+
+
+@dataclass
+class AgentConfig:
+    site_id: str
+    pki_dir: Path
+    coordinator: str  # host:port
+    bind: str = "127.0.0.1:0"
+    heartbeat_interval_s: float = 2.0
+    max_backoff_s: float = 10.0
+
+
+class SiteAgent:
+    def __init__(self, config: AgentConfig, inventory: common_pb2.Inventory) -> None:
+        self.config = config
+        self.inventory = inventory
+        self.booths = SiteBooths(config.site_id, booths_from_inventory(inventory))
+        self.channel = secure_channel(
+            config.coordinator, channel_credentials(config.pki_dir, "site", config.site_id)
+        )
+        self.link = site_link_pb2_grpc.SiteLinkStub(self.channel)
+        self.connected = asyncio.Event()
+        self.heartbeat_interval_s = config.heartbeat_interval_s
+        self._changed = asyncio.Event()
+        self._acks: asyncio.Queue[site_link_pb2.AgentMessage] = asyncio.Queue()
+        self._last_sent: dict[str, tuple[int, str]] = {}
+        self._seq = 0
+        self._stop = asyncio.Event()
+        self.served: Served | None = None
+        self._link_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        self.served = await start_server(
+            bind=self.config.bind,
+            credentials=server_credentials(self.config.pki_dir, "site", self.config.site_id),
+            services=[
+                (booth_pb2_grpc.add_BoothServicer_to_server, BoothService(self),
+                 "evalgrid.v1.Booth"),
+                (booth_pb2_grpc.add_DeskServicer_to_server, DeskService(self), "evalgrid.v1.Desk"),
+            ],
+        )
+        self._link_task = asyncio.create_task(self._run_link(), name="coordinator-link")
+        return self.served.port
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._link_task is not None:
+            self._link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._link_task
+        if self.served is not None:
+            await self.served.server.stop(grace=1)
+        await self.channel.close()
+
+    def status_changed(self) -> None:
+        self._changed.set()
+
+    # --- the link to the coordinator -------------------------------------------------------
+
+    async def _run_link(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                reply = await self.link.RegisterSite(
+                    site_link_pb2.RegisterSiteRequest(
+                        request_id=request_id(), inventory=self.inventory, agent_version="1"
+                    ),
+                    timeout=UNARY_DEADLINE_S,
+                )
+                if reply.heartbeat_interval_ms:
+                    self.heartbeat_interval_s = reply.heartbeat_interval_ms / 1000
+                backoff = 0.2
+                await self._stream()
+            except grpc.aio.AioRpcError as exc:
+                log.warning("site %s: coordinator link: %s %s", self.config.site_id,
+                            exc.code().name, exc.details())
+            except asyncio.CancelledError:
+                raise
+            finally:
+                self.connected.clear()
+            # Capped exponential backoff with jitter, so sites do not reconnect in lock-step.
+            delay = backoff * (0.5 + random.random())
+            backoff = min(backoff * 2, self.config.max_backoff_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    async def _outgoing(self) -> AsyncIterator[site_link_pb2.AgentMessage]:
+        yield site_link_pb2.AgentMessage(
+            hello=site_link_pb2.AgentHello(
+                request_id=request_id(), last_fence=self.booths.highest_fence
+            )
+        )
+        self._last_sent.clear()
+        while True:
+            status = self._status_report(full=False)
+            if status is not None:
+                yield status
+            while not self._acks.empty():
+                yield self._acks.get_nowait()
+            ack_wait = asyncio.ensure_future(self._acks.get())
+            change_wait = asyncio.ensure_future(self._changed.wait())
+            done, pending = await asyncio.wait(
+                {ack_wait, change_wait},
+                timeout=self.heartbeat_interval_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for task in pending:
+                task.cancel()
+            if ack_wait in done:
+                yield ack_wait.result()
+            self._changed.clear()
+            if not done:
+                # Nothing changed for a whole interval: a heartbeat keeps the lease alive.
+                yield self._status_report(full=False, heartbeat=True) or _empty_status()
+
+    def _status_report(
+        self, *, full: bool, heartbeat: bool = False
+    ) -> site_link_pb2.AgentMessage | None:
+        report = site_link_pb2.StatusReport()
+        for entry in self.booths.board():
+            wire = STATE_TO_WIRE[entry.state]
+            key = (wire, entry.session_id or "")
+            if full or self._last_sent.get(entry.workstation_id) != key:
+                report.workstations.add(
+                    workstation_id=entry.workstation_id, state=wire,
+                    session_id=entry.session_id or "",
+                )
+                self._last_sent[entry.workstation_id] = key
+        if not report.workstations and not heartbeat:
+            return None
+        self._seq += 1
+        report.seq = self._seq
+        return site_link_pb2.AgentMessage(status=report)
+
+    async def _stream(self) -> None:
+        call = self.link.Connect(self._outgoing())
+        self.connected.set()
+        log.info("site %s: connected to coordinator", self.config.site_id)
+        async for command in call:
+            await self._acks.put(site_link_pb2.AgentMessage(ack=self.apply(command)))
+
+    def apply(self, command: site_link_pb2.CoordinatorCommand) -> site_link_pb2.CommandAck:
+        """Carry out one coordinator command; every command is answered with an ack."""
+        try:
+            kind = command.WhichOneof("body")
+            if kind == "reserve":
+                start, end = from_window(command.reserve.window)
+                self.booths.reserve(command.reserve.session_id, command.reserve.workstation_id,
+                                    start, end, command.fence)
+            elif kind == "release":
+                self.booths.release(command.release.session_id, command.fence)
+            elif kind == "ping":
+                pass
+            else:
+                raise BoothError(f"body: unknown command {kind!r}")
+        except BoothError as exc:
+            return site_link_pb2.CommandAck(command_id=command.command_id, ok=False,
+                                            error=str(exc))
+        self.status_changed()
+        return site_link_pb2.CommandAck(command_id=command.command_id, ok=True)
+
+
+def _empty_status() -> site_link_pb2.AgentMessage:
+    return site_link_pb2.AgentMessage(status=site_link_pb2.StatusReport())
+
+
+def _own_workstation(agent: SiteAgent, workstation_id: str) -> Identity:
+    """A booth may act only as itself, at its own site (identity from its certificate)."""
+    who = current_identity()
+    if who.role != "workstation" or who.site_id != agent.config.site_id:
+        raise PermissionError(f"role {who.role} may not use the booth service of this site")
+    if who.workstation_id != workstation_id:
+        raise PermissionError(
+            f"workstation_id: this certificate is for {who.workstation_id!r}, "
+            f"not {workstation_id!r}"
+        )
+    return who
+
+
+async def _relay_error(context: grpc.aio.ServicerContext, exc: Exception) -> None:
+    if isinstance(exc, PermissionError):
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+    if isinstance(exc, BoothError):
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+    if isinstance(exc, grpc.aio.AioRpcError):
+        await context.abort(exc.code(), exc.details() or "coordinator error")
+    raise exc
+
+
+class BoothService(booth_pb2_grpc.BoothServicer):
+    def __init__(self, agent: SiteAgent) -> None:
+        self.agent = agent
+
+    async def Enrol(self, request: booth_pb2.EnrolRequest,
+                    context: grpc.aio.ServicerContext) -> booth_pb2.EnrolReply:
+        try:
+            _own_workstation(self.agent, request.workstation_id)
+            booth = self.agent.booths.booth(request.workstation_id)
+        except (PermissionError, BoothError) as exc:
+            await _relay_error(context, exc)
+            raise
+        booth.enrolled = True
+        booth.online = True
+        self.agent.status_changed()
+        return booth_pb2.EnrolReply(
+            workstation_id=booth.workstation_id, room_id=booth.room_id,
+            heartbeat_interval_ms=int(self.agent.heartbeat_interval_s * 1000),
+        )
+
+    async def Heartbeat(self, request: booth_pb2.HeartbeatRequest,
+                        context: grpc.aio.ServicerContext) -> booth_pb2.HeartbeatReply:
+        try:
+            _own_workstation(self.agent, request.workstation_id)
+            booth = self.agent.booths.booth(request.workstation_id)
+        except (PermissionError, BoothError) as exc:
+            await _relay_error(context, exc)
+            raise
+        if not booth.online:
+            booth.online = True
+            self.agent.status_changed()
+        held = self.agent.booths.current_reservation(request.workstation_id)
+        state = self.agent.booths.state_of(request.workstation_id)
+        return booth_pb2.HeartbeatReply(
+            state=STATE_TO_WIRE[state], session_id=held.session_id if held else ""
+        )
+
+    async def SignIn(self, request: booth_pb2.BoothSignInRequest,
+                     context: grpc.aio.ServicerContext) -> common_pb2.SignInReply:
+        try:
+            _own_workstation(self.agent, request.workstation_id)
+            booths = self.agent.booths
+            booth = booths.booth(request.workstation_id)
+            if booth.fault:
+                raise BoothError(f"workstation_id: {request.workstation_id!r} is marked faulty")
+            held = booths.current_reservation(request.workstation_id)
+            if held is None:
+                raise BoothError(
+                    f"workstation_id: no session is reserved on {request.workstation_id!r}"
+                )
+            reply: common_pb2.SignInReply = await self.agent.link.SignIn(
+                site_link_pb2.SignInRequest(
+                    request_id=request.request_id or request_id(), session_id=held.session_id,
+                    workstation_id=request.workstation_id, id_number=request.id_number,
+                    code=request.code,
+                ),
+                timeout=UNARY_DEADLINE_S,
+            )
+            booths.sign_in(request.workstation_id, held.session_id, reply.expert_ref)
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+        self.agent.status_changed()
+        return reply
+
+    async def GetSheetForm(self, request: booth_pb2.BoothFormRequest,
+                           context: grpc.aio.ServicerContext) -> common_pb2.SheetForm:
+        try:
+            _own_workstation(self.agent, request.workstation_id)
+            booth = self.agent.booths.require_signed_in(request.workstation_id)
+            form: common_pb2.SheetForm = await self.agent.link.GetSheetForm(
+                site_link_pb2.SheetFormRequest(session_id=booth.signed_in_session or ""),
+                timeout=UNARY_DEADLINE_S,
+            )
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+        return form
+
+    async def SubmitSheet(self, request: booth_pb2.BoothSubmitRequest,
+                          context: grpc.aio.ServicerContext) -> common_pb2.SubmitSheetReply:
+        try:
+            _own_workstation(self.agent, request.workstation_id)
+            booth = self.agent.booths.require_signed_in(request.workstation_id)
+            if request.sheet.session_id != booth.signed_in_session:
+                raise BoothError("sheet.session_id: not the session signed in at this booth")
+            reply: common_pb2.SubmitSheetReply = await self.agent.link.SubmitSheet(
+                site_link_pb2.SubmitSheetRequest(
+                    request_id=request.request_id or request_id(), sheet=request.sheet,
+                    workstation_id=request.workstation_id,
+                ),
+                timeout=UNARY_DEADLINE_S,
+            )
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+        if request.sheet.signed and reply.accepted:
+            booth.submitted = True
+            self.agent.status_changed()
+        return reply
+
+
+class DeskService(booth_pb2_grpc.DeskServicer):
+    """The guest-site desk: staff check experts in and watch the booths."""
+
+    def __init__(self, agent: SiteAgent) -> None:
+        self.agent = agent
+
+    def _staff(self) -> None:
+        who = current_identity()
+        if who.role != "site" or who.site_id != self.agent.config.site_id:
+            raise PermissionError(f"role {who.role} may not use the desk of this site")
+
+    async def CheckIn(self, request: booth_pb2.DeskCheckInRequest,
+                      context: grpc.aio.ServicerContext) -> booth_pb2.DeskCheckInReply:
+        try:
+            self._staff()
+            reply = await self.agent.link.CheckIn(
+                site_link_pb2.CheckInRequest(
+                    request_id=request.request_id or request_id(),
+                    id_number=request.id_number, code=request.code,
+                ),
+                timeout=UNARY_DEADLINE_S,
+            )
+            booth = self.agent.booths.booth(reply.workstation_id)
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+        return booth_pb2.DeskCheckInReply(workstation_id=booth.workstation_id,
+                                          room_id=booth.room_id)
+
+    async def Board(self, request: booth_pb2.BoardRequest,
+                    context: grpc.aio.ServicerContext) -> booth_pb2.BoardReply:
+        try:
+            self._staff()
+        except PermissionError as exc:
+            await _relay_error(context, exc)
+            raise
+        reply = booth_pb2.BoardReply(site_id=self.agent.config.site_id,
+                                     coordinator_connected=self.agent.connected.is_set())
+        for entry in self.agent.booths.board():
+            item = reply.workstations.add(
+                workstation_id=entry.workstation_id, room_id=entry.room_id,
+                state=STATE_TO_WIRE[entry.state], session_id=entry.session_id or "",
+            )
+            if entry.start is not None and entry.end is not None:
+                item.window.CopyFrom(to_window(entry.start, entry.end))
+        return reply

@@ -1,0 +1,31 @@
+"""The agent process: load the inventory, serve, link to the coordinator until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+from site_agent.agent import AgentConfig, SiteAgent
+from site_agent.inventory import InventoryError, load_inventory
+
+
+async def run_forever(config: AgentConfig, inventory_path: Path, port_file: Path | None) -> None:
+    site_id, inventory = load_inventory(inventory_path)
+    if site_id != config.site_id:
+        raise InventoryError(f"id: inventory is for site {site_id!r}, not {config.site_id!r}")
+    agent = SiteAgent(config, inventory)
+    port = await agent.start()
+    if port_file is not None:
+        port_file.parent.mkdir(parents=True, exist_ok=True)
+        port_file.write_text(str(port))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await agent.stop()

@@ -1,0 +1,32 @@
+"""Shared fixtures: a real redis-server on a temporary unix socket."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from coordinator.store.embedded_redis import EmbeddedRedis
+
+
+@pytest.fixture
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """A private redis-server for one test (short path: unix sockets have a length limit)."""
+    with tempfile.TemporaryDirectory(prefix="eg-redis-") as tmp:
+        server = EmbeddedRedis(Path(tmp)).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url, decode_responses=False)
+    try:
+        yield client
+    finally:
+        client.close()

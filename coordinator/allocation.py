@@ -10,8 +10,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 SeatStatus = Literal[
-    "notified", "accepted", "declined", "replaced", "signed_in", "signed", "no_show"
+    "notified", "accepted", "declined", "left", "no_show", "recused", "signed_in", "signed"
 ]
+# Why a member leaves the committee before scoring, and the seat status that records it.
+DEPARTURES: dict[str, SeatStatus] = {
+    "declined": "declined", "leave": "left", "no_show": "no_show", "recusal": "recused",
+}
 
 
 @dataclass
@@ -33,7 +37,7 @@ class SeatRecord:
 
     @property
     def active(self) -> bool:
-        return self.status not in ("declined", "replaced", "no_show")
+        return self.status not in DEPARTURES.values()
 
 
 @dataclass

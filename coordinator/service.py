@@ -179,6 +179,18 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
         return common_pb2.SubmitSheetReply(sheet_id=request.sheet.sheet_id, accepted=accepted,
                                            duplicate=duplicate, digest=digest)
 
+    async def DeclareRecusal(self, request: site_link_pb2.RecusalRequest,
+                             context: grpc.aio.ServicerContext) -> common_pb2.RecusalReply:
+        try:
+            site_id = _site("SiteLink.DeclareRecusal")
+            outcome = await self.workflow.declare_recusal(
+                site_id, request.session_id, request.workstation_id, request.reason,
+                request.request_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return common_pb2.RecusalReply(session_id=request.session_id, outcome=outcome)
+
     async def RegisterProject(self, request: site_link_pb2.RegisterProjectRequest,
                               context: grpc.aio.ServicerContext
                               ) -> site_link_pb2.RegisterProjectReply:
@@ -260,6 +272,35 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             await _abort(context, exc)
             raise
         return operator_pb2.NoticeReplyReply(notice_id=request.notice_id, outcome=outcome)
+
+    async def ProjectSeats(self, request: operator_pb2.ProjectRequest,
+                           context: grpc.aio.ServicerContext) -> operator_pb2.ProjectSeatsReply:
+        try:
+            who = require_role("operator", "auditor", action="Operator.ProjectSeats")
+            state, seats = await self.workflow.project_seats(request.project_id, by=str(who))
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        reply = operator_pb2.ProjectSeatsReply(project_id=request.project_id, state=state)
+        for s in seats:
+            reply.seats.add(session_id=s.session_id, expert_ref=s.expert_ref, status=s.status,
+                            site_id=s.site_id, workstation_id=s.workstation_id,
+                            quota_index=s.quota_index, signed_in_at=s.signed_in_at,
+                            draw_id=s.draw_id)
+        return reply
+
+    async def ReplaceMember(self, request: operator_pb2.ReplaceMemberRequest,
+                            context: grpc.aio.ServicerContext
+                            ) -> operator_pb2.ReplaceMemberReply:
+        try:
+            who = require_role("operator", action="Operator.ReplaceMember")
+            outcome = await self.workflow.replace_member(
+                request.project_id, request.session_id, request.reason, request.note,
+                request.request_id, by=str(who))
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return operator_pb2.ReplaceMemberReply(project_id=request.project_id, outcome=outcome)
 
     async def StartEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:

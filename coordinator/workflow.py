@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evalgrid_wire.v1 import site_link_pb2
 
-from coordinator.allocation import Allocation, SeatRecord
+from coordinator.allocation import DEPARTURES, Allocation, SeatRecord
 from coordinator.domain import scoring
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.draw import Seat
@@ -383,11 +383,64 @@ class Workflow:
                     return project_id
         raise WorkflowError("notice_id", "unknown notice", code="not_found")
 
+    async def replace_member(self, project_id: str, session_id: str, reason: str, note: str,
+                             request_id: str, *, by: str) -> str:
+        """A leave filed before opening, or a no-show once the window is open: redraw."""
+        replay = await self._replay(request_id)
+        if replay is not None:
+            return str(replay["outcome"])
+        if reason not in ("leave", "no_show"):
+            raise WorkflowError("reason", f"must be 'leave' or 'no_show', not {reason!r}")
+        async with self._lock(project_id):
+            state = (await self.registry.project_states()).get(project_id)
+            wanted = "drawn" if reason == "leave" else "evaluating"
+            if state != wanted:
+                raise WorkflowError("reason", f"a {reason} applies while the project is "
+                                    f"{wanted}; it is {state}", code="precondition")
+            alloc = await self._allocation(project_id, f"{reason} by {by}")
+            seat = alloc.by_session(session_id)
+            if seat is None or not seat.active:
+                raise WorkflowError("session_id", "no active seat with this session",
+                                    code="not_found")
+            if seat.status in ("signed_in", "signed"):
+                raise WorkflowError("session_id", "the member has signed in: not a no-show",
+                                    code="precondition")
+            outcome = await self._replace(project_id, alloc, seat, reason, note or reason)
+        await self._remember(request_id, {"outcome": outcome})
+        return outcome
+
+    async def declare_recusal(self, site_id: str, session_id: str, workstation_id: str,
+                              reason: str, request_id: str) -> str:
+        """A signed-in member recuses on seeing the parties: the seat is redrawn."""
+        replay = await self._replay(request_id)
+        if replay is not None:
+            return str(replay["outcome"])
+        project, alloc, seat = await self._session(site_id, session_id)
+        if seat.workstation_id != workstation_id:
+            raise WorkflowError("workstation_id", "this session is not on this workstation",
+                                code="denied")
+        async with self._lock(project.id):
+            if seat.status != "signed_in":
+                raise WorkflowError("session_id", "recusal is declared after sign-in and "
+                                    "before signing the sheet", code="precondition")
+            outcome = await self._replace(project.id, alloc, seat, "recusal",
+                                          reason or "recusal")
+        await self._remember(request_id, {"outcome": outcome})
+        return outcome
+
+    async def project_seats(self, project_id: str, *, by: str) -> tuple[str, list[SeatRecord]]:
+        state = (await self.registry.project_states()).get(project_id, "unknown")
+        if state == "registered":
+            return state, []
+        alloc = await self._allocation(project_id, f"seat list for {by}")
+        return state, list(alloc.seats)
+
     async def _replace(self, project_id: str, alloc: Allocation, seat: SeatRecord,
-                       status: str, reason: str) -> str:
+                       reason: str, note: str) -> str:
         """Release a member's seat and draw a replacement under the same rules (chained)."""
         project = await self.project(project_id)
-        seat.status = "declined" if status == "declined" else "no_show"
+        status = DEPARTURES[reason]
+        seat.status = status
         await self.bookings.release(
             [BookingItem(ws_resource(seat.workstation_id), project.window.start_ts,
                          project.window.end_ts, seat.session_id),
@@ -398,7 +451,7 @@ class Workflow:
             release=site_link_pb2.Release(session_id=seat.session_id,
                                           workstation_id=seat.workstation_id, reason=status)))
         await self._record(f"seat.{status}", project_id,
-                           {"session": seat.session_id, "reason": reason})
+                           {"session": seat.session_id, "reason": note})
         async with self._draw_lock:
             committee = [Seat(s.expert_id, s.quota_index, s.venue_id, s.site_id,
                               s.workstation_id, s.room_id)

@@ -54,6 +54,8 @@ class DemoOptions:
     seed: int = 2026
     json_out: bool = False
     decline_rate: float = 0.05
+    no_show_rate: float = 0.02
+    recusal_rate: float = 0.02
     fresh: bool = True
 
 
@@ -62,6 +64,8 @@ class DemoStats:
     projects_drawn: int = 0
     draws_refused: int = 0
     declines: int = 0
+    no_shows: int = 0
+    recusals: int = 0
     redraws: int = 0
     sign_ins: int = 0
     sheets: int = 0
@@ -180,7 +184,7 @@ async def run_demo(options: DemoOptions) -> int:
                       "(mutual TLS)")
 
         grid = _Grid(data, target, agent_ports, operator, province, stats,
-                     random.Random(options.seed), options.decline_rate)
+                     random.Random(options.seed), options)
         with Progress(TextColumn("{task.description:<28}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                       console=console, transient=False) as progress:
@@ -205,6 +209,8 @@ async def run_demo(options: DemoOptions) -> int:
         "projects_reported": stats.reports,
         "failed_tenders": stats.failed_tenders,
         "declines": stats.declines,
+        "no_shows": stats.no_shows,
+        "recusals": stats.recusals,
         "supplementary_draws": stats.redraws,
         "sign_ins": stats.sign_ins,
         "sheets_signed": stats.sheets,
@@ -242,7 +248,7 @@ class _Grid:
 
     def __init__(self, data: DataDir, target: str, agent_ports: dict[str, str],
                  operator: operator_pb2_grpc.OperatorStub, province: Any, stats: DemoStats,
-                 rng: random.Random, decline_rate: float) -> None:
+                 rng: random.Random, options: DemoOptions) -> None:
         self.data = data
         self.target = target
         self.agent_ports = agent_ports
@@ -250,7 +256,7 @@ class _Grid:
         self.province = province
         self.stats = stats
         self.rng = rng
-        self.decline_rate = decline_rate
+        self.options = options
         self.experts = {e.id: e for e in province.experts}
         self.site_of_venue = {v.id: s.id for s in province.sites for v in s.venues}
         self.projects = {p.id: p for p in province.projects}
@@ -309,7 +315,7 @@ class _Grid:
             progress.update(task, total=len(self._answered) + len(fresh))
             for notice in fresh:
                 self._answered.add(notice["notice_id"])
-                accept = self.rng.random() >= self.decline_rate
+                accept = self.rng.random() >= self.options.decline_rate
                 reply = await self.operator.ReplyToNotice(operator_pb2.NoticeReplyRequest(
                     request_id=request_id(), notice_id=notice["notice_id"], accept=accept,
                     reason="" if accept else "schedule conflict"), timeout=60)
@@ -341,6 +347,7 @@ class _Grid:
                 await self.operator.StartEvaluation(operator_pb2.ProjectRequest(
                     request_id=request_id(), project_id=project_id), timeout=60)
             await self._sessions(seats_by_start[start])
+            await self._settle(batch)
             for project_id in batch:
                 try:
                     reply = await self.operator.CloseEvaluation(operator_pb2.ProjectRequest(
@@ -353,21 +360,59 @@ class _Grid:
                     self.stats.errors.append(f"close {project_id}: {exc.details()}")
                 progress.advance(task)
 
-    async def _sessions(self, notices: list[dict[str, str]]) -> None:
+    async def _settle(self, batch: list[str]) -> None:
+        """The operator's exceptions: no-shows are redrawn; replacements come and score."""
+        from coordinator.notifier import read_outbox
+
+        outbox = self.data.outbox / "notices.jsonl"
+        for _ in range(10):
+            # Replacements first: they are notified at the window start and come at once.
+            fresh = [n for n in read_outbox(outbox) if n["notice_id"] not in self._answered]
+            for notice in fresh:
+                self._answered.add(notice["notice_id"])
+                await self.operator.ReplyToNotice(operator_pb2.NoticeReplyRequest(
+                    request_id=request_id(), notice_id=notice["notice_id"], accept=True),
+                    timeout=60)
+            await self._sessions(fresh, late=True)
+            # Whoever is still not signed in now did not show up.
+            missing = 0
+            for project_id in batch:
+                seats = await self.operator.ProjectSeats(operator_pb2.ProjectRequest(
+                    project_id=project_id), timeout=UNARY_DEADLINE_S)
+                for seat in seats.seats:
+                    if seat.status not in ("notified", "accepted"):
+                        continue
+                    missing += 1
+                    reply = await self.operator.ReplaceMember(operator_pb2.ReplaceMemberRequest(
+                        request_id=request_id(), project_id=project_id,
+                        session_id=seat.session_id, reason="no_show",
+                        note="not signed in at the window start"), timeout=60)
+                    if reply.outcome.endswith("redrawn"):
+                        self.stats.redraws += 1
+                    else:
+                        self.stats.errors.append(f"no-show without replacement in "
+                                                 f"{project_id}: {reply.outcome}")
+            if not fresh and not missing:
+                return
+
+    async def _sessions(self, notices: list[dict[str, str]], *, late: bool = False) -> None:
         """Experts arriving at their venues at once; at most 16 booths busy in the demo."""
         limit = asyncio.Semaphore(16)
 
         async def one(notice: dict[str, str]) -> None:
             async with limit:
-                await self._expert_session(notice)
+                await self._expert_session(notice, late=late)
 
         await asyncio.gather(*(one(n) for n in notices))
 
-    async def _expert_session(self, notice: dict[str, str]) -> None:
+    async def _expert_session(self, notice: dict[str, str], *, late: bool) -> None:
         from evalgrid.pki import issue
         from site_agent.booth_terminal import BoothTerminal, Score
 
         expert = self.experts[notice["expert_id"]]
+        if not late and self.rng.random() < self.options.no_show_rate:
+            self.stats.no_shows += 1  # never arrives; the operator will redraw the seat
+            return
         site_id = self.site_of_venue[notice["venue_id"]]
         agent = f"127.0.0.1:{self.agent_ports[site_id]}"
         try:
@@ -384,6 +429,12 @@ class _Grid:
                 await booth.sign_in(expert.id_number, notice["code"])
                 self.stats.sign_ins += 1
                 form = await booth.form()
+                if not late and self.rng.random() < self.options.recusal_rate:
+                    reply_r = await booth.declare_recusal("former employee of a bidder")
+                    self.stats.recusals += 1
+                    if reply_r.outcome.endswith("redrawn"):
+                        self.stats.redraws += 1
+                    return
                 scores = []
                 quality = {b.code: self.rng.uniform(0.55, 0.95) for b in form.bids}
                 for bid in form.bids:

@@ -334,6 +334,25 @@ class BoothService(booth_pb2_grpc.BoothServicer):
         return reply
 
 
+    async def DeclareRecusal(self, request: booth_pb2.BoothRecusalRequest,
+                             context: grpc.aio.ServicerContext) -> common_pb2.RecusalReply:
+        try:
+            _own_workstation(self.agent, request.workstation_id)
+            booth = self.agent.booths.require_signed_in(request.workstation_id)
+            reply: common_pb2.RecusalReply = await self.agent.link.DeclareRecusal(
+                site_link_pb2.RecusalRequest(
+                    request_id=request.request_id or request_id(),
+                    session_id=booth.signed_in_session or "",
+                    workstation_id=request.workstation_id, reason=request.reason,
+                ),
+                timeout=UNARY_DEADLINE_S,
+            )
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+        return reply  # the coordinator's Release unlocks the booth
+
+
 class DeskService(booth_pb2_grpc.DeskServicer):
     """The guest-site desk: staff check experts in and watch the booths."""
 

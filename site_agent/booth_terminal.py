@@ -94,6 +94,14 @@ class BoothTerminal:
         )
         return reply
 
+    async def declare_recusal(self, reason: str) -> common_pb2.RecusalReply:
+        reply: common_pb2.RecusalReply = await self.stub.DeclareRecusal(
+            booth_pb2.BoothRecusalRequest(request_id=request_id(),
+                                          workstation_id=self.workstation_id, reason=reason),
+            timeout=UNARY_DEADLINE_S,
+        )
+        return reply
+
     async def close(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()

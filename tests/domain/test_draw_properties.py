@@ -77,8 +77,8 @@ def name_variants(draw: st.DrawFn) -> CompanyRef:
 
 
 def sometimes(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[list[object]]:
-    """An empty list five times in six, else one item: ties are common but not universal."""
-    return st.one_of(*[st.just([])] * 5, st.lists(strategy, min_size=1, max_size=1))
+    """An empty list nine times in ten, else one item: ties are common but not universal."""
+    return st.one_of(*[st.just([])] * 9, st.lists(strategy, min_size=1, max_size=1))
 
 
 @st.composite
@@ -93,7 +93,7 @@ def experts_strategy(draw: st.DrawFn, eid: str) -> Expert:
         kind=draw(st.sampled_from(["technical", "economic"])),
         specialties=draw(st.lists(st.sampled_from(SPECS), min_size=1, max_size=2, unique=True)),
         birth=draw(st.dates(date(1953, 1, 1), date(1995, 1, 1))),
-        status=draw(st.sampled_from(["active"] * 12 + ["suspended", "blacklisted", "retired"])),
+        status=draw(st.sampled_from(["active"] * 20 + ["suspended", "blacklisted", "retired"])),
         employments=tuple(Employment(ref, start, end) for ref in draw(sometimes(name_variants()))),
         interests=tuple(draw(sometimes(name_variants()))),
         declared_conflicts=tuple(draw(sometimes(name_variants()))),
@@ -155,7 +155,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Province, Rules, list[Sitting]]:
         catchment=draw(st.sampled_from(["own_city", "configured"])),
         per_venue_cap=draw(st.integers(1, 2)),
     )
-    n = draw(st.integers(6, 30))
+    n = draw(st.integers(6, 40))
     experts = tuple(draw(experts_strategy(f"E{i:02d}")) for i in range(n))
     quotas = tuple(
         Quota(code, draw(st.integers(1, 2)), draw(st.sampled_from([None, None, "technical"])))

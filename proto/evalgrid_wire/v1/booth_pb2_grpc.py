@@ -60,6 +60,11 @@ class BoothStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothSubmitRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.SubmitSheetReply.FromString,
                 _registered_method=True)
+        self.DeclareRecusal = channel.unary_unary(
+                '/evalgrid.v1.Booth/DeclareRecusal',
+                request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothRecusalRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.FromString,
+                _registered_method=True)
 
 
 class BoothServicer:
@@ -95,6 +100,13 @@ class BoothServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclareRecusal(self, request, context):
+        """The signed-in expert declares a conflict on seeing the bidders: recusal, then a redraw.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BoothServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +134,11 @@ def add_BoothServicer_to_server(servicer, server):
                     servicer.SubmitSheet,
                     request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothSubmitRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.SubmitSheetReply.SerializeToString,
+            ),
+            'DeclareRecusal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclareRecusal,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothRecusalRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +276,33 @@ class Booth:
             '/evalgrid.v1.Booth/SubmitSheet',
             evalgrid__wire_dot_v1_dot_booth__pb2.BoothSubmitRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_common__pb2.SubmitSheetReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclareRecusal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Booth/DeclareRecusal',
+            evalgrid__wire_dot_v1_dot_booth__pb2.BoothRecusalRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,8 @@ class BoothStub:
     SignIn: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothSignInRequest, _common_pb2.SignInReply]
     GetSheetForm: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothFormRequest, _common_pb2.SheetForm]
     SubmitSheet: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothSubmitRequest, _common_pb2.SubmitSheetReply]
+    DeclareRecusal: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothRecusalRequest, _common_pb2.RecusalReply]
+    """The signed-in expert declares a conflict on seeing the bidders: recusal, then a redraw."""
 
 @_typing.type_check_only
 class BoothAsyncStub(BoothStub):
@@ -46,6 +48,8 @@ class BoothAsyncStub(BoothStub):
     SignIn: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothSignInRequest, _common_pb2.SignInReply]  # type: ignore[assignment]
     GetSheetForm: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothFormRequest, _common_pb2.SheetForm]  # type: ignore[assignment]
     SubmitSheet: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothSubmitRequest, _common_pb2.SubmitSheetReply]  # type: ignore[assignment]
+    DeclareRecusal: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothRecusalRequest, _common_pb2.RecusalReply]  # type: ignore[assignment]
+    """The signed-in expert declares a conflict on seeing the bidders: recusal, then a redraw."""
 
 class BoothServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -82,6 +86,14 @@ class BoothServicer(metaclass=_abc_1.ABCMeta):
         request: _booth_pb2.BoothSubmitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_common_pb2.SubmitSheetReply, _abc.Awaitable[_common_pb2.SubmitSheetReply]]: ...
+
+    @_abc_1.abstractmethod
+    def DeclareRecusal(
+        self,
+        request: _booth_pb2.BoothRecusalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.RecusalReply, _abc.Awaitable[_common_pb2.RecusalReply]]:
+        """The signed-in expert declares a conflict on seeing the bidders: recusal, then a redraw."""
 
 def add_BoothServicer_to_server(servicer: BoothServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

@@ -350,6 +350,28 @@ class SubmitSheetReply(_message.Message):
 Global___SubmitSheetReply: _TypeAlias = SubmitSheetReply  # noqa: Y015
 
 @_typing.final
+class RecusalReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    outcome: _builtins.str
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecusalReply: _TypeAlias = RecusalReply  # noqa: Y015
+
+@_typing.final
 class SignInReply(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -257,6 +257,127 @@ class NoticeReplyReply(_message.Message):
 Global___NoticeReplyReply: _TypeAlias = NoticeReplyReply  # noqa: Y015
 
 @_typing.final
+class SeatInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    EXPERT_REF_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    QUOTA_INDEX_FIELD_NUMBER: _builtins.int
+    SIGNED_IN_AT_FIELD_NUMBER: _builtins.int
+    DRAW_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    expert_ref: _builtins.str
+    status: _builtins.str
+    site_id: _builtins.str
+    workstation_id: _builtins.str
+    quota_index: _builtins.int
+    signed_in_at: _builtins.str
+    draw_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        expert_ref: _builtins.str = ...,
+        status: _builtins.str = ...,
+        site_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+        quota_index: _builtins.int = ...,
+        signed_in_at: _builtins.str = ...,
+        draw_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draw_id", b"draw_id", "expert_ref", b"expert_ref", "quota_index", b"quota_index", "session_id", b"session_id", "signed_in_at", b"signed_in_at", "site_id", b"site_id", "status", b"status", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeatInfo: _TypeAlias = SeatInfo  # noqa: Y015
+
+@_typing.final
+class ProjectSeatsReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SEATS_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    state: _builtins.str
+    @_builtins.property
+    def seats(self) -> _containers.RepeatedCompositeFieldContainer[Global___SeatInfo]: ...
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        seats: _abc.Iterable[Global___SeatInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["project_id", b"project_id", "seats", b"seats", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProjectSeatsReply: _TypeAlias = ProjectSeatsReply  # noqa: Y015
+
+@_typing.final
+class ReplaceMemberRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    project_id: _builtins.str
+    session_id: _builtins.str
+    reason: _builtins.str
+    """"leave" (before opening) or "no_show" (after the window opened)"""
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "project_id", b"project_id", "reason", b"reason", "request_id", b"request_id", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplaceMemberRequest: _TypeAlias = ReplaceMemberRequest  # noqa: Y015
+
+@_typing.final
+class ReplaceMemberReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    outcome: _builtins.str
+    """e.g. "no_show-redrawn", "leave-no-replacement" """
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "project_id", b"project_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplaceMemberReply: _TypeAlias = ReplaceMemberReply  # noqa: Y015
+
+@_typing.final
 class ProjectRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

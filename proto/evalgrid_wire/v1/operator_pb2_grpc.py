@@ -54,6 +54,16 @@ class OperatorStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.NoticeReplyRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.NoticeReplyReply.FromString,
                 _registered_method=True)
+        self.ProjectSeats = channel.unary_unary(
+                '/evalgrid.v1.Operator/ProjectSeats',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ProjectRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ProjectSeatsReply.FromString,
+                _registered_method=True)
+        self.ReplaceMember = channel.unary_unary(
+                '/evalgrid.v1.Operator/ReplaceMember',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ReplaceMemberRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ReplaceMemberReply.FromString,
+                _registered_method=True)
         self.StartEvaluation = channel.unary_unary(
                 '/evalgrid.v1.Operator/StartEvaluation',
                 request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ProjectRequest.SerializeToString,
@@ -100,6 +110,20 @@ class OperatorServicer:
 
     def ReplyToNotice(self, request, context):
         """An expert's answer to a notice (the notifier gateway calls this).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProjectSeats(self, request, context):
+        """The seats of a project as an operator may see them: opaque ids and states, no names.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceMember(self, request, context):
+        """A leave filed before opening, or a no-show at sign-in: release the seat and redraw it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +178,16 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.ReplyToNotice,
                     request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.NoticeReplyRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.NoticeReplyReply.SerializeToString,
+            ),
+            'ProjectSeats': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProjectSeats,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ProjectRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ProjectSeatsReply.SerializeToString,
+            ),
+            'ReplaceMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceMember,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ReplaceMemberRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ReplaceMemberReply.SerializeToString,
             ),
             'StartEvaluation': grpc.unary_unary_rpc_method_handler(
                     servicer.StartEvaluation,
@@ -284,6 +318,60 @@ class Operator:
             '/evalgrid.v1.Operator/ReplyToNotice',
             evalgrid__wire_dot_v1_dot_operator__pb2.NoticeReplyRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_operator__pb2.NoticeReplyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProjectSeats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/ProjectSeats',
+            evalgrid__wire_dot_v1_dot_operator__pb2.ProjectRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.ProjectSeatsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/ReplaceMember',
+            evalgrid__wire_dot_v1_dot_operator__pb2.ReplaceMemberRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.ReplaceMemberReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,10 @@ class OperatorStub:
     """Commit to a seed and draw venues, seats and experts for a project; idempotent by request id."""
     ReplyToNotice: _grpc.UnaryUnaryMultiCallable[_operator_pb2.NoticeReplyRequest, _operator_pb2.NoticeReplyReply]
     """An expert's answer to a notice (the notifier gateway calls this)."""
+    ProjectSeats: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ProjectRequest, _operator_pb2.ProjectSeatsReply]
+    """The seats of a project as an operator may see them: opaque ids and states, no names."""
+    ReplaceMember: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ReplaceMemberRequest, _operator_pb2.ReplaceMemberReply]
+    """A leave filed before opening, or a no-show at sign-in: release the seat and redraw it."""
     StartEvaluation: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ProjectRequest, _operator_pb2.ProjectReply]
     """Unseal at the window start: audited."""
     CloseEvaluation: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ProjectRequest, _operator_pb2.ProjectReply]
@@ -54,6 +58,10 @@ class OperatorAsyncStub(OperatorStub):
     """Commit to a seed and draw venues, seats and experts for a project; idempotent by request id."""
     ReplyToNotice: _aio.UnaryUnaryMultiCallable[_operator_pb2.NoticeReplyRequest, _operator_pb2.NoticeReplyReply]  # type: ignore[assignment]
     """An expert's answer to a notice (the notifier gateway calls this)."""
+    ProjectSeats: _aio.UnaryUnaryMultiCallable[_operator_pb2.ProjectRequest, _operator_pb2.ProjectSeatsReply]  # type: ignore[assignment]
+    """The seats of a project as an operator may see them: opaque ids and states, no names."""
+    ReplaceMember: _aio.UnaryUnaryMultiCallable[_operator_pb2.ReplaceMemberRequest, _operator_pb2.ReplaceMemberReply]  # type: ignore[assignment]
+    """A leave filed before opening, or a no-show at sign-in: release the seat and redraw it."""
     StartEvaluation: _aio.UnaryUnaryMultiCallable[_operator_pb2.ProjectRequest, _operator_pb2.ProjectReply]  # type: ignore[assignment]
     """Unseal at the window start: audited."""
     CloseEvaluation: _aio.UnaryUnaryMultiCallable[_operator_pb2.ProjectRequest, _operator_pb2.ProjectReply]  # type: ignore[assignment]
@@ -92,6 +100,22 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.NoticeReplyReply, _abc.Awaitable[_operator_pb2.NoticeReplyReply]]:
         """An expert's answer to a notice (the notifier gateway calls this)."""
+
+    @_abc_1.abstractmethod
+    def ProjectSeats(
+        self,
+        request: _operator_pb2.ProjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ProjectSeatsReply, _abc.Awaitable[_operator_pb2.ProjectSeatsReply]]:
+        """The seats of a project as an operator may see them: opaque ids and states, no names."""
+
+    @_abc_1.abstractmethod
+    def ReplaceMember(
+        self,
+        request: _operator_pb2.ReplaceMemberRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ReplaceMemberReply, _abc.Awaitable[_operator_pb2.ReplaceMemberReply]]:
+        """A leave filed before opening, or a no-show at sign-in: release the seat and redraw it."""
 
     @_abc_1.abstractmethod
     def StartEvaluation(

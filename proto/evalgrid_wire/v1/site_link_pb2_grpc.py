@@ -65,6 +65,11 @@ class SiteLinkStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.SubmitSheetRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.SubmitSheetReply.FromString,
                 _registered_method=True)
+        self.DeclareRecusal = channel.unary_unary(
+                '/evalgrid.v1.SiteLink/DeclareRecusal',
+                request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.RecusalRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.FromString,
+                _registered_method=True)
         self.RegisterProject = channel.unary_unary(
                 '/evalgrid.v1.SiteLink/RegisterProject',
                 request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.RegisterProjectRequest.SerializeToString,
@@ -120,6 +125,13 @@ class SiteLinkServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclareRecusal(self, request, context):
+        """A signed-in expert's recusal, relayed by the agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterProject(self, request, context):
         """Host site: register a project it hosts, and fetch its result.
         """
@@ -165,6 +177,11 @@ def add_SiteLinkServicer_to_server(servicer, server):
                     servicer.SubmitSheet,
                     request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.SubmitSheetRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.SubmitSheetReply.SerializeToString,
+            ),
+            'DeclareRecusal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclareRecusal,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.RecusalRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.SerializeToString,
             ),
             'RegisterProject': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterProject,
@@ -339,6 +356,33 @@ class SiteLink:
             '/evalgrid.v1.SiteLink/SubmitSheet',
             evalgrid__wire_dot_v1_dot_site__link__pb2.SubmitSheetRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_common__pb2.SubmitSheetReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclareRecusal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.SiteLink/DeclareRecusal',
+            evalgrid__wire_dot_v1_dot_site__link__pb2.RecusalRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.FromString,
             options,
             channel_credentials,
             insecure,

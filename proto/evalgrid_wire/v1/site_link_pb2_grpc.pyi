@@ -44,6 +44,8 @@ class SiteLinkStub:
     """Booth sign-in on a reserved workstation's opaque session."""
     GetSheetForm: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.SheetFormRequest, _common_pb2.SheetForm]
     SubmitSheet: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.SubmitSheetRequest, _common_pb2.SubmitSheetReply]
+    DeclareRecusal: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.RecusalRequest, _common_pb2.RecusalReply]
+    """A signed-in expert's recusal, relayed by the agent."""
     RegisterProject: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.RegisterProjectRequest, _site_link_pb2.RegisterProjectReply]
     """Host site: register a project it hosts, and fetch its result."""
     GetResult: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.ResultRequest, _site_link_pb2.ResultReply]
@@ -61,6 +63,8 @@ class SiteLinkAsyncStub(SiteLinkStub):
     """Booth sign-in on a reserved workstation's opaque session."""
     GetSheetForm: _aio.UnaryUnaryMultiCallable[_site_link_pb2.SheetFormRequest, _common_pb2.SheetForm]  # type: ignore[assignment]
     SubmitSheet: _aio.UnaryUnaryMultiCallable[_site_link_pb2.SubmitSheetRequest, _common_pb2.SubmitSheetReply]  # type: ignore[assignment]
+    DeclareRecusal: _aio.UnaryUnaryMultiCallable[_site_link_pb2.RecusalRequest, _common_pb2.RecusalReply]  # type: ignore[assignment]
+    """A signed-in expert's recusal, relayed by the agent."""
     RegisterProject: _aio.UnaryUnaryMultiCallable[_site_link_pb2.RegisterProjectRequest, _site_link_pb2.RegisterProjectReply]  # type: ignore[assignment]
     """Host site: register a project it hosts, and fetch its result."""
     GetResult: _aio.UnaryUnaryMultiCallable[_site_link_pb2.ResultRequest, _site_link_pb2.ResultReply]  # type: ignore[assignment]
@@ -111,6 +115,14 @@ class SiteLinkServicer(metaclass=_abc_1.ABCMeta):
         request: _site_link_pb2.SubmitSheetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_common_pb2.SubmitSheetReply, _abc.Awaitable[_common_pb2.SubmitSheetReply]]: ...
+
+    @_abc_1.abstractmethod
+    def DeclareRecusal(
+        self,
+        request: _site_link_pb2.RecusalRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.RecusalReply, _abc.Awaitable[_common_pb2.RecusalReply]]:
+        """A signed-in expert's recusal, relayed by the agent."""
 
     @_abc_1.abstractmethod
     def RegisterProject(

@@ -190,6 +190,52 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_fairness(args: argparse.Namespace) -> int:
+    import hashlib
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from coordinator.domain.fairness import Tally, fairness_pool, fits, tally
+
+    sizes = [int(x) for x in args.city_sizes.split(",")]
+    pool = fairness_pool(sizes, seats=args.seats)
+    seeds = [hashlib.sha256(f"{args.seed}:{i}".encode()).digest() for i in range(args.draws)]
+    workers = max(1, min(args.workers or os.cpu_count() or 1, 16))
+    chunks = [seeds[i::workers] for i in range(workers)]
+    total = Tally()
+    with ProcessPoolExecutor(max_workers=workers) as pool_exec:
+        for part in pool_exec.map(tally, [pool] * len(chunks), chunks):
+            total.add(part)
+    console = Console()
+    table = Table(title=f"draw fairness: {total.draws} draws, {len(sizes)} venues, "
+                        f"{len(pool.inputs.candidates)} experts, committee {args.seats}")
+    for column in ("what", "categories", "chi-square", "dof", "p-value",
+                   "furthest off (observed / expected)"):
+        table.add_column(column)
+    ok = True
+    for fit in fits(pool, total):
+        ok &= fit.p_value >= args.alpha
+        name, obs, exp = fit.worst
+        table.add_row(fit.what, str(fit.categories), f"{fit.statistic:.1f}", str(fit.dof),
+                      f"{fit.p_value:.3f}", f"{name}: {obs} / {exp:.1f}")
+    console.print(table)
+    venue_rows = Table(title="venue selection frequency")
+    for column in ("venue", "city experts", "drawn", "expected"):
+        venue_rows.add_column(column)
+    expected = total.draws * args.seats / len(sizes)
+    assert total.venues is not None
+    for venue, city in sorted(pool.city_of_venue.items()):
+        venue_rows.add_row(venue, str(pool.city_size[city]), str(total.venues[venue]),
+                           f"{expected:.1f}")
+    console.print(venue_rows)
+    verdict = "consistent with" if ok else "NOT consistent with"
+    console.print(f"the draw is {verdict} the stated distribution at alpha = {args.alpha}")
+    return 0 if ok else 1
+
+
 def cmd_report_verify(args: argparse.Namespace) -> int:
     from coordinator.report import verify_report
 
@@ -291,6 +337,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.add_argument("--redis-url")
     p.set_defaults(func=cmd_audit_verify)
+
+    p = audit_sub.add_parser("fairness", help="many draws on a fixed pool vs. the stated law")
+    p.add_argument("--draws", type=int, default=20000)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seats", type=int, default=5)
+    p.add_argument("--city-sizes", default="8,12,16,20,24,30,40,60",
+                   help="experts per city, one venue per city (comma separated)")
+    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.add_argument("--alpha", type=float, default=0.001)
+    p.set_defaults(func=cmd_audit_fairness)
 
     report = sub.add_parser("report", help="committee reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)

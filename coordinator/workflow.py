@@ -9,6 +9,7 @@ beyond the agent commands it queues.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -117,6 +118,10 @@ class Workflow:
                 allocations.append((project, alloc))
         self.desk.load(province, [(p, [self._seat_tuple(s) for s in a.active_seats()])
                                   for p, a in allocations])
+        # The registry and its indexes live as long as the process: move them out of the
+        # collector's reach, or every full collection rescans millions of objects (seconds).
+        gc.collect()
+        gc.freeze()
         if allocations:
             await self._record("coordinator.recovered", "coordinator",
                                {"allocations_opened": len(allocations),
@@ -130,6 +135,8 @@ class Workflow:
         if await self.registry.version() != self.desk.registry_version:
             province = await self.registry.load_province()
             self.desk.refresh_registry(province, await self.registry.version())
+            gc.collect()
+            gc.freeze()
 
     # --- audit and events ------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
@@ -563,6 +563,43 @@ def _company_ref(rng: random.Random, company: Company) -> CompanyRef:
 # --- experts -------------------------------------------------------------------------------
 
 
+def count_relations(experts: Sequence[Expert]) -> int:
+    """Conflict relations on record: each employment, interest, relative, department, conflict."""
+    return sum(len(e.employments) + len(e.interests) + len(e.relatives) + len(e.departments)
+               + len(e.declared_conflicts) for e in experts)
+
+
+def _densify(rng: random.Random, experts: list[Expert], companies: Sequence[Company],
+             target: int, day: date) -> list[Expert]:
+    """Add past employers and relatives among registry staff until `target` relations exist.
+
+    Past employments end 1 to 10 years ago (so some fall inside the look-back period and some
+    outside); relatives are chosen among the registry's legal representatives and key staff.
+    """
+    missing = target - count_relations(experts)
+    if missing <= 0 or not experts or not companies:
+        return experts
+    people = [p for c in companies for p in c.people]
+    extra_jobs: dict[int, list[Employment]] = defaultdict(list)
+    extra_kin: dict[int, list[Relative]] = defaultdict(list)
+    for _ in range(missing):
+        i = rng.randrange(len(experts))
+        if rng.random() < 0.5:
+            end = day - timedelta(days=rng.randint(365, 10 * 365))
+            start = end - timedelta(days=rng.randint(180, 6 * 365))
+            extra_jobs[i].append(Employment(_company_ref(rng, rng.choice(companies)), start, end))
+        else:
+            person = rng.choice(people)
+            extra_kin[i].append(Relative(person.person_id, person.name, rng.choice(RELATIONS)))
+    out = list(experts)
+    for i in set(extra_jobs) | set(extra_kin):
+        e = out[i]
+        kin = {r.person_id: r for r in (*e.relatives, *extra_kin.get(i, ()))}
+        out[i] = replace(e, employments=(*extra_jobs.get(i, ()), *e.employments),
+                         relatives=tuple(kin.values()))
+    return out
+
+
 def _specialty_choices() -> tuple[dict[str, list[str]], list[str]]:
     """Technical codes by top class (depth 2-3, economics excluded), and the economic codes."""
     technical: dict[str, list[str]] = {"W": [], "G": [], "S": []}
@@ -914,8 +951,13 @@ def generate_province(
     companies: int = 4000,
     projects: int = 200,
     day: date,
+    relations: int | None = None,
 ) -> Province:
     """A province of the given size with projects on `day`; the same arguments, the same data.
+
+    `relations`: if given, the experts' conflict relations (employments, interests, relatives,
+    departments, declared conflicts) are topped up to at least this many, as the scale
+    benchmarks ask (e.g. 200,000 for 50,000 experts; 1,000,000 for the national pool).
 
     Every city gets at least two guest-capable sites (so cross-city draws are feasible) and one
     host site; quotas only name specialty prefixes with plenty of active experts outside the
@@ -943,6 +985,12 @@ def generate_province(
         experts,
         day,
     )
+    if relations is not None:
+        rng = section("relations")
+        for _ in range(5):  # a few relatives are duplicates and merge: top up again
+            if count_relations(expert_list) >= relations:
+                break
+            expert_list = _densify(rng, expert_list, registry.companies, relations, day)
     project_list = _gen_projects(
         section("projects"), site_list, registry, expert_list, projects, day
     )

@@ -1,0 +1,55 @@
+"""What a benchmark ran on, printed with every table: figures mean nothing without it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        kb = int(meminfo.read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB"
+    return (f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}")
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+def ms_row(name: str, seconds: Sequence[float]) -> list[str]:
+    ms = [s * 1000 for s in seconds]
+    return [name, str(len(ms)), f"{statistics.median(ms):.2f}", f"{pct(ms, 99):.2f}",
+            f"{max(ms):.2f}"]
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]],
+                console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=title, caption=f"machine: {machine()}")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)

@@ -16,7 +16,7 @@ Choices, and why:
 - ``seal_json`` pads the JSON with spaces to a multiple of ``PAD_TO`` bytes so the length of the
   ciphertext does not give away the size of a committee to the byte.
 
-The only impurity is ``os.urandom`` for data keys and nonces: encryption needs fresh randomness,
+The only impurity is ``secrets.token_bytes`` for data keys and nonces: encryption needs fresh randomness,
 and replays of the draw never depend on it.
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -151,7 +151,7 @@ def seal(master_key: bytes, project_id: str, purpose: str, plaintext: bytes) -> 
     _check_master(master_key)
     aad = associated_data(project_id, purpose)
     data_key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
-    nonce = os.urandom(NONCE_BYTES)
+    nonce = secrets.token_bytes(NONCE_BYTES)
     ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, aad)
     return SealedBox(aes_key_wrap(master_key, data_key), nonce, ciphertext, aad)
 

@@ -1,0 +1,56 @@
+"""The layout is the architecture: stubs are current, and no process imports another's code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from evalgrid.wire_codegen import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_committed_wire_stubs_match_the_protos(tmp_path: Path) -> None:
+    outputs = generate(ROOT / "proto", tmp_path)
+    assert outputs, "no stubs generated"
+    for fresh in outputs:
+        committed = ROOT / "proto" / fresh.relative_to(tmp_path)
+        assert committed.exists(), f"{committed} is missing: run `make proto`"
+        assert committed.read_bytes() == fresh.read_bytes(), f"{committed} is stale: `make proto`"
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_the_agent_never_imports_the_coordinator_nor_the_other_way_round() -> None:
+    for path, names in _imports("site_agent").items():
+        assert "coordinator" not in names, path
+        assert "tui" not in names, path
+    for path, names in _imports("coordinator").items():
+        assert "site_agent" not in names, path
+        assert "tui" not in names, path
+
+
+def test_the_domain_is_pure() -> None:
+    """No I/O, network, Redis, gRPC or clock-reading libraries in the pure core."""
+    banned = {"redis", "grpc", "socket", "subprocess", "asyncio", "os", "time", "ray", "evalgrid"}
+    for path, names in _imports("coordinator/domain").items():
+        assert not names & banned, f"{path} imports {names & banned}"
+
+
+def test_shared_package_imports_processes_only_from_the_cli_and_demo() -> None:
+    for path, names in _imports("evalgrid").items():
+        if path.endswith(("cli.py", "demo.py")):
+            continue
+        assert not names & {"coordinator", "site_agent", "tui"}, path

@@ -98,6 +98,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
 
         reader = asyncio.create_task(read_up(), name=f"uplink-{site_id}")
         commands = links.commands_for(site_id)
+        next_command: asyncio.Future[site_link_pb2.CoordinatorCommand] = asyncio.Future()
         try:
             while True:
                 next_command = asyncio.ensure_future(anext(commands))
@@ -109,11 +110,13 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                     next_command.cancel()
                     break
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-            await commands.aclose()  # type: ignore[attr-defined]
             live.connected = False
+            for task in (next_command, reader):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            with contextlib.suppress(RuntimeError):
+                await commands.aclose()  # type: ignore[attr-defined]
             await self.workflow.audit_site(site_id, "site.disconnected")
 
     async def CheckIn(self, request: site_link_pb2.CheckInRequest,

@@ -573,8 +573,15 @@ class Workflow:
                                     f"not a decimal number: {value!r}") from None
         sheet = scoring.ExpertSheet(expert_ref=seat.expert_ref, scores=parsed, signed=signed)
         problems = scoring.validate_sheet(project, sheet)
-        if problems and signed:
-            raise WorkflowError(problems[0][0], problems[0][1])
+        if not signed:  # a draft may be incomplete, but what it holds must be in bounds
+            problems = [(f, why) for f, why in problems if why != "missing score"]
+        if problems:
+            # The booth knows bids by code only: never name the bidder in an answer to it.
+            field_name, reason = problems[0]
+            for bidder, code in codes.items():
+                field_name = field_name.replace(f"[{bidder}]", f"[{code}]")
+                reason = reason.replace(bidder, code)
+            raise WorkflowError(field_name, reason)
         record = {"sheet_id": sheet_id, "session": session_id, "expert_ref": seat.expert_ref,
                   "signed": signed,
                   "scores": sorted([b, c, str(v)] for (b, c), v in parsed.items())}

@@ -117,7 +117,8 @@ async def _wait_for_file(path: Path, child: subprocess.Popen[bytes], what: str,
 
 def _scale(options: DemoOptions) -> dict[str, int]:
     sites = max(options.sites, 6)
-    return {"cities": max(4, min(16, sites // 3)), "sites": sites,
+    # Every city needs two guest-capable sites for cross-city draws.
+    return {"cities": max(3, min(16, sites // 3, sites // 2)), "sites": sites,
             "workstations": sites * 20, "experts": max(1500, sites * 170),
             "companies": max(300, sites * 30), "projects": options.projects}
 

@@ -16,8 +16,8 @@ Choices, and why:
 - ``seal_json`` pads the JSON with spaces to a multiple of ``PAD_TO`` bytes so the length of the
   ciphertext does not give away the size of a committee to the byte.
 
-The only impurity is ``secrets.token_bytes`` for data keys and nonces: encryption needs fresh randomness,
-and replays of the draw never depend on it.
+The only impurity is ``secrets.token_bytes`` for data keys and nonces: encryption needs fresh
+randomness, and replays of the draw never depend on it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,254 @@
+"""The `evalgrid` command line, run as a user runs it: one subprocess per command.
+
+Data directories are short (under /tmp, `tempfile.mkdtemp(prefix="eg-")`) because the embedded
+Redis listens on a unix socket inside them, and socket paths are limited to ~100 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coordinator.offline import open_store
+from coordinator.province.files import FILE_NAMES
+from coordinator.store.registry import Registry
+from evalgrid.pki import identity_from_pem
+
+REPO = Path(__file__).resolve().parents[1]
+# The subprocesses import the same tree as the tests.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "proto")]),
+       "PYTHONUNBUFFERED": "1"}
+DAY = "2026-03-02"
+TINY = ["--cities", "3", "--sites", "6", "--workstations", "120", "--experts", "1200",
+        "--companies", "200", "--projects", "4"]
+SUMMARY_KEYS = {"sites", "workstations", "experts", "projects", "projects_reported",
+                "double_bookings", "rule_violations", "elapsed_s"}
+
+
+def evalgrid(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "evalgrid.cli", *map(str, args)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+def short_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="eg-"))
+
+
+@pytest.fixture
+def tmp_short() -> Iterator[Path]:
+    root = short_dir()
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- pki --------------------------------------------------------------------------------------
+
+
+def test_pki_init_creates_the_ca_and_refuses_to_overwrite(tmp_short: Path) -> None:
+    data = tmp_short / "d"
+    first = evalgrid("pki", "init", "--data-dir", data)
+    assert first.returncode == 0, first.stderr
+    ca = data / "pki" / "ca.pem"
+    assert ca.exists() and (data / "pki" / "ca.key").exists()
+    assert (data / "pki" / "ca.key").stat().st_mode & 0o077 == 0
+    before = ca.read_bytes()
+
+    again = evalgrid("pki", "init", "--data-dir", data)
+    assert again.returncode == 2
+    assert "already exists" in again.stderr and "Traceback" not in again.stderr
+    assert ca.read_bytes() == before
+
+
+def test_pki_issue_writes_certificates_for_each_role(tmp_short: Path) -> None:
+    data = tmp_short / "d"
+    assert evalgrid("pki", "init", "--data-dir", data).returncode == 0
+    for role, subject, stem in (("site", "S1", "site/S1"), ("operator", "alice", "operator/alice"),
+                                ("workstation", "S1/W1", "workstation/S1/W1")):
+        done = evalgrid("pki", "issue", role, subject, "--data-dir", data)
+        assert done.returncode == 0, done.stderr
+        cert = data / "pki" / f"{stem}.pem"
+        key = data / "pki" / f"{stem}.key"
+        assert cert.exists() and key.exists(), stem
+        identity = identity_from_pem(cert.read_bytes())
+        assert (identity.role, identity.subject) == (role, subject)
+        assert f"{role}:{subject}" in done.stdout
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (["wizard", "x"], "role"),
+    (["site", "bad/id"], "subject_id"),
+    (["site", "S 1"], "subject_id"),
+    (["workstation", "S1"], "subject_id"),
+    (["workstation", "S1/W1/X"], "subject_id"),
+    (["operator"], "id"),
+])
+def test_pki_issue_refuses_a_bad_role_or_id(tmp_short: Path, args: list[str],
+                                            field: str) -> None:
+    data = tmp_short / "d"
+    assert evalgrid("pki", "init", "--data-dir", data).returncode == 0
+    done = evalgrid("pki", "issue", *args, "--data-dir", data)
+    assert done.returncode == 2
+    assert field in done.stderr and "Traceback" not in done.stderr
+    issued = [p for p in (data / "pki").rglob("*.pem") if p.name != "ca.pem"]
+    assert issued == []
+
+
+# --- province -----------------------------------------------------------------------------
+
+
+def test_province_generate_is_deterministic(tmp_short: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_short / name
+        done = evalgrid("province", "generate", "--scale", "small", "--out", out, "--seed", "1",
+                        "--day", DAY)
+        assert done.returncode == 0, done.stderr
+        runs.append(out)
+    for name in FILE_NAMES:
+        assert (runs[0] / name).stat().st_size > 0
+        assert filecmp.cmp(runs[0] / name, runs[1] / name, shallow=False), name
+    other = tmp_short / "c"
+    assert evalgrid("province", "generate", "--scale", "small", "--out", other, "--seed", "2",
+                    "--day", DAY).returncode == 0
+    assert not filecmp.cmp(runs[0] / "experts.jsonl", other / "experts.jsonl", shallow=False)
+
+
+def _rewrite_line(path: Path, line_no: int, change: dict[str, object]) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    record = json.loads(lines[line_no - 1])
+    record.update(change)
+    lines[line_no - 1] = json.dumps(record, ensure_ascii=False) + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+async def _counts(data: Path) -> dict[str, int]:
+    async with open_store(data, None) as redis:
+        return await Registry(redis).counts()
+
+
+def test_province_import_is_all_or_nothing(tmp_short: Path) -> None:
+    good, bad, data = tmp_short / "good", tmp_short / "bad", tmp_short / "d"
+    assert evalgrid("province", "generate", "--scale", "small", *TINY, "--seed", "1",
+                    "--day", DAY, "--out", good).returncode == 0
+    done = evalgrid("province", "import", good, "--data-dir", data)
+    assert done.returncode == 0, done.stderr
+    assert "1200 experts" in done.stdout
+    stored = asyncio.run(_counts(data))
+    assert stored == {"sites": 6, "experts": 1200, "companies": 200, "projects": 4}
+
+    # A bigger province (it would change every count) with two bad rows.
+    bigger = [*TINY]
+    bigger[bigger.index("--experts") + 1] = "1300"
+    bigger[bigger.index("--companies") + 1] = "250"
+    assert evalgrid("province", "generate", "--scale", "small", *bigger, "--seed", "2",
+                    "--day", DAY, "--out", bad).returncode == 0
+    _rewrite_line(bad / "experts.jsonl", 5, {"birth_date": "1970-02-30"})
+    _rewrite_line(bad / "projects.jsonl", 2, {"tenderer_id": "C9999"})
+    refused = evalgrid("province", "import", bad, "--data-dir", data)
+    assert refused.returncode != 0
+    assert "experts.jsonl:5: birth_date:" in refused.stderr, refused.stderr
+    assert "projects.jsonl:2: tenderer_id:" in refused.stderr, refused.stderr
+    assert "C9999" in refused.stderr and "Traceback" not in refused.stderr
+    assert asyncio.run(_counts(data)) == stored  # nothing from the bad import was stored
+
+
+# --- a whole demo, then the auditors' tools on its data dir ---------------------------------
+
+
+def _demo(sites: int, data: Path) -> subprocess.CompletedProcess[str]:
+    return evalgrid("demo", "--sites", str(sites), "--projects", "4", "--json",
+                    "--data-dir", data, timeout=240)
+
+
+def _assert_demo_ok(done: subprocess.CompletedProcess[str], sites: int) -> dict[str, object]:
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(summary) >= SUMMARY_KEYS
+    assert summary["sites"] == sites and summary["projects"] == 4
+    assert summary["projects_reported"] == summary["projects"]
+    assert summary["double_bookings"] == 0 and summary["rule_violations"] == 0
+    assert isinstance(summary["elapsed_s"], int | float) and summary["elapsed_s"] > 0
+    return dict(summary)
+
+
+@pytest.fixture(scope="module")
+def demo_dir() -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
+    """One demo run (8 sites, 4 projects); its data dir serves the auditors' tools below."""
+    root = short_dir()
+    try:
+        data = root / "d"
+        yield data, _demo(8, data)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_demo_runs_a_day_and_reports_every_project(
+        demo_dir: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    data, done = demo_dir
+    _assert_demo_ok(done, 8)
+    assert len(list((data / "reports").glob("*.json"))) == 4
+
+
+def test_demo_with_six_sites(tmp_short: Path) -> None:
+    _assert_demo_ok(_demo(6, tmp_short / "d"), 6)
+
+
+def test_draw_export_and_verify(demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+                                tmp_short: Path) -> None:
+    data, done = demo_dir
+    assert done.returncode == 0, done.stderr[-3000:]
+    project = sorted(p.stem for p in (data / "reports").glob("*.json"))[0]
+    archive = tmp_short / "draws.json"
+    exported = evalgrid("draw", "export", project, "--out", archive, "--data-dir", data)
+    assert exported.returncode == 0, exported.stderr
+    body = json.loads(archive.read_text())
+    assert body["project_id"] == project and body["draws"]
+    verified = evalgrid("draw", "verify", archive)
+    assert verified.returncode == 0, verified.stdout
+    assert "draw verified" in verified.stdout
+
+    # Swap one drawn expert in the archived result: the replay names the seat and both ids.
+    seat = body["draws"][0]["result"]["seats"][0]
+    honest = seat["expert_id"]
+    experts = (data / "province" / "experts.jsonl").read_text().splitlines()
+    other = next(json.loads(line)["id"] for line in experts
+                 if json.loads(line)["id"] != honest)
+    seat["expert_id"] = other
+    tampered = tmp_short / "tampered.json"
+    tampered.write_text(json.dumps(body))
+    failed = evalgrid("draw", "verify", tampered)
+    assert failed.returncode == 1
+    assert "result.seats[0].expert_id" in failed.stdout
+    assert honest in failed.stdout and other in failed.stdout
+
+
+def test_audit_and_report_verify(demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+                                 tmp_short: Path) -> None:
+    data, done = demo_dir
+    assert done.returncode == 0, done.stderr[-3000:]
+    audit = evalgrid("audit", "verify", "--data-dir", data)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "audit trail intact" in audit.stdout
+
+    report = sorted((data / "reports").glob("*.json"))[0]
+    ok = evalgrid("report", "verify", report)
+    assert ok.returncode == 0, ok.stdout
+    signed = json.loads(report.read_text())
+    signed["report"]["closed_at"] = "2000-01-01T00:00:00+00:00"
+    forged = tmp_short / report.name
+    forged.write_text(json.dumps(signed))
+    bad = evalgrid("report", "verify", forged)
+    assert bad.returncode == 1 and "signature" in bad.stdout

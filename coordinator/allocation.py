@@ -34,6 +34,7 @@ class SeatRecord:
     notice_id: str
     status: SeatStatus = "notified"
     signed_in_at: str = ""
+    returned_reason: str = ""  # set when the leader returns this member's signed sheet
 
     @property
     def active(self) -> bool:
@@ -45,6 +46,7 @@ class Allocation:
     project_id: str
     draw_ids: list[str] = field(default_factory=list)
     seats: list[SeatRecord] = field(default_factory=list)
+    leader_ref: str = ""  # the committee leader: the first member to sign in
 
     def active_seats(self) -> list[SeatRecord]:
         return [s for s in self.seats if s.active]
@@ -57,7 +59,7 @@ class Allocation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"project_id": self.project_id, "draw_ids": list(self.draw_ids),
-                "seats": [asdict(s) for s in self.seats]}
+                "seats": [asdict(s) for s in self.seats], "leader_ref": self.leader_ref}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Allocation:
@@ -65,4 +67,5 @@ class Allocation:
             project_id=data["project_id"],
             draw_ids=list(data["draw_ids"]),
             seats=[SeatRecord(**s) for s in data["seats"]],
+            leader_ref=data.get("leader_ref", ""),
         )

@@ -149,13 +149,15 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                            context: grpc.aio.ServicerContext) -> common_pb2.SheetForm:
         try:
             site_id = _site("SiteLink.GetSheetForm")
-            project, codes = await self.workflow.sheet_form(site_id, request.session_id)
+            project, codes, seat, leader = await self.workflow.sheet_form(
+                site_id, request.session_id)
         except (WorkflowError, PermissionDeniedError) as exc:
             await _abort(context, exc)
             raise
         form = common_pb2.SheetForm(
             session_id=request.session_id, project_name=project.name,
-            window=to_window(project.window.start, project.window.end))
+            window=to_window(project.window.start, project.window.end),
+            returned_reason=seat.returned_reason, leader=leader)
         for c in project.scoring.criteria:
             form.criteria.add(id=c.id, name=c.name, max_score=str(c.max_score),
                               objective=c.objective)
@@ -193,6 +195,87 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
             await _abort(context, exc)
             raise
         return common_pb2.RecusalReply(session_id=request.session_id, outcome=outcome)
+
+    async def AskClarification(self, request: site_link_pb2.AskRequest,
+                               context: grpc.aio.ServicerContext) -> common_pb2.Clarification:
+        try:
+            site_id = _site("SiteLink.AskClarification")
+            record = await self.workflow.ask_clarification(
+                site_id, request.session_id, request.workstation_id, request.bid_code,
+                request.question, request.request_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return _clarification(record)
+
+    async def Clarifications(self, request: site_link_pb2.SheetFormRequest,
+                             context: grpc.aio.ServicerContext
+                             ) -> common_pb2.ClarificationList:
+        try:
+            site_id = _site("SiteLink.Clarifications")
+            records = await self.workflow.clarifications(site_id, request.session_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return common_pb2.ClarificationList(items=[_clarification(r) for r in records])
+
+    async def HostClarifications(self, request: site_link_pb2.ResultRequest,
+                                 context: grpc.aio.ServicerContext
+                                 ) -> site_link_pb2.HostClarificationList:
+        try:
+            site_id = _site("SiteLink.HostClarifications")
+            records = await self.workflow.host_clarifications(site_id, request.project_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        reply = site_link_pb2.HostClarificationList(project_id=request.project_id)
+        for r in records:
+            reply.items.add(question_id=r["question_id"], bidder_id=r["bidder_id"],
+                            question=r["question"], answer=r["answer"])
+        return reply
+
+    async def AnswerClarification(self, request: site_link_pb2.AnswerRequest,
+                                  context: grpc.aio.ServicerContext
+                                  ) -> common_pb2.Clarification:
+        try:
+            site_id = _site("SiteLink.AnswerClarification")
+            record = await self.workflow.answer_clarification(
+                site_id, request.project_id, request.question_id, request.answer,
+                request.request_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return _clarification(record)
+
+    async def Review(self, request: site_link_pb2.SheetFormRequest,
+                     context: grpc.aio.ServicerContext) -> common_pb2.CommitteeReview:
+        try:
+            site_id = _site("SiteLink.Review")
+            leader, warnings, signed, pending, codes = await self.workflow.review(
+                site_id, request.session_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        reply = common_pb2.CommitteeReview(leader=leader, signed=signed, pending=pending)
+        for w in warnings:
+            reply.warnings.add(kind=w.kind, expert_ref=w.expert_ref or "",
+                               bid_code=codes.get(w.bidder_id, ""),
+                               criterion_id=w.criterion_id,
+                               score="" if w.score is None else str(w.score),
+                               mean=str(w.mean))
+        return reply
+
+    async def ReturnSheet(self, request: site_link_pb2.ReturnSheetRequest,
+                          context: grpc.aio.ServicerContext) -> common_pb2.ReturnSheetReply:
+        try:
+            site_id = _site("SiteLink.ReturnSheet")
+            outcome = await self.workflow.return_sheet(
+                site_id, request.session_id, request.workstation_id, request.expert_ref,
+                request.reason, request.request_id)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+        return common_pb2.ReturnSheetReply(expert_ref=request.expert_ref, outcome=outcome)
 
     async def RegisterProject(self, request: site_link_pb2.RegisterProjectRequest,
                               context: grpc.aio.ServicerContext
@@ -352,6 +435,17 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             await _abort(context, exc)
             raise
         return operator_pb2.AdvanceClockReply(now=to_timestamp(now))
+
+
+def _clarification(record: dict[str, str]) -> common_pb2.Clarification:
+    """The member's view of a question: the bid's code, never the bidder behind it."""
+    item = common_pb2.Clarification(question_id=record["question_id"],
+                                    bid_code=record["bid_code"], question=record["question"],
+                                    answer=record["answer"],
+                                    asked_at=to_timestamp(_parse(record["asked_at"])))
+    if record["answered_at"]:
+        item.answered_at.CopyFrom(to_timestamp(_parse(record["answered_at"])))
+    return item
 
 
 def _parse(at: str) -> datetime:

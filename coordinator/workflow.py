@@ -51,6 +51,8 @@ ALLOC = "alloc:{}"
 DRAW = "draw:{}"
 SESSION = "sess:{}"
 SHEET = "sheet:{}"
+CLARIFICATIONS = "clar:{}"
+MAX_QUESTION_CHARS = 2000
 REQUEST = "req:{}"
 REQUEST_TTL_S = 7 * 24 * 3600
 
@@ -532,16 +534,19 @@ class Workflow:
             if seat.status != "signed_in" and seat.status != "signed":
                 seat.status = "signed_in"
                 seat.signed_in_at = self.clock.now().isoformat()
+                if not alloc.leader_ref:
+                    alloc.leader_ref = seat.expert_ref
                 await self._save_allocation(alloc)
                 await self._record("expert.signed_in", project.id,
                                    {"session": session_id, "expert_ref": seat.expert_ref})
         return seat, self.desk.expert_name(seat.expert_id)
 
-    async def sheet_form(self, site_id: str, session_id: str) -> tuple[Project, dict[str, str]]:
-        project, _, seat = await self._session(site_id, session_id)
+    async def sheet_form(self, site_id: str, session_id: str
+                         ) -> tuple[Project, dict[str, str], SeatRecord, bool]:
+        project, alloc, seat = await self._session(site_id, session_id)
         if seat.status not in ("signed_in", "signed"):
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        return project, self._bid_codes(project)
+        return project, self._bid_codes(project), seat, seat.expert_ref == alloc.leader_ref
 
     def _code_salt(self, project: Project) -> bytes:
         """Bid codes are stable per project, and unguessable without the coordinator key."""
@@ -603,10 +608,138 @@ class Workflow:
                                                 "project": project.id})
             if signed:
                 seat.status = "signed"
+                seat.returned_reason = ""
                 await self._save_allocation(alloc)
                 await self._record("sheet.signed", project.id,
                                    {"expert_ref": seat.expert_ref, "digest": digest})
         return True, False, digest
+
+    # --- clarification, through the coordinator only ---------------------------------------
+
+    async def ask_clarification(self, site_id: str, session_id: str, workstation_id: str,
+                                bid_code: str, question: str,
+                                request_id: str) -> dict[str, str]:
+        replay = await self._replay(request_id)
+        if replay is not None:
+            return {k: str(v) for k, v in replay.items()}
+        project, _, seat = await self._session(site_id, session_id)
+        if seat.workstation_id != workstation_id:
+            raise WorkflowError("workstation_id", "this session is not on this workstation",
+                                code="denied")
+        if seat.status not in ("signed_in", "signed"):
+            raise WorkflowError("session_id", "no expert is signed in", code="precondition")
+        bidder_of = {code: bidder for bidder, code in self._bid_codes(project).items()}
+        if bid_code not in bidder_of:
+            raise WorkflowError("bid_code", f"unknown bid {bid_code!r}")
+        question = question.strip()
+        if not question:
+            raise WorkflowError("question", "empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise WorkflowError("question", f"longer than {MAX_QUESTION_CHARS} characters")
+        record = {"question_id": opaque_id("q"), "bidder_id": bidder_of[bid_code],
+                  "bid_code": bid_code, "question": question, "answer": "",
+                  "asked_at": self.clock.now().isoformat(), "answered_at": ""}
+        await self.redis.hset(CLARIFICATIONS.format(project.id), record["question_id"],
+                              json.dumps(record))
+        # The audit names the question and the bid, never the member who asked.
+        await self._record("clarification.asked", project.id,
+                           {"question_id": record["question_id"], "bid_code": bid_code})
+        await self._remember(request_id, record)
+        return record
+
+    async def _clarifications(self, project_id: str) -> list[dict[str, str]]:
+        raw = await self.redis.hgetall(CLARIFICATIONS.format(project_id))
+        return sorted((json.loads(v) for v in raw.values()), key=lambda r: r["asked_at"])
+
+    async def clarifications(self, site_id: str, session_id: str) -> list[dict[str, str]]:
+        """Every question of the committee and its answer (shared with all members)."""
+        project, _, _ = await self._session(site_id, session_id)
+        return await self._clarifications(project.id)
+
+    async def host_clarifications(self, site_id: str, project_id: str) -> list[dict[str, str]]:
+        project = await self.project(project_id)
+        if project.host_site_id != site_id:
+            raise WorkflowError("project_id", "only the host site relays to its bidders",
+                                code="denied")
+        return await self._clarifications(project_id)
+
+    async def answer_clarification(self, site_id: str, project_id: str, question_id: str,
+                                   answer: str, request_id: str) -> dict[str, str]:
+        items = {r["question_id"]: r for r in
+                 await self.host_clarifications(site_id, project_id)}
+        record = items.get(question_id)
+        if record is None:
+            raise WorkflowError("question_id", "no such question", code="not_found")
+        answer = answer.strip()
+        if not answer or len(answer) > MAX_QUESTION_CHARS:
+            raise WorkflowError("answer", f"must be 1 to {MAX_QUESTION_CHARS} characters")
+        if record["answer"]:
+            if record["answer"] == answer:
+                return record  # a resend
+            raise WorkflowError("question_id", "already answered", code="precondition")
+        record = {**record, "answer": answer, "answered_at": self.clock.now().isoformat()}
+        await self.redis.hset(CLARIFICATIONS.format(project_id), question_id,
+                              json.dumps(record))
+        await self._record("clarification.answered", project_id, {"question_id": question_id})
+        return record
+
+    # --- the committee leader's review --------------------------------------------------------
+
+    async def review(self, site_id: str, session_id: str
+                     ) -> tuple[bool, list[scoring.ScoreWarning], list[str], list[str],
+                                dict[str, str]]:
+        """Warnings on the signed sheets so far, for the leader: (leader, warnings, signed,
+        pending, bid codes)."""
+        project, alloc, seat = await self._session(site_id, session_id)
+        leader = seat.expert_ref == alloc.leader_ref
+        sheets = await self._signed_sheets(alloc)
+        signed = [s.expert_ref for s in sheets]
+        pending = [s.expert_ref for s in alloc.active_seats() if s.expert_ref not in signed]
+        warnings = scoring.score_warnings(project, sheets) if leader and sheets else []
+        return leader, warnings, signed, pending, self._bid_codes(project)
+
+    async def return_sheet(self, site_id: str, session_id: str, workstation_id: str,
+                           expert_ref: str, reason: str, request_id: str) -> str:
+        replay = await self._replay(request_id)
+        if replay is not None:
+            return str(replay["outcome"])
+        project, alloc, seat = await self._session(site_id, session_id)
+        if seat.workstation_id != workstation_id:
+            raise WorkflowError("workstation_id", "this session is not on this workstation",
+                                code="denied")
+        if seat.expert_ref != alloc.leader_ref:
+            raise WorkflowError("session_id", "only the committee leader returns sheets",
+                                code="denied")
+        if not reason.strip():
+            raise WorkflowError("reason", "a returned sheet needs a reason")
+        async with self._lock(project.id):
+            state = (await self.registry.project_states()).get(project.id)
+            if state != "evaluating":
+                raise WorkflowError("project_id", "the report is closed", code="precondition")
+            target = next((s for s in alloc.active_seats() if s.expert_ref == expert_ref), None)
+            if target is None or target.status != "signed":
+                raise WorkflowError("expert_ref", "no signed sheet from this member",
+                                    code="precondition")
+            await self.redis.hset(SHEET.format(target.session_id), "signed", "0")
+            target.status = "signed_in"
+            target.returned_reason = reason.strip()
+            await self._save_allocation(alloc)
+            await self._record("sheet.returned", project.id,
+                               {"expert_ref": expert_ref, "by": seat.expert_ref,
+                                "reason": reason.strip()})
+        await self._remember(request_id, {"outcome": "returned"})
+        return "returned"
+
+    async def _signed_sheets(self, alloc: Allocation) -> list[scoring.ExpertSheet]:
+        sheets = []
+        for seat in alloc.active_seats():
+            raw = await self.redis.hgetall(SHEET.format(seat.session_id))
+            if raw and raw.get(b"signed") == b"1":
+                body = json.loads(raw[b"body"])
+                sheets.append(scoring.ExpertSheet(
+                    expert_ref=body["expert_ref"],
+                    scores={(b, c): Decimal(v) for b, c, v in body["scores"]}, signed=True))
+        return sheets
 
     # --- window start and close ------------------------------------------------------------
 
@@ -641,19 +774,10 @@ class Workflow:
                 raise WorkflowError("project_id", f"{project_id} is not being evaluated",
                                     code="precondition")
             alloc = await self._allocation(project_id, "close")
-            sheets = []
-            missing = []
-            for seat in alloc.active_seats():
-                raw = await self.redis.hgetall(SHEET.format(seat.session_id))
-                if not raw or raw.get(b"signed") != b"1":
-                    missing.append(seat.expert_ref)
-                    continue
-                body = json.loads(raw[b"body"])
-                sheets.append(scoring.ExpertSheet(
-                    expert_ref=body["expert_ref"],
-                    scores={(b, c): Decimal(v) for b, c, v in body["scores"]}, signed=True))
+            sheets = await self._signed_sheets(alloc)
+            missing = len(alloc.active_seats()) - len(sheets)
             if missing:
-                raise WorkflowError("project_id", f"{len(missing)} sheet(s) not yet signed",
+                raise WorkflowError("project_id", f"{missing} sheet(s) not yet signed",
                                     code="precondition")
             seeds = [await self._reveal_seed(draw_id) for draw_id in alloc.draw_ids]
             lottery_seed = hashlib.sha256(b"lottery" + seeds[0]).digest()

@@ -353,6 +353,65 @@ class BoothService(booth_pb2_grpc.BoothServicer):
         return reply  # the coordinator's Release unlocks the booth
 
 
+    async def _signed_in_session(self, workstation_id: str) -> str:
+        _own_workstation(self.agent, workstation_id)
+        booth = self.agent.booths.require_signed_in(workstation_id)
+        return booth.signed_in_session or ""
+
+    async def AskClarification(self, request: booth_pb2.BoothAskRequest,
+                               context: grpc.aio.ServicerContext) -> common_pb2.Clarification:
+        try:
+            session = await self._signed_in_session(request.workstation_id)
+            reply: common_pb2.Clarification = await self.agent.link.AskClarification(
+                site_link_pb2.AskRequest(
+                    request_id=request.request_id or request_id(), session_id=session,
+                    workstation_id=request.workstation_id, bid_code=request.bid_code,
+                    question=request.question),
+                timeout=UNARY_DEADLINE_S)
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+        return reply
+
+    async def Clarifications(self, request: booth_pb2.BoothFormRequest,
+                             context: grpc.aio.ServicerContext
+                             ) -> common_pb2.ClarificationList:
+        try:
+            session = await self._signed_in_session(request.workstation_id)
+            reply: common_pb2.ClarificationList = await self.agent.link.Clarifications(
+                site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+        return reply
+
+    async def Review(self, request: booth_pb2.BoothFormRequest,
+                     context: grpc.aio.ServicerContext) -> common_pb2.CommitteeReview:
+        try:
+            session = await self._signed_in_session(request.workstation_id)
+            reply: common_pb2.CommitteeReview = await self.agent.link.Review(
+                site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+        return reply
+
+    async def ReturnSheet(self, request: booth_pb2.BoothReturnRequest,
+                          context: grpc.aio.ServicerContext) -> common_pb2.ReturnSheetReply:
+        try:
+            session = await self._signed_in_session(request.workstation_id)
+            reply: common_pb2.ReturnSheetReply = await self.agent.link.ReturnSheet(
+                site_link_pb2.ReturnSheetRequest(
+                    request_id=request.request_id or request_id(), session_id=session,
+                    workstation_id=request.workstation_id, expert_ref=request.expert_ref,
+                    reason=request.reason),
+                timeout=UNARY_DEADLINE_S)
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+        return reply
+
+
 class DeskService(booth_pb2_grpc.DeskServicer):
     """The guest-site desk: staff check experts in and watch the booths."""
 

@@ -102,6 +102,33 @@ class BoothTerminal:
         )
         return reply
 
+    async def ask(self, bid_code: str, question: str) -> common_pb2.Clarification:
+        reply: common_pb2.Clarification = await self.stub.AskClarification(
+            booth_pb2.BoothAskRequest(request_id=request_id(), workstation_id=self.workstation_id,
+                                      bid_code=bid_code, question=question),
+            timeout=UNARY_DEADLINE_S)
+        return reply
+
+    async def clarifications(self) -> common_pb2.ClarificationList:
+        reply: common_pb2.ClarificationList = await self.stub.Clarifications(
+            booth_pb2.BoothFormRequest(workstation_id=self.workstation_id),
+            timeout=UNARY_DEADLINE_S)
+        return reply
+
+    async def review(self) -> common_pb2.CommitteeReview:
+        reply: common_pb2.CommitteeReview = await self.stub.Review(
+            booth_pb2.BoothFormRequest(workstation_id=self.workstation_id),
+            timeout=UNARY_DEADLINE_S)
+        return reply
+
+    async def return_sheet(self, expert_ref: str, reason: str) -> common_pb2.ReturnSheetReply:
+        reply: common_pb2.ReturnSheetReply = await self.stub.ReturnSheet(
+            booth_pb2.BoothReturnRequest(request_id=request_id(),
+                                         workstation_id=self.workstation_id,
+                                         expert_ref=expert_ref, reason=reason),
+            timeout=UNARY_DEADLINE_S)
+        return reply
+
     async def close(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()

@@ -17,7 +17,7 @@ import bisect
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from coordinator.domain.conflicts import ConflictIndex, Reason, years_before
 from coordinator.domain.draw import Candidate
@@ -80,30 +80,91 @@ def host_city_of(project: Project, sites: Iterable[Site]) -> str:
     raise KeyError(f"project {project.id}: unknown host site {project.host_site_id!r}")
 
 
+class _SittingRules:
+    """Cool-off, overlap and workload for one project, with its bounds computed once."""
+
+    __slots__ = ("cap", "cool", "end", "mine", "offset", "start", "tenderer")
+
+    def __init__(self, project: Project, rules: Rules) -> None:
+        self.start, self.end = project.window.start_ts, project.window.end_ts
+        self.cool = rules.cool_off_days * 86400
+        self.tenderer = project.tenderer_id
+        self.offset = rules.local_utc_offset_minutes
+        self.mine = half_days(project.window, self.offset)
+        self.cap = rules.workload_cap_per_half_day
+
+    def reasons(self, sittings: Iterable[Sitting]) -> list[Reason]:
+        per_half: Counter[int] = Counter()
+        found: set[Reason] = set()
+        for s in sittings:
+            s_start, s_end = s.window.start_ts, s.window.end_ts
+            if s.tenderer_id == self.tenderer and (
+                s_start < self.end + self.cool and s_end > self.start - self.cool
+            ):
+                found.add(Reason("cool_off", f"sat for tenderer {s.tenderer_id} ({s.project_id})"))
+            if s_end <= self.start - HALF_DAY_SECONDS or s_start >= self.end + HALF_DAY_SECONDS:
+                continue  # too far apart to overlap or share a half-day
+            if s_start < self.end and self.start < s_end:
+                found.add(Reason("overlap", f"session for {s.project_id}"))
+            for h in half_days(s.window, self.offset):
+                if h in self.mine:
+                    per_half[h] += 1
+        full = sorted(h for h, n in per_half.items() if n + 1 > self.cap)
+        if full:
+            found.add(Reason("workload", f"{per_half[full[0]]} sitting(s) in the same half-day"))
+        return sorted(found)
+
+
 def sitting_reasons(project: Project, sittings: Iterable[Sitting], rules: Rules) -> list[Reason]:
     """Cool-off, overlap and workload reasons from one expert's sittings (any order)."""
-    window = project.window
-    cool = timedelta(days=rules.cool_off_days)
-    mine = half_days(window, rules.local_utc_offset_minutes)
-    per_half: Counter[int] = Counter()
-    reasons: set[Reason] = set()
-    for s in sittings:
-        if s.window.overlaps(window):
-            reasons.add(Reason("overlap", f"session for {s.project_id}"))
-        if (
-            s.tenderer_id == project.tenderer_id
-            and s.window.start < window.end + cool
-            and s.window.end > window.start - cool
-        ):
-            reasons.add(Reason("cool_off", f"sat for tenderer {s.tenderer_id} ({s.project_id})"))
-        for h in half_days(s.window, rules.local_utc_offset_minutes):
-            if h in mine:
-                per_half[h] += 1
-    cap = rules.workload_cap_per_half_day
-    full = sorted(h for h, n in per_half.items() if n + 1 > cap)
-    if full:
-        reasons.add(Reason("workload", f"{per_half[full[0]]} sitting(s) in the same half-day"))
-    return sorted(reasons)
+    return _SittingRules(project, rules).reasons(sittings)
+
+
+@dataclass(frozen=True, slots=True)
+class SittingIndex:
+    """Sittings indexed by tenderer (cool-off) and by local half-day (overlap, workload).
+
+    With it, the history rules cost O(sittings for the project's tenderer + sittings in the
+    window's half-days) per project, whatever the number of relevant experts; a plain
+    expert -> sittings mapping costs O(sittings of the relevant experts) instead.
+    """
+
+    by_tenderer: Mapping[str, tuple[Sitting, ...]]
+    by_half_day: Mapping[int, tuple[Sitting, ...]]
+    offset_minutes: int
+
+    @classmethod
+    def build(cls, sittings: Iterable[Sitting], rules: Rules) -> SittingIndex:
+        tenderer: dict[str, list[Sitting]] = defaultdict(list)
+        half: dict[int, list[Sitting]] = defaultdict(list)
+        for s in sittings:
+            tenderer[s.tenderer_id].append(s)
+            for h in half_days(s.window, rules.local_utc_offset_minutes):
+                half[h].append(s)
+        return cls(
+            by_tenderer={k: tuple(v) for k, v in tenderer.items()},
+            by_half_day={k: tuple(v) for k, v in half.items()},
+            offset_minutes=rules.local_utc_offset_minutes,
+        )
+
+    def reasons_for(self, project: Project, rules: Rules) -> dict[str, list[Reason]]:
+        """Every expert barred from `project` by their sittings, with the same reasons as
+        `sitting_reasons` would give from that expert's own list."""
+        if rules.local_utc_offset_minutes != self.offset_minutes:
+            raise ValueError("SittingIndex was built for another local time offset")
+        check = _SittingRules(project, rules)
+        mine: dict[str, dict[int, Sitting]] = defaultdict(dict)  # expert -> id(sitting) -> it
+        for s in self.by_tenderer.get(project.tenderer_id, ()):
+            mine[s.expert_id][id(s)] = s
+        for h in check.mine:
+            for s in self.by_half_day.get(h, ()):
+                mine[s.expert_id][id(s)] = s
+        out: dict[str, list[Reason]] = {}
+        for expert_id, by_id in mine.items():
+            found = check.reasons(by_id.values())
+            if found:
+                out[expert_id] = found
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +264,7 @@ def screen(
     project: Project,
     pool: PoolIndex,
     index: ConflictIndex,
-    sittings_by_expert: Mapping[str, Sequence[Sitting]],
+    sittings_by_expert: Mapping[str, Sequence[Sitting]] | SittingIndex,
     rules: Rules,
     today: date,
     *,
@@ -212,8 +273,9 @@ def screen(
 ) -> Screening:
     """Screen `project`: every rule of "who may not sit" except the per-venue cap (the draw's).
 
-    `sittings_by_expert` should hold sittings near the window (cool-off and later); only those of
-    relevant experts are read. `host_city` defaults to the project's city; `companies_by_id`
+    `sittings_by_expert` is either a `SittingIndex` (cost independent of the pool) or a mapping
+    expert id -> sittings (only relevant experts' entries are read; prune it to the cool-off
+    horizon). `host_city` defaults to the project's city; `companies_by_id`
     (the project's parties) defaults to the companies the conflict index was built with.
     """
     matches = [pool.matching(q) for q in project.quotas]
@@ -251,13 +313,19 @@ def screen(
         if eid in relevant:
             found[eid].extend(party_reasons)
 
-    for eid in _common(relevant, sittings_by_expert.keys()):
-        found[eid].extend(sitting_reasons(project, sittings_by_expert[eid], rules))
+    if isinstance(sittings_by_expert, SittingIndex):
+        for eid, history_reasons in sittings_by_expert.reasons_for(project, rules).items():
+            if eid in relevant:
+                found[eid].extend(history_reasons)
+    else:
+        history = _SittingRules(project, rules)
+        for eid in _common(relevant, sittings_by_expert.keys()):
+            found[eid].extend(history.reasons(sittings_by_expert[eid]))
 
     excluded = {eid: tuple(sorted(set(rs))) for eid, rs in found.items() if rs}
     counts: Counter[str] = Counter()
     for rs in excluded.values():
         counts.update({r.code for r in rs})
     eligible = tuple(sorted(relevant.difference(excluded)))
-    per_quota = tuple((len(m), sum(1 for e in m if e not in excluded)) for m in matches)
+    per_quota = tuple((len(m), len(m) - len(_common(m, excluded.keys()))) for m in matches)
     return Screening(eligible, counts, excluded, per_quota)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Trailing Latin legal forms, as token sequences (longest first so "co ltd" goes as a pair).
 _LATIN_SUFFIXES: tuple[tuple[str, ...], ...] = tuple(
@@ -90,8 +91,13 @@ def _strip_group(tokens: list[str]) -> None:
             tokens.pop()
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise_company_name(name: str) -> str:
-    """The matching key of a company name; "" for a name with no letters or digits."""
+    """The matching key of a company name; "" for a name with no letters or digits.
+
+    Cached: expert records repeat the same employers thousands of times, and the function is
+    pure, so the cache changes nothing but the time an index build takes.
+    """
     text = unicodedata.normalize("NFKC", name).casefold().replace("&", " and ")
     tokens = _TOKEN.findall(text)
     if not tokens:

@@ -9,7 +9,13 @@ from decimal import Decimal
 
 from coordinator.domain.conflicts import ConflictIndex
 from coordinator.domain.draw import DrawInputs, build_venue_offers
-from coordinator.domain.eligibility import PoolIndex, Screening, host_city_of, screen
+from coordinator.domain.eligibility import (
+    PoolIndex,
+    Screening,
+    SittingIndex,
+    host_city_of,
+    screen,
+)
 from coordinator.domain.model import (
     Bid,
     Company,
@@ -172,7 +178,7 @@ def screened(
     proj: Project,
     *,
     rules: Rules = RULES,
-    sittings: dict[str, list[Sitting]] | None = None,
+    sittings: dict[str, list[Sitting]] | SittingIndex | None = None,
     today: date = TODAY,
 ) -> Screening:
     pool = PoolIndex.build(prov.experts, rules)
@@ -181,7 +187,7 @@ def screened(
         proj,
         pool,
         index,
-        sittings or {},
+        {} if sittings is None else sittings,
         rules,
         today,
         host_city=host_city_of(proj, prov.sites),

@@ -26,6 +26,7 @@ from coordinator.domain.draw import (
     DrawInputs,
     DrawOutcome,
     VenueOffer,
+    build_venue_offers,
     canonical_inputs,
     commit,
     draw,
@@ -203,6 +204,24 @@ def test_excluded_and_busy() -> None:
             assert s.venue_id != "SC2-v"  # no candidate left in C2
 
 
+def test_venue_offers_leave_out_barred_cities_hosts_and_full_venues() -> None:
+    sites = (
+        site("H0", "C0", roles=("host", "guest")),  # project and host city
+        site("HX", "C5", roles=("host",)),  # not a guest site
+        site("SC1", "C1"),
+        site("SC2", "C2", rooms=1, per_room=1),  # fully busy below
+        site("SC3", "C3"),  # the host's city below
+    )
+    proj = project(city="C0")
+    offers = build_venue_offers(sites, proj, "C3", {"SC2-v-r0-w0", "SC1-v-r0-w1"})
+    assert [o.venue_id for o in offers] == ["SC1-v"]
+    assert offers[0].free == (
+        ("SC1-v-r0-w0", "SC1-v-r0"),
+        ("SC1-v-r1-w0", "SC1-v-r1"),
+        ("SC1-v-r1-w1", "SC1-v-r1"),
+    )
+
+
 def test_empty_seat_list() -> None:
     prov, proj = simple_province()
     inputs = replace(inputs_for(prov, proj), seats=())
@@ -282,10 +301,17 @@ def test_canonical_inputs_equal_generic_json() -> None:
 
 
 def test_canonical_inputs_escape_odd_strings() -> None:
-    cands = (
-        Candidate('E"1', "technical", ("W.01",), ("北京",)),
-        Candidate("E\\2", "technical", (), ("C\n1",)),
-        Candidate("专家3", "economic", ("W.01", "G.02"), ()),
+    cands = tuple(
+        sorted(
+            (
+                Candidate('E"1', "technical", ("W.01",), ("北京",)),
+                Candidate("E\\2", "technical", (), ("C\n1",)),
+                Candidate("专家3", "economic", ("W.01", "G.02"), ()),
+                Candidate("E4", "economic", ('W."01', "G\x7f"), ('C"4',)),
+                Candidate("E5", "economic", ("W.01",), ("C5",)),
+            ),
+            key=lambda c: c.expert_id,
+        )
     )
     venues = (_offer("V", "北京", (("w", "r"),)),)
     inputs = _inputs(venues, cands)
@@ -357,7 +383,7 @@ def test_changed_seed_is_rejected() -> None:
 
 def test_changed_input_is_rejected() -> None:
     archive = archived()
-    archive["inputs"]["candidates"]["catchment"][0] = ["C6"]
+    archive["inputs"]["candidates"][0][3] = ["C6"]
     problems = verify_replay(archive)
     assert any(p.startswith("inputs: the archived inputs digest to") for p in problems)
     archive = archived()
@@ -371,10 +397,11 @@ def test_changed_outcome_is_rejected_field_by_field() -> None:
     seat["expert_id"] = "EC99"
     seat["workstation_id"] = "elsewhere"
     problems = verify_replay(archive)
+    true_seat = archived()["result"]["seats"][2]
     assert problems == [
-        f"result.seats[2].expert_id: archived 'EC99', replay '{archived()['result']['seats'][2]['expert_id']}'",
-        f"result.seats[2].workstation_id: archived 'elsewhere', replay "
-        f"'{archived()['result']['seats'][2]['workstation_id']}'",
+        f"result.seats[2].expert_id: archived 'EC99', replay '{true_seat['expert_id']}'",
+        f"result.seats[2].workstation_id: archived 'elsewhere', "
+        f"replay '{true_seat['workstation_id']}'",
     ]
     archive = archived()
     archive["result"]["cap"] = 2

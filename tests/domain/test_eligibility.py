@@ -20,6 +20,7 @@ from domain_factories import (
 
 from coordinator.domain.eligibility import (
     PoolIndex,
+    SittingIndex,
     falls_under,
     half_days,
     specialty_prefixes,
@@ -48,6 +49,9 @@ def run(
 ) -> tuple[set[str], dict[str, set[str]]]:
     prov = Province(sites=sites or grid(), experts=experts, companies=parties())
     result = screened(prov, proj, sittings=sittings, rules=rules)
+    # the indexed history gives exactly the same screening
+    index = SittingIndex.build([x for xs in (sittings or {}).values() for x in xs], rules)
+    assert screened(prov, proj, sittings=index, rules=rules) == result
     return set(result.eligible), {e: {r.code for r in rs} for e, rs in result.excluded.items()}
 
 
@@ -118,7 +122,7 @@ def test_cool_off_for_the_same_tenderer() -> None:
 def test_overlapping_session() -> None:
     day = WINDOW.start.date()
     s = sitting("E", local_window(day, 11, 4))  # 11:00-15:00 overlaps 09:00-12:00
-    eligible, excluded = run(expert("E"), sittings={"E": [s]})
+    _, excluded = run(expert("E"), sittings={"E": [s]})
     assert excluded == {"E": {"overlap", "workload"}}
 
 

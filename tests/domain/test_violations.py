@@ -86,7 +86,7 @@ def test_group_and_department() -> None:
         replace(c, group_id="G") if c.id in ("B1", "X") else c for c in prov.companies
     )
     prov = replace(prov, companies=companies)
-    prov, eid = swap_expert(
+    prov, _ = swap_expert(
         prov, members, interests=(CompanyRef("X Engineering"),), departments=("Housing",)
     )
     proj = replace(prov.projects[0], competent_department="housing")

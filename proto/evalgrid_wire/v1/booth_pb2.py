@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from evalgrid_wire.v1 import common_pb2 as evalgrid__wire_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65valgrid_wire/v1/booth.proto\x12\x0b\x65valgrid.v1\x1a\x1d\x65valgrid_wire/v1/common.proto\":\n\x0c\x45nrolRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\"T\n\nEnrolReply\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\"h\n\x10HeartbeatRequest\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.evalgrid.v1.WorkstationState\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"R\n\x0eHeartbeatReply\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.evalgrid.v1.WorkstationState\x12\x12\n\nsession_id\x18\x02 \x01(\t\"a\n\x12\x42oothSignInRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\x11\n\tid_number\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\"*\n\x10\x42oothFormRequest\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\"h\n\x12\x42oothSubmitRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12&\n\x05sheet\x18\x03 \x01(\x0b\x32\x17.evalgrid.v1.ScoreSheet\"Q\n\x13\x42oothRecusalRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"I\n\x12\x44\x65skCheckInRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\";\n\x10\x44\x65skCheckInReply\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\"\x0e\n\x0c\x42oardRequest\"\xa0\x01\n\nBoardEntry\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.evalgrid.v1.WorkstationState\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\'\n\x06window\x18\x05 \x01(\x0b\x32\x17.evalgrid.v1.TimeWindow\"k\n\nBoardReply\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12-\n\x0cworkstations\x18\x02 \x03(\x0b\x32\x17.evalgrid.v1.BoardEntry\x12\x1d\n\x15\x63oordinator_connected\x18\x03 \x01(\x08\x32\xb7\x03\n\x05\x42ooth\x12;\n\x05\x45nrol\x12\x19.evalgrid.v1.EnrolRequest\x1a\x17.evalgrid.v1.EnrolReply\x12G\n\tHeartbeat\x12\x1d.evalgrid.v1.HeartbeatRequest\x1a\x1b.evalgrid.v1.HeartbeatReply\x12\x43\n\x06SignIn\x12\x1f.evalgrid.v1.BoothSignInRequest\x1a\x18.evalgrid.v1.SignInReply\x12\x45\n\x0cGetSheetForm\x12\x1d.evalgrid.v1.BoothFormRequest\x1a\x16.evalgrid.v1.SheetForm\x12M\n\x0bSubmitSheet\x12\x1f.evalgrid.v1.BoothSubmitRequest\x1a\x1d.evalgrid.v1.SubmitSheetReply\x12M\n\x0e\x44\x65\x63lareRecusal\x12 .evalgrid.v1.BoothRecusalRequest\x1a\x19.evalgrid.v1.RecusalReply2\x8e\x01\n\x04\x44\x65sk\x12I\n\x07\x43heckIn\x12\x1f.evalgrid.v1.DeskCheckInRequest\x1a\x1d.evalgrid.v1.DeskCheckInReply\x12;\n\x05\x42oard\x12\x19.evalgrid.v1.BoardRequest\x1a\x17.evalgrid.v1.BoardReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65valgrid_wire/v1/booth.proto\x12\x0b\x65valgrid.v1\x1a\x1d\x65valgrid_wire/v1/common.proto\":\n\x0c\x45nrolRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\"T\n\nEnrolReply\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\"h\n\x10HeartbeatRequest\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.evalgrid.v1.WorkstationState\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"R\n\x0eHeartbeatReply\x12,\n\x05state\x18\x01 \x01(\x0e\x32\x1d.evalgrid.v1.WorkstationState\x12\x12\n\nsession_id\x18\x02 \x01(\t\"a\n\x12\x42oothSignInRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\x11\n\tid_number\x18\x03 \x01(\t\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\"*\n\x10\x42oothFormRequest\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\"h\n\x12\x42oothSubmitRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12&\n\x05sheet\x18\x03 \x01(\x0b\x32\x17.evalgrid.v1.ScoreSheet\"Q\n\x13\x42oothRecusalRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"a\n\x0f\x42oothAskRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\x10\n\x08\x62id_code\x18\x03 \x01(\t\x12\x10\n\x08question\x18\x04 \x01(\t\"d\n\x12\x42oothReturnRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\x12\n\nexpert_ref\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"I\n\x12\x44\x65skCheckInRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\";\n\x10\x44\x65skCheckInReply\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\"\x0e\n\x0c\x42oardRequest\"\xa0\x01\n\nBoardEntry\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12,\n\x05state\x18\x03 \x01(\x0e\x32\x1d.evalgrid.v1.WorkstationState\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\'\n\x06window\x18\x05 \x01(\x0b\x32\x17.evalgrid.v1.TimeWindow\"k\n\nBoardReply\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12-\n\x0cworkstations\x18\x02 \x03(\x0b\x32\x17.evalgrid.v1.BoardEntry\x12\x1d\n\x15\x63oordinator_connected\x18\x03 \x01(\x08\x32\xec\x05\n\x05\x42ooth\x12;\n\x05\x45nrol\x12\x19.evalgrid.v1.EnrolRequest\x1a\x17.evalgrid.v1.EnrolReply\x12G\n\tHeartbeat\x12\x1d.evalgrid.v1.HeartbeatRequest\x1a\x1b.evalgrid.v1.HeartbeatReply\x12\x43\n\x06SignIn\x12\x1f.evalgrid.v1.BoothSignInRequest\x1a\x18.evalgrid.v1.SignInReply\x12\x45\n\x0cGetSheetForm\x12\x1d.evalgrid.v1.BoothFormRequest\x1a\x16.evalgrid.v1.SheetForm\x12M\n\x0bSubmitSheet\x12\x1f.evalgrid.v1.BoothSubmitRequest\x1a\x1d.evalgrid.v1.SubmitSheetReply\x12M\n\x0e\x44\x65\x63lareRecusal\x12 .evalgrid.v1.BoothRecusalRequest\x1a\x19.evalgrid.v1.RecusalReply\x12L\n\x10\x41skClarification\x12\x1c.evalgrid.v1.BoothAskRequest\x1a\x1a.evalgrid.v1.Clarification\x12O\n\x0e\x43larifications\x12\x1d.evalgrid.v1.BoothFormRequest\x1a\x1e.evalgrid.v1.ClarificationList\x12\x45\n\x06Review\x12\x1d.evalgrid.v1.BoothFormRequest\x1a\x1c.evalgrid.v1.CommitteeReview\x12M\n\x0bReturnSheet\x12\x1f.evalgrid.v1.BoothReturnRequest\x1a\x1d.evalgrid.v1.ReturnSheetReply2\x8e\x01\n\x04\x44\x65sk\x12I\n\x07\x43heckIn\x12\x1f.evalgrid.v1.DeskCheckInRequest\x1a\x1d.evalgrid.v1.DeskCheckInReply\x12;\n\x05\x42oard\x12\x19.evalgrid.v1.BoardRequest\x1a\x17.evalgrid.v1.BoardReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,18 +48,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BOOTHSUBMITREQUEST']._serialized_end=659
   _globals['_BOOTHRECUSALREQUEST']._serialized_start=661
   _globals['_BOOTHRECUSALREQUEST']._serialized_end=742
-  _globals['_DESKCHECKINREQUEST']._serialized_start=744
-  _globals['_DESKCHECKINREQUEST']._serialized_end=817
-  _globals['_DESKCHECKINREPLY']._serialized_start=819
-  _globals['_DESKCHECKINREPLY']._serialized_end=878
-  _globals['_BOARDREQUEST']._serialized_start=880
-  _globals['_BOARDREQUEST']._serialized_end=894
-  _globals['_BOARDENTRY']._serialized_start=897
-  _globals['_BOARDENTRY']._serialized_end=1057
-  _globals['_BOARDREPLY']._serialized_start=1059
-  _globals['_BOARDREPLY']._serialized_end=1166
-  _globals['_BOOTH']._serialized_start=1169
-  _globals['_BOOTH']._serialized_end=1608
-  _globals['_DESK']._serialized_start=1611
-  _globals['_DESK']._serialized_end=1753
+  _globals['_BOOTHASKREQUEST']._serialized_start=744
+  _globals['_BOOTHASKREQUEST']._serialized_end=841
+  _globals['_BOOTHRETURNREQUEST']._serialized_start=843
+  _globals['_BOOTHRETURNREQUEST']._serialized_end=943
+  _globals['_DESKCHECKINREQUEST']._serialized_start=945
+  _globals['_DESKCHECKINREQUEST']._serialized_end=1018
+  _globals['_DESKCHECKINREPLY']._serialized_start=1020
+  _globals['_DESKCHECKINREPLY']._serialized_end=1079
+  _globals['_BOARDREQUEST']._serialized_start=1081
+  _globals['_BOARDREQUEST']._serialized_end=1095
+  _globals['_BOARDENTRY']._serialized_start=1098
+  _globals['_BOARDENTRY']._serialized_end=1258
+  _globals['_BOARDREPLY']._serialized_start=1260
+  _globals['_BOARDREPLY']._serialized_end=1367
+  _globals['_BOOTH']._serialized_start=1370
+  _globals['_BOOTH']._serialized_end=2118
+  _globals['_DESK']._serialized_start=2121
+  _globals['_DESK']._serialized_end=2263
 # @@protoc_insertion_point(module_scope)

@@ -213,6 +213,62 @@ class BoothRecusalRequest(_message.Message):
 Global___BoothRecusalRequest: _TypeAlias = BoothRecusalRequest  # noqa: Y015
 
 @_typing.final
+class BoothAskRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    BID_CODE_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workstation_id: _builtins.str
+    bid_code: _builtins.str
+    question: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+        bid_code: _builtins.str = ...,
+        question: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_code", b"bid_code", "question", b"question", "request_id", b"request_id", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BoothAskRequest: _TypeAlias = BoothAskRequest  # noqa: Y015
+
+@_typing.final
+class BoothReturnRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    EXPERT_REF_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workstation_id: _builtins.str
+    expert_ref: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+        expert_ref: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expert_ref", b"expert_ref", "reason", b"reason", "request_id", b"request_id", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BoothReturnRequest: _TypeAlias = BoothReturnRequest  # noqa: Y015
+
+@_typing.final
 class DeskCheckInRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

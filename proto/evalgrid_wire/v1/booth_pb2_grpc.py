@@ -65,6 +65,26 @@ class BoothStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothRecusalRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.FromString,
                 _registered_method=True)
+        self.AskClarification = channel.unary_unary(
+                '/evalgrid.v1.Booth/AskClarification',
+                request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothAskRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.Clarification.FromString,
+                _registered_method=True)
+        self.Clarifications = channel.unary_unary(
+                '/evalgrid.v1.Booth/Clarifications',
+                request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothFormRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.ClarificationList.FromString,
+                _registered_method=True)
+        self.Review = channel.unary_unary(
+                '/evalgrid.v1.Booth/Review',
+                request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothFormRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.CommitteeReview.FromString,
+                _registered_method=True)
+        self.ReturnSheet = channel.unary_unary(
+                '/evalgrid.v1.Booth/ReturnSheet',
+                request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothReturnRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.ReturnSheetReply.FromString,
+                _registered_method=True)
 
 
 class BoothServicer:
@@ -107,6 +127,31 @@ class BoothServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AskClarification(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Clarifications(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Review(self, request, context):
+        """The committee leader: warnings to review, and returning a signed sheet with a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReturnSheet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BoothServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +184,26 @@ def add_BoothServicer_to_server(servicer, server):
                     servicer.DeclareRecusal,
                     request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothRecusalRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.SerializeToString,
+            ),
+            'AskClarification': grpc.unary_unary_rpc_method_handler(
+                    servicer.AskClarification,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothAskRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.Clarification.SerializeToString,
+            ),
+            'Clarifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.Clarifications,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothFormRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.ClarificationList.SerializeToString,
+            ),
+            'Review': grpc.unary_unary_rpc_method_handler(
+                    servicer.Review,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothFormRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.CommitteeReview.SerializeToString,
+            ),
+            'ReturnSheet': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnSheet,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoothReturnRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.ReturnSheetReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -303,6 +368,114 @@ class Booth:
             '/evalgrid.v1.Booth/DeclareRecusal',
             evalgrid__wire_dot_v1_dot_booth__pb2.BoothRecusalRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AskClarification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Booth/AskClarification',
+            evalgrid__wire_dot_v1_dot_booth__pb2.BoothAskRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.Clarification.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Clarifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Booth/Clarifications',
+            evalgrid__wire_dot_v1_dot_booth__pb2.BoothFormRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.ClarificationList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Review(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Booth/Review',
+            evalgrid__wire_dot_v1_dot_booth__pb2.BoothFormRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.CommitteeReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnSheet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Booth/ReturnSheet',
+            evalgrid__wire_dot_v1_dot_booth__pb2.BoothReturnRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.ReturnSheetReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,11 @@ class BoothStub:
     SubmitSheet: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothSubmitRequest, _common_pb2.SubmitSheetReply]
     DeclareRecusal: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothRecusalRequest, _common_pb2.RecusalReply]
     """The signed-in expert declares a conflict on seeing the bidders: recusal, then a redraw."""
+    AskClarification: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothAskRequest, _common_pb2.Clarification]
+    Clarifications: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothFormRequest, _common_pb2.ClarificationList]
+    Review: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothFormRequest, _common_pb2.CommitteeReview]
+    """The committee leader: warnings to review, and returning a signed sheet with a reason."""
+    ReturnSheet: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoothReturnRequest, _common_pb2.ReturnSheetReply]
 
 @_typing.type_check_only
 class BoothAsyncStub(BoothStub):
@@ -50,6 +55,11 @@ class BoothAsyncStub(BoothStub):
     SubmitSheet: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothSubmitRequest, _common_pb2.SubmitSheetReply]  # type: ignore[assignment]
     DeclareRecusal: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothRecusalRequest, _common_pb2.RecusalReply]  # type: ignore[assignment]
     """The signed-in expert declares a conflict on seeing the bidders: recusal, then a redraw."""
+    AskClarification: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothAskRequest, _common_pb2.Clarification]  # type: ignore[assignment]
+    Clarifications: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothFormRequest, _common_pb2.ClarificationList]  # type: ignore[assignment]
+    Review: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothFormRequest, _common_pb2.CommitteeReview]  # type: ignore[assignment]
+    """The committee leader: warnings to review, and returning a signed sheet with a reason."""
+    ReturnSheet: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoothReturnRequest, _common_pb2.ReturnSheetReply]  # type: ignore[assignment]
 
 class BoothServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -94,6 +104,35 @@ class BoothServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_common_pb2.RecusalReply, _abc.Awaitable[_common_pb2.RecusalReply]]:
         """The signed-in expert declares a conflict on seeing the bidders: recusal, then a redraw."""
+
+    @_abc_1.abstractmethod
+    def AskClarification(
+        self,
+        request: _booth_pb2.BoothAskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.Clarification, _abc.Awaitable[_common_pb2.Clarification]]: ...
+
+    @_abc_1.abstractmethod
+    def Clarifications(
+        self,
+        request: _booth_pb2.BoothFormRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.ClarificationList, _abc.Awaitable[_common_pb2.ClarificationList]]: ...
+
+    @_abc_1.abstractmethod
+    def Review(
+        self,
+        request: _booth_pb2.BoothFormRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.CommitteeReview, _abc.Awaitable[_common_pb2.CommitteeReview]]:
+        """The committee leader: warnings to review, and returning a signed sheet with a reason."""
+
+    @_abc_1.abstractmethod
+    def ReturnSheet(
+        self,
+        request: _booth_pb2.BoothReturnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.ReturnSheetReply, _abc.Awaitable[_common_pb2.ReturnSheetReply]]: ...
 
 def add_BoothServicer_to_server(servicer: BoothServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 

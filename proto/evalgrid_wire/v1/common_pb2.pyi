@@ -237,8 +237,14 @@ class SheetForm(_message.Message):
     CRITERIA_FIELD_NUMBER: _builtins.int
     BIDS_FIELD_NUMBER: _builtins.int
     WINDOW_FIELD_NUMBER: _builtins.int
+    RETURNED_REASON_FIELD_NUMBER: _builtins.int
+    LEADER_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     project_name: _builtins.str
+    returned_reason: _builtins.str
+    """set when the leader returned this member's signed sheet"""
+    leader: _builtins.bool
+    """this member leads the committee"""
     @_builtins.property
     def criteria(self) -> _containers.RepeatedCompositeFieldContainer[Global___CriterionInfo]: ...
     @_builtins.property
@@ -253,10 +259,12 @@ class SheetForm(_message.Message):
         criteria: _abc.Iterable[Global___CriterionInfo] | None = ...,
         bids: _abc.Iterable[Global___BidInfo] | None = ...,
         window: Global___TimeWindow | None = ...,
+        returned_reason: _builtins.str = ...,
+        leader: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bids", b"bids", "criteria", b"criteria", "project_name", b"project_name", "session_id", b"session_id", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bids", b"bids", "criteria", b"criteria", "leader", b"leader", "project_name", b"project_name", "returned_reason", b"returned_reason", "session_id", b"session_id", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -348,6 +356,160 @@ class SubmitSheetReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitSheetReply: _TypeAlias = SubmitSheetReply  # noqa: Y015
+
+@_typing.final
+class Clarification(_message.Message):
+    """A question from the committee to a bidder, relayed by the coordinator: the bidder sees no
+    expert, site or venue; the expert sees the bid's code, never the bidder's site or staff.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUESTION_ID_FIELD_NUMBER: _builtins.int
+    BID_CODE_FIELD_NUMBER: _builtins.int
+    QUESTION_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    ASKED_AT_FIELD_NUMBER: _builtins.int
+    ANSWERED_AT_FIELD_NUMBER: _builtins.int
+    question_id: _builtins.str
+    bid_code: _builtins.str
+    question: _builtins.str
+    answer: _builtins.str
+    @_builtins.property
+    def asked_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def answered_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        question_id: _builtins.str = ...,
+        bid_code: _builtins.str = ...,
+        question: _builtins.str = ...,
+        answer: _builtins.str = ...,
+        asked_at: _timestamp_pb2.Timestamp | None = ...,
+        answered_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at", "asked_at", b"asked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "answered_at", b"answered_at", "asked_at", b"asked_at", "bid_code", b"bid_code", "question", b"question", "question_id", b"question_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Clarification: _TypeAlias = Clarification  # noqa: Y015
+
+@_typing.final
+class ClarificationList(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Clarification]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Clarification] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClarificationList: _TypeAlias = ClarificationList  # noqa: Y015
+
+@_typing.final
+class ReviewItem(_message.Message):
+    """What the committee leader reviews before the report is closed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    EXPERT_REF_FIELD_NUMBER: _builtins.int
+    BID_CODE_FIELD_NUMBER: _builtins.int
+    CRITERION_ID_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    MEAN_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """deviation | objective_inconsistent"""
+    expert_ref: _builtins.str
+    bid_code: _builtins.str
+    criterion_id: _builtins.str
+    score: _builtins.str
+    mean: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        expert_ref: _builtins.str = ...,
+        bid_code: _builtins.str = ...,
+        criterion_id: _builtins.str = ...,
+        score: _builtins.str = ...,
+        mean: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_code", b"bid_code", "criterion_id", b"criterion_id", "expert_ref", b"expert_ref", "kind", b"kind", "mean", b"mean", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewItem: _TypeAlias = ReviewItem  # noqa: Y015
+
+@_typing.final
+class CommitteeReview(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEADER_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    SIGNED_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    leader: _builtins.bool
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReviewItem]: ...
+    @_builtins.property
+    def signed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """expert refs whose sheets are signed"""
+
+    @_builtins.property
+    def pending(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """expert refs still scoring"""
+
+    def __init__(
+        self,
+        *,
+        leader: _builtins.bool = ...,
+        warnings: _abc.Iterable[Global___ReviewItem] | None = ...,
+        signed: _abc.Iterable[_builtins.str] | None = ...,
+        pending: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leader", b"leader", "pending", b"pending", "signed", b"signed", "warnings", b"warnings"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommitteeReview: _TypeAlias = CommitteeReview  # noqa: Y015
+
+@_typing.final
+class ReturnSheetReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERT_REF_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    expert_ref: _builtins.str
+    outcome: _builtins.str
+    def __init__(
+        self,
+        *,
+        expert_ref: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expert_ref", b"expert_ref", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnSheetReply: _TypeAlias = ReturnSheetReply  # noqa: Y015
 
 @_typing.final
 class RecusalReply(_message.Message):

@@ -70,6 +70,36 @@ class SiteLinkStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.RecusalRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.FromString,
                 _registered_method=True)
+        self.AskClarification = channel.unary_unary(
+                '/evalgrid.v1.SiteLink/AskClarification',
+                request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.AskRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.Clarification.FromString,
+                _registered_method=True)
+        self.Clarifications = channel.unary_unary(
+                '/evalgrid.v1.SiteLink/Clarifications',
+                request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.SheetFormRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.ClarificationList.FromString,
+                _registered_method=True)
+        self.Review = channel.unary_unary(
+                '/evalgrid.v1.SiteLink/Review',
+                request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.SheetFormRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.CommitteeReview.FromString,
+                _registered_method=True)
+        self.ReturnSheet = channel.unary_unary(
+                '/evalgrid.v1.SiteLink/ReturnSheet',
+                request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ReturnSheetRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.ReturnSheetReply.FromString,
+                _registered_method=True)
+        self.HostClarifications = channel.unary_unary(
+                '/evalgrid.v1.SiteLink/HostClarifications',
+                request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ResultRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.HostClarificationList.FromString,
+                _registered_method=True)
+        self.AnswerClarification = channel.unary_unary(
+                '/evalgrid.v1.SiteLink/AnswerClarification',
+                request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.AnswerRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.Clarification.FromString,
+                _registered_method=True)
         self.RegisterProject = channel.unary_unary(
                 '/evalgrid.v1.SiteLink/RegisterProject',
                 request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.RegisterProjectRequest.SerializeToString,
@@ -132,6 +162,43 @@ class SiteLinkServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AskClarification(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Clarifications(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Review(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReturnSheet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HostClarifications(self, request, context):
+        """Host site: the questions put to its project's bidders, and their answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnswerClarification(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RegisterProject(self, request, context):
         """Host site: register a project it hosts, and fetch its result.
         """
@@ -182,6 +249,36 @@ def add_SiteLinkServicer_to_server(servicer, server):
                     servicer.DeclareRecusal,
                     request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.RecusalRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.SerializeToString,
+            ),
+            'AskClarification': grpc.unary_unary_rpc_method_handler(
+                    servicer.AskClarification,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.AskRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.Clarification.SerializeToString,
+            ),
+            'Clarifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.Clarifications,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.SheetFormRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.ClarificationList.SerializeToString,
+            ),
+            'Review': grpc.unary_unary_rpc_method_handler(
+                    servicer.Review,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.SheetFormRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.CommitteeReview.SerializeToString,
+            ),
+            'ReturnSheet': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnSheet,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ReturnSheetRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.ReturnSheetReply.SerializeToString,
+            ),
+            'HostClarifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.HostClarifications,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ResultRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.HostClarificationList.SerializeToString,
+            ),
+            'AnswerClarification': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnswerClarification,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.AnswerRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.Clarification.SerializeToString,
             ),
             'RegisterProject': grpc.unary_unary_rpc_method_handler(
                     servicer.RegisterProject,
@@ -383,6 +480,168 @@ class SiteLink:
             '/evalgrid.v1.SiteLink/DeclareRecusal',
             evalgrid__wire_dot_v1_dot_site__link__pb2.RecusalRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_common__pb2.RecusalReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AskClarification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.SiteLink/AskClarification',
+            evalgrid__wire_dot_v1_dot_site__link__pb2.AskRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.Clarification.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Clarifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.SiteLink/Clarifications',
+            evalgrid__wire_dot_v1_dot_site__link__pb2.SheetFormRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.ClarificationList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Review(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.SiteLink/Review',
+            evalgrid__wire_dot_v1_dot_site__link__pb2.SheetFormRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.CommitteeReview.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnSheet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.SiteLink/ReturnSheet',
+            evalgrid__wire_dot_v1_dot_site__link__pb2.ReturnSheetRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.ReturnSheetReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HostClarifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.SiteLink/HostClarifications',
+            evalgrid__wire_dot_v1_dot_site__link__pb2.ResultRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_site__link__pb2.HostClarificationList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnswerClarification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.SiteLink/AnswerClarification',
+            evalgrid__wire_dot_v1_dot_site__link__pb2.AnswerRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.Clarification.FromString,
             options,
             channel_credentials,
             insecure,

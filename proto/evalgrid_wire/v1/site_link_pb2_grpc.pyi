@@ -46,6 +46,13 @@ class SiteLinkStub:
     SubmitSheet: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.SubmitSheetRequest, _common_pb2.SubmitSheetReply]
     DeclareRecusal: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.RecusalRequest, _common_pb2.RecusalReply]
     """A signed-in expert's recusal, relayed by the agent."""
+    AskClarification: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.AskRequest, _common_pb2.Clarification]
+    Clarifications: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.SheetFormRequest, _common_pb2.ClarificationList]
+    Review: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.SheetFormRequest, _common_pb2.CommitteeReview]
+    ReturnSheet: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.ReturnSheetRequest, _common_pb2.ReturnSheetReply]
+    HostClarifications: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.ResultRequest, _site_link_pb2.HostClarificationList]
+    """Host site: the questions put to its project's bidders, and their answers."""
+    AnswerClarification: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.AnswerRequest, _common_pb2.Clarification]
     RegisterProject: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.RegisterProjectRequest, _site_link_pb2.RegisterProjectReply]
     """Host site: register a project it hosts, and fetch its result."""
     GetResult: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.ResultRequest, _site_link_pb2.ResultReply]
@@ -65,6 +72,13 @@ class SiteLinkAsyncStub(SiteLinkStub):
     SubmitSheet: _aio.UnaryUnaryMultiCallable[_site_link_pb2.SubmitSheetRequest, _common_pb2.SubmitSheetReply]  # type: ignore[assignment]
     DeclareRecusal: _aio.UnaryUnaryMultiCallable[_site_link_pb2.RecusalRequest, _common_pb2.RecusalReply]  # type: ignore[assignment]
     """A signed-in expert's recusal, relayed by the agent."""
+    AskClarification: _aio.UnaryUnaryMultiCallable[_site_link_pb2.AskRequest, _common_pb2.Clarification]  # type: ignore[assignment]
+    Clarifications: _aio.UnaryUnaryMultiCallable[_site_link_pb2.SheetFormRequest, _common_pb2.ClarificationList]  # type: ignore[assignment]
+    Review: _aio.UnaryUnaryMultiCallable[_site_link_pb2.SheetFormRequest, _common_pb2.CommitteeReview]  # type: ignore[assignment]
+    ReturnSheet: _aio.UnaryUnaryMultiCallable[_site_link_pb2.ReturnSheetRequest, _common_pb2.ReturnSheetReply]  # type: ignore[assignment]
+    HostClarifications: _aio.UnaryUnaryMultiCallable[_site_link_pb2.ResultRequest, _site_link_pb2.HostClarificationList]  # type: ignore[assignment]
+    """Host site: the questions put to its project's bidders, and their answers."""
+    AnswerClarification: _aio.UnaryUnaryMultiCallable[_site_link_pb2.AnswerRequest, _common_pb2.Clarification]  # type: ignore[assignment]
     RegisterProject: _aio.UnaryUnaryMultiCallable[_site_link_pb2.RegisterProjectRequest, _site_link_pb2.RegisterProjectReply]  # type: ignore[assignment]
     """Host site: register a project it hosts, and fetch its result."""
     GetResult: _aio.UnaryUnaryMultiCallable[_site_link_pb2.ResultRequest, _site_link_pb2.ResultReply]  # type: ignore[assignment]
@@ -123,6 +137,49 @@ class SiteLinkServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_common_pb2.RecusalReply, _abc.Awaitable[_common_pb2.RecusalReply]]:
         """A signed-in expert's recusal, relayed by the agent."""
+
+    @_abc_1.abstractmethod
+    def AskClarification(
+        self,
+        request: _site_link_pb2.AskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.Clarification, _abc.Awaitable[_common_pb2.Clarification]]: ...
+
+    @_abc_1.abstractmethod
+    def Clarifications(
+        self,
+        request: _site_link_pb2.SheetFormRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.ClarificationList, _abc.Awaitable[_common_pb2.ClarificationList]]: ...
+
+    @_abc_1.abstractmethod
+    def Review(
+        self,
+        request: _site_link_pb2.SheetFormRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.CommitteeReview, _abc.Awaitable[_common_pb2.CommitteeReview]]: ...
+
+    @_abc_1.abstractmethod
+    def ReturnSheet(
+        self,
+        request: _site_link_pb2.ReturnSheetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.ReturnSheetReply, _abc.Awaitable[_common_pb2.ReturnSheetReply]]: ...
+
+    @_abc_1.abstractmethod
+    def HostClarifications(
+        self,
+        request: _site_link_pb2.ResultRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_site_link_pb2.HostClarificationList, _abc.Awaitable[_site_link_pb2.HostClarificationList]]:
+        """Host site: the questions put to its project's bidders, and their answers."""
+
+    @_abc_1.abstractmethod
+    def AnswerClarification(
+        self,
+        request: _site_link_pb2.AnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.Clarification, _abc.Awaitable[_common_pb2.Clarification]]: ...
 
     @_abc_1.abstractmethod
     def RegisterProject(

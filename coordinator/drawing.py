@@ -8,6 +8,7 @@ The one impure thing here is the fresh seed, from the operating system's CSPRNG.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -18,25 +19,28 @@ from typing import Any
 from coordinator.domain.committee import check_composition
 from coordinator.domain.conflicts import ConflictIndex
 from coordinator.domain.draw import (
+    ARCHIVE_FORMAT,
     Commitment,
     DrawFailure,
     DrawInputs,
+    DrawOutcome,
     Seat,
     build_venue_offers,
+    canonical_inputs,
     commit,
     commitment_from_json,
     commitment_to_json,
     draw,
     inputs_from_json,
-    make_archive,
     outcome_from_json,
+    outcome_to_json,
     record_digest,
     supplementary_inputs,
 )
 from coordinator.domain.eligibility import PoolIndex, host_city_of, screen
 from coordinator.domain.model import Company, Expert, Project, Province, Site, Sitting
 from coordinator.domain.rules import Rules
-from coordinator.domain.seal import seal_json
+from coordinator.domain.seal import seal_json_text
 
 
 class DrawRefused(Exception):
@@ -64,16 +68,32 @@ class PlacedDraw:
     commitment: Commitment
     seats: tuple[Seat, ...]
     outcome_digest: str
-    archive: dict[str, Any]
+    archive_text: str  # the archive as JSON, seed included (see `archive_json`)
 
     def archive_fields(self, master_key: bytes) -> dict[str, str]:
         """Redis fields of the draw: the public commitment, and the sealed archive with seed."""
-        import json
-
         return {
             "commitment": json.dumps(commitment_to_json(self.commitment), sort_keys=True),
-            "sealed": seal_json(master_key, self.draw_id, "draw", self.archive).to_json(),
+            "sealed": seal_json_text(master_key, self.draw_id, "draw",
+                                     self.archive_text).to_json(),
         }
+
+
+def archive_json(commitment: Commitment, inputs: DrawInputs, result: DrawOutcome,
+                 seed: bytes) -> str:
+    """`make_archive(...)` as canonical JSON text, built around the canonical inputs.
+
+    The inputs of a large pool are already encoded once for their digest; encoding them again
+    as a dict would cost more than the draw itself.
+    """
+    def dump(value: object) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    return ('{"commitment":' + dump(commitment_to_json(commitment))
+            + ',"format":' + dump(ARCHIVE_FORMAT)
+            + ',"inputs":' + canonical_inputs(inputs).decode("ascii")
+            + ',"result":' + dump(outcome_to_json(result))
+            + ',"seed":' + dump(seed.hex()) + "}")
 
 
 class DrawDesk:
@@ -232,7 +252,7 @@ class DrawDesk:
         result = draw(prepared.inputs, prepared.seed)
         if isinstance(result, DrawFailure):
             return result.message()
-        archive = make_archive(prepared.commitment, prepared.inputs, result, prepared.seed)
         return PlacedDraw(draw_id=prepared.commitment.draw_id, commitment=prepared.commitment,
                           seats=result.seats, outcome_digest=result.outcome_digest(),
-                          archive=archive)
+                          archive_text=archive_json(prepared.commitment, prepared.inputs,
+                                                    result, prepared.seed))

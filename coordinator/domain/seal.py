@@ -210,6 +210,11 @@ def seal_json(
 ) -> SealedBox:
     """Seal a JSON object, padded so its exact size does not show."""
     text = json.dumps(dict(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return seal_json_text(master_key, project_id, purpose, text)
+
+
+def seal_json_text(master_key: bytes, project_id: str, purpose: str, text: str) -> SealedBox:
+    """Seal JSON the caller already encoded (a large archive need not be encoded twice)."""
     raw = text.encode("utf-8")
     raw += b" " * (-len(raw) % PAD_TO)
     return seal(master_key, project_id, purpose, raw)

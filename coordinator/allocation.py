@@ -47,6 +47,7 @@ class Allocation:
     draw_ids: list[str] = field(default_factory=list)
     seats: list[SeatRecord] = field(default_factory=list)
     leader_ref: str = ""  # the committee leader: the first member to sign in
+    returns: list[dict[str, str]] = field(default_factory=list)  # sheets the leader returned
 
     def active_seats(self) -> list[SeatRecord]:
         return [s for s in self.seats if s.active]
@@ -59,7 +60,8 @@ class Allocation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"project_id": self.project_id, "draw_ids": list(self.draw_ids),
-                "seats": [asdict(s) for s in self.seats], "leader_ref": self.leader_ref}
+                "seats": [asdict(s) for s in self.seats], "leader_ref": self.leader_ref,
+                "returns": list(self.returns)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Allocation:
@@ -68,4 +70,5 @@ class Allocation:
             draw_ids=list(data["draw_ids"]),
             seats=[SeatRecord(**s) for s in data["seats"]],
             leader_ref=data.get("leader_ref", ""),
+            returns=list(data.get("returns", [])),
         )

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from coordinator.allocation import Allocation
 from coordinator.domain.model import Project
-from coordinator.domain.scoring import Evaluation, evaluation_to_dict
+from coordinator.domain.scoring import Evaluation, ExpertSheet, evaluation_to_dict
 
 
 def canonical(body: dict[str, Any]) -> bytes:
@@ -30,8 +30,8 @@ def canonical(body: dict[str, Any]) -> bytes:
 
 
 def build_report(*, project: Project, evaluation: Evaluation, alloc: Allocation,
-                 bid_codes: dict[str, str], draws: list[dict[str, Any]],
-                 now: datetime) -> dict[str, Any]:
+                 sheets: list[ExpertSheet], bid_codes: dict[str, str],
+                 draws: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     return {
         "project": {"id": project.id, "name": project.name, "category": project.category,
                     "host_site": project.host_site_id, "method": project.scoring.method,
@@ -44,6 +44,14 @@ def build_report(*, project: Project, evaluation: Evaluation, alloc: Allocation,
              "signed_in_at": s.signed_in_at, "draw_id": s.draw_id}
             for s in alloc.seats
         ],
+        "leader": alloc.leader_ref,
+        "sheets": [
+            {"expert_ref": sheet.expert_ref,
+             "scores": [{"bidder_id": b, "bid_code": bid_codes.get(b, ""), "criterion_id": c,
+                         "score": str(v)} for (b, c), v in sorted(sheet.scores.items())]}
+            for sheet in sorted(sheets, key=lambda s: s.expert_ref)
+        ],
+        "returned_sheets": list(alloc.returns),
         "supplementary_draws": max(0, len(alloc.draw_ids) - 1),
         "draws": draws,
         "closed_at": now.isoformat(),
@@ -51,11 +59,12 @@ def build_report(*, project: Project, evaluation: Evaluation, alloc: Allocation,
 
 
 def write_report(reports_dir: Path, *, project: Project, evaluation: Evaluation,
-                 alloc: Allocation, bid_codes: dict[str, str], draws: list[dict[str, Any]],
-                 signing_key: Ed25519PrivateKey, now: datetime) -> Path:
+                 alloc: Allocation, sheets: list[ExpertSheet], bid_codes: dict[str, str],
+                 draws: list[dict[str, Any]], signing_key: Ed25519PrivateKey,
+                 now: datetime) -> Path:
     """Write `PROJECT.json` (signed) and `PROJECT.html`; return the JSON path."""
     reports_dir.mkdir(parents=True, exist_ok=True)
-    body = build_report(project=project, evaluation=evaluation, alloc=alloc,
+    body = build_report(project=project, evaluation=evaluation, alloc=alloc, sheets=sheets,
                         bid_codes=bid_codes, draws=draws, now=now)
     public = signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     signed = {"report": body, "signature": signing_key.sign(canonical(body)).hex(),
@@ -115,6 +124,8 @@ def render_html(body: dict[str, Any]) -> str:
     )
     warnings = "".join(f"<li>{esc(json.dumps(w, ensure_ascii=False))}</li>"
                        for w in evaluation.get("warnings", [])) or "<li>none</li>"
+    returns = "".join(f"<li>{esc(r['expert_ref'])}: {esc(r['reason'])} ({esc(r['at'])})</li>"
+                      for r in body["returned_sheets"]) or "<li>none</li>"
     committee = "".join(
         f"<tr><td>{esc(m['expert_ref'])}</td><td>{esc(m['status'])}</td>"
         f"<td>{esc(m['signed_in_at'])}</td></tr>" for m in body["committee"])
@@ -134,6 +145,7 @@ td,th{{border:1px solid #999;padding:4px 8px}}</style></head><body>
 <th>Technical</th><th>Total</th></tr>{rows}</table>
 <h2>Totals</h2>{chart}
 <h2>Warnings</h2><ul>{warnings}</ul>
+<h2>Sheets returned by the leader</h2><ul>{returns}</ul>
 <h2>Committee</h2><table><tr><th>Member</th><th>Status</th><th>Signed in</th></tr>
 {committee}</table>
 <p>Supplementary draws: {body['supplementary_draws']}. Closed {esc(body['closed_at'])}.

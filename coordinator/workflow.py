@@ -723,6 +723,9 @@ class Workflow:
             await self.redis.hset(SHEET.format(target.session_id), "signed", "0")
             target.status = "signed_in"
             target.returned_reason = reason.strip()
+            alloc.returns.append({"expert_ref": expert_ref, "by": seat.expert_ref,
+                                  "reason": reason.strip(),
+                                  "at": self.clock.now().isoformat()})
             await self._save_allocation(alloc)
             await self._record("sheet.returned", project.id,
                                {"expert_ref": expert_ref, "by": seat.expert_ref,
@@ -785,6 +788,7 @@ class Workflow:
                                           code_salt=self._code_salt(project))
             path = write_report(
                 self.reports_dir, project=project, evaluation=evaluation, alloc=alloc,
+                sheets=sheets,
                 bid_codes=self._bid_codes(project), draws=[
                     await self._draw_public(d) for d in alloc.draw_ids],
                 signing_key=self.signing_key, now=self.clock.now(),

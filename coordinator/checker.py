@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coordinator.domain.audit import verify_chain
 from coordinator.domain.rules import load_rules
 from coordinator.domain.violations import find_violations
-from coordinator.offline import _NoClock, _signing_key, master_key, open_store, read_allocation
-from coordinator.store.audit_log import AuditLog
+from coordinator.offline import master_key, open_store, read_allocation, verify_audit
 from coordinator.store.bookings import BookingItem
 from coordinator.store.registry import Registry
 
@@ -82,11 +80,9 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
         result.rule_violations += len(violations)
         result.details += violations
 
-        log = AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
-        entries = await log.entries()
-        check = verify_chain(entries, log.public_key, expected_head=await log.head())
-        result.audit_entries = len(entries)
-        result.audit_intact = check.ok
-        if not check.ok:
-            result.details.append(f"audit: {check.reason}")
+    check = await verify_audit(data_dir, redis_url)
+    result.audit_entries = check.entries_checked
+    result.audit_intact = check.ok
+    if not check.ok:
+        result.details.append(f"audit: {check.reason}")
     return result

@@ -252,3 +252,31 @@ def test_audit_and_report_verify(demo_dir: tuple[Path, subprocess.CompletedProce
     forged.write_text(json.dumps(signed))
     bad = evalgrid("report", "verify", forged)
     assert bad.returncode == 1 and "signature" in bad.stdout
+
+
+def test_audit_verify_names_a_removed_or_garbled_entry(
+        demo_dir: tuple[Path, subprocess.CompletedProcess[str]], tmp_short: Path) -> None:
+    import shutil
+
+    import redis
+
+    from coordinator.store.embedded_redis import EmbeddedRedis
+
+    data, done = demo_dir
+    assert done.returncode == 0, done.stderr[-3000:]
+    copy = tmp_short / "c"
+    shutil.copytree(data, copy, ignore=shutil.ignore_patterns("*.sock"))
+    server = EmbeddedRedis(copy / "redis").start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        ids = [i for i, _ in client.xrange("audit", "-", "+")]
+        client.xdel("audit", ids[len(ids) // 2])
+        removed = evalgrid("audit", "verify", "--data-dir", copy)
+        assert removed.returncode == 1, removed.stdout
+        assert "BROKEN" in removed.stdout and "seq" in removed.stdout
+        client.xadd("audit", {"entry": b'{"seq": "not a number"}'}, id="999999-0")
+        garbled = evalgrid("audit", "verify", "--data-dir", copy)
+        assert garbled.returncode == 1, garbled.stdout + garbled.stderr
+        assert "unreadable entry" in garbled.stdout and "Traceback" not in garbled.stderr
+    finally:
+        server.stop()

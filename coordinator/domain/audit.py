@@ -176,6 +176,10 @@ def entry_from_json(text: str | bytes) -> AuditEntry:
             raise AuditFormatError(f"{name} must be a string")
     if not isinstance(raw["detail"], dict):
         raise AuditFormatError("detail must be an object")
+    try:  # JSON escapes can spell lone surrogates, which no hash input may contain
+        canonical_json(raw)
+    except UnicodeEncodeError as exc:
+        raise AuditFormatError(f"not valid Unicode text: {exc.reason}") from exc
     return AuditEntry(
         seq,
         raw["at"],

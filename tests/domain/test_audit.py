@@ -257,3 +257,10 @@ def test_any_single_byte_change_to_a_text_field_is_detected(
     chain[index] = dataclasses.replace(original, **kwargs)
     result = verify_chain(chain, key().public_key())
     assert not result.ok and result.first_bad_seq == original.seq
+
+
+def test_an_entry_spelling_a_lone_surrogate_is_refused_at_load() -> None:
+    """Found by the byte-flip property: a flipped byte can turn text into a \\ud8xx escape."""
+    text = entry_to_json(CHAIN[0]).replace('"kind":"', '"kind":"\\udbc4', 1)
+    with pytest.raises(AuditFormatError, match="Unicode"):
+        entry_from_json(text)

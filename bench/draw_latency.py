@@ -61,9 +61,18 @@ async def run(experts: int, relations: int, projects: int, seed: int) -> None:
             indexed = time.perf_counter() - t0
             phases: dict[str, list[float]] = defaultdict(list)
             desk = workflow.desk
-            desk.prepare = _timed(phases, "prepare: screen, offers, commit", desk.prepare)  # type: ignore[method-assign]
+            timed_prepare = _timed(phases, "prepare: screen, offers, commit", desk.prepare)
+            pool_sizes: list[int] = []
+
+            def prepare(*args: Any, **kwargs: Any) -> Any:
+                prepared = timed_prepare(*args, **kwargs)
+                pool_sizes.append(len(prepared.inputs.candidates))
+                return prepared
+
+            desk.prepare = prepare  # type: ignore[method-assign]
             desk.run = _timed(phases, "draw (pure)", desk.run)  # type: ignore[method-assign]
             totals, refused = [], 0
+            by_pool: dict[str, list[float]] = defaultdict(list)
             for project in sorted(province.projects, key=lambda p: p.id):
                 t0 = time.perf_counter()
                 try:
@@ -71,12 +80,18 @@ async def run(experts: int, relations: int, projects: int, seed: int) -> None:
                 except WorkflowError:
                     refused += 1
                     continue
-                totals.append(time.perf_counter() - t0)
+                elapsed = time.perf_counter() - t0
+                totals.append(elapsed)
+                by_pool[_pool_bucket(pool_sizes[-1])].append(elapsed)
         finally:
             await redis.aclose()
             server.stop()
     rows = [ms_row(name, values) for name, values in phases.items()]
     rows.append(ms_row("request to booked reservations", totals))
+    for low, high in BUCKETS:
+        bucket = _pool_bucket(low)
+        if bucket in by_pool:
+            rows.append(ms_row(f"  of which: {bucket}", by_pool[bucket]))
     print_table(
         f"single draw, in-process: {experts:,} experts, {count_relations(province.experts):,} "
         f"conflict relations, {len(province.sites)} sites, "
@@ -84,6 +99,15 @@ async def run(experts: int, relations: int, projects: int, seed: int) -> None:
         ["phase", "draws", "p50 ms", "p99 ms", "max ms"], rows)
     print(f"generated in {generated:.1f} s; registry and indexes loaded in {indexed:.2f} s; "
           f"{len(totals)} draws booked, {refused} refused (no feasible committee)")
+
+
+BUCKETS = ((0, 2_000), (2_000, 5_000), (5_000, 10_000), (10_000, 20_000), (20_000, 10**9))
+
+
+def _pool_bucket(candidates: int) -> str:
+    """Latency grows with how many experts the quotas admit: report it by that size."""
+    low, high = next((lo, hi) for lo, hi in BUCKETS if lo <= candidates < hi)
+    return f"{low:,}+ eligible" if high == 10**9 else f"{low:,}-{high:,} eligible"
 
 
 def main(argv: list[str] | None = None) -> None:

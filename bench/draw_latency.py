@@ -88,7 +88,7 @@ async def run(experts: int, relations: int, projects: int, seed: int) -> None:
             server.stop()
     rows = [ms_row(name, values) for name, values in phases.items()]
     rows.append(ms_row("request to booked reservations", totals))
-    for low, high in BUCKETS:
+    for low, _high in BUCKETS:
         bucket = _pool_bucket(low)
         if bucket in by_pool:
             rows.append(ms_row(f"  of which: {bucket}", by_pool[bucket]))

@@ -192,23 +192,29 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def cmd_audit_fairness(args: argparse.Namespace) -> int:
     import hashlib
-    import os
-    from concurrent.futures import ProcessPoolExecutor
 
     from rich.console import Console
     from rich.table import Table
 
+    from coordinator.batch.executor import make_executor
     from coordinator.domain.fairness import Tally, fairness_pool, fits, tally
 
     sizes = [int(x) for x in args.city_sizes.split(",")]
     pool = fairness_pool(sizes, seats=args.seats)
     seeds = [hashlib.sha256(f"{args.seed}:{i}".encode()).digest() for i in range(args.draws)]
-    workers = max(1, min(args.workers or os.cpu_count() or 1, 16))
-    chunks = [seeds[i::workers] for i in range(workers)]
+    try:
+        executor = make_executor(args.executor)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    chunk = max(1, args.draws // 32)
+    try:
+        parts = executor.map_chunks(tally, pool, [seeds[i:i + chunk]
+                                                  for i in range(0, len(seeds), chunk)])
+    finally:
+        executor.close()
     total = Tally()
-    with ProcessPoolExecutor(max_workers=workers) as pool_exec:
-        for part in pool_exec.map(tally, [pool] * len(chunks), chunks):
-            total.add(part)
+    for part in parts:
+        total.add(part)
     console = Console()
     table = Table(title=f"draw fairness: {total.draws} draws, {len(sizes)} venues, "
                         f"{len(pool.inputs.candidates)} experts, committee {args.seats}")
@@ -344,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seats", type=int, default=5)
     p.add_argument("--city-sizes", default="8,12,16,20,24,30,40,60",
                    help="experts per city, one venue per city (comma separated)")
-    p.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    p.add_argument("--executor", default="local:2",
+                   help="local | local:N | ray | ray:N | ray:auto | ray://host:port")
     p.add_argument("--alpha", type=float, default=0.001)
     p.set_defaults(func=cmd_audit_fairness)
 

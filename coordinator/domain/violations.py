@@ -281,7 +281,10 @@ def _check_allocation(
         )
 
     per_venue = Counter(v for _, v, _ in members)
-    allowed = _allowed_cap(p, project, sittings, booked, rules, today)
+    # The allowed cap costs a pass over the whole pool: only worth it above the configured cap.
+    over = any(n > rules.per_venue_cap for n in per_venue.values())
+    allowed = _allowed_cap(p, project, sittings, booked, rules, today) if over else \
+        rules.per_venue_cap
     for venue_id, n in sorted(per_venue.items()):
         if n > allowed:
             out.append(f"{pid}: venue {venue_id} seats {n} members, cap {allowed}")

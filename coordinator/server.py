@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from coordinator.store.keys import load_or_create_master_key, load_or_create_sig
 from coordinator.workflow import Workflow
 from evalgrid.clock import Clock, SimClock, SystemClock
 from evalgrid.datadir import DataDir
+from evalgrid.lifecycle import run_until_signalled
 from evalgrid.serving import Served, start_server
 from evalgrid.tls import server_credentials
 
@@ -53,6 +53,7 @@ class Coordinator:
         self.served: Served | None = None
         self.workflow: Workflow | None = None
         self.redis: aioredis.Redis | None = None
+        self._schedule: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         url, self.embedded = open_redis(self.data, self.config.redis_url)
@@ -67,6 +68,7 @@ class Coordinator:
             reports_dir=self.data.reports,
         )
         await self.workflow.load()
+        self._schedule = asyncio.create_task(self.workflow.run_schedule(), name="schedule")
         self.served = await start_server(
             bind=self.config.bind,
             credentials=server_credentials(self.data.pki, "coordinator", "coordinator"),
@@ -85,6 +87,10 @@ class Coordinator:
         return self.served.port
 
     async def stop(self) -> None:
+        if self._schedule is not None:
+            self._schedule.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._schedule
         if self.served is not None:
             await self.served.server.stop(grace=1)
         if self.redis is not None:
@@ -96,12 +102,4 @@ class Coordinator:
 async def run_forever(config: CoordinatorConfig) -> None:
     coordinator = Coordinator(config)
     await coordinator.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await coordinator.stop()
+    await run_until_signalled(coordinator.stop)

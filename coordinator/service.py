@@ -332,7 +332,8 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             reply.projects.add(project_id=p.id, name=p.name, state=state,
                                host_site_id=p.host_site_id,
                                window_start=to_timestamp(p.window.start),
-                               window_end=to_timestamp(p.window.end))
+                               window_end=to_timestamp(p.window.end),
+                               committee_size=p.committee_size)
         return reply
 
     async def Draw(self, request: operator_pb2.DrawRequest,
@@ -417,10 +418,61 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             await _abort(context, exc)
             raise
         after = int(request.after_id) if request.after_id.isdigit() else 0
-        async for entry in self.workflow.watch(after):
+        async for entry in self.workflow.watch(after, tail=0 if after else request.tail):
             yield operator_pb2.Event(id=str(entry.seq), kind=entry.kind, subject=entry.subject,
                                      at=to_timestamp(_parse(entry.at)),
                                      detail_json=_json(entry.detail))
+
+    async def WatchGrid(self, request: operator_pb2.WatchGridRequest,
+                        context: grpc.aio.ServicerContext
+                        ) -> AsyncIterator[operator_pb2.GridSnapshot]:
+        try:
+            who = require_role("operator", "auditor", action="Operator.WatchGrid")
+        except PermissionDeniedError as exc:
+            await _abort(context, exc)
+            raise
+        last = b""
+        async for _ in self.workflow.grid_changes():
+            snapshot = await self._grid_snapshot(by=str(who))
+            wire = snapshot.SerializeToString(deterministic=True)
+            if wire != last:  # a quiet refresh on a stopped (simulated) clock sends nothing
+                last = wire
+                yield snapshot
+
+    async def _grid_snapshot(self, *, by: str) -> operator_pb2.GridSnapshot:
+        """What an operator may see of the whole grid: states and opaque ids, no names."""
+        workflow = self.workflow
+        status = operator_pb2.StatusReply(now=to_timestamp(workflow.now()),
+                                          **await workflow.status())
+        snapshot = operator_pb2.GridSnapshot(status=status,
+                                             audit_head=(await workflow.audit.head()).seq)
+        for site in sorted(workflow.desk.sites.values(), key=lambda s: s.id):
+            live = workflow.links.live.get(site.id)
+            counts: dict[str, int] = {}
+            item = snapshot.sites.add(
+                site_id=site.id, name=site.name, city=site.city,
+                online=bool(live and live.connected),
+                workstations=sum(len(v.workstations) for v in site.venues))
+            for ws_id, state in sorted(live.workstations.items() if live else []):
+                counts[state] = counts.get(state, 0) + 1
+                if state in ("fault", "offline"):
+                    item.flagged.add(workstation_id=ws_id, state=state,
+                                     detail=live.details.get(ws_id, "") if live else "")
+            item.states.update(counts)
+        for p, state in await workflow.list_projects(""):
+            snapshot.projects.add(project_id=p.id, name=p.name, state=state,
+                                  host_site_id=p.host_site_id,
+                                  window_start=to_timestamp(p.window.start),
+                                  window_end=to_timestamp(p.window.end),
+                                  committee_size=p.committee_size)
+        for project_id, state, seats in await workflow.open_seats(by=by):
+            open_project = snapshot.open_projects.add(project_id=project_id, state=state)
+            for s in seats:
+                open_project.seats.add(
+                    session_id=s.session_id, expert_ref=s.expert_ref, status=s.status,
+                    site_id=s.site_id, workstation_id=s.workstation_id,
+                    quota_index=s.quota_index, signed_in_at=s.signed_in_at, draw_id=s.draw_id)
+        return snapshot
 
     async def AdvanceClock(self, request: operator_pb2.AdvanceClockRequest,
                            context: grpc.aio.ServicerContext

@@ -41,6 +41,7 @@ class SiteLive:
     connected: bool = False
     last_seen: datetime | None = None
     workstations: dict[str, str] = field(default_factory=dict)  # ws -> state name
+    details: dict[str, str] = field(default_factory=dict)  # ws -> why it is marked faulty
     acked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -112,8 +113,13 @@ class SiteLinks:
         changed = []
         for ws in report.workstations:
             name = STATE_NAMES.get(ws.state, "unknown")
-            if live.workstations.get(ws.workstation_id) != name:
+            if live.workstations.get(ws.workstation_id) != name or \
+                    live.details.get(ws.workstation_id, "") != ws.detail:
                 live.workstations[ws.workstation_id] = name
+                if ws.detail:
+                    live.details[ws.workstation_id] = ws.detail
+                else:
+                    live.details.pop(ws.workstation_id, None)
                 changed.append((ws.workstation_id, name))
         return changed
 

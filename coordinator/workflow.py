@@ -9,6 +9,7 @@ beyond the agent commands it queues.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hashlib
 import json
@@ -16,7 +17,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ log = logging.getLogger("evalgrid.coordinator")
 ALLOC = "alloc:{}"
 DRAW = "draw:{}"
 SESSION = "sess:{}"
+SITE_SESSIONS = "site:{}:sessions"  # the sessions a site should hold: resent when it re-registers
 SHEET = "sheet:{}"
 CLARIFICATIONS = "clar:{}"
 MAX_QUESTION_CHARS = 2000
@@ -105,8 +107,11 @@ class Workflow:
         self._project_locks: dict[str, asyncio.Lock] = {}
         self._allocations: dict[str, Allocation] = {}
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
+        self._schedule_wake = asyncio.Event()
         self._status_watchers: set[asyncio.Queue[tuple[str, list[tuple[str, str]]]]] = set()
         self.status_events: deque[tuple[str, list[tuple[str, str]]]] = deque(maxlen=1000)
+        # Operator consoles wait on the current event; any change sets it and replaces it.
+        self._grid_event = asyncio.Event()
 
     # --- start-up --------------------------------------------------------------------------
 
@@ -146,14 +151,39 @@ class Workflow:
         entry = await self.audit.append(kind, subject, detail)
         for queue in list(self._watchers):
             queue.put_nowait(entry)
+        self.grid_changed()
         return entry
 
-    async def watch(self, after_seq: int = 0) -> AsyncIterator[AuditEntry]:
+    def grid_changed(self) -> None:
+        """Wake the operator consoles' grid watchers (every state change passes here)."""
+        self._grid_event.set()
+        self._grid_event = asyncio.Event()
+
+    async def grid_changes(self, *, refresh_s: float = 5.0,
+                           settle_s: float = 0.2) -> AsyncIterator[None]:
+        """Yield at once, then after each change (a burst yields once, `settle_s` later).
+
+        Also every `refresh_s` without a change: whether a seat is a no-show depends on the
+        clock, which moves without telling anyone on the system clock.
+        """
+        while True:
+            event = self._grid_event  # taken before the caller reads: no change is missed
+            yield
+            try:
+                await asyncio.wait_for(event.wait(), timeout=refresh_s)
+            except TimeoutError:
+                continue
+            await asyncio.sleep(settle_s)
+
+    async def watch(self, after_seq: int = 0, *, tail: int = 0) -> AsyncIterator[AuditEntry]:
+        """Audit entries after `after_seq` (or the last `tail` ones), then new ones live."""
         queue: asyncio.Queue[AuditEntry] = asyncio.Queue()
         self._watchers.add(queue)
         try:
+            if tail:
+                after_seq = max(0, (await self.audit.head()).seq - tail)
             last = after_seq
-            if after_seq:
+            if after_seq or tail:
                 for entry in await self.audit.entries(after_seq=after_seq):
                     last = entry.seq
                     yield entry
@@ -191,8 +221,33 @@ class Workflow:
         if unknown:
             raise WorkflowError("inventory", f"workstations not in the registry for {site_id}: "
                                 f"{sorted(unknown)[:5]}")
-        await self._record("site.registered", site_id, {"workstations": len(workstation_ids)})
+        resent = await self._resend_reservations(site_id)
+        await self._record("site.registered", site_id,
+                           {"workstations": len(workstation_ids), "reservations_resent": resent})
         return int(await self.redis.get("fence") or 0)
+
+    async def _resend_reservations(self, site_id: str) -> int:
+        """An agent that restarted has forgotten its reservations: queue them again (an agent
+        that still holds one answers the repeat as a no-op)."""
+        sessions = await self.redis.smembers(SITE_SESSIONS.format(site_id))
+        for raw in sessions:
+            session_id = text(raw)
+            held = await self.redis.hgetall(SESSION.format(session_id))
+            if not held:
+                continue
+            start = datetime.fromtimestamp(int(held[b"start"]), UTC)
+            end = datetime.fromtimestamp(int(held[b"end"]), UTC)
+            await self.links.enqueue(site_id, site_link_pb2.CoordinatorCommand(
+                reserve=site_link_pb2.Reserve(session_id=session_id,
+                                              workstation_id=text(held[b"ws"]),
+                                              window=to_window(start, end))))
+        return len(sessions)
+
+    async def _release_on_site(self, seat: SeatRecord, reason: str) -> None:
+        await self.redis.srem(SITE_SESSIONS.format(seat.site_id), seat.session_id)
+        await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
+            release=site_link_pb2.Release(session_id=seat.session_id,
+                                          workstation_id=seat.workstation_id, reason=reason)))
 
     # --- projects --------------------------------------------------------------------------
 
@@ -254,6 +309,7 @@ class Workflow:
             alloc = Allocation(project_id=project_id)
             await self._place(project, alloc, result)
             await self.registry.set_project_state(project_id, "drawn")
+            self._schedule_wake.set()
             summary = DrawSummary(
                 project_id=project_id, draw_id=result.draw_id,
                 commitment=result.commitment.seed_hash, input_digest=result.commitment
@@ -311,6 +367,7 @@ class Workflow:
                 "ref": seal_json(self.master_key, seat.session_id, "session",
                                  {"project": project.id}).to_json(),
             })
+            pipe.sadd(SITE_SESSIONS.format(seat.site_id), seat.session_id)
         for site_id, command in commands:
             self.links.enqueue_in(pipe, site_id, command)
         await pipe.execute()
@@ -424,10 +481,7 @@ class Workflow:
         replay = await self._replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
-        project, alloc, seat = await self._session(site_id, session_id)
-        if seat.workstation_id != workstation_id:
-            raise WorkflowError("workstation_id", "this session is not on this workstation",
-                                code="denied")
+        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
         async with self._lock(project.id):
             if seat.status != "signed_in":
                 raise WorkflowError("session_id", "recusal is declared after sign-in and "
@@ -436,6 +490,18 @@ class Workflow:
                                           reason or "recusal")
         await self._remember(request_id, {"outcome": outcome})
         return outcome
+
+    async def open_seats(self, *, by: str) -> list[tuple[str, str, list[SeatRecord]]]:
+        """(project, state, seats) of every project drawn or under evaluation: the operator's
+        live view. Opening an allocation not yet in memory is an audited unseal, as in
+        `project_seats`."""
+        states = await self.registry.project_states()
+        found = []
+        for project_id, state in sorted(states.items()):
+            if state in ("drawn", "evaluating"):
+                alloc = await self._allocation(project_id, f"seat list for {by}")
+                found.append((project_id, state, list(alloc.seats)))
+        return found
 
     async def project_seats(self, project_id: str, *, by: str) -> tuple[str, list[SeatRecord]]:
         state = (await self.registry.project_states()).get(project_id, "unknown")
@@ -456,9 +522,7 @@ class Workflow:
              BookingItem(expert_resource(seat.expert_id), project.window.start_ts,
                          project.window.end_ts, seat.expert_hold)])
         self.desk.unbook(project, seat.expert_id, seat.workstation_id)
-        await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
-            release=site_link_pb2.Release(session_id=seat.session_id,
-                                          workstation_id=seat.workstation_id, reason=status)))
+        await self._release_on_site(seat, status)
         await self._record(f"seat.{status}", project_id,
                            {"session": seat.session_id, "reason": note})
         async with self._draw_lock:
@@ -484,8 +548,9 @@ class Workflow:
 
     # --- at the guest site -----------------------------------------------------------------
 
-    async def _session(self, site_id: str, session_id: str) -> tuple[Project, Allocation,
-                                                                     SeatRecord]:
+    async def _session(self, site_id: str, session_id: str, workstation_id: str | None = None
+                       ) -> tuple[Project, Allocation, SeatRecord]:
+        """The open seat behind a session at this site (and on this workstation, if given)."""
         raw = await self.redis.hgetall(SESSION.format(session_id))
         if not raw or text(raw.get(b"site", b"")) != site_id:
             raise WorkflowError("session_id", "no such session at this site", code="not_found")
@@ -500,6 +565,9 @@ class Workflow:
         seat = alloc.by_session(session_id)
         if seat is None or not seat.active:
             raise WorkflowError("session_id", "session is no longer held", code="precondition")
+        if workstation_id is not None and seat.workstation_id != workstation_id:
+            raise WorkflowError("workstation_id", "this session is not on this workstation",
+                                code="denied")
         return project, alloc, seat
 
     async def check_in(self, site_id: str, id_number: str, code: str) -> SeatRecord:
@@ -521,10 +589,7 @@ class Workflow:
 
     async def sign_in(self, site_id: str, session_id: str, workstation_id: str,
                       id_number: str, code: str, request_id: str) -> tuple[SeatRecord, str]:
-        project, alloc, seat = await self._session(site_id, session_id)
-        if seat.workstation_id != workstation_id:
-            raise WorkflowError("workstation_id", "this session is not on this workstation",
-                                code="denied")
+        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
         expert_id = self.desk.expert_by_id_number(id_number)
         if expert_id != seat.expert_id or code != seat.code:
             await self._record("signin.refused", site_id, {"session": session_id})
@@ -559,10 +624,7 @@ class Workflow:
                            session_id: str, scores: list[tuple[str, str, str]], signed: bool,
                            ) -> tuple[bool, bool, str]:
         """Store a sheet; a signed sheet is final and a resend of it changes nothing."""
-        project, alloc, seat = await self._session(site_id, session_id)
-        if seat.workstation_id != workstation_id:
-            raise WorkflowError("workstation_id", "this session is not on this workstation",
-                                code="denied")
+        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
         if seat.status not in ("signed_in", "signed"):
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
         codes = self._bid_codes(project)
@@ -622,10 +684,7 @@ class Workflow:
         replay = await self._replay(request_id)
         if replay is not None:
             return {k: str(v) for k, v in replay.items()}
-        project, _, seat = await self._session(site_id, session_id)
-        if seat.workstation_id != workstation_id:
-            raise WorkflowError("workstation_id", "this session is not on this workstation",
-                                code="denied")
+        project, _, seat = await self._session(site_id, session_id, workstation_id)
         if seat.status not in ("signed_in", "signed"):
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
         bidder_of = {code: bidder for bidder, code in self._bid_codes(project).items()}
@@ -703,10 +762,7 @@ class Workflow:
         replay = await self._replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
-        project, alloc, seat = await self._session(site_id, session_id)
-        if seat.workstation_id != workstation_id:
-            raise WorkflowError("workstation_id", "this session is not on this workstation",
-                                code="denied")
+        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
         if seat.expert_ref != alloc.leader_ref:
             raise WorkflowError("session_id", "only the committee leader returns sheets",
                                 code="denied")
@@ -745,6 +801,33 @@ class Workflow:
         return sheets
 
     # --- window start and close ------------------------------------------------------------
+
+    async def run_schedule(self, idle_s: float = 30.0) -> None:
+        """Unseal every drawn project when its window opens: the scheduled, audited start.
+
+        Woken by a draw or a clock change (no busy polling); on the system clock it also
+        sleeps until the next window start, at most `idle_s` at a time.
+        """
+        while True:
+            self._schedule_wake.clear()
+            states = await self.registry.project_states()
+            now = self.clock.now()
+            upcoming = []
+            for project in self.desk.projects():
+                if states.get(project.id) != "drawn":
+                    continue
+                if project.window.start <= now:
+                    try:
+                        await self.start_evaluation(project.id, by="schedule")
+                    except WorkflowError as exc:
+                        log.warning("scheduled start of %s: %s", project.id, exc)
+                else:
+                    upcoming.append((project.window.start - now).total_seconds())
+            wait = min([idle_s, *upcoming])
+            if isinstance(self.clock, SimClock):
+                wait = idle_s  # simulated time moves only when told: wait for that
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._schedule_wake.wait(), timeout=max(wait, 0.01))
 
     async def start_evaluation(self, project_id: str, *, by: str) -> str:
         project = await self.project(project_id)
@@ -802,10 +885,7 @@ class Workflow:
 
     async def release_sessions(self, project: Project, alloc: Allocation) -> None:
         for seat in alloc.active_seats():
-            await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
-                release=site_link_pb2.Release(session_id=seat.session_id,
-                                              workstation_id=seat.workstation_id,
-                                              reason="evaluation closed")))
+            await self._release_on_site(seat, "evaluation closed")
 
     async def _reveal_seed(self, draw_id: str) -> bytes:
         """After the award the seed is published so anyone can replay the draw."""
@@ -882,12 +962,16 @@ class Workflow:
         self.status_events.append((site_id, changed))
         for queue in list(self._status_watchers):
             queue.put_nowait((site_id, changed))
+        self.grid_changed()
 
     def advance_clock(self, when: datetime) -> datetime:
         if not isinstance(self.clock, SimClock):
             raise WorkflowError("to", "this coordinator runs on the system clock",
                                 code="precondition")
-        return self.clock.advance_to(when)
+        now = self.clock.advance_to(when)
+        self.grid_changed()
+        self._schedule_wake.set()
+        return now
 
     async def project_draw_ids(self, project_id: str) -> list[str]:
         alloc = await self._allocation(project_id, "export")

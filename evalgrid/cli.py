@@ -21,6 +21,17 @@ class CliError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that describe bad input or a missing file: a message, never a traceback."""
+    from coordinator.domain.rules import RulesError
+    from coordinator.offline import OfflineError
+    from coordinator.store.embedded_redis import EmbeddedRedisError
+    from coordinator.store.keys import KeyFileError
+    from evalgrid.pki import PkiError
+
+    return (OfflineError, KeyFileError, PkiError, RulesError, EmbeddedRedisError)
+
+
 def _data_dir(args: argparse.Namespace) -> Path:
     return Path(args.data_dir).resolve()
 
@@ -112,7 +123,10 @@ def cmd_province_import(args: argparse.Namespace) -> int:
 def cmd_coordinator(args: argparse.Namespace) -> int:
     from coordinator.server import CoordinatorConfig, run_forever
 
-    sim = datetime.fromisoformat(args.sim_clock) if args.sim_clock else None
+    try:
+        sim = datetime.fromisoformat(args.sim_clock) if args.sim_clock else None
+    except ValueError as exc:
+        raise CliError(f"--sim-clock: not an ISO date-time: {args.sim_clock!r}") from exc
     if sim is not None and sim.tzinfo is None:
         raise CliError("--sim-clock: give a timezone, e.g. 2026-11-24T00:00:00+08:00")
     config = CoordinatorConfig(data_dir=_data_dir(args), bind=args.bind,
@@ -148,10 +162,57 @@ def cmd_workstation(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from evalgrid.demo import DemoOptions, run_demo
 
+    if args.tui and args.json:
+        raise CliError("--tui and --json do not go together: the console owns the terminal")
     options = DemoOptions(data_dir=_data_dir(args), sites=args.sites, projects=args.projects,
                           seed=args.seed, json_out=args.json, decline_rate=args.decline_rate,
-                          fresh=not args.keep)
+                          fresh=not args.keep, tui=args.tui,
+                          pace_s=args.pace if args.pace is not None else 0.4 if args.tui else 0)
     return asyncio.run(run_demo(options))
+
+
+# --- consoles ------------------------------------------------------------------------------
+
+
+def _target(given: str | None, port_file: Path, option: str) -> str:
+    """The address given, else the loopback port a process of this data dir wrote down."""
+    if given:
+        return given
+    if port_file.exists() and port_file.read_text().strip():
+        return f"127.0.0.1:{port_file.read_text().strip()}"
+    raise CliError(f"{option} HOST:PORT is needed ({port_file} does not exist)")
+
+
+def _check_certificate(pki_dir: Path, role: str, subject: str) -> None:
+    from evalgrid.pki import PkiError, load_identity_files
+
+    try:
+        load_identity_files(pki_dir, role, subject)
+    except PkiError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_tui_site(args: argparse.Namespace) -> int:
+    from tui.main import run_site
+
+    data = _data_dir(args)
+    agent = _target(args.agent, data / "agents" / args.site / "agent.port", "--agent")
+    _check_certificate(data / "pki", "site", args.site)
+    asyncio.run(run_site(pki_dir=data / "pki", site_id=args.site, agent=agent))
+    return 0
+
+
+def cmd_tui_operator(args: argparse.Namespace) -> int:
+    from tui.main import run_operator
+
+    data = _data_dir(args)
+    coordinator = args.coordinator or (
+        _target(None, data / "coordinator.port", "--coordinator")
+        if (data / "coordinator.port").exists() else "127.0.0.1:50051")
+    _check_certificate(data / "pki", args.role, args.operator)
+    asyncio.run(run_operator(pki_dir=data / "pki", coordinator=coordinator,
+                             name=args.operator, role=args.role))
+    return 0
 
 
 # --- auditors' tools ----------------------------------------------------------------------
@@ -199,7 +260,14 @@ def cmd_audit_fairness(args: argparse.Namespace) -> int:
     from coordinator.batch.executor import make_executor
     from coordinator.domain.fairness import Tally, fairness_pool, fits, tally
 
-    sizes = [int(x) for x in args.city_sizes.split(",")]
+    try:
+        sizes = [int(x) for x in args.city_sizes.split(",")]
+    except ValueError as exc:
+        raise CliError(f"--city-sizes: comma-separated whole numbers, not "
+                       f"{args.city_sizes!r}") from exc
+    if len(sizes) < 2 or min(sizes) < 1 or args.seats > len(sizes) or args.draws < 1:
+        raise CliError("--city-sizes: at least two cities, each with experts, and no more "
+                       "seats than cities; --draws at least 1")
     pool = fairness_pool(sizes, seats=args.seats)
     seeds = [hashlib.sha256(f"{args.seed}:{i}".encode()).digest() for i in range(args.draws)]
     try:
@@ -323,7 +391,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decline-rate", type=float, default=0.05)
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--keep", action="store_true", help="keep existing state in the data dir")
+    p.add_argument("--tui", action="store_true",
+                   help="watch it in the operator console (q quits when you are done)")
+    p.add_argument("--pace", type=float, help="seconds to pause after each draw and report, "
+                   "so the day can be followed (default 0.4 with --tui, else 0)")
     p.set_defaults(func=cmd_demo)
+
+    tui = sub.add_parser("tui", help="terminal consoles for site staff and operators")
+    tui_sub = tui.add_subparsers(dest="tui_command", required=True)
+    p = tui_sub.add_parser("site", help="the site staff console (talks to the site's agent)")
+    _add_data_dir(p)
+    p.add_argument("--site", required=True)
+    p.add_argument("--agent", help="the site agent, HOST:PORT (default: the port the agent "
+                   "of this data dir wrote down)")
+    p.set_defaults(func=cmd_tui_site)
+    p = tui_sub.add_parser("operator", help="the operator console (talks to the coordinator)")
+    _add_data_dir(p)
+    p.add_argument("--operator", required=True, help="the name on the operator certificate")
+    p.add_argument("--coordinator", help="HOST:PORT (default: the port the coordinator of "
+                   "this data dir wrote down, else 127.0.0.1:50051)")
+    p.add_argument("--role", choices=["operator", "auditor"], default="operator",
+                   help="an auditor's certificate gives a read-only console")
+    p.set_defaults(func=cmd_tui_operator)
 
     draw = sub.add_parser("draw", help="export and verify draws")
     draw_sub = draw.add_subparsers(dest="draw_command", required=True)
@@ -372,6 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"evalgrid: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if isinstance(exc, _user_errors()):
+            print(f"evalgrid: {exc}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         return 130
 

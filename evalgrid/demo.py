@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import random
@@ -57,6 +58,8 @@ class DemoOptions:
     no_show_rate: float = 0.02
     recusal_rate: float = 0.02
     fresh: bool = True
+    tui: bool = False  # watch the day in the operator console
+    pace_s: float = 0.0  # a pause after each step, so a person can follow it in the console
 
 
 @dataclass
@@ -186,13 +189,16 @@ async def run_demo(options: DemoOptions) -> int:
 
         grid = _Grid(data, target, agent_ports, operator, province, stats,
                      random.Random(options.seed), options)
-        with Progress(TextColumn("{task.description:<28}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                      console=console, transient=False) as progress:
-            await grid.register_projects(progress)
-            await grid.draw_all(progress)
-            await grid.answer_notices(progress)
-            await grid.evaluate_day(progress)
+        if options.tui:
+            if not await _day_under_console(grid, data, target):
+                await grid.close()
+                console.print("demo stopped from the console before the day was over")
+                return 1
+        else:
+            with Progress(TextColumn("{task.description:<28}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                          console=console, transient=False) as progress:
+                await grid.play_day(progress)
         await grid.close()
 
         check = await check_grid(data.root, redis_server.url)
@@ -229,6 +235,44 @@ async def run_demo(options: DemoOptions) -> int:
     ok = (summary["projects_reported"] == summary["projects"] and not check.double_bookings
           and not check.rule_violations and check.audit_intact and not stats.errors)
     return 0 if ok else 1
+
+
+async def _day_under_console(grid: _Grid, data: DataDir, target: str) -> bool:
+    """Play the day as a task while the operator console runs; True if the day finished.
+
+    The console is an ordinary client of the coordinator's streams: the actors never touch
+    it. When the day is over it says so and stays open until the user quits with q; quitting
+    earlier stops the day.
+    """
+    from textual.css.query import NoMatches
+
+    from tui.operator_app import OperatorConsole
+    from tui.operator_client import GrpcOperatorClient
+
+    app = OperatorConsole(GrpcOperatorClient(pki_dir=data.pki, coordinator=target,
+                                             name=OPERATOR), OPERATOR, banner="DEMO")
+    quiet = Progress(console=Console(file=io.StringIO()), disable=True)
+    day = asyncio.create_task(grid.play_day(quiet), name="demo-day")
+
+    def finished(task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        text = (f"demo day over: {grid.stats.reports} project(s) reported"
+                + (f"; error: {error}" if error else "") + ". Press q to quit.")
+        with contextlib.suppress(NoMatches):  # the console may not be drawn yet
+            app.alert("error" if error else "ok", text)
+        app.notify(text, severity="error" if error else "information", timeout=10)
+
+    day.add_done_callback(finished)
+    await app.run_async()
+    if not day.done():
+        day.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await day
+        return False
+    day.result()  # an actor's crash is the demo's crash, as without the console
+    return True
 
 
 async def _wait_online(operator: operator_pb2_grpc.OperatorStub, sites: int,
@@ -275,6 +319,16 @@ class _Grid:
         for channel in self._channels:
             await channel.close()
 
+    async def _pace(self, steps: int = 1) -> None:
+        if self.options.pace_s > 0:
+            await asyncio.sleep(self.options.pace_s * steps)
+
+    async def play_day(self, progress: Progress) -> None:
+        await self.register_projects(progress)
+        await self.draw_all(progress)
+        await self.answer_notices(progress)
+        await self.evaluate_day(progress)
+
     async def register_projects(self, progress: Progress) -> None:
         from coordinator.province import codec
 
@@ -298,6 +352,7 @@ class _Grid:
                     request_id=request_id(), project_id=project_id), timeout=60)
                 self.drawn.append(project_id)
                 self.stats.projects_drawn += 1
+                await self._pace()
             except grpc.aio.AioRpcError as exc:
                 self.stats.draws_refused += 1
                 self.stats.errors.append(f"draw {project_id}: {exc.details()}")
@@ -348,6 +403,7 @@ class _Grid:
                 await self.operator.StartEvaluation(operator_pb2.ProjectRequest(
                     request_id=request_id(), project_id=project_id), timeout=60)
             await self._sessions(seats_by_start[start])
+            await self._pace(3)  # the no-shows stand in the operator's queue for a moment
             await self._settle(batch)
             for project_id in batch:
                 try:
@@ -360,6 +416,7 @@ class _Grid:
                 except grpc.aio.AioRpcError as exc:
                     self.stats.errors.append(f"close {project_id}: {exc.details()}")
                 progress.advance(task)
+                await self._pace()
 
     async def _settle(self, batch: list[str]) -> None:
         """The operator's exceptions: no-shows are redrawn; replacements come and score."""

@@ -65,8 +65,13 @@ class SiteAgent:
         self.connected = asyncio.Event()
         self.heartbeat_interval_s = config.heartbeat_interval_s
         self._changed = asyncio.Event()
+        # Board watchers (staff consoles) wait on the current event; a change sets it and puts
+        # a fresh one in its place, so every watcher wakes once and nobody polls.
+        self._board_event = asyncio.Event()
+        self.fault_details: dict[str, str] = {}  # workstation -> why staff marked it faulty
+        self.room_names = {r.id: r.name for v in inventory.venues for r in v.rooms}
         self._acks: asyncio.Queue[site_link_pb2.AgentMessage] = asyncio.Queue()
-        self._last_sent: dict[str, tuple[int, str]] = {}
+        self._last_sent: dict[str, tuple[int, str, str]] = {}
         self._seq = 0
         self._stop = asyncio.Event()
         self.served: Served | None = None
@@ -89,6 +94,7 @@ class SiteAgent:
 
     async def stop(self) -> None:
         self._stop.set()
+        self.board_changed()  # board watchers see the stop and end their streams
         if self._link_task is not None:
             self._link_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -99,6 +105,20 @@ class SiteAgent:
 
     def status_changed(self) -> None:
         self._changed.set()
+        self.board_changed()
+
+    def board_changed(self) -> None:
+        """Wake every board watcher (a booth changed, or the coordinator link did)."""
+        self._board_event.set()
+        self._board_event = asyncio.Event()
+
+    async def board_changes(self, settle_s: float = 0.05) -> AsyncIterator[None]:
+        """Yield at once, then after each change; a burst of changes yields once."""
+        while not self._stop.is_set():
+            event = self._board_event  # taken before the caller reads: no change is missed
+            yield
+            await event.wait()
+            await asyncio.sleep(settle_s)
 
     # --- the link to the coordinator -------------------------------------------------------
 
@@ -122,7 +142,9 @@ class SiteAgent:
             except asyncio.CancelledError:
                 raise
             finally:
-                self.connected.clear()
+                if self.connected.is_set():
+                    self.connected.clear()
+                    self.board_changed()
             # Capped exponential backoff with jitter, so sites do not reconnect in lock-step.
             delay = backoff * (0.5 + random.random())
             backoff = min(backoff * 2, self.config.max_backoff_s)
@@ -164,11 +186,13 @@ class SiteAgent:
         report = site_link_pb2.StatusReport()
         for entry in self.booths.board():
             wire = STATE_TO_WIRE[entry.state]
-            key = (wire, entry.session_id or "")
+            detail = self.fault_details.get(entry.workstation_id, "") \
+                if entry.state is BoothState.FAULT else ""
+            key = (wire, entry.session_id or "", detail)
             if full or self._last_sent.get(entry.workstation_id) != key:
                 report.workstations.add(
                     workstation_id=entry.workstation_id, state=wire,
-                    session_id=entry.session_id or "",
+                    session_id=entry.session_id or "", detail=detail,
                 )
                 self._last_sent[entry.workstation_id] = key
         if not report.workstations and not heartbeat:
@@ -180,6 +204,7 @@ class SiteAgent:
     async def _stream(self) -> None:
         call = self.link.Connect(self._outgoing())
         self.connected.set()
+        self.board_changed()
         log.info("site %s: connected to coordinator", self.config.site_id)
         async for command in call:
             await self._acks.put(site_link_pb2.AgentMessage(ack=self.apply(command)))
@@ -448,13 +473,61 @@ class DeskService(booth_pb2_grpc.DeskServicer):
         except PermissionError as exc:
             await _relay_error(context, exc)
             raise
-        reply = booth_pb2.BoardReply(site_id=self.agent.config.site_id,
-                                     coordinator_connected=self.agent.connected.is_set())
-        for entry in self.agent.booths.board():
+        return self._board()
+
+    async def WatchBoard(self, request: booth_pb2.BoardRequest,
+                         context: grpc.aio.ServicerContext
+                         ) -> AsyncIterator[booth_pb2.BoardReply]:
+        try:
+            self._staff()
+        except PermissionError as exc:
+            await _relay_error(context, exc)
+            raise
+        async for _ in self.agent.board_changes():
+            yield self._board()
+
+    async def MarkWorkstation(self, request: booth_pb2.MarkRequest,
+                              context: grpc.aio.ServicerContext) -> booth_pb2.MarkReply:
+        try:
+            self._staff()
+            booth = self.agent.booths.booth(request.workstation_id)
+        except (PermissionError, BoothError) as exc:
+            await _relay_error(context, exc)
+            raise
+        detail = request.detail.strip()[:200]
+        if request.fault:
+            self.agent.fault_details[booth.workstation_id] = detail
+        else:
+            self.agent.fault_details.pop(booth.workstation_id, None)
+        if booth.fault != request.fault:
+            log.warning("site %s: workstation %s %s%s", self.agent.config.site_id,
+                        booth.workstation_id,
+                        "marked faulty" if request.fault else "back in service",
+                        f": {detail}" if request.fault and detail else "")
+        booth.fault = request.fault
+        self.agent.status_changed()
+        return booth_pb2.MarkReply(
+            workstation_id=booth.workstation_id,
+            state=STATE_TO_WIRE[self.agent.booths.state_of(booth.workstation_id)])
+
+    def _board(self) -> booth_pb2.BoardReply:
+        agent = self.agent
+        reply = booth_pb2.BoardReply(site_id=agent.config.site_id,
+                                     coordinator_connected=agent.connected.is_set())
+        for entry in agent.booths.board():
             item = reply.workstations.add(
                 workstation_id=entry.workstation_id, room_id=entry.room_id,
                 state=STATE_TO_WIRE[entry.state], session_id=entry.session_id or "",
+                room_name=agent.room_names.get(entry.room_id, ""),
+                detail=agent.fault_details.get(entry.workstation_id, "")
+                if entry.state is BoothState.FAULT else "",
             )
             if entry.start is not None and entry.end is not None:
                 item.window.CopyFrom(to_window(entry.start, entry.end))
+        held = sorted(agent.booths.reservations.values(),
+                      key=lambda r: (r.start, r.workstation_id))
+        for r in held:
+            reply.sessions.add(session_id=r.session_id, workstation_id=r.workstation_id,
+                               room_id=agent.booths.booths[r.workstation_id].room_id,
+                               window=to_window(r.start, r.end))
         return reply

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 from pathlib import Path
 
+from evalgrid.lifecycle import run_until_signalled
 from site_agent.agent import AgentConfig, SiteAgent
 from site_agent.inventory import InventoryError, load_inventory
 
@@ -20,12 +18,4 @@ async def run_forever(config: AgentConfig, inventory_path: Path, port_file: Path
     if port_file is not None:
         port_file.parent.mkdir(parents=True, exist_ok=True)
         port_file.write_text(str(port))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await agent.stop()
+    await run_until_signalled(agent.stop)

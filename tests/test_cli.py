@@ -280,3 +280,18 @@ def test_audit_verify_names_a_removed_or_garbled_entry(
         assert "unreadable entry" in garbled.stdout and "Traceback" not in garbled.stderr
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("argv", [
+    ["draw", "export", "P1", "--out", "x.json", "--data-dir", "no-such-dir"],
+    ["audit", "verify", "--data-dir", "no-such-dir"],
+    ["coordinator", "--sim-clock", "tomorrow", "--data-dir", "no-such-dir"],
+    ["audit", "fairness", "--city-sizes", "a,b"],
+    ["audit", "fairness", "--executor", "threads", "--draws", "10"],
+])
+def test_bad_input_is_a_message_not_a_traceback(argv: list[str], tmp_short: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "evalgrid.cli", *argv], cwd=tmp_short,
+                          env=ENV, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("evalgrid: ")

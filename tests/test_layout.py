@@ -54,3 +54,9 @@ def test_shared_package_imports_processes_only_from_the_cli_and_demo() -> None:
         if path.endswith(("cli.py", "demo.py")):
             continue
         assert not names & {"coordinator", "site_agent", "tui"}, path
+
+
+def test_test_modules_have_unique_names() -> None:
+    """Tests live in folders without __init__.py: two files of one name cannot both load."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []

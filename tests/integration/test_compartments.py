@@ -144,7 +144,7 @@ async def test_guest_site_sees_only_opaque_sessions_and_times(grid: Grid) -> Non
         assert leaked == [], f"board of {site.id} shows {leaked}"
         for ws in board.workstations:
             assert {f.name for f, _ in ws.ListFields()} <= {
-                "workstation_id", "room_id", "state", "session_id", "window"}
+                "workstation_id", "room_id", "room_name", "state", "session_id", "window"}
     assert reserves == sum(len(ns) for ns in notices_of.values())  # declined one included
 
     # A booth before sign-in: its state and the session, nothing about the project.

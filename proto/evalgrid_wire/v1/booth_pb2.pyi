@@ -339,10 +339,15 @@ class BoardEntry(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     SESSION_ID_FIELD_NUMBER: _builtins.int
     WINDOW_FIELD_NUMBER: _builtins.int
+    ROOM_NAME_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
     workstation_id: _builtins.str
     room_id: _builtins.str
     state: _common_pb2.WorkstationState.ValueType
     session_id: _builtins.str
+    room_name: _builtins.str
+    detail: _builtins.str
+    """why the workstation is marked faulty, as the staff wrote it"""
     @_builtins.property
     def window(self) -> _common_pb2.TimeWindow: ...
     def __init__(
@@ -353,14 +358,47 @@ class BoardEntry(_message.Message):
         state: _common_pb2.WorkstationState.ValueType = ...,
         session_id: _builtins.str = ...,
         window: _common_pb2.TimeWindow | None = ...,
+        room_name: _builtins.str = ...,
+        detail: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_id", b"room_id", "session_id", b"session_id", "state", b"state", "window", b"window", "workstation_id", b"workstation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "room_id", b"room_id", "room_name", b"room_name", "session_id", b"session_id", "state", b"state", "window", b"window", "workstation_id", b"workstation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BoardEntry: _TypeAlias = BoardEntry  # noqa: Y015
+
+@_typing.final
+class SessionEntry(_message.Message):
+    """A reservation the site holds: an opaque session and a time, nothing of the project."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    ROOM_ID_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    workstation_id: _builtins.str
+    room_id: _builtins.str
+    @_builtins.property
+    def window(self) -> _common_pb2.TimeWindow: ...
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+        room_id: _builtins.str = ...,
+        window: _common_pb2.TimeWindow | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["room_id", b"room_id", "session_id", b"session_id", "window", b"window", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SessionEntry: _TypeAlias = SessionEntry  # noqa: Y015
 
 @_typing.final
 class BoardReply(_message.Message):
@@ -369,21 +407,78 @@ class BoardReply(_message.Message):
     SITE_ID_FIELD_NUMBER: _builtins.int
     WORKSTATIONS_FIELD_NUMBER: _builtins.int
     COORDINATOR_CONNECTED_FIELD_NUMBER: _builtins.int
+    SESSIONS_FIELD_NUMBER: _builtins.int
     site_id: _builtins.str
     coordinator_connected: _builtins.bool
     @_builtins.property
     def workstations(self) -> _containers.RepeatedCompositeFieldContainer[Global___BoardEntry]: ...
+    @_builtins.property
+    def sessions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SessionEntry]:
+        """every reservation held, by start time"""
+
     def __init__(
         self,
         *,
         site_id: _builtins.str = ...,
         workstations: _abc.Iterable[Global___BoardEntry] | None = ...,
         coordinator_connected: _builtins.bool = ...,
+        sessions: _abc.Iterable[Global___SessionEntry] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["coordinator_connected", b"coordinator_connected", "site_id", b"site_id", "workstations", b"workstations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coordinator_connected", b"coordinator_connected", "sessions", b"sessions", "site_id", b"site_id", "workstations", b"workstations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BoardReply: _TypeAlias = BoardReply  # noqa: Y015
+
+@_typing.final
+class MarkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    FAULT_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workstation_id: _builtins.str
+    fault: _builtins.bool
+    """true: faulty, out of service; false: back in service"""
+    detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+        fault: _builtins.bool = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "fault", b"fault", "request_id", b"request_id", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkRequest: _TypeAlias = MarkRequest  # noqa: Y015
+
+@_typing.final
+class MarkReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    workstation_id: _builtins.str
+    state: _common_pb2.WorkstationState.ValueType
+    def __init__(
+        self,
+        *,
+        workstation_id: _builtins.str = ...,
+        state: _common_pb2.WorkstationState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["state", b"state", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkReply: _TypeAlias = MarkReply  # noqa: Y015

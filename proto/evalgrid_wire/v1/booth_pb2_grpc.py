@@ -506,6 +506,16 @@ class DeskStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoardRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoardReply.FromString,
                 _registered_method=True)
+        self.WatchBoard = channel.unary_stream(
+                '/evalgrid.v1.Desk/WatchBoard',
+                request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoardRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoardReply.FromString,
+                _registered_method=True)
+        self.MarkWorkstation = channel.unary_unary(
+                '/evalgrid.v1.Desk/MarkWorkstation',
+                request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.MarkRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.MarkReply.FromString,
+                _registered_method=True)
 
 
 class DeskServicer:
@@ -523,6 +533,21 @@ class DeskServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchBoard(self, request, context):
+        """The board now, then again each time it changes (the staff console's live view).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkWorkstation(self, request, context):
+        """Staff mark a workstation faulty or back in service; the coordinator learns it through
+        the agent's status stream (WORKSTATION_STATE_FAULT). Setting the same value is a no-op.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeskServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -535,6 +560,16 @@ def add_DeskServicer_to_server(servicer, server):
                     servicer.Board,
                     request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoardRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoardReply.SerializeToString,
+            ),
+            'WatchBoard': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBoard,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoardRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.BoardReply.SerializeToString,
+            ),
+            'MarkWorkstation': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkWorkstation,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.MarkRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.MarkReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -591,6 +626,60 @@ class Desk:
             '/evalgrid.v1.Desk/Board',
             evalgrid__wire_dot_v1_dot_booth__pb2.BoardRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_booth__pb2.BoardReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBoard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/evalgrid.v1.Desk/WatchBoard',
+            evalgrid__wire_dot_v1_dot_booth__pb2.BoardRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_booth__pb2.BoardReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkWorkstation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Desk/MarkWorkstation',
+            evalgrid__wire_dot_v1_dot_booth__pb2.MarkRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_booth__pb2.MarkReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -143,12 +143,24 @@ class DeskStub:
     def __new__(cls, channel: _aio.Channel) -> DeskAsyncStub: ...
     CheckIn: _grpc.UnaryUnaryMultiCallable[_booth_pb2.DeskCheckInRequest, _booth_pb2.DeskCheckInReply]
     Board: _grpc.UnaryUnaryMultiCallable[_booth_pb2.BoardRequest, _booth_pb2.BoardReply]
+    WatchBoard: _grpc.UnaryStreamMultiCallable[_booth_pb2.BoardRequest, _booth_pb2.BoardReply]
+    """The board now, then again each time it changes (the staff console's live view)."""
+    MarkWorkstation: _grpc.UnaryUnaryMultiCallable[_booth_pb2.MarkRequest, _booth_pb2.MarkReply]
+    """Staff mark a workstation faulty or back in service; the coordinator learns it through
+    the agent's status stream (WORKSTATION_STATE_FAULT). Setting the same value is a no-op.
+    """
 
 @_typing.type_check_only
 class DeskAsyncStub(DeskStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CheckIn: _aio.UnaryUnaryMultiCallable[_booth_pb2.DeskCheckInRequest, _booth_pb2.DeskCheckInReply]  # type: ignore[assignment]
     Board: _aio.UnaryUnaryMultiCallable[_booth_pb2.BoardRequest, _booth_pb2.BoardReply]  # type: ignore[assignment]
+    WatchBoard: _aio.UnaryStreamMultiCallable[_booth_pb2.BoardRequest, _booth_pb2.BoardReply]  # type: ignore[assignment]
+    """The board now, then again each time it changes (the staff console's live view)."""
+    MarkWorkstation: _aio.UnaryUnaryMultiCallable[_booth_pb2.MarkRequest, _booth_pb2.MarkReply]  # type: ignore[assignment]
+    """Staff mark a workstation faulty or back in service; the coordinator learns it through
+    the agent's status stream (WORKSTATION_STATE_FAULT). Setting the same value is a no-op.
+    """
 
 class DeskServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -164,5 +176,23 @@ class DeskServicer(metaclass=_abc_1.ABCMeta):
         request: _booth_pb2.BoardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_booth_pb2.BoardReply, _abc.Awaitable[_booth_pb2.BoardReply]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchBoard(
+        self,
+        request: _booth_pb2.BoardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_booth_pb2.BoardReply], _abc.AsyncIterator[_booth_pb2.BoardReply]]:
+        """The board now, then again each time it changes (the staff console's live view)."""
+
+    @_abc_1.abstractmethod
+    def MarkWorkstation(
+        self,
+        request: _booth_pb2.MarkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booth_pb2.MarkReply, _abc.Awaitable[_booth_pb2.MarkReply]]:
+        """Staff mark a workstation faulty or back in service; the coordinator learns it through
+        the agent's status stream (WORKSTATION_STATE_FAULT). Setting the same value is a no-op.
+        """
 
 def add_DeskServicer_to_server(servicer: DeskServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x65valgrid_wire/v1/operator.proto\x12\x0b\x65valgrid.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n\rStatusRequest\"\xaf\x01\n\x0bStatusReply\x12\r\n\x05sites\x18\x01 \x01(\r\x12\x14\n\x0csites_online\x18\x02 \x01(\r\x12\x14\n\x0cworkstations\x18\x03 \x01(\r\x12\x0f\n\x07\x65xperts\x18\x04 \x01(\r\x12\x10\n\x08projects\x18\x05 \x01(\r\x12\x19\n\x11projects_reported\x18\x06 \x01(\r\x12\'\n\x03now\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x13ListProjectsRequest\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\"\xb9\x01\n\x0eProjectSummary\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x14\n\x0chost_site_id\x18\x04 \x01(\t\x12\x30\n\x0cwindow_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x11ListProjectsReply\x12-\n\x08projects\x18\x01 \x03(\x0b\x32\x1b.evalgrid.v1.ProjectSummary\"5\n\x0b\x44rawRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\"y\n\tDrawReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x02 \x01(\t\x12\x12\n\ncommitment\x18\x03 \x01(\t\x12\x14\n\x0cinput_digest\x18\x04 \x01(\t\x12\r\n\x05seats\x18\x05 \x01(\r\x12\x0e\n\x06venues\x18\x06 \x01(\r\"[\n\x12NoticeReplyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tnotice_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"6\n\x10NoticeReplyReply\x12\x11\n\tnotice_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"\xa7\x01\n\x08SeatInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nexpert_ref\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0f\n\x07site_id\x18\x04 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x05 \x01(\t\x12\x13\n\x0bquota_index\x18\x06 \x01(\r\x12\x14\n\x0csigned_in_at\x18\x07 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x08 \x01(\t\"\\\n\x11ProjectSeatsReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12$\n\x05seats\x18\x03 \x03(\x0b\x32\x15.evalgrid.v1.SeatInfo\"p\n\x14ReplaceMemberRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\"9\n\x12ReplaceMemberReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"8\n\x0eProjectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\"A\n\x0cProjectReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\" \n\x0cWatchRequest\x12\x10\n\x08\x61\x66ter_id\x18\x01 \x01(\t\"o\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65tail_json\x18\x05 \x01(\t\"=\n\x13\x41\x64vanceClockRequest\x12&\n\x02to\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x11\x41\x64vanceClockReply\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xeb\x05\n\x08Operator\x12>\n\x06Status\x12\x1a.evalgrid.v1.StatusRequest\x1a\x18.evalgrid.v1.StatusReply\x12P\n\x0cListProjects\x12 .evalgrid.v1.ListProjectsRequest\x1a\x1e.evalgrid.v1.ListProjectsReply\x12\x38\n\x04\x44raw\x12\x18.evalgrid.v1.DrawRequest\x1a\x16.evalgrid.v1.DrawReply\x12O\n\rReplyToNotice\x12\x1f.evalgrid.v1.NoticeReplyRequest\x1a\x1d.evalgrid.v1.NoticeReplyReply\x12K\n\x0cProjectSeats\x12\x1b.evalgrid.v1.ProjectRequest\x1a\x1e.evalgrid.v1.ProjectSeatsReply\x12S\n\rReplaceMember\x12!.evalgrid.v1.ReplaceMemberRequest\x1a\x1f.evalgrid.v1.ReplaceMemberReply\x12I\n\x0fStartEvaluation\x12\x1b.evalgrid.v1.ProjectRequest\x1a\x19.evalgrid.v1.ProjectReply\x12I\n\x0f\x43loseEvaluation\x12\x1b.evalgrid.v1.ProjectRequest\x1a\x19.evalgrid.v1.ProjectReply\x12\x38\n\x05Watch\x12\x19.evalgrid.v1.WatchRequest\x1a\x12.evalgrid.v1.Event0\x01\x12P\n\x0c\x41\x64vanceClock\x12 .evalgrid.v1.AdvanceClockRequest\x1a\x1e.evalgrid.v1.AdvanceClockReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x65valgrid_wire/v1/operator.proto\x12\x0b\x65valgrid.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n\rStatusRequest\"\xaf\x01\n\x0bStatusReply\x12\r\n\x05sites\x18\x01 \x01(\r\x12\x14\n\x0csites_online\x18\x02 \x01(\r\x12\x14\n\x0cworkstations\x18\x03 \x01(\r\x12\x0f\n\x07\x65xperts\x18\x04 \x01(\r\x12\x10\n\x08projects\x18\x05 \x01(\r\x12\x19\n\x11projects_reported\x18\x06 \x01(\r\x12\'\n\x03now\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x13ListProjectsRequest\x12\x0b\n\x03\x64\x61y\x18\x01 \x01(\t\"\xd1\x01\n\x0eProjectSummary\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x14\n\x0chost_site_id\x18\x04 \x01(\t\x12\x30\n\x0cwindow_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63ommittee_size\x18\x07 \x01(\r\"B\n\x11ListProjectsReply\x12-\n\x08projects\x18\x01 \x03(\x0b\x32\x1b.evalgrid.v1.ProjectSummary\"5\n\x0b\x44rawRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\"y\n\tDrawReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x02 \x01(\t\x12\x12\n\ncommitment\x18\x03 \x01(\t\x12\x14\n\x0cinput_digest\x18\x04 \x01(\t\x12\r\n\x05seats\x18\x05 \x01(\r\x12\x0e\n\x06venues\x18\x06 \x01(\r\"[\n\x12NoticeReplyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tnotice_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63\x63\x65pt\x18\x03 \x01(\x08\x12\x0e\n\x06reason\x18\x04 \x01(\t\"6\n\x10NoticeReplyReply\x12\x11\n\tnotice_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"\xa7\x01\n\x08SeatInfo\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nexpert_ref\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0f\n\x07site_id\x18\x04 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x05 \x01(\t\x12\x13\n\x0bquota_index\x18\x06 \x01(\r\x12\x14\n\x0csigned_in_at\x18\x07 \x01(\t\x12\x0f\n\x07\x64raw_id\x18\x08 \x01(\t\"\\\n\x11ProjectSeatsReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12$\n\x05seats\x18\x03 \x03(\x0b\x32\x15.evalgrid.v1.SeatInfo\"p\n\x14ReplaceMemberRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\"9\n\x12ReplaceMemberReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"8\n\x0eProjectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\"A\n\x0cProjectReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\".\n\x0cWatchRequest\x12\x10\n\x08\x61\x66ter_id\x18\x01 \x01(\t\x12\x0c\n\x04tail\x18\x02 \x01(\r\"o\n\x05\x45vent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64\x65tail_json\x18\x05 \x01(\t\"=\n\x13\x41\x64vanceClockRequest\x12&\n\x02to\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x11\x41\x64vanceClockReply\x12\'\n\x03now\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10WatchGridRequest\"K\n\x12\x46laggedWorkstation\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xf3\x01\n\tSiteState\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04\x63ity\x18\x03 \x01(\t\x12\x0e\n\x06online\x18\x04 \x01(\x08\x12\x14\n\x0cworkstations\x18\x05 \x01(\r\x12\x32\n\x06states\x18\x06 \x03(\x0b\x32\".evalgrid.v1.SiteState.StatesEntry\x12\x30\n\x07\x66lagged\x18\x07 \x03(\x0b\x32\x1f.evalgrid.v1.FlaggedWorkstation\x1a-\n\x0bStatesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"\xd9\x01\n\x0cGridSnapshot\x12(\n\x06status\x18\x01 \x01(\x0b\x32\x18.evalgrid.v1.StatusReply\x12%\n\x05sites\x18\x02 \x03(\x0b\x32\x16.evalgrid.v1.SiteState\x12-\n\x08projects\x18\x03 \x03(\x0b\x32\x1b.evalgrid.v1.ProjectSummary\x12\x35\n\ropen_projects\x18\x04 \x03(\x0b\x32\x1e.evalgrid.v1.ProjectSeatsReply\x12\x12\n\naudit_head\x18\x05 \x01(\x04\x32\xb4\x06\n\x08Operator\x12>\n\x06Status\x12\x1a.evalgrid.v1.StatusRequest\x1a\x18.evalgrid.v1.StatusReply\x12P\n\x0cListProjects\x12 .evalgrid.v1.ListProjectsRequest\x1a\x1e.evalgrid.v1.ListProjectsReply\x12\x38\n\x04\x44raw\x12\x18.evalgrid.v1.DrawRequest\x1a\x16.evalgrid.v1.DrawReply\x12O\n\rReplyToNotice\x12\x1f.evalgrid.v1.NoticeReplyRequest\x1a\x1d.evalgrid.v1.NoticeReplyReply\x12K\n\x0cProjectSeats\x12\x1b.evalgrid.v1.ProjectRequest\x1a\x1e.evalgrid.v1.ProjectSeatsReply\x12S\n\rReplaceMember\x12!.evalgrid.v1.ReplaceMemberRequest\x1a\x1f.evalgrid.v1.ReplaceMemberReply\x12I\n\x0fStartEvaluation\x12\x1b.evalgrid.v1.ProjectRequest\x1a\x19.evalgrid.v1.ProjectReply\x12I\n\x0f\x43loseEvaluation\x12\x1b.evalgrid.v1.ProjectRequest\x1a\x19.evalgrid.v1.ProjectReply\x12\x38\n\x05Watch\x12\x19.evalgrid.v1.WatchRequest\x1a\x12.evalgrid.v1.Event0\x01\x12G\n\tWatchGrid\x12\x1d.evalgrid.v1.WatchGridRequest\x1a\x19.evalgrid.v1.GridSnapshot0\x01\x12P\n\x0c\x41\x64vanceClock\x12 .evalgrid.v1.AdvanceClockRequest\x1a\x1e.evalgrid.v1.AdvanceClockReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'evalgrid_wire.v1.operator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SITESTATE_STATESENTRY']._loaded_options = None
+  _globals['_SITESTATE_STATESENTRY']._serialized_options = b'8\001'
   _globals['_STATUSREQUEST']._serialized_start=81
   _globals['_STATUSREQUEST']._serialized_end=96
   _globals['_STATUSREPLY']._serialized_start=99
@@ -39,37 +41,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPROJECTSREQUEST']._serialized_start=276
   _globals['_LISTPROJECTSREQUEST']._serialized_end=310
   _globals['_PROJECTSUMMARY']._serialized_start=313
-  _globals['_PROJECTSUMMARY']._serialized_end=498
-  _globals['_LISTPROJECTSREPLY']._serialized_start=500
-  _globals['_LISTPROJECTSREPLY']._serialized_end=566
-  _globals['_DRAWREQUEST']._serialized_start=568
-  _globals['_DRAWREQUEST']._serialized_end=621
-  _globals['_DRAWREPLY']._serialized_start=623
-  _globals['_DRAWREPLY']._serialized_end=744
-  _globals['_NOTICEREPLYREQUEST']._serialized_start=746
-  _globals['_NOTICEREPLYREQUEST']._serialized_end=837
-  _globals['_NOTICEREPLYREPLY']._serialized_start=839
-  _globals['_NOTICEREPLYREPLY']._serialized_end=893
-  _globals['_SEATINFO']._serialized_start=896
-  _globals['_SEATINFO']._serialized_end=1063
-  _globals['_PROJECTSEATSREPLY']._serialized_start=1065
-  _globals['_PROJECTSEATSREPLY']._serialized_end=1157
-  _globals['_REPLACEMEMBERREQUEST']._serialized_start=1159
-  _globals['_REPLACEMEMBERREQUEST']._serialized_end=1271
-  _globals['_REPLACEMEMBERREPLY']._serialized_start=1273
-  _globals['_REPLACEMEMBERREPLY']._serialized_end=1330
-  _globals['_PROJECTREQUEST']._serialized_start=1332
-  _globals['_PROJECTREQUEST']._serialized_end=1388
-  _globals['_PROJECTREPLY']._serialized_start=1390
-  _globals['_PROJECTREPLY']._serialized_end=1455
-  _globals['_WATCHREQUEST']._serialized_start=1457
-  _globals['_WATCHREQUEST']._serialized_end=1489
-  _globals['_EVENT']._serialized_start=1491
-  _globals['_EVENT']._serialized_end=1602
-  _globals['_ADVANCECLOCKREQUEST']._serialized_start=1604
-  _globals['_ADVANCECLOCKREQUEST']._serialized_end=1665
-  _globals['_ADVANCECLOCKREPLY']._serialized_start=1667
-  _globals['_ADVANCECLOCKREPLY']._serialized_end=1727
-  _globals['_OPERATOR']._serialized_start=1730
-  _globals['_OPERATOR']._serialized_end=2477
+  _globals['_PROJECTSUMMARY']._serialized_end=522
+  _globals['_LISTPROJECTSREPLY']._serialized_start=524
+  _globals['_LISTPROJECTSREPLY']._serialized_end=590
+  _globals['_DRAWREQUEST']._serialized_start=592
+  _globals['_DRAWREQUEST']._serialized_end=645
+  _globals['_DRAWREPLY']._serialized_start=647
+  _globals['_DRAWREPLY']._serialized_end=768
+  _globals['_NOTICEREPLYREQUEST']._serialized_start=770
+  _globals['_NOTICEREPLYREQUEST']._serialized_end=861
+  _globals['_NOTICEREPLYREPLY']._serialized_start=863
+  _globals['_NOTICEREPLYREPLY']._serialized_end=917
+  _globals['_SEATINFO']._serialized_start=920
+  _globals['_SEATINFO']._serialized_end=1087
+  _globals['_PROJECTSEATSREPLY']._serialized_start=1089
+  _globals['_PROJECTSEATSREPLY']._serialized_end=1181
+  _globals['_REPLACEMEMBERREQUEST']._serialized_start=1183
+  _globals['_REPLACEMEMBERREQUEST']._serialized_end=1295
+  _globals['_REPLACEMEMBERREPLY']._serialized_start=1297
+  _globals['_REPLACEMEMBERREPLY']._serialized_end=1354
+  _globals['_PROJECTREQUEST']._serialized_start=1356
+  _globals['_PROJECTREQUEST']._serialized_end=1412
+  _globals['_PROJECTREPLY']._serialized_start=1414
+  _globals['_PROJECTREPLY']._serialized_end=1479
+  _globals['_WATCHREQUEST']._serialized_start=1481
+  _globals['_WATCHREQUEST']._serialized_end=1527
+  _globals['_EVENT']._serialized_start=1529
+  _globals['_EVENT']._serialized_end=1640
+  _globals['_ADVANCECLOCKREQUEST']._serialized_start=1642
+  _globals['_ADVANCECLOCKREQUEST']._serialized_end=1703
+  _globals['_ADVANCECLOCKREPLY']._serialized_start=1705
+  _globals['_ADVANCECLOCKREPLY']._serialized_end=1765
+  _globals['_WATCHGRIDREQUEST']._serialized_start=1767
+  _globals['_WATCHGRIDREQUEST']._serialized_end=1785
+  _globals['_FLAGGEDWORKSTATION']._serialized_start=1787
+  _globals['_FLAGGEDWORKSTATION']._serialized_end=1862
+  _globals['_SITESTATE']._serialized_start=1865
+  _globals['_SITESTATE']._serialized_end=2108
+  _globals['_SITESTATE_STATESENTRY']._serialized_start=2063
+  _globals['_SITESTATE_STATESENTRY']._serialized_end=2108
+  _globals['_GRIDSNAPSHOT']._serialized_start=2111
+  _globals['_GRIDSNAPSHOT']._serialized_end=2328
+  _globals['_OPERATOR']._serialized_start=2331
+  _globals['_OPERATOR']._serialized_end=3151
 # @@protoc_insertion_point(module_scope)

@@ -102,10 +102,12 @@ class ProjectSummary(_message.Message):
     HOST_SITE_ID_FIELD_NUMBER: _builtins.int
     WINDOW_START_FIELD_NUMBER: _builtins.int
     WINDOW_END_FIELD_NUMBER: _builtins.int
+    COMMITTEE_SIZE_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     name: _builtins.str
     state: _builtins.str
     host_site_id: _builtins.str
+    committee_size: _builtins.int
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -119,10 +121,11 @@ class ProjectSummary(_message.Message):
         host_site_id: _builtins.str = ...,
         window_start: _timestamp_pb2.Timestamp | None = ...,
         window_end: _timestamp_pb2.Timestamp | None = ...,
+        committee_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["host_site_id", b"host_site_id", "name", b"name", "project_id", b"project_id", "state", b"state", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["committee_size", b"committee_size", "host_site_id", b"host_site_id", "name", b"name", "project_id", b"project_id", "state", b"state", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -429,16 +432,20 @@ class WatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     AFTER_ID_FIELD_NUMBER: _builtins.int
+    TAIL_FIELD_NUMBER: _builtins.int
     after_id: _builtins.str
     """resume after this event id; empty for new events only"""
+    tail: _builtins.int
+    """instead: replay the last `tail` events first, then new ones"""
     def __init__(
         self,
         *,
         after_id: _builtins.str = ...,
+        tail: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_id", b"after_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_id", b"after_id", "tail", b"tail"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -515,3 +522,147 @@ class AdvanceClockReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AdvanceClockReply: _TypeAlias = AdvanceClockReply  # noqa: Y015
+
+@_typing.final
+class WatchGridRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchGridRequest: _TypeAlias = WatchGridRequest  # noqa: Y015
+
+@_typing.final
+class FlaggedWorkstation(_message.Message):
+    """A workstation that needs attention: marked faulty by the site's staff, or offline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    workstation_id: _builtins.str
+    state: _builtins.str
+    """fault | offline"""
+    detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        workstation_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "state", b"state", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlaggedWorkstation: _TypeAlias = FlaggedWorkstation  # noqa: Y015
+
+@_typing.final
+class SiteState(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class StatesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    ONLINE_FIELD_NUMBER: _builtins.int
+    WORKSTATIONS_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    FLAGGED_FIELD_NUMBER: _builtins.int
+    site_id: _builtins.str
+    name: _builtins.str
+    city: _builtins.str
+    online: _builtins.bool
+    """the agent's stream is connected"""
+    workstations: _builtins.int
+    """in the registry"""
+    @_builtins.property
+    def states(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """workstations by state name, as the agent last reported"""
+
+    @_builtins.property
+    def flagged(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlaggedWorkstation]: ...
+    def __init__(
+        self,
+        *,
+        site_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        city: _builtins.str = ...,
+        online: _builtins.bool = ...,
+        workstations: _builtins.int = ...,
+        states: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        flagged: _abc.Iterable[Global___FlaggedWorkstation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "flagged", b"flagged", "name", b"name", "online", b"online", "site_id", b"site_id", "states", b"states", "workstations", b"workstations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SiteState: _TypeAlias = SiteState  # noqa: Y015
+
+@_typing.final
+class GridSnapshot(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    SITES_FIELD_NUMBER: _builtins.int
+    PROJECTS_FIELD_NUMBER: _builtins.int
+    OPEN_PROJECTS_FIELD_NUMBER: _builtins.int
+    AUDIT_HEAD_FIELD_NUMBER: _builtins.int
+    audit_head: _builtins.int
+    """seq of the last audit entry (for Watch with tail or after_id)"""
+    @_builtins.property
+    def status(self) -> Global___StatusReply: ...
+    @_builtins.property
+    def sites(self) -> _containers.RepeatedCompositeFieldContainer[Global___SiteState]: ...
+    @_builtins.property
+    def projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProjectSummary]: ...
+    @_builtins.property
+    def open_projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProjectSeatsReply]:
+        """Seats of every project drawn or under evaluation, as ProjectSeats shows them."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___StatusReply | None = ...,
+        sites: _abc.Iterable[Global___SiteState] | None = ...,
+        projects: _abc.Iterable[Global___ProjectSummary] | None = ...,
+        open_projects: _abc.Iterable[Global___ProjectSeatsReply] | None = ...,
+        audit_head: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "open_projects", b"open_projects", "projects", b"projects", "sites", b"sites", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GridSnapshot: _TypeAlias = GridSnapshot  # noqa: Y015

@@ -79,6 +79,11 @@ class OperatorStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.WatchRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.Event.FromString,
                 _registered_method=True)
+        self.WatchGrid = channel.unary_stream(
+                '/evalgrid.v1.Operator/WatchGrid',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.WatchGridRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.GridSnapshot.FromString,
+                _registered_method=True)
         self.AdvanceClock = channel.unary_unary(
                 '/evalgrid.v1.Operator/AdvanceClock',
                 request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.AdvanceClockRequest.SerializeToString,
@@ -149,6 +154,14 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchGrid(self, request, context):
+        """The province at a glance for operator consoles: a snapshot now, then one after every
+        change (bursts coalesced; at least every few seconds while the clock runs).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AdvanceClock(self, request, context):
         """Simulated clock only (a coordinator started with --sim-clock): move time forward.
         """
@@ -203,6 +216,11 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.WatchRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.Event.SerializeToString,
+            ),
+            'WatchGrid': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchGrid,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.WatchGridRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.GridSnapshot.SerializeToString,
             ),
             'AdvanceClock': grpc.unary_unary_rpc_method_handler(
                     servicer.AdvanceClock,
@@ -453,6 +471,33 @@ class Operator:
             '/evalgrid.v1.Operator/Watch',
             evalgrid__wire_dot_v1_dot_operator__pb2.WatchRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_operator__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchGrid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/evalgrid.v1.Operator/WatchGrid',
+            evalgrid__wire_dot_v1_dot_operator__pb2.WatchGridRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.GridSnapshot.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,6 +46,10 @@ class OperatorStub:
     CloseEvaluation: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ProjectRequest, _operator_pb2.ProjectReply]
     """Aggregate, rank, write the signed report, reveal the seed."""
     Watch: _grpc.UnaryStreamMultiCallable[_operator_pb2.WatchRequest, _operator_pb2.Event]
+    WatchGrid: _grpc.UnaryStreamMultiCallable[_operator_pb2.WatchGridRequest, _operator_pb2.GridSnapshot]
+    """The province at a glance for operator consoles: a snapshot now, then one after every
+    change (bursts coalesced; at least every few seconds while the clock runs).
+    """
     AdvanceClock: _grpc.UnaryUnaryMultiCallable[_operator_pb2.AdvanceClockRequest, _operator_pb2.AdvanceClockReply]
     """Simulated clock only (a coordinator started with --sim-clock): move time forward."""
 
@@ -67,6 +71,10 @@ class OperatorAsyncStub(OperatorStub):
     CloseEvaluation: _aio.UnaryUnaryMultiCallable[_operator_pb2.ProjectRequest, _operator_pb2.ProjectReply]  # type: ignore[assignment]
     """Aggregate, rank, write the signed report, reveal the seed."""
     Watch: _aio.UnaryStreamMultiCallable[_operator_pb2.WatchRequest, _operator_pb2.Event]  # type: ignore[assignment]
+    WatchGrid: _aio.UnaryStreamMultiCallable[_operator_pb2.WatchGridRequest, _operator_pb2.GridSnapshot]  # type: ignore[assignment]
+    """The province at a glance for operator consoles: a snapshot now, then one after every
+    change (bursts coalesced; at least every few seconds while the clock runs).
+    """
     AdvanceClock: _aio.UnaryUnaryMultiCallable[_operator_pb2.AdvanceClockRequest, _operator_pb2.AdvanceClockReply]  # type: ignore[assignment]
     """Simulated clock only (a coordinator started with --sim-clock): move time forward."""
 
@@ -139,6 +147,16 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.WatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_operator_pb2.Event], _abc.AsyncIterator[_operator_pb2.Event]]: ...
+
+    @_abc_1.abstractmethod
+    def WatchGrid(
+        self,
+        request: _operator_pb2.WatchGridRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_operator_pb2.GridSnapshot], _abc.AsyncIterator[_operator_pb2.GridSnapshot]]:
+        """The province at a glance for operator consoles: a snapshot now, then one after every
+        change (bursts coalesced; at least every few seconds while the clock runs).
+        """
 
     @_abc_1.abstractmethod
     def AdvanceClock(

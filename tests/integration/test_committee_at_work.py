@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 from evalgrid_wire.v1 import booth_pb2, operator_pb2, site_link_pb2
-from grid_fixture import Grid, fair_scores, focus_projects
+from grid_fixture import Grid, fair_scores, focus_projects, wait_until
 
 from evalgrid.ids import request_id
 from evalgrid.wire import UNARY_DEADLINE_S
@@ -132,3 +132,53 @@ async def test_committee_clarifies_reviews_returns_and_replaces(grid: Grid) -> N
     cells = {(s["expert_ref"], r["bid_code"], r["criterion_id"]): r["score"]
              for s in report["sheets"] for r in s["scores"]}
     assert all(v != "0" for (ref, _, _), v in cells.items() if ref == target)
+
+
+async def test_the_schedule_unseals_at_the_window_start(grid: Grid) -> None:
+    project = focus_projects(grid.province)[0]
+    await grid.register(project)
+    await grid.draw(project.id)
+
+    async def state() -> str:
+        listed = await grid.operator.ListProjects(operator_pb2.ListProjectsRequest(),
+                                                  timeout=UNARY_DEADLINE_S)
+        return next(p.state for p in listed.projects if p.project_id == project.id)
+
+    assert await state() == "drawn"
+    await grid.advance_to(project.window.start)  # nobody calls StartEvaluation
+
+    async def started() -> bool:
+        return await state() == "evaluating"
+
+    await wait_until(started, "the scheduled start")
+    entries = await grid.coordinator.workflow.audit.entries()  # type: ignore[union-attr]
+    starts = [e for e in entries if e.kind == "evaluation.started" and e.subject == project.id]
+    assert [e.detail["by"] for e in starts] == ["schedule"]
+
+
+async def test_a_restarted_agent_gets_its_reservations_back(grid: Grid) -> None:
+    from site_agent.agent import SiteAgent
+
+    project = focus_projects(grid.province)[0]
+    await grid.register(project)
+    _, notices = await grid.draw(project.id)
+    site_id = grid.site_of_venue(notices[0]["venue_id"])
+    old = grid.agents[site_id]
+
+    async def holds_all(agent: SiteAgent) -> bool:
+        wanted = {n["notice_id"] for n in notices if grid.site_of_venue(n["venue_id"]) == site_id}
+        return len(agent.booths.reservations) == len(wanted)
+
+    await wait_until(lambda: holds_all(old), "the first agent to hold its reservations")
+    sessions = set(old.booths.reservations)
+    await old.stop()  # the site's server restarts: everything in memory is gone
+
+    fresh = SiteAgent(old.config, old.inventory)
+    await fresh.start()
+    grid.agents[site_id] = fresh
+    try:
+        await wait_until(lambda: holds_all(fresh), "the restarted agent to hold them again")
+        assert set(fresh.booths.reservations) == sessions
+    finally:
+        await fresh.stop()
+        grid.agents.pop(site_id)

@@ -1,0 +1,108 @@
+"""The consoles' derived views as pure functions: the exceptions queue, use by city, alerts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from tui_testkit import START, sample_board, sample_grid, with_state
+
+from tui.operator_client import Flagged, GridView, SeatRow
+from tui.operator_model import city_use, exceptions_queue, matches, project_lines
+from tui.site_alerts import board_alerts
+
+P1, P2 = "P20260302-0001", "P20260302-0002"
+
+
+def kinds(view: GridView) -> list[tuple[str, str, str, bool]]:
+    return [(i.kind, i.session_id or i.workstation_id, i.action, i.open)
+            for i in exceptions_queue(view)]
+
+
+def test_the_sample_queue_orders_draws_first_then_open_then_history() -> None:
+    assert kinds(sample_grid()) == [
+        ("no_show", "ses-0000000000000002", "no_show", True),
+        ("fault", "ses-0000000000000007", "leave", True),
+        ("decline", "ses-0000000000000004", "", False),
+        ("late", "ses-0000000000000003", "", False),
+    ]
+
+
+def test_no_show_needs_an_open_window_and_a_started_evaluation() -> None:
+    before = sample_grid(now=START - timedelta(minutes=1))
+    assert "no_show" not in [k[0] for k in kinds(before)]
+    # Drawn but not started, past its window start: no no-show yet (the rules need evaluating).
+    view = sample_grid(now=START + timedelta(hours=6))
+    assert [k for k in kinds(view) if k[1] == "ses-0000000000000008"] == []
+
+
+def test_a_seat_at_an_offline_site_and_a_fault_during_evaluation() -> None:
+    view = sample_grid()
+    sites = list(view.sites)
+    sites[1] = replace(sites[1], online=False,
+                       flagged=(Flagged("S0002-V1-R01-W03", "fault", "smoke"),))
+    found = kinds(replace(view, sites=tuple(sites)))
+    assert ("site_offline", "ses-0000000000000002", "no_show", True) in found
+    assert ("site_offline", "ses-0000000000000008", "leave", True) in found
+    # Signed in on a workstation that failed: open, but no redraw (resume within 4 h).
+    assert ("fault", "ses-0000000000000006", "", True) in found
+
+
+def test_a_fault_without_a_seat_and_a_short_committee() -> None:
+    view = sample_grid()
+    sites = list(view.sites)
+    sites[1] = replace(sites[1], flagged=(Flagged("S0002-V9-R01-W09", "offline"),))
+    seats = tuple(replace(s, status="declined") if s.session_id.endswith("5") else s
+                  for s in view.seats)
+    found = kinds(replace(view, sites=tuple(sites), seats=seats))
+    assert ("fault", "S0002-V9-R01-W09", "", True) in found
+    decline = [i for i in exceptions_queue(replace(view, seats=seats)) if i.kind == "decline"]
+    assert {i.detail for i in decline} == {"committee short by 1"}
+    assert all(i.open for i in decline)
+
+
+def test_use_by_city_counts_an_offline_site_as_offline() -> None:
+    rows = {c.city: c for c in city_use(sample_grid())}
+    assert (rows["Hangzhou"].in_use, rows["Hangzhou"].fault) == (2, 1)
+    assert (rows["Wenzhou"].online, rows["Wenzhou"].offline) == (0, 2)
+
+
+def test_project_lines_count_members_draws_and_open_issues() -> None:
+    view = sample_grid()
+    lines = {line.project.project_id: line for line in
+             project_lines(view, exceptions_queue(view))}
+    assert (lines[P1].seated, lines[P1].draws, lines[P1].issues) == (5, 2, 1)
+    assert (lines[P2].seated, lines[P2].draws, lines[P2].issues) == (2, 1, 1)
+
+
+def test_search_is_a_case_insensitive_substring() -> None:
+    assert matches("", "anything")
+    assert matches("wenz", "S0003", "Wenzhou")
+    assert not matches("S0004", "S0003", "Wenzhou")
+
+
+def test_late_sign_in_is_after_fifteen_minutes() -> None:
+    seat = SeatRow(P1, "ses-x", "exp-x", "signed_in", "S0001", "S0001-V1-R01-W01",
+                   signed_in_at=START + timedelta(minutes=15))
+    view = replace(sample_grid(), seats=(seat,))
+    assert [i for i in exceptions_queue(view) if i.kind == "late"] == []
+    view = replace(view, seats=(replace(seat, signed_in_at=START + timedelta(minutes=16)),))
+    assert [i.detail for i in exceptions_queue(view) if i.kind == "late"] == [
+        "signed in 09:16, 16 min late"]
+
+
+def test_board_alerts() -> None:
+    board = sample_board()
+    first = board_alerts(None, board)
+    assert [a.text for a in first] == ["S0001-V1-R02-W02 (Room 302) is marked faulty: no power"]
+    assert board_alerts(board, board) == []
+    changed = with_state(with_state(board, "S0001-V1-R02-W02", "free"),
+                         "S0001-V1-R01-W02", "signed_in")
+    assert [(a.level, a.text) for a in board_alerts(board, changed)] == [
+        ("info", "expert signed in at S0001-V1-R01-W02 (Room 301)"),
+        ("ok", "S0001-V1-R02-W02 (Room 302) back in service"),
+    ]
+    down = replace(board, coordinator_connected=False)
+    assert board_alerts(board, down)[0].level == "error"
+    assert board_alerts(down, board)[0].text == "coordinator link restored"
+    assert board_alerts(None, down)[0].level == "error"

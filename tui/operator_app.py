@@ -1,0 +1,466 @@
+"""The operator console (`evalgrid tui operator`): the province at a glance, projects, the
+exceptions queue with the supplementary draw, the audit feed, and search.
+
+Two workers follow the coordinator's server streams (`Operator.WatchGrid`, `Operator.Watch`);
+each update arrives as a message and the tables redraw from it: nothing polls. The console
+shows opaque sessions and seat states, never who an expert is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Input,
+    RichLog,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from tui.client_errors import ClientError
+from tui.help_screen import HelpScreen
+from tui.operator_client import AuditEvent, GridView, OperatorClient, SeatRow
+from tui.operator_draw import DrawRequest, SupplementaryDrawScreen
+from tui.operator_model import (
+    Issue,
+    city_use,
+    exceptions_queue,
+    matches,
+    project_lines,
+)
+from tui.operator_seats import ProjectSeatsScreen
+from tui.states import PROVINCE_TZ, window_text
+from tui.tables import refill, selected_key
+
+AUDIT_TAIL = 200
+AUDIT_KEEP = 2000
+LEVEL_STYLE = {"error": "bold white on red", "warning": "bold yellow", "ok": "green",
+               "info": ""}
+STATE_STYLE = {"registered": "", "drawn": "yellow", "evaluating": "bold blue",
+               "reported": "green"}
+TABS = ("province", "sites", "projects", "exceptions", "audit")
+HELP = [
+    ("1 .. 5", "province / sites / projects / exceptions / audit feed"),
+    ("Up / Down", "select a row"),
+    ("Enter", "on a project: its seats (then d for a leave or no-show)"),
+    ("d", "supplementary draw for the selected exception (or project seat)"),
+    ("/", "search by project or site (filters every list); Enter keeps it"),
+    ("Esc", "clear the search"),
+    ("?", "this help"),
+    ("q", "quit"),
+]
+HELP_NOTE = ("Exceptions: * needs a supplementary draw, o open, blank = history. A no-show is "
+             "a seat not signed in after its window opened; faults come from the guest "
+             "site's staff. The coordinator redraws under the same rules, chained to the "
+             "first draw, and audits it.")
+
+
+class GridUpdated(Message):
+    def __init__(self, view: GridView) -> None:
+        super().__init__()
+        self.view = view
+
+
+class AuditArrived(Message):
+    def __init__(self, event: AuditEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class LinkDown(Message):
+    def __init__(self, detail: str) -> None:
+        super().__init__()
+        self.detail = detail
+
+
+class OperatorConsole(App[None]):
+    TITLE = "evalgrid operator console"
+    ENABLE_COMMAND_PALETTE = False
+    CSS = """
+    #status { height: 1; background: $boost; padding: 0 1; }
+    #alert { height: 1; padding: 0 1; }
+    #search { display: none; height: 3; }
+    #search.active { display: block; }
+    #summary { height: auto; padding: 0 1; }
+    #issue { height: 3; padding: 0 1; border-top: solid $accent; }
+    TabbedContent { height: 1fr; }
+    DataTable { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "help"),
+        Binding("slash", "search", "search"),
+        Binding("d", "draw", "suppl. draw"),
+        Binding("escape", "clear_search", "clear", show=False),
+        *(Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, client: OperatorClient, operator: str, *, banner: str = "",
+                 reconnect_s: float = 1.0) -> None:
+        super().__init__()
+        self.client = client
+        self.operator = operator
+        self.banner = banner
+        self.view: GridView | None = None
+        self.issues: list[Issue] = []
+        self.events: deque[AuditEvent] = deque(maxlen=AUDIT_KEEP)
+        self.query_text = ""
+        self.linked = False
+        self.last_alert = ""
+        self._reconnect_s = reconnect_s
+        self._link_alerted = False
+        self._drawing: set[str] = set()
+
+    # --- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield Static(id="alert")
+        yield Input(placeholder="search: project id or name, site id, city, session",
+                    id="search")
+        with TabbedContent(initial="province"):
+            with TabPane("Province [1]", id="province"):
+                yield Static(id="summary")
+                yield DataTable(id="cities", cursor_type="row", zebra_stripes=True)
+            with TabPane("Sites [2]", id="sites"):
+                yield DataTable(id="sites-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Projects [3]", id="projects"):
+                yield DataTable(id="projects-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Exceptions [4]", id="exceptions"):
+                yield DataTable(id="exceptions-table", cursor_type="row", zebra_stripes=True)
+                yield Static(id="issue")
+            with TabPane("Audit [5]", id="audit"):
+                yield RichLog(id="audit-log", markup=False, max_lines=AUDIT_KEEP)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#cities", DataTable).add_columns(
+            "City", "Sites", "Online", "WS", "In use", "Use", "Fault", "Offline")
+        self.query_one("#sites-table", DataTable).add_columns(
+            "Site", "City", "Link", "WS", "Free", "Resv", "In", "Eval", "Fault", "Off", "Name")
+        self.query_one("#projects-table", DataTable).add_columns(
+            "Project", "State", "Window", "Host", "Seats", "Draws", "Open", "Name")
+        self.query_one("#exceptions-table", DataTable).add_columns(
+            "", "Kind", "Project", "Site", "Session / WS", "Detail")
+        search = self.query_one("#search", Input)
+        search.cursor_blink = False if self.is_headless else search.cursor_blink
+        self.query_one("#cities", DataTable).focus()
+        self._show_status()
+        self._follow_grid()
+        self._follow_audit()
+
+    # --- the streams -----------------------------------------------------------------------
+
+    @work(exclusive=True, group="grid")
+    async def _follow_grid(self) -> None:
+        while True:
+            try:
+                async for view in self.client.watch_grid():
+                    self.post_message(GridUpdated(view))
+            except ClientError as exc:
+                self.post_message(LinkDown(str(exc)))
+            await asyncio.sleep(self._reconnect_s)
+
+    @work(exclusive=True, group="audit")
+    async def _follow_audit(self) -> None:
+        while True:
+            last = self.events[-1].seq if self.events else 0
+            try:
+                stream = self.client.watch_audit(after=last) if last else \
+                    self.client.watch_audit(tail=AUDIT_TAIL)
+                async for event in stream:
+                    self.post_message(AuditArrived(event))
+            except ClientError:
+                pass  # the grid stream reports the link; this one just comes back with it
+            await asyncio.sleep(self._reconnect_s)
+
+    @on(GridUpdated)
+    def _grid_updated(self, message: GridUpdated) -> None:
+        if self._link_alerted:
+            self.alert("ok", "coordinator link restored")
+        self.linked = True
+        self._link_alerted = False
+        self.view = message.view
+        self.issues = exceptions_queue(message.view)
+        self._show_grid()
+
+    @on(AuditArrived)
+    def _audit_arrived(self, message: AuditArrived) -> None:
+        event = message.event
+        if self.events and event.seq and event.seq <= self.events[-1].seq:
+            return  # replayed after a reconnect
+        self.events.append(event)
+        if self._event_matches(event):
+            self.query_one("#audit-log", RichLog).write(self._event_line(event))
+
+    @on(LinkDown)
+    def _link_down(self, message: LinkDown) -> None:
+        if not self._link_alerted:
+            self.alert("error", f"coordinator unreachable: {message.detail}")
+            self._link_alerted = True
+        self.linked = False
+        self._show_status()
+
+    # --- drawing ---------------------------------------------------------------------------
+
+    def _show_status(self) -> None:
+        text = Text(f"OPERATOR {self.operator}  ", style="bold")
+        if self.banner:
+            text.append(f"{self.banner}  ", style="bold magenta")
+        if not self.linked:
+            text.append(" coordinator unreachable " if self._link_alerted else "connecting...",
+                        style=LEVEL_STYLE["error"] if self._link_alerted else "italic")
+        view = self.view
+        if view is not None:
+            if self.linked:
+                text.append(view.now.astimezone(PROVINCE_TZ).strftime("%m-%d %H:%M"))
+            online = sum(s.online for s in view.sites)
+            text.append(f"  sites {online}/{len(view.sites)}",
+                        style="" if online == len(view.sites) else "bold yellow")
+            waiting = sum(1 for i in self.issues if i.open and i.action)
+            text.append(f"  draw needed {waiting}", style="bold red" if waiting else "")
+        if self.query_text:
+            text.append(f"  /{self.query_text}", style="bold cyan")
+        self.query_one("#status", Static).update(text)
+
+    def _show_grid(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        q = self.query_text
+        cities = city_use(view)
+        ws_total = sum(c.workstations for c in cities)
+        in_use = sum(c.in_use for c in cities)
+        states = Counter(p.state for p in view.projects)
+        open_issues = [i for i in self.issues if i.open]
+        summary = Text()
+        online = sum(s.online for s in view.sites)
+        offline = len(view.sites) - online
+        summary.append(f"Sites {len(view.sites)} ({online} online")
+        summary.append(f", {offline} OFFLINE" if offline else "",
+                       style="bold white on red" if offline else "")
+        summary.append(f").  Workstations {ws_total}: {in_use} in use, "
+                       f"{sum(c.fault for c in cities)} fault, "
+                       f"{sum(c.offline for c in cities)} offline.\n")
+        summary.append(f"Experts {view.experts}.  Projects {len(view.projects)}: "
+                       + ", ".join(f"{states.get(s, 0)} {s}" for s in
+                                   ("registered", "drawn", "evaluating", "reported")) + ".\n")
+        summary.append(f"Exceptions open {len(open_issues)} "
+                       f"({sum(1 for i in open_issues if i.action)} need a draw).  "
+                       f"Audit head #{view.audit_head}.")
+        self.query_one("#summary", Static).update(summary)
+        refill(self.query_one("#cities", DataTable), [
+            (c.city, (c.city, c.sites, c.online, c.workstations, c.in_use,
+                      f"{100 * c.in_use // c.workstations if c.workstations else 0}%",
+                      Text(str(c.fault), style="bold red" if c.fault else ""),
+                      Text(str(c.offline), style="yellow" if c.offline else "")))
+            for c in cities if matches(q, c.city)])
+        refill(self.query_one("#sites-table", DataTable), [
+            (s.site_id, (s.site_id, s.city,
+                         Text("online", style="green") if s.online else
+                         Text("OFFLINE", style="bold white on red"),
+                         s.workstations, *(s.states.get(k, 0) for k in (
+                             "free", "reserved", "signed_in", "evaluating")),
+                         Text(str(s.states.get("fault", 0)),
+                              style="bold red" if s.states.get("fault") else ""),
+                         s.states.get("offline", 0), s.name))
+            for s in view.sites if matches(q, s.site_id, s.name, s.city)])
+        refill(self.query_one("#projects-table", DataTable), [
+            (line.project.project_id, (
+                line.project.project_id,
+                Text(line.project.state, style=STATE_STYLE.get(line.project.state, "")),
+                window_text(line.project.start, line.project.end), line.project.host_site_id,
+                f"{line.seated}/{line.project.committee_size}" if line.draws else "-",
+                line.draws or "-",
+                Text(str(line.issues), style="bold red") if line.issues else "",
+                line.project.name))
+            for line in project_lines(view, self.issues)
+            if matches(q, line.project.project_id, line.project.name,
+                       line.project.host_site_id)])
+        refill(self.query_one("#exceptions-table", DataTable), [
+            (i.key, (Text("*" if i.action else "o", style="bold red" if i.action else "yellow")
+                     if i.open else "",
+                     Text(i.kind, style="bold" if i.open else "dim"), i.project_id or "-",
+                     i.site_id, i.session_id or i.workstation_id, i.detail))
+            for i in self.issues
+            if matches(q, i.project_id, i.site_id, i.session_id, i.workstation_id, i.kind)])
+        self._show_issue()
+        self._show_status()
+
+    def _selected_issue(self) -> Issue | None:
+        key = selected_key(self.query_one("#exceptions-table", DataTable))
+        return next((i for i in self.issues if i.key == key), None)
+
+    @on(DataTable.RowHighlighted, "#exceptions-table")
+    def _show_issue(self) -> None:
+        """The whole of the selected exception, which the table cuts at 80 columns."""
+        issue = self._selected_issue()
+        text = Text()
+        if issue is not None:
+            text.append(f"{issue.kind} ", style="bold")
+            if issue.project_id:
+                text.append(f"{issue.project_id} ")
+            text.append(f"{issue.session_id} at {issue.site_id}/{issue.workstation_id}: "
+                        f"{issue.detail}")
+            if issue.action:
+                text.append(f"  d: supplementary draw ({issue.action})", style="bold red")
+        self.query_one("#issue", Static).update(text)
+
+    def _event_matches(self, event: AuditEvent) -> bool:
+        return matches(self.query_text, event.subject, event.kind, event.detail)
+
+    @staticmethod
+    def _event_line(event: AuditEvent) -> Text:
+        text = Text(event.at.astimezone(PROVINCE_TZ).strftime("%H:%M:%S "), style="dim")
+        text.append(f"#{event.seq} ", style="dim")
+        style = "bold red" if any(w in event.kind for w in (
+            "refused", "no_show", "declined", "starved", "conflict", "left", "recused",
+            "disconnected")) else "bold"
+        text.append(event.kind, style=style)
+        text.append(f" {event.subject} ")
+        text.append(event.detail if event.detail != "{}" else "", style="dim")
+        return text
+
+    def _refresh_audit(self) -> None:
+        log = self.query_one("#audit-log", RichLog)
+        log.clear()
+        shown = [e for e in self.events if self._event_matches(e)][-500:]
+        for event in shown:
+            log.write(self._event_line(event))
+
+    def alert(self, level: str, text: str) -> None:
+        self.last_alert = text
+        self.query_one("#alert", Static).update(Text(text, style=LEVEL_STYLE.get(level, "")))
+        self._show_status()
+
+    # --- search ----------------------------------------------------------------------------
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.add_class("active")
+        search.focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value.strip()
+        self._show_grid()
+        self._refresh_audit()
+        self._show_status()
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self) -> None:
+        self.query_one("#search", Input).remove_class("active")
+        self._focus_tab()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.remove_class("active")
+        if search.value:
+            search.value = ""  # Input.Changed redraws everything
+        self._focus_tab()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _focus_tab(self) -> None:
+        tab = self.query_one(TabbedContent).active or "province"
+        target = {"province": "#cities", "sites": "#sites-table", "projects": "#projects-table",
+                  "exceptions": "#exceptions-table", "audit": "#audit-log"}[tab]
+        self.query_one(target).focus()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        self._focus_tab()
+
+    def action_draw(self) -> None:
+        tab = self.query_one(TabbedContent).active
+        if tab == "projects":
+            self._open_seats()
+            return
+        if tab != "exceptions":
+            self.action_tab("exceptions")
+            self.alert("info", "select an exception marked * and press d")
+            return
+        issue = self._selected_issue()
+        if issue is None:
+            return
+        if not issue.action:
+            self.alert("warning", f"{issue.kind}: no supplementary draw applies to this row")
+            return
+        caveat = "" if issue.kind == "no_show" else (
+            "The coordinator cannot yet move a member to a spare workstation: this releases "
+            f"the seat and redraws venue, workstation and expert, recorded as a {issue.action}.")
+        self._confirm_draw(DrawRequest(issue.project_id, issue.session_id, issue.site_id,
+                                       issue.workstation_id, issue.action,
+                                       f"{issue.kind}: {issue.detail}", caveat))
+
+    @on(DataTable.RowSelected, "#projects-table")
+    def _project_selected(self) -> None:
+        self._open_seats()
+
+    def _open_seats(self) -> None:
+        key = selected_key(self.query_one("#projects-table", DataTable))
+        view = self.view
+        project = next((p for p in view.projects if p.project_id == key), None) if view else None
+        if project is None or view is None:
+            return
+        seats = [s for s in view.seats if s.project_id == project.project_id]
+        if not seats:
+            self.alert("info", f"{project.project_id} is {project.state}: seats are shown "
+                       "while a project is drawn or under evaluation")
+            return
+
+        def chosen(seat: SeatRow | None) -> None:
+            if seat is not None:
+                reason = "leave" if project.state == "drawn" else "no_show"
+                self._confirm_draw(DrawRequest(project.project_id, seat.session_id,
+                                               seat.site_id, seat.workstation_id, reason,
+                                               f"{reason} filed by the operator"))
+
+        self.push_screen(ProjectSeatsScreen(project, seats), chosen)
+
+    def _confirm_draw(self, request: DrawRequest) -> None:
+        if request.session_id in self._drawing:
+            self.alert("info", f"a draw for {request.session_id} is already under way")
+            return
+
+        def confirmed(result: DrawRequest | None) -> None:
+            if result is not None:
+                self._drawing.add(result.session_id)
+                self._replace(result)
+
+        self.push_screen(SupplementaryDrawScreen(request), confirmed)
+
+    @work(group="actions")
+    async def _replace(self, request: DrawRequest) -> None:
+        self.alert("info", f"drawing a replacement for {request.session_id}...")
+        try:
+            outcome = await self.client.replace_member(
+                request.project_id, request.session_id, request.reason, request.note)
+        except ClientError as exc:
+            self.alert("error", f"{request.project_id}: draw refused: {exc}")
+            return
+        finally:
+            self._drawing.discard(request.session_id)
+        ok = outcome.endswith("redrawn")
+        self.alert("ok" if ok else "warning",
+                   f"{request.project_id}: {outcome} (session {request.session_id})")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen("operator console", HELP, HELP_NOTE))
+
+    async def action_quit(self) -> None:
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        await self.client.close()
+

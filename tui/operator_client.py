@@ -1,0 +1,185 @@
+"""What the operator console needs from the coordinator, as plain values, and over gRPC.
+
+`OperatorClient` is the seam where Pilot tests put a fake. The operator sees opaque session
+ids, seat states and sites, never an expert's identity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+import grpc
+from evalgrid_wire.v1 import operator_pb2, operator_pb2_grpc
+
+from evalgrid.ids import request_id
+from evalgrid.tls import channel_credentials, secure_channel
+from evalgrid.wire import from_timestamp
+from tui.client_errors import ClientError, client_error
+
+
+@dataclass(frozen=True)
+class Flagged:
+    workstation_id: str
+    state: str  # fault | offline
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    site_id: str
+    name: str
+    city: str
+    online: bool
+    workstations: int
+    states: Mapping[str, int] = field(default_factory=dict)
+    flagged: tuple[Flagged, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    project_id: str
+    name: str
+    state: str  # registered | drawn | evaluating | reported
+    host_site_id: str
+    start: datetime
+    end: datetime
+    committee_size: int
+
+
+@dataclass(frozen=True)
+class SeatRow:
+    project_id: str
+    session_id: str
+    expert_ref: str
+    status: str  # notified | accepted | declined | left | no_show | recused | signed_in | signed
+    site_id: str
+    workstation_id: str
+    quota_index: int = 0
+    signed_in_at: datetime | None = None
+    draw_id: str = ""
+
+
+@dataclass(frozen=True)
+class GridView:
+    now: datetime
+    sites: tuple[SiteRow, ...]
+    projects: tuple[ProjectRow, ...]
+    seats: tuple[SeatRow, ...] = ()  # of projects drawn or under evaluation
+    experts: int = 0
+    audit_head: int = 0
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    seq: int
+    kind: str
+    subject: str
+    at: datetime
+    detail: str = ""  # compact JSON
+
+
+class OperatorClient(Protocol):
+    """The coordinator's Operator service, as the console uses it."""
+
+    def watch_grid(self) -> AsyncIterator[GridView]:
+        """A view now, then after every change; raises `ClientError` when the link drops."""
+        ...
+
+    def watch_audit(self, *, after: int = 0, tail: int = 0) -> AsyncIterator[AuditEvent]:
+        """Events after seq `after` (or the last `tail`), then new ones as they come."""
+        ...
+
+    async def replace_member(self, project_id: str, session_id: str, reason: str,
+                             note: str) -> str:
+        """A supplementary draw for a seat (`no_show` or `leave`); returns the outcome."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def grid_from_wire(snapshot: operator_pb2.GridSnapshot) -> GridView:
+    sites = tuple(SiteRow(
+        site_id=s.site_id, name=s.name, city=s.city, online=s.online,
+        workstations=s.workstations, states=dict(s.states),
+        flagged=tuple(Flagged(f.workstation_id, f.state, f.detail) for f in s.flagged))
+        for s in snapshot.sites)
+    projects = tuple(ProjectRow(
+        project_id=p.project_id, name=p.name, state=p.state, host_site_id=p.host_site_id,
+        start=from_timestamp(p.window_start), end=from_timestamp(p.window_end),
+        committee_size=p.committee_size) for p in snapshot.projects)
+    seats = tuple(SeatRow(
+        project_id=op.project_id, session_id=s.session_id, expert_ref=s.expert_ref,
+        status=s.status, site_id=s.site_id, workstation_id=s.workstation_id,
+        quota_index=s.quota_index, signed_in_at=_when(s.signed_in_at), draw_id=s.draw_id)
+        for op in snapshot.open_projects for s in op.seats)
+    return GridView(now=from_timestamp(snapshot.status.now), sites=sites, projects=projects,
+                    seats=seats, experts=snapshot.status.experts,
+                    audit_head=snapshot.audit_head)
+
+
+def event_from_wire(event: operator_pb2.Event) -> AuditEvent:
+    detail = event.detail_json
+    with contextlib.suppress(ValueError):  # compact, one line: one event per line
+        detail = json.dumps(json.loads(detail), separators=(",", ":"), ensure_ascii=False)
+    return AuditEvent(seq=int(event.id) if event.id.isdigit() else 0, kind=event.kind,
+                      subject=event.subject, at=from_timestamp(event.at), detail=detail)
+
+
+class GrpcOperatorClient:
+    """The coordinator's Operator service over mutual TLS, with an operator's certificate."""
+
+    def __init__(self, *, pki_dir: Path, coordinator: str, name: str,
+                 role: str = "operator") -> None:
+        self.name = name
+        self.coordinator = coordinator
+        self._channel = secure_channel(coordinator, channel_credentials(pki_dir, role, name))
+        self._stub = operator_pb2_grpc.OperatorStub(self._channel)
+
+    async def watch_grid(self) -> AsyncIterator[GridView]:
+        call = self._stub.WatchGrid(operator_pb2.WatchGridRequest())
+        try:
+            async for snapshot in call:
+                yield grid_from_wire(snapshot)
+        except grpc.aio.AioRpcError as exc:
+            raise client_error(exc) from None
+        finally:
+            call.cancel()
+        raise ClientError("the coordinator ended the grid stream", code="UNAVAILABLE")
+
+    async def watch_audit(self, *, after: int = 0, tail: int = 0) -> AsyncIterator[AuditEvent]:
+        call = self._stub.Watch(operator_pb2.WatchRequest(
+            after_id=str(after) if after else "", tail=tail))
+        try:
+            async for event in call:
+                yield event_from_wire(event)
+        except grpc.aio.AioRpcError as exc:
+            raise client_error(exc) from None
+        finally:
+            call.cancel()
+        raise ClientError("the coordinator ended the audit stream", code="UNAVAILABLE")
+
+    async def replace_member(self, project_id: str, session_id: str, reason: str,
+                             note: str) -> str:
+        try:
+            reply = await self._stub.ReplaceMember(operator_pb2.ReplaceMemberRequest(
+                request_id=request_id(), project_id=project_id, session_id=session_id,
+                reason=reason, note=note), timeout=60)
+        except grpc.aio.AioRpcError as exc:
+            raise client_error(exc) from None
+        return str(reply.outcome)
+
+    async def close(self) -> None:
+        await self._channel.close()

@@ -1,0 +1,174 @@
+"""The operator's derived views, as pure functions of one `GridView`: no I/O, no widgets.
+
+The coordinator sends facts (seat states, workstation states, the clock); what counts as an
+exception, and which supplementary draw resolves it, is decided here so it is unit-testable
+and every console agrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tui.operator_client import GridView, ProjectRow, SeatRow
+from tui.states import hhmm
+
+# A member who signs in this long after the window opened is recorded as late.
+LATE_AFTER = timedelta(minutes=15)
+WAITING = ("notified", "accepted")
+SEATED = ("signed_in", "signed")
+DEPARTED = {"declined": "decline", "left": "leave", "no_show": "no-show", "recused": "recusal"}
+IN_USE = ("reserved", "signed_in", "evaluating")
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One row of the exceptions queue."""
+
+    key: str
+    kind: str  # no_show | fault | site_offline | late | decline | leave | no-show | recusal
+    project_id: str
+    session_id: str
+    site_id: str
+    workstation_id: str
+    status: str  # the seat's status, or the workstation's state for a fault without a seat
+    detail: str
+    action: str = ""  # the ReplaceMember reason that resolves it ("no_show" | "leave"), if any
+    open: bool = True  # needs attention; closed rows are history (declines already redrawn)
+    since: datetime | None = None
+
+
+def _draw_reason(project: ProjectRow) -> str:
+    """A supplementary draw is a `leave` before opening and a `no_show` once evaluating."""
+    return {"drawn": "leave", "evaluating": "no_show"}.get(project.state, "")
+
+
+def _active(seats: list[SeatRow]) -> int:
+    return sum(1 for s in seats if s.status not in DEPARTED)
+
+
+def _seat_issue(kind: str, seat: SeatRow, *, detail: str, action: str = "", open: bool = True,
+                since: datetime | None = None) -> Issue:
+    return Issue(key=f"{kind}:{seat.project_id}:{seat.session_id}", kind=kind,
+                 project_id=seat.project_id, session_id=seat.session_id, site_id=seat.site_id,
+                 workstation_id=seat.workstation_id, status=seat.status, detail=detail,
+                 action=action, open=open, since=since)
+
+
+def exceptions_queue(view: GridView) -> list[Issue]:
+    """Declines, no-shows, faults, sites offline and late sign-ins; actionable ones first."""
+    projects = {p.project_id: p for p in view.projects}
+    sites = {s.site_id: s for s in view.sites}
+    flagged = {(s.site_id, f.workstation_id): f for s in view.sites for f in s.flagged}
+    by_project: dict[str, list[SeatRow]] = {}
+    for seat in view.seats:
+        by_project.setdefault(seat.project_id, []).append(seat)
+    issues: list[Issue] = []
+    covered: set[tuple[str, str]] = set()
+    for project_id, seats in by_project.items():
+        project = projects.get(project_id)
+        if project is None:
+            continue
+        short = project.committee_size - _active(seats)
+        for seat in seats:
+            flag = flagged.get((seat.site_id, seat.workstation_id))
+            site = sites.get(seat.site_id)
+            if seat.status in DEPARTED:
+                issues.append(_seat_issue(
+                    DEPARTED[seat.status], seat, open=short > 0,
+                    detail="redrawn" if short <= 0 else f"committee short by {short}"))
+                continue
+            covered.add((seat.site_id, seat.workstation_id))
+            if seat.status in WAITING:
+                reason = _draw_reason(project)
+                if flag is not None:
+                    issues.append(_seat_issue(
+                        "fault", seat, action=reason, since=project.start,
+                        detail=f"workstation {flag.state}"
+                        + (f": {flag.detail}" if flag.detail else "")))
+                elif site is not None and not site.online:
+                    issues.append(_seat_issue("site_offline", seat, action=reason,
+                                              since=project.start, detail="guest site offline"))
+                elif project.state == "evaluating" and view.now >= project.start:
+                    issues.append(_seat_issue(
+                        "no_show", seat, action=reason, since=project.start,
+                        detail=f"not signed in since {hhmm(project.start)}"))
+            elif seat.status in SEATED:
+                if flag is not None:
+                    issues.append(_seat_issue(
+                        "fault", seat, since=project.start,
+                        detail=f"workstation {flag.state} during evaluation "
+                        "(resumes if fixed within 4 h)"))
+                late = seat.signed_in_at
+                if late is not None and late > project.start + LATE_AFTER:
+                    minutes = int((late - project.start).total_seconds() // 60)
+                    issues.append(_seat_issue("late", seat, open=False, since=late,
+                                              detail=f"signed in {hhmm(late)}, "
+                                              f"{minutes} min late"))
+    for site in view.sites:
+        for flag in site.flagged:
+            if (site.site_id, flag.workstation_id) in covered:
+                continue
+            issues.append(Issue(
+                key=f"fault:{site.site_id}:{flag.workstation_id}", kind="fault",
+                project_id="", session_id="", site_id=site.site_id,
+                workstation_id=flag.workstation_id, status=flag.state,
+                detail=f"workstation {flag.state}, no session"
+                + (f": {flag.detail}" if flag.detail else "")))
+    start = {p.project_id: p.start for p in view.projects}
+    far = datetime.max.replace(tzinfo=view.now.tzinfo)
+    issues.sort(key=lambda i: (not i.open, not i.action, start.get(i.project_id, far),
+                               i.project_id, i.kind, i.site_id, i.workstation_id))
+    return issues
+
+
+@dataclass(frozen=True)
+class CityUse:
+    city: str
+    sites: int
+    online: int
+    workstations: int
+    in_use: int
+    fault: int
+    offline: int
+
+
+def city_use(view: GridView) -> list[CityUse]:
+    """Workstation use by city; a site that is offline counts all its workstations offline."""
+    rows: dict[str, list[int]] = {}
+    for site in view.sites:
+        row = rows.setdefault(site.city, [0, 0, 0, 0, 0, 0])
+        row[0] += 1
+        row[1] += site.online
+        row[2] += site.workstations
+        row[3] += sum(site.states.get(s, 0) for s in IN_USE)
+        row[4] += site.states.get("fault", 0)
+        row[5] += site.states.get("offline", 0) if site.online else site.workstations
+    return [CityUse(city, *row) for city, row in sorted(rows.items())]
+
+
+@dataclass(frozen=True)
+class ProjectLine:
+    project: ProjectRow
+    seated: int  # active members
+    draws: int  # the first draw and its supplementary draws
+    issues: int  # open exceptions
+
+
+def project_lines(view: GridView, issues: list[Issue]) -> list[ProjectLine]:
+    seats: dict[str, list[SeatRow]] = {}
+    for seat in view.seats:
+        seats.setdefault(seat.project_id, []).append(seat)
+    open_issues: dict[str, int] = {}
+    for issue in issues:
+        if issue.open and issue.project_id:
+            open_issues[issue.project_id] = open_issues.get(issue.project_id, 0) + 1
+    return [ProjectLine(p, _active(seats.get(p.project_id, [])),
+                        len({s.draw_id for s in seats.get(p.project_id, []) if s.draw_id}),
+                        open_issues.get(p.project_id, 0)) for p in view.projects]
+
+
+def matches(query: str, *fields: str) -> bool:
+    """Search by project or site: a case-insensitive substring of any field."""
+    needle = query.strip().lower()
+    return not needle or any(needle in f.lower() for f in fields)

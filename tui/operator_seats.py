@@ -1,0 +1,72 @@
+"""The seats of one project, as an operator may see them: opaque sessions and states.
+
+From here the operator files a leave before opening (or a no-show once evaluating) for a
+seat that is not in the exceptions queue; the screen returns the chosen seat.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Static
+
+from tui.operator_client import ProjectRow, SeatRow
+from tui.operator_model import WAITING
+from tui.states import hhmm, window_text
+from tui.tables import selected_key
+
+
+class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
+    DEFAULT_CSS = """
+    ProjectSeatsScreen { align: center middle; }
+    ProjectSeatsScreen > Vertical {
+        width: 78; height: 20; border: round $accent; background: $surface; padding: 0 1;
+    }
+    ProjectSeatsScreen DataTable { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "close"),
+        Binding("d", "draw", "supplementary draw"),
+    ]
+
+    def __init__(self, project: ProjectRow, seats: list[SeatRow]) -> None:
+        super().__init__()
+        self.project = project
+        self.seats = seats
+
+    def compose(self) -> ComposeResult:
+        p = self.project
+        with Vertical():
+            yield Static(f"[b]{p.project_id}[/b] {p.state}  "
+                         f"{window_text(p.start, p.end)}  committee {p.committee_size}\n"
+                         f"{p.name}")
+            yield DataTable(id="seats", cursor_type="row", zebra_stripes=True)
+            yield Static("d: supplementary draw for the selected seat   Esc: close",
+                         id="seats-hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("Session", "Status", "Site", "Workstation", "In at", "Draw")
+        for s in self.seats:
+            table.add_row(s.session_id, s.status, s.site_id, s.workstation_id,
+                          hhmm(s.signed_in_at), s.draw_id[-8:], key=s.session_id)
+        table.focus()
+
+    def action_draw(self) -> None:
+        key = selected_key(self.query_one(DataTable))
+        seat = next((s for s in self.seats if s.session_id == key), None)
+        if seat is None:
+            return
+        if seat.status not in WAITING or self.project.state not in ("drawn", "evaluating"):
+            self.query_one("#seats-hint", Static).update(
+                f"[red]no supplementary draw for a seat that is {seat.status} "
+                f"in a project that is {self.project.state}[/red]")
+            return
+        self.dismiss(seat)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

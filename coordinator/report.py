@@ -122,8 +122,19 @@ def render_html(body: dict[str, Any]) -> str:
         f"<td>{esc(str(b.get('total') or ''))}</td></tr>"
         for b in bids
     )
-    warnings = "".join(f"<li>{esc(json.dumps(w, ensure_ascii=False))}</li>"
-                       for w in evaluation.get("warnings", [])) or "<li>none</li>"
+    def spread(w: dict[str, Any]) -> str:
+        return ", ".join(f"{x['expert_ref']}: {x['score']}" for x in w.get("scores", []))
+
+    warning_rows = "".join(
+        f"<tr><td>{esc(w['kind'].replace('_', ' '))}</td>"
+        f"<td>{esc(w.get('expert_ref') or 'all members')}</td>"
+        f"<td>{esc(body['bid_codes'].get(w['bidder_id'], w['bidder_id']))}</td>"
+        f"<td>{esc(w['criterion_id'])}</td><td>{esc(str(w.get('score') or spread(w)))}</td>"
+        f"<td>{esc(str(w['mean']))}</td></tr>"
+        for w in evaluation.get("warnings", []))
+    warnings = (f"<table><tr><th>Warning</th><th>Member</th><th>Bid</th><th>Criterion</th>"
+                f"<th>Score(s)</th><th>Committee mean</th></tr>{warning_rows}</table>"
+                if warning_rows else "<p>none</p>")
     returns = "".join(f"<li>{esc(r['expert_ref'])}: {esc(r['reason'])} ({esc(r['at'])})</li>"
                       for r in body["returned_sheets"]) or "<li>none</li>"
     committee = "".join(
@@ -144,7 +155,7 @@ td,th{{border:1px solid #999;padding:4px 8px}}</style></head><body>
 <table><tr><th>Rank</th><th>Code</th><th>Bidder</th><th>Price</th><th>Price score</th>
 <th>Technical</th><th>Total</th></tr>{rows}</table>
 <h2>Totals</h2>{chart}
-<h2>Warnings</h2><ul>{warnings}</ul>
+<h2>Warnings</h2>{warnings}
 <h2>Sheets returned by the leader</h2><ul>{returns}</ul>
 <h2>Committee</h2><table><tr><th>Member</th><th>Status</th><th>Signed in</th></tr>
 {committee}</table>

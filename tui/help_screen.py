@@ -24,7 +24,7 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen #help-foot { color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "dismiss", "close", show=False),
+        Binding("escape,question_mark,q", "close", "close", show=False),
     ]
 
     def __init__(self, title: str, keys: Sequence[tuple[str, str]], note: str = "") -> None:
@@ -46,5 +46,5 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(self._note, id="help-note")
             yield Static("Esc, ? or q closes this help", id="help-foot")
 
-    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
+    def action_close(self) -> None:
         self.dismiss(None)

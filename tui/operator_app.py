@@ -2,7 +2,9 @@
 exceptions queue with the supplementary draw, the audit feed, and search.
 
 Two workers follow the coordinator's server streams (`Operator.WatchGrid`, `Operator.Watch`);
-each update arrives as a message and the tables redraw from it: nothing polls. The console
+each update arrives as a message and the tables redraw from it: nothing polls here. (The
+coordinator sends a grid snapshot after every change, and re-checks every 5 s because a seat
+becomes a no-show by the clock alone; an unchanged snapshot is not resent.) The console
 shows opaque sessions and seat states, never who an expert is.
 """
 

@@ -42,3 +42,25 @@ def test_demo_tui_and_json_exclude_each_other() -> None:
     out = evalgrid("demo", "--tui", "--json")
     assert out.returncode == 2
     assert "--tui and --json" in out.stderr
+
+
+def _imported(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_consoles_are_clients_only_and_only_the_cli_starts_them() -> None:
+    for path in (REPO / "tui").rglob("*.py"):
+        assert not _imported(path) & {"coordinator", "site_agent"}, path
+    for package in ("evalgrid", "coordinator", "site_agent"):
+        for path in (REPO / package).rglob("*.py"):
+            if path.name in ("cli.py", "demo.py") and package == "evalgrid":
+                continue
+            assert "tui" not in _imported(path), path

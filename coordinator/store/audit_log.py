@@ -20,6 +20,7 @@ outside Redis (exported, published, or held by auditors) reveals it, via ``expec
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Mapping
 from typing import Final
 
@@ -84,7 +85,7 @@ class AuditLog:
         signing_key: Ed25519PrivateKey,
         clock: Clock,
         key: str = "audit",
-        max_attempts: int = 8,
+        max_attempts: int = 32,
     ) -> None:
         self._redis = redis
         self._key = signing_key
@@ -115,7 +116,11 @@ class AuditLog:
         """
         async with self._lock:
             head = self._head if self._head is not None else await self.head()
-            for _ in range(self._max_attempts):
+            for attempt in range(self._max_attempts):
+                if attempt:
+                    # Lost a race to another writer: back off with jitter so two writers do
+                    # not keep colliding in lock-step.
+                    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
                 entry = make_entry(
                     head,
                     at=_iso(self._clock),

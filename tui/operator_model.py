@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from tui.operator_client import GridView, ProjectRow, SeatRow
 from tui.states import hhmm
 
-# A member who signs in this long after the window opened is recorded as late.
+# A member who signs in this long after the window opened is recorded as late; one who has
+# not signed in by then is a no-show (before that, merely awaited).
 LATE_AFTER = timedelta(minutes=15)
 WAITING = ("notified", "accepted")
 SEATED = ("signed_in", "signed")
@@ -26,7 +27,8 @@ class Issue:
     """One row of the exceptions queue."""
 
     key: str
-    kind: str  # no_show | fault | site_offline | late | decline | leave | no-show | recusal
+    # no_show | awaited | fault | site_offline | late | decline | leave | no-show | recusal
+    kind: str
     project_id: str
     session_id: str
     site_id: str
@@ -89,10 +91,16 @@ def exceptions_queue(view: GridView) -> list[Issue]:
                 elif site is not None and not site.online:
                     issues.append(_seat_issue("site_offline", seat, action=reason,
                                               since=project.start, detail="guest site offline"))
-                elif project.state == "evaluating" and view.now >= project.start:
+                elif project.state == "evaluating" and view.now >= project.start + LATE_AFTER:
                     issues.append(_seat_issue(
                         "no_show", seat, action=reason, since=project.start,
                         detail=f"not signed in since {hhmm(project.start)}"))
+                elif project.state == "evaluating" and view.now >= project.start:
+                    # Within the grace period: expected, not yet an exception to act on.
+                    issues.append(_seat_issue(
+                        "awaited", seat, open=False, since=project.start,
+                        detail=f"not signed in yet; a no-show after "
+                        f"{hhmm(project.start + LATE_AFTER)}"))
             elif seat.status in SEATED:
                 if flag is not None:
                     issues.append(_seat_issue(

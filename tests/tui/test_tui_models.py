@@ -106,3 +106,11 @@ def test_board_alerts() -> None:
     assert board_alerts(board, down)[0].level == "error"
     assert board_alerts(down, board)[0].text == "coordinator link restored"
     assert board_alerts(None, down)[0].level == "error"
+
+
+def test_a_member_is_awaited_for_15_minutes_then_a_no_show() -> None:
+    early = kinds(sample_grid(now=START + timedelta(minutes=5)))
+    assert ("awaited", "ses-0000000000000002", "", False) in early
+    assert "no_show" not in [k[0] for k in early]
+    late = kinds(sample_grid(now=START + timedelta(minutes=16)))
+    assert ("no_show", "ses-0000000000000002", "no_show", True) in late

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -161,9 +162,15 @@ async def test_the_operator_resolves_a_no_show_with_a_supplementary_draw(grid: G
         await _until(lambda: app.view is not None, "the first grid view")
         sites = len(grid.province.sites)
         assert f"sites {sites}/{sites}" in screen_text(app)
-        # The fault marked at the site is in the queue, and every other member is a no-show.
+        # The fault marked at the site is in the queue; the others are awaited for 15 minutes,
+        # then they are no-shows.
         by_kind = {(i.kind, i.site_id) for i in app.issues if i.open}
         assert ("fault", faulty_site) in by_kind
+        awaited = [i for i in app.issues if i.kind == "awaited"]
+        assert len(awaited) == focus.committee_size - 1 and not any(i.open for i in awaited)
+        assert not [i for i in app.issues if i.kind == "no_show"]
+        await grid.advance_to(focus.window.start + timedelta(minutes=16))
+        await _until(lambda: any(i.kind == "no_show" for i in app.issues), "the grace to end")
         no_shows = [i for i in app.issues if i.kind == "no_show"]
         assert len(no_shows) == focus.committee_size - 1
         assert all(i.action == "no_show" and i.project_id == focus.id for i in no_shows)

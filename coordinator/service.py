@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 import grpc
 from evalgrid_wire.v1 import (
@@ -28,6 +30,7 @@ from evalgrid.tls import PermissionDeniedError, require_role
 from evalgrid.wire import from_timestamp, to_timestamp, to_window
 
 log = logging.getLogger("evalgrid.coordinator")
+R = TypeVar("R")
 
 STATUS_OF = {
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
@@ -45,6 +48,19 @@ async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     raise exc
 
 
+def answers_errors(method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
+                   ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]:
+    """A unary method's refusals become the status code that says why (see `STATUS_OF`)."""
+    @functools.wraps(method)
+    async def answering(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await method(self, request, context)
+        except (WorkflowError, PermissionDeniedError) as exc:
+            await _abort(context, exc)
+            raise
+    return answering
+
+
 def _site(action: str) -> str:
     who: Identity = require_role("site", action=action)
     assert who.site_id is not None
@@ -56,17 +72,14 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
         self.workflow = workflow
         self.heartbeat_interval_ms = heartbeat_interval_ms
 
+    @answers_errors
     async def RegisterSite(self, request: site_link_pb2.RegisterSiteRequest,
                            context: grpc.aio.ServicerContext
                            ) -> site_link_pb2.RegisterSiteReply:
-        try:
-            site_id = _site("SiteLink.RegisterSite")
-            workstations = {ws.id for v in request.inventory.venues for r in v.rooms
-                            for ws in r.workstations}
-            fence = await self.workflow.register_site(site_id, workstations)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.RegisterSite")
+        workstations = {ws.id for v in request.inventory.venues for r in v.rooms
+                        for ws in r.workstations}
+        fence = await self.workflow.register_site(site_id, workstations)
         return site_link_pb2.RegisterSiteReply(
             site_id=site_id, heartbeat_interval_ms=self.heartbeat_interval_ms, fence=fence)
 
@@ -119,41 +132,32 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                 await commands.aclose()  # type: ignore[attr-defined]
             await self.workflow.audit_site(site_id, "site.disconnected")
 
+    @answers_errors
     async def CheckIn(self, request: site_link_pb2.CheckInRequest,
                       context: grpc.aio.ServicerContext) -> site_link_pb2.CheckInReply:
-        try:
-            site_id = _site("SiteLink.CheckIn")
-            seat = await self.workflow.check_in(site_id, request.id_number, request.code)
-            project = await self.workflow.project_of_seat(seat)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.CheckIn")
+        seat = await self.workflow.check_in(site_id, request.id_number, request.code)
+        project = await self.workflow.project_of_seat(seat)
         return site_link_pb2.CheckInReply(
             workstation_id=seat.workstation_id, session_id=seat.session_id,
             window=to_window(project.window.start, project.window.end))
 
+    @answers_errors
     async def SignIn(self, request: site_link_pb2.SignInRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.SignInReply:
-        try:
-            site_id = _site("SiteLink.SignIn")
-            seat, name = await self.workflow.sign_in(
-                site_id, request.session_id, request.workstation_id, request.id_number,
-                request.code, request.request_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.SignIn")
+        seat, name = await self.workflow.sign_in(
+            site_id, request.session_id, request.workstation_id, request.id_number,
+            request.code, request.request_id)
         return common_pb2.SignInReply(session_id=seat.session_id, expert_ref=seat.expert_ref,
                                       expert_name=name)
 
+    @answers_errors
     async def GetSheetForm(self, request: site_link_pb2.SheetFormRequest,
                            context: grpc.aio.ServicerContext) -> common_pb2.SheetForm:
-        try:
-            site_id = _site("SiteLink.GetSheetForm")
-            project, codes, seat, leader = await self.workflow.sheet_form(
-                site_id, request.session_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.GetSheetForm")
+        project, codes, seat, leader = await self.workflow.sheet_form(
+            site_id, request.session_id)
         form = common_pb2.SheetForm(
             session_id=request.session_id, project_name=project.name,
             window=to_window(project.window.start, project.window.end),
@@ -170,92 +174,71 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                           names.get(bid.bidder_id, bid.bidder_id))
         return form
 
+    @answers_errors
     async def SubmitSheet(self, request: site_link_pb2.SubmitSheetRequest,
                           context: grpc.aio.ServicerContext) -> common_pb2.SubmitSheetReply:
-        try:
-            site_id = _site("SiteLink.SubmitSheet")
-            sheet = request.sheet
-            accepted, duplicate, digest = await self.workflow.submit_sheet(
-                site_id, request.workstation_id, sheet.sheet_id, sheet.session_id,
-                [(s.bid_code, s.criterion_id, s.score) for s in sheet.scores], sheet.signed)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.SubmitSheet")
+        sheet = request.sheet
+        accepted, duplicate, digest = await self.workflow.submit_sheet(
+            site_id, request.workstation_id, sheet.sheet_id, sheet.session_id,
+            [(s.bid_code, s.criterion_id, s.score) for s in sheet.scores], sheet.signed)
         return common_pb2.SubmitSheetReply(sheet_id=request.sheet.sheet_id, accepted=accepted,
                                            duplicate=duplicate, digest=digest)
 
+    @answers_errors
     async def DeclareRecusal(self, request: site_link_pb2.RecusalRequest,
                              context: grpc.aio.ServicerContext) -> common_pb2.RecusalReply:
-        try:
-            site_id = _site("SiteLink.DeclareRecusal")
-            outcome = await self.workflow.declare_recusal(
-                site_id, request.session_id, request.workstation_id, request.reason,
-                request.request_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.DeclareRecusal")
+        outcome = await self.workflow.declare_recusal(
+            site_id, request.session_id, request.workstation_id, request.reason,
+            request.request_id)
         return common_pb2.RecusalReply(session_id=request.session_id, outcome=outcome)
 
+    @answers_errors
     async def AskClarification(self, request: site_link_pb2.AskRequest,
                                context: grpc.aio.ServicerContext) -> common_pb2.Clarification:
-        try:
-            site_id = _site("SiteLink.AskClarification")
-            record = await self.workflow.ask_clarification(
-                site_id, request.session_id, request.workstation_id, request.bid_code,
-                request.question, request.request_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.AskClarification")
+        record = await self.workflow.ask_clarification(
+            site_id, request.session_id, request.workstation_id, request.bid_code,
+            request.question, request.request_id)
         return _clarification(record)
 
+    @answers_errors
     async def Clarifications(self, request: site_link_pb2.SheetFormRequest,
                              context: grpc.aio.ServicerContext
                              ) -> common_pb2.ClarificationList:
-        try:
-            site_id = _site("SiteLink.Clarifications")
-            records = await self.workflow.clarifications(site_id, request.session_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.Clarifications")
+        records = await self.workflow.clarifications(site_id, request.session_id)
         return common_pb2.ClarificationList(items=[_clarification(r) for r in records])
 
+    @answers_errors
     async def HostClarifications(self, request: site_link_pb2.ResultRequest,
                                  context: grpc.aio.ServicerContext
                                  ) -> site_link_pb2.HostClarificationList:
-        try:
-            site_id = _site("SiteLink.HostClarifications")
-            records = await self.workflow.host_clarifications(site_id, request.project_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.HostClarifications")
+        records = await self.workflow.host_clarifications(site_id, request.project_id)
         reply = site_link_pb2.HostClarificationList(project_id=request.project_id)
         for r in records:
             reply.items.add(question_id=r["question_id"], bidder_id=r["bidder_id"],
                             question=r["question"], answer=r["answer"])
         return reply
 
+    @answers_errors
     async def AnswerClarification(self, request: site_link_pb2.AnswerRequest,
                                   context: grpc.aio.ServicerContext
                                   ) -> common_pb2.Clarification:
-        try:
-            site_id = _site("SiteLink.AnswerClarification")
-            record = await self.workflow.answer_clarification(
-                site_id, request.project_id, request.question_id, request.answer,
-                request.request_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.AnswerClarification")
+        record = await self.workflow.answer_clarification(
+            site_id, request.project_id, request.question_id, request.answer,
+            request.request_id)
         return _clarification(record)
 
+    @answers_errors
     async def Review(self, request: site_link_pb2.SheetFormRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.CommitteeReview:
-        try:
-            site_id = _site("SiteLink.Review")
-            leader, warnings, signed, pending, codes = await self.workflow.review(
-                site_id, request.session_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.Review")
+        leader, warnings, signed, pending, codes = await self.workflow.review(
+            site_id, request.session_id)
         reply = common_pb2.CommitteeReview(leader=leader, signed=signed, pending=pending)
         for w in warnings:
             reply.warnings.add(kind=w.kind, expert_ref=w.expert_ref or "",
@@ -265,42 +248,33 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                                mean=str(w.mean))
         return reply
 
+    @answers_errors
     async def ReturnSheet(self, request: site_link_pb2.ReturnSheetRequest,
                           context: grpc.aio.ServicerContext) -> common_pb2.ReturnSheetReply:
-        try:
-            site_id = _site("SiteLink.ReturnSheet")
-            outcome = await self.workflow.return_sheet(
-                site_id, request.session_id, request.workstation_id, request.expert_ref,
-                request.reason, request.request_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.ReturnSheet")
+        outcome = await self.workflow.return_sheet(
+            site_id, request.session_id, request.workstation_id, request.expert_ref,
+            request.reason, request.request_id)
         return common_pb2.ReturnSheetReply(expert_ref=request.expert_ref, outcome=outcome)
 
+    @answers_errors
     async def RegisterProject(self, request: site_link_pb2.RegisterProjectRequest,
                               context: grpc.aio.ServicerContext
                               ) -> site_link_pb2.RegisterProjectReply:
-        try:
-            site_id = _site("SiteLink.RegisterProject")
-            project_id, duplicate = await self.workflow.register_project(
-                site_id, request.project_json, request.request_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.RegisterProject")
+        project_id, duplicate = await self.workflow.register_project(
+            site_id, request.project_json, request.request_id)
         return site_link_pb2.RegisterProjectReply(project_id=project_id, duplicate=duplicate)
 
+    @answers_errors
     async def GetResult(self, request: site_link_pb2.ResultRequest,
                         context: grpc.aio.ServicerContext) -> site_link_pb2.ResultReply:
-        try:
-            site_id = _site("SiteLink.GetResult")
-            project = await self.workflow.project(request.project_id)
-            if project.host_site_id != site_id:
-                raise WorkflowError("project_id", "only the host site may fetch the result",
-                                    code="denied")
-            state, report = await self.workflow.result(project.id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        site_id = _site("SiteLink.GetResult")
+        project = await self.workflow.project(request.project_id)
+        if project.host_site_id != site_id:
+            raise WorkflowError("project_id", "only the host site may fetch the result",
+                                code="denied")
+        state, report = await self.workflow.result(project.id)
         return site_link_pb2.ResultReply(project_id=project.id, state=state, report_json=report)
 
 
@@ -309,24 +283,18 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
         self.workflow = workflow
         self.sim_clock = sim_clock
 
+    @answers_errors
     async def Status(self, request: operator_pb2.StatusRequest,
                      context: grpc.aio.ServicerContext) -> operator_pb2.StatusReply:
-        try:
-            require_role("operator", "auditor", action="Operator.Status")
-        except PermissionDeniedError as exc:
-            await _abort(context, exc)
-            raise
+        require_role("operator", "auditor", action="Operator.Status")
         s = await self.workflow.status()
         return operator_pb2.StatusReply(now=to_timestamp(self.workflow.now()), **s)
 
+    @answers_errors
     async def ListProjects(self, request: operator_pb2.ListProjectsRequest,
                            context: grpc.aio.ServicerContext
                            ) -> operator_pb2.ListProjectsReply:
-        try:
-            require_role("operator", "auditor", action="Operator.ListProjects")
-        except PermissionDeniedError as exc:
-            await _abort(context, exc)
-            raise
+        require_role("operator", "auditor", action="Operator.ListProjects")
         reply = operator_pb2.ListProjectsReply()
         for p, state in await self.workflow.list_projects(request.day):
             reply.projects.add(project_id=p.id, name=p.name, state=state,
@@ -336,38 +304,29 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
                                committee_size=p.committee_size)
         return reply
 
+    @answers_errors
     async def Draw(self, request: operator_pb2.DrawRequest,
                    context: grpc.aio.ServicerContext) -> operator_pb2.DrawReply:
-        try:
-            require_role("operator", action="Operator.Draw")
-            s = await self.workflow.draw(request.project_id, request.request_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        require_role("operator", action="Operator.Draw")
+        s = await self.workflow.draw(request.project_id, request.request_id)
         return operator_pb2.DrawReply(project_id=s.project_id, draw_id=s.draw_id,
                                       commitment=s.commitment, input_digest=s.input_digest,
                                       seats=s.seats, venues=s.venues)
 
+    @answers_errors
     async def ReplyToNotice(self, request: operator_pb2.NoticeReplyRequest,
                             context: grpc.aio.ServicerContext
                             ) -> operator_pb2.NoticeReplyReply:
-        try:
-            require_role("operator", action="Operator.ReplyToNotice")
-            outcome = await self.workflow.reply_to_notice(
-                request.notice_id, request.accept, request.reason, request.request_id)
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        require_role("operator", action="Operator.ReplyToNotice")
+        outcome = await self.workflow.reply_to_notice(
+            request.notice_id, request.accept, request.reason, request.request_id)
         return operator_pb2.NoticeReplyReply(notice_id=request.notice_id, outcome=outcome)
 
+    @answers_errors
     async def ProjectSeats(self, request: operator_pb2.ProjectRequest,
                            context: grpc.aio.ServicerContext) -> operator_pb2.ProjectSeatsReply:
-        try:
-            who = require_role("operator", "auditor", action="Operator.ProjectSeats")
-            state, seats = await self.workflow.project_seats(request.project_id, by=str(who))
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        who = require_role("operator", "auditor", action="Operator.ProjectSeats")
+        state, seats = await self.workflow.project_seats(request.project_id, by=str(who))
         reply = operator_pb2.ProjectSeatsReply(project_id=request.project_id, state=state)
         for s in seats:
             reply.seats.add(session_id=s.session_id, expert_ref=s.expert_ref, status=s.status,
@@ -376,37 +335,28 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
                             draw_id=s.draw_id)
         return reply
 
+    @answers_errors
     async def ReplaceMember(self, request: operator_pb2.ReplaceMemberRequest,
                             context: grpc.aio.ServicerContext
                             ) -> operator_pb2.ReplaceMemberReply:
-        try:
-            who = require_role("operator", action="Operator.ReplaceMember")
-            outcome = await self.workflow.replace_member(
-                request.project_id, request.session_id, request.reason, request.note,
-                request.request_id, by=str(who))
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        who = require_role("operator", action="Operator.ReplaceMember")
+        outcome = await self.workflow.replace_member(
+            request.project_id, request.session_id, request.reason, request.note,
+            request.request_id, by=str(who))
         return operator_pb2.ReplaceMemberReply(project_id=request.project_id, outcome=outcome)
 
+    @answers_errors
     async def StartEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
-        try:
-            who = require_role("operator", action="Operator.StartEvaluation")
-            state = await self.workflow.start_evaluation(request.project_id, by=str(who))
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        who = require_role("operator", action="Operator.StartEvaluation")
+        state = await self.workflow.start_evaluation(request.project_id, by=str(who))
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state)
 
+    @answers_errors
     async def CloseEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
-        try:
-            who = require_role("operator", action="Operator.CloseEvaluation")
-            state, path = await self.workflow.close_evaluation(request.project_id, by=str(who))
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        who = require_role("operator", action="Operator.CloseEvaluation")
+        state, path = await self.workflow.close_evaluation(request.project_id, by=str(who))
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state,
                                          detail=path)
 
@@ -474,18 +424,15 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
                     quota_index=s.quota_index, signed_in_at=s.signed_in_at, draw_id=s.draw_id)
         return snapshot
 
+    @answers_errors
     async def AdvanceClock(self, request: operator_pb2.AdvanceClockRequest,
                            context: grpc.aio.ServicerContext
                            ) -> operator_pb2.AdvanceClockReply:
-        try:
-            require_role("operator", action="Operator.AdvanceClock")
-            if not self.sim_clock:
-                raise WorkflowError("to", "this coordinator runs on the system clock",
-                                    code="precondition")
-            now = self.workflow.advance_clock(from_timestamp(request.to))
-        except (WorkflowError, PermissionDeniedError) as exc:
-            await _abort(context, exc)
-            raise
+        require_role("operator", action="Operator.AdvanceClock")
+        if not self.sim_clock:
+            raise WorkflowError("to", "this coordinator runs on the system clock",
+                                code="precondition")
+        now = self.workflow.advance_clock(from_timestamp(request.to))
         return operator_pb2.AdvanceClockReply(now=to_timestamp(now))
 
 

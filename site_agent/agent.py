@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 from evalgrid_wire.v1 import (
@@ -32,6 +34,7 @@ from site_agent.booths import BoothError, BoothState, SiteBooths
 from site_agent.inventory import booths_from_inventory
 
 log = logging.getLogger("evalgrid.agent")
+R = TypeVar("R")
 
 STATE_TO_WIRE = {
     BoothState.FREE: common_pb2.WORKSTATION_STATE_FREE,
@@ -247,6 +250,19 @@ def _own_workstation(agent: SiteAgent, workstation_id: str) -> Identity:
     return who
 
 
+def relays_errors(method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
+                  ) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]:
+    """A refusal here, or the coordinator's answer relayed, becomes the caller's status."""
+    @functools.wraps(method)
+    async def relaying(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await method(self, request, context)
+        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
+            await _relay_error(context, exc)
+            raise
+    return relaying
+
+
 async def _relay_error(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     if isinstance(exc, PermissionError):
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
@@ -261,14 +277,11 @@ class BoothService(booth_pb2_grpc.BoothServicer):
     def __init__(self, agent: SiteAgent) -> None:
         self.agent = agent
 
+    @relays_errors
     async def Enrol(self, request: booth_pb2.EnrolRequest,
                     context: grpc.aio.ServicerContext) -> booth_pb2.EnrolReply:
-        try:
-            _own_workstation(self.agent, request.workstation_id)
-            booth = self.agent.booths.booth(request.workstation_id)
-        except (PermissionError, BoothError) as exc:
-            await _relay_error(context, exc)
-            raise
+        _own_workstation(self.agent, request.workstation_id)
+        booth = self.agent.booths.booth(request.workstation_id)
         booth.enrolled = True
         booth.online = True
         self.agent.status_changed()
@@ -277,14 +290,11 @@ class BoothService(booth_pb2_grpc.BoothServicer):
             heartbeat_interval_ms=int(self.agent.heartbeat_interval_s * 1000),
         )
 
+    @relays_errors
     async def Heartbeat(self, request: booth_pb2.HeartbeatRequest,
                         context: grpc.aio.ServicerContext) -> booth_pb2.HeartbeatReply:
-        try:
-            _own_workstation(self.agent, request.workstation_id)
-            booth = self.agent.booths.booth(request.workstation_id)
-        except (PermissionError, BoothError) as exc:
-            await _relay_error(context, exc)
-            raise
+        _own_workstation(self.agent, request.workstation_id)
+        booth = self.agent.booths.booth(request.workstation_id)
         if not booth.online:
             booth.online = True
             self.agent.status_changed()
@@ -294,87 +304,75 @@ class BoothService(booth_pb2_grpc.BoothServicer):
             state=STATE_TO_WIRE[state], session_id=held.session_id if held else ""
         )
 
+    @relays_errors
     async def SignIn(self, request: booth_pb2.BoothSignInRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.SignInReply:
-        try:
-            _own_workstation(self.agent, request.workstation_id)
-            booths = self.agent.booths
-            booth = booths.booth(request.workstation_id)
-            if booth.fault:
-                raise BoothError(f"workstation_id: {request.workstation_id!r} is marked faulty")
-            held = booths.current_reservation(request.workstation_id)
-            if held is None:
-                raise BoothError(
-                    f"workstation_id: no session is reserved on {request.workstation_id!r}"
-                )
-            reply: common_pb2.SignInReply = await self.agent.link.SignIn(
-                site_link_pb2.SignInRequest(
-                    request_id=request.request_id or request_id(), session_id=held.session_id,
-                    workstation_id=request.workstation_id, id_number=request.id_number,
-                    code=request.code,
-                ),
-                timeout=UNARY_DEADLINE_S,
+        _own_workstation(self.agent, request.workstation_id)
+        booths = self.agent.booths
+        booth = booths.booth(request.workstation_id)
+        if booth.fault:
+            raise BoothError(f"workstation_id: {request.workstation_id!r} is marked faulty")
+        held = booths.current_reservation(request.workstation_id)
+        if held is None:
+            raise BoothError(
+                f"workstation_id: no session is reserved on {request.workstation_id!r}"
             )
-            booths.sign_in(request.workstation_id, held.session_id, reply.expert_ref)
-        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
-            await _relay_error(context, exc)
-            raise
+        reply: common_pb2.SignInReply = await self.agent.link.SignIn(
+            site_link_pb2.SignInRequest(
+                request_id=request.request_id or request_id(), session_id=held.session_id,
+                workstation_id=request.workstation_id, id_number=request.id_number,
+                code=request.code,
+            ),
+            timeout=UNARY_DEADLINE_S,
+        )
+        booths.sign_in(request.workstation_id, held.session_id, reply.expert_ref)
         self.agent.status_changed()
         return reply
 
+    @relays_errors
     async def GetSheetForm(self, request: booth_pb2.BoothFormRequest,
                            context: grpc.aio.ServicerContext) -> common_pb2.SheetForm:
-        try:
-            _own_workstation(self.agent, request.workstation_id)
-            booth = self.agent.booths.require_signed_in(request.workstation_id)
-            form: common_pb2.SheetForm = await self.agent.link.GetSheetForm(
-                site_link_pb2.SheetFormRequest(session_id=booth.signed_in_session or ""),
-                timeout=UNARY_DEADLINE_S,
-            )
-        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
-            await _relay_error(context, exc)
-            raise
+        _own_workstation(self.agent, request.workstation_id)
+        booth = self.agent.booths.require_signed_in(request.workstation_id)
+        form: common_pb2.SheetForm = await self.agent.link.GetSheetForm(
+            site_link_pb2.SheetFormRequest(session_id=booth.signed_in_session or ""),
+            timeout=UNARY_DEADLINE_S,
+        )
         return form
 
+    @relays_errors
     async def SubmitSheet(self, request: booth_pb2.BoothSubmitRequest,
                           context: grpc.aio.ServicerContext) -> common_pb2.SubmitSheetReply:
-        try:
-            _own_workstation(self.agent, request.workstation_id)
-            booth = self.agent.booths.require_signed_in(request.workstation_id)
-            if request.sheet.session_id != booth.signed_in_session:
-                raise BoothError("sheet.session_id: not the session signed in at this booth")
-            reply: common_pb2.SubmitSheetReply = await self.agent.link.SubmitSheet(
-                site_link_pb2.SubmitSheetRequest(
-                    request_id=request.request_id or request_id(), sheet=request.sheet,
-                    workstation_id=request.workstation_id,
-                ),
-                timeout=UNARY_DEADLINE_S,
-            )
-        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
-            await _relay_error(context, exc)
-            raise
+        _own_workstation(self.agent, request.workstation_id)
+        booth = self.agent.booths.require_signed_in(request.workstation_id)
+        if request.sheet.session_id != booth.signed_in_session:
+            raise BoothError("sheet.session_id: not the session signed in at this booth")
+        reply: common_pb2.SubmitSheetReply = await self.agent.link.SubmitSheet(
+            site_link_pb2.SubmitSheetRequest(
+                request_id=request.request_id or request_id(), sheet=request.sheet,
+                workstation_id=request.workstation_id,
+            ),
+            timeout=UNARY_DEADLINE_S,
+        )
         if request.sheet.signed and reply.accepted:
             booth.submitted = True
             self.agent.status_changed()
         return reply
 
 
+    @relays_errors
     async def DeclareRecusal(self, request: booth_pb2.BoothRecusalRequest,
                              context: grpc.aio.ServicerContext) -> common_pb2.RecusalReply:
-        try:
-            _own_workstation(self.agent, request.workstation_id)
-            booth = self.agent.booths.require_signed_in(request.workstation_id)
-            reply: common_pb2.RecusalReply = await self.agent.link.DeclareRecusal(
-                site_link_pb2.RecusalRequest(
-                    request_id=request.request_id or request_id(),
-                    session_id=booth.signed_in_session or "",
-                    workstation_id=request.workstation_id, reason=request.reason,
-                ),
-                timeout=UNARY_DEADLINE_S,
-            )
-        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
-            await _relay_error(context, exc)
-            raise
+        _own_workstation(self.agent, request.workstation_id)
+        booth = self.agent.booths.require_signed_in(request.workstation_id)
+        reply: common_pb2.RecusalReply = await self.agent.link.DeclareRecusal(
+            site_link_pb2.RecusalRequest(
+                request_id=request.request_id or request_id(),
+                session_id=booth.signed_in_session or "",
+                workstation_id=request.workstation_id, reason=request.reason,
+            ),
+            timeout=UNARY_DEADLINE_S,
+        )
         return reply  # the coordinator's Release unlocks the booth
 
 
@@ -383,57 +381,45 @@ class BoothService(booth_pb2_grpc.BoothServicer):
         booth = self.agent.booths.require_signed_in(workstation_id)
         return booth.signed_in_session or ""
 
+    @relays_errors
     async def AskClarification(self, request: booth_pb2.BoothAskRequest,
                                context: grpc.aio.ServicerContext) -> common_pb2.Clarification:
-        try:
-            session = await self._signed_in_session(request.workstation_id)
-            reply: common_pb2.Clarification = await self.agent.link.AskClarification(
-                site_link_pb2.AskRequest(
-                    request_id=request.request_id or request_id(), session_id=session,
-                    workstation_id=request.workstation_id, bid_code=request.bid_code,
-                    question=request.question),
-                timeout=UNARY_DEADLINE_S)
-        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
-            await _relay_error(context, exc)
-            raise
+        session = await self._signed_in_session(request.workstation_id)
+        reply: common_pb2.Clarification = await self.agent.link.AskClarification(
+            site_link_pb2.AskRequest(
+                request_id=request.request_id or request_id(), session_id=session,
+                workstation_id=request.workstation_id, bid_code=request.bid_code,
+                question=request.question),
+            timeout=UNARY_DEADLINE_S)
         return reply
 
+    @relays_errors
     async def Clarifications(self, request: booth_pb2.BoothFormRequest,
                              context: grpc.aio.ServicerContext
                              ) -> common_pb2.ClarificationList:
-        try:
-            session = await self._signed_in_session(request.workstation_id)
-            reply: common_pb2.ClarificationList = await self.agent.link.Clarifications(
-                site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
-        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
-            await _relay_error(context, exc)
-            raise
+        session = await self._signed_in_session(request.workstation_id)
+        reply: common_pb2.ClarificationList = await self.agent.link.Clarifications(
+            site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
         return reply
 
+    @relays_errors
     async def Review(self, request: booth_pb2.BoothFormRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.CommitteeReview:
-        try:
-            session = await self._signed_in_session(request.workstation_id)
-            reply: common_pb2.CommitteeReview = await self.agent.link.Review(
-                site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
-        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
-            await _relay_error(context, exc)
-            raise
+        session = await self._signed_in_session(request.workstation_id)
+        reply: common_pb2.CommitteeReview = await self.agent.link.Review(
+            site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
         return reply
 
+    @relays_errors
     async def ReturnSheet(self, request: booth_pb2.BoothReturnRequest,
                           context: grpc.aio.ServicerContext) -> common_pb2.ReturnSheetReply:
-        try:
-            session = await self._signed_in_session(request.workstation_id)
-            reply: common_pb2.ReturnSheetReply = await self.agent.link.ReturnSheet(
-                site_link_pb2.ReturnSheetRequest(
-                    request_id=request.request_id or request_id(), session_id=session,
-                    workstation_id=request.workstation_id, expert_ref=request.expert_ref,
-                    reason=request.reason),
-                timeout=UNARY_DEADLINE_S)
-        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
-            await _relay_error(context, exc)
-            raise
+        session = await self._signed_in_session(request.workstation_id)
+        reply: common_pb2.ReturnSheetReply = await self.agent.link.ReturnSheet(
+            site_link_pb2.ReturnSheetRequest(
+                request_id=request.request_id or request_id(), session_id=session,
+                workstation_id=request.workstation_id, expert_ref=request.expert_ref,
+                reason=request.reason),
+            timeout=UNARY_DEADLINE_S)
         return reply
 
 
@@ -448,21 +434,18 @@ class DeskService(booth_pb2_grpc.DeskServicer):
         if who.role != "site" or who.site_id != self.agent.config.site_id:
             raise PermissionError(f"role {who.role} may not use the desk of this site")
 
+    @relays_errors
     async def CheckIn(self, request: booth_pb2.DeskCheckInRequest,
                       context: grpc.aio.ServicerContext) -> booth_pb2.DeskCheckInReply:
-        try:
-            self._staff()
-            reply = await self.agent.link.CheckIn(
-                site_link_pb2.CheckInRequest(
-                    request_id=request.request_id or request_id(),
-                    id_number=request.id_number, code=request.code,
-                ),
-                timeout=UNARY_DEADLINE_S,
-            )
-            booth = self.agent.booths.booth(reply.workstation_id)
-        except (PermissionError, BoothError, grpc.aio.AioRpcError) as exc:
-            await _relay_error(context, exc)
-            raise
+        self._staff()
+        reply = await self.agent.link.CheckIn(
+            site_link_pb2.CheckInRequest(
+                request_id=request.request_id or request_id(),
+                id_number=request.id_number, code=request.code,
+            ),
+            timeout=UNARY_DEADLINE_S,
+        )
+        booth = self.agent.booths.booth(reply.workstation_id)
         return booth_pb2.DeskCheckInReply(workstation_id=booth.workstation_id,
                                           room_id=booth.room_id)
 
@@ -486,14 +469,11 @@ class DeskService(booth_pb2_grpc.DeskServicer):
         async for _ in self.agent.board_changes():
             yield self._board()
 
+    @relays_errors
     async def MarkWorkstation(self, request: booth_pb2.MarkRequest,
                               context: grpc.aio.ServicerContext) -> booth_pb2.MarkReply:
-        try:
-            self._staff()
-            booth = self.agent.booths.booth(request.workstation_id)
-        except (PermissionError, BoothError) as exc:
-            await _relay_error(context, exc)
-            raise
+        self._staff()
+        booth = self.agent.booths.booth(request.workstation_id)
         detail = request.detail.strip()[:200]
         if request.fault:
             self.agent.fault_details[booth.workstation_id] = detail

@@ -15,21 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import redis.asyncio as aioredis
-from evalgrid_wire.v1 import common_pb2, site_link_pb2
+from evalgrid_wire.v1 import site_link_pb2
 
 from evalgrid.clock import Clock
 from evalgrid.ids import opaque_id
+from evalgrid.wire import STATE_NAMES
 
 FENCE = "fence"
 
-STATE_NAMES = {
-    common_pb2.WORKSTATION_STATE_FREE: "free",
-    common_pb2.WORKSTATION_STATE_RESERVED: "reserved",
-    common_pb2.WORKSTATION_STATE_SIGNED_IN: "signed_in",
-    common_pb2.WORKSTATION_STATE_EVALUATING: "evaluating",
-    common_pb2.WORKSTATION_STATE_FAULT: "fault",
-    common_pb2.WORKSTATION_STATE_OFFLINE: "offline",
-}
 
 
 def _pending_key(site_id: str) -> str:

@@ -13,21 +13,12 @@ from pathlib import Path
 from typing import Protocol
 
 import grpc
-from evalgrid_wire.v1 import booth_pb2, booth_pb2_grpc, common_pb2
+from evalgrid_wire.v1 import booth_pb2, booth_pb2_grpc
 
 from evalgrid.ids import request_id
 from evalgrid.tls import channel_credentials, secure_channel
-from evalgrid.wire import UNARY_DEADLINE_S, from_window
+from evalgrid.wire import STATE_NAMES, UNARY_DEADLINE_S, from_window
 from tui.client_errors import ClientError, client_error
-
-STATE_NAMES = {
-    common_pb2.WORKSTATION_STATE_FREE: "free",
-    common_pb2.WORKSTATION_STATE_RESERVED: "reserved",
-    common_pb2.WORKSTATION_STATE_SIGNED_IN: "signed_in",
-    common_pb2.WORKSTATION_STATE_EVALUATING: "evaluating",
-    common_pb2.WORKSTATION_STATE_FAULT: "fault",
-    common_pb2.WORKSTATION_STATE_OFFLINE: "offline",
-}
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 SeatStatus = Literal[
-    "notified", "accepted", "declined", "left", "no_show", "recused", "signed_in", "signed"
+    "notified", "accepted", "declined", "left", "no_show", "recused", "displaced", "signed_in",
+    "signed",
 ]
 # Why a member leaves the committee before scoring, and the seat status that records it.
 DEPARTURES: dict[str, SeatStatus] = {
     "declined": "declined", "leave": "left", "no_show": "no_show", "recusal": "recused",
+    "fault": "displaced",  # the workstation failed and the venue has no spare
 }
 
 

@@ -38,7 +38,7 @@ from coordinator.domain.draw import (
     supplementary_inputs,
 )
 from coordinator.domain.eligibility import PoolIndex, host_city_of, screen
-from coordinator.domain.model import Company, Expert, Project, Province, Site, Sitting
+from coordinator.domain.model import Company, Expert, Project, Province, Site, Sitting, Venue
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import seal_json_text
 
@@ -192,6 +192,18 @@ class DrawDesk:
             self.ws_busy[workstation_id].remove(window)
         self.sittings[expert_id] = [s for s in self.sittings.get(expert_id, [])
                                     if s.project_id != project.id]
+
+    def venue(self, venue_id: str) -> Venue | None:
+        return next((v for s in self.sites.values() for v in s.venues if v.id == venue_id), None)
+
+    def move_workstation(self, project: Project, old: str, new: str) -> None:
+        window = (project.window.start_ts, project.window.end_ts)
+        if window in self.ws_busy.get(old, []):
+            self.ws_busy[old].remove(window)
+        self.ws_busy[new].append(window)
+
+    def busy_during(self, project: Project) -> set[str]:
+        return self._busy_during(project)
 
     def _busy_during(self, project: Project) -> set[str]:
         start, end = project.window.start_ts, project.window.end_ts

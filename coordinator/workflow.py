@@ -14,6 +14,7 @@ import gc
 import hashlib
 import json
 import logging
+import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -108,6 +109,7 @@ class Workflow:
         self._allocations: dict[str, Allocation] = {}
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
+        self._fault_tasks: set[asyncio.Task[None]] = set()
         self._status_watchers: set[asyncio.Queue[tuple[str, list[tuple[str, str]]]]] = set()
         self.status_events: deque[tuple[str, list[tuple[str, str]]]] = deque(maxlen=1000)
         # Operator consoles wait on the current event; any change sets it and replaces it.
@@ -958,11 +960,83 @@ class Workflow:
         await self._record(kind, site_id, {})
 
     def publish_status(self, site_id: str, changed: list[tuple[str, str]]) -> None:
-        """Workstation state changes go to watchers only: they are telemetry, not audit."""
+        """Workstation state changes go to watchers (telemetry, not audit); a failed
+        workstation that holds a seat is handled by the fault rules, off the status stream."""
         self.status_events.append((site_id, changed))
         for queue in list(self._status_watchers):
             queue.put_nowait((site_id, changed))
         self.grid_changed()
+        failed = [ws for ws, state in changed if state == "fault"]
+        if failed:
+            task = asyncio.create_task(self._handle_faults(site_id, failed))
+            self._fault_tasks.add(task)
+            task.add_done_callback(self._fault_tasks.discard)
+
+    async def _handle_faults(self, site_id: str, workstation_ids: list[str]) -> None:
+        for workstation_id in workstation_ids:
+            try:
+                await self.workstation_failed(site_id, workstation_id)
+            except Exception:  # a fault handler must never take the status stream down
+                log.exception("handling the fault of %s at %s", workstation_id, site_id)
+
+    async def workstation_failed(self, site_id: str, workstation_id: str) -> str:
+        """DOMAIN "Faults": move the member to a spare workstation at the same venue, else
+        redraw venue and member. A signed sheet is kept whatever happens to the booth."""
+        for raw in await self.redis.smembers(SITE_SESSIONS.format(site_id)):
+            session_id = text(raw)
+            held = await self.redis.hgetall(SESSION.format(session_id))
+            if not held or text(held[b"ws"]) != workstation_id:
+                continue
+            ref = unseal_json(self.master_key, SealedBox.from_json(text(held[b"ref"])),
+                              project_id=session_id, purpose="session")
+            project = await self.project(str(ref["project"]))
+            if project.window.end <= self.clock.now():
+                continue
+            async with self._lock(project.id):
+                alloc = await self._allocation(project.id, "workstation fault")
+                seat = alloc.by_session(session_id)
+                if seat is None or not seat.active or seat.status == "signed":
+                    continue
+                return await self._move_or_replace(project, alloc, seat)
+        return "no-seat"
+
+    async def _move_or_replace(self, project: Project, alloc: Allocation,
+                               seat: SeatRecord) -> str:
+        venue = self.desk.venue(seat.venue_id)
+        down = {ws for ws, state in self.links.live[seat.site_id].workstations.items()
+                if state in ("fault", "offline")}
+        busy = self.desk.busy_during(project) | down
+        rooms_taken = {s.room_id for s in alloc.active_seats()
+                       if s.venue_id == seat.venue_id and s is not seat}
+        spares = sorted((ws.id, ws.room_id) for ws in (venue.workstations if venue else ())
+                        if ws.id not in busy and ws.room_id not in rooms_taken)
+        start, end = project.window.start_ts, project.window.end_ts
+        if spares:
+            new_ws, new_room = secrets.choice(spares)  # a spare at random, as seats are drawn
+            booked = await self.bookings.reserve_all(
+                [BookingItem(ws_resource(new_ws), start, end, seat.session_id)])
+            if booked.ok:
+                old_ws = seat.workstation_id
+                await self.bookings.release(
+                    [BookingItem(ws_resource(old_ws), start, end, seat.session_id)])
+                self.desk.move_workstation(project, old_ws, new_ws)
+                seat.workstation_id, seat.room_id = new_ws, new_room
+                await self._save_allocation(alloc)
+                await self.redis.hset(SESSION.format(seat.session_id), "ws", new_ws)
+                window = to_window(project.window.start, project.window.end)
+                await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
+                    release=site_link_pb2.Release(session_id=seat.session_id,
+                                                  workstation_id=old_ws,
+                                                  reason="workstation fault")))
+                await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
+                    reserve=site_link_pb2.Reserve(session_id=seat.session_id,
+                                                  workstation_id=new_ws, window=window)))
+                await self._record("seat.moved", project.id, {
+                    "session": seat.session_id, "from": old_ws, "to": new_ws,
+                    "reason": "workstation fault"})
+                return "moved"
+        return await self._replace(project.id, alloc, seat, "fault",
+                                   "workstation failed and the venue has no spare")
 
     def advance_clock(self, when: datetime) -> datetime:
         if not isinstance(self.clock, SimClock):

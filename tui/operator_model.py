@@ -18,7 +18,8 @@ from tui.states import hhmm
 LATE_AFTER = timedelta(minutes=15)
 WAITING = ("notified", "accepted")
 SEATED = ("signed_in", "signed")
-DEPARTED = {"declined": "decline", "left": "leave", "no_show": "no-show", "recused": "recusal"}
+DEPARTED = {"declined": "decline", "left": "leave", "no_show": "no-show", "recused": "recusal",
+            "displaced": "displaced"}
 IN_USE = ("reserved", "signed_in", "evaluating")
 
 

@@ -7,6 +7,7 @@ with their bounds checked, allow revision, sign. Everything goes through the age
 from __future__ import annotations
 
 import asyncio
+import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -16,8 +17,16 @@ from evalgrid_wire.v1 import common_pb2
 from site_agent.booth_terminal import BoothTerminal, Score
 
 
+def _read_line(prompt: str) -> str:
+    print(prompt, end="", flush=True)  # flushed: the booth may run behind a pipe or a kiosk
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError("input closed")
+    return line.strip()
+
+
 async def _ask(prompt: str) -> str:
-    return (await asyncio.to_thread(input, prompt)).strip()
+    return await asyncio.to_thread(_read_line, prompt)
 
 
 async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent: str) -> int:
@@ -25,7 +34,8 @@ async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent
                           agent=agent)
     try:
         enrolled = await booth.enrol()
-        print(f"workstation {enrolled.workstation_id} (room {enrolled.room_id}) ready")
+        print(f"workstation {enrolled.workstation_id} (room {enrolled.room_id}) ready",
+              flush=True)
         while True:
             id_number = await _ask("ID number (empty to quit): ")
             if not id_number:
@@ -47,6 +57,9 @@ async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent
     except grpc.aio.AioRpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}")
         return 1
+    except EOFError:
+        print("\ninput closed: nothing signed was lost; the sheet keeps its last saved state")
+        return 0
     finally:
         await booth.close()
 

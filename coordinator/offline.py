@@ -7,9 +7,12 @@ starting it from its append-only file if not) and the coordinator's keys in the 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import redis.asyncio as aioredis
 
 from coordinator.allocation import Allocation
 from coordinator.domain.audit import AuditFormatError, ChainCheck, verify_chain
+from coordinator.domain.collusion import ScoreRecord
 from coordinator.domain.draw import (
     commitment_from_json,
     outcome_from_json,
@@ -127,6 +131,42 @@ def verify_draw_file(path: Path) -> tuple[list[str], int]:
                 problems.append(f"draws[{i}]: chains to {parent!r}, not to the draw before it "
                                 f"({previous!r})")
     return problems, len(draws)
+
+
+def pseudonym(key: bytes, expert_id: str) -> str:
+    """A stable name for an expert across projects that reveals nothing without the key."""
+    return "X-" + hmac.new(key, b"pseudonym:" + expert_id.encode(), hashlib.sha256).hexdigest()[:10]
+
+
+async def scoring_history(data_dir: Path, redis_url: str | None) -> list[ScoreRecord]:
+    """Every signed score of every reported project, its member under a stable pseudonym.
+
+    Reading the sealed allocations to link a seat to its expert is an audited act.
+    """
+    key = master_key(data_dir)
+    reports = sorted((DataDir(data_dir).reports).glob("*.json"))
+    records: list[ScoreRecord] = []
+    async with open_store(data_dir, redis_url) as redis:
+        registry = Registry(redis)
+        for path in reports:
+            body = json.loads(path.read_text(encoding="utf-8"))["report"]
+            project = await registry.project(body["project"]["id"])
+            alloc = await read_allocation(redis, key, body["project"]["id"])
+            if project is None or alloc is None:
+                continue
+            maxima = {c.id: c.max_score for c in project.scoring.criteria}
+            who = {s.expert_ref: pseudonym(key, s.expert_id) for s in alloc.seats}
+            for sheet in body.get("sheets", []):
+                for row in sheet["scores"]:
+                    if row["criterion_id"] in maxima:
+                        records.append(ScoreRecord(
+                            project.id, who[sheet["expert_ref"]], row["bidder_id"],
+                            row["criterion_id"], Decimal(row["score"]),
+                            maxima[row["criterion_id"]]))
+        await AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock()).append(
+            "collusion.history_read", "reports", {"projects": len(reports),
+                                                  "scores": len(records)})
+    return records
 
 
 async def verify_audit(data_dir: Path, redis_url: str | None) -> ChainCheck:

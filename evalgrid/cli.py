@@ -310,6 +310,36 @@ def cmd_audit_fairness(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_audit_collusion(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from coordinator.domain.collusion import collusion_signals
+    from coordinator.offline import scoring_history
+
+    records = asyncio.run(scoring_history(_data_dir(args), args.redis_url))
+    signals = collusion_signals(records, min_projects=args.min_projects)
+    console = Console()
+    console.print(f"{len(records)} signed scores from {len({r.project_id for r in records})} "
+                  "reported projects; members under stable pseudonyms")
+    favour = Table(title="experts who score a company above the other members (favour)")
+    for column in ("expert", "company", "projects", "mean excess (share of max)", "z"):
+        favour.add_column(column)
+    for f in signals.favour[:args.top]:
+        favour.add_row(f.expert_ref, f.bidder_id, str(f.projects), f"{f.mean_residual:+.3f}",
+                       f"{f.z:.2f}")
+    console.print(favour)
+    lockstep = Table(title="pairs of experts who score in lock-step")
+    for column in ("expert", "expert", "shared projects", "shared items", "correlation", "z"):
+        lockstep.add_column(column)
+    for pair in signals.lockstep[:args.top]:
+        lockstep.add_row(pair.expert_a, pair.expert_b, str(pair.shared_projects),
+                         str(pair.shared_items), f"{pair.correlation:.2f}", f"{pair.z:.2f}")
+    console.print(lockstep)
+    console.print("signals are leads for supervisors, not findings")
+    return 0
+
+
 def cmd_report_verify(args: argparse.Namespace) -> int:
     from coordinator.report import verify_report
 
@@ -443,6 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local | local:N | ray | ray:N | ray:auto | ray://host:port")
     p.add_argument("--alpha", type=float, default=0.001)
     p.set_defaults(func=cmd_audit_fairness)
+
+    p = audit_sub.add_parser("collusion", help="favour and lock-step signals over the history")
+    _add_data_dir(p)
+    p.add_argument("--redis-url")
+    p.add_argument("--min-projects", type=int, default=3)
+    p.add_argument("--top", type=int, default=10)
+    p.set_defaults(func=cmd_audit_collusion)
 
     report = sub.add_parser("report", help="committee reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)

@@ -295,3 +295,22 @@ def test_bad_input_is_a_message_not_a_traceback(argv: list[str], tmp_short: Path
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("evalgrid: ")
+
+
+def test_audit_collusion_reads_the_history_under_pseudonyms(
+        demo_dir: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    data, done = demo_dir
+    assert done.returncode == 0, done.stderr[-3000:]
+    ran = evalgrid("audit", "collusion", "--data-dir", data, "--min-projects", "1")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "signed scores from" in ran.stdout and "X-" in ran.stdout
+    assert "exp-" not in ran.stdout  # per-seat references are not shown, pseudonyms are
+
+
+def test_pseudonyms_are_stable_per_expert_and_keyed() -> None:
+    from coordinator.offline import pseudonym
+
+    assert pseudonym(b"k" * 32, "E1") == pseudonym(b"k" * 32, "E1")
+    assert pseudonym(b"k" * 32, "E1") != pseudonym(b"k" * 32, "E2")
+    assert pseudonym(b"k" * 32, "E1") != pseudonym(b"j" * 32, "E1")
+    assert "E1" not in pseudonym(b"k" * 32, "E1")

@@ -218,12 +218,14 @@ class DrawDesk:
         return screen(project, self.pool, self.index, self.sittings, self.rules, now.date(),
                       host_city=host_city)
 
-    def _offers_and_candidates(self, project: Project, now: datetime) -> tuple[Any, Any]:
+    def _offers_and_candidates(self, project: Project, now: datetime,
+                               down: frozenset[str]) -> tuple[Any, Any]:
+        """`down`: workstations reported faulty or offline, never offered to a draw."""
         assert self.pool is not None
         screening = self._screen(project, now)
         host_city = host_city_of(project, self.sites.values())
         venues = build_venue_offers(self.sites.values(), project, host_city,
-                                    self._busy_during(project))
+                                    self._busy_during(project) | down)
         if not venues:
             raise DrawRefused("no guest venue outside the project's and the host's city has a "
                               "free workstation in the window")
@@ -233,20 +235,22 @@ class DrawDesk:
             raise DrawRefused(f"no eligible expert for any quota ({reasons})")
         return venues, candidates
 
-    def prepare(self, project: Project, now: datetime) -> PreparedDraw:
-        venues, candidates = self._offers_and_candidates(project, now)
+    def prepare(self, project: Project, now: datetime,
+                down: frozenset[str] = frozenset()) -> PreparedDraw:
+        venues, candidates = self._offers_and_candidates(project, now, down)
         inputs = DrawInputs(project=project, rules_version=self.rules.version, venues=venues,
                             candidates=candidates, per_venue_cap=self.rules.per_venue_cap)
         return self._commit(project, inputs)
 
     def prepare_supplementary(self, project: Project, now: datetime,
                               previous_archive: dict[str, Any], committee: Sequence[Seat],
-                              drop: Iterable[str]) -> PreparedDraw:
+                              drop: Iterable[str],
+                              down: frozenset[str] = frozenset()) -> PreparedDraw:
         """A redraw of the dropped members' seats, chained to the previous draw."""
         previous_inputs = inputs_from_json(previous_archive["inputs"])
         parent = record_digest(commitment_from_json(previous_archive["commitment"]),
                                outcome_from_json(previous_archive["result"]))
-        venues, candidates = self._offers_and_candidates(project, now)
+        venues, candidates = self._offers_and_candidates(project, now, down)
         inputs = supplementary_inputs(previous_inputs, committee, set(drop), venues=venues,
                                       candidates=candidates, parent=parent,
                                       rules_version=self.rules.version)

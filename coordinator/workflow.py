@@ -298,7 +298,7 @@ class Workflow:
                                     "not awaiting a draw", code="precondition")
             now = self.clock.now()
             try:
-                prepared = self.desk.prepare(project, now)
+                prepared = self.desk.prepare(project, now, self._down())
             except DrawRefused as exc:
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
                 raise WorkflowError("project_id", str(exc), code="precondition") from exc
@@ -534,7 +534,8 @@ class Workflow:
             previous = await self._sealed_archive(alloc.draw_ids[-1])
             try:
                 prepared = self.desk.prepare_supplementary(
-                    project, self.clock.now(), previous, committee, [seat.expert_id])
+                    project, self.clock.now(), previous, committee, [seat.expert_id],
+                    self._down())
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
@@ -1000,12 +1001,16 @@ class Workflow:
                 return await self._move_or_replace(project, alloc, seat)
         return "no-seat"
 
+    def _down(self) -> frozenset[str]:
+        """Workstations their sites report faulty or offline: no draw or move offers them."""
+        return frozenset(ws for live in self.links.live.values()
+                         for ws, state in live.workstations.items()
+                         if state in ("fault", "offline"))
+
     async def _move_or_replace(self, project: Project, alloc: Allocation,
                                seat: SeatRecord) -> str:
         venue = self.desk.venue(seat.venue_id)
-        down = {ws for ws, state in self.links.live[seat.site_id].workstations.items()
-                if state in ("fault", "offline")}
-        busy = self.desk.busy_during(project) | down
+        busy = self.desk.busy_during(project) | self._down()
         rooms_taken = {s.room_id for s in alloc.active_seats()
                        if s.venue_id == seat.venue_id and s is not seat}
         spares = sorted((ws.id, ws.room_id) for ws in (venue.workstations if venue else ())

@@ -9,6 +9,7 @@ can refuse anything older than what it has applied.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from evalgrid_wire.v1 import site_link_pb2
 from evalgrid.clock import Clock
 from evalgrid.ids import opaque_id
 from evalgrid.wire import STATE_NAMES
+
+log = logging.getLogger("evalgrid.coordinator")
 
 FENCE = "fence"
 
@@ -44,7 +47,6 @@ class SiteLinks:
         self.clock = clock
         self.live: dict[str, SiteLive] = defaultdict(SiteLive)
         self._doorbells: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
-        self.failed_acks: list[tuple[str, str, str]] = []  # (site, command, error)
 
     async def next_fence(self) -> int:
         return int(await self.redis.incr(FENCE))
@@ -73,11 +75,6 @@ class SiteLinks:
             v if isinstance(v, bytes) else v.encode()) for v in raw.values()]
         return sorted(commands, key=lambda c: c.fence)
 
-    async def pending_count(self) -> int:
-        total = 0
-        for site_id in list(self.live):
-            total += int(await self.redis.hlen(_pending_key(site_id)))
-        return total
 
     async def commands_for(self, site_id: str) -> AsyncIterator[site_link_pb2.CoordinatorCommand]:
         """Every pending command for the site, in fence order, then new ones as they come."""
@@ -94,7 +91,7 @@ class SiteLinks:
     async def acknowledge(self, site_id: str, ack: site_link_pb2.CommandAck) -> None:
         await self.redis.hdel(_pending_key(site_id), ack.command_id)
         if not ack.ok:
-            self.failed_acks.append((site_id, ack.command_id, ack.error))
+            log.warning("site %s refused command %s: %s", site_id, ack.command_id, ack.error)
         live = self.live[site_id]
         live.acked.set()
         live.acked = asyncio.Event()

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import secrets
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,8 +109,6 @@ class Workflow:
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
         self._fault_tasks: set[asyncio.Task[None]] = set()
-        self._status_watchers: set[asyncio.Queue[tuple[str, list[tuple[str, str]]]]] = set()
-        self.status_events: deque[tuple[str, list[tuple[str, str]]]] = deque(maxlen=1000)
         # Operator consoles wait on the current event; any change sets it and replaces it.
         self._grid_event = asyncio.Event()
 
@@ -139,13 +136,6 @@ class Workflow:
     @staticmethod
     def _seat_tuple(seat: SeatRecord) -> tuple[str, str]:
         return seat.expert_id, seat.workstation_id
-
-    async def reload_if_changed(self) -> None:
-        if await self.registry.version() != self.desk.registry_version:
-            province = await self.registry.load_province()
-            self.desk.refresh_registry(province, await self.registry.version())
-            gc.collect()
-            gc.freeze()
 
     # --- audit and events ------------------------------------------------------------------
 
@@ -914,13 +904,6 @@ class Workflow:
         raw = await self.redis.hget(DRAW.format(draw_id), "commitment")
         return dict(json.loads(raw)) if raw else {"draw_id": draw_id}
 
-    async def draw_archive(self, draw_id: str) -> dict[str, Any]:
-        """The self-contained archive of one draw: inputs, commitment, seed once revealed."""
-        archive = await self._sealed_archive(draw_id)
-        if not await self.redis.hexists(DRAW.format(draw_id), "seed"):
-            archive["seed"] = None  # not revealed yet: the archive cannot be replayed
-        return archive
-
     # --- status ----------------------------------------------------------------------------
 
     async def status(self) -> dict[str, int]:
@@ -963,9 +946,6 @@ class Workflow:
     def publish_status(self, site_id: str, changed: list[tuple[str, str]]) -> None:
         """Workstation state changes go to watchers (telemetry, not audit); a failed
         workstation that holds a seat is handled by the fault rules, off the status stream."""
-        self.status_events.append((site_id, changed))
-        for queue in list(self._status_watchers):
-            queue.put_nowait((site_id, changed))
         self.grid_changed()
         failed = [ws for ws, state in changed if state == "fault"]
         if failed:
@@ -1051,10 +1031,6 @@ class Workflow:
         self.grid_changed()
         self._schedule_wake.set()
         return now
-
-    async def project_draw_ids(self, project_id: str) -> list[str]:
-        alloc = await self._allocation(project_id, "export")
-        return list(alloc.draw_ids)
 
     def now(self) -> datetime:
         return self.clock.now()

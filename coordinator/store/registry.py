@@ -12,7 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from coordinator.domain.model import Company, Expert, Project, Province, Site
+from coordinator.domain.model import Project, Province
 from coordinator.province import codec
 from coordinator.store.values import text
 
@@ -112,15 +112,3 @@ async def _hgetall_many(redis: aioredis.Redis, *keys: str) -> list[dict[str, str
         raw = await redis.hgetall(key)
         out.append({text(k): text(v) for k, v in raw.items()})
     return out
-
-
-def sites_by_id(sites: Iterable[Site]) -> dict[str, Site]:
-    return {s.id: s for s in sites}
-
-
-def experts_by_id(experts: Iterable[Expert]) -> dict[str, Expert]:
-    return {e.id: e for e in experts}
-
-
-def companies_by_id(companies: Iterable[Company]) -> dict[str, Company]:
-    return {c.id: c for c in companies}

@@ -66,7 +66,7 @@ async def run(experts: int, relations: int, projects: int, seed: int) -> None:
 
             def prepare(*args: Any, **kwargs: Any) -> Any:
                 prepared = timed_prepare(*args, **kwargs)
-                pool_sizes.append(len(prepared.inputs.candidates))
+                pool_sizes.append(prepared.inputs.candidate_count())
                 return prepared
 
             desk.prepare = prepare  # type: ignore[method-assign]

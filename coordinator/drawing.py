@@ -20,11 +20,13 @@ from coordinator.domain.committee import check_composition
 from coordinator.domain.conflicts import ConflictIndex
 from coordinator.domain.draw import (
     ARCHIVE_FORMAT,
+    Candidate,
     Commitment,
     DrawFailure,
     DrawInputs,
     DrawOutcome,
     Seat,
+    VenueOffer,
     build_venue_offers,
     canonical_inputs,
     commit,
@@ -57,7 +59,8 @@ class PreparedDraw:
     def commitment_record(self) -> dict[str, Any]:
         """What the audit trail publishes before the draw runs."""
         return {**commitment_to_json(self.commitment), "project_id": self.project.id,
-                "candidates": len(self.inputs.candidates), "venues": len(self.inputs.venues)}
+                "candidates": self.inputs.candidate_count(),
+                "venues": self.inputs.venue_count()}
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,30 @@ class DrawDesk:
         seed = secrets.token_bytes(32)
         return PreparedDraw(project=project, inputs=inputs, seed=seed,
                             commitment=commit(seed, inputs))
+
+    def prepare_seeded(self, project: Project, venues: tuple[VenueOffer, ...],
+                       candidates: tuple[Candidate, ...], seed: bytes) -> PreparedDraw:
+        """A first draw from offers, candidates and a seed found elsewhere (the day plan:
+        its screening ran in batch, its seed derives from the plan seed)."""
+        inputs = DrawInputs(project=project, rules_version=self.rules.version, venues=venues,
+                            candidates=candidates, per_venue_cap=self.rules.per_venue_cap)
+        return PreparedDraw(project=project, inputs=inputs, seed=seed,
+                            commitment=commit(seed, inputs))
+
+    def fork(self) -> DrawDesk:
+        """A desk sharing this one's registry and indexes (read-only) with a copy of its
+        booking picture: a plan computed in a worker thread reads the fork while the event
+        loop goes on changing the original."""
+        other = DrawDesk(self.rules)
+        other.registry_version = self.registry_version
+        other.sites, other.experts = self.sites, self.experts
+        other.companies, other.company_names = self.companies, self.company_names
+        other._projects = dict(self._projects)
+        other.pool, other.index = self.pool, self.index
+        other._by_id_number, other._venues = self._by_id_number, self._venues
+        other.ws_busy.update({ws: list(spans) for ws, spans in self.ws_busy.items() if spans})
+        other.sittings.update({e: list(s) for e, s in self.sittings.items() if s})
+        return other
 
     @staticmethod
     def run(prepared: PreparedDraw) -> PlacedDraw | str:

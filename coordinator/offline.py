@@ -27,6 +27,7 @@ from coordinator.domain.draw import (
     record_digest,
     verify_replay,
 )
+from coordinator.domain.pii import PiiKeys
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.province.files import load_province
 from coordinator.store.audit_log import AuditLog
@@ -65,9 +66,11 @@ async def import_province(directory: Path, data_dir: Path, redis_url: str | None
     province = load_province(directory)  # raises ImportFailed, before any write
     if not include_projects:
         province = dataclasses.replace(province, projects=())
-    DataDir(data_dir).ensure()
+    data = DataDir(data_dir).ensure()
+    # Personal data is sealed under a key derived from the coordinator's master key.
+    pii = PiiKeys.from_master(load_or_create_master_key(data.keys / "master.key"))
     async with open_store(data_dir, redis_url) as redis:
-        await Registry(redis).store_province(province)
+        await Registry(redis, pii).store_province(province)
     return {"sites": len(province.sites), "experts": len(province.experts),
             "companies": len(province.companies), "projects": len(province.projects)}
 

@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import gc
 import hashlib
+import hmac
 import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -26,24 +27,44 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evalgrid_wire.v1 import site_link_pb2
 
+from coordinator import seat_passes
 from coordinator.allocation import DEPARTURES, Allocation, SeatRecord
+from coordinator.batch.executor import Executor
+from coordinator.day_plan import Progress as PlanProgress
+from coordinator.day_plan import run_plan
 from coordinator.domain import scoring
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.draw import Seat
+from coordinator.domain.fault_rules import Phase, phase_of
+from coordinator.domain.liveness import Link, LivenessPolicy
 from coordinator.domain.model import Project
+from coordinator.domain.pii import PiiKeys
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
+from coordinator.draw_intents import (
+    DrawIntent,
+    booking_items,
+    commit_and_place,
+    drop_intent,
+    fault_point,
+    make_intent,
+    stage_intent,
+)
+from coordinator.draw_intents import recover as recover_intents
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw
 from coordinator.notifier import Notice, Notifier
 from coordinator.province import codec
 from coordinator.report import write_report
+from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
-from coordinator.store.registry import Registry
+from coordinator.store.registry import PROJECT_STATE, Registry
 from coordinator.store.values import text
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
+from evalgrid.lockout import LockoutPolicy, desk_scope, session_scope, workstation_scope
+from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
 log = logging.getLogger("evalgrid.coordinator")
@@ -90,6 +111,9 @@ class Workflow:
         signing_key: Ed25519PrivateKey,
         notifier: Notifier,
         reports_dir: Path,
+        lockout: LockoutPolicy | None = None,
+        liveness: LivenessPolicy | None = None,
+        lease_clock: Clock | None = None,
     ) -> None:
         self.redis = redis
         self.clock = clock
@@ -98,12 +122,15 @@ class Workflow:
         self.signing_key = signing_key
         self.notifier = notifier
         self.reports_dir = reports_dir
-        self.registry = Registry(redis)
+        self.registry = Registry(redis, PiiKeys.from_master(master_key))
         self.audit = AuditLog(redis, signing_key=signing_key, clock=clock)
         self.bookings = Bookings(redis)
-        self.links = SiteLinks(redis, clock)
+        self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
+        # Wrong one-time codes run out per seat, workstation and desk (then locked, audited).
+        self.sign_ins = SignInGuard(redis, clock, lockout or LockoutPolicy(), self._record)
         self._draw_lock = asyncio.Lock()
+        self._plan_lock = asyncio.Lock()
         self._project_locks: dict[str, asyncio.Lock] = {}
         self._allocations: dict[str, Allocation] = {}
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
@@ -111,6 +138,9 @@ class Workflow:
         self._fault_tasks: set[asyncio.Task[None]] = set()
         # Operator consoles wait on the current event; any change sets it and replaces it.
         self._grid_event = asyncio.Event()
+        from coordinator.faults import FaultDesk  # the fault shell builds on this module
+
+        self.faults = FaultDesk(self)
 
     # --- start-up --------------------------------------------------------------------------
 
@@ -124,6 +154,7 @@ class Workflow:
                 allocations.append((project, alloc))
         self.desk.load(province, [(p, [self._seat_tuple(s) for s in a.active_seats()])
                                   for p, a in allocations])
+        self.links.liveness.expect(s.id for s in province.sites)  # lost only after failover
         # The registry and its indexes live as long as the process: move them out of the
         # collector's reach, or every full collection rescans millions of objects (seconds).
         gc.collect()
@@ -132,6 +163,24 @@ class Workflow:
             await self._record("coordinator.recovered", "coordinator",
                                {"allocations_opened": len(allocations),
                                 "purpose": "rebuild bookings after start"})
+        # Draws a crash interrupted half-placed: forward with the same seed, or back.
+        await recover_intents(self)
+        await self.faults.resume()  # seat passes a crash kept from going out
+
+    async def plan_day(self, day: date, request_id: str, executor: Executor,
+                       progress: PlanProgress | None = None) -> dict[str, Any]:
+        """Draw every project of `day` still awaiting its draw (coordinator/day_plan.py);
+        idempotent by request id, one plan at a time."""
+        replay = await self._replay(request_id)
+        if replay is not None:
+            return replay
+        async with self._plan_lock:
+            replay = await self._replay(request_id)
+            if replay is not None:
+                return replay
+            summary = await run_plan(self, day, executor, progress)
+        await self._remember(request_id, summary)
+        return summary
 
     @staticmethod
     def _seat_tuple(seat: SeatRecord) -> tuple[str, str]:
@@ -192,12 +241,14 @@ class Workflow:
     async def _replay(self, request_id: str) -> dict[str, Any] | None:
         if not request_id:
             return None
-        raw = await self.redis.get(REQUEST.format(request_id))
+        # Scoped to the RPC and caller: an id reused elsewhere replays nothing of theirs.
+        raw = await self.redis.get(REQUEST.format(call_scope() + request_id))
         return json.loads(raw) if raw else None
 
     async def _remember(self, request_id: str, reply: dict[str, Any]) -> None:
         if request_id:
-            await self.redis.set(REQUEST.format(request_id), json.dumps(reply), ex=REQUEST_TTL_S)
+            await self.redis.set(REQUEST.format(call_scope() + request_id), json.dumps(reply),
+                                 ex=REQUEST_TTL_S)
 
     def _lock(self, project_id: str) -> asyncio.Lock:
         return self._project_locks.setdefault(project_id, asyncio.Lock())
@@ -252,8 +303,8 @@ class Workflow:
         try:
             project = codec.project_from_dict(data)
         except codec.RecordError as exc:
-            first = exc.errors[0]
-            raise WorkflowError(first.field, first.reason) from exc
+            first = exc.errors[0]  # a record that is no object at all has no field name
+            raise WorkflowError(first.field or "project_json", first.reason) from exc
         if project.host_site_id != host_site_id:
             raise WorkflowError("host_site_id", f"a site may register only its own projects "
                                 f"(certificate says {host_site_id!r})", code="denied")
@@ -292,15 +343,15 @@ class Workflow:
             except DrawRefused as exc:
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
                 raise WorkflowError("project_id", str(exc), code="precondition") from exc
-            # The commitment is recorded before the draw runs: seed hash and input digest.
-            await self._record("draw.committed", project_id, prepared.commitment_record())
+            # The seed is fixed by `prepare`. The commitment (seed hash, input digest) is
+            # audited before anything is booked or sent, after the archive and an intent are
+            # stored: a crash after it re-runs this very draw, never a fresh one.
             result = self.desk.run(prepared)
             if isinstance(result, str):
+                await self._record("draw.committed", project_id, prepared.commitment_record())
                 await self._record("draw.starved", project_id, {"reason": result})
                 raise WorkflowError("project_id", result, code="precondition")
-            alloc = Allocation(project_id=project_id)
-            await self._place(project, alloc, result)
-            await self.registry.set_project_state(project_id, "drawn")
+            await commit_and_place(self, project, prepared, result)
             self._schedule_wake.set()
             summary = DrawSummary(
                 project_id=project_id, draw_id=result.draw_id,
@@ -311,8 +362,14 @@ class Workflow:
         await self._remember(request_id, summary.__dict__)
         return summary
 
-    async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw) -> None:
-        """Book every seat atomically, store the sealed allocation, queue reserves, notify."""
+    async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
+                     state_after: str = "", archive_stored: bool = False) -> None:
+        """Book every seat atomically, store the sealed allocation, queue reserves, notify.
+
+        Recoverable (coordinator/draw_intents.py): an intent with the seats, sessions and
+        commands is written before anything is booked and moves to `placed` in the MULTI
+        that stores the allocation (and `state_after`, the project's new state, if any).
+        """
         new_seats = [
             SeatRecord(
                 session_id=opaque_id("ses"), expert_hold=opaque_id("hold"),
@@ -323,22 +380,6 @@ class Workflow:
             )
             for seat in result.seats
         ]
-        start, end = project.window.start_ts, project.window.end_ts
-        items = []
-        for seat in new_seats:
-            items.append(BookingItem(ws_resource(seat.workstation_id), start, end, seat.session_id))
-            items.append(BookingItem(expert_resource(seat.expert_id), start, end, seat.expert_hold))
-        booked = await self.bookings.reserve_all(items)
-        if not booked.ok:
-            # The in-memory picture disagreed with Redis: nothing was booked; say so loudly.
-            await self._record("draw.booking_conflict", project.id,
-                               {"detail": booked.reason})
-            raise WorkflowError("project_id", f"booking conflict: {booked.reason}",
-                                code="precondition")
-        alloc.draw_ids.append(result.draw_id)
-        alloc.seats.extend(new_seats)
-        self._allocations[project.id] = alloc
-        self.desk.book(project, [(s.expert_id, s.workstation_id) for s in new_seats])
         commands = []
         for seat in new_seats:
             command = site_link_pb2.CoordinatorCommand(
@@ -349,9 +390,42 @@ class Workflow:
                 ),
             )
             commands.append((seat.site_id, command))
+        intent = make_intent(
+            project.id, result.draw_id, "booking", (await self.audit.head()).seq,
+            seats=new_seats, commands=commands, state_after=state_after,
+            parent=result.commitment.parent or "", outcome_digest=result.outcome_digest,
+            alloc_before=alloc.to_dict() if alloc.draw_ids else None)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(DRAW.format(result.draw_id),
-                  mapping=result.archive_fields(self.master_key))  # type: ignore[arg-type]
+        if not archive_stored:
+            pipe.hset(DRAW.format(result.draw_id),
+                      mapping=result.archive_fields(self.master_key))  # type: ignore[arg-type]
+        stage_intent(pipe, self.master_key, intent)
+        await pipe.execute()
+        fault_point("after_intent")
+        booked = await self.bookings.reserve_all(booking_items(project, new_seats))
+        if not booked.ok:
+            # The in-memory picture disagreed with Redis: nothing was booked; say so loudly.
+            await drop_intent(self.redis, project.id)
+            await self._record("draw.booking_conflict", project.id,
+                               {"detail": booked.reason})
+            raise WorkflowError("project_id", f"booking conflict: {booked.reason}",
+                                code="precondition")
+        fault_point("after_reserve")
+        alloc.draw_ids.append(result.draw_id)
+        alloc.seats.extend(new_seats)
+        self._allocations[project.id] = alloc
+        self.desk.book(project, [(s.expert_id, s.workstation_id) for s in new_seats])
+        await self._store_placement(project, alloc, new_seats, commands, intent)
+        fault_point("after_pipeline")
+        await self._announce_placement(project, intent, new_seats, commands)
+
+    async def _store_placement(self, project: Project, alloc: Allocation,
+                               new_seats: list[SeatRecord],
+                               commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
+                               intent: DrawIntent) -> None:
+        """One MULTI: allocation, sessions, queued reserves, project state, intent `placed`."""
+        start, end = project.window.start_ts, project.window.end_ts
+        pipe = self.redis.pipeline(transaction=True)
         pipe.set(ALLOC.format(project.id), self._seal_alloc(alloc))
         for seat in new_seats:
             pipe.hset(SESSION.format(seat.session_id), mapping={
@@ -362,7 +436,17 @@ class Workflow:
             pipe.sadd(SITE_SESSIONS.format(seat.site_id), seat.session_id)
         for site_id, command in commands:
             self.links.enqueue_in(pipe, site_id, command)
+        if intent.state_after:
+            pipe.hset(PROJECT_STATE, project.id, intent.state_after)
+        intent.phase = "placed"
+        stage_intent(pipe, self.master_key, intent)
         await pipe.execute()
+
+    async def _announce_placement(self, project: Project, intent: DrawIntent,
+                                  new_seats: list[SeatRecord],
+                                  commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]
+                                  ) -> None:
+        """Wake the agents, send the notices, audit `draw.placed`, drop the intent."""
         for site_id, _ in commands:
             self.links.ring(site_id)
         for seat in new_seats:
@@ -372,9 +456,10 @@ class Workflow:
                                       start=project.window.start, end=project.window.end,
                                       code=seat.code))
         await self._record("draw.placed", project.id, {
-            "draw_id": result.draw_id, "seats": len(new_seats),
-            "outcome_digest": result.outcome_digest, "parent": result.commitment.parent or "",
+            "draw_id": intent.draw_id, "seats": len(new_seats),
+            "outcome_digest": intent.outcome_digest, "parent": intent.parent,
         })
+        await drop_intent(self.redis, project.id)
 
     def _seal_alloc(self, alloc: Allocation) -> str:
         box = seal_json(self.master_key, alloc.project_id, "allocation", alloc.to_dict())
@@ -537,6 +622,7 @@ class Workflow:
                 await self._record("draw.starved", project_id, {"reason": result})
                 return f"{status}-no-replacement"
             await self._place(project, alloc, result)
+        await self.faults.admit_seats(project_id)  # a replacement drawn during evaluation
         return f"{status}-redrawn"
 
     # --- at the guest site -----------------------------------------------------------------
@@ -564,39 +650,78 @@ class Workflow:
         return project, alloc, seat
 
     async def check_in(self, site_id: str, id_number: str, code: str) -> SeatRecord:
-        expert_id = self.desk.expert_by_id_number(id_number)
-        for project_id, alloc in list(self._allocations.items()):
-            for seat in alloc.active_seats():
-                if seat.expert_id == expert_id and seat.site_id == site_id and \
-                        seat.code == code:
-                    states = await self.registry.project_states()
-                    if states.get(project_id) != "evaluating":
-                        raise WorkflowError("code", "evaluation has not started yet",
-                                            code="precondition")
-                    await self._record("expert.checked_in", site_id,
-                                       {"session": seat.session_id})
-                    return seat
-        await self._record("checkin.refused", site_id, {"reason": "no matching seat"})
+        # The ID number is looked up through its keyed hash: it is never stored in clear.
+        expert_id = await self.registry.expert_by_id_number(id_number)
+        here = [(project_id, seat) for project_id, alloc in list(self._allocations.items())
+                for seat in alloc.active_seats()
+                if expert_id is not None and seat.expert_id == expert_id
+                and seat.site_id == site_id]
+        # Wrong codes count against the expert's seats here, unknown IDs against the desk.
+        seat_scopes = [session_scope(seat.session_id) for _, seat in here]
+        locked = await self.sign_ins.refuse_if_locked(
+            "checkin", site_id, [desk_scope(site_id), *seat_scopes], {})
+        if locked:
+            raise WorkflowError("code", locked, code="precondition")
+        for project_id, seat in here:
+            if hmac.compare_digest(seat.code.encode(), code.encode()):
+                states = await self.registry.project_states()
+                if states.get(project_id) != "evaluating":
+                    await self._record("checkin.refused", site_id,
+                                       {"reason": "evaluation has not started"})
+                    raise WorkflowError("code", "evaluation has not started yet",
+                                        code="precondition")
+                await self.sign_ins.succeeded(seat_scopes)
+                await self._record("expert.checked_in", site_id,
+                                   {"session": seat.session_id})
+                return seat
+        await self.sign_ins.failed("checkin", site_id, seat_scopes or [desk_scope(site_id)], {})
         raise WorkflowError("code", "no reserved seat at this site matches this identity "
                             "and code", code="denied")
 
     async def sign_in(self, site_id: str, session_id: str, workstation_id: str,
-                      id_number: str, code: str, request_id: str) -> tuple[SeatRecord, str]:
+                      id_number: str, code: str, request_id: str, *,
+                      signed_in_at: datetime | None = None,
+                      offline_proof: str = "") -> tuple[SeatRecord, str]:
+        """A sign-in relayed by the guest agent; or one the agent took itself while the
+        coordinator was unreachable (`offline_proof` from the seat pass, `signed_in_at`)."""
         project, alloc, seat = await self._session(site_id, session_id, workstation_id)
-        expert_id = self.desk.expert_by_id_number(id_number)
-        if expert_id != seat.expert_id or code != seat.code:
-            await self._record("signin.refused", site_id, {"session": session_id})
+        scopes = [session_scope(session_id), workstation_scope(site_id, workstation_id)]
+        attempt = {"session": session_id, "workstation": workstation_id}
+        locked = await self.sign_ins.refuse_if_locked("signin", site_id, scopes, attempt)
+        if locked:
+            raise WorkflowError("code", locked, code="precondition")
+        if offline_proof:
+            matches = seat_passes.proof_matches(self.master_key, session_id, offline_proof)
+            expert_id = seat.expert_id if matches else None
+            code = seat.code if matches else ""
+        else:
+            expert_id = await self.registry.expert_by_id_number(id_number)
+        if expert_id != seat.expert_id or \
+                not hmac.compare_digest(code.encode(), seat.code.encode()):
+            await self.sign_ins.failed("signin", site_id, scopes, attempt)
             raise WorkflowError("code", "identity or code does not match this session",
                                 code="denied")
+        await self.sign_ins.succeeded(scopes)
         async with self._lock(project.id):
             if seat.status != "signed_in" and seat.status != "signed":
+                now = self.clock.now()
+                # An offline sign-in keeps the agent's time, within the window and not later
+                # than now; the audit says it was taken offline and when it arrived.
+                at = min(max(signed_in_at, project.window.start), now) \
+                    if signed_in_at is not None else now
                 seat.status = "signed_in"
-                seat.signed_in_at = self.clock.now().isoformat()
+                seat.signed_in_at = at.isoformat()
                 if not alloc.leader_ref:
                     alloc.leader_ref = seat.expert_ref
                 await self._save_allocation(alloc)
-                await self._record("expert.signed_in", project.id,
-                                   {"session": session_id, "expert_ref": seat.expert_ref})
+                detail: dict[str, Any] = {"session": session_id,
+                                          "expert_ref": seat.expert_ref}
+                if offline_proof:
+                    detail |= {"offline": True, "at": at.isoformat()}
+                await self._record("expert.signed_in", project.id, detail)
+            else:  # a repeated sign-in (a booth restarted): audited too, every attempt is
+                await self._record("signin.repeated", site_id,
+                                   {"session": session_id, "workstation": workstation_id})
         return seat, self.desk.expert_name(seat.expert_id)
 
     async def sheet_form(self, site_id: str, session_id: str
@@ -615,8 +740,28 @@ class Workflow:
 
     async def submit_sheet(self, site_id: str, workstation_id: str, sheet_id: str,
                            session_id: str, scores: list[tuple[str, str, str]], signed: bool,
-                           ) -> tuple[bool, bool, str]:
-        """Store a sheet; a signed sheet is final and a resend of it changes nothing."""
+                           request_id: str = "") -> tuple[bool, bool, str]:
+        """Store a sheet; a signed sheet is final and a resend of it changes nothing (a
+        repeated request id gets the first answer again, if it carries the same sheet: a
+        request id reused for other content must not be told its sheet was stored)."""
+        request = hashlib.sha256(json.dumps(
+            [site_id, workstation_id, sheet_id, session_id, sorted(scores), signed]
+        ).encode()).hexdigest()
+        replay = await self._replay(request_id)
+        if replay is not None:
+            if replay.get("request", request) != request:
+                raise WorkflowError("request_id", "already used for a different sheet",
+                                    code="precondition")
+            return bool(replay["accepted"]), bool(replay["duplicate"]), str(replay["digest"])
+        accepted, duplicate, digest = await self._submit_sheet(
+            site_id, workstation_id, sheet_id, session_id, scores, signed)
+        await self._remember(request_id, {"accepted": accepted, "duplicate": duplicate,
+                                          "digest": digest, "request": request})
+        return accepted, duplicate, digest
+
+    async def _submit_sheet(self, site_id: str, workstation_id: str, sheet_id: str,
+                            session_id: str, scores: list[tuple[str, str, str]], signed: bool,
+                            ) -> tuple[bool, bool, str]:
         project, alloc, seat = await self._session(site_id, session_id, workstation_id)
         if seat.status not in ("signed_in", "signed"):
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
@@ -627,10 +772,13 @@ class Workflow:
             if bid_code not in bidder_of:
                 raise WorkflowError(f"sheet.scores[{i}].bid_code", f"unknown bid {bid_code!r}")
             try:
-                parsed[(bidder_of[bid_code], criterion_id)] = Decimal(value)
+                number = Decimal(value)
             except InvalidOperation:
+                number = Decimal("NaN")
+            if not number.is_finite():  # NaN or Infinity would break every comparison
                 raise WorkflowError(f"sheet.scores[{i}].score",
-                                    f"not a decimal number: {value!r}") from None
+                                    f"not a decimal number: {value[:40]!r}")
+            parsed[(bidder_of[bid_code], criterion_id)] = number
         sheet = scoring.ExpertSheet(expert_ref=seat.expert_ref, scores=parsed, signed=signed)
         problems = scoring.validate_sheet(project, sheet)
         if not signed:  # a draft may be incomplete, but what it holds must be in bounds
@@ -816,6 +964,7 @@ class Workflow:
                         log.warning("scheduled start of %s: %s", project.id, exc)
                 else:
                     upcoming.append((project.window.start - now).total_seconds())
+            await self.faults.review()  # incident deadlines passed with the clock
             wait = min([idle_s, *upcoming])
             if isinstance(self.clock, SimClock):
                 wait = idle_s  # simulated time moves only when told: wait for that
@@ -841,6 +990,7 @@ class Workflow:
             await self._allocation(project_id, f"evaluation start by {by}")
             await self.registry.set_project_state(project_id, "evaluating")
             await self._record("evaluation.started", project_id, {"by": by})
+        await self.faults.admit_seats(project_id)  # agents can then admit members offline
         return "evaluating"
 
     async def close_evaluation(self, project_id: str, *, by: str) -> tuple[str, str]:
@@ -914,6 +1064,9 @@ class Workflow:
             "workstations": self.desk.workstation_count(), "experts": counts["experts"],
             "projects": counts["projects"],
             "projects_reported": sum(1 for s in states.values() if s == "reported"),
+            "sites_disconnected": len(self.links.liveness.sites_in(Link.DISCONNECTED)),
+            "sites_lost": len(self.links.liveness.sites_in(Link.LOST)),
+            "incidents_open": len(await self.faults.incidents()),
         }
 
     async def list_projects(self, day: str) -> list[tuple[Project, str]]:
@@ -952,6 +1105,8 @@ class Workflow:
             task = asyncio.create_task(self._handle_faults(site_id, failed))
             self._fault_tasks.add(task)
             task.add_done_callback(self._fault_tasks.discard)
+        for ws in self.links.back_in_service(site_id):  # of the report `changed` came from
+            self.faults.workstation_may_be_back(site_id, ws)
 
     async def _handle_faults(self, site_id: str, workstation_ids: list[str]) -> None:
         for workstation_id in workstation_ids:
@@ -978,17 +1133,26 @@ class Workflow:
                 seat = alloc.by_session(session_id)
                 if seat is None or not seat.active or seat.status == "signed":
                     continue
-                return await self._move_or_replace(project, alloc, seat)
+                begun = any(s.status in ("signed_in", "signed") for s in alloc.active_seats())
+                phase = phase_of(project.window.start, self.clock.now(), begun)
+                outcome = await self._move_or_replace(
+                    project, alloc, seat, redraw=phase is Phase.BEFORE_WINDOW)
+                if outcome == "no-spare":  # at or during the window: the rules' clock runs
+                    return await self.faults.workstation_down(project, alloc, seat)
+                return outcome
         return "no-seat"
 
     def _down(self) -> frozenset[str]:
-        """Workstations their sites report faulty or offline: no draw or move offers them."""
+        """Workstations their sites report faulty or offline, and every workstation of a site
+        declared lost: no draw or move offers them."""
+        lost = [self.desk.site_workstations(s) or set()
+                for s in self.links.liveness.sites_in(Link.LOST)]
         return frozenset(ws for live in self.links.live.values()
                          for ws, state in live.workstations.items()
-                         if state in ("fault", "offline"))
+                         if state in ("fault", "offline")).union(*lost)
 
     async def _move_or_replace(self, project: Project, alloc: Allocation,
-                               seat: SeatRecord) -> str:
+                               seat: SeatRecord, *, redraw: bool = True) -> str:
         venue = self.desk.venue(seat.venue_id)
         busy = self.desk.busy_during(project) | self._down()
         rooms_taken = {s.room_id for s in alloc.active_seats()
@@ -1020,6 +1184,8 @@ class Workflow:
                     "session": seat.session_id, "from": old_ws, "to": new_ws,
                     "reason": "workstation fault"})
                 return "moved"
+        if not redraw:
+            return "no-spare"
         return await self._replace(project.id, alloc, seat, "fault",
                                    "workstation failed and the venue has no spare")
 

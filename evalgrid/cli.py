@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -71,25 +72,50 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pki_revoke(args: argparse.Namespace) -> int:
+    from evalgrid.pki import Identity, PkiError, revoke, validate_subject
+
+    identity = None
+    serial = None
+    if args.serial:
+        if args.role or args.id:
+            raise CliError("pki revoke: give an identity or --serial, not both")
+        try:
+            serial = int(args.serial.removeprefix("0x"), 16)
+        except ValueError as exc:
+            raise CliError(f"--serial: not a hexadecimal serial number: {args.serial!r}") from exc
+    else:
+        subject = args.id or ("coordinator" if args.role == "coordinator" else "")
+        if not args.role or not subject:
+            raise CliError("pki revoke: give ROLE ID (e.g. operator alice, workstation "
+                           "S0001/W-01) or --serial HEX")
+        try:
+            identity = Identity(validate_subject(args.role, subject), subject)
+        except PkiError as exc:
+            raise CliError(str(exc)) from exc
+    done = revoke(_data_dir(args) / "pki", identity=identity, serial=serial, reason=args.reason)
+    what = str(identity) if identity is not None else f"serial {serial:x}"
+    listed = ", ".join(f"{s:x}" for s in done.serials) or "none new"
+    print(f"revoked {what} ({args.reason}): {len(done.serials)} certificate(s) newly listed "
+          f"[{listed}]; CRL #{done.crl_number} written to {done.crl_path}")
+    print("the coordinator applies it within a second, audits it and sends it to the agents")
+    return 0
+
+
 # --- province ------------------------------------------------------------------------------
 
 
-SCALES = {
-    "small": {"cities": 6, "sites": 18, "workstations": 360, "experts": 3000, "companies": 600,
-              "projects": 24},
-    "province": {"cities": 16, "sites": 150, "workstations": 3000, "experts": 20000,
-                 "companies": 4000, "projects": 200},
-    "national": {"cities": 300, "sites": 3000, "workstations": 30000, "experts": 300000,
-                 "companies": 60000, "projects": 20000},
-}
+SCALES = ("national", "province", "small")  # their sizes: coordinator.province.generator.SCALES
+SIZE_OPTIONS = ("cities", "sites", "workstations", "experts", "companies", "projects", "relations")
 
 
 def cmd_province_generate(args: argparse.Namespace) -> int:
     from coordinator.province.files import write_province
+    from coordinator.province.generator import SCALES as SIZES
     from coordinator.province.generator import generate_province
 
-    params = dict(SCALES[args.scale])
-    for key in ("cities", "sites", "workstations", "experts", "companies", "projects"):
+    params: dict[str, int] = dict(SIZES[args.scale])
+    for key in SIZE_OPTIONS:
         value = getattr(args, key)
         if value is not None:
             params[key] = value
@@ -129,9 +155,21 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
         raise CliError(f"--sim-clock: not an ISO date-time: {args.sim_clock!r}") from exc
     if sim is not None and sim.tzinfo is None:
         raise CliError("--sim-clock: give a timezone, e.g. 2026-11-24T00:00:00+08:00")
-    config = CoordinatorConfig(data_dir=_data_dir(args), bind=args.bind,
+    from coordinator.day_plan import coordinator_executor
+
+    try:
+        executor = coordinator_executor(args.executor, args.ray_address)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    from evalgrid.lockout import LockoutPolicy
+
+    if args.sign_in_attempts < 1:
+        raise CliError("--sign-in-attempts: at least 1")
+    config = CoordinatorConfig(lockout=LockoutPolicy(max_failures=args.sign_in_attempts),
+                               data_dir=_data_dir(args), bind=args.bind,
                                redis_url=args.redis_url, sim_clock_start=sim,
-                               rules_path=Path(args.rules) if args.rules else None)
+                               rules_path=Path(args.rules) if args.rules else None,
+                               executor=executor)
     asyncio.run(run_forever(config))
     return 0
 
@@ -143,7 +181,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     data = _data_dir(args)
     config = AgentConfig(site_id=args.site, pki_dir=data / "pki", coordinator=args.coordinator,
-                         bind=args.bind)
+                         bind=args.bind, enrol_bind=args.enrol_bind or None,
+                         data_dir=data / "agents" / args.site)  # its offline journal
     port_file = data / "agents" / args.site / "agent.port"
     try:
         asyncio.run(run_forever(config, Path(args.inventory), port_file))
@@ -153,10 +192,68 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_workstation(args: argparse.Namespace) -> int:
+    from evalgrid.pki import paths_for
     from site_agent.booth_console import run_console
 
-    return asyncio.run(run_console(pki_dir=_data_dir(args) / "pki", site_id=args.site,
+    pki_dir = _data_dir(args) / "pki"
+    if args.action == "activate":
+        return _activate_workstation(args, pki_dir)
+    if not paths_for(pki_dir, "workstation", f"{args.site}/{args.workstation}")[1].exists():
+        # No certificate yet: enrol with the one-time code the desk issued (device-bound key).
+        if not args.code:
+            raise CliError("this workstation has no certificate yet: ask the site desk for an "
+                           "activation code (`evalgrid workstation activate`) and pass --code")
+        _enrol_workstation(args, pki_dir)
+    return asyncio.run(run_console(pki_dir=pki_dir, site_id=args.site,
                                    workstation_id=args.workstation, agent=args.agent))
+
+
+def _activate_workstation(args: argparse.Namespace, pki_dir: Path) -> int:
+    """Site staff: a one-time enrolment code for one workstation (site certificate)."""
+    import grpc
+    from evalgrid_wire.v1 import booth_pb2, booth_pb2_grpc
+
+    from evalgrid.ids import request_id
+    from evalgrid.tls import channel_credentials, secure_channel
+    from evalgrid.wire import UNARY_DEADLINE_S
+
+    _check_certificate(pki_dir, "site", args.site)
+
+    async def ask() -> tuple[str, datetime]:
+        channel = secure_channel(args.agent, channel_credentials(pki_dir, "site", args.site))
+        try:
+            code = await booth_pb2_grpc.DeskStub(channel).IssueActivationCode(
+                booth_pb2.DeskActivationRequest(request_id=request_id(),
+                                                workstation_id=args.workstation),
+                timeout=UNARY_DEADLINE_S)
+        finally:
+            await channel.close()
+        return code.code, code.expires_at.ToDatetime()
+
+    try:
+        code, expires = asyncio.run(ask())
+    except grpc.aio.AioRpcError as exc:
+        raise CliError(f"activation refused: {exc.details()}") from exc
+    print(f"activation code for {args.site}/{args.workstation}: {code} "
+          f"(one use, valid until {expires:%H:%M} UTC)")
+    return 0
+
+
+def _enrol_workstation(args: argparse.Namespace, pki_dir: Path) -> None:
+    import grpc
+
+    from site_agent.enrolment import enrol_workstation
+
+    target = _target(args.enrol_agent, _data_dir(args) / "agents" / args.site / "enrol.port",
+                     "--enrol-agent")
+    try:
+        enrolled = asyncio.run(enrol_workstation(
+            pki_dir=pki_dir, site_id=args.site, workstation_id=args.workstation, agent=target,
+            activation_code=args.code))
+    except grpc.aio.AioRpcError as exc:
+        raise CliError(f"enrolment refused: {exc.details()}") from exc
+    print(f"enrolled {enrolled.identity}: key made here, certificate {enrolled.serial} "
+          f"in {enrolled.cert_path}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -213,6 +310,43 @@ def cmd_tui_operator(args: argparse.Namespace) -> int:
     asyncio.run(run_operator(pki_dir=data / "pki", coordinator=coordinator,
                              name=args.operator, role=args.role))
     return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """The day plan, as an operator client of the coordinator (Operator.PlanDay)."""
+    from evalgrid.plan_client import PlanRequestError, run_plan_client
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError as exc:
+        raise CliError(f"DATE: a date YYYY-MM-DD, not {args.date!r}") from exc
+    if args.ray_address and args.executor:
+        raise CliError("--executor and --ray-address: give one (with --ray-address the plan "
+                       "runs on the coordinator's own cluster, which it must be)")
+    executor = args.executor or ""
+    if args.ray_address:
+        executor = "ray:auto" if args.ray_address == "auto" else args.ray_address
+    data = _data_dir(args)
+    operator = args.operator or _only_certificate(data / "pki", "operator", "--operator")
+    coordinator = args.coordinator or (
+        _target(None, data / "coordinator.port", "--coordinator")
+        if (data / "coordinator.port").exists() else "127.0.0.1:50051")
+    _check_certificate(data / "pki", "operator", operator)
+    try:
+        return asyncio.run(run_plan_client(pki_dir=data / "pki", operator=operator,
+                                           coordinator=coordinator, day=day,
+                                           executor=executor, request=args.request_id))
+    except PlanRequestError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _only_certificate(pki_dir: Path, role: str, option: str) -> str:
+    """The subject of the one certificate of `role` in this data dir; else ask for it."""
+    found = sorted(p.stem for p in (pki_dir / role).glob("*.pem"))
+    if len(found) != 1:
+        raise CliError(f"{option} NAME is needed ({len(found)} {role} certificate(s) in "
+                       f"{pki_dir / role})")
+    return found[0]
 
 
 # --- auditors' tools ----------------------------------------------------------------------
@@ -314,11 +448,20 @@ def cmd_audit_collusion(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from coordinator.domain.collusion import collusion_signals
+    from coordinator.batch.collusion_jobs import ScoreHistory, collusion_signals_batch
+    from coordinator.batch.executor import make_executor
     from coordinator.offline import scoring_history
 
+    try:
+        executor = make_executor(args.executor)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
     records = asyncio.run(scoring_history(_data_dir(args), args.redis_url))
-    signals = collusion_signals(records, min_projects=args.min_projects)
+    try:
+        signals = collusion_signals_batch(ScoreHistory.from_records(records), executor,
+                                          min_projects=args.min_projects)
+    finally:
+        executor.close()
     console = Console()
     console.print(f"{len(records)} signed scores from {len({r.project_id for r in records})} "
                   "reported projects; members under stable pseudonyms")
@@ -373,6 +516,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?", help="site id, operator name, or SITE/WORKSTATION")
     p.add_argument("--host", action="append", help="a host name or IP the server answers on")
     p.set_defaults(func=cmd_pki_issue)
+    p = pki_sub.add_parser("revoke", help="revoke a party's certificates (CA-signed CRL)")
+    _add_data_dir(p)
+    p.add_argument("role", nargs="?",
+                   choices=["coordinator", "site", "operator", "auditor", "workstation"])
+    p.add_argument("id", nargs="?", help="site id, operator name, or SITE/WORKSTATION")
+    p.add_argument("--serial", help="revoke one certificate by its serial (hex)")
+    p.add_argument("--reason", default="unspecified",
+                   choices=["unspecified", "key_compromise", "affiliation_changed",
+                            "superseded", "cessation_of_operation"])
+    p.set_defaults(func=cmd_pki_revoke)
 
     prov = sub.add_parser("province", help="province data files")
     prov_sub = prov.add_subparsers(dest="province_command", required=True)
@@ -381,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--scale", choices=sorted(SCALES), default="province")
     p.add_argument("--day", help="day of the projects, YYYY-MM-DD (default today)")
-    for key in ("cities", "sites", "workstations", "experts", "companies", "projects"):
+    for key in SIZE_OPTIONS:
         p.add_argument(f"--{key}", type=int)
     p.set_defaults(func=cmd_province_generate)
     p = prov_sub.add_parser("import", help="import province files into the coordinator's store")
@@ -396,7 +549,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", help="use this Redis instead of the embedded one")
     p.add_argument("--sim-clock", help="run on a simulated clock starting at this ISO time")
     p.add_argument("--rules", help="a rules file (default: the packaged rules v1)")
+    p.add_argument("--sign-in-attempts", type=int, default=5,
+                   help="wrong one-time codes per seat or workstation within 15 minutes "
+                   "before sign-in there locks for 30 (default 5)")
+    p.add_argument("--executor", default="local",
+                   help="batch work of the day plan: local (in-process), local:N processes, "
+                   "ray or ray:N (a local Ray); with --ray-address, a Ray cluster")
+    p.add_argument("--ray-address", help="auto | ray://host:port (needs --executor ray)")
     p.set_defaults(func=cmd_coordinator)
+
+    p = sub.add_parser("plan", help="draw every project of a day (the day plan)")
+    p.add_argument("date", help="the day, YYYY-MM-DD (local time of the windows)")
+    _add_data_dir(p)
+    p.add_argument("--operator", help="the name on the operator certificate (default: the "
+                   "only one in the data dir)")
+    p.add_argument("--coordinator", help="HOST:PORT (default: the port the coordinator of "
+                   "this data dir wrote down, else 127.0.0.1:50051)")
+    p.add_argument("--executor", help="narrow the coordinator's executor for this plan: "
+                   "local | local:N | ray:N")
+    p.add_argument("--ray-address", help="auto | ray://host:port: the coordinator's own "
+                   "cluster (refused if it is not)")
+    p.add_argument("--request-id", help="resend a plan request: the same summary comes back")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("agent", help="run a site agent")
     _add_data_dir(p)
@@ -404,13 +578,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inventory", required=True, help="the site's inventory JSON")
     p.add_argument("--coordinator", default="127.0.0.1:50051")
     p.add_argument("--bind", default="127.0.0.1:0")
+    p.add_argument("--enrol-bind", default="127.0.0.1:0",
+                   help="where new workstations enrol with a one-time code (server-only TLS); "
+                   "'' for none")
     p.set_defaults(func=cmd_agent)
 
-    p = sub.add_parser("workstation", help="run a booth terminal")
+    p = sub.add_parser("workstation", help="run a booth terminal (or issue its enrolment code)")
+    p.add_argument("action", nargs="?", choices=["run", "activate"], default="run",
+                   help="run: the booth (enrolling first with --code if it has no "
+                   "certificate); activate: site staff issue a one-time enrolment code")
     _add_data_dir(p)
     p.add_argument("--site", required=True)
     p.add_argument("--workstation", required=True)
     p.add_argument("--agent", required=True, help="the site agent, host:port")
+    p.add_argument("--code", help="the one-time activation code from the site desk")
+    p.add_argument("--enrol-agent", help="the agent's enrolment port, HOST:PORT (default: the "
+                   "port the agent of this data dir wrote down)")
     p.set_defaults(func=cmd_workstation)
 
     p = sub.add_parser("demo", help="run the whole grid on a sample province")
@@ -479,6 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url")
     p.add_argument("--min-projects", type=int, default=3)
     p.add_argument("--top", type=int, default=10)
+    p.add_argument("--executor", default="local",
+                   help="local | local:N | ray:N | ray:auto | ray://host:port")
     p.set_defaults(func=cmd_audit_collusion)
 
     report = sub.add_parser("report", help="committee reports")
@@ -491,7 +676,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+    # EVALGRID_LOG_LEVEL (e.g. DEBUG) reaches the demo's child processes too.
+    level = os.environ.get("EVALGRID_LOG_LEVEL", "").upper() or (
+        "INFO" if args.verbose else "WARNING")
+    logging.basicConfig(level=level if level in logging.getLevelNamesMapping() else "WARNING",
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         return int(args.func(args))

@@ -18,6 +18,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -148,7 +149,10 @@ async def run_demo(options: DemoOptions) -> int:
     day = (datetime.now(UTC) + tz8).date() + timedelta(days=1)
     draw_time = datetime(day.year, day.month, day.day, tzinfo=UTC) - tz8 - timedelta(hours=6)
     province = generate_province(seed=options.seed, day=day, **_scale(options))
-    write_province(province, data.province)
+    # The province's own files (experts' ID and phone numbers in clear) stay outside the data
+    # dir and are gone after the import: the store keeps personal data only sealed.
+    source = Path(tempfile.mkdtemp(prefix="evalgrid-province-"))
+    write_province(province, source)
 
     init_ca(data.pki)
     issue(data.pki, "coordinator", "coordinator")
@@ -161,8 +165,10 @@ async def run_demo(options: DemoOptions) -> int:
     stats = DemoStats()
     try:
         # Sites, experts, companies from the files; the projects come from their host sites.
-        await import_province(data.province, data.root, redis_server.url,
-                              include_projects=False)
+        try:
+            await import_province(source, data.root, redis_server.url, include_projects=False)
+        finally:
+            shutil.rmtree(source, ignore_errors=True)
         coordinator = processes.start("coordinator", [
             "coordinator", "--data-dir", str(data.root), "--bind", "127.0.0.1:0",
             "--sim-clock", draw_time.isoformat()])
@@ -309,6 +315,7 @@ class _Grid:
         self.accepted: list[dict[str, str]] = []
         self._channels: list[grpc.aio.Channel] = []
         self._answered: set[str] = set()
+        self._enrolling: dict[str, asyncio.Lock] = {}
 
     def _channel(self, target: str, role: str, subject: str) -> grpc.aio.Channel:
         channel = secure_channel(target, channel_credentials(self.data.pki, role, subject))
@@ -345,18 +352,36 @@ class _Grid:
             progress.advance(task)
 
     async def draw_all(self, progress: Progress) -> None:
-        task = progress.add_task("three-random draws", total=len(self.projects))
-        for project_id in sorted(self.projects):
+        """The day plan: one Operator.PlanDay per day draws its projects, in plan order."""
+        task = progress.add_task("three-random draws (plan)", total=len(self.projects))
+        days = sorted({(p.window.start + timedelta(hours=8)).date()  # the demo runs in UTC+8
+                       for p in self.projects.values()})
+        done = 0
+        for day in days:
+            summary = None
             try:
-                await self.operator.Draw(operator_pb2.DrawRequest(
-                    request_id=request_id(), project_id=project_id), timeout=60)
-                self.drawn.append(project_id)
-                self.stats.projects_drawn += 1
-                await self._pace()
+                async for update in self.operator.PlanDay(operator_pb2.PlanDayRequest(
+                        request_id=request_id(), day=day.isoformat()), timeout=600):
+                    if update.HasField("summary"):
+                        summary = update.summary
+                    elif update.phase == "drawing":
+                        progress.update(task, completed=done + update.done)
+                        await self._pace()
             except grpc.aio.AioRpcError as exc:
-                self.stats.draws_refused += 1
-                self.stats.errors.append(f"draw {project_id}: {exc.details()}")
-            progress.advance(task)
+                self.stats.errors.append(f"day plan {day}: {exc.details()}")
+                continue
+            if summary is None:
+                self.stats.errors.append(f"day plan {day}: no summary")
+                continue
+            done += summary.projects
+            for outcome in summary.outcomes:
+                if outcome.outcome == "drawn":
+                    self.drawn.append(outcome.project_id)
+                    self.stats.projects_drawn += 1
+                else:
+                    self.stats.draws_refused += 1
+                    self.stats.errors.append(f"draw {outcome.project_id}: {outcome.outcome}: "
+                                             f"{outcome.reason}")
 
     async def answer_notices(self, progress: Progress) -> None:
         """Experts answer their notices; a decline triggers a supplementary draw."""
@@ -463,8 +488,22 @@ class _Grid:
 
         await asyncio.gather(*(one(n) for n in notices))
 
+    async def _enrolled(self, site_id: str, ws: str, desk: booth_pb2_grpc.DeskStub) -> None:
+        """The booth PC gets its certificate the real way, once: the desk issues a one-time
+        code, the workstation makes its own key and enrols at the agent's enrolment port."""
+        from evalgrid.pki import paths_for
+        from site_agent.enrolment import enrol_workstation
+
+        async with self._enrolling.setdefault(f"{site_id}/{ws}", asyncio.Lock()):
+            if paths_for(self.data.pki, "workstation", f"{site_id}/{ws}")[1].exists():
+                return
+            code = await desk.IssueActivationCode(booth_pb2.DeskActivationRequest(
+                request_id=request_id(), workstation_id=ws), timeout=UNARY_DEADLINE_S)
+            port = (self.data.agents / site_id / "enrol.port").read_text().strip()
+            await enrol_workstation(pki_dir=self.data.pki, site_id=site_id, workstation_id=ws,
+                                    agent=f"127.0.0.1:{port}", activation_code=code.code)
+
     async def _expert_session(self, notice: dict[str, str], *, late: bool) -> None:
-        from evalgrid.pki import issue
         from site_agent.booth_terminal import BoothTerminal, Score
 
         expert = self.experts[notice["expert_id"]]
@@ -479,7 +518,7 @@ class _Grid:
                 request_id=request_id(), id_number=expert.id_number, code=notice["code"]),
                 timeout=UNARY_DEADLINE_S)
             ws = checked.workstation_id
-            await asyncio.to_thread(issue, self.data.pki, "workstation", f"{site_id}/{ws}")
+            await self._enrolled(site_id, ws, desk)
             booth = BoothTerminal(pki_dir=self.data.pki, site_id=site_id, workstation_id=ws,
                                   agent=agent)
             try:

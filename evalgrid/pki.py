@@ -10,6 +10,8 @@ Layout of a PKI directory::
     ca.key  ca.pem                          # the CA (key mode 0600)
     <role>/<subject>.key  <role>/<subject>.pem
     workstation/<site_id>/<ws_id>.key ...   # a workstation's "SITE/WS" id becomes a sub-folder
+    issued.jsonl                            # every certificate issued: serial and identity
+    crl.pem                                 # the signed revocation list (``revoke``)
 
 Keys are EC P-256: BoringSSL (inside gRPC) accepts them everywhere, which is not true of Ed25519.
 Keys are written unencrypted because gRPC cannot read encrypted PEM keys; the file mode (0600) and
@@ -19,6 +21,7 @@ the directory mode (0700) are what protect them.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import tempfile
@@ -37,22 +40,31 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 __all__ = [
     "CA_CERT_NAME",
     "CA_KEY_NAME",
+    "CRL_NAME",
     "DEFAULT_HOSTS",
+    "ISSUED_INDEX",
     "ORGANIZATION",
+    "REVOCATION_REASONS",
     "ROLES",
     "URI_SCHEME",
     "Identity",
     "IdentityFiles",
     "IssuedCert",
     "PkiError",
+    "Revoked",
     "Role",
     "ca_paths",
     "identity_from_pem",
     "init_ca",
     "is_role",
     "issue",
+    "issue_from_csr",
+    "issued_serials",
     "load_identity_files",
+    "make_csr",
     "paths_for",
+    "revoke",
+    "serial_of_pem",
     "validate_subject",
 ]
 
@@ -63,6 +75,19 @@ ORGANIZATION: Final = "evalgrid"
 URI_SCHEME: Final = "evalgrid"
 CA_KEY_NAME: Final = "ca.key"
 CA_CERT_NAME: Final = "ca.pem"
+CRL_NAME: Final = "crl.pem"
+ISSUED_INDEX: Final = "issued.jsonl"
+#: Reasons ``revoke`` records in the CRL (RFC 5280 CRLReason), by their command-line names.
+REVOCATION_REASONS: Final[dict[str, x509.ReasonFlags]] = {
+    "unspecified": x509.ReasonFlags.unspecified,
+    "key_compromise": x509.ReasonFlags.key_compromise,
+    "affiliation_changed": x509.ReasonFlags.affiliation_changed,
+    "superseded": x509.ReasonFlags.superseded,
+    "cessation_of_operation": x509.ReasonFlags.cessation_of_operation,
+}
+#: How long a CRL says it is good for. Servers keep enforcing an older CRL past it (a stale
+#: list still refuses what it lists); ``revoke`` re-signs a fresh one each time.
+CRL_DAYS: Final = 30
 DEFAULT_HOSTS: Final[tuple[str, ...]] = ("localhost", "127.0.0.1", "::1")
 CA_DAYS: Final = 3650
 # Backdate notBefore a little so a peer whose clock is slightly behind still accepts a fresh cert.
@@ -358,6 +383,33 @@ def issue(
     pki_dir = Path(pki_dir)
     typed_role = validate_subject(role, subject_id)
     identity = Identity(typed_role, subject_id)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _sign_leaf(pki_dir, identity, key.public_key(), hosts=hosts, days=days, now=now)
+    key_path, cert_path = paths_for(pki_dir, typed_role, subject_id)
+    _write_atomic(key_path, _key_pem(key), 0o600)
+    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _record_issued(pki_dir, identity, cert)
+    return IssuedCert(
+        identity=identity,
+        key_path=key_path,
+        cert_path=cert_path,
+        ca_path=ca_paths(pki_dir)[1],
+        serial=cert.serial_number,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def _sign_leaf(
+    pki_dir: Path,
+    identity: Identity,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    hosts: Sequence[str],
+    days: int,
+    now: datetime | None,
+) -> x509.Certificate:
+    """The CA's signature on one party's public key, with the identity in subject and SAN."""
     if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
         raise PkiError(f"invalid days {days!r}: expected a positive number of days")
     ca_key, ca_cert = _load_ca(pki_dir)
@@ -367,26 +419,23 @@ def issue(
     not_after = min(start + timedelta(days=days), ca_cert.not_valid_after_utc)
     if not_after <= start:
         raise PkiError(f"the CA in {pki_dir} has expired; create a new one")
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    serial = x509.random_serial_number()
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
     sans += _san_for_hosts(hosts)
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(
             x509.Name(
                 [
                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, typed_role),
-                    x509.NameAttribute(NameOID.COMMON_NAME, subject_id),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, identity.role),
+                    x509.NameAttribute(NameOID.COMMON_NAME, identity.subject),
                 ]
             )
         )
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(serial)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -411,25 +460,215 @@ def issue(
             critical=False,
         )
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
     )
-    key_path, cert_path = paths_for(pki_dir, typed_role, subject_id)
-    _write_atomic(key_path, _key_pem(key), 0o600)
-    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return IssuedCert(
-        identity=identity,
-        key_path=key_path,
-        cert_path=cert_path,
-        ca_path=ca_paths(pki_dir)[1],
-        serial=serial,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
+
+
+# --- device-generated keys: certificate signing requests -------------------------------------
+
+
+def make_csr(key: ec.EllipticCurvePrivateKey, role: str, subject_id: str) -> bytes:
+    """A PEM CSR for ``role``/``subject_id`` signed by ``key`` (the device keeps the key)."""
+    typed_role = validate_subject(role, subject_id)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, typed_role),
+                    x509.NameAttribute(NameOID.COMMON_NAME, subject_id),
+                ]
+            )
+        )
+        .sign(key, hashes.SHA256())
     )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def issue_from_csr(
+    pki_dir: Path,
+    csr_pem: bytes,
+    role: str,
+    subject_id: str,
+    *,
+    days: int = 825,
+    now: datetime | None = None,
+) -> x509.Certificate:
+    """Sign a device's own public key for ``role``/``subject_id``; the private key never moves.
+
+    The identity is the CALLER's decision (the coordinator binds it to the enrolling site and
+    workstation), not the CSR's: a CSR that names anyone else is refused rather than trusted.
+    The CSR must be well formed, self-signed by its key, and carry an EC P-256 key (what gRPC's
+    BoringSSL accepts everywhere). The certificate is recorded in ``issued.jsonl``.
+    """
+    pki_dir = Path(pki_dir)
+    typed_role = validate_subject(role, subject_id)
+    identity = Identity(typed_role, subject_id)
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem)
+    except ValueError as exc:
+        raise PkiError(f"csr: not a PEM certificate signing request ({exc})") from exc
+    if not csr.is_signature_valid:
+        raise PkiError("csr: its signature does not verify with its own key")
+    public = csr.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+        raise PkiError("csr: the key must be EC P-256")
+    named = [a.value for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if named and named != [subject_id]:
+        raise PkiError(f"csr: it names {named[0]!r}, but this enrolment is for {subject_id!r}")
+    cert = _sign_leaf(pki_dir, identity, public, hosts=DEFAULT_HOSTS, days=days, now=now)
+    _record_issued(pki_dir, identity, cert)
+    return cert
+
+
+def serial_of_pem(pem: bytes) -> int:
+    """The serial number of a PEM certificate (what a CRL lists)."""
+    try:
+        return x509.load_pem_x509_certificate(pem).serial_number
+    except ValueError as exc:
+        raise PkiError(f"not a PEM certificate: {exc}") from exc
+
+
+# --- the record of issued certificates, and revocation -----------------------------------------
+
+
+def _record_issued(pki_dir: Path, identity: Identity, cert: x509.Certificate) -> None:
+    """Append one line to ``issued.jsonl``: revoking an identity revokes every cert it got.
+
+    One ``write`` of one short line to a file opened with O_APPEND: concurrent issuers never
+    interleave inside a line. Only public facts are recorded (serial, identity, validity).
+    """
+    line = json.dumps(
+        {
+            "serial": format(cert.serial_number, "x"),
+            "role": identity.role,
+            "subject": identity.subject,
+            "not_after": cert.not_valid_after_utc.isoformat(),
+        },
+        sort_keys=True,
+    )
+    fd = os.open(pki_dir / ISSUED_INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def issued_serials(pki_dir: Path, identity: Identity) -> list[int]:
+    """Serials of every certificate recorded for ``identity`` (oldest first).
+
+    A certificate file issued before the record existed is found from its file as well.
+    """
+    pki_dir = Path(pki_dir)
+    serials: list[int] = []
+    index = pki_dir / ISSUED_INDEX
+    if index.exists():
+        for number, line in enumerate(index.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if (row["role"], row["subject"]) == (identity.role, identity.subject):
+                    serials.append(int(row["serial"], 16))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise PkiError(f"{index}:{number}: unreadable record ({exc})") from exc
+    cert_path = paths_for(pki_dir, identity.role, identity.subject)[1]
+    if cert_path.is_file():
+        on_file = serial_of_pem(cert_path.read_bytes())
+        if on_file not in serials:
+            serials.append(on_file)
+    return serials
+
+
+class Revoked(NamedTuple):
+    """What ``revoke`` did: the serials newly listed, and the CRL it signed."""
+
+    serials: tuple[int, ...]
+    already: tuple[int, ...]
+    crl_path: Path
+    crl_number: int
+
+
+def revoke(
+    pki_dir: Path,
+    *,
+    identity: Identity | None = None,
+    serial: int | None = None,
+    reason: str = "unspecified",
+    now: datetime | None = None,
+) -> Revoked:
+    """Add an identity's certificates (or one serial) to the CA-signed CRL in ``pki_dir``.
+
+    The CRL is rebuilt from the previous one plus the new entries, its number one higher, and
+    signed by the CA key; it is written atomically so a server reloading it never reads half.
+    Revoking what is already listed changes nothing but is not an error (a retry is harmless).
+    """
+    pki_dir = Path(pki_dir)
+    if (identity is None) == (serial is None):
+        raise PkiError("revoke: give exactly one of an identity or a serial")
+    if reason not in REVOCATION_REASONS:
+        known = ", ".join(REVOCATION_REASONS)
+        raise PkiError(f"invalid reason {reason!r}: expected one of {known}")
+    if serial is not None and (isinstance(serial, bool) or serial <= 0):
+        raise PkiError(f"invalid serial {serial!r}: expected a positive number")
+    ca_key, ca_cert = _load_ca(pki_dir)
+    if serial is not None:
+        targets = [serial]
+    else:
+        assert identity is not None
+        targets = issued_serials(pki_dir, identity)
+    if not targets:
+        raise PkiError(f"no certificate was issued to {identity} in {pki_dir}: nothing to revoke")
+    crl_path = pki_dir / CRL_NAME
+    previous: x509.CertificateRevocationList | None = None
+    if crl_path.exists():
+        try:
+            previous = x509.load_pem_x509_crl(crl_path.read_bytes())
+        except ValueError as exc:
+            raise PkiError(f"cannot read the CRL {crl_path}: {exc}") from exc
+        if not previous.is_signature_valid(_ec_public(ca_cert)):
+            raise PkiError(f"the CRL {crl_path} is not signed by this CA: refusing to extend it")
+    listed = {entry.serial_number for entry in previous} if previous is not None else set()
+    fresh = tuple(s for s in targets if s not in listed)
+    already = tuple(s for s in targets if s in listed)
+    start = _utc(now)
+    number = _crl_number(previous) + 1
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(start - _CLOCK_SKEW)
+        .next_update(start + timedelta(days=CRL_DAYS))
+        .add_extension(x509.CRLNumber(number), critical=False)
+    )
+    for entry in previous or ():
+        builder = builder.add_revoked_certificate(entry)
+    for s in fresh:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(s)
+            .revocation_date(start)
+            .add_extension(x509.CRLReason(REVOCATION_REASONS[reason]), critical=False)
+            .build()
+        )
+    crl = builder.sign(ca_key, hashes.SHA256())
+    _write_atomic(crl_path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    return Revoked(serials=fresh, already=already, crl_path=crl_path, crl_number=number)
+
+
+def _crl_number(crl: x509.CertificateRevocationList | None) -> int:
+    if crl is None:
+        return 0
+    try:
+        return int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+    except x509.ExtensionNotFound:
+        return 0
 
 
 def _single_attr(cert: x509.Certificate, oid: x509.ObjectIdentifier, label: str) -> str:

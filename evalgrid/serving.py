@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from evalgrid.authorization import denial
+from evalgrid.limits import RateLimit, rate_limit_from_env
 from evalgrid.tls import KEEPALIVE_OPTIONS, IdentityInterceptor
 
 
@@ -26,11 +28,19 @@ async def start_server(
     credentials: grpc.ServerCredentials,
     services: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    rate_limit: RateLimit | Literal["env"] | None = "env",
 ) -> Served:
     """Start a server on `bind` ("127.0.0.1:0" picks a port); `services` are
-    (add_XServicer_to_server, servicer, full service name)."""
+    (add_XServicer_to_server, servicer, full service name).
+
+    Every call is checked at the door against `evalgrid.authorization` (deny by default) and
+    the per-certificate `rate_limit` ("env": `EVALGRID_RATE_LIMIT` or the default; None: off);
+    message sizes are capped both ways by `KEEPALIVE_OPTIONS` (`MAX_MESSAGE_BYTES`).
+    """
+    limit = rate_limit_from_env() if rate_limit == "env" else rate_limit
     server = grpc.aio.server(
-        interceptors=[IdentityInterceptor(), *extra_interceptors],
+        interceptors=[IdentityInterceptor(authorize=denial, rate_limit=limit),
+                      *extra_interceptors],
         options=KEEPALIVE_OPTIONS,
     )
     names = []

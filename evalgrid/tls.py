@@ -13,11 +13,13 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
 import grpc
 
+from evalgrid.limits import RateLimit, TokenBuckets, clip
 from evalgrid.pki import Identity, PkiError, Role, identity_from_pem, load_identity_files
 
 __all__ = [
@@ -28,8 +30,10 @@ __all__ = [
     "IdentityInterceptor",
     "NoIdentityError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "UnauthenticatedError",
     "abort_denied",
+    "call_scope",
     "channel_credentials",
     "current_identity",
     "identity_from_context",
@@ -68,6 +72,7 @@ KEEPALIVE_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
 _IDENTITY: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
     "evalgrid_identity", default=None
 )
+_CALL: contextvars.ContextVar[str] = contextvars.ContextVar("evalgrid_call", default="")
 
 
 class UnauthenticatedError(Exception):
@@ -85,6 +90,10 @@ class PermissionDeniedError(Exception):
         super().__init__(message)
         self.action = action
         self.identity = identity
+
+
+class RateLimitedError(Exception):
+    """The caller's certificate has spent its call budget for now (RESOURCE_EXHAUSTED)."""
 
 
 # --- credentials -----------------------------------------------------------------------------
@@ -179,6 +188,15 @@ def current_identity() -> Identity:
     return identity
 
 
+def call_scope() -> str:
+    """"/pkg.Service/Method role:subject " of the RPC being served, "" outside one.
+
+    A prefix for keys that a caller chooses (request ids): one caller's ids never meet
+    another's, nor one RPC's another's, so a replayed id answers only what it first asked.
+    """
+    return _CALL.get()
+
+
 def require_role(*roles: Role, action: str) -> Identity:
     """Return the caller's identity if its role is one of ``roles``, else raise.
 
@@ -205,13 +223,41 @@ def require_role(*roles: Role, action: str) -> Identity:
 
 async def abort_denied(context: Any, err: PermissionDeniedError) -> NoReturn:
     """End the RPC with PERMISSION_DENIED and the error's message (always raises)."""
-    await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(err))
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, clip(str(err)))
     raise AssertionError("grpc.aio context.abort() returned")  # pragma: no cover
 
 
 # --- the interceptor -------------------------------------------------------------------------
 
 Behavior = Callable[..., Any]
+
+#: Why ``identity`` may not call the full method name, or None to admit it (the table in
+#: ``evalgrid.authorization``; ``start_server`` passes ``authorization.denial``).
+Authorizer = Callable[[Identity, str], str | None]
+
+
+@dataclass(frozen=True)
+class _Door:
+    """What the interceptor checks for a call before the servicer runs, after the identity."""
+
+    roles: frozenset[Role] | None
+    authorize: Authorizer | None
+    buckets: TokenBuckets | None
+
+
+def _check_door(identity: Identity, method: str, door: _Door) -> None:
+    """Rate limit first (refused calls spend tokens too), then the authorization table."""
+    if door.buckets is not None:
+        wait_s = door.buckets.take(f"{identity.role}:{identity.subject}")
+        if wait_s > 0:
+            log.warning("rate-limited %s from %s", method, identity)
+            raise RateLimitedError(
+                f"{identity.role} {identity.subject!r}: too many calls, retry in {wait_s:.2f} s")
+    if door.authorize is not None:
+        reason = door.authorize(identity, method)
+        if reason is not None:
+            log.warning("refused %s from %s: %s", method, identity, reason)
+            raise PermissionDeniedError(reason, action=f"call {method}", identity=identity)
 
 
 class IdentityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -221,7 +267,9 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     done by wrapping the method handler. Each wrapper keeps the kind grpc dispatches on (async
     function, async generator, or sync function/generator run in the migration thread pool), so
     every existing servicer style keeps working. Exempt methods (health, reflection) pass through
-    untouched. With ``allowed_roles``, other roles are refused at the door (PERMISSION_DENIED).
+    untouched. With ``allowed_roles``, other roles are refused at the door (PERMISSION_DENIED);
+    with ``authorize`` (the authorization table), so is every call its row does not admit; with
+    ``rate_limit``, a certificate over its budget gets RESOURCE_EXHAUSTED.
     """
 
     def __init__(
@@ -229,9 +277,13 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         *,
         allowed_roles: Collection[Role] | None = None,
         exempt_prefixes: Sequence[str] = EXEMPT_METHOD_PREFIXES,
+        authorize: Authorizer | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self._allowed = None if allowed_roles is None else frozenset(allowed_roles)
         self._exempt = tuple(exempt_prefixes)
+        self._authorize = authorize
+        self._buckets = None if rate_limit is None else TokenBuckets(rate_limit)
 
     async def intercept_service(
         self,
@@ -242,17 +294,23 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method: str = handler_call_details.method
         if handler is None or method.startswith(self._exempt):
             return handler
-        return _wrap_handler(handler, method, self._allowed)
+        door = _Door(self._allowed, self._authorize, self._buckets)
+        return _wrap_handler(handler, method, door)
 
 
-def _admit(context: Any, method: str, allowed: frozenset[Role] | None) -> Identity:
-    """Identity for the call or raise Unauthenticated/PermissionDenied (wrappers abort)."""
+_REFUSED = (UnauthenticatedError, PermissionDeniedError, RateLimitedError)
+
+
+def _admit(context: Any, method: str, allowed: _Door) -> Identity:
+    """Identity for the call or raise Unauthenticated/PermissionDenied/RateLimited."""
     try:
         identity = identity_from_context(context)
     except UnauthenticatedError as exc:
         log.warning("refused %s from %s: %s", method, context.peer(), exc)
         raise
-    if allowed is not None and identity.role not in allowed:
+    _check_door(identity, method, allowed)
+    _CALL.set(f"{method} {identity.role}:{identity.subject} ")
+    if allowed.roles is not None and identity.role not in allowed.roles:
         log.warning("refused %s from %s: role %s not served here", method, context.peer(), identity)
         raise PermissionDeniedError(
             f"role {identity.role!r} ({identity.subject}) may not call {method} on this server",
@@ -265,7 +323,9 @@ def _admit(context: Any, method: str, allowed: frozenset[Role] | None) -> Identi
 async def _abort_for(context: Any, exc: Exception) -> NoReturn:
     if isinstance(exc, PermissionDeniedError):
         await abort_denied(context, exc)
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+    if isinstance(exc, RateLimitedError):
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, clip(str(exc)))
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, clip(str(exc)))
     raise AssertionError("grpc.aio context.abort() returned")  # pragma: no cover
 
 
@@ -273,13 +333,15 @@ def _abort_for_sync(context: Any, exc: Exception) -> NoReturn:
     code = (
         grpc.StatusCode.PERMISSION_DENIED
         if isinstance(exc, PermissionDeniedError)
+        else grpc.StatusCode.RESOURCE_EXHAUSTED
+        if isinstance(exc, RateLimitedError)
         else grpc.StatusCode.UNAUTHENTICATED
     )
-    context.abort(code, str(exc))  # the sync-stack context raises
+    context.abort(code, clip(str(exc)))  # the sync-stack context raises
     raise AssertionError("grpc context.abort() returned")  # pragma: no cover
 
 
-def _wrap_handler(handler: Any, method: str, allowed: frozenset[Role] | None) -> Any:
+def _wrap_handler(handler: Any, method: str, allowed: _Door) -> Any:
     kwargs = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
@@ -306,14 +368,14 @@ def _is_async_unary(behavior: Behavior) -> bool:
     )
 
 
-def _wrap_unary(behavior: Behavior, method: str, allowed: frozenset[Role] | None) -> Behavior:
+def _wrap_unary(behavior: Behavior, method: str, allowed: _Door) -> Behavior:
     """Wrap a unary-response behavior (unary-unary or stream-unary)."""
     if _is_async_unary(behavior):
 
         async def async_unary(request: Any, context: Any) -> Any:
             try:
                 identity = _admit(context, method, allowed)
-            except (UnauthenticatedError, PermissionDeniedError) as exc:
+            except _REFUSED as exc:
                 await _abort_for(context, exc)
             token = _IDENTITY.set(identity)
             try:
@@ -328,7 +390,7 @@ def _wrap_unary(behavior: Behavior, method: str, allowed: frozenset[Role] | None
     def sync_unary(request: Any, context: Any) -> Any:
         try:
             identity = _admit(context, method, allowed)
-        except (UnauthenticatedError, PermissionDeniedError) as exc:
+        except _REFUSED as exc:
             _abort_for_sync(context, exc)
         # Runs in a pool thread: give the behavior its own context holding the identity.
         ctx = contextvars.copy_context()
@@ -341,14 +403,14 @@ def _wrap_unary(behavior: Behavior, method: str, allowed: frozenset[Role] | None
     return sync_unary
 
 
-def _wrap_streaming(behavior: Behavior, method: str, allowed: frozenset[Role] | None) -> Behavior:
+def _wrap_streaming(behavior: Behavior, method: str, allowed: _Door) -> Behavior:
     """Wrap a streaming-response behavior (unary-stream or stream-stream)."""
     if inspect.iscoroutinefunction(behavior):
         # Reader/writer style: the behavior calls context.write() and returns None.
         async def async_writer(request: Any, context: Any) -> None:
             try:
                 identity = _admit(context, method, allowed)
-            except (UnauthenticatedError, PermissionDeniedError) as exc:
+            except _REFUSED as exc:
                 await _abort_for(context, exc)
             token = _IDENTITY.set(identity)
             try:
@@ -365,7 +427,7 @@ def _wrap_streaming(behavior: Behavior, method: str, allowed: frozenset[Role] | 
         async def async_gen(request: Any, context: Any) -> AsyncIterator[Any]:
             try:
                 identity = _admit(context, method, allowed)
-            except (UnauthenticatedError, PermissionDeniedError) as exc:
+            except _REFUSED as exc:
                 await _abort_for(context, exc)
             # Not reset afterwards: an async generator may be finalised from another context,
             # where reset() would fail; grpc.aio gives each RPC a fresh context anyway.
@@ -381,7 +443,7 @@ def _wrap_streaming(behavior: Behavior, method: str, allowed: frozenset[Role] | 
     def sync_gen(request: Any, context: Any) -> Iterator[Any]:
         try:
             identity = _admit(context, method, allowed)
-        except (UnauthenticatedError, PermissionDeniedError) as exc:
+        except _REFUSED as exc:
             _abort_for_sync(context, exc)
         # Each next() may run on a different pool thread: step the behavior inside one context.
         ctx = contextvars.copy_context()

@@ -25,13 +25,24 @@ from evalgrid_wire.v1 import (
     site_link_pb2_grpc,
 )
 
+from evalgrid.authorization import AUTHORIZATION, authorize
 from evalgrid.ids import request_id
+from evalgrid.limits import clip
 from evalgrid.pki import Identity
+from evalgrid.revocation import RevocationError, RevocationGuard, Revocations
 from evalgrid.serving import Served, start_server
-from evalgrid.tls import channel_credentials, current_identity, secure_channel, server_credentials
+from evalgrid.tls import (
+    PermissionDeniedError,
+    channel_credentials,
+    secure_channel,
+    server_credentials,
+)
 from evalgrid.wire import UNARY_DEADLINE_S, from_window, to_window
 from site_agent.booths import BoothError, BoothState, SiteBooths
+from site_agent.enrolment import EnrolmentPort, EnrolmentService, start_enrolment_port
 from site_agent.inventory import booths_from_inventory
+from site_agent.offline_journal import OfflineJournal
+from site_agent.offline_mode import OfflineMode, SheetRefused, unreachable
 
 log = logging.getLogger("evalgrid.agent")
 R = TypeVar("R")
@@ -52,8 +63,12 @@ class AgentConfig:
     pki_dir: Path
     coordinator: str  # host:port
     bind: str = "127.0.0.1:0"
+    # Where new workstations enrol (server-only TLS, see site_agent.enrolment); None: no port.
+    enrol_bind: str | None = "127.0.0.1:0"
     heartbeat_interval_s: float = 2.0
     max_backoff_s: float = 10.0
+    # The offline journal lives here (site_agent/offline_journal.py); None keeps it in memory.
+    data_dir: Path | None = None
 
 
 class SiteAgent:
@@ -72,13 +87,25 @@ class SiteAgent:
         # a fresh one in its place, so every watcher wakes once and nobody polls.
         self._board_event = asyncio.Event()
         self.fault_details: dict[str, str] = {}  # workstation -> why staff marked it faulty
+        # Offline mode: journal, seat passes; a restart restores what the journal holds.
+        journal = OfflineJournal(config.data_dir / "journal.jsonl" if config.data_dir else None)
+        self.offline = OfflineMode(self.booths, journal, link=self.link,
+                                   connected=self.connected, changed=self.status_changed)
+        self.offline.fault_details = self.fault_details
+        self._restoring = True
+        self.offline.restore(self.apply)
+        self._restoring = False
+        self._forwarding: asyncio.Task[int] | None = None
         self.room_names = {r.id: r.name for v in inventory.venues for r in v.rooms}
-        self._acks: asyncio.Queue[site_link_pb2.AgentMessage] = asyncio.Queue()
         self._last_sent: dict[str, tuple[int, str, str]] = {}
         self._seq = 0
         self._stop = asyncio.Event()
         self.served: Served | None = None
         self._link_task: asyncio.Task[None] | None = None
+        # The CRL in force here: pushed by the coordinator (SiteLink), kept in pki_dir.
+        self.revocations = Revocations(config.pki_dir, owner=f"agent {config.site_id}")
+        self.enrolment: EnrolmentPort | None = None
+        self._crl_task: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -90,18 +117,34 @@ class SiteAgent:
                 (booth_pb2_grpc.add_BoothServicer_to_server, BoothService(self),
                  "evalgrid.v1.Booth"),
                 (booth_pb2_grpc.add_DeskServicer_to_server, DeskService(self), "evalgrid.v1.Desk"),
+                (booth_pb2_grpc.add_EnrolmentServicer_to_server, EnrolmentService(
+                    self.config.site_id, self.link, (self.config.pki_dir / "ca.pem").read_bytes(),
+                    lambda ws: _bound(self, "Enrolment.Activate", ws)), "evalgrid.v1.Enrolment"),
             ],
+            extra_interceptors=[RevocationGuard(self.revocations)],
         )
+        if self.config.enrol_bind is not None:
+            self.enrolment = await start_enrolment_port(
+                bind=self.config.enrol_bind, pki_dir=self.config.pki_dir,
+                site_id=self.config.site_id, link=self.link)
+        self._crl_task = asyncio.create_task(self.revocations.watch(), name="crl-watch")
         self._link_task = asyncio.create_task(self._run_link(), name="coordinator-link")
         return self.served.port
 
     async def stop(self) -> None:
         self._stop.set()
         self.board_changed()  # board watchers see the stop and end their streams
-        if self._link_task is not None:
-            self._link_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._link_task
+        for task in (self._link_task, self._forwarding):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._crl_task is not None:
+            self._crl_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._crl_task
+        if self.enrolment is not None:
+            await self.enrolment.server.stop(grace=1)
         if self.served is not None:
             await self.served.server.stop(grace=1)
         await self.channel.close()
@@ -149,12 +192,15 @@ class SiteAgent:
                     self.connected.clear()
                     self.board_changed()
             # Capped exponential backoff with jitter, so sites do not reconnect in lock-step.
-            delay = backoff * (0.5 + random.random())
+            delay = min(backoff * (0.5 + random.random()), self.config.max_backoff_s)
             backoff = min(backoff * 2, self.config.max_backoff_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
 
-    async def _outgoing(self) -> AsyncIterator[site_link_pb2.AgentMessage]:
+    async def _outgoing(self, acks: asyncio.Queue[site_link_pb2.AgentMessage]
+                        ) -> AsyncIterator[site_link_pb2.AgentMessage]:
+        """Hello, then status, acks and heartbeats. `acks` belongs to this stream alone: a
+        dead stream's generator, still waiting, must not take the next stream's acks."""
         yield site_link_pb2.AgentMessage(
             hello=site_link_pb2.AgentHello(
                 request_id=request_id(), last_fence=self.booths.highest_fence
@@ -165,13 +211,15 @@ class SiteAgent:
             status = self._status_report(full=False)
             if status is not None:
                 yield status
-            while not self._acks.empty():
-                yield self._acks.get_nowait()
-            ack_wait = asyncio.ensure_future(self._acks.get())
+            while not acks.empty():
+                yield acks.get_nowait()
+            ack_wait = asyncio.ensure_future(acks.get())
             change_wait = asyncio.ensure_future(self._changed.wait())
             done, pending = await asyncio.wait(
                 {ack_wait, change_wait},
-                timeout=self.heartbeat_interval_s,
+                # The coordinator sets the interval; jitter keeps sites out of lock-step (and
+                # only shortens it: the lease is a few intervals long).
+                timeout=self.heartbeat_interval_s * random.uniform(0.8, 1.0),
                 return_when=asyncio.FIRST_COMPLETED,
             )
             for task in pending:
@@ -205,15 +253,19 @@ class SiteAgent:
         return site_link_pb2.AgentMessage(status=report)
 
     async def _stream(self) -> None:
-        call = self.link.Connect(self._outgoing())
+        acks: asyncio.Queue[site_link_pb2.AgentMessage] = asyncio.Queue()
+        call = self.link.Connect(self._outgoing(acks))
         self.connected.set()
         self.board_changed()
         log.info("site %s: connected to coordinator", self.config.site_id)
+        # What the booths did while the coordinator was away goes up now, once each.
+        self._forwarding = asyncio.create_task(self.offline.forward_pending(), name="forward")
         async for command in call:
-            await self._acks.put(site_link_pb2.AgentMessage(ack=self.apply(command)))
+            await acks.put(site_link_pb2.AgentMessage(ack=self.apply(command)))
 
     def apply(self, command: site_link_pb2.CoordinatorCommand) -> site_link_pb2.CommandAck:
         """Carry out one coordinator command; every command is answered with an ack."""
+        repeat = self.offline.is_repeat(command)  # a resend changes nothing, journals nothing
         try:
             kind = command.WhichOneof("body")
             if kind == "reserve":
@@ -224,11 +276,20 @@ class SiteAgent:
                 self.booths.release(command.release.session_id, command.fence)
             elif kind == "ping":
                 pass
+            elif kind == "admit":
+                self.offline.admit(command)
+            elif kind == "crl":
+                try:
+                    self.revocations.install(command.crl.pem)
+                except (OSError, RevocationError) as exc:
+                    raise BoothError(f"crl: not installed: {exc}") from exc
             else:
                 raise BoothError(f"body: unknown command {kind!r}")
         except BoothError as exc:
             return site_link_pb2.CommandAck(command_id=command.command_id, ok=False,
                                             error=str(exc))
+        if not self._restoring and not repeat:
+            self.offline.applied(command)  # journaled before the ack goes up
         self.status_changed()
         return site_link_pb2.CommandAck(command_id=command.command_id, ok=True)
 
@@ -237,12 +298,23 @@ def _empty_status() -> site_link_pb2.AgentMessage:
     return site_link_pb2.AgentMessage(status=site_link_pb2.StatusReport())
 
 
-def _own_workstation(agent: SiteAgent, workstation_id: str) -> Identity:
-    """A booth may act only as itself, at its own site (identity from its certificate)."""
-    who = current_identity()
-    if who.role != "workstation" or who.site_id != agent.config.site_id:
-        raise PermissionError(f"role {who.role} may not use the booth service of this site")
-    if who.workstation_id != workstation_id:
+def _bound(agent: SiteAgent, rpc: str, workstation_id: str | None = None) -> Identity:
+    """The caller of `rpc` after its row's role and binding checks (evalgrid.authorization).
+
+    "own site": a site certificate of this agent's site; "own workstation" and "signed-in
+    expert": a workstation certificate of this site for `workstation_id`, so a booth acts only
+    as itself (that an expert is signed in there is the booth state's `require_signed_in`).
+    """
+    try:
+        who = authorize(rpc)
+    except PermissionDeniedError as exc:
+        raise PermissionError(str(exc)) from exc
+    binding = AUTHORIZATION[rpc].binding
+    if who.site_id != agent.config.site_id:
+        raise PermissionError(f"role {who.role!r} ({who.subject}) may not call {rpc} at site "
+                              f"{agent.config.site_id} (binding: {binding})")
+    if binding in ("own workstation", "signed-in expert") and \
+            who.workstation_id != workstation_id:
         raise PermissionError(
             f"workstation_id: this certificate is for {who.workstation_id!r}, "
             f"not {workstation_id!r}"
@@ -265,11 +337,13 @@ def relays_errors(method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaitab
 
 async def _relay_error(context: grpc.aio.ServicerContext, exc: Exception) -> None:
     if isinstance(exc, PermissionError):
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, clip(str(exc)))
+    if isinstance(exc, SheetRefused):  # checked here while the coordinator is away
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, clip(str(exc)))
     if isinstance(exc, BoothError):
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, clip(str(exc)))
     if isinstance(exc, grpc.aio.AioRpcError):
-        await context.abort(exc.code(), exc.details() or "coordinator error")
+        await context.abort(exc.code(), clip(exc.details() or "coordinator error"))
     raise exc
 
 
@@ -280,7 +354,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
     @relays_errors
     async def Enrol(self, request: booth_pb2.EnrolRequest,
                     context: grpc.aio.ServicerContext) -> booth_pb2.EnrolReply:
-        _own_workstation(self.agent, request.workstation_id)
+        _bound(self.agent, "Booth.Enrol", request.workstation_id)
         booth = self.agent.booths.booth(request.workstation_id)
         booth.enrolled = True
         booth.online = True
@@ -293,7 +367,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
     @relays_errors
     async def Heartbeat(self, request: booth_pb2.HeartbeatRequest,
                         context: grpc.aio.ServicerContext) -> booth_pb2.HeartbeatReply:
-        _own_workstation(self.agent, request.workstation_id)
+        _bound(self.agent, "Booth.Heartbeat", request.workstation_id)
         booth = self.agent.booths.booth(request.workstation_id)
         if not booth.online:
             booth.online = True
@@ -307,7 +381,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
     @relays_errors
     async def SignIn(self, request: booth_pb2.BoothSignInRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.SignInReply:
-        _own_workstation(self.agent, request.workstation_id)
+        _bound(self.agent, "Booth.SignIn", request.workstation_id)
         booths = self.agent.booths
         booth = booths.booth(request.workstation_id)
         if booth.fault:
@@ -317,43 +391,30 @@ class BoothService(booth_pb2_grpc.BoothServicer):
             raise BoothError(
                 f"workstation_id: no session is reserved on {request.workstation_id!r}"
             )
-        reply: common_pb2.SignInReply = await self.agent.link.SignIn(
-            site_link_pb2.SignInRequest(
-                request_id=request.request_id or request_id(), session_id=held.session_id,
-                workstation_id=request.workstation_id, id_number=request.id_number,
-                code=request.code,
-            ),
-            timeout=UNARY_DEADLINE_S,
-        )
-        booths.sign_in(request.workstation_id, held.session_id, reply.expert_ref)
+        # The coordinator decides; while it is unreachable, the seat's pass (offline mode).
+        reply = await self.agent.offline.sign_in(
+            request.workstation_id, held.session_id, request.id_number, request.code,
+            request.request_id or request_id())
         self.agent.status_changed()
         return reply
 
     @relays_errors
     async def GetSheetForm(self, request: booth_pb2.BoothFormRequest,
                            context: grpc.aio.ServicerContext) -> common_pb2.SheetForm:
-        _own_workstation(self.agent, request.workstation_id)
+        _bound(self.agent, "Booth.GetSheetForm", request.workstation_id)
         booth = self.agent.booths.require_signed_in(request.workstation_id)
-        form: common_pb2.SheetForm = await self.agent.link.GetSheetForm(
-            site_link_pb2.SheetFormRequest(session_id=booth.signed_in_session or ""),
-            timeout=UNARY_DEADLINE_S,
-        )
-        return form
+        return await self.agent.offline.form(booth.signed_in_session or "")
 
     @relays_errors
     async def SubmitSheet(self, request: booth_pb2.BoothSubmitRequest,
                           context: grpc.aio.ServicerContext) -> common_pb2.SubmitSheetReply:
-        _own_workstation(self.agent, request.workstation_id)
+        _bound(self.agent, "Booth.SubmitSheet", request.workstation_id)
         booth = self.agent.booths.require_signed_in(request.workstation_id)
         if request.sheet.session_id != booth.signed_in_session:
             raise BoothError("sheet.session_id: not the session signed in at this booth")
-        reply: common_pb2.SubmitSheetReply = await self.agent.link.SubmitSheet(
-            site_link_pb2.SubmitSheetRequest(
-                request_id=request.request_id or request_id(), sheet=request.sheet,
-                workstation_id=request.workstation_id,
-            ),
-            timeout=UNARY_DEADLINE_S,
-        )
+        # Journaled first; "accepted, will be forwarded" (queued) while the coordinator is away.
+        reply = await self.agent.offline.submit(request.workstation_id, request,
+                                                request.request_id or request_id())
         if request.sheet.signed and reply.accepted:
             booth.submitted = True
             self.agent.status_changed()
@@ -363,7 +424,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
     @relays_errors
     async def DeclareRecusal(self, request: booth_pb2.BoothRecusalRequest,
                              context: grpc.aio.ServicerContext) -> common_pb2.RecusalReply:
-        _own_workstation(self.agent, request.workstation_id)
+        _bound(self.agent, "Booth.DeclareRecusal", request.workstation_id)
         booth = self.agent.booths.require_signed_in(request.workstation_id)
         reply: common_pb2.RecusalReply = await self.agent.link.DeclareRecusal(
             site_link_pb2.RecusalRequest(
@@ -376,15 +437,15 @@ class BoothService(booth_pb2_grpc.BoothServicer):
         return reply  # the coordinator's Release unlocks the booth
 
 
-    async def _signed_in_session(self, workstation_id: str) -> str:
-        _own_workstation(self.agent, workstation_id)
+    async def _signed_in_session(self, rpc: str, workstation_id: str) -> str:
+        _bound(self.agent, rpc, workstation_id)
         booth = self.agent.booths.require_signed_in(workstation_id)
         return booth.signed_in_session or ""
 
     @relays_errors
     async def AskClarification(self, request: booth_pb2.BoothAskRequest,
                                context: grpc.aio.ServicerContext) -> common_pb2.Clarification:
-        session = await self._signed_in_session(request.workstation_id)
+        session = await self._signed_in_session("Booth.AskClarification", request.workstation_id)
         reply: common_pb2.Clarification = await self.agent.link.AskClarification(
             site_link_pb2.AskRequest(
                 request_id=request.request_id or request_id(), session_id=session,
@@ -397,7 +458,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
     async def Clarifications(self, request: booth_pb2.BoothFormRequest,
                              context: grpc.aio.ServicerContext
                              ) -> common_pb2.ClarificationList:
-        session = await self._signed_in_session(request.workstation_id)
+        session = await self._signed_in_session("Booth.Clarifications", request.workstation_id)
         reply: common_pb2.ClarificationList = await self.agent.link.Clarifications(
             site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
         return reply
@@ -405,7 +466,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
     @relays_errors
     async def Review(self, request: booth_pb2.BoothFormRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.CommitteeReview:
-        session = await self._signed_in_session(request.workstation_id)
+        session = await self._signed_in_session("Booth.Review", request.workstation_id)
         reply: common_pb2.CommitteeReview = await self.agent.link.Review(
             site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
         return reply
@@ -413,7 +474,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
     @relays_errors
     async def ReturnSheet(self, request: booth_pb2.BoothReturnRequest,
                           context: grpc.aio.ServicerContext) -> common_pb2.ReturnSheetReply:
-        session = await self._signed_in_session(request.workstation_id)
+        session = await self._signed_in_session("Booth.ReturnSheet", request.workstation_id)
         reply: common_pb2.ReturnSheetReply = await self.agent.link.ReturnSheet(
             site_link_pb2.ReturnSheetRequest(
                 request_id=request.request_id or request_id(), session_id=session,
@@ -429,30 +490,37 @@ class DeskService(booth_pb2_grpc.DeskServicer):
     def __init__(self, agent: SiteAgent) -> None:
         self.agent = agent
 
-    def _staff(self) -> None:
-        who = current_identity()
-        if who.role != "site" or who.site_id != self.agent.config.site_id:
-            raise PermissionError(f"role {who.role} may not use the desk of this site")
+    def _staff(self, rpc: str) -> None:
+        _bound(self.agent, rpc)
 
     @relays_errors
     async def CheckIn(self, request: booth_pb2.DeskCheckInRequest,
                       context: grpc.aio.ServicerContext) -> booth_pb2.DeskCheckInReply:
-        self._staff()
-        reply = await self.agent.link.CheckIn(
-            site_link_pb2.CheckInRequest(
-                request_id=request.request_id or request_id(),
-                id_number=request.id_number, code=request.code,
-            ),
-            timeout=UNARY_DEADLINE_S,
-        )
-        booth = self.agent.booths.booth(reply.workstation_id)
+        self._staff("Desk.CheckIn")
+        rid = request.request_id or request_id()
+        if not self.agent.connected.is_set():  # offline mode: the seats' passes answer
+            workstation_id = await self.agent.offline.check_in(request.id_number, request.code)
+        else:
+            try:
+                reply = await self.agent.link.CheckIn(
+                    site_link_pb2.CheckInRequest(request_id=rid, id_number=request.id_number,
+                                                 code=request.code),
+                    timeout=UNARY_DEADLINE_S,
+                )
+                workstation_id = reply.workstation_id
+            except grpc.aio.AioRpcError as exc:
+                if not unreachable(exc):
+                    raise
+                workstation_id = await self.agent.offline.check_in(request.id_number,
+                                                                   request.code)
+        booth = self.agent.booths.booth(workstation_id)
         return booth_pb2.DeskCheckInReply(workstation_id=booth.workstation_id,
                                           room_id=booth.room_id)
 
     async def Board(self, request: booth_pb2.BoardRequest,
                     context: grpc.aio.ServicerContext) -> booth_pb2.BoardReply:
         try:
-            self._staff()
+            self._staff("Desk.Board")
         except PermissionError as exc:
             await _relay_error(context, exc)
             raise
@@ -462,7 +530,7 @@ class DeskService(booth_pb2_grpc.DeskServicer):
                          context: grpc.aio.ServicerContext
                          ) -> AsyncIterator[booth_pb2.BoardReply]:
         try:
-            self._staff()
+            self._staff("Desk.WatchBoard")
         except PermissionError as exc:
             await _relay_error(context, exc)
             raise
@@ -470,9 +538,22 @@ class DeskService(booth_pb2_grpc.DeskServicer):
             yield self._board()
 
     @relays_errors
+    async def IssueActivationCode(self, request: booth_pb2.DeskActivationRequest,
+                                  context: grpc.aio.ServicerContext
+                                  ) -> common_pb2.ActivationCode:
+        """A one-time enrolment code for one of this site's workstations (site_agent.enrolment)."""
+        self._staff("Desk.IssueActivationCode")
+        self.agent.booths.booth(request.workstation_id)  # a workstation of this site, or refused
+        code: common_pb2.ActivationCode = await self.agent.link.IssueActivationCode(
+            site_link_pb2.ActivationCodeRequest(request_id=request.request_id or request_id(),
+                                                workstation_id=request.workstation_id),
+            timeout=UNARY_DEADLINE_S)
+        return code
+
+    @relays_errors
     async def MarkWorkstation(self, request: booth_pb2.MarkRequest,
                               context: grpc.aio.ServicerContext) -> booth_pb2.MarkReply:
-        self._staff()
+        self._staff("Desk.MarkWorkstation")
         booth = self.agent.booths.booth(request.workstation_id)
         detail = request.detail.strip()[:200]
         if request.fault:
@@ -484,6 +565,8 @@ class DeskService(booth_pb2_grpc.DeskServicer):
                         booth.workstation_id,
                         "marked faulty" if request.fault else "back in service",
                         f": {detail}" if request.fault and detail else "")
+        if booth.fault != request.fault:
+            self.agent.offline.marked(booth.workstation_id, request.fault, detail)
         booth.fault = request.fault
         self.agent.status_changed()
         return booth_pb2.MarkReply(

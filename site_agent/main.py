@@ -17,5 +17,7 @@ async def run_forever(config: AgentConfig, inventory_path: Path, port_file: Path
     port = await agent.start()
     if port_file is not None:
         port_file.parent.mkdir(parents=True, exist_ok=True)
+        if agent.enrolment is not None:  # written first: agent.port says "ready" to watchers
+            port_file.with_name("enrol.port").write_text(str(agent.enrolment.port))
         port_file.write_text(str(port))
     await run_until_signalled(agent.stop)

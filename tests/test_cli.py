@@ -223,9 +223,9 @@ def test_draw_export_and_verify(demo_dir: tuple[Path, subprocess.CompletedProces
     # Swap one drawn expert in the archived result: the replay names the seat and both ids.
     seat = body["draws"][0]["result"]["seats"][0]
     honest = seat["expert_id"]
-    experts = (data / "province" / "experts.jsonl").read_text().splitlines()
-    other = next(json.loads(line)["id"] for line in experts
-                 if json.loads(line)["id"] != honest)
+    # (another member of the same draw: the demo keeps no province files in its data dir)
+    other = next(s["expert_id"] for s in body["draws"][0]["result"]["seats"]
+                 if s["expert_id"] != honest)
     seat["expert_id"] = other
     tampered = tmp_short / "tampered.json"
     tampered.write_text(json.dumps(body))

@@ -39,6 +39,7 @@ class SiteRow:
     workstations: int
     states: Mapping[str, int] = field(default_factory=dict)
     flagged: tuple[Flagged, ...] = ()
+    link: str = ""  # connected | disconnected | lost (the coordinator's lease verdict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,21 @@ class SeatRow:
 
 
 @dataclass(frozen=True)
+class IncidentRow:
+    """A site failure at or during a window, as the fault rules see it."""
+
+    incident_id: str
+    project_id: str
+    site_id: str
+    phase: str  # before_evaluation | during_evaluation
+    state: str  # awaiting_repair | decision_due | waiting | resumed | postponed | reevaluated
+    cause: str
+    failed_at: datetime
+    deadline: datetime
+    allowed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GridView:
     now: datetime
     sites: tuple[SiteRow, ...]
@@ -73,6 +89,7 @@ class GridView:
     seats: tuple[SeatRow, ...] = ()  # of projects drawn or under evaluation
     experts: int = 0
     audit_head: int = 0
+    incidents: tuple[IncidentRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,7 +131,8 @@ def grid_from_wire(snapshot: operator_pb2.GridSnapshot) -> GridView:
     sites = tuple(SiteRow(
         site_id=s.site_id, name=s.name, city=s.city, online=s.online,
         workstations=s.workstations, states=dict(s.states),
-        flagged=tuple(Flagged(f.workstation_id, f.state, f.detail) for f in s.flagged))
+        flagged=tuple(Flagged(f.workstation_id, f.state, f.detail) for f in s.flagged),
+        link=s.link)
         for s in snapshot.sites)
     projects = tuple(ProjectRow(
         project_id=p.project_id, name=p.name, state=p.state, host_site_id=p.host_site_id,
@@ -125,9 +143,14 @@ def grid_from_wire(snapshot: operator_pb2.GridSnapshot) -> GridView:
         status=s.status, site_id=s.site_id, workstation_id=s.workstation_id,
         quota_index=s.quota_index, signed_in_at=_when(s.signed_in_at), draw_id=s.draw_id)
         for op in snapshot.open_projects for s in op.seats)
+    incidents = tuple(IncidentRow(
+        incident_id=i.incident_id, project_id=i.project_id, site_id=i.site_id, phase=i.phase,
+        state=i.state, cause=i.cause, failed_at=from_timestamp(i.failed_at),
+        deadline=from_timestamp(i.deadline), allowed=tuple(i.allowed))
+        for i in snapshot.incidents)
     return GridView(now=from_timestamp(snapshot.status.now), sites=sites, projects=projects,
                     seats=seats, experts=snapshot.status.experts,
-                    audit_head=snapshot.audit_head)
+                    audit_head=snapshot.audit_head, incidents=incidents)
 
 
 def event_from_wire(event: operator_pb2.Event) -> AuditEvent:

@@ -29,6 +29,7 @@ class Issue:
 
     key: str
     # no_show | awaited | fault | site_offline | late | decline | leave | no-show | recusal
+    # | incident
     kind: str
     project_id: str
     session_id: str
@@ -90,8 +91,9 @@ def exceptions_queue(view: GridView) -> list[Issue]:
                         detail=f"workstation {flag.state}"
                         + (f": {flag.detail}" if flag.detail else "")))
                 elif site is not None and not site.online:
-                    issues.append(_seat_issue("site_offline", seat, action=reason,
-                                              since=project.start, detail="guest site offline"))
+                    issues.append(_seat_issue(
+                        "site_offline", seat, action=reason, since=project.start,
+                        detail=f"guest site {site.link or 'offline'}"))
                 elif project.state == "evaluating" and view.now >= project.start + LATE_AFTER:
                     issues.append(_seat_issue(
                         "no_show", seat, action=reason, since=project.start,
@@ -124,10 +126,41 @@ def exceptions_queue(view: GridView) -> list[Issue]:
                 workstation_id=flag.workstation_id, status=flag.state,
                 detail=f"workstation {flag.state}, no session"
                 + (f": {flag.detail}" if flag.detail else "")))
+    issues.extend(incident_issues(view))
     start = {p.project_id: p.start for p in view.projects}
     far = datetime.max.replace(tzinfo=view.now.tzinfo)
     issues.sort(key=lambda i: (not i.open, not i.action, start.get(i.project_id, far),
                                i.project_id, i.kind, i.site_id, i.workstation_id))
+    return issues
+
+
+INCIDENT_OPEN = ("awaiting_repair", "decision_due", "waiting")
+RULE = {"before_evaluation": "2 h from the window start",
+        "during_evaluation": "4 h from the failure"}
+
+
+def incident_issues(view: GridView) -> list[Issue]:
+    """Site failures at or during a window (DOMAIN "Faults"): the rules' clock and what is
+    left to decide (`Operator.DecideIncident`); closed ones as history."""
+    issues = []
+    for incident in view.incidents:
+        if incident.state == "awaiting_repair":
+            left = max(incident.deadline - view.now, timedelta(0))
+            minutes = int(left.total_seconds() // 60)
+            detail = (f"{incident.cause}: repair by {hhmm(incident.deadline)} "
+                      f"({RULE.get(incident.phase, '')}; {minutes // 60}:{minutes % 60:02d} left)")
+        elif incident.state in ("decision_due", "waiting"):
+            who = "the tenderer decides" if incident.phase == "before_evaluation" \
+                else "a new committee re-evaluates"
+            detail = (f"{incident.cause}: not repaired by {hhmm(incident.deadline)}; {who} "
+                      f"({' / '.join(incident.allowed)})")
+        else:
+            detail = f"{incident.cause}: {incident.state.replace('_', ' ')}"
+        issues.append(Issue(
+            key=f"incident:{incident.incident_id}", kind="incident",
+            project_id=incident.project_id, session_id="", site_id=incident.site_id,
+            workstation_id="", status=incident.state, detail=detail,
+            open=incident.state in INCIDENT_OPEN, since=incident.failed_at))
     return issues
 
 

@@ -8,6 +8,7 @@ Ray is imported and initialised only when a Ray executor is first used, never at
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -50,15 +51,21 @@ def _call(fn: Callable[[Any, Any], Any], chunk: Any) -> Any:
 
 
 class ProcessExecutor:
-    """Local worker processes; each receives the shared input once, at start."""
+    """Local worker processes; each receives the shared input once, at start.
 
-    def __init__(self, workers: int) -> None:
+    `start_method`: None for the platform's default; "forkserver" or "spawn" in a process that
+    runs threads of its own (a gRPC server must not be forked).
+    """
+
+    def __init__(self, workers: int, start_method: str | None = None) -> None:
         self.workers = workers
+        self.start_method = start_method
         self.name = f"{workers} local processes"
 
     def map_chunks(self, fn: Callable[[S, C], R], shared: S, chunks: Sequence[C]) -> list[R]:
+        context = multiprocessing.get_context(self.start_method) if self.start_method else None
         with ProcessPoolExecutor(max_workers=self.workers, initializer=_set_shared,
-                                 initargs=(shared,)) as pool:
+                                 initargs=(shared,), mp_context=context) as pool:
             return list(pool.map(_call, [fn] * len(chunks), chunks))
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ the index was built still matches by name or code.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -187,11 +187,56 @@ class ConflictIndex:
             party = companies_by_id.get(company_id)
             if party is None:
                 raise KeyError(f"project {project.id}: unknown company {company_id!r} ({role})")
-            out.append((party, role, party.id, company_keys(party)))
+            known = self.companies.get(party.id) is party  # as indexed: its keys are ready
+            keys = self.keys_by_company[party.id] if known else company_keys(party)
+            out.append((party, role, party.id, keys))
             for member_id in self.party_members.get(party_key(party), ()):
                 if member_id != party.id:
                     out.append((party, role, member_id, self.keys_by_company.get(member_id, ())))
         return out
+
+    def _ties(
+        self, project: Project, companies_by_id: Mapping[str, Company], today: date
+    ) -> Iterator[tuple[str, str, str]]:
+        """(expert id, reason code, detail) of every tie to the project's parties (details are
+        one concatenation each: callers wanting ids alone build no `Reason`)."""
+        since = years_before(today, self.look_back_years)
+        for party, role, member_id, keys in self._party_members(project, companies_by_id):
+            via_group = member_id != party.id
+            where = f"{role} {party.id}" + (f" via group member {member_id}" if via_group else "")
+            for key in keys:
+                for tie in self.employments.get(key, ()):
+                    start_ok = tie.start is None or tie.start <= today
+                    if start_ok and (tie.end is None or tie.end >= since):
+                        yield (
+                            tie.expert_id,
+                            "group" if via_group else "employer",
+                            "employed by " + where,
+                        )
+                for expert_id in self.interests.get(key, ()):
+                    yield (
+                        expert_id,
+                        "group" if via_group else "interest",
+                        "economic interest in " + where,
+                    )
+                for expert_id in self.declared.get(key, ()):
+                    yield (
+                        expert_id,
+                        "group" if via_group else "declared",
+                        "declared conflict with " + where,
+                    )
+            if not via_group:
+                for person in party.people:
+                    for expert_id, relation in self.relatives.get(person.person_id, ()):
+                        yield (
+                            expert_id,
+                            "relative",
+                            f"{relation} of {person.person_id} ({role} {party.id})",
+                        )
+        if project.competent_department:
+            dept = normalise_department(project.competent_department)
+            for expert_id in self.departments.get(dept, ()):
+                yield expert_id, "department", f"works for {project.competent_department}"
 
     def ineligible_for(
         self, project: Project, companies_by_id: Mapping[str, Company], today: date
@@ -201,34 +246,13 @@ class ConflictIndex:
         Cost: O(parties x group size + matching ties), independent of the pool size.
         Employment counts if it overlaps [today - look_back_years, today].
         """
-        since = years_before(today, self.look_back_years)
         found: dict[str, set[Reason]] = defaultdict(set)
-
-        for party, role, member_id, keys in self._party_members(project, companies_by_id):
-            via_group = member_id != party.id
-            where = f"{role} {party.id}" + (f" via group member {member_id}" if via_group else "")
-            for key in keys:
-                for tie in self.employments.get(key, ()):
-                    start_ok = tie.start is None or tie.start <= today
-                    if start_ok and (tie.end is None or tie.end >= since):
-                        code = "group" if via_group else "employer"
-                        found[tie.expert_id].add(Reason(code, f"employed by {where}"))
-                for expert_id in self.interests.get(key, ()):
-                    code = "group" if via_group else "interest"
-                    found[expert_id].add(Reason(code, f"economic interest in {where}"))
-                for expert_id in self.declared.get(key, ()):
-                    code = "group" if via_group else "declared"
-                    found[expert_id].add(Reason(code, f"declared conflict with {where}"))
-            if not via_group:
-                for person in party.people:
-                    for expert_id, relation in self.relatives.get(person.person_id, ()):
-                        detail = f"{relation} of {person.person_id} ({role} {party.id})"
-                        found[expert_id].add(Reason("relative", detail))
-
-        if project.competent_department:
-            dept = normalise_department(project.competent_department)
-            for expert_id in self.departments.get(dept, ()):
-                found[expert_id].add(
-                    Reason("department", f"works for {project.competent_department}")
-                )
+        for expert_id, code, detail in self._ties(project, companies_by_id, today):
+            found[expert_id].add(Reason(code, detail))
         return {expert_id: sorted(reasons) for expert_id, reasons in found.items()}
+
+    def ineligible_ids(
+        self, project: Project, companies_by_id: Mapping[str, Company], today: date
+    ) -> set[str]:
+        """The experts `ineligible_for` names, without building their reasons."""
+        return {expert_id for expert_id, _, _ in self._ties(project, companies_by_id, today)}

@@ -4,16 +4,31 @@
 SHA-256(seed) and to `input_digest(inputs)` before drawing, reveals the seed after the award, and
 anyone can replay the draw from the archive (`verify_replay`) and get the identical committee,
 venues and seats. The input digest is the SHA-256 hex of `canonical_inputs(inputs)`: the JSON
-of `inputs_to_json(inputs)` with sorted keys, no whitespace and ASCII escapes (the whole project,
-the rules version, the cap, the sorted exclusions, the parent, the seats and occupancy of a
-supplementary draw, every venue offer with its free workstations, every candidate as a row
-[id, kind, [specialties], [catchment cities]]).
+of `inputs_to_json(inputs)` with sorted keys, no whitespace and ASCII escapes.
+
+Inputs (format v2) come in one of two forms, with the same draw:
+- *explicit*: every venue offer with its free workstations and every candidate as a row
+  [id, kind, [specialties], [catchment cities]] (keys "venues" and "candidates");
+- *referenced*: a `DrawSnapshot` (the day's screened pool and the whole guest-venue inventory,
+  digested once: key "snapshot" holds its digest) and two bitmaps over it, "barred" (snapshot
+  candidates who may not sit for this project) and "unavailable" (snapshot workstations not
+  offered: busy in the window, down, or in the project's or host's city). A bitmap is the
+  base64 (standard alphabet, padded) of ceil(n / 8) bytes; row i is bit 7 - i % 8 of byte i // 8
+  (most significant bit first); padding bits are zero. The referenced inputs *resolve* to
+  explicit ones: the candidates are the snapshot's rows not barred; the venue offers are the
+  snapshot's venues with their workstations not unavailable, venues left with none dropped.
+  A national pool (300,000 experts, 30,000 workstations) thus costs one digest per day instead
+  of megabytes per draw; the archive names the snapshot by digest and replay needs it (embedded
+  in the archive, or given to `verify_replay`).
+Both forms also hold the whole project, the rules version, the cap, the sorted exclusions, the
+parent, and the seats and occupancy of a supplementary draw.
 
 The distribution (normative; the README repeats it and tests check it)
 ----------------------------------------------------------------------
 All randomness comes from one `DrawRandom(seed, bytes.fromhex(input_digest(inputs)))` stream, used
-in exactly this order. Lists are in input order: venues sorted by venue id, each venue's free
-workstations sorted by workstation id, candidates sorted by expert id.
+in exactly this order. Lists are in input order (after resolving referenced inputs): venues
+sorted by venue id, each venue's free workstations sorted by workstation id, candidates sorted by
+expert id.
 
 Let the seats to fill be one per quota seat in declared order (quota 0 `count` times, then quota
 1, ...), or `inputs.seats` for a supplementary draw; S = their number. S = 0 draws nothing.
@@ -30,36 +45,48 @@ set), and one of its specialty codes falls under the quota's code by dotted pref
    total capacity over the eligible venues reaches S (if even the largest useful c does not reach
    S the cap is that largest value and the draw will fail below). With no occupancy and venues of
    at least c rooms this is the familiar `max(per_venue_cap, ceil(S / #eligible venues))`.
-   The eligible venues are put in a uniformly random order, `sample(eligible, len(eligible))`.
-   The *drawn* venues are the shortest prefix of that order whose capacities add up to S (all of
-   them if none does); the rest of the order are the *reserves*, in order. With capacities all
-   equal to c this takes the first ceil(S / c) venues.
+   The eligible venues are drawn in a uniformly random order, one at a time, by Fisher-Yates on
+   the list E of eligible venues: the k-th venue drawn (k = 0, 1, ...) swaps items k and
+   k + randbelow(len(E) - k) of E and is then item k. First, venues are drawn until their
+   capacities add up to S (or none is left): these are the *drawn* venues. The others are the
+   *reserves*; one is drawn (at that point of the stream) only when step 2 needs it.
+   With capacities all equal to c the first ceil(S / c) venues drawn are the drawn venues.
 2. Experts, one seat at a time in seat order. The *open* venues are the drawn venues whose count
    of members (old and new) is below their capacity. The seat's candidates are those matching its
    quota, not drawn earlier in this draw, whose catchment contains the city of an open venue. If
-   there are none, the next reserve venue is appended to the drawn venues and the step retried;
-   with no reserve left the draw fails (`DrawFailure`). Otherwise one candidate is chosen with
-   `randbelow(#candidates)` from the candidates in id order, and then its venue with
-   `randbelow(#venues)` from the open venues in its catchment, in drawn order.
+   there are none, the next reserve venue is drawn as in step 1, appended to the drawn venues and
+   the step retried; with no reserve left the draw fails (`DrawFailure`). Otherwise one candidate
+   is chosen with `randbelow(#candidates)` from the candidates in id order, and then its venue
+   with `randbelow(#venues)` from the open venues in its catchment, in drawn order.
 3. Workstations, after all experts, one seat at a time in seat order: at the seat's venue, a
    workstation is chosen with `randbelow(#options)` from the venue's free workstations (id order)
    whose room holds no other member of this committee (old or new). With one member per venue
    this is a uniform choice among the venue's free workstations; a venue never seats two members
    of one committee in the same room.
 
+(Format v1 differed only in step 1: it shuffled every eligible venue before step 2. Drawing the
+order lazily gives the same law and costs a few draws instead of thousands at national scale.)
+
 Committee composition needs no check here: every drawn member is a technical or economic expert,
 so the two-thirds share is decided by the project's `tenderer_reps` (see committee.py).
 Greedy sequential filling can fail where a cleverer assignment would succeed (overlapping quota
 codes, catchments that meet only a few venues); the reserves soften this, and the failure names
 the quota with the counts that starved it.
+
+Cost. A draw never loops in Python over its candidates: they are coded once into arrays (kind,
+distinct specialty tuple, distinct catchment tuple) and each seat is a few vectorised operations
+over the rows matching its quota. For referenced inputs the arrays belong to the snapshot and
+are built once per day; explicit inputs build them per draw, with C-level passes only.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
-from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -67,6 +94,9 @@ from itertools import islice
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter, lt
 from typing import Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
 
 from coordinator.domain.model import (
     Bid,
@@ -82,8 +112,12 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.randomness import DrawRandom
 
-INPUTS_FORMAT = "evalgrid-draw-inputs-v1"
-ARCHIVE_FORMAT = "evalgrid-draw-archive-v1"
+INPUTS_FORMAT = "evalgrid-draw-inputs-v2"
+ARCHIVE_FORMAT = "evalgrid-draw-archive-v2"
+SNAPSHOT_FORMAT = "evalgrid-draw-snapshot-v1"
+
+Mask = NDArray[np.bool_]
+Rows = NDArray[np.intp]
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -91,12 +125,23 @@ ARCHIVE_FORMAT = "evalgrid-draw-archive-v1"
 
 @dataclass(frozen=True, slots=True)
 class VenueOffer:
-    """A guest venue the project may use, with its workstations free for the window."""
+    """A guest venue the project may use, with its workstations free for the window.
+
+    `canonical` is the offer's canonical JSON row [venue, site, city, [[ws, room], ...]],
+    computed once at construction (a national inventory has 30,000 workstations).
+    """
 
     venue_id: str
     site_id: str
     city: str
     free: tuple[tuple[str, str], ...]  # (workstation_id, room_id), sorted by workstation id
+    canonical: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        enc = encode_basestring_ascii
+        stations = ",".join(f"[{enc(ws)},{enc(room)}]" for ws, room in self.free)
+        row = f"[{enc(self.venue_id)},{enc(self.site_id)},{enc(self.city)},[{stations}]]"
+        object.__setattr__(self, "canonical", row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +169,172 @@ class Candidate:
         object.__setattr__(self, "canonical", row)
 
 
+def _check_sorted(venues: Sequence[VenueOffer], candidates: Sequence[Candidate]) -> None:
+    if not _strictly_increasing([v.venue_id for v in venues]):
+        raise ValueError("venues must be sorted by venue_id, without duplicates")
+    for v in venues:
+        if not _strictly_increasing([ws for ws, _ in v.free]):
+            raise ValueError(f"venue {v.venue_id}: free workstations must be sorted, unique")
+    if not _strictly_increasing(list(map(_EXPERT_ID, candidates))):
+        raise ValueError("candidates must be sorted by expert_id, without duplicates")
+
+
+@dataclass(frozen=True, slots=True)
+class DrawSnapshot:
+    """The day's screened pool and the whole guest-venue inventory, shared by many draws.
+
+    `candidates`: every expert who passes the pool-level rules on the day (status, penalties,
+    age), sorted by id; `venues`: every guest venue with all its workstations (as `free`), sorted.
+    Digested once (`digest()`); referenced inputs name it by that digest and bar rows of it.
+    The arrays a draw filters with are built once, on first use, and kept here.
+    """
+
+    candidates: tuple[Candidate, ...]
+    venues: tuple[VenueOffer, ...]
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_sorted(self.venues, self.candidates)
+
+    def canonical(self) -> bytes:
+        """Canonical JSON of `snapshot_to_json(self)` (rows precomputed: one join each)."""
+        return (
+            '{"candidates":['
+            + ",".join(map(_CANONICAL_ROW, self.candidates))
+            + '],"format":'
+            + json.dumps(SNAPSHOT_FORMAT)
+            + ',"venues":['
+            + ",".join(map(_CANONICAL_ROW, self.venues))
+            + "]}"
+        ).encode("ascii")
+
+    def digest(self) -> str:
+        """SHA-256 hex of `canonical()` (memoised)."""
+        found = self._memo.get("digest")
+        if found is None:
+            found = self._memo["digest"] = hashlib.sha256(self.canonical()).hexdigest()
+        return cast(str, found)
+
+    def workstation_count(self) -> int:
+        return self._venue_index().n_ws
+
+    def expert_rows(self) -> Mapping[str, int]:
+        """Expert id -> row (memoised)."""
+        found = self._memo.get("expert_rows")
+        if found is None:
+            found = self._memo["expert_rows"] = {
+                c.expert_id: i for i, c in enumerate(self.candidates)
+            }
+        return cast(Mapping[str, int], found)
+
+    def workstation_rows(self) -> Mapping[str, int]:
+        """Workstation id -> row (venues in order, each venue's workstations in order)."""
+        found = self._memo.get("workstation_rows")
+        if found is None:
+            found = self._memo["workstation_rows"] = {
+                ws: i for i, ws in enumerate(ws for v in self.venues for ws, _ in v.free)
+            }
+        return cast(Mapping[str, int], found)
+
+    def expert_mask(self, expert_ids: Iterable[str]) -> Mask:
+        """A bitmap over the candidates: the given experts (ids outside the snapshot ignored)."""
+        rows = self.expert_rows()
+        mask = np.zeros(len(self.candidates), dtype=np.bool_)
+        mask[[rows[e] for e in expert_ids if e in rows]] = True
+        return mask
+
+    def workstation_mask(self, workstation_ids: Iterable[str]) -> Mask:
+        """A bitmap over the workstations: the given ones (ids outside the snapshot ignored)."""
+        rows = self.workstation_rows()
+        mask = np.zeros(self.workstation_count(), dtype=np.bool_)
+        mask[[rows[w] for w in workstation_ids if w in rows]] = True
+        return mask
+
+    def _candidate_index(self) -> _CandidateIndex:
+        found = self._memo.get("candidate_index")
+        if found is None:
+            found = self._memo["candidate_index"] = _CandidateIndex(self.candidates)
+        return cast(_CandidateIndex, found)
+
+    def _venue_index(self) -> _VenueIndex:
+        found = self._memo.get("venue_index")
+        if found is None:
+            found = self._memo["venue_index"] = _VenueIndex(self.venues)
+        return cast(_VenueIndex, found)
+
+
+def snapshot_to_json(snapshot: DrawSnapshot) -> dict[str, Any]:
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "candidates": [
+            [c.expert_id, c.kind, list(c.specialties), list(c.catchment_cities)]
+            for c in snapshot.candidates
+        ],
+        "venues": [
+            [v.venue_id, v.site_id, v.city, [list(f) for f in v.free]] for v in snapshot.venues
+        ],
+    }
+
+
+def snapshot_from_json(d: dict[str, Any]) -> DrawSnapshot:
+    """Rebuild a snapshot; raises KeyError/ValueError/TypeError on a malformed one."""
+    if d.get("format") != SNAPSHOT_FORMAT:
+        raise ValueError(f"snapshot: unknown format {d.get('format')!r}")
+    return DrawSnapshot(
+        candidates=_candidates_from_json(d["candidates"]), venues=_venues_from_json(d["venues"])
+    )
+
+
+def _candidates_from_json(rows: list[Any]) -> tuple[Candidate, ...]:
+    return tuple(Candidate(i, cast(ExpertKind, k), tuple(s), tuple(ct)) for i, k, s, ct in rows)
+
+
+def _venues_from_json(rows: list[Any]) -> tuple[VenueOffer, ...]:
+    return tuple(VenueOffer(v[0], v[1], v[2], tuple((f[0], f[1]) for f in v[3])) for v in rows)
+
+
+def pack_mask(mask: Mask) -> str:
+    """A boolean array as the bitmap text of the module docstring."""
+    return base64.b64encode(np.packbits(mask, bitorder="big").tobytes()).decode("ascii")
+
+
+def _bitmap_bytes(text: str, n: int, what: str) -> bytes:
+    """The bytes of a bitmap over n rows, checked; ValueError naming `what` if it is not one."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
+        raise ValueError(f"{what}: not base64 ({exc})") from None
+    if len(raw) != (n + 7) // 8:
+        raise ValueError(f"{what}: {len(raw)} bytes for {n} rows, expected {(n + 7) // 8}")
+    # Canonical: no stray bits in the last base64 character (what b64encode would not write).
+    tail = {1: (text[-3:-2], 16), 2: (text[-2:-1], 4)}.get(len(raw) % 3)
+    if tail is not None and _B64.index(tail[0]) % tail[1]:
+        raise ValueError(f"{what}: not in canonical base64")
+    if n % 8 and raw[-1] & (0xFF >> (n % 8)):
+        raise ValueError(f"{what}: padding bits must be zero")
+    return raw
+
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def unpack_mask(text: str, n: int, what: str, raw: bytes | None = None) -> Mask:
+    """The boolean array of a bitmap over n rows; ValueError naming `what` if it is not one.
+    (`raw`: its bytes, already checked.)"""
+    raw = _bitmap_bytes(text, n, what) if raw is None else raw
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=n, bitorder="big")
+    return bits.astype(np.bool_)
+
+
 @dataclass(frozen=True, slots=True)
 class DrawInputs:
     """Everything a draw depends on, fixed and digested before the seed is used.
 
     `seats`: quota index of each seat to fill (supplementary draws); None fills every seat of
     every quota. `occupied`: (venue_id, room_id) of members who stay (supplementary draws); they
-    count toward the per-venue cap and their rooms are not shared.
+    count toward the per-venue cap and their rooms are not shared. Referenced inputs (see the
+    module docstring) set `snapshot`, `barred` and `unavailable` and leave `venues` and
+    `candidates` empty; `DrawInputs.referenced` builds them from boolean arrays.
     """
 
     project: Project
@@ -142,29 +346,121 @@ class DrawInputs:
     parent: str | None = None
     seats: tuple[int, ...] | None = None
     occupied: tuple[tuple[str, str], ...] = ()
-    _digest: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
+    snapshot: DrawSnapshot | None = None
+    barred: str = ""
+    unavailable: str = ""
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.per_venue_cap < 1:
             raise ValueError("per_venue_cap must be >= 1")
-        if not _strictly_increasing([v.venue_id for v in self.venues]):
-            raise ValueError("venues must be sorted by venue_id, without duplicates")
-        for v in self.venues:
-            if not _strictly_increasing([ws for ws, _ in v.free]):
-                raise ValueError(f"venue {v.venue_id}: free workstations must be sorted, unique")
-        if not _strictly_increasing(list(map(_EXPERT_ID, self.candidates))):
-            raise ValueError("candidates must be sorted by expert_id, without duplicates")
+        if self.snapshot is None:
+            if self.barred or self.unavailable:
+                raise ValueError("barred and unavailable need a snapshot")
+            _check_sorted(self.venues, self.candidates)
+        else:
+            if self.venues or self.candidates:
+                raise ValueError("inputs with a snapshot take no venues or candidates of their own")
+            n_ws = self.snapshot.workstation_count()
+            # Checked here; kept for the draw (a national pool's bitmap is 37.5 kB).
+            self._memo["barred"] = _bitmap_bytes(
+                self.barred, len(self.snapshot.candidates), "barred"
+            )
+            self._memo["unavailable"] = _bitmap_bytes(self.unavailable, n_ws, "unavailable")
         n = len(self.project.quotas)
         if self.seats is not None and any(not 0 <= q < n for q in self.seats):
             raise ValueError(f"seats must be quota indices in [0, {n})")
         if list(self.occupied) != sorted(self.occupied):
             raise ValueError("occupied must be sorted")
 
+    @classmethod
+    def referenced(
+        cls,
+        *,
+        project: Project,
+        rules_version: str,
+        snapshot: DrawSnapshot,
+        barred: Mask,
+        unavailable: Mask,
+        per_venue_cap: int,
+        exclude: frozenset[str] = frozenset(),
+        parent: str | None = None,
+        seats: tuple[int, ...] | None = None,
+        occupied: tuple[tuple[str, str], ...] = (),
+    ) -> DrawInputs:
+        """Referenced inputs from boolean arrays over the snapshot's candidates and stations."""
+        if len(barred) != len(snapshot.candidates):
+            raise ValueError(
+                f"barred: {len(barred)} rows, the snapshot has "
+                f"{len(snapshot.candidates)} candidates"
+            )
+        if len(unavailable) != snapshot.workstation_count():
+            raise ValueError(
+                f"unavailable: {len(unavailable)} rows, the snapshot has "
+                f"{snapshot.workstation_count()} workstations"
+            )
+        return cls(
+            project=project,
+            rules_version=rules_version,
+            venues=(),
+            candidates=(),
+            per_venue_cap=per_venue_cap,
+            exclude=exclude,
+            parent=parent,
+            seats=seats,
+            occupied=occupied,
+            snapshot=snapshot,
+            barred=pack_mask(barred),
+            unavailable=pack_mask(unavailable),
+        )
+
     def seat_quotas(self) -> tuple[int, ...]:
         """The quota index of each seat to fill, in draw order."""
         if self.seats is not None:
             return self.seats
         return tuple(i for i, q in enumerate(self.project.quotas) for _ in range(q.count))
+
+    def candidate_count(self) -> int:
+        """How many candidates the draw sees (after resolving a snapshot)."""
+        if self.snapshot is None:
+            return len(self.candidates)
+        return len(self.snapshot.candidates) - int.from_bytes(self._memo["barred"]).bit_count()
+
+    def venue_count(self) -> int:
+        """How many venue offers the draw sees (after resolving a snapshot)."""
+        if self.snapshot is None:
+            return len(self.venues)
+        return int(np.count_nonzero(_offered(self)))
+
+    def resolved_candidates(self) -> tuple[Candidate, ...]:
+        """The candidates as explicit inputs would list them (O(pool): for checks and tools)."""
+        if self.snapshot is None:
+            return self.candidates
+        barred = unpack_mask(self.barred, len(self.snapshot.candidates), "barred")
+        return tuple(c for c, b in zip(self.snapshot.candidates, barred, strict=True) if not b)
+
+    def resolved_venues(self) -> tuple[VenueOffer, ...]:
+        """The venue offers as explicit inputs would list them (for checks and tools)."""
+        if self.snapshot is None:
+            return self.venues
+        unavailable = unpack_mask(
+            self.unavailable, self.snapshot.workstation_count(), "unavailable"
+        ).tolist()
+        out: list[VenueOffer] = []
+        k = 0
+        for v in self.snapshot.venues:
+            free = tuple(f for j, f in enumerate(v.free) if not unavailable[k + j])
+            k += len(v.free)
+            if free:
+                out.append(VenueOffer(v.venue_id, v.site_id, v.city, free))
+        return tuple(out)
+
+
+def _offered(inputs: DrawInputs) -> Mask:
+    """Per venue of the venue index: does it offer at least one free workstation?"""
+    vidx, free = _venue_side(inputs)
+    offered: Mask = np.bincount(vidx.ws_venue[free], minlength=vidx.n_venues) > 0
+    return offered
 
 
 def _strictly_increasing(items: list[str]) -> bool:
@@ -294,9 +590,9 @@ def project_from_json(d: dict[str, Any]) -> Project:
     )
 
 
-def _inputs_head(inputs: DrawInputs) -> dict[str, Any]:
-    """`inputs_to_json` without the candidates (small, so encoded generically)."""
-    return {
+def _inputs_head(inputs: DrawInputs, references: bool = True) -> dict[str, Any]:
+    """`inputs_to_json` without the explicit venues and candidates (small: encoded generically)."""
+    head: dict[str, Any] = {
         "format": INPUTS_FORMAT,
         "project": project_to_json(inputs.project),
         "rules_version": inputs.rules_version,
@@ -305,41 +601,65 @@ def _inputs_head(inputs: DrawInputs) -> dict[str, Any]:
         "parent": inputs.parent,
         "seats": None if inputs.seats is None else list(inputs.seats),
         "occupied": [list(o) for o in inputs.occupied],
-        "venues": [
-            [v.venue_id, v.site_id, v.city, [list(f) for f in v.free]] for v in inputs.venues
-        ],
     }
+    if inputs.snapshot is not None and references:
+        head["snapshot"] = inputs.snapshot.digest()
+        head["barred"] = inputs.barred
+        head["unavailable"] = inputs.unavailable
+    return head
 
 
 def inputs_to_json(inputs: DrawInputs) -> dict[str, Any]:
     """The inputs as plain JSON; a candidate is a row [id, kind, [specialties], [catchment]]."""
     out = _inputs_head(inputs)
-    out["candidates"] = [
-        [c.expert_id, c.kind, list(c.specialties), list(c.catchment_cities)]
-        for c in inputs.candidates
-    ]
+    if inputs.snapshot is None:
+        out["candidates"] = [
+            [c.expert_id, c.kind, list(c.specialties), list(c.catchment_cities)]
+            for c in inputs.candidates
+        ]
+        out["venues"] = [
+            [v.venue_id, v.site_id, v.city, [list(f) for f in v.free]] for v in inputs.venues
+        ]
     return out
 
 
-def inputs_from_json(d: dict[str, Any]) -> DrawInputs:
-    """Rebuild inputs from `inputs_to_json`; raises KeyError/ValueError on a malformed archive."""
+def inputs_from_json(
+    d: dict[str, Any], snapshots: Mapping[str, DrawSnapshot] | None = None
+) -> DrawInputs:
+    """Rebuild inputs from `inputs_to_json`; raises KeyError/ValueError on a malformed archive.
+
+    Referenced inputs need their snapshot in `snapshots` (by digest); it is checked against the
+    digest it is filed under.
+    """
     if d.get("format") != INPUTS_FORMAT:
         raise ValueError(f"inputs: unknown format {d.get('format')!r}")
+    snapshot: DrawSnapshot | None = None
+    venues: tuple[VenueOffer, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+    if "snapshot" in d:
+        digest = d["snapshot"]
+        snapshot = (snapshots or {}).get(digest)
+        if snapshot is None:
+            raise ValueError(f"inputs: snapshot {digest} is not provided")
+        if snapshot.digest() != digest:
+            raise ValueError(
+                f"inputs: the snapshot filed under {digest} digests to {snapshot.digest()}"
+            )
+    else:
+        venues, candidates = _venues_from_json(d["venues"]), _candidates_from_json(d["candidates"])
     return DrawInputs(
         project=project_from_json(d["project"]),
         rules_version=d["rules_version"],
-        venues=tuple(
-            VenueOffer(v[0], v[1], v[2], tuple((f[0], f[1]) for f in v[3])) for v in d["venues"]
-        ),
-        candidates=tuple(
-            Candidate(i, cast(ExpertKind, k), tuple(s), tuple(ct))
-            for i, k, s, ct in d["candidates"]
-        ),
+        venues=venues,
+        candidates=candidates,
         per_venue_cap=int(d["per_venue_cap"]),
         exclude=frozenset(d["exclude"]),
         parent=d["parent"],
         seats=None if d["seats"] is None else tuple(int(x) for x in d["seats"]),
         occupied=tuple((o[0], o[1]) for o in d["occupied"]),
+        snapshot=snapshot,
+        barred=d.get("barred", ""),
+        unavailable=d.get("unavailable", ""),
     )
 
 
@@ -347,19 +667,31 @@ def canonical_inputs(inputs: DrawInputs) -> bytes:
     """Canonical JSON (sorted keys, no whitespace, ASCII) of `inputs_to_json(inputs)`.
 
     Equal to json.dumps(inputs_to_json(inputs), sort_keys=True, separators=(",", ":")), but the
-    candidate rows are precomputed (`Candidate.canonical`), so 50,000 candidates cost one join.
+    explicit candidate and venue rows are precomputed (`canonical`), so 85,000 candidates and
+    30,000 workstations cost two joins. Referenced inputs are small: a digest and two bitmaps.
     """
-    head = _canonical(_inputs_head(inputs))
+    head = _canonical(_inputs_head(inputs, references=False))
+    if inputs.snapshot is not None:
+        # Base64 and hex need no escaping: spliced in, in key order ("barred" first,
+        # "snapshot" after "seats", "unavailable" last), not scanned by the JSON encoder.
+        return (
+            f'{{"barred":"{inputs.barred}",{head[1:-1]},"snapshot":"{inputs.snapshot.digest()}",'
+            f'"unavailable":"{inputs.unavailable}"}}'
+        ).encode("ascii")
     rows = ",".join(map(_CANONICAL_ROW, inputs.candidates))
-    # "candidates" sorts first among the top-level keys.
-    return ('{"candidates":[' + rows + "]," + head[1:]).encode("ascii")
+    venues = ",".join(map(_CANONICAL_ROW, inputs.venues))
+    # "candidates" sorts first among the top-level keys and "venues" last.
+    return ('{"candidates":[' + rows + "]," + head[1:-1] + ',"venues":[' + venues + "]}").encode(
+        "ascii"
+    )
 
 
 def input_digest(inputs: DrawInputs) -> str:
     """SHA-256 hex of the canonical inputs (memoised on the frozen instance)."""
-    if not inputs._digest:
-        inputs._digest.append(hashlib.sha256(canonical_inputs(inputs)).hexdigest())
-    return inputs._digest[0]
+    found = inputs._memo.get("digest")
+    if found is None:
+        found = inputs._memo["digest"] = hashlib.sha256(canonical_inputs(inputs)).hexdigest()
+    return cast(str, found)
 
 
 # --- outcome -----------------------------------------------------------------------------------
@@ -485,143 +817,372 @@ def _norm_code(code: str) -> str:
     return ".".join(p for p in code.strip().split(".") if p)
 
 
+def _codes(values: list[Any]) -> tuple[Rows, list[Any]]:
+    """Each value's index among the distinct values (first-seen order); C-level passes only."""
+    keys: dict[Any, int] = dict.fromkeys(values, 0)
+    for n, key in enumerate(keys):
+        keys[key] = n
+    codes = np.fromiter(map(keys.__getitem__, values), dtype=np.intp, count=len(values))
+    return codes, list(keys)
+
+
+class _CandidateIndex:
+    """Candidates (id order) coded into arrays, so a draw filters them without a Python loop.
+
+    Candidates share few distinct specialty tuples, kinds and catchments: each is coded as its
+    index among the distinct values, and a test over the distinct values (a few hundred) is
+    spread to every row by one array look-up.
+    """
+
+    __slots__ = (
+        "_flat",
+        "_ids",
+        "_matching",
+        "candidates",
+        "catch_code",
+        "catch_keys",
+        "kind_code",
+        "kind_keys",
+        "spec_code",
+        "spec_keys",
+    )
+
+    def __init__(self, candidates: tuple[Candidate, ...]) -> None:
+        self.candidates = candidates
+        self.spec_code, self.spec_keys = _codes(list(map(_SPECIALTIES, candidates)))
+        self.kind_code, self.kind_keys = _codes(list(map(_KIND, candidates)))
+        self.catch_code, self.catch_keys = _codes(list(map(_CATCHMENT, candidates)))
+        self._ids: list[str] | None = None
+        self._flat: tuple[dict[str, int], Rows, Rows, Rows] | None = None
+        self._matching: dict[tuple[str, str | None], tuple[Rows, Rows]] = {}
+
+    def matching(self, code: str, kind: str | None) -> tuple[Rows, Rows]:
+        """Rows (ascending) whose kind fits and one of whose specialties falls under `code`,
+        and their catchment codes (kept per code and kind)."""
+        found = self._matching.get((code, kind))
+        if found is None:
+            dotted = code + "."
+            spec_ok = np.fromiter(
+                (any(s == code or s.startswith(dotted) for s in t) for t in self.spec_keys),
+                dtype=np.bool_,
+                count=len(self.spec_keys),
+            )
+            mask = spec_ok[self.spec_code]
+            if kind is not None:
+                kind_ok = np.array([k == kind for k in self.kind_keys], dtype=np.bool_)
+                mask &= kind_ok[self.kind_code]
+            rows = np.flatnonzero(mask)
+            found = self._matching[(code, kind)] = (rows, self.catch_code[rows])
+        return found
+
+    def catch_ok(self, cities: frozenset[str]) -> Mask:
+        """Per distinct catchment: does it hold one of `cities`? (Counts over a flat array of
+        the catchments' city codes: no Python loop over the catchments.)"""
+        if self._flat is None:
+            codes: dict[str, int] = {}
+            flat = [codes.setdefault(c, len(codes)) for t in self.catch_keys for c in t]
+            ends = np.cumsum([len(t) for t in self.catch_keys], dtype=np.intp)
+            starts = ends - np.array([len(t) for t in self.catch_keys], dtype=np.intp)
+            self._flat = (codes, np.array(flat, dtype=np.intp), starts, ends)
+        codes, flat_codes, starts, ends = self._flat
+        hit = np.zeros(len(codes), dtype=np.int64)
+        hit[[codes[c] for c in cities if c in codes]] = 1
+        seen = np.concatenate(([0], np.cumsum(hit[flat_codes])))
+        ok: Mask = seen[ends] > seen[starts]
+        return ok
+
+    def row_of(self, expert_id: str) -> int | None:
+        if self._ids is None:
+            self._ids = list(map(_EXPERT_ID, self.candidates))
+        i = bisect_left(self._ids, expert_id)
+        return i if i < len(self._ids) and self._ids[i] == expert_id else None
+
+
+class _VenueIndex:
+    """Venues (id order) and their workstations as arrays: venue and room of each station."""
+
+    __slots__ = (
+        "city",
+        "city_code",
+        "city_keys",
+        "ids",
+        "n_rooms",
+        "n_venues",
+        "n_ws",
+        "room_venue",
+        "start",
+        "venues",
+        "ws_room",
+        "ws_venue",
+    )
+
+    def __init__(self, venues: tuple[VenueOffer, ...]) -> None:
+        ws_venue: list[int] = []
+        ws_room: list[int] = []
+        room_venue: list[int] = []
+        start = [0]
+        for vi, v in enumerate(venues):
+            rooms: dict[str, int] = {}
+            for _, room in v.free:
+                code = rooms.get(room)
+                if code is None:
+                    code = rooms[room] = len(room_venue)
+                    room_venue.append(vi)
+                ws_room.append(code)
+            ws_venue.extend([vi] * len(v.free))
+            start.append(len(ws_room))
+        self.venues = venues
+        self.ids = [v.venue_id for v in venues]
+        self.city = [v.city for v in venues]
+        self.city_code, self.city_keys = _codes(self.city)
+        self.n_venues, self.n_ws, self.n_rooms = len(venues), len(ws_room), len(room_venue)
+        self.ws_venue = np.array(ws_venue, dtype=np.intp)
+        self.ws_room = np.array(ws_room, dtype=np.intp)
+        self.room_venue = np.array(room_venue, dtype=np.intp)
+        self.start = start
+
+    def row_of(self, venue_id: str) -> int | None:
+        i = bisect_left(self.ids, venue_id)
+        return i if i < len(self.ids) and self.ids[i] == venue_id else None
+
+    def room_code(self, vi: int, room_id: str) -> int | None:
+        s = self.start[vi]
+        for j, (_, room) in enumerate(self.venues[vi].free):
+            if room == room_id:
+                return int(self.ws_room[s + j])
+        return None
+
+
+def _candidate_side(inputs: DrawInputs) -> tuple[_CandidateIndex, Mask]:
+    """The candidate index the draw reads and which of its rows are candidates at all."""
+    if inputs.snapshot is None:
+        index = _CandidateIndex(inputs.candidates)
+        return index, np.ones(len(inputs.candidates), dtype=np.bool_)
+    n = len(inputs.snapshot.candidates)
+    barred = unpack_mask(inputs.barred, n, "barred", inputs._memo.get("barred"))
+    return inputs.snapshot._candidate_index(), ~barred
+
+
+def _venue_side(inputs: DrawInputs) -> tuple[_VenueIndex, Mask]:
+    """The venue index the draw reads and which of its workstations are free."""
+    if inputs.snapshot is None:
+        index = _VenueIndex(inputs.venues)
+        return index, np.ones(index.n_ws, dtype=np.bool_)
+    index = inputs.snapshot._venue_index()
+    raw = inputs._memo.get("unavailable")
+    return index, ~unpack_mask(inputs.unavailable, index.n_ws, "unavailable", raw)
+
+
 def draw(inputs: DrawInputs, seed: bytes) -> DrawResult:
     """Run the draw defined in the module docstring. Pure: same inputs and seed, same result."""
+    if not inputs.seat_quotas():
+        return DrawOutcome((), (), inputs.per_venue_cap)
+    return _draw(inputs, DrawRandom(seed, bytes.fromhex(input_digest(inputs))))
+
+
+def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
+    """The draw on a given stream (tests use it to show both input forms draw alike)."""
     seat_quotas = inputs.seat_quotas()
     if not seat_quotas:
         return DrawOutcome((), (), inputs.per_venue_cap)
-    rng = DrawRandom(seed, bytes.fromhex(input_digest(inputs)))
-    project, cands, exclude = inputs.project, inputs.candidates, inputs.exclude
+    project = inputs.project
+    cidx, allowed = _candidate_side(inputs)
+    vidx, free = _venue_side(inputs)
 
-    # Candidates per quota, bucketed by catchment city (each bucket in id order). Codes are
-    # matched once per distinct code, then each candidate costs one C-level isdisjoint.
-    specialties = list(map(_SPECIALTIES, cands))
-    catchments = list(map(_CATCHMENT, cands))
-    kinds = list(map(_KIND, cands))
-    codes: set[str] = set().union(*specialties)
-    buckets: dict[int, dict[str, list[int]]] = {}
-    matching: dict[int, list[int]] = {}
-    excluded_matching: dict[int, int] = {}
+    excluded = np.zeros(len(cidx.candidates), dtype=np.bool_)
+    for expert_id in inputs.exclude:
+        row = cidx.row_of(expert_id)
+        if row is not None:
+            excluded[row] = True
+
+    # Per quota: the candidates matching it (rows ascending = id order) and their catchments.
+    found: dict[int, Rows] = {}
+    found_catch: dict[int, Rows] = {}
+    n_excluded: dict[int, int] = {}
+    served_codes = np.zeros(len(cidx.catch_keys), dtype=np.bool_)
     for qi in sorted(set(seat_quotas)):
         q = project.quotas[qi]
-        code = _norm_code(q.specialty)
-        dotted = code + "."
-        under = {s for s in codes if s == code or s.startswith(dotted)}
-        hits = [i for i, sp in enumerate(specialties) if not under.isdisjoint(sp)]
-        if q.kind is not None:
-            hits = [i for i in hits if kinds[i] == q.kind]
-        found = [i for i in hits if cands[i].expert_id not in exclude] if exclude else hits
-        by_city: dict[str, list[int]] = {}
-        for i in found:
-            cities = catchments[i]
-            if len(cities) == 1:
-                by_city.setdefault(cities[0], []).append(i)
-            else:
-                for city in set(cities):
-                    by_city.setdefault(city, []).append(i)
-        buckets[qi], matching[qi], excluded_matching[qi] = by_city, found, len(hits) - len(found)
-    served = {city for b in buckets.values() for city in b}
+        rows, catch = cidx.matching(_norm_code(q.specialty), q.kind)
+        keep = allowed[rows]
+        n_excluded[qi] = 0
+        if inputs.exclude:
+            hits = int(np.count_nonzero(keep))
+            keep &= ~excluded[rows]
+            n_excluded[qi] = hits - int(np.count_nonzero(keep))
+        found[qi], found_catch[qi] = rows[keep], catch[keep]
+        served_codes |= np.bincount(found_catch[qi], minlength=len(served_codes)) > 0
+    served: set[str] = set().union(*(cidx.catch_keys[k] for k in np.flatnonzero(served_codes)))
 
     # 1. Venues.
-    occ = Counter(v for v, _ in inputs.occupied)
-    used_rooms: dict[str, set[str]] = {}
-    for v, room in inputs.occupied:
-        used_rooms.setdefault(v, set()).add(room)
-    rooms: dict[str, int] = {}
-    eligible = []
-    for offer in inputs.venues:
-        usable = {r for _, r in offer.free} - used_rooms.get(offer.venue_id, set())
-        if usable and offer.city in served:
-            eligible.append(offer)
-            rooms[offer.venue_id] = len(usable)
+    occ = np.zeros(vidx.n_venues, dtype=np.int64)
+    room_ok = np.zeros(vidx.n_rooms, dtype=np.bool_)
+    room_ok[vidx.ws_room[free]] = True
+    used_rooms: dict[int, set[str]] = {}
+    for venue_id, room in inputs.occupied:
+        vi = vidx.row_of(venue_id)
+        if vi is None:
+            continue
+        occ[vi] += 1
+        used_rooms.setdefault(vi, set()).add(room)
+        code = vidx.room_code(vi, room)
+        if code is not None:
+            room_ok[code] = False
+    rooms = np.bincount(vidx.room_venue[room_ok], minlength=vidx.n_venues)
+    city_ok = np.fromiter(
+        (c in served for c in vidx.city_keys), dtype=np.bool_, count=len(vidx.city_keys)
+    )
+    eligible = np.flatnonzero((rooms > 0) & city_ok[vidx.city_code])
+    e_occ, e_rooms = occ[eligible], rooms[eligible]
 
-    def capacity(venue_id: str, c: int) -> int:
-        return max(0, min(c - occ[venue_id], rooms[venue_id]))
+    def capacities(c: int) -> NDArray[np.int64]:
+        return cast(NDArray[np.int64], np.maximum(0, np.minimum(c - e_occ, e_rooms)))
 
     seats_needed = len(seat_quotas)
     cap = inputs.per_venue_cap
-    if eligible and sum(capacity(v.venue_id, cap) for v in eligible) < seats_needed:
-        useful = max(occ[v.venue_id] + rooms[v.venue_id] for v in eligible)
+    if len(eligible) and int(capacities(cap).sum()) < seats_needed:
+        useful = int((e_occ + e_rooms).max())
         cap = max(cap, useful)
         for trial in range(inputs.per_venue_cap + 1, useful + 1):
-            if sum(capacity(v.venue_id, trial) for v in eligible) >= seats_needed:
+            if int(capacities(trial).sum()) >= seats_needed:
                 cap = trial
                 break
-    order = rng.sample(eligible, len(eligible))
-    k, total = 0, 0
-    while k < len(order) and total < seats_needed:
-        total += capacity(order[k].venue_id, cap)
-        k += 1
-    drawn, reserves = order[:k], order[k:]
-    spare = {v.venue_id: capacity(v.venue_id, cap) for v in order}
+    order: list[int] = eligible.tolist()
+    capacity = np.zeros(vidx.n_venues, dtype=np.int64)
+    capacity[eligible] = capacities(cap)
+    spare: dict[int, int] = {}  # of the drawn venues
+    k = 0
 
-    # 2. Experts.
-    taken: set[int] = set()
-    picks: list[tuple[int, int, VenueOffer]] = []  # (candidate index, quota index, venue)
+    def next_venue() -> int:
+        """The next venue of the lazily drawn uniform order (partial Fisher-Yates)."""
+        nonlocal k
+        j = k + rng.randbelow(len(order) - k)
+        order[k], order[j] = order[j], order[k]
+        k += 1
+        spare[order[k - 1]] = int(capacity[order[k - 1]])
+        return order[k - 1]
+
+    drawn: list[int] = []
+    total = 0
+    while k < len(order) and total < seats_needed:
+        drawn.append(next_venue())
+        total += spare[drawn[-1]]
+
+    # 2. Experts. Open venues are drawn ones, so only candidates whose catchment meets a drawn
+    # venue's city can ever be a seat's candidates: each quota's rows are narrowed to those
+    # (a few thousand at national scale) once, and again whenever a reserve is drawn.
+    def narrowed() -> dict[int, tuple[Rows, Rows]]:
+        near = cidx.catch_ok(frozenset(vidx.city[v] for v in drawn))
+        return {
+            qi: (rows[keep], found_catch[qi][keep])
+            for qi, rows in found.items()
+            for keep in (near[found_catch[qi]],)
+        }
+
+    near = narrowed()
+    taken: list[int] = []
+    picks: list[tuple[int, int, int]] = []  # (candidate row, quota index, venue)
+    ok_by_cities: dict[frozenset[str], Mask] = {}
     for seat_no, qi in enumerate(seat_quotas):
         while True:
-            open_cities = {v.city for v in drawn if spare[v.venue_id] > 0}
-            lists = [buckets[qi][c] for c in open_cities if c in buckets[qi]]
-            pool = sorted(set().union(*lists)) if len(lists) != 1 else lists[0]
-            if taken:
-                pool = [i for i in pool if i not in taken]
-            if pool or not reserves:
+            rows, catch = near[qi]
+            open_cities = frozenset(vidx.city[v] for v in drawn if spare[v] > 0)
+            ok = ok_by_cities.get(open_cities)
+            if ok is None:
+                ok = ok_by_cities[open_cities] = cidx.catch_ok(open_cities)
+            pool = ok[catch]
+            if taken and len(rows):
+                pool[_positions(rows, taken)] = False
+            count = int(np.count_nonzero(pool))
+            if count or k >= len(order):
                 break
-            drawn.append(reserves.pop(0))
-        if not pool:
+            drawn.append(next_venue())
+            near = narrowed()
+        if not count:
+            eligible_cities = frozenset(vidx.city[v] for v in eligible.tolist())
+            offered = np.bincount(vidx.ws_venue[free], minlength=vidx.n_venues)
             return _failure(
-                inputs, seat_quotas, seat_no, matching[qi], excluded_matching[qi], taken,
-                eligible, drawn, spare, cap,
-            )  # fmt: skip
-        i = pool[rng.randbelow(len(pool))]
-        options = [v for v in drawn if spare[v.venue_id] > 0 and v.city in catchments[i]]
+                inputs,
+                cidx,
+                seat_quotas,
+                seat_no,
+                found[qi],
+                n_excluded[qi],
+                taken,
+                eligible_cities,
+                int(np.count_nonzero(offered)),
+                len(eligible),
+                len(drawn),
+                cap,
+            )
+        i = int(rows[np.flatnonzero(pool)[rng.randbelow(count)]])
+        catchment = cidx.candidates[i].catchment_cities
+        options = [v for v in drawn if spare[v] > 0 and vidx.city[v] in catchment]
         venue = options[rng.randbelow(len(options))]
-        spare[venue.venue_id] -= 1
-        taken.add(i)
+        spare[venue] -= 1
+        taken.append(i)
         picks.append((i, qi, venue))
 
     # 3. Workstations.
     seats: list[Seat] = []
-    for i, qi, venue in picks:
-        used = used_rooms.setdefault(venue.venue_id, set())
-        free = [(ws, room) for ws, room in venue.free if room not in used]
-        ws, room = free[rng.randbelow(len(free))]
+    for i, qi, vi in picks:
+        offer = vidx.venues[vi]
+        used = used_rooms.setdefault(vi, set())
+        is_free = free[vidx.start[vi] : vidx.start[vi + 1]].tolist()
+        stations = [
+            f for f, ok_ws in zip(offer.free, is_free, strict=True) if ok_ws and f[1] not in used
+        ]
+        ws, room = stations[rng.randbelow(len(stations))]
         used.add(room)
-        seats.append(Seat(cands[i].expert_id, qi, venue.venue_id, venue.site_id, ws, room))
-    return DrawOutcome(tuple(v.venue_id for v in drawn), tuple(seats), cap)
+        seats.append(
+            Seat(cidx.candidates[i].expert_id, qi, offer.venue_id, offer.site_id, ws, room)
+        )
+    return DrawOutcome(tuple(vidx.ids[v] for v in drawn), tuple(seats), cap)
+
+
+def _positions(rows: Rows, taken: list[int]) -> Rows:
+    """Positions in `rows` (ascending) of the taken rows that are in it."""
+    wanted = np.asarray(taken, dtype=np.intp)
+    pos = np.searchsorted(rows, wanted)
+    inside = pos < len(rows)
+    pos, wanted = pos[inside], wanted[inside]
+    return cast(Rows, pos[rows[pos] == wanted])
 
 
 def _failure(
     inputs: DrawInputs,
+    cidx: _CandidateIndex,
     seat_quotas: tuple[int, ...],
     seat_no: int,
-    matching: list[int],
+    matching: Rows,
     n_excluded: int,
-    taken: set[int],
-    eligible: list[VenueOffer],
-    drawn: list[VenueOffer],
-    spare: dict[str, int],
+    taken: list[int],
+    eligible_cities: frozenset[str],
+    venues_offered: int,
+    venues_eligible: int,
+    venues_drawn: int,
     cap: int,
 ) -> DrawFailure:
     qi = seat_quotas[seat_no]
-    cands = inputs.candidates
-    left = [i for i in matching if i not in taken]
-    eligible_cities = {v.city for v in eligible}
-    no_venue = sum(1 for i in left if not eligible_cities.intersection(cands[i].catchment_cities))
+    left = np.ones(len(matching), dtype=np.bool_)
+    if taken:
+        left[_positions(matching, taken)] = False
+    left_rows = matching[left]
+    reach = cidx.catch_ok(eligible_cities)
+    no_venue = int(np.count_nonzero(~reach[cidx.catch_code[left_rows]]))
     return DrawFailure(
         quota_index=qi,
         quota=inputs.project.quotas[qi],
         needed=sum(1 for q in seat_quotas[seat_no:] if q == qi),
-        available=len(left),
+        available=len(left_rows),
         reasons={
             "matching": len(matching) + n_excluded,
             "excluded": n_excluded,
-            "drawn_now": len(matching) - len(left),
+            "drawn_now": len(matching) - len(left_rows),
             "no_venue_in_catchment": no_venue,
-            "catchment_venues_full": len(left) - no_venue,
-            "venues_offered": len(inputs.venues),
-            "venues_eligible": len(eligible),
-            "venues_drawn": len(drawn),
+            "catchment_venues_full": len(left_rows) - no_venue,
+            "venues_offered": venues_offered,
+            "venues_eligible": venues_eligible,
+            "venues_drawn": venues_drawn,
             "cap": cap,
         },
     )
@@ -639,6 +1200,9 @@ def supplementary_inputs(
     candidates: tuple[Candidate, ...],
     parent: str,
     rules_version: str | None = None,
+    snapshot: DrawSnapshot | None = None,
+    barred: Mask | None = None,
+    unavailable: Mask | None = None,
 ) -> DrawInputs:
     """Inputs for redrawing the seats of `drop` under the same rules.
 
@@ -647,12 +1211,31 @@ def supplementary_inputs(
     `venues` and `candidates`: a fresh screening at the time of the redraw; `parent`: the
     `record_digest` of the previous draw's archive, so the chain is tamper-evident.
     Everyone ever drawn for the project is excluded; members who stay keep their venue (counted
-    toward the per-venue cap) and their room (not shared).
+    toward the per-venue cap) and their room (not shared). With `snapshot` (and the `barred`
+    and `unavailable` arrays over it) the inputs are referenced; `venues` and `candidates` are
+    then empty.
     """
     members = {s.expert_id for s in committee}
     unknown = sorted(set(drop) - members)
     if unknown:
         raise ValueError(f"cannot drop experts not on the committee: {unknown}")
+    seats = tuple(s.quota_index for s in committee if s.expert_id in drop)
+    occupied = tuple(sorted((s.venue_id, s.room_id) for s in committee if s.expert_id not in drop))
+    if snapshot is not None:
+        if barred is None or unavailable is None:
+            raise ValueError("a snapshot needs the barred and unavailable arrays")
+        return DrawInputs.referenced(
+            project=previous.project,
+            rules_version=rules_version or previous.rules_version,
+            snapshot=snapshot,
+            barred=barred,
+            unavailable=unavailable,
+            per_venue_cap=previous.per_venue_cap,
+            exclude=previous.exclude | members,
+            parent=parent,
+            seats=seats,
+            occupied=occupied,
+        )
     return DrawInputs(
         project=previous.project,
         rules_version=rules_version or previous.rules_version,
@@ -661,10 +1244,8 @@ def supplementary_inputs(
         per_venue_cap=previous.per_venue_cap,
         exclude=previous.exclude | members,
         parent=parent,
-        seats=tuple(s.quota_index for s in committee if s.expert_id in drop),
-        occupied=tuple(
-            sorted((s.venue_id, s.room_id) for s in committee if s.expert_id not in drop)
-        ),
+        seats=seats,
+        occupied=occupied,
     )
 
 
@@ -730,16 +1311,29 @@ def record_digest(commitment: Commitment, result: DrawResult) -> str:
 
 
 def make_archive(
-    commitment: Commitment, inputs: DrawInputs, result: DrawResult, seed: bytes | None = None
+    commitment: Commitment,
+    inputs: DrawInputs,
+    result: DrawResult,
+    seed: bytes | None = None,
+    *,
+    embed_snapshot: bool = True,
 ) -> dict[str, Any]:
-    """A self-contained plain-JSON record of a draw; the seed is added when it is revealed."""
-    return {
+    """A plain-JSON record of a draw; the seed is added when it is revealed.
+
+    Self-contained: referenced inputs get their snapshot under "snapshot", unless
+    `embed_snapshot` is False (a store keeping each day's snapshot once, by digest, beside the
+    archives; `verify_replay` then takes it as an argument).
+    """
+    archive: dict[str, Any] = {
         "format": ARCHIVE_FORMAT,
         "commitment": commitment_to_json(commitment),
         "inputs": inputs_to_json(inputs),
         "result": outcome_to_json(result),
         "seed": None if seed is None else seed.hex(),
     }
+    if inputs.snapshot is not None and embed_snapshot:
+        archive["snapshot"] = snapshot_to_json(inputs.snapshot)
+    return archive
 
 
 def _compare_results(archived: DrawResult, replayed: DrawResult) -> list[str]:
@@ -770,19 +1364,33 @@ def _compare_results(archived: DrawResult, replayed: DrawResult) -> list[str]:
     return problems
 
 
-def verify_replay(archive: dict[str, Any]) -> list[str]:
+def verify_replay(
+    archive: dict[str, Any], snapshots: Mapping[str, DrawSnapshot] | None = None
+) -> list[str]:
     """Check an archive end to end; returns the differences found (empty when it verifies).
 
     Checks: SHA-256(seed) equals the committed seed hash; the archived inputs digest to the
-    committed input digest; the draw id, rules version and parent agree with the commitment; and
-    replaying the draw from the archived inputs and seed gives the archived result field by field.
+    committed input digest (for referenced inputs: the snapshot, embedded in the archive or
+    given in `snapshots` by digest, digests to the digest the inputs name); the draw id, rules
+    version and parent agree with the commitment; and replaying the draw from the archived
+    inputs and seed gives the archived result field by field.
     """
     problems: list[str] = []
     if archive.get("format") != ARCHIVE_FORMAT:
         return [f"format: expected {ARCHIVE_FORMAT!r}, got {archive.get('format')!r}"]
+    known = dict(snapshots or {})
     try:
+        if archive.get("snapshot") is not None:
+            embedded = snapshot_from_json(archive["snapshot"])
+            named = archive["inputs"].get("snapshot")
+            if named != embedded.digest():
+                return [
+                    f"snapshot: the embedded snapshot digests to {embedded.digest()}, "
+                    f"the inputs name {named}"
+                ]
+            known[embedded.digest()] = embedded
         commitment = commitment_from_json(archive["commitment"])
-        inputs = inputs_from_json(archive["inputs"])
+        inputs = inputs_from_json(archive["inputs"], known)
         archived = outcome_from_json(archive["result"])
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         return [f"archive: cannot be read: {type(exc).__name__}: {exc}"]

@@ -64,7 +64,9 @@ __all__ = [
     "company_from_dict",
     "company_to_dict",
     "expert_from_dict",
+    "expert_from_stored",
     "expert_to_dict",
+    "expert_to_stored",
     "is_specialty_code",
     "project_from_dict",
     "project_to_dict",
@@ -638,6 +640,11 @@ _EXPERT = _Shape(
         "catchment",
     ),
 )
+# The registry's form of an expert: the personal data only inside the sealed box "pii".
+_EXPERT_STORED = _Shape(
+    (*(k for k in _EXPERT.required if k not in ("id_number", "phone")), "pii"),
+    tuple(sorted(_EXPERT.allowed - set(_EXPERT.required))),
+)
 _EMPLOYMENT = _Shape(("company", "start"), ("end",))
 _RELATIVE = _Shape(("person_id", "name", "relation"))
 _PENALTY = _Shape(("on", "reason"))
@@ -711,16 +718,37 @@ def _penalty(e: _Errors, value: object, path: str) -> Penalty | None:
     return None if on is None else Penalty(on, reason)
 
 
-def expert_from_dict(data: object) -> Expert:
-    """Validate and build an expert; raises `RecordError` listing every problem."""
+def expert_to_stored(expert: Expert, sealed_pii: str) -> JsonDict:
+    """The registry's record of an expert: no ID or phone number, only their sealed box."""
+    record = expert_to_dict(expert)
+    del record["id_number"], record["phone"]
+    record["pii"] = sealed_pii
+    return record
+
+
+def expert_from_stored(data: object) -> tuple[Expert, str]:
+    """An expert from the registry (ID and phone number left empty) and its sealed box."""
+    expert = expert_from_dict(data, stored=True)
+    sealed = data.get("pii") if isinstance(data, Mapping) else None
+    if not isinstance(sealed, str) or not sealed:
+        raise RecordError([FieldError("pii", "expected the sealed personal data")])
+    return expert, sealed
+
+
+def expert_from_dict(data: object, *, stored: bool = False) -> Expert:
+    """Validate and build an expert; raises `RecordError` listing every problem.
+
+    ``stored`` reads the registry's form (`expert_to_stored`): the personal data stays sealed
+    and the expert's ``id_number`` and ``phone`` are empty.
+    """
     e = _Errors()
-    d = _obj(e, data, "", _EXPERT)
+    d = _obj(e, data, "", _EXPERT_STORED if stored else _EXPERT)
     if d is None:
         raise RecordError(e.items)
     expert_id = _id(e, d, "id", "")
     name = _str(e, d, "name", "")
-    id_number = _str(e, d, "id_number", "")
-    phone = _str(e, d, "phone", "")
+    id_number = "" if stored else _str(e, d, "id_number", "")
+    phone = "" if stored else _str(e, d, "phone", "")
     city = _city(e, d, "city", "")
     work_city = _city(e, d, "work_city", "")
     birth_date = _date(e, d, "birth_date", "")

@@ -6,12 +6,20 @@ staff, penalties, people past the age limit, and a day of projects whose committ
 actually fill. Everything derives from `random.Random` seeded per section, so the same seed gives
 the same province and changing one size does not reshuffle unrelated sections.
 
-Sizes scale linearly (no pairwise loops), so the national size (300,000 experts, 3,000 sites,
-30,000 workstations, 20,000 projects) generates in seconds to tens of seconds.
+Sizes scale linearly (no pairwise loops), so the national size (`SCALES["national"]`: 300,000
+experts, 3,000 sites, 30,000 workstations, 1,000,000 conflict relations, 20,000 projects on one
+day) generates in about half a minute on one core.
+
+Windows. A province's day fits in two windows (09:00-12:00 and 14:00-17:30 local). When the
+day's committees would need more than half the workstations in each of them, the morning
+(08:00-12:00) and the afternoon (13:00-17:00) are cut into k equal slots instead (k up to 4: one
+hour each at the national size, where 20,000 committees share 30,000 workstations), so that a
+workstation serves several committees a day and an expert one per half-day (the workload cap).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import unicodedata
 from collections import Counter, defaultdict
@@ -52,10 +60,25 @@ __all__ = [
     "CITY_NAMES",
     "ECONOMIC_SPECIALTY",
     "LOCAL_TZ",
+    "SCALES",
     "SPECIALTY_TREE",
+    "count_relations",
     "generate_province",
     "name_variant",
 ]
+
+# The named sizes of `evalgrid province generate --scale`: keyword arguments of generate_province.
+SCALES: dict[str, dict[str, int]] = {
+    "small": {"cities": 6, "sites": 18, "workstations": 360, "experts": 3000, "companies": 600,
+              "projects": 24},
+    "province": {"cities": 16, "sites": 150, "workstations": 3000, "experts": 20000,
+                 "companies": 4000, "projects": 200},
+    "national": {"cities": 300, "sites": 3000, "workstations": 30000, "experts": 300000,
+                 "companies": 60000, "projects": 20000, "relations": 1_000_000},
+}  # fmt: skip
+SEATS_PER_PROJECT = 5.4  # expected committee seats drawn per generated project
+SLOT_LOAD = 0.5  # the share of workstations a window's committees may need before slots split
+MAX_SLOTS = 4  # per half-day
 
 CITY_NAMES: tuple[str, ...] = (
     "Hangzhou",
@@ -858,6 +881,23 @@ def _technical_quotas(
     return [Quota(top, seats, "technical")]
 
 
+def _slots_per_half_day(projects: int, workstations: int) -> int:
+    """1 (the two usual windows) unless the committees would need more than SLOT_LOAD of the
+    workstations in each window; then enough equal slots per half-day, at most MAX_SLOTS."""
+    per_window = projects * SEATS_PER_PROJECT / 2
+    if per_window <= SLOT_LOAD * max(workstations, 1):
+        return 1
+    return min(MAX_SLOTS, math.ceil(per_window / (SLOT_LOAD * max(workstations, 1))))
+
+
+def _slot(morning: bool, i: int, k: int) -> tuple[time, time]:
+    """Slot i of k in 08:00-12:00 (morning) or 13:00-17:00: equal, touching, never overlapping."""
+    first = 8 * 60 if morning else 13 * 60
+    length = 4 * 60 // k
+    begin, finish = first + i * length, first + (i + 1) * length
+    return time(begin // 60, begin % 60), time(finish // 60, finish % 60)
+
+
 def _gen_projects(
     rng: random.Random,
     sites: Sequence[Site],
@@ -877,6 +917,8 @@ def _gen_projects(
     width = _width(n)
     morning = (time(9, 0), time(12, 0))
     afternoon = (time(14, 0), time(17, 30))
+    workstations = sum(len(v.workstations) for s in sites for v in s.venues)
+    k = _slots_per_half_day(n, workstations)
     categories: tuple[Category, ...] = ("works", "goods", "services")
     out: list[Project] = []
     for seq in range(1, n + 1):
@@ -893,6 +935,8 @@ def _gen_projects(
         quotas.append(Quota(ECONOMIC_SPECIALTY, economic, "economic"))
 
         begin, finish = morning if rng.random() < 0.5 else afternoon
+        if k > 1:  # (only then: the two-window days of smaller scales keep their seeds)
+            begin, finish = _slot(begin == morning[0], rng.randrange(k), k)
         window = Window(
             datetime.combine(day, begin, LOCAL_TZ).astimezone(UTC),
             datetime.combine(day, finish, LOCAL_TZ).astimezone(UTC),

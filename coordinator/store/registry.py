@@ -2,19 +2,30 @@
 
 An import is validated completely before anything is written, then written in one MULTI, so
 a failed import stores nothing and a successful one is all there at once.
+
+Experts' ID and phone numbers never reach Redis in clear (so neither a dump nor the append-only
+file holds them): each record carries them only in a sealed box (`coordinator.domain.pii`), and
+the desk's lookup by ID number goes through the keyed-hash index ``prov:expert_ids``. Experts
+loaded from the registry therefore have empty ``id_number`` and ``phone``; `personal_data`
+opens one box when a real need arises (an SMS gateway), `expert_by_id_number` answers the desk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from coordinator.domain.model import Project, Province
+from coordinator.domain.model import Expert, Project, Province
+from coordinator.domain.pii import PersonalData, PiiKeys
 from coordinator.province import codec
 from coordinator.store.values import text
+
+log = logging.getLogger("evalgrid.coordinator")
 
 SITES = "prov:sites"
 EXPERTS = "prov:experts"
@@ -22,6 +33,11 @@ COMPANIES = "prov:companies"
 PROJECTS = "prov:projects"
 PROJECT_STATE = "proj:state"
 META = "prov:meta"
+EXPERT_IDS = "prov:expert_ids"  # HMAC-SHA256(ID number) -> expert id: the desk's lookup
+
+
+class PersonalDataError(RuntimeError):
+    """Personal data cannot be stored or read: the registry was opened without the keys."""
 
 
 def _dump(record: dict[str, Any]) -> str:
@@ -29,17 +45,44 @@ def _dump(record: dict[str, Any]) -> str:
 
 
 class Registry:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, pii: PiiKeys | None = None) -> None:
         self.redis = redis
+        self.pii = pii  # None: a reader that never needs personal data (checker, tools)
+
+    def _keys(self) -> PiiKeys:
+        if self.pii is None:
+            raise PersonalDataError("this registry was opened without the coordinator's keys: "
+                                    "it cannot seal or look up personal data")
+        return self.pii
+
+    def _stored_expert(self, expert: Expert) -> dict[str, Any]:
+        sealed = self._keys().seal(expert.id, PersonalData(expert.id_number, expert.phone))
+        return codec.expert_to_stored(expert, sealed)
 
     async def store_province(self, province: Province, *, replace: bool = False) -> None:
-        """Write a validated province atomically (projects included)."""
+        """Write a validated province atomically (projects included); personal data sealed."""
+        keys = self._keys() if province.experts else None
+        stale: list[str] = []
+        if keys is not None and not replace:
+            # A re-imported expert whose ID number changed must not stay findable by the old one.
+            fresh = {keys.id_lookup(e.id_number) for e in province.experts}
+            ids = {e.id for e in province.experts}
+            for lookup, owner in (await self.redis.hgetall(EXPERT_IDS)).items():
+                if text(owner) in ids and text(lookup) not in fresh:
+                    stale.append(text(lookup))
         pipe = self.redis.pipeline(transaction=True)
         if replace:
-            pipe.delete(SITES, EXPERTS, COMPANIES)
+            pipe.delete(SITES, EXPERTS, COMPANIES, EXPERT_IDS)
+        if stale:
+            pipe.hdel(EXPERT_IDS, *stale)
         await self._add(pipe, SITES, ((s.id, codec.site_to_dict(s)) for s in province.sites))
         await self._add(pipe, EXPERTS,
-                        ((e.id, codec.expert_to_dict(e)) for e in province.experts))
+                        ((e.id, self._stored_expert(e)) for e in province.experts))
+        if keys is not None:
+            index = {keys.id_lookup(e.id_number): e.id for e in province.experts}
+            items = list(index.items())
+            for i in range(0, len(items), 5000):
+                pipe.hset(EXPERT_IDS, mapping=dict(items[i:i + 5000]))
         await self._add(pipe, COMPANIES,
                         ((c.id, codec.company_to_dict(c)) for c in province.companies))
         for project in province.projects:
@@ -67,9 +110,21 @@ class Registry:
         sites_raw, experts_raw, companies_raw, projects_raw = await _hgetall_many(
             self.redis, SITES, EXPERTS, COMPANIES, PROJECTS
         )
+        experts = []
+        legacy = []
+        for raw in experts_raw.values():
+            record = json.loads(raw)
+            if "pii" in record:
+                experts.append(codec.expert_from_stored(record)[0])
+            else:  # written before personal data was sealed: seal it now, if we can
+                expert = codec.expert_from_dict(record)
+                legacy.append(expert)
+                experts.append(dataclasses.replace(expert, id_number="", phone=""))
+        if legacy:
+            await self._seal_legacy(legacy)
         return Province(
             sites=tuple(codec.site_from_dict(json.loads(v)) for v in sites_raw.values()),
-            experts=tuple(codec.expert_from_dict(json.loads(v)) for v in experts_raw.values()),
+            experts=tuple(experts),
             companies=tuple(
                 codec.company_from_dict(json.loads(v)) for v in companies_raw.values()
             ),
@@ -77,6 +132,33 @@ class Registry:
                 codec.project_from_dict(json.loads(v)) for v in projects_raw.values()
             ),
         )
+
+    async def _seal_legacy(self, experts: list[Expert]) -> None:
+        if self.pii is None:
+            log.warning("%d expert records still hold personal data in clear; the coordinator "
+                        "seals them when it starts", len(experts))
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        await self._add(pipe, EXPERTS, ((e.id, self._stored_expert(e)) for e in experts))
+        pipe.hset(EXPERT_IDS, mapping={self.pii.id_lookup(e.id_number): e.id for e in experts})
+        await pipe.execute()
+        log.warning("sealed the personal data of %d expert records written in clear by an "
+                    "older version", len(experts))
+
+    async def expert_by_id_number(self, id_number: str) -> str | None:
+        """The expert holding this ID number, through the keyed-hash index (never in clear)."""
+        if not id_number.strip():
+            return None
+        owner = await self.redis.hget(EXPERT_IDS, self._keys().id_lookup(id_number))
+        return text(owner) if owner is not None else None
+
+    async def personal_data(self, expert_id: str) -> PersonalData | None:
+        """Open one expert's sealed personal data (callers audit why they needed it)."""
+        raw = await self.redis.hget(EXPERTS, expert_id)
+        if raw is None:
+            return None
+        _, sealed = codec.expert_from_stored(json.loads(raw))
+        return self._keys().unseal(expert_id, sealed)
 
     async def add_project(self, project: Project) -> bool:
         """Register a project; False when one with that id exists (a resend is harmless)."""

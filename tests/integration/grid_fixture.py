@@ -48,13 +48,15 @@ from coordinator.province.files import write_province
 from coordinator.province.generator import generate_province
 from coordinator.server import Coordinator, CoordinatorConfig
 from coordinator.store.embedded_redis import EmbeddedRedis
+from evalgrid.clock import SimClock
 from evalgrid.datadir import DataDir
 from evalgrid.ids import request_id
-from evalgrid.pki import init_ca, issue
+from evalgrid.pki import init_ca, issue, paths_for
 from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S, from_window, to_timestamp
 from site_agent.agent import AgentConfig, SiteAgent
 from site_agent.booth_terminal import BoothTerminal, Score
+from site_agent.enrolment import enrol_workstation
 from site_agent.inventory import load_inventory
 
 T = TypeVar("T")
@@ -113,6 +115,10 @@ class Grid:
     _channels: list[grpc.aio.Channel] = field(default_factory=list)
     _booths: list[BoothTerminal] = field(default_factory=list)
     _by_party: dict[tuple[str, str, str], grpc.aio.Channel] = field(default_factory=dict)
+    # The coordinator's lease clock, and the Redis server (a fault test may replace either
+    # the coordinator or the server: teardown stops the ones the grid holds then).
+    lease_clock: SimClock | None = None
+    redis_server: EmbeddedRedis | None = None
 
     # --- lookups -------------------------------------------------------------------------
 
@@ -169,9 +175,30 @@ class Grid:
         return booth_pb2_grpc.DeskStub(
             self.channel(self.agent_target(site_id), "site", site_id))
 
+    def enrol_target(self, site_id: str) -> str:
+        """The agent's enrolment port (server-only TLS: for workstations without a cert)."""
+        port = self.agents[site_id].enrolment
+        assert port is not None
+        return f"127.0.0.1:{port.port}"
+
+    async def activation_code(self, site_id: str, workstation_id: str) -> str:
+        """The site desk asks for a one-time enrolment code for one of its workstations."""
+        reply = await self.desk(site_id).IssueActivationCode(booth_pb2.DeskActivationRequest(
+            request_id=request_id(), workstation_id=workstation_id), timeout=UNARY_DEADLINE_S)
+        return str(reply.code)
+
+    async def enrol(self, site_id: str, workstation_id: str) -> None:
+        """Device-bound enrolment: desk code, key made by the workstation, CSR signed."""
+        code = await self.activation_code(site_id, workstation_id)
+        await enrol_workstation(pki_dir=self.data.pki, site_id=site_id,
+                                workstation_id=workstation_id,
+                                agent=self.enrol_target(site_id), activation_code=code)
+
     async def booth(self, site_id: str, workstation_id: str) -> BoothTerminal:
-        """A booth terminal with its own workstation certificate (issued on the spot)."""
-        await asyncio.to_thread(issue, self.data.pki, "workstation", f"{site_id}/{workstation_id}")
+        """A booth terminal with its own workstation certificate: enrolled with a one-time
+        code the first time (the workstation makes its key; the coordinator signs it)."""
+        if not paths_for(self.data.pki, "workstation", f"{site_id}/{workstation_id}")[1].exists():
+            await self.enrol(site_id, workstation_id)
         terminal = BoothTerminal(pki_dir=self.data.pki, site_id=site_id,
                                  workstation_id=workstation_id,
                                  agent=self.agent_target(site_id))
@@ -282,6 +309,15 @@ def fair_scores(form: Any, share: str = "0.8") -> list[Score]:
             for bid in form.bids for c in form.criteria]
 
 
+def _agent_pki(pki: Path, site_id: str, to: Path) -> Path:
+    """A site host's PKI folder: the CA certificate and the site's own key and certificate."""
+    for path in (pki / "ca.pem", *paths_for(pki, "site", site_id)):
+        target = to / path.relative_to(pki)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        shutil.copy2(path, target)
+    return to
+
+
 def _record_commands(agent: SiteAgent, sink: list[site_link_pb2.CoordinatorCommand]) -> None:
     """Keep a copy of every command the agent applies (test instrumentation only)."""
     apply = agent.apply
@@ -340,8 +376,12 @@ async def start_grid(seed: int = 7) -> AsyncIterator[Grid]:
         await import_province(data.province, data.root, redis_server.url,
                               include_projects=False)
         # No redis_url: the coordinator attaches to the private server of its data dir.
+        # Site leases run on a clock the tests move (tests/faults); left alone, no site's
+        # lease ever lapses, however slow the machine.
+        lease_clock = SimClock(EVENING_BEFORE)
         coordinator = Coordinator(CoordinatorConfig(
-            data_dir=data.root, bind="127.0.0.1:0", sim_clock_start=EVENING_BEFORE))
+            data_dir=data.root, bind="127.0.0.1:0", sim_clock_start=EVENING_BEFORE,
+            lease_clock=lease_clock))
         port = await coordinator.start()
         recorded: dict[str, list[site_link_pb2.CoordinatorCommand]] = defaultdict(list)
         agent_ports = {}
@@ -350,8 +390,13 @@ async def start_grid(seed: int = 7) -> AsyncIterator[Grid]:
             inventory_path.parent.mkdir(parents=True, exist_ok=True)
             inventory_path.write_text(json.dumps(codec.site_to_dict(site)))
             site_id, inventory = load_inventory(inventory_path)
-            agent = SiteAgent(AgentConfig(site_id=site_id, pki_dir=data.pki,
-                                          coordinator=f"127.0.0.1:{port}"), inventory)
+            # Each agent keeps its own PKI folder, as on its own host: the CRL reaches it only
+            # over its link to the coordinator.
+            agent_pki = await asyncio.to_thread(_agent_pki, data.pki, site_id,
+                                                data.agents / site_id / "pki")
+            agent = SiteAgent(AgentConfig(site_id=site_id, pki_dir=agent_pki,
+                                          coordinator=f"127.0.0.1:{port}",
+                                          data_dir=data.agents / site_id), inventory)
             _record_commands(agent, recorded[site_id])
             agents[site_id] = agent
             agent_ports[site_id] = await agent.start()
@@ -360,7 +405,7 @@ async def start_grid(seed: int = 7) -> AsyncIterator[Grid]:
         grid = Grid(root=root, data=data, province=province, redis_url=redis_server.url,
                     coordinator=coordinator, port=port, agents=agents, agent_ports=agent_ports,
                     operator=operator_pb2_grpc.OperatorStub(operator_channel),
-                    commands=recorded)
+                    commands=recorded, lease_clock=lease_clock, redis_server=redis_server)
         grid.track(operator_channel)
 
         async def all_online() -> bool:
@@ -373,6 +418,7 @@ async def start_grid(seed: int = 7) -> AsyncIterator[Grid]:
     finally:
         if grid is not None:
             await grid.aclose()
+            coordinator, redis_server = grid.coordinator, grid.redis_server
         for agent in agents.values():
             with contextlib.suppress(Exception):
                 await agent.stop()

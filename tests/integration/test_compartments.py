@@ -204,13 +204,15 @@ async def test_redis_never_pairs_an_expert_with_a_project(grid: Grid) -> None:
     assert "prov:experts" in dump and any(k.startswith("alloc:") for k in dump)
     _assert_no_expert_next_to_project(dump, grid, notices_of)
 
-    # Where a drawn expert's id may appear at all: the registry, and the expert's own booking
-    # set (whose members hold only times and an opaque holder). `bk:~maxlen` is the booking
-    # store's index of resource keys (key -> longest interval booked), part of the same thing.
+    # Where a drawn expert's id may appear at all: the registry (with its keyed-hash index of ID
+    # numbers), and the expert's own booking set (whose members hold only times and an opaque
+    # holder). `bk:~maxlen` is the booking store's index of resource keys (key -> longest
+    # interval booked), part of the same thing.
     for expert_id in drawn:
         token = _token(expert_id)
         found = sorted(k for k, blob in dump.items() if token.search(blob))
-        assert set(found) <= {"prov:experts", f"bk:ex:{expert_id}", "bk:~maxlen"}, found
+        assert set(found) <= {"prov:experts", "prov:expert_ids", f"bk:ex:{expert_id}",
+                              "bk:~maxlen"}, found
         assert (f"bk:ex:{expert_id}" in found) == (expert_id != declined)
     # Exactly the members still on a committee hold a booking: the declined one was released.
     ex_keys = [k for k in dump if k.startswith("bk:ex:")]

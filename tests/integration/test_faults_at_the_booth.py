@@ -73,9 +73,15 @@ async def test_with_no_spare_the_member_and_venue_are_redrawn(grid: Grid) -> Non
     before = len(grid.notices())
     await _mark(grid, seat.site_id, seat.workstation_id)
 
-    async def redrawn() -> bool:
-        return any(s.session_id == seat.session_id and s.status == "displaced"
-                   for s in await _seats(grid, project.id))
+    async def redrawn() -> bool:  # displaced, and the supplementary draw's outcome recorded
+        kinds = [e.kind for e in await grid.coordinator.workflow.audit.entries()  # type: ignore[union-attr]
+                 if e.subject == project.id]
+        if "seat.displaced" not in kinds:
+            return False
+        after = kinds[kinds.index("seat.displaced"):]
+        return any(k in ("draw.placed", "draw.starved", "draw.refused") for k in after) and any(
+            s.session_id == seat.session_id and s.status == "displaced"
+            for s in await _seats(grid, project.id))
 
     await wait_until(redrawn, "the member to be displaced and the seat redrawn")
     entries = await grid.coordinator.workflow.audit.entries()  # type: ignore[union-attr]

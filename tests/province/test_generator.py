@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import unicodedata
 from collections import Counter
-from datetime import UTC, date, time
+from datetime import UTC, date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -236,3 +236,45 @@ def test_rejects_impossible_sizes() -> None:
         generate_province(
             seed=1, day=DAY, cities=2, sites=4, workstations=20, experts=10, companies=2
         )
+
+
+def test_national_scale_at_one_hundredth_keeps_its_counts_and_is_drawable() -> None:
+    """The national size divided by 100 (generating the real one takes half a minute): every
+    count is what was asked, the day is cut into slots, and every project can be drawn."""
+    from coordinator.domain.conflicts import ConflictIndex
+    from coordinator.domain.draw import DrawOutcome, draw
+    from coordinator.domain.eligibility import DayScreen, PoolIndex
+    from coordinator.domain.rules import load_rules
+    from coordinator.province.generator import SCALES, count_relations
+
+    national = SCALES["national"]
+    documented = ("experts", "sites", "workstations", "relations", "projects")
+    assert [national[k] for k in documented] == [300_000, 3_000, 30_000, 1_000_000, 20_000]
+    size = {k: v // 100 for k, v in national.items()}
+    prov = generate_province(seed=7, day=DAY, **size)
+    assert len(prov.experts) == size["experts"] and len(prov.sites) == size["sites"]
+    assert len(prov.companies) == size["companies"] and len(prov.projects) == size["projects"]
+    assert len({s.city for s in prov.sites}) == size["cities"]
+    stations = sum(len(v.workstations) for s in prov.sites for v in s.venues)
+    assert size["workstations"] <= stations <= size["workstations"] * 1.05
+    assert size["relations"] <= count_relations(prov.experts) <= size["relations"] * 1.01
+
+    windows = Counter((p.window.start, p.window.end) for p in prov.projects)
+    assert len(windows) == 8  # four one-hour slots in each half-day
+    for start, end in windows:
+        local = start.astimezone(LOCAL_TZ), end.astimezone(LOCAL_TZ)
+        assert local[0].date() == DAY and (local[0].hour < 12) == (local[1].hour <= 12)
+        assert end - start == timedelta(hours=1)
+
+    rules = load_rules()
+    pool = PoolIndex.build(prov.experts, rules)
+    day = DayScreen(pool, ConflictIndex.build(prov.experts, prov.companies, rules), prov.sites,
+                    rules, DAY - timedelta(days=1))
+    host_city = {s.id: s.city for s in prov.sites}
+    drawn = 0
+    for p in sorted(prov.projects, key=lambda p: (p.window.start, p.id)):
+        result = draw(day.inputs(p, host_city[p.host_site_id]), bytes(32))
+        if isinstance(result, DrawOutcome):
+            day.book(p, [(s.expert_id, s.workstation_id) for s in result.seats])
+            drawn += 1
+    assert drawn == len(prov.projects)

@@ -482,3 +482,81 @@ class MarkReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MarkReply: _TypeAlias = MarkReply  # noqa: Y015
+
+@_typing.final
+class DeskActivationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workstation_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeskActivationRequest: _TypeAlias = DeskActivationRequest  # noqa: Y015
+
+@_typing.final
+class ActivateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    ACTIVATION_CODE_FIELD_NUMBER: _builtins.int
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workstation_id: _builtins.str
+    activation_code: _builtins.str
+    csr_pem: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+        activation_code: _builtins.str = ...,
+        csr_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_code", b"activation_code", "csr_pem", b"csr_pem", "request_id", b"request_id", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateRequest: _TypeAlias = ActivateRequest  # noqa: Y015
+
+@_typing.final
+class ActivateReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    CA_PEM_FIELD_NUMBER: _builtins.int
+    SERIAL_FIELD_NUMBER: _builtins.int
+    workstation_id: _builtins.str
+    certificate_pem: _builtins.bytes
+    ca_pem: _builtins.bytes
+    serial: _builtins.str
+    def __init__(
+        self,
+        *,
+        workstation_id: _builtins.str = ...,
+        certificate_pem: _builtins.bytes = ...,
+        ca_pem: _builtins.bytes = ...,
+        serial: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_pem", b"ca_pem", "certificate_pem", b"certificate_pem", "serial", b"serial", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateReply: _TypeAlias = ActivateReply  # noqa: Y015

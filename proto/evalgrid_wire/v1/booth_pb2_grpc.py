@@ -516,6 +516,11 @@ class DeskStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.MarkRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.MarkReply.FromString,
                 _registered_method=True)
+        self.IssueActivationCode = channel.unary_unary(
+                '/evalgrid.v1.Desk/IssueActivationCode',
+                request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.DeskActivationRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.ActivationCode.FromString,
+                _registered_method=True)
 
 
 class DeskServicer:
@@ -548,6 +553,13 @@ class DeskServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueActivationCode(self, request, context):
+        """Staff issue a one-time activation code for one workstation of the site (enrolment).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DeskServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -570,6 +582,11 @@ def add_DeskServicer_to_server(servicer, server):
                     servicer.MarkWorkstation,
                     request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.MarkRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.MarkReply.SerializeToString,
+            ),
+            'IssueActivationCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueActivationCode,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.DeskActivationRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.ActivationCode.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -680,6 +697,114 @@ class Desk:
             '/evalgrid.v1.Desk/MarkWorkstation',
             evalgrid__wire_dot_v1_dot_booth__pb2.MarkRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_booth__pb2.MarkReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueActivationCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Desk/IssueActivationCode',
+            evalgrid__wire_dot_v1_dot_booth__pb2.DeskActivationRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.ActivationCode.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class EnrolmentStub:
+    """Device-bound enrolment of a workstation that has no certificate yet. Served by the agent on
+    its enrolment port (TLS with the site's certificate, no client certificate asked: the device
+    has none yet) and on its main port (a workstation renewing its key).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Activate = channel.unary_unary(
+                '/evalgrid.v1.Enrolment/Activate',
+                request_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.ActivateRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.ActivateReply.FromString,
+                _registered_method=True)
+
+
+class EnrolmentServicer:
+    """Device-bound enrolment of a workstation that has no certificate yet. Served by the agent on
+    its enrolment port (TLS with the site's certificate, no client certificate asked: the device
+    has none yet) and on its main port (a workstation renewing its key).
+    """
+
+    def Activate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EnrolmentServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Activate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Activate,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_booth__pb2.ActivateRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_booth__pb2.ActivateReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'evalgrid.v1.Enrolment', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('evalgrid.v1.Enrolment', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Enrolment:
+    """Device-bound enrolment of a workstation that has no certificate yet. Served by the agent on
+    its enrolment port (TLS with the site's certificate, no client certificate asked: the device
+    has none yet) and on its main port (a workstation renewing its key).
+    """
+
+    @staticmethod
+    def Activate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Enrolment/Activate',
+            evalgrid__wire_dot_v1_dot_booth__pb2.ActivateRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_booth__pb2.ActivateReply.FromString,
             options,
             channel_credentials,
             insecure,

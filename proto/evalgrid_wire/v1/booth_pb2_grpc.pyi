@@ -149,6 +149,8 @@ class DeskStub:
     """Staff mark a workstation faulty or back in service; the coordinator learns it through
     the agent's status stream (WORKSTATION_STATE_FAULT). Setting the same value is a no-op.
     """
+    IssueActivationCode: _grpc.UnaryUnaryMultiCallable[_booth_pb2.DeskActivationRequest, _common_pb2.ActivationCode]
+    """Staff issue a one-time activation code for one workstation of the site (enrolment)."""
 
 @_typing.type_check_only
 class DeskAsyncStub(DeskStub):
@@ -161,6 +163,8 @@ class DeskAsyncStub(DeskStub):
     """Staff mark a workstation faulty or back in service; the coordinator learns it through
     the agent's status stream (WORKSTATION_STATE_FAULT). Setting the same value is a no-op.
     """
+    IssueActivationCode: _aio.UnaryUnaryMultiCallable[_booth_pb2.DeskActivationRequest, _common_pb2.ActivationCode]  # type: ignore[assignment]
+    """Staff issue a one-time activation code for one workstation of the site (enrolment)."""
 
 class DeskServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -195,4 +199,49 @@ class DeskServicer(metaclass=_abc_1.ABCMeta):
         the agent's status stream (WORKSTATION_STATE_FAULT). Setting the same value is a no-op.
         """
 
+    @_abc_1.abstractmethod
+    def IssueActivationCode(
+        self,
+        request: _booth_pb2.DeskActivationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.ActivationCode, _abc.Awaitable[_common_pb2.ActivationCode]]:
+        """Staff issue a one-time activation code for one workstation of the site (enrolment)."""
+
 def add_DeskServicer_to_server(servicer: DeskServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class EnrolmentStub:
+    """Device-bound enrolment of a workstation that has no certificate yet. Served by the agent on
+    its enrolment port (TLS with the site's certificate, no client certificate asked: the device
+    has none yet) and on its main port (a workstation renewing its key).
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> EnrolmentAsyncStub: ...
+    Activate: _grpc.UnaryUnaryMultiCallable[_booth_pb2.ActivateRequest, _booth_pb2.ActivateReply]
+
+@_typing.type_check_only
+class EnrolmentAsyncStub(EnrolmentStub):
+    """Device-bound enrolment of a workstation that has no certificate yet. Served by the agent on
+    its enrolment port (TLS with the site's certificate, no client certificate asked: the device
+    has none yet) and on its main port (a workstation renewing its key).
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Activate: _aio.UnaryUnaryMultiCallable[_booth_pb2.ActivateRequest, _booth_pb2.ActivateReply]  # type: ignore[assignment]
+
+class EnrolmentServicer(metaclass=_abc_1.ABCMeta):
+    """Device-bound enrolment of a workstation that has no certificate yet. Served by the agent on
+    its enrolment port (TLS with the site's certificate, no client certificate asked: the device
+    has none yet) and on its main port (a workstation renewing its key).
+    """
+
+    @_abc_1.abstractmethod
+    def Activate(
+        self,
+        request: _booth_pb2.ActivateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_booth_pb2.ActivateReply, _abc.Awaitable[_booth_pb2.ActivateReply]]: ...
+
+def add_EnrolmentServicer_to_server(servicer: EnrolmentServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65valgrid_wire/v1/common.proto\x12\x0b\x65valgrid.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"`\n\nTimeWindow\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x0fWorkstationInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x12\n\nattributes\x18\x03 \x03(\t\"X\n\x08RoomInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x32\n\x0cworkstations\x18\x03 \x03(\x0b\x32\x1c.evalgrid.v1.WorkstationInfo\"K\n\tVenueInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12$\n\x05rooms\x18\x03 \x03(\x0b\x32\x15.evalgrid.v1.RoomInfo\"3\n\tInventory\x12&\n\x06venues\x18\x01 \x03(\x0b\x32\x16.evalgrid.v1.VenueInfo\"O\n\rCriterionInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tmax_score\x18\x03 \x01(\t\x12\x11\n\tobjective\x18\x04 \x01(\x08\";\n\x07\x42idInfo\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x62idder_name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\"\xd9\x01\n\tSheetForm\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0cproject_name\x18\x02 \x01(\t\x12,\n\x08\x63riteria\x18\x03 \x03(\x0b\x32\x1a.evalgrid.v1.CriterionInfo\x12\"\n\x04\x62ids\x18\x04 \x03(\x0b\x32\x14.evalgrid.v1.BidInfo\x12\'\n\x06window\x18\x05 \x01(\x0b\x32\x17.evalgrid.v1.TimeWindow\x12\x17\n\x0freturned_reason\x18\x06 \x01(\t\x12\x0e\n\x06leader\x18\x07 \x01(\x08\"G\n\x0e\x43riterionScore\x12\x10\n\x08\x62id_code\x18\x01 \x01(\t\x12\x14\n\x0c\x63riterion_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\t\"o\n\nScoreSheet\x12\x10\n\x08sheet_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12+\n\x06scores\x18\x03 \x03(\x0b\x32\x1b.evalgrid.v1.CriterionScore\x12\x0e\n\x06signed\x18\x04 \x01(\x08\"Y\n\x10SubmitSheetReply\x12\x10\n\x08sheet_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\"\xb7\x01\n\rClarification\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x10\n\x08\x62id_code\x18\x02 \x01(\t\x12\x10\n\x08question\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\t\x12,\n\x08\x61sked_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61nswered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x11\x43larificationList\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.evalgrid.v1.Clarification\"s\n\nReviewItem\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\nexpert_ref\x18\x02 \x01(\t\x12\x10\n\x08\x62id_code\x18\x03 \x01(\t\x12\x14\n\x0c\x63riterion_id\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\t\x12\x0c\n\x04mean\x18\x06 \x01(\t\"m\n\x0f\x43ommitteeReview\x12\x0e\n\x06leader\x18\x01 \x01(\x08\x12)\n\x08warnings\x18\x02 \x03(\x0b\x32\x17.evalgrid.v1.ReviewItem\x12\x0e\n\x06signed\x18\x03 \x03(\t\x12\x0f\n\x07pending\x18\x04 \x03(\t\"7\n\x10ReturnSheetReply\x12\x12\n\nexpert_ref\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"3\n\x0cRecusalReply\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"J\n\x0bSignInReply\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nexpert_ref\x18\x02 \x01(\t\x12\x13\n\x0b\x65xpert_name\x18\x03 \x01(\t*\xf0\x01\n\x10WorkstationState\x12!\n\x1dWORKSTATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKSTATION_STATE_FREE\x10\x01\x12\x1e\n\x1aWORKSTATION_STATE_RESERVED\x10\x02\x12\x1f\n\x1bWORKSTATION_STATE_SIGNED_IN\x10\x03\x12 \n\x1cWORKSTATION_STATE_EVALUATING\x10\x04\x12\x1b\n\x17WORKSTATION_STATE_FAULT\x10\x05\x12\x1d\n\x19WORKSTATION_STATE_OFFLINE\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x65valgrid_wire/v1/common.proto\x12\x0b\x65valgrid.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"`\n\nTimeWindow\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x0fWorkstationInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07room_id\x18\x02 \x01(\t\x12\x12\n\nattributes\x18\x03 \x03(\t\"X\n\x08RoomInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x32\n\x0cworkstations\x18\x03 \x03(\x0b\x32\x1c.evalgrid.v1.WorkstationInfo\"K\n\tVenueInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12$\n\x05rooms\x18\x03 \x03(\x0b\x32\x15.evalgrid.v1.RoomInfo\"3\n\tInventory\x12&\n\x06venues\x18\x01 \x03(\x0b\x32\x16.evalgrid.v1.VenueInfo\"O\n\rCriterionInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tmax_score\x18\x03 \x01(\t\x12\x11\n\tobjective\x18\x04 \x01(\x08\";\n\x07\x42idInfo\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x62idder_name\x18\x02 \x01(\t\x12\r\n\x05price\x18\x03 \x01(\t\"\xd9\x01\n\tSheetForm\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x14\n\x0cproject_name\x18\x02 \x01(\t\x12,\n\x08\x63riteria\x18\x03 \x03(\x0b\x32\x1a.evalgrid.v1.CriterionInfo\x12\"\n\x04\x62ids\x18\x04 \x03(\x0b\x32\x14.evalgrid.v1.BidInfo\x12\'\n\x06window\x18\x05 \x01(\x0b\x32\x17.evalgrid.v1.TimeWindow\x12\x17\n\x0freturned_reason\x18\x06 \x01(\t\x12\x0e\n\x06leader\x18\x07 \x01(\x08\"G\n\x0e\x43riterionScore\x12\x10\n\x08\x62id_code\x18\x01 \x01(\t\x12\x14\n\x0c\x63riterion_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\t\"o\n\nScoreSheet\x12\x10\n\x08sheet_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12+\n\x06scores\x18\x03 \x03(\x0b\x32\x1b.evalgrid.v1.CriterionScore\x12\x0e\n\x06signed\x18\x04 \x01(\x08\"i\n\x10SubmitSheetReply\x12\x10\n\x08sheet_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x11\n\tduplicate\x18\x03 \x01(\x08\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x0e\n\x06queued\x18\x05 \x01(\x08\"\xb7\x01\n\rClarification\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x10\n\x08\x62id_code\x18\x02 \x01(\t\x12\x10\n\x08question\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\t\x12,\n\x08\x61sked_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61nswered_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x11\x43larificationList\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.evalgrid.v1.Clarification\"s\n\nReviewItem\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\nexpert_ref\x18\x02 \x01(\t\x12\x10\n\x08\x62id_code\x18\x03 \x01(\t\x12\x14\n\x0c\x63riterion_id\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\t\x12\x0c\n\x04mean\x18\x06 \x01(\t\"m\n\x0f\x43ommitteeReview\x12\x0e\n\x06leader\x18\x01 \x01(\x08\x12)\n\x08warnings\x18\x02 \x03(\x0b\x32\x17.evalgrid.v1.ReviewItem\x12\x0e\n\x06signed\x18\x03 \x03(\t\x12\x0f\n\x07pending\x18\x04 \x03(\t\"7\n\x10ReturnSheetReply\x12\x12\n\nexpert_ref\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"3\n\x0cRecusalReply\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\"[\n\x0bSignInReply\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x12\n\nexpert_ref\x18\x02 \x01(\t\x12\x13\n\x0b\x65xpert_name\x18\x03 \x01(\t\x12\x0f\n\x07offline\x18\x04 \x01(\x08\"f\n\x0e\x41\x63tivationCode\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xf0\x01\n\x10WorkstationState\x12!\n\x1dWORKSTATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16WORKSTATION_STATE_FREE\x10\x01\x12\x1e\n\x1aWORKSTATION_STATE_RESERVED\x10\x02\x12\x1f\n\x1bWORKSTATION_STATE_SIGNED_IN\x10\x03\x12 \n\x1cWORKSTATION_STATE_EVALUATING\x10\x04\x12\x1b\n\x17WORKSTATION_STATE_FAULT\x10\x05\x12\x1d\n\x19WORKSTATION_STATE_OFFLINE\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'evalgrid_wire.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WORKSTATIONSTATE']._serialized_start=1769
-  _globals['_WORKSTATIONSTATE']._serialized_end=2009
+  _globals['_WORKSTATIONSTATE']._serialized_start=1906
+  _globals['_WORKSTATIONSTATE']._serialized_end=2146
   _globals['_TIMEWINDOW']._serialized_start=79
   _globals['_TIMEWINDOW']._serialized_end=175
   _globals['_WORKSTATIONINFO']._serialized_start=177
@@ -55,19 +55,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCORESHEET']._serialized_start=900
   _globals['_SCORESHEET']._serialized_end=1011
   _globals['_SUBMITSHEETREPLY']._serialized_start=1013
-  _globals['_SUBMITSHEETREPLY']._serialized_end=1102
-  _globals['_CLARIFICATION']._serialized_start=1105
-  _globals['_CLARIFICATION']._serialized_end=1288
-  _globals['_CLARIFICATIONLIST']._serialized_start=1290
-  _globals['_CLARIFICATIONLIST']._serialized_end=1352
-  _globals['_REVIEWITEM']._serialized_start=1354
-  _globals['_REVIEWITEM']._serialized_end=1469
-  _globals['_COMMITTEEREVIEW']._serialized_start=1471
-  _globals['_COMMITTEEREVIEW']._serialized_end=1580
-  _globals['_RETURNSHEETREPLY']._serialized_start=1582
-  _globals['_RETURNSHEETREPLY']._serialized_end=1637
-  _globals['_RECUSALREPLY']._serialized_start=1639
-  _globals['_RECUSALREPLY']._serialized_end=1690
-  _globals['_SIGNINREPLY']._serialized_start=1692
-  _globals['_SIGNINREPLY']._serialized_end=1766
+  _globals['_SUBMITSHEETREPLY']._serialized_end=1118
+  _globals['_CLARIFICATION']._serialized_start=1121
+  _globals['_CLARIFICATION']._serialized_end=1304
+  _globals['_CLARIFICATIONLIST']._serialized_start=1306
+  _globals['_CLARIFICATIONLIST']._serialized_end=1368
+  _globals['_REVIEWITEM']._serialized_start=1370
+  _globals['_REVIEWITEM']._serialized_end=1485
+  _globals['_COMMITTEEREVIEW']._serialized_start=1487
+  _globals['_COMMITTEEREVIEW']._serialized_end=1596
+  _globals['_RETURNSHEETREPLY']._serialized_start=1598
+  _globals['_RETURNSHEETREPLY']._serialized_end=1653
+  _globals['_RECUSALREPLY']._serialized_start=1655
+  _globals['_RECUSALREPLY']._serialized_end=1706
+  _globals['_SIGNINREPLY']._serialized_start=1708
+  _globals['_SIGNINREPLY']._serialized_end=1799
+  _globals['_ACTIVATIONCODE']._serialized_start=1801
+  _globals['_ACTIVATIONCODE']._serialized_end=1903
 # @@protoc_insertion_point(module_scope)

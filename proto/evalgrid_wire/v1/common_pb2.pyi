@@ -335,12 +335,17 @@ class SubmitSheetReply(_message.Message):
     ACCEPTED_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
     DIGEST_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
     sheet_id: _builtins.str
     accepted: _builtins.bool
     duplicate: _builtins.bool
     """this sheet was already stored; nothing changed"""
     digest: _builtins.str
     """SHA-256 of the stored sheet, hex"""
+    queued: _builtins.bool
+    """Accepted by the site's agent while the coordinator is unreachable: journaled there and
+    forwarded on reconnect (digest empty until then).
+    """
     def __init__(
         self,
         *,
@@ -348,10 +353,11 @@ class SubmitSheetReply(_message.Message):
         accepted: _builtins.bool = ...,
         duplicate: _builtins.bool = ...,
         digest: _builtins.str = ...,
+        queued: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "digest", b"digest", "duplicate", b"duplicate", "sheet_id", b"sheet_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted", b"accepted", "digest", b"digest", "duplicate", b"duplicate", "queued", b"queued", "sheet_id", b"sheet_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -540,22 +546,56 @@ class SignInReply(_message.Message):
     SESSION_ID_FIELD_NUMBER: _builtins.int
     EXPERT_REF_FIELD_NUMBER: _builtins.int
     EXPERT_NAME_FIELD_NUMBER: _builtins.int
+    OFFLINE_FIELD_NUMBER: _builtins.int
     session_id: _builtins.str
     expert_ref: _builtins.str
     """opaque reference of the signed-in expert"""
     expert_name: _builtins.str
     """shown at the booth once the identity is checked"""
+    offline: _builtins.bool
+    """checked by the site's agent; the coordinator learns it on reconnect"""
     def __init__(
         self,
         *,
         session_id: _builtins.str = ...,
         expert_ref: _builtins.str = ...,
         expert_name: _builtins.str = ...,
+        offline: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expert_name", b"expert_name", "expert_ref", b"expert_ref", "session_id", b"session_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expert_name", b"expert_name", "expert_ref", b"expert_ref", "offline", b"offline", "session_id", b"session_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignInReply: _TypeAlias = SignInReply  # noqa: Y015
+
+@_typing.final
+class ActivationCode(_message.Message):
+    """A one-time activation code for enrolling one workstation (device-bound enrolment): shown to
+    site staff once, valid for a short time and for one enrolment.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    workstation_id: _builtins.str
+    code: _builtins.str
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        workstation_id: _builtins.str = ...,
+        code: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "expires_at", b"expires_at", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivationCode: _TypeAlias = ActivationCode  # noqa: Y015

@@ -45,12 +45,20 @@ class StatusReply(_message.Message):
     PROJECTS_FIELD_NUMBER: _builtins.int
     PROJECTS_REPORTED_FIELD_NUMBER: _builtins.int
     NOW_FIELD_NUMBER: _builtins.int
+    SITES_DISCONNECTED_FIELD_NUMBER: _builtins.int
+    SITES_LOST_FIELD_NUMBER: _builtins.int
+    INCIDENTS_OPEN_FIELD_NUMBER: _builtins.int
     sites: _builtins.int
     sites_online: _builtins.int
     workstations: _builtins.int
     experts: _builtins.int
     projects: _builtins.int
     projects_reported: _builtins.int
+    sites_disconnected: _builtins.int
+    """lease lapsed or stream closed"""
+    sites_lost: _builtins.int
+    """silent past the grace period"""
+    incidents_open: _builtins.int
     @_builtins.property
     def now(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -63,10 +71,13 @@ class StatusReply(_message.Message):
         projects: _builtins.int = ...,
         projects_reported: _builtins.int = ...,
         now: _timestamp_pb2.Timestamp | None = ...,
+        sites_disconnected: _builtins.int = ...,
+        sites_lost: _builtins.int = ...,
+        incidents_open: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["now", b"now"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["experts", b"experts", "now", b"now", "projects", b"projects", "projects_reported", b"projects_reported", "sites", b"sites", "sites_online", b"sites_online", "workstations", b"workstations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experts", b"experts", "incidents_open", b"incidents_open", "now", b"now", "projects", b"projects", "projects_reported", b"projects_reported", "sites", b"sites", "sites_disconnected", b"sites_disconnected", "sites_lost", b"sites_lost", "sites_online", b"sites_online", "workstations", b"workstations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -597,6 +608,8 @@ class SiteState(_message.Message):
     WORKSTATIONS_FIELD_NUMBER: _builtins.int
     STATES_FIELD_NUMBER: _builtins.int
     FLAGGED_FIELD_NUMBER: _builtins.int
+    LINK_FIELD_NUMBER: _builtins.int
+    LINK_SINCE_FIELD_NUMBER: _builtins.int
     site_id: _builtins.str
     name: _builtins.str
     city: _builtins.str
@@ -604,12 +617,16 @@ class SiteState(_message.Message):
     """the agent's stream is connected"""
     workstations: _builtins.int
     """in the registry"""
+    link: _builtins.str
+    """connected | disconnected | lost"""
     @_builtins.property
     def states(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
         """workstations by state name, as the agent last reported"""
 
     @_builtins.property
     def flagged(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlaggedWorkstation]: ...
+    @_builtins.property
+    def link_since(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -620,10 +637,12 @@ class SiteState(_message.Message):
         workstations: _builtins.int = ...,
         states: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         flagged: _abc.Iterable[Global___FlaggedWorkstation] | None = ...,
+        link: _builtins.str = ...,
+        link_since: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link_since", b"link_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "flagged", b"flagged", "name", b"name", "online", b"online", "site_id", b"site_id", "states", b"states", "workstations", b"workstations"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "flagged", b"flagged", "link", b"link", "link_since", b"link_since", "name", b"name", "online", b"online", "site_id", b"site_id", "states", b"states", "workstations", b"workstations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -638,6 +657,7 @@ class GridSnapshot(_message.Message):
     PROJECTS_FIELD_NUMBER: _builtins.int
     OPEN_PROJECTS_FIELD_NUMBER: _builtins.int
     AUDIT_HEAD_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
     audit_head: _builtins.int
     """seq of the last audit entry (for Watch with tail or after_id)"""
     @_builtins.property
@@ -650,6 +670,10 @@ class GridSnapshot(_message.Message):
     def open_projects(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProjectSeatsReply]:
         """Seats of every project drawn or under evaluation, as ProjectSeats shows them."""
 
+    @_builtins.property
+    def incidents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Incident]:
+        """open ones, and those closed in the last day"""
+
     def __init__(
         self,
         *,
@@ -658,11 +682,381 @@ class GridSnapshot(_message.Message):
         projects: _abc.Iterable[Global___ProjectSummary] | None = ...,
         open_projects: _abc.Iterable[Global___ProjectSeatsReply] | None = ...,
         audit_head: _builtins.int = ...,
+        incidents: _abc.Iterable[Global___Incident] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "open_projects", b"open_projects", "projects", b"projects", "sites", b"sites", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "incidents", b"incidents", "open_projects", b"open_projects", "projects", b"projects", "sites", b"sites", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GridSnapshot: _TypeAlias = GridSnapshot  # noqa: Y015
+
+@_typing.final
+class UnlockSignInRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    site_id: _builtins.str
+    workstation_id: _builtins.str
+    """the workstation's lock at that site (may be empty)"""
+    session_id: _builtins.str
+    """the seat's lock (may be empty)"""
+    reason: _builtins.str
+    """why, for the audit trail (required)"""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        site_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "request_id", b"request_id", "session_id", b"session_id", "site_id", b"site_id", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlockSignInRequest: _TypeAlias = UnlockSignInRequest  # noqa: Y015
+
+@_typing.final
+class UnlockSignInReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNLOCKED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def unlocked(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the lock scopes lifted (none: nothing was locked)"""
+
+    def __init__(
+        self,
+        *,
+        unlocked: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["unlocked", b"unlocked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlockSignInReply: _TypeAlias = UnlockSignInReply  # noqa: Y015
+
+@_typing.final
+class Incident(_message.Message):
+    """A guest site failed at or during a project's window and the rules' clock runs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    FAILED_AT_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    incident_id: _builtins.str
+    project_id: _builtins.str
+    site_id: _builtins.str
+    phase: _builtins.str
+    """before_evaluation | during_evaluation"""
+    state: _builtins.str
+    """awaiting_repair | decision_due | waiting | resumed | postponed | reevaluated"""
+    cause: _builtins.str
+    detail: _builtins.str
+    @_builtins.property
+    def failed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """window start + 2 h, or failure + 4 h"""
+
+    @_builtins.property
+    def allowed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """decisions open now"""
+
+    def __init__(
+        self,
+        *,
+        incident_id: _builtins.str = ...,
+        project_id: _builtins.str = ...,
+        site_id: _builtins.str = ...,
+        phase: _builtins.str = ...,
+        state: _builtins.str = ...,
+        cause: _builtins.str = ...,
+        failed_at: _timestamp_pb2.Timestamp | None = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+        allowed: _abc.Iterable[_builtins.str] | None = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "failed_at", b"failed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "cause", b"cause", "deadline", b"deadline", "detail", b"detail", "failed_at", b"failed_at", "incident_id", b"incident_id", "phase", b"phase", "project_id", b"project_id", "site_id", b"site_id", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Incident: _TypeAlias = Incident  # noqa: Y015
+
+@_typing.final
+class ListIncidentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_CLOSED_FIELD_NUMBER: _builtins.int
+    include_closed: _builtins.bool
+    def __init__(
+        self,
+        *,
+        include_closed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_closed", b"include_closed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIncidentsRequest: _TypeAlias = ListIncidentsRequest  # noqa: Y015
+
+@_typing.final
+class ListIncidentsReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def incidents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Incident]: ...
+    def __init__(
+        self,
+        *,
+        incidents: _abc.Iterable[Global___Incident] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incidents", b"incidents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIncidentsReply: _TypeAlias = ListIncidentsReply  # noqa: Y015
+
+@_typing.final
+class DecideIncidentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    NEW_WINDOW_START_FIELD_NUMBER: _builtins.int
+    NEW_WINDOW_END_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    incident_id: _builtins.str
+    decision: _builtins.str
+    """wait | postpone | reevaluate"""
+    note: _builtins.str
+    """whose decision and why (the tenderer's, for wait / postpone)"""
+    @_builtins.property
+    def new_window_start(self) -> _timestamp_pb2.Timestamp:
+        """postpone / reevaluate: when the new committee sits"""
+
+    @_builtins.property
+    def new_window_end(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        incident_id: _builtins.str = ...,
+        decision: _builtins.str = ...,
+        note: _builtins.str = ...,
+        new_window_start: _timestamp_pb2.Timestamp | None = ...,
+        new_window_end: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["new_window_end", b"new_window_end", "new_window_start", b"new_window_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "incident_id", b"incident_id", "new_window_end", b"new_window_end", "new_window_start", b"new_window_start", "note", b"note", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideIncidentRequest: _TypeAlias = DecideIncidentRequest  # noqa: Y015
+
+@_typing.final
+class DecideIncidentReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    outcome: _builtins.str
+    @_builtins.property
+    def incident(self) -> Global___Incident: ...
+    def __init__(
+        self,
+        *,
+        incident: Global___Incident | None = ...,
+        outcome: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["incident", b"incident"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incident", b"incident", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideIncidentReply: _TypeAlias = DecideIncidentReply  # noqa: Y015
+
+@_typing.final
+class PlanDayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    EXECUTOR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    day: _builtins.str
+    """YYYY-MM-DD, the local day the windows start on"""
+    executor: _builtins.str
+    """Empty: the coordinator's own executor. A request may narrow it (local, local:N, ray:N
+    within the coordinator's own), never point it at another cluster.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        executor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "executor", b"executor", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanDayRequest: _TypeAlias = PlanDayRequest  # noqa: Y015
+
+@_typing.final
+class PlanProjectOutcome(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DRAW_ID_FIELD_NUMBER: _builtins.int
+    SEATS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    outcome: _builtins.str
+    """drawn | refused | starved | conflict | skipped"""
+    draw_id: _builtins.str
+    seats: _builtins.int
+    reason: _builtins.str
+    """why a project was not drawn (counts only, no names)"""
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        draw_id: _builtins.str = ...,
+        seats: _builtins.int = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draw_id", b"draw_id", "outcome", b"outcome", "project_id", b"project_id", "reason", b"reason", "seats", b"seats"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanProjectOutcome: _TypeAlias = PlanProjectOutcome  # noqa: Y015
+
+@_typing.final
+class PlanSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    SEED_HASH_FIELD_NUMBER: _builtins.int
+    EXECUTOR_FIELD_NUMBER: _builtins.int
+    PROJECTS_FIELD_NUMBER: _builtins.int
+    DRAWN_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
+    STARVED_FIELD_NUMBER: _builtins.int
+    CONFLICTS_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    SCREENING_S_FIELD_NUMBER: _builtins.int
+    DRAWING_S_FIELD_NUMBER: _builtins.int
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    day: _builtins.str
+    seed_hash: _builtins.str
+    """SHA-256 of the plan seed, as audited in plan.committed"""
+    executor: _builtins.str
+    projects: _builtins.int
+    drawn: _builtins.int
+    refused: _builtins.int
+    starved: _builtins.int
+    conflicts: _builtins.int
+    skipped: _builtins.int
+    screening_s: _builtins.float
+    drawing_s: _builtins.float
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlanProjectOutcome]: ...
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        seed_hash: _builtins.str = ...,
+        executor: _builtins.str = ...,
+        projects: _builtins.int = ...,
+        drawn: _builtins.int = ...,
+        refused: _builtins.int = ...,
+        starved: _builtins.int = ...,
+        conflicts: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+        screening_s: _builtins.float = ...,
+        drawing_s: _builtins.float = ...,
+        outcomes: _abc.Iterable[Global___PlanProjectOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflicts", b"conflicts", "day", b"day", "drawing_s", b"drawing_s", "drawn", b"drawn", "executor", b"executor", "outcomes", b"outcomes", "plan_id", b"plan_id", "projects", b"projects", "refused", b"refused", "screening_s", b"screening_s", "seed_hash", b"seed_hash", "skipped", b"skipped", "starved", b"starved"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanSummary: _TypeAlias = PlanSummary  # noqa: Y015
+
+@_typing.final
+class PlanProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    phase: _builtins.str
+    """screening | drawing | done"""
+    done: _builtins.int
+    total: _builtins.int
+    message: _builtins.str
+    @_builtins.property
+    def summary(self) -> Global___PlanSummary:
+        """on the last message (phase "done") only"""
+
+    def __init__(
+        self,
+        *,
+        phase: _builtins.str = ...,
+        done: _builtins.int = ...,
+        total: _builtins.int = ...,
+        message: _builtins.str = ...,
+        summary: Global___PlanSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "message", b"message", "phase", b"phase", "summary", b"summary", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanProgress: _TypeAlias = PlanProgress  # noqa: Y015

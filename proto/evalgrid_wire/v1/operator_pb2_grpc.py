@@ -89,6 +89,26 @@ class OperatorStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.AdvanceClockRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.AdvanceClockReply.FromString,
                 _registered_method=True)
+        self.PlanDay = channel.unary_stream(
+                '/evalgrid.v1.Operator/PlanDay',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.PlanDayRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.PlanProgress.FromString,
+                _registered_method=True)
+        self.UnlockSignIn = channel.unary_unary(
+                '/evalgrid.v1.Operator/UnlockSignIn',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.UnlockSignInRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.UnlockSignInReply.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/evalgrid.v1.Operator/ListIncidents',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ListIncidentsReply.FromString,
+                _registered_method=True)
+        self.DecideIncident = channel.unary_unary(
+                '/evalgrid.v1.Operator/DecideIncident',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentReply.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -169,6 +189,36 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlanDay(self, request, context):
+        """The day plan: draw every project of a day still awaiting its draw, in plan order (window
+        start, then project id), each from a seed derived from one fresh plan seed. Streams
+        progress, then a last message with the summary; idempotent by request id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnlockSignIn(self, request, context):
+        """Lift a sign-in lockout (too many wrong codes) on a session and/or a workstation: audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """Faults at or during the window (DOMAIN "Faults"): the open incidents, and the decision
+        the rules leave to people (wait / postpone after 2 h, re-evaluate after 4 h): audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideIncident(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -226,6 +276,26 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.AdvanceClock,
                     request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.AdvanceClockRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.AdvanceClockReply.SerializeToString,
+            ),
+            'PlanDay': grpc.unary_stream_rpc_method_handler(
+                    servicer.PlanDay,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.PlanDayRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.PlanProgress.SerializeToString,
+            ),
+            'UnlockSignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlockSignIn,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.UnlockSignInRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.UnlockSignInReply.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ListIncidentsReply.SerializeToString,
+            ),
+            'DecideIncident': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideIncident,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -525,6 +595,114 @@ class Operator:
             '/evalgrid.v1.Operator/AdvanceClock',
             evalgrid__wire_dot_v1_dot_operator__pb2.AdvanceClockRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_operator__pb2.AdvanceClockReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanDay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/evalgrid.v1.Operator/PlanDay',
+            evalgrid__wire_dot_v1_dot_operator__pb2.PlanDayRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.PlanProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlockSignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/UnlockSignIn',
+            evalgrid__wire_dot_v1_dot_operator__pb2.UnlockSignInRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.UnlockSignInReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/ListIncidents',
+            evalgrid__wire_dot_v1_dot_operator__pb2.ListIncidentsRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.ListIncidentsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideIncident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/DecideIncident',
+            evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,18 @@ class OperatorStub:
     """
     AdvanceClock: _grpc.UnaryUnaryMultiCallable[_operator_pb2.AdvanceClockRequest, _operator_pb2.AdvanceClockReply]
     """Simulated clock only (a coordinator started with --sim-clock): move time forward."""
+    PlanDay: _grpc.UnaryStreamMultiCallable[_operator_pb2.PlanDayRequest, _operator_pb2.PlanProgress]
+    """The day plan: draw every project of a day still awaiting its draw, in plan order (window
+    start, then project id), each from a seed derived from one fresh plan seed. Streams
+    progress, then a last message with the summary; idempotent by request id.
+    """
+    UnlockSignIn: _grpc.UnaryUnaryMultiCallable[_operator_pb2.UnlockSignInRequest, _operator_pb2.UnlockSignInReply]
+    """Lift a sign-in lockout (too many wrong codes) on a session and/or a workstation: audited."""
+    ListIncidents: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListIncidentsRequest, _operator_pb2.ListIncidentsReply]
+    """Faults at or during the window (DOMAIN "Faults"): the open incidents, and the decision
+    the rules leave to people (wait / postpone after 2 h, re-evaluate after 4 h): audited.
+    """
+    DecideIncident: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DecideIncidentRequest, _operator_pb2.DecideIncidentReply]
 
 @_typing.type_check_only
 class OperatorAsyncStub(OperatorStub):
@@ -77,6 +89,18 @@ class OperatorAsyncStub(OperatorStub):
     """
     AdvanceClock: _aio.UnaryUnaryMultiCallable[_operator_pb2.AdvanceClockRequest, _operator_pb2.AdvanceClockReply]  # type: ignore[assignment]
     """Simulated clock only (a coordinator started with --sim-clock): move time forward."""
+    PlanDay: _aio.UnaryStreamMultiCallable[_operator_pb2.PlanDayRequest, _operator_pb2.PlanProgress]  # type: ignore[assignment]
+    """The day plan: draw every project of a day still awaiting its draw, in plan order (window
+    start, then project id), each from a seed derived from one fresh plan seed. Streams
+    progress, then a last message with the summary; idempotent by request id.
+    """
+    UnlockSignIn: _aio.UnaryUnaryMultiCallable[_operator_pb2.UnlockSignInRequest, _operator_pb2.UnlockSignInReply]  # type: ignore[assignment]
+    """Lift a sign-in lockout (too many wrong codes) on a session and/or a workstation: audited."""
+    ListIncidents: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListIncidentsRequest, _operator_pb2.ListIncidentsReply]  # type: ignore[assignment]
+    """Faults at or during the window (DOMAIN "Faults"): the open incidents, and the decision
+    the rules leave to people (wait / postpone after 2 h, re-evaluate after 4 h): audited.
+    """
+    DecideIncident: _aio.UnaryUnaryMultiCallable[_operator_pb2.DecideIncidentRequest, _operator_pb2.DecideIncidentReply]  # type: ignore[assignment]
 
 class OperatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -165,5 +189,41 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.AdvanceClockReply, _abc.Awaitable[_operator_pb2.AdvanceClockReply]]:
         """Simulated clock only (a coordinator started with --sim-clock): move time forward."""
+
+    @_abc_1.abstractmethod
+    def PlanDay(
+        self,
+        request: _operator_pb2.PlanDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_operator_pb2.PlanProgress], _abc.AsyncIterator[_operator_pb2.PlanProgress]]:
+        """The day plan: draw every project of a day still awaiting its draw, in plan order (window
+        start, then project id), each from a seed derived from one fresh plan seed. Streams
+        progress, then a last message with the summary; idempotent by request id.
+        """
+
+    @_abc_1.abstractmethod
+    def UnlockSignIn(
+        self,
+        request: _operator_pb2.UnlockSignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.UnlockSignInReply, _abc.Awaitable[_operator_pb2.UnlockSignInReply]]:
+        """Lift a sign-in lockout (too many wrong codes) on a session and/or a workstation: audited."""
+
+    @_abc_1.abstractmethod
+    def ListIncidents(
+        self,
+        request: _operator_pb2.ListIncidentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ListIncidentsReply, _abc.Awaitable[_operator_pb2.ListIncidentsReply]]:
+        """Faults at or during the window (DOMAIN "Faults"): the open incidents, and the decision
+        the rules leave to people (wait / postpone after 2 h, re-evaluate after 4 h): audited.
+        """
+
+    @_abc_1.abstractmethod
+    def DecideIncident(
+        self,
+        request: _operator_pb2.DecideIncidentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.DecideIncidentReply, _abc.Awaitable[_operator_pb2.DecideIncidentReply]]: ...
 
 def add_OperatorServicer_to_server(servicer: OperatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

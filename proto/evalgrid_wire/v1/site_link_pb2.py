@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from evalgrid_wire.v1 import common_pb2 as evalgrid__wire_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n evalgrid_wire/v1/site_link.proto\x12\x0b\x65valgrid.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1d\x65valgrid_wire/v1/common.proto\"k\n\x13RegisterSiteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\tinventory\x18\x02 \x01(\x0b\x32\x16.evalgrid.v1.Inventory\x12\x15\n\ragent_version\x18\x03 \x01(\t\"R\n\x11RegisterSiteReply\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\r\n\x05\x66\x65nce\x18\x03 \x01(\x04\"4\n\nAgentHello\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nlast_fence\x18\x02 \x01(\x04\"\xa5\x01\n\x11WorkstationStatus\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.evalgrid.v1.WorkstationState\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"Q\n\x0cStatusReport\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x34\n\x0cworkstations\x18\x02 \x03(\x0b\x32\x1e.evalgrid.v1.WorkstationStatus\";\n\nCommandAck\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x95\x01\n\x0c\x41gentMessage\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.evalgrid.v1.AgentHelloH\x00\x12+\n\x06status\x18\x02 \x01(\x0b\x32\x19.evalgrid.v1.StatusReportH\x00\x12&\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x17.evalgrid.v1.CommandAckH\x00\x42\x06\n\x04\x62ody\"^\n\x07Reserve\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\'\n\x06window\x18\x03 \x01(\x0b\x32\x17.evalgrid.v1.TimeWindow\"E\n\x07Release\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x06\n\x04Ping\"\xb4\x01\n\x12\x43oordinatorCommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\r\n\x05\x66\x65nce\x18\x02 \x01(\x04\x12\'\n\x07reserve\x18\n \x01(\x0b\x32\x14.evalgrid.v1.ReserveH\x00\x12\'\n\x07release\x18\x0b \x01(\x0b\x32\x14.evalgrid.v1.ReleaseH\x00\x12!\n\x04ping\x18\x0c \x01(\x0b\x32\x11.evalgrid.v1.PingH\x00\x42\x06\n\x04\x62ody\"E\n\x0e\x43heckInRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"c\n\x0c\x43heckInReply\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\'\n\x06window\x18\x03 \x01(\x0b\x32\x17.evalgrid.v1.TimeWindow\"p\n\rSignInRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\x12\x11\n\tid_number\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\"&\n\x10SheetFormRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"h\n\x12SubmitSheetRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x05sheet\x18\x02 \x01(\x0b\x32\x17.evalgrid.v1.ScoreSheet\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\"`\n\x0eRecusalRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"p\n\nAskRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\x12\x10\n\x08\x62id_code\x18\x04 \x01(\t\x12\x10\n\x08question\x18\x05 \x01(\t\"x\n\x12ReturnSheetRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\x12\x12\n\nexpert_ref\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"]\n\x11HostClarification\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x11\n\tbidder_id\x18\x02 \x01(\t\x12\x10\n\x08question\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\t\"Z\n\x15HostClarificationList\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.evalgrid.v1.HostClarification\"\\\n\rAnswerRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bquestion_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\t\"B\n\x16RegisterProjectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0cproject_json\x18\x02 \x01(\t\"=\n\x14RegisterProjectReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"#\n\rResultRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\"E\n\x0bResultReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x13\n\x0breport_json\x18\x03 \x01(\t2\xfd\x08\n\x08SiteLink\x12P\n\x0cRegisterSite\x12 .evalgrid.v1.RegisterSiteRequest\x1a\x1e.evalgrid.v1.RegisterSiteReply\x12I\n\x07\x43onnect\x12\x19.evalgrid.v1.AgentMessage\x1a\x1f.evalgrid.v1.CoordinatorCommand(\x01\x30\x01\x12\x41\n\x07\x43heckIn\x12\x1b.evalgrid.v1.CheckInRequest\x1a\x19.evalgrid.v1.CheckInReply\x12>\n\x06SignIn\x12\x1a.evalgrid.v1.SignInRequest\x1a\x18.evalgrid.v1.SignInReply\x12\x45\n\x0cGetSheetForm\x12\x1d.evalgrid.v1.SheetFormRequest\x1a\x16.evalgrid.v1.SheetForm\x12M\n\x0bSubmitSheet\x12\x1f.evalgrid.v1.SubmitSheetRequest\x1a\x1d.evalgrid.v1.SubmitSheetReply\x12H\n\x0e\x44\x65\x63lareRecusal\x12\x1b.evalgrid.v1.RecusalRequest\x1a\x19.evalgrid.v1.RecusalReply\x12G\n\x10\x41skClarification\x12\x17.evalgrid.v1.AskRequest\x1a\x1a.evalgrid.v1.Clarification\x12O\n\x0e\x43larifications\x12\x1d.evalgrid.v1.SheetFormRequest\x1a\x1e.evalgrid.v1.ClarificationList\x12\x45\n\x06Review\x12\x1d.evalgrid.v1.SheetFormRequest\x1a\x1c.evalgrid.v1.CommitteeReview\x12M\n\x0bReturnSheet\x12\x1f.evalgrid.v1.ReturnSheetRequest\x1a\x1d.evalgrid.v1.ReturnSheetReply\x12T\n\x12HostClarifications\x12\x1a.evalgrid.v1.ResultRequest\x1a\".evalgrid.v1.HostClarificationList\x12M\n\x13\x41nswerClarification\x12\x1a.evalgrid.v1.AnswerRequest\x1a\x1a.evalgrid.v1.Clarification\x12Y\n\x0fRegisterProject\x12#.evalgrid.v1.RegisterProjectRequest\x1a!.evalgrid.v1.RegisterProjectReply\x12\x41\n\tGetResult\x12\x1a.evalgrid.v1.ResultRequest\x1a\x18.evalgrid.v1.ResultReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n evalgrid_wire/v1/site_link.proto\x12\x0b\x65valgrid.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1d\x65valgrid_wire/v1/common.proto\"k\n\x13RegisterSiteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12)\n\tinventory\x18\x02 \x01(\x0b\x32\x16.evalgrid.v1.Inventory\x12\x15\n\ragent_version\x18\x03 \x01(\t\"R\n\x11RegisterSiteReply\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x1d\n\x15heartbeat_interval_ms\x18\x02 \x01(\r\x12\r\n\x05\x66\x65nce\x18\x03 \x01(\x04\"4\n\nAgentHello\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nlast_fence\x18\x02 \x01(\x04\"\xa5\x01\n\x11WorkstationStatus\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.evalgrid.v1.WorkstationState\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"Q\n\x0cStatusReport\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x34\n\x0cworkstations\x18\x02 \x03(\x0b\x32\x1e.evalgrid.v1.WorkstationStatus\";\n\nCommandAck\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x95\x01\n\x0c\x41gentMessage\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.evalgrid.v1.AgentHelloH\x00\x12+\n\x06status\x18\x02 \x01(\x0b\x32\x19.evalgrid.v1.StatusReportH\x00\x12&\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x17.evalgrid.v1.CommandAckH\x00\x42\x06\n\x04\x62ody\"^\n\x07Reserve\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\'\n\x06window\x18\x03 \x01(\x0b\x32\x17.evalgrid.v1.TimeWindow\"E\n\x07Release\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x06\n\x04Ping\"\x80\x02\n\x12\x43oordinatorCommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\r\n\x05\x66\x65nce\x18\x02 \x01(\x04\x12\'\n\x07reserve\x18\n \x01(\x0b\x32\x14.evalgrid.v1.ReserveH\x00\x12\'\n\x07release\x18\x0b \x01(\x0b\x32\x14.evalgrid.v1.ReleaseH\x00\x12!\n\x04ping\x18\x0c \x01(\x0b\x32\x11.evalgrid.v1.PingH\x00\x12%\n\x03\x63rl\x18\r \x01(\x0b\x32\x16.evalgrid.v1.CrlUpdateH\x00\x12#\n\x05\x61\x64mit\x18\x0e \x01(\x0b\x32\x12.evalgrid.v1.AdmitH\x00\x42\x06\n\x04\x62ody\"(\n\tCrlUpdate\x12\x0e\n\x06number\x18\x01 \x01(\x04\x12\x0b\n\x03pem\x18\x02 \x01(\x0c\"E\n\x0e\x43heckInRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x11\n\tid_number\x18\x02 \x01(\t\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\"c\n\x0c\x43heckInReply\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\'\n\x06window\x18\x03 \x01(\x0b\x32\x17.evalgrid.v1.TimeWindow\"\xb9\x01\n\rSignInRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\x12\x11\n\tid_number\x18\x04 \x01(\t\x12\x0c\n\x04\x63ode\x18\x05 \x01(\t\x12\x30\n\x0csigned_in_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\roffline_proof\x18\x07 \x01(\t\"&\n\x10SheetFormRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x96\x01\n\x12SubmitSheetRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12&\n\x05sheet\x18\x02 \x01(\x0b\x32\x17.evalgrid.v1.ScoreSheet\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\x12,\n\x08taken_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x0eRecusalRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"p\n\nAskRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\x12\x10\n\x08\x62id_code\x18\x04 \x01(\t\x12\x10\n\x08question\x18\x05 \x01(\t\"x\n\x12ReturnSheetRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x03 \x01(\t\x12\x12\n\nexpert_ref\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"]\n\x11HostClarification\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x11\n\tbidder_id\x18\x02 \x01(\t\x12\x10\n\x08question\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\t\"Z\n\x15HostClarificationList\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.evalgrid.v1.HostClarification\"\\\n\rAnswerRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bquestion_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\t\"B\n\x16RegisterProjectRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x14\n\x0cproject_json\x18\x02 \x01(\t\"=\n\x14RegisterProjectReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"#\n\rResultRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\"E\n\x0bResultReply\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x13\n\x0breport_json\x18\x03 \x01(\t\"C\n\x15\x41\x63tivationCodeRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\"o\n\x17\x45nrolWorkstationRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x16\n\x0eworkstation_id\x18\x02 \x01(\t\x12\x17\n\x0f\x61\x63tivation_code\x18\x03 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x04 \x01(\x0c\"X\n\x15\x45nrolWorkstationReply\x12\x16\n\x0eworkstation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x02 \x01(\x0c\x12\x0e\n\x06serial\x18\x03 \x01(\t\"0\n\x05\x41\x64mit\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bsealed_pass\x18\x02 \x01(\x0c\"h\n\x08SeatPass\x12\x12\n\nexpert_ref\x18\x01 \x01(\t\x12\x13\n\x0b\x65xpert_name\x18\x02 \x01(\t\x12$\n\x04\x66orm\x18\x03 \x01(\x0b\x32\x16.evalgrid.v1.SheetForm\x12\r\n\x05proof\x18\x04 \x01(\t2\xb3\n\n\x08SiteLink\x12P\n\x0cRegisterSite\x12 .evalgrid.v1.RegisterSiteRequest\x1a\x1e.evalgrid.v1.RegisterSiteReply\x12I\n\x07\x43onnect\x12\x19.evalgrid.v1.AgentMessage\x1a\x1f.evalgrid.v1.CoordinatorCommand(\x01\x30\x01\x12\x41\n\x07\x43heckIn\x12\x1b.evalgrid.v1.CheckInRequest\x1a\x19.evalgrid.v1.CheckInReply\x12>\n\x06SignIn\x12\x1a.evalgrid.v1.SignInRequest\x1a\x18.evalgrid.v1.SignInReply\x12\x45\n\x0cGetSheetForm\x12\x1d.evalgrid.v1.SheetFormRequest\x1a\x16.evalgrid.v1.SheetForm\x12M\n\x0bSubmitSheet\x12\x1f.evalgrid.v1.SubmitSheetRequest\x1a\x1d.evalgrid.v1.SubmitSheetReply\x12H\n\x0e\x44\x65\x63lareRecusal\x12\x1b.evalgrid.v1.RecusalRequest\x1a\x19.evalgrid.v1.RecusalReply\x12G\n\x10\x41skClarification\x12\x17.evalgrid.v1.AskRequest\x1a\x1a.evalgrid.v1.Clarification\x12O\n\x0e\x43larifications\x12\x1d.evalgrid.v1.SheetFormRequest\x1a\x1e.evalgrid.v1.ClarificationList\x12\x45\n\x06Review\x12\x1d.evalgrid.v1.SheetFormRequest\x1a\x1c.evalgrid.v1.CommitteeReview\x12M\n\x0bReturnSheet\x12\x1f.evalgrid.v1.ReturnSheetRequest\x1a\x1d.evalgrid.v1.ReturnSheetReply\x12T\n\x12HostClarifications\x12\x1a.evalgrid.v1.ResultRequest\x1a\".evalgrid.v1.HostClarificationList\x12M\n\x13\x41nswerClarification\x12\x1a.evalgrid.v1.AnswerRequest\x1a\x1a.evalgrid.v1.Clarification\x12Y\n\x0fRegisterProject\x12#.evalgrid.v1.RegisterProjectRequest\x1a!.evalgrid.v1.RegisterProjectReply\x12\x41\n\tGetResult\x12\x1a.evalgrid.v1.ResultRequest\x1a\x18.evalgrid.v1.ResultReply\x12V\n\x13IssueActivationCode\x12\".evalgrid.v1.ActivationCodeRequest\x1a\x1b.evalgrid.v1.ActivationCode\x12\\\n\x10\x45nrolWorkstation\x12$.evalgrid.v1.EnrolWorkstationRequest\x1a\".evalgrid.v1.EnrolWorkstationReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,37 +54,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PING']._serialized_start=991
   _globals['_PING']._serialized_end=997
   _globals['_COORDINATORCOMMAND']._serialized_start=1000
-  _globals['_COORDINATORCOMMAND']._serialized_end=1180
-  _globals['_CHECKINREQUEST']._serialized_start=1182
-  _globals['_CHECKINREQUEST']._serialized_end=1251
-  _globals['_CHECKINREPLY']._serialized_start=1253
-  _globals['_CHECKINREPLY']._serialized_end=1352
-  _globals['_SIGNINREQUEST']._serialized_start=1354
-  _globals['_SIGNINREQUEST']._serialized_end=1466
-  _globals['_SHEETFORMREQUEST']._serialized_start=1468
-  _globals['_SHEETFORMREQUEST']._serialized_end=1506
-  _globals['_SUBMITSHEETREQUEST']._serialized_start=1508
-  _globals['_SUBMITSHEETREQUEST']._serialized_end=1612
-  _globals['_RECUSALREQUEST']._serialized_start=1614
-  _globals['_RECUSALREQUEST']._serialized_end=1710
-  _globals['_ASKREQUEST']._serialized_start=1712
-  _globals['_ASKREQUEST']._serialized_end=1824
-  _globals['_RETURNSHEETREQUEST']._serialized_start=1826
-  _globals['_RETURNSHEETREQUEST']._serialized_end=1946
-  _globals['_HOSTCLARIFICATION']._serialized_start=1948
-  _globals['_HOSTCLARIFICATION']._serialized_end=2041
-  _globals['_HOSTCLARIFICATIONLIST']._serialized_start=2043
-  _globals['_HOSTCLARIFICATIONLIST']._serialized_end=2133
-  _globals['_ANSWERREQUEST']._serialized_start=2135
-  _globals['_ANSWERREQUEST']._serialized_end=2227
-  _globals['_REGISTERPROJECTREQUEST']._serialized_start=2229
-  _globals['_REGISTERPROJECTREQUEST']._serialized_end=2295
-  _globals['_REGISTERPROJECTREPLY']._serialized_start=2297
-  _globals['_REGISTERPROJECTREPLY']._serialized_end=2358
-  _globals['_RESULTREQUEST']._serialized_start=2360
-  _globals['_RESULTREQUEST']._serialized_end=2395
-  _globals['_RESULTREPLY']._serialized_start=2397
-  _globals['_RESULTREPLY']._serialized_end=2466
-  _globals['_SITELINK']._serialized_start=2469
-  _globals['_SITELINK']._serialized_end=3618
+  _globals['_COORDINATORCOMMAND']._serialized_end=1256
+  _globals['_CRLUPDATE']._serialized_start=1258
+  _globals['_CRLUPDATE']._serialized_end=1298
+  _globals['_CHECKINREQUEST']._serialized_start=1300
+  _globals['_CHECKINREQUEST']._serialized_end=1369
+  _globals['_CHECKINREPLY']._serialized_start=1371
+  _globals['_CHECKINREPLY']._serialized_end=1470
+  _globals['_SIGNINREQUEST']._serialized_start=1473
+  _globals['_SIGNINREQUEST']._serialized_end=1658
+  _globals['_SHEETFORMREQUEST']._serialized_start=1660
+  _globals['_SHEETFORMREQUEST']._serialized_end=1698
+  _globals['_SUBMITSHEETREQUEST']._serialized_start=1701
+  _globals['_SUBMITSHEETREQUEST']._serialized_end=1851
+  _globals['_RECUSALREQUEST']._serialized_start=1853
+  _globals['_RECUSALREQUEST']._serialized_end=1949
+  _globals['_ASKREQUEST']._serialized_start=1951
+  _globals['_ASKREQUEST']._serialized_end=2063
+  _globals['_RETURNSHEETREQUEST']._serialized_start=2065
+  _globals['_RETURNSHEETREQUEST']._serialized_end=2185
+  _globals['_HOSTCLARIFICATION']._serialized_start=2187
+  _globals['_HOSTCLARIFICATION']._serialized_end=2280
+  _globals['_HOSTCLARIFICATIONLIST']._serialized_start=2282
+  _globals['_HOSTCLARIFICATIONLIST']._serialized_end=2372
+  _globals['_ANSWERREQUEST']._serialized_start=2374
+  _globals['_ANSWERREQUEST']._serialized_end=2466
+  _globals['_REGISTERPROJECTREQUEST']._serialized_start=2468
+  _globals['_REGISTERPROJECTREQUEST']._serialized_end=2534
+  _globals['_REGISTERPROJECTREPLY']._serialized_start=2536
+  _globals['_REGISTERPROJECTREPLY']._serialized_end=2597
+  _globals['_RESULTREQUEST']._serialized_start=2599
+  _globals['_RESULTREQUEST']._serialized_end=2634
+  _globals['_RESULTREPLY']._serialized_start=2636
+  _globals['_RESULTREPLY']._serialized_end=2705
+  _globals['_ACTIVATIONCODEREQUEST']._serialized_start=2707
+  _globals['_ACTIVATIONCODEREQUEST']._serialized_end=2774
+  _globals['_ENROLWORKSTATIONREQUEST']._serialized_start=2776
+  _globals['_ENROLWORKSTATIONREQUEST']._serialized_end=2887
+  _globals['_ENROLWORKSTATIONREPLY']._serialized_start=2889
+  _globals['_ENROLWORKSTATIONREPLY']._serialized_end=2977
+  _globals['_ADMIT']._serialized_start=2979
+  _globals['_ADMIT']._serialized_end=3027
+  _globals['_SEATPASS']._serialized_start=3029
+  _globals['_SEATPASS']._serialized_end=3133
+  _globals['_SITELINK']._serialized_start=3136
+  _globals['_SITELINK']._serialized_end=4467
 # @@protoc_insertion_point(module_scope)

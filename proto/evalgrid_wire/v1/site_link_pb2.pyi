@@ -282,6 +282,8 @@ class CoordinatorCommand(_message.Message):
     RESERVE_FIELD_NUMBER: _builtins.int
     RELEASE_FIELD_NUMBER: _builtins.int
     PING_FIELD_NUMBER: _builtins.int
+    CRL_FIELD_NUMBER: _builtins.int
+    ADMIT_FIELD_NUMBER: _builtins.int
     command_id: _builtins.str
     fence: _builtins.int
     """only grows; an agent refuses a command older than one it has seen"""
@@ -291,6 +293,10 @@ class CoordinatorCommand(_message.Message):
     def release(self) -> Global___Release: ...
     @_builtins.property
     def ping(self) -> Global___Ping: ...
+    @_builtins.property
+    def crl(self) -> Global___CrlUpdate: ...
+    @_builtins.property
+    def admit(self) -> Global___Admit: ...
     def __init__(
         self,
         *,
@@ -299,16 +305,44 @@ class CoordinatorCommand(_message.Message):
         reserve: Global___Reserve | None = ...,
         release: Global___Release | None = ...,
         ping: Global___Ping | None = ...,
+        crl: Global___CrlUpdate | None = ...,
+        admit: Global___Admit | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "ping", b"ping", "release", b"release", "reserve", b"reserve"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["admit", b"admit", "body", b"body", "crl", b"crl", "ping", b"ping", "release", b"release", "reserve", b"reserve"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "command_id", b"command_id", "fence", b"fence", "ping", b"ping", "release", b"release", "reserve", b"reserve"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admit", b"admit", "body", b"body", "command_id", b"command_id", "crl", b"crl", "fence", b"fence", "ping", b"ping", "release", b"release", "reserve", b"reserve"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["reserve", "release", "ping"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["reserve", "release", "ping", "crl", "admit"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
 Global___CoordinatorCommand: _TypeAlias = CoordinatorCommand  # noqa: Y015
+
+@_typing.final
+class CrlUpdate(_message.Message):
+    """The CA-signed certificate revocation list, pushed at registration and on every change; the
+    agent verifies it against its CA and installs it only when its number is higher.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    PEM_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    pem: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["number", b"number", "pem", b"pem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CrlUpdate: _TypeAlias = CrlUpdate  # noqa: Y015
 
 @_typing.final
 class CheckInRequest(_message.Message):
@@ -370,11 +404,20 @@ class SignInRequest(_message.Message):
     WORKSTATION_ID_FIELD_NUMBER: _builtins.int
     ID_NUMBER_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
+    SIGNED_IN_AT_FIELD_NUMBER: _builtins.int
+    OFFLINE_PROOF_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     session_id: _builtins.str
     workstation_id: _builtins.str
     id_number: _builtins.str
     code: _builtins.str
+    offline_proof: _builtins.str
+    @_builtins.property
+    def signed_in_at(self) -> _timestamp_pb2.Timestamp:
+        """Set when the agent admitted the member itself while the coordinator was unreachable:
+        when it happened, and the proof from the seat's pass (id_number and code stay empty).
+        """
+
     def __init__(
         self,
         *,
@@ -383,10 +426,12 @@ class SignInRequest(_message.Message):
         workstation_id: _builtins.str = ...,
         id_number: _builtins.str = ...,
         code: _builtins.str = ...,
+        signed_in_at: _timestamp_pb2.Timestamp | None = ...,
+        offline_proof: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signed_in_at", b"signed_in_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "id_number", b"id_number", "request_id", b"request_id", "session_id", b"session_id", "workstation_id", b"workstation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "id_number", b"id_number", "offline_proof", b"offline_proof", "request_id", b"request_id", "session_id", b"session_id", "signed_in_at", b"signed_in_at", "workstation_id", b"workstation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,20 +463,26 @@ class SubmitSheetRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     SHEET_FIELD_NUMBER: _builtins.int
     WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    TAKEN_AT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     workstation_id: _builtins.str
     @_builtins.property
     def sheet(self) -> _common_pb2.ScoreSheet: ...
+    @_builtins.property
+    def taken_at(self) -> _timestamp_pb2.Timestamp:
+        """set when the agent forwards it late (offline)"""
+
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         sheet: _common_pb2.ScoreSheet | None = ...,
         workstation_id: _builtins.str = ...,
+        taken_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["sheet", b"sheet"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sheet", b"sheet", "taken_at", b"taken_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "sheet", b"sheet", "workstation_id", b"workstation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "sheet", b"sheet", "taken_at", b"taken_at", "workstation_id", b"workstation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -697,3 +748,139 @@ class ResultReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResultReply: _TypeAlias = ResultReply  # noqa: Y015
+
+@_typing.final
+class ActivationCodeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workstation_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivationCodeRequest: _TypeAlias = ActivationCodeRequest  # noqa: Y015
+
+@_typing.final
+class EnrolWorkstationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    ACTIVATION_CODE_FIELD_NUMBER: _builtins.int
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    workstation_id: _builtins.str
+    activation_code: _builtins.str
+    csr_pem: _builtins.bytes
+    """the workstation's own key pair made it; the key never leaves the device"""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        workstation_id: _builtins.str = ...,
+        activation_code: _builtins.str = ...,
+        csr_pem: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation_code", b"activation_code", "csr_pem", b"csr_pem", "request_id", b"request_id", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrolWorkstationRequest: _TypeAlias = EnrolWorkstationRequest  # noqa: Y015
+
+@_typing.final
+class EnrolWorkstationReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKSTATION_ID_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    SERIAL_FIELD_NUMBER: _builtins.int
+    workstation_id: _builtins.str
+    certificate_pem: _builtins.bytes
+    serial: _builtins.str
+    """hex, as the CRL would list it"""
+    def __init__(
+        self,
+        *,
+        workstation_id: _builtins.str = ...,
+        certificate_pem: _builtins.bytes = ...,
+        serial: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_pem", b"certificate_pem", "serial", b"serial", "workstation_id", b"workstation_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrolWorkstationReply: _TypeAlias = EnrolWorkstationReply  # noqa: Y015
+
+@_typing.final
+class Admit(_message.Message):
+    """At evaluation start, per seat: the member's pass, sealed under a key only the member's ID
+    number and notice code open (see evalgrid/seat_pass.py), so the agent can admit the member
+    while the coordinator is unreachable. A resend replaces it; a Release drops it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    SEALED_PASS_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    sealed_pass: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        sealed_pass: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sealed_pass", b"sealed_pass", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Admit: _TypeAlias = Admit  # noqa: Y015
+
+@_typing.final
+class SeatPass(_message.Message):
+    """What a seat pass holds once opened."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERT_REF_FIELD_NUMBER: _builtins.int
+    EXPERT_NAME_FIELD_NUMBER: _builtins.int
+    FORM_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    expert_ref: _builtins.str
+    expert_name: _builtins.str
+    proof: _builtins.str
+    """sent back with an offline sign-in: shows the pass was opened"""
+    @_builtins.property
+    def form(self) -> _common_pb2.SheetForm: ...
+    def __init__(
+        self,
+        *,
+        expert_ref: _builtins.str = ...,
+        expert_name: _builtins.str = ...,
+        form: _common_pb2.SheetForm | None = ...,
+        proof: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["form", b"form"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expert_name", b"expert_name", "expert_ref", b"expert_ref", "form", b"form", "proof", b"proof"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeatPass: _TypeAlias = SeatPass  # noqa: Y015

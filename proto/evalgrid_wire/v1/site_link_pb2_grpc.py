@@ -110,6 +110,16 @@ class SiteLinkStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ResultRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ResultReply.FromString,
                 _registered_method=True)
+        self.IssueActivationCode = channel.unary_unary(
+                '/evalgrid.v1.SiteLink/IssueActivationCode',
+                request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ActivationCodeRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_common__pb2.ActivationCode.FromString,
+                _registered_method=True)
+        self.EnrolWorkstation = channel.unary_unary(
+                '/evalgrid.v1.SiteLink/EnrolWorkstation',
+                request_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.EnrolWorkstationRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.EnrolWorkstationReply.FromString,
+                _registered_method=True)
 
 
 class SiteLinkServicer:
@@ -212,6 +222,20 @@ class SiteLinkServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueActivationCode(self, request, context):
+        """Device-bound enrolment: a one-time code for one of the site's workstations, then the
+        workstation's own CSR with that code, signed by the provincial CA for SITE/WS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EnrolWorkstation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SiteLinkServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -289,6 +313,16 @@ def add_SiteLinkServicer_to_server(servicer, server):
                     servicer.GetResult,
                     request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ResultRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ResultReply.SerializeToString,
+            ),
+            'IssueActivationCode': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueActivationCode,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.ActivationCodeRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_common__pb2.ActivationCode.SerializeToString,
+            ),
+            'EnrolWorkstation': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrolWorkstation,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_site__link__pb2.EnrolWorkstationRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_site__link__pb2.EnrolWorkstationReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -696,6 +730,60 @@ class SiteLink:
             '/evalgrid.v1.SiteLink/GetResult',
             evalgrid__wire_dot_v1_dot_site__link__pb2.ResultRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_site__link__pb2.ResultReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueActivationCode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.SiteLink/IssueActivationCode',
+            evalgrid__wire_dot_v1_dot_site__link__pb2.ActivationCodeRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_common__pb2.ActivationCode.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrolWorkstation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.SiteLink/EnrolWorkstation',
+            evalgrid__wire_dot_v1_dot_site__link__pb2.EnrolWorkstationRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_site__link__pb2.EnrolWorkstationReply.FromString,
             options,
             channel_credentials,
             insecure,

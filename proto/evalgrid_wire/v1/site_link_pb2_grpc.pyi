@@ -56,6 +56,11 @@ class SiteLinkStub:
     RegisterProject: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.RegisterProjectRequest, _site_link_pb2.RegisterProjectReply]
     """Host site: register a project it hosts, and fetch its result."""
     GetResult: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.ResultRequest, _site_link_pb2.ResultReply]
+    IssueActivationCode: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.ActivationCodeRequest, _common_pb2.ActivationCode]
+    """Device-bound enrolment: a one-time code for one of the site's workstations, then the
+    workstation's own CSR with that code, signed by the provincial CA for SITE/WS.
+    """
+    EnrolWorkstation: _grpc.UnaryUnaryMultiCallable[_site_link_pb2.EnrolWorkstationRequest, _site_link_pb2.EnrolWorkstationReply]
 
 @_typing.type_check_only
 class SiteLinkAsyncStub(SiteLinkStub):
@@ -82,6 +87,11 @@ class SiteLinkAsyncStub(SiteLinkStub):
     RegisterProject: _aio.UnaryUnaryMultiCallable[_site_link_pb2.RegisterProjectRequest, _site_link_pb2.RegisterProjectReply]  # type: ignore[assignment]
     """Host site: register a project it hosts, and fetch its result."""
     GetResult: _aio.UnaryUnaryMultiCallable[_site_link_pb2.ResultRequest, _site_link_pb2.ResultReply]  # type: ignore[assignment]
+    IssueActivationCode: _aio.UnaryUnaryMultiCallable[_site_link_pb2.ActivationCodeRequest, _common_pb2.ActivationCode]  # type: ignore[assignment]
+    """Device-bound enrolment: a one-time code for one of the site's workstations, then the
+    workstation's own CSR with that code, signed by the provincial CA for SITE/WS.
+    """
+    EnrolWorkstation: _aio.UnaryUnaryMultiCallable[_site_link_pb2.EnrolWorkstationRequest, _site_link_pb2.EnrolWorkstationReply]  # type: ignore[assignment]
 
 class SiteLinkServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -195,5 +205,22 @@ class SiteLinkServicer(metaclass=_abc_1.ABCMeta):
         request: _site_link_pb2.ResultRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_site_link_pb2.ResultReply, _abc.Awaitable[_site_link_pb2.ResultReply]]: ...
+
+    @_abc_1.abstractmethod
+    def IssueActivationCode(
+        self,
+        request: _site_link_pb2.ActivationCodeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_common_pb2.ActivationCode, _abc.Awaitable[_common_pb2.ActivationCode]]:
+        """Device-bound enrolment: a one-time code for one of the site's workstations, then the
+        workstation's own CSR with that code, signed by the provincial CA for SITE/WS.
+        """
+
+    @_abc_1.abstractmethod
+    def EnrolWorkstation(
+        self,
+        request: _site_link_pb2.EnrolWorkstationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_site_link_pb2.EnrolWorkstationReply, _abc.Awaitable[_site_link_pb2.EnrolWorkstationReply]]: ...
 
 def add_SiteLinkServicer_to_server(servicer: SiteLinkServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

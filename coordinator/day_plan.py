@@ -1,0 +1,419 @@
+"""The day plan, shell: screen a day's projects in batch, then draw them one by one.
+
+`plan_day` touches no Redis: phase 1 screens every project through the batch executor
+(in-process, local processes or Ray; the pool, the conflict index and the sittings snapshot go
+once as the shared input), phase 2 draws in plan order against the desk's booking picture plus
+what the plan itself has booked (`PlanBook`), so no expert or workstation is booked twice across
+the plan's projects. `run_plan` is the coordinator's side: the audit records, the placement of
+each draw in Redis (the workflow's recoverable `_place`), the project states. The pure rules
+(order, seeds, the screening job) are in `coordinator.domain.day_plan`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from coordinator.batch.executor import (
+    Executor,
+    InProcessExecutor,
+    ProcessExecutor,
+    RayExecutor,
+)
+from coordinator.domain.day_plan import (
+    MergedSittings,
+    PlanBook,
+    RelevantCache,
+    ScreeningShared,
+    ScreenJob,
+    ScreenResult,
+    chunked,
+    format_reasons,
+    plan_order,
+    project_seed,
+    projects_digest,
+    projects_of_day,
+    screen_chunk,
+    seed_hash,
+)
+from coordinator.domain.draw import Seat
+from coordinator.domain.eligibility import screen
+from coordinator.domain.model import Project
+from coordinator.drawing import DrawDesk, PlacedDraw, PreparedDraw
+
+if TYPE_CHECKING:
+    from coordinator.workflow import Workflow
+
+Progress = Callable[[str, int, int, str], None]  # phase, done, total, message
+Outcome = Literal["drawn", "refused", "starved"]
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """What the plan did for one project (small: kept for every project of the day)."""
+
+    project_id: str
+    outcome: Outcome
+    reason: str = ""
+    draw_id: str = ""
+    seed_hash: str = ""
+    input_digest: str = ""
+    outcome_digest: str = ""
+    seats: tuple[Seat, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlannedDraw:
+    """One project's draw, ready to be committed and placed (`result` None unless drawn)."""
+
+    project: Project
+    prepared: PreparedDraw | None
+    result: PlacedDraw | None
+    outcome: PlanOutcome
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    seed_hash: str
+    executor: str
+    outcomes: tuple[PlanOutcome, ...]
+    draws: tuple[PlannedDraw, ...]  # empty when a sink took them one by one
+    screening_s: float
+    drawing_s: float
+
+    def counts(self) -> Counter[str]:
+        return Counter(o.outcome for o in self.outcomes)
+
+
+class _Eligible:
+    """The eligible experts of one project without building a set of them: the quota matches
+    less the screening's and the plan's exclusions."""
+
+    def __init__(self, relevant: tuple[str, ...], members: frozenset[str],
+                 excluded: frozenset[str], count: int) -> None:
+        self.relevant, self.members, self.excluded, self.count = (
+            relevant, members, excluded, count)
+
+    def __contains__(self, expert_id: object) -> bool:
+        return expert_id in self.members and expert_id not in self.excluded
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        return (e for e in self.relevant if e not in self.excluded)
+
+
+def plan_day(desk: DrawDesk, projects: Sequence[Project], plan_seed: bytes, now: datetime,
+             executor: Executor, down: frozenset[str] = frozenset(),
+             progress: Progress | None = None, *,
+             sink: Callable[[PlannedDraw], None] | None = None,
+             chunks: int = 16) -> DayPlan:
+    """Draw `projects` in plan order from `plan_seed`; no Redis, `desk` is not modified.
+
+    Each draw's seed is `project_seed(plan_seed, id)`. With `sink`, each draw is handed over
+    as soon as it is made (and not kept: a national day's archives do not fit in memory at
+    once); a sink that raises stops the plan. The result is a function of the desk's state,
+    the projects, the seed, `now` and `down` only: the executor changes the speed, not the plan.
+    """
+    report = progress or (lambda phase, done, total, message: None)
+    assert desk.pool is not None and desk.index is not None
+    pool = desk.pool
+    order = plan_order(projects)
+    city_of = {site.id: site.city for site in desk.sites.values()}  # as host_city_of finds it
+    hosts = {p.id: city_of[p.host_site_id] for p in order if p.host_site_id in city_of}
+    sittings = {e: tuple(s) for e, s in desk.sittings.items() if s}
+    shared = ScreeningShared(pool=pool, index=desk.index, sittings=sittings, rules=desk.rules,
+                             today=now.date())
+    jobs = [ScreenJob(p, hosts[p.id]) for p in order if p.id in hosts]
+    report("screening", 0, len(jobs), f"{len(jobs)} project(s) on {executor.name}")
+    started = time.perf_counter()
+    screened: dict[str, ScreenResult] = {}
+    for part in executor.map_chunks(screen_chunk, shared, chunked(jobs, chunks)):
+        screened.update((r.project_id, r) for r in part)
+    screening_s = time.perf_counter() - started
+    report("screening", len(jobs), len(jobs), f"screened in {screening_s:.2f} s")
+
+    started = time.perf_counter()
+    book = PlanBook(desk.sites.values(), desk.ws_busy, sittings, desk.rules, down)
+    relevant = RelevantCache(pool)
+    outcomes: list[PlanOutcome] = []
+    kept: list[PlannedDraw] = []
+    for n, project in enumerate(order, 1):
+        planned = _draw_one(desk, project, hosts.get(project.id), screened.get(project.id),
+                            book, relevant, plan_seed, shared.today)
+        outcomes.append(planned.outcome)
+        if sink is not None:
+            sink(planned)
+        else:
+            kept.append(planned)
+        report("drawing", n, len(order), f"{project.id}: {planned.outcome.outcome}")
+    return DayPlan(seed_hash=seed_hash(plan_seed), executor=executor.name,
+                   outcomes=tuple(outcomes), draws=tuple(kept), screening_s=screening_s,
+                   drawing_s=time.perf_counter() - started)
+
+
+def _draw_one(desk: DrawDesk, project: Project, host_city: str | None,
+              screened: ScreenResult | None, book: PlanBook, relevant: RelevantCache,
+              plan_seed: bytes, today: date) -> PlannedDraw:
+    """Phase 2 for one project: offers and candidates as a single draw would see them now."""
+    def refused(reason: str) -> PlannedDraw:
+        return PlannedDraw(project, None, None, PlanOutcome(project.id, "refused", reason))
+
+    if host_city is None or screened is None:
+        return refused(f"unknown host site {project.host_site_id!r}")
+    # The same refusals, in the same order, as DrawDesk.prepare.
+    venues = book.offers(project, host_city)
+    if not venues:
+        return refused("no guest venue outside the project's and the host's city has a "
+                       "free workstation in the window")
+    matches, members = relevant.of(project)
+    excluded = frozenset(screened.excluded)
+    if len(matches) - len(excluded) != screened.eligible_count:
+        raise RuntimeError(f"{project.id}: the screening's eligible pool cannot be rebuilt "
+                           f"({len(matches)} matches, {len(excluded)} excluded, "
+                           f"{screened.eligible_count} eligible)")
+    eligible = _Eligible(matches, members, excluded, screened.eligible_count)
+    barred = book.recheck(project, eligible)
+    if barred:
+        eligible = _Eligible(matches, members, excluded | barred.keys(),
+                             screened.eligible_count - len(barred))
+    assert desk.pool is not None
+    candidates = tuple(map(desk.pool.candidates.__getitem__, eligible))
+    if not candidates:
+        # Rare: screen once more against the merged picture for the exact reason counts.
+        assert desk.index is not None
+        full = screen(project, desk.pool, desk.index,
+                      MergedSittings(book.sittings, book.plan_sittings), desk.rules, today,
+                      host_city=host_city)
+        return refused(f"no eligible expert for any quota ({format_reasons(full.reasons)})")
+    prepared = desk.prepare_seeded(project, venues, candidates,
+                                   project_seed(plan_seed, project.id))
+    c = prepared.commitment
+    result = desk.run(prepared)
+    if isinstance(result, str):
+        return PlannedDraw(project, prepared, None, PlanOutcome(
+            project.id, "starved", result, c.draw_id, c.seed_hash, c.input_digest))
+    book.book(project, result.seats)
+    return PlannedDraw(project, prepared, result, PlanOutcome(
+        project.id, "drawn", "", c.draw_id, c.seed_hash, c.input_digest,
+        result.outcome_digest, result.seats))
+
+
+# --- the executor a plan may use -------------------------------------------------------------
+
+
+def coordinator_executor(executor: str, ray_address: str | None) -> str:
+    """The coordinator's own batch setting as one spec: `local`, `local:N`, `ray`, `ray:N`, or
+    (with a Ray address) `ray:auto` / `ray://host:port`. Raises ValueError naming the option."""
+    _parse(executor, "--executor")
+    if not ray_address:
+        return executor
+    if not executor.startswith("ray"):
+        raise ValueError(f"--ray-address: needs --executor ray or ray:N, not {executor!r}")
+    if ray_address == "auto":
+        return "ray:auto"
+    if not ray_address.startswith("ray://") or len(ray_address) <= len("ray://"):
+        raise ValueError(f"--ray-address: 'auto' or ray://host:port, not {ray_address!r}")
+    return ray_address
+
+
+def _parse(spec: str, field: str) -> tuple[str, int | None]:
+    """(kind, workers) of a local spec: ("local", None), ("local", N), ("ray", None|N)."""
+    for kind in ("local", "ray"):
+        if spec == kind:
+            return kind, None
+        if spec.startswith(kind + ":"):
+            count = spec[len(kind) + 1:]
+            if count.isdigit() and int(count) >= 1:
+                return kind, int(count)
+            raise ValueError(f"{field}: {spec!r} needs a positive worker count")
+    raise ValueError(f"{field}: unknown {spec!r} (local, local:N, ray, ray:N)")
+
+
+def resolve_executor(own: str, requested: str) -> Executor:
+    """The executor for one plan: the coordinator's own (`own`), or a narrower one asked for.
+
+    A request may ask for in-process work (`local`), fewer local processes than the
+    coordinator runs (`local:N`), or fewer Ray workers (`ray:N`, on the coordinator's own Ray
+    or cluster); it can never point the coordinator at another cluster. ValueError names the
+    field `executor`.
+    """
+    if not requested or requested == own:
+        return _executor(own)
+    if requested == "local":
+        return InProcessExecutor()
+    cluster = own == "ray:auto" or own.startswith("ray://")
+    try:
+        kind, count = _parse(requested, "executor")
+    except ValueError:
+        raise ValueError(f"executor: a request may narrow the coordinator's executor ({own}) "
+                         f"to local, local:N or ray:N; it may not use {requested!r}") from None
+    if cluster:
+        own_kind, own_count = "ray", None
+    else:
+        own_kind, own_count = _parse(own, "executor")
+    if own_kind == "local" and own_count is None:
+        own_count = 0  # in-process: nothing is narrower
+    if kind != own_kind or count is None or (own_count is not None and count > own_count):
+        raise ValueError(f"executor: {requested!r} is not a narrowing of the coordinator's "
+                         f"executor ({own})")
+    if kind == "local":
+        return ProcessExecutor(count, start_method=SAFE_START)
+    if cluster:
+        ray = RayExecutor(address="auto" if own == "ray:auto" else own, in_flight=count)
+        ray.name = f"ray ({ray.address}, {count} in flight)"
+        return ray
+    ray = RayExecutor(num_cpus=own_count, in_flight=count)  # Ray keeps the coordinator's size
+    ray.name = f"ray (local, {count} in flight)"
+    return ray
+
+
+def rearm_signals() -> None:
+    """Reinstall Python's handlers of SIGTERM and SIGINT (main thread only). Starting Ray in
+    the process installs native handlers over them, which would turn the coordinator's
+    graceful stop into an abort."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        handler = signal.getsignal(sig)
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+def keep_open(executor: Executor) -> bool:
+    """Ray stays up for the coordinator's lifetime (started once, shut down at exit): its
+    shutdown from a worker thread would take the process's SIGTERM handling with it."""
+    return isinstance(executor, RayExecutor)
+
+
+def _executor(spec: str) -> Executor:
+    from coordinator.batch.executor import make_executor
+
+    executor = make_executor(spec)
+    if isinstance(executor, ProcessExecutor):
+        executor.start_method = SAFE_START
+    return executor
+
+
+# The coordinator runs gRPC threads: its worker processes start from a fork server, never
+# as forks of the coordinator itself.
+SAFE_START = "forkserver"
+
+
+# --- the coordinator's side ------------------------------------------------------------------
+
+
+async def run_plan(workflow: Workflow, day: date, executor: Executor,
+                   progress: Progress | None = None) -> dict[str, Any]:
+    """Draw every project of `day` still awaiting its draw, and place each draw as it comes.
+
+    Audit: `plan.committed` (day, plan id, SHA-256 of the plan seed, digest of the project ids
+    in plan order, executor) before anything is screened; per project `draw.committed` then
+    `draw.placed` as a single draw has them (or `draw.refused` / `draw.starved`);
+    `plan.completed` with the counts. Holds the draw lock throughout: single and supplementary
+    draws wait for the plan.
+    """
+    from evalgrid.ids import opaque_id
+
+    report = progress or (lambda phase, done, total, message: None)
+    loop = asyncio.get_running_loop()
+    counts: Counter[str] = Counter()
+    outcomes: list[dict[str, Any]] = []
+    async with workflow._draw_lock:
+        states = await workflow.registry.project_states()
+        offset = workflow.rules.local_utc_offset_minutes
+        order = projects_of_day(
+            (p for p in workflow.desk.projects() if states.get(p.id) == "registered"),
+            day, offset)
+        plan_seed = secrets.token_bytes(32)  # never from a request: nobody may grind for one
+        plan_id = opaque_id("plan")
+        digest = projects_digest([p.id for p in order])
+        await workflow._record("plan.committed", day.isoformat(), {
+            "plan_id": plan_id, "day": day.isoformat(), "seed_hash": seed_hash(plan_seed),
+            "projects": len(order), "projects_digest": digest, "executor": executor.name,
+            "seed_derivation": "HMAC-SHA256(plan seed, project id)"})
+
+        async def place(planned: PlannedDraw) -> None:
+            outcome = await _place_planned(workflow, planned, plan_id)
+            counts[outcome] += 1
+            o = planned.outcome
+            outcomes.append({"project_id": o.project_id, "outcome": outcome,
+                             "draw_id": o.draw_id, "seats": len(o.seats),
+                             "reason": o.reason})
+
+        def sink(planned: PlannedDraw) -> None:  # in the worker thread
+            asyncio.run_coroutine_threadsafe(place(planned), loop).result()
+
+        def threadsafe(phase: str, done: int, total: int, message: str) -> None:
+            loop.call_soon_threadsafe(report, phase, done, total, message)
+            if phase == "screening" and done == total:
+                loop.call_soon_threadsafe(rearm_signals)
+
+        fork = workflow.desk.fork()
+        try:
+            plan = await asyncio.to_thread(plan_day, fork, order, plan_seed,
+                                           workflow.clock.now(), executor, workflow._down(),
+                                           threadsafe, sink=sink)
+        except Exception as exc:  # an executor or Redis failure: what is placed stays placed
+            from coordinator.workflow import WorkflowError
+
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            await workflow._record("plan.failed", day.isoformat(), {
+                "plan_id": plan_id, "reason": reason, **dict(counts)})
+            raise WorkflowError("plan", f"stopped after {sum(counts.values())} of {len(order)} "
+                                f"project(s): {reason}; run it again to go on",
+                                code="precondition") from exc
+        finally:
+            rearm_signals()
+        summary = {
+            "plan_id": plan_id, "day": day.isoformat(), "seed_hash": plan.seed_hash,
+            "executor": plan.executor, "projects": len(order),
+            "drawn": counts["drawn"], "refused": counts["refused"],
+            "starved": counts["starved"], "conflicts": counts["conflict"],
+            "skipped": counts["skipped"], "screening_s": round(plan.screening_s, 3),
+            "drawing_s": round(plan.drawing_s, 3), "outcomes": outcomes,
+        }
+        await workflow._record("plan.completed", day.isoformat(), {
+            k: v for k, v in summary.items() if k != "outcomes"})
+    return summary
+
+
+async def _place_planned(workflow: Workflow, planned: PlannedDraw, plan_id: str) -> str:
+    """Commit and place one draw of the plan: "drawn", "refused", "starved", "conflict" (Redis
+    disagreed with the picture: nothing booked) or "skipped" (no longer awaiting a draw)."""
+    from coordinator.draw_intents import commit_and_place
+    from coordinator.store.registry import PROJECT_STATE
+    from coordinator.workflow import WorkflowError
+
+    project, o = planned.project, planned.outcome
+    async with workflow._lock(project.id):
+        state = await workflow.redis.hget(PROJECT_STATE, project.id)
+        if state != b"registered":
+            return "skipped"
+        if planned.prepared is None:
+            await workflow._record("draw.refused", project.id,
+                                   {"reason": o.reason, "plan_id": plan_id})
+            return "refused"
+        record = {**planned.prepared.commitment_record(), "plan_id": plan_id}
+        result = planned.result
+        if result is None:
+            await workflow._record("draw.committed", project.id, record)
+            await workflow._record("draw.starved", project.id,
+                                   {"reason": o.reason, "plan_id": plan_id})
+            return "starved"
+        try:
+            await commit_and_place(workflow, project, planned.prepared, result,
+                                   plan_id=plan_id)
+        except WorkflowError:
+            return "conflict"  # audited by _place as draw.booking_conflict
+        workflow._schedule_wake.set()
+        return "drawn"

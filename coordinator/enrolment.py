@@ -1,0 +1,139 @@
+"""Device-bound workstation enrolment, on the coordinator: one-time codes and CSR signing.
+
+The design, and why: a workstation makes its own key pair and never hands the private key to
+anyone; it proves it may become "SITE/WS" with a one-time activation code that the site's desk
+asked for. The agent relays the CSR with the code (`SiteLink.EnrolWorkstation`) and the
+coordinator, which holds the provincial CA, checks the code and signs a certificate whose
+identity it derives itself: the site from the relaying agent's certificate, the workstation from
+the site's registered inventory. The alternative, a site-level issuing CA on every agent, was
+rejected: the provincial CA is constrained to no sub-CAs (path length 0), every server trusts
+one root and one CRL, and a stolen agent could then mint certificates offline and unaudited.
+Here a compromised agent can at most enrol its own site's workstations, one code at a time,
+each on the audit trail.
+
+Codes: 8 characters from an alphabet without look-alikes (about 40 bits), valid for
+``VALID_FOR`` and for one enrolment; stored only as an HMAC under a key derived from the master
+key (a Redis dump does not give them away); a new code for the same workstation replaces the
+old one; ``MAX_WRONG`` wrong tries burn the code. Every step is audited, never with the code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import redis.asyncio as aioredis
+from cryptography.hazmat.primitives import serialization
+
+from coordinator.domain.pii import derive_key
+from coordinator.sign_in_guard import Record
+from coordinator.store.values import text
+from coordinator.workflow import WorkflowError
+from evalgrid.clock import Clock
+from evalgrid.pki import PkiError, issue_from_csr
+
+__all__ = ["ALPHABET", "CODE_LENGTH", "MAX_WRONG", "VALID_FOR", "EnrolmentError", "Enrolments"]
+
+ALPHABET: Final = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud, typed by hand
+CODE_LENGTH: Final = 8
+VALID_FOR: Final = timedelta(minutes=15)
+MAX_WRONG: Final = 5
+KEY: Final = "enrol:{}"
+
+
+class EnrolmentError(WorkflowError):
+    """A refused enrolment step: ``field`` names what was wrong, ``code`` the kind of refusal
+    (the servicers answer it like any workflow refusal)."""
+
+
+class Enrolments:
+    def __init__(self, redis: aioredis.Redis, clock: Clock, pki_dir: Path, master_key: bytes,
+                 record: Record) -> None:
+        self.redis = redis
+        self.clock = clock
+        self.pki_dir = Path(pki_dir)
+        self.record = record
+        self._key = derive_key(master_key, "activation-codes")
+
+    def _digest(self, subject: str, code: str) -> str:
+        normal = "".join(code.split()).upper().replace("-", "")
+        return hmac.new(self._key, f"{subject}\0{normal}".encode(), hashlib.sha256).hexdigest()
+
+    async def issue_code(self, site_id: str, workstation_id: str,
+                         inventory: set[str] | None) -> tuple[str, datetime]:
+        """A fresh one-time code for ``SITE/WS`` (replacing any earlier one), and its expiry."""
+        if inventory is None or workstation_id not in inventory:
+            raise EnrolmentError("workstation_id", f"{workstation_id!r} is not a workstation of "
+                                 f"site {site_id} in the registry", code="not_found")
+        subject = f"{site_id}/{workstation_id}"
+        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        expires = self.clock.now() + VALID_FOR
+        key = KEY.format(subject)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping={"digest": self._digest(subject, code),
+                                "expires": expires.isoformat(), "wrong": 0})
+        pipe.expire(key, int(VALID_FOR.total_seconds()) + 86_400)  # garbage only: clock rules
+        await pipe.execute()
+        await self.record("workstation.activation_issued", site_id,
+                          {"workstation": workstation_id, "expires": expires.isoformat()})
+        return f"{code[:4]}-{code[4:]}", expires
+
+    async def _refuse(self, site_id: str, workstation_id: str, reason: str, message: str,
+                      code: str) -> EnrolmentError:
+        await self.record("workstation.enrol_refused", site_id,
+                          {"workstation": workstation_id, "reason": reason})
+        return EnrolmentError("activation_code", message, code=code)
+
+    async def enrol(self, site_id: str, workstation_id: str, code: str,
+                    csr_pem: bytes) -> tuple[bytes, int]:
+        """Check the code, sign the CSR for ``SITE/WS``, burn the code; (cert PEM, serial)."""
+        for name, value in (("activation_code", code), ("csr_pem", csr_pem)):
+            if not value:
+                raise EnrolmentError(name, "required for an enrolment", code="invalid")
+        subject = f"{site_id}/{workstation_id}"
+        key = KEY.format(subject)
+        held = {text(k): text(v) for k, v in (await self.redis.hgetall(key)).items()}
+        if not held:
+            raise await self._refuse(
+                site_id, workstation_id, "no code", "no activation code is pending for this "
+                "workstation (never issued, already used, or replaced): ask the desk for one",
+                "precondition")
+        if self.clock.now() >= datetime.fromisoformat(held["expires"]):
+            await self.redis.delete(key)
+            raise await self._refuse(site_id, workstation_id, "expired",
+                                     "the activation code has expired: ask the desk for a "
+                                     "new one", "precondition")
+        if not hmac.compare_digest(held["digest"], self._digest(subject, code)):
+            wrong = int(await self.redis.hincrby(key, "wrong", 1))
+            if wrong >= MAX_WRONG:
+                await self.redis.delete(key)
+                raise await self._refuse(site_id, workstation_id, "wrong code, code burned",
+                                         f"wrong activation code ({wrong} wrong tries): the "
+                                         "code is no longer valid, ask the desk for a new one",
+                                         "denied")
+            raise await self._refuse(site_id, workstation_id, "wrong code",
+                                     f"wrong activation code ({MAX_WRONG - wrong} tries left)",
+                                     "denied")
+        try:
+            cert = await asyncio.to_thread(issue_from_csr, self.pki_dir, csr_pem,
+                                           "workstation", subject)
+        except PkiError as exc:
+            await self.record("workstation.enrol_refused", site_id,
+                              {"workstation": workstation_id, "reason": "bad csr"})
+            raise EnrolmentError("csr_pem", str(exc).removeprefix("csr: "),
+                                 code="invalid") from exc
+        if not await self.redis.delete(key):  # another enrolment used the code meanwhile
+            raise await self._refuse(site_id, workstation_id, "already used",
+                                     "the activation code was used by another enrolment",
+                                     "precondition")
+        await self.record("workstation.enrolled", site_id,
+                          {"workstation": workstation_id,
+                           "serial": format(cert.serial_number, "x"),
+                           "not_after": cert.not_valid_after_utc.isoformat()})
+        return cert.public_bytes(serialization.Encoding.PEM), cert.serial_number

@@ -1,0 +1,418 @@
+"""The shell of the fault rules: site liveness, incidents, the decisions left to people.
+
+- Liveness transitions (coordinator/domain/liveness.py) are audited (`site.connected`,
+  `site.disconnected`, `site.lost`, `site.reconnected`).
+- A site declared lost before a project's window: its members are redrawn elsewhere
+  (supplementary draws with the reason, as for a failed workstation without a spare).
+- A site lost, or a workstation failed without a spare, at or during the window: an incident
+  with the rules' deadline (coordinator/domain/fault_rules.py), stored in Redis, audited at
+  every step; a repair in time resumes; past the deadline the operator records the decision
+  (the tenderer's wait / postpone, or the re-evaluation): materials sealed, the committee
+  dissolved (its members barred from the new one by the cool-off rule), a new committee drawn
+  for the new window. Nothing scored or signed is deleted: sheets stay, and a sealed copy of
+  them goes with the materials.
+- Seat passes are sent to the guest agents at evaluation start (coordinator/seat_passes.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from coordinator import seat_passes
+from coordinator.allocation import Allocation, SeatRecord
+from coordinator.domain import fault_rules
+from coordinator.domain.fault_rules import FaultRuleError, Incident, IncidentState
+from coordinator.domain.liveness import Link, Transition
+from coordinator.domain.model import Project, Sitting, Window
+from coordinator.domain.seal import SealedBox, seal_json, unseal_json
+from coordinator.province import codec
+from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
+from coordinator.store.registry import PROJECT_STATE, PROJECTS
+from coordinator.store.values import text
+from coordinator.workflow import (
+    ALLOC,
+    CLARIFICATIONS,
+    SESSION,
+    SHEET,
+    SITE_SESSIONS,
+    Workflow,
+    WorkflowError,
+)
+from evalgrid.ids import opaque_id
+
+log = logging.getLogger("evalgrid.coordinator")
+
+INCIDENTS = "faults:incidents"  # incident id -> JSON (coordinator/domain/fault_rules.Incident)
+ADMITTED = "faults:admitted:{}"  # project -> sessions already sent a seat pass
+MATERIALS = "faults:materials:{}:{}"  # project, incident -> sealed materials
+SUPERSEDED = "faults:alloc:{}:{}"  # project, incident -> the dissolved committee's allocation
+RECENT = timedelta(days=1)  # closed incidents shown to operators this long
+
+
+class FaultDesk:
+    def __init__(self, workflow: Workflow) -> None:
+        self.wf = workflow
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._incident_lock = asyncio.Lock()
+
+    # --- liveness ----------------------------------------------------------------------------
+
+    async def stream_opened(self, site_id: str) -> asyncio.Event:
+        transition, stop = self.wf.links.stream_opened(site_id)
+        try:
+            await self.apply([transition] if transition else [])
+        except BaseException:  # the stream will not run: do not count it as open
+            self.wf.links.stream_closed(site_id, stop)
+            raise
+        return stop
+
+    def heard(self, site_id: str) -> None:
+        """Any message renews the lease; a site heard again after a lapse is handled aside."""
+        transition = self.wf.links.heard(site_id)
+        if transition is not None:
+            self._spawn(self.apply([transition]))
+
+    async def stream_closed(self, site_id: str, stop: asyncio.Event) -> None:
+        transition = self.wf.links.stream_closed(site_id, stop)
+        await self.apply([transition] if transition else [])
+
+    async def check_liveness(self) -> list[Transition]:
+        """Lapse leases, declare lost sites and act on them, review incident deadlines."""
+        transitions = self.wf.links.tick()
+        await self.apply(transitions)
+        await self.review()
+        return transitions
+
+    async def run(self, period_s: float) -> None:
+        """The lease checker on the system clock (a simulated lease clock is ticked by hand)."""
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await self.check_liveness()
+            except Exception:  # the checker must outlive a Redis hiccup
+                log.exception("liveness check")
+
+    async def apply(self, transitions: list[Transition]) -> None:
+        for t in transitions:
+            await self.wf._record(t.audit_kind, t.site_id, t.detail())
+            if t.after is Link.LOST:
+                await self.site_lost(t.site_id, t.silent_for)
+            elif t.after is Link.CONNECTED:
+                await self.site_back(t.site_id)
+        if transitions:
+            self.wf.grid_changed()
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(self._guarded(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _guarded(work: Any) -> None:
+        try:
+            await work
+        except Exception:  # never take a stream down
+            log.exception("handling a site transition")
+
+    # --- what a failure touches -------------------------------------------------------------
+
+    async def _seats_at(self, site_id: str, workstation_id: str | None = None
+                        ) -> dict[str, list[str]]:
+        """Project -> sessions held at the site (on that workstation, if given)."""
+        found: dict[str, list[str]] = defaultdict(list)
+        for raw in await self.wf.redis.smembers(SITE_SESSIONS.format(site_id)):
+            session_id = text(raw)
+            held = await self.wf.redis.hgetall(SESSION.format(session_id))
+            if not held or (workstation_id and text(held[b"ws"]) != workstation_id):
+                continue
+            ref = unseal_json(self.wf.master_key, SealedBox.from_json(text(held[b"ref"])),
+                              project_id=session_id, purpose="session")
+            found[str(ref["project"])].append(session_id)
+        return found
+
+    @staticmethod
+    def _begun(alloc: Allocation) -> bool:
+        return any(s.status in ("signed_in", "signed") for s in alloc.active_seats())
+
+    async def site_lost(self, site_id: str, silent_for: timedelta) -> None:
+        now = self.wf.clock.now()
+        failed_at = now - silent_for
+        states = await self.wf.registry.project_states()
+        for project_id, sessions in sorted((await self._seats_at(site_id)).items()):
+            if states.get(project_id) not in ("drawn", "evaluating"):
+                continue
+            project = await self.wf.project(project_id)
+            if project.window.end <= now:
+                continue
+            async with self.wf._lock(project_id):
+                alloc = await self.wf._allocation(project_id, "guest site lost")
+                seats = [s for s in (alloc.by_session(x) for x in sessions)
+                         if s is not None and s.active and s.status != "signed"]
+                phase = fault_rules.phase_of(project.window.start, now, self._begun(alloc))
+                if fault_rules.response_to(phase) is fault_rules.Response.REDRAW:
+                    short = 0
+                    for seat in seats:
+                        outcome = await self.wf._replace(
+                            project_id, alloc, seat, "fault", f"guest site {site_id} lost")
+                        short += outcome.endswith("no-replacement")
+                    if not short:
+                        continue
+                    cause = f"guest site lost; {short} seat(s) could not be redrawn"
+                else:
+                    cause = "guest site lost"
+            if seats:  # members who have all signed lose nothing and wait for nothing
+                await self._open(project, site_id, cause, failed_at, self._begun(alloc))
+
+    async def workstation_down(self, project: Project, alloc: Allocation,
+                               seat: SeatRecord) -> str:
+        """At or during the window with no spare: the rules' clock runs (caller holds the
+        project lock)."""
+        await self._open(project, seat.site_id, f"workstation {seat.workstation_id} failed "
+                         "and the venue has no spare", self.wf.clock.now(), self._begun(alloc),
+                         workstation_id=seat.workstation_id)
+        return "awaiting-repair"
+
+    async def _open(self, project: Project, site_id: str, cause: str, failed_at: datetime,
+                    begun: bool, workstation_id: str = "") -> None:
+        async with self._incident_lock:
+            for existing in await self.incidents():
+                if (existing.project_id, existing.site_id, existing.workstation_id) == (
+                        project.id, site_id, workstation_id):
+                    return  # already open: the clock does not restart
+            incident = fault_rules.open_incident(
+                opaque_id("inc"), project.id, site_id, cause,
+                window_start=project.window.start, failed_at=failed_at,
+                evaluation_begun=begun, now=self.wf.clock.now(), workstation_id=workstation_id)
+            await self._save(incident)
+        await self.wf._record("fault.incident_opened", project.id, {
+            "incident": incident.incident_id, "site": site_id, "workstation": workstation_id,
+            "phase": incident.phase.value, "cause": cause,
+            "failed_at": failed_at.isoformat(), "deadline": incident.deadline.isoformat(),
+            "rule": incident.limit})
+
+    async def site_back(self, site_id: str) -> None:
+        await self._repaired(lambda i: i.site_id == site_id and not i.workstation_id,
+                             f"guest site {site_id} back")
+
+    def workstation_may_be_back(self, site_id: str, workstation_id: str) -> None:
+        """A workstation reported in a working state: repairs any incident it had."""
+        self._spawn(self.workstation_back(site_id, workstation_id))
+
+    async def workstation_back(self, site_id: str, workstation_id: str) -> None:
+        await self._repaired(lambda i: (i.site_id, i.workstation_id) == (site_id,
+                                                                         workstation_id),
+                             f"workstation {workstation_id} back in service")
+
+    async def _repaired(self, which: Any, why: str) -> None:
+        now = self.wf.clock.now()
+        changed = []
+        async with self._incident_lock:
+            for incident in await self.incidents():
+                if which(incident):
+                    after = fault_rules.repaired(incident, now)
+                    await self._save(after)
+                    changed.append(after)
+        for after in changed:
+            kind = "fault.resumed" if after.state is IncidentState.RESUMED \
+                else "fault.repaired_late"
+            await self.wf._record(kind, after.project_id, {
+                "incident": after.incident_id, "why": why, "at": now.isoformat(),
+                "deadline": after.deadline.isoformat(), "state": after.state.value})
+
+    # --- incidents ---------------------------------------------------------------------------
+
+    async def incidents(self, *, include_closed: bool = False) -> list[Incident]:
+        raw = await self.wf.redis.hgetall(INCIDENTS)
+        found = [Incident.from_dict(json.loads(v)) for v in raw.values()]
+        now = self.wf.clock.now()
+        found = [fault_rules.review(i, now) for i in found]
+        if not include_closed:
+            found = [i for i in found if i.open]
+        return sorted(found, key=lambda i: (i.failed_at, i.incident_id))
+
+    def recent(self, incidents: list[Incident]) -> list[Incident]:
+        now = self.wf.clock.now()
+        return [i for i in incidents if i.open or (i.decisions and now - i.decisions[-1].at
+                                                    < RECENT)
+                or (i.repaired_at and now - i.repaired_at < RECENT)]
+
+    async def _save(self, incident: Incident) -> None:
+        await self.wf.redis.hset(INCIDENTS, incident.incident_id,
+                                 json.dumps(incident.to_dict(), sort_keys=True))
+
+    async def review(self) -> None:
+        """Audit each incident the moment its deadline passes (once)."""
+        raw = await self.wf.redis.hgetall(INCIDENTS)
+        now = self.wf.clock.now()
+        for value in raw.values():
+            stored = Incident.from_dict(json.loads(value))
+            current = fault_rules.review(stored, now)
+            if current.state is not stored.state:
+                await self._save(current)
+                await self.wf._record("fault.decision_due", current.project_id, {
+                    "incident": current.incident_id, "deadline": current.deadline.isoformat(),
+                    "allowed": [d.value for d in fault_rules.allowed(current, now)],
+                    "rule": current.limit})
+
+    async def decide(self, incident_id: str, decision: str, note: str,
+                     new_window: tuple[datetime, datetime] | None, request_id: str, *,
+                     by: str) -> tuple[Incident, str]:
+        replay = await self.wf._replay(request_id)
+        if replay is not None:
+            return Incident.from_dict(replay["incident"]), str(replay["outcome"])
+        now = self.wf.clock.now()
+        async with self._incident_lock:
+            raw = await self.wf.redis.hget(INCIDENTS, incident_id)
+            if raw is None:
+                raise WorkflowError("incident_id", f"no incident {incident_id!r}",
+                                    code="not_found")
+            incident = Incident.from_dict(json.loads(raw))
+            state = (await self.wf.registry.project_states()).get(incident.project_id)
+            if state not in ("drawn", "evaluating") and incident.open:
+                raise WorkflowError("incident_id", f"project {incident.project_id} is {state}: "
+                                    "no committee to wait for or replace",
+                                    code="precondition")
+            try:
+                decided = fault_rules.decide(incident, decision, now=now, by=by, note=note)
+            except FaultRuleError as exc:
+                code = "invalid" if "unknown" in exc.reason else "precondition"
+                raise WorkflowError(exc.field, exc.reason, code=code) from exc
+            window = None
+            if decided.state is not IncidentState.WAITING:
+                window = self._new_window(new_window, now)
+            await self._save(decided)
+        await self.wf._record("fault.decided", decided.project_id, {
+            "incident": incident_id, "decision": decided.decisions[-1].decision.value,
+            "by": by, "note": note.strip(),
+            "new_window": [w.isoformat() for w in window] if window else []})
+        outcome = decided.state.value
+        if window is not None:
+            outcome = await self._new_committee(decided, window, request_id)
+        await self.wf._remember(request_id, {"incident": decided.to_dict(),
+                                             "outcome": outcome})
+        return decided, outcome
+
+    @staticmethod
+    def _new_window(window: tuple[datetime, datetime] | None,
+                    now: datetime) -> tuple[datetime, datetime]:
+        if window is None:
+            raise WorkflowError("new_window_start", "a new committee needs the new window "
+                                "(start and end) it will sit in")
+        start, end = window
+        if start <= now:
+            raise WorkflowError("new_window_start", f"must be after now ({now.isoformat()})")
+        if end <= start:
+            raise WorkflowError("new_window_end", "must be after new_window_start")
+        return start, end
+
+    async def _new_committee(self, incident: Incident, window: tuple[datetime, datetime],
+                             request_id: str) -> str:
+        """Seal the materials, dissolve the committee, draw a new one for the new window."""
+        wf = self.wf
+        project = await wf.project(incident.project_id)
+        async with wf._lock(project.id):
+            alloc = await wf._allocation(project.id, f"materials sealed ({incident.state})")
+            sheets = {}
+            for seat in alloc.seats:
+                raw = await wf.redis.hgetall(SHEET.format(seat.session_id))
+                if raw:
+                    sheets[seat.session_id] = {text(k): text(v) for k, v in raw.items()}
+            questions = await wf.redis.hgetall(CLARIFICATIONS.format(project.id))
+            materials = {"project_id": project.id, "incident": incident.incident_id,
+                         "window": [project.window.start.isoformat(),
+                                    project.window.end.isoformat()],
+                         "allocation": alloc.to_dict(), "sheets": sheets,
+                         "clarifications": [text(v) for v in questions.values()]}
+            box = seal_json(wf.master_key, project.id, f"materials:{incident.incident_id}",
+                            materials).to_json()
+            start, end = project.window.start_ts, project.window.end_ts
+            for seat in alloc.active_seats():
+                await wf.bookings.release([
+                    BookingItem(ws_resource(seat.workstation_id), start, end, seat.session_id),
+                    BookingItem(expert_resource(seat.expert_id), start, end, seat.expert_hold)])
+                wf.desk.unbook(project, seat.expert_id, seat.workstation_id)
+                # The member stays on record as having sat for this tenderer: the cool-off
+                # rule keeps them off the new committee.
+                wf.desk.sittings[seat.expert_id].append(
+                    Sitting(seat.expert_id, project.id, project.tenderer_id, project.window))
+                await wf._release_on_site(seat, str(incident.state))
+            moved = dataclasses.replace(project, window=Window(*window))
+            pipe = wf.redis.pipeline(transaction=True)
+            pipe.set(MATERIALS.format(project.id, incident.incident_id), box)
+            pipe.set(SUPERSEDED.format(project.id, incident.incident_id),
+                     wf._seal_alloc(alloc))
+            pipe.delete(ALLOC.format(project.id))
+            pipe.hset(PROJECTS, project.id, json.dumps(
+                codec.project_to_dict(moved), sort_keys=True, separators=(",", ":"),
+                ensure_ascii=False))
+            pipe.hset(PROJECT_STATE, project.id, "registered")
+            await pipe.execute()
+            wf._allocations.pop(project.id, None)
+            wf.desk.add_project(moved)
+            await wf._record("materials.sealed", project.id, {
+                "incident": incident.incident_id, "sheets": len(sheets),
+                "signed": sum(1 for s in sheets.values() if s.get("signed") == "1"),
+                "digest": hashlib.sha256(box.encode()).hexdigest(),
+                "committee_dissolved": len(alloc.active_seats())})
+        await self._close_siblings(incident)
+        try:
+            summary = await wf.draw(project.id, f"{request_id}:new-committee"
+                                    if request_id else "")
+        except WorkflowError as exc:
+            return f"{incident.state.value}; new committee not drawn: {exc}"
+        return f"{incident.state.value}; new committee drawn ({summary.seats} seats)"
+
+    async def _close_siblings(self, incident: Incident) -> None:
+        """Other open incidents of the project end with it: that committee is gone."""
+        async with self._incident_lock:
+            for other in await self.incidents():
+                if other.project_id == incident.project_id and \
+                        other.incident_id != incident.incident_id:
+                    await self._save(dataclasses.replace(other, state=incident.state))
+                    await self.wf._record("fault.closed", other.project_id, {
+                        "incident": other.incident_id, "with": incident.incident_id})
+
+    # --- seat passes -------------------------------------------------------------------------
+
+    async def resume(self) -> None:
+        """At start: passes a crash kept from going out (evaluation started, none sent)."""
+        for project_id, state in (await self.wf.registry.project_states()).items():
+            if state == "evaluating":
+                await self.admit_seats(project_id)
+
+    async def admit_seats(self, project_id: str) -> int:
+        """Queue a seat pass for every active seat of an evaluating project not sent one."""
+        wf = self.wf
+        if (await wf.registry.project_states()).get(project_id) != "evaluating":
+            return 0
+        project = await wf.project(project_id)
+        alloc = await wf._allocation(project_id, "seat passes")
+        sent = {text(s) for s in await wf.redis.smembers(ADMITTED.format(project_id))}
+        codes, names = wf._bid_codes(project), wf.company_names()
+        count = 0
+        for seat in alloc.active_seats():
+            if seat.session_id in sent:
+                continue
+            personal = await wf.registry.personal_data(seat.expert_id)
+            if personal is None or not personal.id_number:
+                log.warning("no ID number to seal the pass of %s", seat.session_id)
+                continue
+            form = seat_passes.sheet_form(project, codes, names, session_id=seat.session_id)
+            command = await seat_passes.admit_command(
+                wf.master_key, seat, id_number=personal.id_number,
+                expert_name=wf.desk.expert_name(seat.expert_id), form=form,
+                fence=await wf.links.next_fence())
+            await wf.links.enqueue(seat.site_id, command)
+            await wf.redis.sadd(ADMITTED.format(project_id), seat.session_id)
+            count += 1
+        if count:
+            await wf._record("seat_pass.sent", project_id, {
+                "seats": count, "purpose": "offline sign-in at the guest sites"})
+        return count

@@ -1,0 +1,229 @@
+"""Referenced draw inputs: a day snapshot plus two bitmaps, drawn and replayed like explicit."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from domain_factories import RULES, TODAY, inputs_for, seed_of, simple_province
+
+from coordinator.domain.conflicts import ConflictIndex
+from coordinator.domain.draw import (
+    DrawInputs,
+    DrawOutcome,
+    _draw,
+    canonical_inputs,
+    commit,
+    draw,
+    input_digest,
+    inputs_from_json,
+    inputs_to_json,
+    make_archive,
+    pack_mask,
+    snapshot_to_json,
+    supplementary_inputs,
+    unpack_mask,
+    verify_replay,
+)
+from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
+from coordinator.domain.model import Project, Province
+from coordinator.domain.randomness import DrawRandom
+
+
+def day_screen(prov: Province) -> DayScreen:
+    pool = PoolIndex.build(prov.experts, RULES)
+    index = ConflictIndex.build(prov.experts, prov.companies, RULES)
+    return DayScreen(pool, index, prov.sites, RULES, TODAY)
+
+
+def referenced(prov: Province, proj: Project, day: DayScreen | None = None) -> DrawInputs:
+    day = day or day_screen(prov)
+    return day.inputs(proj, host_city_of(proj, prov.sites))
+
+
+def explicit_of(inputs: DrawInputs) -> DrawInputs:
+    return replace(
+        inputs,
+        snapshot=None,
+        barred="",
+        unavailable="",
+        venues=inputs.resolved_venues(),
+        candidates=inputs.resolved_candidates(),
+    )
+
+
+def test_referenced_inputs_resolve_to_the_explicit_ones() -> None:
+    prov, proj = simple_province()
+    ref = referenced(prov, proj)
+    explicit = inputs_for(prov, proj)
+    assert ref.resolved_candidates() == explicit.candidates
+    assert ref.resolved_venues() == explicit.venues
+    assert ref.candidate_count() == len(explicit.candidates)
+    assert ref.venue_count() == len(explicit.venues)
+
+
+def test_both_forms_draw_alike_on_the_same_stream() -> None:
+    prov, proj = simple_province()
+    ref = referenced(prov, proj)
+    for n in range(30):
+        rng_a = DrawRandom(seed_of(n), bytes.fromhex(input_digest(ref)))
+        rng_b = DrawRandom(seed_of(n), bytes.fromhex(input_digest(ref)))
+        assert _draw(ref, rng_a) == _draw(explicit_of(ref), rng_b)
+
+
+def test_referenced_digest_is_small_and_names_the_snapshot() -> None:
+    prov, proj = simple_province()
+    ref = referenced(prov, proj)
+    assert ref.snapshot is not None
+    text = canonical_inputs(ref)
+    generic = json.dumps(inputs_to_json(ref), sort_keys=True, separators=(",", ":"))
+    assert text == generic.encode("ascii")
+    assert ref.snapshot.digest().encode() in text
+    assert b"candidates" not in text and b'"venues"' not in text
+    assert input_digest(ref) != input_digest(explicit_of(ref))
+
+
+def test_a_busy_workstation_or_a_barred_expert_changes_the_digest() -> None:
+    prov, proj = simple_province()
+    day = day_screen(prov)
+    base = referenced(prov, proj, day)
+    ws = base.resolved_venues()[0].free[0][0]
+    day.add_booking(ws, proj.window.start_ts, proj.window.end_ts)
+    busy = referenced(prov, proj, day)
+    assert input_digest(busy) != input_digest(base)
+    assert ws not in {w for v in busy.resolved_venues() for w, _ in v.free}
+    day.remove_booking(ws, proj.window.start_ts, proj.window.end_ts)
+    assert input_digest(referenced(prov, proj, day)) == input_digest(base)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("not base64!", "not base64"),
+        ("", "bytes for"),
+        ("AAA=", "bytes for"),
+        ("/w==", "padding bits"),
+        ("AB==", "canonical"),
+    ],
+)
+def test_malformed_bitmaps_are_refused_naming_the_field(text: str, needle: str) -> None:
+    with pytest.raises(ValueError, match=f"barred: .*{needle}"):
+        unpack_mask(text, 3, "barred")
+
+
+def test_bitmap_round_trip() -> None:
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 7, 8, 9, 300):
+        mask = rng.random(n) < 0.3
+        assert (unpack_mask(pack_mask(mask), n, "m") == mask).all()
+
+
+def test_inputs_with_a_snapshot_take_no_lists_of_their_own() -> None:
+    prov, proj = simple_province()
+    ref = referenced(prov, proj)
+    explicit = inputs_for(prov, proj)
+    with pytest.raises(ValueError, match="no venues or candidates"):
+        replace(ref, candidates=explicit.candidates)
+    with pytest.raises(ValueError, match="need a snapshot"):
+        replace(explicit, barred=ref.barred)
+    with pytest.raises(ValueError, match="unavailable"):
+        replace(ref, unavailable="AA==")
+
+
+def test_archive_embeds_the_snapshot_and_verifies() -> None:
+    prov, proj = simple_province()
+    ref = referenced(prov, proj)
+    seed = seed_of("a")
+    result = draw(ref, seed)
+    archive = json.loads(json.dumps(make_archive(commit(seed, ref), ref, result, seed)))
+    assert verify_replay(archive) == []
+    assert inputs_from_json(archive["inputs"], {ref.snapshot.digest(): ref.snapshot}) == ref  # type: ignore[union-attr]
+
+
+def test_an_archive_without_its_snapshot_needs_it_given() -> None:
+    prov, proj = simple_province()
+    ref = referenced(prov, proj)
+    assert ref.snapshot is not None
+    seed = seed_of("b")
+    archive = make_archive(commit(seed, ref), ref, draw(ref, seed), seed, embed_snapshot=False)
+    problems = verify_replay(archive)
+    assert len(problems) == 1 and "not provided" in problems[0]
+    assert verify_replay(archive, {ref.snapshot.digest(): ref.snapshot}) == []
+
+
+def test_a_tampered_snapshot_is_caught() -> None:
+    prov, proj = simple_province()
+    ref = referenced(prov, proj)
+    seed = seed_of("c")
+    archive = json.loads(json.dumps(make_archive(commit(seed, ref), ref, draw(ref, seed), seed)))
+    archive["snapshot"]["candidates"][0][2] = ["G.01"]  # an expert's specialty rewritten
+    problems = verify_replay(archive)
+    assert len(problems) == 1 and "embedded snapshot digests to" in problems[0]
+    # Filed under the right digest by someone else: still refused.
+    assert ref.snapshot is not None
+    forged = replace(ref.snapshot, candidates=ref.snapshot.candidates[1:])
+    del archive["snapshot"]
+    problems = verify_replay(archive, {ref.snapshot.digest(): forged})
+    assert problems and "digests to" in problems[0]
+
+
+def test_snapshot_json_round_trip_keeps_the_digest() -> None:
+    from coordinator.domain.draw import snapshot_from_json
+
+    prov, proj = simple_province()
+    ref = referenced(prov, proj)
+    assert ref.snapshot is not None
+    again = snapshot_from_json(json.loads(json.dumps(snapshot_to_json(ref.snapshot))))
+    assert again == ref.snapshot and again.digest() == ref.snapshot.digest()
+
+
+def test_supplementary_referenced_draw_keeps_the_rules() -> None:
+    prov, proj = simple_province(n_per_city=4)
+    day = day_screen(prov)
+    host = host_city_of(proj, prov.sites)
+    first = day.inputs(proj, host)
+    seed = seed_of("s")
+    outcome = draw(first, seed)
+    assert isinstance(outcome, DrawOutcome)
+    drop = outcome.seats[0].expert_id
+    record = commit(seed, first)
+    day.book(proj, [(s.expert_id, s.workstation_id) for s in outcome.seats if s.expert_id != drop])
+    barred, unavailable = day.barred(proj, host), day.unavailable(proj, host)
+    again = supplementary_inputs(
+        first,
+        outcome.seats,
+        {drop},
+        venues=(),
+        candidates=(),
+        parent=record.draw_id,
+        snapshot=day.snapshot,
+        barred=barred,
+        unavailable=unavailable,
+    )
+    second = draw(again, seed_of("t"))
+    assert isinstance(second, DrawOutcome) and len(second.seats) == 1
+    new = second.seats[0]
+    members = {s.expert_id for s in outcome.seats}
+    assert new.expert_id not in members
+    kept = [s for s in outcome.seats if s.expert_id != drop]
+    assert (new.venue_id, new.room_id) not in {(s.venue_id, s.room_id) for s in kept}
+
+
+def test_referenced_expert_choice_is_uniform() -> None:
+    """Within one open venue every eligible expert of its city is equally likely."""
+    prov, proj = simple_province(n_per_city=4)
+    one_seat = replace(proj, quotas=(replace(proj.quotas[0], count=1),), committee_size=1)
+    ref = referenced(prov, one_seat)
+    total = 3000
+    counts = Counter()
+    for n in range(total):
+        result = draw(ref, seed_of(n))
+        assert isinstance(result, DrawOutcome)
+        counts[result.seats[0].expert_id] += 1
+    experts = [c.expert_id for c in ref.resolved_candidates()]
+    expected = total / len(experts)
+    chi2 = sum((counts[e] - expected) ** 2 / expected for e in experts)
+    assert chi2 < 49.7  # chi-square(23 dof) at p = 0.001

@@ -1,0 +1,139 @@
+"""One in-process grid for the security tests, and a digest of everything it stores.
+
+The grid is the integration tests' (`tests/integration/grid_fixture.py`). Two of its sites have
+their agents stopped at the start (`spare`, `spare_other`): SiteLink calls that an agent would
+make (above all `Connect`) are made as those sites, so a test never competes with a live agent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+INTEGRATION = str(Path(__file__).resolve().parent.parent / "integration")
+if INTEGRATION not in sys.path:
+    sys.path.append(INTEGRATION)
+
+from grid_fixture import OPERATOR, Grid, start_grid, wait_until  # noqa: E402
+
+from evalgrid.authorization import PACKAGE  # noqa: E402
+
+AUDIT_STREAM = b"audit"
+AUDIT_KEYS = frozenset({AUDIT_STREAM, b"audit:head"})
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    keys: dict[bytes, bytes]  # every Redis key but the audit trail's -> digest of its value
+    agents: str               # digest of every live agent's booths
+    audit_length: int
+
+    @property
+    def state(self) -> tuple[dict[bytes, bytes], str]:
+        return self.keys, self.agents
+
+    def changed(self, after: Snapshot) -> list[str]:
+        """What differs in `after`: Redis keys by name, and "agents" for the booths."""
+        names = sorted(k for k in self.keys.keys() | after.keys.keys()
+                       if self.keys.get(k) != after.keys.get(k))
+        return [n.decode(errors="replace") for n in names] + \
+            (["agents"] if after.agents != self.agents else [])
+
+
+@dataclass
+class SecurityGrid:
+    grid: Grid
+    redis: aioredis.Redis
+    home: str         # a site with a live agent: its Booth and Desk are called
+    other: str        # another site with a live agent
+    spare: str        # a registered site whose agent is stopped: SiteLink calls as a site
+    spare_other: str  # a second one (the "other site" at the coordinator)
+    home_ws: str      # a workstation of `home`
+    other_ws: str     # a workstation of `other`
+
+    async def snapshot(self) -> Snapshot:
+        """The stored state less the audit trail, and the audit trail's length."""
+        keys = sorted([k async for k in self.redis.scan_iter(count=1000)
+                       if k not in AUDIT_KEYS])
+        # Redis hashes each value itself: far cheaper than DUMPing the registry's hashes.
+        digests = await self.redis.execute_command("DEBUG", "DIGEST-VALUE", *keys) if keys \
+            else []
+        h = hashlib.sha256()
+        for site_id, agent in sorted(self.grid.agents.items()):
+            booths = agent.booths
+            h.update(repr((site_id, sorted(booths.booths.items()),
+                           sorted(booths.reservations.items()), booths.highest_fence,
+                           sorted(agent.fault_details.items()))).encode())
+        return Snapshot(keys=dict(zip(keys, map(bytes, digests), strict=True)),
+                        agents=h.hexdigest(), audit_length=await self.redis.xlen(AUDIT_STREAM))
+
+    async def settle(self, polls: int = 3, interval: float = 0.1) -> None:
+        """Wait until the grid is quiet: every queued command acknowledged, and the stored
+        state the same over `polls` polls (background work after a draw or a start has run)."""
+        seen: list[Snapshot] = []
+
+        async def quiet() -> bool:
+            # Commands for a stopped agent wait for it forever: only live agents count.
+            pending = [site for site in self.grid.agents
+                       if await self.redis.exists(f"cmds:{site}")]
+            seen.append(await self.snapshot())
+            recent = seen[-polls:]
+            return not pending and len(recent) == polls and \
+                all(not recent[0].changed(s) and s.audit_length == recent[0].audit_length
+                    for s in recent)
+
+        await wait_until(quiet, "the grid to settle", timeout=60, interval=interval)
+
+    async def served(self) -> dict[str, str]:
+        """Short service name -> the address serving it: the coordinator, else `home`'s agent
+        (asked by server reflection, as any client tool would)."""
+        where: dict[str, str] = {}
+        for address, role, subject in ((self.grid.agent_target(self.home), "site", self.home),
+                                       (self.grid.target, "operator", OPERATOR)):
+            stub = reflection_pb2_grpc.ServerReflectionStub(
+                self.grid.channel(address, role, subject))
+            call = stub.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+            async for response in call:
+                for service in response.list_services_response.service:
+                    if service.name.startswith(PACKAGE + "."):
+                        where[service.name.removeprefix(PACKAGE + ".")] = address
+        return where
+
+    async def audit_kinds_since(self, snapshot: Snapshot) -> list[str]:
+        """The kinds of the audit entries appended after `snapshot` was taken."""
+        entries = await self.redis.xrange(AUDIT_STREAM, f"{snapshot.audit_length + 1}-0", "+")
+        return [json.loads(fields[b"entry"])["kind"] for _, fields in entries]
+
+
+@asynccontextmanager
+async def start_security_grid() -> AsyncIterator[SecurityGrid]:
+    async with start_grid(seed=13) as grid:
+        sites = [s.id for s in grid.province.sites]
+        home, other, spare, spare_other = sites[0], sites[1], sites[-1], sites[-2]
+        for stopped in (spare, spare_other):
+            await grid.agents.pop(stopped).stop()
+
+        links = grid.coordinator.workflow.links
+
+        async def settled() -> bool:  # the coordinator has seen both go: nothing left to do
+            return not {spare, spare_other} & set(links.online())
+
+        await wait_until(settled, "the coordinator to see the stopped agents offline",
+                         timeout=60)
+        client = aioredis.Redis.from_url(grid.redis_url)
+        try:
+            yield SecurityGrid(grid=grid, redis=client, home=home, other=other, spare=spare,
+                               spare_other=spare_other,
+                               home_ws=grid.workstations_of(home)[0],
+                               other_ws=grid.workstations_of(other)[0])
+        finally:
+            await client.aclose()

@@ -85,6 +85,7 @@ import base64
 import binascii
 import hashlib
 import json
+import threading
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,7 @@ from coordinator.domain.model import (
     ScoringMethod,
     ScoringMethodName,
     Site,
+    Venue,
     Window,
 )
 from coordinator.domain.randomness import DrawRandom
@@ -158,6 +160,7 @@ class Candidate:
     specialties: tuple[str, ...]
     catchment_cities: tuple[str, ...]
     canonical: str = field(init=False, repr=False, compare=False)
+    code: int = field(init=False, repr=False, compare=False)  # see _VALUE_CODES
 
     def __post_init__(self) -> None:
         enc = encode_basestring_ascii
@@ -167,6 +170,39 @@ class Candidate:
             f"[{','.join(map(enc, self.catchment_cities))}]]"
         )
         object.__setattr__(self, "canonical", row)
+        code = (
+            _value_code(self.specialties) << 42
+            | _value_code(self.catchment_cities) << 21
+            | _value_code(self.kind)
+        )
+        object.__setattr__(self, "code", code)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt, not restored: `code` refers to this process's _VALUE_CODES.
+        return (Candidate, (self.expert_id, self.kind, self.specialties, self.catchment_cities))
+
+
+# Every distinct kind, specialty tuple and catchment tuple seen in this process gets a small
+# number once; a candidate keeps its three numbers packed in `code`, so a draw codes 85,000
+# candidates with one array conversion instead of hashing their tuples. Draws depend only on
+# which values are equal, never on the numbers (they differ between processes).
+_VALUE_CODES: dict[Any, int] = {}
+_VALUES: list[Any] = []
+_VALUE_LOCK = threading.Lock()
+_FIELD_BITS = 21
+
+
+def _value_code(value: Any) -> int:
+    found = _VALUE_CODES.get(value)
+    if found is None:
+        with _VALUE_LOCK:
+            found = _VALUE_CODES.get(value)
+            if found is None:
+                if len(_VALUES) >= 1 << _FIELD_BITS:
+                    raise ValueError("too many distinct specialty or catchment tuples")
+                found = _VALUE_CODES[value] = len(_VALUES)
+                _VALUES.append(value)
+    return found
 
 
 def _check_sorted(venues: Sequence[VenueOffer], candidates: Sequence[Candidate]) -> None:
@@ -473,6 +509,7 @@ _CANONICAL_ROW = attrgetter("canonical")
 _KIND = attrgetter("kind")
 _SPECIALTIES = attrgetter("specialties")
 _CATCHMENT = attrgetter("catchment_cities")
+_CODE = attrgetter("code")
 
 
 def build_venue_offers(
@@ -481,7 +518,11 @@ def build_venue_offers(
     host_city: str,
     busy_workstations: Collection[str] = frozenset(),
 ) -> tuple[VenueOffer, ...]:
-    """Guest venues outside the project's and the host's city with free workstations, sorted."""
+    """Guest venues outside the project's and the host's city with free workstations, sorted.
+
+    A venue with nothing busy is offered as the same `VenueOffer` object every time (its
+    canonical row encoded once), so a national inventory costs no re-encoding per draw.
+    """
     barred = {project.city, host_city}
     offers: list[VenueOffer] = []
     for site in sites:
@@ -490,17 +531,32 @@ def build_venue_offers(
         for venue in site.venues:
             if venue.city in barred:
                 continue
-            free = tuple(
-                sorted(
-                    (ws.id, ws.room_id)
-                    for ws in venue.workstations
-                    if ws.id not in busy_workstations
-                )
-            )
-            if free:
-                offers.append(VenueOffer(venue.id, site.id, venue.city, free))
+            whole = _whole_offer(site.id, venue)
+            if busy_workstations and not all(ws not in busy_workstations for ws, _ in whole.free):
+                free = tuple(f for f in whole.free if f[0] not in busy_workstations)
+                if free:
+                    offers.append(VenueOffer(venue.id, site.id, venue.city, free))
+            elif whole.free:
+                offers.append(whole)
     offers.sort(key=attrgetter("venue_id"))
     return tuple(offers)
+
+
+_WHOLE: dict[str, tuple[Venue, str, VenueOffer]] = {}  # venue id -> (venue, site id, offer)
+
+
+def _whole_offer(site_id: str, venue: Venue) -> VenueOffer:
+    """The venue with all its workstations as an offer, kept while the venue object is the
+    same (a registry reload brings new objects, and so new offers)."""
+    found = _WHOLE.get(venue.id)
+    if found is None or found[0] is not venue or found[1] != site_id:
+        stations = tuple(sorted((ws.id, ws.room_id) for ws in venue.workstations))
+        found = _WHOLE[venue.id] = (
+            venue,
+            site_id,
+            VenueOffer(venue.id, site_id, venue.city, stations),
+        )
+    return found[2]
 
 
 # --- canonical form ----------------------------------------------------------------------------
@@ -826,6 +882,15 @@ def _codes(values: list[Any]) -> tuple[Rows, list[Any]]:
     return codes, list(keys)
 
 
+def _dense(codes: NDArray[np.int64]) -> tuple[Rows, list[Any]]:
+    """Process-wide value numbers renumbered 0..k-1 over the values present (counting, no
+    sort), with the values themselves."""
+    present = np.flatnonzero(np.bincount(codes, minlength=len(_VALUES)))
+    remap = np.zeros(len(_VALUES), dtype=np.intp)
+    remap[present] = np.arange(len(present))
+    return remap[codes], [_VALUES[c] for c in present.tolist()]
+
+
 class _CandidateIndex:
     """Candidates (id order) coded into arrays, so a draw filters them without a Python loop.
 
@@ -849,9 +914,11 @@ class _CandidateIndex:
 
     def __init__(self, candidates: tuple[Candidate, ...]) -> None:
         self.candidates = candidates
-        self.spec_code, self.spec_keys = _codes(list(map(_SPECIALTIES, candidates)))
-        self.kind_code, self.kind_keys = _codes(list(map(_KIND, candidates)))
-        self.catch_code, self.catch_keys = _codes(list(map(_CATCHMENT, candidates)))
+        packed = np.fromiter(map(_CODE, candidates), dtype=np.int64, count=len(candidates))
+        mask = (1 << _FIELD_BITS) - 1
+        self.spec_code, self.spec_keys = _dense(packed >> (2 * _FIELD_BITS))
+        self.catch_code, self.catch_keys = _dense((packed >> _FIELD_BITS) & mask)
+        self.kind_code, self.kind_keys = _dense(packed & mask)
         self._ids: list[str] | None = None
         self._flat: tuple[dict[str, int], Rows, Rows, Rows] | None = None
         self._matching: dict[tuple[str, str | None], tuple[Rows, Rows]] = {}

@@ -315,6 +315,20 @@ class PoolIndex:
             )
         return cast(NDArray[np.intp], found)
 
+    def _city(self, city: str) -> tuple[NDArray[np.intp], tuple[Reason, ...]]:
+        """The ranks of the experts living or working in `city`, and each one's reason."""
+        key = ("city", city)
+        found = self._memo.get(key)
+        if found is None:
+            rank = self._ranks()[1]
+            members = sorted(self.by_city.get(city, frozenset()), key=rank.__getitem__)
+            lives, works = Reason("city", f"lives in {city}"), Reason("city", f"works in {city}")
+            found = self._memo[key] = (
+                np.array([rank[e] for e in members], dtype=np.intp),
+                tuple(lives if self.experts[e].city == city else works for e in members),
+            )
+        return cast(tuple[NDArray[np.intp], tuple[Reason, ...]], found)
+
     def _relevant_mask(self, quotas: Sequence[Quota]) -> Mask:
         """Over all experts by rank: does the expert match one of `quotas`?"""
         mask = np.zeros(len(self.experts), dtype=np.bool_)
@@ -354,7 +368,9 @@ class Screening:
     def candidates(self, pool: PoolIndex) -> tuple[Candidate, ...]:
         """Draw candidates for the eligible experts, sorted by id as the draw requires."""
         by_id = pool.candidates
-        return tuple(by_id[e] for e in self.eligible)
+        if len(self.eligible) < 2:
+            return tuple(by_id[e] for e in self.eligible)
+        return cast(tuple[Candidate, ...], itemgetter(*self.eligible)(by_id))
 
 
 def _pick(items: tuple[Any, ...], mask: Mask) -> tuple[Any, ...]:
@@ -398,11 +414,9 @@ def screen(
 
     found: dict[str, list[Reason]] = defaultdict(list)
     for c in sorted({project.city, host_city or project.city}):
-        for eid in pool.by_city.get(c, frozenset()):
-            if relevant[rank[eid]]:
-                e = pool.experts[eid]
-                where = "lives" if e.city == c else "works"
-                found[eid].append(Reason("city", f"{where} in {c}"))
+        ranks, reasons = pool._city(c)
+        for r in np.flatnonzero(relevant[ranks]).tolist():
+            found[ids[ranks[r]]].append(reasons[r])
 
     companies = index.companies if companies_by_id is None else companies_by_id
     for eid, party_reasons in index.ineligible_for(project, companies, today).items():

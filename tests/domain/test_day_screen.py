@@ -21,7 +21,7 @@ from coordinator.domain.model import Province, Sitting
 from coordinator.domain.rules import Rules
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), SEEDS, st.data())
 def test_bitmaps_agree_with_screen_and_offers(
     scenario: tuple[Province, Rules, list[Sitting]], seed: bytes, data: st.DataObject

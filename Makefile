@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: venv demo test lint typecheck proto check-proto bench clean
+.PHONY: venv demo test test-system-redis lint typecheck proto check-proto bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The store, integration and authorization tests on another server binary (e.g. a system
+# Redis 7: `make test-system-redis SYSTEM_REDIS=/usr/bin/redis-server`); `make test` runs all
+# of them on the bundled Valkey. `.ci/run` runs both.
+SYSTEM_REDIS ?=
+test-system-redis: $(STAMP)
+	@test -n "$(SYSTEM_REDIS)" || { echo "give SYSTEM_REDIS=PATH (a redis-server)"; exit 2; }
+	EVALGRID_REDIS_SERVER="$(SYSTEM_REDIS)" $(BIN)/python -m pytest $(PYTEST_ARGS) \
+		tests/store tests/integration tests/security/test_authorization_table.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

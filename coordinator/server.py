@@ -18,7 +18,7 @@ from coordinator.notifier import FileOutbox
 from coordinator.revocation_feed import CrlFeed
 from coordinator.service import OperatorService, SiteLinkService
 from coordinator.site_links import default_policy
-from coordinator.store.embedded_redis import EmbeddedRedis
+from coordinator.store.embedded_redis import EmbeddedRedis, check_server_at
 from coordinator.store.keys import load_or_create_master_key, load_or_create_signing_key
 from coordinator.workflow import Workflow
 from evalgrid.clock import Clock, SimClock, SystemClock
@@ -37,6 +37,7 @@ class CoordinatorConfig:
     data_dir: Path
     bind: str = "127.0.0.1:0"
     redis_url: str | None = None
+    redis_server: str | None = None  # the embedded server's binary (--redis-server)
     sim_clock_start: datetime | None = None
     rules_path: Path | None = None
     heartbeat_interval_ms: int = 2000
@@ -47,11 +48,14 @@ class CoordinatorConfig:
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
 
 
-def open_redis(data: DataDir, redis_url: str | None) -> tuple[str, EmbeddedRedis | None]:
-    """The configured Redis, or a private one under the data directory."""
+def open_redis(data: DataDir, redis_url: str | None,
+               redis_server: str | None = None) -> tuple[str, EmbeddedRedis | None]:
+    """The configured Redis (checked to be in the supported range), or a private one under
+    the data directory."""
     if redis_url:
+        log.info("store: %s at %s", check_server_at(redis_url), redis_url)
         return redis_url, None
-    embedded = EmbeddedRedis(data.redis).start()
+    embedded = EmbeddedRedis(data.redis, server=redis_server).start()
     return embedded.url, embedded
 
 
@@ -68,7 +72,8 @@ class Coordinator:
         self.revocations: Revocations | None = None
 
     async def start(self) -> int:
-        url, self.embedded = open_redis(self.data, self.config.redis_url)
+        url, self.embedded = open_redis(self.data, self.config.redis_url,
+                                        self.config.redis_server)
         self.redis = aioredis.Redis.from_url(url)
         clock: Clock = (SimClock(self.config.sim_clock_start)
                         if self.config.sim_clock_start else SystemClock())

@@ -42,6 +42,14 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
                         help="where the grid keeps all its state (default: ./data-dir)")
 
 
+def _add_redis_server(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-server", metavar="PATH",
+        help="the Redis or Valkey server binary to run on the data dir (Redis 6.2-7.x, "
+        "Valkey 7.2-9.x; default: $EVALGRID_REDIS_SERVER, else the one that last ran the data "
+        "dir, else the bundled Valkey)")
+
+
 # --- pki -----------------------------------------------------------------------------------
 
 
@@ -167,7 +175,8 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
         raise CliError("--sign-in-attempts: at least 1")
     config = CoordinatorConfig(lockout=LockoutPolicy(max_failures=args.sign_in_attempts),
                                data_dir=_data_dir(args), bind=args.bind,
-                               redis_url=args.redis_url, sim_clock_start=sim,
+                               redis_url=args.redis_url, redis_server=args.redis_server,
+                               sim_clock_start=sim,
                                rules_path=Path(args.rules) if args.rules else None,
                                executor=executor)
     asyncio.run(run_forever(config))
@@ -263,7 +272,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CliError("--tui and --json do not go together: the console owns the terminal")
     options = DemoOptions(data_dir=_data_dir(args), sites=args.sites, projects=args.projects,
                           seed=args.seed, json_out=args.json, decline_rate=args.decline_rate,
-                          fresh=not args.keep, tui=args.tui,
+                          fresh=not args.keep, tui=args.tui, redis_server=args.redis_server,
                           pace_s=args.pace if args.pace is not None else 0.4 if args.tui else 0)
     return asyncio.run(run_demo(options))
 
@@ -547,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.add_argument("--bind", default="127.0.0.1:50051")
     p.add_argument("--redis-url", help="use this Redis instead of the embedded one")
+    _add_redis_server(p)
     p.add_argument("--sim-clock", help="run on a simulated clock starting at this ISO time")
     p.add_argument("--rules", help="a rules file (default: the packaged rules v1)")
     p.add_argument("--sign-in-attempts", type=int, default=5,
@@ -604,6 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decline-rate", type=float, default=0.05)
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--keep", action="store_true", help="keep existing state in the data dir")
+    _add_redis_server(p)
     p.add_argument("--tui", action="store_true",
                    help="watch it in the operator console (q quits when you are done)")
     p.add_argument("--pace", type=float, help="seconds to pause after each draw and report, "

@@ -61,6 +61,7 @@ class DemoOptions:
     fresh: bool = True
     tui: bool = False  # watch the day in the operator console
     pace_s: float = 0.0  # a pause after each step, so a person can follow it in the console
+    redis_server: str | None = None  # the server binary (--redis-server); None: the default
 
 
 @dataclass
@@ -160,7 +161,9 @@ async def run_demo(options: DemoOptions) -> int:
     for site in province.sites:
         issue(data.pki, "site", site.id)
 
-    redis_server = EmbeddedRedis(data.redis).start()
+    redis_server = EmbeddedRedis(data.redis, server=options.redis_server).start()
+    how = redis_server.choice.why if redis_server.choice else "already running"
+    console.print(f"store: {redis_server.running} ({how}), on a unix socket")
     processes = Processes(data.logs)
     stats = DemoStats()
     try:

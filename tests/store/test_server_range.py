@@ -323,3 +323,16 @@ def test_coordinator_refuses_a_downgrade_at_start_with_the_reason(data: Path) ->
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert "refusing to start Redis 6.2.14" in done.stderr and "a downgrade" in done.stderr
+
+
+def test_the_chosen_binary_and_why_are_logged_at_start(
+        data: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="evalgrid.store")
+    server = run_on(data, redis62())
+    try:
+        assert server.choice is not None and server.choice.why == "--redis-server"
+    finally:
+        server.stop()
+    started = [r.getMessage() for r in caplog.records if r.name == "evalgrid.store"]
+    assert started == [f"store: Redis 6.2.14 at {Path(redis62()).absolute()} (--redis-server) "
+                       f"on {data}"]

@@ -158,13 +158,17 @@ class EmbeddedRedis:
             )
         choice = choose_server(self.server, self.directory)
         try:
-            refusal = DataDirFormat.read(self.directory, AOF_NAME, RDB_NAME).refusal(
-                choice.version)
+            found = DataDirFormat.read(self.directory, AOF_NAME, RDB_NAME)
         except ServerRangeError as exc:
             raise EmbeddedRedisError(str(exc)) from exc
+        refusal = found.refusal(choice.version)
         if refusal is not None:
             raise EmbeddedRedisError(f"refusing to start {choice.version}: {refusal}")
         log.info("store: %s on %s", choice, self.directory)
+        if found.writer is not None and found.writer.minor != choice.version.minor:
+            log.warning("store: %s was last written by %s; from now on by %s, and servers "
+                        "older than that will refuse it", self.directory, found.writer,
+                        choice.version)
         args = [
             choice.binary,
             "--port", "0",

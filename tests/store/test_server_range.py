@@ -52,11 +52,11 @@ def redis7() -> str | None:
     for candidate in (os.environ.get(SERVER_ENV), shutil.which("redis-server")):
         if candidate and os.access(candidate, os.X_OK):
             try:
-                if server_version(candidate).minor >= (7, 0) and \
-                        server_version(candidate).family == "redis":
-                    return candidate
+                version = server_version(candidate)
             except EmbeddedRedisError:
                 continue
+            if version.family == "redis" and version.minor >= (7, 0):
+                return candidate
     return None
 
 
@@ -233,10 +233,13 @@ def test_attaching_and_redis_url_check_the_running_server(data: Path) -> None:
 # --- data dirs across versions, with real servers -------------------------------------------
 
 
-def test_redis62_data_read_whole_by_valkey_which_a_redis62_then_refuses(data: Path) -> None:
+def test_redis62_data_read_whole_by_valkey_which_a_redis62_then_refuses(
+        data: Path, caplog: pytest.LogCaptureFixture) -> None:
     before = written_by(data, redis62())
     assert (data / "evalgrid.aof").exists() and marker(data)["server"] == "redis"
     assert read_back(data, bundled_server()) == before  # upgraded in place, nothing lost
+    assert any("last written by Redis 6.2.14; from now on by Valkey" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")
     assert (data / "appendonlydir").is_dir()
     assert marker(data)["server"] == "valkey"
     with pytest.raises(EmbeddedRedisError,

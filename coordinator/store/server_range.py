@@ -86,7 +86,8 @@ def parse_banner(text: str) -> ServerVersion:
 def from_info(info: Mapping[str, object]) -> ServerVersion:
     """The server behind a connection, from INFO server (Valkey also reports redis_version)."""
     family = str(info.get("server_name") or "redis").lower()
-    raw = info.get("valkey_version") if family == "valkey" else info.get("redis_version")
+    raw = (info.get("valkey_version") if family == "valkey" else None) or \
+        info.get("redis_version")  # early Valkey 7.2 reports only redis_version
     found = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", str(raw))
     if family not in SUPPORTED or found is None:
         raise ServerRangeError(
@@ -185,6 +186,10 @@ def recorded_binary(directory: Path) -> str | None:
         binary = json.loads((directory / MARKER).read_text(encoding="utf-8")).get("binary")
     except (OSError, ValueError, AttributeError):
         return None
-    if isinstance(binary, str) and os.access(binary, os.X_OK):
-        return binary
-    return None
+    if not isinstance(binary, str) or not os.access(binary, os.X_OK):
+        return None
+    # A file in the data dir must not make the store run a binary others could have swapped.
+    stat = os.stat(binary)
+    if stat.st_uid not in (0, os.getuid()) or stat.st_mode & 0o022:
+        return None
+    return binary

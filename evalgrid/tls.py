@@ -22,6 +22,7 @@ import grpc
 
 from evalgrid.limits import OWN_BUDGET, RateLimit, TokenBuckets, clip
 from evalgrid.pki import Identity, PkiError, Role, identity_from_pem, load_identity_files
+from evalgrid.request_fields import RequestFieldError, check_request
 
 __all__ = [
     "AUTH_CONTEXT_CERT_KEY",
@@ -403,6 +404,9 @@ class InvalidRequestError(Exception):
     (INVALID_ARGUMENT; the message names the message type first)."""
 
 
+#: Requests of the wire contract (evalgrid.v1...) get their fields' formats checked.
+WIRE_PACKAGE_PREFIX: Final = "evalgrid."
+
 #: The server's own limit on a unary call (async servicers): a client with no deadline, or one
 #: that never finishes sending, cannot hold a call open for ever. Longer than any client's.
 SERVER_UNARY_DEADLINE_S: Final = 120.0
@@ -439,13 +443,19 @@ class _Decoder:
         if self.decode is None:
             return raw
         try:
-            return self.decode(raw)
+            message = self.decode(raw)
         except Exception as exc:  # DecodeError, bad UTF-8, anything a decoder raises on bytes
             log.info("undecodable %s (%d bytes): %s", self.name, len(raw or b""),
                      type(exc).__name__)
             raise InvalidRequestError(
                 f"{self.name}: the request is not a valid encoding of this message "
                 "(malformed, truncated, or a string that is not UTF-8)") from None
+        if self.name.startswith(WIRE_PACKAGE_PREFIX):
+            try:
+                check_request(message)
+            except RequestFieldError as exc:
+                raise InvalidRequestError(str(exc)) from None
+        return message
 
     def missing(self) -> InvalidRequestError:
         return InvalidRequestError(f"{self.name}: no request message "

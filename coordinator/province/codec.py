@@ -53,6 +53,7 @@ from coordinator.domain.model import (
     Window,
     Workstation,
 )
+from evalgrid.request_fields import ID_RE as WIRE_ID_RE
 
 __all__ = [
     "CREDIT_CODE_RE",
@@ -78,7 +79,7 @@ __all__ = [
 JsonDict = dict[str, Any]
 T = TypeVar("T")
 
-ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ID_RE = WIRE_ID_RE  # the ids of the files are the ids of the wire (evalgrid.request_fields)
 # Top class W (works), G (goods) or S (services), then up to four levels of two digits.
 SPECIALTY_RE = re.compile(r"[WGS](?:\.[0-9]{2}){0,4}")
 # Unified social credit code (GB 32100-2015): 18 characters, digits and capitals except I O S V Z.

@@ -15,19 +15,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
-from evalgrid_wire.v1 import booth_pb2, booth_pb2_grpc
-from google.protobuf.descriptor import FieldDescriptor
+from evalgrid_wire.v1 import booth_pb2, booth_pb2_grpc, operator_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 from grid_fixture import OPERATOR
 from grpc_reflection.v1alpha import reflection_pb2
 from security_grid import SecurityGrid
 from test_authorization_table import RPCS, Party, Rpc, expected_refusal, parties
 
 from evalgrid.authorization import AUTHORIZATION, PACKAGE
+from evalgrid.ids import request_id
 from evalgrid.limits import ENROLMENT_PER_SOURCE
 from evalgrid.pki import issue
+from evalgrid.request_fields import Format, RequestFieldError, check_request, format_of
 from evalgrid.serving import REFLECTION_V1
 from evalgrid.tls import secure_channel
 
@@ -200,3 +204,86 @@ async def test_the_enrolment_port_limits_each_source_before_decoding(
     desk = booth_pb2_grpc.DeskStub(grid.channel(grid.agent_target(g.other), "site", g.other))
     board = await desk.Board(booth_pb2.BoardRequest(), timeout=DEADLINE_S)
     assert len(board.workstations) > 0
+
+
+# --- field formats, from the descriptors -----------------------------------------------------
+
+
+def formatted_fields(descriptor: Descriptor, prefix: str = "", depth: int = 0
+                     ) -> list[tuple[str, list[FieldDescriptor], Format]]:
+    """(path, the fields along it, format) of every string field with a format, nested too."""
+    found: list[tuple[str, list[FieldDescriptor], Format]] = []
+    for fd in descriptor.fields:
+        fmt = format_of(fd)
+        if fmt is not None:
+            found.append((prefix + fd.name + ("[0]" if fd.is_repeated else ""), [fd], fmt))
+        elif fd.message_type is not None and not fd.message_type.GetOptions().map_entry \
+                and depth < 3:
+            step = prefix + fd.name + ("[0]." if fd.is_repeated else ".")
+            found += [(path, [fd, *chain], f)
+                      for path, chain, f in formatted_fields(fd.message_type, step, depth + 1)]
+    return found
+
+
+def with_value(cls: type[Message], chain: list[FieldDescriptor], value: str) -> Message:
+    message = cls()
+    target: Any = message
+    for fd in chain[:-1]:
+        target = getattr(target, fd.name).add() if fd.is_repeated else getattr(target, fd.name)
+    last = chain[-1]
+    if last.is_repeated:
+        getattr(target, last.name).append(value)
+    else:
+        setattr(target, last.name, value)
+    return message
+
+
+def test_formats_accept_what_the_grid_makes_and_refuse_the_rest() -> None:
+    for good in ("", "2026-05-12", "2028-02-29"):
+        check_request(operator_pb2.ListProjectsRequest(day=good))
+    for bad in ("05/12/2026", "2026-02-30", "2026-5-12", "２０２６-05-12", "2026-05-12 "):
+        with pytest.raises(RequestFieldError, match=r"^day: a date YYYY-MM-DD"):
+            check_request(operator_pb2.ListProjectsRequest(day=bad))
+    for good in ("S0001-V1-R01-W01", "ses-0123abcd", "P-2026.01_a", request_id()):
+        check_request(operator_pb2.ProjectRequest(project_id=good, request_id=good))
+    with pytest.raises(RequestFieldError, match=r"^project_id: an id"):
+        check_request(operator_pb2.ProjectRequest(project_id="P 1"))
+
+
+def test_every_formatted_field_has_a_refusing_case() -> None:
+    """Walk the descriptors: the fields that carry a day or an id all have a format."""
+    paths = {f"{rpc.name}:{path}" for rpc in RPCS.values()
+             for path, _, _ in formatted_fields(rpc.request.DESCRIPTOR)}
+    assert "Operator.ListProjects:day" in paths and "Operator.PlanDay:day" in paths
+    assert "SiteLink.SubmitSheet:sheet.session_id" in paths
+    for rpc in RPCS.values():
+        for path, chain, fmt in formatted_fields(rpc.request.DESCRIPTOR):
+            assert not fmt.check(fmt.refused), path
+            with pytest.raises(RequestFieldError) as refused:
+                check_request(with_value(rpc.request, chain, fmt.refused))
+            assert str(refused.value).startswith(f"{path}: "), (rpc.name, str(refused.value))
+
+
+@ON_GRID
+async def test_a_bad_format_is_refused_at_the_door_naming_the_field(
+        security_grid: SecurityGrid) -> None:
+    g = security_grid
+    served = await g.served()
+    before = await g.snapshot()
+    problems = []
+    for rpc in RPCS.values():
+        agent = at_agent(rpc, served, g)
+        admitted = next(p for p in parties(g) if not expected_refusal(rpc, p, g, agent))
+        for path, chain, fmt in formatted_fields(rpc.request.DESCRIPTOR):
+            body = with_value(rpc.request, chain, fmt.refused).SerializeToString()
+            code, details = await send_raw(channel_for(g, admitted, agent), rpc, [body])
+            if code != grpc.StatusCode.INVALID_ARGUMENT or not details.startswith(f"{path}: "):
+                problems.append(f"{rpc.name} {path}: {code.name} {details!r}")
+    assert problems == [], "\n".join(problems)
+    listed = g.grid.operator.ListProjects(operator_pb2.ListProjectsRequest(day="05/12/2026"),
+                                          timeout=DEADLINE_S)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await listed
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (refused.value.details() or "").startswith("day: a date YYYY-MM-DD")
+    assert before.changed(await g.snapshot()) == []

@@ -218,7 +218,8 @@ class DrawDesk:
     def _screen(self, project: Project, now: datetime) -> Any:
         assert self.pool is not None and self.index is not None
         host_city = host_city_of(project, self.sites.values())
-        return screen(project, self.pool, self.index, self.sittings, self.rules, now.date(),
+        return screen(project, self.pool, self.index, self.sittings, self.rules,
+                      self.rules.local_date(now),
                       host_city=host_city)
 
     def _offers_and_candidates(self, project: Project, now: datetime,

@@ -1072,7 +1072,8 @@ class Workflow:
     async def list_projects(self, day: str) -> list[tuple[Project, str]]:
         states = await self.registry.project_states()
         province = self.desk.projects()
-        chosen = [p for p in province if not day or p.window.start.date().isoformat() == day]
+        chosen = [p for p in province
+                  if not day or self.rules.local_date(p.window.start).isoformat() == day]
         return [(p, states.get(p.id, "unknown")) for p in sorted(
             chosen, key=lambda p: (p.window.start, p.id))]
 

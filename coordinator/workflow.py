@@ -308,6 +308,7 @@ class Workflow:
         if project.host_site_id != host_site_id:
             raise WorkflowError("host_site_id", f"a site may register only its own projects "
                                 f"(certificate says {host_site_id!r})", code="denied")
+        project = self.desk.with_registry_city(project)
         problems = self.desk.registration_problems(project, self.clock.now())
         if problems:
             raise WorkflowError(problems[0][0], problems[0][1])

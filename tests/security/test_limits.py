@@ -25,12 +25,13 @@ from evalgrid.ids import request_id
 from evalgrid.limits import (
     ENV_VAR,
     MAX_DETAILS_CHARS,
+    OWN_BUDGET,
     RateLimit,
     TokenBuckets,
     clip,
     rate_limit_from_env,
 )
-from evalgrid.pki import init_ca, issue
+from evalgrid.pki import Identity, init_ca, issue
 from evalgrid.serving import Served, start_server
 from evalgrid.tls import (
     MAX_CONCURRENT_STREAMS,
@@ -270,3 +271,18 @@ async def test_an_oversized_request_is_refused_and_stores_nothing(
     assert project.id not in {p.project_id for p in listed.projects}
     board = await g.grid.board(g.home)
     assert all(w.detail == "" for w in board.workstations)
+
+
+def test_relayed_enrolments_have_a_budget_of_their_own() -> None:
+    """A flood of enrolments relayed by a site spends their own bucket, not the site's."""
+    door = tls._Door(None, None, TokenBuckets(RateLimit(rate_per_s=0.001, burst=2)))
+    site = Identity("site", "S0001")
+    enrol = next(iter(OWN_BUDGET))
+    for _ in range(2):
+        tls._check_door(site, enrol, door)
+    with pytest.raises(tls.RateLimitedError):
+        tls._check_door(site, enrol, door)
+    for _ in range(2):  # the site's own calls still have their whole budget
+        tls._check_door(site, "/evalgrid.v1.SiteLink/SignIn", door)
+    with pytest.raises(tls.RateLimitedError):
+        tls._check_door(site, "/evalgrid.v1.SiteLink/SignIn", door)

@@ -13,13 +13,15 @@ error. Also: reflection v1 and v1alpha, and the enrolment port's per-source limi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
-from evalgrid_wire.v1 import booth_pb2, booth_pb2_grpc, operator_pb2
+from evalgrid_wire.v1 import booth_pb2, booth_pb2_grpc, operator_pb2, site_link_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from grid_fixture import OPERATOR
@@ -27,6 +29,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 from security_grid import SecurityGrid
 from test_authorization_table import RPCS, Party, Rpc, expected_refusal, parties
 
+from coordinator.province import codec
 from evalgrid.authorization import AUTHORIZATION, PACKAGE
 from evalgrid.ids import request_id
 from evalgrid.limits import ENROLMENT_PER_SOURCE
@@ -287,3 +290,27 @@ async def test_a_bad_format_is_refused_at_the_door_naming_the_field(
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (refused.value.details() or "").startswith("day: a date YYYY-MM-DD")
     assert before.changed(await g.snapshot()) == []
+
+
+@ON_GRID
+async def test_a_project_registered_over_the_network_names_a_registry_city(
+        security_grid: SecurityGrid) -> None:
+    """The import's city check holds for live registration too; an alias is stored as the
+    city (so the other-cities rule compares like with like)."""
+    g = security_grid
+    project = g.grid.province.projects[0]
+    record = codec.project_to_dict(project)
+    record["id"] = "CITY-TYPO"
+    record["city"] = project.city[:-1]
+    link = g.grid.site_link(project.host_site_id)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await link.RegisterProject(site_link_pb2.RegisterProjectRequest(
+            request_id=request_id(), project_json=json.dumps(record)), timeout=DEADLINE_S)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == \
+        f"city: unknown city {project.city[:-1]!r} (did you mean {project.city!r}?)"
+    desk = g.grid.coordinator.workflow.desk
+    alias = next(a for c in g.grid.province.cities if c.name == project.city
+                 for a in c.aliases)
+    renamed = desk.with_registry_city(dataclasses.replace(project, city=alias))
+    assert renamed.city == project.city

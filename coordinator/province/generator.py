@@ -56,6 +56,7 @@ from coordinator.domain.model import (
     Window,
     Workstation,
 )
+from coordinator.domain.names import PROVINCES, Places, normalise_company_name
 
 __all__ = [
     "AGE_LIMIT",
@@ -534,6 +535,9 @@ def _gen_companies(rng: random.Random, cities: list[str], n: int) -> _Registry:
     reg = _Registry(by_category={"works": [], "goods": [], "services": []})
     width = _width(n)
     taken: set[str] = set()
+    # Names that matching takes for one party (places dropped: names.py) belong to one group.
+    places = PROVINCES | Places.of(cities)
+    party_of_key: dict[str, str | None] = {}
     person_seq = 0
     group_seq = 0
     categories: tuple[Category, ...] = ("works", "goods", "services")
@@ -574,8 +578,11 @@ def _gen_companies(rng: random.Random, cities: list[str], n: int) -> _Registry:
                 if attempt == 29:
                     name = f"{prefix} {name_brand} {industry} No. {idx + 1} Co., Ltd."
                 key = _canonical_name(name)
-                if key not in taken:
+                match = normalise_company_name(name, places)
+                if key not in taken and party_of_key.get(match, group_id) == group_id \
+                        and (group_id is not None or match not in party_of_key):
                     taken.add(key)
+                    party_of_key[match] = group_id
                     break
             code = _credit_code(rng, _area_code(ci)) if rng.random() < 0.9 else None
             legal_rep = shared_rep if shared_rep is not None else person()

@@ -74,9 +74,10 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
                         result.rule_violations += 1
                         result.details.append(f"{project.id}: seat without booking on "
                                               f"{resource}")
-        today = min((p.window.start for p in province.projects),
-                    default=datetime.now(UTC)).date()
-        violations = find_violations(province, allocations, [], load_rules(), today)
+        rules = load_rules()
+        today = rules.local_date(min((p.window.start for p in province.projects),
+                                     default=datetime.now(UTC)))
+        violations = find_violations(province, allocations, [], rules, today)
         result.rule_violations += len(violations)
         result.details += violations
 

@@ -132,7 +132,7 @@ def plan_day(desk: DrawDesk, projects: Sequence[Project], plan_seed: bytes, now:
     hosts = {p.id: city_of[p.host_site_id] for p in order if p.host_site_id in city_of}
     sittings = {e: tuple(s) for e, s in desk.sittings.items() if s}
     shared = ScreeningShared(pool=pool, index=desk.index, sittings=sittings, rules=desk.rules,
-                             today=now.date())
+                             today=desk.rules.local_date(now))
     jobs = [ScreenJob(p, hosts[p.id]) for p in order if p.id in hosts]
     report("screening", 0, len(jobs), f"{len(jobs)} project(s) on {executor.name}")
     started = time.perf_counter()

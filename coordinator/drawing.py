@@ -8,6 +8,8 @@ The one impure thing here is the fresh seed, from the operating system's CSPRNG.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
 import secrets
 from collections import defaultdict
@@ -17,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from coordinator.domain.committee import check_composition
-from coordinator.domain.conflicts import ConflictIndex
+from coordinator.domain.conflicts import ConflictIndex, registry_places
 from coordinator.domain.draw import (
     ARCHIVE_FORMAT,
     Candidate,
@@ -111,6 +113,7 @@ class DrawDesk:
         self.pool: PoolIndex | None = None
         self.index: ConflictIndex | None = None
         self._by_id_number: dict[str, str] = {}
+        self.city_names: dict[str, str] = {}  # every spelling of a registry city -> its name
         self._venues: dict[str, tuple[str, str, str]] = {}  # venue -> (name, site name, city)
         # The booking picture, mirrored from Redis (Redis stays the arbiter of conflicts).
         self.ws_busy: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -132,7 +135,9 @@ class DrawDesk:
         self.company_names = {c.id: c.name for c in province.companies}
         self._projects.update({p.id: p for p in province.projects})
         self.pool = PoolIndex.build(province.experts, self.rules)
-        self.index = ConflictIndex.build(province.experts, province.companies, self.rules)
+        self.index = ConflictIndex.build(province.experts, province.companies, self.rules,
+                                         registry_places(province.cities))
+        self.city_names = {n: c.name for c in province.cities for n in c.spellings}
         self._by_id_number = {e.id_number: e.id for e in province.experts}
         self._venues = {v.id: (v.name, s.name, v.city) for s in province.sites
                         for v in s.venues}
@@ -163,9 +168,18 @@ class DrawDesk:
         expert = self.experts.get(expert_id)
         return expert.name if expert else ""
 
+    def with_registry_city(self, project: Project) -> Project:
+        """The project with its city as the registry names it (an alias resolved)."""
+        city = self.city_names.get(project.city, project.city)
+        return project if city == project.city else dataclasses.replace(project, city=city)
+
     def registration_problems(self, project: Project, now: datetime) -> list[tuple[str, str]]:
-        """Why a project cannot be registered (committee make-up, parties, feasibility)."""
+        """Why a project cannot be registered (city, committee make-up, parties, feasibility)."""
         problems: list[tuple[str, str]] = []
+        if self.city_names and project.city not in self.city_names:
+            near = difflib.get_close_matches(project.city, self.city_names, n=1, cutoff=0.6)
+            hint = f" (did you mean {self.city_names[near[0]]!r}?)" if near else ""
+            problems.append(("city", f"unknown city {project.city!r}{hint}"))
         if project.host_site_id not in self.sites:
             problems.append(("host_site_id", f"no site {project.host_site_id!r}"))
         for field_name, company_id in [("tenderer_id", project.tenderer_id)] + [
@@ -218,7 +232,8 @@ class DrawDesk:
     def _screen(self, project: Project, now: datetime) -> Any:
         assert self.pool is not None and self.index is not None
         host_city = host_city_of(project, self.sites.values())
-        return screen(project, self.pool, self.index, self.sittings, self.rules, now.date(),
+        return screen(project, self.pool, self.index, self.sittings, self.rules,
+                      self.rules.local_date(now),
                       host_city=host_city)
 
     def _offers_and_candidates(self, project: Project, now: datetime,

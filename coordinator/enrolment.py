@@ -44,6 +44,9 @@ CODE_LENGTH: Final = 8
 VALID_FOR: Final = timedelta(minutes=15)
 MAX_WRONG: Final = 5
 KEY: Final = "enrol:{}"
+#: Refused enrolments of a site in one window (a counter; see `Enrolments._audit_refusal`).
+REFUSALS_KEY: Final = "enrol:refused:{}:{}"
+REFUSAL_WINDOW: Final = timedelta(minutes=10)
 
 
 class EnrolmentError(WorkflowError):
@@ -85,10 +88,25 @@ class Enrolments:
         return f"{code[:4]}-{code[4:]}", expires
 
     async def _refuse(self, site_id: str, workstation_id: str, reason: str, message: str,
-                      code: str) -> EnrolmentError:
-        await self.record("workstation.enrol_refused", site_id,
-                          {"workstation": workstation_id, "reason": reason})
-        return EnrolmentError("activation_code", message, code=code)
+                      code: str, field: str = "activation_code") -> EnrolmentError:
+        await self._audit_refusal(site_id, workstation_id, reason)
+        return EnrolmentError(field, message, code=code)
+
+    async def _audit_refusal(self, site_id: str, workstation_id: str, reason: str) -> None:
+        """Refusals are audited in aggregate: per site and window, the 1st, 2nd, 4th, 8th...
+        with the count so far, so a flood adds a handful of entries, not one per call."""
+        now = self.clock.now()
+        window = int(now.timestamp() // REFUSAL_WINDOW.total_seconds())
+        key = REFUSALS_KEY.format(site_id, window)
+        count = int(await self.redis.incr(key))
+        if count == 1:
+            await self.redis.expire(key, int(REFUSAL_WINDOW.total_seconds()) * 2)
+        if count & (count - 1) == 0:
+            start = datetime.fromtimestamp(window * REFUSAL_WINDOW.total_seconds(), now.tzinfo)
+            await self.record("workstation.enrol_refused", site_id,
+                              {"workstation": workstation_id, "reason": reason,
+                               "refusals_in_window": count,
+                               "window_start": start.isoformat()})
 
     async def enrol(self, site_id: str, workstation_id: str, code: str,
                     csr_pem: bytes) -> tuple[bytes, int]:
@@ -124,10 +142,9 @@ class Enrolments:
             cert = await asyncio.to_thread(issue_from_csr, self.pki_dir, csr_pem,
                                            "workstation", subject)
         except PkiError as exc:
-            await self.record("workstation.enrol_refused", site_id,
-                              {"workstation": workstation_id, "reason": "bad csr"})
-            raise EnrolmentError("csr_pem", str(exc).removeprefix("csr: "),
-                                 code="invalid") from exc
+            raise await self._refuse(site_id, workstation_id, "bad csr",
+                                     str(exc).removeprefix("csr: "), "invalid",
+                                     field="csr_pem") from exc
         if not await self.redis.delete(key):  # another enrolment used the code meanwhile
             raise await self._refuse(site_id, workstation_id, "already used",
                                      "the activation code was used by another enrolment",

@@ -308,6 +308,7 @@ class Workflow:
         if project.host_site_id != host_site_id:
             raise WorkflowError("host_site_id", f"a site may register only its own projects "
                                 f"(certificate says {host_site_id!r})", code="denied")
+        project = self.desk.with_registry_city(project)
         problems = self.desk.registration_problems(project, self.clock.now())
         if problems:
             raise WorkflowError(problems[0][0], problems[0][1])
@@ -1072,7 +1073,8 @@ class Workflow:
     async def list_projects(self, day: str) -> list[tuple[Project, str]]:
         states = await self.registry.project_states()
         province = self.desk.projects()
-        chosen = [p for p in province if not day or p.window.start.date().isoformat() == day]
+        chosen = [p for p in province
+                  if not day or self.rules.local_date(p.window.start).isoformat() == day]
         return [(p, states.get(p.id, "unknown")) for p in sorted(
             chosen, key=lambda p: (p.window.start, p.id))]
 

@@ -19,8 +19,11 @@ from typing import Final
 
 __all__ = [
     "DEFAULT_RATE_LIMIT",
+    "ENROLMENT_PER_SOURCE",
+    "ENROLMENT_TOTAL",
     "ENV_VAR",
     "MAX_DETAILS_CHARS",
+    "OWN_BUDGET",
     "RateLimit",
     "TokenBuckets",
     "clip",
@@ -96,6 +99,17 @@ class TokenBuckets:
                 return 0.0
             return (1.0 - bucket.tokens) / self.limit.rate_per_s
 
+
+#: Methods whose calls are counted in a bucket of their own, apart from the caller's budget:
+#: an agent relays enrolments for devices that anyone on the site's network can imitate, and
+#: a flood of those must not refuse the site's real calls.
+OWN_BUDGET: Final = frozenset({"/evalgrid.v1.SiteLink/EnrolWorkstation"})
+
+#: The agent's enrolment port (no client certificates): per source address, and for the port
+#: as a whole. A booth enrols once; a desk re-imaging a room (one address behind NAT) makes a
+#: burst of calls, then a few a minute. The total stays far below a site's own budget.
+ENROLMENT_PER_SOURCE: Final = RateLimit(rate_per_s=1.0, burst=20)
+ENROLMENT_TOTAL: Final = RateLimit(rate_per_s=5.0, burst=50)
 
 #: Longest status message sent back. An error names the bad value, and the value may be
 #: hostile (60,000 characters): gRPC sends the message percent-encoded in a trailer, and a

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from evalgrid.authorization import denial
 from evalgrid.limits import RateLimit, rate_limit_from_env
-from evalgrid.tls import KEEPALIVE_OPTIONS, IdentityInterceptor
+from evalgrid.tls import SERVER_OPTIONS, IdentityInterceptor
+
+#: Reflection v1 speaks the very messages of v1alpha (same fields, same numbers; only the
+#: package differs), so one servicer answers both, over the same descriptor pool.
+REFLECTION_V1: Final = "grpc.reflection.v1.ServerReflection"
+
+
+def serve_reflection(names: Sequence[str], server: grpc.aio.Server) -> None:
+    """Serve reflection v1alpha and v1 for `names` (and for reflection itself)."""
+    servicer = reflection.aio.ReflectionServicer(
+        [*names, reflection.SERVICE_NAME, REFLECTION_V1])
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo,
+            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString),
+    }),))
 
 
 @dataclass
@@ -41,7 +58,7 @@ async def start_server(
     server = grpc.aio.server(
         interceptors=[IdentityInterceptor(authorize=denial, rate_limit=limit),
                       *extra_interceptors],
-        options=KEEPALIVE_OPTIONS,
+        options=SERVER_OPTIONS,
     )
     names = []
     for add, servicer, name in services:
@@ -49,9 +66,7 @@ async def start_server(
         names.append(name)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    serve_reflection([*names, health.SERVICE_NAME], server)
     port = server.add_secure_port(bind, credentials)
     if port == 0:
         raise RuntimeError(f"could not bind {bind}")

@@ -8,6 +8,7 @@ servicers ask ``current_identity()`` or ``require_role(...)``.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
@@ -19,18 +20,24 @@ from typing import Any, Final, NoReturn
 
 import grpc
 
-from evalgrid.limits import RateLimit, TokenBuckets, clip
+from evalgrid.limits import OWN_BUDGET, RateLimit, TokenBuckets, clip
 from evalgrid.pki import Identity, PkiError, Role, identity_from_pem, load_identity_files
+from evalgrid.request_fields import RequestFieldError, check_request
 
 __all__ = [
     "AUTH_CONTEXT_CERT_KEY",
     "EXEMPT_METHOD_PREFIXES",
     "KEEPALIVE_OPTIONS",
+    "MAX_CONCURRENT_STREAMS",
     "MAX_MESSAGE_BYTES",
+    "SERVER_OPTIONS",
+    "SERVER_UNARY_DEADLINE_S",
     "IdentityInterceptor",
+    "InvalidRequestError",
     "NoIdentityError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "SourceLimitInterceptor",
     "UnauthenticatedError",
     "abort_denied",
     "call_scope",
@@ -41,6 +48,7 @@ __all__ = [
     "require_role",
     "secure_channel",
     "server_credentials",
+    "source_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -143,7 +151,7 @@ def new_server(
     """
     return grpc.aio.server(
         interceptors=[IdentityInterceptor(allowed_roles=allowed_roles), *interceptors],
-        options=[*KEEPALIVE_OPTIONS, *extra_options],
+        options=[*SERVER_OPTIONS, *extra_options],
         **server_kwargs,
     )
 
@@ -248,7 +256,8 @@ class _Door:
 def _check_door(identity: Identity, method: str, door: _Door) -> None:
     """Rate limit first (refused calls spend tokens too), then the authorization table."""
     if door.buckets is not None:
-        wait_s = door.buckets.take(f"{identity.role}:{identity.subject}")
+        budget = f" {method}" if method in OWN_BUDGET else ""
+        wait_s = door.buckets.take(f"{identity.role}:{identity.subject}{budget}")
         if wait_s > 0:
             log.warning("rate-limited %s from %s", method, identity)
             raise RateLimitedError(
@@ -292,16 +301,65 @@ class IdentityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
-        if handler is None or method.startswith(self._exempt):
+        if handler is None:
             return handler
+        if method.startswith(self._exempt):  # no identity needed, but decoded the same way
+            return _wrap_handler(handler, method, _nobody)
         door = _Door(self._allowed, self._authorize, self._buckets)
-        return _wrap_handler(handler, method, door)
+        return _wrap_handler(handler, method, functools.partial(_admit, method=method,
+                                                                allowed=door))
+
+
+def _nobody(context: Any) -> None:
+    """The admission of a call that needs no identity (health, reflection)."""
+    return None
+
+
+class SourceLimitInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """For a port without client certificates (the enrolment port): a token bucket per source
+    address, and one for the port as a whole, checked before a byte of the request is decoded.
+
+    No flood from anywhere can make the port relay more than ``total`` allows, so the site's
+    own calls to the coordinator keep their budget.
+    """
+
+    def __init__(self, per_source: RateLimit, total: RateLimit) -> None:
+        self._sources = TokenBuckets(per_source)
+        self._total = TokenBuckets(total)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        return _wrap_handler(handler, handler_call_details.method, self._admit)
+
+    def _admit(self, context: Any) -> None:
+        source = source_of(context.peer())
+        wait_s = self._sources.take(source)
+        if wait_s == 0.0:
+            wait_s = self._total.take("")
+        if wait_s > 0:
+            raise RateLimitedError(f"too many calls from here, retry in {wait_s:.2f} s")
+        return None
+
+
+def source_of(peer: str) -> str:
+    """"ipv4:10.0.0.7:51234" -> "ipv4:10.0.0.7" (the caller's address, not its port)."""
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        host, _, _port = rest.rpartition(":")
+        return f"{kind}:{host}"
+    return peer
 
 
 _REFUSED = (UnauthenticatedError, PermissionDeniedError, RateLimitedError)
 
 
-def _admit(context: Any, method: str, allowed: _Door) -> Identity:
+def _admit(context: Any, *, method: str, allowed: _Door) -> Identity:
     """Identity for the call or raise Unauthenticated/PermissionDenied/RateLimited."""
     try:
         identity = identity_from_context(context)
@@ -341,22 +399,118 @@ def _abort_for_sync(context: Any, exc: Exception) -> NoReturn:
     raise AssertionError("grpc context.abort() returned")  # pragma: no cover
 
 
-def _wrap_handler(handler: Any, method: str, allowed: _Door) -> Any:
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.request_streaming and handler.response_streaming:
-        wrapped = _wrap_streaming(handler.stream_stream, method, allowed)
-        return grpc.stream_stream_rpc_method_handler(wrapped, **kwargs)
-    if handler.request_streaming:
-        wrapped = _wrap_unary(handler.stream_unary, method, allowed)
-        return grpc.stream_unary_rpc_method_handler(wrapped, **kwargs)
+class InvalidRequestError(Exception):
+    """The request bytes are not the RPC's message, or a unary call carried none
+    (INVALID_ARGUMENT; the message names the message type first)."""
+
+
+#: Requests of the wire contract (evalgrid.v1...) get their fields' formats checked.
+WIRE_PACKAGE_PREFIX: Final = "evalgrid."
+
+#: The server's own limit on a unary call (async servicers): a client with no deadline, or one
+#: that never finishes sending, cannot hold a call open for ever. Longer than any client's.
+SERVER_UNARY_DEADLINE_S: Final = 120.0
+
+#: Concurrent streams one connection may hold open (each is a task and buffers on the server);
+#: an agent holds one, a console a handful. Further calls wait on the client's side.
+MAX_CONCURRENT_STREAMS: Final = 64
+
+#: What every evalgrid server is started with: the shared options and the stream cap.
+SERVER_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
+    *KEEPALIVE_OPTIONS,
+    ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
+)
+
+#: Who is calling, or None for a call that needs no identity; raises one of ``_REFUSED``.
+Admit = Callable[[Any], Identity | None]
+
+
+@dataclass(frozen=True)
+class _Decoder:
+    """The handler's own deserializer, run by the wrapper once the caller is admitted."""
+
+    decode: Callable[[bytes], Any] | None
+    name: str
+
+    @classmethod
+    def of(cls, handler: Any, method: str) -> _Decoder:
+        decode = handler.request_deserializer
+        owner = getattr(decode, "__self__", None)
+        name = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", None)
+        return cls(decode, name if isinstance(name, str) else f"request of {method}")
+
+    def __call__(self, raw: Any) -> Any:
+        if self.decode is None:
+            return raw
+        try:
+            message = self.decode(raw)
+        except Exception as exc:  # DecodeError, bad UTF-8, anything a decoder raises on bytes
+            log.info("undecodable %s (%d bytes): %s", self.name, len(raw or b""),
+                     type(exc).__name__)
+            raise InvalidRequestError(
+                f"{self.name}: the request is not a valid encoding of this message "
+                "(malformed, truncated, or a string that is not UTF-8)") from None
+        if self.name.startswith(WIRE_PACKAGE_PREFIX):
+            try:
+                check_request(message)
+            except RequestFieldError as exc:
+                raise InvalidRequestError(str(exc)) from None
+        return message
+
+    def missing(self) -> InvalidRequestError:
+        return InvalidRequestError(f"{self.name}: no request message "
+                                   "(a unary request carries exactly one)")
+
+
+async def _first_async(raw: AsyncIterator[Any], decode: _Decoder) -> Any:
+    async for item in raw:
+        return decode(item)
+    raise decode.missing()
+
+
+def _first_sync(raw: Iterator[Any], decode: _Decoder) -> Any:
+    for item in raw:
+        return decode(item)
+    raise decode.missing()
+
+
+async def _decoded_async(raw: AsyncIterator[Any], decode: _Decoder, context: Any
+                         ) -> AsyncIterator[Any]:
+    async for item in raw:
+        try:
+            message = decode(item)
+        except InvalidRequestError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, clip(str(exc)))
+        yield message
+
+
+def _decoded_sync(raw: Iterator[Any], decode: _Decoder, context: Any) -> Iterator[Any]:
+    for item in raw:
+        try:
+            message = decode(item)
+        except InvalidRequestError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, clip(str(exc)))
+        yield message
+
+
+def _wrap_handler(handler: Any, method: str, admit: Admit) -> Any:
+    """The handler with the caller checked before a byte of the request is decoded.
+
+    The server is given no deserializer (requests arrive as bytes) and every request is read
+    as a stream: the wrapper admits the caller, then decodes with the handler's own
+    deserializer, so undecodable bytes get INVALID_ARGUMENT naming the message type, and a
+    unary call that carries no message is answered instead of waiting for ever.
+    """
+    decode = _Decoder.of(handler, method)
+    single = not handler.request_streaming
+    kwargs = {"request_deserializer": None, "response_serializer": handler.response_serializer}
     if handler.response_streaming:
-        wrapped = _wrap_streaming(handler.unary_stream, method, allowed)
-        return grpc.unary_stream_rpc_method_handler(wrapped, **kwargs)
-    wrapped = _wrap_unary(handler.unary_unary, method, allowed)
-    return grpc.unary_unary_rpc_method_handler(wrapped, **kwargs)
+        behavior = handler.unary_stream if single else handler.stream_stream
+        return grpc.stream_stream_rpc_method_handler(
+            _wrap_streaming(behavior, admit, decode, single), **kwargs)
+    behavior = handler.unary_unary if single else handler.stream_unary
+    return grpc.stream_unary_rpc_method_handler(
+        _wrap_unary(behavior, admit, decode, single), **kwargs)
 
 
 def _is_async_unary(behavior: Behavior) -> bool:
@@ -368,30 +522,53 @@ def _is_async_unary(behavior: Behavior) -> bool:
     )
 
 
-def _wrap_unary(behavior: Behavior, method: str, allowed: _Door) -> Behavior:
+async def _request_async(raw: Any, decode: _Decoder, single: bool, context: Any) -> Any:
+    return await _first_async(raw, decode) if single else _decoded_async(raw, decode, context)
+
+
+def _request_sync(raw: Any, decode: _Decoder, single: bool, context: Any) -> Any:
+    return _first_sync(raw, decode) if single else _decoded_sync(raw, decode, context)
+
+
+def _wrap_unary(behavior: Behavior, admit: Admit, decode: _Decoder, single: bool) -> Behavior:
     """Wrap a unary-response behavior (unary-unary or stream-unary)."""
     if _is_async_unary(behavior):
 
-        async def async_unary(request: Any, context: Any) -> Any:
+        async def async_unary(raw: Any, context: Any) -> Any:
             try:
-                identity = _admit(context, method, allowed)
+                identity = admit(context)
             except _REFUSED as exc:
                 await _abort_for(context, exc)
             token = _IDENTITY.set(identity)
+            limit = asyncio.timeout(SERVER_UNARY_DEADLINE_S)
             try:
-                return await behavior(request, context)
+                request = await _request_async(raw, decode, single, context)
+                async with limit:
+                    return await behavior(request, context)
+            except InvalidRequestError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, clip(str(exc)))
             except PermissionDeniedError as exc:
                 await abort_denied(context, exc)
+            except TimeoutError:
+                if not limit.expired():
+                    raise
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                    f"the server's limit of {SERVER_UNARY_DEADLINE_S:.0f} s "
+                                    "for one call has passed")
             finally:
                 _IDENTITY.reset(token)
 
         return async_unary
 
-    def sync_unary(request: Any, context: Any) -> Any:
+    def sync_unary(raw: Any, context: Any) -> Any:
         try:
-            identity = _admit(context, method, allowed)
+            identity = admit(context)
         except _REFUSED as exc:
             _abort_for_sync(context, exc)
+        try:
+            request = _request_sync(raw, decode, single, context)
+        except InvalidRequestError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, clip(str(exc)))
         # Runs in a pool thread: give the behavior its own context holding the identity.
         ctx = contextvars.copy_context()
         ctx.run(_IDENTITY.set, identity)
@@ -403,18 +580,22 @@ def _wrap_unary(behavior: Behavior, method: str, allowed: _Door) -> Behavior:
     return sync_unary
 
 
-def _wrap_streaming(behavior: Behavior, method: str, allowed: _Door) -> Behavior:
+def _wrap_streaming(behavior: Behavior, admit: Admit, decode: _Decoder, single: bool
+                    ) -> Behavior:
     """Wrap a streaming-response behavior (unary-stream or stream-stream)."""
     if inspect.iscoroutinefunction(behavior):
         # Reader/writer style: the behavior calls context.write() and returns None.
-        async def async_writer(request: Any, context: Any) -> None:
+        async def async_writer(raw: Any, context: Any) -> None:
             try:
-                identity = _admit(context, method, allowed)
+                identity = admit(context)
             except _REFUSED as exc:
                 await _abort_for(context, exc)
             token = _IDENTITY.set(identity)
             try:
+                request = await _request_async(raw, decode, single, context)
                 await behavior(request, context)
+            except InvalidRequestError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, clip(str(exc)))
             except PermissionDeniedError as exc:
                 await abort_denied(context, exc)
             finally:
@@ -424,27 +605,34 @@ def _wrap_streaming(behavior: Behavior, method: str, allowed: _Door) -> Behavior
 
     if inspect.isasyncgenfunction(behavior):
 
-        async def async_gen(request: Any, context: Any) -> AsyncIterator[Any]:
+        async def async_gen(raw: Any, context: Any) -> AsyncIterator[Any]:
             try:
-                identity = _admit(context, method, allowed)
+                identity = admit(context)
             except _REFUSED as exc:
                 await _abort_for(context, exc)
             # Not reset afterwards: an async generator may be finalised from another context,
             # where reset() would fail; grpc.aio gives each RPC a fresh context anyway.
             _IDENTITY.set(identity)
             try:
+                request = await _request_async(raw, decode, single, context)
                 async for item in behavior(request, context):
                     yield item
+            except InvalidRequestError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, clip(str(exc)))
             except PermissionDeniedError as exc:
                 await abort_denied(context, exc)
 
         return async_gen
 
-    def sync_gen(request: Any, context: Any) -> Iterator[Any]:
+    def sync_gen(raw: Any, context: Any) -> Iterator[Any]:
         try:
-            identity = _admit(context, method, allowed)
+            identity = admit(context)
         except _REFUSED as exc:
             _abort_for_sync(context, exc)
+        try:
+            request = _request_sync(raw, decode, single, context)
+        except InvalidRequestError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, clip(str(exc)))
         # Each next() may run on a different pool thread: step the behavior inside one context.
         ctx = contextvars.copy_context()
         ctx.run(_IDENTITY.set, identity)

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from evalgrid_wire.v1 import booth_pb2, booth_pb2_grpc, site_link_pb2, site_link_pb2_grpc
 
 from evalgrid.ids import request_id
+from evalgrid.limits import ENROLMENT_PER_SOURCE, ENROLMENT_TOTAL
 from evalgrid.pki import (
     CA_CERT_NAME,
     Identity,
@@ -42,7 +43,7 @@ from evalgrid.pki import (
     paths_for,
     validate_subject,
 )
-from evalgrid.tls import KEEPALIVE_OPTIONS, secure_channel
+from evalgrid.tls import SERVER_OPTIONS, SourceLimitInterceptor, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S
 
 __all__ = [
@@ -111,9 +112,13 @@ async def start_enrolment_port(*, bind: str, pki_dir: Path, site_id: str,
     key_path, cert_path = paths_for(pki_dir, "site", site_id)
     credentials = grpc.ssl_server_credentials(
         [(key_path.read_bytes(), cert_path.read_bytes())], require_client_auth=False)
-    options = [o for o in KEEPALIVE_OPTIONS if "message_length" not in o[0]]
-    server = grpc.aio.server(options=[*options, ("grpc.max_receive_message_length", _MAX_BYTES),
-                                      ("grpc.max_send_message_length", _MAX_BYTES)])
+    options = [o for o in SERVER_OPTIONS if "message_length" not in o[0]]
+    # Anyone on the site's network can reach this port: each source address, and the port as
+    # a whole, has a small budget, spent before a byte is decoded or relayed.
+    server = grpc.aio.server(
+        interceptors=[SourceLimitInterceptor(ENROLMENT_PER_SOURCE, ENROLMENT_TOTAL)],
+        options=[*options, ("grpc.max_receive_message_length", _MAX_BYTES),
+                 ("grpc.max_send_message_length", _MAX_BYTES)])
     ca_pem = (Path(pki_dir) / CA_CERT_NAME).read_bytes()
     booth_pb2_grpc.add_EnrolmentServicer_to_server(
         EnrolmentService(site_id, link, ca_pem, check_caller=None), server)

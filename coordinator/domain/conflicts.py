@@ -20,11 +20,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from coordinator.domain.model import Company, CompanyRef, Expert, Project
+from coordinator.domain.model import City, Company, CompanyRef, Expert, Project
 from coordinator.domain.names import (
+    PROVINCES,
+    Places,
     normalise_company_name,
     normalise_credit_code,
     normalise_department,
+    reference_keys,
 )
 from coordinator.domain.rules import Rules
 
@@ -57,21 +60,32 @@ def years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def ref_keys(ref: CompanyRef) -> tuple[str, ...]:
-    """The index keys of an expert's company reference."""
-    keys: list[str] = []
-    name = normalise_company_name(ref.name)
-    if name:
-        keys.append("n:" + name)
+def registry_places(cities: Iterable[City]) -> Places:
+    """The provinces with every spelling of the registry's cities and their districts."""
+    names = [n for c in cities for n in (*c.spellings,
+                                          *(x for d in c.districts for x in (d.name, *d.aliases)))]
+    return PROVINCES | Places.of(names)
+
+
+def ref_keys(ref: CompanyRef, places: Places = PROVINCES) -> tuple[str, ...]:
+    """The index keys of an expert's company reference (`places`: see names.py)."""
+    keys = ["n:" + name for name in reference_keys(ref.name, places)]
     code = normalise_credit_code(ref.credit_code)
     if code:
         keys.append("c:" + code)
     return tuple(keys)
 
 
-def company_keys(company: Company) -> tuple[str, ...]:
-    """The index keys a registry company is known by."""
-    return ref_keys(CompanyRef(company.name, company.credit_code))
+def company_keys(company: Company, places: Places = PROVINCES) -> tuple[str, ...]:
+    """The index keys a registry company is known by (its one name key, and its code)."""
+    keys: list[str] = []
+    name = normalise_company_name(company.name, places)
+    if name:
+        keys.append("n:" + name)
+    code = normalise_credit_code(company.credit_code)
+    if code:
+        keys.append("c:" + code)
+    return tuple(keys)
 
 
 def party_key(company: Company) -> str:
@@ -102,12 +116,17 @@ class ConflictIndex:
     relatives: Mapping[str, tuple[tuple[str, str], ...]]  # person id -> (expert id, relation)
     departments: Mapping[str, tuple[str, ...]]
     look_back_years: int
+    places: Places = PROVINCES
 
     @classmethod
     def build(
-        cls, experts: Iterable[Expert], companies: Iterable[Company], rules: Rules
+        cls, experts: Iterable[Expert], companies: Iterable[Company], rules: Rules,
+        places: Places = PROVINCES,
     ) -> ConflictIndex:
-        """Build every index in one pass over experts and companies: O(experts + ties)."""
+        """Build every index in one pass over experts and companies: O(experts + ties).
+
+        `places`: the place names enterprise names may start with (the registry's cities and
+        districts with the provinces), dropped from name keys on both sides of a match."""
         names: dict[str, set[str]] = defaultdict(set)
         codes: dict[str, str] = {}
         party_of: dict[str, str] = {}
@@ -116,8 +135,8 @@ class ConflictIndex:
         by_id: dict[str, Company] = {}
         for company in companies:
             by_id[company.id] = company
-            keys_of[company.id] = company_keys(company)
-            name = normalise_company_name(company.name)
+            keys_of[company.id] = company_keys(company, places)
+            name = normalise_company_name(company.name, places)
             if name:
                 names[name].add(company.id)
             code = normalise_credit_code(company.credit_code)
@@ -136,13 +155,13 @@ class ConflictIndex:
         for expert in experts:
             for job in expert.employments:
                 tie = _Tie(expert.id, job.start, job.end)
-                for key in ref_keys(job.company):
+                for key in ref_keys(job.company, places):
                     employments[key].append(tie)
             for ref in expert.interests:
-                for key in ref_keys(ref):
+                for key in ref_keys(ref, places):
                     interests[key].append(expert.id)
             for ref in expert.declared_conflicts:
-                for key in ref_keys(ref):
+                for key in ref_keys(ref, places):
                     declared[key].append(expert.id)
             for rel in expert.relatives:
                 if rel.relation in counted:
@@ -164,6 +183,7 @@ class ConflictIndex:
             relatives={k: tuple(v) for k, v in relatives.items()},
             departments={k: tuple(v) for k, v in departments.items()},
             look_back_years=rules.look_back_years,
+            places=places,
         )
 
     def resolve(self, ref: CompanyRef) -> frozenset[str]:
@@ -172,8 +192,7 @@ class ConflictIndex:
         code = normalise_credit_code(ref.credit_code)
         if code and code in self.code_to_company:
             found.add(self.code_to_company[code])
-        name = normalise_company_name(ref.name)
-        if name:
+        for name in reference_keys(ref.name, self.places):
             found |= self.name_to_companies.get(name, frozenset())
         return frozenset(found)
 
@@ -188,7 +207,7 @@ class ConflictIndex:
             if party is None:
                 raise KeyError(f"project {project.id}: unknown company {company_id!r} ({role})")
             known = self.companies.get(party.id) is party  # as indexed: its keys are ready
-            keys = self.keys_by_company[party.id] if known else company_keys(party)
+            keys = self.keys_by_company[party.id] if known else company_keys(party, self.places)
             out.append((party, role, party.id, keys))
             for member_id in self.party_members.get(party_key(party), ()):
                 if member_id != party.id:

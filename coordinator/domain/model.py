@@ -97,6 +97,29 @@ class Venue:
 
 
 @dataclass(frozen=True, slots=True)
+class District:
+    """A district (or county) of a city: its name and the other ways it is written."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class City:
+    """A city of the registry. Every city a record names must be one of these (by name or
+    alias: "杭州", "杭州市" and "Hangzhou" are one city); the names also let company-name
+    keys drop administrative prefixes (names.py)."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    districts: tuple[District, ...] = ()
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+@dataclass(frozen=True, slots=True)
 class Site:
     """A trading centre that runs an agent: hosts projects, guests experts, or both."""
 
@@ -264,6 +287,7 @@ class Province:
     companies: tuple[Company, ...] = ()
     projects: tuple[Project, ...] = ()
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    cities: tuple[City, ...] = ()
 
 
 # --- history that eligibility depends on ---------------------------------------------------

@@ -12,10 +12,13 @@ import hashlib
 import json
 import tomllib
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from fractions import Fraction
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from coordinator.domain.model import RELATIONS
 
@@ -45,6 +48,7 @@ class Rules:
     min_large_committee: int = 7
     technical_economic_share: Fraction = Fraction(2, 3)
     catchment: CatchmentMode = "own_city"
+    time_zone: str = "Asia/Shanghai"
 
     def __post_init__(self) -> None:
         if not self.version:
@@ -66,6 +70,21 @@ class Rules:
             raise RulesError("technical_economic_share: must be between 0 and 1")
         if self.catchment not in CATCHMENT_MODES:
             raise RulesError(f"catchment: must be one of {list(CATCHMENT_MODES)}")
+        zone = _zone(self.time_zone)
+        # Half-days are counted at the fixed offset: the zone must be that offset all year.
+        offsets = {int((datetime(2026, month, 1, tzinfo=zone).utcoffset()
+                        or timedelta()).total_seconds()) // 60 for month in (1, 7)}
+        if offsets != {self.local_utc_offset_minutes}:
+            raise RulesError(f"local_utc_offset_minutes: {self.local_utc_offset_minutes} is not "
+                             f"the offset of time_zone {self.time_zone!r} all year "
+                             f"({sorted(offsets)})")
+
+    def local_date(self, moment: datetime) -> date:
+        """The province's calendar day at an aware moment: what every date rule counts in
+        (age, look-backs, cool-off, penalties), never the UTC date."""
+        if moment.tzinfo is None:
+            raise ValueError("moment: must be timezone-aware")
+        return moment.astimezone(_zone(self.time_zone)).date()
 
     def canonical(self) -> dict[str, Any]:
         """A plain, order-independent form: what the digest covers."""
@@ -82,6 +101,7 @@ class Rules:
             "min_large_committee": self.min_large_committee,
             "technical_economic_share": str(self.technical_economic_share),
             "catchment": self.catchment,
+            "time_zone": self.time_zone,
         }
 
     def digest(self) -> str:
@@ -100,7 +120,16 @@ _INT_KEYS = (
     "min_committee",
     "min_large_committee",
 )
-_ALL_KEYS = frozenset((*_INT_KEYS, "version", "relations", "technical_economic_share", "catchment"))
+_ALL_KEYS = frozenset((*_INT_KEYS, "version", "relations", "technical_economic_share", "catchment",
+                       "time_zone"))
+
+
+@lru_cache(maxsize=16)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise RulesError(f"time_zone: {name!r} is not a known time zone ({exc})") from None
 
 
 def _parse_share(value: object) -> Fraction:
@@ -135,8 +164,12 @@ def rules_from_mapping(data: dict[str, Any]) -> Rules:
     catchment = data["catchment"]
     if catchment not in CATCHMENT_MODES:
         raise RulesError(f"catchment: expected one of {list(CATCHMENT_MODES)}, got {catchment!r}")
+    time_zone = data["time_zone"]
+    if not isinstance(time_zone, str):
+        raise RulesError("time_zone: expected a zone name such as \"Asia/Shanghai\"")
     return Rules(
         version=version,
+        time_zone=time_zone,
         relations=frozenset(relations),
         technical_economic_share=_parse_share(data["technical_economic_share"]),
         catchment=cast(CatchmentMode, catchment),

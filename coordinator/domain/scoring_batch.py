@@ -231,7 +231,8 @@ def block_from_sheets(projects: Sequence[Project], sheets: Sequence[Sequence[Exp
     """One block from projects of one shape whose sheets are complete and representable.
 
     The caller (evaluate_many) has already checked that with scoring's own validation; a
-    missing cell here is a KeyError, not a silent zero.
+    missing cell of a valid bid here is a KeyError, not a silent zero. A bid that failed
+    qualification needs no scores (as in ``scoring.evaluate``): its cells stay zero, masked.
     """
     if not projects:
         raise ValueError("projects: a block needs at least one project")
@@ -244,6 +245,8 @@ def block_from_sheets(projects: Sequence[Project], sheets: Sequence[Sequence[Exp
             raise ValueError(f"projects[{p}]: shape differs from the block's {(b, e, c)}")
         for i, sheet in enumerate(members):
             for j, bid in enumerate(project.bids):
+                if not bid.valid:
+                    continue  # failed qualification: not scored (a zero the mask never reads)
                 for k, criterion in enumerate(project.scoring.criteria):
                     value = _hundredths(sheet.scores[(bid.bidder_id, criterion.id)])
                     assert value is not None

@@ -31,9 +31,11 @@ from coordinator.domain.model import (
     SITE_ROLES,
     Bid,
     Category,
+    City,
     Company,
     CompanyRef,
     Criterion,
+    District,
     Employment,
     Expert,
     ExpertKind,
@@ -53,6 +55,7 @@ from coordinator.domain.model import (
     Window,
     Workstation,
 )
+from evalgrid.request_fields import ID_RE as WIRE_ID_RE
 
 __all__ = [
     "CREDIT_CODE_RE",
@@ -61,6 +64,8 @@ __all__ = [
     "FieldError",
     "JsonDict",
     "RecordError",
+    "city_from_dict",
+    "city_to_dict",
     "company_from_dict",
     "company_to_dict",
     "expert_from_dict",
@@ -78,7 +83,7 @@ __all__ = [
 JsonDict = dict[str, Any]
 T = TypeVar("T")
 
-ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+ID_RE = WIRE_ID_RE  # the ids of the files are the ids of the wire (evalgrid.request_fields)
 # Top class W (works), G (goods) or S (services), then up to four levels of two digits.
 SPECIALTY_RE = re.compile(r"[WGS](?:\.[0-9]{2}){0,4}")
 # Unified social credit code (GB 32100-2015): 18 characters, digits and capitals except I O S V Z.
@@ -433,6 +438,42 @@ def _dt_str(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime cannot be stored: {value!r}")
     return value.astimezone(UTC).isoformat()
+
+
+# --- cities --------------------------------------------------------------------------------
+
+_CITY = _Shape(("name",), ("aliases", "districts"))
+_DISTRICT = _Shape(("name",), ("aliases",))
+
+
+def city_to_dict(city: City) -> JsonDict:
+    """The city with its aliases and districts (each with its aliases)."""
+    return {
+        "name": city.name,
+        "aliases": list(city.aliases),
+        "districts": [{"name": d.name, "aliases": list(d.aliases)} for d in city.districts],
+    }
+
+
+def city_from_dict(data: object) -> City:
+    """Validate and build a city of the registry; raises `RecordError` listing every problem."""
+    e = _Errors()
+    d = _obj(e, data, "", _CITY)
+    if d is None:
+        raise RecordError(e.items)
+    name = _str(e, d, "name", "")
+    aliases = _strings(e, d, "aliases", "")
+    districts: list[District] = []
+    for i, raw in enumerate(_list(e, d, "districts", "")):
+        path = f"districts[{i}]"
+        dd = _obj(e, raw, path, _DISTRICT)
+        if dd is None:
+            continue
+        districts.append(District(_str(e, dd, "name", path),
+                                  tuple(_strings(e, dd, "aliases", path))))
+    if e.items:
+        raise RecordError(e.items)
+    return City(name, tuple(aliases), tuple(districts))
 
 
 # --- sites ---------------------------------------------------------------------------------

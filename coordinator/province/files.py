@@ -1,4 +1,4 @@
-"""The province on disk: four JSON-lines files, read all-or-nothing with every problem listed.
+"""The province on disk: five JSON-lines files, read all-or-nothing with every problem listed.
 
 An import feeds the draw, so a half-loaded registry is worse than none: `load_province` either
 returns the whole province or raises `ImportFailed` naming file, line, field and reason for each
@@ -9,17 +9,22 @@ through without holding the text in memory.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from coordinator.domain.model import Company, Expert, Project, Province, Site
+from coordinator.domain.committee import check_composition
+from coordinator.domain.model import City, Company, Expert, Project, Province, Site
+from coordinator.domain.rules import Rules, load_rules
 from coordinator.province.codec import (
     JsonDict,
     RecordError,
+    city_from_dict,
+    city_to_dict,
     company_from_dict,
     company_to_dict,
     expert_from_dict,
@@ -31,6 +36,7 @@ from coordinator.province.codec import (
 )
 
 __all__ = [
+    "CITIES_FILE",
     "COMPANIES_FILE",
     "EXPERTS_FILE",
     "FILE_NAMES",
@@ -43,12 +49,13 @@ __all__ = [
     "write_province",
 ]
 
+CITIES_FILE = "cities.jsonl"
 SITES_FILE = "sites.jsonl"
 COMPANIES_FILE = "companies.jsonl"
 EXPERTS_FILE = "experts.jsonl"
 PROJECTS_FILE = "projects.jsonl"
-# Read in this order: projects refer to sites and companies.
-FILE_NAMES = (SITES_FILE, COMPANIES_FILE, EXPERTS_FILE, PROJECTS_FILE)
+# Read in this order: everything names cities; projects refer to sites and companies.
+FILE_NAMES = (CITIES_FILE, SITES_FILE, COMPANIES_FILE, EXPERTS_FILE, PROJECTS_FILE)
 MAX_LISTED = 200
 
 R = TypeVar("R")
@@ -168,13 +175,77 @@ def _records(
             yield line_no, record
 
 
-def load_province(directory: Path, *, max_listed: int = MAX_LISTED) -> Province:
-    """Read and validate the four files in `directory`; all or nothing.
+class _Cities:
+    """The city registry: every spelling (name or alias) to its city's name, and the check
+    of each city a record names, with a suggestion for a near miss."""
+
+    __slots__ = ("canonical", "problems")
+
+    def __init__(self, problems: _Problems) -> None:
+        self.problems = problems
+        self.canonical: dict[str, str] = {}
+
+    def add(self, city: City, line: int) -> None:
+        for spelling in city.spellings:
+            first = self.canonical.setdefault(spelling, city.name)
+            if first != city.name:
+                self.problems.add(CITIES_FILE, line, "aliases" if spelling != city.name
+                                  else "name", f"{spelling!r} already names city {first!r}")
+
+    def check(self, file: str, line: int, field: str, name: str) -> str:
+        """The city's registry name; an unknown one is reported (and returned as is)."""
+        found = self.canonical.get(name)
+        if found is not None:
+            return found
+        near = difflib.get_close_matches(name, self.canonical, n=1, cutoff=0.6)
+        hint = f" (did you mean {self.canonical[near[0]]!r}?)" if near else ""
+        self.problems.add(file, line, field, f"unknown city {name!r}{hint}")
+        return name
+
+
+def _site_cities(site: Site, cities: _Cities, line: int) -> Site:
+    city = cities.check(SITES_FILE, line, "city", site.city)
+    venues = tuple(replace(v, city=cities.check(SITES_FILE, line, f"venues[{i}].city", v.city))
+                   for i, v in enumerate(site.venues))
+    if city == site.city and all(a.city == b.city for a, b in zip(venues, site.venues,
+                                                                   strict=True)):
+        return site
+    return replace(site, city=city, venues=venues)
+
+
+def _expert_cities(expert: Expert, cities: _Cities, line: int) -> Expert:
+    city = cities.check(EXPERTS_FILE, line, "city", expert.city)
+    work_city = cities.check(EXPERTS_FILE, line, "work_city", expert.work_city)
+    catchment = tuple(cities.check(EXPERTS_FILE, line, f"catchment[{i}]", c)
+                      for i, c in enumerate(expert.catchment))
+    if (city, work_city, catchment) == (expert.city, expert.work_city, expert.catchment):
+        return expert
+    return replace(expert, city=city, work_city=work_city, catchment=catchment)
+
+
+#: The project field a committee make-up problem is about (committee.py's codes).
+_COMPOSITION_FIELDS = {"size_even": "committee_size", "size_small": "committee_size",
+                       "reps_negative": "tenderer_reps", "share": "tenderer_reps",
+                       "window": "window"}
+
+
+def load_province(directory: Path, *, max_listed: int = MAX_LISTED,
+                  rules: Rules | None = None) -> Province:
+    """Read and validate the five files in `directory`; all or nothing.
 
     Raises `ImportFailed` listing (up to `max_listed`) every problem: unreadable files, invalid
-    JSON, invalid records, duplicate ids and references to sites or companies that do not exist.
+    JSON, invalid records, duplicate ids, references to sites or companies that do not exist,
+    cities not in the registry (aliases are stored as the city's name), and committees that
+    break the composition rules of `rules` (the packaged rules by default).
     """
     problems = _Problems(max_listed)
+    rules = load_rules() if rules is None else rules
+
+    city_list: list[City] = []
+    cities = _Cities(problems)
+    for line, city in _records(directory, CITIES_FILE, city_from_dict, problems, set()):
+        cities.add(city, line)
+        city_list.append(city)
 
     sites: list[Site] = []
     site_roles: dict[str, frozenset[str]] = {}
@@ -184,6 +255,7 @@ def load_province(directory: Path, *, max_listed: int = MAX_LISTED) -> Province:
     room_ids = _Ids(problems, SITES_FILE, "room")
     ws_ids = _Ids(problems, SITES_FILE, "workstation")
     for line, site in _records(directory, SITES_FILE, site_from_dict, problems, failed_sites):
+        site = _site_cities(site, cities, line)
         site_ids.see(site.id, line, "id")
         for vi, venue in enumerate(site.venues):
             venue_ids.see(venue.id, line, f"venues[{vi}].id")
@@ -207,7 +279,7 @@ def load_province(directory: Path, *, max_listed: int = MAX_LISTED) -> Province:
     expert_ids = _Ids(problems, EXPERTS_FILE, "expert")
     for line, expert in _records(directory, EXPERTS_FILE, expert_from_dict, problems, set()):
         expert_ids.see(expert.id, line, "id")
-        experts.append(expert)
+        experts.append(_expert_cities(expert, cities, line))
 
     projects: list[Project] = []
     project_ids = _Ids(problems, PROJECTS_FILE, "project")
@@ -215,6 +287,12 @@ def load_province(directory: Path, *, max_listed: int = MAX_LISTED) -> Province:
     for line, project in _records(directory, PROJECTS_FILE, project_from_dict, problems, set()):
         project_ids.see(project.id, line, "id")
         _check_references(problems, line, project, site_roles, failed_sites, known_companies)
+        project_city = cities.check(PROJECTS_FILE, line, "city", project.city)
+        if project_city != project.city:
+            project = replace(project, city=project_city)
+        for problem in check_composition(project, rules):
+            problems.add(PROJECTS_FILE, line, _COMPOSITION_FIELDS.get(problem.code, "quotas"),
+                         str(problem))
         projects.append(project)
 
     if problems.total:
@@ -224,7 +302,19 @@ def load_province(directory: Path, *, max_listed: int = MAX_LISTED) -> Province:
         experts=tuple(experts),
         companies=tuple(companies),
         projects=tuple(projects),
+        cities=tuple(city_list),
     )
+
+
+def registry_cities(province: Province) -> tuple[City, ...]:
+    """The province's city registry; one built in code without a registry gets the cities its
+    records name (no aliases), so what it writes loads back."""
+    if province.cities:
+        return province.cities
+    named = {s.city for s in province.sites} | {v.city for s in province.sites for v in s.venues}
+    named |= {c for x in province.experts for c in (x.city, x.work_city, *x.catchment)}
+    named |= {p.city for p in province.projects}
+    return tuple(City(name) for name in sorted(named))
 
 
 def _check_references(
@@ -274,13 +364,14 @@ def _dump(record: JsonDict) -> str:
 
 
 def write_province(province: Province, directory: Path) -> None:
-    """Write the four files, records in the province's order, one compact JSON object a line.
+    """Write the five files, records in the province's order, one compact JSON object a line.
 
     Each file is written to a temporary name and renamed, so a reader never sees half a file.
     The output is deterministic: the same province always gives byte-identical files.
     """
     directory.mkdir(parents=True, exist_ok=True)
     outputs: tuple[tuple[str, Iterator[JsonDict]], ...] = (
+        (CITIES_FILE, (city_to_dict(c) for c in registry_cities(province))),
         (SITES_FILE, (site_to_dict(s) for s in province.sites)),
         (COMPANIES_FILE, (company_to_dict(c) for c in province.companies)),
         (EXPERTS_FILE, (expert_to_dict(x) for x in province.experts)),

@@ -32,9 +32,11 @@ from coordinator.domain.model import (
     RELATIONS,
     Bid,
     Category,
+    City,
     Company,
     CompanyRef,
     Criterion,
+    District,
     Employment,
     Expert,
     ExpertKind,
@@ -54,6 +56,7 @@ from coordinator.domain.model import (
     Window,
     Workstation,
 )
+from coordinator.domain.names import PROVINCES, Places, normalise_company_name
 
 __all__ = [
     "AGE_LIMIT",
@@ -99,6 +102,22 @@ CITY_NAMES: tuple[str, ...] = (
     "Haining",
 )
 PROVINCE_NAME = "Zhejiang"
+#: How the cities are also written: Chinese, with and without 市, and old Latin spellings;
+#: and some of their districts (区/县), for the registry in cities.jsonl.
+CITY_ALIASES: dict[str, tuple[str, ...]] = {
+    "Hangzhou": ("杭州", "杭州市", "Hangchow"), "Ningbo": ("宁波", "宁波市", "Ningpo"),
+    "Wenzhou": ("温州", "温州市", "Wenchow"), "Shaoxing": ("绍兴", "绍兴市"),
+    "Huzhou": ("湖州", "湖州市"), "Jiaxing": ("嘉兴", "嘉兴市"), "Jinhua": ("金华", "金华市"),
+    "Quzhou": ("衢州", "衢州市"), "Zhoushan": ("舟山", "舟山市"), "Taizhou": ("台州", "台州市"),
+    "Lishui": ("丽水", "丽水市"), "Yiwu": ("义乌", "义乌市"), "Cixi": ("慈溪", "慈溪市"),
+    "Yueqing": ("乐清", "乐清市"), "Zhuji": ("诸暨", "诸暨市"), "Haining": ("海宁", "海宁市"),
+}
+CITY_DISTRICTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "Hangzhou": (("Shangcheng", ("上城区",)), ("Gongshu", ("拱墅区",)), ("Xihu", ("西湖区",)),
+                 ("Binjiang", ("滨江区",)), ("Xiaoshan", ("萧山区",)), ("Yuhang", ("余杭区",))),
+    "Ningbo": (("Haishu", ("海曙区",)), ("Jiangbei", ("江北区",)), ("Yinzhou", ("鄞州区",))),
+    "Wenzhou": (("Lucheng", ("鹿城区",)), ("Longwan", ("龙湾区",)), ("Ouhai", ("瓯海区",))),
+}
 LOCAL_TZ = timezone(timedelta(hours=8), "CST")
 AGE_LIMIT = 70  # experts past it may still be on file; eligibility must catch them
 ECONOMIC_SPECIALTY = "S.05"
@@ -516,6 +535,9 @@ def _gen_companies(rng: random.Random, cities: list[str], n: int) -> _Registry:
     reg = _Registry(by_category={"works": [], "goods": [], "services": []})
     width = _width(n)
     taken: set[str] = set()
+    # Names that matching takes for one party (places dropped: names.py) belong to one group.
+    places = PROVINCES | Places.of(cities)
+    party_of_key: dict[str, str | None] = {}
     person_seq = 0
     group_seq = 0
     categories: tuple[Category, ...] = ("works", "goods", "services")
@@ -556,8 +578,11 @@ def _gen_companies(rng: random.Random, cities: list[str], n: int) -> _Registry:
                 if attempt == 29:
                     name = f"{prefix} {name_brand} {industry} No. {idx + 1} Co., Ltd."
                 key = _canonical_name(name)
-                if key not in taken:
+                match = normalise_company_name(name, places)
+                if key not in taken and party_of_key.get(match, group_id) == group_id \
+                        and (group_id is not None or match not in party_of_key):
                     taken.add(key)
+                    party_of_key[match] = group_id
                     break
             code = _credit_code(rng, _area_code(ci)) if rng.random() < 0.9 else None
             legal_rep = shared_rep if shared_rep is not None else person()
@@ -1043,6 +1068,9 @@ def generate_province(
         experts=tuple(expert_list),
         companies=tuple(registry.companies),
         projects=tuple(project_list),
+        cities=tuple(City(n, CITY_ALIASES.get(n, ()),
+                          tuple(District(d, a) for d, a in CITY_DISTRICTS.get(n, ())))
+                     for n in names),
         extra={
             "generator": "coordinator.province.generator",
             "seed": str(seed),

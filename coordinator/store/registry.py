@@ -27,6 +27,7 @@ from coordinator.store.values import text
 
 log = logging.getLogger("evalgrid.coordinator")
 
+CITIES = "prov:cities"  # the city registry: name -> city with aliases and districts
 SITES = "prov:sites"
 EXPERTS = "prov:experts"
 COMPANIES = "prov:companies"
@@ -72,9 +73,11 @@ class Registry:
                     stale.append(text(lookup))
         pipe = self.redis.pipeline(transaction=True)
         if replace:
-            pipe.delete(SITES, EXPERTS, COMPANIES, EXPERT_IDS)
+            pipe.delete(CITIES, SITES, EXPERTS, COMPANIES, EXPERT_IDS)
         if stale:
             pipe.hdel(EXPERT_IDS, *stale)
+        await self._add(pipe, CITIES,
+                        ((c.name, codec.city_to_dict(c)) for c in province.cities))
         await self._add(pipe, SITES, ((s.id, codec.site_to_dict(s)) for s in province.sites))
         await self._add(pipe, EXPERTS,
                         ((e.id, self._stored_expert(e)) for e in province.experts))
@@ -107,8 +110,8 @@ class Registry:
         return int(value or 0)
 
     async def load_province(self) -> Province:
-        sites_raw, experts_raw, companies_raw, projects_raw = await _hgetall_many(
-            self.redis, SITES, EXPERTS, COMPANIES, PROJECTS
+        sites_raw, experts_raw, companies_raw, projects_raw, cities_raw = await _hgetall_many(
+            self.redis, SITES, EXPERTS, COMPANIES, PROJECTS, CITIES
         )
         experts = []
         legacy = []
@@ -131,6 +134,8 @@ class Registry:
             projects=tuple(
                 codec.project_from_dict(json.loads(v)) for v in projects_raw.values()
             ),
+            cities=tuple(sorted((codec.city_from_dict(json.loads(v))
+                                 for v in cities_raw.values()), key=lambda c: c.name)),
         )
 
     async def _seal_legacy(self, experts: list[Expert]) -> None:

@@ -8,8 +8,16 @@ from datetime import date, timedelta
 import pytest
 from domain_factories import RULES, TODAY, company, expert, project
 
-from coordinator.domain.conflicts import ConflictIndex, Reason, years_before
-from coordinator.domain.model import Company, CompanyRef, Employment, Expert, Relative
+from coordinator.domain.conflicts import ConflictIndex, Reason, registry_places, years_before
+from coordinator.domain.model import (
+    City,
+    Company,
+    CompanyRef,
+    District,
+    Employment,
+    Expert,
+    Relative,
+)
 from coordinator.domain.rules import Rules
 
 COMPANIES = (
@@ -180,3 +188,29 @@ def test_resolve() -> None:
     assert index.resolve(CompanyRef("acme bridge company limited")) == {"B1"}
     assert index.resolve(CompanyRef("?", "91110000100012345x")) == {"B1"}
     assert index.resolve(CompanyRef("Nobody")) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("bidder_name", "employer"),
+    [
+        ("浙江省中恒建设集团有限公司", "中恒建设集团有限公司"),
+        ("中恒建设集团有限公司", "浙江省中恒建设集团有限公司"),
+        ("杭州市华建建设有限公司", "杭州华建建设有限公司"),
+        ("华建建设有限公司", "杭州市西湖区华建建设有限公司"),
+        ("Zhejiang Zhongheng Construction Group Co., Ltd.", "Zhongheng Construction Co Ltd"),
+        ("Hangzhou Huajian Construction Co., Ltd.", "Hangchow City Huajian Construction Co"),
+    ],
+)
+def test_an_employee_of_a_bidder_named_with_or_without_its_place(
+        bidder_name: str, employer: str) -> None:
+    places = registry_places([City("Hangzhou", ("杭州市", "Hangchow"),
+                                   (District("Xihu", ("西湖区",)),))])
+    companies = (*COMPANIES[:1], company("B1", bidder_name), *COMPANIES[2:])
+    e = expert("E1", employments=(job(employer, date(2010, 1, 1)),))
+    index = ConflictIndex.build([e], companies, RULES, places)
+    found = index.ineligible_for(PROJECT, {c.id: c for c in companies}, TODAY)
+    assert codes(found, "E1") == {"employer"}
+    # An unrelated company of another city's name stays unrelated.
+    other = expert("E2", employments=(job("宁波交通运输局", date(2010, 1, 1)),))
+    index = ConflictIndex.build([other], companies, RULES, places)
+    assert "E2" not in index.ineligible_for(PROJECT, {c.id: c for c in companies}, TODAY)

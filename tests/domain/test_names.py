@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from coordinator.domain.names import (
+    PROVINCES,
+    Places,
     normalise_company_name,
     normalise_credit_code,
     normalise_department,
@@ -83,3 +85,57 @@ def test_departments() -> None:
         "municipal  housing-bureau"
     )
     assert normalise_department("住房和城乡建设局") == normalise_department(" 住房和城乡建设局 ")
+
+
+# --- administrative prefixes -------------------------------------------------------------------
+
+HANGZHOU = Places.of(["Hangzhou", "杭州", "杭州市", "Hangchow", "西湖区", "Xihu", "萧山区",
+                      "Xiaoshan"]) | PROVINCES
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        ["浙江省中恒建设集团有限公司", "中恒建设集团有限公司", "浙江中恒建设集团有限公司",
+         "浙江省中恒建设有限公司", "中恒建设集团"],
+        ["杭州市华建建设有限公司", "杭州华建建设有限公司", "华建建设有限公司",
+         "浙江省杭州市华建建设有限公司", "浙江杭州华建建设有限公司"],
+        ["杭州市西湖区天城电力工程有限公司", "西湖区天城电力工程有限公司", "天城电力工程有限公司",
+         "杭州西湖天城电力工程有限公司"],
+        ["Zhejiang Zhongheng Construction Group Co., Ltd.", "Zhongheng Construction Group Co Ltd",
+         "ZHEJIANG PROVINCE ZHONGHENG CONSTRUCTION GROUP CO., LTD.",
+         "Zhejiang Zhongheng Construction Co., Ltd.", "Zhongheng Construction Company Limited"],
+        ["Hangzhou Huajian Construction Co., Ltd.", "Hangzhou City Huajian Construction Co Ltd",
+         "Huajian Construction Co., Ltd.", "Zhejiang Hangzhou Huajian Construction Co., Ltd.",
+         "Hangchow Huajian Construction Company Limited"],
+        ["Beijing Urban Construction Group Co., Ltd.", "Urban Construction Group Co., Ltd."],
+        ["广西壮族自治区桂通工程有限公司", "广西桂通工程有限公司", "桂通工程有限公司"],
+    ],
+)
+def test_administrative_prefixes_are_dropped_from_enterprise_names(variants: list[str]) -> None:
+    keys = {normalise_company_name(v, HANGZHOU) for v in variants}
+    assert len(keys) == 1, keys
+    assert len(keys.pop()) >= 2
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("杭州市交通运输局", "宁波市交通运输局"),          # organs of government: no legal form
+        ("Hangzhou Transport Bureau", "Ningbo Transport Bureau"),
+        ("Acme (Hangzhou) Ltd", "Acme (Ningbo) Ltd"),         # a branch's place stays
+        ("杭州华建建设有限公司", "杭州华通建设有限公司"),
+        ("浙江有限公司", "江苏有限公司"),                       # nothing but a place: kept
+    ],
+)
+def test_places_that_tell_parties_apart_stay(a: str, b: str) -> None:
+    assert normalise_company_name(a, HANGZHOU) != normalise_company_name(b, HANGZHOU)
+
+
+def test_places_of_a_registry() -> None:
+    places = Places.of(["杭州市", "Hangzhou City", "内蒙古自治区", "Inner Mongolia"])
+    assert places.cjk == {"杭州", "内蒙古"}
+    assert places.latin == {("hangzhou",), ("inner", "mongolia")}
+    # Without the registry, a city prefix stays (only provinces are known by default).
+    assert normalise_company_name("杭州华建建设有限公司") == "杭州华建建设"
+    assert normalise_company_name("浙江华建建设有限公司") == "华建建设"

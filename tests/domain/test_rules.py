@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from domain_factories import expert
 
+from coordinator.domain.eligibility import PoolIndex
 from coordinator.domain.model import RELATIONS
 from coordinator.domain.rules import Rules, RulesError, load_rules
 
@@ -80,3 +83,29 @@ def test_bad_files_name_the_key(tmp_path: Path, old: str, new: str, key: str) ->
 def test_invalid_toml(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match="not valid TOML"):
         load_rules(_write(tmp_path, "version = \n"))
+
+
+def test_dates_are_the_provinces_local_dates() -> None:
+    """At 01:00 on 2 March in Hangzhou it is still 1 March in UTC: the rules count 2 March."""
+    rules = load_rules()
+    assert rules.time_zone == "Asia/Shanghai"
+    moment = datetime(2026, 3, 1, 17, 0, tzinfo=UTC)
+    assert moment.date() == date(2026, 3, 1)
+    assert rules.local_date(moment) == date(2026, 3, 2)
+    assert rules.local_date(datetime(2026, 3, 1, 15, 59, tzinfo=UTC)) == date(2026, 3, 1)
+    # Seventy-one on the local day (over the limit of seventy), seventy on the UTC day.
+    old = expert("E1", birth=date(1955, 3, 2))
+    pool = PoolIndex.build([old], rules)
+    assert pool.day_reasons(rules, rules.local_date(moment)).get("E1")
+    assert not pool.day_reasons(rules, moment.date()).get("E1")
+    with pytest.raises(ValueError, match="moment"):
+        rules.local_date(datetime(2026, 3, 1, 17, 0))
+
+
+def test_the_time_zone_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="time_zone: 'Asia/Hangzho'"):
+        load_rules(_write(tmp_path, PACKAGED.replace('"Asia/Shanghai"', '"Asia/Hangzho"')))
+    with pytest.raises(RulesError, match="local_utc_offset_minutes: 480 is not the offset"):
+        load_rules(_write(tmp_path, PACKAGED.replace('"Asia/Shanghai"', '"Europe/Berlin"')))
+    with pytest.raises(RulesError, match="time_zone: missing key"):
+        load_rules(_write(tmp_path, PACKAGED.replace('time_zone = "Asia/Shanghai"', "")))

@@ -55,10 +55,14 @@ def cases(draw: st.DrawFn, pid: str) -> tuple[Project, list[ExpertSheet], bytes]
                 for j in range(draw(st.integers(0, 3)))]
     members = draw(st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8, 9]))
     spread = draw(st.sampled_from([1, 3, 100]))  # how many distinct scores an item may get
+    # Bids that failed qualification are often not scored at all (as the booths send them).
+    unscored = draw(st.booleans())
     sheets = []
     for e in range(members):
         scores = {}
         for b in bids:
+            if unscored and not b.valid:
+                continue
             for c in criteria:
                 top = int(c.max_score * 100)
                 scores[(b.bidder_id, c.id)] = D(draw(st.integers(0, spread - 1)) * top
@@ -112,6 +116,19 @@ def _level(n_bids: int = 4) -> tuple[Project, list[ExpertSheet]]:
     sheets = [ExpertSheet(f"E{e}", {(b.bidder_id, "C1"): D("7.5") for b in bids}, True)
               for e in range(5)]
     return project("P-level", bids, [crit], method="comprehensive", members=5), sheets
+
+
+def test_a_bid_that_failed_qualification_needs_no_scores() -> None:
+    crit = Criterion("C1", "c", D(10))
+    bids = [Bid("B0", D("100")), Bid("B1", D("90")), Bid("B2", D("95")),
+            Bid("B3", D("80"), valid=False)]
+    sheets = [ExpertSheet(f"E{e}", {(b.bidder_id, "C1"): D(7 + e % 2) for b in bids if b.valid},
+                          True) for e in range(5)]
+    p = project("P-unq", bids, [crit], method="comprehensive", members=5)
+    expected = evaluate(p, sheets, b"seed")
+    (got,) = evaluate_many([p], [sheets], [b"seed"])
+    assert got == expected
+    assert [b.bidder_id for b in expected.bids if not b.valid] == ["B3"]
 
 
 def test_a_full_tie_goes_to_the_same_lottery() -> None:

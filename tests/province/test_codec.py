@@ -44,6 +44,7 @@ from coordinator.domain.model import (
 from coordinator.province.codec import (
     FieldError,
     RecordError,
+    city_from_dict,
     company_from_dict,
     company_to_dict,
     expert_from_dict,
@@ -751,6 +752,7 @@ def test_documented_example_lines_decode() -> None:
     doc = Path(__file__).resolve().parents[2] / "docs" / "province-files.md"
     blocks = re.findall(r"```json\n(.*?)\n```", doc.read_text(encoding="utf-8"), re.S)
     decoders: list[Decoder] = [
+        city_from_dict,
         site_from_dict,
         company_from_dict,
         expert_from_dict,

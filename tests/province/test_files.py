@@ -82,6 +82,13 @@ def _project(project_id: str, host: str = "S1", tenderer: str = "C1") -> dict[st
 
 def good_records() -> dict[str, list[dict[str, Any]]]:
     return {
+        "cities.jsonl": [
+            {"name": "Hangzhou", "aliases": ["杭州", "杭州市", "Hangchow"],
+             "districts": [{"name": "Xihu", "aliases": ["西湖区"]}]},
+            {"name": "Ningbo", "aliases": ["宁波", "宁波市"]},
+            {"name": "Wenzhou"},
+            {"name": "Lishui", "aliases": ["丽水市"]},
+        ],
         "sites.jsonl": [
             _site("S1", "Hangzhou", ["host", "guest"]),
             _site("S2", "Ningbo", ["guest"]),
@@ -248,7 +255,7 @@ def test_missing_files_and_bad_bytes(tmp_path: Path) -> None:
     failed = load_problems(directory)
     assert where(failed) == {("projects.jsonl", 0, ""), ("experts.jsonl", 3, "")}
     assert any("not valid UTF-8" in p.reason for p in failed.problems)
-    assert load_problems(tmp_path / "nowhere").total == 4
+    assert load_problems(tmp_path / "nowhere").total == 5  # the five files
 
 
 def test_problem_list_is_capped_but_counted(tmp_path: Path) -> None:
@@ -266,3 +273,60 @@ def test_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
     path = directory / "companies.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert len(load_province(directory).companies) == 5
+
+
+# --- the city registry and the committee rules ---------------------------------------------
+
+
+def test_an_unknown_city_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    records = good_records()
+    records["projects.jsonl"][1]["city"] = "Hangzho"
+    records["experts.jsonl"][0]["work_city"] = "Ningpo"
+    records["experts.jsonl"][1]["catchment"] = ["Wenzhou", "Atlantis"]
+    records["sites.jsonl"][1]["venues"][0]["city"] = "Ningbo "
+    failed = load_problems(write_records(tmp_path, records))
+    shown = [str(p) for p in failed.problems]
+    assert "projects.jsonl:2: city: unknown city 'Hangzho' (did you mean 'Hangzhou'?)" in shown
+    assert "experts.jsonl:1: work_city: unknown city 'Ningpo' (did you mean 'Ningbo'?)" in shown
+    assert "experts.jsonl:2: catchment[1]: unknown city 'Atlantis'" in shown
+    assert "sites.jsonl:2: venues[0].city: unknown city 'Ningbo ' (did you mean 'Ningbo'?)" \
+        in shown
+    assert failed.total == 4
+
+
+def test_a_city_alias_is_stored_as_the_city(tmp_path: Path) -> None:
+    records = good_records()
+    records["projects.jsonl"][0]["city"] = "杭州市"
+    records["experts.jsonl"][0]["city"] = "宁波"
+    records["sites.jsonl"][0]["city"] = "Hangchow"
+    province = load_province(write_records(tmp_path, records))
+    assert province.projects[0].city == "Hangzhou"
+    assert province.experts[0].city == "Ningbo"
+    assert province.sites[0].city == "Hangzhou"
+    assert province.cities[0].districts[0].aliases == ("西湖区",)
+
+
+def test_the_city_registry_itself_is_checked(tmp_path: Path) -> None:
+    records = good_records()
+    records["cities.jsonl"].append({"name": "Ningbo2", "aliases": ["杭州"]})
+    records["cities.jsonl"].append({"name": "", "districts": [{"aliases": []}]})
+    failed = load_problems(write_records(tmp_path, records))
+    assert where(failed) == {("cities.jsonl", 5, "aliases"), ("cities.jsonl", 6, "name"),
+                             ("cities.jsonl", 6, "districts[0].name")}
+    (tmp_path / "cities.jsonl").unlink()
+    assert ("cities.jsonl", 0, "") in where(load_problems(tmp_path))
+
+
+def test_committee_rules_apply_at_import(tmp_path: Path) -> None:
+    records = good_records()
+    # 7 members, 3 of them tenderer's representatives: 4/7 < 2/3.
+    records["projects.jsonl"][0]["committee_size"] = 7
+    records["projects.jsonl"][0]["tenderer_reps"] = 3
+    records["projects.jsonl"][0]["quotas"][0]["count"] = 3
+    # A large project needs 7 members.
+    records["projects.jsonl"][1]["large"] = True
+    failed = load_problems(write_records(tmp_path, records))
+    shown = [str(p) for p in failed.problems]
+    assert shown[0] == \
+        "projects.jsonl:1: tenderer_reps: share: technical and economic experts 4/7 < 2/3"
+    assert shown[1].startswith("projects.jsonl:2: committee_size: ") and len(shown) == 2

@@ -125,6 +125,7 @@ async def test_wrong_codes_are_counted_and_burn_the_code(grid: Grid) -> None:
     pki = device(grid, "guesser")
     code = await grid.activation_code(site, ws)
     wrong = "AAAA-AAAA" if code != "AAAA-AAAA" else "BBBB-BBBB"
+    start = await _head(grid)
     for attempt in range(1, MAX_WRONG + 1):
         error = await _refused(_enrol(grid, pki, site, ws, wrong))
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -134,6 +135,12 @@ async def test_wrong_codes_are_counted_and_burn_the_code(grid: Grid) -> None:
     error = await _refused(_enrol(grid, pki, site, ws, code))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert not paths_for(pki, "workstation", f"{site}/{ws}")[1].exists()
+    # Audited in aggregate: the 1st, 2nd, 4th... refusal of a window, with the count so far.
+    refused = [json.loads(e.detail_json) for e in await _audit(grid, start)
+               if e.kind == "workstation.enrol_refused"]
+    assert 0 < len(refused) < MAX_WRONG + 1
+    counts = [r["refusals_in_window"] for r in refused]
+    assert counts == sorted(counts) and all(c & (c - 1) == 0 for c in counts)
 
 
 async def test_a_code_is_for_one_workstation_of_one_site(grid: Grid) -> None:

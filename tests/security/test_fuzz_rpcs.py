@@ -256,14 +256,16 @@ def requests(rpc: Rpc, ids: Ids, own_workstation: str | None) -> st.SearchStrate
         except (DecodeError, RuntimeError, ValueError):
             return None
 
-    from_bytes = st.binary(max_size=256).map(decoded).filter(lambda m: m is not None)
+    # Random bytes: decoded where they decode, else sent as they are (garbage, truncated,
+    # strings that are not UTF-8), as a client that is not ours may send them.
+    from_bytes = st.binary(max_size=256).map(lambda raw: decoded(raw) or raw)
     strategy: st.SearchStrategy[Message] = st.one_of(structured, structured, structured,
                                                      from_bytes)  # type: ignore[arg-type]
     if own_workstation is not None and "workstation_id" in rpc.request.DESCRIPTOR.fields_by_name:
 
         def own(pair: tuple[Message, bool]) -> Message:
             message, keep = pair
-            if not keep:
+            if not keep and not isinstance(message, bytes):
                 message.workstation_id = own_workstation  # type: ignore[attr-defined]
             return message
 
@@ -385,11 +387,15 @@ def party_for(rpc: Rpc, t: Target) -> tuple[str, str, str]:
     return address, "site", t.g.spare if spare else t.seat_site
 
 
+def _serialize(message: Message | bytes) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
 async def send(t: Target, rpc: Rpc, request: Message | list[Message]
                ) -> tuple[grpc.StatusCode, str]:
     address, role, subject = party_for(rpc, t)
     channel = t.g.grid.channel(address, role, subject)
-    kwargs: dict[str, Any] = {"request_serializer": lambda m: m.SerializeToString(),
+    kwargs: dict[str, Any] = {"request_serializer": _serialize,
                               "response_deserializer": rpc.response.FromString}
     try:
         if rpc.client_streaming:
@@ -449,8 +455,10 @@ class Shown:
 
 
 def _size(request: Message | list[Message]) -> int:
-    return max((m.ByteSize() for m in request), default=0) if isinstance(request, list) \
-        else request.ByteSize()
+    def size(m: Message | bytes) -> int:
+        return len(m) if isinstance(m, bytes) else m.ByteSize()
+
+    return max(map(size, request), default=0) if isinstance(request, list) else size(request)
 
 
 def run_fuzz(loop: asyncio.AbstractEventLoop, t: Target, rpc: Rpc) -> int:

@@ -7,6 +7,7 @@ Operator servicer; message sizes against the real grid's coordinator and agent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -19,18 +20,21 @@ from grid_fixture import AUDITOR, OPERATOR
 from security_grid import SecurityGrid
 
 from coordinator.province import codec
+from evalgrid import tls
 from evalgrid.ids import request_id
 from evalgrid.limits import (
     ENV_VAR,
     MAX_DETAILS_CHARS,
+    OWN_BUDGET,
     RateLimit,
     TokenBuckets,
     clip,
     rate_limit_from_env,
 )
-from evalgrid.pki import init_ca, issue
+from evalgrid.pki import Identity, init_ca, issue
 from evalgrid.serving import Served, start_server
 from evalgrid.tls import (
+    MAX_CONCURRENT_STREAMS,
     MAX_MESSAGE_BYTES,
     channel_credentials,
     secure_channel,
@@ -164,6 +168,55 @@ async def test_the_limit_comes_from_the_environment_and_can_be_off(
     assert set(codes) == {grpc.StatusCode.OK}
 
 
+class HangingOperator(CountingOperator):
+    """Status never answers (a servicer stuck on a lock); Watch streams stay open."""
+
+    async def Status(self, request: operator_pb2.StatusRequest, context: grpc.aio.ServicerContext
+                     ) -> operator_pb2.StatusReply:
+        self.calls += 1
+        if self.calls > 1:
+            await asyncio.Event().wait()
+        return operator_pb2.StatusReply(sites=self.calls)
+
+    async def Watch(self, request: operator_pb2.WatchRequest, context: grpc.aio.ServicerContext
+                    ) -> AsyncIterator[operator_pb2.Event]:
+        yield operator_pb2.Event(id="1")
+        await asyncio.Event().wait()
+
+
+async def test_the_server_ends_a_stuck_unary_call_itself(
+        pki: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tls, "SERVER_UNARY_DEADLINE_S", 0.2)
+    async with door(pki, HangingOperator(), None) as served, secure_channel(
+            f"127.0.0.1:{served.port}", channel_credentials(pki, "operator", OPERATOR)) as ch:
+        stub = operator_pb2_grpc.OperatorStub(ch)
+        await stub.Status(operator_pb2.StatusRequest())
+        with pytest.raises(grpc.aio.AioRpcError) as stuck:
+            await stub.Status(operator_pb2.StatusRequest())  # no client deadline at all
+        assert stuck.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "server's limit" in (stuck.value.details() or "")
+
+
+async def test_a_connection_holds_at_most_the_capped_number_of_streams(pki: Path) -> None:
+    servicer = HangingOperator()
+    async with door(pki, servicer, None) as served, secure_channel(
+            f"127.0.0.1:{served.port}", channel_credentials(pki, "operator", OPERATOR)) as ch:
+        stub = operator_pb2_grpc.OperatorStub(ch)
+        streams = [stub.Watch(operator_pb2.WatchRequest()) for _ in range(MAX_CONCURRENT_STREAMS)]
+        for stream in streams:
+            assert (await stream.read()).id == "1"
+        # One more call on this connection waits for a free stream: it never reaches the server.
+        with pytest.raises(grpc.aio.AioRpcError) as waiting:
+            await stub.Status(operator_pb2.StatusRequest(), timeout=1.0)
+        assert waiting.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert servicer.calls == 0
+        streams[0].cancel()
+        assert (await stub.Status(operator_pb2.StatusRequest(), timeout=UNARY_DEADLINE_S)
+                ).sites == 1
+        for stream in streams[1:]:
+            stream.cancel()
+
+
 # --- message sizes on the real grid -----------------------------------------------------------
 
 
@@ -218,3 +271,18 @@ async def test_an_oversized_request_is_refused_and_stores_nothing(
     assert project.id not in {p.project_id for p in listed.projects}
     board = await g.grid.board(g.home)
     assert all(w.detail == "" for w in board.workstations)
+
+
+def test_relayed_enrolments_have_a_budget_of_their_own() -> None:
+    """A flood of enrolments relayed by a site spends their own bucket, not the site's."""
+    door = tls._Door(None, None, TokenBuckets(RateLimit(rate_per_s=0.001, burst=2)))
+    site = Identity("site", "S0001")
+    enrol = next(iter(OWN_BUDGET))
+    for _ in range(2):
+        tls._check_door(site, enrol, door)
+    with pytest.raises(tls.RateLimitedError):
+        tls._check_door(site, enrol, door)
+    for _ in range(2):  # the site's own calls still have their whole budget
+        tls._check_door(site, "/evalgrid.v1.SiteLink/SignIn", door)
+    with pytest.raises(tls.RateLimitedError):
+        tls._check_door(site, "/evalgrid.v1.SiteLink/SignIn", door)

@@ -19,7 +19,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ from coordinator.store.values import text
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
 from evalgrid.lockout import LockoutPolicy, desk_scope, session_scope, workstation_scope
+from evalgrid.score_rules import parse_score
 from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
@@ -771,11 +772,8 @@ class Workflow:
         for i, (bid_code, criterion_id, value) in enumerate(scores):
             if bid_code not in bidder_of:
                 raise WorkflowError(f"sheet.scores[{i}].bid_code", f"unknown bid {bid_code!r}")
-            try:
-                number = Decimal(value)
-            except InvalidOperation:
-                number = Decimal("NaN")
-            if not number.is_finite():  # NaN or Infinity would break every comparison
+            number = parse_score(value)
+            if number is None:  # NaN or Infinity would break every comparison
                 raise WorkflowError(f"sheet.scores[{i}].score",
                                     f"not a decimal number: {value[:40]!r}")
             parsed[(bidder_of[bid_code], criterion_id)] = number

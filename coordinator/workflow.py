@@ -939,6 +939,16 @@ class Workflow:
                     scores={(b, c): Decimal(v) for b, c, v in body["scores"]}, signed=True))
         return sheets
 
+    async def _sheet_seals(self, alloc: Allocation) -> dict[str, dict[str, str]]:
+        """Each signed sheet's digest and the coordinator's signature of it, for the report."""
+        seals = {}
+        for seat in alloc.active_seats():
+            raw = await self.redis.hgetall(SHEET.format(seat.session_id))
+            if raw and raw.get(b"signed") == b"1":
+                seals[seat.expert_ref] = {"digest": text(raw.get(b"digest", b"")),
+                                          "seal": text(raw.get(b"signature", b""))}
+        return seals
+
     # --- window start and close ------------------------------------------------------------
 
     async def run_schedule(self, idle_s: float = 30.0) -> None:
@@ -1016,6 +1026,7 @@ class Workflow:
                 bid_codes=self._bid_codes(project), draws=[
                     await self._draw_public(d) for d in alloc.draw_ids],
                 signing_key=self.signing_key, now=self.clock.now(),
+                bidder_names=self.company_names(), sheet_seals=await self._sheet_seals(alloc),
             )
             await self.registry.set_project_state(project_id, "reported")
             await self.release_sessions(project, alloc)

@@ -30,7 +30,7 @@ h1 { font-size: 16pt; margin: 0 0 .3em; } h2 { font-size: 12pt; margin: 1.2em 0 
   border-bottom: 1px solid #555; } h3 { font-size: 10.5pt; margin: .8em 0 .3em; }
 table { border-collapse: collapse; margin: .3em 0; } td, th { border: 1px solid #888;
   padding: 2px 6px; vertical-align: top; } th { background: #eee; text-align: left; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; } td.c { white-space: nowrap; }
 .meta td { border: none; padding: 1px 8px 1px 0; } .verdict { font-size: 12pt; font-weight: bold;
   padding: .4em .6em; border: 2px solid #333; display: inline-block; }
 .failed { border-color: #a00; color: #a00; } .muted { color: #555; } code { font-size: 9pt; }
@@ -144,6 +144,13 @@ class _Page:
                 f"<td class=n><b>{total:g}</b></td><td></td></tr></table>{note}")
 
     def ranking_table(self) -> str:
+        if self.evaluation.get("failed"):  # nothing was scored: the valid bids, and no more
+            valid = "".join(
+                f"<tr><td class=c>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
+                f"<td>{self.bidder(b['bidder_id'])}</td><td class=n>{esc(b['price'])}</td></tr>"
+                for b in self.bids if b.get("valid"))
+            return (f"<table><tr><th>Code</th><th>Bidder</th><th class=n>Price</th></tr>{valid}"
+                    "</table><p class=muted>Valid bids; not scored, no ranking.</p>")
         ids = [c["id"] for c in self.criteria]
         head = "".join(f"<th class=n title='{esc(self.criterion(i))}'>{esc(i)}</th>" for i in ids)
         rows = []
@@ -154,7 +161,7 @@ class _Page:
             cells = "".join(f"<td class=n>{esc(crit.get(i, ''))}</td>" for i in ids)
             rows.append(
                 f"<tr><td class=n>{esc(b.get('rank') or '-')}</td>"
-                f"<td>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
+                f"<td class=c>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
                 f"<td>{self.bidder(b['bidder_id'])}</td><td class=n>{esc(b['price'])}</td>"
                 f"{cells}<td class=n>{esc(b.get('technical') or '')}</td>"
                 f"<td class=n>{esc(b.get('price_score') or '')}</td>"
@@ -237,6 +244,8 @@ class _Page:
 
     def member_sheets(self) -> str:
         sheets = self.body.get("sheets", [])
+        if self.evaluation.get("failed"):
+            return "<p>Not scored: the tender failed before detailed scoring.</p>"
         if not sheets or not self.criteria:
             return "<p>No sheets (no scoring took place).</p>"
         ids = [c["id"] for c in self.criteria]
@@ -292,7 +301,7 @@ class _Page:
                 resolution = "reviewed by the committee leader; the signed score stands"
             rows.append(
                 f"<tr><td>{esc(WARNINGS.get(w['kind'], w['kind'].replace('_', ' ')))}</td>"
-                f"<td>{esc(self.seat(ref))}</td><td>{esc(self.code(w['bidder_id']))}</td>"
+                f"<td>{esc(self.seat(ref))}</td><td class=c>{esc(self.code(w['bidder_id']))}</td>"
                 f"<td>{esc(self.criterion(w['criterion_id']))}</td>"
                 f"<td class=n>{esc(w.get('score') or spread)}</td>"
                 f"<td class=n>{esc(w.get('mean'))}</td><td>{resolution}</td></tr>")

@@ -163,6 +163,8 @@ def test_a_failed_tender_shows_no_empty_chart_but_says_so(tmp_path: Path) -> Non
     assert "Tender failed: fewer than 3 valid bids (2 valid). No award is made." in text
     assert "<svg" not in page and "Chart" not in text
     assert "did not pass the qualification review" in text  # C3 and C4 listed as invalid
+    assert "Not scored: the tender failed before detailed scoring." in text
+    assert "Committee" not in text.split("Members' scores by seat")[1].split("Warnings")[0]
 
 
 def test_an_older_report_body_still_renders() -> None:

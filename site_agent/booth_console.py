@@ -246,7 +246,6 @@ class SheetSession:
         except grpc.aio.AioRpcError as exc:
             print(f"not signed: {_refusal(exc)}; your draft is kept")
             return False
-        self.draft.discard()
         if reply.queued:
             print("sheet signed; kept by the site while the coordinator is away, sent later")
         else:

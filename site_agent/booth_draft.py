@@ -1,9 +1,10 @@
 """The booth's draft sheet on its own disk: an expert's scores survive a crash or a restart.
 
 One file per workstation, for one session at a time; every accepted value is written at once
-(atomically), so a refused value or a lost link loses nothing else. A draft that does not
-decode, or belongs to another session, is set aside, never trusted: each value is checked
-again against the form by the shared rule before it is shown.
+(atomically), so a refused value or a lost link loses nothing else. It outlives signing (a
+sheet the leader returns comes back filled in) and goes when another session signs in. A
+draft that does not decode is set aside, never trusted; each value is checked again against
+the form by the shared rule before it is shown.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Draft:
         os.replace(tmp, self.path)
 
     def discard(self) -> None:
-        """The sheet is signed (or the seat given up): the draft has done its job."""
+        """The seat is given up: the draft has no more use. (A signed sheet's draft is kept
+        until another session signs in here: the leader may return the sheet.)"""
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -72,8 +74,9 @@ def load_draft(path: Path, session_id: str, bids: list[str],
         _set_aside(path)
         draft.note = f"the saved draft was damaged ({exc}) and set aside; starting afresh"
         return draft
-    if other_session:
-        _set_aside(path)  # an earlier expert's draft: never shown to this one
+    if other_session:  # an earlier expert's sheet: never shown to this one, nor kept
+        with contextlib.suppress(OSError):
+            path.unlink()
         return draft
     dropped = 0
     for row in rows:

@@ -18,7 +18,7 @@ def test_a_draft_comes_back_for_its_session_only(tmp_path: Path) -> None:
     draft.put("K7F2", "T1", "12.5")
     assert load_draft(path, "s-1", BIDS, MAXIMA).scores == {("K7F2", "T1"): "12.5"}
     other = load_draft(path, "s-2", BIDS, MAXIMA)  # another expert's session: nothing shown
-    assert other.scores == {} and not path.exists() and path.with_suffix(".old").exists()
+    assert other.scores == {} and not path.exists() and not path.with_suffix(".old").exists()
 
 
 def test_forged_values_are_dropped_by_the_shared_rule(tmp_path: Path) -> None:

@@ -211,7 +211,11 @@ async def test_an_expert_scores_restarts_reviews_and_signs_at_the_real_booth(gri
     assert "'l' reviews it" in signed and "s summary and sign" not in signed
     booth.type("q")
     assert await booth.wait() == 0
-    assert not draft_file.exists()
+    # The signed sheet's draft stays for a return by the leader, for this session only.
+    assert json.loads(draft_file.read_text())["session_id"] == \
+        next(s.session_id for s in (await grid.operator.ProjectSeats(
+            operator_pb2.ProjectRequest(project_id=project_id),
+            timeout=UNARY_DEADLINE_S)).seats if s.status == "signed")
     seats = await grid.operator.ProjectSeats(operator_pb2.ProjectRequest(
         project_id=project_id), timeout=UNARY_DEADLINE_S)
     assert sum(s.status == "signed" for s in seats.seats) == 1
@@ -248,3 +252,42 @@ async def test_a_conflict_is_declared_and_a_forged_draft_is_set_aside(grid: Grid
     booth.type("")
     assert await booth.wait() == 0
     assert len(grid.notices()) == before + 1  # a replacement was drawn and notified
+
+
+async def test_a_returned_sheet_comes_back_filled_in_with_the_reason(grid: Grid) -> None:
+    project_id, notices = await _day_started(grid)
+    project = grid.projects[project_id]
+    # The leader is the first in: signed in here through the booth client.
+    lead_site, lead_ws = await _at_desk(grid, notices[0])
+    leader = await grid.booth(lead_site, lead_ws)
+    await leader.enrol()
+    await leader.sign_in(grid.experts[notices[0]["expert_id"]].id_number, notices[0]["code"])
+    notice = notices[1]
+    site_id, ws = await _at_desk(grid, notice)
+    booth = Booth(grid, site_id, ws)
+    await _sign_in(booth, grid, notice)
+    nbids = len([b for b in project.bids if b.valid])
+    for i in range(1, nbids + 1):
+        booth.type(str(i))
+        for c in project.scoring.criteria:
+            await booth.answer(f"(0..{c.max_score}): ", str(c.max_score / 4))
+        await booth.expect("choice: ")
+    booth.type("s")
+    await booth.answer("[y/N]: ", "y")
+    assert await booth.wait() == 0  # a member (not the leader) is done once signed
+
+    review = await leader.review()
+    (member_ref,) = review.signed
+    assert (await leader.return_sheet(member_ref, "T1 looks low: please check")).outcome == \
+        "returned"
+    booth = Booth(grid, site_id, ws)
+    shown = await _sign_in(booth, grid, notice)
+    assert "the leader returned your sheet: T1 looks low: please check" in shown
+    n = nbids * len(project.scoring.criteria)
+    assert f"your draft is back: {n} score(s) kept" in shown
+    assert f"sheet: {n} of {n} scores entered" in shown
+    booth.type("s")
+    await booth.answer("[y/N]: ", "y")
+    assert await booth.wait() == 0
+    assert "sheet signed and delivered" in booth.seen
+    assert set((await leader.review()).signed) == {member_ref}

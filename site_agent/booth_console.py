@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import textwrap
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -73,15 +74,24 @@ async def _ask_secret(prompt: str) -> str:
     return await asyncio.to_thread(_read_secret, prompt)
 
 
+def _say(text: str) -> None:
+    """A message, wrapped to the 80 columns of the booth's screen (nothing is cut)."""
+    print(textwrap.fill(text, WIDTH, subsequent_indent="  "))
+
+
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "~"
 
 
 async def _page(lines: list[str]) -> None:
-    """Show `lines` a screen at a time."""
+    """Show `lines` a screen at a time; a line wider than the screen wraps (names and
+    questions are read whole)."""
+    lines = [part for line in lines
+             for part in (textwrap.wrap(line, WIDTH, subsequent_indent="    ")
+                          if len(line) > WIDTH else [line])]
     for start in range(0, len(lines), PAGE):
         for line in lines[start:start + PAGE]:
-            print(_cut(line, WIDTH))
+            print(line)
         if start + PAGE < len(lines):
             await _ask("-- more: Enter --")
 
@@ -131,7 +141,7 @@ class SheetSession:
         leaves with the draft kept ("left")."""
         await _page(self.header())
         if self.draft.note:
-            print(self.draft.note)
+            _say(self.draft.note)
         while True:
             done = len(self.draft.scores)
             total = len(self.bids) * len(self.maxima)
@@ -169,7 +179,7 @@ class SheetSession:
             elif choice == "q":
                 return "signed" if self.signed else "left"
             else:
-                print(f"no such choice: {choice!r}")
+                _say(f"no such choice: {choice!r}")
 
     def menu(self) -> list[str]:
         keys = [] if self.signed else ["s summary and sign", "x declare a conflict"]
@@ -181,7 +191,7 @@ class SheetSession:
 
     async def score_bid(self, bid: common_pb2.BidInfo) -> None:
         name = f": {bid.bidder_name}" if bid.bidder_name else ""
-        print(_cut(f"bid {bid.code}, price {bid.price}{name}", WIDTH))
+        _say(f"bid {bid.code}, price {bid.price}{name}")
         print("Enter keeps the value in [brackets]; '-' goes back to the sheet")
         for criterion in self.form.criteria:
             top = Decimal(criterion.max_score)
@@ -200,7 +210,7 @@ class SheetSession:
                     continue
                 reason = cell_problem(text, top)
                 if reason is not None:
-                    print(f"  refused: {reason}; nothing else changed")
+                    _say(f"  refused: {reason}; nothing else changed")
                     continue
                 self.draft.put(bid.code, criterion.id, text)
                 break
@@ -210,13 +220,13 @@ class SheetSession:
         try:
             await self.booth.submit(self.scores(), signed=False)
         except grpc.aio.AioRpcError as exc:
-            print(f"draft kept at this booth; the coordinator said: {_refusal(exc)}")
+            _say(f"draft kept at this booth; the coordinator said: {_refusal(exc)}")
 
     def summary(self) -> list[str]:
         criteria = list(self.form.criteria)
         lines = ["summary of your sheet (scores as you entered them)"]
         for i, c in enumerate(criteria, 1):
-            lines.append(_cut(f"  C{i} {c.name} (max {c.max_score})", WIDTH))
+            lines.append(f"  C{i} {c.name} (max {c.max_score})")
         per_row = 8  # columns of criteria that fit 80 columns next to the bid code
         for first in range(0, len(criteria), per_row):
             part = criteria[first:first + per_row]
@@ -234,8 +244,12 @@ class SheetSession:
                                   [(s.bid_code, s.criterion_id, s.score) for s in self.scores()],
                                   signed=True)
         if problems:
-            print(f"not ready to sign: {len(problems)} score(s) missing or refused, e.g. "
-                  f"{problems[0][0]}: {problems[0][1]}")
+            names = {c.id: c.name for c in self.form.criteria}
+            missing = self.missing()
+            print(f"not ready to sign: {len(problems)} score(s) missing or refused")
+            first = (f"bid {missing[0][0]}, {names[missing[0][1]]}: missing" if missing
+                     else f"{problems[0][0]}: {problems[0][1]}")
+            print(_cut(f"  first: {first}", WIDTH))
             return False
         answer = await _ask("sign the sheet now? it cannot be changed after [y/N]: ")
         if answer.lower() != "y":
@@ -244,7 +258,7 @@ class SheetSession:
         try:
             reply = await self.booth.submit(self.scores(), signed=True)
         except grpc.aio.AioRpcError as exc:
-            print(f"not signed: {_refusal(exc)}; your draft is kept")
+            _say(f"not signed: {_refusal(exc)}; your draft is kept")
             return False
         if reply.queued:
             print("sheet signed; kept by the site while the coordinator is away, sent later")
@@ -256,15 +270,15 @@ class SheetSession:
         try:
             listed = await self.booth.clarifications()
         except grpc.aio.AioRpcError as exc:
-            print(f"questions unavailable: {_refusal(exc)}")
+            _say(f"questions unavailable: {_refusal(exc)}")
             return
         lines = [f"questions to bidders ({len(listed.items)})"]
         for item in listed.items:
             asked = local_text(from_timestamp(item.asked_at), "%H:%M")
-            lines.append(_cut(f" {asked} bid {item.bid_code}: {item.question}", WIDTH))
+            lines.append(f" {asked} bid {item.bid_code}: {item.question}")
             if item.answer:
                 at = local_text(from_timestamp(item.answered_at), "%H:%M")
-                lines.append(_cut(f"   answer {at}: {item.answer}", WIDTH))
+                lines.append(f"   answer {at}: {item.answer}")
             else:
                 lines.append("   awaiting the bidder's answer")
         await _page(lines)
@@ -272,7 +286,7 @@ class SheetSession:
         if not code:
             return
         if code not in self.bids:
-            print(f"no bid {code!r} on this sheet")
+            _say(f"no bid {code!r} on this sheet")
             return
         question = await _ask("your question: ")
         if not question:
@@ -281,7 +295,7 @@ class SheetSession:
         try:
             await self.booth.ask(code, question)
         except grpc.aio.AioRpcError as exc:
-            print(f"not sent: {_refusal(exc)}")
+            _say(f"not sent: {_refusal(exc)}")
             return
         print("sent to the bidder through the coordinator; the answer shows here")
 
@@ -297,7 +311,7 @@ class SheetSession:
         try:
             reply = await self.booth.declare_recusal(reason)
         except grpc.aio.AioRpcError as exc:
-            print(f"not recorded: {_refusal(exc)}")
+            _say(f"not recorded: {_refusal(exc)}")
             return False
         self.draft.discard()
         print(f"conflict recorded ({reply.outcome}); thank you, you may leave the booth")
@@ -307,7 +321,7 @@ class SheetSession:
         try:
             review = await self.booth.review()
         except grpc.aio.AioRpcError as exc:
-            print(f"review unavailable: {_refusal(exc)}")
+            _say(f"review unavailable: {_refusal(exc)}")
             return
         names = {c.id: c.name for c in self.form.criteria}
         lines = [f"committee: {len(review.signed)} signed, {len(review.pending)} still scoring"]
@@ -315,9 +329,9 @@ class SheetSession:
             lines.append("no warnings")
         for w in review.warnings:
             what = WARNING_PHRASES.get(w.kind, w.kind.replace("_", " "))
-            lines.append(_cut(f" member {w.expert_ref} bid {w.bid_code} "
-                              f"{names.get(w.criterion_id, w.criterion_id)}: {w.score} "
-                              f"(mean {w.mean}) {what}", WIDTH))
+            lines.append(f" member {w.expert_ref} bid {w.bid_code} "
+                         f"{names.get(w.criterion_id, w.criterion_id)}: {w.score} "
+                         f"(mean {w.mean}) {what}")
         await _page(lines)
         ref = await _ask("return a signed sheet: member (Enter to go back): ")
         if not ref:
@@ -329,9 +343,9 @@ class SheetSession:
         try:
             reply = await self.booth.return_sheet(ref, reason)
         except grpc.aio.AioRpcError as exc:
-            print(f"not returned: {_refusal(exc)}")
+            _say(f"not returned: {_refusal(exc)}")
             return
-        print(f"sheet of {ref}: {reply.outcome}")
+        _say(f"sheet of {ref}: {reply.outcome}")
 
 
 async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent: str,
@@ -352,10 +366,9 @@ async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent
                 signed_in = await booth.sign_in(id_number, code)
                 form = await booth.form()
             except grpc.aio.AioRpcError as exc:
-                print(f"sign-in refused: {_refusal(exc)}")
+                _say(f"sign-in refused: {_refusal(exc)}")
                 continue
-            print(_cut(f"welcome, {signed_in.expert_name}; this workstation is now locked "
-                       "to you", WIDTH))
+            _say(f"welcome, {signed_in.expert_name}; this workstation is now locked to you")
             draft = load_draft(draft_file, signed_in.session_id, [b.code for b in form.bids],
                                {c.id: Decimal(c.max_score) for c in form.criteria})
             outcome = await SheetSession(booth, form, draft).run()
@@ -364,7 +377,7 @@ async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent
             if outcome == "left":
                 print("your draft is kept at this booth; sign in again to go on")
     except grpc.aio.AioRpcError as exc:
-        print(f"error: {exc.code().name}: {exc.details()}")
+        _say(f"error: {exc.code().name}: {exc.details()}")
         return 1
     except EOFError:
         print("\ninput closed: nothing signed was lost; the draft is kept at this booth")

@@ -88,6 +88,9 @@ class Booth:
             if self.proc.poll() is not None:
                 self._drain()
                 os.close(self.master)
+                # Everything the booth showed fits an 80-column terminal.
+                too_long = [line for line in self.seen.splitlines() if len(line) > 80]
+                assert not too_long, too_long
                 return self.proc.returncode
             await asyncio.sleep(0.05)
         self.kill()
@@ -122,6 +125,11 @@ async def _sign_in(booth: Booth, grid: Grid, notice: dict[str, str]) -> str:
     return await booth.expect("choice: ")
 
 
+def words(text: str) -> str:
+    """Text as words: a message wrapped at 80 columns reads the same."""
+    return " ".join(text.split())
+
+
 async def test_an_expert_scores_restarts_reviews_and_signs_at_the_real_booth(grid: Grid) -> None:
     project_id, notices = await _day_started(grid)
     project = grid.projects[project_id]
@@ -131,7 +139,7 @@ async def test_an_expert_scores_restarts_reviews_and_signs_at_the_real_booth(gri
 
     booth = Booth(grid, site_id, ws)
     shown = await _sign_in(booth, grid, notice)
-    assert f"project: {project.name}" in shown
+    assert f"project: {project.name}" in words(shown)
     assert notice["code"] not in booth.seen  # typed, never echoed
     assert "(+08)" in shown
     assert all(len(line) <= 80 for line in booth.seen.splitlines())
@@ -162,7 +170,7 @@ async def test_an_expert_scores_restarts_reviews_and_signs_at_the_real_booth(gri
     booth.kill()
     booth = Booth(grid, site_id, ws)
     shown = await _sign_in(booth, grid, notice)
-    assert f"your draft is back: {len(criteria)} score(s) kept" in shown
+    assert f"your draft is back: {len(criteria)} score(s) kept" in words(shown)
     assert re.search(rf"{first_bid}.*complete", shown)
 
     # Signing an incomplete sheet is refused locally, naming what is missing.
@@ -237,7 +245,7 @@ async def test_a_conflict_is_declared_and_a_forged_draft_is_set_aside(grid: Grid
     draft_file.write_bytes(b"\xff\xfe not json")
     booth = Booth(grid, site_id, ws)
     shown = await _sign_in(booth, grid, notice)
-    assert "the saved draft was damaged" in shown and "set aside" in shown
+    assert "the saved draft was damaged" in words(shown) and "set aside" in words(shown)
     assert "you lead this committee" in shown  # the first member in leads
     assert "l committee review" in shown
     booth.type("l")
@@ -282,9 +290,9 @@ async def test_a_returned_sheet_comes_back_filled_in_with_the_reason(grid: Grid)
         "returned"
     booth = Booth(grid, site_id, ws)
     shown = await _sign_in(booth, grid, notice)
-    assert "the leader returned your sheet: T1 looks low: please check" in shown
+    assert "the leader returned your sheet: T1 looks low: please check" in words(shown)
     n = nbids * len(project.scoring.criteria)
-    assert f"your draft is back: {n} score(s) kept" in shown
+    assert f"your draft is back: {n} score(s) kept" in words(shown)
     assert f"sheet: {n} of {n} scores entered" in shown
     booth.type("s")
     await booth.answer("[y/N]: ", "y")

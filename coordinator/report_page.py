@@ -145,37 +145,43 @@ class _Page:
 
     def ranking_table(self) -> str:
         if self.evaluation.get("failed"):  # nothing was scored: the valid bids, and no more
-            valid = "".join(
+            listed = "".join(
                 f"<tr><td class=c>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
                 f"<td>{self.bidder(b['bidder_id'])}</td><td class=n>{esc(b['price'])}</td></tr>"
                 for b in self.bids if b.get("valid"))
-            return (f"<table><tr><th>Code</th><th>Bidder</th><th class=n>Price</th></tr>{valid}"
+            return (f"<table><tr><th>Code</th><th>Bidder</th><th class=n>Price</th></tr>{listed}"
                     "</table><p class=muted>Valid bids; not scored, no ranking.</p>")
         ids = [c["id"] for c in self.criteria]
         head = "".join(f"<th class=n title='{esc(self.criterion(i))}'>{esc(i)}</th>" for i in ids)
+        valid = [b for b in self.bids if b.get("valid")]
+        # Only the columns the method fills: no technical score without criteria, no price
+        # score or total under lowest price.
+        extra = [(key, title) for key, title in (("technical", "Technical"),
+                                                  ("price_score", "Price score"),
+                                                  ("total", "Total"))
+                 if (key != "technical" or ids) and any(b.get(key) for b in valid)]
         rows = []
-        for b in self.bids:
-            if not b.get("valid"):
-                continue
+        for b in valid:
             crit = b.get("criteria") or {}
             cells = "".join(f"<td class=n>{esc(crit.get(i, ''))}</td>" for i in ids)
+            more = "".join(f"<td class=n>{'<b>' if k == 'total' else ''}{esc(b.get(k) or '')}"
+                           f"{'</b>' if k == 'total' else ''}</td>" for k, _ in extra)
             rows.append(
                 f"<tr><td class=n>{esc(b.get('rank') or '-')}</td>"
                 f"<td class=c>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
                 f"<td>{self.bidder(b['bidder_id'])}</td><td class=n>{esc(b['price'])}</td>"
-                f"{cells}<td class=n>{esc(b.get('technical') or '')}</td>"
-                f"<td class=n>{esc(b.get('price_score') or '')}</td>"
-                f"<td class=n><b>{esc(b.get('total') or '')}</b></td></tr>")
+                f"{cells}{more}</tr>")
+        extra_head = "".join(f"<th class=n>{title}</th>" for _, title in extra)
         ties = "".join(
             f"<li>tie between {esc(', '.join(self.code(x) for x in t['tied']))}: resolved by "
             f"{esc(t['resolved_by'])}, order {esc(', '.join(self.code(x) for x in t['order']))}"
             f"</li>" for t in self.evaluation.get("ties", []))
-        return (f"<table><tr><th class=n>Rank</th><th>Code</th><th>Bidder</th>"
-                f"<th class=n>Price</th>{head}<th class=n>Technical</th>"
-                f"<th class=n>Price score</th><th class=n>Total</th></tr>{''.join(rows)}</table>"
-                "<p class=muted>Committee score per criterion: the mean of the members' scores "
+        note = ("<p class=muted>Committee score per criterion: the mean of the members' scores "
                 "(the single highest and lowest dropped with more than 5 members), "
-                "reported to 0.01.</p>" + (f"<ul>{ties}</ul>" if ties else ""))
+                "reported to 0.01.</p>") if ids else ""
+        return (f"<table><tr><th class=n>Rank</th><th>Code</th><th>Bidder</th>"
+                f"<th class=n>Price</th>{head}{extra_head}</tr>{''.join(rows)}</table>"
+                + note + (f"<ul>{ties}</ul>" if ties else ""))
 
     def chart(self) -> str:
         """What the method decides on: price + technical stacked to the total (out of 100), or
@@ -185,7 +191,7 @@ class _Page:
         ranked = sorted((b for b in self.bids if b.get("rank")), key=lambda b: int(b["rank"]))
         if not ranked:
             return ""
-        label_w, bar_w, row_h = 120, 440, 24
+        label_w, bar_w, row_h = 120, 420, 24
         height = 40 + row_h * len(ranked)
         parts = []
         if self.project.get("method") == "lowest_price":
@@ -225,8 +231,8 @@ class _Page:
                          '<rect x="200" y="4" width="10" height="10" fill="#e39b2d"/>'
                          '<text x="214" y="13" font-size="10">price score</text>')
         return (f"<h2>Chart</h2><p class=muted>{title}</p>"
-                f'<svg viewBox="0 0 {label_w + bar_w + 80} {height + 4}" width="100%" '
-                f'style="max-width:{label_w + bar_w + 80}px" role="img" '
+                f'<svg viewBox="0 0 {label_w + bar_w + 100} {height + 4}" width="100%" '
+                f'style="max-width:{label_w + bar_w + 100}px" role="img" '
                 f'aria-label="{esc(title)}">{"".join(parts)}</svg>')
 
     def invalid_bids(self) -> str:
@@ -235,7 +241,7 @@ class _Page:
             return "<p>None: every bid passed the qualification review.</p>"
         reasons = {x["bidder_id"]: x.get("reason", "") for x in self.body.get("invalid_bids", [])}
         rows = "".join(
-            f"<tr><td>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
+            f"<tr><td class=c>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
             f"<td>{self.bidder(b['bidder_id'])}</td><td class=n>{esc(b['price'])}</td>"
             f"<td>{esc(reasons.get(b['bidder_id']) or 'did not pass the qualification review')}"
             f"</td></tr>" for b in invalid)
@@ -246,8 +252,11 @@ class _Page:
         sheets = self.body.get("sheets", [])
         if self.evaluation.get("failed"):
             return "<p>Not scored: the tender failed before detailed scoring.</p>"
-        if not sheets or not self.criteria:
-            return "<p>No sheets (no scoring took place).</p>"
+        if not self.criteria:
+            return ("<p>No criteria to score under this method: each member's signed sheet is "
+                    "listed under the signatures.</p>")
+        if not sheets:
+            return "<p>No signed sheets.</p>"
         ids = [c["id"] for c in self.criteria]
         head = "".join(f"<th class=n>{esc(c['id'])}<br><span class=muted>max "
                        f"{esc(c['max_score'])}</span></th>" for c in self.criteria)

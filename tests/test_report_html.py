@@ -149,6 +149,8 @@ def test_lowest_price_charts_the_prices(tmp_path: Path) -> None:
     first = body["evaluation"]["ranking"][0]
     assert first == "C1"  # the lowest valid price (C4 is cheaper but invalid)
     assert page.count("<rect") == 3
+    # Lowest price has no price score nor total: no empty columns for them.
+    assert "<th class=n>Total</th>" not in page and "<th class=n>Price score</th>" not in page
 
 
 def test_works_charts_the_total(tmp_path: Path) -> None:

@@ -385,7 +385,8 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
                                host_site_id=p.host_site_id,
                                window_start=to_timestamp(p.window.start),
                                window_end=to_timestamp(p.window.end),
-                               committee_size=p.committee_size)
+                               committee_size=p.committee_size,
+                                  tenderer_reps=p.tenderer_reps)
         return reply
 
     @answers_errors
@@ -507,7 +508,8 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
                                   host_site_id=p.host_site_id,
                                   window_start=to_timestamp(p.window.start),
                                   window_end=to_timestamp(p.window.end),
-                                  committee_size=p.committee_size)
+                                  committee_size=p.committee_size,
+                                  tenderer_reps=p.tenderer_reps)
         for project_id, state, seats in await workflow.open_seats(by=by):
             open_project = snapshot.open_projects.add(project_id=project_id, state=state)
             for s in seats:

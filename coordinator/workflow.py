@@ -19,7 +19,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ from coordinator.store.values import text
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
 from evalgrid.lockout import LockoutPolicy, desk_scope, session_scope, workstation_scope
+from evalgrid.score_rules import parse_score
 from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
@@ -772,11 +773,8 @@ class Workflow:
         for i, (bid_code, criterion_id, value) in enumerate(scores):
             if bid_code not in bidder_of:
                 raise WorkflowError(f"sheet.scores[{i}].bid_code", f"unknown bid {bid_code!r}")
-            try:
-                number = Decimal(value)
-            except InvalidOperation:
-                number = Decimal("NaN")
-            if not number.is_finite():  # NaN or Infinity would break every comparison
+            number = parse_score(value)
+            if number is None:  # NaN or Infinity would break every comparison
                 raise WorkflowError(f"sheet.scores[{i}].score",
                                     f"not a decimal number: {value[:40]!r}")
             parsed[(bidder_of[bid_code], criterion_id)] = number
@@ -942,6 +940,16 @@ class Workflow:
                     scores={(b, c): Decimal(v) for b, c, v in body["scores"]}, signed=True))
         return sheets
 
+    async def _sheet_seals(self, alloc: Allocation) -> dict[str, dict[str, str]]:
+        """Each signed sheet's digest and the coordinator's signature of it, for the report."""
+        seals = {}
+        for seat in alloc.active_seats():
+            raw = await self.redis.hgetall(SHEET.format(seat.session_id))
+            if raw and raw.get(b"signed") == b"1":
+                seals[seat.expert_ref] = {"digest": text(raw.get(b"digest", b"")),
+                                          "seal": text(raw.get(b"signature", b""))}
+        return seals
+
     # --- window start and close ------------------------------------------------------------
 
     async def run_schedule(self, idle_s: float = 30.0) -> None:
@@ -1019,6 +1027,7 @@ class Workflow:
                 bid_codes=self._bid_codes(project), draws=[
                     await self._draw_public(d) for d in alloc.draw_ids],
                 signing_key=self.signing_key, now=self.clock.now(),
+                bidder_names=self.company_names(), sheet_seals=await self._sheet_seals(alloc),
             )
             await self.registry.set_project_state(project_id, "reported")
             await self.release_sessions(project, alloc)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Protocol
+
+PROVINCE_TZ: tzinfo = timezone(timedelta(hours=8), "+08")
+"""The province's one local time: every time a person reads is shown in it."""
+
+
+def local_text(when: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """`when` in the province's local time, marked +08 so no one mistakes it for UTC."""
+    return when.astimezone(PROVINCE_TZ).strftime(fmt) + " (+08)"
 
 
 class Clock(Protocol):

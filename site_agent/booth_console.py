@@ -1,20 +1,36 @@
-"""`evalgrid workstation`: the booth as an expert uses it, in a plain terminal.
+"""`evalgrid workstation`: the booth as an expert uses it, in a plain terminal (80x24).
 
-Enrol, wait for the expert, check identity and code, show the criteria and bids, take scores
-with their bounds checked, allow revision, sign. Everything goes through the agent.
+Enrol, wait for the expert, check identity and code (not echoed), show the project, then a
+sheet menu: score bids (each value checked by the coordinator's own rule and kept at once in a
+draft on the booth's disk), ask the bidders a question, declare a conflict, review the
+committee (leader), and a summary of the whole sheet before signing. Everything goes through
+the agent; a refused value or a lost link loses nothing already written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from decimal import Decimal, InvalidOperation
+import textwrap
+from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
 from evalgrid_wire.v1 import common_pb2
 
+from evalgrid.clock import local_text
+from evalgrid.score_rules import cell_problem, sheet_problems
+from evalgrid.wire import from_timestamp, from_window
+from site_agent.booth_draft import Draft, load_draft
 from site_agent.booth_terminal import BoothTerminal, Score
+
+WIDTH = 80
+PAGE = 20  # lines shown before "more": the screen is 24 lines, with room for the prompt
+
+WARNING_PHRASES = {"deviation": "far from the committee's mean",
+                   "objective_inconsistent": "objective item scored differently"}
 
 
 def _read_line(prompt: str) -> str:
@@ -25,13 +41,318 @@ def _read_line(prompt: str) -> str:
     return line.strip()
 
 
+@contextlib.contextmanager
+def _no_echo() -> Iterator[None]:
+    """Typing not echoed on a terminal (as getpass does); a pipe echoes nothing anyway."""
+    if not sys.stdin.isatty():
+        yield
+        return
+    import termios
+
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    new = termios.tcgetattr(fd)
+    new[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, old)
+        print(flush=True)  # the Enter the expert typed was not echoed either
+
+
+def _read_secret(prompt: str) -> str:
+    with _no_echo():
+        return _read_line(prompt)
+
+
 async def _ask(prompt: str) -> str:
     return await asyncio.to_thread(_read_line, prompt)
 
 
-async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent: str) -> int:
+async def _ask_secret(prompt: str) -> str:
+    return await asyncio.to_thread(_read_secret, prompt)
+
+
+def _say(text: str) -> None:
+    """A message, wrapped to the 80 columns of the booth's screen (nothing is cut)."""
+    print(textwrap.fill(text, WIDTH, subsequent_indent="  "))
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "~"
+
+
+async def _page(lines: list[str]) -> None:
+    """Show `lines` a screen at a time; a line wider than the screen wraps (names and
+    questions are read whole)."""
+    lines = [part for line in lines
+             for part in (textwrap.wrap(line, WIDTH, subsequent_indent="    ")
+                          if len(line) > WIDTH else [line])]
+    for start in range(0, len(lines), PAGE):
+        for line in lines[start:start + PAGE]:
+            print(line)
+        if start + PAGE < len(lines):
+            await _ask("-- more: Enter --")
+
+
+def _refusal(exc: grpc.aio.AioRpcError) -> str:
+    return f"{exc.details() or exc.code().name}"
+
+
+class SheetSession:
+    """One signed-in expert at this booth: the form, the draft, and the menu."""
+
+    def __init__(self, booth: BoothTerminal, form: common_pb2.SheetForm, draft: Draft) -> None:
+        self.booth = booth
+        self.form = form
+        self.draft = draft
+        self.bids = [b.code for b in form.bids]
+        self.maxima = {c.id: Decimal(c.max_score) for c in form.criteria}
+        self.signed = False
+
+    # --- what the sheet holds --------------------------------------------------------------
+
+    def scores(self) -> list[Score]:
+        return [Score(b, c, v) for (b, c), v in sorted(self.draft.scores.items())]
+
+    def missing(self, bid_code: str | None = None) -> list[tuple[str, str]]:
+        bids = self.bids if bid_code is None else [bid_code]
+        return [(b, c.id) for b in bids for c in self.form.criteria
+                if (b, c.id) not in self.draft.scores]
+
+    def bid_label(self, bid: common_pb2.BidInfo) -> str:
+        return bid.code + (f" {bid.bidder_name}" if bid.bidder_name else "")
+
+    def header(self) -> list[str]:
+        start, end = from_window(self.form.window)
+        lines = [f"project: {self.form.project_name}",
+                 f"window {local_text(start)} to {local_text(end, '%H:%M')}"]
+        if self.form.leader:
+            lines.append("you lead this committee")
+        if self.form.returned_reason:
+            lines.append(f"the leader returned your sheet: {self.form.returned_reason}")
+        return lines
+
+    # --- the menu ----------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Until the sheet is signed ("signed"), the seat recused ("recused"), or the expert
+        leaves with the draft kept ("left")."""
+        await _page(self.header())
+        if self.draft.note:
+            _say(self.draft.note)
+        while True:
+            done = len(self.draft.scores)
+            total = len(self.bids) * len(self.maxima)
+            print(f"\nsheet: {done} of {total} scores entered")
+            if self.signed:
+                print("your sheet is signed")
+            for i, bid in enumerate([] if self.signed else self.form.bids, 1):
+                left = len(self.missing(bid.code))
+                state = "complete" if not left else f"{left} to score"
+                print(_cut(f" {i:>2}  bid {self.bid_label(bid)}", 60).ljust(60) + state)
+            line = ""
+            for key in self.menu():
+                if len(line) + len(key) + 3 > WIDTH:
+                    print(line)
+                    line = ""
+                line += "   " + key
+            print(line)
+            choice = (await _ask("choice: ")).lower()
+            if choice.isdigit() and 1 <= int(choice) <= len(self.form.bids) and not self.signed:
+                await self.score_bid(self.form.bids[int(choice) - 1])
+                await self.save_to_server()
+            elif choice == "s" and not self.signed:
+                if await self.summary_and_sign():
+                    if not self.form.leader:
+                        return "signed"
+                    self.signed = True  # the leader stays: the review comes once all signed
+                    print("you lead the committee: 'l' reviews it once every member signed")
+            elif choice == "c":
+                await self.clarifications()
+            elif choice == "x" and not self.signed:
+                if await self.recuse():
+                    return "recused"
+            elif choice == "l" and self.form.leader:
+                await self.leader_review()
+            elif choice == "q":
+                return "signed" if self.signed else "left"
+            else:
+                _say(f"no such choice: {choice!r}")
+
+    def menu(self) -> list[str]:
+        keys = [] if self.signed else ["s summary and sign", "x declare a conflict"]
+        keys.append("c questions")
+        if self.form.leader:
+            keys.append("l committee review")
+        keys.append("q leave" + ("" if self.signed else " (draft kept)"))
+        return keys
+
+    async def score_bid(self, bid: common_pb2.BidInfo) -> None:
+        name = f": {bid.bidder_name}" if bid.bidder_name else ""
+        _say(f"bid {bid.code}, price {bid.price}{name}")
+        print("Enter keeps the value in [brackets]; '-' goes back to the sheet")
+        for criterion in self.form.criteria:
+            top = Decimal(criterion.max_score)
+            key = (bid.code, criterion.id)
+            while True:
+                now = self.draft.scores.get(key)
+                shown = f" [{now}]" if now is not None else ""
+                name = _cut(criterion.name, 44)
+                text = await _ask(f"  {name} (0..{top}){shown}: ")
+                if text == "-":
+                    return
+                if not text:
+                    if now is not None:
+                        break
+                    print("  a score is needed here ('-' to go back)")
+                    continue
+                reason = cell_problem(text, top)
+                if reason is not None:
+                    _say(f"  refused: {reason}; nothing else changed")
+                    continue
+                self.draft.put(bid.code, criterion.id, text)
+                break
+
+    async def save_to_server(self) -> None:
+        """Send the draft unsigned: the coordinator keeps it too, checked by the same rule."""
+        try:
+            await self.booth.submit(self.scores(), signed=False)
+        except grpc.aio.AioRpcError as exc:
+            _say(f"draft kept at this booth; the coordinator said: {_refusal(exc)}")
+
+    def summary(self) -> list[str]:
+        criteria = list(self.form.criteria)
+        lines = ["summary of your sheet (scores as you entered them)"]
+        for i, c in enumerate(criteria, 1):
+            lines.append(f"  C{i} {c.name} (max {c.max_score})")
+        per_row = 8  # columns of criteria that fit 80 columns next to the bid code
+        for first in range(0, len(criteria), per_row):
+            part = criteria[first:first + per_row]
+            lines.append("bid     " + "".join(f"{'C' + str(first + j + 1):>8}"
+                                               for j in range(len(part))))
+            for bid in self.form.bids:
+                cells = "".join(f"{self.draft.scores.get((bid.code, c.id), '--'):>8}"
+                                for c in part)
+                lines.append(f"{bid.code:<8}{cells}")
+        return lines
+
+    async def summary_and_sign(self) -> bool:
+        await _page(self.summary())
+        problems = sheet_problems(self.bids, self.maxima,
+                                  [(s.bid_code, s.criterion_id, s.score) for s in self.scores()],
+                                  signed=True)
+        if problems:
+            names = {c.id: c.name for c in self.form.criteria}
+            missing = self.missing()
+            print(f"not ready to sign: {len(problems)} score(s) missing or refused")
+            first = (f"bid {missing[0][0]}, {names[missing[0][1]]}: missing" if missing
+                     else f"{problems[0][0]}: {problems[0][1]}")
+            print(_cut(f"  first: {first}", WIDTH))
+            return False
+        answer = await _ask("sign the sheet now? it cannot be changed after [y/N]: ")
+        if answer.lower() != "y":
+            print("not signed: back to the sheet")
+            return False
+        try:
+            reply = await self.booth.submit(self.scores(), signed=True)
+        except grpc.aio.AioRpcError as exc:
+            _say(f"not signed: {_refusal(exc)}; your draft is kept")
+            return False
+        if reply.queued:
+            print("sheet signed; kept by the site while the coordinator is away, sent later")
+        else:
+            print(f"sheet signed and delivered (digest {reply.digest[:16]}...)")
+        return True
+
+    async def clarifications(self) -> None:
+        try:
+            listed = await self.booth.clarifications()
+        except grpc.aio.AioRpcError as exc:
+            _say(f"questions unavailable: {_refusal(exc)}")
+            return
+        lines = [f"questions to bidders ({len(listed.items)})"]
+        for item in listed.items:
+            asked = local_text(from_timestamp(item.asked_at), "%H:%M")
+            lines.append(f" {asked} bid {item.bid_code}: {item.question}")
+            if item.answer:
+                at = local_text(from_timestamp(item.answered_at), "%H:%M")
+                lines.append(f"   answer {at}: {item.answer}")
+            else:
+                lines.append("   awaiting the bidder's answer")
+        await _page(lines)
+        code = (await _ask("ask about bid (its code; Enter to go back): ")).upper()
+        if not code:
+            return
+        if code not in self.bids:
+            _say(f"no bid {code!r} on this sheet")
+            return
+        question = await _ask("your question: ")
+        if not question:
+            print("nothing asked")
+            return
+        try:
+            await self.booth.ask(code, question)
+        except grpc.aio.AioRpcError as exc:
+            _say(f"not sent: {_refusal(exc)}")
+            return
+        print("sent to the bidder through the coordinator; the answer shows here")
+
+    async def recuse(self) -> bool:
+        print("a conflict of interest (e.g. you worked for a bidder) ends your seat here;")
+        print("another expert is drawn in your place and your draft is discarded")
+        reason = await _ask("the conflict, in a few words (Enter to go back): ")
+        if not reason:
+            return False
+        if (await _ask("declare it now? [y/N]: ")).lower() != "y":
+            print("nothing declared: back to the sheet")
+            return False
+        try:
+            reply = await self.booth.declare_recusal(reason)
+        except grpc.aio.AioRpcError as exc:
+            _say(f"not recorded: {_refusal(exc)}")
+            return False
+        self.draft.discard()
+        print(f"conflict recorded ({reply.outcome}); thank you, you may leave the booth")
+        return True
+
+    async def leader_review(self) -> None:
+        try:
+            review = await self.booth.review()
+        except grpc.aio.AioRpcError as exc:
+            _say(f"review unavailable: {_refusal(exc)}")
+            return
+        names = {c.id: c.name for c in self.form.criteria}
+        lines = [f"committee: {len(review.signed)} signed, {len(review.pending)} still scoring"]
+        if not review.warnings:
+            lines.append("no warnings")
+        for w in review.warnings:
+            what = WARNING_PHRASES.get(w.kind, w.kind.replace("_", " "))
+            lines.append(f" member {w.expert_ref} bid {w.bid_code} "
+                         f"{names.get(w.criterion_id, w.criterion_id)}: {w.score} "
+                         f"(mean {w.mean}) {what}")
+        await _page(lines)
+        ref = await _ask("return a signed sheet: member (Enter to go back): ")
+        if not ref:
+            return
+        reason = await _ask("reason given to the member: ")
+        if not reason:
+            print("a reason is required; nothing returned")
+            return
+        try:
+            reply = await self.booth.return_sheet(ref, reason)
+        except grpc.aio.AioRpcError as exc:
+            _say(f"not returned: {_refusal(exc)}")
+            return
+        _say(f"sheet of {ref}: {reply.outcome}")
+
+
+async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent: str,
+                      draft_path: Path | None = None) -> int:
     booth = BoothTerminal(pki_dir=pki_dir, site_id=site_id, workstation_id=workstation_id,
                           agent=agent)
+    draft_file = draft_path or pki_dir.parent / "booths" / site_id / workstation_id / "draft.json"
     try:
         enrolled = await booth.enrol()
         print(f"workstation {enrolled.workstation_id} (room {enrolled.room_id}) ready",
@@ -40,47 +361,26 @@ async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent
             id_number = await _ask("ID number (empty to quit): ")
             if not id_number:
                 return 0
-            code = await _ask("one-time code from the notice: ")
+            code = await _ask_secret("one-time code from the notice (not shown): ")
             try:
                 signed_in = await booth.sign_in(id_number, code)
+                form = await booth.form()
             except grpc.aio.AioRpcError as exc:
-                print(f"sign-in refused: {exc.details()}")
+                _say(f"sign-in refused: {_refusal(exc)}")
                 continue
-            print(f"welcome, {signed_in.expert_name}; this workstation is now locked to you")
-            form = await booth.form()
-            scores = await _collect(form)
-            await booth.submit(scores, signed=False)
-            if (await _ask("sign the sheet now? it cannot be changed after [y/N]: ")) == "y":
-                reply = await booth.submit(scores, signed=True)
-                print(f"sheet signed and delivered (digest {reply.digest[:16]}...)")
+            _say(f"welcome, {signed_in.expert_name}; this workstation is now locked to you")
+            draft = load_draft(draft_file, signed_in.session_id, [b.code for b in form.bids],
+                               {c.id: Decimal(c.max_score) for c in form.criteria})
+            outcome = await SheetSession(booth, form, draft).run()
+            if outcome == "signed":
                 return 0
+            if outcome == "left":
+                print("your draft is kept at this booth; sign in again to go on")
     except grpc.aio.AioRpcError as exc:
-        print(f"error: {exc.code().name}: {exc.details()}")
+        _say(f"error: {exc.code().name}: {exc.details()}")
         return 1
     except EOFError:
-        print("\ninput closed: nothing signed was lost; the sheet keeps its last saved state")
+        print("\ninput closed: nothing signed was lost; the draft is kept at this booth")
         return 0
     finally:
         await booth.close()
-
-
-async def _collect(form: common_pb2.SheetForm) -> list[Score]:
-    scores = []
-    for bid in form.bids:
-        label = bid.code + (f" ({bid.bidder_name})" if bid.bidder_name else "")
-        print(f"bid {label}, price {bid.price}")
-        for criterion in form.criteria:
-            top = Decimal(criterion.max_score)
-            while True:
-                text = await _ask(f"  {criterion.name} (0..{top}): ")
-                try:
-                    value = Decimal(text)
-                except InvalidOperation:
-                    print("  not a number")
-                    continue
-                if not Decimal(0) <= value <= top:
-                    print(f"  must be between 0 and {top}")
-                    continue
-                scores.append(Score(bid.code, criterion.id, str(value)))
-                break
-    return scores

@@ -23,13 +23,14 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import grpc
 from evalgrid_wire.v1 import booth_pb2, common_pb2, site_link_pb2, site_link_pb2_grpc
 from google.protobuf.message import DecodeError
 
+from evalgrid.score_rules import sheet_problems
 from evalgrid.seat_pass import SeatPassError, open_pass
 from evalgrid.wire import UNARY_DEADLINE_S, to_timestamp
 from site_agent.booths import BoothError, SiteBooths
@@ -313,30 +314,12 @@ class OfflineMode:
 
 
 def _check_sheet(form: common_pb2.SheetForm, sheet: common_pb2.ScoreSheet) -> None:
-    """The coordinator's checks, against the form: known bids and criteria, bounds, two
-    decimals, and every bid scored on every criterion once signed."""
-    bids = {b.code for b in form.bids}
-    maxima = {c.id: Decimal(c.max_score) for c in form.criteria}
-    seen = set()
-    for i, score in enumerate(sheet.scores):
-        if score.bid_code not in bids:
-            raise SheetRefused(f"sheet.scores[{i}].bid_code: unknown bid {score.bid_code!r}")
-        if score.criterion_id not in maxima:
-            raise SheetRefused(f"sheet.scores[{i}].criterion_id: unknown criterion "
-                             f"{score.criterion_id!r}")
-        try:
-            value = Decimal(score.score)
-        except InvalidOperation:
-            raise SheetRefused(f"sheet.scores[{i}].score: not a decimal number: "
-                             f"{score.score!r}") from None
-        if not value.is_finite() or value < 0 or value > maxima[score.criterion_id]:
-            raise SheetRefused(f"sheet.scores[{i}].score: must be 0 to "
-                             f"{maxima[score.criterion_id]}")
-        if value != value.quantize(Decimal("0.01")):
-            raise SheetRefused(f"sheet.scores[{i}].score: more than 2 decimal places")
-        seen.add((score.bid_code, score.criterion_id))
-    if sheet.signed:
-        missing = sorted((b, c) for b in bids for c in maxima if (b, c) not in seen)
-        if missing:
-            raise SheetRefused(f"sheet.scores: missing score for bid {missing[0][0]} on "
-                             f"criterion {missing[0][1]} (a signed sheet is complete)")
+    """The coordinator's own rule (`evalgrid.score_rules`), against the form: known bids and
+    criteria, bounds, two decimals, and every bid scored on every criterion once signed."""
+    problems = sheet_problems([b.code for b in form.bids],
+                              {c.id: Decimal(c.max_score) for c in form.criteria},
+                              [(s.bid_code, s.criterion_id, s.score) for s in sheet.scores],
+                              signed=sheet.signed)
+    if problems:
+        field_name, reason = problems[0]
+        raise SheetRefused(f"sheet.{field_name}: {reason}")

@@ -20,4 +20,4 @@ async def run_operator(*, pki_dir: Path, coordinator: str, name: str, role: str 
     from tui.operator_client import GrpcOperatorClient
 
     client = GrpcOperatorClient(pki_dir=pki_dir, coordinator=coordinator, name=name, role=role)
-    await OperatorConsole(client, name, banner=banner).run_async()
+    await OperatorConsole(client, name, banner=banner, role=role).run_async()

@@ -29,6 +29,7 @@ from textual.widgets import (
     TabPane,
 )
 
+from tui.audit_lines import alarming, audit_line
 from tui.client_errors import ClientError
 from tui.help_screen import HelpScreen
 from tui.operator_client import AuditEvent, GridView, OperatorClient, SeatRow
@@ -61,6 +62,9 @@ HELP = [
     ("?", "this help"),
     ("q", "quit"),
 ]
+# Keys that change the grid: an auditor's console neither shows nor accepts them.
+OPERATOR_ONLY = {"draw"}
+HELP_ACTIONS = {"d": "draw"}
 HELP_NOTE = ("Exceptions: * needs a supplementary draw, o open, blank = history. A no-show is "
              "a seat not signed in after its window opened; faults come from the guest "
              "site's staff. The coordinator redraws under the same rules, chained to the "
@@ -95,6 +99,7 @@ class OperatorConsole(App[None]):
     #search.active { display: block; }
     #summary { height: auto; padding: 0 1; }
     #issue { height: 3; padding: 0 1; border-top: solid $accent; }
+    .row-detail { height: 3; padding: 0 1; border-top: solid $accent; }
     TabbedContent { height: 1fr; }
     DataTable { height: 1fr; }
     """
@@ -108,10 +113,11 @@ class OperatorConsole(App[None]):
     ]
 
     def __init__(self, client: OperatorClient, operator: str, *, banner: str = "",
-                 reconnect_s: float = 1.0) -> None:
+                 reconnect_s: float = 1.0, role: str = "operator") -> None:
         super().__init__()
         self.client = client
         self.operator = operator
+        self.role = role  # operator | auditor: an auditor watches, never acts
         self.banner = banner
         self.view: GridView | None = None
         self.issues: list[Issue] = []
@@ -136,8 +142,10 @@ class OperatorConsole(App[None]):
                 yield DataTable(id="cities", cursor_type="row", zebra_stripes=True)
             with TabPane("Sites [2]", id="sites"):
                 yield DataTable(id="sites-table", cursor_type="row", zebra_stripes=True)
+                yield Static(id="site-detail", classes="row-detail")
             with TabPane("Projects [3]", id="projects"):
                 yield DataTable(id="projects-table", cursor_type="row", zebra_stripes=True)
+                yield Static(id="project-detail", classes="row-detail")
             with TabPane("Exceptions [4]", id="exceptions"):
                 yield DataTable(id="exceptions-table", cursor_type="row", zebra_stripes=True)
                 yield Static(id="issue")
@@ -153,7 +161,7 @@ class OperatorConsole(App[None]):
         self.query_one("#projects-table", DataTable).add_columns(
             "Project", "State", "Window", "Host", "Seats", "Draws", "Open", "Name")
         self.query_one("#exceptions-table", DataTable).add_columns(
-            "", "Kind", "Project", "Site", "Session / WS", "Detail")
+            "", "Kind", "Project", "Site", "Detail", "Session / WS")
         search = self.query_one("#search", Input)
         search.cursor_blink = False if self.is_headless else search.cursor_blink
         self.query_one("#cities", DataTable).focus()
@@ -216,7 +224,7 @@ class OperatorConsole(App[None]):
     # --- drawing ---------------------------------------------------------------------------
 
     def _show_status(self) -> None:
-        text = Text(f"OPERATOR {self.operator}  ", style="bold")
+        text = Text(f"{self.role.upper()} {self.operator}  ", style="bold")
         if self.banner:
             text.append(f"{self.banner}  ", style="bold magenta")
         if not self.linked:
@@ -282,7 +290,7 @@ class OperatorConsole(App[None]):
                 line.project.project_id,
                 Text(line.project.state, style=STATE_STYLE.get(line.project.state, "")),
                 window_text(line.project.start, line.project.end), line.project.host_site_id,
-                f"{line.seated}/{line.project.committee_size}" if line.draws else "-",
+                f"{line.seated}/{line.project.drawn_seats}" if line.draws else "-",
                 line.draws or "-",
                 Text(str(line.issues), style="bold red") if line.issues else "",
                 line.project.name))
@@ -293,10 +301,12 @@ class OperatorConsole(App[None]):
             (i.key, (Text("*" if i.action else "o", style="bold red" if i.action else "yellow")
                      if i.open else "",
                      Text(i.kind, style="bold" if i.open else "dim"), i.project_id or "-",
-                     i.site_id, i.session_id or i.workstation_id, i.detail))
+                     i.site_id, i.detail, i.session_id or i.workstation_id))
             for i in self.issues
             if matches(q, i.project_id, i.site_id, i.session_id, i.workstation_id, i.kind)])
         self._show_issue()
+        self._show_project()
+        self._show_site()
         self._show_status()
 
     def _selected_issue(self) -> Issue | None:
@@ -314,24 +324,46 @@ class OperatorConsole(App[None]):
                 text.append(f"{issue.project_id} ")
             text.append(f"{issue.session_id} at {issue.site_id}/{issue.workstation_id}: "
                         f"{issue.detail}")
-            if issue.action:
+            if issue.action and self.role == "operator":
                 text.append(f"  d: supplementary draw ({issue.action})", style="bold red")
+            elif issue.action:
+                text.append(f"  needs a supplementary draw ({issue.action})", style="bold red")
         self.query_one("#issue", Static).update(text)
+
+    @on(DataTable.RowHighlighted, "#projects-table")
+    def _show_project(self) -> None:
+        """The selected project's whole name and committee, which the table cuts at 80."""
+        key = selected_key(self.query_one("#projects-table", DataTable))
+        project = next((p for p in self.view.projects if p.project_id == key),
+                       None) if self.view else None
+        text = Text()
+        if project is not None:
+            text.append(f"{project.project_id} ", style="bold")
+            text.append(f"{project.name}\ncommittee {project.committee_size}")
+            if project.tenderer_reps:
+                text.append(f": {project.drawn_seats} drawn + {project.tenderer_reps} "
+                            "tenderer representative(s), not on the grid")
+        self.query_one("#project-detail", Static).update(text)
+
+    @on(DataTable.RowHighlighted, "#sites-table")
+    def _show_site(self) -> None:
+        key = selected_key(self.query_one("#sites-table", DataTable))
+        site = next((s for s in self.view.sites if s.site_id == key),
+                    None) if self.view else None
+        text = Text()
+        if site is not None:
+            text.append(f"{site.site_id} ", style="bold")
+            text.append(f"{site.name} ({site.city})\n")
+            text.append(f"link {site.link or ('online' if site.online else 'offline')}; "
+                        + ", ".join(f"{f.workstation_id} {f.state}" for f in site.flagged))
+        self.query_one("#site-detail", Static).update(text)
 
     def _event_matches(self, event: AuditEvent) -> bool:
         return matches(self.query_text, event.subject, event.kind, event.detail)
 
     @staticmethod
     def _event_line(event: AuditEvent) -> Text:
-        text = Text(event.at.astimezone(PROVINCE_TZ).strftime("%H:%M:%S "), style="dim")
-        text.append(f"#{event.seq} ", style="dim")
-        style = "bold red" if any(w in event.kind for w in (
-            "refused", "no_show", "declined", "starved", "conflict", "left", "recused",
-            "disconnected")) else "bold"
-        text.append(event.kind, style=style)
-        text.append(f" {event.subject} ")
-        text.append(event.detail if event.detail != "{}" else "", style="dim")
-        return text
+        return Text(audit_line(event), style="bold red" if alarming(event.kind) else "")
 
     def _refresh_audit(self) -> None:
         log = self.query_one("#audit-log", RichLog)
@@ -383,6 +415,10 @@ class OperatorConsole(App[None]):
         self.query_one(TabbedContent).active = tab
         self._focus_tab()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """An auditor's console has no key that changes the grid (hidden, and refused)."""
+        return not (self.role != "operator" and action in OPERATOR_ONLY)
+
     def action_draw(self) -> None:
         tab = self.query_one(TabbedContent).active
         if tab == "projects":
@@ -428,9 +464,12 @@ class OperatorConsole(App[None]):
                                                seat.site_id, seat.workstation_id, reason,
                                                f"{reason} filed by the operator"))
 
-        self.push_screen(ProjectSeatsScreen(project, seats), chosen)
+        self.push_screen(ProjectSeatsScreen(project, seats,
+                                            can_draw=self.role == "operator"), chosen)
 
     def _confirm_draw(self, request: DrawRequest) -> None:
+        if self.role != "operator":
+            return  # the seats screen offers no draw to an auditor; nothing else gets here
         if request.session_id in self._drawing:
             self.alert("info", f"a draw for {request.session_id} is already under way")
             return
@@ -458,7 +497,14 @@ class OperatorConsole(App[None]):
                    f"{request.project_id}: {outcome} (session {request.session_id})")
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen("operator console", HELP, HELP_NOTE))
+        keys = [(k, what) for k, what in HELP
+                if self.role == "operator" or HELP_ACTIONS.get(k) not in OPERATOR_ONLY]
+        if self.role != "operator":
+            keys = [(k, "on a project: its seats (read only)" if k == "Enter" else what)
+                    for k, what in keys]
+        note = HELP_NOTE if self.role == "operator" else (
+            "Auditor's view: everything the operator sees, read only; no key changes the grid.")
+        self.push_screen(HelpScreen(f"{self.role} console", keys, note))
 
     async def action_quit(self) -> None:
         self.exit()

@@ -51,6 +51,12 @@ class ProjectRow:
     start: datetime
     end: datetime
     committee_size: int
+    tenderer_reps: int = 0  # in the committee size, but never drawn: no seat on the grid
+
+    @property
+    def drawn_seats(self) -> int:
+        """The seats the grid fills by drawing: what "short" is counted against."""
+        return max(self.committee_size - self.tenderer_reps, 0)
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,8 @@ def grid_from_wire(snapshot: operator_pb2.GridSnapshot) -> GridView:
     projects = tuple(ProjectRow(
         project_id=p.project_id, name=p.name, state=p.state, host_site_id=p.host_site_id,
         start=from_timestamp(p.window_start), end=from_timestamp(p.window_end),
-        committee_size=p.committee_size) for p in snapshot.projects)
+        committee_size=p.committee_size, tenderer_reps=p.tenderer_reps)
+        for p in snapshot.projects)
     seats = tuple(SeatRow(
         project_id=op.project_id, session_id=s.session_id, expert_ref=s.expert_ref,
         status=s.status, site_id=s.site_id, workstation_id=s.workstation_id,

@@ -73,7 +73,7 @@ def exceptions_queue(view: GridView) -> list[Issue]:
         project = projects.get(project_id)
         if project is None:
             continue
-        short = project.committee_size - _active(seats)
+        short = project.drawn_seats - _active(seats)
         for seat in seats:
             flag = flagged.get((seat.site_id, seat.workstation_id))
             site = sites.get(seat.site_id)

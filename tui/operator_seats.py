@@ -33,20 +33,24 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
         Binding("d", "draw", "supplementary draw"),
     ]
 
-    def __init__(self, project: ProjectRow, seats: list[SeatRow]) -> None:
+    def __init__(self, project: ProjectRow, seats: list[SeatRow], *,
+                 can_draw: bool = True) -> None:
         super().__init__()
         self.project = project
         self.seats = seats
+        self.can_draw = can_draw  # an auditor sees the seats, and draws nothing
 
     def compose(self) -> ComposeResult:
         p = self.project
         with Vertical():
             yield Static(f"[b]{p.project_id}[/b] {p.state}  "
-                         f"{window_text(p.start, p.end)}  committee {p.committee_size}\n"
+                         f"{window_text(p.start, p.end)}  committee {p.committee_size}"
+                         + (f" = {p.drawn_seats}+{p.tenderer_reps} rep."
+                            if p.tenderer_reps else "") + "\n"
                          f"{p.name}")
             yield DataTable(id="seats", cursor_type="row", zebra_stripes=True)
-            yield Static("d: supplementary draw for the selected seat   Esc: close",
-                         id="seats-hint")
+            yield Static("d: supplementary draw for the selected seat   Esc: close"
+                         if self.can_draw else "read only   Esc: close", id="seats-hint")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -55,6 +59,9 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
             table.add_row(s.session_id, s.status, s.site_id, s.workstation_id,
                           hhmm(s.signed_in_at), s.draw_id[-8:], key=s.session_id)
         table.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.can_draw or action != "draw"
 
     def action_draw(self) -> None:
         key = selected_key(self.query_one(DataTable))

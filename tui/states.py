@@ -6,10 +6,10 @@ Each state also has a one-letter mark, so the board reads on a monochrome termin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, tzinfo
 
 # The province runs on one local time (UTC+8); consoles show it, whatever the machine's zone.
-PROVINCE_TZ: tzinfo = timezone(timedelta(hours=8))
+from evalgrid.clock import PROVINCE_TZ as PROVINCE_TZ
 
 
 @dataclass(frozen=True)

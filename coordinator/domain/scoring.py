@@ -37,6 +37,7 @@ from decimal import (
 from typing import Any, Literal
 
 from coordinator.domain.model import Bid, Criterion, Project, ScoringMethodName
+from evalgrid.score_rules import score_problem
 
 ScoreKey = tuple[str, str]
 """(bidder_id, criterion_id): one cell of an expert's sheet."""
@@ -190,19 +191,12 @@ def trimmed_mean(values: Sequence[Decimal], trim_above: int) -> Decimal:
 
 
 def validate_score(criterion: Criterion, value: Decimal) -> str | None:
-    """Why `value` cannot stand as a score on `criterion`, or None when it can."""
-    if not isinstance(value, Decimal):
-        return "score must be a Decimal"
-    if not value.is_finite():
-        return "score must be a finite number"
-    if value < 0:
-        return "score below 0"
-    if value > criterion.max_score:
-        return f"score above the maximum {criterion.max_score}"
-    with localcontext(_CTX):
-        if value.quantize(CENT) != value:
-            return "score has more than 2 decimal places"
-    return None
+    """Why `value` cannot stand as a score on `criterion`, or None when it can.
+
+    The rule itself is shared with the booth and the agent (`evalgrid.score_rules`), so a
+    value one side takes the other takes too.
+    """
+    return score_problem(value, criterion.max_score)
 
 
 def validate_sheet(

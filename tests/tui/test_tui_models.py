@@ -114,3 +114,24 @@ def test_a_member_is_awaited_for_15_minutes_then_a_no_show() -> None:
     assert "no_show" not in [k[0] for k in early]
     late = kinds(sample_grid(now=START + timedelta(minutes=16)))
     assert ("no_show", "ses-0000000000000002", "no_show", True) in late
+
+
+def test_tenderer_representatives_do_not_make_a_committee_short() -> None:
+    """Committee of 5 with one tenderer representative: 4 drawn seats, all there, none short.
+
+    The same seats counted against all 5 would say "committee short by 1" (the old bug)."""
+    view = sample_grid()
+    projects = tuple(replace(p, committee_size=6, tenderer_reps=1) if p.project_id == P1
+                     else p for p in view.projects)
+    declines = [i for i in exceptions_queue(replace(view, projects=projects))
+                if i.kind == "decline"]
+    assert [(i.detail, i.open) for i in declines] == [("redrawn", False)]
+    line = next(x for x in project_lines(replace(view, projects=projects), [])
+                if x.project.project_id == P1)
+    assert (line.seated, line.project.drawn_seats) == (5, 5)
+    # Without the representative the same committee is one short, and the row says so.
+    bigger = tuple(replace(p, committee_size=6) if p.project_id == P1 else p
+                   for p in view.projects)
+    declines = [i for i in exceptions_queue(replace(view, projects=bigger))
+                if i.kind == "decline"]
+    assert [(i.detail, i.open) for i in declines] == [("committee short by 1", True)]

@@ -114,11 +114,16 @@ class ProjectSummary(_message.Message):
     WINDOW_START_FIELD_NUMBER: _builtins.int
     WINDOW_END_FIELD_NUMBER: _builtins.int
     COMMITTEE_SIZE_FIELD_NUMBER: _builtins.int
+    TENDERER_REPS_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     name: _builtins.str
     state: _builtins.str
     host_site_id: _builtins.str
     committee_size: _builtins.int
+    tenderer_reps: _builtins.int
+    """Seats the tenderer fills with its own representatives: counted in the committee size,
+    never drawn, never seen by the grid.
+    """
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -133,10 +138,11 @@ class ProjectSummary(_message.Message):
         window_start: _timestamp_pb2.Timestamp | None = ...,
         window_end: _timestamp_pb2.Timestamp | None = ...,
         committee_size: _builtins.int = ...,
+        tenderer_reps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["committee_size", b"committee_size", "host_site_id", b"host_site_id", "name", b"name", "project_id", b"project_id", "state", b"state", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["committee_size", b"committee_size", "host_site_id", b"host_site_id", "name", b"name", "project_id", b"project_id", "state", b"state", "tenderer_reps", b"tenderer_reps", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,137 @@
+"""Every console screen at 80x24 as text, against a reviewed snapshot (tests/tui/snapshots).
+
+A change to a screen shows here as a diff to review; `EVALGRID_UPDATE_SNAPSHOTS=1` rewrites
+the files after review. Each screen is also checked for what must never happen at 80x24: a
+line over 80 columns, a name or a no-show time cut, a key an auditor must not have.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+from tui_testkit import FakeOperatorClient, FakeSiteClient, sample_grid, screen_text
+
+from tui.operator_app import OperatorConsole
+from tui.site_app import SiteConsole
+
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+SIZE = (80, 24)
+LONG_NAME = "Civic Centre Property Management, Cleaning and Security Services 2026-2028"
+LONG_SITE = "Hangzhou Municipal Public Resources Trading Centre, Binjiang Branch"
+
+
+def _grid() -> Any:
+    """The sample grid with names longer than any column, and a tenderer's representative."""
+    view = sample_grid()
+    projects = tuple(
+        replace(p, name=LONG_NAME) if p.project_id.endswith("1") else
+        replace(p, committee_size=6, tenderer_reps=1) if p.project_id.endswith("2") else p
+        for p in view.projects)
+    sites = tuple(replace(s, name=LONG_SITE) if s.site_id == "S0001" else s for s in view.sites)
+    return replace(view, projects=projects, sites=sites)
+
+
+def _check(name: str, text: str) -> None:
+    lines = text.splitlines()
+    assert len(lines) == 24, (name, len(lines))
+    assert all(len(line) <= 80 for line in lines), name
+    path = SNAPSHOTS / f"{name}.txt"
+    if os.environ.get("EVALGRID_UPDATE_SNAPSHOTS") == "1" or not path.exists():
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(text + "\n", encoding="utf-8")
+    assert text + "\n" == path.read_text(encoding="utf-8"), \
+        f"{name}: the screen changed; review, then EVALGRID_UPDATE_SNAPSHOTS=1"
+
+
+Step = Callable[[Pilot[Any]], Awaitable[None]]
+
+
+def keys(*pressed: str) -> Step:
+    async def step(pilot: Pilot[Any]) -> None:
+        await pilot.press(*pressed)
+        await pilot.pause()
+        await pilot.pause()
+    return step
+
+
+OPERATOR_SCREENS: list[tuple[str, Step]] = [
+    ("operator-province", keys("1")),
+    ("operator-sites", keys("2")),
+    ("operator-projects", keys("3")),
+    ("operator-exceptions", keys("4")),
+    ("operator-audit", keys("5")),
+    ("operator-seats", keys("3", "down", "enter")),
+    ("operator-draw", keys("4", "d")),
+    ("operator-help", keys("question_mark")),
+]
+
+
+@pytest.mark.parametrize("name, step", OPERATOR_SCREENS, ids=[n for n, _ in OPERATOR_SCREENS])
+async def test_operator_screens(name: str, step: Step) -> None:
+    app = OperatorConsole(FakeOperatorClient(grid=_grid()), "op-alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await step(pilot)
+        text = screen_text(app)
+        _check(name, text)
+        if name == "operator-projects":
+            assert LONG_NAME in " ".join(text.split())  # whole, on the detail lines
+        if name == "operator-sites":
+            assert LONG_SITE in " ".join(text.split())
+        if name == "operator-exceptions":
+            assert "not signed in since 09:00" in text.splitlines()[5]
+        if name == "operator-seats":
+            assert "committee 6 = 5+1 rep." in text
+
+
+AUDITOR_SCREENS: list[tuple[str, Step]] = [
+    ("auditor-province", keys("1")),
+    ("auditor-exceptions", keys("4", "d")),
+    ("auditor-seats", keys("3", "down", "enter", "d")),
+    ("auditor-help", keys("question_mark")),
+]
+
+
+@pytest.mark.parametrize("name, step", AUDITOR_SCREENS, ids=[n for n, _ in AUDITOR_SCREENS])
+async def test_auditor_screens_offer_no_draw(name: str, step: Step) -> None:
+    client = FakeOperatorClient(grid=_grid())
+    app = OperatorConsole(client, "aud-bob", role="auditor")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await step(pilot)
+        text = screen_text(app)
+        _check(name, text)
+        assert text.splitlines()[0].startswith(" AUDITOR aud-bob")
+        assert "draw" not in text.splitlines()[-1]  # the footer offers no draw
+        assert "d: supplementary draw" not in text and "d suppl" not in text
+        assert not [c for c in client.calls if c[0] == "replace_member"]
+
+
+SITE_SCREENS: list[tuple[str, Step]] = [
+    ("site-board", keys("1")),
+    ("site-sessions", keys("2")),
+    ("site-alerts", keys("3")),
+    ("site-check-in", keys("c")),
+    ("site-fault", keys("1", "f")),
+    ("site-help", keys("question_mark")),
+]
+
+
+@pytest.mark.parametrize("name, step", SITE_SCREENS, ids=[n for n, _ in SITE_SCREENS])
+async def test_site_screens(name: str, step: Step) -> None:
+    app: App[Any] = SiteConsole(FakeSiteClient(), "S0001")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await step(pilot)
+        text = screen_text(app)
+        if name == "site-alerts":  # an alert is stamped with the wall clock, in +08
+            text = re.sub(r"(?m)^\d\d:\d\d:\d\d ", "HH:MM:SS ", text)
+        _check(name, text)

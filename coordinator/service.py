@@ -625,6 +625,29 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
         return operator_pb2.UnlockSignInReply(unlocked=lifted)
 
 
+    @answers_errors
+    async def ListNotices(self, request: operator_pb2.ListNoticesRequest,
+                          context: grpc.aio.ServicerContext) -> operator_pb2.ListNoticesReply:
+        who = authorize("Operator.ListNotices")
+        project, seats = await self.workflow.list_notices(request.project_id, by=str(who))
+        reply = operator_pb2.ListNoticesReply(project_id=project.id)
+        for seat, venue in seats:
+            reply.notices.add(notice_id=seat.notice_id, expert_ref=seat.expert_ref,
+                              session_id=seat.session_id, status=seat.status, venue=venue,
+                              start=to_timestamp(project.window.start),
+                              end=to_timestamp(project.window.end))
+        return reply
+
+    @answers_errors
+    async def ResendNotice(self, request: operator_pb2.ResendNoticeRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> operator_pb2.ResendNoticeReply:
+        who = authorize("Operator.ResendNotice")
+        outcome = await self.workflow.resend_notice(request.notice_id, request.reason,
+                                                    request.request_id, by=str(who))
+        return operator_pb2.ResendNoticeReply(notice_id=request.notice_id, outcome=outcome)
+
+
 def _incident(incident: Incident, now: datetime) -> operator_pb2.Incident:
     where = f"workstation {incident.workstation_id}" if incident.workstation_id else "site"
     return operator_pb2.Incident(

@@ -14,7 +14,7 @@ from evalgrid_wire.v1 import operator_pb2_grpc, site_link_pb2_grpc
 
 from coordinator.domain.rules import load_rules
 from coordinator.enrolment import Enrolments
-from coordinator.notifier import FileOutbox
+from coordinator.notifier import FileOutbox, WebhookNotifier, make_notifier
 from coordinator.revocation_feed import CrlFeed
 from coordinator.service import OperatorService, SiteLinkService
 from coordinator.site_links import default_policy
@@ -45,6 +45,8 @@ class CoordinatorConfig:
     executor: str = "local"  # batch work (the day plan): local, local:N, ray[:N], ray:auto, ray://
     # Wrong one-time codes allowed per seat, workstation and desk before sign-in locks there.
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    # How notices reach experts: "outbox" (DATA_DIR/outbox/notices.jsonl) or "webhook:URL".
+    notifier: str = "outbox"
 
 
 def open_redis(data: DataDir, redis_url: str | None) -> tuple[str, EmbeddedRedis | None]:
@@ -66,17 +68,20 @@ class Coordinator:
         self._schedule: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.revocations: Revocations | None = None
+        self.notifier: FileOutbox | WebhookNotifier | None = None
 
     async def start(self) -> int:
         url, self.embedded = open_redis(self.data, self.config.redis_url)
         self.redis = aioredis.Redis.from_url(url)
+        self.notifier = notifier = make_notifier(self.config.notifier,
+                                                 self.data.outbox / "notices.jsonl")
         clock: Clock = (SimClock(self.config.sim_clock_start)
                         if self.config.sim_clock_start else SystemClock())
         self.workflow = Workflow(
             redis=self.redis, clock=clock, rules=load_rules(self.config.rules_path),
             master_key=load_or_create_master_key(self.data.keys / "master.key"),
             signing_key=load_or_create_signing_key(self.data.keys / "audit-signing.pem"),
-            notifier=FileOutbox(self.data.outbox / "notices.jsonl"),
+            notifier=notifier,
             reports_dir=self.data.reports,
             liveness=default_policy(self.config.heartbeat_interval_ms),
             lease_clock=self.config.lease_clock,
@@ -121,6 +126,8 @@ class Coordinator:
             self.workflow.links.close_all()  # site streams end first, cleanly
         if self.served is not None:
             await self.served.server.stop(grace=1)
+        if isinstance(self.notifier, WebhookNotifier):  # deliver what is queued first
+            await asyncio.to_thread(self.notifier.close)
         if self.redis is not None:
             await self.redis.aclose()
         if self.embedded is not None:
@@ -139,5 +146,12 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 async def run_forever(config: CoordinatorConfig) -> None:
     coordinator = Coordinator(config)
-    await coordinator.start()
+    port = await coordinator.start()
+    host = config.bind.rsplit(":", 1)[0]
+    notices = (config.notifier if config.notifier.startswith("webhook:")
+               else f"outbox {coordinator.data.outbox / 'notices.jsonl'}")
+    print(f"coordinator ready: gRPC (mutual TLS) on {host}:{port}, port written to "
+          f"{coordinator.data.root / 'coordinator.port'}; notices: {notices}; "
+          "SIGTERM or Ctrl-C stops it", flush=True)
     await run_until_signalled(coordinator.stop)
+    print("coordinator stopped", flush=True)

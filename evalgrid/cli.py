@@ -17,6 +17,28 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path("data-dir")
+REDIS_URL_HELP = ("the coordinator's Redis, redis://... (default: the private one under "
+                  "DATA_DIR)")
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """Help that states each option's default, unless it has none or the text says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" not in text and action.default not in (None, False, argparse.SUPPRESS)
+                and (action.option_strings or action.nargs in ("?", "*"))):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _shows_defaults(parser: argparse.ArgumentParser) -> None:
+    """Give every parser of the tree the formatter that states defaults."""
+    parser.formatter_class = DefaultsShown
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _shows_defaults(child)
 
 
 class CliError(Exception):
@@ -40,7 +62,7 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
-                        help="where the grid keeps all its state (default: ./data-dir)")
+                        help="where the grid keeps all its state")
 
 
 # --- pki -----------------------------------------------------------------------------------
@@ -114,27 +136,55 @@ def cmd_province_generate(args: argparse.Namespace) -> int:
     from coordinator.province.files import write_province
     from coordinator.province.generator import SCALES as SIZES
     from coordinator.province.generator import generate_province
+    from evalgrid.progress import phases
 
     params: dict[str, int] = dict(SIZES[args.scale])
     for key in SIZE_OPTIONS:
         value = getattr(args, key)
         if value is not None:
+            if value < 1:
+                raise CliError(f"--{key}: at least 1, not {value}")
             params[key] = value
-    day = date.fromisoformat(args.day) if args.day else date.today()
-    province = generate_province(seed=args.seed, day=day, **params)
+    day = _iso_day(args.day, "--day") if args.day else datetime.now(province_tz()).date()
     out = Path(args.out)
-    write_province(province, out)
+    _writable_folder(out, "--out")
+    with phases() as phase:
+        phase(f"generating ({args.scale}, seed {args.seed})")
+        try:
+            province = generate_province(seed=args.seed, day=day, **params)
+        except (ValueError, AssertionError) as exc:
+            raise CliError(f"these sizes give no valid province: {exc}") from None
+        phase(f"writing to {out}")
+        try:
+            write_province(province, out)
+        except OSError as exc:
+            raise CliError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     print(f"wrote {len(province.sites)} sites, {len(province.experts)} experts, "
           f"{len(province.companies)} companies, {len(province.projects)} projects to {out}")
     return 0
 
 
+def _writable_folder(path: Path, option: str) -> None:
+    """Refuse, before any work, a folder that cannot be made or written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"{option}: cannot create {path}: {exc.strerror or exc}") from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise CliError(f"{option}: {path} is not a writable folder")
+
+
 def cmd_province_import(args: argparse.Namespace) -> int:
     from coordinator.offline import import_province
     from coordinator.province.files import ImportFailed
+    from evalgrid.progress import phases
 
+    if not Path(args.dir).is_dir():
+        raise CliError(f"DIR: {args.dir} is not a folder of province files")
     try:
-        counts = asyncio.run(import_province(Path(args.dir), _data_dir(args), args.redis_url))
+        with phases() as phase:
+            counts = asyncio.run(import_province(Path(args.dir), _data_dir(args),
+                                                 args.redis_url, progress=phase))
     except ImportFailed as exc:
         print(f"import refused, nothing stored: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:
@@ -536,10 +586,20 @@ def cmd_audit_fairness(args: argparse.Namespace) -> int:
         executor = make_executor(args.executor)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    from evalgrid.progress import phases
+
     chunk = max(1, args.draws // 32)
+    chunks = [seeds[i:i + chunk] for i in range(0, len(seeds), chunk)]
+    parts = []
     try:
-        parts = executor.map_chunks(tally, pool, [seeds[i:i + chunk]
-                                                  for i in range(0, len(seeds), chunk)])
+        with phases() as phase:
+            # Eight rounds of chunks: a bar that moves, at the cost of a few pool starts.
+            step = phase(f"{args.draws:,} draws on {args.executor}", total=args.draws)
+            per_round = max(1, len(chunks) // 8)
+            for i in range(0, len(chunks), per_round):
+                batch = chunks[i:i + per_round]
+                parts.extend(executor.map_chunks(tally, pool, batch))
+                step(sum(len(c) for c in batch))
     finally:
         executor.close()
     total = Tally()
@@ -629,7 +689,8 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalgrid", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at INFO (EVALGRID_LOG_LEVEL=DEBUG for more)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     pki = sub.add_parser("pki", help="the provincial CA and certificates")
@@ -640,41 +701,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pki_init)
     p = pki_sub.add_parser("issue", help="issue a certificate")
     _add_data_dir(p)
-    p.add_argument("role", choices=["coordinator", "site", "operator", "auditor", "workstation"])
+    p.add_argument("role", choices=["coordinator", "site", "operator", "auditor", "workstation"],
+                   help="what the certificate is for")
     p.add_argument("id", nargs="?", help="site id, operator name, or SITE/WORKSTATION")
     p.add_argument("--host", action="append", help="a host name or IP the server answers on")
     p.set_defaults(func=cmd_pki_issue)
     p = pki_sub.add_parser("revoke", help="revoke a party's certificates (CA-signed CRL)")
     _add_data_dir(p)
     p.add_argument("role", nargs="?",
-                   choices=["coordinator", "site", "operator", "auditor", "workstation"])
+                   choices=["coordinator", "site", "operator", "auditor", "workstation"],
+                   help="whose certificates")
     p.add_argument("id", nargs="?", help="site id, operator name, or SITE/WORKSTATION")
     p.add_argument("--serial", help="revoke one certificate by its serial (hex)")
     p.add_argument("--reason", default="unspecified",
                    choices=["unspecified", "key_compromise", "affiliation_changed",
-                            "superseded", "cessation_of_operation"])
+                            "superseded", "cessation_of_operation"],
+                   help="the CRL reason code")
     p.set_defaults(func=cmd_pki_revoke)
 
     prov = sub.add_parser("province", help="province data files")
     prov_sub = prov.add_subparsers(dest="province_command", required=True)
     p = prov_sub.add_parser("generate", help="write a synthetic province (seeded)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--scale", choices=sorted(SCALES), default="province")
-    p.add_argument("--day", help="day of the projects, YYYY-MM-DD (default today)")
+    p.add_argument("--out", required=True, help="the folder to write the province files to "
+                   "(created if missing)")
+    p.add_argument("--seed", type=int, default=2026, help="the same seed gives the same files")
+    p.add_argument("--scale", choices=sorted(SCALES), default="province",
+                   help="small (a test grid), province or national sizes")
+    p.add_argument("--day", help="day of the projects, YYYY-MM-DD (default: today, local time)")
     for key in SIZE_OPTIONS:
-        p.add_argument(f"--{key}", type=int)
+        p.add_argument(f"--{key}", type=int, help=f"number of {key} (default: the scale's)")
     p.set_defaults(func=cmd_province_generate)
     p = prov_sub.add_parser("import", help="import province files into the coordinator's store")
-    p.add_argument("dir")
+    p.add_argument("dir", help="the folder of province files (docs/province-files.md)")
     _add_data_dir(p)
-    p.add_argument("--redis-url")
+    p.add_argument("--redis-url", help=REDIS_URL_HELP)
     p.set_defaults(func=cmd_province_import)
 
     p = sub.add_parser("coordinator", help="run the provincial coordinator")
     _add_data_dir(p)
-    p.add_argument("--bind", default="127.0.0.1:50051")
+    p.add_argument("--bind", default="127.0.0.1:50051", help="HOST:PORT to serve gRPC on "
+                   "(port 0: any free port, written to DATA_DIR/coordinator.port)")
     p.add_argument("--redis-url", help="use this Redis instead of the embedded one")
+    p.add_argument("--notifier", default="outbox", help="how notices reach experts: outbox "
+                   "(DATA_DIR/outbox/notices.jsonl, read by a gateway) or webhook:URL (POSTed "
+                   "as JSON to an SMS gateway; also kept in the outbox)")
     p.add_argument("--sim-clock", help="run on a simulated clock starting at this ISO time")
     p.add_argument("--rules", help="a rules file (default: the packaged rules v1)")
     p.add_argument("--sign-in-attempts", type=int, default=5,
@@ -702,10 +772,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("agent", help="run a site agent")
     _add_data_dir(p)
-    p.add_argument("--site", required=True)
-    p.add_argument("--inventory", required=True, help="the site's inventory JSON")
-    p.add_argument("--coordinator", default="127.0.0.1:50051")
-    p.add_argument("--bind", default="127.0.0.1:0")
+    p.add_argument("--site", required=True, help="the site id (its certificate must be in "
+                   "DATA_DIR/pki)")
+    p.add_argument("--inventory", required=True, help="the site's inventory JSON "
+                   "(docs/inventory.md)")
+    p.add_argument("--coordinator", default="127.0.0.1:50051", help="the coordinator, HOST:PORT")
+    p.add_argument("--bind", default="127.0.0.1:0", help="HOST:PORT for the desk and booths "
+                   "(port 0: any free port, written to DATA_DIR/agents/SITE/agent.port)")
     p.add_argument("--enrol-bind", default="127.0.0.1:0",
                    help="where new workstations enrol with a one-time code (server-only TLS); "
                    "'' for none")
@@ -716,8 +789,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run: the booth (enrolling first with --code if it has no "
                    "certificate); activate: site staff issue a one-time enrolment code")
     _add_data_dir(p)
-    p.add_argument("--site", required=True)
-    p.add_argument("--workstation", required=True)
+    p.add_argument("--site", required=True, help="the site the booth is at")
+    p.add_argument("--workstation", required=True, help="the workstation id at that site")
     p.add_argument("--agent", required=True, help="the site agent, host:port")
     p.add_argument("--code", help="the one-time activation code from the site desk")
     p.add_argument("--enrol-agent", help="the agent's enrolment port, HOST:PORT (default: the "
@@ -726,10 +799,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole grid on a sample province")
     _add_data_dir(p)
-    p.add_argument("--sites", type=int, default=18)
-    p.add_argument("--projects", type=int, default=24)
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--decline-rate", type=float, default=0.05)
+    p.add_argument("--sites", type=int, default=18, help="sites in the sample province")
+    p.add_argument("--projects", type=int, default=24, help="projects of the day")
+    p.add_argument("--seed", type=int, default=2026, help="the province's seed")
+    p.add_argument("--decline-rate", type=float, default=0.05,
+                   help="share of simulated experts who decline their notice")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--keep", action="store_true", help="keep existing state in the data dir")
     p.add_argument("--tui", action="store_true",
@@ -742,7 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui_sub = tui.add_subparsers(dest="tui_command", required=True)
     p = tui_sub.add_parser("site", help="the site staff console (talks to the site's agent)")
     _add_data_dir(p)
-    p.add_argument("--site", required=True)
+    p.add_argument("--site", required=True, help="the site id (its certificate)")
     p.add_argument("--agent", help="the site agent, HOST:PORT (default: the port the agent "
                    "of this data dir wrote down)")
     p.set_defaults(func=cmd_tui_site)
@@ -758,38 +832,40 @@ def build_parser() -> argparse.ArgumentParser:
     draw = sub.add_parser("draw", help="export and verify draws")
     draw_sub = draw.add_subparsers(dest="draw_command", required=True)
     p = draw_sub.add_parser("export", help="write a self-contained archive of a project's draws")
-    p.add_argument("project")
-    p.add_argument("--out", required=True)
+    p.add_argument("project", help="the project id")
+    p.add_argument("--out", required=True, help="the archive file to write (JSON)")
     _add_data_dir(p)
-    p.add_argument("--redis-url")
+    p.add_argument("--redis-url", help=REDIS_URL_HELP)
     p.set_defaults(func=cmd_draw_export)
     p = draw_sub.add_parser("verify", help="replay an archive; exit 0 only if identical")
-    p.add_argument("file")
+    p.add_argument("file", help="an archive written by `draw export`")
     p.set_defaults(func=cmd_draw_verify)
 
     audit = sub.add_parser("audit", help="audit tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     p = audit_sub.add_parser("verify", help="verify the hash chain and signatures")
     _add_data_dir(p)
-    p.add_argument("--redis-url")
+    p.add_argument("--redis-url", help=REDIS_URL_HELP)
     p.set_defaults(func=cmd_audit_verify)
 
     p = audit_sub.add_parser("fairness", help="many draws on a fixed pool vs. the stated law")
-    p.add_argument("--draws", type=int, default=20000)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--seats", type=int, default=5)
+    p.add_argument("--draws", type=int, default=20000, help="how many draws to tally")
+    p.add_argument("--seed", type=int, default=1, help="seed of the draws' seeds")
+    p.add_argument("--seats", type=int, default=5, help="committee size of each draw")
     p.add_argument("--city-sizes", default="8,12,16,20,24,30,40,60",
                    help="experts per city, one venue per city (comma separated)")
     p.add_argument("--executor", default="local:2",
                    help="local | local:N | ray | ray:N | ray:auto | ray://host:port")
-    p.add_argument("--alpha", type=float, default=0.001)
+    p.add_argument("--alpha", type=float, default=0.001,
+                   help="a p-value below this fails the check (exit 1)")
     p.set_defaults(func=cmd_audit_fairness)
 
     p = audit_sub.add_parser("collusion", help="favour and lock-step signals over the history")
     _add_data_dir(p)
-    p.add_argument("--redis-url")
-    p.add_argument("--min-projects", type=int, default=3)
-    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--redis-url", help=REDIS_URL_HELP)
+    p.add_argument("--min-projects", type=int, default=3,
+                   help="projects an expert or pair must share to be scored")
+    p.add_argument("--top", type=int, default=10, help="rows per table")
     p.add_argument("--executor", default="local",
                    help="local | local:N | ray:N | ray:auto | ray://host:port")
     p.set_defaults(func=cmd_audit_collusion)
@@ -799,8 +875,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="committee reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     p = report_sub.add_parser("verify", help="check a report's signature")
-    p.add_argument("file")
+    p.add_argument("file", help="a report JSON (DATA_DIR/reports/PROJECT.json)")
     p.set_defaults(func=cmd_report_verify)
+    _shows_defaults(parser)
     return parser
 
 
@@ -825,7 +902,8 @@ def _add_operator_steps(sub: Any) -> None:
 
     p = sub.add_parser("evaluation", help="start an evaluation (unseal) or close it (aggregate, "
                        "signed report, seed revealed)")
-    p.add_argument("action", choices=["start", "close"])
+    p.add_argument("action", choices=["start", "close"],
+                   help="start: unseal at the window (audited); close: every sheet signed")
     p.add_argument("project", help="the project id")
     _operator_options(p)
     p.set_defaults(func=cmd_evaluation)
@@ -834,12 +912,12 @@ def _add_operator_steps(sub: Any) -> None:
                             "send again")
     notice_sub = notice.add_subparsers(dest="notice_command", required=True)
     p = notice_sub.add_parser("list", help="a project's notices (opaque ids, venue, status)")
-    p.add_argument("id", metavar="PROJECT")
+    p.add_argument("id", metavar="PROJECT", help="the project id")
     _operator_options(p, writes=False)
     p.set_defaults(func=cmd_notice, action="list")
     p = notice_sub.add_parser("reply", help="record an expert's answer (a decline is redrawn "
                               "at once: a supplementary draw)")
-    p.add_argument("id", metavar="NOTICE")
+    p.add_argument("id", metavar="NOTICE", help="the notice id")
     p.add_argument("--accept", action="store_true", help="the expert accepts")
     p.add_argument("--decline", action="store_true", help="the expert declines")
     p.add_argument("--reason", default="", help="why (required with --decline)")
@@ -847,7 +925,7 @@ def _add_operator_steps(sub: Any) -> None:
     p.set_defaults(func=cmd_notice, action="reply")
     p = notice_sub.add_parser("resend", help="send a notice again through the notifier "
                               "(same code; audited)")
-    p.add_argument("id", metavar="NOTICE")
+    p.add_argument("id", metavar="NOTICE", help="the notice id")
     p.add_argument("--reason", required=True, help="why it is sent again (audited)")
     _operator_options(p)
     p.set_defaults(func=cmd_notice, action="resend")
@@ -871,7 +949,8 @@ def _add_operator_steps(sub: Any) -> None:
     p.set_defaults(func=cmd_incident, action="list")
     p = incident_sub.add_parser("decide", help="record the decision the rules leave to people")
     p.add_argument("incident", help="the incident id")
-    p.add_argument("decision", choices=["wait", "postpone", "reevaluate"])
+    p.add_argument("decision", choices=["wait", "postpone", "reevaluate"],
+                   help="what was decided (the incident list says which are open now)")
     p.add_argument("--note", required=True, help="whose decision and why (audited)")
     p.add_argument("--new-start", help="postpone / reevaluate: when the new committee sits, "
                    "ISO date-time (province time unless an offset is given)")

@@ -48,12 +48,14 @@ class CliError(Exception):
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that describe bad input or a missing file: a message, never a traceback."""
     from coordinator.domain.rules import RulesError
+    from coordinator.notifier import NotifierConfigError
     from coordinator.offline import OfflineError
     from coordinator.store.embedded_redis import EmbeddedRedisError
     from coordinator.store.keys import KeyFileError
     from evalgrid.pki import PkiError
 
-    return (OfflineError, KeyFileError, PkiError, RulesError, EmbeddedRedisError)
+    return (OfflineError, KeyFileError, PkiError, RulesError, EmbeddedRedisError,
+            NotifierConfigError)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -220,7 +222,7 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
                                data_dir=_data_dir(args), bind=args.bind,
                                redis_url=args.redis_url, sim_clock_start=sim,
                                rules_path=Path(args.rules) if args.rules else None,
-                               executor=executor)
+                               executor=executor, notifier=args.notifier)
     asyncio.run(run_forever(config))
     return 0
 

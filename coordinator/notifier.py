@@ -102,6 +102,11 @@ class WebhookNotifier:
             self.outbox.send(notice)
         self._queue.put(notice)
 
+    @property
+    def queued(self) -> int:
+        """Notices not yet delivered or given up on."""
+        return self._queue.qsize()
+
     def close(self, timeout_s: float = 10.0) -> None:
         """Deliver what is queued (up to `timeout_s`), then stop the worker."""
         self._queue.put(None)

@@ -216,13 +216,16 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     from evalgrid.lockout import LockoutPolicy
 
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise CliError("--metrics-port: a port number 0-65535")
     if args.sign_in_attempts < 1:
         raise CliError("--sign-in-attempts: at least 1")
     config = CoordinatorConfig(lockout=LockoutPolicy(max_failures=args.sign_in_attempts),
                                data_dir=_data_dir(args), bind=args.bind,
                                redis_url=args.redis_url, sim_clock_start=sim,
                                rules_path=Path(args.rules) if args.rules else None,
-                               executor=executor, notifier=args.notifier)
+                               executor=executor, notifier=args.notifier,
+                               metrics_port=args.metrics_port)
     asyncio.run(run_forever(config))
     return 0
 
@@ -744,6 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", default="127.0.0.1:50051", help="HOST:PORT to serve gRPC on "
                    "(port 0: any free port, written to DATA_DIR/coordinator.port)")
     p.add_argument("--redis-url", help="use this Redis instead of the embedded one")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port "
+                   "(HTTP /metrics, on the --bind host; 0: any free port, written to "
+                   "DATA_DIR/metrics.port; default: no endpoint)")
     p.add_argument("--notifier", default="outbox", help="how notices reach experts: outbox "
                    "(DATA_DIR/outbox/notices.jsonl, read by a gateway) or webhook:URL (POSTed "
                    "as JSON to an SMS gateway; also kept in the outbox)")

@@ -252,6 +252,8 @@ def cmd_workstation(args: argparse.Namespace) -> int:
     from site_agent.booth_console import run_console
 
     pki_dir = _data_dir(args) / "pki"
+    args.agent = _target(args.agent, _data_dir(args) / "agents" / args.site / "agent.port",
+                         "--agent")
     if args.action == "activate":
         return _activate_workstation(args, pki_dir)
     if not paths_for(pki_dir, "workstation", f"{args.site}/{args.workstation}")[1].exists():
@@ -525,6 +527,41 @@ def cmd_projects(args: argparse.Namespace) -> int:
     return _run_step(op.list_projects(_operator_link(args), args.day or ""))
 
 
+def cmd_clock_advance(args: argparse.Namespace) -> int:
+    from evalgrid import operator_client as op
+
+    link = _operator_link(args)
+    to = _local_time(args.to, "TIME", link.tz)
+    assert to is not None
+    return _run_step(op.advance_clock(link, to))
+
+
+def cmd_province_inventory(args: argparse.Namespace) -> int:
+    """One site's inventory file for its agent: its line of sites.jsonl (docs/inventory.md)."""
+    source = Path(args.dir) / "sites.jsonl"
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"DIR: cannot read {source}: {exc}") from None
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError as exc:
+            raise CliError(f"{source}:{number}: not JSON: {exc.msg}") from None
+        if isinstance(record, dict) and record.get("id") == args.site:
+            out = Path(args.out)
+            try:
+                out.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n",
+                               encoding="utf-8")
+            except OSError as exc:
+                raise CliError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+            workstations = sum(len(r["workstations"]) for v in record.get("venues", [])
+                               for r in v.get("rooms", []))
+            print(f"wrote the inventory of {args.site} ({workstations} workstations) to {out}")
+            return 0
+    raise CliError(f"--site: no site {args.site!r} in {source}")
+
+
 def _iso_day(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -736,6 +773,11 @@ def build_parser() -> argparse.ArgumentParser:
     for key in SIZE_OPTIONS:
         p.add_argument(f"--{key}", type=int, help=f"number of {key} (default: the scale's)")
     p.set_defaults(func=cmd_province_generate)
+    p = prov_sub.add_parser("inventory", help="write one site's inventory file for its agent")
+    p.add_argument("dir", help="the folder of province files")
+    p.add_argument("--site", required=True, help="the site id")
+    p.add_argument("--out", required=True, help="the inventory file to write (JSON)")
+    p.set_defaults(func=cmd_province_inventory)
     p = prov_sub.add_parser("import", help="import province files into the coordinator's store")
     p.add_argument("dir", help="the folder of province files (docs/province-files.md)")
     _add_data_dir(p)
@@ -799,7 +841,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.add_argument("--site", required=True, help="the site the booth is at")
     p.add_argument("--workstation", required=True, help="the workstation id at that site")
-    p.add_argument("--agent", required=True, help="the site agent, host:port")
+    p.add_argument("--agent", help="the site agent, HOST:PORT (default: the port the agent of "
+                   "this data dir wrote down)")
     p.add_argument("--code", help="the one-time activation code from the site desk")
     p.add_argument("--enrol-agent", help="the agent's enrolment port, HOST:PORT (default: the "
                    "port the agent of this data dir wrote down)")
@@ -947,6 +990,14 @@ def _add_operator_steps(sub: Any) -> None:
     p.add_argument("--reason", required=True, help="why the lock is lifted (audited)")
     _operator_options(p)
     p.set_defaults(func=cmd_signin_unlock)
+
+    clock = sub.add_parser("clock", help="a rehearsal's simulated clock (--sim-clock)")
+    clock_sub = clock.add_subparsers(dest="clock_command", required=True)
+    p = clock_sub.add_parser("advance", help="move the coordinator's simulated clock forward")
+    p.add_argument("to", metavar="TIME", help="ISO date-time (province time unless an offset "
+                   "is given), e.g. 2026-03-02T09:00")
+    _operator_options(p, writes=False)
+    p.set_defaults(func=cmd_clock_advance)
 
     incident = sub.add_parser("incident", help="site failures at or during a window")
     incident_sub = incident.add_subparsers(dest="incident_command", required=True)

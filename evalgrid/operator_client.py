@@ -157,6 +157,14 @@ async def decide_incident(link: OperatorLink, incident_id: str, decision: str, n
     return f"incident {incident_id}: {reply.outcome} (now {reply.incident.state})"
 
 
+async def advance_clock(link: OperatorLink, to: datetime) -> str:
+    from evalgrid.wire import to_timestamp
+
+    reply = await link.call("AdvanceClock", lambda s: s.AdvanceClock(
+        operator_pb2.AdvanceClockRequest(to=to_timestamp(to)), timeout=UNARY_DEADLINE_S))
+    return f"the simulated clock reads {link.when(from_timestamp(reply.now))}"
+
+
 async def list_projects(link: OperatorLink, day: str) -> Table:
     reply = await link.call("ListProjects", lambda s: s.ListProjects(
         operator_pb2.ListProjectsRequest(day=day), timeout=UNARY_DEADLINE_S))

@@ -77,10 +77,11 @@ class Coordinator:
         self.metrics = CoordinatorMetrics()
 
     async def start(self) -> int:
-        url, self.embedded = open_redis(self.data, self.config.redis_url)
-        self.redis = aioredis.Redis.from_url(url)
+        # The notifier first: a bad --notifier is refused before anything is started.
         self.notifier = notifier = make_notifier(self.config.notifier,
                                                  self.data.outbox / "notices.jsonl")
+        url, self.embedded = open_redis(self.data, self.config.redis_url)
+        self.redis = aioredis.Redis.from_url(url)
         clock: Clock = (SimClock(self.config.sim_clock_start)
                         if self.config.sim_clock_start else SystemClock())
         self.workflow = Workflow(

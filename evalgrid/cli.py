@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -286,14 +286,14 @@ def _activate_workstation(args: argparse.Namespace, pki_dir: Path) -> int:
                 timeout=UNARY_DEADLINE_S)
         finally:
             await channel.close()
-        return code.code, code.expires_at.ToDatetime()
+        return code.code, code.expires_at.ToDatetime(tzinfo=UTC)
 
     try:
         code, expires = asyncio.run(ask())
     except grpc.aio.AioRpcError as exc:
         raise CliError(f"activation refused: {exc.details()}") from exc
     print(f"activation code for {args.site}/{args.workstation}: {code} "
-          f"(one use, valid until {expires:%H:%M} UTC)")
+          f"(one use, valid until {expires.astimezone(province_tz()):%H:%M %z})")
     return 0
 
 

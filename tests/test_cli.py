@@ -299,6 +299,7 @@ def test_audit_verify_names_a_removed_or_garbled_entry(
      "--new-end", "later", "--operator", "nobody", "--data-dir", "d"],
     ["notice", "reply", "ntc-1", "--decline", "--operator", "nobody", "--data-dir", "d"],
     ["projects", "--day", "tomorrow", "--data-dir", "d"],
+    ["agent", "--site", "S0001", "--inventory", "a-file", "--data-dir", "d"],
 ])
 def test_bad_input_is_a_message_not_a_traceback(argv: list[str], tmp_short: Path) -> None:
     (tmp_short / "a-file").write_text("not a folder")

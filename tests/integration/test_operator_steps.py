@@ -124,3 +124,39 @@ async def _entries(grid: Grid):  # type: ignore[no-untyped-def]
     assert workflow is not None
     for entry in await workflow.audit.entries():
         yield entry
+
+
+async def test_the_console_steps_reach_the_coordinator(grid: Grid) -> None:
+    """The operator console's step client (tui/operator_client.py) over real gRPC: each
+    step's RPC, its answer as text, a refusal as a ClientError naming the field."""
+    import pytest
+
+    from tui.client_errors import ClientError
+    from tui.operator_client import GrpcOperatorClient
+
+    project = focus_projects(grid.province)[0]
+    await grid.register(project)
+    _, notices = await grid.draw(project.id)
+    client = GrpcOperatorClient(pki_dir=grid.data.pki, coordinator=grid.target, name=OPERATOR)
+    try:
+        listed = await client.step("notices", {"project": project.id})
+        assert notices[0]["notice_id"] in listed
+        assert all(n["code"] not in listed for n in notices)
+        assert await client.step("resend", {"notice": notices[0]["notice_id"],
+                                            "reason": "lost"}) \
+            == f"notice {notices[0]['notice_id']}: resent"
+        declined = await client.step("decline", {"notice": notices[1]["notice_id"],
+                                                 "reason": "ill"})
+        assert "declined" in declined
+        assert await client.step("incidents", {}) == "no incidents"
+        site = grid.site_of_venue(notices[0]["venue_id"])
+        assert await client.step("unlock", {"site": site, "workstation": "W-X",
+                                            "session": "", "reason": "r"}) \
+            == "nothing was locked there"
+        with pytest.raises(ClientError, match="not being evaluated"):
+            await client.step("close", {"project": project.id})
+        with pytest.raises(ClientError, match="incident"):
+            await client.step("decide", {"incident": "inc-none", "decision": "wait",
+                                         "note": "n"})
+    finally:
+        await client.close()

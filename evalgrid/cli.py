@@ -576,15 +576,22 @@ def cmd_draw_export(args: argparse.Namespace) -> int:
     from coordinator.offline import export_draws
 
     archive = asyncio.run(export_draws(args.project, _data_dir(args), args.redis_url))
-    Path(args.out).write_text(json.dumps(archive, indent=1, sort_keys=True), encoding="utf-8")
+    try:
+        Path(args.out).write_text(json.dumps(archive, indent=1, sort_keys=True),
+                                  encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {len(archive['draws'])} draw(s) of {args.project} to {args.out}")
     return 0
 
 
 def cmd_draw_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_draw_file
+    from evalgrid.progress import phases
 
-    problems, checked = verify_draw_file(Path(args.file))
+    with phases() as phase:
+        phase(f"replaying the draws of {Path(args.file).name}")
+        problems, checked = verify_draw_file(Path(args.file))
     if problems:
         print(f"draw verification FAILED ({checked} draw(s) checked):")
         for problem in problems:
@@ -596,8 +603,11 @@ def cmd_draw_verify(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_audit
+    from evalgrid.progress import phases
 
-    check = asyncio.run(verify_audit(_data_dir(args), args.redis_url))
+    with phases() as phase:
+        phase("checking the chain and every signature")
+        check = asyncio.run(verify_audit(_data_dir(args), args.redis_url))
     if not check.ok:
         print(f"audit trail BROKEN: {check.reason}")
         return 1

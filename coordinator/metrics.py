@@ -30,6 +30,8 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from redis import exceptions as redis_errors
 
+from evalgrid.authorization import rpc_name
+
 log = logging.getLogger("evalgrid.metrics")
 
 SAMPLE_S = 2.0
@@ -103,8 +105,7 @@ class RpcTimer(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = handler_call_details.method.rsplit("/", 2)[-2].rsplit(".", 1)[-1] + "." + \
-            handler_call_details.method.rsplit("/", 1)[-1]
+        method = rpc_name(handler_call_details.method)  # "Operator.Draw"
         inner = handler.unary_unary
         metrics = self.metrics
 

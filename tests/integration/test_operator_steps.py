@@ -86,7 +86,7 @@ async def test_a_day_of_operator_steps_through_the_command(grid: Grid) -> None:
 
     rc, out, err = await evalgrid(grid, "incident", "list")
     assert rc == 0, err
-    assert "incidents (0)" in out
+    assert "incidents (0; times +08:00)" in out
 
     # Start before the window: refused with the local time it opens.
     rc, out, err = await evalgrid(grid, "evaluation", "start", project_id)

@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -61,14 +61,20 @@ async def open_store(data_dir: Path, redis_url: str | None) -> AsyncIterator[aio
 
 
 async def import_province(directory: Path, data_dir: Path, redis_url: str | None, *,
-                          include_projects: bool = True) -> dict[str, int]:
-    """Validate every file completely, then store all of it at once (or nothing)."""
+                          include_projects: bool = True,
+                          progress: Callable[[str], object] | None = None) -> dict[str, int]:
+    """Validate every file completely, then store all of it at once (or nothing).
+
+    `progress(phase)` is told as each phase begins (validating, storing)."""
+    tell = progress or (lambda _phase: None)
+    tell("reading and validating the files")
     province = load_province(directory)  # raises ImportFailed, before any write
     if not include_projects:
         province = dataclasses.replace(province, projects=())
     data = DataDir(data_dir).ensure()
     # Personal data is sealed under a key derived from the coordinator's master key.
     pii = PiiKeys.from_master(load_or_create_master_key(data.keys / "master.key"))
+    tell(f"storing {len(province.experts):,} experts (sealed)")
     async with open_store(data_dir, redis_url) as redis:
         await Registry(redis, pii).store_province(province)
     return {"sites": len(province.sites), "experts": len(province.experts),

@@ -8,16 +8,19 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from evalgrid_wire.v1 import operator_pb2_grpc, site_link_pb2_grpc
 
+from coordinator.domain.liveness import Link
 from coordinator.domain.rules import load_rules
 from coordinator.enrolment import Enrolments
-from coordinator.notifier import FileOutbox
+from coordinator.metrics import CoordinatorMetrics, RpcTimer
+from coordinator.notifier import FileOutbox, WebhookNotifier, make_notifier
 from coordinator.revocation_feed import CrlFeed
 from coordinator.service import OperatorService, SiteLinkService
-from coordinator.site_links import default_policy
+from coordinator.site_links import default_policy, pending_key
 from coordinator.store.embedded_redis import EmbeddedRedis, check_server_at
 from coordinator.store.keys import load_or_create_master_key, load_or_create_signing_key
 from coordinator.workflow import Workflow
@@ -46,6 +49,10 @@ class CoordinatorConfig:
     executor: str = "local"  # batch work (the day plan): local, local:N, ray[:N], ray:auto, ray://
     # Wrong one-time codes allowed per seat, workstation and desk before sign-in locks there.
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    # How notices reach experts: "outbox" (DATA_DIR/outbox/notices.jsonl) or "webhook:URL".
+    notifier: str = "outbox"
+    # The Prometheus endpoint (coordinator/metrics.py): None for none, 0 for any free port.
+    metrics_port: int | None = None
 
 
 def open_redis(data: DataDir, redis_url: str | None,
@@ -70,8 +77,13 @@ class Coordinator:
         self._schedule: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.revocations: Revocations | None = None
+        self.notifier: FileOutbox | WebhookNotifier | None = None
+        self.metrics = CoordinatorMetrics()
 
     async def start(self) -> int:
+        # The notifier first: a bad --notifier is refused before anything is started.
+        self.notifier = notifier = make_notifier(self.config.notifier,
+                                                 self.data.outbox / "notices.jsonl")
         url, self.embedded = open_redis(self.data, self.config.redis_url,
                                         self.config.redis_server)
         self.redis = aioredis.Redis.from_url(url)
@@ -81,43 +93,64 @@ class Coordinator:
             redis=self.redis, clock=clock, rules=load_rules(self.config.rules_path),
             master_key=load_or_create_master_key(self.data.keys / "master.key"),
             signing_key=load_or_create_signing_key(self.data.keys / "audit-signing.pem"),
-            notifier=FileOutbox(self.data.outbox / "notices.jsonl"),
+            notifier=notifier,
             reports_dir=self.data.reports,
             liveness=default_policy(self.config.heartbeat_interval_ms),
             lease_clock=self.config.lease_clock,
             lockout=self.config.lockout,
         )
         await self.workflow.load()
+        metrics = self.metrics
+        self.workflow.audit.on_retry = metrics.audit_retries.inc
+        if isinstance(notifier, WebhookNotifier):
+            notifier.on_result = lambda ok: None if ok else metrics.notices_failed.inc()
         self._schedule = asyncio.create_task(self.workflow.run_schedule(), name="schedule")
         # Revocation: the CRL in pki/ is watched, enforced per call, audited and sent to sites.
         self.revocations = Revocations(self.data.pki, owner="coordinator")
         feed = CrlFeed(self.workflow, self.revocations)
         self._tasks = [asyncio.create_task(self.revocations.watch(), name="crl-watch"),
-                       asyncio.create_task(feed.run(), name="crl-feed")]
+                       asyncio.create_task(feed.run(), name="crl-feed"),
+                       asyncio.create_task(metrics.sample(self._figures), name="metrics")]
         if not isinstance(self.workflow.links.lease_clock, SimClock):  # else ticked by hand
             self._tasks.append(asyncio.create_task(self.workflow.faults.run(
                 self.config.heartbeat_interval_ms / 2000), name="liveness"))
-        enrolments = Enrolments(self.redis, clock, self.data.pki, self.workflow.master_key,
-                                self.workflow._record)
+        site_link = SiteLinkService(self.workflow, self.config.heartbeat_interval_ms,
+                                    Enrolments(self.redis, clock, self.data.pki,
+                                               self.workflow.master_key, self.workflow._record))
+        operator = OperatorService(self.workflow,
+                                   sim_clock=self.config.sim_clock_start is not None,
+                                   executor=self.config.executor)
+        site_link.metrics = operator.metrics = metrics
         self.served = await start_server(
             bind=self.config.bind,
             credentials=server_credentials(self.data.pki, "coordinator", "coordinator"),
             services=[
-                (site_link_pb2_grpc.add_SiteLinkServicer_to_server,
-                 SiteLinkService(self.workflow, self.config.heartbeat_interval_ms,
-                                 enrolments),
+                (site_link_pb2_grpc.add_SiteLinkServicer_to_server, site_link,
                  "evalgrid.v1.SiteLink"),
-                (operator_pb2_grpc.add_OperatorServicer_to_server,
-                 OperatorService(self.workflow,
-                                 sim_clock=self.config.sim_clock_start is not None,
-                                 executor=self.config.executor),
+                (operator_pb2_grpc.add_OperatorServicer_to_server, operator,
                  "evalgrid.v1.Operator"),
             ],
-            extra_interceptors=[RevocationGuard(self.revocations)],
+            extra_interceptors=[RevocationGuard(self.revocations), RpcTimer(metrics)],
         )
         (self.data.root / "coordinator.port").write_text(str(self.served.port))
+        if self.config.metrics_port is not None:
+            host = self.config.bind.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+            port = metrics.serve(host, self.config.metrics_port)
+            (self.data.root / "metrics.port").write_text(str(port))
         log.info("coordinator listening on port %d", self.served.port)
         return self.served.port
+
+    async def _figures(self) -> dict[str, Any]:
+        """What the metrics sampler sets: sites by link, queued commands and notices."""
+        assert self.workflow is not None and self.redis is not None
+        links = self.workflow.links
+        sites = {link.value: len(links.liveness.sites_in(link)) for link in Link}
+        pipe = self.redis.pipeline(transaction=False)
+        for site_id in self.workflow.desk.sites:
+            pipe.hlen(pending_key(site_id))
+        pending = sum(int(n) for n in await pipe.execute())
+        queued = self.notifier.queued if isinstance(self.notifier, WebhookNotifier) else 0
+        return {"sites": sites, "pending": pending, "notices_queued": queued}
 
     async def stop(self) -> None:
         for task in [*self._tasks, *([self._schedule] if self._schedule else [])]:
@@ -126,6 +159,9 @@ class Coordinator:
             self.workflow.links.close_all()  # site streams end first, cleanly
         if self.served is not None:
             await self.served.server.stop(grace=1)
+        if isinstance(self.notifier, WebhookNotifier):  # deliver what is queued first
+            await asyncio.to_thread(self.notifier.close)
+        self.metrics.stop()
         if self.redis is not None:
             await self.redis.aclose()
         if self.embedded is not None:
@@ -144,5 +180,14 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 async def run_forever(config: CoordinatorConfig) -> None:
     coordinator = Coordinator(config)
-    await coordinator.start()
+    port = await coordinator.start()
+    host = config.bind.rsplit(":", 1)[0]
+    notices = (config.notifier if config.notifier.startswith("webhook:")
+               else f"outbox {coordinator.data.outbox / 'notices.jsonl'}")
+    if coordinator.metrics.port:
+        notices += f"; metrics: http://{host}:{coordinator.metrics.port}/metrics"
+    print(f"coordinator ready: gRPC (mutual TLS) on {host}:{port}, port written to "
+          f"{coordinator.data.root / 'coordinator.port'}; notices: {notices}; "
+          "SIGTERM or Ctrl-C stops it", flush=True)
     await run_until_signalled(coordinator.stop)
+    print("coordinator stopped", flush=True)

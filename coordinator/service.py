@@ -11,7 +11,9 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import math
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -29,6 +31,7 @@ from redis import exceptions as redis_errors
 from coordinator import seat_passes
 from coordinator.domain.fault_rules import Incident, allowed
 from coordinator.enrolment import Enrolments
+from coordinator.metrics import CoordinatorMetrics
 from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.authorization import authorize
 from evalgrid.limits import clip
@@ -70,6 +73,9 @@ def answers_errors(method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaita
             # The store is restarting or unreachable: retryable, and nothing half-done is
             # acknowledged (the caller retries with the same request id).
             log.warning("store unavailable during %s: %s", method.__name__, exc)
+            metrics = getattr(self, "metrics", None)
+            if metrics is not None:
+                metrics.redis_errors.labels(method.__name__).inc()
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 "the coordinator's store is unavailable; retry")
             raise
@@ -77,6 +83,10 @@ def answers_errors(method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaita
 
 
 # --- validation of request fields (a bad value is INVALID_ARGUMENT naming the field) --------
+
+#: An agent's figures (StatusReport.figures): at most this many, names like `booths_free`.
+MAX_AGENT_FIGURES = 16
+FIGURE_NAME = re.compile(r"[a-z][a-z_]{0,39}")
 
 #: How far one AdvanceClock may move the simulated clock: days of schedule, not the year 9999.
 MAX_CLOCK_STEP = timedelta(days=366)
@@ -120,6 +130,8 @@ def _site(rpc: str) -> str:
 
 
 class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
+    metrics: CoordinatorMetrics | None = None  # set by the server (coordinator/metrics.py)
+
     def __init__(self, workflow: Workflow, heartbeat_interval_ms: int,
                  enrolments: Enrolments | None = None) -> None:
         self.workflow = workflow
@@ -157,6 +169,8 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                 faults.heard(site_id)  # every message renews the site's lease
                 kind = message.WhichOneof("body")
                 if kind == "status":
+                    if message.status.figures and self.metrics is not None:
+                        self._agent_figures(site_id, message.status.figures)
                     changed = links.status(site_id, message.status)
                     if changed:
                         self.workflow.publish_status(site_id, changed)
@@ -191,6 +205,13 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                 await commands.aclose()  # type: ignore[attr-defined]
             with contextlib.suppress(Exception):  # the audit store may be the thing that failed
                 await faults.stream_closed(site_id, stop)
+
+    def _agent_figures(self, site_id: str, figures: Mapping[str, float]) -> None:
+        """An agent's figures as gauges; names are checked and capped (a label each)."""
+        assert self.metrics is not None
+        for name, value in list(figures.items())[:MAX_AGENT_FIGURES]:
+            if FIGURE_NAME.fullmatch(name) and math.isfinite(value):
+                self.metrics.agent_figure.labels(site_id, name).set(value)
 
     @answers_errors
     async def CheckIn(self, request: site_link_pb2.CheckInRequest,
@@ -361,6 +382,8 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
 
 
 class OperatorService(operator_pb2_grpc.OperatorServicer):
+    metrics: CoordinatorMetrics | None = None  # set by the server (coordinator/metrics.py)
+
     def __init__(self, workflow: Workflow, *, sim_clock: bool, executor: str = "local") -> None:
         self.workflow = workflow
         self.sim_clock = sim_clock
@@ -625,6 +648,29 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             unlock_scopes(request.site_id, request.workstation_id, request.session_id),
             site_id=request.site_id, reason=request.reason.strip()[:500], by=str(who))
         return operator_pb2.UnlockSignInReply(unlocked=lifted)
+
+
+    @answers_errors
+    async def ListNotices(self, request: operator_pb2.ListNoticesRequest,
+                          context: grpc.aio.ServicerContext) -> operator_pb2.ListNoticesReply:
+        who = authorize("Operator.ListNotices")
+        project, seats = await self.workflow.list_notices(request.project_id, by=str(who))
+        reply = operator_pb2.ListNoticesReply(project_id=project.id)
+        for seat, venue in seats:
+            reply.notices.add(notice_id=seat.notice_id, expert_ref=seat.expert_ref,
+                              session_id=seat.session_id, status=seat.status, venue=venue,
+                              start=to_timestamp(project.window.start),
+                              end=to_timestamp(project.window.end))
+        return reply
+
+    @answers_errors
+    async def ResendNotice(self, request: operator_pb2.ResendNoticeRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> operator_pb2.ResendNoticeReply:
+        who = authorize("Operator.ResendNotice")
+        outcome = await self.workflow.resend_notice(request.notice_id, request.reason,
+                                                    request.request_id, by=str(who))
+        return operator_pb2.ResendNoticeReply(notice_id=request.notice_id, outcome=outcome)
 
 
 def _incident(incident: Incident, now: datetime) -> operator_pb2.Incident:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,8 +27,9 @@ Record = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 
 class SignInGuard:
     def __init__(self, redis: aioredis.Redis, clock: Clock, policy: LockoutPolicy,
-                 record: Record) -> None:
+                 record: Record, local_tz: tzinfo = UTC) -> None:
         self.redis = redis
+        self.local_tz = local_tz  # messages people read show the province's time
         self.clock = clock
         self.policy = policy
         self.record = record
@@ -57,8 +58,8 @@ class SignInGuard:
                                   {**detail, "reason": "locked", "scope": scope,
                                    "locked_until": until.isoformat()})
                 return (f"{_label(scope)} is locked after {self.policy.limit(scope)} wrong "
-                        f"attempts until {until:%Y-%m-%d %H:%M} UTC; an operator can unlock it "
-                        "(audited)")
+                        f"attempts until {_local(until, self.local_tz)}; an operator can "
+                        "unlock it (`evalgrid signin unlock`, audited)")
         return None
 
     async def failed(self, what: str, site_id: str, scopes: Sequence[str],
@@ -112,3 +113,9 @@ def _label(scope: str) -> str:
     kind, _, name = scope.partition(":")
     return {"session": "sign-in for this seat", "workstation": f"sign-in on workstation {name}",
             "desk": f"check-in at the desk of {name}"}.get(kind, scope)
+
+
+def _local(when: datetime, tz: tzinfo) -> str:
+    """`2026-03-02 09:30 +08:00`: the time as people at the site read it, offset said."""
+    local = when.astimezone(tz)
+    return f"{local:%Y-%m-%d %H:%M} {local.isoformat()[-6:]}"

@@ -50,7 +50,7 @@ def default_policy(heartbeat_interval_ms: int) -> LivenessPolicy:
 
 
 
-def _pending_key(site_id: str) -> str:
+def pending_key(site_id: str) -> str:
     return f"cmds:{site_id}"
 
 
@@ -134,20 +134,20 @@ class SiteLinks:
             command.command_id = opaque_id("cmd")
         if not command.fence:
             command.fence = await self.next_fence()
-        await self.redis.hset(_pending_key(site_id), command.command_id,
+        await self.redis.hset(pending_key(site_id), command.command_id,
                               command.SerializeToString())
         self._doorbells[site_id].set()
 
     def enqueue_in(self, pipe: aioredis.client.Pipeline, site_id: str,
                    command: site_link_pb2.CoordinatorCommand) -> None:
         """Queue inside a caller's MULTI (command id and fence already set); ring later."""
-        pipe.hset(_pending_key(site_id), command.command_id, command.SerializeToString())
+        pipe.hset(pending_key(site_id), command.command_id, command.SerializeToString())
 
     def ring(self, site_id: str) -> None:
         self._doorbells[site_id].set()
 
     async def pending(self, site_id: str) -> list[site_link_pb2.CoordinatorCommand]:
-        raw = await self.redis.hgetall(_pending_key(site_id))
+        raw = await self.redis.hgetall(pending_key(site_id))
         commands = [site_link_pb2.CoordinatorCommand.FromString(
             v if isinstance(v, bytes) else v.encode()) for v in raw.values()]
         return sorted(commands, key=lambda c: c.fence)
@@ -168,7 +168,7 @@ class SiteLinks:
             await bell.wait()
 
     async def acknowledge(self, site_id: str, ack: site_link_pb2.CommandAck) -> None:
-        await self.redis.hdel(_pending_key(site_id), ack.command_id)
+        await self.redis.hdel(pending_key(site_id), ack.command_id)
         if not ack.ok:
             log.warning("site %s refused command %s: %s", site_id, ack.command_id, ack.error)
         live = self.live[site_id]

@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,10 @@ class Workflow:
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
         # Wrong one-time codes run out per seat, workstation and desk (then locked, audited).
-        self.sign_ins = SignInGuard(redis, clock, lockout or LockoutPolicy(), self._record)
+        # What people read (notices, refusals) is in the province's local time.
+        self.local_tz = timezone(timedelta(minutes=rules.local_utc_offset_minutes))
+        self.sign_ins = SignInGuard(redis, clock, lockout or LockoutPolicy(), self._record,
+                                    local_tz=self.local_tz)
         self._draw_lock = asyncio.Lock()
         self._plan_lock = asyncio.Lock()
         self._project_locks: dict[str, asyncio.Lock] = {}
@@ -455,7 +458,8 @@ class Workflow:
             venue = self.desk.venue_label(seat.venue_id)
             self.notifier.send(Notice(notice_id=seat.notice_id, expert_id=seat.expert_id,
                                       venue_id=seat.venue_id, venue=venue,
-                                      start=project.window.start, end=project.window.end,
+                                      start=project.window.start.astimezone(self.local_tz),
+                                      end=project.window.end.astimezone(self.local_tz),
                                       code=seat.code))
         await self._record("draw.placed", project.id, {
             "draw_id": intent.draw_id, "seats": len(new_seats),
@@ -515,6 +519,53 @@ class Workflow:
                                               reason or "declined")
         await self._remember(request_id, {"outcome": outcome})
         return outcome
+
+    async def list_notices(self, project_id: str, *, by: str
+                           ) -> tuple[Project, list[tuple[SeatRecord, str]]]:
+        """A project's notices as an operator sees them: opaque ids, venue, status; never the
+        code or the name (reading them is an audited unseal, as for the seats)."""
+        if not project_id.strip():
+            raise WorkflowError("project_id", "required")
+        project = await self.project(project_id)
+        state = (await self.registry.project_states()).get(project_id)
+        if state not in ("drawn", "evaluating", "reported"):
+            return project, []
+        alloc = await self._allocation(project_id, f"notice list for {by}")
+        return project, [(seat, self.desk.venue_label(seat.venue_id)) for seat in alloc.seats]
+
+    async def resend_notice(self, notice_id: str, reason: str, request_id: str, *,
+                            by: str) -> str:
+        """Send a notice again (same code) when the expert says it never arrived: audited."""
+        replay = await self._replay(request_id)
+        if replay is not None:
+            return str(replay["outcome"])
+        if not notice_id.strip():
+            raise WorkflowError("notice_id", "required")
+        if not reason.strip():
+            raise WorkflowError("reason", "say why the notice is sent again (it is audited)")
+        project_id = await self._project_of_notice(notice_id)
+        project = await self.project(project_id)
+        async with self._lock(project_id):
+            alloc = await self._allocation(project_id, "notice resend")
+            seat = alloc.by_notice(notice_id)
+            if seat is None:
+                raise WorkflowError("notice_id", "unknown notice", code="not_found")
+            if not seat.active:
+                raise WorkflowError("notice_id", f"the seat of this notice is {seat.status}; "
+                                    "its notice no longer holds", code="precondition")
+            if self.clock.now() >= project.window.end:
+                raise WorkflowError("notice_id", "the evaluation window has ended",
+                                    code="precondition")
+            self.notifier.send(Notice(notice_id=seat.notice_id, expert_id=seat.expert_id,
+                                      venue_id=seat.venue_id,
+                                      venue=self.desk.venue_label(seat.venue_id),
+                                      start=project.window.start.astimezone(self.local_tz),
+                                      end=project.window.end.astimezone(self.local_tz),
+                                      code=seat.code))
+            await self._record("notice.resent", project_id, {
+                "notice": notice_id, "by": by, "reason": reason.strip()[:500]})
+        await self._remember(request_id, {"outcome": "resent"})
+        return "resent"
 
     async def _project_of_notice(self, notice_id: str) -> str:
         for project_id, alloc in self._allocations.items():
@@ -993,8 +1044,8 @@ class Workflow:
             now = self.clock.now()
             if now < project.window.start:
                 raise WorkflowError("project_id", f"the window opens at "
-                                    f"{project.window.start.isoformat()}; it is "
-                                    f"{now.isoformat()}", code="precondition")
+                                    f"{self.local_text(project.window.start)}; it is "
+                                    f"{self.local_text(now)}", code="precondition")
             self._allocations.pop(project_id, None)
             await self._allocation(project_id, f"evaluation start by {by}")
             await self.registry.set_project_state(project_id, "evaluating")
@@ -1208,6 +1259,11 @@ class Workflow:
         self.grid_changed()
         self._schedule_wake.set()
         return now
+
+    def local_text(self, when: datetime) -> str:
+        """`2026-03-02 09:00 +08:00`: a time as people in the province read it."""
+        local = when.astimezone(self.local_tz)
+        return f"{local:%Y-%m-%d %H:%M} {local.isoformat()[-6:]}"
 
     def now(self) -> datetime:
         return self.clock.now()

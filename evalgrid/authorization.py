@@ -118,6 +118,8 @@ AUTHORIZATION: Final[Mapping[str, Rule]] = MappingProxyType({
     "Operator.UnlockSignIn": Rule(_OP, "any", True, "lift a sign-in lockout (audited)"),
     "Operator.ListIncidents": Rule(_READ, "any", False, "site failures and their deadlines"),
     "Operator.DecideIncident": Rule(_OP, "any", True, "wait / postpone / re-evaluate (audited)"),
+    "Operator.ListNotices": Rule(_OP, "any", False, "notices: opaque ids, venue, no code"),
+    "Operator.ResendNotice": Rule(_OP, "any", True, "send a notice again (audited)"),
     # --- Booth: a workstation -> its site's agent ---------------------------------------------
     "Booth.Enrol": Rule(_WS, "own workstation", True, "the booth comes online"),
     "Booth.Heartbeat": Rule(_WS, "own workstation", True, "keeps the booth online"),

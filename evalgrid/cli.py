@@ -12,10 +12,33 @@ import json
 import logging
 import os
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA_DIR = Path("data-dir")
+REDIS_URL_HELP = ("the coordinator's Redis, redis://... (default: the private one under "
+                  "DATA_DIR)")
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """Help that states each option's default, unless it has none or the text says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" not in text and action.default not in (None, False, argparse.SUPPRESS)
+                and (action.option_strings or action.nargs in ("?", "*"))):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _shows_defaults(parser: argparse.ArgumentParser) -> None:
+    """Give every parser of the tree the formatter that states defaults."""
+    parser.formatter_class = DefaultsShown
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _shows_defaults(child)
 
 
 class CliError(Exception):
@@ -25,12 +48,14 @@ class CliError(Exception):
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that describe bad input or a missing file: a message, never a traceback."""
     from coordinator.domain.rules import RulesError
+    from coordinator.notifier import NotifierConfigError
     from coordinator.offline import OfflineError
     from coordinator.store.embedded_redis import EmbeddedRedisError
     from coordinator.store.keys import KeyFileError
     from evalgrid.pki import PkiError
 
-    return (OfflineError, KeyFileError, PkiError, RulesError, EmbeddedRedisError)
+    return (OfflineError, KeyFileError, PkiError, RulesError, EmbeddedRedisError,
+            NotifierConfigError)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -39,7 +64,7 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
-                        help="where the grid keeps all its state (default: ./data-dir)")
+                        help="where the grid keeps all its state")
 
 
 def _add_redis_server(parser: argparse.ArgumentParser) -> None:
@@ -121,27 +146,55 @@ def cmd_province_generate(args: argparse.Namespace) -> int:
     from coordinator.province.files import write_province
     from coordinator.province.generator import SCALES as SIZES
     from coordinator.province.generator import generate_province
+    from evalgrid.progress import phases
 
     params: dict[str, int] = dict(SIZES[args.scale])
     for key in SIZE_OPTIONS:
         value = getattr(args, key)
         if value is not None:
+            if value < 1:
+                raise CliError(f"--{key}: at least 1, not {value}")
             params[key] = value
-    day = date.fromisoformat(args.day) if args.day else date.today()
-    province = generate_province(seed=args.seed, day=day, **params)
+    day = _iso_day(args.day, "--day") if args.day else datetime.now(province_tz()).date()
     out = Path(args.out)
-    write_province(province, out)
+    _writable_folder(out, "--out")
+    with phases() as phase:
+        phase(f"generating ({args.scale}, seed {args.seed})")
+        try:
+            province = generate_province(seed=args.seed, day=day, **params)
+        except (ValueError, AssertionError) as exc:
+            raise CliError(f"these sizes give no valid province: {exc}") from None
+        phase(f"writing to {out}")
+        try:
+            write_province(province, out)
+        except OSError as exc:
+            raise CliError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
     print(f"wrote {len(province.sites)} sites, {len(province.experts)} experts, "
           f"{len(province.companies)} companies, {len(province.projects)} projects to {out}")
     return 0
 
 
+def _writable_folder(path: Path, option: str) -> None:
+    """Refuse, before any work, a folder that cannot be made or written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"{option}: cannot create {path}: {exc.strerror or exc}") from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise CliError(f"{option}: {path} is not a writable folder")
+
+
 def cmd_province_import(args: argparse.Namespace) -> int:
     from coordinator.offline import import_province
     from coordinator.province.files import ImportFailed
+    from evalgrid.progress import phases
 
+    if not Path(args.dir).is_dir():
+        raise CliError(f"DIR: {args.dir} is not a folder of province files")
     try:
-        counts = asyncio.run(import_province(Path(args.dir), _data_dir(args), args.redis_url))
+        with phases() as phase:
+            counts = asyncio.run(import_province(Path(args.dir), _data_dir(args),
+                                                 args.redis_url, progress=phase))
     except ImportFailed as exc:
         print(f"import refused, nothing stored: {len(exc.problems)} problem(s)", file=sys.stderr)
         for problem in exc.problems:
@@ -171,6 +224,8 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     from evalgrid.lockout import LockoutPolicy
 
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise CliError("--metrics-port: a port number 0-65535")
     if args.sign_in_attempts < 1:
         raise CliError("--sign-in-attempts: at least 1")
     config = CoordinatorConfig(lockout=LockoutPolicy(max_failures=args.sign_in_attempts),
@@ -178,7 +233,8 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
                                redis_url=args.redis_url, redis_server=args.redis_server,
                                sim_clock_start=sim,
                                rules_path=Path(args.rules) if args.rules else None,
-                               executor=executor)
+                               executor=executor, notifier=args.notifier,
+                               metrics_port=args.metrics_port)
     asyncio.run(run_forever(config))
     return 0
 
@@ -205,6 +261,8 @@ def cmd_workstation(args: argparse.Namespace) -> int:
     from site_agent.booth_console import run_console
 
     pki_dir = _data_dir(args) / "pki"
+    args.agent = _target(args.agent, _data_dir(args) / "agents" / args.site / "agent.port",
+                         "--agent")
     if args.action == "activate":
         return _activate_workstation(args, pki_dir)
     if not paths_for(pki_dir, "workstation", f"{args.site}/{args.workstation}")[1].exists():
@@ -237,14 +295,14 @@ def _activate_workstation(args: argparse.Namespace, pki_dir: Path) -> int:
                 timeout=UNARY_DEADLINE_S)
         finally:
             await channel.close()
-        return code.code, code.expires_at.ToDatetime()
+        return code.code, code.expires_at.ToDatetime(tzinfo=UTC)
 
     try:
         code, expires = asyncio.run(ask())
     except grpc.aio.AioRpcError as exc:
         raise CliError(f"activation refused: {exc.details()}") from exc
     print(f"activation code for {args.site}/{args.workstation}: {code} "
-          f"(one use, valid until {expires:%H:%M} UTC)")
+          f"(one use, valid until {expires.astimezone(province_tz()):%H:%M %z})")
     return 0
 
 
@@ -358,6 +416,168 @@ def _only_certificate(pki_dir: Path, role: str, option: str) -> str:
     return found[0]
 
 
+# --- the operator's steps of a day (Operator RPCs; evalgrid/operator_client.py) -----------
+
+
+def province_tz() -> tzinfo:
+    """The province's local time, from the rules (`local_utc_offset_minutes`)."""
+    from coordinator.domain.rules import load_rules
+
+    return timezone(timedelta(minutes=load_rules().local_utc_offset_minutes))
+
+
+def _operator_link(args: argparse.Namespace) -> Any:
+    from evalgrid.operator_client import OperatorLink
+
+    data = _data_dir(args)
+    role = getattr(args, "role", "operator")
+    name = args.operator or _only_certificate(data / "pki", role, "--operator")
+    coordinator = args.coordinator or (
+        _target(None, data / "coordinator.port", "--coordinator")
+        if (data / "coordinator.port").exists() else "127.0.0.1:50051")
+    _check_certificate(data / "pki", role, name)
+    return OperatorLink(pki_dir=data / "pki", name=name, coordinator=coordinator,
+                        tz=province_tz(), role=role)
+
+
+def _run_step(step: Any) -> int:
+    """Run one operator step; a refusal is printed with the coordinator's reason (exit 2)."""
+    from rich.console import Console
+
+    from evalgrid.operator_client import OperatorCallError
+
+    try:
+        shown = asyncio.run(step)
+    except OperatorCallError as exc:
+        raise CliError(str(exc)) from None
+    Console().print(shown)
+    return 0
+
+
+def _required_text(value: str, option: str) -> str:
+    if not value.strip():
+        raise CliError(f"{option}: required (it goes to the audit trail)")
+    return value.strip()
+
+
+def cmd_evaluation(args: argparse.Namespace) -> int:
+    from evalgrid import operator_client as op
+
+    link = _operator_link(args)
+    if args.action == "start":
+        return _run_step(op.start_evaluation(link, args.project, args.request_id))
+    return _run_step(op.close_evaluation(link, args.project, args.request_id))
+
+
+def cmd_notice(args: argparse.Namespace) -> int:
+    from evalgrid import operator_client as op
+
+    link = _operator_link(args)
+    if args.action == "list":
+        return _run_step(op.list_notices(link, args.id))
+    if args.action == "resend":
+        return _run_step(op.resend_notice(link, args.id, _required_text(args.reason, "--reason"),
+                                          args.request_id))
+    if args.accept == args.decline:
+        raise CliError("notice reply: give --accept or --decline")
+    reason = args.reason.strip()
+    if args.decline and not reason:
+        raise CliError("--reason: required with --decline (it goes to the audit trail)")
+    return _run_step(op.reply_to_notice(link, args.id, accept=args.accept, reason=reason,
+                                        rid=args.request_id))
+
+
+def cmd_signin_unlock(args: argparse.Namespace) -> int:
+    from evalgrid import operator_client as op
+
+    if not (args.workstation or args.session):
+        raise CliError("signin unlock: give --workstation and/or --session (the locked scope)")
+    link = _operator_link(args)
+    return _run_step(op.unlock_sign_in(link, site_id=args.site,
+                                       workstation_id=args.workstation or "",
+                                       session_id=args.session or "",
+                                       reason=_required_text(args.reason, "--reason"),
+                                       rid=args.request_id))
+
+
+def _local_time(value: str | None, option: str, tz: tzinfo) -> datetime | None:
+    """An ISO date-time; without an offset it is the province's local time."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option}: not an ISO date-time (e.g. 2026-03-03T09:00): "
+                       f"{value!r}") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=tz)
+
+
+def cmd_incident(args: argparse.Namespace) -> int:
+    from evalgrid import operator_client as op
+
+    link = _operator_link(args)
+    if args.action == "list":
+        return _run_step(op.list_incidents(link, args.all))
+    start = _local_time(args.new_start, "--new-start", link.tz)
+    end = _local_time(args.new_end, "--new-end", link.tz)
+    if (start is None) != (end is None):
+        raise CliError("--new-start and --new-end: give both or neither")
+    window = (start, end) if start is not None and end is not None else None
+    return _run_step(op.decide_incident(link, args.incident, args.decision,
+                                        _required_text(args.note, "--note"), window,
+                                        args.request_id))
+
+
+def cmd_projects(args: argparse.Namespace) -> int:
+    from evalgrid import operator_client as op
+
+    if args.day:
+        _iso_day(args.day, "--day")
+    return _run_step(op.list_projects(_operator_link(args), args.day or ""))
+
+
+def cmd_clock_advance(args: argparse.Namespace) -> int:
+    from evalgrid import operator_client as op
+
+    link = _operator_link(args)
+    to = _local_time(args.to, "TIME", link.tz)
+    assert to is not None
+    return _run_step(op.advance_clock(link, to))
+
+
+def cmd_province_inventory(args: argparse.Namespace) -> int:
+    """One site's inventory file for its agent: its line of sites.jsonl (docs/inventory.md)."""
+    source = Path(args.dir) / "sites.jsonl"
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"DIR: cannot read {source}: {exc}") from None
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError as exc:
+            raise CliError(f"{source}:{number}: not JSON: {exc.msg}") from None
+        if isinstance(record, dict) and record.get("id") == args.site:
+            out = Path(args.out)
+            try:
+                out.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n",
+                               encoding="utf-8")
+            except OSError as exc:
+                raise CliError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+            workstations = sum(len(r["workstations"]) for v in record.get("venues", [])
+                               for r in v.get("rooms", []))
+            print(f"wrote the inventory of {args.site} ({workstations} workstations) to {out}")
+            return 0
+    raise CliError(f"--site: no site {args.site!r} in {source}")
+
+
+def _iso_day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option}: a date YYYY-MM-DD, not {value!r}") from None
+
+
 # --- auditors' tools ----------------------------------------------------------------------
 
 
@@ -365,15 +585,22 @@ def cmd_draw_export(args: argparse.Namespace) -> int:
     from coordinator.offline import export_draws
 
     archive = asyncio.run(export_draws(args.project, _data_dir(args), args.redis_url))
-    Path(args.out).write_text(json.dumps(archive, indent=1, sort_keys=True), encoding="utf-8")
+    try:
+        Path(args.out).write_text(json.dumps(archive, indent=1, sort_keys=True),
+                                  encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"--out: cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {len(archive['draws'])} draw(s) of {args.project} to {args.out}")
     return 0
 
 
 def cmd_draw_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_draw_file
+    from evalgrid.progress import phases
 
-    problems, checked = verify_draw_file(Path(args.file))
+    with phases() as phase:
+        phase(f"replaying the draws of {Path(args.file).name}")
+        problems, checked = verify_draw_file(Path(args.file))
     if problems:
         print(f"draw verification FAILED ({checked} draw(s) checked):")
         for problem in problems:
@@ -385,8 +612,11 @@ def cmd_draw_verify(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_audit
+    from evalgrid.progress import phases
 
-    check = asyncio.run(verify_audit(_data_dir(args), args.redis_url))
+    with phases() as phase:
+        phase("checking the chain and every signature")
+        check = asyncio.run(verify_audit(_data_dir(args), args.redis_url))
     if not check.ok:
         print(f"audit trail BROKEN: {check.reason}")
         return 1
@@ -417,10 +647,20 @@ def cmd_audit_fairness(args: argparse.Namespace) -> int:
         executor = make_executor(args.executor)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    from evalgrid.progress import phases
+
     chunk = max(1, args.draws // 32)
+    chunks = [seeds[i:i + chunk] for i in range(0, len(seeds), chunk)]
+    parts = []
     try:
-        parts = executor.map_chunks(tally, pool, [seeds[i:i + chunk]
-                                                  for i in range(0, len(seeds), chunk)])
+        with phases() as phase:
+            # Eight rounds of chunks: a bar that moves, at the cost of a few pool starts.
+            step = phase(f"{args.draws:,} draws on {args.executor}", total=args.draws)
+            per_round = max(1, len(chunks) // 8)
+            for i in range(0, len(chunks), per_round):
+                batch = chunks[i:i + per_round]
+                parts.extend(executor.map_chunks(tally, pool, batch))
+                step(sum(len(c) for c in batch))
     finally:
         executor.close()
     total = Tally()
@@ -510,7 +750,8 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalgrid", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at INFO (EVALGRID_LOG_LEVEL=DEBUG for more)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     pki = sub.add_parser("pki", help="the provincial CA and certificates")
@@ -521,42 +762,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pki_init)
     p = pki_sub.add_parser("issue", help="issue a certificate")
     _add_data_dir(p)
-    p.add_argument("role", choices=["coordinator", "site", "operator", "auditor", "workstation"])
+    p.add_argument("role", choices=["coordinator", "site", "operator", "auditor", "workstation"],
+                   help="what the certificate is for")
     p.add_argument("id", nargs="?", help="site id, operator name, or SITE/WORKSTATION")
     p.add_argument("--host", action="append", help="a host name or IP the server answers on")
     p.set_defaults(func=cmd_pki_issue)
     p = pki_sub.add_parser("revoke", help="revoke a party's certificates (CA-signed CRL)")
     _add_data_dir(p)
     p.add_argument("role", nargs="?",
-                   choices=["coordinator", "site", "operator", "auditor", "workstation"])
+                   choices=["coordinator", "site", "operator", "auditor", "workstation"],
+                   help="whose certificates")
     p.add_argument("id", nargs="?", help="site id, operator name, or SITE/WORKSTATION")
     p.add_argument("--serial", help="revoke one certificate by its serial (hex)")
     p.add_argument("--reason", default="unspecified",
                    choices=["unspecified", "key_compromise", "affiliation_changed",
-                            "superseded", "cessation_of_operation"])
+                            "superseded", "cessation_of_operation"],
+                   help="the CRL reason code")
     p.set_defaults(func=cmd_pki_revoke)
 
     prov = sub.add_parser("province", help="province data files")
     prov_sub = prov.add_subparsers(dest="province_command", required=True)
     p = prov_sub.add_parser("generate", help="write a synthetic province (seeded)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--scale", choices=sorted(SCALES), default="province")
-    p.add_argument("--day", help="day of the projects, YYYY-MM-DD (default today)")
+    p.add_argument("--out", required=True, help="the folder to write the province files to "
+                   "(created if missing)")
+    p.add_argument("--seed", type=int, default=2026, help="the same seed gives the same files")
+    p.add_argument("--scale", choices=sorted(SCALES), default="province",
+                   help="small (a test grid), province or national sizes")
+    p.add_argument("--day", help="day of the projects, YYYY-MM-DD (default: today, local time)")
     for key in SIZE_OPTIONS:
-        p.add_argument(f"--{key}", type=int)
+        p.add_argument(f"--{key}", type=int, help=f"number of {key} (default: the scale's)")
     p.set_defaults(func=cmd_province_generate)
+    p = prov_sub.add_parser("inventory", help="write one site's inventory file for its agent")
+    p.add_argument("dir", help="the folder of province files")
+    p.add_argument("--site", required=True, help="the site id")
+    p.add_argument("--out", required=True, help="the inventory file to write (JSON)")
+    p.set_defaults(func=cmd_province_inventory)
     p = prov_sub.add_parser("import", help="import province files into the coordinator's store")
-    p.add_argument("dir")
+    p.add_argument("dir", help="the folder of province files (docs/province-files.md)")
     _add_data_dir(p)
-    p.add_argument("--redis-url")
+    p.add_argument("--redis-url", help=REDIS_URL_HELP)
     p.set_defaults(func=cmd_province_import)
 
     p = sub.add_parser("coordinator", help="run the provincial coordinator")
     _add_data_dir(p)
-    p.add_argument("--bind", default="127.0.0.1:50051")
+    p.add_argument("--bind", default="127.0.0.1:50051", help="HOST:PORT to serve gRPC on "
+                   "(port 0: any free port, written to DATA_DIR/coordinator.port)")
     p.add_argument("--redis-url", help="use this Redis instead of the embedded one")
     _add_redis_server(p)
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port "
+                   "(HTTP /metrics, on the --bind host; 0: any free port, written to "
+                   "DATA_DIR/metrics.port; default: no endpoint)")
+    p.add_argument("--notifier", default="outbox", help="how notices reach experts: outbox "
+                   "(DATA_DIR/outbox/notices.jsonl, read by a gateway) or webhook:URL (POSTed "
+                   "as JSON to an SMS gateway; also kept in the outbox)")
     p.add_argument("--sim-clock", help="run on a simulated clock starting at this ISO time")
     p.add_argument("--rules", help="a rules file (default: the packaged rules v1)")
     p.add_argument("--sign-in-attempts", type=int, default=5,
@@ -584,10 +842,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("agent", help="run a site agent")
     _add_data_dir(p)
-    p.add_argument("--site", required=True)
-    p.add_argument("--inventory", required=True, help="the site's inventory JSON")
-    p.add_argument("--coordinator", default="127.0.0.1:50051")
-    p.add_argument("--bind", default="127.0.0.1:0")
+    p.add_argument("--site", required=True, help="the site id (its certificate must be in "
+                   "DATA_DIR/pki)")
+    p.add_argument("--inventory", required=True, help="the site's inventory JSON "
+                   "(docs/inventory.md)")
+    p.add_argument("--coordinator", default="127.0.0.1:50051", help="the coordinator, HOST:PORT")
+    p.add_argument("--bind", default="127.0.0.1:0", help="HOST:PORT for the desk and booths "
+                   "(port 0: any free port, written to DATA_DIR/agents/SITE/agent.port)")
     p.add_argument("--enrol-bind", default="127.0.0.1:0",
                    help="where new workstations enrol with a one-time code (server-only TLS); "
                    "'' for none")
@@ -598,9 +859,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run: the booth (enrolling first with --code if it has no "
                    "certificate); activate: site staff issue a one-time enrolment code")
     _add_data_dir(p)
-    p.add_argument("--site", required=True)
-    p.add_argument("--workstation", required=True)
-    p.add_argument("--agent", required=True, help="the site agent, host:port")
+    p.add_argument("--site", required=True, help="the site the booth is at")
+    p.add_argument("--workstation", required=True, help="the workstation id at that site")
+    p.add_argument("--agent", help="the site agent, HOST:PORT (default: the port the agent of "
+                   "this data dir wrote down)")
     p.add_argument("--code", help="the one-time activation code from the site desk")
     p.add_argument("--enrol-agent", help="the agent's enrolment port, HOST:PORT (default: the "
                    "port the agent of this data dir wrote down)")
@@ -608,10 +870,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole grid on a sample province")
     _add_data_dir(p)
-    p.add_argument("--sites", type=int, default=18)
-    p.add_argument("--projects", type=int, default=24)
-    p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--decline-rate", type=float, default=0.05)
+    p.add_argument("--sites", type=int, default=18, help="sites in the sample province")
+    p.add_argument("--projects", type=int, default=24, help="projects of the day")
+    p.add_argument("--seed", type=int, default=2026, help="the province's seed")
+    p.add_argument("--decline-rate", type=float, default=0.05,
+                   help="share of simulated experts who decline their notice")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     p.add_argument("--keep", action="store_true", help="keep existing state in the data dir")
     _add_redis_server(p)
@@ -625,7 +888,7 @@ def build_parser() -> argparse.ArgumentParser:
     tui_sub = tui.add_subparsers(dest="tui_command", required=True)
     p = tui_sub.add_parser("site", help="the site staff console (talks to the site's agent)")
     _add_data_dir(p)
-    p.add_argument("--site", required=True)
+    p.add_argument("--site", required=True, help="the site id (its certificate)")
     p.add_argument("--agent", help="the site agent, HOST:PORT (default: the port the agent "
                    "of this data dir wrote down)")
     p.set_defaults(func=cmd_tui_site)
@@ -641,48 +904,139 @@ def build_parser() -> argparse.ArgumentParser:
     draw = sub.add_parser("draw", help="export and verify draws")
     draw_sub = draw.add_subparsers(dest="draw_command", required=True)
     p = draw_sub.add_parser("export", help="write a self-contained archive of a project's draws")
-    p.add_argument("project")
-    p.add_argument("--out", required=True)
+    p.add_argument("project", help="the project id")
+    p.add_argument("--out", required=True, help="the archive file to write (JSON)")
     _add_data_dir(p)
-    p.add_argument("--redis-url")
+    p.add_argument("--redis-url", help=REDIS_URL_HELP)
     p.set_defaults(func=cmd_draw_export)
     p = draw_sub.add_parser("verify", help="replay an archive; exit 0 only if identical")
-    p.add_argument("file")
+    p.add_argument("file", help="an archive written by `draw export`")
     p.set_defaults(func=cmd_draw_verify)
 
     audit = sub.add_parser("audit", help="audit tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     p = audit_sub.add_parser("verify", help="verify the hash chain and signatures")
     _add_data_dir(p)
-    p.add_argument("--redis-url")
+    p.add_argument("--redis-url", help=REDIS_URL_HELP)
     p.set_defaults(func=cmd_audit_verify)
 
     p = audit_sub.add_parser("fairness", help="many draws on a fixed pool vs. the stated law")
-    p.add_argument("--draws", type=int, default=20000)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--seats", type=int, default=5)
+    p.add_argument("--draws", type=int, default=20000, help="how many draws to tally")
+    p.add_argument("--seed", type=int, default=1, help="seed of the draws' seeds")
+    p.add_argument("--seats", type=int, default=5, help="committee size of each draw")
     p.add_argument("--city-sizes", default="8,12,16,20,24,30,40,60",
                    help="experts per city, one venue per city (comma separated)")
     p.add_argument("--executor", default="local:2",
                    help="local | local:N | ray | ray:N | ray:auto | ray://host:port")
-    p.add_argument("--alpha", type=float, default=0.001)
+    p.add_argument("--alpha", type=float, default=0.001,
+                   help="a p-value below this fails the check (exit 1)")
     p.set_defaults(func=cmd_audit_fairness)
 
     p = audit_sub.add_parser("collusion", help="favour and lock-step signals over the history")
     _add_data_dir(p)
-    p.add_argument("--redis-url")
-    p.add_argument("--min-projects", type=int, default=3)
-    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--redis-url", help=REDIS_URL_HELP)
+    p.add_argument("--min-projects", type=int, default=3,
+                   help="projects an expert or pair must share to be scored")
+    p.add_argument("--top", type=int, default=10, help="rows per table")
     p.add_argument("--executor", default="local",
                    help="local | local:N | ray:N | ray:auto | ray://host:port")
     p.set_defaults(func=cmd_audit_collusion)
 
+    _add_operator_steps(sub)
+
     report = sub.add_parser("report", help="committee reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     p = report_sub.add_parser("verify", help="check a report's signature")
-    p.add_argument("file")
+    p.add_argument("file", help="a report JSON (DATA_DIR/reports/PROJECT.json)")
     p.set_defaults(func=cmd_report_verify)
+    _shows_defaults(parser)
     return parser
+
+
+def _operator_options(parser: argparse.ArgumentParser, *, writes: bool = True) -> None:
+    _add_data_dir(parser)
+    parser.add_argument("--operator", help="the name on the operator certificate (default: the "
+                        "only one in the data dir)")
+    parser.add_argument("--coordinator", help="HOST:PORT (default: the port the coordinator of "
+                        "this data dir wrote down, else 127.0.0.1:50051)")
+    if writes:
+        parser.add_argument("--request-id", help="resend an earlier request: it is applied "
+                            "once, the same answer comes back (default: a fresh id)")
+
+
+def _add_operator_steps(sub: Any) -> None:
+    """The operator's steps of a day, each one RPC (authorized and audited by the coordinator)."""
+    p = sub.add_parser("projects", help="list the projects and their states (operator)")
+    _operator_options(p, writes=False)
+    p.add_argument("--day", help="only windows starting on this local day, YYYY-MM-DD "
+                   "(default: all)")
+    p.set_defaults(func=cmd_projects)
+
+    p = sub.add_parser("evaluation", help="start an evaluation (unseal) or close it (aggregate, "
+                       "signed report, seed revealed)")
+    p.add_argument("action", choices=["start", "close"],
+                   help="start: unseal at the window (audited); close: every sheet signed")
+    p.add_argument("project", help="the project id")
+    _operator_options(p)
+    p.set_defaults(func=cmd_evaluation)
+
+    notice = sub.add_parser("notice", help="notices to drawn experts: list, record an answer, "
+                            "send again")
+    notice_sub = notice.add_subparsers(dest="notice_command", required=True)
+    p = notice_sub.add_parser("list", help="a project's notices (opaque ids, venue, status)")
+    p.add_argument("id", metavar="PROJECT", help="the project id")
+    _operator_options(p, writes=False)
+    p.set_defaults(func=cmd_notice, action="list")
+    p = notice_sub.add_parser("reply", help="record an expert's answer (a decline is redrawn "
+                              "at once: a supplementary draw)")
+    p.add_argument("id", metavar="NOTICE", help="the notice id")
+    p.add_argument("--accept", action="store_true", help="the expert accepts")
+    p.add_argument("--decline", action="store_true", help="the expert declines")
+    p.add_argument("--reason", default="", help="why (required with --decline)")
+    _operator_options(p)
+    p.set_defaults(func=cmd_notice, action="reply")
+    p = notice_sub.add_parser("resend", help="send a notice again through the notifier "
+                              "(same code; audited)")
+    p.add_argument("id", metavar="NOTICE", help="the notice id")
+    p.add_argument("--reason", required=True, help="why it is sent again (audited)")
+    _operator_options(p)
+    p.set_defaults(func=cmd_notice, action="resend")
+
+    signin = sub.add_parser("signin", help="sign-in lockouts")
+    signin_sub = signin.add_subparsers(dest="signin_command", required=True)
+    p = signin_sub.add_parser("unlock", help="lift a sign-in lockout (too many wrong codes)")
+    p.add_argument("--site", required=True, help="the guest site")
+    p.add_argument("--workstation", help="the locked workstation (its id at that site)")
+    p.add_argument("--session", help="the locked seat (its opaque session id)")
+    p.add_argument("--reason", required=True, help="why the lock is lifted (audited)")
+    _operator_options(p)
+    p.set_defaults(func=cmd_signin_unlock)
+
+    clock = sub.add_parser("clock", help="a rehearsal's simulated clock (--sim-clock)")
+    clock_sub = clock.add_subparsers(dest="clock_command", required=True)
+    p = clock_sub.add_parser("advance", help="move the coordinator's simulated clock forward")
+    p.add_argument("to", metavar="TIME", help="ISO date-time (province time unless an offset "
+                   "is given), e.g. 2026-03-02T09:00")
+    _operator_options(p, writes=False)
+    p.set_defaults(func=cmd_clock_advance)
+
+    incident = sub.add_parser("incident", help="site failures at or during a window")
+    incident_sub = incident.add_subparsers(dest="incident_command", required=True)
+    p = incident_sub.add_parser("list", help="open incidents, their deadlines and the "
+                                "decisions open now")
+    p.add_argument("--all", action="store_true", help="closed ones too")
+    _operator_options(p, writes=False)
+    p.set_defaults(func=cmd_incident, action="list")
+    p = incident_sub.add_parser("decide", help="record the decision the rules leave to people")
+    p.add_argument("incident", help="the incident id")
+    p.add_argument("decision", choices=["wait", "postpone", "reevaluate"],
+                   help="what was decided (the incident list says which are open now)")
+    p.add_argument("--note", required=True, help="whose decision and why (audited)")
+    p.add_argument("--new-start", help="postpone / reevaluate: when the new committee sits, "
+                   "ISO date-time (province time unless an offset is given)")
+    p.add_argument("--new-end", help="the end of that new window")
+    _operator_options(p)
+    p.set_defaults(func=cmd_incident, action="decide")
 
 
 def main(argv: list[str] | None = None) -> int:

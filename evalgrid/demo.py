@@ -421,7 +421,8 @@ class _Grid:
         # An expert knows only the venue and the time from the notice: group by time.
         seats_by_start: dict[str, list[dict[str, str]]] = defaultdict(list)
         for notice in self.accepted:
-            seats_by_start[datetime.fromisoformat(notice["start"]).isoformat()].append(notice)
+            seats_by_start[datetime.fromisoformat(notice["start"]).astimezone(UTC).isoformat()
+                           ].append(notice)
         task = progress.add_task("evaluate and report", total=len(self.drawn))
         for start in sorted(by_start):
             await self.operator.AdvanceClock(operator_pb2.AdvanceClockRequest(

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ class SiteAgent:
         self.config = config
         self.inventory = inventory
         self.booths = SiteBooths(config.site_id, booths_from_inventory(inventory))
+        self._started = time.monotonic()
+        self._applied = 0  # commands carried out (a figure for the coordinator's metrics)
         self.channel = secure_channel(
             config.coordinator, channel_credentials(config.pki_dir, "site", config.site_id)
         )
@@ -248,9 +251,23 @@ class SiteAgent:
                 self._last_sent[entry.workstation_id] = key
         if not report.workstations and not heartbeat:
             return None
+        if heartbeat or full:
+            report.figures.update(self.figures())
         self._seq += 1
         report.seq = self._seq
         return site_link_pb2.AgentMessage(status=report)
+
+    def figures(self) -> dict[str, float]:
+        """What this agent tells the coordinator's metrics: booths by state, offline records
+        waiting to be forwarded, commands applied, seconds up."""
+        counts: dict[str, float] = {}
+        for entry in self.booths.board():
+            key = f"booths_{entry.state.value}"
+            counts[key] = counts.get(key, 0) + 1
+        counts["offline_pending"] = len(self.offline.journal.pending())
+        counts["commands_applied"] = self._applied
+        counts["uptime_s"] = round(time.monotonic() - self._started, 1)
+        return counts
 
     async def _stream(self) -> None:
         acks: asyncio.Queue[site_link_pb2.AgentMessage] = asyncio.Queue()
@@ -290,6 +307,7 @@ class SiteAgent:
                                             error=str(exc))
         if not self._restoring and not repeat:
             self.offline.applied(command)  # journaled before the ack goes up
+        self._applied += 1
         self.status_changed()
         return site_link_pb2.CommandAck(command_id=command.command_id, ok=True)
 

@@ -28,6 +28,18 @@ def load_inventory(path: Path) -> tuple[str, common_pb2.Inventory]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise InventoryError(f"{path}: {exc}") from exc
+    try:
+        return _parse(data)
+    except (TypeError, AttributeError, ValueError) as exc:
+        if isinstance(exc, InventoryError):
+            raise
+        raise InventoryError(f"{path}: not an inventory (docs/inventory.md): an object with "
+                             "id and venues[].rooms[].workstations[] lists is expected") from None
+
+
+def _parse(data: Any) -> tuple[str, common_pb2.Inventory]:
+    if not isinstance(data, dict):
+        raise InventoryError("site: a JSON object is expected")
     site_id = str(_require(data, "id", "site"))
     inventory = common_pb2.Inventory()
     for vi, venue in enumerate(_require(data, "venues", "site")):

@@ -20,4 +20,11 @@ async def run_forever(config: AgentConfig, inventory_path: Path, port_file: Path
         if agent.enrolment is not None:  # written first: agent.port says "ready" to watchers
             port_file.with_name("enrol.port").write_text(str(agent.enrolment.port))
         port_file.write_text(str(port))
+    host = config.bind.rsplit(":", 1)[0]
+    enrol = (f"; workstation enrolment on {(config.enrol_bind or '').rsplit(':', 1)[0]}:"
+             f"{agent.enrolment.port}" if agent.enrolment is not None else "")
+    print(f"agent {site_id} ready: desk and booths (mutual TLS) on {host}:{port}{enrol}; "
+          f"linking to the coordinator at {config.coordinator}; SIGTERM or Ctrl-C stops it",
+          flush=True)
     await run_until_signalled(agent.stop)
+    print(f"agent {site_id} stopped", flush=True)

@@ -288,8 +288,21 @@ def test_audit_verify_names_a_removed_or_garbled_entry(
     ["coordinator", "--sim-clock", "tomorrow", "--data-dir", "no-such-dir"],
     ["audit", "fairness", "--city-sizes", "a,b"],
     ["audit", "fairness", "--executor", "threads", "--draws", "10"],
+    ["province", "generate", "--day", "2026/12/05", "--out", "prov"],
+    ["province", "generate", "--scale", "small", "--out", "a-file/prov"],
+    ["province", "generate", "--scale", "small", "--sites", "0", "--out", "prov"],
+    ["province", "import", "no-such-dir", "--data-dir", "d"],
+    ["province", "inventory", "no-such-dir", "--site", "S0001", "--out", "s.json"],
+    ["coordinator", "--notifier", "carrier-pigeon", "--data-dir", "d"],
+    ["coordinator", "--metrics-port", "70000", "--data-dir", "d"],
+    ["incident", "decide", "inc-1", "wait", "--note", "x", "--new-start", "soon",
+     "--new-end", "later", "--operator", "nobody", "--data-dir", "d"],
+    ["notice", "reply", "ntc-1", "--decline", "--operator", "nobody", "--data-dir", "d"],
+    ["projects", "--day", "tomorrow", "--data-dir", "d"],
+    ["agent", "--site", "S0001", "--inventory", "a-file", "--data-dir", "d"],
 ])
 def test_bad_input_is_a_message_not_a_traceback(argv: list[str], tmp_short: Path) -> None:
+    (tmp_short / "a-file").write_text("not a folder")
     done = subprocess.run([sys.executable, "-m", "evalgrid.cli", *argv], cwd=tmp_short,
                           env=ENV, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2, done.stdout + done.stderr
@@ -314,3 +327,28 @@ def test_pseudonyms_are_stable_per_expert_and_keyed() -> None:
     assert pseudonym(b"k" * 32, "E1") != pseudonym(b"k" * 32, "E2")
     assert pseudonym(b"k" * 32, "E1") != pseudonym(b"j" * 32, "E1")
     assert "E1" not in pseudonym(b"k" * 32, "E1")
+
+
+def test_every_option_has_help_and_states_its_default() -> None:
+    import argparse
+
+    from evalgrid.cli import build_parser
+
+    missing: list[str] = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    parser = build_parser()
+    walk(parser, "evalgrid")
+    assert missing == []
+    # Defaults are said in the help text.
+    generate = subprocess.run([sys.executable, "-m", "evalgrid.cli", "province", "generate",
+                               "--help"], env={**ENV, "COLUMNS": "200"}, capture_output=True,
+                              text=True, timeout=60, check=True).stdout
+    assert "(default: 2026)" in generate and "(default: province)" in generate

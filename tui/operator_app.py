@@ -42,6 +42,7 @@ from tui.operator_model import (
     project_lines,
 )
 from tui.operator_seats import ProjectSeatsScreen
+from tui.operator_steps import OperatorStepScreen
 from tui.states import PROVINCE_TZ, window_text
 from tui.tables import refill, selected_key
 
@@ -57,6 +58,10 @@ HELP = [
     ("Up / Down", "select a row"),
     ("Enter", "on a project: its seats (then d for a leave or no-show)"),
     ("d", "supplementary draw for the selected exception (or project seat)"),
+    ("c", "close the selected project's evaluation (signed report)"),
+    ("n / r / x", "notices of the project / resend one / record a decline"),
+    ("i / e", "incidents / decide one (wait, postpone, reevaluate)"),
+    ("u", "lift a sign-in lockout (site, workstation or session, reason)"),
     ("/", "search by project or site (filters every list); Enter keeps it"),
     ("Esc", "clear the search"),
     ("?", "this help"),
@@ -108,6 +113,9 @@ class OperatorConsole(App[None]):
         Binding("slash", "search", "search"),
         Binding("d", "draw", "suppl. draw"),
         Binding("escape", "clear_search", "clear", show=False),
+        *(Binding(key, f"step('{name}')", name, show=False) for key, name in (
+            ("c", "close"), ("n", "notices"), ("r", "resend"), ("x", "decline"),
+            ("i", "incidents"), ("e", "decide"), ("u", "unlock"))),
         *(Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)),
         Binding("q", "quit", "quit"),
     ]
@@ -495,6 +503,23 @@ class OperatorConsole(App[None]):
         ok = outcome.endswith("redrawn")
         self.alert("ok" if ok else "warning",
                    f"{request.project_id}: {outcome} (session {request.session_id})")
+
+    def action_step(self, name: str) -> None:
+        """Another step of the day (tui/operator_steps.py), prefilled from the selection."""
+        self.push_screen(OperatorStepScreen(name, self.client.step, self._step_values()))
+
+    def _step_values(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        tab = self.query_one(TabbedContent).active
+        if tab == "projects":
+            values["project"] = selected_key(self.query_one("#projects-table", DataTable)) or ""
+        issue = self._selected_issue() if tab == "exceptions" else None
+        if issue is not None:
+            values.update(project=issue.project_id, site=issue.site_id,
+                          workstation=issue.workstation_id, session=issue.session_id)
+            if issue.kind.startswith("incident"):
+                values["incident"] = issue.key.split(":", 1)[-1]
+        return {k: v for k, v in values.items() if v}
 
     def action_help(self) -> None:
         keys = [(k, what) for k, what in HELP

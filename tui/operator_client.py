@@ -123,6 +123,11 @@ class OperatorClient(Protocol):
         """A supplementary draw for a seat (`no_show` or `leave`); returns the outcome."""
         ...
 
+    async def step(self, name: str, fields: Mapping[str, str]) -> str:
+        """One of the operator's other steps (tui/operator_steps.py `STEPS`): the answer as
+        text; raises `ClientError` with the coordinator's reason when refused."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -211,5 +216,53 @@ class GrpcOperatorClient:
             raise client_error(exc) from None
         return str(reply.outcome)
 
+    async def step(self, name: str, fields: Mapping[str, str]) -> str:
+        try:
+            return await _run_step(self._stub, name, fields)
+        except grpc.aio.AioRpcError as exc:
+            raise client_error(exc) from None
+
     async def close(self) -> None:
         await self._channel.close()
+
+
+async def _run_step(stub: operator_pb2_grpc.OperatorStub, name: str,
+                    f: Mapping[str, str]) -> str:
+    """The RPC behind each console step; lists come back as lines of text."""
+    rid = request_id()
+    if name == "close":
+        closed = await stub.CloseEvaluation(operator_pb2.ProjectRequest(
+            request_id=rid, project_id=f["project"]), timeout=120)
+        return f"{f['project']}: {closed.state}; report {closed.detail}"
+    if name == "unlock":
+        lifted = await stub.UnlockSignIn(operator_pb2.UnlockSignInRequest(
+            request_id=rid, site_id=f["site"], workstation_id=f.get("workstation", ""),
+            session_id=f.get("session", ""), reason=f["reason"]), timeout=30)
+        return "lifted: " + ", ".join(lifted.unlocked) if lifted.unlocked else \
+            "nothing was locked there"
+    if name == "notices":
+        listed = await stub.ListNotices(operator_pb2.ListNoticesRequest(
+            project_id=f["project"]), timeout=30)
+        return "\n".join(f"{n.notice_id}  {n.expert_ref}  {n.status}  {n.venue}"[:72]
+                         for n in listed.notices) or "no notices"
+    if name in ("resend", "decline"):
+        if name == "resend":
+            sent = await stub.ResendNotice(operator_pb2.ResendNoticeRequest(
+                request_id=rid, notice_id=f["notice"], reason=f["reason"]), timeout=30)
+            return f"notice {f['notice']}: {sent.outcome}"
+        answered = await stub.ReplyToNotice(operator_pb2.NoticeReplyRequest(
+            request_id=rid, notice_id=f["notice"], accept=False, reason=f["reason"]),
+            timeout=60)
+        return f"notice {f['notice']}: {answered.outcome}"
+    if name == "incidents":
+        found = await stub.ListIncidents(operator_pb2.ListIncidentsRequest(
+            include_closed=True), timeout=30)
+        return "\n".join(f"{i.incident_id}  {i.project_id}  {i.site_id}  {i.state}  "
+                         f"may: {','.join(i.allowed) or '-'}"[:72]
+                         for i in found.incidents) or "no incidents"
+    if name == "decide":
+        decided = await stub.DecideIncident(operator_pb2.DecideIncidentRequest(
+            request_id=rid, incident_id=f["incident"], decision=f["decision"],
+            note=f["note"]), timeout=120)
+        return f"incident {f['incident']}: {decided.outcome} (now {decided.incident.state})"
+    raise ClientError(f"step: no step {name!r}", code="INVALID_ARGUMENT")

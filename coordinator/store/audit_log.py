@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import redis.asyncio as aioredis
@@ -96,6 +96,7 @@ class AuditLog:
         self._append = redis.register_script(_APPEND_LUA)
         self._lock = asyncio.Lock()
         self._head: ChainHead | None = None
+        self.on_retry: Callable[[], object] | None = None  # told of each lost race (metrics)
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -118,6 +119,8 @@ class AuditLog:
             head = self._head if self._head is not None else await self.head()
             for attempt in range(self._max_attempts):
                 if attempt:
+                    if self.on_retry is not None:
+                        self.on_retry()
                     # Lost a race to another writer: back off with jitter so two writers do
                     # not keep colliding in lock-step.
                     await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))

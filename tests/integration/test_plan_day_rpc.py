@@ -4,6 +4,7 @@ reservations, a retry is harmless, bad requests are refused naming the field, op
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 import grpc
 import pytest
@@ -79,7 +80,7 @@ async def test_a_day_planned_over_grpc(grid: Grid) -> None:
     expected: Counter[tuple[str, object]] = Counter()
     for notice in grid.notices():
         project = next(p for p in grid.province.projects
-                       if p.window.start.isoformat() == notice["start"])
+                       if p.window.start == datetime.fromisoformat(notice["start"]))
         expected[(grid.site_of_venue(notice["venue_id"]), project.window.start)] += 1
     await grid.wait_held(expected)  # type: ignore[arg-type]
 

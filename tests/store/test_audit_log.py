@@ -108,9 +108,12 @@ async def test_stale_writer_cannot_fork_the_chain(
     b = new_log(aioredis.Redis.from_url(redis_server.url), signing_key)
     await a.append("k", "s", {})
     await b.append("k", "s", {})  # b learns head 1, appends 2
+    retries: list[int] = []
+    a.on_retry = lambda: retries.append(1)  # what the metrics count (audit retries)
     third = await a.append("k", "s", {"from": "a"})  # a's cached head is 1: refused, rebuilt
     assert third.seq == 3 and third.prev_hash == (await b.entries())[1].hash
     assert (await a.verify()).ok
+    assert retries == [1]
 
 
 async def test_forged_xadd_is_detected(

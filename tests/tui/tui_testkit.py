@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -173,6 +173,8 @@ class FakeOperatorClient:
     grid: GridView = field(default_factory=sample_grid)
     events: list[AuditEvent] = field(default_factory=sample_events)
     outcome: str = "no_show-redrawn"
+    step_answer: str = "done"
+    step_refusal: Exception | None = None
     calls: list[tuple[str, Any]] = field(default_factory=list)
     grids: asyncio.Queue[GridView | Exception] = field(default_factory=asyncio.Queue)
     audit: asyncio.Queue[AuditEvent] = field(default_factory=asyncio.Queue)
@@ -207,6 +209,12 @@ class FakeOperatorClient:
                              note: str) -> str:
         self.calls.append(("replace_member", (project_id, session_id, reason, note)))
         return self.outcome
+
+    async def step(self, name: str, fields: Mapping[str, str]) -> str:
+        self.calls.append(("step", (name, dict(fields))))
+        if self.step_refusal is not None:
+            raise self.step_refusal
+        return self.step_answer
 
     async def close(self) -> None:
         self.closed = True

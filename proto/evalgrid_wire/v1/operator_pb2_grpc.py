@@ -109,6 +109,16 @@ class OperatorStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentReply.FromString,
                 _registered_method=True)
+        self.ListNotices = channel.unary_unary(
+                '/evalgrid.v1.Operator/ListNotices',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ListNoticesRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ListNoticesReply.FromString,
+                _registered_method=True)
+        self.ResendNotice = channel.unary_unary(
+                '/evalgrid.v1.Operator/ResendNotice',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeReply.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -219,6 +229,20 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListNotices(self, request, context):
+        """The notices of a project as an operator may see them (no code, no name), and sending one
+        again through the notifier (same code; audited) when an expert says it never arrived.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResendNotice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -296,6 +320,16 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.DecideIncident,
                     request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentReply.SerializeToString,
+            ),
+            'ListNotices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotices,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ListNoticesRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ListNoticesReply.SerializeToString,
+            ),
+            'ResendNotice': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResendNotice,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -703,6 +737,60 @@ class Operator:
             '/evalgrid.v1.Operator/DecideIncident',
             evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_operator__pb2.DecideIncidentReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/ListNotices',
+            evalgrid__wire_dot_v1_dot_operator__pb2.ListNoticesRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.ListNoticesReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResendNotice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/ResendNotice',
+            evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeReply.FromString,
             options,
             channel_credentials,
             insecure,

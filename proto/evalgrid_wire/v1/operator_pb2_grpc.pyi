@@ -64,6 +64,11 @@ class OperatorStub:
     the rules leave to people (wait / postpone after 2 h, re-evaluate after 4 h): audited.
     """
     DecideIncident: _grpc.UnaryUnaryMultiCallable[_operator_pb2.DecideIncidentRequest, _operator_pb2.DecideIncidentReply]
+    ListNotices: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ListNoticesRequest, _operator_pb2.ListNoticesReply]
+    """The notices of a project as an operator may see them (no code, no name), and sending one
+    again through the notifier (same code; audited) when an expert says it never arrived.
+    """
+    ResendNotice: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ResendNoticeRequest, _operator_pb2.ResendNoticeReply]
 
 @_typing.type_check_only
 class OperatorAsyncStub(OperatorStub):
@@ -101,6 +106,11 @@ class OperatorAsyncStub(OperatorStub):
     the rules leave to people (wait / postpone after 2 h, re-evaluate after 4 h): audited.
     """
     DecideIncident: _aio.UnaryUnaryMultiCallable[_operator_pb2.DecideIncidentRequest, _operator_pb2.DecideIncidentReply]  # type: ignore[assignment]
+    ListNotices: _aio.UnaryUnaryMultiCallable[_operator_pb2.ListNoticesRequest, _operator_pb2.ListNoticesReply]  # type: ignore[assignment]
+    """The notices of a project as an operator may see them (no code, no name), and sending one
+    again through the notifier (same code; audited) when an expert says it never arrived.
+    """
+    ResendNotice: _aio.UnaryUnaryMultiCallable[_operator_pb2.ResendNoticeRequest, _operator_pb2.ResendNoticeReply]  # type: ignore[assignment]
 
 class OperatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -225,5 +235,22 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.DecideIncidentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.DecideIncidentReply, _abc.Awaitable[_operator_pb2.DecideIncidentReply]]: ...
+
+    @_abc_1.abstractmethod
+    def ListNotices(
+        self,
+        request: _operator_pb2.ListNoticesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ListNoticesReply, _abc.Awaitable[_operator_pb2.ListNoticesReply]]:
+        """The notices of a project as an operator may see them (no code, no name), and sending one
+        again through the notifier (same code; audited) when an expert says it never arrived.
+        """
+
+    @_abc_1.abstractmethod
+    def ResendNotice(
+        self,
+        request: _operator_pb2.ResendNoticeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ResendNoticeReply, _abc.Awaitable[_operator_pb2.ResendNoticeReply]]: ...
 
 def add_OperatorServicer_to_server(servicer: OperatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

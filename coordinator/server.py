@@ -25,6 +25,7 @@ from evalgrid.clock import Clock, SimClock, SystemClock
 from evalgrid.datadir import DataDir
 from evalgrid.lifecycle import run_until_signalled
 from evalgrid.lockout import LockoutPolicy
+from evalgrid.pki import ensure_signing_certificate
 from evalgrid.revocation import RevocationGuard, Revocations
 from evalgrid.serving import Served, start_server
 from evalgrid.tls import server_credentials
@@ -82,6 +83,8 @@ class Coordinator:
             lease_clock=self.config.lease_clock,
             lockout=self.config.lockout,
         )
+        self.workflow.signer_certificate = ensure_signing_certificate(
+            self.data.pki, self.workflow.signing_key.public_key())
         await self.workflow.load()
         self._schedule = asyncio.create_task(self.workflow.run_schedule(), name="schedule")
         # Revocation: the CRL in pki/ is watched, enforced per call, audited and sent to sites.

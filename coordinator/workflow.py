@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -39,6 +38,7 @@ from coordinator.domain.fault_rules import Phase, phase_of
 from coordinator.domain.liveness import Link, LivenessPolicy
 from coordinator.domain.model import Project
 from coordinator.domain.pii import PiiKeys
+from coordinator.domain.randomness import spare_workstation
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.draw_intents import (
@@ -120,6 +120,9 @@ class Workflow:
         self.rules = rules
         self.master_key = master_key
         self.signing_key = signing_key
+        # The CA's `signer` certificate for that key (PEM), put into reports and exports so an
+        # auditor with ca.pem alone can check them; "" where the data dir has no CA.
+        self.signer_certificate = ""
         self.notifier = notifier
         self.reports_dir = reports_dir
         self.registry = Registry(redis, PiiKeys.from_master(master_key))
@@ -1018,6 +1021,7 @@ class Workflow:
                 bid_codes=self._bid_codes(project), draws=[
                     await self._draw_public(d) for d in alloc.draw_ids],
                 signing_key=self.signing_key, now=self.clock.now(),
+                signer_certificate=self.signer_certificate,
             )
             await self.registry.set_project_state(project_id, "reported")
             await self.release_sessions(project, alloc)
@@ -1161,7 +1165,10 @@ class Workflow:
                         if ws.id not in busy and ws.room_id not in rooms_taken)
         start, end = project.window.start_ts, project.window.end_ts
         if spares:
-            new_ws, new_room = secrets.choice(spares)  # a spare at random, as seats are drawn
+            # A spare at random, replayably: from the committed seed of the seat's draw.
+            seed = bytes.fromhex(str((await self._sealed_archive(seat.draw_id))["seed"]))
+            new_ws, new_room = spares[spare_workstation(
+                seed, seat.session_id, seat.workstation_id, [ws for ws, _ in spares])]
             booked = await self.bookings.reserve_all(
                 [BookingItem(ws_resource(new_ws), start, end, seat.session_id)])
             if booked.ok:
@@ -1182,7 +1189,8 @@ class Workflow:
                                                   workstation_id=new_ws, window=window)))
                 await self._record("seat.moved", project.id, {
                     "session": seat.session_id, "from": old_ws, "to": new_ws,
-                    "reason": "workstation fault"})
+                    "reason": "workstation fault", "draw_id": seat.draw_id,
+                    "spares": [ws for ws, _ in spares]})
                 return "moved"
         if not redraw:
             return "no-spare"

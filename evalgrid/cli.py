@@ -14,6 +14,10 @@ import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evalgrid.trust import PinnedTrust
 
 DEFAULT_DATA_DIR = Path("data-dir")
 
@@ -29,8 +33,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from coordinator.store.embedded_redis import EmbeddedRedisError
     from coordinator.store.keys import KeyFileError
     from evalgrid.pki import PkiError
+    from evalgrid.trust import TrustError
 
-    return (OfflineError, KeyFileError, PkiError, RulesError, EmbeddedRedisError)
+    return (OfflineError, KeyFileError, PkiError, RulesError, EmbeddedRedisError, TrustError)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -316,6 +321,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """The day plan, as an operator client of the coordinator (Operator.PlanDay)."""
     from evalgrid.plan_client import PlanRequestError, run_plan_client
 
+    if args.date == "reveal":
+        return _reveal_plan(args)
+    if args.reveal_date is not None:
+        raise CliError(f"one DATE, not {args.date!r} and {args.reveal_date!r}")
     try:
         day = date.fromisoformat(args.date)
     except ValueError as exc:
@@ -340,6 +349,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
 
 
+def _reveal_plan(args: argparse.Namespace) -> int:
+    from coordinator.offline import reveal_plan_seeds
+
+    try:
+        day = date.fromisoformat(args.reveal_date or "")
+    except ValueError as exc:
+        raise CliError(f"plan reveal DATE: a date YYYY-MM-DD, not {args.reveal_date!r}") from exc
+    revealed = asyncio.run(reveal_plan_seeds(day.isoformat(), _data_dir(args), args.redis_url))
+    for plan_id, seed in revealed:
+        print(f"plan {plan_id} of {day}: seed {seed}")
+    print("each project's seed is HMAC-SHA256(plan seed, project id); `evalgrid draw verify` "
+          "checks it")
+    return 0
+
+
 def _only_certificate(pki_dir: Path, role: str, option: str) -> str:
     """The subject of the one certificate of `role` in this data dir; else ask for it."""
     found = sorted(p.stem for p in (pki_dir / role).glob("*.pem"))
@@ -361,23 +385,67 @@ def cmd_draw_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_trust(parser: argparse.ArgumentParser) -> None:
+    """Where a verifier takes the coordinator's key from: never from the file it checks."""
+    group = parser.add_argument_group(
+        "pinned key", "the coordinator's signing key, from one of these (default: the data "
+        "dir's own key); the key a file names is believed only if it agrees")
+    group.add_argument("--key", metavar="FILE", help="the coordinator's public key (PEM)")
+    group.add_argument("--fingerprint", metavar="HEX",
+                       help="SHA-256 of the coordinator's raw public key")
+    group.add_argument("--ca", metavar="FILE", help="the provincial CA (ca.pem): it certifies "
+                       "the signing key (certificate of role signer, carried by the file or "
+                       "given with --cert)")
+    group.add_argument("--cert", metavar="FILE", help="with --ca: the signing certificate")
+    _add_data_dir(parser)
+
+
+def _trust(args: argparse.Namespace) -> PinnedTrust:
+    from evalgrid.trust import PinnedTrust
+
+    chosen = [name for name in ("key", "fingerprint", "ca") if getattr(args, name)]
+    if len(chosen) > 1:
+        raise CliError(f"pin one key: --{chosen[0]} and --{chosen[1]} both given")
+    if args.cert and not args.ca:
+        raise CliError("--cert needs --ca: a certificate is believed only if the CA signed it")
+    if args.key:
+        return PinnedTrust.from_key_file(Path(args.key))
+    if args.fingerprint:
+        return PinnedTrust.from_fingerprint(args.fingerprint)
+    if args.ca:
+        return PinnedTrust.from_ca(Path(args.ca), Path(args.cert) if args.cert else None)
+    return PinnedTrust.from_data_dir(_data_dir(args))
+
+
 def cmd_draw_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_draw_file
 
-    problems, checked = verify_draw_file(Path(args.file))
+    trust = _trust(args)
+    problems, checked = verify_draw_file(Path(args.file), trust,
+                                         accept_unanchored=args.accept_unanchored)
     if problems:
         print(f"draw verification FAILED ({checked} draw(s) checked):")
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    print(f"draw verified: {checked} draw(s) replayed, identical committee, venues and seats")
+    try:
+        anchored = json.loads(Path(args.file).read_text("utf-8"))["format"] != \
+            "evalgrid-draw-archive/1"
+    except (OSError, ValueError, KeyError, TypeError):
+        anchored = False
+    how = "anchored in the signed audit chain and replayed" if anchored else \
+        "replayed (format 1: NOT anchored in the audit chain)"
+    print(f"draw verified against {trust.source}: {checked} draw(s) {how}, identical "
+          "committee, venues and seats")
     return 0
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_audit
 
-    check = asyncio.run(verify_audit(_data_dir(args), args.redis_url))
+    pinned = any((args.key, args.fingerprint, args.ca))
+    check = asyncio.run(verify_audit(_data_dir(args), args.redis_url,
+                                     _trust(args) if pinned else None))
     if not check.ok:
         print(f"audit trail BROKEN: {check.reason}")
         return 1
@@ -486,13 +554,15 @@ def cmd_audit_collusion(args: argparse.Namespace) -> int:
 def cmd_report_verify(args: argparse.Namespace) -> int:
     from coordinator.report import verify_report
 
-    problems = verify_report(Path(args.file))
+    trust = _trust(args)
+    problems = verify_report(Path(args.file), trust)
     if problems:
         print("report verification FAILED:")
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    print(f"report verified: {args.file} is signed by the coordinator and unaltered")
+    print(f"report verified: {args.file} is signed by the coordinator ({trust.source}) and "
+          "unaltered")
     return 0
 
 
@@ -558,9 +628,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", help="auto | ray://host:port (needs --executor ray)")
     p.set_defaults(func=cmd_coordinator)
 
-    p = sub.add_parser("plan", help="draw every project of a day (the day plan)")
-    p.add_argument("date", help="the day, YYYY-MM-DD (local time of the windows)")
+    p = sub.add_parser("plan", help="draw every project of a day (the day plan); `plan "
+                       "reveal DATE` reveals its seed after the awards")
+    p.add_argument("date", help="the day, YYYY-MM-DD (local time of the windows), or reveal")
+    p.add_argument("reveal_date", nargs="?", metavar="DATE",
+                   help="after `reveal`: the day whose plan seed to reveal")
     _add_data_dir(p)
+    p.add_argument("--redis-url", help="with reveal: the coordinator's Redis")
     p.add_argument("--operator", help="the name on the operator certificate (default: the "
                    "only one in the data dir)")
     p.add_argument("--coordinator", help="HOST:PORT (default: the port the coordinator of "
@@ -635,14 +709,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.add_argument("--redis-url")
     p.set_defaults(func=cmd_draw_export)
-    p = draw_sub.add_parser("verify", help="replay an archive; exit 0 only if identical")
+    p = draw_sub.add_parser("verify", help="check an archive's anchors, replay it; exit 0 only "
+                            "if both hold")
     p.add_argument("file")
+    _add_trust(p)
+    p.add_argument("--accept-unanchored", action="store_true",
+                   help="accept a format-1 archive, which carries no audit entries (replay only)")
     p.set_defaults(func=cmd_draw_verify)
 
     audit = sub.add_parser("audit", help="audit tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     p = audit_sub.add_parser("verify", help="verify the hash chain and signatures")
-    _add_data_dir(p)
+    _add_trust(p)
     p.add_argument("--redis-url")
     p.set_defaults(func=cmd_audit_verify)
 
@@ -670,6 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_sub = report.add_subparsers(dest="report_command", required=True)
     p = report_sub.add_parser("verify", help="check a report's signature")
     p.add_argument("file")
+    _add_trust(p)
     p.set_defaults(func=cmd_report_verify)
     return parser
 

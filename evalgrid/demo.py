@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,7 @@ async def run_demo(options: DemoOptions) -> int:
                           console=console, transient=False) as progress:
                 await grid.play_day(progress)
         await grid.close()
+        await _reveal_plans(grid, data, redis_server.url, console)
 
         check = await check_grid(data.root, redis_server.url)
     finally:
@@ -241,6 +242,20 @@ async def run_demo(options: DemoOptions) -> int:
     ok = (summary["projects_reported"] == summary["projects"] and not check.double_bookings
           and not check.rule_violations and check.audit_intact and not stats.errors)
     return 0 if ok else 1
+
+
+async def _reveal_plans(grid: _Grid, data: DataDir, redis_url: str, console: Console) -> None:
+    """After the awards, as the coordinator's operators would: reveal each day plan's seed so
+    `draw verify` can check every project's seed derivation."""
+    from coordinator.offline import OfflineError, reveal_plan_seeds
+
+    for day in grid.plan_days:
+        try:
+            revealed = await reveal_plan_seeds(day.isoformat(), data.root, redis_url)
+        except OfflineError as exc:
+            grid.stats.errors.append(f"plan reveal {day}: {exc}")
+            continue
+        console.print(f"plan seed of {day} revealed ({len(revealed)} plan(s))")
 
 
 async def _day_under_console(grid: _Grid, data: DataDir, target: str) -> bool:
@@ -309,6 +324,7 @@ class _Grid:
         self.rng = rng
         self.options = options
         self.experts = {e.id: e for e in province.experts}
+        self.plan_days: list[date] = []
         self.site_of_venue = {v.id: s.id for s in province.sites for v in s.venues}
         self.projects = {p.id: p for p in province.projects}
         self.drawn: list[str] = []
@@ -356,6 +372,7 @@ class _Grid:
         task = progress.add_task("three-random draws (plan)", total=len(self.projects))
         days = sorted({(p.window.start + timedelta(hours=8)).date()  # the demo runs in UTC+8
                        for p in self.projects.values()})
+        self.plan_days = days
         done = 0
         for day in days:
             summary = None

@@ -12,7 +12,6 @@ each draw in Redis (the workflow's recoverable `_place`), the project states. Th
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import threading
 import time
@@ -338,7 +337,9 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         order = projects_of_day(
             (p for p in workflow.desk.projects() if states.get(p.id) == "registered"),
             day, offset)
-        plan_seed = secrets.token_bytes(32)  # never from a request: nobody may grind for one
+        # Both shares, the coordinator's and the supervisor's (committed before it was
+        # revealed); refused while the supervisor's is awaited, until the audited fallback.
+        plan_seed, making = await workflow.seed_shares.plan_seed(day)
         plan_id = opaque_id("plan")
         digest = projects_digest([p.id for p in order])
         # Kept sealed until the awards (`evalgrid plan reveal DAY`): then anyone checks that
@@ -350,7 +351,7 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         await workflow._record("plan.committed", day.isoformat(), {
             "plan_id": plan_id, "day": day.isoformat(), "seed_hash": seed_hash(plan_seed),
             "projects": len(order), "projects_digest": digest, "executor": executor.name,
-            "seed_derivation": "HMAC-SHA256(plan seed, project id)"})
+            "seed_derivation": "HMAC-SHA256(plan seed, project id)", **making})
 
         async def place(planned: PlannedDraw) -> None:
             outcome = await _place_planned(workflow, planned, plan_id)

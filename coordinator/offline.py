@@ -20,7 +20,12 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.allocation import Allocation
-from coordinator.domain.anchoring import ANCHOR_KINDS, check_anchors, entries_from_export
+from coordinator.domain.anchoring import (
+    ANCHOR_KINDS,
+    SEED_KINDS,
+    check_anchors,
+    entries_from_export,
+)
 from coordinator.domain.audit import (
     AuditEntry,
     AuditFormatError,
@@ -139,8 +144,10 @@ async def export_draws(project_id: str, data_dir: Path,
         entries = await log.entries()
         plans = {e.detail.get("plan_id") for e in entries if e.kind == "draw.committed"
                  and e.detail.get("draw_id") in alloc.draw_ids and e.detail.get("plan_id")}
+        days = {e.subject for e in entries if e.kind == "plan.committed"
+                and e.detail.get("plan_id") in plans}
         anchors = [json.loads(entry_to_json(e)) for e in entries
-                   if _anchors(e, project_id, set(alloc.draw_ids), plans)]
+                   if _anchors(e, project_id, set(alloc.draw_ids), plans, days)]
         await log.append("draw.exported", project_id, {"draws": len(draws)})
     return {"format": EXPORT_FORMAT, "project_id": project_id, "draws": draws,
             "audit": anchors,
@@ -149,12 +156,15 @@ async def export_draws(project_id: str, data_dir: Path,
                                                                  signing.public_key())}}
 
 
-def _anchors(entry: AuditEntry, project_id: str, draw_ids: set[str], plans: set[Any]) -> bool:
+def _anchors(entry: AuditEntry, project_id: str, draw_ids: set[str], plans: set[Any],
+             days: set[str]) -> bool:
     """Whether an export of `project_id` carries this entry."""
     if entry.kind not in ANCHOR_KINDS:
         return False
     if entry.kind in ("plan.committed", "plan.seed_revealed"):
         return entry.detail.get("plan_id") in plans
+    if entry.kind in SEED_KINDS:
+        return entry.subject in days
     if entry.kind == "draw.seed_revealed":
         return entry.subject in draw_ids
     if entry.kind in ("draw.committed", "draw.placed"):
@@ -268,10 +278,22 @@ async def reveal_plan_seeds(day: str, data_dir: Path,
             seed = str(unseal_json(key, SealedBox.from_json(text(raw[b"sealed"])),
                                    project_id=str(plan_id), purpose="plan-seed")["seed"])
             await redis.hset(PLAN_SEED.format(plan_id), "seed", seed)
-            await log.append("plan.seed_revealed", day, {"plan_id": plan_id, "day": day,
-                                                          "seed": seed})
+            await log.append("plan.seed_revealed", day, {
+                "plan_id": plan_id, "day": day, "seed": seed,
+                "coordinator_secret": await _coordinator_share(redis, key, day)})
             revealed.append((str(plan_id), seed))
     return revealed
+
+
+async def _coordinator_share(redis: aioredis.Redis, key: bytes, day: str) -> str:
+    """The coordinator's share of a day's seed, hex ("" for a day without one)."""
+    from coordinator.seed_shares import SEED_SHARE
+
+    raw = await redis.hget(SEED_SHARE.format(day), "coordinator_sealed")
+    if raw is None:
+        return ""
+    return str(unseal_json(key, SealedBox.from_json(text(raw)), project_id=SEED_SHARE.format(
+        day), purpose="seed-share")["secret"])
 
 
 def pseudonym(key: bytes, expert_id: str) -> str:

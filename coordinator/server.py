@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -16,6 +16,7 @@ from coordinator.domain.rules import load_rules
 from coordinator.enrolment import Enrolments
 from coordinator.notifier import FileOutbox
 from coordinator.revocation_feed import CrlFeed
+from coordinator.seed_shares import DEFAULT_WAIT
 from coordinator.service import OperatorService, SiteLinkService
 from coordinator.site_links import default_policy
 from coordinator.store.embedded_redis import EmbeddedRedis
@@ -46,6 +47,8 @@ class CoordinatorConfig:
     executor: str = "local"  # batch work (the day plan): local, local:N, ray[:N], ray:auto, ray://
     # Wrong one-time codes allowed per seat, workstation and desk before sign-in locks there.
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    # How long a day plan waits for the supervisor's seed share before the audited fallback.
+    seed_wait: timedelta = DEFAULT_WAIT
 
 
 def open_redis(data: DataDir, redis_url: str | None) -> tuple[str, EmbeddedRedis | None]:
@@ -83,6 +86,7 @@ class Coordinator:
             lease_clock=self.config.lease_clock,
             lockout=self.config.lockout,
         )
+        self.workflow.seed_shares.wait = self.config.seed_wait
         self.workflow.signer_certificate = ensure_signing_certificate(
             self.data.pki, self.workflow.signing_key.public_key())
         await self.workflow.load()

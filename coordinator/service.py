@@ -611,6 +611,26 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             summary=operator_pb2.PlanSummary(**summary))
 
     @answers_errors
+    async def CommitSeedShare(self, request: operator_pb2.SeedShareCommit,
+                              context: grpc.aio.ServicerContext
+                              ) -> operator_pb2.SeedShareState:
+        who = authorize("Operator.CommitSeedShare")
+        state = await self.workflow.seed_shares.commit(
+            _day(request.day), request.commitment.strip().lower(), request.public_source.strip(),
+            by=str(who))
+        return operator_pb2.SeedShareState(**state.__dict__)
+
+    @answers_errors
+    async def RevealSeedShare(self, request: operator_pb2.SeedShareReveal,
+                              context: grpc.aio.ServicerContext
+                              ) -> operator_pb2.SeedShareState:
+        who = authorize("Operator.RevealSeedShare")
+        state = await self.workflow.seed_shares.reveal(
+            _day(request.day), request.secret.strip().lower(), request.public_value.strip(),
+            by=str(who))
+        return operator_pb2.SeedShareState(**state.__dict__)
+
+    @answers_errors
     async def UnlockSignIn(self, request: operator_pb2.UnlockSignInRequest,
                            context: grpc.aio.ServicerContext
                            ) -> operator_pb2.UnlockSignInReply:
@@ -623,6 +643,13 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             unlock_scopes(request.site_id, request.workstation_id, request.session_id),
             site_id=request.site_id, reason=request.reason.strip()[:500], by=str(who))
         return operator_pb2.UnlockSignInReply(unlocked=lifted)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise WorkflowError("day", f"a date YYYY-MM-DD, not {text[:40]!r}") from None
 
 
 def _incident(incident: Incident, now: datetime) -> operator_pb2.Incident:

@@ -55,6 +55,7 @@ from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw
 from coordinator.notifier import Notice, Notifier
 from coordinator.province import codec
 from coordinator.report import write_report
+from coordinator.seed_shares import SeedShares
 from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
 from coordinator.store.audit_log import AuditLog
@@ -123,6 +124,8 @@ class Workflow:
         # The CA's `signer` certificate for that key (PEM), put into reports and exports so an
         # auditor with ca.pem alone can check them; "" where the data dir has no CA.
         self.signer_certificate = ""
+        # The two shares of each day's seed (coordinator and supervisor): seed_shares.py.
+        self.seed_shares = SeedShares(self)
         self.notifier = notifier
         self.reports_dir = reports_dir
         self.registry = Registry(redis, PiiKeys.from_master(master_key))

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -170,11 +170,14 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
 
     if args.sign_in_attempts < 1:
         raise CliError("--sign-in-attempts: at least 1")
+    if not 0 <= args.seed_wait_minutes <= 24 * 60:
+        raise CliError("--seed-wait-minutes: 0 to 1440")
     config = CoordinatorConfig(lockout=LockoutPolicy(max_failures=args.sign_in_attempts),
                                data_dir=_data_dir(args), bind=args.bind,
                                redis_url=args.redis_url, sim_clock_start=sim,
                                rules_path=Path(args.rules) if args.rules else None,
-                               executor=executor)
+                               executor=executor,
+                               seed_wait=timedelta(minutes=args.seed_wait_minutes))
     asyncio.run(run_forever(config))
     return 0
 
@@ -361,6 +364,70 @@ def _reveal_plan(args: argparse.Namespace) -> int:
         print(f"plan {plan_id} of {day}: seed {seed}")
     print("each project's seed is HMAC-SHA256(plan seed, project id); `evalgrid draw verify` "
           "checks it")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    """The supervisor's share of a day's seed (auditor certificate): commit, later reveal."""
+    import hashlib
+    import secrets
+
+    import grpc
+    from evalgrid_wire.v1 import operator_pb2, operator_pb2_grpc
+
+    from evalgrid.ids import request_id
+    from evalgrid.tls import channel_credentials, secure_channel
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError as exc:
+        raise CliError(f"DATE: a date YYYY-MM-DD, not {args.date!r}") from exc
+    data = _data_dir(args)
+    auditor = args.auditor or _only_certificate(data / "pki", "auditor", "--auditor")
+    _check_certificate(data / "pki", "auditor", auditor)
+    target = args.coordinator or (_target(None, data / "coordinator.port", "--coordinator")
+                                  if (data / "coordinator.port").exists() else "127.0.0.1:50051")
+    secret_file = Path(args.secret_file)
+    if args.seed_command == "commit":
+        if secret_file.exists():
+            raise CliError(f"--secret-file: {secret_file} exists; a share is made once a day")
+        secret = secrets.token_bytes(32)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secret.hex() + "\n")
+    else:
+        try:
+            secret = bytes.fromhex(secret_file.read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--secret-file: cannot read a hex secret from {secret_file}") from exc
+
+    async def call() -> operator_pb2.SeedShareState:
+        channel = secure_channel(target, channel_credentials(data / "pki", "auditor", auditor))
+        stub = operator_pb2_grpc.OperatorStub(channel)
+        try:
+            reply: operator_pb2.SeedShareState
+            if args.seed_command == "commit":
+                reply = await stub.CommitSeedShare(operator_pb2.SeedShareCommit(
+                    request_id=request_id(), day=day.isoformat(),
+                    commitment=hashlib.sha256(secret).hexdigest(),
+                    public_source=args.public_source or ""), timeout=30)
+            else:
+                reply = await stub.RevealSeedShare(operator_pb2.SeedShareReveal(
+                    request_id=request_id(), day=day.isoformat(), secret=secret.hex(),
+                    public_value=args.public_value or ""), timeout=30)
+            return reply
+        except grpc.aio.AioRpcError as exc:
+            raise CliError(f"{exc.code().name}: {exc.details()}") from exc
+        finally:
+            await channel.close()
+
+    state = asyncio.run(call())
+    print(f"seed share of {day}: {state.state}; coordinator commitment "
+          f"{state.coordinator_commitment[:16]}, supervisor commitment "
+          f"{state.supervisor_commitment[:16]}")
+    if args.seed_command == "commit":
+        print(f"keep {secret_file} secret; reveal it once the coordinator's commitment above "
+              "is in the audit trail: evalgrid seed reveal DATE --secret-file FILE")
     return 0
 
 
@@ -626,6 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch work of the day plan: local (in-process), local:N processes, "
                    "ray or ray:N (a local Ray); with --ray-address, a Ray cluster")
     p.add_argument("--ray-address", help="auto | ray://host:port (needs --executor ray)")
+    p.add_argument("--seed-wait-minutes", type=float, default=30,
+                   help="how long a day plan waits for the supervisor's seed share before it "
+                   "falls back, audited, to the coordinator's alone (default 30; 0: at once)")
     p.set_defaults(func=cmd_coordinator)
 
     p = sub.add_parser("plan", help="draw every project of a day (the day plan); `plan "
@@ -645,6 +715,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "cluster (refused if it is not)")
     p.add_argument("--request-id", help="resend a plan request: the same summary comes back")
     p.set_defaults(func=cmd_plan)
+
+    seed = sub.add_parser("seed", help="a supervisor's share of a day's seed (auditor "
+                          "certificate): commit, then reveal")
+    seed_sub = seed.add_subparsers(dest="seed_command", required=True)
+    for name, what in (("commit", "make a secret into --secret-file and commit to it"),
+                       ("reveal", "reveal the secret kept in --secret-file")):
+        p = seed_sub.add_parser(name, help=what)
+        p.add_argument("date", help="the day, YYYY-MM-DD")
+        p.add_argument("--secret-file", required=True, help="where the share is kept (0600)")
+        p.add_argument("--auditor", help="the name on the auditor certificate (default: the "
+                       "only one in the data dir)")
+        p.add_argument("--coordinator", help="HOST:PORT (default: as `evalgrid plan`)")
+        if name == "commit":
+            p.add_argument("--public-source", help="a public value to mix in, named now "
+                           "(e.g. a lottery draw not yet held)")
+        else:
+            p.add_argument("--public-value", help="the named public value, now known")
+        _add_data_dir(p)
+        p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("agent", help="run a site agent")
     _add_data_dir(p)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -46,6 +48,7 @@ from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S, to_timestamp
 
 OPERATOR = "demo-operator"
+SUPERVISOR = "demo-supervisor"  # an auditor certificate: the seed share, nothing else
 
 
 @dataclass
@@ -157,6 +160,7 @@ async def run_demo(options: DemoOptions) -> int:
     init_ca(data.pki)
     issue(data.pki, "coordinator", "coordinator")
     issue(data.pki, "operator", OPERATOR)
+    issue(data.pki, "auditor", SUPERVISOR)
     for site in province.sites:
         issue(data.pki, "site", site.id)
 
@@ -367,6 +371,20 @@ class _Grid:
                 timeout=UNARY_DEADLINE_S)
             progress.advance(task)
 
+    async def supervise(self, day: date) -> None:
+        """The supervisor's share of the day's seed (its own auditor certificate): commit, see
+        the coordinator's commitment come back, then reveal (seed_protocol.py)."""
+        supervisor = operator_pb2_grpc.OperatorStub(
+            self._channel(self.target, "auditor", SUPERVISOR))
+        secret = secrets.token_bytes(32)
+        state = await supervisor.CommitSeedShare(operator_pb2.SeedShareCommit(
+            request_id=request_id(), day=day.isoformat(),
+            commitment=hashlib.sha256(secret).hexdigest()), timeout=30)
+        if not state.coordinator_commitment:
+            raise RuntimeError("the coordinator did not commit to its share")
+        await supervisor.RevealSeedShare(operator_pb2.SeedShareReveal(
+            request_id=request_id(), day=day.isoformat(), secret=secret.hex()), timeout=30)
+
     async def draw_all(self, progress: Progress) -> None:
         """The day plan: one Operator.PlanDay per day draws its projects, in plan order."""
         task = progress.add_task("three-random draws (plan)", total=len(self.projects))
@@ -377,6 +395,7 @@ class _Grid:
         for day in days:
             summary = None
             try:
+                await self.supervise(day)
                 async for update in self.operator.PlanDay(operator_pb2.PlanDayRequest(
                         request_id=request_id(), day=day.isoformat()), timeout=600):
                     if update.HasField("summary"):

@@ -29,6 +29,7 @@ from coordinator.domain.draw import (
     make_archive,
 )
 from coordinator.domain.fairness import fairness_pool
+from coordinator.domain.seed_protocol import commitment, final_seed
 from coordinator.offline import EXPORT_FORMAT, verify_draw_file
 from coordinator.report import canonical, verify_report
 from coordinator.store.keys import public_key_hex
@@ -327,3 +328,41 @@ def test_a_plan_draw_checks_its_seed_derivation(tmp_path: Path) -> None:
     problems = _verify(tmp_path, ground, _pinned(key))
     assert problems == ["draws[0]: its seed is not HMAC-SHA256(seed of plan plan-1, 'FAIR'): "
                         "not derived from the committed plan seed"]
+
+
+def _shared_plan(key: Ed25519PrivateKey, *, reveal_after: bool = True,
+                 supervisor: bytes = bytes(range(50, 82))) -> dict[str, Any]:
+    """A plan whose seed combines the coordinator's and the supervisor's committed shares."""
+    coordinator = bytes(range(1, 33))
+    plan_seed = final_seed(coordinator, supervisor, "")
+    export = _export(key, plan_seed=plan_seed)
+    rows = export["audit"]
+    plan, *rest = rows
+    plan["detail"] |= {"seed_protocol": "evalgrid-seed-v1",
+                       "coordinator_commitment": commitment(coordinator),
+                       "supervisor_commitment": commitment(supervisor),
+                       "supervisor_secret": supervisor.hex(), "public_value": ""}
+    rest[-1]["detail"]["coordinator_secret"] = coordinator.hex()
+    day = "2026-03-02"
+    shares = [("seed.coordinator_committed", day, {"commitment": commitment(coordinator)}),
+              ("seed.supervisor_revealed", day, {"secret": supervisor.hex()})]
+    if not reveal_after:
+        shares.reverse()
+    entries = _chain(key, [*shares, *((r["kind"], r["subject"], r["detail"])
+                                      for r in [plan, *rest])])
+    export["audit"] = [json.loads(entry_to_json(e)) for e in entries]
+    return export
+
+
+def test_a_plan_seed_must_combine_both_committed_shares(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    assert _verify(tmp_path, _shared_plan(key), _pinned(key)) == []
+    early = _verify(tmp_path, _shared_plan(key, reveal_after=False), _pinned(key))
+    assert early == ["draws[0]: plan plan-1: the supervisor's share was not revealed after the "
+                     "coordinator committed to its own (or the reveal is not in the chain)"]
+    # The coordinator claims a supervisor share of its own choosing in the plan entry.
+    forged = _shared_plan(key)
+    forged["audit"][2]["detail"]["supervisor_secret"] = bytes(32).hex()
+    problems = _verify(tmp_path, forged, _pinned(key))
+    assert any("the supervisor's share: supervisor: the revealed secret does not hash" in p
+               for p in problems)

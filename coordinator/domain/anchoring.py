@@ -33,13 +33,17 @@ from coordinator.domain.audit import (
 from coordinator.domain.audit import canonical_json as _canonical_json
 from coordinator.domain.day_plan import project_seed, seed_hash
 from coordinator.domain.randomness import spare_workstation
+from coordinator.domain.seed_protocol import SeedRefused, check_reveal, final_seed
 
 __all__ = ["ANCHOR_KINDS", "COMMITMENT_FIELDS", "check_anchors", "entries_from_export",
            "move_problems"]
 
+#: The seed shares of a day (coordinator/seed_shares.py), by the day as subject.
+SEED_KINDS = ("seed.coordinator_committed", "seed.supervisor_committed",
+              "seed.supervisor_revealed", "seed.fallback")
 #: Audit kinds an export carries for its draws.
 ANCHOR_KINDS = frozenset({"draw.committed", "draw.placed", "draw.seed_revealed", "seat.moved",
-                          "plan.committed", "plan.seed_revealed"})
+                          "plan.committed", "plan.seed_revealed", *SEED_KINDS})
 #: The commitment fields the signed ``draw.committed`` entry must repeat.
 COMMITMENT_FIELDS = ("draw_id", "seed_hash", "input_digest", "rules_version", "parent")
 
@@ -172,6 +176,44 @@ def _plan_problems(where: str, committed: AuditEntry, seed: object,
     if seed != derived:
         return [f"{where}: its seed is not HMAC-SHA256(seed of plan {plan_id}, "
                 f"{committed.subject!r}): not derived from the committed plan seed"]
+    if "seed_protocol" in plan.detail:
+        return [f"{where}: {p}" for p in _share_problems(plan, reveals[-1], plan_seed, entries)]
+    return []
+
+
+def _share_problems(plan: AuditEntry, reveal: AuditEntry, plan_seed: bytes,
+                    entries: Sequence[AuditEntry]) -> list[str]:
+    """The plan seed is the protocol's combination of both shares (seed_protocol.py), each
+    committed in the chain before the other was revealed."""
+    d, day = plan.detail, plan.subject
+    try:
+        coordinator = bytes.fromhex(str(reveal.detail.get("coordinator_secret", "")))
+        check_reveal("coordinator", coordinator, str(d.get("coordinator_commitment")))
+    except (ValueError, SeedRefused) as exc:
+        return [f"plan {d.get('plan_id')}: the coordinator's share: {exc}"]
+    cc = [e for e in entries if e.kind == "seed.coordinator_committed" and e.subject == day
+          and e.detail.get("commitment") == d.get("coordinator_commitment")]
+    if not cc or cc[0].seq >= plan.seq:
+        return [f"plan {d.get('plan_id')}: the coordinator's commitment to its share is not "
+                "signed into the chain before the plan"]
+    supervisor: bytes | None = None
+    if "supervisor_secret" in d:
+        try:
+            supervisor = bytes.fromhex(str(d["supervisor_secret"]))
+            check_reveal("supervisor", supervisor, str(d.get("supervisor_commitment")))
+        except (ValueError, SeedRefused) as exc:
+            return [f"plan {d.get('plan_id')}: the supervisor's share: {exc}"]
+        sr = [e for e in entries if e.kind == "seed.supervisor_revealed" and e.subject == day
+              and e.detail.get("secret") == d["supervisor_secret"]]
+        if not sr or not cc[0].seq < sr[0].seq < plan.seq:
+            return [f"plan {d.get('plan_id')}: the supervisor's share was not revealed after "
+                    "the coordinator committed to its own (or the reveal is not in the chain)"]
+    elif not any(e.kind == "seed.fallback" and e.subject == day for e in entries):
+        return [f"plan {d.get('plan_id')}: no supervisor's share and no audited fallback"]
+    expected = final_seed(coordinator, supervisor, str(d.get("public_value", "")))
+    if expected != plan_seed:
+        return [f"plan {d.get('plan_id')}: the plan seed is not the combination of the two "
+                "committed shares"]
     return []
 
 

@@ -184,8 +184,8 @@ def verify_draw_file(path: Path, trust: PinnedTrust, *,
         archive = json.loads(path.read_text(encoding="utf-8"))
         draws = archive["draws"]
         version = archive["format"]
-        if not isinstance(draws, list):
-            raise TypeError("draws must be a list")
+        if not isinstance(draws, list) or not all(isinstance(d, dict) for d in draws):
+            raise TypeError("draws must be a list of objects")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         return [f"{path}: not a draw archive ({exc})"], 0
     if version not in EXPORT_FORMATS:

@@ -366,3 +366,18 @@ def test_a_plan_seed_must_combine_both_committed_shares(tmp_path: Path) -> None:
     problems = _verify(tmp_path, forged, _pinned(key))
     assert any("the supervisor's share: supervisor: the revealed secret does not hash" in p
                for p in problems)
+
+
+@pytest.mark.parametrize("body", [
+    b"\xff\xfe", b"[]", b'{"format": "evalgrid-draw-archive/2", "draws": [1]}',
+    b'{"format": "evalgrid-draw-archive/1", "draws": [null]}',
+    b'{"format": "evalgrid-draw-archive/2", "draws": [{"commitment": 5}], "audit": [{"a": 1}],'
+    b' "signer": {}}',
+    b'{"format": "evalgrid-draw-archive/2", "draws": [{"commitment": {"draw_id": "x"}, "seed":'
+    b' 3, "result": 7}], "audit": "x", "signer": {"key": "00"}}',
+])
+def test_a_malformed_export_is_named_never_a_crash(tmp_path: Path, body: bytes) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(body)
+    problems, _ = verify_draw_file(path, _pinned(Ed25519PrivateKey.generate()))
+    assert problems and all(isinstance(p, str) and p for p in problems)

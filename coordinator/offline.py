@@ -144,6 +144,10 @@ async def export_draws(project_id: str, data_dir: Path,
         entries = await log.entries()
         plans = {e.detail.get("plan_id") for e in entries if e.kind == "draw.committed"
                  and e.detail.get("draw_id") in alloc.draw_ids and e.detail.get("plan_id")}
+        derived = {_seed_day(e) for e in entries
+                   if e.kind == "draw.committed" and e.detail.get("draw_id") in alloc.draw_ids}
+        plans |= {e.detail.get("plan_id") for e in entries
+                  if e.kind in ("plan.committed", "plan.seed_revealed") and e.subject in derived}
         days = {e.subject for e in entries if e.kind == "plan.committed"
                 and e.detail.get("plan_id") in plans}
         anchors = [json.loads(entry_to_json(e)) for e in entries
@@ -154,6 +158,12 @@ async def export_draws(project_id: str, data_dir: Path,
             "signer": {"key": public_key_hex(signing),
                        "certificate": ensure_signing_certificate(DataDir(data_dir).pki,
                                                                  signing.public_key())}}
+
+
+def _seed_day(entry: AuditEntry) -> str | None:
+    """The day whose seed a draw's seed derives from (a supplementary draw), if any."""
+    seed_from = entry.detail.get("seed_from")
+    return str(seed_from.get("day")) if isinstance(seed_from, dict) else None
 
 
 def _anchors(entry: AuditEntry, project_id: str, draw_ids: set[str], plans: set[Any],
@@ -257,7 +267,8 @@ async def reveal_plan_seeds(day: str, data_dir: Path,
         states = await Registry(redis).project_states()
         for plan_id in plans:  # every plan of the day checked before any is revealed
             draws = {e.detail.get("draw_id"): e.subject for e in entries
-                     if e.kind == "draw.committed" and e.detail.get("plan_id") == plan_id}
+                     if e.kind == "draw.committed" and (e.detail.get("plan_id") == plan_id
+                                                        or _seed_day(e) == day)}
             placed = sorted({draws[e.detail.get("draw_id")] for e in entries
                              if e.kind == "draw.placed" and e.detail.get("draw_id") in draws})
             waiting = [p for p in placed if states.get(p) != "reported"]

@@ -144,6 +144,21 @@ class SeedShares:
             "by": by})
         return self._state(day, await self._fields(day))
 
+    async def fixed_seed(self, day: date) -> bytes | None:
+        """The day's seed once a plan has fixed it (both shares, or the fallback), else None:
+        later draws of the day (supplementary draws) derive their seeds from it."""
+        f = await self._fields(day)
+        if not f.get("used") or f.get("state") not in ("revealed", "fallback"):
+            return None
+        key = SEED_SHARE.format(day.isoformat())
+        coordinator = bytes.fromhex(str(unseal_json(
+            self.workflow.master_key, SealedBox.from_json(f["coordinator_sealed"]),
+            project_id=key, purpose="seed-share")["secret"]))
+        if f["state"] == "fallback":
+            return final_seed(coordinator, None)
+        return final_seed(coordinator, bytes.fromhex(f["supervisor_secret"]),
+                          f.get("public_value", ""))
+
     async def plan_seed(self, day: date) -> tuple[bytes, dict[str, Any]]:
         """The day plan's seed and what `plan.committed` records of its making; refused
         (WorkflowError, precondition) while the supervisor's share is awaited."""

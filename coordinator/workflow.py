@@ -33,6 +33,7 @@ from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
 from coordinator.domain import scoring
 from coordinator.domain.audit import AuditEntry
+from coordinator.domain.day_plan import local_day, project_seed
 from coordinator.domain.draw import Seat
 from coordinator.domain.fault_rules import Phase, phase_of
 from coordinator.domain.liveness import Link, LivenessPolicy
@@ -613,15 +614,22 @@ class Workflow:
                               s.workstation_id, s.room_id)
                          for s in alloc.seats if s.active or s is seat]
             previous = await self._sealed_archive(alloc.draw_ids[-1])
+            # From the day's seed when a plan fixed it (both shares): not the coordinator's pick.
+            day = local_day(project.window.start, self.rules.local_utc_offset_minutes)
+            day_seed = await self.seed_shares.fixed_seed(day)
+            label = f"{project_id}/{len(alloc.draw_ids)}"
+            derived = {} if day_seed is None else {
+                "seed_from": {"day": day.isoformat(), "label": label}}
             try:
                 prepared = self.desk.prepare_supplementary(
                     project, self.clock.now(), previous, committee, [seat.expert_id],
-                    self._down())
+                    self._down(), None if day_seed is None else project_seed(day_seed, label))
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
                 return f"{status}-no-replacement"
-            await self._record("draw.committed", project_id, prepared.commitment_record())
+            await self._record("draw.committed", project_id,
+                               {**prepared.commitment_record(), **derived})
             result = self.desk.run(prepared)
             if isinstance(result, str):
                 await self._save_allocation(alloc)

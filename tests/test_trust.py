@@ -381,3 +381,25 @@ def test_a_malformed_export_is_named_never_a_crash(tmp_path: Path, body: bytes) 
     path.write_bytes(body)
     problems, _ = verify_draw_file(path, _pinned(Ed25519PrivateKey.generate()))
     assert problems and all(isinstance(p, str) and p for p in problems)
+
+
+def _resigned(key: Ed25519PrivateKey, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    entries = _chain(key, [(r["kind"], r["subject"], r["detail"]) for r in rows])
+    return [json.loads(entry_to_json(e)) for e in entries]
+
+
+def test_a_supplementary_draw_must_derive_from_the_days_seed(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    plan_seed = bytes(range(100, 132))
+    export = _export(key, plan_seed=plan_seed)
+    committed = export["audit"][1]
+    assert committed["kind"] == "draw.committed"
+    del committed["detail"]["plan_id"]
+    committed["detail"]["seed_from"] = {"day": "2026-03-02", "label": "FAIR"}
+    export["audit"] = _resigned(key, export["audit"])
+    assert _verify(tmp_path, export, _pinned(key)) == []
+    # The same draw claimed as the project's second draw: its seed does not derive.
+    export["audit"][1]["detail"]["seed_from"]["label"] = "FAIR/1"
+    export["audit"] = _resigned(key, export["audit"])
+    assert _verify(tmp_path, export, _pinned(key)) == [
+        "draws[0]: its seed is not HMAC-SHA256(seed of 2026-03-02, 'FAIR/1')"]

@@ -116,6 +116,10 @@ def check_anchors(draws: Sequence[Mapping[str, Any]], entries: Sequence[AuditEnt
                     f"entry seq {committed.seq} signed {committed.detail.get(name)!r}")
         if committed.detail.get("plan_id"):
             problems += _plan_problems(where, committed, archive.get("seed"), entries)
+        seed_from = committed.detail.get("seed_from")
+        if isinstance(seed_from, Mapping):
+            problems += _day_seed_problems(where, committed, seed_from, archive.get("seed"),
+                                           entries)
         digest = outcome_digests[i] if i < len(outcome_digests) else None
         if digest is None:
             continue
@@ -178,6 +182,29 @@ def _plan_problems(where: str, committed: AuditEntry, seed: object,
                 f"{committed.subject!r}): not derived from the committed plan seed"]
     if "seed_protocol" in plan.detail:
         return [f"{where}: {p}" for p in _share_problems(plan, reveals[-1], plan_seed, entries)]
+    return []
+
+
+def _day_seed_problems(where: str, committed: AuditEntry, seed_from: Mapping[str, Any],
+                       seed: object, entries: Sequence[AuditEntry]) -> list[str]:
+    """A later draw of a planned day (a supplementary draw): its seed is
+    HMAC-SHA256(the day's plan seed, label), the plan seed committed before this draw."""
+    day, label = str(seed_from.get("day")), str(seed_from.get("label"))
+    reveals = [e for e in entries if e.kind == "plan.seed_revealed" and e.subject == day]
+    if not reveals:
+        return [f"{where}: its seed derives from the seed of {day}, which is not revealed "
+                f"(`evalgrid plan reveal {day}` after the awards): the derivation is unchecked"]
+    try:
+        plan_seed = bytes.fromhex(str(reveals[-1].detail.get("seed")))
+        derived = project_seed(plan_seed, label).hex()
+    except ValueError as exc:
+        return [f"{where}: the revealed seed of {day} is unusable: {exc}"]
+    if not any(e.kind == "plan.committed" and e.subject == day and e.seq < committed.seq
+               and e.detail.get("seed_hash") == seed_hash(plan_seed) for e in entries):
+        return [f"{where}: the revealed seed of {day} was not committed by a plan before "
+                "this draw"]
+    if seed != derived:
+        return [f"{where}: its seed is not HMAC-SHA256(seed of {day}, {label!r})"]
     return []
 
 

@@ -151,9 +151,10 @@ class PinnedTrust:
             return carried, ""
         assert self.ca_pem is not None
         if not carried_cert:
+            named = f"signed by key {short(key_fingerprint(carried))}, but " if carried else ""
             return None, (
-                "signer: the file carries no signing certificate to check against the CA; "
-                "give --cert FILE or pin --key / --fingerprint"
+                f"signer: {named}the file carries no signing certificate to check against the "
+                "CA; give --cert FILE or pin --key / --fingerprint"
             )
         try:
             certified = signing_key_from_certificate(self.ca_pem, carried_cert.encode())

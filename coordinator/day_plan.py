@@ -12,7 +12,6 @@ each draw in Redis (the workflow's recoverable `_place`), the project states. Th
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import threading
 import time
@@ -47,6 +46,7 @@ from coordinator.domain.day_plan import (
 from coordinator.domain.draw import Seat
 from coordinator.domain.eligibility import screen
 from coordinator.domain.model import Project
+from coordinator.domain.seal import seal_json
 from coordinator.drawing import DrawDesk, PlacedDraw, PreparedDraw
 
 if TYPE_CHECKING:
@@ -304,6 +304,9 @@ def _executor(spec: str) -> Executor:
     return executor
 
 
+#: The sealed plan seed of one plan, by plan id (fields: day, sealed; seed once revealed).
+PLAN_SEED = "plan:{}"
+
 # The coordinator runs gRPC threads: its worker processes start from a fork server, never
 # as forks of the coordinator itself.
 SAFE_START = "forkserver"
@@ -334,13 +337,21 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         order = projects_of_day(
             (p for p in workflow.desk.projects() if states.get(p.id) == "registered"),
             day, offset)
-        plan_seed = secrets.token_bytes(32)  # never from a request: nobody may grind for one
+        # Both shares, the coordinator's and the supervisor's (committed before it was
+        # revealed); refused while the supervisor's is awaited, until the audited fallback.
+        plan_seed, making = await workflow.seed_shares.plan_seed(day)
         plan_id = opaque_id("plan")
         digest = projects_digest([p.id for p in order])
+        # Kept sealed until the awards (`evalgrid plan reveal DAY`): then anyone checks that
+        # each project's seed derives from it.
+        await workflow.redis.hset(PLAN_SEED.format(plan_id), mapping={
+            "day": day.isoformat(),
+            "sealed": seal_json(workflow.master_key, plan_id, "plan-seed",
+                                {"seed": plan_seed.hex(), "day": day.isoformat()}).to_json()})
         await workflow._record("plan.committed", day.isoformat(), {
             "plan_id": plan_id, "day": day.isoformat(), "seed_hash": seed_hash(plan_seed),
             "projects": len(order), "projects_digest": digest, "executor": executor.name,
-            "seed_derivation": "HMAC-SHA256(plan seed, project id)"})
+            "seed_derivation": "HMAC-SHA256(plan seed, project id)", **making})
 
         async def place(planned: PlannedDraw) -> None:
             outcome = await _place_planned(workflow, planned, plan_id)

@@ -263,8 +263,10 @@ class DrawDesk:
     def prepare_supplementary(self, project: Project, now: datetime,
                               previous_archive: dict[str, Any], committee: Sequence[Seat],
                               drop: Iterable[str],
-                              down: frozenset[str] = frozenset()) -> PreparedDraw:
-        """A redraw of the dropped members' seats, chained to the previous draw."""
+                              down: frozenset[str] = frozenset(),
+                              seed: bytes | None = None) -> PreparedDraw:
+        """A redraw of the dropped members' seats, chained to the previous draw; `seed`, when
+        given, derives from the day's seed (coordinator/seed_shares.py), else a fresh one."""
         previous_inputs = inputs_from_json(previous_archive["inputs"])
         parent = record_digest(commitment_from_json(previous_archive["commitment"]),
                                outcome_from_json(previous_archive["result"]))
@@ -272,11 +274,12 @@ class DrawDesk:
         inputs = supplementary_inputs(previous_inputs, committee, set(drop), venues=venues,
                                       candidates=candidates, parent=parent,
                                       rules_version=self.rules.version)
-        return self._commit(project, inputs)
+        return self._commit(project, inputs, seed)
 
     @staticmethod
-    def _commit(project: Project, inputs: DrawInputs) -> PreparedDraw:
-        seed = secrets.token_bytes(32)
+    def _commit(project: Project, inputs: DrawInputs, seed: bytes | None = None
+                ) -> PreparedDraw:
+        seed = seed or secrets.token_bytes(32)
         return PreparedDraw(project=project, inputs=inputs, seed=seed,
                             commitment=commit(seed, inputs))
 

@@ -17,11 +17,25 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.allocation import Allocation
-from coordinator.domain.audit import AuditFormatError, ChainCheck, verify_chain
+from coordinator.domain.anchoring import (
+    ANCHOR_KINDS,
+    SEED_KINDS,
+    check_anchors,
+    entries_from_export,
+)
+from coordinator.domain.audit import (
+    AuditEntry,
+    AuditFormatError,
+    ChainCheck,
+    entry_to_json,
+    verify_chain,
+)
 from coordinator.domain.collusion import ScoreRecord
 from coordinator.domain.draw import (
+    DrawOutcome,
     commitment_from_json,
     outcome_from_json,
     record_digest,
@@ -32,10 +46,17 @@ from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.province.files import load_province
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.embedded_redis import EmbeddedRedis
-from coordinator.store.keys import load_or_create_master_key, load_public_key, public_key_path
+from coordinator.store.keys import (
+    load_or_create_master_key,
+    load_public_key,
+    public_key_hex,
+    public_key_path,
+)
 from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.datadir import DataDir
+from evalgrid.pki import ensure_signing_certificate, signer_cert_path
+from evalgrid.trust import PinnedTrust
 
 
 class OfflineError(Exception):
@@ -97,10 +118,22 @@ async def read_allocation(redis: aioredis.Redis, key: bytes,
                                             project_id=project_id, purpose="allocation"))
 
 
+EXPORT_FORMAT = "evalgrid-draw-archive/2"
+#: Export formats this version reads: each with its own reader in `verify_draw_file`.
+EXPORT_FORMATS = ("evalgrid-draw-archive/1", EXPORT_FORMAT)
+
+
 async def export_draws(project_id: str, data_dir: Path,
                        redis_url: str | None) -> dict[str, Any]:
-    """Every draw of a project (the first and its supplementary draws), self-contained."""
+    """Every draw of a project (the first and its supplementary draws), self-contained.
+
+    Besides the archives it carries the signed audit entries that anchor them (see
+    coordinator/domain/anchoring.py) and names its signer (raw key, and the CA's `signer`
+    certificate where the data dir has a CA); verifiers believe the signer only if it agrees
+    with their pinned key.
+    """
     key = master_key(data_dir)
+    signing = _signing_key(data_dir)
     async with open_store(data_dir, redis_url) as redis:
         alloc = await read_allocation(redis, key, project_id)
         if alloc is None:
@@ -113,18 +146,73 @@ async def export_draws(project_id: str, data_dir: Path,
             if b"seed" not in raw:
                 archive["seed"] = None  # not revealed yet: the archive cannot be replayed
             draws.append(archive)
-        await AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock()).append(
-            "draw.exported", project_id, {"draws": len(draws)})
-    return {"format": "evalgrid-draw-archive/1", "project_id": project_id, "draws": draws}
+        log = AuditLog(redis, signing_key=signing, clock=_NoClock())
+        entries = await log.entries()
+        plans = {e.detail.get("plan_id") for e in entries if e.kind == "draw.committed"
+                 and e.detail.get("draw_id") in alloc.draw_ids and e.detail.get("plan_id")}
+        derived = {_seed_day(e) for e in entries
+                   if e.kind == "draw.committed" and e.detail.get("draw_id") in alloc.draw_ids}
+        plans |= {e.detail.get("plan_id") for e in entries
+                  if e.kind in ("plan.committed", "plan.seed_revealed") and e.subject in derived}
+        days = {e.subject for e in entries if e.kind == "plan.committed"
+                and e.detail.get("plan_id") in plans}
+        anchors = [json.loads(entry_to_json(e)) for e in entries
+                   if _anchors(e, project_id, set(alloc.draw_ids), plans, days)]
+        await log.append("draw.exported", project_id, {"draws": len(draws)})
+    return {"format": EXPORT_FORMAT, "project_id": project_id, "draws": draws,
+            "audit": anchors,
+            "signer": {"key": public_key_hex(signing),
+                       "certificate": ensure_signing_certificate(DataDir(data_dir).pki,
+                                                                 signing.public_key())}}
 
 
-def verify_draw_file(path: Path) -> tuple[list[str], int]:
+def _seed_day(entry: AuditEntry) -> str | None:
+    """The day whose seed a draw's seed derives from (a supplementary draw), if any."""
+    seed_from = entry.detail.get("seed_from")
+    return str(seed_from.get("day")) if isinstance(seed_from, dict) else None
+
+
+def _anchors(entry: AuditEntry, project_id: str, draw_ids: set[str], plans: set[Any],
+             days: set[str]) -> bool:
+    """Whether an export of `project_id` carries this entry."""
+    if entry.kind not in ANCHOR_KINDS:
+        return False
+    if entry.kind in ("plan.committed", "plan.seed_revealed"):
+        return entry.detail.get("plan_id") in plans
+    if entry.kind in SEED_KINDS:
+        return entry.subject in days
+    if entry.kind == "draw.seed_revealed":
+        return entry.subject in draw_ids
+    if entry.kind in ("draw.committed", "draw.placed"):
+        return entry.detail.get("draw_id") in draw_ids
+    return entry.subject == project_id
+
+
+def verify_draw_file(path: Path, trust: PinnedTrust, *,
+                     accept_unanchored: bool = False) -> tuple[list[str], int]:
+    """Problems with an exported archive (empty: it verifies) and the number of draws in it.
+
+    Format 2: the signer agrees with the pinned key, the carried audit entries verify and anchor
+    every draw (commitment before result), then each draw replays. Format 1 carries no audit
+    entries: it is replayed only, and refused as unanchored unless `accept_unanchored`.
+    """
     try:
         archive = json.loads(path.read_text(encoding="utf-8"))
         draws = archive["draws"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        version = archive["format"]
+        if not isinstance(draws, list) or not all(isinstance(d, dict) for d in draws):
+            raise TypeError("draws must be a list of objects")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         return [f"{path}: not a draw archive ({exc})"], 0
-    problems = []
+    if version not in EXPORT_FORMATS:
+        return [f"format: {version!r} is none of {', '.join(EXPORT_FORMATS)}"], len(draws)
+    problems: list[str] = []
+    if version == EXPORT_FORMAT:
+        problems += _anchor_problems(archive, draws, trust)
+    elif not accept_unanchored:
+        problems.append(f"format: {version} carries no signed audit entries, so its "
+                        "commitments are not anchored in the chain (replayed only; pass "
+                        "--accept-unanchored to accept that)")
     for i, draw in enumerate(draws):
         problems += [f"draws[{i}]: {p}" for p in verify_replay(draw)]
         if i > 0:
@@ -140,6 +228,89 @@ def verify_draw_file(path: Path) -> tuple[list[str], int]:
                 problems.append(f"draws[{i}]: chains to {parent!r}, not to the draw before it "
                                 f"({previous!r})")
     return problems, len(draws)
+
+
+def _anchor_problems(archive: dict[str, Any], draws: list[Any],
+                     trust: PinnedTrust) -> list[str]:
+    signer = archive.get("signer")
+    if not isinstance(signer, dict):
+        return ["signer: the archive names no signer"]
+    key, problem = trust.signer(carried_key=signer.get("key"),
+                                carried_cert=signer.get("certificate") or None)
+    if key is None:
+        return [problem]
+    rows = archive.get("audit")
+    if not isinstance(rows, list):
+        return ["audit: the archive carries no audit entries"]
+    entries, problems = entries_from_export(rows)
+    digests: list[str | None] = []
+    for draw in draws:
+        try:
+            result = outcome_from_json(draw["result"])
+            digests.append(result.outcome_digest() if isinstance(result, DrawOutcome) else None)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            digests.append(None)
+    return problems + check_anchors(draws, entries, key, digests)
+
+
+async def reveal_plan_seeds(day: str, data_dir: Path,
+                            redis_url: str | None) -> list[tuple[str, str]]:
+    """Reveal the seed of every plan of `day` (plan id, seed hex), once its awards are made.
+
+    Refused while a project the plan placed is not yet reported: its seed (derived from the plan
+    seed) would then be known before the award. Audited as `plan.seed_revealed` (once).
+    """
+    from coordinator.day_plan import PLAN_SEED
+
+    key = master_key(data_dir)
+    async with open_store(data_dir, redis_url) as redis:
+        log = AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
+        entries = await log.entries()
+        plans = [e.detail.get("plan_id") for e in entries
+                 if e.kind == "plan.committed" and e.subject == day]
+        if not plans:
+            raise OfflineError(f"no day plan was committed for {day} in {data_dir}")
+        states = await Registry(redis).project_states()
+        for plan_id in plans:  # every plan of the day checked before any is revealed
+            draws = {e.detail.get("draw_id"): e.subject for e in entries
+                     if e.kind == "draw.committed" and (e.detail.get("plan_id") == plan_id
+                                                        or _seed_day(e) == day)}
+            placed = sorted({draws[e.detail.get("draw_id")] for e in entries
+                             if e.kind == "draw.placed" and e.detail.get("draw_id") in draws})
+            waiting = [p for p in placed if states.get(p) != "reported"]
+            if waiting:
+                raise OfflineError(
+                    f"plan {plan_id} of {day}: {len(waiting)} project(s) not reported yet "
+                    f"({', '.join(waiting[:3])}{', ...' if len(waiting) > 3 else ''}); the plan "
+                    "seed is revealed with the awards")
+        revealed: list[tuple[str, str]] = []
+        for plan_id in plans:
+            raw = await redis.hgetall(PLAN_SEED.format(plan_id))
+            if not raw:
+                raise OfflineError(f"plan {plan_id} of {day}: its seed was not kept (a plan "
+                                   "made before plan seeds were sealed); it cannot be revealed")
+            if b"seed" in raw:
+                revealed.append((str(plan_id), text(raw[b"seed"])))
+                continue
+            seed = str(unseal_json(key, SealedBox.from_json(text(raw[b"sealed"])),
+                                   project_id=str(plan_id), purpose="plan-seed")["seed"])
+            await redis.hset(PLAN_SEED.format(plan_id), "seed", seed)
+            await log.append("plan.seed_revealed", day, {
+                "plan_id": plan_id, "day": day, "seed": seed,
+                "coordinator_secret": await _coordinator_share(redis, key, day)})
+            revealed.append((str(plan_id), seed))
+    return revealed
+
+
+async def _coordinator_share(redis: aioredis.Redis, key: bytes, day: str) -> str:
+    """The coordinator's share of a day's seed, hex ("" for a day without one)."""
+    from coordinator.seed_shares import SEED_SHARE
+
+    raw = await redis.hget(SEED_SHARE.format(day), "coordinator_sealed")
+    if raw is None:
+        return ""
+    return str(unseal_json(key, SealedBox.from_json(text(raw)), project_id=SEED_SHARE.format(
+        day), purpose="seed-share")["secret"])
 
 
 def pseudonym(key: bytes, expert_id: str) -> str:
@@ -178,8 +349,21 @@ async def scoring_history(data_dir: Path, redis_url: str | None) -> list[ScoreRe
     return records
 
 
-async def verify_audit(data_dir: Path, redis_url: str | None) -> ChainCheck:
-    public = load_public_key(public_key_path(DataDir(data_dir).keys / "audit-signing.pem"))
+async def verify_audit(data_dir: Path, redis_url: str | None,
+                       trust: PinnedTrust | None = None) -> ChainCheck:
+    """The stored chain against a pinned key (default: the data dir's own public key)."""
+    data = DataDir(data_dir)
+    if trust is None:
+        public = load_public_key(public_key_path(data.keys / "audit-signing.pem"))
+    else:
+        carried = public_key_path(data.keys / "audit-signing.pem")
+        cert = signer_cert_path(data.pki)
+        key, problem = trust.signer(
+            carried_key=public_key_hex(load_public_key(carried)) if carried.is_file() else None,
+            carried_cert=cert.read_text("ascii") if cert.is_file() else None)
+        if key is None:
+            return ChainCheck(False, None, None, problem, 0)
+        public = key
     async with open_store(data_dir, redis_url) as redis:
         log = AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
         try:
@@ -189,7 +373,7 @@ async def verify_audit(data_dir: Path, redis_url: str | None) -> ChainCheck:
         return verify_chain(entries, public, expected_head=await log.head())
 
 
-def _signing_key(data_dir: Path) -> Any:
+def _signing_key(data_dir: Path) -> Ed25519PrivateKey:
     from coordinator.store.keys import load_or_create_signing_key
 
     return load_or_create_signing_key(DataDir(data_dir).keys / "audit-signing.pem")

@@ -1,8 +1,9 @@
 """The committee report: JSON signed by the coordinator, and a readable HTML page beside it.
 
-The signature covers the canonical JSON of the report body, so `evalgrid report verify` needs
-only the file (the public key travels with it; an auditor also compares it with the key the
-coordinator publishes).
+The signature covers the canonical JSON of the report body. The file names its signer (the raw
+public key and, where the data dir has a CA, the CA's `signer` certificate for it), but
+`evalgrid report verify` believes that only as far as it agrees with a pinned key
+(evalgrid/trust.py): the data dir's, `--key`, `--fingerprint`, or `--ca ca.pem`.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from coordinator.allocation import Allocation
 from coordinator.domain.model import Project
 from coordinator.domain.scoring import Evaluation, ExpertSheet, evaluation_to_dict
 from coordinator.report_page import render_html
+from evalgrid.trust import PinnedTrust
 
 INVALID_BID_REASON = "did not pass the qualification review (recorded by the host site)"
 
@@ -84,7 +83,8 @@ def write_report(reports_dir: Path, *, project: Project, evaluation: Evaluation,
                  alloc: Allocation, sheets: list[ExpertSheet], bid_codes: dict[str, str],
                  draws: list[dict[str, Any]], signing_key: Ed25519PrivateKey,
                  now: datetime, bidder_names: Mapping[str, str] | None = None,
-                 sheet_seals: Mapping[str, Mapping[str, str]] | None = None) -> Path:
+                 sheet_seals: Mapping[str, Mapping[str, str]] | None = None,
+                 signer_certificate: str = "") -> Path:
     """Write `PROJECT.json` (signed) and `PROJECT.html`; return the JSON path."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     body = build_report(project=project, evaluation=evaluation, alloc=alloc, sheets=sheets,
@@ -92,8 +92,10 @@ def write_report(reports_dir: Path, *, project: Project, evaluation: Evaluation,
                         sheet_seals=sheet_seals)
     public = signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     signature = signing_key.sign(canonical(body)).hex()
-    signed = {"report": body, "signature": signature, "public_key": public.hex(),
-              "algorithm": "ed25519"}
+    signed = {"report": body, "signature": signature,
+              "public_key": public.hex(), "algorithm": "ed25519"}
+    if signer_certificate:
+        signed["signer_certificate"] = signer_certificate
     path = reports_dir / f"{project.id}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(signed, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -104,21 +106,25 @@ def write_report(reports_dir: Path, *, project: Project, evaluation: Evaluation,
     return path
 
 
-def verify_report(path: Path, expected_public_key: bytes | None = None) -> list[str]:
-    """Problems with a report file; empty when the signature holds."""
+def verify_report(path: Path, trust: PinnedTrust) -> list[str]:
+    """Problems with a report file; empty when the pinned coordinator key signed this body."""
     try:
         signed = json.loads(path.read_text(encoding="utf-8"))
         body, signature = signed["report"], bytes.fromhex(signed["signature"])
-        public = bytes.fromhex(signed["public_key"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        carried_key, carried_cert = str(signed["public_key"]), signed.get("signer_certificate")
+        if not isinstance(body, dict) or not (carried_cert is None or isinstance(carried_cert,
+                                                                                 str)):
+            raise TypeError("report must be an object, signer_certificate a PEM string")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         return [f"{path}: not a signed report ({exc})"]
-    problems = []
-    if expected_public_key is not None and public != expected_public_key:
-        problems.append("public_key: not the coordinator's key")
+    key, problem = trust.signer(carried_key=carried_key, carried_cert=carried_cert)
+    if key is None:
+        return [problem]
     try:
-        Ed25519PublicKey.from_public_bytes(public).verify(signature, canonical(body))
+        key.verify(signature, canonical(body))
     except (InvalidSignature, ValueError):
-        problems.append("signature: does not match the report body (altered or forged)")
-    return problems
+        return ["signature: does not verify with the pinned coordinator key over this body "
+                "(altered or forged)"]
+    return []
 
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from coordinator.enrolment import Enrolments
 from coordinator.metrics import CoordinatorMetrics, RpcTimer
 from coordinator.notifier import FileOutbox, WebhookNotifier, make_notifier
 from coordinator.revocation_feed import CrlFeed
+from coordinator.seed_shares import DEFAULT_WAIT
 from coordinator.service import OperatorService, SiteLinkService
 from coordinator.site_links import default_policy, pending_key
 from coordinator.store.embedded_redis import EmbeddedRedis, check_server_at
@@ -28,6 +29,7 @@ from evalgrid.clock import Clock, SimClock, SystemClock
 from evalgrid.datadir import DataDir
 from evalgrid.lifecycle import run_until_signalled
 from evalgrid.lockout import LockoutPolicy
+from evalgrid.pki import ensure_signing_certificate
 from evalgrid.revocation import RevocationGuard, Revocations
 from evalgrid.serving import Served, start_server
 from evalgrid.tls import server_credentials
@@ -53,6 +55,8 @@ class CoordinatorConfig:
     notifier: str = "outbox"
     # The Prometheus endpoint (coordinator/metrics.py): None for none, 0 for any free port.
     metrics_port: int | None = None
+    # How long a day plan waits for the supervisor's seed share before the audited fallback.
+    seed_wait: timedelta = DEFAULT_WAIT
 
 
 def open_redis(data: DataDir, redis_url: str | None,
@@ -99,6 +103,9 @@ class Coordinator:
             lease_clock=self.config.lease_clock,
             lockout=self.config.lockout,
         )
+        self.workflow.seed_shares.wait = self.config.seed_wait
+        self.workflow.signer_certificate = ensure_signing_certificate(
+            self.data.pki, self.workflow.signing_key.public_key())
         await self.workflow.load()
         metrics = self.metrics
         self.workflow.audit.on_retry = metrics.audit_retries.inc

@@ -636,6 +636,26 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             summary=operator_pb2.PlanSummary(**summary))
 
     @answers_errors
+    async def CommitSeedShare(self, request: operator_pb2.SeedShareCommit,
+                              context: grpc.aio.ServicerContext
+                              ) -> operator_pb2.SeedShareState:
+        who = authorize("Operator.CommitSeedShare")
+        state = await self.workflow.seed_shares.commit(
+            _day(request.day), request.commitment.strip().lower(), request.public_source.strip(),
+            by=str(who))
+        return operator_pb2.SeedShareState(**state.__dict__)
+
+    @answers_errors
+    async def RevealSeedShare(self, request: operator_pb2.SeedShareReveal,
+                              context: grpc.aio.ServicerContext
+                              ) -> operator_pb2.SeedShareState:
+        who = authorize("Operator.RevealSeedShare")
+        state = await self.workflow.seed_shares.reveal(
+            _day(request.day), request.secret.strip().lower(), request.public_value.strip(),
+            by=str(who))
+        return operator_pb2.SeedShareState(**state.__dict__)
+
+    @answers_errors
     async def UnlockSignIn(self, request: operator_pb2.UnlockSignInRequest,
                            context: grpc.aio.ServicerContext
                            ) -> operator_pb2.UnlockSignInReply:
@@ -671,6 +691,11 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
         outcome = await self.workflow.resend_notice(request.notice_id, request.reason,
                                                     request.request_id, by=str(who))
         return operator_pb2.ResendNoticeReply(notice_id=request.notice_id, outcome=outcome)
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise WorkflowError("day", f"a date YYYY-MM-DD, not {text[:40]!r}") from None
 
 
 def _incident(incident: Incident, now: datetime) -> operator_pb2.Incident:

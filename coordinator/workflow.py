@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -34,11 +33,13 @@ from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
 from coordinator.domain import scoring
 from coordinator.domain.audit import AuditEntry
+from coordinator.domain.day_plan import local_day, project_seed
 from coordinator.domain.draw import Seat
 from coordinator.domain.fault_rules import Phase, phase_of
 from coordinator.domain.liveness import Link, LivenessPolicy
 from coordinator.domain.model import Project
 from coordinator.domain.pii import PiiKeys
+from coordinator.domain.randomness import spare_workstation
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.draw_intents import (
@@ -55,6 +56,7 @@ from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw
 from coordinator.notifier import Notice, Notifier
 from coordinator.province import codec
 from coordinator.report import write_report
+from coordinator.seed_shares import SeedShares
 from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
 from coordinator.store.audit_log import AuditLog
@@ -121,6 +123,11 @@ class Workflow:
         self.rules = rules
         self.master_key = master_key
         self.signing_key = signing_key
+        # The CA's `signer` certificate for that key (PEM), put into reports and exports so an
+        # auditor with ca.pem alone can check them; "" where the data dir has no CA.
+        self.signer_certificate = ""
+        # The two shares of each day's seed (coordinator and supervisor): seed_shares.py.
+        self.seed_shares = SeedShares(self)
         self.notifier = notifier
         self.reports_dir = reports_dir
         self.registry = Registry(redis, PiiKeys.from_master(master_key))
@@ -660,15 +667,22 @@ class Workflow:
                               s.workstation_id, s.room_id)
                          for s in alloc.seats if s.active or s is seat]
             previous = await self._sealed_archive(alloc.draw_ids[-1])
+            # From the day's seed when a plan fixed it (both shares): not the coordinator's pick.
+            day = local_day(project.window.start, self.rules.local_utc_offset_minutes)
+            day_seed = await self.seed_shares.fixed_seed(day)
+            label = f"{project_id}/{len(alloc.draw_ids)}"
+            derived = {} if day_seed is None else {
+                "seed_from": {"day": day.isoformat(), "label": label}}
             try:
                 prepared = self.desk.prepare_supplementary(
                     project, self.clock.now(), previous, committee, [seat.expert_id],
-                    self._down())
+                    self._down(), None if day_seed is None else project_seed(day_seed, label))
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
                 return f"{status}-no-replacement"
-            await self._record("draw.committed", project_id, prepared.commitment_record())
+            await self._record("draw.committed", project_id,
+                               {**prepared.commitment_record(), **derived})
             result = self.desk.run(prepared)
             if isinstance(result, str):
                 await self._save_allocation(alloc)
@@ -1079,6 +1093,7 @@ class Workflow:
                     await self._draw_public(d) for d in alloc.draw_ids],
                 signing_key=self.signing_key, now=self.clock.now(),
                 bidder_names=self.company_names(), sheet_seals=await self._sheet_seals(alloc),
+                signer_certificate=self.signer_certificate,
             )
             await self.registry.set_project_state(project_id, "reported")
             await self.release_sessions(project, alloc)
@@ -1223,7 +1238,10 @@ class Workflow:
                         if ws.id not in busy and ws.room_id not in rooms_taken)
         start, end = project.window.start_ts, project.window.end_ts
         if spares:
-            new_ws, new_room = secrets.choice(spares)  # a spare at random, as seats are drawn
+            # A spare at random, replayably: from the committed seed of the seat's draw.
+            seed = bytes.fromhex(str((await self._sealed_archive(seat.draw_id))["seed"]))
+            new_ws, new_room = spares[spare_workstation(
+                seed, seat.session_id, seat.workstation_id, [ws for ws, _ in spares])]
             booked = await self.bookings.reserve_all(
                 [BookingItem(ws_resource(new_ws), start, end, seat.session_id)])
             if booked.ok:
@@ -1244,7 +1262,8 @@ class Workflow:
                                                   workstation_id=new_ws, window=window)))
                 await self._record("seat.moved", project.id, {
                     "session": seat.session_id, "from": old_ws, "to": new_ws,
-                    "reason": "workstation fault"})
+                    "reason": "workstation fault", "draw_id": seat.draw_id,
+                    "spares": [ws for ws, _ in spares]})
                 return "moved"
         if not redraw:
             return "no-spare"

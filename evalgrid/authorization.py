@@ -38,7 +38,8 @@ __all__ = [
 PACKAGE: Final = "evalgrid.v1"
 
 Binding = Literal[
-    "any", "own site", "host site", "seat at own site", "own workstation", "signed-in expert"
+    "any", "own site", "host site", "seat at own site", "own workstation", "signed-in expert",
+    "own seed share",
 ]
 
 #: What each binding means, checked by the servicer after the door admitted the role.
@@ -53,6 +54,8 @@ BINDINGS: Final[Mapping[Binding, str]] = MappingProxyType({
                        "the request's workstation_id",
     "signed-in expert": "own workstation, and the booth holds an expert's sign-in: the call acts "
                         "on that expert's session only",
+    "own seed share": "the supervisor's own share of a day's seed (commit, then reveal): the "
+                      "only thing an auditor writes",
 })
 
 
@@ -69,8 +72,9 @@ class Rule:
         unknown = [r for r in self.roles if r not in ROLES]
         if unknown or not self.roles:
             raise ValueError(f"roles: unknown or empty {self.roles!r}")
-        if self.writes and "auditor" in self.roles:
-            raise ValueError("roles: the auditor is read-only and may not call a writing RPC")
+        if self.writes and "auditor" in self.roles and self.binding != "own seed share":
+            raise ValueError("roles: the auditor is read-only and may not call a writing RPC "
+                             "(its own seed share aside)")
         if self.binding not in BINDINGS:
             raise ValueError(f"binding: unknown {self.binding!r}")
 
@@ -120,6 +124,10 @@ AUTHORIZATION: Final[Mapping[str, Rule]] = MappingProxyType({
     "Operator.DecideIncident": Rule(_OP, "any", True, "wait / postpone / re-evaluate (audited)"),
     "Operator.ListNotices": Rule(_OP, "any", False, "notices: opaque ids, venue, no code"),
     "Operator.ResendNotice": Rule(_OP, "any", True, "send a notice again (audited)"),
+    "Operator.CommitSeedShare": Rule(("auditor",), "own seed share", True,
+                                     "the supervisor commits to its share of a day's seed"),
+    "Operator.RevealSeedShare": Rule(("auditor",), "own seed share", True,
+                                     "the supervisor reveals it after the coordinator commits"),
     # --- Booth: a workstation -> its site's agent ---------------------------------------------
     "Booth.Enrol": Rule(_WS, "own workstation", True, "the booth comes online"),
     "Booth.Heartbeat": Rule(_WS, "own workstation", True, "keeps the booth online"),

@@ -14,7 +14,10 @@ import os
 import sys
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalgrid.trust import PinnedTrust
 
 DEFAULT_DATA_DIR = Path("data-dir")
 REDIS_URL_HELP = ("the coordinator's Redis, redis://... (default: the private one under "
@@ -53,9 +56,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from coordinator.store.embedded_redis import EmbeddedRedisError
     from coordinator.store.keys import KeyFileError
     from evalgrid.pki import PkiError
+    from evalgrid.trust import TrustError
 
     return (OfflineError, KeyFileError, PkiError, RulesError, EmbeddedRedisError,
-            NotifierConfigError)
+            NotifierConfigError, TrustError)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -228,13 +232,16 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
         raise CliError("--metrics-port: a port number 0-65535")
     if args.sign_in_attempts < 1:
         raise CliError("--sign-in-attempts: at least 1")
+    if not 0 <= args.seed_wait_minutes <= 24 * 60:
+        raise CliError("--seed-wait-minutes: 0 to 1440")
     config = CoordinatorConfig(lockout=LockoutPolicy(max_failures=args.sign_in_attempts),
                                data_dir=_data_dir(args), bind=args.bind,
                                redis_url=args.redis_url, redis_server=args.redis_server,
                                sim_clock_start=sim,
                                rules_path=Path(args.rules) if args.rules else None,
                                executor=executor, notifier=args.notifier,
-                               metrics_port=args.metrics_port)
+                               metrics_port=args.metrics_port,
+                               seed_wait=timedelta(minutes=args.seed_wait_minutes))
     asyncio.run(run_forever(config))
     return 0
 
@@ -383,6 +390,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """The day plan, as an operator client of the coordinator (Operator.PlanDay)."""
     from evalgrid.plan_client import PlanRequestError, run_plan_client
 
+    if args.date == "reveal":
+        return _reveal_plan(args)
+    if args.reveal_date is not None:
+        raise CliError(f"one DATE, not {args.date!r} and {args.reveal_date!r}")
     try:
         day = date.fromisoformat(args.date)
     except ValueError as exc:
@@ -405,6 +416,85 @@ def cmd_plan(args: argparse.Namespace) -> int:
                                            executor=executor, request=args.request_id))
     except PlanRequestError as exc:
         raise CliError(str(exc)) from exc
+
+
+def _reveal_plan(args: argparse.Namespace) -> int:
+    from coordinator.offline import reveal_plan_seeds
+
+    try:
+        day = date.fromisoformat(args.reveal_date or "")
+    except ValueError as exc:
+        raise CliError(f"plan reveal DATE: a date YYYY-MM-DD, not {args.reveal_date!r}") from exc
+    revealed = asyncio.run(reveal_plan_seeds(day.isoformat(), _data_dir(args), args.redis_url))
+    for plan_id, seed in revealed:
+        print(f"plan {plan_id} of {day}: seed {seed}")
+    print("each project's seed is HMAC-SHA256(plan seed, project id); `evalgrid draw verify` "
+          "checks it")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    """The supervisor's share of a day's seed (auditor certificate): commit, later reveal."""
+    import hashlib
+    import secrets
+
+    import grpc
+    from evalgrid_wire.v1 import operator_pb2, operator_pb2_grpc
+
+    from evalgrid.ids import request_id
+    from evalgrid.tls import channel_credentials, secure_channel
+
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError as exc:
+        raise CliError(f"DATE: a date YYYY-MM-DD, not {args.date!r}") from exc
+    data = _data_dir(args)
+    auditor = args.auditor or _only_certificate(data / "pki", "auditor", "--auditor")
+    _check_certificate(data / "pki", "auditor", auditor)
+    target = args.coordinator or (_target(None, data / "coordinator.port", "--coordinator")
+                                  if (data / "coordinator.port").exists() else "127.0.0.1:50051")
+    secret_file = Path(args.secret_file)
+    if args.seed_command == "commit":
+        if secret_file.exists():
+            raise CliError(f"--secret-file: {secret_file} exists; a share is made once a day")
+        secret = secrets.token_bytes(32)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secret.hex() + "\n")
+    else:
+        try:
+            secret = bytes.fromhex(secret_file.read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--secret-file: cannot read a hex secret from {secret_file}") from exc
+
+    async def call() -> operator_pb2.SeedShareState:
+        channel = secure_channel(target, channel_credentials(data / "pki", "auditor", auditor))
+        stub = operator_pb2_grpc.OperatorStub(channel)
+        try:
+            reply: operator_pb2.SeedShareState
+            if args.seed_command == "commit":
+                reply = await stub.CommitSeedShare(operator_pb2.SeedShareCommit(
+                    request_id=request_id(), day=day.isoformat(),
+                    commitment=hashlib.sha256(secret).hexdigest(),
+                    public_source=args.public_source or ""), timeout=30)
+            else:
+                reply = await stub.RevealSeedShare(operator_pb2.SeedShareReveal(
+                    request_id=request_id(), day=day.isoformat(), secret=secret.hex(),
+                    public_value=args.public_value or ""), timeout=30)
+            return reply
+        except grpc.aio.AioRpcError as exc:
+            raise CliError(f"{exc.code().name}: {exc.details()}") from exc
+        finally:
+            await channel.close()
+
+    state = asyncio.run(call())
+    print(f"seed share of {day}: {state.state}; coordinator commitment "
+          f"{state.coordinator_commitment[:16]}, supervisor commitment "
+          f"{state.supervisor_commitment[:16]}")
+    if args.seed_command == "commit":
+        print(f"keep {secret_file} secret; reveal it once the coordinator's commitment above "
+              "is in the audit trail: evalgrid seed reveal DATE --secret-file FILE")
+    return 0
 
 
 def _only_certificate(pki_dir: Path, role: str, option: str) -> str:
@@ -594,19 +684,61 @@ def cmd_draw_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_trust(parser: argparse.ArgumentParser) -> None:
+    """Where a verifier takes the coordinator's key from: never from the file it checks."""
+    group = parser.add_argument_group(
+        "pinned key", "the coordinator's signing key, from one of these (default: the data "
+        "dir's own key); the key a file names is believed only if it agrees")
+    group.add_argument("--key", metavar="FILE", help="the coordinator's public key (PEM)")
+    group.add_argument("--fingerprint", metavar="HEX",
+                       help="SHA-256 of the coordinator's raw public key")
+    group.add_argument("--ca", metavar="FILE", help="the provincial CA (ca.pem): it certifies "
+                       "the signing key (certificate of role signer, carried by the file or "
+                       "given with --cert)")
+    group.add_argument("--cert", metavar="FILE", help="with --ca: the signing certificate")
+    _add_data_dir(parser)
+
+
+def _trust(args: argparse.Namespace) -> PinnedTrust:
+    from evalgrid.trust import PinnedTrust
+
+    chosen = [name for name in ("key", "fingerprint", "ca") if getattr(args, name)]
+    if len(chosen) > 1:
+        raise CliError(f"pin one key: --{chosen[0]} and --{chosen[1]} both given")
+    if args.cert and not args.ca:
+        raise CliError("--cert needs --ca: a certificate is believed only if the CA signed it")
+    if args.key:
+        return PinnedTrust.from_key_file(Path(args.key))
+    if args.fingerprint:
+        return PinnedTrust.from_fingerprint(args.fingerprint)
+    if args.ca:
+        return PinnedTrust.from_ca(Path(args.ca), Path(args.cert) if args.cert else None)
+    return PinnedTrust.from_data_dir(_data_dir(args))
+
+
 def cmd_draw_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_draw_file
     from evalgrid.progress import phases
 
+    trust = _trust(args)
     with phases() as phase:
         phase(f"replaying the draws of {Path(args.file).name}")
-        problems, checked = verify_draw_file(Path(args.file))
+        problems, checked = verify_draw_file(Path(args.file), trust,
+                                             accept_unanchored=args.accept_unanchored)
     if problems:
         print(f"draw verification FAILED ({checked} draw(s) checked):")
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    print(f"draw verified: {checked} draw(s) replayed, identical committee, venues and seats")
+    try:
+        anchored = json.loads(Path(args.file).read_text("utf-8"))["format"] != \
+            "evalgrid-draw-archive/1"
+    except (OSError, ValueError, KeyError, TypeError):
+        anchored = False
+    how = "anchored in the signed audit chain and replayed" if anchored else \
+        "replayed (format 1: NOT anchored in the audit chain)"
+    print(f"draw verified against {trust.source}: {checked} draw(s) {how}, identical "
+          "committee, venues and seats")
     return 0
 
 
@@ -614,9 +746,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_audit
     from evalgrid.progress import phases
 
+    pinned = any((args.key, args.fingerprint, args.ca))
     with phases() as phase:
         phase("checking the chain and every signature")
-        check = asyncio.run(verify_audit(_data_dir(args), args.redis_url))
+        check = asyncio.run(verify_audit(_data_dir(args), args.redis_url,
+                                         _trust(args) if pinned else None))
     if not check.ok:
         print(f"audit trail BROKEN: {check.reason}")
         return 1
@@ -735,13 +869,15 @@ def cmd_audit_collusion(args: argparse.Namespace) -> int:
 def cmd_report_verify(args: argparse.Namespace) -> int:
     from coordinator.report import verify_report
 
-    problems = verify_report(Path(args.file))
+    trust = _trust(args)
+    problems = verify_report(Path(args.file), trust)
     if problems:
         print("report verification FAILED:")
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    print(f"report verified: {args.file} is signed by the coordinator and unaltered")
+    print(f"report verified: {args.file} is signed by the coordinator ({trust.source}) and "
+          "unaltered")
     return 0
 
 
@@ -824,11 +960,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch work of the day plan: local (in-process), local:N processes, "
                    "ray or ray:N (a local Ray); with --ray-address, a Ray cluster")
     p.add_argument("--ray-address", help="auto | ray://host:port (needs --executor ray)")
+    p.add_argument("--seed-wait-minutes", type=float, default=30,
+                   help="how long a day plan waits for the supervisor's seed share before it "
+                   "falls back, audited, to the coordinator's alone (default 30; 0: at once)")
     p.set_defaults(func=cmd_coordinator)
 
-    p = sub.add_parser("plan", help="draw every project of a day (the day plan)")
-    p.add_argument("date", help="the day, YYYY-MM-DD (local time of the windows)")
+    p = sub.add_parser("plan", help="draw every project of a day (the day plan); `plan "
+                       "reveal DATE` reveals its seed after the awards")
+    p.add_argument("date", help="the day, YYYY-MM-DD (local time of the windows), or reveal")
+    p.add_argument("reveal_date", nargs="?", metavar="DATE",
+                   help="after `reveal`: the day whose plan seed to reveal")
     _add_data_dir(p)
+    p.add_argument("--redis-url", help="with reveal: the coordinator's Redis")
     p.add_argument("--operator", help="the name on the operator certificate (default: the "
                    "only one in the data dir)")
     p.add_argument("--coordinator", help="HOST:PORT (default: the port the coordinator of "
@@ -839,6 +982,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "cluster (refused if it is not)")
     p.add_argument("--request-id", help="resend a plan request: the same summary comes back")
     p.set_defaults(func=cmd_plan)
+
+    seed = sub.add_parser("seed", help="a supervisor's share of a day's seed (auditor "
+                          "certificate): commit, then reveal")
+    seed_sub = seed.add_subparsers(dest="seed_command", required=True)
+    for name, what in (("commit", "make a secret into --secret-file and commit to it"),
+                       ("reveal", "reveal the secret kept in --secret-file")):
+        p = seed_sub.add_parser(name, help=what)
+        p.add_argument("date", help="the day, YYYY-MM-DD")
+        p.add_argument("--secret-file", required=True, help="where the share is kept (0600)")
+        p.add_argument("--auditor", help="the name on the auditor certificate (default: the "
+                       "only one in the data dir)")
+        p.add_argument("--coordinator", help="HOST:PORT (default: as `evalgrid plan`)")
+        if name == "commit":
+            p.add_argument("--public-source", help="a public value to mix in, named now "
+                           "(e.g. a lottery draw not yet held)")
+        else:
+            p.add_argument("--public-value", help="the named public value, now known")
+        _add_data_dir(p)
+        p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("agent", help="run a site agent")
     _add_data_dir(p)
@@ -909,14 +1071,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.add_argument("--redis-url", help=REDIS_URL_HELP)
     p.set_defaults(func=cmd_draw_export)
-    p = draw_sub.add_parser("verify", help="replay an archive; exit 0 only if identical")
+    p = draw_sub.add_parser("verify", help="check an archive's anchors, replay it; exit 0 only "
+                            "if both hold")
     p.add_argument("file", help="an archive written by `draw export`")
+    _add_trust(p)
+    p.add_argument("--accept-unanchored", action="store_true",
+                   help="accept a format-1 archive, which carries no audit entries (replay only)")
     p.set_defaults(func=cmd_draw_verify)
 
     audit = sub.add_parser("audit", help="audit tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     p = audit_sub.add_parser("verify", help="verify the hash chain and signatures")
-    _add_data_dir(p)
+    _add_trust(p)
     p.add_argument("--redis-url", help=REDIS_URL_HELP)
     p.set_defaults(func=cmd_audit_verify)
 
@@ -948,6 +1114,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_sub = report.add_subparsers(dest="report_command", required=True)
     p = report_sub.add_parser("verify", help="check a report's signature")
     p.add_argument("file", help="a report JSON (DATA_DIR/reports/PROJECT.json)")
+    _add_trust(p)
     p.set_defaults(func=cmd_report_verify)
     _shows_defaults(parser)
     return parser

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -22,7 +24,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S, to_timestamp
 
 OPERATOR = "demo-operator"
+SUPERVISOR = "demo-supervisor"  # an auditor certificate: the seed share, nothing else
 
 
 @dataclass
@@ -158,6 +161,7 @@ async def run_demo(options: DemoOptions) -> int:
     init_ca(data.pki)
     issue(data.pki, "coordinator", "coordinator")
     issue(data.pki, "operator", OPERATOR)
+    issue(data.pki, "auditor", SUPERVISOR)
     for site in province.sites:
         issue(data.pki, "site", site.id)
 
@@ -209,6 +213,7 @@ async def run_demo(options: DemoOptions) -> int:
                           console=console, transient=False) as progress:
                 await grid.play_day(progress)
         await grid.close()
+        await _reveal_plans(grid, data, redis_server.url, console)
 
         check = await check_grid(data.root, redis_server.url)
     finally:
@@ -244,6 +249,20 @@ async def run_demo(options: DemoOptions) -> int:
     ok = (summary["projects_reported"] == summary["projects"] and not check.double_bookings
           and not check.rule_violations and check.audit_intact and not stats.errors)
     return 0 if ok else 1
+
+
+async def _reveal_plans(grid: _Grid, data: DataDir, redis_url: str, console: Console) -> None:
+    """After the awards, as the coordinator's operators would: reveal each day plan's seed so
+    `draw verify` can check every project's seed derivation."""
+    from coordinator.offline import OfflineError, reveal_plan_seeds
+
+    for day in grid.plan_days:
+        try:
+            revealed = await reveal_plan_seeds(day.isoformat(), data.root, redis_url)
+        except OfflineError as exc:
+            grid.stats.errors.append(f"plan reveal {day}: {exc}")
+            continue
+        console.print(f"plan seed of {day} revealed ({len(revealed)} plan(s))")
 
 
 async def _day_under_console(grid: _Grid, data: DataDir, target: str) -> bool:
@@ -312,6 +331,7 @@ class _Grid:
         self.rng = rng
         self.options = options
         self.experts = {e.id: e for e in province.experts}
+        self.plan_days: list[date] = []
         self.site_of_venue = {v.id: s.id for s in province.sites for v in s.venues}
         self.projects = {p.id: p for p in province.projects}
         self.drawn: list[str] = []
@@ -354,15 +374,31 @@ class _Grid:
                 timeout=UNARY_DEADLINE_S)
             progress.advance(task)
 
+    async def supervise(self, day: date) -> None:
+        """The supervisor's share of the day's seed (its own auditor certificate): commit, see
+        the coordinator's commitment come back, then reveal (seed_protocol.py)."""
+        supervisor = operator_pb2_grpc.OperatorStub(
+            self._channel(self.target, "auditor", SUPERVISOR))
+        secret = secrets.token_bytes(32)
+        state = await supervisor.CommitSeedShare(operator_pb2.SeedShareCommit(
+            request_id=request_id(), day=day.isoformat(),
+            commitment=hashlib.sha256(secret).hexdigest()), timeout=30)
+        if not state.coordinator_commitment:
+            raise RuntimeError("the coordinator did not commit to its share")
+        await supervisor.RevealSeedShare(operator_pb2.SeedShareReveal(
+            request_id=request_id(), day=day.isoformat(), secret=secret.hex()), timeout=30)
+
     async def draw_all(self, progress: Progress) -> None:
         """The day plan: one Operator.PlanDay per day draws its projects, in plan order."""
         task = progress.add_task("three-random draws (plan)", total=len(self.projects))
         days = sorted({(p.window.start + timedelta(hours=8)).date()  # the demo runs in UTC+8
                        for p in self.projects.values()})
+        self.plan_days = days
         done = 0
         for day in days:
             summary = None
             try:
+                await self.supervise(day)
                 async for update in self.operator.PlanDay(operator_pb2.PlanDayRequest(
                         request_id=request_id(), day=day.isoformat()), timeout=600):
                     if update.HasField("summary"):

@@ -20,6 +20,7 @@ the directory mode (0700) are what protect them.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -35,6 +36,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "ORGANIZATION",
     "REVOCATION_REASONS",
     "ROLES",
+    "SIGNER_EKU",
+    "SIGNER_ROLE",
     "URI_SCHEME",
     "Identity",
     "IdentityFiles",
@@ -54,17 +58,22 @@ __all__ = [
     "Revoked",
     "Role",
     "ca_paths",
+    "certify_signing_key",
+    "ensure_signing_certificate",
     "identity_from_pem",
     "init_ca",
     "is_role",
     "issue",
     "issue_from_csr",
     "issued_serials",
+    "key_fingerprint",
     "load_identity_files",
     "make_csr",
     "paths_for",
     "revoke",
     "serial_of_pem",
+    "signer_cert_path",
+    "signing_key_from_certificate",
     "validate_subject",
 ]
 
@@ -756,3 +765,183 @@ def load_identity_files(pki_dir: Path, role: str, subject_id: str) -> IdentityFi
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise PkiError(f"{cert_path} was not signed by the CA in {ca_path}") from exc
     return IdentityFiles(key=key_pem, cert=cert_pem, ca=ca_pem)
+
+
+# --- the coordinator's signing certificate (reports, draw archives, the audit chain) -----------
+
+#: The one role a signing certificate has: it names the key that signs audit entries, reports
+#: and draw archives. It is no TLS identity (not one of ``ROLES``, no serverAuth/clientAuth), so
+#: it can open no connection, and no TLS certificate passes as a signer.
+SIGNER_ROLE: Final = "signer"
+#: Extended key usage of a signing certificate (an OID under the UUID arc 2.25, no registry
+#: needed); marked critical, so software that does not know it refuses the certificate outright.
+SIGNER_EKU: Final = x509.ObjectIdentifier("2.25.204603328871306347451497624361862335716")
+SIGNER_DIR: Final = "signer"
+
+
+def signer_cert_path(pki_dir: Path, subject_id: str = "coordinator") -> Path:
+    """Where the CA's certificate for a signing key is kept: ``signer/<subject>.pem``."""
+    validate_subject("coordinator", subject_id)  # the same id rules, no path tricks
+    return Path(pki_dir) / SIGNER_DIR / f"{subject_id}.pem"
+
+
+def key_fingerprint(public_key: Ed25519PublicKey) -> str:
+    """SHA-256 of the raw public key, hex: what people compare, print and pin."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def certify_signing_key(
+    pki_dir: Path,
+    public_key: Ed25519PublicKey,
+    *,
+    subject_id: str = "coordinator",
+    days: int = 3650,
+    now: datetime | None = None,
+) -> Path:
+    """The CA certifies the coordinator's Ed25519 signing key; returns the certificate's path.
+
+    Subject O=evalgrid, OU=signer, CN=subject_id, URI SAN ``evalgrid://signer/<subject>``; key
+    usage digitalSignature and contentCommitment (non-repudiation); the critical EKU
+    ``SIGNER_EKU`` only. An auditor holding ``ca.pem`` alone checks a signature with it
+    (``signing_key_from_certificate``).
+    """
+    pki_dir = Path(pki_dir)
+    path = signer_cert_path(pki_dir, subject_id)
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        raise PkiError(f"invalid days {days!r}: expected a positive number of days")
+    ca_key, ca_cert = _load_ca(pki_dir)
+    start = _utc(now)
+    not_after = min(start + timedelta(days=days), ca_cert.not_valid_after_utc)
+    if not_after <= start:
+        raise PkiError(f"the CA in {pki_dir} has expired; create a new one")
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, SIGNER_ROLE),
+                    x509.NameAttribute(NameOID.COMMON_NAME, subject_id),
+                ]
+            )
+        )
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start - _CLOCK_SKEW)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([SIGNER_EKU]), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(f"{URI_SCHEME}://{SIGNER_ROLE}/{subject_id}")]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    _write_atomic(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    line = json.dumps(
+        {
+            "serial": format(cert.serial_number, "x"),
+            "role": SIGNER_ROLE,
+            "subject": subject_id,
+            "not_after": cert.not_valid_after_utc.isoformat(),
+        },
+        sort_keys=True,
+    )
+    with open(pki_dir / ISSUED_INDEX, "a", encoding="utf-8") as index:
+        index.write(line + "\n")
+    return path
+
+
+def ensure_signing_certificate(
+    pki_dir: Path, public_key: Ed25519PublicKey, *, subject_id: str = "coordinator"
+) -> str:
+    """The PEM of a CA certificate for ``public_key``, issued now if none on file matches.
+
+    Returns "" when there is no CA to issue one (a data dir without a PKI): the signatures are
+    then checkable only against a key pinned by hand (``--key`` / ``--fingerprint``).
+    """
+    path = signer_cert_path(pki_dir, subject_id)
+    if path.is_file():
+        pem = path.read_bytes()
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+            on_file = cert.public_key()
+        except ValueError:
+            on_file = None
+        if isinstance(on_file, Ed25519PublicKey) and key_fingerprint(on_file) == key_fingerprint(
+            public_key
+        ):
+            return pem.decode("ascii")
+    if not all(p.is_file() for p in ca_paths(pki_dir)):
+        return ""
+    return certify_signing_key(pki_dir, public_key, subject_id=subject_id).read_text("ascii")
+
+
+def signing_key_from_certificate(
+    ca_pem: bytes, cert_pem: bytes, *, now: datetime | None = None
+) -> Ed25519PublicKey:
+    """The signing key a certificate vouches for, after checking it against the pinned CA.
+
+    Checks: signed by that CA, valid at ``now``, role ``signer`` (subject OU and URI SAN), the
+    signer EKU, an Ed25519 key. Raises PkiError naming the first thing wrong.
+    """
+    try:
+        ca = x509.load_pem_x509_certificate(ca_pem)
+    except ValueError as exc:
+        raise PkiError(f"the CA file is not a PEM certificate: {exc}") from exc
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise PkiError(f"the signing certificate is not a PEM certificate: {exc}") from exc
+    if cert.issuer != ca.subject:
+        raise PkiError(
+            f"the signing certificate was issued by {cert.issuer.rfc4514_string()!r}, "
+            f"not by the pinned CA {ca.subject.rfc4514_string()!r}"
+        )
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise PkiError("the signing certificate's signature does not verify with the CA") from exc
+    moment = _utc(now)
+    if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
+        raise PkiError(
+            f"the signing certificate is valid {cert.not_valid_before_utc.isoformat()} to "
+            f"{cert.not_valid_after_utc.isoformat()}, not at {moment.isoformat()}"
+        )
+    unit = _single_attr(cert, NameOID.ORGANIZATIONAL_UNIT_NAME, "OU")
+    if unit != SIGNER_ROLE:
+        raise PkiError(f"the certificate is for role {unit!r}, not a {SIGNER_ROLE!r} certificate")
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound as exc:
+        raise PkiError("the signing certificate has no extended key usage") from exc
+    if list(eku) != [SIGNER_EKU]:
+        raise PkiError("the certificate's key usage is not (only) evalgrid signing")
+    public = cert.public_key()
+    if not isinstance(public, Ed25519PublicKey):
+        raise PkiError(f"the signing certificate holds a {type(public).__name__}, not Ed25519")
+    return public

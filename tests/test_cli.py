@@ -216,7 +216,7 @@ def test_draw_export_and_verify(demo_dir: tuple[Path, subprocess.CompletedProces
     assert exported.returncode == 0, exported.stderr
     body = json.loads(archive.read_text())
     assert body["project_id"] == project and body["draws"]
-    verified = evalgrid("draw", "verify", archive)
+    verified = evalgrid("draw", "verify", archive, "--ca", data / "pki" / "ca.pem")
     assert verified.returncode == 0, verified.stdout
     assert "draw verified" in verified.stdout
 
@@ -229,7 +229,7 @@ def test_draw_export_and_verify(demo_dir: tuple[Path, subprocess.CompletedProces
     seat["expert_id"] = other
     tampered = tmp_short / "tampered.json"
     tampered.write_text(json.dumps(body))
-    failed = evalgrid("draw", "verify", tampered)
+    failed = evalgrid("draw", "verify", tampered, "--data-dir", data)
     assert failed.returncode == 1
     assert "result.seats[0].expert_id" in failed.stdout
     assert honest in failed.stdout and other in failed.stdout
@@ -244,14 +244,64 @@ def test_audit_and_report_verify(demo_dir: tuple[Path, subprocess.CompletedProce
     assert "audit trail intact" in audit.stdout
 
     report = sorted((data / "reports").glob("*.json"))[0]
-    ok = evalgrid("report", "verify", report)
+    ok = evalgrid("report", "verify", report, "--ca", data / "pki" / "ca.pem")
     assert ok.returncode == 0, ok.stdout
     signed = json.loads(report.read_text())
     signed["report"]["closed_at"] = "2000-01-01T00:00:00+00:00"
     forged = tmp_short / report.name
     forged.write_text(json.dumps(signed))
-    bad = evalgrid("report", "verify", forged)
+    bad = evalgrid("report", "verify", forged, "--data-dir", data)
     assert bad.returncode == 1 and "signature" in bad.stdout
+
+
+def test_an_outside_auditor_with_only_ca_pem(
+        demo_dir: tuple[Path, subprocess.CompletedProcess[str]], tmp_short: Path) -> None:
+    """Only ca.pem, the exported archives and the reports: every honest one verifies, forgeries
+    (a report re-signed by a fresh key, an archive without its signed commitment, entries
+    re-signed by another key) are refused naming what is wrong."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from coordinator.report import canonical
+
+    data, done = demo_dir
+    assert done.returncode == 0, done.stderr[-3000:]
+    auditor = tmp_short / "auditor"
+    auditor.mkdir()
+    ca = auditor / "ca.pem"
+    shutil.copy(data / "pki" / "ca.pem", ca)
+    projects = sorted(p.stem for p in (data / "reports").glob("*.json"))
+    for project in projects:
+        shutil.copy(data / "reports" / f"{project}.json", auditor)
+        out = auditor / f"{project}.draws.json"
+        assert evalgrid("draw", "export", project, "--out", out,
+                        "--data-dir", data).returncode == 0
+        for kind, path in (("report", auditor / f"{project}.json"), ("draw", out)):
+            ok = evalgrid(kind, "verify", path, "--ca", ca, "--data-dir", tmp_short / "none")
+            assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    signed = json.loads((auditor / f"{projects[0]}.json").read_text())
+    fresh = Ed25519PrivateKey.generate()
+    signed["report"]["evaluation"]["ranking"] = []
+    signed["signature"] = fresh.sign(canonical(signed["report"])).hex()
+    from coordinator.store.keys import public_key_hex
+    signed["public_key"] = public_key_hex(fresh)
+    forged = auditor / "forged.json"
+    forged.write_text(json.dumps(signed))
+    refused = evalgrid("report", "verify", forged, "--ca", ca)
+    assert refused.returncode == 1
+    assert "signed by key" in refused.stdout and "the CA certifies" in refused.stdout
+
+    archive = json.loads((auditor / f"{projects[0]}.draws.json").read_text())
+    archive["audit"] = [e for e in archive["audit"] if e["kind"] != "draw.committed"]
+    forged.write_text(json.dumps(archive))
+    refused = evalgrid("draw", "verify", forged, "--ca", ca)
+    assert refused.returncode == 1 and "absent from the signed audit entries" in refused.stdout
+
+    archive = json.loads((auditor / f"{projects[0]}.draws.json").read_text())
+    archive["audit"][0]["signature"] = fresh.sign(b"x").hex()
+    forged.write_text(json.dumps(archive))
+    refused = evalgrid("draw", "verify", forged, "--ca", ca)
+    assert refused.returncode == 1 and "re-signed by another key" in refused.stdout
 
 
 def test_audit_verify_names_a_removed_or_garbled_entry(

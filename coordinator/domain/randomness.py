@@ -101,3 +101,20 @@ def fresh_seed() -> bytes:
     """IMPURE: 32 bytes from the OS CSPRNG. The only non-deterministic function in the domain;
     call it in the shell, commit to its hash, and pass the seed into the pure draw."""
     return secrets.token_bytes(SEED_BYTES)
+
+
+def spare_workstation(seed: bytes, session_id: str, from_workstation: str,
+                      spares: Sequence[str]) -> int:
+    """Which of ``spares`` (sorted ids) a member moves to when their workstation fails.
+
+    Replayable like the draw: the stream is `DrawRandom(seed, context)` with the seed of the
+    draw that placed the member (committed before, revealed with the award) and context =
+    SHA-256(b"evalgrid-spare-move-v1" 0 session 0 from-workstation 0 spares joined by newline);
+    the pick is `randbelow(len(spares))`. Returns the index into ``spares``.
+    """
+    if not spares:
+        raise ValueError("no spare workstation to pick from")
+    context = hashlib.sha256(b"\0".join([
+        b"evalgrid-spare-move-v1", session_id.encode(), from_workstation.encode(),
+        "\n".join(spares).encode()])).digest()
+    return DrawRandom(seed, context).randbelow(len(spares))

@@ -153,7 +153,7 @@ async def start_coordinator(grid: Grid, now: datetime) -> Coordinator:
     """A new coordinator on the same port, data, Redis and lease clock."""
     fresh = Coordinator(CoordinatorConfig(
         data_dir=grid.data.root, bind=f"127.0.0.1:{grid.port}", sim_clock_start=now,
-        lease_clock=grid.lease_clock))
+        lease_clock=grid.lease_clock, seed_wait=grid.coordinator.config.seed_wait))
     await fresh.start()
     grid.coordinator = fresh
     return fresh

@@ -379,9 +379,10 @@ async def start_grid(seed: int = 7) -> AsyncIterator[Grid]:
         # Site leases run on a clock the tests move (tests/faults); left alone, no site's
         # lease ever lapses, however slow the machine.
         lease_clock = SimClock(EVENING_BEFORE)
+        # No supervisor takes part unless a test brings one: plans fall back at once (audited).
         coordinator = Coordinator(CoordinatorConfig(
             data_dir=data.root, bind="127.0.0.1:0", sim_clock_start=EVENING_BEFORE,
-            lease_clock=lease_clock))
+            lease_clock=lease_clock, seed_wait=timedelta(0)))
         port = await coordinator.start()
         recorded: dict[str, list[site_link_pb2.CoordinatorCommand]] = defaultdict(list)
         agent_ports = {}

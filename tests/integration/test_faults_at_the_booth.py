@@ -3,9 +3,12 @@ venue; with no spare left, the member and venue are redrawn."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from evalgrid_wire.v1 import booth_pb2, operator_pb2
 from grid_fixture import Grid, focus_projects, wait_until
 
+from coordinator.domain.anchoring import move_problems
 from evalgrid.ids import request_id
 from evalgrid.wire import UNARY_DEADLINE_S
 
@@ -46,7 +49,17 @@ async def test_a_failed_workstation_moves_its_member_to_a_spare(grid: Grid) -> N
 
     await wait_until(agent_moved, "the guest agent to hold the session on the spare")
     entries = await grid.coordinator.workflow.audit.entries()  # type: ignore[union-attr]
-    assert any(e.kind == "seat.moved" and e.detail["to"] == spare for e in entries)
+    (move,) = [e for e in entries if e.kind == "seat.moved"]
+    assert move.detail["to"] == spare and spare in move.detail["spares"]
+    # The move replays from the committed seed of the member's draw (revealed with the award),
+    # and a move to another spare than the seed picks is named.
+    workflow = grid.coordinator.workflow  # type: ignore[union-attr]
+    archive = await workflow._sealed_archive(move.detail["draw_id"])
+    assert move_problems([archive], [move]) == []
+    others = [w for w in move.detail["spares"] if w != spare]
+    if others:
+        forged = dataclasses.replace(move, detail={**move.detail, "to": others[0]})
+        assert "but the committed seed of draw" in move_problems([archive], [forged])[0]
 
     # The member checks in at the window start and is sent to the spare.
     await grid.advance_to(project.window.start)

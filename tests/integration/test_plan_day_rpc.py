@@ -3,6 +3,7 @@ reservations, a retry is harmless, bad requests are refused naming the field, op
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from datetime import datetime
 
@@ -12,6 +13,9 @@ from evalgrid_wire.v1 import operator_pb2
 from grid_fixture import AUDITOR, DAY, Grid
 
 from coordinator.checker import check_grid
+from coordinator.day_plan import PLAN_SEED
+from coordinator.domain.seal import SealedBox, unseal_json
+from coordinator.offline import OfflineError, reveal_plan_seeds
 from coordinator.workflow import WorkflowError
 from evalgrid.ids import request_id
 
@@ -96,3 +100,17 @@ async def test_a_day_planned_over_grpc(grid: Grid) -> None:
     assert kinds["draw.committed"] == kinds["draw.placed"] == projects
     check = await check_grid(grid.data.root, grid.redis_url)
     assert (check.double_bookings, check.rule_violations, check.audit_intact) == (0, 0, True)
+
+    # The plan seed is kept sealed (it hashes to the committed one) and is not revealed before
+    # the awards: each project's seed derives from it.
+    plan_id = [e.detail["plan_id"] for e in await workflow.audit.entries()
+               if e.kind == "plan.committed" and e.detail["projects"]][-1]  # the one that drew
+    kept = await workflow.redis.hgetall(PLAN_SEED.format(plan_id))
+    assert set(kept) == {b"day", b"sealed"}
+    seed = unseal_json(workflow.master_key, SealedBox.from_json(kept[b"sealed"].decode()),
+                       project_id=plan_id, purpose="plan-seed")["seed"]
+    assert hashlib.sha256(bytes.fromhex(seed)).hexdigest() == summary.seed_hash
+    assert seed not in kept[b"sealed"].decode()
+    with pytest.raises(OfflineError, match="not reported yet"):
+        await reveal_plan_seeds(str(DAY), grid.data.root, grid.redis_url)
+    assert not any(e.kind == "plan.seed_revealed" for e in await workflow.audit.entries())

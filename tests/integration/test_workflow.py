@@ -25,6 +25,7 @@ from coordinator.checker import check_grid
 from coordinator.offline import export_draws, verify_draw_file
 from coordinator.report import verify_report
 from evalgrid.ids import request_id
+from evalgrid.trust import PinnedTrust
 from evalgrid.wire import UNARY_DEADLINE_S, from_window
 from site_agent.booth_terminal import Score
 
@@ -241,9 +242,10 @@ async def test_a_day_of_projects_end_to_end(grid: Grid) -> None:
     assert (await grid.close(focus.id)).state == "reported"  # a resend changes nothing
 
     # --- the signed reports ----------------------------------------------------------------------
+    trust = PinnedTrust.from_data_dir(grid.data.root)
     for project_id, path in reports.items():
         assert path == grid.data.reports / f"{project_id}.json" and path.exists()
-        assert verify_report(path) == []
+        assert verify_report(path, trust) == []
         assert (grid.data.reports / f"{project_id}.html").exists()
     body = json.loads(reports[focus.id].read_text())["report"]
     assert body["project"]["id"] == focus.id
@@ -282,14 +284,14 @@ async def test_a_day_of_projects_end_to_end(grid: Grid) -> None:
         assert len(archive["draws"]) == (2 if project.id == focus.id else 1)
         out = grid.root / f"{project.id}.draws.json"
         out.write_text(json.dumps(archive))
-        assert verify_draw_file(out) == ([], len(archive["draws"]))
+        assert verify_draw_file(out, trust) == ([], len(archive["draws"]))
         if project.id == focus.id:
             assert archive["draws"][1]["commitment"]["parent"]
             tampered = json.loads(out.read_text())
             seed = tampered["draws"][1]["seed"]
             tampered["draws"][1]["seed"] = ("0" if seed[0] != "0" else "1") + seed[1:]
             out.write_text(json.dumps(tampered))
-            problems, _ = verify_draw_file(out)
+            problems, _ = verify_draw_file(out, trust)
             assert problems and any("seed" in p for p in problems)
 
     # --- the independent checker over the final stored state --------------------------------

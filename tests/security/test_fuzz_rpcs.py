@@ -32,7 +32,7 @@ import pytest_asyncio
 from evalgrid_wire.v1 import booth_pb2, operator_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
-from grid_fixture import OPERATOR, fair_scores, focus_projects
+from grid_fixture import AUDITOR, OPERATOR, fair_scores, focus_projects
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from security_grid import SecurityGrid
@@ -380,6 +380,8 @@ def party_for(rpc: Rpc, t: Target) -> tuple[str, str, str]:
         return address, "workstation", f"{t.seat_site}/{t.seat_ws}"
     if "operator" in roles:
         return address, "operator", OPERATOR
+    if "auditor" in roles:  # the supervisor's seed share
+        return address, "auditor", AUDITOR
     assert "site" in roles, rpc.name
     # A site's streams come from a site without a live agent (no competing with it); its
     # unary calls from the seat's site, so they reach past the seat checks.

@@ -20,6 +20,99 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class SeedShareCommit(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    PUBLIC_SOURCE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    day: _builtins.str
+    """YYYY-MM-DD"""
+    commitment: _builtins.str
+    """SHA-256 hex of the supervisor's 32-byte secret"""
+    public_source: _builtins.str
+    """optional: the public value to be mixed in, named now"""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        commitment: _builtins.str = ...,
+        public_source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "day", b"day", "public_source", b"public_source", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeedShareCommit: _TypeAlias = SeedShareCommit  # noqa: Y015
+
+@_typing.final
+class SeedShareReveal(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    DAY_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    PUBLIC_VALUE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    day: _builtins.str
+    secret: _builtins.str
+    """the 32-byte secret, hex"""
+    public_value: _builtins.str
+    """the named public value, once known (else empty)"""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        day: _builtins.str = ...,
+        secret: _builtins.str = ...,
+        public_value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "public_value", b"public_value", "request_id", b"request_id", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeedShareReveal: _TypeAlias = SeedShareReveal  # noqa: Y015
+
+@_typing.final
+class SeedShareState(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    COORDINATOR_COMMITMENT_FIELD_NUMBER: _builtins.int
+    SUPERVISOR_COMMITMENT_FIELD_NUMBER: _builtins.int
+    PUBLIC_SOURCE_FIELD_NUMBER: _builtins.int
+    day: _builtins.str
+    state: _builtins.str
+    """awaiting (coordinator committed, no supervisor yet) | committed | revealed | fallback"""
+    coordinator_commitment: _builtins.str
+    supervisor_commitment: _builtins.str
+    public_source: _builtins.str
+    def __init__(
+        self,
+        *,
+        day: _builtins.str = ...,
+        state: _builtins.str = ...,
+        coordinator_commitment: _builtins.str = ...,
+        supervisor_commitment: _builtins.str = ...,
+        public_source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coordinator_commitment", b"coordinator_commitment", "day", b"day", "public_source", b"public_source", "state", b"state", "supervisor_commitment", b"supervisor_commitment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeedShareState: _TypeAlias = SeedShareState  # noqa: Y015
+
+@_typing.final
 class StatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

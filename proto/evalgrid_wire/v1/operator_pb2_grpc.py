@@ -119,6 +119,16 @@ class OperatorStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeReply.FromString,
                 _registered_method=True)
+        self.CommitSeedShare = channel.unary_unary(
+                '/evalgrid.v1.Operator/CommitSeedShare',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareCommit.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareState.FromString,
+                _registered_method=True)
+        self.RevealSeedShare = channel.unary_unary(
+                '/evalgrid.v1.Operator/RevealSeedShare',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareReveal.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareState.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -243,6 +253,22 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CommitSeedShare(self, request, context):
+        """The supervisor's share of a day's seed (auditor certificate; coordinator/domain/
+        seed_protocol.py): commit to SHA-256 of a secret, naming any public value in advance; the
+        coordinator answers with its own commitment. Then reveal the secret (and the public value):
+        the day plan waits for it, up to the configured fallback. Both audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevealSeedShare(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -330,6 +356,16 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.ResendNotice,
                     request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeReply.SerializeToString,
+            ),
+            'CommitSeedShare': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitSeedShare,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareCommit.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareState.SerializeToString,
+            ),
+            'RevealSeedShare': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealSeedShare,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareReveal.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareState.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -791,6 +827,60 @@ class Operator:
             '/evalgrid.v1.Operator/ResendNotice',
             evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_operator__pb2.ResendNoticeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitSeedShare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/CommitSeedShare',
+            evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareCommit.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealSeedShare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/RevealSeedShare',
+            evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareReveal.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.SeedShareState.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,6 +69,13 @@ class OperatorStub:
     again through the notifier (same code; audited) when an expert says it never arrived.
     """
     ResendNotice: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ResendNoticeRequest, _operator_pb2.ResendNoticeReply]
+    CommitSeedShare: _grpc.UnaryUnaryMultiCallable[_operator_pb2.SeedShareCommit, _operator_pb2.SeedShareState]
+    """The supervisor's share of a day's seed (auditor certificate; coordinator/domain/
+    seed_protocol.py): commit to SHA-256 of a secret, naming any public value in advance; the
+    coordinator answers with its own commitment. Then reveal the secret (and the public value):
+    the day plan waits for it, up to the configured fallback. Both audited.
+    """
+    RevealSeedShare: _grpc.UnaryUnaryMultiCallable[_operator_pb2.SeedShareReveal, _operator_pb2.SeedShareState]
 
 @_typing.type_check_only
 class OperatorAsyncStub(OperatorStub):
@@ -111,6 +118,13 @@ class OperatorAsyncStub(OperatorStub):
     again through the notifier (same code; audited) when an expert says it never arrived.
     """
     ResendNotice: _aio.UnaryUnaryMultiCallable[_operator_pb2.ResendNoticeRequest, _operator_pb2.ResendNoticeReply]  # type: ignore[assignment]
+    CommitSeedShare: _aio.UnaryUnaryMultiCallable[_operator_pb2.SeedShareCommit, _operator_pb2.SeedShareState]  # type: ignore[assignment]
+    """The supervisor's share of a day's seed (auditor certificate; coordinator/domain/
+    seed_protocol.py): commit to SHA-256 of a secret, naming any public value in advance; the
+    coordinator answers with its own commitment. Then reveal the secret (and the public value):
+    the day plan waits for it, up to the configured fallback. Both audited.
+    """
+    RevealSeedShare: _aio.UnaryUnaryMultiCallable[_operator_pb2.SeedShareReveal, _operator_pb2.SeedShareState]  # type: ignore[assignment]
 
 class OperatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -252,5 +266,24 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.ResendNoticeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.ResendNoticeReply, _abc.Awaitable[_operator_pb2.ResendNoticeReply]]: ...
+
+    @_abc_1.abstractmethod
+    def CommitSeedShare(
+        self,
+        request: _operator_pb2.SeedShareCommit,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.SeedShareState, _abc.Awaitable[_operator_pb2.SeedShareState]]:
+        """The supervisor's share of a day's seed (auditor certificate; coordinator/domain/
+        seed_protocol.py): commit to SHA-256 of a secret, naming any public value in advance; the
+        coordinator answers with its own commitment. Then reveal the secret (and the public value):
+        the day plan waits for it, up to the configured fallback. Both audited.
+        """
+
+    @_abc_1.abstractmethod
+    def RevealSeedShare(
+        self,
+        request: _operator_pb2.SeedShareReveal,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.SeedShareState, _abc.Awaitable[_operator_pb2.SeedShareState]]: ...
 
 def add_OperatorServicer_to_server(servicer: OperatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,13 +22,17 @@ from coordinator.allocation import Allocation
 from coordinator.domain.audit import AuditFormatError, ChainCheck, verify_chain
 from coordinator.domain.collusion import ScoreRecord
 from coordinator.domain.draw import (
+    DrawSnapshot,
     commitment_from_json,
     outcome_from_json,
     record_digest,
+    snapshot_from_json,
+    snapshot_to_json,
     verify_replay,
 )
 from coordinator.domain.pii import PiiKeys
 from coordinator.domain.seal import SealedBox, unseal_json
+from coordinator.drawing import read_snapshot
 from coordinator.province.files import load_province
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.embedded_redis import EmbeddedRedis
@@ -107,9 +111,48 @@ async def export_draws(project_id: str, data_dir: Path,
             if b"seed" not in raw:
                 archive["seed"] = None  # not revealed yet: the archive cannot be replayed
             draws.append(archive)
+        snapshots = await _referenced_snapshots(redis, key, draws)
         await AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock()).append(
             "draw.exported", project_id, {"draws": len(draws)})
-    return {"format": "evalgrid-draw-archive/1", "project_id": project_id, "draws": draws}
+    exported: dict[str, Any] = {"format": "evalgrid-draw-archive/1", "project_id": project_id,
+                                "draws": draws}
+    if snapshots:
+        exported["snapshots"] = snapshots
+    return exported
+
+
+async def _referenced_snapshots(redis: aioredis.Redis, key: bytes,
+                                draws: list[dict[str, Any]]) -> dict[str, Any]:
+    """The day snapshots the draws' referenced inputs name, once each, by digest: the export
+    replays without the coordinator."""
+    found: dict[str, Any] = {}
+    for archive in draws:
+        digest = archive.get("inputs", {}).get("snapshot")
+        if digest is None or digest in found:
+            continue
+        snapshot = await read_snapshot(redis, key, digest)
+        if snapshot is None:
+            raise OfflineError(f"draw snapshot {digest} is missing from the store")
+        found[digest] = snapshot_to_json(snapshot)
+    return found
+
+
+def _file_snapshots(archive: dict[str, Any]) -> tuple[dict[str, DrawSnapshot], list[str]]:
+    """The snapshots an exported file carries, each checked against the digest it is filed
+    under (a forged one is reported, never used)."""
+    known: dict[str, DrawSnapshot] = {}
+    problems: list[str] = []
+    for digest, body in (archive.get("snapshots") or {}).items():
+        try:
+            snapshot = snapshot_from_json(body)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            problems.append(f"snapshots[{digest}]: cannot be read: {type(exc).__name__}: {exc}")
+            continue
+        if snapshot.digest() != digest:
+            problems.append(f"snapshots[{digest}]: digests to {snapshot.digest()}")
+            continue
+        known[digest] = snapshot
+    return known, problems
 
 
 def verify_draw_file(path: Path) -> tuple[list[str], int]:
@@ -118,9 +161,9 @@ def verify_draw_file(path: Path) -> tuple[list[str], int]:
         draws = archive["draws"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return [f"{path}: not a draw archive ({exc})"], 0
-    problems = []
+    known, problems = _file_snapshots(archive)
     for i, draw in enumerate(draws):
-        problems += [f"draws[{i}]: {p}" for p in verify_replay(draw)]
+        problems += [f"draws[{i}]: {p}" for p in verify_replay(draw, known)]
         if i > 0:
             parent = draw.get("commitment", {}).get("parent")
             try:

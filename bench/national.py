@@ -244,7 +244,7 @@ async def run(args: argparse.Namespace) -> None:
                  f"{count_relations(province.experts):,} conflict relations"])
     with tempfile.TemporaryDirectory(prefix="eg-national-") as tmp:
         server = EmbeddedRedis(Path(tmp)).start()
-        redis = aioredis.Redis.from_url(server.url)
+        redis = aioredis.Redis.from_url(server.url, socket_timeout=600)
         try:
             workflow = Workflow(
                 redis=redis, clock=SimClock(NOW), rules=rules, master_key=b"k" * 32,

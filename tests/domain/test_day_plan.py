@@ -248,6 +248,38 @@ def test_a_fork_shares_the_registry_and_copies_the_booking_picture() -> None:
     assert [p.id for p in fork.projects()] == [p.id for p in desk.projects()]
 
 
+def test_the_desk_keeps_one_day_screen_current_on_book_release_and_move() -> None:
+    province = generated(projects=4)
+    desk = desk_of(province)
+    proj = province.projects[0]
+    host = next(s.city for s in province.sites if s.id == proj.host_site_id)
+    day = desk.day_screen(NOW.date())
+    assert desk.day_screen(NOW.date()) is day  # one per day, kept
+    before = day.inputs(proj, host)
+    prepared = desk.prepare(proj, NOW)
+    placed = desk.run(prepared)
+    assert not isinstance(placed, str)
+    seats = [(s.expert_id, s.workstation_id) for s in placed.seats]
+    desk.book(proj, seats)
+    booked = day.inputs(proj, host)
+    assert booked.barred != before.barred and booked.unavailable != before.unavailable
+    expert, ws = seats[0]
+    assert "overlap" in day.why(proj, host, expert)  # which mask hit, by its reason code
+    spare = next(w.id for s in province.sites for v in s.venues for w in v.workstations
+                 if w.id not in {x for _, x in seats} and "guest" in s.roles
+                 and s.city not in (proj.city, host))
+    desk.move_workstation(proj, ws, spare)
+    rows = day.snapshot.workstation_rows()
+    moved = day.unavailable(proj, host)
+    assert not moved[rows[ws]] and moved[rows[spare]]
+    for e, w in [(expert, spare), *seats[1:]]:
+        desk.unbook(proj, e, w)
+    after = day.inputs(proj, host)
+    assert (after.barred, after.unavailable) == (before.barred, before.unavailable)
+    desk.refresh_registry(province, 2)  # a registry change: the next draw builds a new screen
+    assert desk.day_screen(NOW.date()) is not day
+
+
 def test_progress_names_each_phase() -> None:
     province = generated(projects=5)
     events: list[tuple[str, int, int]] = []

@@ -246,6 +246,13 @@ class DrawDesk:
         if self._screen is not None:
             self._screen.book(project, seats)
 
+    def add_sitting(self, sitting: Sitting) -> None:
+        """A sitting kept on record without a booking (a dissolved committee's members keep
+        the cool-off with the tenderer)."""
+        self.sittings[sitting.expert_id].append(sitting)
+        if self._screen is not None:
+            self._screen.add_sitting(sitting)
+
     def unbook(self, project: Project, expert_id: str, workstation_id: str) -> None:
         window = (project.window.start_ts, project.window.end_ts)
         if window in self.ws_busy.get(workstation_id, []):

@@ -12,7 +12,8 @@ import hmac
 import json
 import re
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from domain_factories import RULES, expert, local_window, project, simple_province
@@ -34,7 +35,7 @@ from coordinator.domain.day_plan import (
 )
 from coordinator.domain.draw import verify_replay
 from coordinator.domain.eligibility import tied_rows_chunk
-from coordinator.domain.model import Province, Window
+from coordinator.domain.model import Province, Sitting, Window
 from coordinator.domain.violations import find_violations
 from coordinator.drawing import DrawDesk, DrawRefused
 from coordinator.province.generator import generate_province
@@ -263,8 +264,8 @@ def test_the_desk_keeps_one_day_screen_current_on_book_release_and_move() -> Non
     desk.book(proj, seats)
     booked = day.inputs(proj, host)
     assert booked.barred != before.barred and booked.unavailable != before.unavailable
-    expert, ws = seats[0]
-    assert "overlap" in day.why(proj, host, expert)  # which mask hit, by its reason code
+    member, ws = seats[0]
+    assert "overlap" in day.why(proj, host, member)  # which mask hit, by its reason code
     spare = next(w.id for s in province.sites for v in s.venues for w in v.workstations
                  if w.id not in {x for _, x in seats} and "guest" in s.roles
                  and s.city not in (proj.city, host))
@@ -272,10 +273,15 @@ def test_the_desk_keeps_one_day_screen_current_on_book_release_and_move() -> Non
     rows = day.snapshot.workstation_rows()
     moved = day.unavailable(proj, host)
     assert not moved[rows[ws]] and moved[rows[spare]]
-    for e, w in [(expert, spare), *seats[1:]]:
+    for e, w in [(member, spare), *seats[1:]]:
         desk.unbook(proj, e, w)
     after = day.inputs(proj, host)
     assert (after.barred, after.unavailable) == (before.barred, before.unavailable)
+    # a sitting kept on record without a booking (a dissolved committee) bars by cool-off
+    later = replace(proj, id="P-later", window=Window(proj.window.start + timedelta(days=1),
+                                                      proj.window.end + timedelta(days=1)))
+    desk.add_sitting(Sitting(member, proj.id, proj.tenderer_id, proj.window))
+    assert "cool_off" in day.why(later, host, member)
     desk.refresh_registry(province, 2)  # a registry change: the next draw builds a new screen
     assert desk.day_screen(NOW.date()) is not day
 

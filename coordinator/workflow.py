@@ -334,9 +334,9 @@ class Workflow:
             return DrawSummary(**replay)
         project = await self.project(project_id)
         async with self._lock(project_id), self._draw_lock:
-            states = await self.registry.project_states()
-            if states.get(project_id) != "registered":
-                raise WorkflowError("project_id", f"{project_id} is {states.get(project_id)}, "
+            state = await self.registry.project_state(project_id)
+            if state != "registered":
+                raise WorkflowError("project_id", f"{project_id} is {state}, "
                                     "not awaiting a draw", code="precondition")
             now = self.clock.now()
             try:

@@ -1,47 +1,59 @@
-"""The national scale: 300,000 experts, 3,000 sites, 30,000 workstations, 1,000,000 conflict
-relations and 20,000 projects on one day.
+"""The national scale through the coordinator itself, side by side with a SQL baseline.
 
-Phases, each timed, with the resident memory of this process and its workers:
-1. generation (coordinator.province.generator, `SCALES["national"]`);
-2. indexes: the desk's registry indexes (pool, conflict index) and the day's `DayScreen`
-   (the day's draw snapshot: pool-level rules once, its digest and the draw's arrays);
-3. screening a share of the day's projects with `screen` (the job of the day plan's phase 1,
-   `coordinator.domain.day_plan.screen_chunk`) in-process, on local processes and on Ray with
-   1 and 2 workers: speed-up and efficiency against the same executor with 1 worker;
-4. the day plan on the fast path: every project in plan order, referenced draw inputs from the
-   `DayScreen` (barred experts, unavailable workstations), the commitment, the draw, the
-   archive text, the booking; its per-project times are the single-draw latencies;
-5. the day plan of `coordinator.day_plan.plan_day` (explicit inputs: every candidate and every
-   workstation in every draw) on a stated share of the projects;
-6. single draws as the coordinator's desk prepares them for one request (`DrawDesk.prepare`,
-   explicit inputs, then `DrawDesk.run`), without Redis, on a sample.
-Shares are printed as such: nothing is extrapolated.
+`--scale national`: 300,000 experts, 3,000 sites, 30,000 workstations, 1,000,000 conflict
+relations, 20,000 projects on one day (`evalgrid province generate --scale national`);
+`--scale small` keeps the proportions at a tenth (30,000 experts, 2,000 projects) for a quick try.
+
+Everything runs in this process as the coordinator runs it, against a real redis-server:
+1. generation, then the registry stored in Redis (`Registry.store_province`, PII sealed) and
+   loaded back by the coordinator (`Workflow.load`: pool and conflict index);
+2. the day plan: `Workflow.plan_day`, the body of `Operator.PlanDay` (HMAC seeds from a fresh
+   plan seed, the day's `DayScreen`, referenced inputs, each draw committed, placed in Redis
+   through the recoverable intent, sealed, audited), for every project of the day;
+3. single draws through `Workflow.draw` (one request each: screening, commitment, draw, seal,
+   atomic Redis booking, audit, agent commands) on `--singles` projects of the next day;
+4. the baseline a site would otherwise write: SQLite, indexed, each quota one
+   `SELECT ... ORDER BY random() LIMIT n` with the same filters (status, age, penalty, cities,
+   ties to the parties by company, overlapping sittings), the workstations one more, bookings
+   inserted; the same `--singles` projects (the relatives and department rules left out: that
+   favours the baseline);
+5. the plan's batch phase (rule "party" for every project of the day) on each `--executors`
+   spec: speed-up against the same kind with 1 worker.
+The coordinator's memory (this process's resident set) is printed after the plan.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import asyncio
+import dataclasses
+import os
 import resource
-import secrets
-import statistics
+import sqlite3
+import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from rich.console import Console
 
-from bench.aggregation import TreeMemory, start_chunk
-from bench.machine import pct, print_table
+from bench.machine import ms_row, pct, print_table
 from coordinator.batch.executor import make_executor
-from coordinator.domain.draw import DrawOutcome, commit, draw
-from coordinator.domain.eligibility import DayScreen
-from coordinator.domain.model import Project, Province
-from coordinator.domain.rules import load_rules
-from coordinator.drawing import DrawDesk, DrawRefused, archive_json
+from coordinator.domain.audit import generate_signing_key
+from coordinator.domain.day_plan import chunked
+from coordinator.domain.eligibility import normalise_specialty, specialty_prefixes, tied_rows_chunk
+from coordinator.domain.model import Project, Province, Window
+from coordinator.domain.names import normalise_company_name, normalise_credit_code
+from coordinator.domain.rules import Rules, load_rules
+from coordinator.drawing import DrawDesk
+from coordinator.notifier import MemoryOutbox
 from coordinator.province.generator import SCALES, count_relations, generate_province
+from coordinator.store.embedded_redis import EmbeddedRedis
+from coordinator.workflow import Workflow, WorkflowError
+from evalgrid.clock import SimClock
 
 DAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)  # the plan runs the day before
@@ -67,242 +79,301 @@ def rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def next_day(project: Project) -> Project:
+    w = project.window
+    return dataclasses.replace(project, window=Window(w.start + timedelta(days=1),
+                                                      w.end + timedelta(days=1)))
+
+
+# --- the SQL baseline --------------------------------------------------------------------------
+
+
+class SqlBaseline:
+    """A straightforward SQL draw, as a site would write it on SQLite (indexed)."""
+
+    def __init__(self, province: Province, rules: Rules, path: Path) -> None:
+        self.rules = rules
+        self.db = sqlite3.connect(path)
+        self.sites = {s.id: s for s in province.sites}
+        self.groups: dict[str, list[str]] = {}
+        for c in province.companies:
+            if c.group_id:
+                self.groups.setdefault(c.group_id, []).append(c.id)
+        self.group_of = {c.id: c.group_id for c in province.companies}
+        by_name = {normalise_company_name(c.name): c.id for c in province.companies}
+        by_code = {normalise_credit_code(c.credit_code): c.id for c in province.companies
+                   if c.credit_code}
+        db = self.db
+        db.executescript("""
+            CREATE TABLE experts (id TEXT PRIMARY KEY, kind TEXT, status TEXT, birth TEXT,
+                                  city TEXT, work_city TEXT, last_penalty TEXT);
+            CREATE TABLE specialty (prefix TEXT, expert_id TEXT);
+            CREATE TABLE ties (company_id TEXT, expert_id TEXT);
+            CREATE TABLE sittings (expert_id TEXT, tenderer TEXT, start_ts INT, end_ts INT);
+            CREATE TABLE workstations (id TEXT PRIMARY KEY, venue TEXT, city TEXT,
+                                       site_city TEXT);
+            CREATE TABLE ws_bookings (ws TEXT, start_ts INT, end_ts INT);
+        """)
+        experts, specialties, ties = [], [], []
+        for e in province.experts:
+            last = max((p.on for p in e.penalties), default=None)
+            experts.append((e.id, e.kind, e.status, e.birth_date.isoformat(), e.city,
+                            e.work_city, last.isoformat() if last else None))
+            for code in {p for s in e.specialties for p in specialty_prefixes(s)}:
+                specialties.append((code, e.id))
+            refs = [j.company for j in e.employments] + list(e.interests) + list(
+                e.declared_conflicts)
+            for ref in refs:
+                cid = by_code.get(normalise_credit_code(ref.credit_code or "")) or by_name.get(
+                    normalise_company_name(ref.name))
+                if cid:
+                    ties.append((cid, e.id))
+        db.executemany("INSERT INTO experts VALUES (?,?,?,?,?,?,?)", experts)
+        db.executemany("INSERT INTO specialty VALUES (?,?)", specialties)
+        db.executemany("INSERT INTO ties VALUES (?,?)", ties)
+        db.executemany("INSERT INTO workstations VALUES (?,?,?,?)", [
+            (w.id, v.id, v.city, s.city) for s in province.sites if "guest" in s.roles
+            for v in s.venues for w in v.workstations])
+        db.executescript("""
+            CREATE INDEX specialty_prefix ON specialty (prefix, expert_id);
+            CREATE INDEX ties_company ON ties (company_id, expert_id);
+            CREATE INDEX sittings_expert ON sittings (expert_id, start_ts, end_ts);
+            CREATE INDEX sittings_tenderer ON sittings (tenderer, expert_id);
+            CREATE INDEX bookings_ws ON ws_bookings (ws, start_ts, end_ts);
+            CREATE INDEX experts_city ON experts (city);
+        """)
+        db.commit()
+
+    def draw(self, project: Project, today: date) -> int:
+        """Seats filled (0 when a quota cannot be)."""
+        rules, db = self.rules, self.db
+        host = self.sites[project.host_site_id].city
+        start, end = project.window.start_ts, project.window.end_ts
+        cool = rules.cool_off_days * 86400
+        parties = [project.tenderer_id, *project.bidder_ids]
+        companies = set(parties)
+        for p in parties:
+            group = self.group_of.get(p)
+            if group:
+                companies |= set(self.groups[group])
+        born_after = today.replace(year=today.year - rules.age_limit - 1).isoformat()
+        since = today.replace(year=today.year - rules.look_back_years).isoformat()
+        chosen: list[str] = []
+        marks = ",".join("?" * len(companies))
+        for q in project.quotas:
+            taken = ",".join("?" * len(chosen)) or "''"
+            rows = db.execute(f"""
+                SELECT e.id FROM specialty s JOIN experts e ON e.id = s.expert_id
+                WHERE s.prefix = ? AND (? IS NULL OR e.kind = ?) AND e.status = 'active'
+                  AND e.birth > ? AND (e.last_penalty IS NULL OR e.last_penalty < ?)
+                  AND e.city NOT IN (?, ?) AND e.work_city NOT IN (?, ?)
+                  AND e.id NOT IN (SELECT expert_id FROM ties WHERE company_id IN ({marks}))
+                  AND e.id NOT IN (SELECT expert_id FROM sittings
+                                   WHERE start_ts < ? AND end_ts > ?)
+                  AND e.id NOT IN (SELECT expert_id FROM sittings WHERE tenderer = ?
+                                   AND start_ts < ? AND end_ts > ?)
+                  AND e.id NOT IN ({taken})
+                ORDER BY random() LIMIT ?""",
+                (normalise_specialty(q.specialty), q.kind, q.kind, born_after, since,
+                 project.city, host, project.city, host, *sorted(companies), end, start,
+                 project.tenderer_id, end + cool, start - cool, *chosen, q.count)).fetchall()
+            if len(rows) < q.count:
+                return 0
+            chosen += [r[0] for r in rows]
+        stations = db.execute("""
+            SELECT id FROM workstations WHERE city NOT IN (?, ?) AND site_city NOT IN (?, ?)
+              AND id NOT IN (SELECT ws FROM ws_bookings WHERE start_ts < ? AND end_ts > ?)
+            ORDER BY random() LIMIT ?""",
+            (project.city, host, project.city, host, end, start, len(chosen))).fetchall()
+        if len(stations) < len(chosen):
+            return 0
+        db.executemany("INSERT INTO sittings VALUES (?,?,?,?)",
+                       [(e, project.tenderer_id, start, end) for e in chosen])
+        db.executemany("INSERT INTO ws_bookings VALUES (?,?,?)",
+                       [(w[0], start, end) for w in stations])
+        db.commit()
+        return len(chosen)
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
+def batch_only(args: argparse.Namespace) -> None:
+    """Only the plan's batch phase on each executor (no Redis): for a machine with more cores."""
+    experts, projects = _scale(args)
+    province, generated = timed(lambda: generate_province(seed=args.seed, day=DAY,
+                                                          **sizes(experts, projects)))
+    desk = DrawDesk(load_rules())
+    _, loaded = timed(lambda: desk.load(province, []))
+    rows = [["generate / indexes", f"{experts:,} experts, {projects:,} projects",
+             f"{generated:.1f} / {loaded:.1f} s", "-", f"RSS {gib(rss())}"]]
+    rows += _batch_rows(desk, args.executors, args.chunks)
+    load = os.getloadavg()
+    print_table("the day plan's batch phase on each executor", ["what", "projects", "time",
+                "per project", "notes"], rows, Console(width=160))
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
-def plan_order(projects: Sequence[Project]) -> list[Project]:
-    return sorted(projects, key=lambda p: (p.window.start, p.id))
+def _scale(args: argparse.Namespace) -> tuple[int, int]:
+    experts, projects = {"national": (300_000, 20_000), "small": (30_000, 2_000)}[args.scale]
+    return args.experts or experts, args.projects or projects
 
 
-def screening_rows(desk: DrawDesk, order: list[Project], share: int, workers: list[int],
-                   use_ray: bool, chunks: int) -> list[list[str]]:
-    """Phase 3: `screen_chunk` over the first `share` projects on each executor."""
-    from coordinator.domain.day_plan import ScreeningShared, ScreenJob, chunked, screen_chunk
+async def run(args: argparse.Namespace) -> None:
+    experts, projects = _scale(args)
+    rules = load_rules()
+    rows: list[list[str]] = []
+    size = sizes(experts, projects + args.singles)
+    province, generated = timed(lambda: generate_province(seed=args.seed, day=DAY, **size))
+    singles = sorted(province.projects, key=lambda p: p.id)[:args.singles]
+    moved = {p.id: next_day(p) for p in singles}
+    province = dataclasses.replace(province, projects=tuple(
+        moved.get(p.id, p) for p in province.projects))
+    rows.append(["generate", f"{len(province.experts):,} experts, {projects:,} + "
+                 f"{len(singles)} projects", f"{generated:.1f} s", "-",
+                 f"{count_relations(province.experts):,} conflict relations"])
+    with tempfile.TemporaryDirectory(prefix="eg-national-") as tmp:
+        server = EmbeddedRedis(Path(tmp)).start()
+        redis = aioredis.Redis.from_url(server.url, socket_timeout=600)
+        try:
+            workflow = Workflow(
+                redis=redis, clock=SimClock(NOW), rules=rules, master_key=b"k" * 32,
+                signing_key=generate_signing_key(), notifier=MemoryOutbox(),
+                reports_dir=Path(tmp) / "reports")
+            t0 = time.perf_counter()
+            await workflow.registry.store_province(province)
+            stored = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            await workflow.load()
+            loaded = time.perf_counter() - t0
+            rows.append(["registry stored in Redis / loaded by the coordinator", "-",
+                         f"{stored:.1f} / {loaded:.1f} s", "-", f"RSS {gib(rss())}"])
+            del province  # the coordinator holds its own copy now
 
-    assert desk.pool is not None and desk.index is not None
-    city = {s.id: s.city for s in desk.sites.values()}
-    jobs = [ScreenJob(p, city[p.host_site_id]) for p in order[:share]]
-    shared = ScreeningShared(pool=desk.pool, index=desk.index, sittings={}, rules=desk.rules,
-                             today=NOW.date())
-    specs = ["local"] + [f"local:{w}" for w in workers]
-    if use_ray:
-        specs += [f"ray:{w}" for w in workers]
+            audit_before = (await workflow.audit.head()).seq
+            executor = make_executor(args.plan_executor)
+            t0 = time.perf_counter()
+            summary = await workflow.plan_day(DAY, "bench-plan", executor)
+            planned = time.perf_counter() - t0
+            executor.close()
+            audit_after = (await workflow.audit.head()).seq
+            n = summary["projects"]
+            rows.append([
+                f"day plan through PlanDay ({summary['executor']})", f"{n:,}",
+                f"{planned:.1f} s", f"{planned / max(n, 1) * 1000:.2f} ms",
+                f"drawn {summary['drawn']:,}, starved {summary['starved']}, refused "
+                f"{summary['refused']}, conflicts {summary['conflicts']}; batch "
+                f"{summary['screening_s']:.1f} s, drawing {summary['drawing_s']:.1f} s; "
+                f"{audit_after - audit_before:,} audit entries"])
+            rows.append(["coordinator memory after the plan", "-", "-", "-",
+                         f"RSS {gib(rss())}, peak {gib(peak())}"])
+
+            latencies: list[float] = []
+            refused = 0
+            for p in singles:
+                t0 = time.perf_counter()
+                try:
+                    await workflow.draw(p.id, f"bench-{p.id}")
+                except WorkflowError:
+                    refused += 1
+                    continue
+                latencies.append(time.perf_counter() - t0)
+            coordinator_row = ms_row("single draw through Workflow.draw", latencies)
+            baseline, built = timed(lambda: SqlBaseline(
+                _province_of(workflow), rules, Path(tmp) / "baseline.sqlite"))
+            sql_times: list[float] = []
+            sql_failed = 0
+            for p in sorted(moved.values(), key=lambda p: p.id):
+                t0 = time.perf_counter()
+                seats = baseline.draw(p, NOW.date())
+                sql_times.append(time.perf_counter() - t0)
+                sql_failed += seats == 0
+            sql_row = ms_row("single draw, SQLite baseline", sql_times)
+            ratio = (pct(sql_times, 50) / pct(latencies, 50)) if latencies else float("nan")
+            rows.append([coordinator_row[0], coordinator_row[1],
+                         f"p50 {coordinator_row[2]} ms, p99 {coordinator_row[3]} ms",
+                         "-", f"max {coordinator_row[4]} ms; {refused} refused"])
+            rows.append([sql_row[0], sql_row[1],
+                         f"p50 {sql_row[2]} ms, p99 {sql_row[3]} ms", "-",
+                         f"max {sql_row[4]} ms; built in {built:.1f} s; {sql_failed} unfilled; "
+                         f"coordinator {ratio:.0f}x faster at p50"])
+            rows += _batch_rows(workflow.desk, args.executors, args.chunks)
+        finally:
+            await redis.aclose()
+            server.stop()
+    load = os.getloadavg()
+    print_table(f"national scale ({args.scale}): the coordinator's own paths",
+                ["what", "projects", "time", "per project", "notes"], rows, Console(width=160))
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+def _province_of(workflow: Workflow) -> Province:
+    desk = workflow.desk
+    return Province(sites=tuple(desk.sites.values()), experts=tuple(desk.experts.values()),
+                    companies=tuple(desk.companies.values()), projects=())
+
+
+def _batch_rows(desk: DrawDesk, specs: Sequence[str], chunks: int) -> list[list[str]]:
+    """The plan's batch phase on each executor: the same results, and the speed-up."""
+    day = desk.day_screen(NOW.date())
+    order = [p for p in desk.projects() if p.host_site_id in desk.sites]
+    parts = chunked(order, chunks)
     rows: list[list[str]] = []
     reference: list[Any] | None = None
-    one: dict[str, float] = {}
+    single: dict[str, float] = {}
     for spec in specs:
         executor = make_executor(spec)
         try:
-            start = 0.0
-            if spec.startswith("ray"):  # Ray's start-up is not screening
-                _, start = timed(lambda e=executor: e.map_chunks(start_chunk, None, [0]))
-            with TreeMemory() as memory:
-                parts, elapsed = timed(lambda e=executor: e.map_chunks(
-                    screen_chunk, shared, chunked(jobs, chunks)))
+            executor.map_chunks(tied_rows_chunk, day.party, parts[:1])  # start-up, not timed
+            t0 = time.perf_counter()
+            out = executor.map_chunks(tied_rows_chunk, day.party, parts)
+            took = time.perf_counter() - t0
         finally:
             executor.close()
-        results = [r for part in parts for r in part]
-        if reference is None:
-            reference = results
-        elif results != reference:
-            raise AssertionError(f"{spec}: screening differs from in-process")
-        kind, _, n = spec.partition(":")
-        count = int(n) if n else 1
-        if n and count == 1:
-            one[kind] = elapsed
-        speed = one.get(kind, elapsed) / elapsed
-        rows.append([f"3. screen(), {executor.name}", f"{len(jobs):,} of {len(order):,}",
-                     f"{elapsed:.1f} s", ms(elapsed / len(jobs)),
-                     f"{speed:.2f}x / {speed / count:.0%}" if n else "-",
-                     f"tree {gib(memory.peak)}" + (f"; start {start:.1f} s" if start else "")])
+        flat = [r.tolist() for part in out for r in part]
+        same = "same rows" if reference is None or flat == reference else "DIFFERENT rows"
+        reference = reference or flat
+        kind = spec.split(":")[0]
+        workers = int(spec.split(":")[1]) if ":" in spec else 0
+        if workers <= 1:
+            single[kind] = took
+        speed = f"{single[kind] / took:.2f}x of 1 worker" if kind in single and workers > 1 \
+            else "-"
+        rows.append([f"plan batch phase (party rule), {executor.name}", f"{len(order):,}",
+                     f"{took:.2f} s", f"{took / max(len(order), 1) * 1000:.2f} ms",
+                     f"{speed}; {same}"])
     return rows
 
 
-def fast_plan(day: DayScreen, order: list[Project], city: dict[str, str],
-              plan_seed: bytes) -> tuple[list[float], Counter[str], float, int]:
-    """Phase 4: every project in plan order on referenced inputs; per-project seconds."""
-    latencies: list[float] = []
-    outcomes: Counter[str] = Counter()
-    archive_bytes = 0
-    started = time.perf_counter()
-    for project in order:
-        t0 = time.perf_counter()
-        inputs = day.inputs(project, city[project.host_site_id])
-        seed = hashlib.sha256(plan_seed + project.id.encode()).digest()
-        commitment = commit(seed, inputs)
-        result = draw(inputs, seed)
-        if isinstance(result, DrawOutcome):
-            archive_bytes += len(archive_json(commitment, inputs, result, seed))
-            day.book(project, [(s.expert_id, s.workstation_id) for s in result.seats])
-            outcomes["drawn"] += 1
-        else:
-            outcomes["starved"] += 1
-        latencies.append(time.perf_counter() - t0)
-    return latencies, outcomes, time.perf_counter() - started, archive_bytes
-
-
-def plan_day_rows(desk: DrawDesk, order: list[Project], share: int) -> list[list[str]]:
-    """Phase 5: H2a's plan_day (explicit inputs) on the first `share` projects, in-process."""
-    try:
-        from coordinator.day_plan import plan_day
-    except ImportError:
-        return [["5. plan_day", "-", "-", "-", "-", "coordinator.day_plan is not there"]]
-    from coordinator.batch.executor import InProcessExecutor
-
-    part = order[:share]
-    done: Counter[str] = Counter()
-
-    def sink(planned: Any) -> None:
-        done[planned.outcome.outcome] += 1
-
-    with TreeMemory() as memory:
-        plan, elapsed = timed(lambda: plan_day(desk, part, secrets.token_bytes(32), NOW,
-                                               InProcessExecutor(), sink=sink))
-    what = ", ".join(f"{n} {k}" for k, n in sorted(done.items()))
-    return [["5. plan_day (explicit inputs), in-process", f"{len(part):,} of {len(order):,}",
-             f"{elapsed:.1f} s", ms(elapsed / max(len(part), 1)), "-",
-             f"tree {gib(memory.peak)}; {what}; screening {plan.screening_s:.1f} s, "
-             f"drawing {plan.drawing_s:.1f} s"]]
-
-
-def explicit_rows(desk: DrawDesk, order: list[Project], sample: int) -> list[list[str]]:
-    """Phase 6: one request's draw as DrawDesk prepares it (explicit inputs), no Redis."""
-    step = max(1, len(order) // max(sample, 1))
-    chosen = order[::step][:sample]
-    prepare: list[float] = []
-    run: list[float] = []
-    candidates: list[int] = []
-    for project in chosen:
-        try:
-            prepared, a = timed(lambda p=project: desk.prepare(p, NOW))
-        except DrawRefused:
-            continue
-        _, b = timed(lambda p=prepared: DrawDesk.run(p))
-        prepare.append(a)
-        run.append(b)
-        candidates.append(prepared.inputs.candidate_count())
-    total = [a + b for a, b in zip(prepare, run, strict=True)]
-    if not total:
-        return []
-    note = f"{statistics.mean(candidates):,.0f} candidates per draw"
-    return [
-        ["6. one draw, DrawDesk.prepare (screen, offers, commit)", f"{len(total)} sampled",
-         f"p50 {ms(statistics.median(prepare))}", f"p99 {ms(pct(prepare, 99))}", "-", note],
-        ["6. one draw, DrawDesk.run (draw, archive text)", f"{len(total)} sampled",
-         f"p50 {ms(statistics.median(run))}", f"p99 {ms(pct(run, 99))}", "-", ""],
-        ["6. one draw, explicit inputs, request to archive", f"{len(total)} sampled",
-         f"p50 {ms(statistics.median(total))}", f"p99 {ms(pct(total, 99))}", "-",
-         "without Redis (bench.draw_latency has it)"],
-    ]
-
-
-def run(args: argparse.Namespace) -> None:
-    size = sizes(args.experts, args.projects)
-    rows: list[list[str]] = []
-    province: Province
-    province, generated = timed(lambda: generate_province(seed=args.seed, day=DAY, **size))
-    stations = sum(len(v.workstations) for s in province.sites for v in s.venues)
-    relations = count_relations(province.experts)
-    rows.append(["1. generate", f"{len(province.projects):,}", f"{generated:.1f} s", "-", "-",
-                 f"RSS {gib(rss())}"])
-    print(f"generated {len(province.experts):,} experts, {len(province.sites):,} sites, "
-          f"{stations:,} workstations, {relations:,} conflict relations, "
-          f"{len(province.projects):,} projects in {generated:.1f} s", flush=True)
-
-    rules = load_rules()
-    desk = DrawDesk(rules)
-    _, indexed = timed(lambda: desk.load(province, []))
-    rows.append(["2. indexes: pool and conflict index (DrawDesk.load)", "-", f"{indexed:.1f} s",
-                 "-", "-", f"RSS {gib(rss())}"])
-    assert desk.pool is not None and desk.index is not None
-    pool, index = desk.pool, desk.index
-
-    def build_day() -> DayScreen:
-        day = DayScreen(pool, index, province.sites, rules, NOW.date())
-        day.snapshot.digest()
-        day.snapshot._candidate_index()
-        day.snapshot._venue_index()
-        return day
-
-    day, built = timed(build_day)
-    rows.append(["2. indexes: DayScreen (snapshot, digest, draw arrays)", "-", f"{built:.1f} s",
-                 "-", "-", f"RSS {gib(rss())}; {len(day.snapshot.candidates):,} in snapshot"])
-    print(f"indexes in {indexed:.1f} s, day screen in {built:.1f} s", flush=True)
-
-    order = plan_order(province.projects)
-    city = {s.id: s.city for s in province.sites}
-    if args.screen_projects:
-        rows += screening_rows(desk, order, args.screen_projects, args.workers, args.ray,
-                               args.chunks)
-        print("screening done", flush=True)
-
-    with TreeMemory() as memory:
-        latencies, outcomes, elapsed, archive_bytes = fast_plan(
-            day, order, city, secrets.token_bytes(32))
-    what = ", ".join(f"{n:,} {k}" for k, n in sorted(outcomes.items()))
-    rows.append(["4. day plan, DayScreen + referenced inputs, sequential",
-                 f"{len(order):,} of {len(order):,}", f"{elapsed:.1f} s",
-                 ms(elapsed / len(order)), "-",
-                 f"tree {gib(memory.peak)}; {what}; archives "
-                 f"{archive_bytes / len(order) / 1024:.0f} KiB each, without the day's snapshot"])
-    rows.append([f"4. single draw at {len(province.experts):,} experts (inputs, commit, draw, "
-                 "archive, booking)", f"{len(latencies):,}",
-                 f"p50 {ms(statistics.median(latencies))}", f"p99 {ms(pct(latencies, 99))}",
-                 "-", f"max {ms(max(latencies))}"])
-    print(f"fast plan: {elapsed:.1f} s, {what}", flush=True)
-
-    if args.plan_day_projects:
-        rows += plan_day_rows(desk, order, args.plan_day_projects)
-        print("plan_day done", flush=True)
-    if args.explicit_draws:
-        rows += explicit_rows(desk, order, args.explicit_draws)
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    rows.append(["peak memory", "-", "-", "-", "-",
-                 f"driver {gib(peak)}; largest local worker {gib(children)}"])
-    print_table(
-        f"national scale: {len(province.experts):,} experts, {len(province.sites):,} sites, "
-        f"{stations:,} workstations, {relations:,} conflict relations, "
-        f"{len(province.projects):,} projects on {DAY.isoformat()}",
-        ["phase", "projects", "time", "per project", "speed-up / efficiency", "notes"], rows,
-        console=Console(width=220))
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="bench.national", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    national = SCALES["national"]
-    parser.add_argument("--experts", type=int, default=national["experts"],
-                        help="the other sizes keep the national proportions")
-    parser.add_argument("--projects", type=int, default=national["projects"])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", choices=("national", "small"), default="national")
+    parser.add_argument("--experts", type=int, default=0, help="override the scale's experts")
+    parser.add_argument("--projects", type=int, default=0, help="override the day's projects")
+    parser.add_argument("--singles", type=int, default=300,
+                        help="projects drawn one by one (coordinator and SQLite)")
+    parser.add_argument("--plan-executor", default="local")
+    parser.add_argument("--executors", nargs="*",
+                        default=["local", "local:1", "local:2", "ray:1", "ray:2"])
+    parser.add_argument("--chunks", type=int, default=16)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--executor-workers", default="1,2",
-                        help="worker counts for local processes and Ray (comma-separated)")
-    parser.add_argument("--no-ray", dest="ray", action="store_false")
-    parser.add_argument("--screen-projects", type=int, default=1000,
-                        help="projects screened through each executor (0: skip)")
-    parser.add_argument("--chunks", type=int, default=16, help="chunks per screening pass")
-    parser.add_argument("--plan-day-projects", type=int, default=300,
-                        help="projects given to coordinator.day_plan.plan_day (0: skip)")
-    parser.add_argument("--explicit-draws", type=int, default=50,
-                        help="sampled single draws with explicit inputs (0: skip)")
+    parser.add_argument("--batch-only", action="store_true",
+                        help="only the plan's batch phase on each executor (no Redis)")
     args = parser.parse_args(argv)
-    try:
-        args.workers = [int(w) for w in args.executor_workers.split(",") if w]
-    except ValueError:
-        parser.error(f"--executor-workers: comma-separated integers, not "
-                     f"{args.executor_workers!r}")
-    if any(w < 1 for w in args.workers):
-        parser.error("--executor-workers: counts must be at least 1")
-    run(args)
+    if args.batch_only:
+        batch_only(args)
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The day plan, shell: screen a day's projects in batch, then draw them one by one.
 
-`plan_day` touches no Redis: phase 1 screens every project through the batch executor
-(in-process, local processes or Ray; the pool, the conflict index and the sittings snapshot go
-once as the shared input), phase 2 draws in plan order against the desk's booking picture plus
-what the plan itself has booked (`PlanBook`), so no expert or workstation is booked twice across
-the plan's projects. `run_plan` is the coordinator's side: the audit records, the placement of
+`plan_day` touches no Redis: phase 1 runs the day screen's costly, booking-independent rule
+("party", the conflict-index look-ups) for every project through the batch executor
+(in-process, local processes or Ray: the rule's index goes once per plan, to long-lived
+workers), phase 2 draws in plan order on referenced inputs against a copy of the desk's day
+screen that books each draw, so no expert or workstation is booked twice across the plan's
+projects. `run_plan` is the coordinator's side: the audit records, the placement of
 each draw in Redis (the workflow's recoverable `_place`), the project states. The pure rules
 (order, seeds, the screening job) are in `coordinator.domain.day_plan`.
 """
@@ -12,14 +13,18 @@ each draw in Redis (the workflow's recoverable `_place`), the project states. Th
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
 
 from coordinator.batch.executor import (
     Executor,
@@ -28,31 +33,24 @@ from coordinator.batch.executor import (
     RayExecutor,
 )
 from coordinator.domain.day_plan import (
-    MergedSittings,
-    PlanBook,
-    RelevantCache,
-    ScreeningShared,
-    ScreenJob,
-    ScreenResult,
     chunked,
-    format_reasons,
     plan_order,
     project_seed,
     projects_digest,
     projects_of_day,
-    screen_chunk,
     seed_hash,
 )
 from coordinator.domain.draw import Seat
-from coordinator.domain.eligibility import screen
+from coordinator.domain.eligibility import tied_rows_chunk
 from coordinator.domain.model import Project
 from coordinator.domain.seal import seal_json
-from coordinator.drawing import DrawDesk, PlacedDraw, PreparedDraw
+from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
 
 Progress = Callable[[str, int, int, str], None]  # phase, done, total, message
+PLACE_AHEAD = 8  # draws the plan may compute ahead of their placement in Redis
 Outcome = Literal["drawn", "refused", "starved"]
 
 
@@ -93,25 +91,6 @@ class DayPlan:
         return Counter(o.outcome for o in self.outcomes)
 
 
-class _Eligible:
-    """The eligible experts of one project without building a set of them: the quota matches
-    less the screening's and the plan's exclusions."""
-
-    def __init__(self, relevant: tuple[str, ...], members: frozenset[str],
-                 excluded: frozenset[str], count: int) -> None:
-        self.relevant, self.members, self.excluded, self.count = (
-            relevant, members, excluded, count)
-
-    def __contains__(self, expert_id: object) -> bool:
-        return expert_id in self.members and expert_id not in self.excluded
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[str]:
-        return (e for e in self.relevant if e not in self.excluded)
-
-
 def plan_day(desk: DrawDesk, projects: Sequence[Project], plan_seed: bytes, now: datetime,
              executor: Executor, down: frozenset[str] = frozenset(),
              progress: Progress | None = None, *,
@@ -125,31 +104,27 @@ def plan_day(desk: DrawDesk, projects: Sequence[Project], plan_seed: bytes, now:
     the projects, the seed, `now` and `down` only: the executor changes the speed, not the plan.
     """
     report = progress or (lambda phase, done, total, message: None)
-    assert desk.pool is not None and desk.index is not None
-    pool = desk.pool
     order = plan_order(projects)
-    city_of = {site.id: site.city for site in desk.sites.values()}  # as host_city_of finds it
-    hosts = {p.id: city_of[p.host_site_id] for p in order if p.host_site_id in city_of}
-    sittings = {e: tuple(s) for e, s in desk.sittings.items() if s}
-    shared = ScreeningShared(pool=pool, index=desk.index, sittings=sittings, rules=desk.rules,
-                             today=desk.rules.local_date(now))
-    jobs = [ScreenJob(p, hosts[p.id]) for p in order if p.id in hosts]
-    report("screening", 0, len(jobs), f"{len(jobs)} project(s) on {executor.name}")
+    # Built once, kept by the desk for the day's single draws.
+    desk.day_screen(desk.rules.local_date(now))
+    work = desk.fork()
+    day = work.day_screen(desk.rules.local_date(now))
+    known = [p for p in order if p.host_site_id in desk.sites]
+    report("screening", 0, len(known), f"{len(known)} project(s) on {executor.name}")
     started = time.perf_counter()
-    screened: dict[str, ScreenResult] = {}
-    for part in executor.map_chunks(screen_chunk, shared, chunked(jobs, chunks)):
-        screened.update((r.project_id, r) for r in part)
+    tied: dict[str, NDArray[np.intp]] = {}
+    parts = chunked(known, chunks)
+    for part, rows in zip(parts, executor.map_chunks(tied_rows_chunk, day.party, parts),
+                          strict=True):
+        tied.update((p.id, r) for p, r in zip(part, rows, strict=True))
     screening_s = time.perf_counter() - started
-    report("screening", len(jobs), len(jobs), f"screened in {screening_s:.2f} s")
+    report("screening", len(known), len(known), f"screened in {screening_s:.2f} s")
 
     started = time.perf_counter()
-    book = PlanBook(desk.sites.values(), desk.ws_busy, sittings, desk.rules, down)
-    relevant = RelevantCache(pool)
     outcomes: list[PlanOutcome] = []
     kept: list[PlannedDraw] = []
     for n, project in enumerate(order, 1):
-        planned = _draw_one(desk, project, hosts.get(project.id), screened.get(project.id),
-                            book, relevant, plan_seed, shared.today)
+        planned = _draw_one(work, project, tied.get(project.id), plan_seed, now, down)
         outcomes.append(planned.outcome)
         if sink is not None:
             sink(planned)
@@ -161,48 +136,25 @@ def plan_day(desk: DrawDesk, projects: Sequence[Project], plan_seed: bytes, now:
                    drawing_s=time.perf_counter() - started)
 
 
-def _draw_one(desk: DrawDesk, project: Project, host_city: str | None,
-              screened: ScreenResult | None, book: PlanBook, relevant: RelevantCache,
-              plan_seed: bytes, today: date) -> PlannedDraw:
-    """Phase 2 for one project: offers and candidates as a single draw would see them now."""
+def _draw_one(work: DrawDesk, project: Project, tied: NDArray[np.intp] | None,
+              plan_seed: bytes, now: datetime, down: frozenset[str]) -> PlannedDraw:
+    """Phase 2 for one project: the single draw's own preparation, seeded by the plan."""
     def refused(reason: str) -> PlannedDraw:
         return PlannedDraw(project, None, None, PlanOutcome(project.id, "refused", reason))
 
-    if host_city is None or screened is None:
+    if tied is None:
         return refused(f"unknown host site {project.host_site_id!r}")
-    # The same refusals, in the same order, as DrawDesk.prepare.
-    venues = book.offers(project, host_city)
-    if not venues:
-        return refused("no guest venue outside the project's and the host's city has a "
-                       "free workstation in the window")
-    matches, members = relevant.of(project)
-    excluded = frozenset(screened.excluded)
-    if len(matches) - len(excluded) != screened.eligible_count:
-        raise RuntimeError(f"{project.id}: the screening's eligible pool cannot be rebuilt "
-                           f"({len(matches)} matches, {len(excluded)} excluded, "
-                           f"{screened.eligible_count} eligible)")
-    eligible = _Eligible(matches, members, excluded, screened.eligible_count)
-    barred = book.recheck(project, eligible)
-    if barred:
-        eligible = _Eligible(matches, members, excluded | barred.keys(),
-                             screened.eligible_count - len(barred))
-    assert desk.pool is not None
-    candidates = tuple(map(desk.pool.candidates.__getitem__, eligible))
-    if not candidates:
-        # Rare: screen once more against the merged picture for the exact reason counts.
-        assert desk.index is not None
-        full = screen(project, desk.pool, desk.index,
-                      MergedSittings(book.sittings, book.plan_sittings), desk.rules, today,
-                      host_city=host_city)
-        return refused(f"no eligible expert for any quota ({format_reasons(full.reasons)})")
-    prepared = desk.prepare_seeded(project, venues, candidates,
-                                   project_seed(plan_seed, project.id))
+    try:
+        prepared = work.prepare(project, now, down, seed=project_seed(plan_seed, project.id),
+                                tied=tied)
+    except DrawRefused as exc:
+        return refused(str(exc))
     c = prepared.commitment
-    result = desk.run(prepared)
+    result = work.run(prepared)
     if isinstance(result, str):
         return PlannedDraw(project, prepared, None, PlanOutcome(
             project.id, "starved", result, c.draw_id, c.seed_hash, c.input_digest))
-    book.book(project, result.seats)
+    work.book(project, [(s.expert_id, s.workstation_id) for s in result.seats])
     return PlannedDraw(project, prepared, result, PlanOutcome(
         project.id, "drawn", "", c.draw_id, c.seed_hash, c.input_digest,
         result.outcome_digest, result.seats))
@@ -353,8 +305,23 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
             "projects": len(order), "projects_digest": digest, "executor": executor.name,
             "seed_derivation": "HMAC-SHA256(plan seed, project id)", **making})
 
+        # Placements run one at a time, in plan order, on the event loop, while the worker
+        # thread draws up to PLACE_AHEAD projects ahead (its copy of the day screen has booked
+        # them already). A draw is committed only when placed, so a crash loses only
+        # uncommitted work; after a failed placement no later one is made.
+        placing = asyncio.Lock()
+        failed: list[BaseException] = []
+        pending: deque[concurrent.futures.Future[None]] = deque()
+
         async def place(planned: PlannedDraw) -> None:
-            outcome = await _place_planned(workflow, planned, plan_id)
+            async with placing:
+                if failed:
+                    raise RuntimeError("an earlier placement of the plan failed")
+                try:
+                    outcome = await _place_planned(workflow, planned, plan_id)
+                except BaseException as exc:
+                    failed.append(exc)
+                    raise
             counts[outcome] += 1
             o = planned.outcome
             outcomes.append({"project_id": o.project_id, "outcome": outcome,
@@ -362,18 +329,38 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
                              "reason": o.reason})
 
         def sink(planned: PlannedDraw) -> None:  # in the worker thread
-            asyncio.run_coroutine_threadsafe(place(planned), loop).result()
+            pending.append(asyncio.run_coroutine_threadsafe(place(planned), loop))
+            while len(pending) > PLACE_AHEAD:
+                pending.popleft().result()
+
+        def drain(raise_errors: bool) -> None:
+            while pending:
+                try:
+                    pending.popleft().result()
+                except Exception:
+                    if raise_errors:
+                        raise
+
+        def plan_and_place(*args: Any, **kwargs: Any) -> DayPlan:
+            try:
+                plan = plan_day(*args, **kwargs)
+            except BaseException:
+                drain(raise_errors=False)
+                raise
+            drain(raise_errors=True)
+            return plan
 
         def threadsafe(phase: str, done: int, total: int, message: str) -> None:
             loop.call_soon_threadsafe(report, phase, done, total, message)
             if phase == "screening" and done == total:
                 loop.call_soon_threadsafe(rearm_signals)
 
+        now = workflow.clock.now()
+        workflow.desk.day_screen(workflow.desk.rules.local_date(now))  # kept for the day
         fork = workflow.desk.fork()
         try:
-            plan = await asyncio.to_thread(plan_day, fork, order, plan_seed,
-                                           workflow.clock.now(), executor, workflow._down(),
-                                           threadsafe, sink=sink)
+            plan = await asyncio.to_thread(plan_and_place, fork, order, plan_seed, now,
+                                           executor, workflow._down(), threadsafe, sink=sink)
         except Exception as exc:  # an executor or Redis failure: what is placed stays placed
             from coordinator.workflow import WorkflowError
 

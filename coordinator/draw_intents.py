@@ -46,7 +46,6 @@ from coordinator.domain.draw import (
     DrawOutcome,
     commitment_from_json,
     draw,
-    inputs_from_json,
     outcome_from_json,
 )
 from coordinator.domain.model import Project
@@ -152,6 +151,7 @@ async def commit_and_place(workflow: Workflow, project: Project, prepared: Prepa
     intent = make_intent(project.id, result.draw_id, "committed",
                          (await workflow.audit.head()).seq, plan_id=plan_id,
                          state_after="drawn")
+    await workflow.store_snapshot(result)
     pipe = workflow.redis.pipeline(transaction=True)
     pipe.hset(DRAW.format(result.draw_id),
               mapping=result.archive_fields(workflow.master_key))  # type: ignore[arg-type]
@@ -229,13 +229,20 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
             "draw_id": intent.draw_id, "reason": "the draw's archive is missing"})
         return
     commitment = commitment_from_json(archive["commitment"])
+    try:
+        inputs = await workflow.draw_inputs(archive)
+    except (KeyError, TypeError, ValueError) as exc:
+        await drop_intent(workflow.redis, project.id)
+        await workflow._record("draw.abandoned", project.id, {
+            "draw_id": intent.draw_id, "reason": f"the draw's inputs cannot be read: {exc}"})
+        return
     if not await _audited_since(workflow, intent, "draw.committed"):
         await workflow._record("draw.committed", project.id, {
             **archive["commitment"], "project_id": project.id, "plan_id": intent.plan_id,
-            "candidates": len(archive["inputs"]["candidates"]),
-            "venues": len(archive["inputs"]["venues"]), "recovered": True})
+            "candidates": inputs.candidate_count(), "venues": inputs.venue_count(),
+            "recovered": True})
     # Re-run with the committed seed and inputs: the same draw, by construction.
-    result = draw(inputs_from_json(archive["inputs"]), bytes.fromhex(archive["seed"]))
+    result = draw(inputs, bytes.fromhex(archive["seed"]))
     state = text(await workflow.redis.hget(PROJECT_STATE, project.id) or b"")
     reason = ""
     if not isinstance(result, DrawOutcome) or result != outcome_from_json(archive["result"]):
@@ -252,7 +259,8 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
     assert isinstance(result, DrawOutcome)
     placed = PlacedDraw(draw_id=intent.draw_id, commitment=commitment, seats=result.seats,
                         outcome_digest=result.outcome_digest(),
-                        archive_text=json.dumps(archive, sort_keys=True, separators=(",", ":")))
+                        archive_text=json.dumps(archive, sort_keys=True, separators=(",", ":")),
+                        snapshot=inputs.snapshot)
     try:
         await workflow._place(project, Allocation(project_id=project.id), placed,
                               state_after="drawn", archive_stored=True)

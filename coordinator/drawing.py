@@ -15,36 +15,38 @@ import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from coordinator.domain.committee import check_composition
 from coordinator.domain.conflicts import ConflictIndex, registry_places
 from coordinator.domain.draw import (
     ARCHIVE_FORMAT,
-    Candidate,
     Commitment,
     DrawFailure,
     DrawInputs,
     DrawOutcome,
+    DrawSnapshot,
     Seat,
-    VenueOffer,
-    build_venue_offers,
     canonical_inputs,
     commit,
     commitment_from_json,
     commitment_to_json,
     draw,
-    inputs_from_json,
     outcome_from_json,
     outcome_to_json,
+    project_from_json,
     record_digest,
-    supplementary_inputs,
+    snapshot_from_json,
 )
-from coordinator.domain.eligibility import PoolIndex, host_city_of, screen
+from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
 from coordinator.domain.model import Company, Expert, Project, Province, Site, Sitting, Venue
 from coordinator.domain.rules import Rules
-from coordinator.domain.seal import seal_json_text
+from coordinator.domain.seal import SealedBox, seal_json_text, unseal_json
+from coordinator.store.values import text
 
 
 class DrawRefused(Exception):
@@ -74,6 +76,14 @@ class PlacedDraw:
     seats: tuple[Seat, ...]
     outcome_digest: str
     archive_text: str  # the archive as JSON, seed included (see `archive_json`)
+    snapshot: DrawSnapshot | None = None  # the day's snapshot referenced inputs name
+
+    def snapshot_fields(self, master_key: bytes) -> tuple[str, str] | None:
+        """(Redis key, sealed text) of the snapshot the draw references; stored once per
+        digest beside the archives (an archive names it; `draw export` embeds it)."""
+        if self.snapshot is None:
+            return None
+        return snapshot_record(master_key, self.snapshot)
 
     def archive_fields(self, master_key: bytes) -> dict[str, str]:
         """Redis fields of the draw: the public commitment, and the sealed archive with seed."""
@@ -101,6 +111,28 @@ def archive_json(commitment: Commitment, inputs: DrawInputs, result: DrawOutcome
             + ',"seed":' + dump(seed.hex()) + "}")
 
 
+SNAPSHOT_KEY = "draw_snapshot:{}"
+
+
+def snapshot_record(master_key: bytes, snapshot: DrawSnapshot) -> tuple[str, str]:
+    """(Redis key, sealed JSON text) of a day's draw snapshot, filed under its digest."""
+    digest = snapshot.digest()
+    return SNAPSHOT_KEY.format(digest), seal_json_text(
+        master_key, digest, "draw_snapshot", snapshot.canonical().decode("ascii")).to_json()
+
+
+async def read_snapshot(redis: Any, master_key: bytes, digest: str) -> DrawSnapshot | None:
+    """The stored snapshot filed under `digest` (None if absent); checked against it."""
+    raw = await redis.get(SNAPSHOT_KEY.format(digest))
+    if raw is None:
+        return None
+    found = snapshot_from_json(unseal_json(master_key, SealedBox.from_json(text(raw)),
+                                           project_id=digest, purpose="draw_snapshot"))
+    if found.digest() != digest:
+        raise ValueError(f"snapshot {digest}: the stored snapshot digests to {found.digest()}")
+    return found
+
+
 class DrawDesk:
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
@@ -118,6 +150,9 @@ class DrawDesk:
         # The booking picture, mirrored from Redis (Redis stays the arbiter of conflicts).
         self.ws_busy: dict[str, list[tuple[int, int]]] = defaultdict(list)
         self.sittings: dict[str, list[Sitting]] = defaultdict(list)
+        # The one screening path: the day's DayScreen, kept current on book/unbook/move and
+        # dropped on a registry change (rebuilt from the picture above on first use).
+        self._screen: DayScreen | None = None
 
     # --- registry ----------------------------------------------------------------------------
 
@@ -141,6 +176,25 @@ class DrawDesk:
         self._by_id_number = {e.id_number: e.id for e in province.experts}
         self._venues = {v.id: (v.name, s.name, v.city) for s in province.sites
                         for v in s.venues}
+        self._screen = None
+
+    def day_screen(self, today: date) -> DayScreen:
+        """The day's screen (built on first use of the day from the booking picture)."""
+        found = self._screen
+        if found is None or found.today != today:
+            assert self.pool is not None and self.index is not None
+            found = DayScreen(
+                self.pool, self.index, self.sites.values(), self.rules, today,
+                sittings=(s for spans in self.sittings.values() for s in spans),
+                bookings=((ws, a, b) for ws, spans in self.ws_busy.items() for a, b in spans))
+            self._screen = found
+        return found
+
+    def snapshot(self, digest: str) -> DrawSnapshot | None:
+        """The day's snapshot if it digests to `digest` (else the caller reads Redis)."""
+        if self._screen is not None and self._screen.snapshot.digest() == digest:
+            return self._screen.snapshot
+        return None
 
     def add_project(self, project: Project) -> None:
         self._projects[project.id] = project
@@ -190,8 +244,9 @@ class DrawDesk:
             problems.append(("window", "the evaluation window is already over"))
         if problems:
             return problems
-        screening = self._screen(project, now)
-        counts = {i: eligible for i, (_, eligible) in enumerate(screening.per_quota)}
+        host_city = host_city_of(project, self.sites.values())
+        per_quota = self.day_screen(self.rules.local_date(now)).per_quota(project, host_city)
+        counts = {i: eligible for i, (_, eligible) in enumerate(per_quota)}
         return [("committee", str(p)) for p in check_composition(project, self.rules, counts)]
 
     # --- bookings ----------------------------------------------------------------------------
@@ -202,13 +257,29 @@ class DrawDesk:
             self.ws_busy[workstation_id].append(window)
             self.sittings[expert_id].append(
                 Sitting(expert_id, project.id, project.tenderer_id, project.window))
+        if self._screen is not None:
+            self._screen.book(project, seats)
+
+    def add_sitting(self, sitting: Sitting) -> None:
+        """A sitting kept on record without a booking (a dissolved committee's members keep
+        the cool-off with the tenderer)."""
+        self.sittings[sitting.expert_id].append(sitting)
+        if self._screen is not None:
+            self._screen.add_sitting(sitting)
 
     def unbook(self, project: Project, expert_id: str, workstation_id: str) -> None:
         window = (project.window.start_ts, project.window.end_ts)
         if window in self.ws_busy.get(workstation_id, []):
             self.ws_busy[workstation_id].remove(window)
-        self.sittings[expert_id] = [s for s in self.sittings.get(expert_id, [])
-                                    if s.project_id != project.id]
+            if self._screen is not None:
+                self._screen.remove_booking(workstation_id, *window)
+        kept = []
+        for s in self.sittings.get(expert_id, []):
+            if s.project_id != project.id:
+                kept.append(s)
+            elif self._screen is not None:
+                self._screen.remove_sitting(s)
+        self.sittings[expert_id] = kept
 
     def venue(self, venue_id: str) -> Venue | None:
         return next((v for s in self.sites.values() for v in s.venues if v.id == venue_id), None)
@@ -217,7 +288,11 @@ class DrawDesk:
         window = (project.window.start_ts, project.window.end_ts)
         if window in self.ws_busy.get(old, []):
             self.ws_busy[old].remove(window)
+            if self._screen is not None:
+                self._screen.remove_booking(old, *window)
         self.ws_busy[new].append(window)
+        if self._screen is not None:
+            self._screen.add_booking(new, *window)
 
     def busy_during(self, project: Project) -> set[str]:
         return self._busy_during(project)
@@ -229,73 +304,77 @@ class DrawDesk:
 
     # --- drawing -----------------------------------------------------------------------------
 
-    def _screen(self, project: Project, now: datetime) -> Any:
-        assert self.pool is not None and self.index is not None
+    def _referenced(self, project: Project, now: datetime, down: frozenset[str],
+                    tied: NDArray[np.intp] | None = None,
+                    exclude: frozenset[str] = frozenset()) -> tuple[DayScreen, Any, Any]:
+        """The day's screen with `down` applied, and the barred and unavailable masks; raises
+        DrawRefused (no venue offer, no candidate) with the reasons counted."""
+        day = self.day_screen(self.rules.local_date(now))
+        day.set_down(down)
         host_city = host_city_of(project, self.sites.values())
-        return screen(project, self.pool, self.index, self.sittings, self.rules,
-                      self.rules.local_date(now),
-                      host_city=host_city)
-
-    def _offers_and_candidates(self, project: Project, now: datetime,
-                               down: frozenset[str]) -> tuple[Any, Any]:
-        """`down`: workstations reported faulty or offline, never offered to a draw."""
-        assert self.pool is not None
-        screening = self._screen(project, now)
-        host_city = host_city_of(project, self.sites.values())
-        venues = build_venue_offers(self.sites.values(), project, host_city,
-                                    self._busy_during(project) | down)
-        if not venues:
+        unavailable = day.unavailable(project, host_city)
+        if not _offers_any(day.snapshot, unavailable):
             raise DrawRefused("no guest venue outside the project's and the host's city has a "
                               "free workstation in the window")
-        candidates = screening.candidates(self.pool)
-        if not candidates:
-            reasons = ", ".join(f"{k} {v}" for k, v in screening.reasons.most_common())
+        barred = day.barred(project, host_city, tied)
+        if exclude:
+            barred = barred | day.snapshot.expert_mask(exclude)
+        if day.eligible_count(project, barred) == 0:
+            reasons = ", ".join(f"{k} {v}" for k, v in
+                                day.reason_counts(project, host_city).most_common())
             raise DrawRefused(f"no eligible expert for any quota ({reasons})")
-        return venues, candidates
+        return day, barred, unavailable
 
     def prepare(self, project: Project, now: datetime,
-                down: frozenset[str] = frozenset()) -> PreparedDraw:
-        venues, candidates = self._offers_and_candidates(project, now, down)
-        inputs = DrawInputs(project=project, rules_version=self.rules.version, venues=venues,
-                            candidates=candidates, per_venue_cap=self.rules.per_venue_cap)
-        return self._commit(project, inputs)
+                down: frozenset[str] = frozenset(), *, seed: bytes | None = None,
+                tied: NDArray[np.intp] | None = None) -> PreparedDraw:
+        """A first draw on referenced inputs; `seed` and `tied` (rule "party", computed in
+        batch) come from a day plan, else the seed is fresh from the OS."""
+        day, barred, unavailable = self._referenced(project, now, down, tied)
+        inputs = DrawInputs.referenced(
+            project=project, rules_version=self.rules.version, snapshot=day.snapshot,
+            barred=barred, unavailable=unavailable, per_venue_cap=self.rules.per_venue_cap)
+        return self._commit(project, inputs, seed)
 
     def prepare_supplementary(self, project: Project, now: datetime,
                               previous_archive: dict[str, Any], committee: Sequence[Seat],
                               drop: Iterable[str],
                               down: frozenset[str] = frozenset(),
                               seed: bytes | None = None) -> PreparedDraw:
-        """A redraw of the dropped members' seats, chained to the previous draw; `seed`, when
-        given, derives from the day's seed (coordinator/seed_shares.py), else a fresh one."""
-        previous_inputs = inputs_from_json(previous_archive["inputs"])
+        """A redraw of the dropped members' seats, chained to the previous draw: everyone ever
+        drawn for the project is excluded, members who stay keep their venue and room; `seed`,
+        when given, derives from the day's seed (coordinator/seed_shares.py), else a fresh one."""
+        head = previous_archive["inputs"]
+        previous_project = project_from_json(head["project"])
         parent = record_digest(commitment_from_json(previous_archive["commitment"]),
                                outcome_from_json(previous_archive["result"]))
-        venues, candidates = self._offers_and_candidates(project, now, down)
-        inputs = supplementary_inputs(previous_inputs, committee, set(drop), venues=venues,
-                                      candidates=candidates, parent=parent,
-                                      rules_version=self.rules.version)
+        dropped = set(drop)
+        members = {s.expert_id for s in committee}
+        unknown = sorted(dropped - members)
+        if unknown:
+            raise ValueError(f"cannot drop experts not on the committee: {unknown}")
+        exclude = frozenset(head["exclude"]) | members
+        day, barred, unavailable = self._referenced(project, now, down, exclude=exclude)
+        inputs = DrawInputs.referenced(
+            project=previous_project, rules_version=self.rules.version, snapshot=day.snapshot,
+            barred=barred, unavailable=unavailable, per_venue_cap=int(head["per_venue_cap"]),
+            exclude=exclude, parent=parent,
+            seats=tuple(s.quota_index for s in committee if s.expert_id in dropped),
+            occupied=tuple(sorted((s.venue_id, s.room_id) for s in committee
+                                  if s.expert_id not in dropped)))
         return self._commit(project, inputs, seed)
 
     @staticmethod
-    def _commit(project: Project, inputs: DrawInputs, seed: bytes | None = None
-                ) -> PreparedDraw:
-        seed = seed or secrets.token_bytes(32)
-        return PreparedDraw(project=project, inputs=inputs, seed=seed,
-                            commitment=commit(seed, inputs))
-
-    def prepare_seeded(self, project: Project, venues: tuple[VenueOffer, ...],
-                       candidates: tuple[Candidate, ...], seed: bytes) -> PreparedDraw:
-        """A first draw from offers, candidates and a seed found elsewhere (the day plan:
-        its screening ran in batch, its seed derives from the plan seed)."""
-        inputs = DrawInputs(project=project, rules_version=self.rules.version, venues=venues,
-                            candidates=candidates, per_venue_cap=self.rules.per_venue_cap)
+    def _commit(project: Project, inputs: DrawInputs,
+                seed: bytes | None = None) -> PreparedDraw:
+        seed = secrets.token_bytes(32) if seed is None else seed
         return PreparedDraw(project=project, inputs=inputs, seed=seed,
                             commitment=commit(seed, inputs))
 
     def fork(self) -> DrawDesk:
         """A desk sharing this one's registry and indexes (read-only) with a copy of its
-        booking picture: a plan computed in a worker thread reads the fork while the event
-        loop goes on changing the original."""
+        booking picture and day screen: a plan computed in a worker thread books into the fork
+        while the event loop goes on changing the original."""
         other = DrawDesk(self.rules)
         other.registry_version = self.registry_version
         other.sites, other.experts = self.sites, self.experts
@@ -305,6 +384,7 @@ class DrawDesk:
         other._by_id_number, other._venues = self._by_id_number, self._venues
         other.ws_busy.update({ws: list(spans) for ws, spans in self.ws_busy.items() if spans})
         other.sittings.update({e: list(s) for e, s in self.sittings.items() if s})
+        other._screen = None if self._screen is None else self._screen.fork()
         return other
 
     @staticmethod
@@ -316,4 +396,10 @@ class DrawDesk:
         return PlacedDraw(draw_id=prepared.commitment.draw_id, commitment=prepared.commitment,
                           seats=result.seats, outcome_digest=result.outcome_digest(),
                           archive_text=archive_json(prepared.commitment, prepared.inputs,
-                                                    result, prepared.seed))
+                                                    result, prepared.seed),
+                          snapshot=prepared.inputs.snapshot)
+
+
+def _offers_any(snapshot: DrawSnapshot, unavailable: NDArray[np.bool_]) -> bool:
+    """Is any workstation of the snapshot's guest venues still offered?"""
+    return bool(snapshot.workstation_count()) and not bool(unavailable.all())

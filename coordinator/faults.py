@@ -340,7 +340,7 @@ class FaultDesk:
                 wf.desk.unbook(project, seat.expert_id, seat.workstation_id)
                 # The member stays on record as having sat for this tenderer: the cool-off
                 # rule keeps them off the new committee.
-                wf.desk.sittings[seat.expert_id].append(
+                wf.desk.add_sitting(
                     Sitting(seat.expert_id, project.id, project.tenderer_id, project.window))
                 await wf._release_on_site(seat, str(incident.state))
             moved = dataclasses.replace(project, window=Window(*window))

@@ -36,13 +36,17 @@ from coordinator.domain.audit import (
 from coordinator.domain.collusion import ScoreRecord
 from coordinator.domain.draw import (
     DrawOutcome,
+    DrawSnapshot,
     commitment_from_json,
     outcome_from_json,
     record_digest,
+    snapshot_from_json,
+    snapshot_to_json,
     verify_replay,
 )
 from coordinator.domain.pii import PiiKeys
 from coordinator.domain.seal import SealedBox, unseal_json
+from coordinator.drawing import read_snapshot
 from coordinator.province.files import load_province
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.embedded_redis import EmbeddedRedis
@@ -158,12 +162,50 @@ async def export_draws(project_id: str, data_dir: Path,
                 and e.detail.get("plan_id") in plans}
         anchors = [json.loads(entry_to_json(e)) for e in entries
                    if _anchors(e, project_id, set(alloc.draw_ids), plans, days)]
+        snapshots = await _referenced_snapshots(redis, key, draws)
         await log.append("draw.exported", project_id, {"draws": len(draws)})
-    return {"format": EXPORT_FORMAT, "project_id": project_id, "draws": draws,
-            "audit": anchors,
-            "signer": {"key": public_key_hex(signing),
-                       "certificate": ensure_signing_certificate(DataDir(data_dir).pki,
-                                                                 signing.public_key())}}
+    exported: dict[str, Any] = {
+        "format": EXPORT_FORMAT, "project_id": project_id, "draws": draws, "audit": anchors,
+        "signer": {"key": public_key_hex(signing),
+                   "certificate": ensure_signing_certificate(DataDir(data_dir).pki,
+                                                             signing.public_key())}}
+    if snapshots:
+        exported["snapshots"] = snapshots
+    return exported
+
+
+async def _referenced_snapshots(redis: aioredis.Redis, key: bytes,
+                                draws: list[dict[str, Any]]) -> dict[str, Any]:
+    """The day snapshots the draws' referenced inputs name, once each, by digest: the export
+    replays without the coordinator."""
+    found: dict[str, Any] = {}
+    for archive in draws:
+        digest = archive.get("inputs", {}).get("snapshot")
+        if digest is None or digest in found:
+            continue
+        snapshot = await read_snapshot(redis, key, digest)
+        if snapshot is None:
+            raise OfflineError(f"draw snapshot {digest} is missing from the store")
+        found[digest] = snapshot_to_json(snapshot)
+    return found
+
+
+def _file_snapshots(archive: dict[str, Any]) -> tuple[dict[str, DrawSnapshot], list[str]]:
+    """The snapshots an exported file carries, each checked against the digest it is filed
+    under (a forged one is reported, never used)."""
+    known: dict[str, DrawSnapshot] = {}
+    problems: list[str] = []
+    for digest, body in (archive.get("snapshots") or {}).items():
+        try:
+            snapshot = snapshot_from_json(body)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            problems.append(f"snapshots[{digest}]: cannot be read: {type(exc).__name__}: {exc}")
+            continue
+        if snapshot.digest() != digest:
+            problems.append(f"snapshots[{digest}]: digests to {snapshot.digest()}")
+            continue
+        known[digest] = snapshot
+    return known, problems
 
 
 def _seed_day(entry: AuditEntry) -> str | None:
@@ -206,7 +248,7 @@ def verify_draw_file(path: Path, trust: PinnedTrust, *,
         return [f"{path}: not a draw archive ({exc})"], 0
     if version not in EXPORT_FORMATS:
         return [f"format: {version!r} is none of {', '.join(EXPORT_FORMATS)}"], len(draws)
-    problems: list[str] = []
+    known, problems = _file_snapshots(archive)
     if version == EXPORT_FORMAT:
         problems += _anchor_problems(archive, draws, trust)
     elif not accept_unanchored:
@@ -214,7 +256,7 @@ def verify_draw_file(path: Path, trust: PinnedTrust, *,
                         "commitments are not anchored in the chain (replayed only; pass "
                         "--accept-unanchored to accept that)")
     for i, draw in enumerate(draws):
-        problems += [f"draws[{i}]: {p}" for p in verify_replay(draw)]
+        problems += [f"draws[{i}]: {p}" for p in verify_replay(draw, known)]
         if i > 0:
             parent = draw.get("commitment", {}).get("parent")
             try:

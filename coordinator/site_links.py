@@ -128,6 +128,13 @@ class SiteLinks:
     async def next_fence(self) -> int:
         return int(await self.redis.incr(FENCE))
 
+    async def next_fences(self, n: int) -> list[int]:
+        """`n` consecutive fences in one round trip (a committee's commands)."""
+        if n <= 0:
+            return []
+        top = int(await self.redis.incrby(FENCE, n))
+        return list(range(top - n + 1, top + 1))
+
     async def enqueue(self, site_id: str, command: site_link_pb2.CoordinatorCommand) -> None:
         """Queue a command durably, then ring the site's doorbell."""
         if not command.command_id:

@@ -34,7 +34,7 @@ from coordinator.day_plan import run_plan
 from coordinator.domain import scoring
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.day_plan import local_day, project_seed
-from coordinator.domain.draw import Seat
+from coordinator.domain.draw import DrawInputs, DrawSnapshot, Seat, inputs_from_json
 from coordinator.domain.fault_rules import Phase, phase_of
 from coordinator.domain.liveness import Link, LivenessPolicy
 from coordinator.domain.model import Project
@@ -52,7 +52,7 @@ from coordinator.draw_intents import (
     stage_intent,
 )
 from coordinator.draw_intents import recover as recover_intents
-from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw
+from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, read_snapshot
 from coordinator.notifier import Notice, Notifier
 from coordinator.province import codec
 from coordinator.report import write_report
@@ -144,6 +144,7 @@ class Workflow:
         self._plan_lock = asyncio.Lock()
         self._project_locks: dict[str, asyncio.Lock] = {}
         self._allocations: dict[str, Allocation] = {}
+        self._stored_snapshots: set[str] = set()  # digests of draw snapshots in Redis
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
         self._fault_tasks: set[asyncio.Task[None]] = set()
@@ -345,9 +346,9 @@ class Workflow:
             return DrawSummary(**replay)
         project = await self.project(project_id)
         async with self._lock(project_id), self._draw_lock:
-            states = await self.registry.project_states()
-            if states.get(project_id) != "registered":
-                raise WorkflowError("project_id", f"{project_id} is {states.get(project_id)}, "
+            state = await self.registry.project_state(project_id)
+            if state != "registered":
+                raise WorkflowError("project_id", f"{project_id} is {state}, "
                                     "not awaiting a draw", code="precondition")
             now = self.clock.now()
             try:
@@ -393,9 +394,10 @@ class Workflow:
             for seat in result.seats
         ]
         commands = []
-        for seat in new_seats:
+        fences = await self.links.next_fences(len(new_seats))
+        for seat, fence in zip(new_seats, fences, strict=True):
             command = site_link_pb2.CoordinatorCommand(
-                command_id=opaque_id("cmd"), fence=await self.links.next_fence(),
+                command_id=opaque_id("cmd"), fence=fence,
                 reserve=site_link_pb2.Reserve(
                     session_id=seat.session_id, workstation_id=seat.workstation_id,
                     window=to_window(project.window.start, project.window.end),
@@ -407,6 +409,7 @@ class Workflow:
             seats=new_seats, commands=commands, state_after=state_after,
             parent=result.commitment.parent or "", outcome_digest=result.outcome_digest,
             alloc_before=alloc.to_dict() if alloc.draw_ids else None)
+        await self.store_snapshot(result)
         pipe = self.redis.pipeline(transaction=True)
         if not archive_stored:
             pipe.hset(DRAW.format(result.draw_id),
@@ -1117,6 +1120,30 @@ class Workflow:
         await self.redis.hset(key, "seed", seed)
         await self._record("draw.seed_revealed", draw_id, {"seed": seed})
         return bytes.fromhex(seed)
+
+    async def store_snapshot(self, result: PlacedDraw) -> None:
+        """The day's snapshot a draw references, stored once per digest (before the archive
+        that names it, so no stored archive ever lacks its snapshot)."""
+        found = result.snapshot_fields(self.master_key) if result.snapshot is not None \
+            and result.snapshot.digest() not in self._stored_snapshots else None
+        if found is None:
+            return
+        key, sealed = found
+        if not await self.redis.exists(key):
+            await self.redis.set(key, sealed)
+        assert result.snapshot is not None
+        self._stored_snapshots.add(result.snapshot.digest())
+
+    async def draw_inputs(self, archive: dict[str, Any]) -> DrawInputs:
+        """The inputs of an archive, with the snapshot they reference (the desk's, or Redis)."""
+        digest = archive["inputs"].get("snapshot")
+        snapshots: dict[str, DrawSnapshot] = {}
+        if digest is not None:
+            snapshot = self.desk.snapshot(digest) or await read_snapshot(
+                self.redis, self.master_key, digest)
+            if snapshot is not None:
+                snapshots[digest] = snapshot
+        return inputs_from_json(archive["inputs"], snapshots)
 
     async def _sealed_archive(self, draw_id: str) -> dict[str, Any]:
         """The full archive of a draw, seed included: only the coordinator opens it."""

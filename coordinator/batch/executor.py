@@ -2,7 +2,9 @@
 
 A job is a pure function `fn(shared, chunk) -> result`, importable without Ray, so it is tested
 without Ray too. `shared` is the large input every chunk reads (a pool, an index): the Ray
-executor puts it in the object store once; the process pool hands it to each worker once.
+executor puts it in the object store once and hands it to long-lived actors, one per worker,
+each of which deserialises it once for the whole call (never once per task: a national conflict
+index is Python objects, seconds to unpickle); the process pool hands it to each worker once.
 Ray is imported and initialised only when a Ray executor is first used, never at import.
 """
 
@@ -51,7 +53,8 @@ def _call(fn: Callable[[Any, Any], Any], chunk: Any) -> Any:
 
 
 class ProcessExecutor:
-    """Local worker processes; each receives the shared input once, at start.
+    """Local worker processes; each receives the shared input once, at start, and they are
+    kept for the next call with the same `shared` object (a day's screen: sent once per day).
 
     `start_method`: None for the platform's default; "forkserver" or "spawn" in a process that
     runs threads of its own (a gRPC server must not be forked).
@@ -61,19 +64,29 @@ class ProcessExecutor:
         self.workers = workers
         self.start_method = start_method
         self.name = f"{workers} local processes"
+        self._pool: ProcessPoolExecutor | None = None
+        self._shared: Any = None
 
     def map_chunks(self, fn: Callable[[S, C], R], shared: S, chunks: Sequence[C]) -> list[R]:
-        context = multiprocessing.get_context(self.start_method) if self.start_method else None
-        with ProcessPoolExecutor(max_workers=self.workers, initializer=_set_shared,
-                                 initargs=(shared,), mp_context=context) as pool:
-            return list(pool.map(_call, [fn] * len(chunks), chunks))
+        if self._pool is None or self._shared is not shared:
+            self.close()
+            context = (multiprocessing.get_context(self.start_method) if self.start_method
+                       else None)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_set_shared,
+                                             initargs=(shared,), mp_context=context)
+            self._shared = shared
+        return list(self._pool.map(_call, [fn] * len(chunks), chunks))
 
     def close(self) -> None:
-        pass
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._pool, self._shared = None, None
 
 
 class RayExecutor:
-    """Ray tasks over chunks, at most `in_flight` at a time, drained with `ray.wait`."""
+    """Ray actors over chunks: `shared` goes once to each of up to `in_flight` actors (one per
+    CPU), which then take the chunks as they come free (`ray.wait`). The actors are kept for
+    the next call with the same `shared` object (a day's screen: sent once per day)."""
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None,
                  in_flight: int = 64) -> None:
@@ -83,6 +96,8 @@ class RayExecutor:
         cpus = num_cpus or "all"
         self.name = f"ray ({address})" if address else f"ray (local, {cpus} cpus)"
         self._started = False
+        self._actors: list[Any] = []
+        self._shared: Any = None
 
     def _ray(self) -> Any:
         import ray
@@ -97,23 +112,53 @@ class RayExecutor:
             self._started = True
         return ray
 
-    def map_chunks(self, fn: Callable[[S, C], R], shared: S, chunks: Sequence[C]) -> list[R]:
+    def workers(self) -> int:
+        """How many actors a call starts: the cluster's CPUs, at most `in_flight`."""
         ray = self._ray()
-        remote = ray.remote(_ray_task)
-        shared_ref = ray.put(shared)
-        results: list[Any] = [None] * len(chunks)
-        pending: dict[Any, int] = {}
-        next_chunk = 0
-        while next_chunk < len(chunks) or pending:
-            while next_chunk < len(chunks) and len(pending) < self.in_flight:
-                pending[remote.remote(fn, shared_ref, chunks[next_chunk])] = next_chunk
-                next_chunk += 1
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                results[pending.pop(ref)] = ray.get(ref)
-        return results
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        return max(1, min(self.in_flight, cpus))
+
+    def map_chunks(self, fn: Callable[[S, C], R], shared: S, chunks: Sequence[C]) -> list[R]:
+        if not chunks:
+            return []
+        ray = self._ray()
+        if not self._actors or self._shared is not shared:
+            self._release()
+            holder = ray.remote(num_cpus=1)(_Holder)
+            shared_ref = ray.put(shared)
+            self._actors = [holder.remote(shared_ref) for _ in range(self.workers())]
+            self._shared = shared
+        actors = self._actors
+        try:
+            results: list[Any] = [None] * len(chunks)
+            pending: dict[Any, tuple[int, Any]] = {}
+            next_chunk = 0
+            idle = list(actors)
+            while next_chunk < len(chunks) or pending:
+                while next_chunk < len(chunks) and idle:
+                    actor = idle.pop()
+                    pending[actor.run.remote(fn, chunks[next_chunk])] = (next_chunk, actor)
+                    next_chunk += 1
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    index, actor = pending.pop(ref)
+                    results[index] = ray.get(ref)
+                    idle.append(actor)
+            return results
+        except BaseException:
+            self._release()  # an actor may be dead or busy: start afresh next time
+            raise
+
+    def _release(self) -> None:
+        if self._actors:
+            import ray
+
+            for actor in self._actors:
+                ray.kill(actor)
+        self._actors, self._shared = [], None
 
     def close(self) -> None:
+        self._release()
         if self._started:
             import ray
 
@@ -121,8 +166,14 @@ class RayExecutor:
             self._started = False
 
 
-def _ray_task(fn: Callable[[Any, Any], Any], shared: Any, chunk: Any) -> Any:
-    return fn(shared, chunk)
+class _Holder:
+    """A Ray actor holding the call's shared input (deserialised once, at start)."""
+
+    def __init__(self, shared: Any) -> None:
+        self.shared = shared
+
+    def run(self, fn: Callable[[Any, Any], Any], chunk: Any) -> Any:
+        return fn(self.shared, chunk)
 
 
 def make_executor(spec: str) -> Executor:

@@ -53,7 +53,7 @@ def check_composition(
     """Problems with the project's committee make-up; empty when it may be registered.
 
     `pool_counts` (quota index -> eligible experts outside the project's and host's cities, e.g.
-    from `Screening.per_quota` or `quota_pool_counts`) adds a feasibility check; the check is
+    from `DayScreen.per_quota` or `quota_pool_counts`) adds a feasibility check; the check is
     necessary, not sufficient (a draw also needs venues in the experts' catchment).
     """
     problems: list[Problem] = []

@@ -108,8 +108,6 @@ from coordinator.domain.model import (
     Quota,
     ScoringMethod,
     ScoringMethodName,
-    Site,
-    Venue,
     Window,
 )
 from coordinator.domain.randomness import DrawRandom
@@ -510,53 +508,6 @@ _KIND = attrgetter("kind")
 _SPECIALTIES = attrgetter("specialties")
 _CATCHMENT = attrgetter("catchment_cities")
 _CODE = attrgetter("code")
-
-
-def build_venue_offers(
-    sites: Iterable[Site],
-    project: Project,
-    host_city: str,
-    busy_workstations: Collection[str] = frozenset(),
-) -> tuple[VenueOffer, ...]:
-    """Guest venues outside the project's and the host's city with free workstations, sorted.
-
-    A venue with nothing busy is offered as the same `VenueOffer` object every time (its
-    canonical row encoded once), so a national inventory costs no re-encoding per draw.
-    """
-    barred = {project.city, host_city}
-    offers: list[VenueOffer] = []
-    for site in sites:
-        if "guest" not in site.roles or site.city in barred:
-            continue
-        for venue in site.venues:
-            if venue.city in barred:
-                continue
-            whole = _whole_offer(site.id, venue)
-            if busy_workstations and not all(ws not in busy_workstations for ws, _ in whole.free):
-                free = tuple(f for f in whole.free if f[0] not in busy_workstations)
-                if free:
-                    offers.append(VenueOffer(venue.id, site.id, venue.city, free))
-            elif whole.free:
-                offers.append(whole)
-    offers.sort(key=attrgetter("venue_id"))
-    return tuple(offers)
-
-
-_WHOLE: dict[str, tuple[Venue, str, VenueOffer]] = {}  # venue id -> (venue, site id, offer)
-
-
-def _whole_offer(site_id: str, venue: Venue) -> VenueOffer:
-    """The venue with all its workstations as an offer, kept while the venue object is the
-    same (a registry reload brings new objects, and so new offers)."""
-    found = _WHOLE.get(venue.id)
-    if found is None or found[0] is not venue or found[1] != site_id:
-        stations = tuple(sorted((ws.id, ws.room_id) for ws in venue.workstations))
-        found = _WHOLE[venue.id] = (
-            venue,
-            site_id,
-            VenueOffer(venue.id, site_id, venue.city, stations),
-        )
-    return found[2]
 
 
 # --- canonical form ----------------------------------------------------------------------------

@@ -4,26 +4,24 @@ Party-based rules (employers, interests, relatives, department, declared conflic
 `ConflictIndex`; this module adds the per-expert rules: status, penalties, age, city, cool-off,
 overlapping sessions and the half-day workload cap.
 
-Cost model. `PoolIndex.build` is O(pool x specialty depth) once per pool version; the pool-level
-rules (status, penalties, age) are evaluated once per day (`PoolIndex.day_reasons`). `screen`
-only touches experts whose specialty falls under one of the project's quotas (the "relevant" set
-R, read from a prefix index), so one project costs about O(|R| + matches in the conflict index +
-sittings of R), not O(pool); it returns the sorted eligible ids, which is O(|R|) by nature.
-
-`DayScreen` is the national-scale path: it answers the same question as bitmaps over the day's
-`DrawSnapshot` (experts barred, workstations not offered) for referenced draw inputs. Per
-project it costs a few vectorised operations over the pool plus the conflict-index look-ups,
-whatever the number of relevant experts, and it keeps the day's bookings incrementally.
+One path. `PoolIndex.build` is O(pool x specialty depth) once per pool version; the pool-level
+rules (status, penalties, age) are evaluated once per day (`PoolIndex.day_reasons`) and applied
+by the day's `DrawSnapshot`. `DayScreen` is the only screening the coordinator does: each
+per-project rule is one boolean mask over the snapshot with a reason code (`rule_masks`; "why
+was this expert barred" is "which masks hit", `explain`), the workstations not offered another
+mask, both turned into referenced draw inputs. Per project it costs a few vectorised operations
+over the pool plus the conflict-index look-ups, whatever the number of relevant experts, and it
+keeps the day's bookings incrementally. The independent checker (violations.py) re-derives
+every rule without any of this code.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from operator import itemgetter
 from typing import Any, cast
 
 import numpy as np
@@ -76,9 +74,13 @@ def falls_under(code: str, quota_code: str) -> bool:
 
 def half_days(window: Window, offset_minutes: int) -> range:
     """Indices of the local half-days ([00:00, 12:00), [12:00, 24:00)) a window touches."""
+    return _half_day_range(window.start_ts, window.end_ts, offset_minutes)
+
+
+def _half_day_range(start: int, end: int, offset_minutes: int) -> range:
     offset = offset_minutes * 60
-    first = (window.start_ts + offset) // HALF_DAY_SECONDS
-    last = (max(window.end_ts - 1, window.start_ts) + offset) // HALF_DAY_SECONDS
+    first = (start + offset) // HALF_DAY_SECONDS
+    last = (max(end - 1, start) + offset) // HALF_DAY_SECONDS
     return range(first, last + 1)
 
 
@@ -88,93 +90,6 @@ def host_city_of(project: Project, sites: Iterable[Site]) -> str:
         if site.id == project.host_site_id:
             return site.city
     raise KeyError(f"project {project.id}: unknown host site {project.host_site_id!r}")
-
-
-class _SittingRules:
-    """Cool-off, overlap and workload for one project, with its bounds computed once."""
-
-    __slots__ = ("cap", "cool", "end", "mine", "offset", "start", "tenderer")
-
-    def __init__(self, project: Project, rules: Rules) -> None:
-        self.start, self.end = project.window.start_ts, project.window.end_ts
-        self.cool = rules.cool_off_days * 86400
-        self.tenderer = project.tenderer_id
-        self.offset = rules.local_utc_offset_minutes
-        self.mine = half_days(project.window, self.offset)
-        self.cap = rules.workload_cap_per_half_day
-
-    def reasons(self, sittings: Iterable[Sitting]) -> list[Reason]:
-        per_half: Counter[int] = Counter()
-        found: set[Reason] = set()
-        for s in sittings:
-            s_start, s_end = s.window.start_ts, s.window.end_ts
-            if s.tenderer_id == self.tenderer and (
-                s_start < self.end + self.cool and s_end > self.start - self.cool
-            ):
-                found.add(Reason("cool_off", f"sat for tenderer {s.tenderer_id} ({s.project_id})"))
-            if s_end <= self.start - HALF_DAY_SECONDS or s_start >= self.end + HALF_DAY_SECONDS:
-                continue  # too far apart to overlap or share a half-day
-            if s_start < self.end and self.start < s_end:
-                found.add(Reason("overlap", f"session for {s.project_id}"))
-            for h in half_days(s.window, self.offset):
-                if h in self.mine:
-                    per_half[h] += 1
-        full = sorted(h for h, n in per_half.items() if n + 1 > self.cap)
-        if full:
-            found.add(Reason("workload", f"{per_half[full[0]]} sitting(s) in the same half-day"))
-        return sorted(found)
-
-
-def sitting_reasons(project: Project, sittings: Iterable[Sitting], rules: Rules) -> list[Reason]:
-    """Cool-off, overlap and workload reasons from one expert's sittings (any order)."""
-    return _SittingRules(project, rules).reasons(sittings)
-
-
-@dataclass(frozen=True, slots=True)
-class SittingIndex:
-    """Sittings indexed by tenderer (cool-off) and by local half-day (overlap, workload).
-
-    With it, the history rules cost O(sittings for the project's tenderer + sittings in the
-    window's half-days) per project, whatever the number of relevant experts; a plain
-    expert -> sittings mapping costs O(sittings of the relevant experts) instead.
-    """
-
-    by_tenderer: Mapping[str, tuple[Sitting, ...]]
-    by_half_day: Mapping[int, tuple[Sitting, ...]]
-    offset_minutes: int
-
-    @classmethod
-    def build(cls, sittings: Iterable[Sitting], rules: Rules) -> SittingIndex:
-        tenderer: dict[str, list[Sitting]] = defaultdict(list)
-        half: dict[int, list[Sitting]] = defaultdict(list)
-        for s in sittings:
-            tenderer[s.tenderer_id].append(s)
-            for h in half_days(s.window, rules.local_utc_offset_minutes):
-                half[h].append(s)
-        return cls(
-            by_tenderer={k: tuple(v) for k, v in tenderer.items()},
-            by_half_day={k: tuple(v) for k, v in half.items()},
-            offset_minutes=rules.local_utc_offset_minutes,
-        )
-
-    def reasons_for(self, project: Project, rules: Rules) -> dict[str, list[Reason]]:
-        """Every expert barred from `project` by their sittings, with the same reasons as
-        `sitting_reasons` would give from that expert's own list."""
-        if rules.local_utc_offset_minutes != self.offset_minutes:
-            raise ValueError("SittingIndex was built for another local time offset")
-        check = _SittingRules(project, rules)
-        mine: dict[str, dict[int, Sitting]] = defaultdict(dict)  # expert -> id(sitting) -> it
-        for s in self.by_tenderer.get(project.tenderer_id, ()):
-            mine[s.expert_id][id(s)] = s
-        for h in check.mine:
-            for s in self.by_half_day.get(h, ()):
-                mine[s.expert_id][id(s)] = s
-        out: dict[str, list[Reason]] = {}
-        for expert_id, by_id in mine.items():
-            found = check.reasons(by_id.values())
-            if found:
-                out[expert_id] = found
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,125 +265,6 @@ class _DayRules:
     combos: tuple[frozenset[str], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Screening:
-    """The outcome of screening one project against the pool.
-
-    `eligible`: sorted ids of experts who match a quota and break no rule. `reasons`: for the
-    experts who match a quota but may not sit, how many have each reason code (an expert with two
-    reasons counts under both), which is what explains a starved draw. `per_quota`: for each quota,
-    (experts matching it, of whom eligible), a first feasibility check.
-    """
-
-    eligible: tuple[str, ...]
-    reasons: Counter[str]
-    excluded: Mapping[str, tuple[Reason, ...]]
-    per_quota: tuple[tuple[int, int], ...]
-
-    def candidates(self, pool: PoolIndex) -> tuple[Candidate, ...]:
-        """Draw candidates for the eligible experts, sorted by id as the draw requires."""
-        by_id = pool.candidates
-        if len(self.eligible) < 2:
-            return tuple(by_id[e] for e in self.eligible)
-        return cast(tuple[Candidate, ...], itemgetter(*self.eligible)(by_id))
-
-
-def _pick(items: tuple[Any, ...], mask: Mask) -> tuple[Any, ...]:
-    """The items where `mask` is set, in order (itemgetter: a C loop, for 100,000 ids)."""
-    where = np.flatnonzero(mask).tolist()
-    if len(where) < 2:
-        return tuple(items[i] for i in where)
-    return cast(tuple[Any, ...], itemgetter(*where)(items))
-
-
-def _common(a: Collection[str], b: Collection[str]) -> list[str]:
-    """Members of both, iterating the smaller side: cost O(min(|a|, |b|))."""
-    small, large = (a, b) if len(a) <= len(b) else (b, a)
-    return [x for x in small if x in large]
-
-
-def screen(
-    project: Project,
-    pool: PoolIndex,
-    index: ConflictIndex,
-    sittings_by_expert: Mapping[str, Sequence[Sitting]] | SittingIndex,
-    rules: Rules,
-    today: date,
-    *,
-    host_city: str | None = None,
-    companies_by_id: Mapping[str, Company] | None = None,
-) -> Screening:
-    """Screen `project`: every rule of "who may not sit" except the per-venue cap (the draw's).
-
-    `sittings_by_expert` is either a `SittingIndex` (cost independent of the pool) or a mapping
-    expert id -> sittings (only relevant experts' entries are read; prune it to the cool-off
-    horizon). `host_city` defaults to the project's city; `companies_by_id`
-    (the project's parties) defaults to the companies the conflict index was built with.
-    """
-    ids, rank = pool._ranks()
-    relevant = pool._relevant_mask(project.quotas)  # by rank; no set of 85,000 ids is built
-
-    def is_relevant(eid: str) -> bool:
-        r = rank.get(eid)
-        return r is not None and bool(relevant[r])
-
-    found: dict[str, list[Reason]] = defaultdict(list)
-    for c in sorted({project.city, host_city or project.city}):
-        ranks, reasons = pool._city(c)
-        for r in np.flatnonzero(relevant[ranks]).tolist():
-            found[ids[ranks[r]]].append(reasons[r])
-
-    companies = index.companies if companies_by_id is None else companies_by_id
-    for eid, party_reasons in index.ineligible_for(project, companies, today).items():
-        if is_relevant(eid):
-            found[eid].extend(party_reasons)
-
-    if isinstance(sittings_by_expert, SittingIndex):
-        for eid, history_reasons in sittings_by_expert.reasons_for(project, rules).items():
-            if is_relevant(eid):
-                found[eid].extend(history_reasons)
-    else:
-        history = _SittingRules(project, rules)
-        n_relevant = int(np.count_nonzero(relevant))
-        if len(sittings_by_expert) <= n_relevant:
-            booked: Iterable[str] = (e for e in sittings_by_expert if is_relevant(e))
-        else:
-            booked = (ids[r] for r in np.flatnonzero(relevant).tolist())
-        for eid in booked:
-            if eid in sittings_by_expert:
-                found[eid].extend(history.reasons(sittings_by_expert[eid]))
-
-    # Status, penalties and age: evaluated once per day, shared by every project.
-    day = pool._day(rules, today)
-    mine = relevant[day.ranks]
-    excluded = dict(zip(_pick(day.ids, mine), _pick(day.sorted_reasons, mine), strict=True))
-    counts: Counter[str] = Counter()
-    for n, combo in zip(
-        np.bincount(day.combo[mine], minlength=len(day.combos)).tolist(), day.combos, strict=True
-    ):
-        for code in combo:
-            counts[code] += n
-    for eid, rs in found.items():
-        if not rs:
-            continue
-        before = excluded.get(eid, ())
-        merged = tuple(sorted(set(rs).union(before)))
-        counts.update({r.code for r in merged} - {r.code for r in before})
-        excluded[eid] = merged
-    others = np.fromiter((rank[e] for e, rs in found.items() if rs), dtype=np.intp)
-    out = np.union1d(day.ranks[mine], others)  # the excluded, by rank
-    keep = relevant.copy()
-    keep[out] = False
-    eligible = _pick(ids, keep)
-    per_quota = []
-    for q in project.quotas:
-        q_ranks = pool._quota_ranks(q)
-        pos = np.minimum(np.searchsorted(q_ranks, out), max(len(q_ranks) - 1, 0))
-        hit = int(np.count_nonzero(q_ranks[pos] == out)) if len(q_ranks) else 0
-        per_quota.append((len(q_ranks), len(q_ranks) - hit))
-    return Screening(eligible, counts, excluded, tuple(per_quota))
-
-
 # --- the day's screening as bitmaps (national scale) -------------------------------------------
 
 
@@ -524,6 +320,12 @@ class _Intervals:
         self.starts[hit[0]] = self.ends[hit[0]] = 0
         return True
 
+    def copy(self) -> _Intervals:
+        other = _Intervals()
+        other.n, other.rows = self.n, self.rows.copy()
+        other.starts, other.ends = self.starts.copy(), self.ends.copy()
+        return other
+
     def live_rows(self) -> NDArray[np.intp]:
         rows = self.rows[: self.n]
         live: NDArray[np.intp] = rows[rows >= 0]
@@ -539,13 +341,12 @@ class _Intervals:
 class DayScreen:
     """One day's screening as bitmaps over the day's `DrawSnapshot`, kept current as draws book.
 
-    For a project, `barred` marks the snapshot's candidates who may not sit (city, the party
-    rules of the conflict index, cool-off, overlapping sessions, the half-day workload cap: the
-    rules `screen` applies on top of the pool-level ones the snapshot already applied), and
-    `unavailable` the workstations a draw may not use (busy in the window, down, or in the
-    project's or host's city). `inputs` turns both into referenced draw inputs. The candidates
-    the inputs resolve to that match a quota are exactly `screen(...).eligible`, and the venue
-    offers exactly `build_venue_offers(...)` (a property test checks both).
+    For a project, `barred` marks the snapshot's candidates who may not sit (the union of
+    `rule_masks`: city, party, cool-off, overlapping sessions, the half-day workload cap, on top
+    of the pool-level rules the snapshot already applied), and `unavailable` the workstations a
+    draw may not use (busy in the window, down, or in the project's or host's city). `inputs`
+    turns both into referenced draw inputs. A property test checks both against the
+    independent checker's rules (violations.py).
 
     Bookings: `add_sitting` / `remove_sitting` for experts and `add_booking` / `remove_booking`
     for workstations (`book` does both for a drawn committee), `set_down` for faults. Sittings
@@ -572,6 +373,8 @@ class DayScreen:
         site_list = tuple(sites)
         self.snapshot = snapshot = day_snapshot(pool, site_list, rules, today)
         self._rows = snapshot.expert_rows()
+        self.party = PartyRule(index, self.companies, today, self._rows)
+        self._relevant_memo: dict[tuple[tuple[str, str | None], ...], Mask] = {}
         self._n = len(snapshot.candidates)
         self._n_ws = snapshot.workstation_count()
         self._city_rows = {
@@ -602,10 +405,7 @@ class DayScreen:
     # --- the booking picture -------------------------------------------------------------
 
     def _half_days(self, start: int, end: int) -> range:
-        offset = self.rules.local_utc_offset_minutes * 60
-        first = (start + offset) // HALF_DAY_SECONDS
-        last = (max(end - 1, start) + offset) // HALF_DAY_SECONDS
-        return range(first, last + 1)
+        return _half_day_range(start, end, self.rules.local_utc_offset_minutes)
 
     def add_sitting(self, s: Sitting) -> None:
         """An expert's booked session (anyone outside the day's snapshot is never a candidate)."""
@@ -664,25 +464,108 @@ class DayScreen:
             self._counts[h] = found
         return found
 
-    def barred(self, project: Project, host_city: str) -> Mask:
-        """The snapshot's candidates who may not sit for `project`."""
-        mask = np.zeros(self._n, dtype=np.bool_)
-        for city in {project.city, host_city}:
-            mask[self._city_rows.get(city, _NO_ROWS)] = True
-        rows = self._rows
-        tied = self.index.ineligible_ids(project, self.companies, self.today)
-        mask[[rows[e] for e in tied if e in rows]] = True
+    def fork(self) -> DayScreen:
+        """A screen sharing this one's snapshot and indexes (read-only) with a copy of its
+        booking picture: a plan drawing in a worker thread books into the fork while the event
+        loop goes on changing the original."""
+        other = object.__new__(DayScreen)
+        other.__dict__.update(self.__dict__)
+        other._down = self._down.copy()
+        other._by_tenderer = defaultdict(list, {k: list(v) for k, v in self._by_tenderer.items()})
+        other._sittings = defaultdict(_Intervals, {h: v.copy() for h, v in self._sittings.items()})
+        other._counts = {h: v.copy() for h, v in self._counts.items()}
+        other._bookings = defaultdict(_Intervals, {h: v.copy() for h, v in self._bookings.items()})
+        return other
+
+    # --- the rules, one mask each (a reason code per rule) ----------------------------------
+
+    def tied_rows(self, project: Project) -> NDArray[np.intp]:
+        """Rule "party" for `project` (see `PartyRule`)."""
+        return self.party.rows(project)
+
+    def rule_masks(
+        self, project: Project, host_city: str, tied: NDArray[np.intp] | None = None
+    ) -> list[tuple[str, Mask]]:
+        """(reason code, snapshot rows it bars) for every per-project rule: "why was this expert
+        barred" is "which masks hit". The pool-level rules (status, penalty, age) are applied
+        by the snapshot itself (`PoolIndex.day_reasons`)."""
         start, end = project.window.start_ts, project.window.end_ts
+        city = np.zeros(self._n, dtype=np.bool_)
+        for c in {project.city, host_city}:
+            city[self._city_rows.get(c, _NO_ROWS)] = True
+        party = np.zeros(self._n, dtype=np.bool_)
+        party[self.tied_rows(project) if tied is None else tied] = True
+        cool_off = np.zeros(self._n, dtype=np.bool_)
         cool = self.rules.cool_off_days * 86400
         for row, s_start, s_end in self._by_tenderer.get(project.tenderer_id, ()):
             if s_start < end + cool and s_end > start - cool:
-                mask[row] = True
+                cool_off[row] = True
+        overlap = np.zeros(self._n, dtype=np.bool_)
+        workload = np.zeros(self._n, dtype=np.bool_)
         cap = max(1, self.rules.workload_cap_per_half_day)
         for h in self._half_days(start, end):
-            mask |= self._count(h) >= cap  # one more sitting would exceed the cap
-            if cap > 1:  # with a cap of 1 an overlapping session is already over it
-                mask[self._sittings[h].overlapping(start, end)] = True
+            overlap[self._sittings[h].overlapping(start, end)] = True
+            workload |= self._count(h) >= cap  # one more sitting would exceed the cap
+        return [("city", city), ("party", party), ("cool_off", cool_off),
+                ("overlap", overlap), ("workload", workload)]
+
+    def barred(
+        self, project: Project, host_city: str, tied: NDArray[np.intp] | None = None
+    ) -> Mask:
+        """The snapshot's candidates who may not sit for `project`: any rule's mask."""
+        mask = np.zeros(self._n, dtype=np.bool_)
+        for _, hit in self.rule_masks(project, host_city, tied):
+            mask |= hit
         return mask
+
+    def explain(self, project: Project, host_city: str) -> dict[str, tuple[str, ...]]:
+        """Every expert matching one of the project's quotas who may not sit now, with the
+        reason codes of the rules that bar them: the pool-level ones (status, penalty, age),
+        then the masks that hit, "party" told apart by the conflict index's own codes.
+        O(experts matching a quota): for refusals, tools and tests, not for every draw."""
+        ids = self.pool._ranks()[0]
+        relevant = [ids[r] for r in np.flatnonzero(self.pool._relevant_mask(project.quotas))]
+        pool_level = self.pool.day_reasons(self.rules, self.today)
+        masks = self.rule_masks(project, host_city)
+        ties: dict[str, list[Reason]] | None = None
+        out: dict[str, tuple[str, ...]] = {}
+        for eid in relevant:
+            codes = {r.code for r in pool_level.get(eid, ())}
+            row = self._rows.get(eid)
+            if row is not None:
+                for code, hit in masks:
+                    if not hit[row]:
+                        continue
+                    if code != "party":
+                        codes.add(code)
+                        continue
+                    if ties is None:
+                        ties = self.index.ineligible_for(project, self.companies, self.today)
+                    codes |= {r.code for r in ties.get(eid, ())}
+            if codes:
+                out[eid] = tuple(sorted(codes))
+        return out
+
+    def why(self, project: Project, host_city: str, expert_id: str) -> tuple[str, ...]:
+        """The reason codes that bar `expert_id` from `project` now (empty: may sit, or
+        matches none of its quotas)."""
+        return self.explain(project, host_city).get(expert_id, ())
+
+    def reason_counts(self, project: Project, host_city: str) -> Counter[str]:
+        """For the experts matching a quota who may not sit: how many each reason code bars
+        (an expert barred twice counts under both): what explains a refused draw."""
+        return Counter(code for codes in self.explain(project, host_city).values()
+                       for code in codes)
+
+    def per_quota(self, project: Project, host_city: str) -> tuple[tuple[int, int], ...]:
+        """Per quota: (experts of the pool matching it, of whom may sit now)."""
+        barred = self.barred(project, host_city)
+        index = self.snapshot._candidate_index()
+        out = []
+        for q in project.quotas:
+            rows = index.matching(normalise_specialty(q.specialty), q.kind)[0]
+            out.append((len(self.pool.matching(q)), int(np.count_nonzero(~barred[rows]))))
+        return tuple(out)
 
     def unavailable(self, project: Project, host_city: str) -> Mask:
         """The snapshot's workstations a draw for `project` may not use."""
@@ -694,25 +577,59 @@ class DayScreen:
             mask[self._bookings[h].overlapping(start, end)] = True
         return mask
 
-    def inputs(self, project: Project, host_city: str) -> DrawInputs:
+    def inputs(
+        self, project: Project, host_city: str, tied: NDArray[np.intp] | None = None
+    ) -> DrawInputs:
         """Referenced draw inputs for a first draw of `project` against the picture now."""
         return DrawInputs.referenced(
             project=project,
             rules_version=self.rules.version,
             snapshot=self.snapshot,
-            barred=self.barred(project, host_city),
+            barred=self.barred(project, host_city, tied),
             unavailable=self.unavailable(project, host_city),
             per_venue_cap=self.rules.per_venue_cap,
         )
 
+    def _relevant(self, project: Project) -> Mask:
+        """The snapshot rows matching one of the project's quotas (kept per quota shape: a
+        day's projects share few)."""
+        key = tuple((normalise_specialty(q.specialty), q.kind) for q in project.quotas)
+        found = self._relevant_memo.get(key)
+        if found is None:
+            index = self.snapshot._candidate_index()
+            found = np.zeros(self._n, dtype=np.bool_)
+            for code, kind in key:
+                found[index.matching(code, kind)[0]] = True
+            self._relevant_memo[key] = found
+        return found
+
+    def _relevant_rows(self, project: Project) -> NDArray[np.intp]:
+        return np.flatnonzero(self._relevant(project))
+
     def eligible_count(self, project: Project, barred: Mask) -> int:
         """How many of the snapshot's candidates not barred match one of the project's quotas
         (0: a draw is refused before it is committed)."""
-        index = self.snapshot._candidate_index()
-        parts = [
-            index.matching(normalise_specialty(q.specialty), q.kind)[0] for q in project.quotas
-        ]
-        if not parts:
-            return 0
-        rows = np.unique(np.concatenate(parts))
-        return int(np.count_nonzero(~barred[rows]))
+        return int(np.count_nonzero(self._relevant(project) & ~barred))
+
+
+@dataclass(frozen=True, slots=True)
+class PartyRule:
+    """Rule "party" (employer, interests, relatives, department, declared conflicts): the
+    snapshot rows the conflict index ties to a project's parties. The costly look-up of a
+    project and independent of the bookings, so a day plan runs it in batch: this is what each
+    worker holds (sent once per plan), not the whole screen."""
+
+    index: ConflictIndex
+    companies: Mapping[str, Company]
+    today: date
+    expert_rows: Mapping[str, int]
+
+    def rows(self, project: Project) -> NDArray[np.intp]:
+        rows = self.expert_rows
+        tied = self.index.ineligible_ids(project, self.companies, self.today)
+        return np.array(sorted(rows[e] for e in tied if e in rows), dtype=np.intp)
+
+
+def tied_rows_chunk(rule: PartyRule, chunk: Sequence[Project]) -> list[NDArray[np.intp]]:
+    """The batch job of a day plan: rule "party" for each project of the chunk."""
+    return [rule.rows(p) for p in chunk]

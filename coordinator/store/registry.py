@@ -181,6 +181,11 @@ class Registry:
         raw = await self.redis.hgetall(PROJECT_STATE)
         return {text(k): text(v) for k, v in raw.items()}
 
+    async def project_state(self, project_id: str) -> str | None:
+        """One project's state (one field: a national day holds 20,000 of them)."""
+        raw = await self.redis.hget(PROJECT_STATE, project_id)
+        return None if raw is None else text(raw)
+
     async def set_project_state(self, project_id: str, state: str) -> None:
         await self.redis.hset(PROJECT_STATE, project_id, state)
 

@@ -36,6 +36,33 @@ def test_in_process_processes_and_ray_agree() -> None:
             reference.draws, reference.venues, reference.experts, reference.workstations), spec
 
 
+@pytest.mark.parametrize("spec", ["local:2", "ray:2"])
+def test_the_shared_input_goes_once_per_object_not_per_call(spec: str) -> None:
+    """Workers are kept for the next call with the same shared object (a day's screen) and
+    replaced for another one; the answers stay those of in-process."""
+    pool = fairness_pool([5, 8, 13], seats=2)
+    other = fairness_pool([3, 4], seats=1)
+    seeds = [hashlib.sha256(f"keep:{i}".encode()).digest() for i in range(60)]
+    chunks = [seeds[i:i + 20] for i in range(0, len(seeds), 20)]
+    executor = make_executor(spec)
+    try:
+        first = executor.map_chunks(tally, pool, chunks)
+        workers = getattr(executor, "_pool", None) or list(getattr(executor, "_actors", []))
+        again = executor.map_chunks(tally, pool, chunks)
+        assert (getattr(executor, "_pool", None) or list(getattr(executor, "_actors", []))) \
+            == workers  # the same workers: nothing sent again
+        changed = executor.map_chunks(tally, other, chunks)
+        assert (getattr(executor, "_pool", None) or list(getattr(executor, "_actors", []))) \
+            != workers
+    finally:
+        executor.close()
+    local = make_executor("local")
+    assert [p.experts for p in first] == [p.experts for p in again] == [
+        p.experts for p in local.map_chunks(tally, pool, chunks)]
+    assert [p.experts for p in changed] == [p.experts for p in local.map_chunks(tally, other,
+                                                                                 chunks)]
+
+
 def test_ray_is_not_imported_until_used() -> None:
     """Building a Ray executor (in a fresh interpreter) neither starts nor imports Ray."""
     code = ("import sys; from coordinator.batch.executor import make_executor; "

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from coordinator.domain.conflicts import ConflictIndex
-from coordinator.domain.draw import DrawInputs, build_venue_offers
-from coordinator.domain.eligibility import (
-    PoolIndex,
-    Screening,
-    SittingIndex,
-    host_city_of,
-    screen,
-)
+from coordinator.domain.draw import DrawInputs
+from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
 from coordinator.domain.model import (
     Bid,
     Company,
@@ -173,24 +169,47 @@ def parties() -> tuple[Company, ...]:
     return (company("T"), company("B1"), company("B2"), company("X"))
 
 
+@dataclass(frozen=True)
+class Screened:
+    """One project screened by the coordinator's day screen, as the tests read it."""
+
+    eligible: tuple[str, ...]  # matching a quota and barred by no rule, sorted
+    excluded: dict[str, tuple[str, ...]]  # matching a quota but barred: the reason codes
+    reasons: Counter[str]
+    per_quota: tuple[tuple[int, int], ...]
+
+
+def day_screen(
+    prov: Province,
+    *,
+    rules: Rules = RULES,
+    sittings: dict[str, list[Sitting]] | None = None,
+    busy: Iterable[tuple[str, int, int]] = (),
+    today: date = TODAY,
+) -> DayScreen:
+    pool = PoolIndex.build(prov.experts, rules)
+    index = ConflictIndex.build(prov.experts, prov.companies, rules)
+    history = [s for ss in (sittings or {}).values() for s in ss]
+    return DayScreen(pool, index, prov.sites, rules, today, sittings=history, bookings=busy)
+
+
 def screened(
     prov: Province,
     proj: Project,
     *,
     rules: Rules = RULES,
-    sittings: dict[str, list[Sitting]] | SittingIndex | None = None,
+    sittings: dict[str, list[Sitting]] | None = None,
     today: date = TODAY,
-) -> Screening:
-    pool = PoolIndex.build(prov.experts, rules)
-    index = ConflictIndex.build(prov.experts, prov.companies, rules)
-    return screen(
-        proj,
-        pool,
-        index,
-        {} if sittings is None else sittings,
-        rules,
-        today,
-        host_city=host_city_of(proj, prov.sites),
+) -> Screened:
+    day = day_screen(prov, rules=rules, sittings=sittings, today=today)
+    host_city = host_city_of(proj, prov.sites)
+    excluded = day.explain(proj, host_city)
+    matching = set().union(*(day.pool.matching(q) for q in proj.quotas))
+    return Screened(
+        eligible=tuple(sorted(matching - excluded.keys())),
+        excluded=excluded,
+        reasons=day.reason_counts(proj, host_city),
+        per_quota=day.per_quota(proj, host_city),
     )
 
 
@@ -203,15 +222,18 @@ def inputs_for(
     busy: Iterable[str] = (),
     today: date = TODAY,
 ) -> DrawInputs:
-    """Screen and build draw inputs the way the coordinator does."""
-    pool = PoolIndex.build(prov.experts, rules)
-    result = screened(prov, proj, rules=rules, sittings=sittings, today=today)
-    host_city = host_city_of(proj, prov.sites)
+    """The coordinator's referenced inputs, resolved to explicit ones (the quota matches)."""
+    w = proj.window
+    day = day_screen(prov, rules=rules, sittings=sittings, today=today,
+                     busy=[(ws, w.start_ts, w.end_ts) for ws in busy])
+    referenced = day.inputs(proj, host_city_of(proj, prov.sites))
+    matching = set().union(*(day.pool.matching(q) for q in proj.quotas))
     return DrawInputs(
         project=proj,
         rules_version=rules.version,
-        venues=build_venue_offers(prov.sites, proj, host_city, frozenset(busy)),
-        candidates=result.candidates(pool),
+        venues=referenced.resolved_venues(),
+        candidates=tuple(c for c in referenced.resolved_candidates()
+                         if c.expert_id in matching),
         per_venue_cap=rules.per_venue_cap,
     )
 

@@ -12,6 +12,7 @@ import hmac
 import json
 import re
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -26,20 +27,14 @@ from coordinator.day_plan import (
 )
 from coordinator.domain.conflicts import ConflictIndex
 from coordinator.domain.day_plan import (
-    MergedSittings,
-    PlanBook,
-    ScreeningShared,
-    ScreenJob,
     chunked,
-    format_reasons,
     plan_order,
     project_seed,
     projects_digest,
     projects_of_day,
-    screen_chunk,
 )
-from coordinator.domain.draw import Seat, build_venue_offers, verify_replay
-from coordinator.domain.eligibility import PoolIndex, screen, sitting_reasons
+from coordinator.domain.draw import verify_replay
+from coordinator.domain.eligibility import tied_rows_chunk
 from coordinator.domain.model import Province, Sitting, Window
 from coordinator.domain.violations import find_violations
 from coordinator.drawing import DrawDesk, DrawRefused
@@ -98,7 +93,7 @@ def test_projects_digest_depends_on_the_ids_and_their_order() -> None:
 
 def test_chunked_keeps_every_job_once_in_order() -> None:
     prov = generated(projects=10)
-    jobs = [ScreenJob(p, "x") for p in prov.projects]
+    jobs = list(prov.projects)
     for n in (1, 3, 4, 10, 50):
         parts = chunked(jobs, n)
         assert len(parts) <= n
@@ -109,89 +104,22 @@ def test_chunked_keeps_every_job_once_in_order() -> None:
 # --- the screening job -------------------------------------------------------------------------
 
 
-def test_screen_chunk_reports_what_screen_finds() -> None:
-    prov = generated(projects=6)
-    pool = PoolIndex.build(prov.experts, RULES)
+def test_the_batch_party_rule_is_the_day_screens_own() -> None:
+    prov = generated(projects=12)
+    desk = desk_of(prov)
+    day = desk.day_screen(NOW.date())
+    parts = chunked(list(prov.projects), 5)
+    batched = [rows for part in parts for rows in tied_rows_chunk(day.party, part)]
+    rows = day.snapshot.expert_rows()
     index = ConflictIndex.build(prov.experts, prov.companies, RULES)
-    city = {s.id: s.city for s in prov.sites}
-    shared = ScreeningShared(pool, index, {}, RULES, DAY)
-    jobs = [ScreenJob(p, city[p.host_site_id]) for p in prov.projects]
-    results = screen_chunk(shared, jobs)
-    assert [r.project_id for r in results] == [p.id for p in prov.projects]
-    for job, result in zip(jobs, results, strict=True):
-        reference = screen(job.project, pool, index, {}, RULES, DAY, host_city=job.host_city)
-        assert result.excluded == tuple(sorted(reference.excluded))
-        assert result.eligible_count == len(reference.eligible)
-        assert dict(result.reasons) == dict(reference.reasons)
-        assert format_reasons(dict(result.reasons)) == format_reasons(reference.reasons)
-
-
-def test_format_reasons_orders_by_count_then_code() -> None:
-    assert format_reasons({"city": 3, "age": 3, "status": 9}) == "status 9, age 3, city 3"
-
-
-def test_merged_sittings_add_the_plans_own_to_the_snapshot() -> None:
-    w = local_window(DAY, 9, 3)
-    a, b = Sitting("E1", "P1", "T", w), Sitting("E1", "P2", "T", w)
-    c = Sitting("E2", "P2", "T", w)
-    merged = MergedSittings({"E1": (a,)}, {"E1": [b], "E2": [c], "E3": []})
-    assert merged["E1"] == (a, b) and merged["E2"] == (c,)
-    assert sorted(merged) == ["E1", "E2"] and len(merged) == 2
-    with pytest.raises(KeyError):
-        merged["E9"]
-
-
-# --- the plan's own bookings ---------------------------------------------------------------------
-
-
-def test_plan_book_offers_equal_build_venue_offers_as_the_plan_books() -> None:
-    prov, proj = simple_province(rooms=2, per_room=2)
-    other = project("P2", window=local_window(date(2026, 5, 10), 11, 3))  # overlaps WINDOW
-    later = project("P3", window=local_window(date(2026, 5, 10), 14, 3))  # does not
-    busy_before = {"SC1-v-r0-w0": [(proj.window.start_ts, proj.window.end_ts)]}
-    down = frozenset({"SC2-v-r1-w1"})
-    book = PlanBook(prov.sites, busy_before, {}, RULES, down)
-    taken: list[tuple[str, int, int]] = [("SC1-v-r0-w0", proj.window.start_ts,
-                                           proj.window.end_ts)]
-
-    def reference(p: object) -> tuple[object, ...]:
-        assert hasattr(p, "window")
-        busy = {ws for ws, s, e in taken if s < p.window.end_ts and p.window.start_ts < e}
-        return build_venue_offers(prov.sites, p, "C0", busy | down)  # type: ignore[arg-type]
-
-    for p in (proj, other, later):
-        assert book.offers(p, "C0") == reference(p)
-    seats = [Seat("EC30", 0, "SC3-v", "SC3", "SC3-v-r0-w1", "SC3-v-r0"),
-             Seat("EC40", 0, "SC4-v", "SC4", "SC4-v-r1-w0", "SC4-v-r1")]
-    book.book(proj, seats)
-    taken += [(s.workstation_id, proj.window.start_ts, proj.window.end_ts) for s in seats]
-    for p in (proj, other, later):
-        assert book.offers(p, "C0") == reference(p)
-    assert book.offers(proj, "C3") == build_venue_offers(
-        prov.sites, proj, "C3", {ws for ws, _, _ in taken} | down)
-
-
-def test_plan_book_recheck_bars_what_the_plans_own_sittings_bar() -> None:
-    day = date(2026, 5, 10)
-    first = project("P1", tenderer="T", window=local_window(day, 9, 2))
-    same_half_day = project("P2", tenderer="U", window=local_window(day, 10, 1))
-    same_tenderer = project("P3", tenderer="T", window=local_window(day + timedelta(days=3),
-                                                                      9, 2))
-    unrelated = project("P4", tenderer="U", window=local_window(day + timedelta(days=3), 9, 2))
-    snapshot = {"E2": (Sitting("E2", "P0", "Z", local_window(day, 8, 1)),)}
-    book = PlanBook([], {}, snapshot, RULES)
-    book.book(first, [Seat("E1", 0, "v", "s", "w1", "r"), Seat("E2", 0, "v", "s", "w2", "r")])
-    eligible = {"E1", "E2", "E3"}
-    for p in (same_half_day, same_tenderer, unrelated):
-        barred = book.recheck(p, eligible)
-        for e in sorted(eligible):
-            history = [*snapshot.get(e, ()), *book.plan_sittings.get(e, [])]
-            expected = sitting_reasons(p, history, RULES)
-            assert barred.get(e, []) == expected, (p.id, e)
-    assert set(book.recheck(same_half_day, eligible)) == {"E1", "E2"}
-    assert set(book.recheck(same_tenderer, eligible)) == {"E1", "E2"}  # cool-off
-    assert book.recheck(unrelated, eligible) == {}
-    assert book.recheck(same_half_day, {"E3"}) == {}  # only the eligible are re-checked
+    some = 0
+    for proj, got in zip(prov.projects, batched, strict=True):
+        tied = index.ineligible_ids(proj, index.companies, NOW.date())
+        assert got.tolist() == sorted(rows[e] for e in tied if e in rows)
+        some += len(got)
+        party = dict(day.rule_masks(proj, "C0"))["party"]
+        assert sorted(party.nonzero()[0].tolist()) == got.tolist()
+    assert some > 0
 
 
 # --- plan_day: the same inputs as single draws in plan order -----------------------------------
@@ -282,7 +210,10 @@ def test_every_draw_of_a_plan_replays_alone_from_its_own_archive() -> None:
         assert planned.result is not None
         archive = json.loads(planned.result.archive_text)
         assert archive["seed"] == project_seed(PLAN_SEED, planned.project.id).hex()
-        assert verify_replay(archive) == []
+        snapshot = planned.result.snapshot
+        assert snapshot is not None and archive["inputs"]["snapshot"] == snapshot.digest()
+        assert verify_replay(archive) != []  # names the snapshot, does not carry it
+        assert verify_replay(archive, {snapshot.digest(): snapshot}) == []
 
 
 def test_the_desk_is_left_untouched_and_the_sink_takes_each_draw_in_order() -> None:
@@ -316,6 +247,43 @@ def test_a_fork_shares_the_registry_and_copies_the_booking_picture() -> None:
     fork.book(province.projects[0], [("E1", "W1")])
     assert "W1" not in desk.ws_busy and "E1" not in desk.sittings
     assert [p.id for p in fork.projects()] == [p.id for p in desk.projects()]
+
+
+def test_the_desk_keeps_one_day_screen_current_on_book_release_and_move() -> None:
+    province = generated(projects=4)
+    desk = desk_of(province)
+    proj = province.projects[0]
+    host = next(s.city for s in province.sites if s.id == proj.host_site_id)
+    day = desk.day_screen(NOW.date())
+    assert desk.day_screen(NOW.date()) is day  # one per day, kept
+    before = day.inputs(proj, host)
+    prepared = desk.prepare(proj, NOW)
+    placed = desk.run(prepared)
+    assert not isinstance(placed, str)
+    seats = [(s.expert_id, s.workstation_id) for s in placed.seats]
+    desk.book(proj, seats)
+    booked = day.inputs(proj, host)
+    assert booked.barred != before.barred and booked.unavailable != before.unavailable
+    member, ws = seats[0]
+    assert "overlap" in day.why(proj, host, member)  # which mask hit, by its reason code
+    spare = next(w.id for s in province.sites for v in s.venues for w in v.workstations
+                 if w.id not in {x for _, x in seats} and "guest" in s.roles
+                 and s.city not in (proj.city, host))
+    desk.move_workstation(proj, ws, spare)
+    rows = day.snapshot.workstation_rows()
+    moved = day.unavailable(proj, host)
+    assert not moved[rows[ws]] and moved[rows[spare]]
+    for e, w in [(member, spare), *seats[1:]]:
+        desk.unbook(proj, e, w)
+    after = day.inputs(proj, host)
+    assert (after.barred, after.unavailable) == (before.barred, before.unavailable)
+    # a sitting kept on record without a booking (a dissolved committee) bars by cool-off
+    later = replace(proj, id="P-later", window=Window(proj.window.start + timedelta(days=1),
+                                                      proj.window.end + timedelta(days=1)))
+    desk.add_sitting(Sitting(member, proj.id, proj.tenderer_id, proj.window))
+    assert "cool_off" in day.why(later, host, member)
+    desk.refresh_registry(province, 2)  # a registry change: the next draw builds a new screen
+    assert desk.day_screen(NOW.date()) is not day
 
 
 def test_progress_names_each_phase() -> None:

@@ -1,4 +1,5 @@
-"""DayScreen: the day's screening as bitmaps gives exactly what `screen` and the offers give."""
+"""DayScreen, the coordinator's one screening path, against the independent checker's rules
+(violations.py re-derives each rule over the raw province) and a plain venue-offer rule."""
 
 from __future__ import annotations
 
@@ -8,27 +9,48 @@ from hypothesis import strategies as st
 from test_draw_properties import SEEDS, scenarios
 
 from coordinator.domain.conflicts import ConflictIndex
-from coordinator.domain.draw import DrawOutcome, build_venue_offers, draw
+from coordinator.domain.draw import DrawOutcome, VenueOffer, draw
 from coordinator.domain.eligibility import (
     DayScreen,
     PoolIndex,
-    SittingIndex,
     day_snapshot,
+    falls_under,
     host_city_of,
-    screen,
 )
-from coordinator.domain.model import Province, Sitting
+from coordinator.domain.model import Expert, Project, Province, Sitting
 from coordinator.domain.rules import Rules
+from coordinator.domain.violations import _Province, expert_breaches
+
+
+def _fits(e: Expert, proj: Project) -> bool:
+    return any((q.kind is None or q.kind == e.kind) and any(falls_under(c, q.specialty)
+                                                            for c in e.specialties)
+               for q in proj.quotas)
+
+
+def _offers(prov: Province, proj: Project, host: str, busy: set[str]) -> tuple[VenueOffer, ...]:
+    """Guest venues outside the project's and the host's city, with their free workstations."""
+    barred = {proj.city, host}
+    out = []
+    for s in prov.sites:
+        if "guest" not in s.roles or s.city in barred:
+            continue
+        for v in s.venues:
+            free = tuple(sorted((w.id, w.room_id) for w in v.workstations if w.id not in busy))
+            if v.city not in barred and free:
+                out.append(VenueOffer(v.id, s.id, v.city, free))
+    return tuple(sorted(out, key=lambda o: o.venue_id))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), SEEDS, st.data())
-def test_bitmaps_agree_with_screen_and_offers(
+def test_masks_agree_with_the_independent_checker_and_the_offers(
     scenario: tuple[Province, Rules, list[Sitting]], seed: bytes, data: st.DataObject
 ) -> None:
     prov, rules, sittings = scenario
     pool = PoolIndex.build(prov.experts, rules)
     index = ConflictIndex.build(prov.experts, prov.companies, rules)
+    raw = _Province(prov)
     stations = sorted(ws.id for s in prov.sites for v in s.venues for ws in v.workstations)
     down = set(data.draw(st.lists(st.sampled_from(stations), max_size=3))) if stations else set()
     day = DayScreen(pool, index, prov.sites, rules, TODAY, sittings=sittings, down=down)
@@ -36,9 +58,8 @@ def test_bitmaps_agree_with_screen_and_offers(
     booked: list[tuple[str, Sitting]] = []
     for proj in prov.projects:
         host = host_city_of(proj, prov.sites)
-        expected = screen(
-            proj, pool, index, SittingIndex.build(history, rules), rules, TODAY, host_city=host
-        )
+        expected = {e.id for e in prov.experts if _fits(e, proj)
+                    and not expert_breaches(raw, proj, e, history, rules, TODAY)}
         busy = down | {ws for ws, s in booked if s.window.overlaps(proj.window)}
         inputs = day.inputs(proj, host)
         matching = [pool.matching(q) for q in proj.quotas]
@@ -47,9 +68,11 @@ def test_bitmaps_agree_with_screen_and_offers(
             for c in inputs.resolved_candidates()
             if any(c.expert_id in m for m in matching)
         }
-        assert got == set(expected.eligible)
-        assert day.eligible_count(proj, day.barred(proj, host)) == len(expected.eligible)
-        assert inputs.resolved_venues() == build_venue_offers(prov.sites, proj, host, busy)
+        assert got == expected
+        assert day.eligible_count(proj, day.barred(proj, host)) == len(expected)
+        explained = day.explain(proj, host)
+        assert set(explained) == set().union(*matching) - expected  # a reason for each barred
+        assert inputs.resolved_venues() == _offers(prov, proj, host, busy)
         outcome = draw(inputs, seed)
         if isinstance(outcome, DrawOutcome):
             day.book(proj, [(s.expert_id, s.workstation_id) for s in outcome.seats])

@@ -10,6 +10,7 @@ import pytest
 from domain_factories import (
     RULES,
     TODAY,
+    day_screen,
     expert,
     grid,
     inputs_for,
@@ -26,7 +27,6 @@ from coordinator.domain.draw import (
     DrawInputs,
     DrawOutcome,
     VenueOffer,
-    build_venue_offers,
     canonical_inputs,
     commit,
     draw,
@@ -212,8 +212,12 @@ def test_venue_offers_leave_out_barred_cities_hosts_and_full_venues() -> None:
         site("SC2", "C2", rooms=1, per_room=1),  # fully busy below
         site("SC3", "C3"),  # the host's city below
     )
-    proj = project(city="C0")
-    offers = build_venue_offers(sites, proj, "C3", {"SC2-v-r0-w0", "SC1-v-r0-w1"})
+    proj = project(city="C0", host_site_id="SC3")  # opened in C3
+    prov = Province(sites=sites, experts=(), companies=parties())
+    w = proj.window
+    day = day_screen(prov, busy=[(ws, w.start_ts, w.end_ts)
+                                 for ws in ("SC2-v-r0-w0", "SC1-v-r0-w1")])
+    offers = day.inputs(proj, "C3").resolved_venues()
     assert [o.venue_id for o in offers] == ["SC1-v"]
     assert offers[0].free == (
         ("SC1-v-r0-w0", "SC1-v-r0"),

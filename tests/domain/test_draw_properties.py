@@ -21,13 +21,12 @@ from coordinator.domain.draw import (
     DrawFailure,
     DrawInputs,
     DrawOutcome,
-    build_venue_offers,
     commit,
     draw,
     make_archive,
     verify_replay,
 )
-from coordinator.domain.eligibility import PoolIndex, SittingIndex, host_city_of, screen
+from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
 from coordinator.domain.model import (
     RELATIONS,
     Company,
@@ -223,31 +222,14 @@ def run_batch(
     """Draw every project in order, booking each outcome before the next, as the shell does."""
     pool = PoolIndex.build(prov.experts, rules)
     index = ConflictIndex.build(prov.experts, prov.companies, rules)
-    history = list(sittings)
-    booked: list[tuple[str, object]] = []
+    day = DayScreen(pool, index, prov.sites, rules, TODAY, sittings=sittings)
     out = []
     for proj in prov.projects:
-        by_expert: dict[str, list[Sitting]] = {}
-        for s in history:
-            by_expert.setdefault(s.expert_id, []).append(s)
-        host_city = host_city_of(proj, prov.sites)
-        result = screen(proj, pool, index, by_expert, rules, TODAY, host_city=host_city)
-        indexed = SittingIndex.build(history, rules)
-        assert screen(proj, pool, index, indexed, rules, TODAY, host_city=host_city) == result
-        busy = {ws for ws, window in booked if window.overlaps(proj.window)}  # type: ignore[attr-defined]
-        inputs = DrawInputs(
-            project=proj,
-            rules_version=rules.version,
-            venues=build_venue_offers(prov.sites, proj, host_city, busy),
-            candidates=result.candidates(pool),
-            per_venue_cap=rules.per_venue_cap,
-        )
+        inputs = day.inputs(proj, host_city_of(proj, prov.sites))
         outcome = draw(inputs, seed)
         out.append((inputs, outcome))
         if isinstance(outcome, DrawOutcome):
-            for s in outcome.seats:
-                history.append(Sitting(s.expert_id, proj.id, proj.tenderer_id, proj.window))
-                booked.append((s.workstation_id, proj.window))
+            day.book(proj, [(s.expert_id, s.workstation_id) for s in outcome.seats])
     return out
 
 

@@ -32,6 +32,7 @@ import pytest
 from coordinator.checker import check_grid
 from coordinator.domain.draw import verify_replay
 from coordinator.domain.seal import SealedBox, unseal_json
+from coordinator.drawing import read_snapshot
 from coordinator.offline import import_province, master_key, open_store, read_allocation
 from coordinator.province.files import write_province
 from coordinator.province.generator import generate_province
@@ -139,10 +140,15 @@ async def _state(plant: Plant) -> dict[str, object]:
                 sealed = await redis.hget(f"draw:{draw_id}", "sealed")
                 archives[draw_id] = unseal_json(key, SealedBox.from_json(text(sealed)),
                                                 project_id=draw_id, purpose="draw")
+        snapshots = {}  # the day snapshots the archives name, stored once each
+        for archive in archives.values():
+            digest = archive["inputs"].get("snapshot")
+            if digest is not None and digest not in snapshots:
+                snapshots[digest] = await read_snapshot(redis, key, digest)
         entries = await AuditLog(redis, signing_key=_any_key(), clock=_Clock()).entries()
         intents = await redis.scard("intents")
     return {"states": states, "allocations": allocations, "bookings": bookings,
-            "archives": archives, "audit": entries, "intents": intents}
+            "archives": archives, "snapshots": snapshots, "audit": entries, "intents": intents}
 
 
 def _any_key() -> object:
@@ -211,7 +217,7 @@ def test_a_plan_killed_at_any_point_resumes_and_loses_nothing(plant: Plant, faul
     booked = [b for items in after["bookings"].values() for b in items]  # type: ignore[union-attr]
     assert {b.holder for b in booked} == holders and len(booked) == len(holders)  # no orphans
     for draw_id, archive in after["archives"].items():  # type: ignore[union-attr]
-        assert verify_replay(archive) == [], draw_id
+        assert verify_replay(archive, after["snapshots"]) == [], draw_id  # type: ignore[arg-type]
 
     check = asyncio.run(check_grid(plant.data.root, plant.redis.url))
     assert (check.double_bookings, check.rule_violations) == (0, 0), check.details

@@ -116,6 +116,10 @@ async def test_lost_during_evaluation_past_four_hours_gets_a_new_committee(grid:
     assert "new_window_start" in (no_window.value.details() or "")
 
     old = {s.session_id: s for s in await _seats(grid, project.id)}
+    workflow = grid.coordinator.workflow
+    assert workflow is not None
+    old_experts = {s.expert_id for s in
+                   (await workflow._allocation(project.id, "test")).active_seats()}
     start = project.window.start + timedelta(days=1)
     rid = request_id()
     reply = await _decide(grid, incident.incident_id, "reevaluate", rid,
@@ -133,6 +137,10 @@ async def test_lost_during_evaluation_past_four_hours_gets_a_new_committee(grid:
     if "not drawn" not in reply.outcome:  # a new committee, none of the old members
         fresh = await _seats(grid, project.id)
         assert fresh and not {s.session_id for s in fresh} & set(old)
+        # the cool-off with the tenderer keeps every old member off the new committee
+        new_experts = {s.expert_id for s in
+                       (await workflow._allocation(project.id, "test")).active_seats()}
+        assert new_experts and not new_experts & old_experts
         assert len(await entries(grid, "draw.placed", project.id)) == 2
     # Nothing signed is lost: the old signed sheet is still stored, as signed.
     redis = aioredis.Redis.from_url(grid.redis_url)

@@ -285,6 +285,21 @@ async def test_a_day_of_projects_end_to_end(grid: Grid) -> None:
         out = grid.root / f"{project.id}.draws.json"
         out.write_text(json.dumps(archive))
         assert verify_draw_file(out, trust) == ([], len(archive["draws"]))
+        # Referenced inputs: the export carries the day snapshot each draw names, once.
+        named = {d["inputs"]["snapshot"] for d in archive["draws"]}
+        assert set(archive["snapshots"]) == named
+        forged = json.loads(out.read_text())
+        digest = next(iter(named))
+        first = forged["snapshots"][digest]["candidates"][0]
+        first[3] = [*first[3], "Elsewhere"]  # one catchment city added to one expert
+        out.write_text(json.dumps(forged))
+        problems, _ = verify_draw_file(out, trust)
+        assert any(p.startswith(f"snapshots[{digest}]") for p in problems), problems
+        del forged["snapshots"]
+        out.write_text(json.dumps(forged))
+        problems, _ = verify_draw_file(out, trust)
+        assert any("not provided" in p for p in problems), problems
+        out.write_text(json.dumps(archive))
         if project.id == focus.id:
             assert archive["draws"][1]["commitment"]["parent"]
             tampered = json.loads(out.read_text())

@@ -8,16 +8,19 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from evalgrid_wire.v1 import operator_pb2_grpc, site_link_pb2_grpc
 
 from coordinator.domain.rules import load_rules
 from coordinator.enrolment import Enrolments
+from coordinator.leadership import Leadership
 from coordinator.notifier import FileOutbox
 from coordinator.revocation_feed import CrlFeed
 from coordinator.service import OperatorService, SiteLinkService
 from coordinator.site_links import default_policy
+from coordinator.store.bookings import Fence
 from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.keys import load_or_create_master_key, load_or_create_signing_key
 from coordinator.workflow import Workflow
@@ -45,6 +48,8 @@ class CoordinatorConfig:
     executor: str = "local"  # batch work (the day plan): local, local:N, ray[:N], ray:auto, ray://
     # Wrong one-time codes allowed per seat, workstation and desk before sign-in locks there.
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
+    # Lead under a lease against a shared Redis, or stand by (coordinator.leadership).
+    failover: bool = False
 
 
 def open_redis(data: DataDir, redis_url: str | None) -> tuple[str, EmbeddedRedis | None]:
@@ -56,8 +61,9 @@ def open_redis(data: DataDir, redis_url: str | None) -> tuple[str, EmbeddedRedis
 
 
 class Coordinator:
-    def __init__(self, config: CoordinatorConfig) -> None:
+    def __init__(self, config: CoordinatorConfig, fence: Fence | None = None) -> None:
         self.config = config
+        self.fence = fence  # the leader's fencing token (failover), carried by every booking
         self.data = DataDir(config.data_dir).ensure()
         self.embedded: EmbeddedRedis | None = None
         self.served: Served | None = None
@@ -82,6 +88,7 @@ class Coordinator:
             lease_clock=self.config.lease_clock,
             lockout=self.config.lockout,
         )
+        self.workflow.bookings.default_fence = self.fence
         await self.workflow.load()
         self._schedule = asyncio.create_task(self.workflow.run_schedule(), name="schedule")
         # Revocation: the CRL in pki/ is watched, enforced per call, audited and sent to sites.
@@ -94,25 +101,49 @@ class Coordinator:
                 self.config.heartbeat_interval_ms / 2000), name="liveness"))
         enrolments = Enrolments(self.redis, clock, self.data.pki, self.workflow.master_key,
                                 self.workflow._record)
-        self.served = await start_server(
-            bind=self.config.bind,
-            credentials=server_credentials(self.data.pki, "coordinator", "coordinator"),
-            services=[
-                (site_link_pb2_grpc.add_SiteLinkServicer_to_server,
-                 SiteLinkService(self.workflow, self.config.heartbeat_interval_ms,
-                                 enrolments),
-                 "evalgrid.v1.SiteLink"),
-                (operator_pb2_grpc.add_OperatorServicer_to_server,
-                 OperatorService(self.workflow,
-                                 sim_clock=self.config.sim_clock_start is not None,
-                                 executor=self.config.executor),
-                 "evalgrid.v1.Operator"),
-            ],
-            extra_interceptors=[RevocationGuard(self.revocations)],
-        )
+        self.served = await self._serve([
+            (site_link_pb2_grpc.add_SiteLinkServicer_to_server,
+             SiteLinkService(self.workflow, self.config.heartbeat_interval_ms, enrolments),
+             "evalgrid.v1.SiteLink"),
+            (operator_pb2_grpc.add_OperatorServicer_to_server,
+             OperatorService(self.workflow, sim_clock=self.config.sim_clock_start is not None,
+                             executor=self.config.executor),
+             "evalgrid.v1.Operator"),
+        ])
         (self.data.root / "coordinator.port").write_text(str(self.served.port))
         log.info("coordinator listening on port %d", self.served.port)
         return self.served.port
+
+    async def _serve(self, services: list[tuple[Any, Any, str]]) -> Served:
+        """Listen on `bind`; with port 0, first on the port this data directory's coordinator
+        had (`coordinator.port`): the same command line restarted comes back where agents
+        and consoles look. SO_REUSEPORT is off, so a coordinator still alive (frozen) keeps
+        its port to itself and the new one takes another instead of sharing it."""
+        host, _, port = self.config.bind.rpartition(":")
+        recorded = self.data.root / "coordinator.port"
+        binds = [self.config.bind]
+        if port == "0" and recorded.is_file():
+            previous = recorded.read_text().strip()
+            if previous.isdigit():
+                binds.insert(0, f"{host}:{previous}")
+        for i, bind in enumerate(binds):
+            try:
+                return await self._start_server(bind, services)
+            except RuntimeError:
+                if i == len(binds) - 1:
+                    raise
+                log.warning("port %s is taken; listening on another", bind)
+        raise AssertionError("unreachable")
+
+    async def _start_server(self, bind: str, services: list[tuple[Any, Any, str]]) -> Served:
+        assert self.revocations is not None
+        return await start_server(
+            bind=bind,
+            credentials=server_credentials(self.data.pki, "coordinator", "coordinator"),
+            services=services,
+            extra_interceptors=[RevocationGuard(self.revocations)],
+            options=[("grpc.so_reuseport", 0)],
+        )
 
     async def stop(self) -> None:
         for task in [*self._tasks, *([self._schedule] if self._schedule else [])]:
@@ -138,6 +169,46 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 async def run_forever(config: CoordinatorConfig) -> None:
+    if config.failover:
+        await _lead_or_stand_by(config)
+        return
     coordinator = Coordinator(config)
     await coordinator.start()
     await run_until_signalled(coordinator.stop)
+
+
+class FailoverError(ValueError):
+    """A failover configuration that cannot work; the message says why."""
+
+
+async def _lead_or_stand_by(config: CoordinatorConfig) -> None:
+    """Stand by until the lease is ours, lead while it is renewed, then stand by again."""
+    if not config.redis_url:
+        raise FailoverError("--failover: give --redis-url, the one Redis every coordinator "
+                            "shares (the embedded one dies with its process)")
+    redis = aioredis.Redis.from_url(config.redis_url, socket_timeout=2.0,
+                                    socket_connect_timeout=2.0)
+    leadership = Leadership(redis)
+
+    async def lead_forever() -> None:
+        while True:
+            fence = await leadership.acquire()
+            coordinator = Coordinator(config, fence=fence)
+            try:
+                await coordinator.start()
+                await leadership.hold()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("coordinator failed while leading; standing by again")
+            finally:
+                await coordinator.stop()
+                await leadership.resign()
+
+    task = asyncio.create_task(lead_forever(), name="leadership")
+
+    async def stop() -> None:
+        await _cancel(task)
+        await redis.aclose()
+
+    await run_until_signalled(stop)

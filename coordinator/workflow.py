@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -548,6 +548,13 @@ class Workflow:
             if seat.status in ("signed_in", "signed"):
                 raise WorkflowError("session_id", "the member has signed in: not a no-show",
                                     code="precondition")
+            booth = self.links.live[seat.site_id].workstations.get(seat.workstation_id)
+            if reason == "no_show" and booth in ("signed_in", "evaluating"):
+                # Signed in at the booth while the coordinator (or its store) was away: the
+                # agent is forwarding the sign-in; redrawing now would refuse it.
+                raise WorkflowError("session_id", "the guest site reports this workstation "
+                                    f"{booth.replace('_', ' ')}: a sign-in taken offline is "
+                                    "being forwarded, not a no-show", code="precondition")
             outcome = await self._replace(project_id, alloc, seat, reason, note or reason)
         await self._remember(request_id, {"outcome": outcome})
         return outcome
@@ -610,7 +617,7 @@ class Workflow:
             try:
                 prepared = self.desk.prepare_supplementary(
                     project, self.clock.now(), previous, committee, [seat.expert_id],
-                    self._down())
+                    self._down(unreachable=True))
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
@@ -698,6 +705,14 @@ class Workflow:
             expert_id = await self.registry.expert_by_id_number(id_number)
         if expert_id != seat.expert_id or \
                 not hmac.compare_digest(code.encode(), seat.code.encode()):
+            other = await self._other_window(site_id, workstation_id, session_id,
+                                             expert_id, code)
+            if other is not None:  # the right member at the wrong time: not a guess
+                await self._record("signin.wrong_window", site_id,
+                                   {"session": session_id, "workstation": workstation_id})
+                raise WorkflowError("session_id", f"this member's session on this "
+                                    f"workstation is another window ({other}); not now",
+                                    code="precondition")
             await self.sign_ins.failed("signin", site_id, scopes, attempt)
             raise WorkflowError("code", "identity or code does not match this session",
                                 code="denied")
@@ -723,6 +738,31 @@ class Workflow:
                 await self._record("signin.repeated", site_id,
                                    {"session": session_id, "workstation": workstation_id})
         return seat, self.desk.expert_name(seat.expert_id)
+
+    async def _other_window(self, site_id: str, workstation_id: str, session_id: str,
+                            expert_id: str | None, code: str) -> str | None:
+        """The window of another seat of this member on this workstation whose code this
+        is: an attempt at the wrong time, which must not count toward the lockout."""
+        if expert_id is None or not code:
+            return None
+        for project_id, alloc in list(self._allocations.items()):
+            for other in alloc.active_seats():
+                if other.session_id != session_id and other.site_id == site_id and \
+                        other.workstation_id == workstation_id and \
+                        other.expert_id == expert_id and \
+                        hmac.compare_digest(code.encode(), other.code.encode()):
+                    window = (await self.project(project_id)).window
+                    local = timezone(timedelta(minutes=self.rules.local_utc_offset_minutes))
+                    return (f"{window.start.astimezone(local):%Y-%m-%d %H:%M}-"
+                            f"{window.end.astimezone(local):%H:%M} local time")
+        return None
+
+    async def forwarded_refused(self, site_id: str, kind: str, session_id: str,
+                                reason: str) -> None:
+        """A record an agent took offline and forwarded late, refused: the operator sees it
+        in the audit feed (not only the agent's log)."""
+        await self._record("forwarded.refused", site_id,
+                           {"kind": kind, "session": session_id, "reason": reason[:200]})
 
     async def sheet_form(self, site_id: str, session_id: str
                          ) -> tuple[Project, dict[str, str], SeatRecord, bool]:
@@ -1142,11 +1182,13 @@ class Workflow:
                 return outcome
         return "no-seat"
 
-    def _down(self) -> frozenset[str]:
+    def _down(self, *, unreachable: bool = False) -> frozenset[str]:
         """Workstations their sites report faulty or offline, and every workstation of a site
-        declared lost: no draw or move offers them."""
+        declared lost: no draw or move offers them. `unreachable` (supplementary draws: the
+        replacement is needed now) adds every site recorded as disconnected."""
+        links = [Link.LOST, Link.DISCONNECTED] if unreachable else [Link.LOST]
         lost = [self.desk.site_workstations(s) or set()
-                for s in self.links.liveness.sites_in(Link.LOST)]
+                for link in links for s in self.links.liveness.sites_in(link)]
         return frozenset(ws for live in self.links.live.values()
                          for ws, state in live.workstations.items()
                          if state in ("fault", "offline")).union(*lost)

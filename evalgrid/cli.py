@@ -169,7 +169,9 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
                                data_dir=_data_dir(args), bind=args.bind,
                                redis_url=args.redis_url, sim_clock_start=sim,
                                rules_path=Path(args.rules) if args.rules else None,
-                               executor=executor)
+                               executor=executor, failover=args.failover)
+    if args.failover and not args.redis_url:
+        raise CliError("--failover: give --redis-url, the one Redis every coordinator shares")
     asyncio.run(run_forever(config))
     return 0
 
@@ -547,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.add_argument("--bind", default="127.0.0.1:50051")
     p.add_argument("--redis-url", help="use this Redis instead of the embedded one")
+    p.add_argument("--failover", action="store_true",
+                   help="one of several coordinators on --redis-url: lead under a lease or "
+                   "stand by (binding nothing) until the leader dies")
     p.add_argument("--sim-clock", help="run on a simulated clock starting at this ISO time")
     p.add_argument("--rules", help="a rules file (default: the packaged rules v1)")
     p.add_argument("--sign-in-attempts", type=int, default=5,

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: venv demo test lint typecheck proto check-proto bench clean
+.PHONY: venv demo test chaos lint typecheck proto check-proto bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Randomized outages on real processes: CHAOS_SCENARIOS in a row (CHAOS_SEED=N replays one).
+chaos: $(STAMP)
+	CHAOS_SCENARIOS=$${CHAOS_SCENARIOS:-20} $(BIN)/python -m pytest -q -s -x -m chaos tests/chaos $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

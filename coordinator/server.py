@@ -76,8 +76,11 @@ class Coordinator:
     async def start(self) -> int:
         url, self.embedded = open_redis(self.data, self.config.redis_url)
         self.redis = aioredis.Redis.from_url(url)
-        clock: Clock = (SimClock(self.config.sim_clock_start)
-                        if self.config.sim_clock_start else SystemClock())
+        start = self.config.sim_clock_start
+        if start is not None:  # resume where this grid's simulated day was, if later
+            saved = await Workflow.saved_clock(self.redis)
+            start = max(start, saved) if saved is not None else start
+        clock: Clock = SimClock(start) if start is not None else SystemClock()
         self.workflow = Workflow(
             redis=self.redis, clock=clock, rules=load_rules(self.config.rules_path),
             master_key=load_or_create_master_key(self.data.keys / "master.key"),

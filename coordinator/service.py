@@ -569,6 +569,7 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             raise WorkflowError("to", f"more than {MAX_CLOCK_STEP.days} days ahead of the "
                                 "simulated clock")
         now = self.workflow.advance_clock(to)
+        await self.workflow.save_clock()
         return operator_pb2.AdvanceClockReply(now=to_timestamp(now))
 
     async def PlanDay(self, request: operator_pb2.PlanDayRequest,

@@ -68,6 +68,7 @@ from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
 log = logging.getLogger("evalgrid.coordinator")
+SIM_CLOCK_KEY = "simclock:now"  # where a simulated clock's time survives a restart
 
 ALLOC = "alloc:{}"
 DRAW = "draw:{}"
@@ -1185,10 +1186,15 @@ class Workflow:
     def _down(self, *, unreachable: bool = False) -> frozenset[str]:
         """Workstations their sites report faulty or offline, and every workstation of a site
         declared lost: no draw or move offers them. `unreachable` (supplementary draws: the
-        replacement is needed now) adds every site recorded as disconnected."""
-        links = [Link.LOST, Link.DISCONNECTED] if unreachable else [Link.LOST]
-        lost = [self.desk.site_workstations(s) or set()
-                for link in links for s in self.links.liveness.sites_in(link)]
+        replacement is needed now) adds every site recorded as disconnected (heard since this
+        coordinator started, then silent; one not yet heard after a restart or failover is
+        still within its grace)."""
+        liveness = self.links.liveness
+        sites = liveness.sites_in(Link.LOST)
+        if unreachable:
+            sites += [s for s in liveness.sites_in(Link.DISCONNECTED)
+                      if liveness.view(s).last_heard is not None]
+        lost = [self.desk.site_workstations(s) or set() for s in sites]
         return frozenset(ws for live in self.links.live.values()
                          for ws, state in live.workstations.items()
                          if state in ("fault", "offline")).union(*lost)
@@ -1230,6 +1236,16 @@ class Workflow:
             return "no-spare"
         return await self._replace(project.id, alloc, seat, "fault",
                                    "workstation failed and the venue has no spare")
+
+    async def save_clock(self) -> None:
+        """Keep the simulated clock's time in Redis: a coordinator restarted with the same
+        command line (or a standby taking over) resumes the day there, not at its start."""
+        await self.redis.set(SIM_CLOCK_KEY, self.clock.now().isoformat())
+
+    @staticmethod
+    async def saved_clock(redis: aioredis.Redis) -> datetime | None:
+        raw = await redis.get(SIM_CLOCK_KEY)
+        return datetime.fromisoformat(text(raw)) if raw else None
 
     def advance_clock(self, when: datetime) -> datetime:
         if not isinstance(self.clock, SimClock):

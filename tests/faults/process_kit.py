@@ -36,6 +36,7 @@ class Processes:
         self.logs = logs
         logs.mkdir(parents=True, exist_ok=True)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.args: dict[str, list[str]] = {}
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
@@ -43,7 +44,12 @@ class Processes:
         child = subprocess.Popen([*EVALGRID, *args], stdout=log, stderr=subprocess.STDOUT,
                                  env=env, start_new_session=True)
         self.children[name] = child
+        self.args[name] = args
         return child
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """The same command line again (after a crash)."""
+        return self.start(name, self.args[name])
 
     def coordinator(self, name: str, data: Path, redis_url: str, *, bind: str,
                     failover: bool = False, sim_clock: str | None = None

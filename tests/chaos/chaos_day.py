@@ -141,7 +141,7 @@ def _actors() -> Any:
 
 
 async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int = 6,
-                       log: Any = print) -> Outcome:
+                       max_faults: int = 12, log: Any = print) -> Outcome:
     from process_kit import Processes, free_port
 
     from coordinator.checker import check_grid
@@ -220,8 +220,10 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
             return None
 
         async def inject() -> None:
-            while True:
-                await asyncio.sleep(rng.uniform(1.0, 5.0))
+            while len(outcome.faults) < max_faults:
+                # The first early (a short day is over in seconds), then every few seconds.
+                await asyncio.sleep(rng.uniform(0.3, 2.0) if not outcome.faults
+                                    else rng.uniform(1.0, 5.0))
                 fault = rng.choice(FAULTS)
                 pause = rng.uniform(0.5, 4.0)
                 site = rng.choice(sorted(relays))

@@ -543,6 +543,15 @@ class Workflow:
                                     f"{wanted}; it is {state}", code="precondition")
             alloc = await self._allocation(project_id, f"{reason} by {by}")
             seat = alloc.by_session(session_id)
+            project = await self.project(project_id)
+            if seat is not None and seat.status == DEPARTURES[reason] and \
+                    len(alloc.active_seats()) < project.drawn_seats:
+                # The same departure, interrupted before its replacement was drawn (the
+                # store went away): the retry draws it now.
+                outcome = await self._replace(project_id, alloc, seat, reason,
+                                              note or reason, resume=True)
+                await self._remember(request_id, {"outcome": outcome})
+                return outcome
             if seat is None or not seat.active:
                 raise WorkflowError("session_id", "no active seat with this session",
                                     code="not_found")
@@ -596,11 +605,17 @@ class Workflow:
         return state, list(alloc.seats)
 
     async def _replace(self, project_id: str, alloc: Allocation, seat: SeatRecord,
-                       reason: str, note: str) -> str:
-        """Release a member's seat and draw a replacement under the same rules (chained)."""
+                       reason: str, note: str, *, resume: bool = False) -> str:
+        """Release a member's seat and draw a replacement under the same rules (chained).
+
+        The departure is stored before the bookings are released: interrupted there, the
+        seat is departed and still holds its bookings (never a seat without them), and a
+        retry (`resume`) goes on from the draw."""
         project = await self.project(project_id)
         status = DEPARTURES[reason]
-        seat.status = status
+        if not resume:
+            seat.status = status
+            await self._save_allocation(alloc)
         await self.bookings.release(
             [BookingItem(ws_resource(seat.workstation_id), project.window.start_ts,
                          project.window.end_ts, seat.session_id),
@@ -608,8 +623,9 @@ class Workflow:
                          project.window.end_ts, seat.expert_hold)])
         self.desk.unbook(project, seat.expert_id, seat.workstation_id)
         await self._release_on_site(seat, status)
-        await self._record(f"seat.{status}", project_id,
-                           {"session": seat.session_id, "reason": note})
+        if not resume:
+            await self._record(f"seat.{status}", project_id,
+                               {"session": seat.session_id, "reason": note})
         async with self._draw_lock:
             committee = [Seat(s.expert_id, s.quota_index, s.venue_id, s.site_id,
                               s.workstation_id, s.room_id)
@@ -844,19 +860,28 @@ class Workflow:
                 if not same:
                     raise WorkflowError("sheet", "this sheet is already signed and final",
                                         code="precondition")
+                if existing.get(b"audited") != b"1":  # stored, then the store went away
+                    await self._sheet_signed(alloc, seat, project.id, digest, key)
                 return True, True, digest
             signature = self.signing_key.sign(digest.encode()).hex()
             await self.redis.hset(key, mapping={"body": body, "digest": digest,
                                                 "signed": "1" if signed else "0",
                                                 "signature": signature,
-                                                "project": project.id})
+                                                "project": project.id, "audited": "0"})
             if signed:
-                seat.status = "signed"
-                seat.returned_reason = ""
-                await self._save_allocation(alloc)
-                await self._record("sheet.signed", project.id,
-                                   {"expert_ref": seat.expert_ref, "digest": digest})
+                await self._sheet_signed(alloc, seat, project.id, digest, key)
         return True, False, digest
+
+    async def _sheet_signed(self, alloc: Allocation, seat: SeatRecord, project_id: str,
+                            digest: str, key: str) -> None:
+        """The seat signed and the audit entry, then the sheet marked audited: a retry after
+        an interruption finishes what is missing (the audit entry at least once)."""
+        seat.status = "signed"
+        seat.returned_reason = ""
+        await self._save_allocation(alloc)
+        await self._record("sheet.signed", project_id,
+                           {"expert_ref": seat.expert_ref, "digest": digest})
+        await self.redis.hset(key, "audited", "1")
 
     # --- clarification, through the coordinator only ---------------------------------------
 

@@ -325,18 +325,28 @@ async def _drain_journals(agents: Path, province: Any, timeout: float = 90.0) ->
 
 async def _close_what_remains(operator: Any, province: Any, actors: Any) -> None:
     """The operator's follow-up after the outages: close whatever can be closed now."""
+    from coordinator.notifier import read_outbox
     from evalgrid.ids import request_id
 
     for _ in range(3):
         listed = await operator.ListProjects(operator_pb2.ListProjectsRequest(), timeout=30)
-        open_ = [p.project_id for p in listed.projects if p.state == "evaluating"]
+        open_ = [p for p in listed.projects if p.state == "evaluating"]
         if not open_:
             return
-        await actors._settle(open_)
-        for project_id in open_:
-            with contextlib.suppress(grpc.aio.AioRpcError):
+        # Members whose session an outage broke come back to their booth and finish (one
+        # who had finished is refused a second sheet: harmless).
+        starts = {p.window_start.ToDatetime(tzinfo=UTC) for p in open_}
+        notices = [n for n in read_outbox(actors.data.outbox / "notices.jsonl")
+                   if datetime.fromisoformat(n["start"]) in starts]
+        await actors._sessions(notices, late=True)
+        await actors._settle([p.project_id for p in open_])
+        open_ids = [p.project_id for p in open_]
+        for project_id in open_ids:
+            try:
                 await operator.CloseEvaluation(operator_pb2.ProjectRequest(
                     request_id=request_id(), project_id=project_id), timeout=60)
+            except grpc.aio.AioRpcError as exc:
+                actors.stats.errors.append(f"close {project_id}: {exc.details()}")
 
 
 async def _check_projects(operator: Any, province: Any, outcome: Outcome) -> None:
@@ -364,7 +374,8 @@ async def _check_projects(operator: Any, province: Any, outcome: Outcome) -> Non
                                                 else " (short)" if short else ""))
         else:
             outcome.problems.append(f"project {project.id}: {state}, not reported and "
-                                    "nothing awaits an operator")
+                                    "nothing awaits an operator; seats "
+                                    f"{sorted(s.status for s in seats.seats)}")
 
 
 async def _check_sheets(data: Any, redis_url: str, outcome: Outcome) -> None:

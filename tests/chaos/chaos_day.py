@@ -223,8 +223,10 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
             while len(outcome.faults) < max_faults:
                 # The first early (a short day is over in seconds), then every few seconds.
                 await asyncio.sleep(rng.uniform(0.3, 2.0) if not outcome.faults
-                                    else rng.uniform(1.0, 5.0))
-                fault = rng.choice(FAULTS)
+                                    else rng.uniform(0.5, 3.0))
+                # Every even seed fails the leader over first, under the day's load.
+                fault = "kill_leader" if not outcome.faults and seed % 2 == 0 \
+                    else rng.choice(FAULTS)
                 pause = rng.uniform(0.5, 4.0)
                 site = rng.choice(sorted(relays))
                 where = site if "agent" in fault or "link" in fault else ""

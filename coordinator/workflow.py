@@ -1213,12 +1213,15 @@ class Workflow:
         declared lost: no draw or move offers them. `unreachable` (supplementary draws: the
         replacement is needed now) adds every site recorded as disconnected (heard since this
         coordinator started, then silent; one not yet heard after a restart or failover is
-        still within its grace)."""
+        still within its grace), unless most sites are: that is the coordinator's own outage
+        (its store was away), not theirs, and they are back in seconds."""
         liveness = self.links.liveness
         sites = liveness.sites_in(Link.LOST)
         if unreachable:
-            sites += [s for s in liveness.sites_in(Link.DISCONNECTED)
-                      if liveness.view(s).last_heard is not None]
+            cut = [s for s in liveness.sites_in(Link.DISCONNECTED)
+                   if liveness.view(s).last_heard is not None]
+            if len(cut) < len(liveness.sites_in(Link.CONNECTED)):
+                sites += cut
         lost = [self.desk.site_workstations(s) or set() for s in sites]
         return frozenset(ws for live in self.links.live.values()
                          for ws, state in live.workstations.items()

@@ -221,6 +221,13 @@ class DrawDesk:
         return screen(project, self.pool, self.index, self.sittings, self.rules, now.date(),
                       host_city=host_city)
 
+    def offered_venues(self, project: Project, down: frozenset[str]) -> list[VenueOffer]:
+        """The guest venues a draw of `project` would be offered with `down` left out (no
+        screening: for a shell deciding what to leave out)."""
+        host_city = host_city_of(project, self.sites.values())
+        return list(build_venue_offers(self.sites.values(), project, host_city,
+                                       self._busy_during(project) | down))
+
     def _offers_and_candidates(self, project: Project, now: datetime,
                                down: frozenset[str]) -> tuple[Any, Any]:
         """`down`: workstations reported faulty or offline, never offered to a draw."""

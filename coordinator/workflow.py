@@ -634,7 +634,7 @@ class Workflow:
             try:
                 prepared = self.desk.prepare_supplementary(
                     project, self.clock.now(), previous, committee, [seat.expert_id],
-                    self._down(unreachable=True))
+                    self._down_for_replacement(project, alloc))
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
@@ -1207,6 +1207,19 @@ class Workflow:
                     return await self.faults.workstation_down(project, alloc, seat)
                 return outcome
         return "no-seat"
+
+    def _down_for_replacement(self, project: Project, alloc: Allocation) -> frozenset[str]:
+        """Disconnected sites left out of a supplementary draw, as long as a venue holding
+        no member stays on offer: else leaving them out would only raise the per-venue cap
+        (or starve the seat), and the replacement waits for its site instead."""
+        down = self._down(unreachable=True)
+        usual = self._down()
+        if down == usual:
+            return down
+        occupied = {s.venue_id for s in alloc.active_seats()}
+        spare = [v for v in self.desk.offered_venues(project, down)
+                 if v.venue_id not in occupied and v.free]
+        return down if spare else usual
 
     def _down(self, *, unreachable: bool = False) -> frozenset[str]:
         """Workstations their sites report faulty or offline, and every workstation of a site

@@ -222,7 +222,7 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
         async def inject() -> None:
             while len(outcome.faults) < max_faults:
                 # The first early (a short day is over in seconds), then every few seconds.
-                await asyncio.sleep(rng.uniform(0.3, 2.0) if not outcome.faults
+                await asyncio.sleep(rng.uniform(0.0, 0.8) if not outcome.faults
                                     else rng.uniform(0.5, 3.0))
                 # Every even seed fails the leader over first, under the day's load.
                 fault = "kill_leader" if not outcome.faults and seed % 2 == 0 \

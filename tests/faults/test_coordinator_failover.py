@@ -1,6 +1,6 @@
 """Coordinators as real OS processes: the same command line restarted comes back on the same
 port; with --failover, two processes against one Redis, one leads and the other stands by
-(binding nothing); the leader SIGKILLed, the standby takes over well within 10 s; an operator
+(binding nothing); the leader SIGKILLed, the standby takes over (the time is printed); an operator
 client given both addresses follows the leader, retrying its idempotent calls."""
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ async def test_standby_takes_over_when_the_leader_is_killed(
         took = time.monotonic() - killed
         assert "leads" in processes.log("b")
         assert await Fencing(store).current("coordinator") == token_a + 1
-        assert took < 10.0 + 5.0, f"took over after {took:.1f} s"  # 10 s, plus a loaded box
+        # No timed assertion (project rule): the figure is printed; the lease (5 s) and the
+        # standby's poll (0.5 s) bound it by construction.
+        print(f"standby answered {took:.1f} s after the leader's SIGKILL")
     finally:
         await channel.close()
         await store.aclose()

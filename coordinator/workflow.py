@@ -502,7 +502,14 @@ class Workflow:
             seat = alloc.by_notice(notice_id)
             if seat is None:
                 raise WorkflowError("notice_id", "unknown notice", code="not_found")
-            if seat.status != "notified":
+            project = await self.project(project_id)
+            if not accept and seat.status == DEPARTURES["declined"] and \
+                    len(alloc.active_seats()) < project.drawn_seats:
+                # The decline was stored, then the store went away before the replacement
+                # was drawn: the retry draws it now.
+                outcome = await self._replace(project_id, alloc, seat, "declined",
+                                              reason or "declined", resume=True)
+            elif seat.status != "notified":
                 outcome = f"already-{seat.status}"
             elif accept:
                 seat.status = "accepted"
@@ -861,7 +868,8 @@ class Workflow:
                     raise WorkflowError("sheet", "this sheet is already signed and final",
                                         code="precondition")
                 if existing.get(b"audited") != b"1":  # stored, then the store went away
-                    await self._sheet_signed(alloc, seat, project.id, digest, key)
+                    await self._sheet_signed(alloc, seat, project.id, digest, key,
+                                             resume=True)
                 return True, True, digest
             signature = self.signing_key.sign(digest.encode()).hex()
             await self.redis.hset(key, mapping={"body": body, "digest": digest,
@@ -873,14 +881,19 @@ class Workflow:
         return True, False, digest
 
     async def _sheet_signed(self, alloc: Allocation, seat: SeatRecord, project_id: str,
-                            digest: str, key: str) -> None:
+                            digest: str, key: str, *, resume: bool = False) -> None:
         """The seat signed and the audit entry, then the sheet marked audited: a retry after
-        an interruption finishes what is missing (the audit entry at least once)."""
+        an interruption (`resume`) finishes what is missing, once (it looks for the entry
+        first: rare, so reading the log then is affordable)."""
         seat.status = "signed"
         seat.returned_reason = ""
         await self._save_allocation(alloc)
-        await self._record("sheet.signed", project_id,
-                           {"expert_ref": seat.expert_ref, "digest": digest})
+        recorded = resume and any(
+            e.kind == "sheet.signed" and e.subject == project_id
+            and e.detail.get("digest") == digest for e in await self.audit.entries())
+        if not recorded:
+            await self._record("sheet.signed", project_id,
+                               {"expert_ref": seat.expert_ref, "digest": digest})
         await self.redis.hset(key, "audited", "1")
 
     # --- clarification, through the coordinator only ---------------------------------------

@@ -29,6 +29,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 FAULTS = ("kill_leader", "kill_agent", "freeze_agent", "kill_redis", "silent_link", "cut_link")
+# What the grid survives in every scenario run so far (the short round of `make test`); the
+# coordinator and Redis faults still break some scenarios (README, Known gaps).
+SITE_FAULTS = ("kill_agent", "freeze_agent", "silent_link", "cut_link")
 
 
 class Relay:
@@ -141,7 +144,8 @@ def _actors() -> Any:
 
 
 async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int = 6,
-                       max_faults: int = 12, log: Any = print) -> Outcome:
+                       max_faults: int = 12, faults: tuple[str, ...] = FAULTS,
+                       log: Any = print) -> Outcome:
     from process_kit import Processes, free_port
 
     from coordinator.checker import check_grid
@@ -226,7 +230,7 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
                                     else rng.uniform(0.5, 3.0))
                 # Every even seed fails the leader over first, under the day's load.
                 fault = "kill_leader" if not outcome.faults and seed % 2 == 0 \
-                    else rng.choice(FAULTS)
+                    and "kill_leader" in faults else rng.choice(faults)
                 pause = rng.uniform(0.5, 4.0)
                 site = rng.choice(sorted(relays))
                 where = site if "agent" in fault or "link" in fault else ""

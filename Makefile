@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: venv demo test test-system-redis lint typecheck proto check-proto bench clean
+.PHONY: venv demo test test-system-redis chaos lint typecheck proto check-proto bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-system-redis: $(STAMP)
 	@test -n "$(SYSTEM_REDIS)" || { echo "give SYSTEM_REDIS=PATH (a redis-server)"; exit 2; }
 	EVALGRID_REDIS_SERVER="$(SYSTEM_REDIS)" $(BIN)/python -m pytest $(PYTEST_ARGS) \
 		tests/store tests/integration tests/security/test_authorization_table.py
+
+# Randomized outages on real processes: CHAOS_SCENARIOS in a row (CHAOS_SEED=N replays one).
+chaos: $(STAMP)
+	CHAOS_SCENARIOS=$${CHAOS_SCENARIOS:-20} $(BIN)/python -m pytest -q -s -x -m chaos tests/chaos $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

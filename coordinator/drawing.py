@@ -302,6 +302,22 @@ class DrawDesk:
         return {ws for ws, spans in self.ws_busy.items()
                 if any(s < end and start < e for s, e in spans)}
 
+    def offered_venues(self, project: Project, now: datetime,
+                       down: frozenset[str]) -> set[str]:
+        """The guest venues a draw of `project` would be offered with `down` left out (no
+        screening of experts: for a shell deciding what to leave out)."""
+        day = self.day_screen(self.rules.local_date(now))
+        day.set_down(down)
+        unavailable = day.unavailable(project, host_city_of(project, self.sites.values()))
+        offered: set[str] = set()
+        start = 0
+        for venue in day.snapshot.venues:
+            end = start + len(venue.free)
+            if not bool(unavailable[start:end].all()):
+                offered.add(venue.venue_id)
+            start = end
+        return offered
+
     # --- drawing -----------------------------------------------------------------------------
 
     def _referenced(self, project: Project, now: datetime, down: frozenset[str],

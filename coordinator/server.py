@@ -16,12 +16,14 @@ from evalgrid_wire.v1 import operator_pb2_grpc, site_link_pb2_grpc
 from coordinator.domain.liveness import Link
 from coordinator.domain.rules import load_rules
 from coordinator.enrolment import Enrolments
+from coordinator.leadership import Leadership
 from coordinator.metrics import CoordinatorMetrics, RpcTimer
 from coordinator.notifier import FileOutbox, WebhookNotifier, make_notifier
 from coordinator.revocation_feed import CrlFeed
 from coordinator.seed_shares import DEFAULT_WAIT
 from coordinator.service import OperatorService, SiteLinkService
 from coordinator.site_links import default_policy, pending_key
+from coordinator.store.bookings import Fence
 from coordinator.store.embedded_redis import EmbeddedRedis, check_server_at
 from coordinator.store.keys import load_or_create_master_key, load_or_create_signing_key
 from coordinator.workflow import Workflow
@@ -57,6 +59,8 @@ class CoordinatorConfig:
     metrics_port: int | None = None
     # How long a day plan waits for the supervisor's seed share before the audited fallback.
     seed_wait: timedelta = DEFAULT_WAIT
+    # Lead under a lease against a shared Redis, or stand by (coordinator.leadership).
+    failover: bool = False
 
 
 def open_redis(data: DataDir, redis_url: str | None,
@@ -71,8 +75,9 @@ def open_redis(data: DataDir, redis_url: str | None,
 
 
 class Coordinator:
-    def __init__(self, config: CoordinatorConfig) -> None:
+    def __init__(self, config: CoordinatorConfig, fence: Fence | None = None) -> None:
         self.config = config
+        self.fence = fence  # the leader's fencing token (failover), carried by every booking
         self.data = DataDir(config.data_dir).ensure()
         self.embedded: EmbeddedRedis | None = None
         self.served: Served | None = None
@@ -91,8 +96,11 @@ class Coordinator:
         url, self.embedded = open_redis(self.data, self.config.redis_url,
                                         self.config.redis_server)
         self.redis = aioredis.Redis.from_url(url)
-        clock: Clock = (SimClock(self.config.sim_clock_start)
-                        if self.config.sim_clock_start else SystemClock())
+        start = self.config.sim_clock_start
+        if start is not None:  # resume where this grid's simulated day was, if later
+            saved = await Workflow.saved_clock(self.redis)
+            start = max(start, saved) if saved is not None else start
+        clock: Clock = SimClock(start) if start is not None else SystemClock()
         self.workflow = Workflow(
             redis=self.redis, clock=clock, rules=load_rules(self.config.rules_path),
             master_key=load_or_create_master_key(self.data.keys / "master.key"),
@@ -106,6 +114,7 @@ class Coordinator:
         self.workflow.seed_shares.wait = self.config.seed_wait
         self.workflow.signer_certificate = ensure_signing_certificate(
             self.data.pki, self.workflow.signing_key.public_key())
+        self.workflow.bookings.default_fence = self.fence
         await self.workflow.load()
         metrics = self.metrics
         self.workflow.audit.on_retry = metrics.audit_retries.inc
@@ -128,17 +137,12 @@ class Coordinator:
                                    sim_clock=self.config.sim_clock_start is not None,
                                    executor=self.config.executor)
         site_link.metrics = operator.metrics = metrics
-        self.served = await start_server(
-            bind=self.config.bind,
-            credentials=server_credentials(self.data.pki, "coordinator", "coordinator"),
-            services=[
-                (site_link_pb2_grpc.add_SiteLinkServicer_to_server, site_link,
-                 "evalgrid.v1.SiteLink"),
-                (operator_pb2_grpc.add_OperatorServicer_to_server, operator,
-                 "evalgrid.v1.Operator"),
-            ],
-            extra_interceptors=[RevocationGuard(self.revocations), RpcTimer(metrics)],
-        )
+        self.served = await self._serve([
+            (site_link_pb2_grpc.add_SiteLinkServicer_to_server, site_link,
+             "evalgrid.v1.SiteLink"),
+            (operator_pb2_grpc.add_OperatorServicer_to_server, operator,
+             "evalgrid.v1.Operator"),
+        ])
         (self.data.root / "coordinator.port").write_text(str(self.served.port))
         if self.config.metrics_port is not None:
             host = self.config.bind.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
@@ -158,6 +162,37 @@ class Coordinator:
         pending = sum(int(n) for n in await pipe.execute())
         queued = self.notifier.queued if isinstance(self.notifier, WebhookNotifier) else 0
         return {"sites": sites, "pending": pending, "notices_queued": queued}
+
+    async def _serve(self, services: list[tuple[Any, Any, str]]) -> Served:
+        """Listen on `bind`; with port 0, first on the port this data directory's coordinator
+        had (`coordinator.port`): the same command line restarted comes back where agents
+        and consoles look. SO_REUSEPORT is off, so a coordinator still alive (frozen) keeps
+        its port to itself and the new one takes another instead of sharing it."""
+        host, _, port = self.config.bind.rpartition(":")
+        recorded = self.data.root / "coordinator.port"
+        binds = [self.config.bind]
+        if port == "0" and recorded.is_file():
+            previous = recorded.read_text().strip()
+            if previous.isdigit():
+                binds.insert(0, f"{host}:{previous}")
+        for i, bind in enumerate(binds):
+            try:
+                return await self._start_server(bind, services)
+            except RuntimeError:
+                if i == len(binds) - 1:
+                    raise
+                log.warning("port %s is taken; listening on another", bind)
+        raise AssertionError("unreachable")
+
+    async def _start_server(self, bind: str, services: list[tuple[Any, Any, str]]) -> Served:
+        assert self.revocations is not None
+        return await start_server(
+            bind=bind,
+            credentials=server_credentials(self.data.pki, "coordinator", "coordinator"),
+            services=services,
+            extra_interceptors=[RevocationGuard(self.revocations), RpcTimer(self.metrics)],
+            options=[("grpc.so_reuseport", 0)],
+        )
 
     async def stop(self) -> None:
         for task in [*self._tasks, *([self._schedule] if self._schedule else [])]:
@@ -186,6 +221,9 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 async def run_forever(config: CoordinatorConfig) -> None:
+    if config.failover:
+        await _lead_or_stand_by(config)
+        return
     coordinator = Coordinator(config)
     port = await coordinator.start()
     host = config.bind.rsplit(":", 1)[0]
@@ -198,3 +236,40 @@ async def run_forever(config: CoordinatorConfig) -> None:
           "SIGTERM or Ctrl-C stops it", flush=True)
     await run_until_signalled(coordinator.stop)
     print("coordinator stopped", flush=True)
+
+
+class FailoverError(ValueError):
+    """A failover configuration that cannot work; the message says why."""
+
+
+async def _lead_or_stand_by(config: CoordinatorConfig) -> None:
+    """Stand by until the lease is ours, lead while it is renewed, then stand by again."""
+    if not config.redis_url:
+        raise FailoverError("--failover: give --redis-url, the one Redis every coordinator "
+                            "shares (the embedded one dies with its process)")
+    redis = aioredis.Redis.from_url(config.redis_url, socket_timeout=2.0,
+                                    socket_connect_timeout=2.0)
+    leadership = Leadership(redis)
+
+    async def lead_forever() -> None:
+        while True:
+            fence = await leadership.acquire()
+            coordinator = Coordinator(config, fence=fence)
+            try:
+                await coordinator.start()
+                await leadership.hold()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("coordinator failed while leading; standing by again")
+            finally:
+                await coordinator.stop()
+                await leadership.resign()
+
+    task = asyncio.create_task(lead_forever(), name="leadership")
+
+    async def stop() -> None:
+        await _cancel(task)
+        await redis.aclose()
+
+    await run_until_signalled(stop)

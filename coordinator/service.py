@@ -228,12 +228,18 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
     async def SignIn(self, request: site_link_pb2.SignInRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.SignInReply:
         site_id = _site("SiteLink.SignIn")
-        seat, name = await self.workflow.sign_in(
-            site_id, request.session_id, request.workstation_id, request.id_number,
-            request.code, request.request_id,
-            signed_in_at=_when(request.signed_in_at, "signed_in_at")
-            if request.HasField("signed_in_at") else None,
-            offline_proof=request.offline_proof)
+        try:
+            seat, name = await self.workflow.sign_in(
+                site_id, request.session_id, request.workstation_id, request.id_number,
+                request.code, request.request_id,
+                signed_in_at=_when(request.signed_in_at, "signed_in_at")
+                if request.HasField("signed_in_at") else None,
+                offline_proof=request.offline_proof)
+        except WorkflowError as exc:
+            if request.HasField("signed_in_at"):  # taken offline, forwarded late
+                await self.workflow.forwarded_refused(site_id, "sign-in", request.session_id,
+                                                      str(exc))
+            raise
         return common_pb2.SignInReply(session_id=seat.session_id, expert_ref=seat.expert_ref,
                                       expert_name=name)
 
@@ -252,10 +258,16 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                           context: grpc.aio.ServicerContext) -> common_pb2.SubmitSheetReply:
         site_id = _site("SiteLink.SubmitSheet")
         sheet = request.sheet
-        accepted, duplicate, digest = await self.workflow.submit_sheet(
-            site_id, request.workstation_id, sheet.sheet_id, sheet.session_id,
-            [(s.bid_code, s.criterion_id, s.score) for s in sheet.scores], sheet.signed,
-            request.request_id)
+        try:
+            accepted, duplicate, digest = await self.workflow.submit_sheet(
+                site_id, request.workstation_id, sheet.sheet_id, sheet.session_id,
+                [(s.bid_code, s.criterion_id, s.score) for s in sheet.scores], sheet.signed,
+                request.request_id)
+        except WorkflowError as exc:
+            if request.HasField("taken_at"):  # taken offline, forwarded late
+                await self.workflow.forwarded_refused(site_id, "sheet", sheet.session_id,
+                                                      str(exc))
+            raise
         return common_pb2.SubmitSheetReply(sheet_id=request.sheet.sheet_id, accepted=accepted,
                                            duplicate=duplicate, digest=digest)
 
@@ -582,6 +594,7 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
             raise WorkflowError("to", f"more than {MAX_CLOCK_STEP.days} days ahead of the "
                                 "simulated clock")
         now = self.workflow.advance_clock(to)
+        await self.workflow.save_clock()
         return operator_pb2.AdvanceClockReply(now=to_timestamp(now))
 
     async def PlanDay(self, request: operator_pb2.PlanDayRequest,

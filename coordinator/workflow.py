@@ -71,6 +71,7 @@ from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
 log = logging.getLogger("evalgrid.coordinator")
+SIM_CLOCK_KEY = "simclock:now"  # where a simulated clock's time survives a restart
 
 ALLOC = "alloc:{}"
 DRAW = "draw:{}"
@@ -517,7 +518,14 @@ class Workflow:
             seat = alloc.by_notice(notice_id)
             if seat is None:
                 raise WorkflowError("notice_id", "unknown notice", code="not_found")
-            if seat.status != "notified":
+            project = await self.project(project_id)
+            if not accept and seat.status == DEPARTURES["declined"] and \
+                    len(alloc.active_seats()) < project.drawn_seats:
+                # The decline was stored, then the store went away before the replacement
+                # was drawn: the retry draws it now.
+                outcome = await self._replace(project_id, alloc, seat, "declined",
+                                              reason or "declined", resume=True)
+            elif seat.status != "notified":
                 outcome = f"already-{seat.status}"
             elif accept:
                 seat.status = "accepted"
@@ -605,12 +613,28 @@ class Workflow:
                                     f"{wanted}; it is {state}", code="precondition")
             alloc = await self._allocation(project_id, f"{reason} by {by}")
             seat = alloc.by_session(session_id)
+            project = await self.project(project_id)
+            if seat is not None and seat.status == DEPARTURES[reason] and \
+                    len(alloc.active_seats()) < project.drawn_seats:
+                # The same departure, interrupted before its replacement was drawn (the
+                # store went away): the retry draws it now.
+                outcome = await self._replace(project_id, alloc, seat, reason,
+                                              note or reason, resume=True)
+                await self._remember(request_id, {"outcome": outcome})
+                return outcome
             if seat is None or not seat.active:
                 raise WorkflowError("session_id", "no active seat with this session",
                                     code="not_found")
             if seat.status in ("signed_in", "signed"):
                 raise WorkflowError("session_id", "the member has signed in: not a no-show",
                                     code="precondition")
+            booth = self.links.live[seat.site_id].workstations.get(seat.workstation_id)
+            if reason == "no_show" and booth in ("signed_in", "evaluating"):
+                # Signed in at the booth while the coordinator (or its store) was away: the
+                # agent is forwarding the sign-in; redrawing now would refuse it.
+                raise WorkflowError("session_id", "the guest site reports this workstation "
+                                    f"{booth.replace('_', ' ')}: a sign-in taken offline is "
+                                    "being forwarded, not a no-show", code="precondition")
             outcome = await self._replace(project_id, alloc, seat, reason, note or reason)
         await self._remember(request_id, {"outcome": outcome})
         return outcome
@@ -651,11 +675,17 @@ class Workflow:
         return state, list(alloc.seats)
 
     async def _replace(self, project_id: str, alloc: Allocation, seat: SeatRecord,
-                       reason: str, note: str) -> str:
-        """Release a member's seat and draw a replacement under the same rules (chained)."""
+                       reason: str, note: str, *, resume: bool = False) -> str:
+        """Release a member's seat and draw a replacement under the same rules (chained).
+
+        The departure is stored before the bookings are released: interrupted there, the
+        seat is departed and still holds its bookings (never a seat without them), and a
+        retry (`resume`) goes on from the draw."""
         project = await self.project(project_id)
         status = DEPARTURES[reason]
-        seat.status = status
+        if not resume:
+            seat.status = status
+            await self._save_allocation(alloc)
         await self.bookings.release(
             [BookingItem(ws_resource(seat.workstation_id), project.window.start_ts,
                          project.window.end_ts, seat.session_id),
@@ -663,8 +693,9 @@ class Workflow:
                          project.window.end_ts, seat.expert_hold)])
         self.desk.unbook(project, seat.expert_id, seat.workstation_id)
         await self._release_on_site(seat, status)
-        await self._record(f"seat.{status}", project_id,
-                           {"session": seat.session_id, "reason": note})
+        if not resume:
+            await self._record(f"seat.{status}", project_id,
+                               {"session": seat.session_id, "reason": note})
         async with self._draw_lock:
             committee = [Seat(s.expert_id, s.quota_index, s.venue_id, s.site_id,
                               s.workstation_id, s.room_id)
@@ -679,7 +710,8 @@ class Workflow:
             try:
                 prepared = self.desk.prepare_supplementary(
                     project, self.clock.now(), previous, committee, [seat.expert_id],
-                    self._down(), None if day_seed is None else project_seed(day_seed, label))
+                    self._down_for_replacement(project, alloc),
+                    None if day_seed is None else project_seed(day_seed, label))
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
@@ -768,6 +800,14 @@ class Workflow:
             expert_id = await self.registry.expert_by_id_number(id_number)
         if expert_id != seat.expert_id or \
                 not hmac.compare_digest(code.encode(), seat.code.encode()):
+            other = await self._other_window(site_id, workstation_id, session_id,
+                                             expert_id, code)
+            if other is not None:  # the right member at the wrong time: not a guess
+                await self._record("signin.wrong_window", site_id,
+                                   {"session": session_id, "workstation": workstation_id})
+                raise WorkflowError("session_id", f"this member's session on this "
+                                    f"workstation is another window ({other}); not now",
+                                    code="precondition")
             await self.sign_ins.failed("signin", site_id, scopes, attempt)
             raise WorkflowError("code", "identity or code does not match this session",
                                 code="denied")
@@ -793,6 +833,31 @@ class Workflow:
                 await self._record("signin.repeated", site_id,
                                    {"session": session_id, "workstation": workstation_id})
         return seat, self.desk.expert_name(seat.expert_id)
+
+    async def _other_window(self, site_id: str, workstation_id: str, session_id: str,
+                            expert_id: str | None, code: str) -> str | None:
+        """The window of another seat of this member on this workstation whose code this
+        is: an attempt at the wrong time, which must not count toward the lockout."""
+        if expert_id is None or not code:
+            return None
+        for project_id, alloc in list(self._allocations.items()):
+            for other in alloc.active_seats():
+                if other.session_id != session_id and other.site_id == site_id and \
+                        other.workstation_id == workstation_id and \
+                        other.expert_id == expert_id and \
+                        hmac.compare_digest(code.encode(), other.code.encode()):
+                    window = (await self.project(project_id)).window
+                    local = timezone(timedelta(minutes=self.rules.local_utc_offset_minutes))
+                    return (f"{window.start.astimezone(local):%Y-%m-%d %H:%M}-"
+                            f"{window.end.astimezone(local):%H:%M} local time")
+        return None
+
+    async def forwarded_refused(self, site_id: str, kind: str, session_id: str,
+                                reason: str) -> None:
+        """A record an agent took offline and forwarded late, refused: the operator sees it
+        in the audit feed (not only the agent's log)."""
+        await self._record("forwarded.refused", site_id,
+                           {"kind": kind, "session": session_id, "reason": reason[:200]})
 
     async def sheet_form(self, site_id: str, session_id: str
                          ) -> tuple[Project, dict[str, str], SeatRecord, bool]:
@@ -870,19 +935,34 @@ class Workflow:
                 if not same:
                     raise WorkflowError("sheet", "this sheet is already signed and final",
                                         code="precondition")
+                if existing.get(b"audited") != b"1":  # stored, then the store went away
+                    await self._sheet_signed(alloc, seat, project.id, digest, key,
+                                             resume=True)
                 return True, True, digest
             signature = self.signing_key.sign(digest.encode()).hex()
             await self.redis.hset(key, mapping={"body": body, "digest": digest,
                                                 "signed": "1" if signed else "0",
                                                 "signature": signature,
-                                                "project": project.id})
+                                                "project": project.id, "audited": "0"})
             if signed:
-                seat.status = "signed"
-                seat.returned_reason = ""
-                await self._save_allocation(alloc)
-                await self._record("sheet.signed", project.id,
-                                   {"expert_ref": seat.expert_ref, "digest": digest})
+                await self._sheet_signed(alloc, seat, project.id, digest, key)
         return True, False, digest
+
+    async def _sheet_signed(self, alloc: Allocation, seat: SeatRecord, project_id: str,
+                            digest: str, key: str, *, resume: bool = False) -> None:
+        """The seat signed and the audit entry, then the sheet marked audited: a retry after
+        an interruption (`resume`) finishes what is missing, once (it looks for the entry
+        first: rare, so reading the log then is affordable)."""
+        seat.status = "signed"
+        seat.returned_reason = ""
+        await self._save_allocation(alloc)
+        recorded = resume and any(
+            e.kind == "sheet.signed" and e.subject == project_id
+            and e.detail.get("digest") == digest for e in await self.audit.entries())
+        if not recorded:
+            await self._record("sheet.signed", project_id,
+                               {"expert_ref": seat.expert_ref, "digest": digest})
+        await self.redis.hset(key, "audited", "1")
 
     # --- clarification, through the coordinator only ---------------------------------------
 
@@ -1246,11 +1326,33 @@ class Workflow:
                 return outcome
         return "no-seat"
 
-    def _down(self) -> frozenset[str]:
+    def _down_for_replacement(self, project: Project, alloc: Allocation) -> frozenset[str]:
+        """Disconnected sites left out of a supplementary draw, as long as a venue holding
+        no member stays on offer: else leaving them out would only raise the per-venue cap
+        (or starve the seat), and the replacement waits for its site instead."""
+        down = self._down(unreachable=True)
+        usual = self._down()
+        if down == usual:
+            return down
+        occupied = {s.venue_id for s in alloc.active_seats()}
+        spare = self.desk.offered_venues(project, self.clock.now(), down) - occupied
+        return down if spare else usual
+
+    def _down(self, *, unreachable: bool = False) -> frozenset[str]:
         """Workstations their sites report faulty or offline, and every workstation of a site
-        declared lost: no draw or move offers them."""
-        lost = [self.desk.site_workstations(s) or set()
-                for s in self.links.liveness.sites_in(Link.LOST)]
+        declared lost: no draw or move offers them. `unreachable` (supplementary draws: the
+        replacement is needed now) adds every site recorded as disconnected (heard since this
+        coordinator started, then silent; one not yet heard after a restart or failover is
+        still within its grace), unless most sites are: that is the coordinator's own outage
+        (its store was away), not theirs, and they are back in seconds."""
+        liveness = self.links.liveness
+        sites = liveness.sites_in(Link.LOST)
+        if unreachable:
+            cut = [s for s in liveness.sites_in(Link.DISCONNECTED)
+                   if liveness.view(s).last_heard is not None]
+            if len(cut) < len(liveness.sites_in(Link.CONNECTED)):
+                sites += cut
+        lost = [self.desk.site_workstations(s) or set() for s in sites]
         return frozenset(ws for live in self.links.live.values()
                          for ws, state in live.workstations.items()
                          if state in ("fault", "offline")).union(*lost)
@@ -1296,6 +1398,16 @@ class Workflow:
             return "no-spare"
         return await self._replace(project.id, alloc, seat, "fault",
                                    "workstation failed and the venue has no spare")
+
+    async def save_clock(self) -> None:
+        """Keep the simulated clock's time in Redis: a coordinator restarted with the same
+        command line (or a standby taking over) resumes the day there, not at its start."""
+        await self.redis.set(SIM_CLOCK_KEY, self.clock.now().isoformat())
+
+    @staticmethod
+    async def saved_clock(redis: aioredis.Redis) -> datetime | None:
+        raw = await redis.get(SIM_CLOCK_KEY)
+        return datetime.fromisoformat(text(raw)) if raw else None
 
     def advance_clock(self, when: datetime) -> datetime:
         if not isinstance(self.clock, SimClock):

@@ -241,7 +241,10 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
                                rules_path=Path(args.rules) if args.rules else None,
                                executor=executor, notifier=args.notifier,
                                metrics_port=args.metrics_port,
-                               seed_wait=timedelta(minutes=args.seed_wait_minutes))
+                               seed_wait=timedelta(minutes=args.seed_wait_minutes),
+                               failover=args.failover)
+    if args.failover and not args.redis_url:
+        raise CliError("--failover: give --redis-url, the one Redis every coordinator shares")
     asyncio.run(run_forever(config))
     return 0
 
@@ -951,6 +954,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notifier", default="outbox", help="how notices reach experts: outbox "
                    "(DATA_DIR/outbox/notices.jsonl, read by a gateway) or webhook:URL (POSTed "
                    "as JSON to an SMS gateway; also kept in the outbox)")
+    p.add_argument("--failover", action="store_true",
+                   help="one of several coordinators on --redis-url: lead under a lease or "
+                   "stand by (binding nothing) until the leader dies")
     p.add_argument("--sim-clock", help="run on a simulated clock starting at this ISO time")
     p.add_argument("--rules", help="a rules file (default: the packaged rules v1)")
     p.add_argument("--sign-in-attempts", type=int, default=5,

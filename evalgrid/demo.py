@@ -195,7 +195,7 @@ async def run_demo(options: DemoOptions) -> int:
                 data.agents / site_id / "agent.port", child, f"agent {site_id}")
 
         operator = operator_pb2_grpc.OperatorStub(secure_channel(
-            target, channel_credentials(data.pki, "operator", OPERATOR)))
+            target, channel_credentials(data.pki, "operator", OPERATOR), retry=True))
         await _wait_online(operator, len(province.sites))
         console.print(f"grid up: coordinator and {len(province.sites)} site agents online "
                       "(mutual TLS)")
@@ -341,7 +341,8 @@ class _Grid:
         self._enrolling: dict[str, asyncio.Lock] = {}
 
     def _channel(self, target: str, role: str, subject: str) -> grpc.aio.Channel:
-        channel = secure_channel(target, channel_credentials(self.data.pki, role, subject))
+        channel = secure_channel(target, channel_credentials(self.data.pki, role, subject),
+                                 retry=True)
         self._channels.append(channel)
         return channel
 

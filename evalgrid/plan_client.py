@@ -27,7 +27,8 @@ async def run_plan_client(*, pki_dir: Path, operator: str, coordinator: str, day
                           console: Console | None = None) -> int:
     """0 when every project of the day is drawn, 1 when some are not (the table says why)."""
     console = console or Console()
-    channel = secure_channel(coordinator, channel_credentials(pki_dir, "operator", operator))
+    channel = secure_channel(coordinator, channel_credentials(pki_dir, "operator", operator),
+                             retry=True)
     stub = operator_pb2_grpc.OperatorStub(channel)
     summary: operator_pb2.PlanSummary | None = None
     try:

@@ -46,6 +46,7 @@ async def start_server(
     services: Sequence[tuple[Callable[[Any, grpc.aio.Server], None], Any, str]],
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     rate_limit: RateLimit | Literal["env"] | None = "env",
+    options: Sequence[tuple[str, Any]] = (),
 ) -> Served:
     """Start a server on `bind` ("127.0.0.1:0" picks a port); `services` are
     (add_XServicer_to_server, servicer, full service name).
@@ -58,7 +59,7 @@ async def start_server(
     server = grpc.aio.server(
         interceptors=[IdentityInterceptor(authorize=denial, rate_limit=limit),
                       *extra_interceptors],
-        options=SERVER_OPTIONS,
+        options=[*SERVER_OPTIONS, *options],
     )
     names = []
     for add, servicer, name in services:
@@ -67,7 +68,10 @@ async def start_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     serve_reflection([*names, health.SERVICE_NAME], server)
-    port = server.add_secure_port(bind, credentials)
+    try:
+        port = server.add_secure_port(bind, credentials)
+    except RuntimeError:
+        port = 0
     if port == 0:
         raise RuntimeError(f"could not bind {bind}")
     await server.start()

@@ -20,6 +20,7 @@ from typing import Any, Final, NoReturn
 
 import grpc
 
+from evalgrid.coordinator_channel import SERVICE_CONFIG, RetryIdempotent, channel_target
 from evalgrid.limits import OWN_BUDGET, RateLimit, TokenBuckets, clip
 from evalgrid.pki import Identity, PkiError, Role, identity_from_pem, load_identity_files
 from evalgrid.request_fields import RequestFieldError, check_request
@@ -128,13 +129,21 @@ def secure_channel(
     creds: grpc.ChannelCredentials,
     *,
     extra_options: Sequence[tuple[str, Any]] = (),
+    retry: bool = False,
 ) -> grpc.aio.Channel:
     """An aio channel with the shared keepalive/message-size options.
 
+    `target` may list several coordinators ("h1:p1,h2:p2": the channel follows the one that
+    leads); `retry` retries idempotent calls on UNAVAILABLE (both: evalgrid.coordinator_channel).
     No ``ssl_target_name_override``: certificates carry localhost/127.0.0.1/::1 (and any hosts
     given at issue time), so the target's host name is verified for real.
     """
-    return grpc.aio.secure_channel(target, creds, options=[*KEEPALIVE_OPTIONS, *extra_options])
+    grpc_target, options = channel_target(target)
+    if retry:
+        options.append(("grpc.service_config", SERVICE_CONFIG))
+    return grpc.aio.secure_channel(
+        grpc_target, creds, options=[*KEEPALIVE_OPTIONS, *options, *extra_options],
+        interceptors=[RetryIdempotent()] if retry else None)
 
 
 def new_server(

@@ -43,7 +43,12 @@ from site_agent.booths import BoothError, BoothState, SiteBooths
 from site_agent.enrolment import EnrolmentPort, EnrolmentService, start_enrolment_port
 from site_agent.inventory import booths_from_inventory
 from site_agent.offline_journal import OfflineJournal
-from site_agent.offline_mode import OfflineMode, SheetRefused, unreachable
+from site_agent.offline_mode import (
+    COORDINATOR_DEADLINE_S,
+    OfflineMode,
+    SheetRefused,
+    unreachable,
+)
 
 log = logging.getLogger("evalgrid.agent")
 R = TypeVar("R")
@@ -98,7 +103,7 @@ class SiteAgent:
         self._restoring = True
         self.offline.restore(self.apply)
         self._restoring = False
-        self._forwarding: asyncio.Task[int] | None = None
+        self._forwarding: asyncio.Task[None] | None = None
         self.room_names = {r.id: r.name for v in inventory.venues for r in v.rooms}
         self._last_sent: dict[str, tuple[int, str, str]] = {}
         self._seq = 0
@@ -132,6 +137,8 @@ class SiteAgent:
                 site_id=self.config.site_id, link=self.link)
         self._crl_task = asyncio.create_task(self.revocations.watch(), name="crl-watch")
         self._link_task = asyncio.create_task(self._run_link(), name="coordinator-link")
+        # The journal goes up whenever the coordinator can store it again (offline_mode).
+        self._forwarding = asyncio.create_task(self.offline.keep_forwarding(), name="forward")
         return self.served.port
 
     async def stop(self) -> None:
@@ -276,7 +283,7 @@ class SiteAgent:
         self.board_changed()
         log.info("site %s: connected to coordinator", self.config.site_id)
         # What the booths did while the coordinator was away goes up now, once each.
-        self._forwarding = asyncio.create_task(self.offline.forward_pending(), name="forward")
+        self.offline.kick.set()
         async for command in call:
             await acks.put(site_link_pb2.AgentMessage(ack=self.apply(command)))
 
@@ -450,7 +457,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
                 session_id=booth.signed_in_session or "",
                 workstation_id=request.workstation_id, reason=request.reason,
             ),
-            timeout=UNARY_DEADLINE_S,
+            timeout=COORDINATOR_DEADLINE_S,
         )
         return reply  # the coordinator's Release unlocks the booth
 
@@ -469,7 +476,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
                 request_id=request.request_id or request_id(), session_id=session,
                 workstation_id=request.workstation_id, bid_code=request.bid_code,
                 question=request.question),
-            timeout=UNARY_DEADLINE_S)
+            timeout=COORDINATOR_DEADLINE_S)
         return reply
 
     @relays_errors
@@ -478,7 +485,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
                              ) -> common_pb2.ClarificationList:
         session = await self._signed_in_session("Booth.Clarifications", request.workstation_id)
         reply: common_pb2.ClarificationList = await self.agent.link.Clarifications(
-            site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
+            site_link_pb2.SheetFormRequest(session_id=session), timeout=COORDINATOR_DEADLINE_S)
         return reply
 
     @relays_errors
@@ -486,7 +493,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
                      context: grpc.aio.ServicerContext) -> common_pb2.CommitteeReview:
         session = await self._signed_in_session("Booth.Review", request.workstation_id)
         reply: common_pb2.CommitteeReview = await self.agent.link.Review(
-            site_link_pb2.SheetFormRequest(session_id=session), timeout=UNARY_DEADLINE_S)
+            site_link_pb2.SheetFormRequest(session_id=session), timeout=COORDINATOR_DEADLINE_S)
         return reply
 
     @relays_errors
@@ -498,7 +505,7 @@ class BoothService(booth_pb2_grpc.BoothServicer):
                 request_id=request.request_id or request_id(), session_id=session,
                 workstation_id=request.workstation_id, expert_ref=request.expert_ref,
                 reason=request.reason),
-            timeout=UNARY_DEADLINE_S)
+            timeout=COORDINATOR_DEADLINE_S)
         return reply
 
 
@@ -523,7 +530,7 @@ class DeskService(booth_pb2_grpc.DeskServicer):
                 reply = await self.agent.link.CheckIn(
                     site_link_pb2.CheckInRequest(request_id=rid, id_number=request.id_number,
                                                  code=request.code),
-                    timeout=UNARY_DEADLINE_S,
+                    timeout=COORDINATOR_DEADLINE_S,
                 )
                 workstation_id = reply.workstation_id
             except grpc.aio.AioRpcError as exc:
@@ -565,7 +572,7 @@ class DeskService(booth_pb2_grpc.DeskServicer):
         code: common_pb2.ActivationCode = await self.agent.link.IssueActivationCode(
             site_link_pb2.ActivationCodeRequest(request_id=request.request_id or request_id(),
                                                 workstation_id=request.workstation_id),
-            timeout=UNARY_DEADLINE_S)
+            timeout=COORDINATOR_DEADLINE_S)
         return code
 
     @relays_errors

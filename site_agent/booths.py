@@ -7,8 +7,9 @@ older than a token already applied is refused, so a stale coordinator cannot act
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 
@@ -63,6 +64,9 @@ class SiteBooths:
     booths: dict[str, Booth]
     reservations: dict[str, Reservation] = field(default_factory=dict)  # by session id
     highest_fence: int = 0
+    # Sessions whose evaluation has started (their seat pass arrived, see offline_mode).
+    started: set[str] = field(default_factory=set)
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     # --- commands from the coordinator ---------------------------------------------------
 
@@ -105,6 +109,7 @@ class SiteBooths:
             return  # already released: a resent command
         self._check_fence(fence)
         del self.reservations[session_id]
+        self.started.discard(session_id)
         booth = self.booths[reservation.workstation_id]
         if booth.signed_in_session == session_id:
             booth.signed_in_session = None
@@ -122,9 +127,23 @@ class SiteBooths:
             ) from None
 
     def current_reservation(self, workstation_id: str) -> Reservation | None:
-        """The earliest reservation still held on the workstation: the one to sign in to."""
-        held = [r for r in self.reservations.values() if r.workstation_id == workstation_id]
-        return min(held, key=lambda r: r.start) if held else None
+        """The reservation to sign in to: the one whose window contains now; else (a clock
+        out of step with the coordinator's, as in the demo's simulated day) the latest one
+        whose evaluation has started; else the next one. A morning project still open does
+        not keep the afternoon's member out of the same booth."""
+        held = sorted((r for r in self.reservations.values()
+                       if r.workstation_id == workstation_id), key=lambda r: r.start)
+        if not held:
+            return None
+        now = self.now()
+        for r in held:
+            if r.start <= now < r.end:
+                return r
+        started = [r for r in held if r.session_id in self.started]
+        if started:
+            return started[-1]
+        upcoming = [r for r in held if r.start > now]
+        return upcoming[0] if upcoming else held[0]
 
     def sign_in(self, workstation_id: str, session_id: str, expert_ref: str) -> Booth:
         """Lock the workstation to the expert the coordinator confirmed."""

@@ -8,9 +8,14 @@
 - Sheets: journaled (fsync) before anything else, then forwarded; when the coordinator cannot
   be reached the booth gets "accepted, will be forwarded" (`queued`) after the same checks the
   coordinator makes on the form's bids and criteria.
-- On every (re)connection the journal's unanswered sign-ins and sheets are forwarded in the
-  order taken, each with its original request id: the coordinator answers a repeat without a
-  second effect, so each lands exactly once.
+- The journal's unanswered sign-ins and sheets are forwarded in the order taken, each with its
+  original request id (the coordinator answers a repeat without a second effect, so each lands
+  exactly once): on every (re)connection, after every call the coordinator answered, and on a
+  capped, jittered retry while any remain, whatever broke (the link, or only the coordinator's
+  store: a Redis outage answers UNAVAILABLE while the stream stays up).
+- Calls to the coordinator carry a deadline shorter than the booth's (`COORDINATOR_DEADLINE_S`):
+  in a silent partition the call times out while the booth still waits, and offline mode
+  answers it.
 - Applied commands and faults marked by staff are journaled too: a restarted agent holds its
   reservations and passes again before the coordinator answers.
 """
@@ -19,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
+import random
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -43,6 +50,10 @@ UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_E
 OFFLINE_TRIES = 5  # wrong ID/code pairs per seat before offline sign-in stops trying
 OFFLINE_DESK_TRIES = 20  # wrong offline check-ins at the desk, likewise
 JOURNALED = ("reserve", "release", "admit")
+# The agent's deadline on a call to the coordinator a booth is waiting on: well inside the
+# booth's own (UNARY_DEADLINE_S), so a silent partition falls back to offline mode in time.
+COORDINATOR_DEADLINE_S = UNARY_DEADLINE_S * 0.4
+FORWARD_RETRY_S = (0.5, 5.0)  # first and longest wait between retries of the journal
 
 
 def _b64(data: bytes) -> str:
@@ -74,6 +85,7 @@ class OfflineMode:
         self.fault_details: dict[str, str] = {}
         self._wrong: Counter[str] = Counter()
         self._forwarding = asyncio.Lock()
+        self.kick = asyncio.Event()  # set when the coordinator answered: try the journal now
 
     # --- the journal of state ------------------------------------------------------------------
 
@@ -130,9 +142,11 @@ class OfflineMode:
         if not admit.session_id or not admit.sealed_pass:
             raise BoothError("admit: session_id and sealed_pass are required")
         if self.passes.get(admit.session_id) == admit.sealed_pass:
+            self.booths.started.add(admit.session_id)
             return
         self.booths._check_fence(command.fence)
         self.passes[admit.session_id] = admit.sealed_pass
+        self.booths.started.add(admit.session_id)
 
     def marked(self, workstation_id: str, fault: bool, detail: str) -> None:
         self.journal.append("mark", ws=workstation_id, fault=fault, detail=detail)
@@ -147,13 +161,14 @@ class OfflineMode:
                     site_link_pb2.SignInRequest(
                         request_id=rid, session_id=session_id, workstation_id=workstation_id,
                         id_number=id_number, code=code),
-                    timeout=UNARY_DEADLINE_S)
+                    timeout=COORDINATOR_DEADLINE_S)
             except grpc.aio.AioRpcError as exc:
                 if not unreachable(exc) or session_id not in self.passes:
                     raise
                 log.warning("coordinator unreachable (%s): signing in offline",
                             exc.code().name)
             else:
+                self.answered()
                 self.booths.sign_in(workstation_id, session_id, reply.expert_ref)
                 self.journal.append("signin", rid=rid, ws=workstation_id, session=session_id,
                                     expert_ref=reply.expert_ref, at=self.now().isoformat(),
@@ -182,6 +197,7 @@ class OfflineMode:
         self.journal.append("signin", rid=rid, ws=workstation_id, session=session_id,
                             expert_ref=seat.expert_ref, at=self.now().isoformat(),
                             proof=seat.proof)
+        self.kick.set()  # forwarded as soon as the coordinator can store it
         self.changed()
         return common_pb2.SignInReply(session_id=session_id, expert_ref=seat.expert_ref,
                                       expert_name=seat.expert_name, offline=True)
@@ -218,12 +234,13 @@ class OfflineMode:
         try:
             form: common_pb2.SheetForm = await self.link.GetSheetForm(
                 site_link_pb2.SheetFormRequest(session_id=session_id),
-                timeout=UNARY_DEADLINE_S)
+                timeout=COORDINATOR_DEADLINE_S)
         except grpc.aio.AioRpcError as exc:
             cached = self.cached_form(session_id)
             if not unreachable(exc) or cached is None:
                 raise
             return cached
+        self.answered()
         self.forms[session_id] = form
         return form
 
@@ -241,7 +258,19 @@ class OfflineMode:
         queued = common_pb2.SubmitSheetReply(sheet_id=sheet.sheet_id, accepted=True,
                                              queued=True)
         if not online:
-            return queued  # forwarded on reconnect
+            self.kick.set()
+            return queued  # forwarded when the coordinator can store it
+        if any(str(r["rid"]) != rid for r in self.journal.pending()):
+            # Earlier records (this member's offline sign-in) must land first, in order.
+            await self.forward_pending()
+            outcome = self.journal.outcome(rid)
+            if outcome is None:
+                self.kick.set()
+                return queued
+            if outcome["outcome"] != "accepted":
+                raise BoothError(f"sheet: refused by the coordinator: {outcome.get('error')}")
+            return common_pb2.SubmitSheetReply(sheet_id=sheet.sheet_id, accepted=True,
+                                               digest=str(outcome.get("digest", "")))
         try:
             reply = await self._forward_sheet(rid, workstation_id, sheet, None)
         except grpc.aio.AioRpcError as exc:
@@ -255,8 +284,10 @@ class OfflineMode:
                 raise
             log.warning("coordinator unreachable (%s): sheet %s queued", exc.code().name,
                         sheet.sheet_id)
+            self.kick.set()  # the retry loop takes it from here
             return queued
         self.journal.done(rid, "accepted", digest=reply.digest)
+        self.answered()
         return reply
 
     def _check_offline(self, sheet: common_pb2.ScoreSheet) -> None:
@@ -274,10 +305,36 @@ class OfflineMode:
         if taken_at is not None:
             request.taken_at.CopyFrom(to_timestamp(taken_at))
         reply: common_pb2.SubmitSheetReply = await self.link.SubmitSheet(
-            request, timeout=UNARY_DEADLINE_S)
+            request, timeout=COORDINATOR_DEADLINE_S)
         return reply
 
     # --- forwarding --------------------------------------------------------------------------
+
+    def answered(self) -> None:
+        """The coordinator answered a call: if the journal holds anything, try it now."""
+        if self.journal.pending():
+            self.kick.set()
+
+    async def keep_forwarding(self) -> None:
+        """Forward the journal until it is empty, retrying with capped, jittered backoff; then
+        sleep until a new record or a successful call wakes it (runs for the agent's life)."""
+        first, longest = FORWARD_RETRY_S
+        delay = first
+        while True:
+            self.kick.clear()
+            if self.journal.pending():
+                try:
+                    await self.forward_pending()
+                except Exception:  # a bug must not end forwarding for the agent's life
+                    log.exception("forwarding the journal failed; retrying")
+            if not self.journal.pending():
+                delay = first
+                await self.kick.wait()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.kick.wait(),
+                                       timeout=delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, longest)
 
     async def forward_pending(self) -> int:
         """Send what the journal holds unanswered, in order; stop at the first unreachable."""
@@ -292,7 +349,7 @@ class OfflineMode:
                             request_id=rid, session_id=record["session"],
                             workstation_id=record["ws"], signed_in_at=to_timestamp(at),
                             offline_proof=record.get("proof", ""))
-                        await self.link.SignIn(request, timeout=UNARY_DEADLINE_S)
+                        await self.link.SignIn(request, timeout=COORDINATOR_DEADLINE_S)
                         self.journal.done(rid, "accepted")
                     else:
                         sheet = common_pb2.ScoreSheet.FromString(

@@ -180,7 +180,8 @@ class GrpcOperatorClient:
                  role: str = "operator") -> None:
         self.name = name
         self.coordinator = coordinator
-        self._channel = secure_channel(coordinator, channel_credentials(pki_dir, role, name))
+        self._channel = secure_channel(coordinator, channel_credentials(pki_dir, role, name),
+                                       retry=True)
         self._stub = operator_pb2_grpc.OperatorStub(self._channel)
 
     async def watch_grid(self) -> AsyncIterator[GridView]:

@@ -201,6 +201,9 @@ class Bookings:
         self.prefix = prefix
         self._reserve = redis.register_script(_RESERVE_LUA)
         self._release = redis.register_script(_RELEASE_LUA)
+        # A fence every call carries unless it names its own: a coordinator that leads under
+        # a lease sets its token here (coordinator.leadership), so a stale leader books nothing.
+        self.default_fence: Fence | None = None
 
     def key(self, resource_key: str) -> str:
         """The Redis key of a resource's sorted set."""
@@ -220,7 +223,7 @@ class Bookings:
         """
         if not items:
             return ReserveResult(ok=True)
-        fence_keys, token = _fence_parts(fence)
+        fence_keys, token = _fence_parts(fence if fence is not None else self.default_fence)
         keys = [self.key(i.resource_key) for i in items] + [self.maxlen_key, *fence_keys]
         args: list[str | int] = [len(items), token]
         for item in items:
@@ -245,7 +248,7 @@ class Bookings:
         """
         if not items:
             return 0
-        fence_keys, token = _fence_parts(fence)
+        fence_keys, token = _fence_parts(fence if fence is not None else self.default_fence)
         keys = [self.key(i.resource_key) for i in items] + fence_keys
         args: list[str | int] = [len(items), token, *(i.member for i in items)]
         reply = await self._release(keys=keys, args=args)

@@ -1,0 +1,61 @@
+"""A sign-in taken offline in a silent partition, while the operator (who could not know)
+redrew the member as a no-show: forwarded late, it is refused, and the refusal reaches the
+operator's audit feed (`forwarded.refused`), not only the agent's log."""
+
+from __future__ import annotations
+
+from evalgrid_wire.v1 import booth_pb2, operator_pb2
+from fault_kit import behind_partition, entries
+from grid_fixture import Grid, focus_projects, wait_until
+
+from evalgrid.ids import request_id
+from evalgrid.wire import UNARY_DEADLINE_S
+
+
+async def test_a_late_refusal_is_audited_for_the_operator(grid: Grid) -> None:
+    project = focus_projects(grid.province)[0]
+    await grid.register(project)
+    _, notices = await grid.draw(project.id)
+    for notice in notices:
+        await grid.reply(notice["notice_id"], True)
+    notice = notices[0]
+    site_id = grid.site_of_venue(notice["venue_id"])
+    expert = grid.experts[notice["expert_id"]]
+    agent, partition = await behind_partition(grid, site_id)
+    try:
+        await grid.advance_to(project.window.start)
+        await grid.start(project.id)
+        checked = await grid.desk(site_id).CheckIn(booth_pb2.DeskCheckInRequest(
+            request_id=request_id(), id_number=expert.id_number, code=notice["code"]),
+            timeout=UNARY_DEADLINE_S)
+        held = agent.booths.current_reservation(checked.workstation_id)
+        assert held is not None
+
+        async def pass_arrived() -> bool:
+            return held.session_id in agent.offline.passes
+
+        await wait_until(pass_arrived, "the seat pass sent at evaluation start")
+        booth = await grid.booth(site_id, checked.workstation_id)
+        await booth.enrol()
+        partition.hold()
+        signed_in = await booth.sign_in(expert.id_number, notice["code"])
+        assert signed_in.offline
+        # The operator sees a member not signed in and files the no-show.
+        reply = await grid.operator.ReplaceMember(operator_pb2.ReplaceMemberRequest(
+            request_id=request_id(), project_id=project.id, session_id=held.session_id,
+            reason="no_show"), timeout=UNARY_DEADLINE_S)
+        assert reply.outcome.startswith("no_show")
+        partition.release()
+
+        async def reported() -> list[object]:
+            return [e for e in await entries(grid, "forwarded.refused", site_id)
+                    if e.detail["session"] == held.session_id]
+
+        (refusal,) = await wait_until(reported, "the late sign-in's refusal in the audit",
+                                      timeout=40.0)
+        assert refusal.detail["kind"] == "sign-in"  # type: ignore[attr-defined]
+        assert not agent.offline.journal.pending()
+        assert not [e for e in await entries(grid, "expert.signed_in", project.id)
+                    if e.detail["session"] == held.session_id]
+    finally:
+        await partition.stop()

@@ -30,6 +30,7 @@ from evalgrid_wire.v1 import site_link_pb2
 from coordinator import seat_passes
 from coordinator.allocation import DEPARTURES, Allocation, SeatRecord
 from coordinator.batch.executor import Executor
+from coordinator.conduct_records import ConductFeed
 from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
 from coordinator.domain import scoring
@@ -127,6 +128,7 @@ class Workflow:
         self.bookings = Bookings(redis)
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
+        self.conduct = ConductFeed(redis, master_key)  # conduct bars, applied by screening
         # Wrong one-time codes run out per seat, workstation and desk (then locked, audited).
         self.sign_ins = SignInGuard(redis, clock, lockout or LockoutPolicy(), self._record)
         self._draw_lock = asyncio.Lock()
@@ -178,6 +180,7 @@ class Workflow:
             replay = await self._replay(request_id)
             if replay is not None:
                 return replay
+            await self.conduct.refresh(self.desk.pool)
             summary = await run_plan(self, day, executor, progress)
         await self._remember(request_id, summary)
         return summary
@@ -338,6 +341,7 @@ class Workflow:
                 raise WorkflowError("project_id", f"{project_id} is {states.get(project_id)}, "
                                     "not awaiting a draw", code="precondition")
             now = self.clock.now()
+            await self.conduct.refresh(self.desk.pool)
             try:
                 prepared = self.desk.prepare(project, now, self._down())
             except DrawRefused as exc:
@@ -607,6 +611,7 @@ class Workflow:
                               s.workstation_id, s.room_id)
                          for s in alloc.seats if s.active or s is seat]
             previous = await self._sealed_archive(alloc.draw_ids[-1])
+            await self.conduct.refresh(self.desk.pool)
             try:
                 prepared = self.desk.prepare_supplementary(
                     project, self.clock.now(), previous, committee, [seat.expert_id],

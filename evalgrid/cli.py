@@ -263,7 +263,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CliError("--tui and --json do not go together: the console owns the terminal")
     options = DemoOptions(data_dir=_data_dir(args), sites=args.sites, projects=args.projects,
                           seed=args.seed, json_out=args.json, decline_rate=args.decline_rate,
-                          fresh=not args.keep, tui=args.tui,
+                          fresh=not args.keep, tui=args.tui, days=args.days,
+                          plant_no_show=args.plant_no_show,
                           pace_s=args.pace if args.pace is not None else 0.4 if args.tui else 0)
     return asyncio.run(run_demo(options))
 
@@ -363,7 +364,11 @@ def cmd_draw_export(args: argparse.Namespace) -> int:
 
 def cmd_draw_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_draw_file
+    from evalgrid.records_cli import verify_inspection_file
 
+    inspection = verify_inspection_file(Path(args.file))  # an inspection draw replays here too
+    if inspection is not None:
+        return inspection
     problems, checked = verify_draw_file(Path(args.file))
     if problems:
         print(f"draw verification FAILED ({checked} draw(s) checked):")
@@ -608,6 +613,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="watch it in the operator console (q quits when you are done)")
     p.add_argument("--pace", type=float, help="seconds to pause after each draw and report, "
                    "so the day can be followed (default 0.4 with --tui, else 0)")
+    p.add_argument("--days", type=int, default=1,
+                   help="consecutive days of PROJECTS projects each; between days the operator "
+                   "updates the conduct bars (default 1)")
+    p.add_argument("--plant-no-show", action="store_true",
+                   help="one expert drawn on the first day never shows up (see `evalgrid "
+                   "report conduct`)")
     p.set_defaults(func=cmd_demo)
 
     tui = sub.add_parser("tui", help="terminal consoles for site staff and operators")
@@ -671,6 +682,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = report_sub.add_parser("verify", help="check a report's signature")
     p.add_argument("file")
     p.set_defaults(func=cmd_report_verify)
+
+    from evalgrid.records_cli import register as register_records  # conduct, service, inspect
+
+    register_records(sub, report_sub, audit_sub)
     return parser
 
 

@@ -14,9 +14,11 @@ from typing import Any
 
 
 def _fail(message: str) -> Exception:
-    from evalgrid.cli import CliError
+    """A user error `evalgrid` prints without a traceback (exit 2); `OfflineError` because
+    `python -m evalgrid.cli` runs the CLI module as `__main__`, with its own `CliError`."""
+    from coordinator.offline import OfflineError
 
-    return CliError(message)
+    return OfflineError(message)
 
 
 def _date(value: str, option: str) -> date:

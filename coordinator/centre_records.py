@@ -293,8 +293,7 @@ def roster_from(data_dir: Path, roster_file: Path | None) -> tuple[str, ...]:
             raise OfflineError(f"roster: cannot read {roster_file} ({exc})") from None
         names = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     else:
-        names = [p.stem for p in (DataDir(data_dir).pki / "auditor").glob("*.pem")
-                 if not p.stem.endswith(".key") and not p.name.endswith(".key.pem")]
+        names = [p.stem for p in (DataDir(data_dir).pki / "auditor").glob("*.pem")]
     roster = tuple(sorted(set(names)))
     if not roster:
         raise OfflineError("roster: no auditors (give --roster FILE, or issue auditor "

@@ -31,8 +31,9 @@ from coordinator.domain.model import ConductBar, Window
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.store.audit_log import AuditLog
-from coordinator.store.registry import Registry
+from coordinator.store.registry import EXPERTS, Registry
 from coordinator.store.values import text
+from evalgrid.ids import opaque_id
 
 BARS = "conduct:bars"  # hash: version, sealed ({"bars": [...]}, project "conduct")
 SANCTIONS = "conduct:sanctions"  # hash: sanction id -> sealed Sanction (project "conduct")
@@ -161,11 +162,9 @@ async def record_sanction(redis: aioredis.Redis, master_key: bytes, log: AuditLo
 
     if not by.strip():
         raise ConductError("operator: a sanction names the operator who records it")
-    experts = await redis.hexists("prov:experts", expert_id)
-    if not experts:
+    if not await redis.hexists(EXPERTS, expert_id):
         raise ConductError(f"expert: no expert {expert_id!r} in the registry")
-    count = len(await redis.hkeys(SANCTIONS))
-    sanction_id = f"sanction-{count + 1:05d}"
+    sanction_id = opaque_id("sanction")
     draft = Sanction(sanction_id, expert_id, start, end, reason.strip(), by)  # validates
     entry = await log.append("conduct.sanction_recorded", "conduct", {
         "sanction": sanction_id, "expert": pseudonym(master_key, expert_id),

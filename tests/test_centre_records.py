@@ -33,6 +33,7 @@ from coordinator.offline import (
     master_key,
     open_store,
     pseudonym,
+    verify_draw_file,
 )
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.registry import Registry
@@ -107,7 +108,7 @@ def test_the_planted_no_show_is_reported_with_its_evidence(
 
 
 def test_the_bar_keeps_the_planted_expert_out_of_later_draws(
-        demo: tuple[Path, dict[str, Any]]) -> None:
+        demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     data, summary = demo
     planted = summary["planted_no_show"]
     assert summary["planted_later_seats"] == 0
@@ -118,6 +119,9 @@ def test_the_bar_keeps_the_planted_expert_out_of_later_draws(
         for path in sorted((data / "reports").glob("*.json")):
             archive = await export_draws(path.stem, data, None)
             archives[path.stem] = [json.dumps(d["inputs"]) for d in archive["draws"]]
+            replay = tmp_path / f"{path.stem}.json"
+            replay.write_text(json.dumps(archive), encoding="utf-8")
+            assert verify_draw_file(replay)[0] == []  # draws under bars still replay
         async with open_store(data, None) as redis:
             _, bars = await read_bars(redis, master_key(data))
             province = await Registry(redis).load_province()

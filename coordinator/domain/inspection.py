@@ -96,7 +96,13 @@ def inputs_to_json(inputs: InspectionInputs) -> dict[str, Any]:
 
 def inputs_from_json(data: Mapping[str, Any]) -> InspectionInputs:
     try:
-        rules = InspectionRules(**{k: int(v) for k, v in data["weights"].items()})
+        weights = dict(data["weights"])
+        stated = set(InspectionRules.__dataclass_fields__)
+        if set(weights) != stated:
+            raise InspectionError(f"weights: expected exactly {sorted(stated)}")
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in weights.values()):
+            raise InspectionError("weights: integers only")
+        rules = InspectionRules(**weights)
         projects = tuple(ProjectRisk(str(p["project_id"]),
                                      {k: int(v) for k, v in p["signals"].items()})
                          for p in data["projects"])

@@ -85,6 +85,11 @@ def test_a_record_verifies_and_every_alteration_is_named() -> None:
         lambda r: r["result"][0].update(inspector="mallory")))
     assert any("format" in p for p in altered(lambda r: r.update(format="other")))
     assert altered(lambda r: r.pop("inputs")) != []
+    assert any("weights" in p for p in altered(lambda r: r["inputs"]["weights"].pop("fault")))
+    assert any("weights" in p for p in altered(
+        lambda r: r["inputs"]["weights"].update(fault="2")))
+    assert any("seed" in p for p in altered(lambda r: r.update(seed="00" * 16)))
+    assert altered(lambda r: r.update(inputs=[1, 2])) != []
     assert altered(lambda r: r.update(seed="zz")) != []
 
 

@@ -250,3 +250,21 @@ def test_a_sanction_by_hand_is_audited_and_bad_ones_store_nothing(
     unknown = evalgrid("conduct", "sanction", "E0001", "--from", "2026-12-01", "--until",
                        "2026-12-02", "--reason", "x", "--operator", "nobody", "--data-dir", data)
     assert unknown.returncode == 2 and "operator" in unknown.stderr
+
+
+def test_only_a_valid_unrevoked_operator_certificate_names_experts(tmp_path: Path) -> None:
+    from coordinator.centre_records import holds_operator_role
+    from coordinator.offline import OfflineError
+    from evalgrid.pki import Identity, init_ca, issue, revoke
+
+    pki = tmp_path / "pki"
+    init_ca(pki)
+    issue(pki, "operator", "alice")
+    issue(pki, "auditor", "bob")
+    assert holds_operator_role(tmp_path, "alice")
+    for name in ("bob", "carol"):  # an auditor, nobody
+        with pytest.raises(OfflineError, match="operator"):
+            holds_operator_role(tmp_path, name)
+    revoke(pki, identity=Identity("operator", "alice"), reason="key_compromise")
+    with pytest.raises(OfflineError, match="revoked"):
+        holds_operator_role(tmp_path, "alice")

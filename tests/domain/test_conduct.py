@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -145,6 +146,9 @@ def test_screening_bars_the_expert_with_reason_conduct_while_the_bar_lasts() -> 
     pool.set_conduct_bars([ConductBar(target, "no_show_cool_off", TODAY, TODAY
                                       + timedelta(days=30), "no-show (P0)", (5,))])
     assert run(TODAY) == (False, 1)
+    # The day plan ships the pool to worker processes (pickled): the bars go with it.
+    shipped = pickle.loads(pickle.dumps(pool))
+    assert [r.code for r in shipped.day_reasons(RULES, TODAY)[target]] == ["conduct"]
     excluded = screen(proj, pool, index, {}, RULES, TODAY, host_city="C0").excluded[target]
     assert [r.code for r in excluded] == ["conduct"] and "no_show_cool_off" in excluded[0].detail
     assert run(TODAY + timedelta(days=31)) == (True, 0)  # over

@@ -380,10 +380,14 @@ class _Grid:
                 self.drawn, self.accepted = [], []
             await self.draw_all(progress, day)
             await self.answer_notices(progress)
-            if n and self.stats.planted:
-                self.stats.planted_later_seats += sum(
-                    1 for notice in self.accepted if notice["expert_id"] == self.stats.planted)
             await self.evaluate_day(progress)
+        if self.stats.planted:  # every notice after the first day, replacements included
+            from coordinator.notifier import read_outbox
+
+            self.stats.planted_later_seats = sum(
+                1 for notice in read_outbox(self.data.outbox / "notices.jsonl")
+                if notice["expert_id"] == self.stats.planted and (datetime.fromisoformat(
+                    notice["start"]) + timedelta(hours=8)).date() > days[0])
 
     async def register_projects(self, progress: Progress) -> None:
         from coordinator.province import codec
@@ -400,34 +404,40 @@ class _Grid:
                 timeout=UNARY_DEADLINE_S)
             progress.advance(task)
 
-    async def draw_all(self, progress: Progress, day: date) -> None:
-        """The day plan: one Operator.PlanDay draws the day's projects, in plan order."""
+    async def draw_all(self, progress: Progress, only: date | None = None) -> None:
+        """The day plan: one Operator.PlanDay per day draws its projects, in plan order."""
+        days = sorted({(p.window.start + timedelta(hours=8)).date()  # the demo runs in UTC+8
+                       for p in self.projects.values() if only is None or only == (
+                           p.window.start + timedelta(hours=8)).date()})
         total = sum(1 for p in self.projects.values()
-                    if (p.window.start + timedelta(hours=8)).date() == day)
-        task = progress.add_task(f"three-random draws {day:%m-%d}", total=total)
-        summary = None
-        try:
-            async for update in self.operator.PlanDay(operator_pb2.PlanDayRequest(
-                    request_id=request_id(), day=day.isoformat()), timeout=600):
-                if update.HasField("summary"):
-                    summary = update.summary
-                elif update.phase == "drawing":
-                    progress.update(task, completed=update.done)
-                    await self._pace()
-        except grpc.aio.AioRpcError as exc:
-            self.stats.errors.append(f"day plan {day}: {exc.details()}")
-            return
-        if summary is None:
-            self.stats.errors.append(f"day plan {day}: no summary")
-            return
-        for outcome in summary.outcomes:
-            if outcome.outcome == "drawn":
-                self.drawn.append(outcome.project_id)
-                self.stats.projects_drawn += 1
-            else:
-                self.stats.draws_refused += 1
-                self.stats.errors.append(f"draw {outcome.project_id}: {outcome.outcome}: "
-                                         f"{outcome.reason}")
+                    if (p.window.start + timedelta(hours=8)).date() in days)
+        task = progress.add_task("three-random draws (plan)", total=total)
+        done = 0
+        for day in days:
+            summary = None
+            try:
+                async for update in self.operator.PlanDay(operator_pb2.PlanDayRequest(
+                        request_id=request_id(), day=day.isoformat()), timeout=600):
+                    if update.HasField("summary"):
+                        summary = update.summary
+                    elif update.phase == "drawing":
+                        progress.update(task, completed=done + update.done)
+                        await self._pace()
+            except grpc.aio.AioRpcError as exc:
+                self.stats.errors.append(f"day plan {day}: {exc.details()}")
+                continue
+            if summary is None:
+                self.stats.errors.append(f"day plan {day}: no summary")
+                continue
+            done += summary.projects
+            for outcome in summary.outcomes:
+                if outcome.outcome == "drawn":
+                    self.drawn.append(outcome.project_id)
+                    self.stats.projects_drawn += 1
+                else:
+                    self.stats.draws_refused += 1
+                    self.stats.errors.append(f"draw {outcome.project_id}: {outcome.outcome}: "
+                                             f"{outcome.reason}")
 
     async def answer_notices(self, progress: Progress) -> None:
         """Experts answer their notices; a decline triggers a supplementary draw."""

@@ -173,7 +173,7 @@ async def record_sanction(redis: aioredis.Redis, master_key: bytes, log: AuditLo
     await store_sanction(redis, master_key, Sanction(
         sanction_id, expert_id, start, end, draft.reason, by, (entry.seq,)))
     summary = await update_bars(redis, master_key, log, rules, reports_dir, by=by)
-    return {"sanction": sanction_id, "audit_seq": entry.seq, **summary}
+    return {"sanction": sanction_id, "sanction_seq": entry.seq, **summary}
 
 
 class ConductFeed:

@@ -49,8 +49,18 @@ def cmd_conduct_update(args: argparse.Namespace) -> int:
     holds_operator_role(data, args.operator)
     result = _run(conduct_update(data, args.redis_url, by=f"operator:{args.operator}",
                                  rules_path=_rules(args)))
-    print(json.dumps(result, sort_keys=True))
+    _print_bars(result)
     return 0
+
+
+def _print_bars(result: dict[str, Any]) -> None:
+    import textwrap
+
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(result["by_kind"].items())) or "none"
+    print(textwrap.fill(f"conduct bars (version {result['version']}, audit seq "
+                        f"{result['audit_seq']}): {result['bars']} bar(s) on "
+                        f"{result['experts']} expert(s) from {result['events']} recorded "
+                        f"event(s); {kinds}", width=79))
 
 
 def cmd_conduct_sanction(args: argparse.Namespace) -> int:
@@ -62,7 +72,8 @@ def cmd_conduct_sanction(args: argparse.Namespace) -> int:
         data, args.redis_url, expert_id=args.expert, start=_date(args.start, "--from"),
         end=_date(args.until, "--until"), reason=args.reason,
         by=f"operator:{args.operator}", rules_path=_rules(args)))
-    print(json.dumps(result, sort_keys=True))
+    print(f"sanction {result['sanction']} recorded (audit seq {result['sanction_seq']})")
+    _print_bars(result)
     return 0
 
 
@@ -112,11 +123,14 @@ def cmd_audit_inspect(args: argparse.Namespace) -> int:
     record = _run(inspect(data, args.redis_url,
                           InspectionRequest(start, end, args.sample, args.inspectors, roster),
                           out=out, rules_path=_rules(args)))
+    import textwrap
+
     weights = record["inputs"]["weights"]
-    print("weights: " + ", ".join(f"{k} {v}" for k, v in sorted(weights.items())))
+    print(textwrap.fill("weights: " + ", ".join(f"{k} {v}" for k, v in sorted(
+        weights.items())), width=79, subsequent_indent="  "))
     print(f"committed (audit seq {record['commitment']['audit_seq']}): seed hash "
-          f"{record['commitment']['seed_hash'][:16]}..., inputs "
-          f"{record['commitment']['input_digest'][:16]}...")
+          f"{record['commitment']['seed_hash'][:12]}..., inputs "
+          f"{record['commitment']['input_digest'][:12]}...")
     for row in record["result"]:
         print(f"  {row['project_id']}  weight {row['weight']:>3}  inspector {row['inspector']}")
     print(f"record: {out}  (replay: evalgrid draw verify {out})")

@@ -190,6 +190,10 @@ class DrawDesk:
             self._screen = found
         return found
 
+    def forget_screen(self) -> None:
+        """Rebuild the day's screen on next use (the pool's day rules changed)."""
+        self._screen = None
+
     def snapshot(self, digest: str) -> DrawSnapshot | None:
         """The day's snapshot if it digests to `digest` (else the caller reads Redis)."""
         if self._screen is not None and self._screen.snapshot.digest() == digest:

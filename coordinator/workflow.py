@@ -29,6 +29,7 @@ from evalgrid_wire.v1 import site_link_pb2
 from coordinator import seat_passes
 from coordinator.allocation import DEPARTURES, Allocation, SeatRecord
 from coordinator.batch.executor import Executor
+from coordinator.conduct_records import ConductFeed
 from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
 from coordinator.domain import scoring
@@ -136,6 +137,7 @@ class Workflow:
         self.bookings = Bookings(redis)
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
+        self.conduct = ConductFeed(redis, master_key)  # conduct bars, applied by screening
         # Wrong one-time codes run out per seat, workstation and desk (then locked, audited).
         # What people read (notices, refusals) is in the province's local time.
         self.local_tz = timezone(timedelta(minutes=rules.local_utc_offset_minutes))
@@ -191,6 +193,7 @@ class Workflow:
             replay = await self._replay(request_id)
             if replay is not None:
                 return replay
+            await self._refresh_conduct()
             summary = await run_plan(self, day, executor, progress)
         await self._remember(request_id, summary)
         return summary
@@ -352,6 +355,7 @@ class Workflow:
                 raise WorkflowError("project_id", f"{project_id} is {state}, "
                                     "not awaiting a draw", code="precondition")
             now = self.clock.now()
+            await self._refresh_conduct()
             try:
                 prepared = self.desk.prepare(project, now, self._down())
             except DrawRefused as exc:
@@ -701,6 +705,7 @@ class Workflow:
                               s.workstation_id, s.room_id)
                          for s in alloc.seats if s.active or s is seat]
             previous = await self._sealed_archive(alloc.draw_ids[-1])
+            await self._refresh_conduct()
             # From the day's seed when a plan fixed it (both shares): not the coordinator's pick.
             day = local_day(project.window.start, self.rules.local_utc_offset_minutes)
             day_seed = await self.seed_shares.fixed_seed(day)
@@ -1325,6 +1330,11 @@ class Workflow:
                     return await self.faults.workstation_down(project, alloc, seat)
                 return outcome
         return "no-seat"
+
+    async def _refresh_conduct(self) -> None:
+        """Conduct bars changed: the day's screen, built on the old ones, is built again."""
+        if await self.conduct.refresh(self.desk.pool):
+            self.desk.forget_screen()
 
     def _down_for_replacement(self, project: Project, alloc: Allocation) -> frozenset[str]:
         """Disconnected sites left out of a supplementary draw, as long as a venue holding

@@ -341,6 +341,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     options = DemoOptions(data_dir=_data_dir(args), sites=args.sites, projects=args.projects,
                           seed=args.seed, json_out=args.json, decline_rate=args.decline_rate,
                           fresh=not args.keep, tui=args.tui, redis_server=args.redis_server,
+                          days=args.days, plant_no_show=args.plant_no_show,
                           pace_s=args.pace if args.pace is not None else 0.4 if args.tui else 0)
     return asyncio.run(run_demo(options))
 
@@ -722,7 +723,11 @@ def _trust(args: argparse.Namespace) -> PinnedTrust:
 def cmd_draw_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_draw_file
     from evalgrid.progress import phases
+    from evalgrid.records_cli import verify_inspection_file
 
+    inspection = verify_inspection_file(Path(args.file))  # an inspection draw replays here too
+    if inspection is not None:
+        return inspection
     trust = _trust(args)
     with phases() as phase:
         phase(f"replaying the draws of {Path(args.file).name}")
@@ -1050,6 +1055,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="watch it in the operator console (q quits when you are done)")
     p.add_argument("--pace", type=float, help="seconds to pause after each draw and report, "
                    "so the day can be followed (default 0.4 with --tui, else 0)")
+    p.add_argument("--days", type=int, default=1,
+                   help="consecutive days of PROJECTS projects each; between days the operator "
+                   "updates the conduct bars (default 1)")
+    p.add_argument("--plant-no-show", action="store_true",
+                   help="one expert drawn on the first day never shows up (see `evalgrid "
+                   "report conduct`)")
     p.set_defaults(func=cmd_demo)
 
     tui = sub.add_parser("tui", help="terminal consoles for site staff and operators")
@@ -1122,6 +1133,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a report JSON (DATA_DIR/reports/PROJECT.json)")
     _add_trust(p)
     p.set_defaults(func=cmd_report_verify)
+
+    from evalgrid.records_cli import register as register_records  # conduct, service, inspect
+
+    register_records(sub, report_sub, audit_sub)
     _shows_defaults(parser)
     return parser
 

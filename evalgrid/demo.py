@@ -65,6 +65,8 @@ class DemoOptions:
     tui: bool = False  # watch the day in the operator console
     pace_s: float = 0.0  # a pause after each step, so a person can follow it in the console
     redis_server: str | None = None  # the server binary (--redis-server); None: the default
+    days: int = 1  # consecutive days, `projects` projects each
+    plant_no_show: bool = False  # one expert of the first day never shows up
 
 
 @dataclass
@@ -75,6 +77,8 @@ class DemoStats:
     no_shows: int = 0
     recusals: int = 0
     redraws: int = 0
+    planted: str = ""  # the planted no-show expert
+    planted_later_seats: int = 0  # seats the planted expert was drawn for after the first day
     sign_ins: int = 0
     sheets: int = 0
     reports: int = 0
@@ -123,6 +127,24 @@ async def _wait_for_file(path: Path, child: subprocess.Popen[bytes], what: str,
     raise RuntimeError(f"{what} did not start within {timeout} s")
 
 
+def _more_days(province: Any, days: int) -> Any:
+    """The first day's projects again on each following day (same parties and quotas, the
+    window and the id moved on by a day)."""
+    import dataclasses
+
+    from coordinator.domain.model import Window
+
+    extra = []
+    for k in range(1, days):
+        shift = timedelta(days=k)
+        for p in province.projects:
+            when = (p.window.start + timedelta(hours=8) + shift).date()
+            extra.append(dataclasses.replace(
+                p, id=f"P{when:%Y%m%d}-{p.id.rpartition('-')[2]}",
+                window=Window(p.window.start + shift, p.window.end + shift)))
+    return dataclasses.replace(province, projects=(*province.projects, *extra))
+
+
 def _scale(options: DemoOptions) -> dict[str, int]:
     sites = max(options.sites, 6)
     # Every city needs two guest-capable sites for cross-city draws.
@@ -153,6 +175,9 @@ async def run_demo(options: DemoOptions) -> int:
     day = (datetime.now(UTC) + tz8).date() + timedelta(days=1)
     draw_time = datetime(day.year, day.month, day.day, tzinfo=UTC) - tz8 - timedelta(hours=6)
     province = generate_province(seed=options.seed, day=day, **_scale(options))
+    if options.days < 1:
+        raise ValueError("days: at least 1")
+    province = _more_days(province, options.days)
     # The province's own files (experts' ID and phone numbers in clear) stay outside the data
     # dir and are gone after the import: the store keeps personal data only sealed.
     source = Path(tempfile.mkdtemp(prefix="evalgrid-province-"))
@@ -202,6 +227,7 @@ async def run_demo(options: DemoOptions) -> int:
 
         grid = _Grid(data, target, agent_ports, operator, province, stats,
                      random.Random(options.seed), options)
+        grid.redis_url = redis_server.url
         if options.tui:
             if not await _day_under_console(grid, data, target):
                 await grid.close()
@@ -233,6 +259,9 @@ async def run_demo(options: DemoOptions) -> int:
         "no_shows": stats.no_shows,
         "recusals": stats.recusals,
         "supplementary_draws": stats.redraws,
+        "days": options.days,
+        **({"planted_no_show": stats.planted,
+            "planted_later_seats": stats.planted_later_seats} if options.plant_no_show else {}),
         "sign_ins": stats.sign_ins,
         "sheets_signed": stats.sheets,
         "double_bookings": check.double_bookings,
@@ -339,6 +368,7 @@ class _Grid:
         self._channels: list[grpc.aio.Channel] = []
         self._answered: set[str] = set()
         self._enrolling: dict[str, asyncio.Lock] = {}
+        self.redis_url: str | None = None  # the operator's tools (conduct update) use it
 
     def _channel(self, target: str, role: str, subject: str) -> grpc.aio.Channel:
         channel = secure_channel(target, channel_credentials(self.data.pki, role, subject),
@@ -355,10 +385,33 @@ class _Grid:
             await asyncio.sleep(self.options.pace_s * steps)
 
     async def play_day(self, progress: Progress) -> None:
+        """Every day of the demo: registration once, then day by day the plan, the answers
+        and the evaluations; before each later day the operator updates the conduct bars
+        from what the grid recorded (`evalgrid conduct update`)."""
         await self.register_projects(progress)
-        await self.draw_all(progress)
-        await self.answer_notices(progress)
-        await self.evaluate_day(progress)
+        days = sorted({(p.window.start + timedelta(hours=8)).date()  # the demo runs in UTC+8
+                       for p in self.projects.values()})
+        for n, day in enumerate(days):
+            if n:
+                from coordinator.centre_records import conduct_update
+
+                # The evening before: the clock moves on, the bars are brought up to date.
+                evening = datetime(day.year, day.month, day.day, tzinfo=UTC) \
+                    - timedelta(hours=14)
+                await self.operator.AdvanceClock(operator_pb2.AdvanceClockRequest(
+                    to=to_timestamp(evening)), timeout=UNARY_DEADLINE_S)
+                await conduct_update(self.data.root, self.redis_url, by=f"operator:{OPERATOR}")
+                self.drawn, self.accepted = [], []
+            await self.draw_all(progress, day)
+            await self.answer_notices(progress)
+            await self.evaluate_day(progress)
+        if self.stats.planted:  # every notice after the first day, replacements included
+            from coordinator.notifier import read_outbox
+
+            self.stats.planted_later_seats = sum(
+                1 for notice in read_outbox(self.data.outbox / "notices.jsonl")
+                if notice["expert_id"] == self.stats.planted and (datetime.fromisoformat(
+                    notice["start"]) + timedelta(hours=8)).date() > days[0])
 
     async def register_projects(self, progress: Progress) -> None:
         from coordinator.province import codec
@@ -389,12 +442,15 @@ class _Grid:
         await supervisor.RevealSeedShare(operator_pb2.SeedShareReveal(
             request_id=request_id(), day=day.isoformat(), secret=secret.hex()), timeout=30)
 
-    async def draw_all(self, progress: Progress) -> None:
+    async def draw_all(self, progress: Progress, only: date | None = None) -> None:
         """The day plan: one Operator.PlanDay per day draws its projects, in plan order."""
-        task = progress.add_task("three-random draws (plan)", total=len(self.projects))
         days = sorted({(p.window.start + timedelta(hours=8)).date()  # the demo runs in UTC+8
-                       for p in self.projects.values()})
-        self.plan_days = days
+                       for p in self.projects.values() if only is None or only == (
+                           p.window.start + timedelta(hours=8)).date()})
+        total = sum(1 for p in self.projects.values()
+                    if (p.window.start + timedelta(hours=8)).date() in days)
+        task = progress.add_task("three-random draws (plan)", total=total)
+        self.plan_days = sorted(set(self.plan_days) | set(days))
         done = 0
         for day in days:
             summary = None
@@ -461,6 +517,9 @@ class _Grid:
             seats_by_start[datetime.fromisoformat(notice["start"]).astimezone(UTC).isoformat()
                            ].append(notice)
         task = progress.add_task("evaluate and report", total=len(self.drawn))
+        if self.options.plant_no_show and not self.stats.planted and seats_by_start:
+            first = seats_by_start[min(seats_by_start)]
+            self.stats.planted = min(n["expert_id"] for n in first)  # never shows up
         for start in sorted(by_start):
             await self.operator.AdvanceClock(operator_pb2.AdvanceClockRequest(
                 to=to_timestamp(datetime.fromisoformat(start))), timeout=UNARY_DEADLINE_S)
@@ -548,6 +607,9 @@ class _Grid:
         from site_agent.booth_terminal import BoothTerminal, Score
 
         expert = self.experts[notice["expert_id"]]
+        if expert.id == self.stats.planted:
+            self.stats.no_shows += 1
+            return
         if not late and self.rng.random() < self.options.no_show_rate:
             self.stats.no_shows += 1  # never arrives; the operator will redraw the seat
             return

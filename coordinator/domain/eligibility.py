@@ -31,6 +31,7 @@ from coordinator.domain.conflicts import ConflictIndex, Reason, years_before
 from coordinator.domain.draw import Candidate, DrawInputs, DrawSnapshot, Mask, VenueOffer
 from coordinator.domain.model import (
     Company,
+    ConductBar,
     Expert,
     ExpertKind,
     ExpertStatus,
@@ -50,6 +51,7 @@ ELIGIBILITY_CODES: tuple[str, ...] = (
     "cool_off",  # sat for the same tenderer within the cool-off period
     "overlap",  # already has a session overlapping the window
     "workload",  # would exceed the sittings cap in a half-day
+    "conduct",  # barred for a period for recorded conduct (coordinator/domain/conduct.py)
 )
 
 HALF_DAY_SECONDS = 12 * 3600
@@ -105,6 +107,20 @@ class PoolIndex:
     by_last_penalty: tuple[tuple[date, str], ...]  # sorted, penalised experts only
     candidates: Mapping[str, Candidate]  # what the draw sees: normalised codes, rules' catchment
     _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Conduct bars (expert -> bars) are pool-level like status and penalties, but change
+    # between imports: `set_conduct_bars` replaces them and forgets the day's rules.
+    conduct_bars: dict[str, tuple[ConductBar, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def set_conduct_bars(self, bars: Iterable[ConductBar]) -> None:
+        by_expert: dict[str, list[ConductBar]] = defaultdict(list)
+        for bar in bars:
+            if bar.expert_id in self.experts:
+                by_expert[bar.expert_id].append(bar)
+        self.conduct_bars.clear()
+        self.conduct_bars.update({e: tuple(bs) for e, bs in by_expert.items()})
+        for old in [k for k in self._memo if k[0] == "day"]:
+            del self._memo[old]
 
     @classmethod
     def build(cls, experts: Iterable[Expert], rules: Rules) -> PoolIndex:
@@ -191,6 +207,11 @@ class PoolIndex:
             e = self.experts[eid]
             recent = max((p for p in e.penalties if p.on >= since), key=lambda p: p.on)
             reasons[eid].append(Reason("penalty", f"{recent.on.isoformat()}: {recent.reason}"))
+        for eid, bars in self.conduct_bars.items():
+            for bar in bars:
+                if bar.covers(today):
+                    reasons[eid].append(Reason("conduct", f"{bar.kind} until "
+                                               f"{bar.end.isoformat()}: {bar.reason}"))
         done = {eid: tuple(sorted(set(rs))) for eid, rs in reasons.items()}
         rank = self._ranks()[1]
         ordered = sorted(done, key=rank.__getitem__)

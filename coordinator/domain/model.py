@@ -301,3 +301,22 @@ class Sitting:
     project_id: str
     tenderer_id: str
     window: Window
+
+
+@dataclass(frozen=True, slots=True)
+class ConductBar:
+    """An expert barred from draws on the days [start, end] for their conduct.
+
+    `kind` names the rule (e.g. "no_show_suspension", "late_decline_cool_off", "sanction"),
+    `evidence` the audit entries (seq numbers) the bar rests on.
+    """
+
+    expert_id: str
+    kind: str
+    start: date
+    end: date
+    reason: str
+    evidence: tuple[int, ...] = ()
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day <= self.end

@@ -33,6 +33,61 @@ class RulesError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class ConductRules:
+    """How an expert's recorded conduct bars them from draws (the `[conduct]` table)."""
+
+    late_sign_in_minutes: int = 15
+    late_sign_in_count: int = 3
+    late_sign_in_period_days: int = 90
+    late_sign_in_cool_off_days: int = 30
+    late_decline_hours: int = 12
+    late_decline_cool_off_days: int = 30
+    no_show_cool_off_days: int = 30
+    no_show_suspension_count: int = 2
+    no_show_period_days: int = 365
+    no_show_suspension_days: int = 180
+
+    def __post_init__(self) -> None:
+        for key in _CONDUCT_KEYS:
+            if getattr(self, key) < 0:
+                raise RulesError(f"conduct.{key}: must be >= 0")
+        for key in ("late_sign_in_count", "no_show_suspension_count"):
+            if getattr(self, key) < 1:
+                raise RulesError(f"conduct.{key}: must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class InspectionRules:
+    """Risk weights of the double-random inspection draw (the `[inspection]` table).
+
+    A project's weight is `base` plus each signal's count times its weight; supplementary
+    draws count only beyond `supplementary_free`. Integers, so a replay is exact.
+    """
+
+    base: int = 1
+    collusion_signal: int = 4
+    deviation_warning: int = 2
+    supplementary_draw: int = 1
+    supplementary_free: int = 1
+    fault: int = 2
+    collusion_min_z: int = 3  # a favour or lock-step signal counts from this z-score
+
+    def __post_init__(self) -> None:
+        for key in _INSPECTION_KEYS:
+            if getattr(self, key) < 0:
+                raise RulesError(f"inspection.{key}: must be >= 0")
+        if self.base < 1:
+            raise RulesError("inspection.base: must be >= 1 (every project may be inspected)")
+
+    def canonical(self) -> dict[str, int]:
+        return {key: getattr(self, key) for key in _INSPECTION_KEYS}
+
+
+_CONDUCT_KEYS = tuple(ConductRules.__dataclass_fields__)
+_INSPECTION_KEYS = tuple(InspectionRules.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     """The parameters of one rules version (see rules_v1.toml for what each means)."""
 
@@ -49,6 +104,8 @@ class Rules:
     technical_economic_share: Fraction = Fraction(2, 3)
     catchment: CatchmentMode = "own_city"
     time_zone: str = "Asia/Shanghai"
+    conduct: ConductRules = ConductRules()
+    inspection: InspectionRules = InspectionRules()
 
     def __post_init__(self) -> None:
         if not self.version:
@@ -102,6 +159,8 @@ class Rules:
             "technical_economic_share": str(self.technical_economic_share),
             "catchment": self.catchment,
             "time_zone": self.time_zone,
+            "conduct": {key: getattr(self.conduct, key) for key in _CONDUCT_KEYS},
+            "inspection": self.inspection.canonical(),
         }
 
     def digest(self) -> str:
@@ -121,7 +180,7 @@ _INT_KEYS = (
     "min_large_committee",
 )
 _ALL_KEYS = frozenset((*_INT_KEYS, "version", "relations", "technical_economic_share", "catchment",
-                       "time_zone"))
+                       "time_zone", "conduct", "inspection"))
 
 
 @lru_cache(maxsize=16)
@@ -130,6 +189,22 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise RulesError(f"time_zone: {name!r} is not a known time zone ({exc})") from None
+
+
+def _int_table(data: object, table: str, keys: tuple[str, ...]) -> dict[str, int]:
+    """A sub-table of integers, every key required and no other."""
+    if not isinstance(data, dict):
+        raise RulesError(f"{table}: expected a table")
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise RulesError(f"{table}.{unknown[0]}: unknown key")
+    missing = sorted(set(keys) - set(data))
+    if missing:
+        raise RulesError(f"{table}.{missing[0]}: missing key")
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RulesError(f"{table}.{key}: expected an integer, got {value!r}")
+    return cast(dict[str, int], data)
 
 
 def _parse_share(value: object) -> Fraction:
@@ -173,6 +248,9 @@ def rules_from_mapping(data: dict[str, Any]) -> Rules:
         relations=frozenset(relations),
         technical_economic_share=_parse_share(data["technical_economic_share"]),
         catchment=cast(CatchmentMode, catchment),
+        conduct=ConductRules(**_int_table(data["conduct"], "conduct", _CONDUCT_KEYS)),
+        inspection=InspectionRules(**_int_table(data["inspection"], "inspection",
+                                                _INSPECTION_KEYS)),
         **ints,
     )
 

@@ -24,7 +24,7 @@ import pytest
 from coordinator.conduct_records import SANCTIONS, read_bars
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.conflicts import ConflictIndex
-from coordinator.domain.eligibility import PoolIndex, host_city_of, screen
+from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
 from coordinator.domain.rules import load_rules
 from coordinator.offline import (
     _NoClock,
@@ -143,12 +143,12 @@ def test_the_bar_keeps_the_planted_expert_out_of_later_draws(
     source = next(p for p, a in day1.items() if planted in a[0])
     copy = next(p for p in province.projects if p.id == f"P{second:%Y%m%d}-{source[10:]}")
     host = host_city_of(copy, province.sites)
-    before = screen(copy, pool, index, {}, rules, first, host_city=host)
-    assert planted in before.eligible
+    before = DayScreen(pool, index, province.sites, rules, first)
+    assert before.why(copy, host, planted) == ()
     pool.set_conduct_bars(bars)
-    after = screen(copy, pool, index, {}, rules, first, host_city=host)
-    assert planted not in after.eligible and after.reasons["conduct"] >= 1
-    assert [r.code for r in after.excluded[planted]] == ["conduct"]
+    after = DayScreen(pool, index, province.sites, rules, first)
+    assert after.why(copy, host, planted) == ("conduct",)
+    assert after.reason_counts(copy, host)["conduct"] >= 1
 
 
 def test_service_figures_match_the_audit_trail(demo: tuple[Path, dict[str, Any]]) -> None:

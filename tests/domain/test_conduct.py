@@ -19,7 +19,7 @@ from coordinator.domain.conduct import (
     quarter_bounds,
 )
 from coordinator.domain.conflicts import ConflictIndex
-from coordinator.domain.eligibility import DayScreen, PoolIndex, screen
+from coordinator.domain.eligibility import DayScreen, PoolIndex
 from coordinator.domain.model import ConductBar, Window
 from coordinator.domain.rules import ConductRules, load_rules
 from tests.domain.domain_factories import TODAY, simple_province
@@ -139,8 +139,8 @@ def test_screening_bars_the_expert_with_reason_conduct_while_the_bar_lasts() -> 
     target = prov.experts[0].id
 
     def run(today: date) -> tuple[bool, int]:
-        s = screen(proj, pool, index, {}, RULES, today, host_city="C0")
-        return target in s.eligible, s.reasons["conduct"]
+        day = DayScreen(pool, index, prov.sites, RULES, today)
+        return not day.why(proj, "C0", target), day.reason_counts(proj, "C0")["conduct"]
 
     assert run(TODAY) == (True, 0)
     pool.set_conduct_bars([ConductBar(target, "no_show_cool_off", TODAY, TODAY
@@ -149,8 +149,9 @@ def test_screening_bars_the_expert_with_reason_conduct_while_the_bar_lasts() -> 
     # The day plan ships the pool to worker processes (pickled): the bars go with it.
     shipped = pickle.loads(pickle.dumps(pool))
     assert [r.code for r in shipped.day_reasons(RULES, TODAY)[target]] == ["conduct"]
-    excluded = screen(proj, pool, index, {}, RULES, TODAY, host_city="C0").excluded[target]
-    assert [r.code for r in excluded] == ["conduct"] and "no_show_cool_off" in excluded[0].detail
+    assert DayScreen(pool, index, prov.sites, RULES, TODAY).why(proj, "C0", target) \
+        == ("conduct",)
+    assert "no_show_cool_off" in pool.day_reasons(RULES, TODAY)[target][0].detail
     assert run(TODAY + timedelta(days=31)) == (True, 0)  # over
     assert run(TODAY - timedelta(days=1)) == (True, 0)  # not yet
     # The national-scale path (the day's snapshot) applies it too.

@@ -754,11 +754,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from coordinator.offline import verify_audit
     from evalgrid.progress import phases
 
+    if not _data_dir(args).is_dir():
+        raise CliError(f"--data-dir: {_data_dir(args)} is not a directory")
     pinned = any((args.key, args.fingerprint, args.ca))
+    trust = _trust(args) if pinned else None  # a bad pin is refused before any progress shows
     with phases() as phase:
         phase("checking the chain and every signature")
-        check = asyncio.run(verify_audit(_data_dir(args), args.redis_url,
-                                         _trust(args) if pinned else None))
+        check = asyncio.run(verify_audit(_data_dir(args), args.redis_url, trust))
     if not check.ok:
         print(f"audit trail BROKEN: {check.reason}")
         return 1

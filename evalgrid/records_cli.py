@@ -161,7 +161,8 @@ def verify_inspection_file(path: Path) -> int | None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default="data-dir",
                    help="where the grid keeps all its state (default: ./data-dir)")
-    p.add_argument("--redis-url")
+    p.add_argument("--redis-url", help="the coordinator's Redis, redis://... (default: the "
+                   "private one under the data dir)")
     p.add_argument("--rules", help="the coordinator's rules file (default: packaged v1)")
 
 
@@ -177,7 +178,7 @@ def register(sub: Any, report_sub: Any, audit_sub: Any) -> None:
     p.add_argument("expert", help="the expert's id")
     p.add_argument("--from", dest="start", required=True, help="first day barred")
     p.add_argument("--until", required=True, help="last day barred")
-    p.add_argument("--reason", required=True)
+    p.add_argument("--reason", required=True, help="why, as it will read in the audit trail")
     p.add_argument("--operator", required=True, help="the operator acting (certificate)")
     _common(p)
     p.set_defaults(func=cmd_conduct_sanction)
@@ -189,8 +190,8 @@ def register(sub: Any, report_sub: Any, audit_sub: Any) -> None:
     _common(p)
     p.set_defaults(func=cmd_report_conduct)
     p = report_sub.add_parser("service", help="site service statistics (CSV and HTML)")
-    p.add_argument("--from", dest="start", required=True)
-    p.add_argument("--to", dest="end", required=True)
+    p.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD")
     p.add_argument("--out", help="folder (default: DATA_DIR/records)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     _common(p)

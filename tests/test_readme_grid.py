@@ -137,7 +137,8 @@ class Shell:
         done = subprocess.run(["bash", "-c", command], cwd=self.cwd, env=self.env,
                               capture_output=True, text=True, timeout=300)
         assert "Traceback" not in done.stderr, f"{command!r}: {done.stderr}"
-        assert done.returncode == 0, f"{command!r} exit {done.returncode}: {done.stderr}"
+        assert done.returncode == 0, \
+            f"{command!r} exit {done.returncode}: {done.stdout[-2000:]}{done.stderr}"
         self.outputs[command] = done.stdout
         return done.stdout
 

@@ -27,6 +27,7 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.scoring import ExpertSheet, bid_codes, evaluate
 from coordinator.report import render_html, verify_report, write_report
+from evalgrid.trust import PinnedTrust
 
 D = Decimal
 CRITERIA = (Criterion("T1", "Technical plan", D(40)), Criterion("T2", "After-sales service", D(30)),
@@ -79,13 +80,14 @@ def _report(tmp_path: Path, method: ScoringMethodName = "comprehensive",
     project = _project(method, valid=valid)
     sheets = _sheets(project)
     evaluation = evaluate(project, sheets, b"seed", code_salt=SALT)
+    key = Ed25519PrivateKey.generate()
     path = write_report(
         tmp_path, project=project, evaluation=evaluation, alloc=_alloc(project), sheets=sheets,
-        bid_codes=bid_codes(project, SALT), draws=[], signing_key=Ed25519PrivateKey.generate(),
+        bid_codes=bid_codes(project, SALT), draws=[], signing_key=key,
         now=datetime(2026, 3, 2, 4, 10, tzinfo=UTC), bidder_names=NAMES,
         sheet_seals={s.expert_ref: {"digest": f"{i:064x}", "seal": "ab" * 32}
                      for i, s in enumerate(sheets)})
-    assert verify_report(path) == []
+    assert verify_report(path, PinnedTrust(source="test key", key=key.public_key())) == []
     body = json.loads(path.read_text())["report"]
     return (tmp_path / f"{project.id}.html").read_text(encoding="utf-8"), body
 

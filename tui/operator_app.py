@@ -68,8 +68,8 @@ HELP = [
     ("q", "quit"),
 ]
 # Keys that change the grid: an auditor's console neither shows nor accepts them.
-OPERATOR_ONLY = {"draw"}
-HELP_ACTIONS = {"d": "draw"}
+OPERATOR_ONLY = {"draw", "step"}
+HELP_ACTIONS = {"d": "draw", "c": "step", "n / r / x": "step", "i / e": "step", "u": "step"}
 HELP_NOTE = ("Exceptions: * needs a supplementary draw, o open, blank = history. A no-show is "
              "a seat not signed in after its window opened; faults come from the guest "
              "site's staff. The coordinator redraws under the same rules, chained to the "

@@ -15,6 +15,7 @@ import sys
 from grid_fixture import DAY, LOCAL, OPERATOR, Grid, focus_projects
 
 from coordinator.report import verify_report
+from evalgrid.trust import PinnedTrust
 
 
 async def evalgrid(grid: Grid, *args: str) -> tuple[int, str, str]:
@@ -109,7 +110,7 @@ async def test_a_day_of_operator_steps_through_the_command(grid: Grid) -> None:
     assert rc == 0, err
     report = grid.data.reports / f"{project_id}.json"
     assert "reported" in out and report.name in out.replace("\n", "")
-    assert verify_report(report) == []
+    assert verify_report(report, PinnedTrust.from_data_dir(grid.data.root)) == []
     assert LOCAL.total_seconds() == 8 * 3600
 
 

@@ -17,11 +17,14 @@ import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
 
-from grid_fixture import Grid, _record_commands, wait_until
+from evalgrid_wire.v1 import booth_pb2
+from grid_fixture import Grid, _record_commands, focus_projects, wait_until
 
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.liveness import Link, Transition
 from coordinator.server import Coordinator, CoordinatorConfig
+from evalgrid.ids import request_id
+from evalgrid.wire import UNARY_DEADLINE_S
 from site_agent.agent import SiteAgent
 
 
@@ -135,6 +138,54 @@ async def behind_partition(grid: Grid, site_id: str) -> tuple[SiteAgent, Partiti
     agent = await start_agent(grid, old, coordinator=f"127.0.0.1:{port}")
     await wait_until(lambda: _connected(grid, site_id), f"{site_id} back through the relay")
     return agent, partition
+
+
+@dataclasses.dataclass
+class SeatBehindPartition:
+    """A drawn member checked in at a guest site whose agent reaches the coordinator through a
+    relay, the seat pass arrived and the booth enrolled: ready for the link to go silent."""
+
+    project: Any
+    notice: dict[str, Any]
+    site_id: str
+    expert: Any
+    agent: SiteAgent
+    partition: Partition
+    held: Any
+    booth: Any
+
+
+async def seat_behind_partition(grid: Grid) -> SeatBehindPartition:
+    """The first focus project drawn and accepted, its first member seated behind a relay
+    (the relay is stopped again if the set-up fails; else the caller stops it)."""
+    project = focus_projects(grid.province)[0]
+    await grid.register(project)
+    _, notices = await grid.draw(project.id)
+    for notice in notices:
+        await grid.reply(notice["notice_id"], True)
+    notice = notices[0]
+    site_id = grid.site_of_venue(notice["venue_id"])
+    expert = grid.experts[notice["expert_id"]]
+    agent, partition = await behind_partition(grid, site_id)
+    try:
+        await grid.advance_to(project.window.start)
+        await grid.start(project.id)
+        checked = await grid.desk(site_id).CheckIn(booth_pb2.DeskCheckInRequest(
+            request_id=request_id(), id_number=expert.id_number, code=notice["code"]),
+            timeout=UNARY_DEADLINE_S)
+        held = agent.booths.current_reservation(checked.workstation_id)
+        assert held is not None
+
+        async def pass_arrived() -> bool:
+            return held.session_id in agent.offline.passes
+
+        await wait_until(pass_arrived, "the seat pass sent at evaluation start")
+        booth = await grid.booth(site_id, checked.workstation_id)
+        await booth.enrol()
+    except BaseException:
+        await partition.stop()
+        raise
+    return SeatBehindPartition(project, notice, site_id, expert, agent, partition, held, booth)
 
 
 async def _connected(grid: Grid, site_id: str) -> bool:

@@ -4,39 +4,19 @@ operator's audit feed (`forwarded.refused`), not only the agent's log."""
 
 from __future__ import annotations
 
-from evalgrid_wire.v1 import booth_pb2, operator_pb2
-from fault_kit import behind_partition, entries
-from grid_fixture import Grid, focus_projects, wait_until
+from evalgrid_wire.v1 import operator_pb2
+from fault_kit import entries, seat_behind_partition
+from grid_fixture import Grid, wait_until
 
 from evalgrid.ids import request_id
 from evalgrid.wire import UNARY_DEADLINE_S
 
 
 async def test_a_late_refusal_is_audited_for_the_operator(grid: Grid) -> None:
-    project = focus_projects(grid.province)[0]
-    await grid.register(project)
-    _, notices = await grid.draw(project.id)
-    for notice in notices:
-        await grid.reply(notice["notice_id"], True)
-    notice = notices[0]
-    site_id = grid.site_of_venue(notice["venue_id"])
-    expert = grid.experts[notice["expert_id"]]
-    agent, partition = await behind_partition(grid, site_id)
+    seat = await seat_behind_partition(grid)
+    project, notice, site_id, expert = seat.project, seat.notice, seat.site_id, seat.expert
+    agent, partition, held, booth = seat.agent, seat.partition, seat.held, seat.booth
     try:
-        await grid.advance_to(project.window.start)
-        await grid.start(project.id)
-        checked = await grid.desk(site_id).CheckIn(booth_pb2.DeskCheckInRequest(
-            request_id=request_id(), id_number=expert.id_number, code=notice["code"]),
-            timeout=UNARY_DEADLINE_S)
-        held = agent.booths.current_reservation(checked.workstation_id)
-        assert held is not None
-
-        async def pass_arrived() -> bool:
-            return held.session_id in agent.offline.passes
-
-        await wait_until(pass_arrived, "the seat pass sent at evaluation start")
-        booth = await grid.booth(site_id, checked.workstation_id)
-        await booth.enrol()
         partition.hold()
         signed_in = await booth.sign_in(expert.id_number, notice["code"])
         assert signed_in.offline

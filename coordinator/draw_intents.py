@@ -49,6 +49,7 @@ from coordinator.domain.draw import (
     outcome_from_json,
 )
 from coordinator.domain.model import Project
+from coordinator.domain.registry_snapshot import record_anchor
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
 from coordinator.store.registry import PROJECT_STATE
@@ -240,7 +241,8 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
         await workflow._record("draw.committed", project.id, {
             **archive["commitment"], "project_id": project.id, "plan_id": intent.plan_id,
             "candidates": inputs.candidate_count(), "venues": inputs.venue_count(),
-            "recovered": True})
+            "recovered": True, **({} if not isinstance(archive.get("registry"), dict)
+                                  else record_anchor(archive["registry"]))})
     # Re-run with the committed seed and inputs: the same draw, by construction.
     result = draw(inputs, bytes.fromhex(archive["seed"]))
     state = text(await workflow.redis.hget(PROJECT_STATE, project.id) or b"")

@@ -43,7 +43,22 @@ from coordinator.domain.draw import (
     snapshot_from_json,
 )
 from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
-from coordinator.domain.model import Company, Expert, Project, Province, Site, Sitting, Venue
+from coordinator.domain.model import (
+    City,
+    Company,
+    Expert,
+    Project,
+    Province,
+    Site,
+    Sitting,
+    Venue,
+)
+from coordinator.domain.registry_snapshot import (
+    pool_digest,
+    pool_record,
+    pool_section,
+    record_anchor,
+)
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import SealedBox, seal_json_text, unseal_json
 from coordinator.store.values import text
@@ -59,12 +74,15 @@ class PreparedDraw:
     inputs: DrawInputs
     seed: bytes
     commitment: Commitment
+    registry: dict[str, Any] | None = None  # the pool record (domain/registry_snapshot.py)
 
     def commitment_record(self) -> dict[str, Any]:
-        """What the audit trail publishes before the draw runs."""
+        """What the audit trail publishes before the draw runs (with the registry digest and
+        the digest of the pool record, when the desk has a pseudonym key)."""
+        anchor = {} if self.registry is None else record_anchor(self.registry)
         return {**commitment_to_json(self.commitment), "project_id": self.project.id,
                 "candidates": self.inputs.candidate_count(),
-                "venues": self.inputs.venue_count()}
+                "venues": self.inputs.venue_count(), **anchor}
 
 
 @dataclass(frozen=True)
@@ -95,7 +113,7 @@ class PlacedDraw:
 
 
 def archive_json(commitment: Commitment, inputs: DrawInputs, result: DrawOutcome,
-                 seed: bytes) -> str:
+                 seed: bytes, registry: dict[str, Any] | None = None) -> str:
     """`make_archive(...)` as canonical JSON text, built around the canonical inputs.
 
     The inputs of a large pool are already encoded once for their digest; encoding them again
@@ -107,6 +125,7 @@ def archive_json(commitment: Commitment, inputs: DrawInputs, result: DrawOutcome
     return ('{"commitment":' + dump(commitment_to_json(commitment))
             + ',"format":' + dump(ARCHIVE_FORMAT)
             + ',"inputs":' + canonical_inputs(inputs).decode("ascii")
+            + ("" if registry is None else ',"registry":' + dump(registry))
             + ',"result":' + dump(outcome_to_json(result))
             + ',"seed":' + dump(seed.hex()) + "}")
 
@@ -153,6 +172,10 @@ class DrawDesk:
         # The one screening path: the day's DayScreen, kept current on book/unbook/move and
         # dropped on a registry change (rebuilt from the picture above on first use).
         self._screen: DayScreen | None = None
+        # With a key, every draw records the registry snapshot's digest and its pool record.
+        self.pseudonym_key: bytes | None = None
+        self.cities: tuple[City, ...] = ()
+        self._registry_digest: dict[str, str] = {}
 
     # --- registry ----------------------------------------------------------------------------
 
@@ -173,6 +196,8 @@ class DrawDesk:
         self.index = ConflictIndex.build(province.experts, province.companies, self.rules,
                                          registry_places(province.cities))
         self.city_names = {n: c.name for c in province.cities for n in c.spellings}
+        self.cities = province.cities
+        self._registry_digest = {}
         self._by_id_number = {e.id_number: e.id for e in province.experts}
         self._venues = {v.id: (v.name, s.name, v.city) for s in province.sites
                         for v in s.venues}
@@ -189,6 +214,22 @@ class DrawDesk:
                 bookings=((ws, a, b) for ws, spans in self.ws_busy.items() for a, b in spans))
             self._screen = found
         return found
+
+    def registry_digest(self) -> str | None:
+        """The digest of the registry's snapshot (`evalgrid registry snapshot`), once per
+        registry version; None without a pseudonym key."""
+        if self.pseudonym_key is None:
+            return None
+        found = self._registry_digest.get("pool")
+        if found is None:
+            found = self._registry_digest["pool"] = pool_digest(pool_section(
+                self.sites.values(), self.cities, self.experts.values(),
+                self.companies.values(), self.pseudonym_key, self.rules))
+        return found
+
+    def _pool_record(self, day: DayScreen, project: Project) -> dict[str, Any] | None:
+        digest = self.registry_digest()
+        return None if digest is None else pool_record(digest, day, project)
 
     def forget_screen(self) -> None:
         """Rebuild the day's screen on next use (the pool's day rules changed)."""
@@ -354,7 +395,7 @@ class DrawDesk:
         inputs = DrawInputs.referenced(
             project=project, rules_version=self.rules.version, snapshot=day.snapshot,
             barred=barred, unavailable=unavailable, per_venue_cap=self.rules.per_venue_cap)
-        return self._commit(project, inputs, seed)
+        return self._commit(project, inputs, seed, self._pool_record(day, project))
 
     def prepare_supplementary(self, project: Project, now: datetime,
                               previous_archive: dict[str, Any], committee: Sequence[Seat],
@@ -382,14 +423,14 @@ class DrawDesk:
             seats=tuple(s.quota_index for s in committee if s.expert_id in dropped),
             occupied=tuple(sorted((s.venue_id, s.room_id) for s in committee
                                   if s.expert_id not in dropped)))
-        return self._commit(project, inputs, seed)
+        return self._commit(project, inputs, seed, self._pool_record(day, project))
 
     @staticmethod
-    def _commit(project: Project, inputs: DrawInputs,
-                seed: bytes | None = None) -> PreparedDraw:
+    def _commit(project: Project, inputs: DrawInputs, seed: bytes | None = None,
+                registry: dict[str, Any] | None = None) -> PreparedDraw:
         seed = secrets.token_bytes(32) if seed is None else seed
         return PreparedDraw(project=project, inputs=inputs, seed=seed,
-                            commitment=commit(seed, inputs))
+                            commitment=commit(seed, inputs), registry=registry)
 
     def fork(self) -> DrawDesk:
         """A desk sharing this one's registry and indexes (read-only) with a copy of its
@@ -402,6 +443,8 @@ class DrawDesk:
         other._projects = dict(self._projects)
         other.pool, other.index = self.pool, self.index
         other._by_id_number, other._venues = self._by_id_number, self._venues
+        other.pseudonym_key, other.cities = self.pseudonym_key, self.cities
+        other._registry_digest = self._registry_digest  # shared: computed once
         other.ws_busy.update({ws: list(spans) for ws, spans in self.ws_busy.items() if spans})
         other.sittings.update({e: list(s) for e, s in self.sittings.items() if s})
         other._screen = None if self._screen is None else self._screen.fork()
@@ -416,7 +459,7 @@ class DrawDesk:
         return PlacedDraw(draw_id=prepared.commitment.draw_id, commitment=prepared.commitment,
                           seats=result.seats, outcome_digest=result.outcome_digest(),
                           archive_text=archive_json(prepared.commitment, prepared.inputs,
-                                                    result, prepared.seed),
+                                                    result, prepared.seed, prepared.registry),
                           snapshot=prepared.inputs.snapshot)
 
 

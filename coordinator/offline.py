@@ -35,9 +35,11 @@ from coordinator.domain.audit import (
 )
 from coordinator.domain.collusion import ScoreRecord
 from coordinator.domain.draw import (
+    DrawInputs,
     DrawOutcome,
     DrawSnapshot,
     commitment_from_json,
+    inputs_from_json,
     outcome_from_json,
     record_digest,
     snapshot_from_json,
@@ -45,6 +47,8 @@ from coordinator.domain.draw import (
     verify_replay,
 )
 from coordinator.domain.pii import PiiKeys
+from coordinator.domain.registry_snapshot import check_pool
+from coordinator.domain.rules import Rules, load_rules
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.drawing import read_snapshot
 from coordinator.province.files import load_province
@@ -231,12 +235,16 @@ def _anchors(entry: AuditEntry, project_id: str, draw_ids: set[str], plans: set[
 
 
 def verify_draw_file(path: Path, trust: PinnedTrust, *,
-                     accept_unanchored: bool = False) -> tuple[list[str], int]:
+                     accept_unanchored: bool = False,
+                     registry: dict[str, Any] | None = None,
+                     rules: Rules | None = None) -> tuple[list[str], int]:
     """Problems with an exported archive (empty: it verifies) and the number of draws in it.
 
     Format 2: the signer agrees with the pinned key, the carried audit entries verify and anchor
     every draw (commitment before result), then each draw replays. Format 1 carries no audit
     entries: it is replayed only, and refused as unanchored unless `accept_unanchored`.
+    With `registry` (a registry snapshot) and `rules`, each draw's pool is also re-derived
+    (coordinator/domain/registry_snapshot.py).
     """
     try:
         archive = json.loads(path.read_text(encoding="utf-8"))
@@ -269,7 +277,27 @@ def verify_draw_file(path: Path, trust: PinnedTrust, *,
             if parent != previous:
                 problems.append(f"draws[{i}]: chains to {parent!r}, not to the draw before it "
                                 f"({previous!r})")
+    if registry is not None:
+        problems += _pool_problems(archive, draws, known, registry, rules or load_rules())
     return problems, len(draws)
+
+
+def _pool_problems(archive: dict[str, Any], draws: list[Any], known: dict[str, DrawSnapshot],
+                   registry: dict[str, Any], rules: Rules) -> list[str]:
+    """Each draw's pool against the registry snapshot (see `check_pool`)."""
+    inputs: list[DrawInputs | None] = []
+    for draw in draws:
+        try:
+            snapshots = dict(known)
+            if draw.get("snapshot") is not None:
+                embedded = snapshot_from_json(draw["snapshot"])
+                snapshots[embedded.digest()] = embedded
+            inputs.append(inputs_from_json(draw["inputs"], snapshots))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            inputs.append(None)  # the replay reports it
+    rows = archive.get("audit")
+    entries = entries_from_export(rows)[0] if isinstance(rows, list) else []
+    return check_pool(draws, inputs, registry, rules, entries)
 
 
 def _anchor_problems(archive: dict[str, Any], draws: list[Any],

@@ -41,6 +41,7 @@ from coordinator.domain.liveness import Link, LivenessPolicy
 from coordinator.domain.model import Project
 from coordinator.domain.pii import PiiKeys
 from coordinator.domain.randomness import spare_workstation
+from coordinator.domain.registry_snapshot import pseudonym_key
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.draw_intents import (
@@ -137,6 +138,7 @@ class Workflow:
         self.bookings = Bookings(redis)
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
+        self.desk.pseudonym_key = pseudonym_key(master_key)  # draws record the registry digest
         self.conduct = ConductFeed(redis, master_key)  # conduct bars, applied by screening
         # Wrong one-time codes run out per seat, workstation and desk (then locked, audited).
         # What people read (notices, refusals) is in the province's local time.

@@ -720,7 +720,37 @@ def _trust(args: argparse.Namespace) -> PinnedTrust:
     return PinnedTrust.from_data_dir(_data_dir(args))
 
 
+def cmd_registry_snapshot(args: argparse.Namespace) -> int:
+    from coordinator.domain.rules import load_rules
+    from coordinator.registry_export import snapshot_registry
+
+    rules = load_rules(Path(args.rules) if args.rules else None)
+    out = Path(args.out)
+    try:
+        detail = asyncio.run(snapshot_registry(_data_dir(args), args.redis_url, rules, out))
+    except OSError as exc:
+        raise CliError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote the registry snapshot ({detail['experts']} experts, {detail['companies']} "
+          f"companies, {detail['sites']} sites, {detail['projects']} projects) to {out}")
+    print(f"pool digest {detail['pool_digest']}, signed into the audit chain")
+    return 0
+
+
+def _registry_file(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The --registry snapshot a verifier re-derives pools from (None: not asked)."""
+    if not args.registry:
+        return None
+    try:
+        found = json.loads(Path(args.registry).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CliError(f"--registry: cannot read {args.registry}: {exc}") from None
+    if not isinstance(found, dict):
+        raise CliError(f"--registry: {args.registry} is not a registry snapshot")
+    return found
+
+
 def cmd_draw_verify(args: argparse.Namespace) -> int:
+    from coordinator.domain.rules import load_rules
     from coordinator.offline import verify_draw_file
     from evalgrid.progress import phases
     from evalgrid.records_cli import verify_inspection_file
@@ -729,10 +759,15 @@ def cmd_draw_verify(args: argparse.Namespace) -> int:
     if inspection is not None:
         return inspection
     trust = _trust(args)
+    registry = _registry_file(args)
+    if args.rules and registry is None:
+        raise CliError("--rules: give it with --registry (the rules re-derive the pools)")
+    rules = load_rules(Path(args.rules)) if args.rules else None
     with phases() as phase:
         phase(f"replaying the draws of {Path(args.file).name}")
         problems, checked = verify_draw_file(Path(args.file), trust,
-                                             accept_unanchored=args.accept_unanchored)
+                                             accept_unanchored=args.accept_unanchored,
+                                             registry=registry, rules=rules)
     if problems:
         print(f"draw verification FAILED ({checked} draw(s) checked):")
         for problem in problems:
@@ -747,6 +782,9 @@ def cmd_draw_verify(args: argparse.Namespace) -> int:
         "replayed (format 1: NOT anchored in the audit chain)"
     print(f"draw verified against {trust.source}: {checked} draw(s) {how}, identical "
           "committee, venues and seats")
+    if registry is not None:
+        print("pools re-derived from the registry snapshot and the rules: no candidate "
+              "missing or extra (booking and conduct bars as declared)")
     return 0
 
 
@@ -1096,7 +1134,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust(p)
     p.add_argument("--accept-unanchored", action="store_true",
                    help="accept a format-1 archive, which carries no audit entries (replay only)")
+    p.add_argument("--registry", metavar="SNAPSHOT",
+                   help="a registry snapshot (`registry snapshot`): re-derive each draw's pool "
+                   "and name any candidate missing or extra with the rule that decides it")
+    p.add_argument("--rules", metavar="RULES",
+                   help="with --registry: the rules file the draws used (default: the "
+                   "packaged rules)")
     p.set_defaults(func=cmd_draw_verify)
+
+    registry = sub.add_parser("registry", help="the registry as an auditor gets it")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True)
+    p = registry_sub.add_parser("snapshot", help="write the registry snapshot (no personal "
+                                "data) and sign its digest into the audit chain")
+    p.add_argument("--out", required=True, help="the snapshot file to write (JSON)")
+    p.add_argument("--rules", metavar="RULES", help="the coordinator's rules file (default: "
+                   "the packaged rules)")
+    _add_data_dir(p)
+    p.add_argument("--redis-url", help=REDIS_URL_HELP)
+    p.set_defaults(func=cmd_registry_snapshot)
 
     audit = sub.add_parser("audit", help="audit tools")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

@@ -510,12 +510,17 @@ class DayScreen:
         """(reason code, snapshot rows it bars) for every per-project rule: "why was this expert
         barred" is "which masks hit". The pool-level rules (status, penalty, age) are applied
         by the snapshot itself (`PoolIndex.day_reasons`)."""
-        start, end = project.window.start_ts, project.window.end_ts
         city = np.zeros(self._n, dtype=np.bool_)
         for c in {project.city, host_city}:
             city[self._city_rows.get(c, _NO_ROWS)] = True
         party = np.zeros(self._n, dtype=np.bool_)
         party[self.tied_rows(project) if tied is None else tied] = True
+        return [("city", city), ("party", party), *self.state_masks(project)]
+
+    def state_masks(self, project: Project) -> list[tuple[str, Mask]]:
+        """The rules that read the booking picture, not the registry (cool-off, overlapping
+        sessions, workload): a draw archive declares what they bar (`declared_bars`)."""
+        start, end = project.window.start_ts, project.window.end_ts
         cool_off = np.zeros(self._n, dtype=np.bool_)
         cool = self.rules.cool_off_days * 86400
         for row, s_start, s_end in self._by_tenderer.get(project.tenderer_id, ()):
@@ -527,8 +532,21 @@ class DayScreen:
         for h in self._half_days(start, end):
             overlap[self._sittings[h].overlapping(start, end)] = True
             workload |= self._count(h) >= cap  # one more sitting would exceed the cap
-        return [("city", city), ("party", party), ("cool_off", cool_off),
-                ("overlap", overlap), ("workload", workload)]
+        return [("cool_off", cool_off), ("overlap", overlap), ("workload", workload)]
+
+    def declared_bars(self, project: Project) -> dict[str, list[str]]:
+        """What the booking picture and the conduct records bar for `project`, as expert ids
+        per reason code: state, not registry, so a draw archive carries it as a declared input
+        (registry_snapshot.py). The state rules are listed for the experts matching a quota
+        (no other candidate can be drawn); conduct bars for the whole pool (they shape the
+        day's snapshot)."""
+        relevant = self._relevant(project)
+        ids = [c.expert_id for c in self.snapshot.candidates]
+        out = {code: [ids[r] for r in np.flatnonzero(hit & relevant)]
+               for code, hit in self.state_masks(project)}
+        out["conduct"] = sorted(e for e, bars in self.pool.conduct_bars.items()
+                                if any(b.covers(self.today) for b in bars))
+        return out
 
     def barred(
         self, project: Project, host_city: str, tied: NDArray[np.intp] | None = None

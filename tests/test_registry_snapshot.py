@@ -283,3 +283,24 @@ def test_age_out_is_the_first_day_the_age_rule_bars() -> None:
         out = age_out(born, 70)
         assert years_before(out, 71) >= born
         assert years_before(date.fromordinal(out.toordinal() - 1), 71) < born
+
+
+def test_a_pool_screened_on_another_day_than_committed_is_named(
+        tmp_path: Path, day: list[tuple[PreparedDraw, DrawOutcome]],
+        snapshot: dict[str, Any]) -> None:
+    prepared, result = day[0]
+    assert prepared.registry is not None
+    record = {**prepared.registry, "day": "2026-02-27"}
+    problems = _verify(tmp_path, _export(prepared, result, registry=record), snapshot)
+    assert any("screened as of 2026-02-27, but committed on 2026-03-01" in p for p in problems)
+
+
+def test_a_verifier_without_a_pool_record_says_the_draw_cannot_be_re_derived(
+        tmp_path: Path, day: list[tuple[PreparedDraw, DrawOutcome]],
+        snapshot: dict[str, Any]) -> None:
+    prepared, result = day[0]
+    export = _export(prepared, result)
+    del export["draws"][0]["registry"]
+    assert _verify(tmp_path, export, snapshot) == [
+        "draws[0]: records no registry snapshot (drawn by an older version): its pool cannot "
+        "be re-derived"]

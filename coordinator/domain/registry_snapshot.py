@@ -31,7 +31,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -346,6 +346,13 @@ def _check_one(archive: Mapping[str, Any], inputs: DrawInputs, registry: Registr
                     for code in DECLARED_CODES}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return [*problems, f"registry.day/declared: cannot be read: {exc}"]
+    try:
+        committed_on = rules.local_date(datetime.fromisoformat(signed[-1].at))
+    except ValueError:
+        committed_on = None
+    if committed_on != day:
+        problems.append(f"screened as of {day}, but committed on {committed_on} (audit entry "
+                        f"seq {signed[-1].seq}): the age, penalty and conduct rules read the day")
     key = (day.isoformat(), tuple(sorted(declared["conduct"])))
     found = derived.get(key)
     if found is None:

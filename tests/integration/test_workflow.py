@@ -22,8 +22,12 @@ from evalgrid_wire.v1 import booth_pb2, common_pb2, operator_pb2, site_link_pb2
 from grid_fixture import Grid, fair_scores, focus_projects, wait_until
 
 from coordinator.checker import check_grid
+from coordinator.domain.draw import pack_mask, unpack_mask
+from coordinator.domain.rules import load_rules
 from coordinator.offline import export_draws, verify_draw_file
+from coordinator.registry_export import snapshot_registry
 from coordinator.report import verify_report
+from evalgrid.cli import main as cli_main
 from evalgrid.ids import request_id
 from evalgrid.trust import PinnedTrust
 from evalgrid.wire import UNARY_DEADLINE_S, from_window
@@ -278,6 +282,12 @@ async def test_a_day_of_projects_end_to_end(grid: Grid) -> None:
     assert status.projects == status.projects_reported == len(projects)
 
     # --- every draw replays from its archive, the supplementary one chained to the first -----
+    # An outside auditor holds ca.pem, the exports and the registry snapshot: every pool
+    # re-derives (coordinator/domain/registry_snapshot.py; tests/test_registry_snapshot.py).
+    registry_file = grid.root / "registry.json"
+    await snapshot_registry(grid.data.root, grid.redis_url, load_rules(), registry_file)
+    registry = json.loads(registry_file.read_text())
+    outside = PinnedTrust.from_ca(grid.data.pki / "ca.pem")
     for project in projects:
         archive = await export_draws(project.id, grid.data.root, grid.redis_url)
         assert archive["project_id"] == project.id
@@ -285,6 +295,26 @@ async def test_a_day_of_projects_end_to_end(grid: Grid) -> None:
         out = grid.root / f"{project.id}.draws.json"
         out.write_text(json.dumps(archive))
         assert verify_draw_file(out, trust) == ([], len(archive["draws"]))
+        assert verify_draw_file(out, outside, registry=registry) == ([], len(archive["draws"]))
+        if project.id == focus.id:  # one candidate of the redraw's pool barred after the fact
+            narrowed = json.loads(out.read_text())
+            last = narrowed["draws"][-1]["inputs"]
+            rows = narrowed["snapshots"][last["snapshot"]]["candidates"]
+            barred = unpack_mask(last["barred"], len(rows), "barred").copy()
+            codes = {q.specialty for q in project.quotas}
+            row = next(i for i, c in enumerate(rows) if not barred[i] and any(
+                s == q or s.startswith(q + ".") for s in c[2] for q in codes))
+            barred[row] = True
+            last["barred"] = pack_mask(barred)
+            out.write_text(json.dumps(narrowed))
+            problems, _ = verify_draw_file(out, outside, registry=registry)
+            assert any(f"candidate {rows[row][0]} is missing from the pool" in p
+                       for p in problems), problems
+            assert cli_main(["draw", "verify", str(out), "--ca", str(grid.data.pki / "ca.pem"),
+                             "--registry", str(registry_file)]) == 1
+            out.write_text(json.dumps(archive))
+            assert cli_main(["draw", "verify", str(out), "--ca", str(grid.data.pki / "ca.pem"),
+                             "--registry", str(registry_file)]) == 0
         # Referenced inputs: the export carries the day snapshot each draw names, once.
         named = {d["inputs"]["snapshot"] for d in archive["draws"]}
         assert set(archive["snapshots"]) == named

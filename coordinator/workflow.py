@@ -171,6 +171,7 @@ class Workflow:
                 allocations.append((project, alloc))
         self.desk.load(province, [(p, [self._seat_tuple(s) for s in a.active_seats()])
                                   for p, a in allocations])
+        await asyncio.to_thread(self.desk.registry_digest)  # not on the first draw's path
         self.links.liveness.expect(s.id for s in province.sites)  # lost only after failover
         # The registry and its indexes live as long as the process: move them out of the
         # collector's reach, or every full collection rescans millions of objects (seconds).

@@ -304,3 +304,20 @@ def test_a_verifier_without_a_pool_record_says_the_draw_cannot_be_re_derived(
     assert _verify(tmp_path, export, snapshot) == [
         "draws[0]: records no registry snapshot (drawn by an older version): its pool cannot "
         "be re-derived"]
+
+
+def test_a_malformed_snapshot_is_named_never_a_crash(
+        tmp_path: Path, day: list[tuple[PreparedDraw, DrawOutcome]],
+        snapshot: dict[str, Any]) -> None:
+    from coordinator.domain.registry_snapshot import pool_digest
+
+    prepared, result = day[0]
+    export = _export(prepared, result)
+    assert _verify(tmp_path, export, {"format": "nope"})[0].startswith(
+        "registry snapshot: format:")
+    broken = copy.deepcopy(snapshot)
+    broken["pool"]["experts"][0]["age_out"] = "soon"
+    broken["pool_digest"] = pool_digest(broken["pool"])
+    problems = _verify(tmp_path, export, broken)
+    assert len(problems) == 1 and problems[0].startswith(
+        "registry snapshot: pool.experts: cannot be read: ValueError"), problems

@@ -299,8 +299,13 @@ def check_pool(draws: Sequence[Mapping[str, Any]], inputs: Sequence[DrawInputs |
     for i, (archive, given) in enumerate(zip(draws, inputs, strict=True)):
         where = f"draws[{i}]"
         if given is not None:
-            problems += [f"{where}: {p}" for p in _check_one(
-                archive, given, registry, rules, entries, drawn_before, derived)]
+            try:
+                found = _check_one(archive, given, registry, rules, entries, drawn_before,
+                                   derived)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                found = [f"its pool cannot be re-derived from this snapshot: "
+                         f"{type(exc).__name__}: {exc}"]
+            problems += [f"{where}: {p}" for p in found]
         try:
             result = outcome_from_json(archive["result"])
         except (KeyError, TypeError, ValueError):

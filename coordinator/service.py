@@ -456,6 +456,21 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
         return reply
 
     @answers_errors
+    async def ProjectStory(self, request: operator_pb2.ProjectStoryRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> operator_pb2.ProjectStoryReply:
+        authorize("Operator.ProjectStory")
+        state, steps = await self.workflow.project_story(request.project_id,
+                                                         last=request.last)
+        reply = operator_pb2.ProjectStoryReply(project_id=request.project_id, state=state)
+        for step in steps:
+            reply.steps.add(at=to_timestamp(datetime.fromisoformat(step.at)),
+                            stimulus_id=step.stimulus_id, event=step.event,
+                            before=step.before, after=step.after, seat=step.seat,
+                            instructions=list(step.instructions))
+        return reply
+
+    @answers_errors
     async def ReplaceMember(self, request: operator_pb2.ReplaceMemberRequest,
                             context: grpc.aio.ServicerContext
                             ) -> operator_pb2.ReplaceMemberReply:

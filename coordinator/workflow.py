@@ -86,7 +86,7 @@ from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
-from coordinator.store.registry import PROJECT_STATE, Registry
+from coordinator.store.registry import PROJECT_STATE, STORY_KEPT, Registry
 from coordinator.store.values import text
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
@@ -764,6 +764,17 @@ class Workflow:
             return state, []
         alloc = await self._allocation(project_id, f"seat list for {by}")
         return state, list(alloc.seats)
+
+    async def project_story(self, project_id: str, *, last: int = 0
+                            ) -> tuple[str, list[StoryEntry]]:
+        """The project's state and its story (every transition kept, or the `last` ones)."""
+        if not project_id.strip():
+            raise WorkflowError("project_id", "required")
+        if last < 0 or last > STORY_KEPT:
+            raise WorkflowError("last", f"must be 0 (all) to {STORY_KEPT}")
+        await self.project(project_id)  # not_found for a project never registered
+        state = await self.registry.project_state(project_id) or "unknown"
+        return state, await self.registry.story(project_id, last=last)
 
     async def _replace(self, project_id: str, alloc: Allocation, seat: SeatRecord,
                        reason: str, note: str, *, resume: bool = False,

@@ -189,5 +189,19 @@ async def list_projects(link: OperatorLink, day: str) -> Table:
     return table
 
 
+async def project_story(link: OperatorLink, project_id: str, last: int = 0) -> Table:
+    reply = await link.call("ProjectStory", lambda s: s.ProjectStory(
+        operator_pb2.ProjectStoryRequest(project_id=project_id, last=last),
+        timeout=UNARY_DEADLINE_S))
+    table = Table(title=f"story of {reply.project_id}, now {reply.state} "
+                        f"({len(reply.steps)} transitions; times {link.offset()})")
+    for column in ("time", "seat", "event", "from", "to", "stimulus"):
+        table.add_column(column)
+    for step in reply.steps:
+        table.add_row(link.short(from_timestamp(step.at)), step.seat or "project",
+                      step.event, step.before, step.after, step.stimulus_id)
+    return table
+
+
 def show(console: Console, what: Table | str) -> None:
     console.print(what)

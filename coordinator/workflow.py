@@ -527,10 +527,10 @@ class Workflow:
         for site_id, command in commands:
             self.links.enqueue_in(pipe, site_id, command)
         if intent.state_after:  # a first draw: the project was awaiting it
-            after, todo = handle_project(ProjectState.REGISTERED, DrawPlaced(intent.draw_id))
+            placed = DrawPlaced(f"draw-{intent.draw_id}")
+            after, todo = handle_project(ProjectState.REGISTERED, placed)
             assert after == intent.state_after, (after, intent.state_after)
-            self._stage_project(pipe, project.id, ProjectState.REGISTERED, after,
-                                DrawPlaced(intent.draw_id), todo)
+            self._stage_project(pipe, project.id, ProjectState.REGISTERED, after, placed, todo)
         intent.phase = "placed"
         stage_intent(pipe, self.master_key, intent)
         await pipe.execute()

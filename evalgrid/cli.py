@@ -627,13 +627,13 @@ def cmd_projects(args: argparse.Namespace) -> int:
 
     if args.action == "story":
         if not (args.project or "").strip():
-            raise SystemExit("evalgrid: PROJECT: required (evalgrid projects story PROJECT)")
+            raise CliError("PROJECT: required (evalgrid projects story PROJECT)")
         if args.last < 0:
-            raise SystemExit("evalgrid: --last: must be 0 (all) or more")
+            raise CliError("--last: must be 0 (all) or more")
         return _run_step(op.project_story(_operator_link(args), args.project, args.last))
     if args.project:
-        raise SystemExit(f"evalgrid: {args.project!r}: unexpected (did you mean "
-                         "`projects story PROJECT`?)")
+        raise CliError(f"PROJECT: {args.project!r} unexpected (the story of one project is "
+                       "`evalgrid projects story PROJECT`)")
     if args.day:
         _iso_day(args.day, "--day")
     return _run_step(op.list_projects(_operator_link(args), args.day or ""))

@@ -484,14 +484,16 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
     async def StartEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
         who = authorize("Operator.StartEvaluation")
-        state = await self.workflow.start_evaluation(request.project_id, by=str(who))
+        state = await self.workflow.start_evaluation(request.project_id, by=str(who),
+                                                     stimulus_id=request.request_id)
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state)
 
     @answers_errors
     async def CloseEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
         who = authorize("Operator.CloseEvaluation")
-        state, path = await self.workflow.close_evaluation(request.project_id, by=str(who))
+        state, path = await self.workflow.close_evaluation(request.project_id, by=str(who),
+                                                           stimulus_id=request.request_id)
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state,
                                          detail=path)
 

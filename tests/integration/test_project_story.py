@@ -8,6 +8,7 @@ EVALGRID_VALIDATE_LIFECYCLE=1).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta, timezone
 
 import grpc
@@ -54,6 +55,10 @@ async def test_the_story_tells_the_life_of_a_project(grid: Grid) -> None:
         assert step.stimulus_id and step.instructions
         assert (step.before, step.after) in allowed
     assert reply.steps[0].at.ToDatetime() <= reply.steps[-1].at.ToDatetime()
+    # A request's transition carries its request id (a 32-hex uuid); a first draw its draw.
+    assert re.fullmatch(r"[0-9a-f]{32}", reply.steps[1].stimulus_id)  # the decline
+    assert re.fullmatch(r"[0-9a-f]{32}", reply.steps[-1].stimulus_id)  # the close
+    assert reply.steps[0].stimulus_id.startswith("draw-")
 
     # The newest transitions only; an auditor reads it too; bad input is named.
     last = await grid.operator_as("auditor", AUDITOR).ProjectStory(

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -39,6 +40,7 @@ from coordinator.domain.draw import DrawInputs, DrawSnapshot, Seat, inputs_from_
 from coordinator.domain.fault_rules import Phase, phase_of
 from coordinator.domain.lifecycle import (
     SAT,
+    VALIDATE_ENV,
     WITH_COMMITTEE,
     WITH_SEATS,
     Departed,
@@ -59,7 +61,6 @@ from coordinator.domain.lifecycle import (
     handle_seat,
     story_entry,
     validate_state,
-    validating,
 )
 from coordinator.domain.liveness import Link, LivenessPolicy
 from coordinator.domain.model import Project
@@ -331,7 +332,7 @@ class Workflow:
 
     async def _validate_lifecycle(self, project_id: str) -> None:
         """validate_state after every event, where EVALGRID_VALIDATE_LIFECYCLE=1 (tests)."""
-        if not validating():
+        if os.environ.get(VALIDATE_ENV) != "1":
             return
         state = ProjectState(await self.registry.project_state(project_id) or "")
         alloc = self._allocations.get(project_id)

@@ -14,7 +14,6 @@ passes `at` for the story it keeps (``Registry.append_story``).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -277,10 +276,6 @@ def validate_state(project: ProjectState, seats: Iterable[SeatState],
         raise InvalidState(f"{len(active)} active seats for a committee of {committee}")
 
 
-def validating() -> bool:
-    return os.environ.get(VALIDATE_ENV) == "1"
-
-
 # --- the story ---------------------------------------------------------------------------------
 
 
@@ -338,7 +333,7 @@ def markdown_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-README_BEGIN: Final = "<!-- lifecycle table: python -m coordinator.domain.lifecycle README.md -->"
+README_BEGIN: Final = "<!-- lifecycle table: python -m coordinator.lifecycle_table README.md -->"
 README_END: Final = "<!-- end of lifecycle table -->"
 
 
@@ -349,11 +344,3 @@ def with_current_table(readme: str) -> str:
     if not begin or not end:
         raise ValueError(f"README: markers {README_BEGIN!r} ... {README_END!r} not found")
     return f"{head}{begin}\n{markdown_table()}{end}{tail}"
-
-
-if __name__ == "__main__":  # refresh the README's copy of the table (the one I/O here)
-    import sys
-    from pathlib import Path
-
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    target.write_text(with_current_table(target.read_text(encoding="utf-8")), encoding="utf-8")

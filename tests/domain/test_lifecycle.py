@@ -157,5 +157,5 @@ def test_story_entry_round_trips() -> None:
 
 
 def test_readme_lifecycle_table_is_current() -> None:
-    """Regenerate with: python -m coordinator.domain.lifecycle README.md"""
+    """Regenerate with: python -m coordinator.lifecycle_table README.md"""
     assert markdown_table() in README.read_text(encoding="utf-8")

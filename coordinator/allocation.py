@@ -7,17 +7,15 @@ coordinator key), so a Redis dump reveals no expert-project-seat link.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-SeatStatus = Literal[
-    "notified", "accepted", "declined", "left", "no_show", "recused", "displaced", "signed_in",
-    "signed",
-]
-# Why a member leaves the committee before scoring, and the seat status that records it.
-DEPARTURES: dict[str, SeatStatus] = {
-    "declined": "declined", "leave": "left", "no_show": "no_show", "recusal": "recused",
-    "fault": "displaced",  # the workstation failed and the venue has no spare
-}
+from coordinator.domain.lifecycle import DEPARTED, SeatState
+
+# A seat's status as stored: a SeatState value (coordinator/domain/lifecycle.py moves it).
+SeatStatus = str
+# Why a member leaves the committee before scoring, and the seat status that records it
+# ("fault": the workstation failed and the venue has no spare).
+DEPARTURES: dict[str, SeatStatus] = {reason: state.value for reason, state in DEPARTED.items()}
 
 
 @dataclass
@@ -34,7 +32,7 @@ class SeatRecord:
     draw_id: str
     code: str  # one-time sign-in code sent with the notice
     notice_id: str
-    status: SeatStatus = "notified"
+    status: SeatStatus = SeatState.NOTIFIED.value
     signed_in_at: str = ""
     returned_reason: str = ""  # set when the leader returns this member's signed sheet
 

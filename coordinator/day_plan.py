@@ -42,6 +42,7 @@ from coordinator.domain.day_plan import (
 )
 from coordinator.domain.draw import Seat
 from coordinator.domain.eligibility import tied_rows_chunk
+from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project
 from coordinator.domain.seal import seal_json
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
@@ -287,7 +288,8 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         states = await workflow.registry.project_states()
         offset = workflow.rules.local_utc_offset_minutes
         order = projects_of_day(
-            (p for p in workflow.desk.projects() if states.get(p.id) == "registered"),
+            (p for p in workflow.desk.projects()
+             if states.get(p.id) == ProjectState.REGISTERED),
             day, offset)
         # Both shares, the coordinator's and the supervisor's (committed before it was
         # revealed); refused while the supervisor's is awaited, until the audited fallback.
@@ -395,7 +397,7 @@ async def _place_planned(workflow: Workflow, planned: PlannedDraw, plan_id: str)
     project, o = planned.project, planned.outcome
     async with workflow._lock(project.id):
         state = await workflow.redis.hget(PROJECT_STATE, project.id)
-        if state != b"registered":
+        if state != ProjectState.REGISTERED.value.encode():
             return "skipped"
         if planned.prepared is None:
             await workflow._record("draw.refused", project.id,

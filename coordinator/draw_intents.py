@@ -48,6 +48,7 @@ from coordinator.domain.draw import (
     draw,
     outcome_from_json,
 )
+from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project
 from coordinator.domain.registry_snapshot import record_anchor
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
@@ -73,7 +74,7 @@ class DrawIntent:
     draw_id: str
     phase: str  # committed | booking | placed
     audit_seq: int  # the audit head when the intent was written: later entries are searched
-    state_after: str = ""  # the project state the placement sets ("drawn" for a first draw)
+    state_after: str = ""  # the project state the placement sets (DRAWN for a first draw)
     plan_id: str = ""
     parent: str = ""
     outcome_digest: str = ""
@@ -151,7 +152,7 @@ async def commit_and_place(workflow: Workflow, project: Project, prepared: Prepa
 
     intent = make_intent(project.id, result.draw_id, "committed",
                          (await workflow.audit.head()).seq, plan_id=plan_id,
-                         state_after="drawn")
+                         state_after=ProjectState.DRAWN.value)
     await workflow.store_snapshot(result)
     pipe = workflow.redis.pipeline(transaction=True)
     pipe.hset(DRAW.format(result.draw_id),
@@ -164,7 +165,7 @@ async def commit_and_place(workflow: Workflow, project: Project, prepared: Prepa
     await workflow._record("draw.committed", project.id, record)
     fault_point("after_commit")
     await workflow._place(project, Allocation(project_id=project.id), result,
-                          state_after="drawn", archive_stored=True)
+                          state_after=ProjectState.DRAWN.value, archive_stored=True)
 
 
 # --- test-only fault injection ----------------------------------------------------------------
@@ -249,7 +250,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
     reason = ""
     if not isinstance(result, DrawOutcome) or result != outcome_from_json(archive["result"]):
         reason = "the re-run does not give the archived result"
-    elif state != "registered":
+    elif state != ProjectState.REGISTERED:
         reason = f"the project is {state}, not awaiting its draw"
     elif project.window.end <= workflow.clock.now():
         reason = "the evaluation window is over"
@@ -265,7 +266,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
                         snapshot=inputs.snapshot)
     try:
         await workflow._place(project, Allocation(project_id=project.id), placed,
-                              state_after="drawn", archive_stored=True)
+                              state_after=ProjectState.DRAWN.value, archive_stored=True)
     except WorkflowError as exc:  # a seat was taken meanwhile: _place booked nothing
         await workflow._record("draw.abandoned", project.id,
                                {"draw_id": intent.draw_id, "reason": exc.reason})

@@ -29,12 +29,21 @@ from coordinator import seat_passes
 from coordinator.allocation import Allocation, SeatRecord
 from coordinator.domain import fault_rules
 from coordinator.domain.fault_rules import FaultRuleError, Incident, IncidentState
+from coordinator.domain.lifecycle import (
+    SAT,
+    WITH_COMMITTEE,
+    LifecycleRefused,
+    MaterialsSealed,
+    ProjectState,
+    SeatState,
+    handle_project,
+)
 from coordinator.domain.liveness import Link, Transition
 from coordinator.domain.model import Project, Sitting, Window
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.province import codec
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
-from coordinator.store.registry import PROJECT_STATE, PROJECTS
+from coordinator.store.registry import PROJECTS
 from coordinator.store.values import text
 from coordinator.workflow import (
     ALLOC,
@@ -139,14 +148,14 @@ class FaultDesk:
 
     @staticmethod
     def _begun(alloc: Allocation) -> bool:
-        return any(s.status in ("signed_in", "signed") for s in alloc.active_seats())
+        return any(s.status in SAT for s in alloc.active_seats())
 
     async def site_lost(self, site_id: str, silent_for: timedelta) -> None:
         now = self.wf.clock.now()
         failed_at = now - silent_for
         states = await self.wf.registry.project_states()
         for project_id, sessions in sorted((await self._seats_at(site_id)).items()):
-            if states.get(project_id) not in ("drawn", "evaluating"):
+            if states.get(project_id) not in WITH_COMMITTEE:
                 continue
             project = await self.wf.project(project_id)
             if project.window.end <= now:
@@ -154,13 +163,14 @@ class FaultDesk:
             async with self.wf._lock(project_id):
                 alloc = await self.wf._allocation(project_id, "guest site lost")
                 seats = [s for s in (alloc.by_session(x) for x in sessions)
-                         if s is not None and s.active and s.status != "signed"]
+                         if s is not None and s.active and s.status != SeatState.SIGNED]
                 phase = fault_rules.phase_of(project.window.start, now, self._begun(alloc))
                 if fault_rules.response_to(phase) is fault_rules.Response.REDRAW:
                     short = 0
                     for seat in seats:
                         outcome = await self.wf._replace(
-                            project_id, alloc, seat, "fault", f"guest site {site_id} lost")
+                            project_id, alloc, seat, "fault", f"guest site {site_id} lost",
+                            stimulus_id=f"site-lost-{site_id}-{now.isoformat()}")
                         short += outcome.endswith("no-replacement")
                     if not short:
                         continue
@@ -275,7 +285,7 @@ class FaultDesk:
                                     code="not_found")
             incident = Incident.from_dict(json.loads(raw))
             state = (await self.wf.registry.project_states()).get(incident.project_id)
-            if state not in ("drawn", "evaluating") and incident.open:
+            if state not in WITH_COMMITTEE and incident.open:
                 raise WorkflowError("incident_id", f"project {incident.project_id} is {state}: "
                                     "no committee to wait for or replace",
                                     code="precondition")
@@ -318,6 +328,12 @@ class FaultDesk:
         wf = self.wf
         project = await wf.project(incident.project_id)
         async with wf._lock(project.id):
+            stored = await wf.registry.project_state(project.id)
+            event = MaterialsSealed(incident.incident_id)
+            try:
+                after, todo = handle_project(stored, event)
+            except LifecycleRefused as exc:
+                raise WorkflowError("incident_id", str(exc), code="precondition") from exc
             alloc = await wf._allocation(project.id, f"materials sealed ({incident.state})")
             sheets = {}
             for seat in alloc.seats:
@@ -352,9 +368,10 @@ class FaultDesk:
             pipe.hset(PROJECTS, project.id, json.dumps(
                 codec.project_to_dict(moved), sort_keys=True, separators=(",", ":"),
                 ensure_ascii=False))
-            pipe.hset(PROJECT_STATE, project.id, "registered")
+            wf._stage_project(pipe, project.id, ProjectState(stored or ""), after, event, todo)
             await pipe.execute()
             wf._allocations.pop(project.id, None)
+            await wf._validate_lifecycle(project.id)
             wf.desk.add_project(moved)
             await wf._record("materials.sealed", project.id, {
                 "incident": incident.incident_id, "sheets": len(sheets),
@@ -384,13 +401,13 @@ class FaultDesk:
     async def resume(self) -> None:
         """At start: passes a crash kept from going out (evaluation started, none sent)."""
         for project_id, state in (await self.wf.registry.project_states()).items():
-            if state == "evaluating":
+            if state == ProjectState.EVALUATING:
                 await self.admit_seats(project_id)
 
     async def admit_seats(self, project_id: str) -> int:
         """Queue a seat pass for every active seat of an evaluating project not sent one."""
         wf = self.wf
-        if (await wf.registry.project_states()).get(project_id) != "evaluating":
+        if (await wf.registry.project_states()).get(project_id) != ProjectState.EVALUATING:
             return 0
         project = await wf.project(project_id)
         alloc = await wf._allocation(project_id, "seat passes")

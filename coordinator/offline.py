@@ -46,6 +46,7 @@ from coordinator.domain.draw import (
     snapshot_to_json,
     verify_replay,
 )
+from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.pii import PiiKeys
 from coordinator.domain.registry_snapshot import check_pool
 from coordinator.domain.rules import Rules, load_rules
@@ -347,7 +348,7 @@ async def reveal_plan_seeds(day: str, data_dir: Path,
                                                         or _seed_day(e) == day)}
             placed = sorted({draws[e.detail.get("draw_id")] for e in entries
                              if e.kind == "draw.placed" and e.detail.get("draw_id") in draws})
-            waiting = [p for p in placed if states.get(p) != "reported"]
+            waiting = [p for p in placed if states.get(p) != ProjectState.REPORTED]
             if waiting:
                 raise OfflineError(
                     f"plan {plan_id} of {day}: {len(waiting)} project(s) not reported yet "

@@ -456,6 +456,21 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
         return reply
 
     @answers_errors
+    async def ProjectStory(self, request: operator_pb2.ProjectStoryRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> operator_pb2.ProjectStoryReply:
+        authorize("Operator.ProjectStory")
+        state, steps = await self.workflow.project_story(request.project_id,
+                                                         last=request.last)
+        reply = operator_pb2.ProjectStoryReply(project_id=request.project_id, state=state)
+        for step in steps:
+            reply.steps.add(at=to_timestamp(datetime.fromisoformat(step.at)),
+                            stimulus_id=step.stimulus_id, event=step.event,
+                            before=step.before, after=step.after, seat=step.seat,
+                            instructions=list(step.instructions))
+        return reply
+
+    @answers_errors
     async def ReplaceMember(self, request: operator_pb2.ReplaceMemberRequest,
                             context: grpc.aio.ServicerContext
                             ) -> operator_pb2.ReplaceMemberReply:
@@ -469,14 +484,16 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
     async def StartEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
         who = authorize("Operator.StartEvaluation")
-        state = await self.workflow.start_evaluation(request.project_id, by=str(who))
+        state = await self.workflow.start_evaluation(request.project_id, by=str(who),
+                                                     stimulus_id=request.request_id)
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state)
 
     @answers_errors
     async def CloseEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
         who = authorize("Operator.CloseEvaluation")
-        state, path = await self.workflow.close_evaluation(request.project_id, by=str(who))
+        state, path = await self.workflow.close_evaluation(request.project_id, by=str(who),
+                                                           stimulus_id=request.request_id)
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state,
                                          detail=path)
 

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -37,6 +38,30 @@ from coordinator.domain.audit import AuditEntry
 from coordinator.domain.day_plan import local_day, project_seed
 from coordinator.domain.draw import DrawInputs, DrawSnapshot, Seat, inputs_from_json
 from coordinator.domain.fault_rules import Phase, phase_of
+from coordinator.domain.lifecycle import (
+    SAT,
+    VALIDATE_ENV,
+    WITH_COMMITTEE,
+    WITH_SEATS,
+    Departed,
+    DrawPlaced,
+    Event,
+    Instruction,
+    LifecycleRefused,
+    NoticeAccepted,
+    ProjectState,
+    ReportClosed,
+    SeatState,
+    SheetReturned,
+    SheetSigned,
+    SignedIn,
+    StoryEntry,
+    WindowOpened,
+    handle_project,
+    handle_seat,
+    story_entry,
+    validate_state,
+)
 from coordinator.domain.liveness import Link, LivenessPolicy
 from coordinator.domain.model import Project
 from coordinator.domain.pii import PiiKeys
@@ -63,7 +88,7 @@ from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
-from coordinator.store.registry import PROJECT_STATE, Registry
+from coordinator.store.registry import PROJECT_STATE, STORY_KEPT, Registry
 from coordinator.store.values import text
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
@@ -272,6 +297,52 @@ class Workflow:
     def _lock(self, project_id: str) -> asyncio.Lock:
         return self._project_locks.setdefault(project_id, asyncio.Lock())
 
+    # --- the lifecycle (coordinator/domain/lifecycle.py decides; this carries it out) ------
+
+    @staticmethod
+    def _stimulus(request_id: str, kind: str) -> str:
+        """What caused an event: the request's id, else a fresh id naming the cause."""
+        return request_id or opaque_id(kind)
+
+    def _stage_project(self, pipe: Any, project_id: str, before: ProjectState,
+                       after: ProjectState, event: Event, todo: list[Instruction]) -> None:
+        """The project's new state and its story entry, in the caller's MULTI."""
+        pipe.hset(PROJECT_STATE, project_id, after.value)
+        self.registry.stage_story(pipe, project_id, story_entry(
+            self.clock.now().isoformat(), before, after, event, todo))
+
+    async def _commit_project(self, project_id: str, before: ProjectState,
+                              after: ProjectState, event: Event,
+                              todo: list[Instruction]) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        self._stage_project(pipe, project_id, before, after, event, todo)
+        await pipe.execute()
+        await self._validate_lifecycle(project_id)
+
+    def _seat_event(self, seat: SeatRecord, event: Event) -> StoryEntry | None:
+        """Move a seat by `event` (in memory: the caller saves the allocation with the
+        returned story entry); None for a repeat. A refusal is a precondition error."""
+        try:
+            after, todo = handle_seat(seat.status, event)
+        except LifecycleRefused as exc:
+            raise WorkflowError("session_id", str(exc), code="precondition") from exc
+        if not todo:
+            return None
+        entry = story_entry(self.clock.now().isoformat(), SeatState(seat.status), after,
+                            event, todo, seat=seat.session_id)
+        seat.status = after.value
+        return entry
+
+    async def _validate_lifecycle(self, project_id: str) -> None:
+        """validate_state after every event, where EVALGRID_VALIDATE_LIFECYCLE=1 (tests)."""
+        if os.environ.get(VALIDATE_ENV) != "1":
+            return
+        state = ProjectState(await self.registry.project_state(project_id) or "")
+        alloc = self._allocations.get(project_id)
+        project = await self.registry.project(project_id)
+        validate_state(state, [SeatState(s.status) for s in alloc.seats] if alloc else [],
+                       committee=project.drawn_seats if project else None)
+
     # --- sites -----------------------------------------------------------------------------
 
     async def register_site(self, site_id: str, workstation_ids: set[str]) -> int:
@@ -354,7 +425,7 @@ class Workflow:
         project = await self.project(project_id)
         async with self._lock(project_id), self._draw_lock:
             state = await self.registry.project_state(project_id)
-            if state != "registered":
+            if state != ProjectState.REGISTERED:
                 raise WorkflowError("project_id", f"{project_id} is {state}, "
                                     "not awaiting a draw", code="precondition")
             now = self.clock.now()
@@ -459,11 +530,16 @@ class Workflow:
             pipe.sadd(SITE_SESSIONS.format(seat.site_id), seat.session_id)
         for site_id, command in commands:
             self.links.enqueue_in(pipe, site_id, command)
-        if intent.state_after:
-            pipe.hset(PROJECT_STATE, project.id, intent.state_after)
+        if intent.state_after:  # a first draw: the project was awaiting it
+            placed = DrawPlaced(f"draw-{intent.draw_id}")
+            after, todo = handle_project(ProjectState.REGISTERED, placed)
+            assert after == intent.state_after, (after, intent.state_after)
+            self._stage_project(pipe, project.id, ProjectState.REGISTERED, after, placed, todo)
         intent.phase = "placed"
         stage_intent(pipe, self.master_key, intent)
         await pipe.execute()
+        if intent.state_after:
+            await self._validate_lifecycle(project.id)
 
     async def _announce_placement(self, project: Project, intent: DrawIntent,
                                   new_seats: list[SeatRecord],
@@ -509,8 +585,18 @@ class Workflow:
             await self._record("allocation.unsealed", project_id, {"purpose": purpose})
         return alloc
 
-    async def _save_allocation(self, alloc: Allocation) -> None:
-        await self.redis.set(ALLOC.format(alloc.project_id), self._seal_alloc(alloc))
+    async def _save_allocation(self, alloc: Allocation, story: StoryEntry | None = None
+                               ) -> None:
+        """Store the sealed allocation; with a seat's transition, its story entry in the same
+        MULTI."""
+        if story is None:
+            await self.redis.set(ALLOC.format(alloc.project_id), self._seal_alloc(alloc))
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(ALLOC.format(alloc.project_id), self._seal_alloc(alloc))
+        self.registry.stage_story(pipe, alloc.project_id, story)
+        await pipe.execute()
+        await self._validate_lifecycle(alloc.project_id)
 
     # --- notices ---------------------------------------------------------------------------
 
@@ -532,16 +618,17 @@ class Workflow:
                 # was drawn: the retry draws it now.
                 outcome = await self._replace(project_id, alloc, seat, "declined",
                                               reason or "declined", resume=True)
-            elif seat.status != "notified":
+            elif seat.status != SeatState.NOTIFIED:
                 outcome = f"already-{seat.status}"
             elif accept:
-                seat.status = "accepted"
-                await self._save_allocation(alloc)
+                entry = self._seat_event(seat, NoticeAccepted(
+                    self._stimulus(request_id, "notice")))
+                await self._save_allocation(alloc, entry)
                 await self._record("notice.accepted", project_id, {"notice": notice_id})
                 outcome = "accepted"
             else:
                 outcome = await self._replace(project_id, alloc, seat, "declined",
-                                              reason or "declined")
+                                              reason or "declined", stimulus_id=request_id)
         await self._remember(request_id, {"outcome": outcome})
         return outcome
 
@@ -553,7 +640,7 @@ class Workflow:
             raise WorkflowError("project_id", "required")
         project = await self.project(project_id)
         state = (await self.registry.project_states()).get(project_id)
-        if state not in ("drawn", "evaluating", "reported"):
+        if state not in WITH_SEATS:
             return project, []
         alloc = await self._allocation(project_id, f"notice list for {by}")
         return project, [(seat, self.desk.venue_label(seat.venue_id)) for seat in alloc.seats]
@@ -598,7 +685,7 @@ class Workflow:
                 return project_id
         states = await self.registry.project_states()
         for project_id, state in states.items():
-            if state in ("drawn", "evaluating"):
+            if state in WITH_COMMITTEE:
                 alloc = await self._allocation(project_id, "find notice")
                 if alloc.by_notice(notice_id) is not None:
                     return project_id
@@ -614,10 +701,10 @@ class Workflow:
             raise WorkflowError("reason", f"must be 'leave' or 'no_show', not {reason!r}")
         async with self._lock(project_id):
             state = (await self.registry.project_states()).get(project_id)
-            wanted = "drawn" if reason == "leave" else "evaluating"
+            wanted = ProjectState.DRAWN if reason == "leave" else ProjectState.EVALUATING
             if state != wanted:
                 raise WorkflowError("reason", f"a {reason} applies while the project is "
-                                    f"{wanted}; it is {state}", code="precondition")
+                                    f"{wanted.value}; it is {state}", code="precondition")
             alloc = await self._allocation(project_id, f"{reason} by {by}")
             seat = alloc.by_session(session_id)
             project = await self.project(project_id)
@@ -632,7 +719,7 @@ class Workflow:
             if seat is None or not seat.active:
                 raise WorkflowError("session_id", "no active seat with this session",
                                     code="not_found")
-            if seat.status in ("signed_in", "signed"):
+            if seat.status in SAT:
                 raise WorkflowError("session_id", "the member has signed in: not a no-show",
                                     code="precondition")
             booth = self.links.live[seat.site_id].workstations.get(seat.workstation_id)
@@ -642,7 +729,8 @@ class Workflow:
                 raise WorkflowError("session_id", "the guest site reports this workstation "
                                     f"{booth.replace('_', ' ')}: a sign-in taken offline is "
                                     "being forwarded, not a no-show", code="precondition")
-            outcome = await self._replace(project_id, alloc, seat, reason, note or reason)
+            outcome = await self._replace(project_id, alloc, seat, reason, note or reason,
+                                          stimulus_id=request_id)
         await self._remember(request_id, {"outcome": outcome})
         return outcome
 
@@ -654,11 +742,11 @@ class Workflow:
             return str(replay["outcome"])
         project, alloc, seat = await self._session(site_id, session_id, workstation_id)
         async with self._lock(project.id):
-            if seat.status != "signed_in":
+            if seat.status != SeatState.SIGNED_IN:
                 raise WorkflowError("session_id", "recusal is declared after sign-in and "
                                     "before signing the sheet", code="precondition")
             outcome = await self._replace(project.id, alloc, seat, "recusal",
-                                          reason or "recusal")
+                                          reason or "recusal", stimulus_id=request_id)
         await self._remember(request_id, {"outcome": outcome})
         return outcome
 
@@ -669,20 +757,32 @@ class Workflow:
         states = await self.registry.project_states()
         found = []
         for project_id, state in sorted(states.items()):
-            if state in ("drawn", "evaluating"):
+            if state in WITH_COMMITTEE:
                 alloc = await self._allocation(project_id, f"seat list for {by}")
                 found.append((project_id, state, list(alloc.seats)))
         return found
 
     async def project_seats(self, project_id: str, *, by: str) -> tuple[str, list[SeatRecord]]:
         state = (await self.registry.project_states()).get(project_id, "unknown")
-        if state == "registered":
+        if state == ProjectState.REGISTERED:
             return state, []
         alloc = await self._allocation(project_id, f"seat list for {by}")
         return state, list(alloc.seats)
 
+    async def project_story(self, project_id: str, *, last: int = 0
+                            ) -> tuple[str, list[StoryEntry]]:
+        """The project's state and its story (every transition kept, or the `last` ones)."""
+        if not project_id.strip():
+            raise WorkflowError("project_id", "required")
+        if last < 0 or last > STORY_KEPT:
+            raise WorkflowError("last", f"must be 0 (all) to {STORY_KEPT}")
+        await self.project(project_id)  # not_found for a project never registered
+        state = await self.registry.project_state(project_id) or "unknown"
+        return state, await self.registry.story(project_id, last=last)
+
     async def _replace(self, project_id: str, alloc: Allocation, seat: SeatRecord,
-                       reason: str, note: str, *, resume: bool = False) -> str:
+                       reason: str, note: str, *, resume: bool = False,
+                       stimulus_id: str = "") -> str:
         """Release a member's seat and draw a replacement under the same rules (chained).
 
         The departure is stored before the bookings are released: interrupted there, the
@@ -691,8 +791,8 @@ class Workflow:
         project = await self.project(project_id)
         status = DEPARTURES[reason]
         if not resume:
-            seat.status = status
-            await self._save_allocation(alloc)
+            entry = self._seat_event(seat, Departed(self._stimulus(stimulus_id, reason), reason))
+            await self._save_allocation(alloc, entry)
         await self.bookings.release(
             [BookingItem(ws_resource(seat.workstation_id), project.window.start_ts,
                          project.window.end_ts, seat.session_id),
@@ -747,7 +847,7 @@ class Workflow:
                           project_id=session_id, purpose="session")
         project = await self.project(str(ref["project"]))
         states = await self.registry.project_states()
-        if states.get(project.id) != "evaluating":
+        if states.get(project.id) != ProjectState.EVALUATING:
             raise WorkflowError("session_id", "evaluation has not started for this session",
                                 code="precondition")
         alloc = await self._allocation(project.id, "session")
@@ -775,7 +875,7 @@ class Workflow:
         for project_id, seat in here:
             if hmac.compare_digest(seat.code.encode(), code.encode()):
                 states = await self.registry.project_states()
-                if states.get(project_id) != "evaluating":
+                if states.get(project_id) != ProjectState.EVALUATING:
                     await self._record("checkin.refused", site_id,
                                        {"reason": "evaluation has not started"})
                     raise WorkflowError("code", "evaluation has not started yet",
@@ -821,17 +921,17 @@ class Workflow:
                                 code="denied")
         await self.sign_ins.succeeded(scopes)
         async with self._lock(project.id):
-            if seat.status != "signed_in" and seat.status != "signed":
+            entry = self._seat_event(seat, SignedIn(self._stimulus(request_id, "signin")))
+            if entry is not None:
                 now = self.clock.now()
                 # An offline sign-in keeps the agent's time, within the window and not later
                 # than now; the audit says it was taken offline and when it arrived.
                 at = min(max(signed_in_at, project.window.start), now) \
                     if signed_in_at is not None else now
-                seat.status = "signed_in"
                 seat.signed_in_at = at.isoformat()
                 if not alloc.leader_ref:
                     alloc.leader_ref = seat.expert_ref
-                await self._save_allocation(alloc)
+                await self._save_allocation(alloc, entry)
                 detail: dict[str, Any] = {"session": session_id,
                                           "expert_ref": seat.expert_ref}
                 if offline_proof:
@@ -870,7 +970,7 @@ class Workflow:
     async def sheet_form(self, site_id: str, session_id: str
                          ) -> tuple[Project, dict[str, str], SeatRecord, bool]:
         project, alloc, seat = await self._session(site_id, session_id)
-        if seat.status not in ("signed_in", "signed"):
+        if seat.status not in SAT:
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
         return project, self._bid_codes(project), seat, seat.expert_ref == alloc.leader_ref
 
@@ -906,7 +1006,7 @@ class Workflow:
                             session_id: str, scores: list[tuple[str, str, str]], signed: bool,
                             ) -> tuple[bool, bool, str]:
         project, alloc, seat = await self._session(site_id, session_id, workstation_id)
-        if seat.status not in ("signed_in", "signed"):
+        if seat.status not in SAT:
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
         codes = self._bid_codes(project)
         bidder_of = {code: bidder for bidder, code in codes.items()}
@@ -961,9 +1061,9 @@ class Workflow:
         """The seat signed and the audit entry, then the sheet marked audited: a retry after
         an interruption (`resume`) finishes what is missing, once (it looks for the entry
         first: rare, so reading the log then is affordable)."""
-        seat.status = "signed"
+        entry = self._seat_event(seat, SheetSigned(f"sheet-{digest[:16]}"))
         seat.returned_reason = ""
-        await self._save_allocation(alloc)
+        await self._save_allocation(alloc, entry)
         recorded = resume and any(
             e.kind == "sheet.signed" and e.subject == project_id
             and e.detail.get("digest") == digest for e in await self.audit.entries())
@@ -981,7 +1081,7 @@ class Workflow:
         if replay is not None:
             return {k: str(v) for k, v in replay.items()}
         project, _, seat = await self._session(site_id, session_id, workstation_id)
-        if seat.status not in ("signed_in", "signed"):
+        if seat.status not in SAT:
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
         bidder_of = {code: bidder for bidder, code in self._bid_codes(project).items()}
         if bid_code not in bidder_of:
@@ -1066,19 +1166,19 @@ class Workflow:
             raise WorkflowError("reason", "a returned sheet needs a reason")
         async with self._lock(project.id):
             state = (await self.registry.project_states()).get(project.id)
-            if state != "evaluating":
+            if state != ProjectState.EVALUATING:
                 raise WorkflowError("project_id", "the report is closed", code="precondition")
             target = next((s for s in alloc.active_seats() if s.expert_ref == expert_ref), None)
-            if target is None or target.status != "signed":
+            if target is None or target.status != SeatState.SIGNED:
                 raise WorkflowError("expert_ref", "no signed sheet from this member",
                                     code="precondition")
             await self.redis.hset(SHEET.format(target.session_id), "signed", "0")
-            target.status = "signed_in"
+            entry = self._seat_event(target, SheetReturned(self._stimulus(request_id, "return")))
             target.returned_reason = reason.strip()
             alloc.returns.append({"expert_ref": expert_ref, "by": seat.expert_ref,
                                   "reason": reason.strip(),
                                   "at": self.clock.now().isoformat()})
-            await self._save_allocation(alloc)
+            await self._save_allocation(alloc, entry)
             await self._record("sheet.returned", project.id,
                                {"expert_ref": expert_ref, "by": seat.expert_ref,
                                 "reason": reason.strip()})
@@ -1120,11 +1220,12 @@ class Workflow:
             now = self.clock.now()
             upcoming = []
             for project in self.desk.projects():
-                if states.get(project.id) != "drawn":
+                if states.get(project.id) != ProjectState.DRAWN:
                     continue
                 if project.window.start <= now:
                     try:
-                        await self.start_evaluation(project.id, by="schedule")
+                        await self.start_evaluation(project.id, by="schedule",
+                                                    stimulus_id=f"schedule-{now.isoformat()}")
                     except WorkflowError as exc:
                         log.warning("scheduled start of %s: %s", project.id, exc)
                 else:
@@ -1136,16 +1237,20 @@ class Workflow:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._schedule_wake.wait(), timeout=max(wait, 0.01))
 
-    async def start_evaluation(self, project_id: str, *, by: str) -> str:
+    async def start_evaluation(self, project_id: str, *, by: str,
+                               stimulus_id: str = "") -> str:
         project = await self.project(project_id)
         async with self._lock(project_id):
             states = await self.registry.project_states()
             state = states.get(project_id)
-            if state == "evaluating":
-                return "evaluating"
-            if state != "drawn":
+            event = WindowOpened(self._stimulus(stimulus_id, "start"))
+            try:
+                after, todo = handle_project(state, event)
+            except LifecycleRefused as exc:
                 raise WorkflowError("project_id", f"{project_id} is {state}, not drawn",
-                                    code="precondition")
+                                    code="precondition") from exc
+            if not todo:  # a repeat: already evaluating
+                return ProjectState.EVALUATING.value
             now = self.clock.now()
             if now < project.window.start:
                 raise WorkflowError("project_id", f"the window opens at "
@@ -1153,20 +1258,24 @@ class Workflow:
                                     f"{self.local_text(now)}", code="precondition")
             self._allocations.pop(project_id, None)
             await self._allocation(project_id, f"evaluation start by {by}")
-            await self.registry.set_project_state(project_id, "evaluating")
+            await self._commit_project(project_id, ProjectState.DRAWN, after, event, todo)
             await self._record("evaluation.started", project_id, {"by": by})
         await self.faults.admit_seats(project_id)  # agents can then admit members offline
-        return "evaluating"
+        return ProjectState.EVALUATING.value
 
-    async def close_evaluation(self, project_id: str, *, by: str) -> tuple[str, str]:
+    async def close_evaluation(self, project_id: str, *, by: str,
+                               stimulus_id: str = "") -> tuple[str, str]:
         project = await self.project(project_id)
         async with self._lock(project_id):
             states = await self.registry.project_states()
-            if states.get(project_id) == "reported":
-                return "reported", str(self.reports_dir / f"{project_id}.json")
-            if states.get(project_id) != "evaluating":
+            event = ReportClosed(self._stimulus(stimulus_id, "close"))
+            try:
+                after, todo = handle_project(states.get(project_id), event)
+            except LifecycleRefused as exc:
                 raise WorkflowError("project_id", f"{project_id} is not being evaluated",
-                                    code="precondition")
+                                    code="precondition") from exc
+            if not todo:  # a repeat: already reported
+                return ProjectState.REPORTED.value, str(self.reports_dir / f"{project_id}.json")
             alloc = await self._allocation(project_id, "close")
             sheets = await self._signed_sheets(alloc)
             missing = len(alloc.active_seats()) - len(sheets)
@@ -1186,12 +1295,12 @@ class Workflow:
                 bidder_names=self.company_names(), sheet_seals=await self._sheet_seals(alloc),
                 signer_certificate=self.signer_certificate,
             )
-            await self.registry.set_project_state(project_id, "reported")
+            await self._commit_project(project_id, ProjectState.EVALUATING, after, event, todo)
             await self.release_sessions(project, alloc)
             await self._record("evaluation.reported", project_id, {
                 "by": by, "report_digest": hashlib.sha256(path.read_bytes()).hexdigest(),
                 "failed": evaluation.failed})
-        return "reported", str(path)
+        return ProjectState.REPORTED.value, str(path)
 
     async def release_sessions(self, project: Project, alloc: Allocation) -> None:
         for seat in alloc.active_seats():
@@ -1254,7 +1363,7 @@ class Workflow:
             "sites": counts["sites"], "sites_online": len(self.links.online()),
             "workstations": self.desk.workstation_count(), "experts": counts["experts"],
             "projects": counts["projects"],
-            "projects_reported": sum(1 for s in states.values() if s == "reported"),
+            "projects_reported": sum(1 for s in states.values() if s == ProjectState.REPORTED),
             "sites_disconnected": len(self.links.liveness.sites_in(Link.DISCONNECTED)),
             "sites_lost": len(self.links.liveness.sites_in(Link.LOST)),
             "incidents_open": len(await self.faults.incidents()),
@@ -1272,7 +1381,8 @@ class Workflow:
         states = await self.registry.project_states()
         state = states.get(project_id, "unknown")
         path = self.reports_dir / f"{project_id}.json"
-        report = path.read_text(encoding="utf-8") if state == "reported" and path.exists() \
+        report = path.read_text(encoding="utf-8") \
+            if state == ProjectState.REPORTED and path.exists() \
             else ""
         return state, report
 
@@ -1323,9 +1433,9 @@ class Workflow:
             async with self._lock(project.id):
                 alloc = await self._allocation(project.id, "workstation fault")
                 seat = alloc.by_session(session_id)
-                if seat is None or not seat.active or seat.status == "signed":
+                if seat is None or not seat.active or seat.status == SeatState.SIGNED:
                     continue
-                begun = any(s.status in ("signed_in", "signed") for s in alloc.active_seats())
+                begun = any(s.status in SAT for s in alloc.active_seats())
                 phase = phase_of(project.window.start, self.clock.now(), begun)
                 outcome = await self._move_or_replace(
                     project, alloc, seat, redraw=phase is Phase.BEFORE_WINDOW)

@@ -625,6 +625,15 @@ def cmd_incident(args: argparse.Namespace) -> int:
 def cmd_projects(args: argparse.Namespace) -> int:
     from evalgrid import operator_client as op
 
+    if args.action == "story":
+        if not (args.project or "").strip():
+            raise CliError("PROJECT: required (evalgrid projects story PROJECT)")
+        if args.last < 0:
+            raise CliError("--last: must be 0 (all) or more")
+        return _run_step(op.project_story(_operator_link(args), args.project, args.last))
+    if args.project:
+        raise CliError(f"PROJECT: {args.project!r} unexpected (the story of one project is "
+                       "`evalgrid projects story PROJECT`)")
     if args.day:
         _iso_day(args.day, "--day")
     return _run_step(op.list_projects(_operator_link(args), args.day or ""))
@@ -1211,10 +1220,16 @@ def _operator_options(parser: argparse.ArgumentParser, *, writes: bool = True) -
 
 def _add_operator_steps(sub: Any) -> None:
     """The operator's steps of a day, each one RPC (authorized and audited by the coordinator)."""
-    p = sub.add_parser("projects", help="list the projects and their states (operator)")
+    p = sub.add_parser("projects", help="list the projects and their states, or `story "
+                       "PROJECT`: every transition of one project (operator)")
     _operator_options(p, writes=False)
+    p.add_argument("action", nargs="?", choices=["story"],
+                   help="story: the project's transitions and what caused each")
+    p.add_argument("project", nargs="?", metavar="PROJECT", help="the project id (story)")
     p.add_argument("--day", help="only windows starting on this local day, YYYY-MM-DD "
                    "(default: all)")
+    p.add_argument("--last", type=int, default=0,
+                   help="story: only the newest N transitions (default: all)")
     p.set_defaults(func=cmd_projects)
 
     p = sub.add_parser("evaluation", help="start an evaluation (unseal) or close it (aggregate, "

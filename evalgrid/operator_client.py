@@ -189,5 +189,22 @@ async def list_projects(link: OperatorLink, day: str) -> Table:
     return table
 
 
+async def project_story(link: OperatorLink, project_id: str, last: int = 0) -> str:
+    """One transition a line (local time, the offset in the heading), and under it what
+    caused it and what the coordinator carried out: 80 columns, the seat in full."""
+    reply = await link.call("ProjectStory", lambda s: s.ProjectStory(
+        operator_pb2.ProjectStoryRequest(project_id=project_id, last=last),
+        timeout=UNARY_DEADLINE_S))
+    lines = [f"story of {reply.project_id}, now {reply.state}: {len(reply.steps)} "
+             f"transition(s), times {link.offset()}"]
+    for step in reply.steps:
+        lines.append(f"{link.short(from_timestamp(step.at))}  {step.seat or 'project':<20}  "
+                     f"{step.event}: {step.before} -> {step.after}"[:80])
+        cause, done = f"{'':13}by {step.stimulus_id[:64]}", ", ".join(step.instructions)
+        lines += [f"{cause}; {done}"] if len(cause) + len(done) <= 78 else \
+            [cause, f"{'':13}did {done}"[:80]]
+    return "\n".join(lines)
+
+
 def show(console: Console, what: Table | str) -> None:
     console.print(what)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from coordinator.domain.lifecycle import VALIDATE_ENV
 from coordinator.store.embedded_redis import EmbeddedRedis
+
+# validate_state after every lifecycle event, in this process and the grids it starts.
+os.environ[VALIDATE_ENV] = "1"
 
 
 @pytest.fixture

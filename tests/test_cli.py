@@ -349,6 +349,8 @@ def test_audit_verify_names_a_removed_or_garbled_entry(
      "--new-end", "later", "--operator", "nobody", "--data-dir", "d"],
     ["notice", "reply", "ntc-1", "--decline", "--operator", "nobody", "--data-dir", "d"],
     ["projects", "--day", "tomorrow", "--data-dir", "d"],
+    ["projects", "story", "--operator", "nobody", "--data-dir", "d"],
+    ["projects", "story", "P1", "--last", "-1", "--operator", "nobody", "--data-dir", "d"],
     ["agent", "--site", "S0001", "--inventory", "a-file", "--data-dir", "d"],
 ])
 def test_bad_input_is_a_message_not_a_traceback(argv: list[str], tmp_short: Path) -> None:

@@ -473,7 +473,8 @@ class OperatorConsole(App[None]):
                                                f"{reason} filed by the operator"))
 
         self.push_screen(ProjectSeatsScreen(project, seats,
-                                            can_draw=self.role == "operator"), chosen)
+                                            can_draw=self.role == "operator",
+                                            story=self.client.project_story), chosen)
 
     def _confirm_draw(self, request: DrawRequest) -> None:
         if self.role != "operator":

@@ -107,6 +107,18 @@ class AuditEvent:
     detail: str = ""  # compact JSON
 
 
+@dataclass(frozen=True)
+class StoryLine:
+    """One transition of a project's story (Operator.ProjectStory)."""
+
+    at: datetime
+    seat: str  # opaque session id; "" for the project itself
+    event: str
+    before: str
+    after: str
+    stimulus_id: str = ""
+
+
 class OperatorClient(Protocol):
     """The coordinator's Operator service, as the console uses it."""
 
@@ -121,6 +133,10 @@ class OperatorClient(Protocol):
     async def replace_member(self, project_id: str, session_id: str, reason: str,
                              note: str) -> str:
         """A supplementary draw for a seat (`no_show` or `leave`); returns the outcome."""
+        ...
+
+    async def project_story(self, project_id: str, last: int) -> list[StoryLine]:
+        """The newest `last` transitions of a project, oldest first."""
         ...
 
     async def step(self, name: str, fields: Mapping[str, str]) -> str:
@@ -216,6 +232,16 @@ class GrpcOperatorClient:
         except grpc.aio.AioRpcError as exc:
             raise client_error(exc) from None
         return str(reply.outcome)
+
+    async def project_story(self, project_id: str, last: int) -> list[StoryLine]:
+        try:
+            reply = await self._stub.ProjectStory(operator_pb2.ProjectStoryRequest(
+                project_id=project_id, last=last), timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            raise client_error(exc) from None
+        return [StoryLine(at=from_timestamp(s.at), seat=s.seat, event=s.event,
+                          before=s.before, after=s.after, stimulus_id=s.stimulus_id)
+                for s in reply.steps]
 
     async def step(self, name: str, fields: Mapping[str, str]) -> str:
         try:

@@ -1,11 +1,13 @@
 """The seats of one project, as an operator may see them: opaque sessions and states.
 
 From here the operator files a leave before opening (or a no-show once evaluating) for a
-seat that is not in the exceptions queue; the screen returns the chosen seat.
+seat that is not in the exceptions queue; the screen returns the chosen seat. Below the seats,
+the project's story: its newest transitions (Operator.ProjectStory), in local time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -14,9 +16,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
-from tui.operator_client import ProjectRow, SeatRow
+from tui.client_errors import ClientError
+from tui.operator_client import ProjectRow, SeatRow, StoryLine
 from tui.operator_model import WAITING
-from tui.states import hhmm, window_text
+from tui.states import PROVINCE_TZ, hhmm, window_text
 from tui.tables import selected_key
 
 
@@ -27,18 +30,23 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
         width: 78; height: 20; border: round $accent; background: $surface; padding: 0 1;
     }
     ProjectSeatsScreen DataTable { height: 1fr; }
+    ProjectSeatsScreen #story { height: 7; color: $text-muted; }
     """
+    STORY_LINES = 6  # the newest transitions shown under the seats
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "close"),
         Binding("d", "draw", "supplementary draw"),
     ]
 
     def __init__(self, project: ProjectRow, seats: list[SeatRow], *,
-                 can_draw: bool = True) -> None:
+                 can_draw: bool = True,
+                 story: Callable[[str, int], Awaitable[list[StoryLine]]] | None = None
+                 ) -> None:
         super().__init__()
         self.project = project
         self.seats = seats
         self.can_draw = can_draw  # an auditor sees the seats, and draws nothing
+        self.story = story
 
     def compose(self) -> ComposeResult:
         p = self.project
@@ -49,6 +57,7 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
                             if p.tenderer_reps else "") + "\n"
                          f"{p.name}")
             yield DataTable(id="seats", cursor_type="row", zebra_stripes=True)
+            yield Static("story: loading" if self.story else "", id="story")
             yield Static("d: supplementary draw for the selected seat   Esc: close"
                          if self.can_draw else "read only   Esc: close", id="seats-hint")
 
@@ -59,6 +68,18 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
             table.add_row(s.session_id, s.status, s.site_id, s.workstation_id,
                           hhmm(s.signed_in_at), s.draw_id[-8:], key=s.session_id)
         table.focus()
+        if self.story is not None:
+            self.run_worker(self._load_story(self.story), exclusive=True)
+
+    async def _load_story(self, story: Callable[[str, int], Awaitable[list[StoryLine]]]
+                          ) -> None:
+        pane = self.query_one("#story", Static)
+        try:
+            lines = await story(self.project.project_id, self.STORY_LINES)
+        except ClientError as exc:
+            pane.update(f"story: not available ({exc})"[:74])
+            return
+        pane.update(story_text(lines, self.STORY_LINES))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return self.can_draw or action != "draw"
@@ -77,3 +98,12 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def story_text(lines: list[StoryLine], shown: int) -> str:
+    """The story pane: a title, then one transition a line (local time, 74 columns)."""
+    title = f"story: the last {min(len(lines), shown)} transitions (local time)" if lines \
+        else "story: no transitions yet"
+    rows = [f"{x.at.astimezone(PROVINCE_TZ):%m-%d %H:%M} {x.seat or 'project':<20} "
+            f"{x.event:<19} {x.before}→{x.after}"[:74] for x in lines[-shown:]]
+    return "\n".join([title, *rows])

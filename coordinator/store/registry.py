@@ -20,6 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from coordinator.domain.lifecycle import ProjectState, StoryEntry
 from coordinator.domain.model import Expert, Project, Province
 from coordinator.domain.pii import PersonalData, PiiKeys
 from coordinator.province import codec
@@ -33,6 +34,9 @@ EXPERTS = "prov:experts"
 COMPANIES = "prov:companies"
 PROJECTS = "prov:projects"
 PROJECT_STATE = "proj:state"
+# A project's story: every lifecycle transition of it and its seats, JSON, oldest first.
+PROJECT_STORY = "proj:story:{}"
+STORY_KEPT = 1000  # the newest transitions kept per project (a project goes through dozens)
 META = "prov:meta"
 EXPERT_IDS = "prov:expert_ids"  # HMAC-SHA256(ID number) -> expert id: the desk's lookup
 
@@ -90,7 +94,7 @@ class Registry:
                         ((c.id, codec.company_to_dict(c)) for c in province.companies))
         for project in province.projects:
             pipe.hsetnx(PROJECTS, project.id, _dump(codec.project_to_dict(project)))
-            pipe.hsetnx(PROJECT_STATE, project.id, "registered")
+            pipe.hsetnx(PROJECT_STATE, project.id, ProjectState.REGISTERED.value)
         pipe.hincrby(META, "version", 1)
         await pipe.execute()
 
@@ -169,7 +173,7 @@ class Registry:
         """Register a project; False when one with that id exists (a resend is harmless)."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hsetnx(PROJECTS, project.id, _dump(codec.project_to_dict(project)))
-        pipe.hsetnx(PROJECT_STATE, project.id, "registered")
+        pipe.hsetnx(PROJECT_STATE, project.id, ProjectState.REGISTERED.value)
         added, _ = await pipe.execute()
         return bool(added)
 
@@ -188,6 +192,20 @@ class Registry:
 
     async def set_project_state(self, project_id: str, state: str) -> None:
         await self.redis.hset(PROJECT_STATE, project_id, state)
+
+    @staticmethod
+    def stage_story(pipe: Any, project_id: str, entry: StoryEntry) -> None:
+        """Append a transition to the project's story in the caller's MULTI (with the state
+        it records, so neither is stored without the other)."""
+        key = PROJECT_STORY.format(project_id)
+        pipe.rpush(key, json.dumps(entry.to_dict(), sort_keys=True, separators=(",", ":")))
+        pipe.ltrim(key, -STORY_KEPT, -1)
+
+    async def story(self, project_id: str, *, last: int = 0) -> list[StoryEntry]:
+        """The project's transitions, oldest first (only the `last` ones if given)."""
+        raw = await self.redis.lrange(PROJECT_STORY.format(project_id),
+                                      -last if last > 0 else 0, -1)
+        return [StoryEntry.from_dict(json.loads(item)) for item in raw]
 
     async def counts(self) -> dict[str, int]:
         pipe = self.redis.pipeline(transaction=False)

@@ -76,7 +76,8 @@ OPERATOR_SCREENS: list[tuple[str, Step]] = [
 
 @pytest.mark.parametrize("name, step", OPERATOR_SCREENS, ids=[n for n, _ in OPERATOR_SCREENS])
 async def test_operator_screens(name: str, step: Step) -> None:
-    app = OperatorConsole(FakeOperatorClient(grid=_grid()), "op-alice")
+    client = FakeOperatorClient(grid=_grid())
+    app = OperatorConsole(client, "op-alice")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await step(pilot)
@@ -90,6 +91,10 @@ async def test_operator_screens(name: str, step: Step) -> None:
             assert "not signed in since 09:00" in text.splitlines()[5]
         if name == "operator-seats":
             assert "committee 6 = 5+1 rep." in text
+            # The story pane: the project's transitions, in local time (+08).
+            assert "03-01 11:00 ses-0000000000000006 departed (declined) notified→declined" \
+                in text
+            assert ("project_story", ("P20260302-0002", 6)) in client.calls
 
 
 AUDITOR_SCREENS: list[tuple[str, Step]] = [

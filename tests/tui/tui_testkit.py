@@ -24,6 +24,7 @@ from tui.operator_client import (
     ProjectRow,
     SeatRow,
     SiteRow,
+    StoryLine,
 )
 from tui.site_client import Board, CheckedIn, Session, Workstation
 
@@ -168,6 +169,18 @@ def sample_events() -> list[AuditEvent]:
     ]
 
 
+def sample_story(project_id: str) -> list[StoryLine]:
+    """A drawn project whose first member declined and was replaced."""
+    draw = START - timedelta(days=1)
+    return [
+        StoryLine(draw, "", "draw placed", "registered", "drawn", "drw-0000000000000003"),
+        StoryLine(draw + timedelta(hours=2), "ses-0000000000000006", "departed (declined)",
+                  "notified", "declined", "req-1"),
+        StoryLine(draw + timedelta(hours=3), "ses-0000000000000008", "notice accepted",
+                  "notified", "accepted", "req-2"),
+    ] if project_id.endswith("2") else []
+
+
 @dataclass
 class FakeOperatorClient:
     grid: GridView = field(default_factory=sample_grid)
@@ -209,6 +222,10 @@ class FakeOperatorClient:
                              note: str) -> str:
         self.calls.append(("replace_member", (project_id, session_id, reason, note)))
         return self.outcome
+
+    async def project_story(self, project_id: str, last: int) -> list[StoryLine]:
+        self.calls.append(("project_story", (project_id, last)))
+        return sample_story(project_id)[-last:]
 
     async def step(self, name: str, fields: Mapping[str, str]) -> str:
         self.calls.append(("step", (name, dict(fields))))

@@ -20,6 +20,98 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class ProjectStoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    last: _builtins.int
+    """0: every transition kept"""
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        last: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last", b"last", "project_id", b"project_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProjectStoryRequest: _TypeAlias = ProjectStoryRequest  # noqa: Y015
+
+@_typing.final
+class StoryStep(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    STIMULUS_ID_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    BEFORE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    SEAT_FIELD_NUMBER: _builtins.int
+    INSTRUCTIONS_FIELD_NUMBER: _builtins.int
+    stimulus_id: _builtins.str
+    event: _builtins.str
+    """e.g. "window opened", "departed (no_show)" """
+    before: _builtins.str
+    after: _builtins.str
+    seat: _builtins.str
+    """the seat's opaque session id; "" for the project"""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def instructions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """what the coordinator carried out"""
+
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        stimulus_id: _builtins.str = ...,
+        event: _builtins.str = ...,
+        before: _builtins.str = ...,
+        after: _builtins.str = ...,
+        seat: _builtins.str = ...,
+        instructions: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "at", b"at", "before", b"before", "event", b"event", "instructions", b"instructions", "seat", b"seat", "stimulus_id", b"stimulus_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoryStep: _TypeAlias = StoryStep  # noqa: Y015
+
+@_typing.final
+class ProjectStoryReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    project_id: _builtins.str
+    state: _builtins.str
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoryStep]: ...
+    def __init__(
+        self,
+        *,
+        project_id: _builtins.str = ...,
+        state: _builtins.str = ...,
+        steps: _abc.Iterable[Global___StoryStep] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["project_id", b"project_id", "state", b"state", "steps", b"steps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProjectStoryReply: _TypeAlias = ProjectStoryReply  # noqa: Y015
+
+@_typing.final
 class SeedShareCommit(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

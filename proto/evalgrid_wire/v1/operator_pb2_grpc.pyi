@@ -76,6 +76,10 @@ class OperatorStub:
     the day plan waits for it, up to the configured fallback. Both audited.
     """
     RevealSeedShare: _grpc.UnaryUnaryMultiCallable[_operator_pb2.SeedShareReveal, _operator_pb2.SeedShareState]
+    ProjectStory: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ProjectStoryRequest, _operator_pb2.ProjectStoryReply]
+    """A project's story: every lifecycle transition of it and its seats, oldest first (the
+    newest `last` if given), each with the stimulus that caused it.
+    """
 
 @_typing.type_check_only
 class OperatorAsyncStub(OperatorStub):
@@ -125,6 +129,10 @@ class OperatorAsyncStub(OperatorStub):
     the day plan waits for it, up to the configured fallback. Both audited.
     """
     RevealSeedShare: _aio.UnaryUnaryMultiCallable[_operator_pb2.SeedShareReveal, _operator_pb2.SeedShareState]  # type: ignore[assignment]
+    ProjectStory: _aio.UnaryUnaryMultiCallable[_operator_pb2.ProjectStoryRequest, _operator_pb2.ProjectStoryReply]  # type: ignore[assignment]
+    """A project's story: every lifecycle transition of it and its seats, oldest first (the
+    newest `last` if given), each with the stimulus that caused it.
+    """
 
 class OperatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -285,5 +293,15 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.SeedShareReveal,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.SeedShareState, _abc.Awaitable[_operator_pb2.SeedShareState]]: ...
+
+    @_abc_1.abstractmethod
+    def ProjectStory(
+        self,
+        request: _operator_pb2.ProjectStoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ProjectStoryReply, _abc.Awaitable[_operator_pb2.ProjectStoryReply]]:
+        """A project's story: every lifecycle transition of it and its seats, oldest first (the
+        newest `last` if given), each with the stimulus that caused it.
+        """
 
 def add_OperatorServicer_to_server(servicer: OperatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -29,7 +29,7 @@ from evalgrid_wire.v1 import site_link_pb2
 from coordinator import seat_passes
 from coordinator.allocation import DEPARTURES, Allocation, SeatRecord
 from coordinator.batch.executor import Executor
-from coordinator.conduct_records import ConductFeed
+from coordinator.conduct_records import ConductFeed, ConductFollower
 from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
 from coordinator.domain import scoring
@@ -138,6 +138,12 @@ class Workflow:
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
         self.conduct = ConductFeed(redis, master_key)  # conduct bars, applied by screening
+        # ... kept in step with the trail by the coordinator itself (before each draw and
+        # at each schedule tick), not only by `conduct update`.
+        self.conduct_follower = ConductFollower(
+            redis, master_key, self.audit, rules, reports_dir,
+            windows=lambda: {p.id: p.window for p in self.desk.projects()},
+            allocation=self._read_allocation, record=self._record)
         # Wrong one-time codes run out per seat, workstation and desk (then locked, audited).
         # What people read (notices, refusals) is in the province's local time.
         self.local_tz = timezone(timedelta(minutes=rules.local_utc_offset_minutes))
@@ -1127,6 +1133,10 @@ class Workflow:
                 else:
                     upcoming.append((project.window.start - now).total_seconds())
             await self.faults.review()  # incident deadlines passed with the clock
+            try:  # the bars follow the trail (the next draw rebuilds its screen on them)
+                await self.conduct_follower.follow()
+            except Exception:  # a tick must not end the schedule
+                log.exception("following the conduct trail")
             wait = min([idle_s, *upcoming])
             if isinstance(self.clock, SimClock):
                 wait = idle_s  # simulated time moves only when told: wait for that
@@ -1332,7 +1342,9 @@ class Workflow:
         return "no-seat"
 
     async def _refresh_conduct(self) -> None:
-        """Conduct bars changed: the day's screen, built on the old ones, is built again."""
+        """Conduct bars changed (by the trail followed just now, `conduct update` or a
+        sanction): the day's screen, built on the old ones, is built again."""
+        await self.conduct_follower.follow()
         if await self.conduct.refresh(self.desk.pool):
             self.desk.forget_screen()
 

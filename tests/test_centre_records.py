@@ -135,6 +135,20 @@ def test_the_bar_keeps_the_planted_expert_out_of_later_draws(
     assert any(planted in inputs for a in day1.values() for inputs in a)  # drawn on day 1
     assert not any(planted in inputs for a in day2.values() for inputs in a)  # never again
     assert any(b.expert_id == planted and b.kind == "no_show_cool_off" for b in bars)
+    # No one ran `conduct update`: the coordinator followed the trail and audited the new bar
+    # (under the expert's pseudonym, on the no-show's evidence) before day 2's first draw.
+    entries = asyncio.run(_entries(data))
+    no_shows = {e.seq for e in entries if e.kind == "seat.no_show"}
+    alias = pseudonym(master_key(data), planted)
+    followed = next(e for e in entries if e.kind == "conduct.bars_followed" and any(
+        a["expert"] == alias and a["kind"] == "no_show_cool_off" for a in e.detail["added"]))
+    added = next(a for a in followed.detail["added"] if a["expert"] == alias)
+    assert set(added["evidence"]) <= no_shows and added["evidence"]
+    day2_draws = [e.seq for e in entries if e.kind.startswith("draw.")
+                  and e.subject[1:9] == f"{second:%Y%m%d}"]
+    assert day2_draws and followed.seq < min(day2_draws)
+    assert not any(e.kind in ("conduct.bars_recorded", "conduct.sanction_recorded")
+                   for e in entries if e.seq < min(day2_draws))
 
     # The bar is why: on day 2 the pool's day rules bar the planted expert for "conduct" with
     # the stored bars, and not without them.

@@ -16,10 +16,10 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coordinator import conduct_records
 from coordinator.domain.audit import AuditEntry
@@ -54,6 +54,9 @@ from coordinator.offline import (
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.registry import Registry
 from evalgrid.datadir import DataDir
+
+if TYPE_CHECKING:
+    from coordinator.workflow import Workflow
 
 # Column headers, Chinese and English (the centres publish in Chinese).
 CONDUCT_LABELS: dict[str, str] = {
@@ -242,6 +245,22 @@ def _site_json(f: SiteService) -> dict[str, Any]:
             "outages": f.outages, "outage_minutes": round(f.outage_minutes, 1),
             "incidents": f.incidents, "incident_minutes": round(f.incident_minutes, 1),
             "seats_moved": f.seats_moved}
+
+
+async def grid_service_stats(workflow: Workflow, start: date, end: date) -> list[SiteService]:
+    """The running coordinator's figures (Operator.ServiceStats): the same pure count as
+    `report service`, over the allocations of the projects whose window touches the period
+    (a sign-in happens in its window) instead of every allocation of the province."""
+    offset = timedelta(minutes=workflow.rules.local_utc_offset_minutes)
+    lo = datetime(start.year, start.month, start.day, tzinfo=UTC) - offset - timedelta(days=1)
+    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) - offset + timedelta(days=2)
+    projects = [p.id for p in workflow.desk.projects()
+                if p.window.start < hi and lo < p.window.end]
+    places = await _seat_places(workflow.redis, workflow.master_key, projects)
+    sites = {s.id: (s.city, sum(len(v.workstations) for v in s.venues))
+             for s in workflow.desk.sites.values()}
+    return service_stats(await workflow.audit.entries(), places, sites, start, end,
+                         workflow.rules.local_utc_offset_minutes)
 
 
 async def _seat_places(redis: Any, key: bytes, project_ids: Sequence[str]) -> list[SeatPlace]:

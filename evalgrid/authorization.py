@@ -124,6 +124,8 @@ AUTHORIZATION: Final[Mapping[str, Rule]] = MappingProxyType({
     "Operator.DecideIncident": Rule(_OP, "any", True, "wait / postpone / re-evaluate (audited)"),
     "Operator.ListNotices": Rule(_OP, "any", False, "notices: opaque ids, venue, no code"),
     "Operator.ResendNotice": Rule(_OP, "any", True, "send a notice again (audited)"),
+    "Operator.ServiceStats": Rule(_READ, "any", False,
+                                  "per site and city service figures: counts, no names"),
     "Operator.CommitSeedShare": Rule(("auditor",), "own seed share", True,
                                      "the supervisor commits to its share of a day's seed"),
     "Operator.RevealSeedShare": Rule(("auditor",), "own seed share", True,

@@ -76,6 +76,10 @@ class OperatorStub:
     the day plan waits for it, up to the configured fallback. Both audited.
     """
     RevealSeedShare: _grpc.UnaryUnaryMultiCallable[_operator_pb2.SeedShareReveal, _operator_pb2.SeedShareState]
+    ServiceStats: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ServiceStatsRequest, _operator_pb2.ServiceStatsReply]
+    """What each site and city served over a period of local days (coordinator/domain/
+    service_stats.py, as `evalgrid report service`): counts from the audit trail, no names.
+    """
 
 @_typing.type_check_only
 class OperatorAsyncStub(OperatorStub):
@@ -125,6 +129,10 @@ class OperatorAsyncStub(OperatorStub):
     the day plan waits for it, up to the configured fallback. Both audited.
     """
     RevealSeedShare: _aio.UnaryUnaryMultiCallable[_operator_pb2.SeedShareReveal, _operator_pb2.SeedShareState]  # type: ignore[assignment]
+    ServiceStats: _aio.UnaryUnaryMultiCallable[_operator_pb2.ServiceStatsRequest, _operator_pb2.ServiceStatsReply]  # type: ignore[assignment]
+    """What each site and city served over a period of local days (coordinator/domain/
+    service_stats.py, as `evalgrid report service`): counts from the audit trail, no names.
+    """
 
 class OperatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -285,5 +293,15 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
         request: _operator_pb2.SeedShareReveal,
         context: _ServicerContext,
     ) -> _typing.Union[_operator_pb2.SeedShareState, _abc.Awaitable[_operator_pb2.SeedShareState]]: ...
+
+    @_abc_1.abstractmethod
+    def ServiceStats(
+        self,
+        request: _operator_pb2.ServiceStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ServiceStatsReply, _abc.Awaitable[_operator_pb2.ServiceStatsReply]]:
+        """What each site and city served over a period of local days (coordinator/domain/
+        service_stats.py, as `evalgrid report service`): counts from the audit trail, no names.
+        """
 
 def add_OperatorServicer_to_server(servicer: OperatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -71,6 +71,8 @@ OPERATOR_SCREENS: list[tuple[str, Step]] = [
     ("operator-seats", keys("3", "down", "enter")),
     ("operator-draw", keys("4", "d")),
     ("operator-help", keys("question_mark")),
+    ("operator-service", keys("s")),
+    ("operator-service-month", keys("s", "p", "p", "down", "down")),
 ]
 
 
@@ -90,6 +92,11 @@ async def test_operator_screens(name: str, step: Step) -> None:
             assert "not signed in since 09:00" in text.splitlines()[5]
         if name == "operator-seats":
             assert "committee 6 = 5+1 rep." in text
+        if name == "operator-service":
+            assert "2026-03-02 (today)" in text and "as of 09:20 +08:00" in text
+            assert "S0001 workstations in use by half-day: 03-02 AM 3/4  03-02 PM 1/4" in text
+        if name == "operator-service-month":
+            assert "2026-03-01 .. 2026-03-02 (month)" in text
 
 
 AUDITOR_SCREENS: list[tuple[str, Step]] = [

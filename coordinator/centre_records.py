@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coordinator import conduct_records
-from coordinator.domain.audit import AuditEntry
+from coordinator.domain.audit import AuditEntry, entry_to_json
 from coordinator.domain.collusion import ScoreRecord, collusion_signals
 from coordinator.domain.conduct import (
     EVENT_KINDS,
@@ -52,8 +52,10 @@ from coordinator.offline import (
     read_allocation,
 )
 from coordinator.store.audit_log import AuditLog
+from coordinator.store.keys import public_key_hex
 from coordinator.store.registry import Registry
 from evalgrid.datadir import DataDir
+from evalgrid.pki import ensure_signing_certificate
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
@@ -394,10 +396,15 @@ async def inspect(data_dir: Path, redis_url: str | None, request: InspectionRequ
             "inspectors": request.inspectors, "weights": rules.inspection.canonical()})
         record = make_record(inputs, seed, committed.seq)
         drawn = draw_inspection(inputs, seed)
-        await log.append("inspection.drawn", inputs.period, {
+        revealed = await log.append("inspection.drawn", inputs.period, {
             "commitment_seq": committed.seq, "seed": seed.hex(),
             "projects": [a.project_id for a in drawn],
             "inspectors": sorted({a.inspector for a in drawn})})
+    # Anchored like a draw archive: the two signed entries and their signer travel with it.
+    signing = _signing_key(data_dir)
+    record["audit"] = [json.loads(entry_to_json(e)) for e in (committed, revealed)]
+    record["signer"] = {"key": public_key_hex(signing), "certificate": ensure_signing_certificate(
+        DataDir(data_dir).pki, signing.public_key())}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False),
                    encoding="utf-8")

@@ -138,8 +138,8 @@ class Workflow:
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
         self.conduct = ConductFeed(redis, master_key)  # conduct bars, applied by screening
-        # ... kept in step with the trail by the coordinator itself (before each draw and
-        # at each schedule tick), not only by `conduct update`.
+        # ... kept in step with the trail by the coordinator itself before each draw (the
+        # only reader of the bars), not only by `conduct update`: nothing runs behind a call.
         self.conduct_follower = ConductFollower(
             redis, master_key, self.audit, rules, reports_dir,
             windows=lambda: {p.id: p.window for p in self.desk.projects()},
@@ -1133,10 +1133,6 @@ class Workflow:
                 else:
                     upcoming.append((project.window.start - now).total_seconds())
             await self.faults.review()  # incident deadlines passed with the clock
-            try:  # the bars follow the trail (the next draw rebuilds its screen on them)
-                await self.conduct_follower.follow()
-            except Exception:  # a tick must not end the schedule
-                log.exception("following the conduct trail")
             wait = min([idle_s, *upcoming])
             if isinstance(self.clock, SimClock):
                 wait = idle_s  # simulated time moves only when told: wait for that

@@ -187,6 +187,9 @@ class Workflow:
         # Draws a crash interrupted half-placed: forward with the same seed, or back.
         await recover_intents(self)
         await self.faults.resume()  # seat passes a crash kept from going out
+        # Catch the conduct bars up with the trail now (from the stored cursor; the whole trail
+        # the first time), not in the first draw or day plan.
+        await self.conduct_follower.follow()
 
     async def plan_day(self, day: date, request_id: str, executor: Executor,
                        progress: PlanProgress | None = None) -> dict[str, Any]:

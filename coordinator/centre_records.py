@@ -16,13 +16,13 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coordinator import conduct_records
-from coordinator.domain.audit import AuditEntry
+from coordinator.domain.audit import AuditEntry, entry_to_json
 from coordinator.domain.collusion import ScoreRecord, collusion_signals
 from coordinator.domain.conduct import (
     EVENT_KINDS,
@@ -52,8 +52,13 @@ from coordinator.offline import (
     read_allocation,
 )
 from coordinator.store.audit_log import AuditLog
+from coordinator.store.keys import public_key_hex
 from coordinator.store.registry import Registry
 from evalgrid.datadir import DataDir
+from evalgrid.pki import ensure_signing_certificate
+
+if TYPE_CHECKING:
+    from coordinator.workflow import Workflow
 
 # Column headers, Chinese and English (the centres publish in Chinese).
 CONDUCT_LABELS: dict[str, str] = {
@@ -244,6 +249,22 @@ def _site_json(f: SiteService) -> dict[str, Any]:
             "seats_moved": f.seats_moved}
 
 
+async def grid_service_stats(workflow: Workflow, start: date, end: date) -> list[SiteService]:
+    """The running coordinator's figures (Operator.ServiceStats): the same pure count as
+    `report service`, over the allocations of the projects whose window touches the period
+    (a sign-in happens in its window) instead of every allocation of the province."""
+    offset = timedelta(minutes=workflow.rules.local_utc_offset_minutes)
+    lo = datetime(start.year, start.month, start.day, tzinfo=UTC) - offset - timedelta(days=1)
+    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) - offset + timedelta(days=2)
+    projects = [p.id for p in workflow.desk.projects()
+                if p.window.start < hi and lo < p.window.end]
+    places = await _seat_places(workflow.redis, workflow.master_key, projects)
+    sites = {s.id: (s.city, sum(len(v.workstations) for v in s.venues))
+             for s in workflow.desk.sites.values()}
+    return service_stats(await workflow.audit.entries(), places, sites, start, end,
+                         workflow.rules.local_utc_offset_minutes)
+
+
 async def _seat_places(redis: Any, key: bytes, project_ids: Sequence[str]) -> list[SeatPlace]:
     places = []
     for project_id in project_ids:
@@ -375,10 +396,15 @@ async def inspect(data_dir: Path, redis_url: str | None, request: InspectionRequ
             "inspectors": request.inspectors, "weights": rules.inspection.canonical()})
         record = make_record(inputs, seed, committed.seq)
         drawn = draw_inspection(inputs, seed)
-        await log.append("inspection.drawn", inputs.period, {
+        revealed = await log.append("inspection.drawn", inputs.period, {
             "commitment_seq": committed.seq, "seed": seed.hex(),
             "projects": [a.project_id for a in drawn],
             "inspectors": sorted({a.inspector for a in drawn})})
+    # Anchored like a draw archive: the two signed entries and their signer travel with it.
+    signing = _signing_key(data_dir)
+    record["audit"] = [json.loads(entry_to_json(e)) for e in (committed, revealed)]
+    record["signer"] = {"key": public_key_hex(signing), "certificate": ensure_signing_certificate(
+        DataDir(data_dir).pki, signing.public_key())}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False),
                    encoding="utf-8")

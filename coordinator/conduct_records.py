@@ -9,23 +9,28 @@ allocations (an audited read, as for collusion) and the signed reports; the rule
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.conduct import (
+    FOLLOWED_KINDS,
     ConductError,
     ConductEvent,
     Sanction,
     SeatLink,
     bars_from_events,
     events_from_audit,
+    follow_bars,
+    merge_events,
 )
 from coordinator.domain.model import ConductBar, Window
 from coordinator.domain.rules import Rules
@@ -35,8 +40,13 @@ from coordinator.store.registry import EXPERTS, Registry
 from coordinator.store.values import text
 from evalgrid.ids import opaque_id
 
+if TYPE_CHECKING:
+    from coordinator.allocation import Allocation
+
 BARS = "conduct:bars"  # hash: version, sealed ({"bars": [...]}, project "conduct")
 SANCTIONS = "conduct:sanctions"  # hash: sanction id -> sealed Sanction (project "conduct")
+FOLLOW = "conduct:follow"  # hash: cursor = the last audit seq the bars have followed
+EVENTS = "conduct:events:{expert_id}"  # string: sealed {"expert_id", "events": [...]}
 _SEALED_AS = "conduct"
 
 
@@ -93,6 +103,26 @@ async def store_sanction(redis: aioredis.Redis, master_key: bytes, s: Sanction) 
                      seal_json(master_key, _SEALED_AS, "conduct_sanction", body).to_json())
 
 
+def report_warnings(reports_dir: Path, projects: Iterable[str] | None = None
+                    ) -> dict[str, list[str]]:
+    """Project -> the expert refs of the deviation warnings in its signed report (of the
+    given projects only, when named)."""
+    wanted = None if projects is None else set(projects)
+    warnings: dict[str, list[str]] = {}
+    for path in sorted(reports_dir.glob("*.json")):
+        if wanted is not None and path.stem not in wanted:
+            continue
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))["report"]
+            project_id = body["project"]["id"]
+            warnings[project_id] = [str(w["expert_ref"]) for w in
+                                    body["evaluation"].get("warnings", [])
+                                    if w.get("kind") == "deviation" and w.get("expert_ref")]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # `report verify` is where a damaged report is named
+    return warnings
+
+
 @dataclass
 class ConductHistory:
     entries: list[AuditEntry]
@@ -115,16 +145,7 @@ async def load_history(redis: aioredis.Redis, master_key: bytes, log: AuditLog, 
         if alloc is not None:
             seats += [SeatLink(s.expert_id, project.id, s.session_id, s.expert_ref)
                       for s in alloc.seats]
-    warnings: dict[str, list[str]] = {}
-    for path in sorted(reports_dir.glob("*.json")):
-        try:
-            body = json.loads(path.read_text(encoding="utf-8"))["report"]
-            project_id = body["project"]["id"]
-            warnings[project_id] = [str(w["expert_ref"]) for w in
-                                    body["evaluation"].get("warnings", [])
-                                    if w.get("kind") == "deviation" and w.get("expert_ref")]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # `report verify` is where a damaged report is named
+    warnings = report_warnings(reports_dir)
     entries = await log.entries()
     events = events_from_audit(entries, seats, windows, rules.conduct, warnings)
     sanctions = await read_sanctions(redis, master_key)
@@ -141,6 +162,8 @@ async def update_bars(redis: aioredis.Redis, master_key: bytes, log: AuditLog, r
                                  purpose=f"conduct update by {by}")
     bars = bars_from_events(history.events, history.sanctions, rules.conduct,
                             rules.local_utc_offset_minutes)
+    if history.entries:
+        await store_followed(redis, master_key, history.events, history.entries[-1].seq)
     version = await store_bars(redis, master_key, bars)
     kinds: dict[str, int] = {}
     for b in bars:
@@ -196,3 +219,167 @@ class ConductFeed:
         pool.set_conduct_bars(bars)
         self.seen, self._pool = version, pool
         return True
+
+
+# --- following the trail -------------------------------------------------------------------
+
+def events_key(expert_id: str) -> str:
+    return EVENTS.format(expert_id=expert_id)
+
+
+def _event_to_json(e: ConductEvent) -> dict[str, Any]:
+    return {"kind": e.kind, "at": e.at.isoformat(), "project": e.project_id,
+            "evidence": list(e.evidence), "detail": e.detail}
+
+
+def _event_from_json(expert_id: str, d: dict[str, Any]) -> ConductEvent:
+    return ConductEvent(expert_id, str(d["kind"]), datetime.fromisoformat(d["at"]),
+                        str(d["project"]), tuple(int(s) for s in d["evidence"]),
+                        str(d.get("detail", "")))
+
+
+def _seal_events(master_key: bytes, expert_id: str, events: Sequence[ConductEvent]) -> str:
+    return seal_json(master_key, _SEALED_AS, "conduct_events", {
+        "expert_id": expert_id, "events": [_event_to_json(e) for e in events]}).to_json()
+
+
+async def read_events(redis: aioredis.Redis, master_key: bytes, experts: Iterable[str]
+                      ) -> dict[str, list[ConductEvent]]:
+    """The followed events of `experts` (an empty list for one with none yet)."""
+    wanted = sorted(set(experts))
+    if not wanted:
+        return {}
+    found: dict[str, list[ConductEvent]] = {}
+    for expert_id, raw in zip(wanted, await redis.mget([events_key(e) for e in wanted]),
+                              strict=True):
+        if raw is None:
+            found[expert_id] = []
+            continue
+        body = unseal_json(master_key, SealedBox.from_json(text(raw)), project_id=_SEALED_AS,
+                           purpose="conduct_events")
+        if body.get("expert_id") != expert_id:  # a blob moved to another expert's key
+            raise ConductError(f"{events_key(expert_id)}: holds another expert's events")
+        found[expert_id] = [_event_from_json(expert_id, d) for d in body["events"]]
+    return found
+
+
+async def followed_cursor(redis: aioredis.Redis) -> int:
+    return int(await redis.hget(FOLLOW, "cursor") or 0)
+
+
+class ConductFollower:
+    """Keeps the conduct bars in step with the audit trail by itself.
+
+    From the cursor (the last audit seq followed) it reads the new entries, turns the ones
+    that can make conduct (FOLLOWED_KINDS) into events, adds them to their experts' events
+    and derives those experts' bars again; events, cursor and bars are written in one
+    transaction (a crash re-follows the same stretch, which changes nothing), and a change
+    of bars is audited `conduct.bars_followed`. The draw then picks the new bars up through
+    ConductFeed (their version moved) and rebuilds the day's screen.
+    """
+
+    def __init__(self, redis: aioredis.Redis, master_key: bytes, log: AuditLog, rules: Rules,
+                 reports_dir: Path, *,
+                 windows: Callable[[], Mapping[str, Window]],
+                 allocation: Callable[[str], Awaitable[Allocation | None]],
+                 record: Callable[[str, str, dict[str, Any]], Awaitable[AuditEntry]]) -> None:
+        self.redis, self.master_key, self.log, self.rules = redis, master_key, log, rules
+        self.reports_dir = reports_dir
+        self._windows, self._allocation, self._record = windows, allocation, record
+        self._lock = asyncio.Lock()
+
+    async def follow(self) -> dict[str, Any] | None:
+        """Follow the trail up to its end; a summary when the bars changed, else None."""
+        async with self._lock:
+            for _ in range(8):
+                try:
+                    return await self._follow_once()
+                except WatchError:
+                    continue  # a `conduct update` or a sanction wrote meanwhile: read again
+            return None
+
+    async def _seats(self, entries: Sequence[AuditEntry],
+                     windows: Mapping[str, Window]) -> list[SeatLink]:
+        projects = {e.subject for e in entries if e.subject in windows}
+        for e in entries:  # a lockout names its site: the projects around its time
+            if e.kind in ("signin.locked", "checkin.locked"):
+                at = datetime.fromisoformat(e.at.replace("Z", "+00:00"))
+                projects |= {p for p, w in windows.items()
+                             if w.start.date() <= at.date() <= w.end.date()}
+        seats: list[SeatLink] = []
+        for project_id in sorted(projects):
+            alloc = await self._allocation(project_id)
+            if alloc is not None:
+                seats += [SeatLink(s.expert_id, project_id, s.session_id, s.expert_ref)
+                          for s in alloc.seats]
+        return seats
+
+    async def _follow_once(self) -> dict[str, Any] | None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(FOLLOW, BARS)
+            cursor = int(await pipe.hget(FOLLOW, "cursor") or 0)
+            entries = await self.log.entries(after_seq=cursor)
+            if not entries:
+                return None
+            last = entries[-1].seq
+            relevant = [e for e in entries if e.kind in FOLLOWED_KINDS]
+            new: list[ConductEvent] = []
+            if relevant:
+                windows = self._windows()
+                reported = [e.subject for e in relevant if e.kind == "evaluation.reported"]
+                warnings = report_warnings(self.reports_dir, reported) if reported else {}
+                new = events_from_audit(relevant, await self._seats(relevant, windows),
+                                        windows, self.rules.conduct, warnings)
+            held = await read_events(self.redis, self.master_key, {e.expert_id for e in new})
+            merged = {x: merge_events(evs, [e for e in new if e.expert_id == x])
+                      for x, evs in held.items()}
+            grown = {x: evs for x, evs in merged.items() if len(evs) > len(held[x])}
+            changed = False
+            bars: list[ConductBar] = []
+            old_bars: list[ConductBar] = []
+            if grown:
+                _, old_bars = await read_bars(self.redis, self.master_key)
+                bars = follow_bars(old_bars, merged, await read_sanctions(
+                    self.redis, self.master_key), self.rules.conduct,
+                    self.rules.local_utc_offset_minutes)
+                changed = set(bars) != set(old_bars)
+            pipe.multi()  # type: ignore[no-untyped-call]
+            for expert_id, events in grown.items():
+                pipe.set(events_key(expert_id), _seal_events(self.master_key, expert_id, events))
+            pipe.hset(FOLLOW, "cursor", last)
+            if changed:
+                pipe.hincrby(BARS, "version", 1)
+                pipe.hset(BARS, "sealed", seal_json(
+                    self.master_key, _SEALED_AS, "conduct_bars",
+                    {"bars": [bar_to_json(b) for b in bars]}).to_json())
+            replies = await pipe.execute()
+        if not changed:
+            return None
+        version = int(replies[len(grown) + 1])
+        added = sorted(set(bars) - set(old_bars), key=lambda b: (b.start, b.kind))
+        from coordinator.offline import pseudonym
+
+        summary = {
+            "version": version, "followed_to": last, "entries": len(entries),
+            "events": sum(len(grown[x]) - len(held[x]) for x in grown),
+            "bars": len(bars), "experts": len(grown),
+            "added": [{"expert": pseudonym(self.master_key, b.expert_id), "kind": b.kind,
+                       "until": b.end.isoformat(), "evidence": list(b.evidence)}
+                      for b in added],
+            "lifted": len(set(old_bars) - set(bars))}
+        await self._record("conduct.bars_followed", "conduct", summary)
+        return summary
+
+
+async def store_followed(redis: aioredis.Redis, master_key: bytes,
+                         events: Sequence[ConductEvent], cursor: int) -> None:
+    """After a full recompute (`conduct update`): every expert's events and the cursor, so
+    the follower goes on from there instead of reading the trail again."""
+    per_expert: dict[str, list[ConductEvent]] = {}
+    for e in events:
+        per_expert.setdefault(e.expert_id, []).append(e)
+    pipe = redis.pipeline(transaction=True)
+    for expert_id, evs in per_expert.items():
+        pipe.set(events_key(expert_id), _seal_events(master_key, expert_id, evs))
+    pipe.hset(FOLLOW, "cursor", cursor)
+    await pipe.execute()

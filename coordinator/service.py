@@ -101,6 +101,17 @@ def _event_id(after_id: str) -> int:
     return int(after_id)
 
 
+#: The longest period one Operator.ServiceStats call counts (it reads the whole trail).
+MAX_SERVICE_DAYS = 366
+
+
+def _local_date(text: str, field: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise WorkflowError(field, f"a local date YYYY-MM-DD, not {text[:40]!r}") from None
+
+
 def _when(ts: Timestamp, field: str) -> datetime:
     """A wire timestamp as a datetime; out-of-range seconds or nanos are refused by name."""
     try:
@@ -613,6 +624,42 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
         now = self.workflow.advance_clock(to)
         await self.workflow.save_clock()
         return operator_pb2.AdvanceClockReply(now=to_timestamp(now))
+
+    @answers_errors
+    async def ServiceStats(self, request: operator_pb2.ServiceStatsRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> operator_pb2.ServiceStatsReply:
+        """Per site and city, what the grid served over local days [from_day, to_day]."""
+        from coordinator.centre_records import grid_service_stats
+        from coordinator.domain.service_stats import by_city
+
+        authorize("Operator.ServiceStats")
+        start = _local_date(request.from_day, "from_day")
+        end = _local_date(request.to_day, "to_day")
+        if end < start:
+            raise WorkflowError("to_day", f"{end} is before from_day {start}")
+        if (end - start).days >= MAX_SERVICE_DAYS:
+            raise WorkflowError("to_day", f"a period of at most {MAX_SERVICE_DAYS} days")
+        figures = await grid_service_stats(self.workflow, start, end)
+        reply = operator_pb2.ServiceStatsReply(from_day=start.isoformat(),
+                                               to_day=end.isoformat(),
+                                               now=to_timestamp(self.workflow.now()))
+        for f in figures:
+            site = reply.sites.add(
+                site_id=f.site_id, city=f.city, workstations=f.workstations,
+                guest_projects=f.guest_projects, seat_services=f.seat_services,
+                host_projects=f.host_projects, outages=f.outages,
+                outage_minutes=f.outage_minutes, incidents=f.incidents,
+                incident_minutes=f.incident_minutes, seats_moved=f.seats_moved)
+            for (day, half), n in f.half_days.items():
+                site.half_days.add(day=day, half=half, workstations=n)
+        for c in by_city(figures):
+            reply.cities.add(city=c.city, sites=c.sites, workstations=c.workstations,
+                             guest_projects=c.guest_projects, seat_services=c.seat_services,
+                             host_projects=c.host_projects, outages=c.outages,
+                             outage_minutes=c.outage_minutes, incidents=c.incidents,
+                             incident_minutes=c.incident_minutes)
+        return reply
 
     async def PlanDay(self, request: operator_pb2.PlanDayRequest,
                       context: grpc.aio.ServicerContext

@@ -30,7 +30,7 @@ from evalgrid_wire.v1 import site_link_pb2
 from coordinator import seat_passes
 from coordinator.allocation import DEPARTURES, Allocation, SeatRecord
 from coordinator.batch.executor import Executor
-from coordinator.conduct_records import ConductFeed
+from coordinator.conduct_records import ConductFeed, ConductFollower
 from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
 from coordinator.domain import scoring
@@ -165,6 +165,12 @@ class Workflow:
         self.desk = DrawDesk(rules)
         self.desk.pseudonym_key = pseudonym_key(master_key)  # draws record the registry digest
         self.conduct = ConductFeed(redis, master_key)  # conduct bars, applied by screening
+        # ... kept in step with the trail by the coordinator itself before each draw (the
+        # only reader of the bars), not only by `conduct update`: nothing runs behind a call.
+        self.conduct_follower = ConductFollower(
+            redis, master_key, self.audit, rules, reports_dir,
+            windows=lambda: {p.id: p.window for p in self.desk.projects()},
+            allocation=self._read_allocation, record=self._record)
         # Wrong one-time codes run out per seat, workstation and desk (then locked, audited).
         # What people read (notices, refusals) is in the province's local time.
         self.local_tz = timezone(timedelta(minutes=rules.local_utc_offset_minutes))
@@ -209,6 +215,9 @@ class Workflow:
         # Draws a crash interrupted half-placed: forward with the same seed, or back.
         await recover_intents(self)
         await self.faults.resume()  # seat passes a crash kept from going out
+        # Catch the conduct bars up with the trail now (from the stored cursor; the whole trail
+        # the first time), not in the first draw or day plan.
+        await self.conduct_follower.follow()
 
     async def plan_day(self, day: date, request_id: str, executor: Executor,
                        progress: PlanProgress | None = None) -> dict[str, Any]:
@@ -1445,7 +1454,9 @@ class Workflow:
         return "no-seat"
 
     async def _refresh_conduct(self) -> None:
-        """Conduct bars changed: the day's screen, built on the old ones, is built again."""
+        """Conduct bars changed (by the trail followed just now, `conduct update` or a
+        sanction): the day's screen, built on the old ones, is built again."""
+        await self.conduct_follower.follow()
         if await self.conduct.refresh(self.desk.pool):
             self.desk.forget_screen()
 

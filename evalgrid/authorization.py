@@ -126,6 +126,8 @@ AUTHORIZATION: Final[Mapping[str, Rule]] = MappingProxyType({
     "Operator.ResendNotice": Rule(_OP, "any", True, "send a notice again (audited)"),
     "Operator.ProjectStory": Rule(_READ, "any", False,
                                   "a project's transitions: states, opaque seats"),
+    "Operator.ServiceStats": Rule(_READ, "any", False,
+                                  "per site and city service figures: counts, no names"),
     "Operator.CommitSeedShare": Rule(("auditor",), "own seed share", True,
                                      "the supervisor commits to its share of a day's seed"),
     "Operator.RevealSeedShare": Rule(("auditor",), "own seed share", True,

@@ -764,7 +764,8 @@ def cmd_draw_verify(args: argparse.Namespace) -> int:
     from evalgrid.progress import phases
     from evalgrid.records_cli import verify_inspection_file
 
-    inspection = verify_inspection_file(Path(args.file))  # an inspection draw replays here too
+    inspection = verify_inspection_file(  # an inspection draw replays (and anchors) here too
+        Path(args.file), lambda: _trust(args), accept_unanchored=args.accept_unanchored)
     if inspection is not None:
         return inspection
     trust = _trust(args)

@@ -368,7 +368,7 @@ class _Grid:
         self._channels: list[grpc.aio.Channel] = []
         self._answered: set[str] = set()
         self._enrolling: dict[str, asyncio.Lock] = {}
-        self.redis_url: str | None = None  # the operator's tools (conduct update) use it
+        self.redis_url: str | None = None  # the operator's tools use it
 
     def _channel(self, target: str, role: str, subject: str) -> grpc.aio.Channel:
         channel = secure_channel(target, channel_credentials(self.data.pki, role, subject),
@@ -386,21 +386,18 @@ class _Grid:
 
     async def play_day(self, progress: Progress) -> None:
         """Every day of the demo: registration once, then day by day the plan, the answers
-        and the evaluations; before each later day the operator updates the conduct bars
-        from what the grid recorded (`evalgrid conduct update`)."""
+        and the evaluations. No one updates the conduct bars by hand: the coordinator
+        follows them from the trail, so day 1's no-show is barred from day 2's plan."""
         await self.register_projects(progress)
         days = sorted({(p.window.start + timedelta(hours=8)).date()  # the demo runs in UTC+8
                        for p in self.projects.values()})
         for n, day in enumerate(days):
             if n:
-                from coordinator.centre_records import conduct_update
-
-                # The evening before: the clock moves on, the bars are brought up to date.
+                # The evening before: the clock moves on (the bars follow by themselves).
                 evening = datetime(day.year, day.month, day.day, tzinfo=UTC) \
                     - timedelta(hours=14)
                 await self.operator.AdvanceClock(operator_pb2.AdvanceClockRequest(
                     to=to_timestamp(evening)), timeout=UNARY_DEADLINE_S)
-                await conduct_update(self.data.root, self.redis_url, by=f"operator:{OPERATOR}")
                 self.drawn, self.accepted = [], []
             await self.draw_all(progress, day)
             await self.answer_notices(progress)

@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalgrid.trust import PinnedTrust
 
 
 def _fail(message: str) -> Exception:
@@ -137,24 +141,53 @@ def cmd_audit_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def verify_inspection_file(path: Path) -> int | None:
-    """`draw verify` on an inspection record: the exit status; None if it is not one."""
-    from coordinator.domain.inspection import FORMAT, verify_inspection
+def verify_inspection_file(path: Path, trust: Callable[[], PinnedTrust], *,
+                           accept_unanchored: bool = False) -> int | None:
+    """`draw verify` on an inspection record: the exit status; None if it is not one.
+
+    The replay shows that the record agrees with itself; its carried audit entries, checked
+    with the pinned coordinator key, show that the commitment was signed before the draw and
+    the result after it (a record of format /1 carries none: refused unless
+    `accept_unanchored`)."""
+    from coordinator.domain.anchoring import entries_from_export
+    from coordinator.domain.inspection import FORMAT, FORMATS, anchor_problems, verify_inspection
 
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
+    if not isinstance(record, dict) or record.get("format") not in FORMATS:
         return None
     problems = verify_inspection(record)
+    anchored = record.get("format") == FORMAT
+    if anchored:
+        signer = record.get("signer")
+        rows = record.get("audit")
+        if not isinstance(signer, dict):
+            problems.append("signer: the record names no signer")
+        elif not isinstance(rows, list):
+            problems.append("audit: the record carries no audit entries")
+        else:
+            key, refused = trust().signer(carried_key=signer.get("key"),
+                                          carried_cert=signer.get("certificate") or None)
+            if key is None:
+                problems.append(refused)
+            else:
+                entries, unreadable = entries_from_export(rows)
+                problems += unreadable + anchor_problems(record, entries, key)
+    elif not accept_unanchored:
+        problems.append(f"format: {record.get('format')} carries no signed audit entries: "
+                        "the commitment is not anchored in the chain (replayed only; pass "
+                        "--accept-unanchored to accept that)")
     if problems:
         print("inspection verification FAILED:")
         for problem in problems:
             print(f"  - {problem}")
         return 1
     print(f"inspection verified: {len(record['result'])} project(s) and their inspectors "
-          "replayed identically from the committed seed and inputs")
+          "replayed identically from the committed seed and inputs"
+          + (", commitment and result anchored in the signed audit trail" if anchored else
+             " (unanchored, accepted)"))
     return 0
 
 

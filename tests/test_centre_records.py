@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from coordinator.conduct_records import SANCTIONS, read_bars
+from coordinator.domain import inspection
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.eligibility import PoolIndex
 from coordinator.domain.rules import load_rules
@@ -135,6 +136,20 @@ def test_the_bar_keeps_the_planted_expert_out_of_later_draws(
     assert any(planted in inputs for a in day1.values() for inputs in a)  # drawn on day 1
     assert not any(planted in inputs for a in day2.values() for inputs in a)  # never again
     assert any(b.expert_id == planted and b.kind == "no_show_cool_off" for b in bars)
+    # No one ran `conduct update`: the coordinator followed the trail and audited the new bar
+    # (under the expert's pseudonym, on the no-show's evidence) before day 2's first draw.
+    entries = asyncio.run(_entries(data))
+    no_shows = {e.seq for e in entries if e.kind == "seat.no_show"}
+    alias = pseudonym(master_key(data), planted)
+    followed = next(e for e in entries if e.kind == "conduct.bars_followed" and any(
+        a["expert"] == alias and a["kind"] == "no_show_cool_off" for a in e.detail["added"]))
+    added = next(a for a in followed.detail["added"] if a["expert"] == alias)
+    assert set(added["evidence"]) <= no_shows and added["evidence"]
+    day2_draws = [e.seq for e in entries if e.kind.startswith("draw.")
+                  and e.subject[1:9] == f"{second:%Y%m%d}"]
+    assert day2_draws and followed.seq < min(day2_draws)
+    assert not any(e.kind in ("conduct.bars_recorded", "conduct.sanction_recorded")
+                   for e in entries if e.seq < min(day2_draws))
 
     # The bar is why: on day 2 the pool's day rules bar the planted expert for "conduct" with
     # the stored bars, and not without them.
@@ -192,8 +207,9 @@ def test_an_inspection_draw_is_committed_first_and_replays(
     assert "weights:" in done.stdout and "collusion_signal 4" in done.stdout
     record = json.loads(out.read_text(encoding="utf-8"))
     assert len(record["result"]) == 3 and len(record["inputs"]["projects"]) == 10
-    verified = evalgrid("draw", "verify", out)
+    verified = evalgrid("draw", "verify", out, "--data-dir", data)
     assert verified.returncode == 0, verified.stdout
+    assert "anchored in the signed audit trail" in verified.stdout
     # The commitment was in the trail before the draw, and the revealed seed matches it.
     entries = asyncio.run(_entries(data))
     committed = next(e for e in entries if e.seq == record["commitment"]["audit_seq"])
@@ -207,12 +223,65 @@ def test_an_inspection_draw_is_committed_first_and_replays(
     record["result"][0]["inspector"] = "mallory"
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(record), encoding="utf-8")
-    refused = evalgrid("draw", "verify", forged)
+    refused = evalgrid("draw", "verify", forged, "--data-dir", data)
     assert refused.returncode == 1 and "result" in refused.stdout
     too_many = evalgrid("audit", "inspect", "--period", f"{first}..{second}", "--sample", "99",
                         "--roster", roster, "--data-dir", data, timeout=180)
     assert too_many.returncode == 2 and "sample" in too_many.stderr
     assert evalgrid("audit", "verify", "--data-dir", data).returncode == 0
+
+
+def test_a_tampered_inspection_record_is_refused(
+        demo: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """A record rewritten to agree with itself (a fresh seed, its hash, the replayed sample)
+    replays; the signed trail entries it carries are what refuse it."""
+    data, _ = demo
+    first, second = _days(data)
+    roster = tmp_path / "roster.txt"
+    roster.write_text("wang\nli\nzhao\n", encoding="utf-8")
+    out = tmp_path / "inspection.json"
+    done = evalgrid("audit", "inspect", "--period", f"{first}..{second}", "--sample", "2",
+                    "--inspectors", "1", "--roster", roster, "--out", out, "--data-dir", data,
+                    timeout=180)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(out.read_text(encoding="utf-8"))
+    assert [e["kind"] for e in record["audit"]] == ["inspection.committed", "inspection.drawn"]
+    inputs = inspection.inputs_from_json(record["inputs"])
+    chosen = next(seed for seed in (bytes([n]) * 32 for n in range(256))
+                  if inspection.make_record(inputs, seed, 0)["result"] != record["result"])
+
+    def write(name: str, body: dict[str, Any]) -> Path:
+        path = tmp_path / name
+        path.write_text(json.dumps(body), encoding="utf-8")
+        return path
+
+    # 1. Self-consistent rewrite: a sample chosen after the fact, with its seed and hash.
+    rewritten = {**record, **{k: v for k, v in inspection.make_record(
+        inputs, chosen, record["commitment"]["audit_seq"]).items() if k != "format"}}
+    assert inspection.verify_inspection(rewritten) == []  # it agrees with itself
+    refused = evalgrid("draw", "verify", write("rewritten.json", rewritten), "--data-dir", data)
+    assert refused.returncode == 1, refused.stdout
+    assert "commitment.seed_hash: not the one signed" in refused.stdout
+    assert "seed: not the seed revealed" in refused.stdout
+    # 2. ... with the carried entries edited to match: their hashes and signatures break.
+    edited = json.loads(json.dumps(rewritten))
+    edited["audit"][0]["detail"]["seed_hash"] = rewritten["commitment"]["seed_hash"]
+    edited["audit"][1]["detail"]["seed"] = rewritten["seed"]
+    edited["audit"][1]["detail"]["projects"] = [r["project_id"] for r in rewritten["result"]]
+    refused = evalgrid("draw", "verify", write("edited.json", edited), "--data-dir", data)
+    assert refused.returncode == 1 and "its hash does not match its content" in refused.stdout
+    # 3. Unanchored (format /1, no entries): refused unless accepted as replay-only.
+    bare = {k: v for k, v in record.items() if k not in ("audit", "signer")}
+    bare["format"] = "evalgrid-inspection/1"
+    path = write("bare.json", bare)
+    refused = evalgrid("draw", "verify", path, "--data-dir", data)
+    assert refused.returncode == 1 and "not anchored" in refused.stdout
+    accepted = evalgrid("draw", "verify", path, "--data-dir", data, "--accept-unanchored")
+    assert accepted.returncode == 0 and "unanchored, accepted" in accepted.stdout
+    # 4. Carrying another signer's key: refused against the pinned one.
+    other = {**record, "signer": {"key": "11" * 32, "certificate": ""}}
+    refused = evalgrid("draw", "verify", write("other.json", other), "--data-dir", data)
+    assert refused.returncode == 1 and "signer" in refused.stdout
 
 
 def test_a_sanction_by_hand_is_audited_and_bad_ones_store_nothing(

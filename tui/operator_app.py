@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
+from datetime import datetime
 from typing import ClassVar
 
 from rich.text import Text
@@ -62,7 +63,8 @@ HELP = [
     ("n / r / x", "notices of the project / resend one / record a decline"),
     ("i / e", "incidents / decide one (wait, postpone, reevaluate)"),
     ("u", "lift a sign-in lockout (site, workstation or session, reason)"),
-    ("/", "search by project or site (filters every list); Enter keeps it"),
+    ("s", "service by site and city (in it, p changes the period)"),
+    ("/", "search project or site (filters every list); Enter keeps it"),
     ("Esc", "clear the search"),
     ("?", "this help"),
     ("q", "quit"),
@@ -112,6 +114,7 @@ class OperatorConsole(App[None]):
         Binding("question_mark", "help", "help"),
         Binding("slash", "search", "search"),
         Binding("d", "draw", "suppl. draw"),
+        Binding("s", "service", "service", show=False),  # in the help: the footer is full
         Binding("escape", "clear_search", "clear", show=False),
         *(Binding(key, f"step('{name}')", name, show=False) for key, name in (
             ("c", "close"), ("n", "notices"), ("r", "resend"), ("x", "decline"),
@@ -521,6 +524,13 @@ class OperatorConsole(App[None]):
             if issue.kind.startswith("incident"):
                 values["incident"] = issue.key.split(":", 1)[-1]
         return {k: v for k, v in values.items() if v}
+
+    def action_service(self) -> None:
+        """The province's service figures (tui/operator_service.py), from today."""
+        from tui.operator_service import ServiceScreen
+
+        now = self.view.now if self.view is not None else datetime.now(PROVINCE_TZ)
+        self.push_screen(ServiceScreen(self.client, now.astimezone(PROVINCE_TZ).date()))
 
     def action_help(self) -> None:
         keys = [(k, what) for k, what in HELP

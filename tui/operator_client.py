@@ -10,9 +10,9 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 from evalgrid_wire.v1 import operator_pb2, operator_pb2_grpc
@@ -21,6 +21,9 @@ from evalgrid.ids import request_id
 from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import from_timestamp
 from tui.client_errors import ClientError, client_error
+
+if TYPE_CHECKING:
+    from tui.operator_service import ServiceView
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,10 @@ class OperatorClient(Protocol):
         text; raises `ClientError` with the coordinator's reason when refused."""
         ...
 
+    async def service_stats(self, start: date, end: date) -> ServiceView:
+        """Per site and city, what the grid served over the local days [start, end]."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -248,6 +255,16 @@ class GrpcOperatorClient:
             return await _run_step(self._stub, name, fields)
         except grpc.aio.AioRpcError as exc:
             raise client_error(exc) from None
+
+    async def service_stats(self, start: date, end: date) -> ServiceView:
+        from tui.operator_service import service_from_wire
+
+        try:
+            reply = await self._stub.ServiceStats(operator_pb2.ServiceStatsRequest(
+                from_day=start.isoformat(), to_day=end.isoformat()), timeout=60)
+        except grpc.aio.AioRpcError as exc:
+            raise client_error(exc) from None
+        return service_from_wire(reply)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -36,7 +36,7 @@ from coordinator.domain.randomness import spare_workstation
 from coordinator.domain.seed_protocol import SeedRefused, check_reveal, final_seed
 
 __all__ = ["ANCHOR_KINDS", "COMMITMENT_FIELDS", "check_anchors", "entries_from_export",
-           "move_problems"]
+           "entry_problems", "move_problems"]
 
 #: The seed shares of a day (coordinator/seed_shares.py), by the day as subject.
 SEED_KINDS = ("seed.coordinator_committed", "seed.supervisor_committed",
@@ -81,6 +81,11 @@ def _entry_problems(entries: Sequence[AuditEntry], key: Ed25519PublicKey) -> lis
             problems.append(f"{name}: prev_hash does not link to entry seq {previous.seq}")
         previous = entry
     return problems
+
+
+def entry_problems(entries: Sequence[AuditEntry], key: Ed25519PublicKey) -> list[str]:
+    """Each carried entry's hash, signature (pinned key) and chain link to its neighbour."""
+    return _entry_problems(entries, key)
 
 
 def _one(entries: Sequence[AuditEntry], kind: str, draw_id: str) -> AuditEntry | None:

@@ -39,6 +39,13 @@ _DEPARTURE_KINDS = {"seat.declined": "decline", "seat.left": "leave", "seat.no_s
                     "seat.recused": "recusal"}
 
 
+# Audit kinds that can make a conduct event: the follower reads only these (and skips the
+# allocations altogether when a stretch of the trail holds none).
+FOLLOWED_KINDS: frozenset[str] = frozenset({
+    *_DEPARTURE_KINDS, "expert.signed_in", "sheet.returned", "signin.locked",
+    "checkin.locked", "evaluation.reported"})
+
+
 class ConductError(ValueError):
     """Bad input for a conduct record; the message names the field."""
 
@@ -265,3 +272,27 @@ def conduct_rows(events: Iterable[ConductEvent], bars: Iterable[ConductBar], sta
                                tuple(in_force.get(expert_id, ())),
                                tuple(sorted(evidence[expert_id]))))
     return rows
+
+
+def merge_events(held: Sequence[ConductEvent], new: Iterable[ConductEvent]
+                 ) -> list[ConductEvent]:
+    """An expert's events with the newly followed ones. An event resting on an entry at or
+    before the last one already held is a second reading of the same stretch of trail, and
+    is dropped: following twice changes nothing."""
+    seen = max((max(e.evidence, default=0) for e in held), default=0)
+    return [*held, *(e for e in new if max(e.evidence, default=0) > seen)]
+
+
+def follow_bars(held_bars: Iterable[ConductBar], events: Mapping[str, Sequence[ConductEvent]],
+                sanctions: Iterable[Sanction], rules: ConductRules, offset_minutes: int
+                ) -> list[ConductBar]:
+    """Every bar in force after following: the bars of the experts in `events` (each with all
+    of its events) derived again, everyone else's kept as they were. A bar rests on one
+    expert's events alone, so this equals deriving every bar from the whole trail."""
+    affected = set(events)
+    bars = [b for b in held_bars if b.expert_id not in affected]
+    bars += bars_from_events([e for evs in events.values() for e in evs],
+                             [s for s in sanctions if s.expert_id in affected],
+                             rules, offset_minutes)
+    bars.sort(key=lambda b: (b.expert_id, b.start, b.kind, b.evidence))
+    return bars

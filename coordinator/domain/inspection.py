@@ -20,10 +20,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from coordinator.domain.anchoring import entry_problems
+from coordinator.domain.audit import AuditEntry
 from coordinator.domain.randomness import DrawRandom
 from coordinator.domain.rules import InspectionRules
 
-FORMAT = "evalgrid-inspection/1"
+FORMAT = "evalgrid-inspection/2"  # /2 carries the signed audit entries that anchor it
+#: Formats this version reads; /1 carries no anchors (replayed only, like an archive/1).
+FORMATS = ("evalgrid-inspection/1", FORMAT)
 CONTEXT = b"evalgrid/inspection/v1"
 SIGNALS: tuple[str, ...] = ("collusion_signal", "deviation_warning", "supplementary_draw",
                             "fault")
@@ -162,7 +168,7 @@ def verify_inspection(record: Mapping[str, Any]) -> list[str]:
     and the replay gives the same inspectors and projects)."""
     problems: list[str] = []
     try:
-        if record.get("format") != FORMAT:
+        if record.get("format") not in FORMATS:
             return [f"format: expected {FORMAT!r}, got {record.get('format')!r}"]
         inputs = inputs_from_json(record["inputs"])
         seed = bytes.fromhex(str(record["seed"]))
@@ -182,5 +188,46 @@ def verify_inspection(record: Mapping[str, Any]) -> list[str]:
     except InspectionError as exc:
         problems.append(str(exc))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problems.append(f"record: unreadable ({exc!r})")
+    return problems
+
+
+def anchor_problems(record: Mapping[str, Any], entries: Sequence[AuditEntry],
+                    key: Ed25519PublicKey) -> list[str]:
+    """What ties the record to the signed trail, checked against the pinned key: the carried
+    entries verify; an `inspection.committed` entry at the record's seq signs its seed hash,
+    input digest and period; a later `inspection.drawn` entry names that commitment and signs
+    the seed revealed and the projects and inspectors drawn. A record rewritten after the fact
+    (other inputs, a fresh seed that replays to a chosen sample) agrees with itself, not with
+    these."""
+    problems = entry_problems(entries, key)
+    try:
+        commitment = record["commitment"]
+        seq = commitment["audit_seq"]
+        committed = [e for e in entries if e.kind == "inspection.committed" and e.seq == seq]
+        if not committed:
+            return [*problems, f"commitment: no signed inspection.committed entry at seq {seq}"]
+        c = committed[0]
+        for field in ("seed_hash", "input_digest"):
+            if c.detail.get(field) != commitment[field]:
+                problems.append(f"commitment.{field}: not the one signed at seq {seq}")
+        if c.subject != record["inputs"]["period"]:
+            problems.append(f"inputs.period: {record['inputs']['period']!r} is not the "
+                            f"period committed at seq {seq} ({c.subject!r})")
+        drawn = [e for e in entries if e.kind == "inspection.drawn"
+                 and e.detail.get("commitment_seq") == seq]
+        if not drawn:
+            return [*problems, f"result: no signed inspection.drawn entry for seq {seq}"]
+        d = drawn[0]
+        if d.seq <= c.seq:
+            problems.append(f"result: drawn at seq {d.seq}, not after its commitment")
+        if d.detail.get("seed") != record["seed"]:
+            problems.append(f"seed: not the seed revealed at seq {d.seq}")
+        result = record["result"]
+        if d.detail.get("projects") != [r["project_id"] for r in result]:
+            problems.append(f"result: not the projects signed at seq {d.seq}")
+        if d.detail.get("inspectors") != sorted({r["inspector"] for r in result}):
+            problems.append(f"result: not the inspectors signed at seq {d.seq}")
+    except (KeyError, TypeError, AttributeError) as exc:
         problems.append(f"record: unreadable ({exc!r})")
     return problems

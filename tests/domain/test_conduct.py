@@ -16,6 +16,8 @@ from coordinator.domain.conduct import (
     bars_from_events,
     conduct_rows,
     events_from_audit,
+    follow_bars,
+    merge_events,
     quarter_bounds,
 )
 from coordinator.domain.conflicts import ConflictIndex
@@ -161,3 +163,33 @@ def test_screening_bars_the_expert_with_reason_conduct_while_the_bar_lasts() -> 
     assert run(TODAY) == (True, 0)
     pool.set_conduct_bars([ConductBar("nobody", "sanction", TODAY, TODAY, "x")])  # ignored
     assert run(TODAY) == (True, 0)
+
+
+def test_following_in_stretches_gives_the_bars_of_the_whole_trail() -> None:
+    """The follower derives again only the experts a stretch touches; at every cut of the
+    trail, the bars equal those derived from the whole trail at once, and a stretch read
+    twice (a rewound cursor) adds nothing."""
+    trail = _trail(
+        (START - timedelta(hours=2), "seat.declined", "P1", {"session": "ses-3", "reason": "x"}),
+        (START + timedelta(minutes=5), "expert.signed_in", "P1", {"session": "ses-2"}),
+        (START + timedelta(minutes=30), "seat.no_show", "P1", {"session": "ses-1"}),
+        (START + timedelta(minutes=40), "expert.signed_in", "P1", {"session": "ses-2"}),
+        (WINDOWS["P2"].start + timedelta(minutes=30), "seat.no_show", "P2",
+         {"session": "ses-4"}),
+    )
+    sanctions = [Sanction("s1", "E2", date(2026, 12, 1), date(2026, 12, 9), "gifts", "op")]
+    whole = bars_from_events(events_from_audit(trail, SEATS, WINDOWS, C), sanctions, C, OFFSET)
+    assert {b.kind for b in whole} >= {"no_show_suspension", "late_decline_cool_off"}
+    for cut in range(len(trail) + 1):
+        held: dict[str, list[ConductEvent]] = {}
+        bars: list[ConductBar] = []
+        for stretch in (trail[:cut], trail[cut:], trail[max(0, cut - 2):]):  # last: again
+            new = events_from_audit(stretch, SEATS, WINDOWS, C)
+            touched = {e.expert_id for e in new}
+            merged = {x: merge_events(held.get(x, []), [e for e in new if e.expert_id == x])
+                      for x in touched}
+            held.update(merged)
+            bars = follow_bars(bars, merged, sanctions, C, OFFSET)
+        assert bars == whole, cut
+        assert sum(len(v) for v in held.values()) == len(
+            events_from_audit(trail, SEATS, WINDOWS, C)), cut

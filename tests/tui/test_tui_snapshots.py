@@ -71,6 +71,8 @@ OPERATOR_SCREENS: list[tuple[str, Step]] = [
     ("operator-seats", keys("3", "down", "enter")),
     ("operator-draw", keys("4", "d")),
     ("operator-help", keys("question_mark")),
+    ("operator-service", keys("s")),
+    ("operator-service-month", keys("s", "p", "p", "down", "down")),
 ]
 
 
@@ -95,6 +97,11 @@ async def test_operator_screens(name: str, step: Step) -> None:
             assert "03-01 11:00 ses-0000000000000006 departed (declined) notified→declined" \
                 in text
             assert ("project_story", ("P20260302-0002", 6)) in client.calls
+        if name == "operator-service":
+            assert "2026-03-02 (today)" in text and "as of 09:20 +08:00" in text
+            assert "S0001 workstations in use by half-day: 03-02 AM 3/4  03-02 PM 1/4" in text
+        if name == "operator-service-month":
+            assert "2026-03-01 .. 2026-03-02 (month)" in text
 
 
 AUDITOR_SCREENS: list[tuple[str, Step]] = [

@@ -10,7 +10,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -26,6 +26,7 @@ from tui.operator_client import (
     SiteRow,
     StoryLine,
 )
+from tui.operator_service import CityServiceRow, HalfDay, ServiceView, SiteServiceRow
 from tui.site_client import Board, CheckedIn, Session, Workstation
 
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in the province (UTC+8)
@@ -179,6 +180,21 @@ def sample_story(project_id: str) -> list[StoryLine]:
         StoryLine(draw + timedelta(hours=3), "ses-0000000000000008", "notice accepted",
                   "notified", "accepted", "req-2"),
     ] if project_id.endswith("2") else []
+def sample_service(start: date, end: date, now: datetime = START + timedelta(minutes=20)
+                   ) -> ServiceView:
+    """The sample grid's sites served: Hangzhou two sites (one with an outage), Ningbo one."""
+    day = START.date()
+    sites = (
+        SiteServiceRow("S0001", "Hangzhou", 4, 2, 5, 1,
+                       (HalfDay(day, "AM", 3), HalfDay(day, "PM", 1)),
+                       outages=1, outage_minutes=12.0, seats_moved=1),
+        SiteServiceRow("S0004", "Hangzhou", 6, 1, 2, 0, (HalfDay(day, "AM", 2),)),
+        SiteServiceRow("S0002", "Ningbo", 3, 1, 3, 1, (HalfDay(day, "AM", 3),),
+                       incidents=1, incident_minutes=35.0),
+    )
+    cities = (CityServiceRow("Hangzhou", 2, 10, 3, 7, 1, 1, 12.0),
+              CityServiceRow("Ningbo", 1, 3, 1, 3, 1, 0, 0.0, 1, 35.0))
+    return ServiceView(start, end, now, sites, cities)
 
 
 @dataclass
@@ -232,6 +248,12 @@ class FakeOperatorClient:
         if self.step_refusal is not None:
             raise self.step_refusal
         return self.step_answer
+
+    async def service_stats(self, start: date, end: date) -> ServiceView:
+        self.calls.append(("service_stats", (start, end)))
+        if self.step_refusal is not None:
+            raise self.step_refusal
+        return sample_service(start, end)
 
     async def close(self) -> None:
         self.closed = True

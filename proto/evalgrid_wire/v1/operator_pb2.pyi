@@ -1384,3 +1384,188 @@ class ResendNoticeReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResendNoticeReply: _TypeAlias = ResendNoticeReply  # noqa: Y015
+
+@_typing.final
+class ServiceStatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_DAY_FIELD_NUMBER: _builtins.int
+    TO_DAY_FIELD_NUMBER: _builtins.int
+    from_day: _builtins.str
+    """local date YYYY-MM-DD, first day of the period"""
+    to_day: _builtins.str
+    """local date YYYY-MM-DD, last day (inclusive)"""
+    def __init__(
+        self,
+        *,
+        from_day: _builtins.str = ...,
+        to_day: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_day", b"from_day", "to_day", b"to_day"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceStatsRequest: _TypeAlias = ServiceStatsRequest  # noqa: Y015
+
+@_typing.final
+class HalfDayUse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DAY_FIELD_NUMBER: _builtins.int
+    HALF_FIELD_NUMBER: _builtins.int
+    WORKSTATIONS_FIELD_NUMBER: _builtins.int
+    day: _builtins.str
+    """local date"""
+    half: _builtins.str
+    """AM | PM"""
+    workstations: _builtins.int
+    """workstations of the site with a sign-in in that half-day"""
+    def __init__(
+        self,
+        *,
+        day: _builtins.str = ...,
+        half: _builtins.str = ...,
+        workstations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["day", b"day", "half", b"half", "workstations", b"workstations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HalfDayUse: _TypeAlias = HalfDayUse  # noqa: Y015
+
+@_typing.final
+class SiteService(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SITE_ID_FIELD_NUMBER: _builtins.int
+    CITY_FIELD_NUMBER: _builtins.int
+    WORKSTATIONS_FIELD_NUMBER: _builtins.int
+    GUEST_PROJECTS_FIELD_NUMBER: _builtins.int
+    SEAT_SERVICES_FIELD_NUMBER: _builtins.int
+    HOST_PROJECTS_FIELD_NUMBER: _builtins.int
+    HALF_DAYS_FIELD_NUMBER: _builtins.int
+    OUTAGES_FIELD_NUMBER: _builtins.int
+    OUTAGE_MINUTES_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    INCIDENT_MINUTES_FIELD_NUMBER: _builtins.int
+    SEATS_MOVED_FIELD_NUMBER: _builtins.int
+    site_id: _builtins.str
+    city: _builtins.str
+    workstations: _builtins.int
+    guest_projects: _builtins.int
+    seat_services: _builtins.int
+    host_projects: _builtins.int
+    outages: _builtins.int
+    outage_minutes: _builtins.float
+    incidents: _builtins.int
+    incident_minutes: _builtins.float
+    seats_moved: _builtins.int
+    @_builtins.property
+    def half_days(self) -> _containers.RepeatedCompositeFieldContainer[Global___HalfDayUse]: ...
+    def __init__(
+        self,
+        *,
+        site_id: _builtins.str = ...,
+        city: _builtins.str = ...,
+        workstations: _builtins.int = ...,
+        guest_projects: _builtins.int = ...,
+        seat_services: _builtins.int = ...,
+        host_projects: _builtins.int = ...,
+        half_days: _abc.Iterable[Global___HalfDayUse] | None = ...,
+        outages: _builtins.int = ...,
+        outage_minutes: _builtins.float = ...,
+        incidents: _builtins.int = ...,
+        incident_minutes: _builtins.float = ...,
+        seats_moved: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "guest_projects", b"guest_projects", "half_days", b"half_days", "host_projects", b"host_projects", "incident_minutes", b"incident_minutes", "incidents", b"incidents", "outage_minutes", b"outage_minutes", "outages", b"outages", "seat_services", b"seat_services", "seats_moved", b"seats_moved", "site_id", b"site_id", "workstations", b"workstations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SiteService: _TypeAlias = SiteService  # noqa: Y015
+
+@_typing.final
+class CityService(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CITY_FIELD_NUMBER: _builtins.int
+    SITES_FIELD_NUMBER: _builtins.int
+    WORKSTATIONS_FIELD_NUMBER: _builtins.int
+    GUEST_PROJECTS_FIELD_NUMBER: _builtins.int
+    SEAT_SERVICES_FIELD_NUMBER: _builtins.int
+    HOST_PROJECTS_FIELD_NUMBER: _builtins.int
+    OUTAGES_FIELD_NUMBER: _builtins.int
+    OUTAGE_MINUTES_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    INCIDENT_MINUTES_FIELD_NUMBER: _builtins.int
+    city: _builtins.str
+    sites: _builtins.int
+    workstations: _builtins.int
+    guest_projects: _builtins.int
+    seat_services: _builtins.int
+    host_projects: _builtins.int
+    outages: _builtins.int
+    outage_minutes: _builtins.float
+    incidents: _builtins.int
+    incident_minutes: _builtins.float
+    def __init__(
+        self,
+        *,
+        city: _builtins.str = ...,
+        sites: _builtins.int = ...,
+        workstations: _builtins.int = ...,
+        guest_projects: _builtins.int = ...,
+        seat_services: _builtins.int = ...,
+        host_projects: _builtins.int = ...,
+        outages: _builtins.int = ...,
+        outage_minutes: _builtins.float = ...,
+        incidents: _builtins.int = ...,
+        incident_minutes: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["city", b"city", "guest_projects", b"guest_projects", "host_projects", b"host_projects", "incident_minutes", b"incident_minutes", "incidents", b"incidents", "outage_minutes", b"outage_minutes", "outages", b"outages", "seat_services", b"seat_services", "sites", b"sites", "workstations", b"workstations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CityService: _TypeAlias = CityService  # noqa: Y015
+
+@_typing.final
+class ServiceStatsReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_DAY_FIELD_NUMBER: _builtins.int
+    TO_DAY_FIELD_NUMBER: _builtins.int
+    SITES_FIELD_NUMBER: _builtins.int
+    CITIES_FIELD_NUMBER: _builtins.int
+    NOW_FIELD_NUMBER: _builtins.int
+    from_day: _builtins.str
+    to_day: _builtins.str
+    @_builtins.property
+    def sites(self) -> _containers.RepeatedCompositeFieldContainer[Global___SiteService]: ...
+    @_builtins.property
+    def cities(self) -> _containers.RepeatedCompositeFieldContainer[Global___CityService]: ...
+    @_builtins.property
+    def now(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        from_day: _builtins.str = ...,
+        to_day: _builtins.str = ...,
+        sites: _abc.Iterable[Global___SiteService] | None = ...,
+        cities: _abc.Iterable[Global___CityService] | None = ...,
+        now: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["now", b"now"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cities", b"cities", "from_day", b"from_day", "now", b"now", "sites", b"sites", "to_day", b"to_day"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ServiceStatsReply: _TypeAlias = ServiceStatsReply  # noqa: Y015

@@ -134,6 +134,11 @@ class OperatorStub:
                 request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ProjectStoryRequest.SerializeToString,
                 response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ProjectStoryReply.FromString,
                 _registered_method=True)
+        self.ServiceStats = channel.unary_unary(
+                '/evalgrid.v1.Operator/ServiceStats',
+                request_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ServiceStatsRequest.SerializeToString,
+                response_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ServiceStatsReply.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -282,6 +287,14 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ServiceStats(self, request, context):
+        """What each site and city served over a period of local days (coordinator/domain/
+        service_stats.py, as `evalgrid report service`): counts from the audit trail, no names.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -384,6 +397,11 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.ProjectStory,
                     request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ProjectStoryRequest.FromString,
                     response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ProjectStoryReply.SerializeToString,
+            ),
+            'ServiceStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.ServiceStats,
+                    request_deserializer=evalgrid__wire_dot_v1_dot_operator__pb2.ServiceStatsRequest.FromString,
+                    response_serializer=evalgrid__wire_dot_v1_dot_operator__pb2.ServiceStatsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -926,6 +944,33 @@ class Operator:
             '/evalgrid.v1.Operator/ProjectStory',
             evalgrid__wire_dot_v1_dot_operator__pb2.ProjectStoryRequest.SerializeToString,
             evalgrid__wire_dot_v1_dot_operator__pb2.ProjectStoryReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ServiceStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/evalgrid.v1.Operator/ServiceStats',
+            evalgrid__wire_dot_v1_dot_operator__pb2.ServiceStatsRequest.SerializeToString,
+            evalgrid__wire_dot_v1_dot_operator__pb2.ServiceStatsReply.FromString,
             options,
             channel_credentials,
             insecure,

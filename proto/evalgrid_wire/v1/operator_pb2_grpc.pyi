@@ -80,6 +80,10 @@ class OperatorStub:
     """A project's story: every lifecycle transition of it and its seats, oldest first (the
     newest `last` if given), each with the stimulus that caused it.
     """
+    ServiceStats: _grpc.UnaryUnaryMultiCallable[_operator_pb2.ServiceStatsRequest, _operator_pb2.ServiceStatsReply]
+    """What each site and city served over a period of local days (coordinator/domain/
+    service_stats.py, as `evalgrid report service`): counts from the audit trail, no names.
+    """
 
 @_typing.type_check_only
 class OperatorAsyncStub(OperatorStub):
@@ -132,6 +136,10 @@ class OperatorAsyncStub(OperatorStub):
     ProjectStory: _aio.UnaryUnaryMultiCallable[_operator_pb2.ProjectStoryRequest, _operator_pb2.ProjectStoryReply]  # type: ignore[assignment]
     """A project's story: every lifecycle transition of it and its seats, oldest first (the
     newest `last` if given), each with the stimulus that caused it.
+    """
+    ServiceStats: _aio.UnaryUnaryMultiCallable[_operator_pb2.ServiceStatsRequest, _operator_pb2.ServiceStatsReply]  # type: ignore[assignment]
+    """What each site and city served over a period of local days (coordinator/domain/
+    service_stats.py, as `evalgrid report service`): counts from the audit trail, no names.
     """
 
 class OperatorServicer(metaclass=_abc_1.ABCMeta):
@@ -302,6 +310,16 @@ class OperatorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_operator_pb2.ProjectStoryReply, _abc.Awaitable[_operator_pb2.ProjectStoryReply]]:
         """A project's story: every lifecycle transition of it and its seats, oldest first (the
         newest `last` if given), each with the stimulus that caused it.
+        """
+
+    @_abc_1.abstractmethod
+    def ServiceStats(
+        self,
+        request: _operator_pb2.ServiceStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_operator_pb2.ServiceStatsReply, _abc.Awaitable[_operator_pb2.ServiceStatsReply]]:
+        """What each site and city served over a period of local days (coordinator/domain/
+        service_stats.py, as `evalgrid report service`): counts from the audit trail, no names.
         """
 
 def add_OperatorServicer_to_server(servicer: OperatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

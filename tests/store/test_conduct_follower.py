@@ -1,0 +1,132 @@
+"""The conduct follower in a real Redis: bars follow the trail from a cursor, exactly once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from coordinator.conduct_records import (
+    FOLLOW,
+    ConductFollower,
+    events_key,
+    followed_cursor,
+    read_bars,
+    read_events,
+)
+from coordinator.domain.audit import AuditEntry, generate_signing_key
+from coordinator.domain.model import Window
+from coordinator.domain.rules import load_rules
+from coordinator.store.audit_log import AuditLog
+from coordinator.store.embedded_redis import EmbeddedRedis
+from evalgrid.clock import SimClock
+
+RULES = load_rules()
+DAY1 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # 09:00 local
+WINDOWS = {"P1": Window(DAY1, DAY1 + timedelta(hours=4)),
+           "P2": Window(DAY1 + timedelta(days=1), DAY1 + timedelta(days=1, hours=4))}
+
+
+@dataclass(frozen=True)
+class _Seat:
+    expert_id: str
+    session_id: str
+    expert_ref: str
+
+
+@dataclass(frozen=True)
+class _Alloc:
+    seats: tuple[_Seat, ...]
+
+
+ALLOCS = {"P1": _Alloc((_Seat("E1", "S1", "R1"), _Seat("E2", "S2", "R2"))),
+          "P2": _Alloc((_Seat("E3", "S3", "R3"),))}
+
+
+@pytest.fixture
+async def aredis(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+class Grid:
+    """The follower with the coordinator's collaborators, over one Redis."""
+
+    def __init__(self, redis: aioredis.Redis, key: Ed25519PrivateKey, master: bytes,
+                 clock: SimClock, tmp: Path) -> None:
+        self.log = AuditLog(redis, signing_key=key, clock=clock)
+        self.reads: list[str] = []
+        self.follower = ConductFollower(redis, master, self.log, RULES, tmp,
+                                        windows=lambda: WINDOWS, allocation=self._alloc,
+                                        record=self._record)
+
+    async def _alloc(self, project_id: str) -> Any:
+        self.reads.append(project_id)
+        return ALLOCS.get(project_id)
+
+    async def _record(self, kind: str, subject: str, detail: dict[str, Any]) -> AuditEntry:
+        return await self.log.append(kind, subject, detail)
+
+
+async def test_a_no_show_bars_its_expert_once_and_restarts_from_the_cursor(
+        aredis: aioredis.Redis, tmp_path: Path) -> None:
+    key, master = generate_signing_key(), os.urandom(32)
+    clock = SimClock(DAY1 + timedelta(minutes=5))
+    grid = Grid(aredis, key, master, clock, tmp_path)
+    await grid.log.append("draw.committed", "P1", {"x": 1})  # not conduct: no allocation read
+    assert await grid.follower.follow() is None
+    assert grid.reads == [] and await followed_cursor(aredis) == 1
+
+    signed = await grid.log.append("expert.signed_in", "P1", {"session": "S1"})
+    no_show = await grid.log.append("seat.no_show", "P1", {"session": "S2", "reason": "absent"})
+    summary = await grid.follower.follow()
+    assert summary is not None and summary["experts"] == 2
+    assert [a["kind"] for a in summary["added"]] == ["no_show_cool_off"]
+    assert summary["added"][0]["evidence"] == [no_show.seq]
+    assert "E2" not in str(summary)  # the audit names pseudonyms only
+    version, bars = await read_bars(aredis, master)
+    assert [(b.expert_id, b.kind, b.evidence) for b in bars] == [
+        ("E2", "no_show_cool_off", (no_show.seq,))]
+    assert bars[0].end == date(2026, 11, 2) + timedelta(days=RULES.conduct.no_show_cool_off_days)
+    followed = [e for e in await grid.log.entries() if e.kind == "conduct.bars_followed"]
+    assert len(followed) == 1 and followed[0].detail["version"] == version
+    events = await read_events(aredis, master, ["E1", "E2"])
+    assert [e.kind for e in events["E1"]] == ["signed_in"]
+    assert [e.evidence for e in events["E2"]] == [(no_show.seq,)]
+
+    # Following again (its own audit entry is all that is new): nothing changes.
+    assert await grid.follower.follow() is None
+    assert (await read_bars(aredis, master))[0] == version
+    # A cursor rewound (a crash before it was stored, as seen by Redis): the same stretch is
+    # read again and changes nothing - no event counted twice, no bar re-audited.
+    await aredis.hset(FOLLOW, "cursor", signed.seq - 1)
+    assert await grid.follower.follow() is None
+    again = await read_events(aredis, master, ["E1", "E2"])
+    assert again == events and (await read_bars(aredis, master))[0] == version
+
+    # A restarted coordinator (a new follower) goes on from the stored cursor: a second
+    # no-show of the same expert within the period adds the suspension.
+    cursor = await followed_cursor(aredis)
+    grid2 = Grid(aredis, key, master, clock, tmp_path)
+    clock.advance_to(DAY1 + timedelta(days=1, minutes=5))
+    await grid2.log.append("seat.no_show", "P2", {"session": "S3", "reason": "absent"})
+    ALLOCS["P2"] = _Alloc((_Seat("E2", "S3", "R3"),))
+    try:
+        second = await grid2.follower.follow()
+    finally:
+        ALLOCS["P2"] = _Alloc((_Seat("E3", "S3", "R3"),))
+    assert grid2.reads == ["P2"]  # only the project the new entries name
+    assert second is not None and second["entries"] == await followed_cursor(aredis) - cursor
+    kinds = sorted(b.kind for b in (await read_bars(aredis, master))[1])
+    assert kinds == ["no_show_cool_off", "no_show_cool_off", "no_show_suspension"]
+    assert await aredis.exists(events_key("E1")) == 1

@@ -54,6 +54,7 @@ ADMITTED = "faults:admitted:{}"  # project -> sessions already sent a seat pass
 MATERIALS = "faults:materials:{}:{}"  # project, incident -> sealed materials
 SUPERSEDED = "faults:alloc:{}:{}"  # project, incident -> the dissolved committee's allocation
 RECENT = timedelta(days=1)  # closed incidents shown to operators this long
+OVERDUE = "evaluation window ended"  # the cause of an overdue evaluation's incident
 
 
 class FaultDesk:
@@ -378,6 +379,29 @@ class FaultDesk:
                     await self._save(dataclasses.replace(other, state=incident.state))
                     await self.wf._record("fault.closed", other.project_id, {
                         "incident": other.incident_id, "with": incident.incident_id})
+
+    # --- an evaluation past its window --------------------------------------------------------
+
+    async def overdue_evaluations(self, states: dict[str, str]) -> None:
+        """A window that ended with sheets unsigned opens an incident (site "": the project,
+        not a site, is overdue), audited once: the project awaits an operator (late members
+        come back and sign, then the close repairs it; or the rules' re-evaluation) instead of
+        staying `evaluating` with nobody told."""
+        now = self.wf.clock.now()
+        for project in self.wf.desk.projects():
+            if states.get(project.id) != "evaluating" or project.window.end > now:
+                continue
+            alloc = await self.wf._allocation(project.id, "window ended")
+            signed = {s.expert_ref for s in await self.wf._signed_sheets(alloc)}
+            unsigned = [s for s in alloc.active_seats() if s.expert_ref not in signed]
+            if unsigned:
+                await self._open(project, "", f"{OVERDUE}: {len(unsigned)} sheet(s) unsigned",
+                                 project.window.end, True)
+
+    async def evaluation_reported(self, project_id: str) -> None:
+        """The close after late sheets ends the project's overdue incident."""
+        await self._repaired(lambda i: i.project_id == project_id and not i.site_id,
+                             "every sheet signed; report written")
 
     # --- seat passes -------------------------------------------------------------------------
 

@@ -83,6 +83,7 @@ CLARIFICATIONS = "clar:{}"
 MAX_QUESTION_CHARS = 2000
 REQUEST = "req:{}"
 REQUEST_TTL_S = 7 * 24 * 3600
+SCHEDULE_RETRY_S = 1.0  # a schedule pass that failed (Redis away) is tried again this soon
 
 
 class WorkflowError(Exception):
@@ -1113,25 +1114,38 @@ class Workflow:
         """
         while True:
             self._schedule_wake.clear()
-            states = await self.registry.project_states()
-            now = self.clock.now()
-            upcoming = []
-            for project in self.desk.projects():
-                if states.get(project.id) != "drawn":
-                    continue
-                if project.window.start <= now:
-                    try:
-                        await self.start_evaluation(project.id, by="schedule")
-                    except WorkflowError as exc:
-                        log.warning("scheduled start of %s: %s", project.id, exc)
-                else:
-                    upcoming.append((project.window.start - now).total_seconds())
-            await self.faults.review()  # incident deadlines passed with the clock
+            failed = False
+            try:
+                upcoming = await self._schedule_pass()
+            except Exception:  # a Redis outage: the loop lives on, the next tick tries again
+                log.exception("schedule pass failed; retrying in %s s", SCHEDULE_RETRY_S)
+                failed, upcoming = True, []
             wait = min([idle_s, *upcoming])
             if isinstance(self.clock, SimClock):
                 wait = idle_s  # simulated time moves only when told: wait for that
+            if failed:
+                wait = SCHEDULE_RETRY_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._schedule_wake.wait(), timeout=max(wait, 0.01))
+
+    async def _schedule_pass(self) -> list[float]:
+        """One pass of the schedule; the seconds until each later window start."""
+        states = await self.registry.project_states()
+        now = self.clock.now()
+        upcoming = []
+        for project in self.desk.projects():
+            if states.get(project.id) != "drawn":
+                continue
+            if project.window.start <= now:
+                try:
+                    await self.start_evaluation(project.id, by="schedule")
+                except WorkflowError as exc:
+                    log.warning("scheduled start of %s: %s", project.id, exc)
+            else:
+                upcoming.append((project.window.start - now).total_seconds())
+        await self.faults.review()  # incident deadlines passed with the clock
+        await self.faults.overdue_evaluations(states)
+        return upcoming
 
     async def start_evaluation(self, project_id: str, *, by: str) -> str:
         project = await self.project(project_id)
@@ -1188,6 +1202,7 @@ class Workflow:
             await self._record("evaluation.reported", project_id, {
                 "by": by, "report_digest": hashlib.sha256(path.read_bytes()).hexdigest(),
                 "failed": evaluation.failed})
+        await self.faults.evaluation_reported(project_id)
         return "reported", str(path)
 
     async def release_sessions(self, project: Project, alloc: Allocation) -> None:

@@ -341,6 +341,7 @@ async def _close_what_remains(operator: Any, province: Any, actors: Any) -> None
     """The operator's follow-up after the outages: close whatever can be closed now."""
     from coordinator.notifier import read_outbox
     from evalgrid.ids import request_id
+    from evalgrid.wire import to_timestamp
 
     for _ in range(3):
         listed = await operator.ListProjects(operator_pb2.ListProjectsRequest(), timeout=30)
@@ -361,6 +362,20 @@ async def _close_what_remains(operator: Any, province: Any, actors: Any) -> None
                     request_id=request_id(), project_id=project_id), timeout=60)
             except grpc.aio.AioRpcError as exc:
                 actors.stats.errors.append(f"close {project_id}: {exc.details()}")
+    # Still open: the windows end with sheets unsigned, and the schedule hands each project to
+    # an operator (an overdue-evaluation incident) instead of leaving it evaluating.
+    listed = await operator.ListProjects(operator_pb2.ListProjectsRequest(), timeout=30)
+    still = {p.project_id for p in listed.projects if p.state == "evaluating"}
+    if not still:
+        return
+    end = max(p.window.end for p in province.projects if p.id in still)
+    await operator.AdvanceClock(operator_pb2.AdvanceClockRequest(
+        to=to_timestamp(end + timedelta(minutes=1))), timeout=30)
+    for _ in range(60):
+        incidents = await operator.ListIncidents(operator_pb2.ListIncidentsRequest(), timeout=30)
+        if still <= {i.project_id for i in incidents.incidents}:
+            return
+        await asyncio.sleep(0.5)
 
 
 async def _check_projects(operator: Any, province: Any, outcome: Outcome) -> None:

@@ -83,6 +83,7 @@ CLARIFICATIONS = "clar:{}"
 MAX_QUESTION_CHARS = 2000
 REQUEST = "req:{}"
 REQUEST_TTL_S = 7 * 24 * 3600
+REDRAW_PENDING = "redraw:pending"  # "project/session": a departure whose redraw has not run
 SCHEDULE_RETRY_S = 1.0  # a schedule pass that failed (Redis away) is tried again this soon
 
 
@@ -688,7 +689,9 @@ class Workflow:
         retry (`resume`) goes on from the draw."""
         project = await self.project(project_id)
         status = DEPARTURES[reason]
+        pending = f"{project_id}/{seat.session_id}"  # until the draw has run: see _redraw_due
         if not resume:
+            await self.redis.sadd(REDRAW_PENDING, pending)
             seat.status = status
             await self._save_allocation(alloc)
         await self.bookings.release(
@@ -721,6 +724,7 @@ class Workflow:
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
+                await self.redis.srem(REDRAW_PENDING, pending)
                 return f"{status}-no-replacement"
             await self._record("draw.committed", project_id,
                                {**prepared.commitment_record(), **derived})
@@ -728,8 +732,10 @@ class Workflow:
             if isinstance(result, str):
                 await self._save_allocation(alloc)
                 await self._record("draw.starved", project_id, {"reason": result})
+                await self.redis.srem(REDRAW_PENDING, pending)
                 return f"{status}-no-replacement"
             await self._place(project, alloc, result)
+            await self.redis.srem(REDRAW_PENDING, pending)
         await self.faults.admit_seats(project_id)  # a replacement drawn during evaluation
         return f"{status}-redrawn"
 
@@ -1145,7 +1151,29 @@ class Workflow:
                 upcoming.append((project.window.start - now).total_seconds())
         await self.faults.review()  # incident deadlines passed with the clock
         await self.faults.overdue_evaluations(states)
+        await self._redraw_due(states)
         return upcoming
+
+    async def _redraw_due(self, states: dict[str, str]) -> None:
+        """Departures stored whose replacement draw an outage cut off, with no retry since
+        (a booth's recusal, a lost site's redraw): drawn now, at the schedule's pass."""
+        for raw in await self.redis.smembers(REDRAW_PENDING):
+            project_id, _, session_id = text(raw).partition("/")
+            if states.get(project_id) not in ("drawn", "evaluating"):
+                await self.redis.srem(REDRAW_PENDING, raw)
+                continue
+            async with self._lock(project_id):
+                alloc = await self._allocation(project_id, "redraw after an outage")
+                seat = alloc.by_session(session_id)
+                project = await self.project(project_id)
+                if seat is None or seat.active or \
+                        len(alloc.active_seats()) >= project.drawn_seats:
+                    await self.redis.srem(REDRAW_PENDING, raw)  # replaced meanwhile
+                    continue
+                reason = next(r for r, status in DEPARTURES.items() if status == seat.status)
+                outcome = await self._replace(project_id, alloc, seat, reason,
+                                              "redrawn at the schedule's pass", resume=True)
+            log.info("departure %s of %s: %s", session_id, project_id, outcome)
 
     async def start_evaluation(self, project_id: str, *, by: str) -> str:
         project = await self.project(project_id)

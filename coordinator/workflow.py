@@ -1240,13 +1240,15 @@ class Workflow:
     async def _reveal_seed(self, draw_id: str) -> bytes:
         """After the award the seed is published so anyone can replay the draw."""
         key = DRAW.format(draw_id)
-        revealed = await self.redis.hget(key, "seed")
-        if revealed:
+        revealed, audited = await self.redis.hmget(key, ["seed", "seed_audited"])
+        if revealed and audited:
             return bytes.fromhex(text(revealed))
-        archive = await self._sealed_archive(draw_id)
-        seed = str(archive["seed"])
-        await self.redis.hset(key, "seed", seed)
+        # Stored but not audited (the store went away in between): the retry audits it.
+        seed = text(revealed) if revealed else str((await self._sealed_archive(draw_id))["seed"])
+        if not revealed:
+            await self.redis.hset(key, "seed", seed)
         await self._record("draw.seed_revealed", draw_id, {"seed": seed})
+        await self.redis.hset(key, "seed_audited", "1")
         return bytes.fromhex(seed)
 
     async def store_snapshot(self, result: PlacedDraw) -> None:

@@ -45,3 +45,30 @@ async def test_a_decline_cut_off_by_an_outage_is_redrawn_at_the_next_pass(grid: 
 
     await wait_until(whole, "the replacement drawn at the schedule's pass")
     assert grid.notices()[-1]["expert_id"] != notices[0]["expert_id"]
+
+
+async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    await grid.draw(focus.id)
+    draw_id = (await workflow._allocation(focus.id, "test")).draw_ids[0]
+    real = workflow._record
+    cut: list[int] = []
+
+    async def outage(kind: str, subject: str, detail: dict[str, Any]) -> Any:
+        if kind == "draw.seed_revealed" and not cut:  # the seed is stored, then Redis goes
+            cut.append(1)
+            raise ConnectionError("Redis went away")
+        return await real(kind, subject, detail)
+
+    workflow._record = outage  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await workflow._reveal_seed(draw_id)
+    first = await workflow._reveal_seed(draw_id)  # the close's retry
+    assert await workflow._reveal_seed(draw_id) == first  # and once more: nothing new
+
+    reveals = [e for e in await workflow.audit.entries()
+               if e.kind == "draw.seed_revealed" and e.subject == draw_id]
+    assert [e.detail["seed"] for e in reveals] == [first.hex()]

@@ -825,6 +825,13 @@ class Workflow:
                                 code="denied")
         await self.sign_ins.succeeded(scopes)
         async with self._lock(project.id):
+            # Redrawn while this sign-in waited for the lock (a no-show filed as the agent
+            # forwarded it): the seat is another member's now, and stays departed.
+            alloc = await self._allocation(project.id, "sign-in")
+            seat = alloc.by_session(session_id) or seat
+            if not seat.active:
+                raise WorkflowError("session_id", f"this seat was redrawn ({seat.status}); "
+                                    "the session is no longer held", code="precondition")
             if seat.status != "signed_in" and seat.status != "signed":
                 now = self.clock.now()
                 # An offline sign-in keeps the agent's time, within the window and not later

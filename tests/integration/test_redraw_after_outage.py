@@ -10,7 +10,8 @@ import pytest
 from evalgrid_wire.v1 import operator_pb2
 from grid_fixture import Grid, focus_projects, wait_until
 
-from coordinator.workflow import REDRAW_PENDING, Workflow
+from coordinator.workflow import REDRAW_PENDING, Workflow, WorkflowError
+from evalgrid.ids import request_id
 
 
 async def test_a_decline_cut_off_by_an_outage_is_redrawn_at_the_next_pass(grid: Grid) -> None:
@@ -72,3 +73,34 @@ async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: 
     reveals = [e for e in await workflow.audit.entries()
                if e.kind == "draw.seed_revealed" and e.subject == draw_id]
     assert [e.detail["seed"] for e in reveals] == [first.hex()]
+
+
+async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    _, notices = await grid.draw(focus.id)
+    for notice in notices:
+        await grid.reply(notice["notice_id"], True)
+    await grid.advance_to(focus.window.start)
+    await grid.start(focus.id)
+    notice = notices[0]
+    seat = (await workflow._allocation(focus.id, "test")).by_notice(notice["notice_id"])
+    assert seat is not None
+    real = workflow._session
+
+    async def racing(*args: Any, **kwargs: Any) -> Any:
+        found = await real(*args, **kwargs)  # the seat is held as the sign-in arrives ...
+        assert seat is not None
+        await workflow.replace_member(focus.id, seat.session_id, "no_show", "not here",
+                                      request_id(), by="operator")  # ... then redrawn
+        return found
+
+    workflow._session = racing  # type: ignore[method-assign]
+    with pytest.raises(WorkflowError, match="redrawn"):
+        await workflow.sign_in(seat.site_id, seat.session_id, seat.workstation_id,
+                               grid.experts[notice["expert_id"]].id_number, notice["code"],
+                               request_id())
+    after = (await workflow._allocation(focus.id, "test")).by_session(seat.session_id)
+    assert after is not None and after.status == "no_show"

@@ -49,6 +49,7 @@ from coordinator.draw_intents import (
     commit_and_place,
     drop_intent,
     fault_point,
+    finish_placed,
     make_intent,
     stage_intent,
 )
@@ -152,6 +153,7 @@ class Workflow:
         self._stored_snapshots: set[str] = set()  # digests of draw snapshots in Redis
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
+        self._placing: set[str] = set()  # projects whose draw `_place` is placing now
         self._fault_tasks: set[asyncio.Task[None]] = set()
         # Operator consoles wait on the current event; any change sets it and replaces it.
         self._grid_event = asyncio.Event()
@@ -384,6 +386,17 @@ class Workflow:
 
     async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                      state_after: str = "", archive_stored: bool = False) -> None:
+        """`_place_draw`, known to be in flight (the schedule finishes only placements
+        nobody is placing: `finish_placed`)."""
+        self._placing.add(project.id)
+        try:
+            await self._place_draw(project, alloc, result, state_after=state_after,
+                                   archive_stored=archive_stored)
+        finally:
+            self._placing.discard(project.id)
+
+    async def _place_draw(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
+                          state_after: str = "", archive_stored: bool = False) -> None:
         """Book every seat atomically, store the sealed allocation, queue reserves, notify.
 
         Recoverable (coordinator/draw_intents.py): an intent with the seats, sessions and
@@ -1159,6 +1172,8 @@ class Workflow:
         await self.faults.review()  # incident deadlines passed with the clock
         await self.faults.overdue_evaluations(states)
         await self._redraw_due(states)
+        if await finish_placed(self, self._placing):
+            self.grid_changed()
         return upcoming
 
     async def _redraw_due(self, states: dict[str, str]) -> None:

@@ -104,3 +104,34 @@ async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) ->
                                request_id())
     after = (await workflow._allocation(focus.id, "test")).by_session(seat.session_id)
     assert after is not None and after.status == "no_show"
+
+
+async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_next_pass(
+        grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    real = workflow._announce_placement
+    cut: list[int] = []
+
+    async def outage(*args: Any, **kwargs: Any) -> Any:
+        if not cut:  # the placement is stored; the store goes before the announcement
+            cut.append(1)
+            raise ConnectionError("Redis went away")
+        return await real(*args, **kwargs)
+
+    workflow._announce_placement = outage  # type: ignore[method-assign]
+    with pytest.raises(grpc.aio.AioRpcError):
+        await grid.draw(focus.id)
+    assert grid.notices() == []  # nobody told yet
+    workflow._schedule_wake.set()  # the next pass, with no retry of the draw
+
+    seats = sum(q.count for q in focus.quotas)
+
+    async def announced() -> bool:
+        placed = [e for e in await workflow.audit.entries()
+                  if e.kind == "draw.placed" and e.subject == focus.id]
+        return len(grid.notices()) == seats and len(placed) == 1
+
+    await wait_until(announced, "the notices and draw.placed at the schedule's pass")

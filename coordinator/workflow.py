@@ -801,6 +801,19 @@ class Workflow:
                 await self._record("expert.checked_in", site_id,
                                    {"session": seat.session_id})
                 return seat
+        # A member whose seat was redrawn (a no-show filed while an outage kept them away)
+        # comes with a true code: told so, and not counted toward the desk's lockout.
+        for alloc in list(self._allocations.values()):
+            for seat in alloc.seats:
+                if not seat.active and expert_id is not None and seat.expert_id == expert_id \
+                        and seat.site_id == site_id \
+                        and hmac.compare_digest(seat.code.encode(), code.encode()):
+                    why = seat.status.replace("_", " ")
+                    await self._record("checkin.refused", site_id, {
+                        "session": seat.session_id, "reason": f"seat redrawn ({why})"})
+                    raise WorkflowError("code", f"this seat was redrawn ({why}): another "
+                                        "member holds it now; ask the operator",
+                                        code="precondition")
         await self.sign_ins.failed("checkin", site_id, seat_scopes or [desk_scope(site_id)], {})
         raise WorkflowError("code", "no reserved seat at this site matches this identity "
                             "and code", code="denied")

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
-from evalgrid_wire.v1 import operator_pb2
+from evalgrid_wire.v1 import booth_pb2, operator_pb2
 from grid_fixture import Grid, focus_projects, wait_until
 
 from coordinator.workflow import REDRAW_PENDING, Workflow, WorkflowError
@@ -135,3 +135,31 @@ async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_nex
         return len(grid.notices()) == seats and len(placed) == 1
 
     await wait_until(announced, "the notices and draw.placed at the schedule's pass")
+
+
+async def test_a_redrawn_member_at_the_desk_is_told_and_not_locked_out(grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    _, notices = await grid.draw(focus.id)
+    for notice in notices:
+        await grid.reply(notice["notice_id"], True)
+    await grid.advance_to(focus.window.start)
+    await grid.start(focus.id)
+    late = notices[0]
+    seat = (await workflow._allocation(focus.id, "test")).by_notice(late["notice_id"])
+    assert seat is not None
+    await grid.operator.ReplaceMember(operator_pb2.ReplaceMemberRequest(
+        request_id=request_id(), project_id=focus.id, session_id=seat.session_id,
+        reason="no_show", note="not here at the start"), timeout=30)
+    desk = grid.desk(seat.site_id)
+    # The member comes late, again and again, with the code the notice gave: each time told
+    # the seat was redrawn, never the lockout of the desk (for everyone else) or the seat.
+    for _ in range(workflow.sign_ins.policy.desk_max_failures + 2):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await desk.CheckIn(booth_pb2.DeskCheckInRequest(
+                request_id=request_id(), id_number=grid.experts[late["expert_id"]].id_number,
+                code=late["code"]), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "redrawn (no show)" in str(refused.value.details())

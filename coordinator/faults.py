@@ -399,9 +399,21 @@ class FaultDesk:
                                  project.window.end, True)
 
     async def evaluation_reported(self, project_id: str) -> None:
-        """The close after late sheets ends the project's overdue incident."""
-        await self._repaired(lambda i: i.project_id == project_id and not i.site_id,
-                             "every sheet signed; report written")
+        """The close after late sheets ends the project's overdue incident (resumed, even
+        past its deadline: the report is written, nothing is left to decide)."""
+        now = self.wf.clock.now()
+        closed = []
+        async with self._incident_lock:
+            for incident in await self.incidents():
+                if incident.project_id == project_id and not incident.site_id:
+                    closed.append(dataclasses.replace(incident, state=IncidentState.RESUMED,
+                                                      repaired_at=now))
+                    await self._save(closed[-1])
+        for after in closed:
+            await self.wf._record("fault.resumed", project_id, {
+                "incident": after.incident_id, "why": "every sheet signed; report written",
+                "at": now.isoformat(), "deadline": after.deadline.isoformat(),
+                "state": after.state.value})
 
     # --- seat passes -------------------------------------------------------------------------
 

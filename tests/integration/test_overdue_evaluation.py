@@ -44,6 +44,17 @@ async def test_a_window_ending_with_unsigned_sheets_opens_an_incident(grid: Grid
     listed = await grid.operator.ListProjects(operator_pb2.ListProjectsRequest(), timeout=30)
     assert {p.project_id: p.state for p in listed.projects}[focus.id] == "evaluating"
 
+    # The close that follows the late sheets ends it (called as close_evaluation does).
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    await grid.advance_to(focus.window.end + timedelta(hours=5))  # even past its deadline
+    await workflow.registry.set_project_state(focus.id, "reported")
+    await workflow.faults.evaluation_reported(focus.id)
+    assert await _incidents(grid, focus.id) == []
+    closed = await grid.operator.ListIncidents(operator_pb2.ListIncidentsRequest(
+        include_closed=True), timeout=30)
+    assert [i.state for i in closed.incidents if i.project_id == focus.id] == ["resumed"]
+
 
 async def test_the_schedule_outlives_a_failed_pass(grid: Grid) -> None:
     workflow = grid.coordinator.workflow

@@ -391,12 +391,14 @@ class FaultDesk:
         for project in self.wf.desk.projects():
             if states.get(project.id) != "evaluating" or project.window.end > now:
                 continue
-            alloc = await self.wf._allocation(project.id, "window ended")
-            signed = {s.expert_ref for s in await self.wf._signed_sheets(alloc)}
-            unsigned = [s for s in alloc.active_seats() if s.expert_ref not in signed]
-            if unsigned:
-                await self._open(project, "", f"{OVERDUE}: {len(unsigned)} sheet(s) unsigned",
-                                 project.window.end, True)
+            async with self.wf._lock(project.id):  # not while a close reports it
+                state = (await self.wf.registry.project_states()).get(project.id)
+                alloc = await self.wf._allocation(project.id, "window ended")
+                signed = {s.expert_ref for s in await self.wf._signed_sheets(alloc)}
+                unsigned = [s for s in alloc.active_seats() if s.expert_ref not in signed]
+                if state == "evaluating" and unsigned:
+                    await self._open(project, "", f"{OVERDUE}: {len(unsigned)} sheet(s) "
+                                     "unsigned", project.window.end, True)
 
     async def evaluation_reported(self, project_id: str) -> None:
         """The close after late sheets ends the project's overdue incident (resumed, even

@@ -48,6 +48,11 @@ async def test_a_window_ending_with_unsigned_sheets_opens_an_incident(grid: Grid
     workflow = grid.coordinator.workflow
     assert isinstance(workflow, Workflow)
     await grid.advance_to(focus.window.end + timedelta(hours=5))  # even past its deadline
+
+    async def due() -> bool:
+        return [i.state for i in await _incidents(grid, focus.id)] == ["decision_due"]
+
+    await wait_until(due, "the incident's deadline to pass")
     await workflow.registry.set_project_state(focus.id, "reported")
     await workflow.faults.evaluation_reported(focus.id)
     assert await _incidents(grid, focus.id) == []

@@ -136,6 +136,16 @@ def _actors() -> Any:
                             if o.outcome == "drawn":
                                 self.drawn.append(o.project_id)
                         break
+                # A plan the leader placed before it died answers the retry with nothing
+                # left to draw: the operator reads the day's drawn projects from the list.
+                listed = await self.operator.ListProjects(operator_pb2.ListProjectsRequest(),
+                                                          timeout=60)
+                for p in listed.projects:
+                    project = self.projects.get(p.project_id)
+                    if p.state == "drawn" and p.project_id not in self.drawn and \
+                            project is not None and \
+                            (project.window.start + timedelta(hours=8)).date() == day:
+                        self.drawn.append(p.project_id)
 
         async def _settle(self, batch: list[str]) -> None:
             with contextlib.suppress(grpc.aio.AioRpcError):

@@ -68,6 +68,7 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
         province = await registry.load_province()
         allocations = []
         offered_caps: dict[str, int] = {}
+        short: set[str] = set()
         snapshots: dict[str, DrawSnapshot] = {}
         for project in province.projects:
             alloc = await read_allocation(redis, key, project.id)
@@ -89,6 +90,8 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
             if caps:
                 offered_caps[project.id] = max(caps)
             seats = alloc.active_seats()
+            if len(seats) < project.drawn_seats and len(alloc.seats) > len(seats):
+                short.add(project.id)  # departures no draw could replace: awaits an operator
             allocations.append((project.id, [(s.expert_id, s.venue_id, s.workstation_id)
                                              for s in seats]))
             for seat in seats:  # every seat must hold its bookings
@@ -101,7 +104,8 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
         rules = load_rules()
         today = rules.local_date(min((p.window.start for p in province.projects),
                                      default=datetime.now(UTC)))
-        violations = find_violations(province, allocations, [], rules, today, offered_caps)
+        violations = find_violations(province, allocations, [], rules, today, offered_caps,
+                                     short)
         result.rule_violations += len(violations)
         result.details += violations
 

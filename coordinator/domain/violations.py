@@ -13,7 +13,7 @@ count as booked for later ones (as they would for draws run in that order).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from coordinator.domain.draw import DrawInputs
@@ -210,8 +210,13 @@ def find_violations(
     rules: Rules,
     today: date,
     offered_caps: Mapping[str, int] | None = None,
+    short: Collection[str] = (),
 ) -> list[str]:
     """Every rule an allocation breaks, as readable lines; empty when all allocations are clean.
+
+    `short`: projects whose committee lost members no replacement draw could fill (refused or
+    starved: a state awaiting an operator, not a breach): fewer members than seats is allowed
+    there, but never more, and every member must still fill a quota seat.
 
     `offered_caps` (project -> cap): the per-venue cap counted from the venue offers its draws
     recorded (`cap_on_offers`); a project not in it has its cap recomputed from the province,
@@ -229,7 +234,8 @@ def find_violations(
             out.append(f"{pid}: unknown project")
             continue
         cap = (offered_caps or {}).get(pid)
-        out.extend(_check_allocation(p, project, members, sittings, booked, rules, today, cap))
+        out.extend(_check_allocation(p, project, members, sittings, booked, rules, today, cap,
+                                     pid in short))
         for eid, _venue, ws in members:
             sittings.append(Sitting(eid, project.id, project.tenderer_id, project.window))
             booked.append((project, ws))
@@ -245,6 +251,7 @@ def _check_allocation(
     rules: Rules,
     today: date,
     offered_cap: int | None = None,
+    short: bool = False,
 ) -> list[str]:
     pid = project.id
     out: list[str] = []
@@ -254,7 +261,7 @@ def _check_allocation(
     for eid, n in Counter(ids).items():
         if n > 1:
             out.append(f"{pid}: {eid}: drawn {n} times")
-    if len(members) != project.drawn_seats:
+    if len(members) > project.drawn_seats or (len(members) < project.drawn_seats and not short):
         out.append(f"{pid}: {len(members)} members drawn, {project.drawn_seats} seats")
 
     experts: list[Expert] = []
@@ -284,7 +291,8 @@ def _check_allocation(
                 out.append(f"{pid}: workstation {ws_id} already booked for {other.id}")
 
     matched = _quota_matching(experts, project.quotas)
-    if matched < sum(q.count for q in project.quotas):
+    if matched < (min(len(members), project.drawn_seats) if short
+                  else sum(q.count for q in project.quotas)):
         out.append(
             f"{pid}: quotas not met: {matched} of {sum(q.count for q in project.quotas)} "
             "quota seats filled by experts of the right specialty and kind"

@@ -1206,8 +1206,13 @@ class Workflow:
                     await self.redis.srem(REDRAW_PENDING, raw)  # replaced meanwhile
                     continue
                 reason = next(r for r, status in DEPARTURES.items() if status == seat.status)
-                outcome = await self._replace(project_id, alloc, seat, reason,
-                                              "redrawn at the schedule's pass", resume=True)
+                try:
+                    outcome = await self._replace(project_id, alloc, seat, reason,
+                                                  "redrawn at the schedule's pass",
+                                                  resume=True)
+                except WorkflowError as exc:  # e.g. a booking conflict: the operator's now
+                    await self.redis.srem(REDRAW_PENDING, raw)
+                    outcome = f"not redrawn: {exc}"
             log.info("departure %s of %s: %s", session_id, project_id, outcome)
 
     async def start_evaluation(self, project_id: str, *, by: str) -> str:

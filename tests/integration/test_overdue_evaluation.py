@@ -53,7 +53,8 @@ async def test_a_window_ending_with_unsigned_sheets_opens_an_incident(grid: Grid
         return [i.state for i in await _incidents(grid, focus.id)] == ["decision_due"]
 
     await wait_until(due, "the incident's deadline to pass")
-    await workflow.registry.set_project_state(focus.id, "reported")
+    async with workflow._lock(focus.id):  # as close_evaluation holds it
+        await workflow.registry.set_project_state(focus.id, "reported")
     await workflow.faults.evaluation_reported(focus.id)
     assert await _incidents(grid, focus.id) == []
     closed = await grid.operator.ListIncidents(operator_pb2.ListIncidentsRequest(

@@ -2,6 +2,8 @@
 
 It reads what is stored - the booking sets, the sealed allocations, the registry - and
 re-derives every rule with `violations.find_violations`, which shares no code with the draw.
+The per-venue cap is counted from the venue offers each draw recorded (its committed inputs,
+`violations.cap_on_offers`): what the day looks like at its end is not what a redraw saw.
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from coordinator.domain.draw import DrawSnapshot, inputs_from_json
 from coordinator.domain.rules import load_rules
-from coordinator.domain.violations import find_violations
+from coordinator.domain.seal import SealedBox, unseal_json
+from coordinator.domain.violations import cap_on_offers, find_violations
+from coordinator.drawing import read_snapshot
 from coordinator.offline import master_key, open_store, read_allocation, verify_audit
 from coordinator.store.bookings import BookingItem
 from coordinator.store.registry import Registry
+from coordinator.store.values import text
+from coordinator.workflow import DRAW
 
 
 @dataclass
@@ -60,11 +67,31 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
         registry = Registry(redis)
         province = await registry.load_province()
         allocations = []
+        offered_caps: dict[str, int] = {}
+        short: set[str] = set()
+        snapshots: dict[str, DrawSnapshot] = {}
         for project in province.projects:
             alloc = await read_allocation(redis, key, project.id)
             if alloc is None:
                 continue
+            caps = []
+            for draw_id in alloc.draw_ids:
+                raw = await redis.hget(DRAW.format(draw_id), "sealed")
+                if raw is None:
+                    continue
+                inputs = unseal_json(key, SealedBox.from_json(text(raw)), project_id=draw_id,
+                                     purpose="draw")["inputs"]
+                digest = inputs.get("snapshot")
+                if digest is not None and digest not in snapshots:
+                    found = await read_snapshot(redis, key, digest)
+                    if found is not None:
+                        snapshots[digest] = found
+                caps.append(cap_on_offers(inputs_from_json(inputs, snapshots)))
+            if caps:
+                offered_caps[project.id] = max(caps)
             seats = alloc.active_seats()
+            if len(seats) < project.drawn_seats and len(alloc.seats) > len(seats):
+                short.add(project.id)  # departures no draw could replace: awaits an operator
             allocations.append((project.id, [(s.expert_id, s.venue_id, s.workstation_id)
                                              for s in seats]))
             for seat in seats:  # every seat must hold its bookings
@@ -77,7 +104,8 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
         rules = load_rules()
         today = rules.local_date(min((p.window.start for p in province.projects),
                                      default=datetime.now(UTC)))
-        violations = find_violations(province, allocations, [], rules, today)
+        violations = find_violations(province, allocations, [], rules, today, offered_caps,
+                                     short)
         result.rule_violations += len(violations)
         result.details += violations
 

@@ -23,6 +23,8 @@ forward, or back where forward is impossible, and audits what it did:
   written (`draw.recovered`); if a seat was taken meanwhile, our bookings are released and the
   allocation is left as it was before the draw (`draw.rolled_back`);
 - placed: notices are sent and `draw.placed` recorded unless the audit has it (`draw.recovered`).
+  The schedule's pass does this step too (`finish_placed`), for a placement an outage (not a
+  crash) left unannounced while the coordinator ran on.
 
 Notices are at-least-once: a notice sent just before a crash may be sent again (same notice id).
 """
@@ -210,6 +212,20 @@ async def recover(workflow: Workflow) -> int:
         else:
             await _finish(workflow, project, intent)
     return len(intents)
+
+
+async def finish_placed(workflow: Workflow, in_flight: set[str]) -> int:
+    """Placements stored but never announced (the store went away before the notices and
+    `draw.placed`), not being placed now: announced, as a restart would; returns how many."""
+    done = 0
+    for intent in await pending_intents(workflow.redis, workflow.master_key):
+        if intent.phase != "placed" or intent.project_id in in_flight:
+            continue
+        project = await workflow.registry.project(intent.project_id)
+        if project is not None:
+            await _finish(workflow, project, intent)
+            done += 1
+    return done
 
 
 async def _audited_since(workflow: Workflow, intent: DrawIntent, kind: str) -> bool:

@@ -63,6 +63,7 @@ ADMITTED = "faults:admitted:{}"  # project -> sessions already sent a seat pass
 MATERIALS = "faults:materials:{}:{}"  # project, incident -> sealed materials
 SUPERSEDED = "faults:alloc:{}:{}"  # project, incident -> the dissolved committee's allocation
 RECENT = timedelta(days=1)  # closed incidents shown to operators this long
+OVERDUE = "evaluation window ended"  # the cause of an overdue evaluation's incident
 
 
 class FaultDesk:
@@ -395,6 +396,43 @@ class FaultDesk:
                     await self._save(dataclasses.replace(other, state=incident.state))
                     await self.wf._record("fault.closed", other.project_id, {
                         "incident": other.incident_id, "with": incident.incident_id})
+
+    # --- an evaluation past its window --------------------------------------------------------
+
+    async def overdue_evaluations(self, states: dict[str, str]) -> None:
+        """A window that ended with sheets unsigned opens an incident (site "": the project,
+        not a site, is overdue), audited once: the project awaits an operator (late members
+        come back and sign, then the close repairs it; or the rules' re-evaluation) instead of
+        staying `evaluating` with nobody told."""
+        now = self.wf.clock.now()
+        for project in self.wf.desk.projects():
+            if states.get(project.id) != "evaluating" or project.window.end > now:
+                continue
+            async with self.wf._lock(project.id):  # not while a close reports it
+                state = (await self.wf.registry.project_states()).get(project.id)
+                alloc = await self.wf._allocation(project.id, "window ended")
+                signed = {s.expert_ref for s in await self.wf._signed_sheets(alloc)}
+                unsigned = [s for s in alloc.active_seats() if s.expert_ref not in signed]
+                if state == "evaluating" and unsigned:
+                    await self._open(project, "", f"{OVERDUE}: {len(unsigned)} sheet(s) "
+                                     "unsigned", project.window.end, True)
+
+    async def evaluation_reported(self, project_id: str) -> None:
+        """The close after late sheets ends the project's overdue incident (resumed, even
+        past its deadline: the report is written, nothing is left to decide)."""
+        now = self.wf.clock.now()
+        closed = []
+        async with self._incident_lock:
+            for incident in await self.incidents():
+                if incident.project_id == project_id and not incident.site_id:
+                    closed.append(dataclasses.replace(incident, state=IncidentState.RESUMED,
+                                                      repaired_at=now))
+                    await self._save(closed[-1])
+        for after in closed:
+            await self.wf._record("fault.resumed", project_id, {
+                "incident": after.incident_id, "why": "every sheet signed; report written",
+                "at": now.isoformat(), "deadline": after.deadline.isoformat(),
+                "state": after.state.value})
 
     # --- seat passes -------------------------------------------------------------------------
 

@@ -360,11 +360,15 @@ async def reveal_plan_seeds(day: str, data_dir: Path,
             if not raw:
                 raise OfflineError(f"plan {plan_id} of {day}: its seed was not kept (a plan "
                                    "made before plan seeds were sealed); it cannot be revealed")
-            if b"seed" in raw:
+            audited = any(e.kind == "plan.seed_revealed" and e.detail.get("plan_id") == plan_id
+                          for e in entries)
+            if b"seed" in raw and audited:
                 revealed.append((str(plan_id), text(raw[b"seed"])))
                 continue
-            seed = str(unseal_json(key, SealedBox.from_json(text(raw[b"sealed"])),
-                                   project_id=str(plan_id), purpose="plan-seed")["seed"])
+            # Stored but not audited (the store went away in between): the retry audits it.
+            seed = text(raw[b"seed"]) if b"seed" in raw else str(unseal_json(
+                key, SealedBox.from_json(text(raw[b"sealed"])), project_id=str(plan_id),
+                purpose="plan-seed")["seed"])
             await redis.hset(PLAN_SEED.format(plan_id), "seed", seed)
             await log.append("plan.seed_revealed", day, {
                 "plan_id": plan_id, "day": day, "seed": seed,

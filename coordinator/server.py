@@ -16,6 +16,7 @@ from evalgrid_wire.v1 import operator_pb2_grpc, site_link_pb2_grpc
 from coordinator.domain.liveness import Link
 from coordinator.domain.rules import load_rules
 from coordinator.enrolment import Enrolments
+from coordinator.health_port import HealthPort
 from coordinator.leadership import Leadership
 from coordinator.metrics import CoordinatorMetrics, RpcTimer
 from coordinator.notifier import FileOutbox, WebhookNotifier, make_notifier
@@ -61,6 +62,8 @@ class CoordinatorConfig:
     seed_wait: timedelta = DEFAULT_WAIT
     # Lead under a lease against a shared Redis, or stand by (coordinator.leadership).
     failover: bool = False
+    # A plain gRPC health port (coordinator/health_port.py): SERVING only while leading.
+    health_bind: str | None = None
 
 
 def open_redis(data: DataDir, redis_url: str | None,
@@ -220,12 +223,24 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         task.result()
 
 
+async def _health_port(config: CoordinatorConfig) -> HealthPort | None:
+    if config.health_bind is None:
+        return None
+    probe = HealthPort(config.health_bind)
+    port = await probe.start()
+    print(f"health: gRPC (plain) on {config.health_bind.rsplit(':', 1)[0]}:{port}", flush=True)
+    return probe
+
+
 async def run_forever(config: CoordinatorConfig) -> None:
     if config.failover:
         await _lead_or_stand_by(config)
         return
+    probe = await _health_port(config)
     coordinator = Coordinator(config)
     port = await coordinator.start()
+    if probe is not None:
+        await probe.leading(True)
     host = config.bind.rsplit(":", 1)[0]
     notices = (config.notifier if config.notifier.startswith("webhook:")
                else f"outbox {coordinator.data.outbox / 'notices.jsonl'}")
@@ -234,7 +249,13 @@ async def run_forever(config: CoordinatorConfig) -> None:
     print(f"coordinator ready: gRPC (mutual TLS) on {host}:{port}, port written to "
           f"{coordinator.data.root / 'coordinator.port'}; notices: {notices}; "
           "SIGTERM or Ctrl-C stops it", flush=True)
-    await run_until_signalled(coordinator.stop)
+
+    async def stop() -> None:
+        if probe is not None:
+            await probe.stop()
+        await coordinator.stop()
+
+    await run_until_signalled(stop)
     print("coordinator stopped", flush=True)
 
 
@@ -250,6 +271,7 @@ async def _lead_or_stand_by(config: CoordinatorConfig) -> None:
     redis = aioredis.Redis.from_url(config.redis_url, socket_timeout=2.0,
                                     socket_connect_timeout=2.0)
     leadership = Leadership(redis)
+    probe = await _health_port(config)
 
     async def lead_forever() -> None:
         while True:
@@ -257,12 +279,16 @@ async def _lead_or_stand_by(config: CoordinatorConfig) -> None:
             coordinator = Coordinator(config, fence=fence)
             try:
                 await coordinator.start()
+                if probe is not None:
+                    await probe.leading(True)
                 await leadership.hold()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("coordinator failed while leading; standing by again")
             finally:
+                if probe is not None:
+                    await probe.leading(False)
                 await coordinator.stop()
                 await leadership.resign()
 
@@ -270,6 +296,8 @@ async def _lead_or_stand_by(config: CoordinatorConfig) -> None:
 
     async def stop() -> None:
         await _cancel(task)
+        if probe is not None:
+            await probe.stop()
         await redis.aclose()
 
     await run_until_signalled(stop)

@@ -75,6 +75,7 @@ from coordinator.draw_intents import (
     commit_and_place,
     drop_intent,
     fault_point,
+    finish_placed,
     make_intent,
     stage_intent,
 )
@@ -109,6 +110,8 @@ CLARIFICATIONS = "clar:{}"
 MAX_QUESTION_CHARS = 2000
 REQUEST = "req:{}"
 REQUEST_TTL_S = 7 * 24 * 3600
+REDRAW_PENDING = "redraw:pending"  # "project/session": a departure whose redraw has not run
+SCHEDULE_RETRY_S = 1.0  # a schedule pass that failed (Redis away) is tried again this soon
 
 
 class WorkflowError(Exception):
@@ -183,6 +186,7 @@ class Workflow:
         self._stored_snapshots: set[str] = set()  # digests of draw snapshots in Redis
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
+        self._placing: set[str] = set()  # projects whose draw `_place` is placing now
         self._fault_tasks: set[asyncio.Task[None]] = set()
         # Operator consoles wait on the current event; any change sets it and replaces it.
         self._grid_event = asyncio.Event()
@@ -465,6 +469,17 @@ class Workflow:
 
     async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                      state_after: str = "", archive_stored: bool = False) -> None:
+        """`_place_draw`, known to be in flight (the schedule finishes only placements
+        nobody is placing: `finish_placed`)."""
+        self._placing.add(project.id)
+        try:
+            await self._place_draw(project, alloc, result, state_after=state_after,
+                                   archive_stored=archive_stored)
+        finally:
+            self._placing.discard(project.id)
+
+    async def _place_draw(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
+                          state_after: str = "", archive_stored: bool = False) -> None:
         """Book every seat atomically, store the sealed allocation, queue reserves, notify.
 
         Recoverable (coordinator/draw_intents.py): an intent with the seats, sessions and
@@ -799,7 +814,9 @@ class Workflow:
         retry (`resume`) goes on from the draw."""
         project = await self.project(project_id)
         status = DEPARTURES[reason]
+        pending = f"{project_id}/{seat.session_id}"  # until the draw has run: see _redraw_due
         if not resume:
+            await self.redis.sadd(REDRAW_PENDING, pending)
             entry = self._seat_event(seat, Departed(self._stimulus(stimulus_id, reason), reason))
             await self._save_allocation(alloc, entry)
         await self.bookings.release(
@@ -832,6 +849,7 @@ class Workflow:
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
+                await self.redis.srem(REDRAW_PENDING, pending)
                 return f"{status}-no-replacement"
             await self._record("draw.committed", project_id,
                                {**prepared.commitment_record(), **derived})
@@ -839,8 +857,10 @@ class Workflow:
             if isinstance(result, str):
                 await self._save_allocation(alloc)
                 await self._record("draw.starved", project_id, {"reason": result})
+                await self.redis.srem(REDRAW_PENDING, pending)
                 return f"{status}-no-replacement"
             await self._place(project, alloc, result)
+            await self.redis.srem(REDRAW_PENDING, pending)
         await self.faults.admit_seats(project_id)  # a replacement drawn during evaluation
         return f"{status}-redrawn"
 
@@ -893,6 +913,20 @@ class Workflow:
                 await self._record("expert.checked_in", site_id,
                                    {"session": seat.session_id})
                 return seat
+        # A member whose seat was redrawn (a no-show filed while an outage kept them away)
+        # comes with a true code: told so, and not counted toward the desk's lockout.
+        for alloc in list(self._allocations.values()):
+            for seat in alloc.seats:
+                if not seat.active and seat.status != SeatState.DECLINED \
+                        and expert_id is not None and seat.expert_id == expert_id \
+                        and seat.site_id == site_id \
+                        and hmac.compare_digest(seat.code.encode(), code.encode()):
+                    why = seat.status.replace("_", " ")
+                    await self._record("checkin.refused", site_id, {
+                        "session": seat.session_id, "reason": f"seat redrawn ({why})"})
+                    raise WorkflowError("code", f"this seat was redrawn ({why}): another "
+                                        "member holds it now; ask the operator",
+                                        code="precondition")
         await self.sign_ins.failed("checkin", site_id, seat_scopes or [desk_scope(site_id)], {})
         raise WorkflowError("code", "no reserved seat at this site matches this identity "
                             "and code", code="denied")
@@ -930,6 +964,13 @@ class Workflow:
                                 code="denied")
         await self.sign_ins.succeeded(scopes)
         async with self._lock(project.id):
+            # Redrawn while this sign-in waited for the lock (a no-show filed as the agent
+            # forwarded it): the seat is another member's now, and stays departed.
+            alloc = await self._allocation(project.id, "sign-in")
+            seat = alloc.by_session(session_id) or seat
+            if not seat.active:
+                raise WorkflowError("session_id", f"this seat was redrawn ({seat.status}); "
+                                    "the session is no longer held", code="precondition")
             entry = self._seat_event(seat, SignedIn(self._stimulus(request_id, "signin")))
             if entry is not None:
                 now = self.clock.now()
@@ -1225,26 +1266,68 @@ class Workflow:
         """
         while True:
             self._schedule_wake.clear()
-            states = await self.registry.project_states()
-            now = self.clock.now()
-            upcoming = []
-            for project in self.desk.projects():
-                if states.get(project.id) != ProjectState.DRAWN:
-                    continue
-                if project.window.start <= now:
-                    try:
-                        await self.start_evaluation(project.id, by="schedule",
-                                                    stimulus_id=f"schedule-{now.isoformat()}")
-                    except WorkflowError as exc:
-                        log.warning("scheduled start of %s: %s", project.id, exc)
-                else:
-                    upcoming.append((project.window.start - now).total_seconds())
-            await self.faults.review()  # incident deadlines passed with the clock
+            failed = False
+            try:
+                upcoming = await self._schedule_pass()
+            except Exception:  # a Redis outage: the loop lives on, the next tick tries again
+                log.exception("schedule pass failed; retrying in %s s", SCHEDULE_RETRY_S)
+                failed, upcoming = True, []
             wait = min([idle_s, *upcoming])
             if isinstance(self.clock, SimClock):
                 wait = idle_s  # simulated time moves only when told: wait for that
+            if failed:
+                wait = SCHEDULE_RETRY_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._schedule_wake.wait(), timeout=max(wait, 0.01))
+
+    async def _schedule_pass(self) -> list[float]:
+        """One pass of the schedule; the seconds until each later window start."""
+        states = await self.registry.project_states()
+        now = self.clock.now()
+        upcoming = []
+        for project in self.desk.projects():
+            if states.get(project.id) != ProjectState.DRAWN:
+                continue
+            if project.window.start <= now:
+                try:
+                    await self.start_evaluation(project.id, by="schedule",
+                                                stimulus_id=f"schedule-{now.isoformat()}")
+                except WorkflowError as exc:
+                    log.warning("scheduled start of %s: %s", project.id, exc)
+            else:
+                upcoming.append((project.window.start - now).total_seconds())
+        await self.faults.review()  # incident deadlines passed with the clock
+        await self.faults.overdue_evaluations(states)
+        await self._redraw_due(states)
+        if await finish_placed(self, self._placing):
+            self.grid_changed()
+        return upcoming
+
+    async def _redraw_due(self, states: dict[str, str]) -> None:
+        """Departures stored whose replacement draw an outage cut off, with no retry since
+        (a booth's recusal, a lost site's redraw): drawn now, at the schedule's pass."""
+        for raw in await self.redis.smembers(REDRAW_PENDING):
+            project_id, _, session_id = text(raw).partition("/")
+            if states.get(project_id) not in (ProjectState.DRAWN, ProjectState.EVALUATING):
+                await self.redis.srem(REDRAW_PENDING, raw)
+                continue
+            async with self._lock(project_id):
+                alloc = await self._allocation(project_id, "redraw after an outage")
+                seat = alloc.by_session(session_id)
+                project = await self.project(project_id)
+                if seat is None or seat.active or \
+                        len(alloc.active_seats()) >= project.drawn_seats:
+                    await self.redis.srem(REDRAW_PENDING, raw)  # replaced meanwhile
+                    continue
+                reason = next(r for r, status in DEPARTURES.items() if status == seat.status)
+                try:
+                    outcome = await self._replace(project_id, alloc, seat, reason,
+                                                  "redrawn at the schedule's pass",
+                                                  resume=True)
+                except WorkflowError as exc:  # e.g. a booking conflict: the operator's now
+                    await self.redis.srem(REDRAW_PENDING, raw)
+                    outcome = f"not redrawn: {exc}"
+            log.info("departure %s of %s: %s", session_id, project_id, outcome)
 
     async def start_evaluation(self, project_id: str, *, by: str,
                                stimulus_id: str = "") -> str:
@@ -1309,6 +1392,7 @@ class Workflow:
             await self._record("evaluation.reported", project_id, {
                 "by": by, "report_digest": hashlib.sha256(path.read_bytes()).hexdigest(),
                 "failed": evaluation.failed})
+        await self.faults.evaluation_reported(project_id)
         return ProjectState.REPORTED.value, str(path)
 
     async def release_sessions(self, project: Project, alloc: Allocation) -> None:
@@ -1318,13 +1402,15 @@ class Workflow:
     async def _reveal_seed(self, draw_id: str) -> bytes:
         """After the award the seed is published so anyone can replay the draw."""
         key = DRAW.format(draw_id)
-        revealed = await self.redis.hget(key, "seed")
-        if revealed:
+        revealed, audited = await self.redis.hmget(key, ["seed", "seed_audited"])
+        if revealed and audited:
             return bytes.fromhex(text(revealed))
-        archive = await self._sealed_archive(draw_id)
-        seed = str(archive["seed"])
-        await self.redis.hset(key, "seed", seed)
+        # Stored but not audited (the store went away in between): the retry audits it.
+        seed = text(revealed) if revealed else str((await self._sealed_archive(draw_id))["seed"])
+        if not revealed:
+            await self.redis.hset(key, "seed", seed)
         await self._record("draw.seed_revealed", draw_id, {"seed": seed})
+        await self.redis.hset(key, "seed_audited", "1")
         return bytes.fromhex(seed)
 
     async def store_snapshot(self, result: PlacedDraw) -> None:

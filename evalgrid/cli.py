@@ -242,7 +242,11 @@ def cmd_coordinator(args: argparse.Namespace) -> int:
                                executor=executor, notifier=args.notifier,
                                metrics_port=args.metrics_port,
                                seed_wait=timedelta(minutes=args.seed_wait_minutes),
-                               failover=args.failover)
+                               failover=args.failover, health_bind=args.health_bind)
+    host, _, port_text = (args.health_bind or "").rpartition(":")
+    if args.health_bind is not None and not (host and port_text.isdigit()
+                                             and int(port_text) <= 65535):
+        raise CliError("--health-bind: HOST:PORT, e.g. 127.0.0.1:8081 (port 0: any free port)")
     if args.failover and not args.redis_url:
         raise CliError("--failover: give --redis-url, the one Redis every coordinator shares")
     asyncio.run(run_forever(config))
@@ -1012,6 +1016,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failover", action="store_true",
                    help="one of several coordinators on --redis-url: lead under a lease or "
                    "stand by (binding nothing) until the leader dies")
+    p.add_argument("--health-bind", help="HOST:PORT for a plain gRPC health port (no TLS): "
+                   "SERVING while this coordinator leads, NOT_SERVING while it stands by")
     p.add_argument("--sim-clock", help="run on a simulated clock starting at this ISO time")
     p.add_argument("--rules", help="a rules file (default: the packaged rules v1)")
     p.add_argument("--sign-in-attempts", type=int, default=5,

@@ -345,6 +345,7 @@ def test_audit_verify_names_a_removed_or_garbled_entry(
     ["province", "inventory", "no-such-dir", "--site", "S0001", "--out", "s.json"],
     ["coordinator", "--notifier", "carrier-pigeon", "--data-dir", "d"],
     ["coordinator", "--metrics-port", "70000", "--data-dir", "d"],
+    ["coordinator", "--health-bind", "8081", "--data-dir", "d"],
     ["incident", "decide", "inc-1", "wait", "--note", "x", "--new-start", "soon",
      "--new-end", "later", "--operator", "nobody", "--data-dir", "d"],
     ["notice", "reply", "ntc-1", "--decline", "--operator", "nobody", "--data-dir", "d"],

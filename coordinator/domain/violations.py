@@ -13,9 +13,10 @@ count as booked for later ones (as they would for draws run in that order).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, timedelta
 
+from coordinator.domain.draw import DrawInputs
 from coordinator.domain.model import (
     Company,
     CompanyRef,
@@ -208,8 +209,20 @@ def find_violations(
     sittings_before: Sequence[Sitting],
     rules: Rules,
     today: date,
+    offered_caps: Mapping[str, int] | None = None,
+    short: Collection[str] = (),
 ) -> list[str]:
-    """Every rule an allocation breaks, as readable lines; empty when all allocations are clean."""
+    """Every rule an allocation breaks, as readable lines; empty when all allocations are clean.
+
+    `short`: projects whose committee lost members no replacement draw could fill (refused or
+    starved: a state awaiting an operator, not a breach): fewer members than seats is allowed
+    there, but never more, and every member must still fill a quota seat.
+
+    `offered_caps` (project -> cap): the per-venue cap counted from the venue offers its draws
+    recorded (`cap_on_offers`); a project not in it has its cap recomputed from the province,
+    which after redraws (sites lost, venues taken meanwhile) no longer shows what each draw
+    was offered.
+    """
     p = _Province(province)
     out: list[str] = []
     sittings: list[Sitting] = list(sittings_before)
@@ -220,7 +233,9 @@ def find_violations(
         if project is None:
             out.append(f"{pid}: unknown project")
             continue
-        out.extend(_check_allocation(p, project, members, sittings, booked, rules, today))
+        cap = (offered_caps or {}).get(pid)
+        out.extend(_check_allocation(p, project, members, sittings, booked, rules, today, cap,
+                                     pid in short))
         for eid, _venue, ws in members:
             sittings.append(Sitting(eid, project.id, project.tenderer_id, project.window))
             booked.append((project, ws))
@@ -235,6 +250,8 @@ def _check_allocation(
     booked: Sequence[tuple[Project, str]],
     rules: Rules,
     today: date,
+    offered_cap: int | None = None,
+    short: bool = False,
 ) -> list[str]:
     pid = project.id
     out: list[str] = []
@@ -244,7 +261,7 @@ def _check_allocation(
     for eid, n in Counter(ids).items():
         if n > 1:
             out.append(f"{pid}: {eid}: drawn {n} times")
-    if len(members) != project.drawn_seats:
+    if len(members) > project.drawn_seats or (len(members) < project.drawn_seats and not short):
         out.append(f"{pid}: {len(members)} members drawn, {project.drawn_seats} seats")
 
     experts: list[Expert] = []
@@ -274,7 +291,8 @@ def _check_allocation(
                 out.append(f"{pid}: workstation {ws_id} already booked for {other.id}")
 
     matched = _quota_matching(experts, project.quotas)
-    if matched < sum(q.count for q in project.quotas):
+    if matched < (min(len(members), project.drawn_seats) if short
+                  else sum(q.count for q in project.quotas)):
         out.append(
             f"{pid}: quotas not met: {matched} of {sum(q.count for q in project.quotas)} "
             "quota seats filled by experts of the right specialty and kind"
@@ -283,8 +301,11 @@ def _check_allocation(
     per_venue = Counter(v for _, v, _ in members)
     # The allowed cap costs a pass over the whole pool: only worth it above the configured cap.
     over = any(n > rules.per_venue_cap for n in per_venue.values())
-    allowed = _allowed_cap(p, project, sittings, booked, rules, today) if over else \
-        rules.per_venue_cap
+    if offered_cap is not None:
+        allowed = max(rules.per_venue_cap, offered_cap)
+    else:
+        allowed = _allowed_cap(p, project, sittings, booked, rules, today) if over else \
+            rules.per_venue_cap
     for venue_id, n in sorted(per_venue.items()):
         if n > allowed:
             out.append(f"{pid}: venue {venue_id} seats {n} members, cap {allowed}")
@@ -339,5 +360,37 @@ def _allowed_cap(
     seats = project.drawn_seats
     cap = rules.per_venue_cap
     while sum(min(cap, r) for r in room_counts) < seats and cap < max(room_counts, default=0):
+        cap += 1
+    return cap
+
+
+def cap_on_offers(inputs: DrawInputs) -> int:
+    """The per-venue cap one recorded draw's own offers allow, counted again from them.
+
+    The venues it was offered that some candidate matching a seat's quota (not excluded)
+    serves, each with its rooms not used by members who stay; the cap is the configured one,
+    raised to the least value at which those venues (less the members already seated there)
+    hold every seat to fill, and no higher than the largest useful value.
+    """
+    quotas = [inputs.project.quotas[i] for i in sorted(set(inputs.seat_quotas()))]
+    served: set[str] = set()
+    for c in inputs.resolved_candidates():
+        if c.expert_id in inputs.exclude:
+            continue
+        if any((q.kind is None or c.kind == q.kind) and any(_under(code, q)
+                                                          for code in c.specialties)
+               for q in quotas):
+            served.update(c.catchment_cities)
+    seated = Counter(venue for venue, _ in inputs.occupied)
+    used = set(inputs.occupied)
+    venues: list[tuple[int, int]] = []  # (members seated, usable rooms)
+    for offer in inputs.resolved_venues():
+        rooms = {room for _, room in offer.free if (offer.venue_id, room) not in used}
+        if offer.city in served and rooms:
+            venues.append((seated[offer.venue_id], len(rooms)))
+    seats = len(inputs.seat_quotas())
+    cap = inputs.per_venue_cap
+    useful = max((n + r for n, r in venues), default=0)
+    while sum(max(0, min(cap - n, r)) for n, r in venues) < seats and cap < useful:
         cap += 1
     return cap

@@ -136,6 +136,16 @@ def _actors() -> Any:
                             if o.outcome == "drawn":
                                 self.drawn.append(o.project_id)
                         break
+                # A plan the leader placed before it died answers the retry with nothing
+                # left to draw: the operator reads the day's drawn projects from the list.
+                listed = await self.operator.ListProjects(operator_pb2.ListProjectsRequest(),
+                                                          timeout=60)
+                for p in listed.projects:
+                    project = self.projects.get(p.project_id)
+                    if p.state == "drawn" and p.project_id not in self.drawn and \
+                            project is not None and \
+                            (project.window.start + timedelta(hours=8)).date() == day:
+                        self.drawn.append(p.project_id)
 
         async def _settle(self, batch: list[str]) -> None:
             with contextlib.suppress(grpc.aio.AioRpcError):
@@ -341,6 +351,7 @@ async def _close_what_remains(operator: Any, province: Any, actors: Any) -> None
     """The operator's follow-up after the outages: close whatever can be closed now."""
     from coordinator.notifier import read_outbox
     from evalgrid.ids import request_id
+    from evalgrid.wire import to_timestamp
 
     for _ in range(3):
         listed = await operator.ListProjects(operator_pb2.ListProjectsRequest(), timeout=30)
@@ -361,6 +372,20 @@ async def _close_what_remains(operator: Any, province: Any, actors: Any) -> None
                     request_id=request_id(), project_id=project_id), timeout=60)
             except grpc.aio.AioRpcError as exc:
                 actors.stats.errors.append(f"close {project_id}: {exc.details()}")
+    # Still open: the windows end with sheets unsigned, and the schedule hands each project to
+    # an operator (an overdue-evaluation incident) instead of leaving it evaluating.
+    listed = await operator.ListProjects(operator_pb2.ListProjectsRequest(), timeout=30)
+    still = {p.project_id for p in listed.projects if p.state == "evaluating"}
+    if not still:
+        return
+    end = max(p.window.end for p in province.projects if p.id in still)
+    await operator.AdvanceClock(operator_pb2.AdvanceClockRequest(
+        to=to_timestamp(end + timedelta(minutes=1))), timeout=30)
+    for _ in range(60):
+        incidents = await operator.ListIncidents(operator_pb2.ListIncidentsRequest(), timeout=30)
+        if still <= {i.project_id for i in incidents.incidents}:
+            return
+        await asyncio.sleep(0.5)
 
 
 async def _check_projects(operator: Any, province: Any, outcome: Outcome) -> None:

@@ -184,3 +184,14 @@ def test_checker_independent_of_screening_experts() -> None:
     prov = replace(prov, experts=(*prov.experts, old))
     problems = check(prov, [("OLD", "SC6-v", "SC6-v-r0-w0"), *members[1:]])
     assert any("OLD: aged" in p for p in problems)
+
+
+def test_a_committee_short_of_replacements_awaits_an_operator_not_a_breach() -> None:
+    prov, members = clean()
+    fewer = members[1:]  # a departure no replacement draw could fill (refused or starved)
+    assert any("members drawn" in p for p in check(prov, fewer))
+    assert find_violations(prov, [("P1", fewer)], [], RULES, TODAY, short={"P1"}) == []
+    # Short allows fewer, never more, and never a member outside the quotas.
+    more = [*members, members[0]]
+    assert any("members drawn" in p for p in find_violations(
+        prov, [("P1", more)], [], RULES, TODAY, short={"P1"}))

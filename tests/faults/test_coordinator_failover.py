@@ -15,6 +15,7 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 from evalgrid_wire.v1 import operator_pb2, operator_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from process_kit import Processes, free_port, make_pki, wait_for
 
 from coordinator.store.bookings import Fencing
@@ -95,3 +96,35 @@ async def test_standby_takes_over_when_the_leader_is_killed(
     finally:
         await channel.close()
         await store.aclose()
+
+
+async def _health(port: int) -> str:
+    """The overall status the coordinator's plain health port gives a probe."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=""), timeout=UNARY_DEADLINE_S)
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+async def test_health_port_says_which_coordinator_leads(
+        grid_dir: tuple[Path, EmbeddedRedis, Processes]) -> None:
+    data, redis, processes = grid_dir
+    ports = [free_port(), free_port()]
+    health = [free_port(), free_port()]
+    for name, port, probe in zip("ab", ports, health, strict=True):
+        processes.start(name, ["coordinator", "--data-dir", str(data), "--bind",
+                               f"127.0.0.1:{port}", "--redis-url", redis.url, "--failover",
+                               "--health-bind", f"127.0.0.1:{probe}"])
+        if name == "a":
+            wait_for(lambda: _port_file(data) == ports[0], "coordinator a to lead")
+    wait_for(lambda: "stands by" in processes.log("b"), "coordinator b to stand by")
+    assert await _health(health[0]) == "SERVING"
+    assert await _health(health[1]) == "NOT_SERVING"  # the standby answers, not serving
+
+    processes.signal("a", signal.SIGKILL)
+    wait_for(lambda: _port_file(data) == ports[1], "coordinator b to take over")
+    for _ in range(100):  # the port file is written just before the probe turns
+        if await _health(health[1]) == "SERVING":
+            break
+        await asyncio.sleep(0.1)
+    assert await _health(health[1]) == "SERVING"

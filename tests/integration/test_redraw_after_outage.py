@@ -1,0 +1,165 @@
+"""A departure stored just before the store went away, and never retried, is redrawn by the
+schedule's next pass: the committee is whole again without anyone asking twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+from evalgrid_wire.v1 import booth_pb2, operator_pb2
+from grid_fixture import Grid, focus_projects, wait_until
+
+from coordinator.workflow import REDRAW_PENDING, Workflow, WorkflowError
+from evalgrid.ids import request_id
+
+
+async def test_a_decline_cut_off_by_an_outage_is_redrawn_at_the_next_pass(grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    _, notices = await grid.draw(focus.id)
+    real = workflow.bookings.release
+    cut: list[int] = []
+
+    async def outage(*args: Any, **kwargs: Any) -> Any:
+        if not cut:  # the decline is stored; then the store goes away
+            cut.append(1)
+            raise ConnectionError("Redis went away")
+        return await real(*args, **kwargs)
+
+    workflow.bookings.release = outage  # type: ignore[method-assign]
+    with pytest.raises(grpc.aio.AioRpcError):
+        await grid.reply(notices[0]["notice_id"], False, "ill")
+    assert await workflow.redis.scard(REDRAW_PENDING) == 1  # the outage left it pending
+
+    before = len(grid.notices())
+    workflow._schedule_wake.set()  # the next pass: no retry of the decline comes
+
+    async def whole() -> bool:
+        seats = await grid.operator.ProjectSeats(operator_pb2.ProjectRequest(
+            project_id=focus.id), timeout=30)
+        active = [s for s in seats.seats if s.status not in ("declined",)]
+        return len(active) == len(notices) and len(grid.notices()) == before + 1 \
+            and await workflow.redis.scard(REDRAW_PENDING) == 0
+
+    await wait_until(whole, "the replacement drawn at the schedule's pass")
+    assert grid.notices()[-1]["expert_id"] != notices[0]["expert_id"]
+
+
+async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    await grid.draw(focus.id)
+    draw_id = (await workflow._allocation(focus.id, "test")).draw_ids[0]
+    real = workflow._record
+    cut: list[int] = []
+
+    async def outage(kind: str, subject: str, detail: dict[str, Any]) -> Any:
+        if kind == "draw.seed_revealed" and not cut:  # the seed is stored, then Redis goes
+            cut.append(1)
+            raise ConnectionError("Redis went away")
+        return await real(kind, subject, detail)
+
+    workflow._record = outage  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await workflow._reveal_seed(draw_id)
+    first = await workflow._reveal_seed(draw_id)  # the close's retry
+    assert await workflow._reveal_seed(draw_id) == first  # and once more: nothing new
+
+    reveals = [e for e in await workflow.audit.entries()
+               if e.kind == "draw.seed_revealed" and e.subject == draw_id]
+    assert [e.detail["seed"] for e in reveals] == [first.hex()]
+
+
+async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    _, notices = await grid.draw(focus.id)
+    for notice in notices:
+        await grid.reply(notice["notice_id"], True)
+    await grid.advance_to(focus.window.start)
+    await grid.start(focus.id)
+    notice = notices[0]
+    seat = (await workflow._allocation(focus.id, "test")).by_notice(notice["notice_id"])
+    assert seat is not None
+    real = workflow._session
+
+    async def racing(*args: Any, **kwargs: Any) -> Any:
+        found = await real(*args, **kwargs)  # the seat is held as the sign-in arrives ...
+        assert seat is not None
+        await workflow.replace_member(focus.id, seat.session_id, "no_show", "not here",
+                                      request_id(), by="operator")  # ... then redrawn
+        return found
+
+    workflow._session = racing  # type: ignore[method-assign]
+    with pytest.raises(WorkflowError, match="redrawn"):
+        await workflow.sign_in(seat.site_id, seat.session_id, seat.workstation_id,
+                               grid.experts[notice["expert_id"]].id_number, notice["code"],
+                               request_id())
+    after = (await workflow._allocation(focus.id, "test")).by_session(seat.session_id)
+    assert after is not None and after.status == "no_show"
+
+
+async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_next_pass(
+        grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    real = workflow._announce_placement
+    cut: list[int] = []
+
+    async def outage(*args: Any, **kwargs: Any) -> Any:
+        if not cut:  # the placement is stored; the store goes before the announcement
+            cut.append(1)
+            raise ConnectionError("Redis went away")
+        return await real(*args, **kwargs)
+
+    workflow._announce_placement = outage  # type: ignore[method-assign]
+    with pytest.raises(grpc.aio.AioRpcError):
+        await grid.draw(focus.id)
+    assert grid.notices() == []  # nobody told yet
+    workflow._schedule_wake.set()  # the next pass, with no retry of the draw
+
+    seats = sum(q.count for q in focus.quotas)
+
+    async def announced() -> bool:
+        placed = [e for e in await workflow.audit.entries()
+                  if e.kind == "draw.placed" and e.subject == focus.id]
+        return len(grid.notices()) == seats and len(placed) == 1
+
+    await wait_until(announced, "the notices and draw.placed at the schedule's pass")
+
+
+async def test_a_redrawn_member_at_the_desk_is_told_and_not_locked_out(grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    _, notices = await grid.draw(focus.id)
+    for notice in notices:
+        await grid.reply(notice["notice_id"], True)
+    await grid.advance_to(focus.window.start)
+    await grid.start(focus.id)
+    late = notices[0]
+    seat = (await workflow._allocation(focus.id, "test")).by_notice(late["notice_id"])
+    assert seat is not None
+    await grid.operator.ReplaceMember(operator_pb2.ReplaceMemberRequest(
+        request_id=request_id(), project_id=focus.id, session_id=seat.session_id,
+        reason="no_show", note="not here at the start"), timeout=30)
+    desk = grid.desk(seat.site_id)
+    # The member comes late, again and again, with the code the notice gave: each time told
+    # the seat was redrawn, never the lockout of the desk (for everyone else) or the seat.
+    for _ in range(workflow.sign_ins.policy.desk_max_failures + 2):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await desk.CheckIn(booth_pb2.DeskCheckInRequest(
+                request_id=request_id(), id_number=grid.experts[late["expert_id"]].id_number,
+                code=late["code"]), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "redrawn (no show)" in str(refused.value.details())

@@ -423,17 +423,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _reveal_plan(args: argparse.Namespace) -> int:
-    from coordinator.offline import reveal_plan_seeds
+    from coordinator.offline import reveal_seeds
 
     try:
         day = date.fromisoformat(args.reveal_date or "")
     except ValueError as exc:
         raise CliError(f"plan reveal DATE: a date YYYY-MM-DD, not {args.reveal_date!r}") from exc
-    revealed = asyncio.run(reveal_plan_seeds(day.isoformat(), _data_dir(args), args.redis_url))
+    revealed, day_seed = asyncio.run(reveal_seeds(day.isoformat(), _data_dir(args),
+                                                   args.redis_url))
     for plan_id, seed in revealed:
         print(f"plan {plan_id} of {day}: seed {seed}")
-    print("each project's seed is HMAC-SHA256(plan seed, project id); `evalgrid draw verify` "
-          "checks it")
+    if day_seed:
+        print(f"seed round of {day}: seed {day_seed}")
+    print("each draw's seed is HMAC-SHA256(day seed, project id, or id/n for the n-th redraw); "
+          "`evalgrid draw verify` checks it")
     return 0
 
 

@@ -29,6 +29,7 @@ from coordinator.domain.draw import (
     make_archive,
 )
 from coordinator.domain.fairness import fairness_pool
+from coordinator.domain.randomness import spare_workstation
 from coordinator.domain.seed_protocol import commitment, final_seed
 from coordinator.offline import EXPORT_FORMAT, verify_draw_file
 from coordinator.report import canonical, verify_report
@@ -401,5 +402,95 @@ def test_a_supplementary_draw_must_derive_from_the_days_seed(tmp_path: Path) -> 
     # The same draw claimed as the project's second draw: its seed does not derive.
     export["audit"][1]["detail"]["seed_from"]["label"] = "FAIR/1"
     export["audit"] = _resigned(key, export["audit"])
+    # The label names the draw (a first draw: the project id): no label to pick and grind.
     assert _verify(tmp_path, export, _pinned(key)) == [
-        "draws[0]: its seed is not HMAC-SHA256(seed of 2026-03-02, 'FAIR/1')"]
+        "draws[0]: its seed label 'FAIR/1' is not the one of this draw (expected 'FAIR'): a "
+        "label the coordinator could pick"]
+
+
+def _single_draw_export(key: Ed25519PrivateKey, coordinator: bytes, supervisor: bytes | None,
+                        *, revealed_share: bytes | None = None) -> dict[str, Any]:
+    """An honest export of a single draw seeded from its day's round: shares committed, the
+    round fixed (`seed.fixed`), the draw, the award, then `seed.revealed`."""
+    day = "2026-03-02"
+    day_seed = final_seed(coordinator, supervisor)
+    seed = project_seed(day_seed, "FAIR")
+    inputs = fairness_pool([3, 4, 5, 6, 7], seats=3).inputs
+    c = commit(seed, inputs)
+    result = draw(inputs, seed)
+    assert isinstance(result, DrawOutcome)
+    making: dict[str, Any] = {"seed_protocol": "evalgrid-seed-v1",
+                              "coordinator_commitment": commitment(coordinator),
+                              "supervisor_commitment": ""}
+    kinds: list[tuple[str, str, dict[str, Any]]] = [
+        ("seed.coordinator_committed", day, {"day": day, "commitment": commitment(coordinator)})]
+    if supervisor is None:
+        kinds.append(("seed.fallback", day, {"day": day, "waited_s": 1800}))
+        making["fallback"] = True
+    else:
+        share = revealed_share or supervisor
+        making |= {"supervisor_commitment": commitment(supervisor),
+                   "supervisor_secret": share.hex(), "public_value": ""}
+        kinds[0:0] = [("seed.supervisor_committed", day, {"commitment": commitment(supervisor)})]
+        kinds.append(("seed.supervisor_revealed", day, {"day": day, "secret": share.hex()}))
+    kinds += [
+        ("seed.fixed", day, {"day": day, "seed_hash": seed_hash(day_seed), **making}),
+        ("draw.committed", "FAIR", {**commitment_to_json(c), "project_id": "FAIR",
+                                    "seed_from": {"day": day, "label": "FAIR"}}),
+        ("draw.placed", "FAIR", {"draw_id": c.draw_id, "outcome_digest": result.outcome_digest(),
+                                 "seats": len(result.seats), "parent": ""}),
+        ("draw.seed_revealed", c.draw_id, {"seed": seed.hex()}),
+        ("seed.revealed", day, {"day": day, "seed": day_seed.hex(),
+                                "coordinator_secret": coordinator.hex()}),
+    ]
+    entries = _chain(key, kinds)
+    return {"format": EXPORT_FORMAT, "project_id": "FAIR",
+            "draws": [make_archive(c, inputs, result, seed)],
+            "audit": [json.loads(entry_to_json(e)) for e in entries],
+            "signer": {"key": public_key_hex(key), "certificate": ""}}
+
+
+def test_a_single_draw_derives_from_both_shares_of_its_day(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    coordinator, supervisor = bytes(range(32)), bytes(range(50, 82))
+    assert _verify(tmp_path, _single_draw_export(key, coordinator, supervisor),
+                   _pinned(key)) == []
+    assert _verify(tmp_path, _single_draw_export(key, coordinator, None), _pinned(key)) == []
+    # A seed.fixed entry that claims a supervisor's share that is not the committed one.
+    forged = _single_draw_export(key, coordinator, supervisor, revealed_share=bytes(32))
+    assert _verify(tmp_path, forged, _pinned(key)) == [
+        "draws[0]: the seed round of 2026-03-02: the supervisor's share: supervisor: the "
+        "revealed secret does not hash to the commitment " + commitment(supervisor)[:16]]
+    # The coordinator's share revealed is not the committed one.
+    export = _single_draw_export(key, coordinator, supervisor)
+    export["audit"][-1]["detail"]["coordinator_secret"] = bytes(32).hex()
+    export["audit"] = _resigned(key, export["audit"])
+    assert _verify(tmp_path, export, _pinned(key))[0].startswith(
+        "draws[0]: the seed round of 2026-03-02: the coordinator's share: coordinator: the "
+        "revealed secret does not hash")
+    # Without the fixed round before the draw, the derivation proves nothing.
+    export = _single_draw_export(key, coordinator, supervisor)
+    export["audit"] = _resigned(key, [r for r in export["audit"] if r["kind"] != "seed.fixed"])
+    assert _verify(tmp_path, export, _pinned(key)) == [
+        "draws[0]: the revealed seed of 2026-03-02 was not fixed in the chain (seed.fixed or a "
+        "plan) before this draw"]
+
+
+def test_a_move_to_a_spare_replays_from_the_draws_seed(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    export = _export(key)
+    seed = bytes.fromhex(export["draws"][0]["seed"])
+    draw_id = export["draws"][0]["commitment"]["draw_id"]
+    spares = ["W1", "W2", "W3", "W4"]
+    picked = spares[spare_workstation(seed, "ses-1", "W0", spares)]
+    move = {"session": "ses-1", "from": "W0", "to": picked, "draw_id": draw_id,
+            "spares": spares}
+    rows = [*export["audit"], {"kind": "seat.moved", "subject": "FAIR", "detail": move}]
+    export["audit"] = _resigned(key, rows)
+    assert _verify(tmp_path, export, _pinned(key)) == []
+    aimed = next(ws for ws in spares if ws != picked)
+    export["audit"] = _resigned(key, [*export["audit"][:-1], {
+        "kind": "seat.moved", "subject": "FAIR", "detail": {**move, "to": aimed}}])
+    (problem,) = _verify(tmp_path, export, _pinned(key))
+    assert problem.endswith(f"(seat.moved): moved to {aimed!r}, but the committed seed of draw "
+                            f"{draw_id} picks {picked!r}")

@@ -64,6 +64,12 @@ def project_seed(plan_seed: bytes, project_id: str) -> bytes:
     return hmac.new(plan_seed, project_id.encode("utf-8"), hashlib.sha256).digest()
 
 
+def draw_label(project_id: str, n: int) -> str:
+    """What names draw `n` of a project under the day's seed: the project id for its first
+    draw (planned or single: the same seed either way), ``id/n`` for the n-th redraw."""
+    return project_id if n == 0 else f"{project_id}/{n}"
+
+
 def seed_hash(seed: bytes) -> str:
     return hashlib.sha256(seed).hexdigest()
 

@@ -96,7 +96,7 @@ async def test_the_plan_waits_for_the_supervisor_and_uses_both_shares(grid: Grid
     kinds = [e.kind for e in await workflow.audit.entries() if e.kind.startswith(
         ("seed.", "plan.committed"))]
     assert kinds == ["seed.coordinator_committed", "seed.supervisor_committed",
-                     "seed.supervisor_revealed", "plan.committed"]
+                     "seed.supervisor_revealed", "seed.fixed", "plan.committed"]
     # A second share for the same day is refused.
     again = await _refused(supervisor.CommitSeedShare(_commit("ab" * 32)))
     assert again.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -22,7 +22,7 @@ from evalgrid_wire.v1 import booth_pb2, common_pb2, operator_pb2, site_link_pb2
 from grid_fixture import Grid, fair_scores, focus_projects, wait_until
 
 from coordinator.checker import check_grid
-from coordinator.offline import export_draws, verify_draw_file
+from coordinator.offline import export_draws, reveal_seeds, verify_draw_file
 from coordinator.report import verify_report
 from evalgrid.ids import request_id
 from evalgrid.trust import PinnedTrust
@@ -278,6 +278,10 @@ async def test_a_day_of_projects_end_to_end(grid: Grid) -> None:
     assert status.projects == status.projects_reported == len(projects)
 
     # --- every draw replays from its archive, the supplementary one chained to the first -----
+    # The day's seed round (the draws' seeds derive from it) is revealed with the awards.
+    (day,) = {p.window.start.date().isoformat() for p in projects}
+    _, day_seed = await reveal_seeds(day, grid.data.root, grid.redis_url)
+    assert len(day_seed) == 64
     for project in projects:
         archive = await export_draws(project.id, grid.data.root, grid.redis_url)
         assert archive["project_id"] == project.id

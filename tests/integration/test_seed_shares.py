@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -14,10 +15,12 @@ from evalgrid_wire.v1 import operator_pb2
 from grid_fixture import AUDITOR, DAY, Grid, focus_projects
 
 from coordinator.domain.day_plan import project_seed, seed_hash
+from coordinator.domain.model import Project
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.domain.seed_protocol import final_seed
 from coordinator.offline import OfflineError, export_draws, reveal_seeds, verify_draw_file
 from coordinator.seed_shares import SEED_SHARE
+from coordinator.workflow import Workflow
 from evalgrid.ids import request_id
 from evalgrid.trust import PinnedTrust
 
@@ -130,6 +133,16 @@ async def _snapshot(grid: Grid) -> operator_pb2.GridSnapshot:
     return snapshot
 
 
+async def _waiting_day(grid: Grid) -> tuple[Workflow, Project, Any]:
+    """A grid whose day waits 30 min for the supervisor: its workflow, a project of the day,
+    the supervisor's stub."""
+    workflow = grid.coordinator.workflow
+    assert workflow is not None
+    workflow.seed_shares.wait = timedelta(minutes=30)
+    await grid.register_all()
+    return workflow, focus_projects(grid.province)[0], grid.operator_as("auditor", AUDITOR)
+
+
 def _draw(project_id: str) -> operator_pb2.DrawRequest:
     return operator_pb2.DrawRequest(request_id=request_id(), project_id=project_id)
 
@@ -138,12 +151,7 @@ async def test_a_single_draw_waits_for_the_share_then_verifies(grid: Grid) -> No
     """A single draw's seed is HMAC(day seed, project id): it waits for the supervisor like a
     plan, the console shows the wait, and after the award `draw verify` recombines both
     shares from the signed chain."""
-    workflow = grid.coordinator.workflow
-    assert workflow is not None
-    workflow.seed_shares.wait = timedelta(minutes=30)
-    await grid.register_all()
-    project = focus_projects(grid.province)[0]
-    supervisor = grid.operator_as("auditor", AUDITOR)
+    workflow, project, supervisor = await _waiting_day(grid)
 
     waiting = await _refused(grid.operator.Draw(_draw(project.id), timeout=60))
     assert waiting.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -207,12 +215,7 @@ async def test_a_single_draw_waits_for_the_share_then_verifies(grid: Grid) -> No
 
 
 async def test_without_a_share_a_single_draw_falls_back_audited(grid: Grid) -> None:
-    workflow = grid.coordinator.workflow
-    assert workflow is not None
-    workflow.seed_shares.wait = timedelta(minutes=30)
-    await grid.register_all()
-    project = focus_projects(grid.province)[0]
-    supervisor = grid.operator_as("auditor", AUDITOR)
+    workflow, project, supervisor = await _waiting_day(grid)
     await supervisor.CommitSeedShare(_commit(hashlib.sha256(SECRET).hexdigest()))
     assert (await _refused(grid.operator.Draw(_draw(project.id), timeout=60))).code() == \
         grpc.StatusCode.FAILED_PRECONDITION

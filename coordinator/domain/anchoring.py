@@ -18,6 +18,7 @@ and chain link and signed by the coordinator's key, and a verifier holding a *pi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -120,6 +121,7 @@ def check_anchors(draws: Sequence[Mapping[str, Any]], entries: Sequence[AuditEnt
         if isinstance(seed_from, Mapping):
             problems += _day_seed_problems(where, committed, seed_from, archive.get("seed"),
                                            entries)
+            problems += _round_day_problems(where, seed_from, archive)
         digest = outcome_digests[i] if i < len(outcome_digests) else None
         if digest is None:
             continue
@@ -222,6 +224,21 @@ def _day_seed_problems(where: str, committed: AuditEntry, seed_from: Mapping[str
     if "seed_protocol" in fixes[0].detail:
         return [f"{where}: {p}" for p in _share_problems(fixes[0], reveals[-1], day_seed,
                                                           entries)]
+    return []
+
+
+def _round_day_problems(where: str, seed_from: Mapping[str, Any],
+                        archive: Mapping[str, Any]) -> list[str]:
+    """The round is the one of the project's own day (the local day of its window start, within
+    a day of the UTC date whatever the offset): not another day's, picked among those fixed."""
+    try:
+        day = date.fromisoformat(str(seed_from.get("day")))
+        start = datetime.fromisoformat(str(archive["inputs"]["project"]["window"]["start"]))
+    except (KeyError, TypeError, ValueError):
+        return [f"{where}: the seed's day or the project's window cannot be read"]
+    if abs((day - start.astimezone(UTC).date()).days) > 1:
+        return [f"{where}: its seed is from the round of {day}, not of the project's day "
+                f"(window start {start.isoformat()})"]
     return []
 
 

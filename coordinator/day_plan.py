@@ -34,6 +34,7 @@ from coordinator.batch.executor import (
 )
 from coordinator.domain.day_plan import (
     chunked,
+    local_day,
     plan_order,
     project_seed,
     projects_digest,
@@ -401,6 +402,9 @@ async def _place_planned(workflow: Workflow, planned: PlannedDraw, plan_id: str)
             await workflow._record("draw.refused", project.id,
                                    {"reason": o.reason, "plan_id": plan_id})
             return "refused"
+        # The plan's seed for the project is its first label's (HMAC(day seed, id)): taken.
+        await workflow.seed_shares.first_label(
+            local_day(project.window.start, workflow.rules.local_utc_offset_minutes), project.id)
         record = {**planned.prepared.commitment_record(), "plan_id": plan_id}
         result = planned.result
         if result is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from coordinator.domain.day_plan import seed_hash
+from coordinator.domain.day_plan import draw_label, seed_hash
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.domain.seed_protocol import (
     SECRET_BYTES,
@@ -222,6 +222,21 @@ class SeedShares:
                 "day": day.isoformat(), "seed_hash": seed_hash(seed),
                 **detail})
         return seed, detail
+
+    async def first_label(self, day: date, project_id: str) -> str:
+        """The label of a project's first draw under the day's round (planned or single): its
+        id, or ``id/rK`` for the K-th first draw again (a new committee after an incident), so
+        no two draws share a seed; taken before the draw, never reused."""
+        k = await self.workflow.redis.hincrby(SEED_SHARE.format(day.isoformat()),
+                                              f"first:{project_id}", 1) - 1
+        return draw_label(project_id, k)
+
+    async def redraw_label(self, day: date, project_id: str, n: int) -> str:
+        """The label of the n-th redraw of the project's current committee: ``base/n`` with
+        the base its first draw took (`first_label`)."""
+        k = int(await self.workflow.redis.hget(SEED_SHARE.format(day.isoformat()),
+                                               f"first:{project_id}") or 1)
+        return draw_label(project_id, max(k - 1, 0), n)
 
     async def plan_seed(self, day: date) -> tuple[bytes, dict[str, Any]]:
         """The day plan's seed (the day's round) and what `plan.committed` records of it."""

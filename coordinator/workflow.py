@@ -34,7 +34,7 @@ from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
 from coordinator.domain import scoring
 from coordinator.domain.audit import AuditEntry
-from coordinator.domain.day_plan import draw_label, local_day, project_seed
+from coordinator.domain.day_plan import local_day, project_seed
 from coordinator.domain.draw import DrawInputs, DrawSnapshot, Seat, inputs_from_json
 from coordinator.domain.fault_rules import Phase, phase_of
 from coordinator.domain.liveness import Link, LivenessPolicy
@@ -358,7 +358,8 @@ class Workflow:
             # From the day's seed round (both shares; refused while the supervisor's is due).
             day = local_day(project.window.start, self.rules.local_utc_offset_minutes)
             day_seed, _ = await self.seed_shares.day_seed(day)
-            seed_from = {"day": day.isoformat(), "label": draw_label(project_id, 0)}
+            seed_from = {"day": day.isoformat(),
+                         "label": await self.seed_shares.first_label(day, project_id)}
             await self._refresh_conduct()
             try:
                 prepared = self.desk.prepare(project, now, self._down(), seed=project_seed(
@@ -719,7 +720,7 @@ class Workflow:
             # first draw; a redraw the grid makes on its own takes the audited fallback.
             day = local_day(project.window.start, self.rules.local_utc_offset_minutes)
             day_seed, _ = await self.seed_shares.day_seed(day, urgent=f"redraw after {reason}")
-            label = draw_label(project_id, len(alloc.draw_ids))
+            label = await self.seed_shares.redraw_label(day, project_id, len(alloc.draw_ids))
             derived = {"seed_from": {"day": day.isoformat(), "label": label}}
             try:
                 prepared = self.desk.prepare_supplementary(

@@ -468,6 +468,16 @@ def test_a_single_draw_derives_from_both_shares_of_its_day(tmp_path: Path) -> No
     assert _verify(tmp_path, export, _pinned(key))[0].startswith(
         "draws[0]: the seed round of 2026-01-05: the coordinator's share: coordinator: the "
         "revealed secret does not hash")
+    # A new committee's first draw may be id/rK (its seed then differs), nothing else.
+    for label, problem in (
+            ("FAIR/r1", "its seed is not HMAC-SHA256(seed of 2026-01-05, 'FAIR/r1')"),
+            ("FAIR/r1/2", "its seed label 'FAIR/r1/2' is not the one of this draw (expected "
+                          "'FAIR'): a label the coordinator could pick")):
+        export = _single_draw_export(key, coordinator, supervisor)
+        (row,) = [r for r in export["audit"] if r["kind"] == "draw.committed"]
+        row["detail"]["seed_from"]["label"] = label
+        export["audit"] = _resigned(key, export["audit"])
+        assert _verify(tmp_path, export, _pinned(key)) == [f"draws[0]: {problem}"]
     # Without the fixed round before the draw, the derivation proves nothing.
     export = _single_draw_export(key, coordinator, supervisor)
     export["audit"] = _resigned(key, [r for r in export["audit"] if r["kind"] != "seed.fixed"])

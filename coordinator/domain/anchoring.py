@@ -190,14 +190,17 @@ def _day_seed_problems(where: str, committed: AuditEntry, seed_from: Mapping[str
                        seed: object, entries: Sequence[AuditEntry]) -> list[str]:
     """A draw seeded from its day's round (a single or a supplementary draw): its seed is
     HMAC-SHA256(day seed, label), the label naming this project and this draw (the id for a
-    first draw, ``id/n`` for a redraw: no label to choose), the day seed fixed in the chain
+    first draw, ``id/rK`` for a new committee after an incident, ``id/n`` for a redraw; no two
+    alike), the day seed fixed in the chain
     (``seed.fixed``, or a plan of the day) before this draw, revealed after the awards, and
     the protocol's combination of the two shares."""
     day, label = str(seed_from.get("day")), str(seed_from.get("label"))
     project = committed.subject
     first = not committed.detail.get("parent")
-    if (label != project) if first else not (
-            label.startswith(project + "/") and label[len(project) + 1:].isdigit()):
+    parts = label[len(project) + 1:].split("/") if label.startswith(project + "/") else []
+    again = bool(parts) and parts[0][:1] == "r" and parts[0][1:].isdigit()  # id/rK: new committee
+    if (label != project and not (again and len(parts) == 1)) if first else not (
+            parts and parts[-1].isdigit() and len(parts) == 1 + again):
         return [f"{where}: its seed label {label!r} is not the one of this draw (expected "
                 f"{project!r}{'' if first else ' + /n'}): a label the coordinator could pick"]
     if sum(1 for e in entries if e.kind == "draw.committed"

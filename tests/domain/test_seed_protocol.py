@@ -104,8 +104,9 @@ def test_a_single_draw_or_a_redraw_leaves_the_coordinator_no_more_choice(
     project = POOL.project.id
     day_seed = final_seed(tries[0], real)
     assert project_seed(day_seed, draw_label(project, 0)) == project_seed(day_seed, project)
-    assert draw_label(project, redraw) == f"{project}/{redraw}"
-    assert project_seed(day_seed, draw_label(project, redraw)) != project_seed(day_seed, project)
+    assert draw_label(project, 0, redraw) == f"{project}/{redraw}"
+    labels = {draw_label(project, k, n) for k in range(3) for n in range(3)}
+    assert len({project_seed(day_seed, label) for label in labels}) == len(labels) == 9
     chosen = max(tries, key=lambda c: _seated(final_seed(c, guess)))
     assert [c for c in tries if _reveals(c, commitment(chosen))] == [chosen]
     single = draw(POOL, project_seed(final_seed(chosen, real), draw_label(project, 0)))

@@ -229,3 +229,9 @@ async def test_without_a_share_a_single_draw_falls_back_audited(grid: Grid) -> N
     assert fallback.seq < fixed.seq
     late = await _refused(supervisor.RevealSeedShare(_reveal(SECRET.hex())))
     assert late.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Labels are never reused on a round: the committee's redraw is P/1; a new committee of the
+    # project on the same day (after an incident) would take P/r1, and its redraws P/r1/n.
+    shares = workflow.seed_shares
+    assert await shares.redraw_label(DAY, project.id, 1) == f"{project.id}/1"
+    assert await shares.first_label(DAY, project.id) == f"{project.id}/r1"
+    assert await shares.redraw_label(DAY, project.id, 2) == f"{project.id}/r1/2"

@@ -977,15 +977,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "ray or ray:N (a local Ray); with --ray-address, a Ray cluster")
     p.add_argument("--ray-address", help="auto | ray://host:port (needs --executor ray)")
     p.add_argument("--seed-wait-minutes", type=float, default=30,
-                   help="how long a day plan waits for the supervisor's seed share before it "
-                   "falls back, audited, to the coordinator's alone (default 30; 0: at once)")
+                   help="how long a day's draws (plan or single) wait for the supervisor's seed "
+                   "share before they fall back, audited, to the coordinator's alone (default 30; "
+                   "0: at once, for rehearsals)")
     p.set_defaults(func=cmd_coordinator)
 
     p = sub.add_parser("plan", help="draw every project of a day (the day plan); `plan "
-                       "reveal DATE` reveals its seed after the awards")
+                       "reveal DATE` reveals the day's seed (plans and single draws) after the "
+                       "awards")
     p.add_argument("date", help="the day, YYYY-MM-DD (local time of the windows), or reveal")
     p.add_argument("reveal_date", nargs="?", metavar="DATE",
-                   help="after `reveal`: the day whose plan seed to reveal")
+                   help="after `reveal`: the day whose seed to reveal")
     _add_data_dir(p)
     p.add_argument("--redis-url", help="with reveal: the coordinator's Redis")
     p.add_argument("--operator", help="the name on the operator certificate (default: the "

@@ -34,7 +34,6 @@ from coordinator.batch.executor import (
 )
 from coordinator.domain.day_plan import (
     chunked,
-    local_day,
     plan_order,
     project_seed,
     projects_digest,
@@ -305,6 +304,8 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
             "plan_id": plan_id, "day": day.isoformat(), "seed_hash": seed_hash(plan_seed),
             "projects": len(order), "projects_digest": digest, "executor": executor.name,
             "seed_derivation": "HMAC-SHA256(plan seed, project id)", **making})
+        # Each project's first label (its id) is taken: a later first draw takes id/rK.
+        await workflow.seed_shares.take_first_labels(day, [p.id for p in order])
 
         # Placements run one at a time, in plan order, on the event loop, while the worker
         # thread draws up to PLACE_AHEAD projects ahead (its copy of the day screen has booked
@@ -402,9 +403,6 @@ async def _place_planned(workflow: Workflow, planned: PlannedDraw, plan_id: str)
             await workflow._record("draw.refused", project.id,
                                    {"reason": o.reason, "plan_id": plan_id})
             return "refused"
-        # The plan's seed for the project is its first label's (HMAC(day seed, id)): taken.
-        await workflow.seed_shares.first_label(
-            local_day(project.window.start, workflow.rules.local_utc_offset_minutes), project.id)
         record = {**planned.prepared.commitment_record(), "plan_id": plan_id}
         result = planned.result
         if result is None:

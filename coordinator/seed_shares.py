@@ -231,6 +231,13 @@ class SeedShares:
                                               f"first:{project_id}", 1) - 1
         return draw_label(project_id, k)
 
+    async def take_first_labels(self, day: date, project_ids: list[str]) -> None:
+        """A day plan draws each project under its id: those labels are taken (one round trip)."""
+        pipe = self.workflow.redis.pipeline(transaction=False)
+        for project_id in project_ids:
+            pipe.hincrby(SEED_SHARE.format(day.isoformat()), f"first:{project_id}", 1)
+        await pipe.execute()
+
     async def redraw_label(self, day: date, project_id: str, n: int) -> str:
         """The label of the n-th redraw of the project's current committee: ``base/n`` with
         the base its first draw took (`first_label`)."""

@@ -104,6 +104,9 @@ async def test_the_plan_waits_for_the_supervisor_and_uses_both_shares(grid: Grid
         ("seed.", "plan.committed"))]
     assert kinds == ["seed.coordinator_committed", "seed.supervisor_committed",
                      "seed.supervisor_revealed", "seed.fixed", "plan.committed"]
+    # The plan took each project's first label: a new committee that day would take id/r1.
+    first = grid.province.projects[0].id
+    assert await workflow.seed_shares.first_label(DAY, first) == f"{first}/r1"
     # A second share for the same day is refused.
     again = await _refused(supervisor.CommitSeedShare(_commit("ab" * 32)))
     assert again.code() == grpc.StatusCode.FAILED_PRECONDITION

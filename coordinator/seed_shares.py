@@ -87,12 +87,15 @@ class SeedShares:
                           datetime.fromisoformat(f["since"]) + self.wait if waiting else None,
                           bool(f.get("used")))
 
-    async def state(self, day: date) -> ShareState:
-        return self._state(day, await self._fields(day))
-
     async def waiting(self, days: Iterable[date]) -> list[ShareState]:
-        """The rounds among `days` a draw has asked for and that wait on the supervisor."""
-        found = [await self.state(day) for day in sorted(set(days))]
+        """The rounds among `days` that wait on the supervisor (one round trip: the console's
+        snapshot asks at every change)."""
+        ordered = sorted(set(days))
+        pipe = self.workflow.redis.pipeline(transaction=False)
+        for day in ordered:
+            pipe.hgetall(SEED_SHARE.format(day.isoformat()))
+        found = [self._state(day, {text(k): text(v) for k, v in raw.items()})
+                 for day, raw in zip(ordered, await pipe.execute(), strict=True)]
         return [s for s in found if s.fallback_at is not None]
 
     async def _coordinator_commits(self, day: date) -> dict[str, str]:
@@ -172,13 +175,6 @@ class SeedShares:
             "by": by})
         return self._state(day, await self._fields(day))
 
-    async def fixed_seed(self, day: date) -> bytes | None:
-        """The day's seed once its round is fixed (both shares, or the fallback), else None."""
-        f = await self._fields(day)
-        if not f.get("used") or f.get("state") not in ("revealed", "fallback"):
-            return None
-        return self._combine(day, f)
-
     def _combine(self, day: date, f: dict[str, str]) -> bytes:
         return round_seed(self.workflow.master_key, day.isoformat(), f)
 
@@ -186,7 +182,7 @@ class SeedShares:
         """The seed of `day`'s round, fixing the round at its first use (audited `seed.fixed`,
         with what the verifier needs to recombine the shares), and what a plan records of it.
 
-        Every draw of the day derives its seed from this one (`domain.day_plan.draw_seed`).
+        Every draw of the day derives its seed from this one (`domain.day_plan.draw_label`).
         Refused (WorkflowError, precondition) while the supervisor's share is awaited and the
         wait has not run out; then the audited fallback. `urgent` (a reason) takes the
         fallback at once: a replacement the grid draws on its own cannot wait."""
@@ -224,15 +220,17 @@ class SeedShares:
         return seed, detail
 
     async def first_label(self, day: date, project_id: str) -> str:
-        """The label of a project's first draw under the day's round (planned or single): its
-        id, or ``id/rK`` for the K-th first draw again (a new committee after an incident), so
-        no two draws share a seed; taken before the draw, never reused."""
-        k = await self.workflow.redis.hincrby(SEED_SHARE.format(day.isoformat()),
-                                              f"first:{project_id}", 1) - 1
+        """The label of a project's next first draw under the day's round (planned or single):
+        its id, or ``id/rK`` for the K-th first draw again (a new committee after an incident),
+        so no two draws share a seed. A draw that uses it takes it (`take_first_labels`) before
+        it runs, under the draw lock."""
+        k = int(await self.workflow.redis.hget(SEED_SHARE.format(day.isoformat()),
+                                               f"first:{project_id}") or 0)
         return draw_label(project_id, k)
 
     async def take_first_labels(self, day: date, project_ids: list[str]) -> None:
-        """A day plan draws each project under its id: those labels are taken (one round trip)."""
+        """These projects' first labels are used (a day plan draws each project under its id;
+        a single draw once prepared): never again (one round trip)."""
         pipe = self.workflow.redis.pipeline(transaction=False)
         for project_id in project_ids:
             pipe.hincrby(SEED_SHARE.format(day.isoformat()), f"first:{project_id}", 1)

@@ -367,6 +367,7 @@ class Workflow:
             except DrawRefused as exc:
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
                 raise WorkflowError("project_id", str(exc), code="precondition") from exc
+            await self.seed_shares.take_first_labels(day, [project_id])
             # The seed is fixed by `prepare`. The commitment (seed hash, input digest) is
             # audited before anything is booked or sent, after the archive and an intent are
             # stored: a crash after it re-runs this very draw, never a fresh one.

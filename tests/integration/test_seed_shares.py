@@ -237,4 +237,6 @@ async def test_without_a_share_a_single_draw_falls_back_audited(grid: Grid) -> N
     shares = workflow.seed_shares
     assert await shares.redraw_label(DAY, project.id, 1) == f"{project.id}/1"
     assert await shares.first_label(DAY, project.id) == f"{project.id}/r1"
+    await shares.take_first_labels(DAY, [project.id])
     assert await shares.redraw_label(DAY, project.id, 2) == f"{project.id}/r1/2"
+    assert await shares.first_label(DAY, project.id) == f"{project.id}/r2"

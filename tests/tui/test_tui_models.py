@@ -9,6 +9,7 @@ from evalgrid_wire.v1 import operator_pb2
 from tui_testkit import START, sample_board, sample_grid, with_state
 
 from evalgrid.wire import to_timestamp
+from tui.audit_lines import alarming, phrase
 from tui.operator_client import Flagged, GridView, SeatRow, SeedWaitRow, grid_from_wire
 from tui.operator_model import city_use, exceptions_queue, matches, project_lines
 from tui.site_alerts import board_alerts
@@ -152,3 +153,8 @@ def test_a_day_waiting_for_the_seed_share_comes_off_the_wire_into_the_queue() ->
     assert (issue.kind, issue.open, issue.action) == ("seed wait", True, "")
     assert issue.detail == f"03-03: supervisor's share not committed; fallback " \
         f"{hhmm(START + timedelta(minutes=30))}"
+
+
+def test_a_seed_fallback_reads_as_words_and_alarms() -> None:
+    assert phrase("seed.fallback") == "day seed without supervisor" and alarming("seed.fallback")
+    assert phrase("seed.fixed") == "day seed fixed" and not alarming("seed.fixed")

@@ -306,6 +306,8 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
             "plan_id": plan_id, "day": day.isoformat(), "seed_hash": seed_hash(plan_seed),
             "projects": len(order), "projects_digest": digest, "executor": executor.name,
             "seed_derivation": "HMAC-SHA256(plan seed, project id)", **making})
+        # Each project's first label (its id) is taken: a later first draw takes id/rK.
+        await workflow.seed_shares.take_first_labels(day, [p.id for p in order])
 
         # Placements run one at a time, in plan order, on the event loop, while the worker
         # thread draws up to PLACE_AHEAD projects ahead (its copy of the day screen has booked

@@ -78,6 +78,7 @@ class DrawIntent:
     audit_seq: int  # the audit head when the intent was written: later entries are searched
     state_after: str = ""  # the project state the placement sets (DRAWN for a first draw)
     plan_id: str = ""
+    seed_from: dict[str, str] | None = None  # the day's seed round the draw's seed derives from
     parent: str = ""
     outcome_digest: str = ""
     alloc_before: dict[str, Any] | None = None  # the allocation the draw extends, departures in
@@ -146,7 +147,8 @@ def booking_items(project: Project, seats: Sequence[SeatRecord]) -> list[Booking
 
 
 async def commit_and_place(workflow: Workflow, project: Project, prepared: PreparedDraw,
-                           result: PlacedDraw, *, plan_id: str = "") -> None:
+                           result: PlacedDraw, *, plan_id: str = "",
+                           seed_from: dict[str, str] | None = None) -> None:
     """A first draw: its archive and an intent (`committed`), then `draw.committed` in the
     audit, then the placement. From the intent on, a crash re-runs this very draw at the next
     start. Raises WorkflowError (nothing booked) when Redis refuses a booking."""
@@ -154,7 +156,7 @@ async def commit_and_place(workflow: Workflow, project: Project, prepared: Prepa
 
     intent = make_intent(project.id, result.draw_id, "committed",
                          (await workflow.audit.head()).seq, plan_id=plan_id,
-                         state_after=ProjectState.DRAWN.value)
+                         seed_from=seed_from, state_after=ProjectState.DRAWN.value)
     await workflow.store_snapshot(result)
     pipe = workflow.redis.pipeline(transaction=True)
     pipe.hset(DRAW.format(result.draw_id),
@@ -164,6 +166,8 @@ async def commit_and_place(workflow: Workflow, project: Project, prepared: Prepa
     record = prepared.commitment_record()
     if plan_id:
         record["plan_id"] = plan_id
+    if seed_from:
+        record["seed_from"] = seed_from
     await workflow._record("draw.committed", project.id, record)
     fault_point("after_commit")
     await workflow._place(project, Allocation(project_id=project.id), result,
@@ -258,6 +262,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
         await workflow._record("draw.committed", project.id, {
             **archive["commitment"], "project_id": project.id, "plan_id": intent.plan_id,
             "candidates": inputs.candidate_count(), "venues": inputs.venue_count(),
+            **({"seed_from": intent.seed_from} if intent.seed_from else {}),
             "recovered": True, **({} if not isinstance(archive.get("registry"), dict)
                                   else record_anchor(archive["registry"]))})
     # Re-run with the committed seed and inputs: the same draw, by construction.

@@ -164,7 +164,7 @@ async def export_draws(project_id: str, data_dir: Path,
         plans |= {e.detail.get("plan_id") for e in entries
                   if e.kind in ("plan.committed", "plan.seed_revealed") and e.subject in derived}
         days = {e.subject for e in entries if e.kind == "plan.committed"
-                and e.detail.get("plan_id") in plans}
+                and e.detail.get("plan_id") in plans} | {d for d in derived if d}
         anchors = [json.loads(entry_to_json(e)) for e in entries
                    if _anchors(e, project_id, set(alloc.draw_ids), plans, days)]
         snapshots = await _referenced_snapshots(redis, key, draws)
@@ -326,12 +326,22 @@ def _anchor_problems(archive: dict[str, Any], draws: list[Any],
 
 async def reveal_plan_seeds(day: str, data_dir: Path,
                             redis_url: str | None) -> list[tuple[str, str]]:
-    """Reveal the seed of every plan of `day` (plan id, seed hex), once its awards are made.
+    """The seeds of `day`'s plans (plan id, seed hex), revealed with the day's seed round."""
+    return (await reveal_seeds(day, data_dir, redis_url))[0]
 
-    Refused while a project the plan placed is not yet reported: its seed (derived from the plan
-    seed) would then be known before the award. Audited as `plan.seed_revealed` (once).
+
+async def reveal_seeds(day: str, data_dir: Path, redis_url: str | None
+                       ) -> tuple[list[tuple[str, str]], str]:
+    """Reveal the seed of `day`'s round and of every plan of the day, once its awards are made:
+    (plan id, seed hex) per plan, and the day's seed ("" for a day fixed before rounds were
+    audited).
+
+    Refused while a project drawn from the day's seed (planned, single or supplementary) is not
+    yet reported: its seed would then be known before the award. Audited once each as
+    `plan.seed_revealed` and `seed.revealed` (the day's seed and the coordinator's share).
     """
     from coordinator.day_plan import PLAN_SEED
+    from coordinator.seed_shares import SEED_SHARE, round_seed
 
     key = master_key(data_dir)
     async with open_store(data_dir, redis_url) as redis:
@@ -339,21 +349,23 @@ async def reveal_plan_seeds(day: str, data_dir: Path,
         entries = await log.entries()
         plans = [e.detail.get("plan_id") for e in entries
                  if e.kind == "plan.committed" and e.subject == day]
-        if not plans:
-            raise OfflineError(f"no day plan was committed for {day} in {data_dir}")
+        fixed = any(e.kind == "seed.fixed" and e.subject == day for e in entries)
+        if not plans and not fixed:
+            raise OfflineError(f"no draw used the seed of {day} in {data_dir} (no day plan, "
+                               "no single draw): nothing to reveal")
         states = await Registry(redis).project_states()
-        for plan_id in plans:  # every plan of the day checked before any is revealed
-            draws = {e.detail.get("draw_id"): e.subject for e in entries
-                     if e.kind == "draw.committed" and (e.detail.get("plan_id") == plan_id
-                                                        or _seed_day(e) == day)}
-            placed = sorted({draws[e.detail.get("draw_id")] for e in entries
-                             if e.kind == "draw.placed" and e.detail.get("draw_id") in draws})
-            waiting = [p for p in placed if states.get(p) != ProjectState.REPORTED]
-            if waiting:
-                raise OfflineError(
-                    f"plan {plan_id} of {day}: {len(waiting)} project(s) not reported yet "
-                    f"({', '.join(waiting[:3])}{', ...' if len(waiting) > 3 else ''}); the plan "
-                    "seed is revealed with the awards")
+        draws = {e.detail.get("draw_id"): e.subject for e in entries
+                 if e.kind == "draw.committed" and (e.detail.get("plan_id") in plans
+                                                    or _seed_day(e) == day)}
+        placed = sorted({draws[e.detail.get("draw_id")] for e in entries
+                         if e.kind == "draw.placed" and e.detail.get("draw_id") in draws})
+        waiting = [p for p in placed if states.get(p) != ProjectState.REPORTED]
+        if waiting:
+            raise OfflineError(
+                f"{day}: {len(waiting)} project(s) drawn from the day's seed not reported yet "
+                f"({', '.join(waiting[:3])}{', ...' if len(waiting) > 3 else ''}); the seed "
+                "is revealed with the awards")
+        coordinator_secret = await _coordinator_share(redis, key, day)
         revealed: list[tuple[str, str]] = []
         for plan_id in plans:
             raw = await redis.hgetall(PLAN_SEED.format(plan_id))
@@ -372,9 +384,17 @@ async def reveal_plan_seeds(day: str, data_dir: Path,
             await redis.hset(PLAN_SEED.format(plan_id), "seed", seed)
             await log.append("plan.seed_revealed", day, {
                 "plan_id": plan_id, "day": day, "seed": seed,
-                "coordinator_secret": await _coordinator_share(redis, key, day)})
+                "coordinator_secret": coordinator_secret})
             revealed.append((str(plan_id), seed))
-    return revealed
+        day_seed = ""
+        if fixed:
+            fields = {text(k): text(v) for k, v in
+                      (await redis.hgetall(SEED_SHARE.format(day))).items()}
+            day_seed = round_seed(key, day, fields).hex()
+            if not any(e.kind == "seed.revealed" and e.subject == day for e in entries):
+                await log.append("seed.revealed", day, {
+                    "day": day, "seed": day_seed, "coordinator_secret": coordinator_secret})
+    return revealed, day_seed
 
 
 async def _coordinator_share(redis: aioredis.Redis, key: bytes, day: str) -> str:

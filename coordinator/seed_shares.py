@@ -4,18 +4,21 @@ seed_protocol.py states the protocol and who can bias what).
 Audit: `seed.supervisor_committed` (day, commitment, who, public source),
 `seed.coordinator_committed` (day, commitment; at the supervisor's commitment or at the first
 plan of the day, whichever comes first), `seed.supervisor_revealed` (day, secret, public value,
-who), `seed.fallback` (day, how long the plan waited). The coordinator's secret stays sealed
-until `evalgrid plan reveal DAY`.
+who), `seed.fallback` (day, how long the draw waited), `seed.fixed` (day, SHA-256 of the day's
+seed and both shares' commitments: at the first draw of the day, single or planned). The
+coordinator's secret stays sealed until `evalgrid plan reveal DAY` (`seed.revealed`).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from coordinator.domain.day_plan import draw_label, seed_hash
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.domain.seed_protocol import (
     SECRET_BYTES,
@@ -45,12 +48,26 @@ class ShareState:
     coordinator_commitment: str
     supervisor_commitment: str
     public_source: str
+    fallback_at: datetime | None = None  # while waiting: when the fallback comes
+    fixed: bool = False  # a draw used the round: its seed can no longer change
 
 
 def _refused(field: str, reason: str, code: str = "invalid") -> Exception:
     from coordinator.workflow import WorkflowError  # the workflow imports this module
 
     return WorkflowError(field, reason, code=code)
+
+
+def round_seed(master_key: bytes, day: str, f: dict[str, str]) -> bytes:
+    """The seed of a day's round from its stored shares (revealed, or the fallback)."""
+    key = SEED_SHARE.format(day)
+    coordinator = bytes.fromhex(str(unseal_json(
+        master_key, SealedBox.from_json(f["coordinator_sealed"]), project_id=key,
+        purpose="seed-share")["secret"]))
+    if f["state"] == "fallback":
+        return final_seed(coordinator, None)
+    return final_seed(coordinator, bytes.fromhex(f["supervisor_secret"]),
+                      f.get("public_value", ""))
 
 
 class SeedShares:
@@ -63,9 +80,23 @@ class SeedShares:
         return {text(k): text(v) for k, v in raw.items()}
 
     def _state(self, day: date, f: dict[str, str]) -> ShareState:
-        return ShareState(day.isoformat(), f.get("state", "awaiting"),
-                          f.get("coordinator_commitment", ""),
-                          f.get("supervisor_commitment", ""), f.get("public_source", ""))
+        state = f.get("state", "awaiting")
+        waiting = "since" in f and state in ("awaiting", "committed") and not f.get("used")
+        return ShareState(day.isoformat(), state, f.get("coordinator_commitment", ""),
+                          f.get("supervisor_commitment", ""), f.get("public_source", ""),
+                          datetime.fromisoformat(f["since"]) + self.wait if waiting else None,
+                          bool(f.get("used")))
+
+    async def waiting(self, days: Iterable[date]) -> list[ShareState]:
+        """The rounds among `days` that wait on the supervisor (one round trip: the console's
+        snapshot asks at every change)."""
+        ordered = sorted(set(days))
+        pipe = self.workflow.redis.pipeline(transaction=False)
+        for day in ordered:
+            pipe.hgetall(SEED_SHARE.format(day.isoformat()))
+        found = [self._state(day, {text(k): text(v) for k, v in raw.items()})
+                 for day, raw in zip(ordered, await pipe.execute(), strict=True)]
+        return [s for s in found if s.fallback_at is not None]
 
     async def _coordinator_commits(self, day: date) -> dict[str, str]:
         f = await self._fields(day)
@@ -144,53 +175,74 @@ class SeedShares:
             "by": by})
         return self._state(day, await self._fields(day))
 
-    async def fixed_seed(self, day: date) -> bytes | None:
-        """The day's seed once a plan has fixed it (both shares, or the fallback), else None:
-        later draws of the day (supplementary draws) derive their seeds from it."""
-        f = await self._fields(day)
-        if not f.get("used") or f.get("state") not in ("revealed", "fallback"):
-            return None
-        key = SEED_SHARE.format(day.isoformat())
-        coordinator = bytes.fromhex(str(unseal_json(
-            self.workflow.master_key, SealedBox.from_json(f["coordinator_sealed"]),
-            project_id=key, purpose="seed-share")["secret"]))
-        if f["state"] == "fallback":
-            return final_seed(coordinator, None)
-        return final_seed(coordinator, bytes.fromhex(f["supervisor_secret"]),
-                          f.get("public_value", ""))
+    def _combine(self, day: date, f: dict[str, str]) -> bytes:
+        return round_seed(self.workflow.master_key, day.isoformat(), f)
 
-    async def plan_seed(self, day: date) -> tuple[bytes, dict[str, Any]]:
-        """The day plan's seed and what `plan.committed` records of its making; refused
-        (WorkflowError, precondition) while the supervisor's share is awaited."""
+    async def day_seed(self, day: date, *, urgent: str = "") -> tuple[bytes, dict[str, Any]]:
+        """The seed of `day`'s round, fixing the round at its first use (audited `seed.fixed`,
+        with what the verifier needs to recombine the shares), and what a plan records of it.
+
+        Every draw of the day derives its seed from this one (`domain.day_plan.draw_label`).
+        Refused (WorkflowError, precondition) while the supervisor's share is awaited and the
+        wait has not run out; then the audited fallback. `urgent` (a reason) takes the
+        fallback at once: a replacement the grid draws on its own cannot wait."""
         f = await self._coordinator_commits(day)
         key = SEED_SHARE.format(day.isoformat())
-        coordinator = bytes.fromhex(str(unseal_json(
-            self.workflow.master_key, SealedBox.from_json(f["coordinator_sealed"]),
-            project_id=key, purpose="seed-share")["secret"]))
         detail: dict[str, Any] = {"seed_protocol": SEED_PROTOCOL,
                                   "coordinator_commitment": f["coordinator_commitment"],
                                   "supervisor_commitment": f.get("supervisor_commitment", "")}
         if f.get("state") == "revealed":
-            supervisor = bytes.fromhex(f["supervisor_secret"])
             detail |= {"supervisor_secret": f["supervisor_secret"],
                        "public_value": f.get("public_value", "")}
-            seed = final_seed(coordinator, supervisor, f.get("public_value", ""))
         else:
             since = datetime.fromisoformat(f["since"])
             waited = self.workflow.now() - since
             if f.get("state") != "fallback":
-                if waited < self.wait:
-                    until = since + self.wait
+                if waited < self.wait and not urgent:
+                    until = self.workflow.local_text(since + self.wait)
                     raise _refused(
                         "day", f"waiting for the supervisor's seed share for {day} (state "
-                        f"{f.get('state', 'awaiting')}); without it the plan falls back to the "
-                        f"coordinator's secret alone at {until.isoformat(timespec='minutes')}",
+                        f"{f.get('state', 'awaiting')}); without it the draw falls back to the "
+                        f"coordinator's secret alone at {until}",
                         code="precondition")
                 await self.workflow.redis.hset(key, "state", "fallback")
                 await self.workflow._record("seed.fallback", day.isoformat(), {
                     "day": day.isoformat(), "waited_s": int(waited.total_seconds()),
-                    "supervisor_commitment": f.get("supervisor_commitment", "")})
+                    "supervisor_commitment": f.get("supervisor_commitment", ""),
+                    **({"reason": urgent} if urgent else {})})
+                f["state"] = "fallback"
             detail["fallback"] = True
-            seed = final_seed(coordinator, None)
-        await self.workflow.redis.hset(key, "used", "1")
+        seed = self._combine(day, f)
+        if await self.workflow.redis.hsetnx(key, "used", "1"):
+            await self.workflow._record("seed.fixed", day.isoformat(), {
+                "day": day.isoformat(), "seed_hash": seed_hash(seed),
+                **detail})
         return seed, detail
+
+    async def first_label(self, day: date, project_id: str) -> str:
+        """The label of a project's next first draw under the day's round (planned or single):
+        its id, or ``id/rK`` for the K-th first draw again (a new committee after an incident),
+        so no two draws share a seed. A draw that uses it takes it (`take_first_labels`) before
+        it runs, under the draw lock."""
+        k = int(await self.workflow.redis.hget(SEED_SHARE.format(day.isoformat()),
+                                               f"first:{project_id}") or 0)
+        return draw_label(project_id, k)
+
+    async def take_first_labels(self, day: date, project_ids: list[str]) -> None:
+        """These projects' first labels are used (a day plan draws each project under its id;
+        a single draw once prepared): never again (one round trip)."""
+        pipe = self.workflow.redis.pipeline(transaction=False)
+        for project_id in project_ids:
+            pipe.hincrby(SEED_SHARE.format(day.isoformat()), f"first:{project_id}", 1)
+        await pipe.execute()
+
+    async def redraw_label(self, day: date, project_id: str, n: int) -> str:
+        """The label of the n-th redraw of the project's current committee: ``base/n`` with
+        the base its first draw took (`first_label`)."""
+        k = int(await self.workflow.redis.hget(SEED_SHARE.format(day.isoformat()),
+                                               f"first:{project_id}") or 1)
+        return draw_label(project_id, max(k - 1, 0), n)
+
+    async def plan_seed(self, day: date) -> tuple[bytes, dict[str, Any]]:
+        """The day plan's seed (the day's round) and what `plan.committed` records of it."""
+        return await self.day_seed(day)

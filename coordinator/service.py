@@ -29,9 +29,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from redis import exceptions as redis_errors
 
 from coordinator import seat_passes
+from coordinator.domain.day_plan import local_day
 from coordinator.domain.fault_rules import Incident, allowed
 from coordinator.enrolment import Enrolments
 from coordinator.metrics import CoordinatorMetrics
+from coordinator.seed_shares import ShareState
 from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.authorization import authorize
 from evalgrid.limits import clip
@@ -566,7 +568,10 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
                     item.flagged.add(workstation_id=ws_id, state=state,
                                      detail=live.details.get(ws_id, "") if live else "")
             item.states.update(counts)
+        awaiting: set[date] = set()
         for p, state in await workflow.list_projects(""):
+            if state == "registered":
+                awaiting.add(local_day(p.window.start, workflow.rules.local_utc_offset_minutes))
             snapshot.projects.add(project_id=p.id, name=p.name, state=state,
                                   host_site_id=p.host_site_id,
                                   window_start=to_timestamp(p.window.start),
@@ -583,6 +588,8 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
         faults = workflow.faults
         for incident in faults.recent(await faults.incidents(include_closed=True)):
             snapshot.incidents.append(_incident(incident, workflow.now()))
+        for share in await workflow.seed_shares.waiting(awaiting):
+            snapshot.seed_waits.append(_share_wire(share))
         return snapshot
 
     @answers_errors
@@ -716,21 +723,24 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
     async def CommitSeedShare(self, request: operator_pb2.SeedShareCommit,
                               context: grpc.aio.ServicerContext
                               ) -> operator_pb2.SeedShareState:
-        who = authorize("Operator.CommitSeedShare")
-        state = await self.workflow.seed_shares.commit(
-            _day(request.day), request.commitment.strip().lower(), request.public_source.strip(),
-            by=str(who))
-        return operator_pb2.SeedShareState(**state.__dict__)
+        return await self._seed_share("Commit", request.day, request.commitment,
+                                      request.public_source)
 
     @answers_errors
     async def RevealSeedShare(self, request: operator_pb2.SeedShareReveal,
                               context: grpc.aio.ServicerContext
                               ) -> operator_pb2.SeedShareState:
-        who = authorize("Operator.RevealSeedShare")
-        state = await self.workflow.seed_shares.reveal(
-            _day(request.day), request.secret.strip().lower(), request.public_value.strip(),
-            by=str(who))
-        return operator_pb2.SeedShareState(**state.__dict__)
+        return await self._seed_share("Reveal", request.day, request.secret,
+                                      request.public_value)
+
+    async def _seed_share(self, step: str, day: str, value: str, public: str
+                          ) -> operator_pb2.SeedShareState:
+        """The supervisor's commitment or reveal of its share (coordinator/seed_shares.py)."""
+        who = authorize(f"Operator.{step}SeedShare")
+        shares = self.workflow.seed_shares
+        act = shares.commit if step == "Commit" else shares.reveal
+        return _share_wire(await act(_day(day), value.strip().lower(), public.strip(),
+                                     by=str(who)))
 
     @answers_errors
     async def UnlockSignIn(self, request: operator_pb2.UnlockSignInRequest,
@@ -773,6 +783,16 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise WorkflowError("day", f"a date YYYY-MM-DD, not {text[:40]!r}") from None
+
+
+def _share_wire(state: ShareState) -> operator_pb2.SeedShareState:
+    reply = operator_pb2.SeedShareState(
+        day=state.day, state=state.state, coordinator_commitment=state.coordinator_commitment,
+        supervisor_commitment=state.supervisor_commitment, public_source=state.public_source,
+        fixed=state.fixed)
+    if state.fallback_at is not None:
+        reply.fallback_at.CopyFrom(to_timestamp(state.fallback_at))
+    return reply
 
 
 def _incident(incident: Incident, now: datetime) -> operator_pb2.Incident:

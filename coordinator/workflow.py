@@ -442,21 +442,29 @@ class Workflow:
                 raise WorkflowError("project_id", f"{project_id} is {state}, "
                                     "not awaiting a draw", code="precondition")
             now = self.clock.now()
+            # From the day's seed round (both shares; refused while the supervisor's is due).
+            day = local_day(project.window.start, self.rules.local_utc_offset_minutes)
+            day_seed, _ = await self.seed_shares.day_seed(day)
+            seed_from = {"day": day.isoformat(),
+                         "label": await self.seed_shares.first_label(day, project_id)}
             await self._refresh_conduct()
             try:
-                prepared = self.desk.prepare(project, now, self._down())
+                prepared = self.desk.prepare(project, now, self._down(), seed=project_seed(
+                    day_seed, seed_from["label"]))
             except DrawRefused as exc:
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
                 raise WorkflowError("project_id", str(exc), code="precondition") from exc
+            await self.seed_shares.take_first_labels(day, [project_id])
             # The seed is fixed by `prepare`. The commitment (seed hash, input digest) is
             # audited before anything is booked or sent, after the archive and an intent are
             # stored: a crash after it re-runs this very draw, never a fresh one.
             result = self.desk.run(prepared)
             if isinstance(result, str):
-                await self._record("draw.committed", project_id, prepared.commitment_record())
+                await self._record("draw.committed", project_id, {
+                    **prepared.commitment_record(), "seed_from": seed_from})
                 await self._record("draw.starved", project_id, {"reason": result})
                 raise WorkflowError("project_id", result, code="precondition")
-            await commit_and_place(self, project, prepared, result)
+            await commit_and_place(self, project, prepared, result, seed_from=seed_from)
             self._schedule_wake.set()
             summary = DrawSummary(
                 project_id=project_id, draw_id=result.draw_id,
@@ -746,6 +754,9 @@ class Workflow:
             if seat.status in SAT:
                 raise WorkflowError("session_id", "the member has signed in: not a no-show",
                                     code="precondition")
+            # The redraw's seed round must be fixable now: refused before the seat is touched.
+            await self.seed_shares.day_seed(local_day(project.window.start,
+                                                      self.rules.local_utc_offset_minutes))
             booth = self.links.live[seat.site_id].workstations.get(seat.workstation_id)
             if reason == "no_show" and booth in ("signed_in", "evaluating"):
                 # Signed in at the booth while the coordinator (or its store) was away: the
@@ -835,17 +846,16 @@ class Workflow:
                          for s in alloc.seats if s.active or s is seat]
             previous = await self._sealed_archive(alloc.draw_ids[-1])
             await self._refresh_conduct()
-            # From the day's seed when a plan fixed it (both shares): not the coordinator's pick.
+            # From the day's seed round (both shares): not the coordinator's pick. Fixed by the
+            # first draw; a redraw the grid makes on its own takes the audited fallback.
             day = local_day(project.window.start, self.rules.local_utc_offset_minutes)
-            day_seed = await self.seed_shares.fixed_seed(day)
-            label = f"{project_id}/{len(alloc.draw_ids)}"
-            derived = {} if day_seed is None else {
-                "seed_from": {"day": day.isoformat(), "label": label}}
+            day_seed, _ = await self.seed_shares.day_seed(day, urgent=f"redraw after {reason}")
+            label = await self.seed_shares.redraw_label(day, project_id, len(alloc.draw_ids))
+            derived = {"seed_from": {"day": day.isoformat(), "label": label}}
             try:
                 prepared = self.desk.prepare_supplementary(
                     project, self.clock.now(), previous, committee, [seat.expert_id],
-                    self._down_for_replacement(project, alloc),
-                    None if day_seed is None else project_seed(day_seed, label))
+                    self._down_for_replacement(project, alloc), project_seed(day_seed, label))
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
                 await self._record("draw.refused", project_id, {"reason": str(exc)})

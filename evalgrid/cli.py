@@ -427,17 +427,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _reveal_plan(args: argparse.Namespace) -> int:
-    from coordinator.offline import reveal_plan_seeds
+    from coordinator.offline import reveal_seeds
 
     try:
         day = date.fromisoformat(args.reveal_date or "")
     except ValueError as exc:
         raise CliError(f"plan reveal DATE: a date YYYY-MM-DD, not {args.reveal_date!r}") from exc
-    revealed = asyncio.run(reveal_plan_seeds(day.isoformat(), _data_dir(args), args.redis_url))
+    revealed, day_seed = asyncio.run(reveal_seeds(day.isoformat(), _data_dir(args),
+                                                   args.redis_url))
     for plan_id, seed in revealed:
         print(f"plan {plan_id} of {day}: seed {seed}")
-    print("each project's seed is HMAC-SHA256(plan seed, project id); `evalgrid draw verify` "
-          "checks it")
+    if day_seed:
+        print(f"seed round of {day}: seed {day_seed}")
+    print("each draw's seed is HMAC-SHA256(day seed, project id, or id/n for the n-th redraw); "
+          "`evalgrid draw verify` checks it")
     return 0
 
 
@@ -1028,15 +1031,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "ray or ray:N (a local Ray); with --ray-address, a Ray cluster")
     p.add_argument("--ray-address", help="auto | ray://host:port (needs --executor ray)")
     p.add_argument("--seed-wait-minutes", type=float, default=30,
-                   help="how long a day plan waits for the supervisor's seed share before it "
-                   "falls back, audited, to the coordinator's alone (default 30; 0: at once)")
+                   help="how long a day's draws (plan or single) wait for the supervisor's seed "
+                   "share before they fall back, audited, to the coordinator's alone (default 30; "
+                   "0: at once, for rehearsals)")
     p.set_defaults(func=cmd_coordinator)
 
     p = sub.add_parser("plan", help="draw every project of a day (the day plan); `plan "
-                       "reveal DATE` reveals its seed after the awards")
+                       "reveal DATE` reveals the day's seed (plans and single draws) after the "
+                       "awards")
     p.add_argument("date", help="the day, YYYY-MM-DD (local time of the windows), or reveal")
     p.add_argument("reveal_date", nargs="?", metavar="DATE",
-                   help="after `reveal`: the day whose plan seed to reveal")
+                   help="after `reveal`: the day whose seed to reveal")
     _add_data_dir(p)
     p.add_argument("--redis-url", help="with reveal: the coordinator's Redis")
     p.add_argument("--operator", help="the name on the operator certificate (default: the "

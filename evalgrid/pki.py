@@ -419,39 +419,61 @@ def _sign_leaf(
     now: datetime | None,
 ) -> x509.Certificate:
     """The CA's signature on one party's public key, with the identity in subject and SAN."""
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
+    sans += _san_for_hosts(hosts)
+    return _ca_signed(
+        pki_dir, public_key, identity.role, identity.subject, sans, days=days, now=now,
+        eku=x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                   ExtendedKeyUsageOID.CLIENT_AUTH]),
+        eku_critical=False, content_commitment=False, key_id=True)
+
+
+def _ca_signed(
+    pki_dir: Path,
+    public_key: ec.EllipticCurvePublicKey | Ed25519PublicKey,
+    role: str,
+    subject: str,
+    sans: list[x509.GeneralName],
+    *,
+    days: int,
+    now: datetime | None,
+    eku: x509.ExtendedKeyUsage,
+    eku_critical: bool,
+    content_commitment: bool,
+    key_id: bool,
+) -> x509.Certificate:
+    """One certificate the CA signs (a TLS leaf or the signer's): O=evalgrid, OU=role,
+    CN=subject, never a CA, valid from a little before `now` and never past the CA."""
     if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
         raise PkiError(f"invalid days {days!r}: expected a positive number of days")
     ca_key, ca_cert = _load_ca(pki_dir)
     start = _utc(now)
-    not_before = start - _CLOCK_SKEW
     # A leaf outliving its CA would fail verification anyway; say so in the cert itself.
     not_after = min(start + timedelta(days=days), ca_cert.not_valid_after_utc)
     if not_after <= start:
         raise PkiError(f"the CA in {pki_dir} has expired; create a new one")
-    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
-    sans += _san_for_hosts(hosts)
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(
             x509.Name(
                 [
                     x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, identity.role),
-                    x509.NameAttribute(NameOID.COMMON_NAME, identity.subject),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, role),
+                    x509.NameAttribute(NameOID.COMMON_NAME, subject),
                 ]
             )
         )
         .issuer_name(ca_cert.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
+        .not_valid_before(start - _CLOCK_SKEW)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
-                content_commitment=False,
+                content_commitment=content_commitment,
                 key_encipherment=False,
                 data_encipherment=False,
                 key_agreement=False,
@@ -462,20 +484,15 @@ def _sign_leaf(
             ),
             critical=True,
         )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
+        .add_extension(eku, critical=eku_critical)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
     )
+    if key_id:
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    return builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+    ).sign(ca_key, hashes.SHA256())
 
 
 # --- device-generated keys: certificate signing requests -------------------------------------
@@ -808,58 +825,11 @@ def certify_signing_key(
     """
     pki_dir = Path(pki_dir)
     path = signer_cert_path(pki_dir, subject_id)
-    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
-        raise PkiError(f"invalid days {days!r}: expected a positive number of days")
-    ca_key, ca_cert = _load_ca(pki_dir)
-    start = _utc(now)
-    not_after = min(start + timedelta(days=days), ca_cert.not_valid_after_utc)
-    if not_after <= start:
-        raise PkiError(f"the CA in {pki_dir} has expired; create a new one")
-    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, SIGNER_ROLE),
-                    x509.NameAttribute(NameOID.COMMON_NAME, subject_id),
-                ]
-            )
-        )
-        .issuer_name(ca_cert.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start - _CLOCK_SKEW)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([SIGNER_EKU]), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier(f"{URI_SCHEME}://{SIGNER_ROLE}/{subject_id}")]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    cert = _ca_signed(
+        pki_dir, public_key, SIGNER_ROLE, subject_id,
+        [x509.UniformResourceIdentifier(f"{URI_SCHEME}://{SIGNER_ROLE}/{subject_id}")],
+        days=days, now=now, eku=x509.ExtendedKeyUsage([SIGNER_EKU]), eku_critical=True,
+        content_commitment=True, key_id=False)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
     _write_atomic(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     line = json.dumps(

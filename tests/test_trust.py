@@ -29,6 +29,7 @@ from coordinator.domain.draw import (
     make_archive,
 )
 from coordinator.domain.fairness import fairness_pool
+from coordinator.domain.randomness import spare_workstation
 from coordinator.domain.seed_protocol import commitment, final_seed
 from coordinator.offline import EXPORT_FORMAT, verify_draw_file
 from coordinator.report import canonical, verify_report
@@ -83,7 +84,7 @@ def _export(key: Ed25519PrivateKey, *, inputs: DrawInputs | None = None, seed: b
     planned = {} if plan_seed is None else {"plan_id": "plan-1"}
     kinds: list[tuple[str, str, dict[str, Any]]] = []
     if plan_seed is not None:
-        kinds.append(("plan.committed", "2026-03-02", {"plan_id": "plan-1", "seed_hash":
+        kinds.append(("plan.committed", "2026-01-05", {"plan_id": "plan-1", "seed_hash":
                                                        seed_hash(plan_seed), "projects": 1}))
     kinds += [
         ("draw.committed", "FAIR", {**commitment_to_json(c), "project_id": "FAIR", **planned}),
@@ -92,7 +93,7 @@ def _export(key: Ed25519PrivateKey, *, inputs: DrawInputs | None = None, seed: b
         ("draw.seed_revealed", c.draw_id, {"seed": seed.hex()}),
     ]
     if plan_seed is not None and reveal_plan:
-        kinds.append(("plan.seed_revealed", "2026-03-02", {"plan_id": "plan-1",
+        kinds.append(("plan.seed_revealed", "2026-01-05", {"plan_id": "plan-1",
                                                            "seed": plan_seed.hex()}))
     entries = _chain(signed_key or key, kinds)
     return {"format": EXPORT_FORMAT, "project_id": "FAIR",
@@ -320,7 +321,7 @@ def test_a_plan_draw_checks_its_seed_derivation(tmp_path: Path) -> None:
     problems = _verify(tmp_path, _export(key, plan_seed=plan_seed, reveal_plan=False),
                        _pinned(key))
     assert problems == ["draws[0]: the seed of plan plan-1 is not revealed (`evalgrid plan "
-                        "reveal 2026-03-02` after the awards): the draw's seed derivation is "
+                        "reveal 2026-01-05` after the awards): the draw's seed derivation is "
                         "unchecked"]
     # An insider holding the signing key who drew with a seed of its choosing, and signed
     # everything consistently, is caught by the derivation.
@@ -343,7 +344,7 @@ def _shared_plan(key: Ed25519PrivateKey, *, reveal_after: bool = True,
                        "supervisor_commitment": commitment(supervisor),
                        "supervisor_secret": supervisor.hex(), "public_value": ""}
     rest[-1]["detail"]["coordinator_secret"] = coordinator.hex()
-    day = "2026-03-02"
+    day = "2026-01-05"
     shares = [("seed.coordinator_committed", day, {"commitment": commitment(coordinator)}),
               ("seed.supervisor_revealed", day, {"secret": supervisor.hex()})]
     if not reveal_after:
@@ -395,11 +396,125 @@ def test_a_supplementary_draw_must_derive_from_the_days_seed(tmp_path: Path) -> 
     committed = export["audit"][1]
     assert committed["kind"] == "draw.committed"
     del committed["detail"]["plan_id"]
-    committed["detail"]["seed_from"] = {"day": "2026-03-02", "label": "FAIR"}
+    committed["detail"]["seed_from"] = {"day": "2026-01-05", "label": "FAIR"}
     export["audit"] = _resigned(key, export["audit"])
     assert _verify(tmp_path, export, _pinned(key)) == []
     # The same draw claimed as the project's second draw: its seed does not derive.
     export["audit"][1]["detail"]["seed_from"]["label"] = "FAIR/1"
     export["audit"] = _resigned(key, export["audit"])
+    # The label names the draw (a first draw: the project id): no label to pick and grind.
     assert _verify(tmp_path, export, _pinned(key)) == [
-        "draws[0]: its seed is not HMAC-SHA256(seed of 2026-03-02, 'FAIR/1')"]
+        "draws[0]: its seed label 'FAIR/1' is not the one of this draw (expected 'FAIR'): a "
+        "label the coordinator could pick"]
+
+
+def _single_draw_export(key: Ed25519PrivateKey, coordinator: bytes, supervisor: bytes | None,
+                        *, revealed_share: bytes | None = None) -> dict[str, Any]:
+    """An honest export of a single draw seeded from its day's round: shares committed, the
+    round fixed (`seed.fixed`), the draw, the award, then `seed.revealed`."""
+    day = "2026-01-05"
+    day_seed = final_seed(coordinator, supervisor)
+    seed = project_seed(day_seed, "FAIR")
+    inputs = fairness_pool([3, 4, 5, 6, 7], seats=3).inputs
+    c = commit(seed, inputs)
+    result = draw(inputs, seed)
+    assert isinstance(result, DrawOutcome)
+    making: dict[str, Any] = {"seed_protocol": "evalgrid-seed-v1",
+                              "coordinator_commitment": commitment(coordinator),
+                              "supervisor_commitment": ""}
+    kinds: list[tuple[str, str, dict[str, Any]]] = [
+        ("seed.coordinator_committed", day, {"day": day, "commitment": commitment(coordinator)})]
+    if supervisor is None:
+        kinds.append(("seed.fallback", day, {"day": day, "waited_s": 1800}))
+        making["fallback"] = True
+    else:
+        share = revealed_share or supervisor
+        making |= {"supervisor_commitment": commitment(supervisor),
+                   "supervisor_secret": share.hex(), "public_value": ""}
+        kinds[0:0] = [("seed.supervisor_committed", day, {"commitment": commitment(supervisor)})]
+        kinds.append(("seed.supervisor_revealed", day, {"day": day, "secret": share.hex()}))
+    kinds += [
+        ("seed.fixed", day, {"day": day, "seed_hash": seed_hash(day_seed), **making}),
+        ("draw.committed", "FAIR", {**commitment_to_json(c), "project_id": "FAIR",
+                                    "seed_from": {"day": day, "label": "FAIR"}}),
+        ("draw.placed", "FAIR", {"draw_id": c.draw_id, "outcome_digest": result.outcome_digest(),
+                                 "seats": len(result.seats), "parent": ""}),
+        ("draw.seed_revealed", c.draw_id, {"seed": seed.hex()}),
+        ("seed.revealed", day, {"day": day, "seed": day_seed.hex(),
+                                "coordinator_secret": coordinator.hex()}),
+    ]
+    entries = _chain(key, kinds)
+    return {"format": EXPORT_FORMAT, "project_id": "FAIR",
+            "draws": [make_archive(c, inputs, result, seed)],
+            "audit": [json.loads(entry_to_json(e)) for e in entries],
+            "signer": {"key": public_key_hex(key), "certificate": ""}}
+
+
+def test_a_single_draw_derives_from_both_shares_of_its_day(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    coordinator, supervisor = bytes(range(32)), bytes(range(50, 82))
+    assert _verify(tmp_path, _single_draw_export(key, coordinator, supervisor),
+                   _pinned(key)) == []
+    assert _verify(tmp_path, _single_draw_export(key, coordinator, None), _pinned(key)) == []
+    # A seed.fixed entry that claims a supervisor's share that is not the committed one.
+    forged = _single_draw_export(key, coordinator, supervisor, revealed_share=bytes(32))
+    assert _verify(tmp_path, forged, _pinned(key)) == [
+        "draws[0]: the seed round of 2026-01-05: the supervisor's share: supervisor: the "
+        "revealed secret does not hash to the commitment " + commitment(supervisor)[:16]]
+    # The coordinator's share revealed is not the committed one.
+    export = _single_draw_export(key, coordinator, supervisor)
+    export["audit"][-1]["detail"]["coordinator_secret"] = bytes(32).hex()
+    export["audit"] = _resigned(key, export["audit"])
+    assert _verify(tmp_path, export, _pinned(key))[0].startswith(
+        "draws[0]: the seed round of 2026-01-05: the coordinator's share: coordinator: the "
+        "revealed secret does not hash")
+    # A new committee's first draw may be id/rK (its seed then differs), nothing else.
+    for label, problem in (
+            ("FAIR/r1", "its seed is not HMAC-SHA256(seed of 2026-01-05, 'FAIR/r1')"),
+            ("FAIR/r1/2", "its seed label 'FAIR/r1/2' is not the one of this draw (expected "
+                          "'FAIR'): a label the coordinator could pick")):
+        export = _single_draw_export(key, coordinator, supervisor)
+        (row,) = [r for r in export["audit"] if r["kind"] == "draw.committed"]
+        row["detail"]["seed_from"]["label"] = label
+        export["audit"] = _resigned(key, export["audit"])
+        assert _verify(tmp_path, export, _pinned(key)) == [f"draws[0]: {problem}"]
+    # Without the fixed round before the draw, the derivation proves nothing.
+    export = _single_draw_export(key, coordinator, supervisor)
+    export["audit"] = _resigned(key, [r for r in export["audit"] if r["kind"] != "seed.fixed"])
+    assert _verify(tmp_path, export, _pinned(key)) == [
+        "draws[0]: the revealed seed of 2026-01-05 was not fixed in the chain (seed.fixed or a "
+        "plan) before this draw"]
+
+
+def test_a_move_to_a_spare_replays_from_the_draws_seed(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    export = _export(key)
+    seed = bytes.fromhex(export["draws"][0]["seed"])
+    draw_id = export["draws"][0]["commitment"]["draw_id"]
+    spares = ["W1", "W2", "W3", "W4"]
+    picked = spares[spare_workstation(seed, "ses-1", "W0", spares)]
+    move = {"session": "ses-1", "from": "W0", "to": picked, "draw_id": draw_id,
+            "spares": spares}
+    rows = [*export["audit"], {"kind": "seat.moved", "subject": "FAIR", "detail": move}]
+    export["audit"] = _resigned(key, rows)
+    assert _verify(tmp_path, export, _pinned(key)) == []
+    aimed = next(ws for ws in spares if ws != picked)
+    export["audit"] = _resigned(key, [*export["audit"][:-1], {
+        "kind": "seat.moved", "subject": "FAIR", "detail": {**move, "to": aimed}}])
+    (problem,) = _verify(tmp_path, export, _pinned(key))
+    assert problem.endswith(f"(seat.moved): moved to {aimed!r}, but the committed seed of draw "
+                            f"{draw_id} picks {picked!r}")
+
+
+def test_a_draw_cannot_take_the_seed_round_of_another_day(tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    export = _single_draw_export(key, bytes(range(32)), None)
+    rows = export["audit"]
+    for row in rows:  # the whole story moved to a day far from the project's window
+        row["subject"] = "2026-01-09" if row["subject"] == "2026-01-05" else row["subject"]
+        if row["kind"] == "draw.committed":
+            row["detail"]["seed_from"]["day"] = "2026-01-09"
+    export["audit"] = _resigned(key, rows)
+    assert _verify(tmp_path, export, _pinned(key)) == [
+        "draws[0]: its seed is from the round of 2026-01-09, not of the project's day (window "
+        "start 2026-01-05T01:00:00+00:00)"]

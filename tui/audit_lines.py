@@ -46,6 +46,9 @@ PHRASES = {
     "seat.moved": "seat moved",
     "seat.no_show": "no-show",
     "seat_pass.sent": "seat passes sent",
+    "seed.fallback": "day seed without supervisor",
+    "seed.fixed": "day seed fixed",
+    "seed.revealed": "day seed revealed",
     "sheet.returned": "sheet returned",
     "sheet.signed": "sheet signed",
     "signin.repeated": "repeated sign-in",
@@ -58,7 +61,8 @@ PHRASES = {
     "workstation.enrolled": "workstation enrolled",
 }
 ALARMING = ("refused", "no_show", "declined", "starved", "conflict", "left", "recused",
-            "disconnected", "failed", "revoked", "abandoned", "rolled_back", "decision_due")
+            "disconnected", "failed", "revoked", "abandoned", "rolled_back", "decision_due",
+            "fallback")
 
 
 def phrase(kind: str) -> str:

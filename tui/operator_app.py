@@ -250,6 +250,8 @@ class OperatorConsole(App[None]):
                         style="" if online == len(view.sites) else "bold yellow")
             waiting = sum(1 for i in self.issues if i.open and i.action)
             text.append(f"  draw needed {waiting}", style="bold red" if waiting else "")
+            if view.seed_waits:
+                text.append(f"  seed wait {view.seed_waits[0].day[5:]}", style="bold yellow")
         if self.query_text:
             text.append(f"  /{self.query_text}", style="bold cyan")
         self.query_one("#status", Static).update(text)
@@ -333,8 +335,12 @@ class OperatorConsole(App[None]):
             text.append(f"{issue.kind} ", style="bold")
             if issue.project_id:
                 text.append(f"{issue.project_id} ")
-            text.append(f"{issue.session_id} at {issue.site_id}/{issue.workstation_id}: "
-                        f"{issue.detail}")
+            if issue.kind == "seed wait":
+                text.append(f"{issue.detail}; the day's draws wait for it "
+                            "(`evalgrid seed reveal`)")
+            else:
+                text.append(f"{issue.session_id} at {issue.site_id}/{issue.workstation_id}: "
+                            f"{issue.detail}")
             if issue.action and self.role == "operator":
                 text.append(f"  d: supplementary draw ({issue.action})", style="bold red")
             elif issue.action:

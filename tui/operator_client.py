@@ -91,6 +91,16 @@ class IncidentRow:
 
 
 @dataclass(frozen=True)
+class SeedWaitRow:
+    """A day whose seed round waits on the supervisor's share: its draws are refused until the
+    share is revealed or the fallback comes."""
+
+    day: str  # YYYY-MM-DD
+    state: str  # awaiting (no supervisor commitment yet) | committed (not revealed yet)
+    fallback_at: datetime | None
+
+
+@dataclass(frozen=True)
 class GridView:
     now: datetime
     sites: tuple[SiteRow, ...]
@@ -99,6 +109,7 @@ class GridView:
     experts: int = 0
     audit_head: int = 0
     incidents: tuple[IncidentRow, ...] = ()
+    seed_waits: tuple[SeedWaitRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,9 +194,14 @@ def grid_from_wire(snapshot: operator_pb2.GridSnapshot) -> GridView:
         state=i.state, cause=i.cause, failed_at=from_timestamp(i.failed_at),
         deadline=from_timestamp(i.deadline), allowed=tuple(i.allowed))
         for i in snapshot.incidents)
+    seed_waits = tuple(SeedWaitRow(
+        day=w.day, state=w.state,
+        fallback_at=from_timestamp(w.fallback_at) if w.HasField("fallback_at") else None)
+        for w in snapshot.seed_waits)
     return GridView(now=from_timestamp(snapshot.status.now), sites=sites, projects=projects,
                     seats=seats, experts=snapshot.status.experts,
-                    audit_head=snapshot.audit_head, incidents=incidents)
+                    audit_head=snapshot.audit_head, incidents=incidents,
+                    seed_waits=seed_waits)
 
 
 def event_from_wire(event: operator_pb2.Event) -> AuditEvent:

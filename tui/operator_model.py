@@ -29,7 +29,7 @@ class Issue:
 
     key: str
     # no_show | awaited | fault | site_offline | late | decline | leave | no-show | recusal
-    # | incident
+    # | incident | seed wait
     kind: str
     project_id: str
     session_id: str
@@ -127,11 +127,24 @@ def exceptions_queue(view: GridView) -> list[Issue]:
                 detail=f"workstation {flag.state}, no session"
                 + (f": {flag.detail}" if flag.detail else "")))
     issues.extend(incident_issues(view))
+    issues.extend(seed_wait_issues(view))
     start = {p.project_id: p.start for p in view.projects}
     far = datetime.max.replace(tzinfo=view.now.tzinfo)
     issues.sort(key=lambda i: (not i.open, not i.action, start.get(i.project_id, far),
                                i.project_id, i.kind, i.site_id, i.workstation_id))
     return issues
+
+
+def seed_wait_issues(view: GridView) -> list[Issue]:
+    """Days whose draws wait on the supervisor's seed share (coordinator/seed_shares.py):
+    nothing is drawn for them until it is revealed, or the audited fallback comes."""
+    return [Issue(
+        key=f"seed:{w.day}", kind="seed wait", project_id="", session_id="", site_id="-",
+        workstation_id="", status=w.state,
+        detail=f"{w.day[5:]}: supervisor's share "
+        + ("not committed" if w.state == "awaiting" else "not revealed")
+        + (f"; fallback {hhmm(w.fallback_at)}" if w.fallback_at else ""))
+        for w in view.seed_waits]
 
 
 INCIDENT_OPEN = ("awaiting_repair", "decision_due", "waiting")

@@ -18,6 +18,7 @@ and chain link and signed by the coordinator's key, and a verifier holding a *pi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -40,7 +41,7 @@ __all__ = ["ANCHOR_KINDS", "COMMITMENT_FIELDS", "check_anchors", "entries_from_e
 
 #: The seed shares of a day (coordinator/seed_shares.py), by the day as subject.
 SEED_KINDS = ("seed.coordinator_committed", "seed.supervisor_committed",
-              "seed.supervisor_revealed", "seed.fallback")
+              "seed.supervisor_revealed", "seed.fallback", "seed.fixed", "seed.revealed")
 #: Audit kinds an export carries for its draws.
 ANCHOR_KINDS = frozenset({"draw.committed", "draw.placed", "draw.seed_revealed", "seat.moved",
                           "plan.committed", "plan.seed_revealed", *SEED_KINDS})
@@ -125,6 +126,7 @@ def check_anchors(draws: Sequence[Mapping[str, Any]], entries: Sequence[AuditEnt
         if isinstance(seed_from, Mapping):
             problems += _day_seed_problems(where, committed, seed_from, archive.get("seed"),
                                            entries)
+            problems += _round_day_problems(where, seed_from, archive)
         digest = outcome_digests[i] if i < len(outcome_digests) else None
         if digest is None:
             continue
@@ -150,7 +152,6 @@ def check_anchors(draws: Sequence[Mapping[str, Any]], entries: Sequence[AuditEnt
             elif revealed.seq <= placed.seq:
                 problems.append(f"{where}: the seed was revealed (seq {revealed.seq}) before "
                                 f"the result was placed (seq {placed.seq})")
-    return problems
     problems += move_problems(draws, entries)
     return problems
 
@@ -192,66 +193,113 @@ def _plan_problems(where: str, committed: AuditEntry, seed: object,
 
 def _day_seed_problems(where: str, committed: AuditEntry, seed_from: Mapping[str, Any],
                        seed: object, entries: Sequence[AuditEntry]) -> list[str]:
-    """A later draw of a planned day (a supplementary draw): its seed is
-    HMAC-SHA256(the day's plan seed, label), the plan seed committed before this draw."""
+    """A draw seeded from its day's round (a single or a supplementary draw): its seed is
+    HMAC-SHA256(day seed, label), the label naming this project and this draw (the id for a
+    first draw, ``id/rK`` for a new committee after an incident, ``id/n`` for a redraw; no two
+    alike), the day seed fixed in the chain
+    (``seed.fixed``, or a plan of the day) before this draw, revealed after the awards, and
+    the protocol's combination of the two shares."""
     day, label = str(seed_from.get("day")), str(seed_from.get("label"))
-    reveals = [e for e in entries if e.kind == "plan.seed_revealed" and e.subject == day]
+    project = committed.subject
+    first = not committed.detail.get("parent")
+    parts = label[len(project) + 1:].split("/") if label.startswith(project + "/") else []
+    again = bool(parts) and parts[0][:1] == "r" and parts[0][1:].isdigit()  # id/rK: new committee
+    if (label != project and not (again and len(parts) == 1)) if first else not (
+            parts and parts[-1].isdigit() and len(parts) == 1 + again):
+        return [f"{where}: its seed label {label!r} is not the one of this draw (expected "
+                f"{project!r}{'' if first else ' + /n'}): a label the coordinator could pick"]
+    if sum(1 for e in entries if e.kind == "draw.committed"
+           and _seed_label(e.detail.get("seed_from")) == (day, label)) > 1:
+        return [f"{where}: two draws carry the seed label {label!r} of {day}"]
+    reveals = ([e for e in entries if e.kind == "seed.revealed" and e.subject == day]
+               or [e for e in entries if e.kind == "plan.seed_revealed" and e.subject == day])
     if not reveals:
         return [f"{where}: its seed derives from the seed of {day}, which is not revealed "
                 f"(`evalgrid plan reveal {day}` after the awards): the derivation is unchecked"]
     try:
-        plan_seed = bytes.fromhex(str(reveals[-1].detail.get("seed")))
-        derived = project_seed(plan_seed, label).hex()
+        day_seed = bytes.fromhex(str(reveals[-1].detail.get("seed")))
+        derived = project_seed(day_seed, label).hex()
     except ValueError as exc:
         return [f"{where}: the revealed seed of {day} is unusable: {exc}"]
-    if not any(e.kind == "plan.committed" and e.subject == day and e.seq < committed.seq
-               and e.detail.get("seed_hash") == seed_hash(plan_seed) for e in entries):
-        return [f"{where}: the revealed seed of {day} was not committed by a plan before "
-                "this draw"]
+    fixes = [e for e in entries if e.kind in ("seed.fixed", "plan.committed")
+             and e.subject == day and e.seq < committed.seq
+             and e.detail.get("seed_hash") == seed_hash(day_seed)]
+    if not fixes:
+        return [f"{where}: the revealed seed of {day} was not fixed in the chain (seed.fixed "
+                "or a plan) before this draw"]
     if seed != derived:
         return [f"{where}: its seed is not HMAC-SHA256(seed of {day}, {label!r})"]
+    if "seed_protocol" in fixes[0].detail:
+        return [f"{where}: {p}" for p in _share_problems(fixes[0], reveals[-1], day_seed,
+                                                          entries)]
     return []
+
+
+def _round_day_problems(where: str, seed_from: Mapping[str, Any],
+                        archive: Mapping[str, Any]) -> list[str]:
+    """The round is the one of the project's own day (the local day of its window start, within
+    a day of the UTC date whatever the offset): not another day's, picked among those fixed."""
+    try:
+        day = date.fromisoformat(str(seed_from.get("day")))
+        start = datetime.fromisoformat(str(archive["inputs"]["project"]["window"]["start"]))
+    except (KeyError, TypeError, ValueError):
+        return [f"{where}: the seed's day or the project's window cannot be read"]
+    if abs((day - start.astimezone(UTC).date()).days) > 1:
+        return [f"{where}: its seed is from the round of {day}, not of the project's day "
+                f"(window start {start.isoformat()})"]
+    return []
+
+
+def _seed_label(seed_from: object) -> tuple[str, str] | None:
+    if not isinstance(seed_from, Mapping):
+        return None
+    return str(seed_from.get("day")), str(seed_from.get("label"))
 
 
 def _share_problems(plan: AuditEntry, reveal: AuditEntry, plan_seed: bytes,
                     entries: Sequence[AuditEntry]) -> list[str]:
-    """The plan seed is the protocol's combination of both shares (seed_protocol.py), each
-    committed in the chain before the other was revealed."""
+    """The seed a plan or a ``seed.fixed`` entry (`plan`) fixed is the protocol's combination
+    of both shares (seed_protocol.py), each committed in the chain before the other was
+    revealed."""
     d, day = plan.detail, plan.subject
+    name = f"plan {d['plan_id']}" if d.get("plan_id") else f"the seed round of {day}"
     try:
         coordinator = bytes.fromhex(str(reveal.detail.get("coordinator_secret", "")))
         check_reveal("coordinator", coordinator, str(d.get("coordinator_commitment")))
     except (ValueError, SeedRefused) as exc:
-        return [f"plan {d.get('plan_id')}: the coordinator's share: {exc}"]
+        return [f"{name}: the coordinator's share: {exc}"]
     cc = [e for e in entries if e.kind == "seed.coordinator_committed" and e.subject == day
           and e.detail.get("commitment") == d.get("coordinator_commitment")]
     if not cc or cc[0].seq >= plan.seq:
-        return [f"plan {d.get('plan_id')}: the coordinator's commitment to its share is not "
-                "signed into the chain before the plan"]
+        return [f"{name}: the coordinator's commitment to its share is not "
+                "signed into the chain before the seed was fixed"]
     supervisor: bytes | None = None
     if "supervisor_secret" in d:
         try:
             supervisor = bytes.fromhex(str(d["supervisor_secret"]))
             check_reveal("supervisor", supervisor, str(d.get("supervisor_commitment")))
         except (ValueError, SeedRefused) as exc:
-            return [f"plan {d.get('plan_id')}: the supervisor's share: {exc}"]
+            return [f"{name}: the supervisor's share: {exc}"]
         sr = [e for e in entries if e.kind == "seed.supervisor_revealed" and e.subject == day
               and e.detail.get("secret") == d["supervisor_secret"]]
         if not sr or not cc[0].seq < sr[0].seq < plan.seq:
-            return [f"plan {d.get('plan_id')}: the supervisor's share was not revealed after "
+            return [f"{name}: the supervisor's share was not revealed after "
                     "the coordinator committed to its own (or the reveal is not in the chain)"]
     elif not any(e.kind == "seed.fallback" and e.subject == day for e in entries):
-        return [f"plan {d.get('plan_id')}: no supervisor's share and no audited fallback"]
+        return [f"{name}: no supervisor's share and no audited fallback"]
     expected = final_seed(coordinator, supervisor, str(d.get("public_value", "")))
     if expected != plan_seed:
-        return [f"plan {d.get('plan_id')}: the plan seed is not the combination of the two "
+        return [f"{name}: the seed is not the combination of the two "
                 "committed shares"]
     return []
 
 
 def move_problems(draws: Sequence[Mapping[str, Any]], entries: Sequence[AuditEntry]
                    ) -> list[str]:
-    seeds = {str(d.get("commitment", {}).get("draw_id")): d.get("seed") for d in draws}
+    """Every move to a spare workstation the chain records, replayed from the revealed seed
+    of the member's draw (a move the coordinator aimed shows here)."""
+    seeds = {str(d["commitment"].get("draw_id")): d.get("seed") for d in draws
+             if isinstance(d, Mapping) and isinstance(d.get("commitment"), Mapping)}
     problems: list[str] = []
     for entry in entries:
         if entry.kind != "seat.moved" or "spares" not in entry.detail:

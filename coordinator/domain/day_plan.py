@@ -64,6 +64,15 @@ def project_seed(plan_seed: bytes, project_id: str) -> bytes:
     return hmac.new(plan_seed, project_id.encode("utf-8"), hashlib.sha256).digest()
 
 
+def draw_label(project_id: str, first: int = 0, redraw: int = 0) -> str:
+    """What names a draw under the day's seed (its seed is HMAC(day seed, label)): the project
+    id for its first draw (planned or single: the same seed either way), ``id/rK`` for the K-th
+    first draw again (a new committee after an incident), then ``/n`` for the n-th redraw of
+    that committee. `draw verify` accepts no other form."""
+    base = project_id if first == 0 else f"{project_id}/r{first}"
+    return base if redraw == 0 else f"{base}/{redraw}"
+
+
 def seed_hash(seed: bytes) -> str:
     return hashlib.sha256(seed).hexdigest()
 

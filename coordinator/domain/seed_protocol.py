@@ -1,7 +1,8 @@
 """Seeds no single party controls: commit-reveal between coordinator and supervisor (pure).
 
 A seed chosen by the coordinator alone lets whoever runs it try seeds until a draw pleases, then
-commit. Here the seed of a day plan combines two secrets, each committed (SHA-256) before the
+commit. Here the seed of a day (its seed round: every draw of the day derives from it) combines
+two secrets, each committed (SHA-256) before the
 other is revealed, and optionally a public value named in advance (RFC 3797 style, e.g. a
 lottery result or beacon round that does not exist yet when the commitments are made):
 
@@ -11,7 +12,8 @@ lottery result or beacon round that does not exist yet when the commitments are 
 3. the supervisor reveals S (checked against H_s) after H_c is published; the public value, if
    named, is entered then;
 4. ``seed = HMAC-SHA256(key=C, msg=TAG || 0 || len(S) as 1 byte || S || public value UTF-8)``;
-   each project's seed is ``HMAC-SHA256(seed, project id)`` (coordinator/domain/day_plan.py);
+   each draw's seed is ``HMAC-SHA256(seed, label)``, the label fixed by the draw
+   (``domain.day_plan.draw_label``: the project id for a first draw, planned or single);
 5. after the awards C is revealed (checked against H_c) and anyone recomputes every seed.
 
 Who can bias what: the coordinator fixes C before it learns S, so trying many C is useless (it
@@ -52,7 +54,7 @@ def check_reveal(who: str, secret: bytes, committed: str) -> None:
 
 
 def final_seed(coordinator: bytes, supervisor: bytes | None, public_value: str = "") -> bytes:
-    """The seed of a day plan from both secrets (supervisor None: the audited fallback)."""
+    """The seed of a day's round from both secrets (supervisor None: the audited fallback)."""
     if len(coordinator) != SECRET_BYTES:
         raise SeedRefused(f"coordinator: the secret must be {SECRET_BYTES} bytes")
     part = b"" if supervisor is None else supervisor

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from coordinator.domain.day_plan import project_seed
+from coordinator.domain.day_plan import draw_label, project_seed
 from coordinator.domain.draw import DrawOutcome, draw
 from coordinator.domain.fairness import fairness_pool
 from coordinator.domain.seed_protocol import SeedRefused, check_reveal, commitment, final_seed
@@ -90,3 +90,26 @@ def test_grinding_wins_alone_and_is_worthless_against_the_supervisors_share() ->
     # favourite's honest rate is about a quarter).
     assert ground / rounds < honest / rounds + 0.12
     assert ground / rounds < 0.5
+
+
+@given(tries=st.lists(secret, min_size=2, max_size=6, unique=True), guess=secret, real=secret,
+       redraw=st.integers(min_value=1, max_value=9))
+@settings(max_examples=40, deadline=None)
+def test_a_single_draw_or_a_redraw_leaves_the_coordinator_no_more_choice(
+        tries: list[bytes], guess: bytes, real: bytes, redraw: int) -> None:
+    """Drawing a project alone rather than in the plan gives the same seed (the label is the
+    project id either way), a redraw's label is fixed by its rank, and a coordinator grinding
+    its secret for the single draw still gets the committee of (committed secret, supervisor's
+    share)."""
+    project = POOL.project.id
+    day_seed = final_seed(tries[0], real)
+    assert project_seed(day_seed, draw_label(project, 0)) == project_seed(day_seed, project)
+    assert draw_label(project, 0, redraw) == f"{project}/{redraw}"
+    labels = {draw_label(project, k, n) for k in range(3) for n in range(3)}
+    assert len({project_seed(day_seed, label) for label in labels}) == len(labels) == 9
+    chosen = max(tries, key=lambda c: _seated(final_seed(c, guess)))
+    assert [c for c in tries if _reveals(c, commitment(chosen))] == [chosen]
+    single = draw(POOL, project_seed(final_seed(chosen, real), draw_label(project, 0)))
+    assert isinstance(single, DrawOutcome)
+    assert tuple(sorted(s.expert_id for s in single.seats)) == _committee(
+        final_seed(chosen, real))

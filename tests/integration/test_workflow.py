@@ -24,7 +24,7 @@ from grid_fixture import Grid, fair_scores, focus_projects, wait_until
 from coordinator.checker import check_grid
 from coordinator.domain.draw import pack_mask, unpack_mask
 from coordinator.domain.rules import load_rules
-from coordinator.offline import export_draws, verify_draw_file
+from coordinator.offline import export_draws, reveal_seeds, verify_draw_file
 from coordinator.registry_export import snapshot_registry
 from coordinator.report import verify_report
 from evalgrid.cli import main as cli_main
@@ -282,6 +282,10 @@ async def test_a_day_of_projects_end_to_end(grid: Grid) -> None:
     assert status.projects == status.projects_reported == len(projects)
 
     # --- every draw replays from its archive, the supplementary one chained to the first -----
+    # The day's seed round (the draws' seeds derive from it) is revealed with the awards.
+    (day,) = {p.window.start.date().isoformat() for p in projects}
+    _, day_seed = await reveal_seeds(day, grid.data.root, grid.redis_url)
+    assert len(day_seed) == 64
     # An outside auditor holds ca.pem, the exports and the registry snapshot: every pool
     # re-derives (coordinator/domain/registry_snapshot.py; tests/test_registry_snapshot.py).
     registry_file = grid.root / "registry.json"

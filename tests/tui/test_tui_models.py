@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from evalgrid_wire.v1 import operator_pb2
 from tui_testkit import START, sample_board, sample_grid, with_state
 
-from tui.operator_client import Flagged, GridView, SeatRow
+from evalgrid.wire import to_timestamp
+from tui.audit_lines import alarming, phrase
+from tui.operator_client import Flagged, GridView, SeatRow, SeedWaitRow, grid_from_wire
 from tui.operator_model import city_use, exceptions_queue, matches, project_lines
 from tui.site_alerts import board_alerts
+from tui.states import hhmm
 
 P1, P2 = "P20260302-0001", "P20260302-0002"
 
@@ -135,3 +139,22 @@ def test_tenderer_representatives_do_not_make_a_committee_short() -> None:
     declines = [i for i in exceptions_queue(replace(view, projects=bigger))
                 if i.kind == "decline"]
     assert [(i.detail, i.open) for i in declines] == [("committee short by 1", True)]
+
+
+def test_a_day_waiting_for_the_seed_share_comes_off_the_wire_into_the_queue() -> None:
+    snapshot = operator_pb2.GridSnapshot(status=operator_pb2.StatusReply(
+        now=to_timestamp(START)))
+    snapshot.seed_waits.add(day="2026-03-03", state="awaiting",
+                            fallback_at=to_timestamp(START + timedelta(minutes=30)))
+    view = grid_from_wire(snapshot)
+    assert view.seed_waits == (SeedWaitRow("2026-03-03", "awaiting",
+                                           START + timedelta(minutes=30)),)
+    (issue,) = exceptions_queue(view)
+    assert (issue.kind, issue.open, issue.action) == ("seed wait", True, "")
+    assert issue.detail == f"03-03: supervisor's share not committed; fallback " \
+        f"{hhmm(START + timedelta(minutes=30))}"
+
+
+def test_a_seed_fallback_reads_as_words_and_alarms() -> None:
+    assert phrase("seed.fallback") == "day seed without supervisor" and alarming("seed.fallback")
+    assert phrase("seed.fixed") == "day seed fixed" and not alarming("seed.fixed")

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from textual.pilot import Pilot
 from tui_testkit import FakeOperatorClient, FakeSiteClient, sample_grid, screen_text
 
 from tui.operator_app import OperatorConsole
+from tui.operator_client import SeedWaitRow
 from tui.site_app import SiteConsole
+from tui.states import hhmm
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 SIZE = (80, 24)
@@ -147,3 +150,21 @@ async def test_site_screens(name: str, step: Step) -> None:
         if name == "site-alerts":  # an alert is stamped with the wall clock, in +08
             text = re.sub(r"(?m)^\d\d:\d\d:\d\d ", "HH:MM:SS ", text)
         _check(name, text)
+
+
+async def test_operator_sees_a_day_waiting_for_the_seed_share() -> None:
+    """A day whose draws wait on the supervisor's share: in the status line and the queue."""
+    view = _grid()
+    fallback = view.now + timedelta(minutes=25)
+    view = replace(view, seed_waits=(SeedWaitRow("2026-03-03", "committed", fallback),))
+    app = OperatorConsole(FakeOperatorClient(grid=view), "op-alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await keys("4")(pilot)
+        await pilot.press("down", "down")
+        await pilot.pause()
+        text = screen_text(app)
+        _check("operator-seed-wait", text)
+    assert "seed wait 03-03" in text.splitlines()[0]
+    assert f"03-03: supervisor's share not revealed; fallback {hhmm(fallback)}" in text
+    assert "the day's draws wait for it (`evalgrid seed reveal`)" in " ".join(text.split())

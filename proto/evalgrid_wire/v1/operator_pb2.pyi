@@ -181,12 +181,22 @@ class SeedShareState(_message.Message):
     COORDINATOR_COMMITMENT_FIELD_NUMBER: _builtins.int
     SUPERVISOR_COMMITMENT_FIELD_NUMBER: _builtins.int
     PUBLIC_SOURCE_FIELD_NUMBER: _builtins.int
+    FALLBACK_AT_FIELD_NUMBER: _builtins.int
+    FIXED_FIELD_NUMBER: _builtins.int
     day: _builtins.str
     state: _builtins.str
     """awaiting (coordinator committed, no supervisor yet) | committed | revealed | fallback"""
     coordinator_commitment: _builtins.str
     supervisor_commitment: _builtins.str
     public_source: _builtins.str
+    fixed: _builtins.bool
+    """a draw of the day used the round: its seed can no longer change"""
+    @_builtins.property
+    def fallback_at(self) -> _timestamp_pb2.Timestamp:
+        """When the round falls back to the coordinator's secret alone if the supervisor's share has
+        not come (unset: not waiting).
+        """
+
     def __init__(
         self,
         *,
@@ -195,10 +205,12 @@ class SeedShareState(_message.Message):
         coordinator_commitment: _builtins.str = ...,
         supervisor_commitment: _builtins.str = ...,
         public_source: _builtins.str = ...,
+        fallback_at: _timestamp_pb2.Timestamp | None = ...,
+        fixed: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["fallback_at", b"fallback_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["coordinator_commitment", b"coordinator_commitment", "day", b"day", "public_source", b"public_source", "state", b"state", "supervisor_commitment", b"supervisor_commitment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coordinator_commitment", b"coordinator_commitment", "day", b"day", "fallback_at", b"fallback_at", "fixed", b"fixed", "public_source", b"public_source", "state", b"state", "supervisor_commitment", b"supervisor_commitment"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -849,6 +861,7 @@ class GridSnapshot(_message.Message):
     OPEN_PROJECTS_FIELD_NUMBER: _builtins.int
     AUDIT_HEAD_FIELD_NUMBER: _builtins.int
     INCIDENTS_FIELD_NUMBER: _builtins.int
+    SEED_WAITS_FIELD_NUMBER: _builtins.int
     audit_head: _builtins.int
     """seq of the last audit entry (for Watch with tail or after_id)"""
     @_builtins.property
@@ -865,6 +878,10 @@ class GridSnapshot(_message.Message):
     def incidents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Incident]:
         """open ones, and those closed in the last day"""
 
+    @_builtins.property
+    def seed_waits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SeedShareState]:
+        """Seed rounds a draw waits on: the supervisor's share is due (day, state, fallback_at)."""
+
     def __init__(
         self,
         *,
@@ -874,10 +891,11 @@ class GridSnapshot(_message.Message):
         open_projects: _abc.Iterable[Global___ProjectSeatsReply] | None = ...,
         audit_head: _builtins.int = ...,
         incidents: _abc.Iterable[Global___Incident] | None = ...,
+        seed_waits: _abc.Iterable[Global___SeedShareState] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "incidents", b"incidents", "open_projects", b"open_projects", "projects", b"projects", "sites", b"sites", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_head", b"audit_head", "incidents", b"incidents", "open_projects", b"open_projects", "projects", b"projects", "seed_waits", b"seed_waits", "sites", b"sites", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -189,7 +189,8 @@ class FaultDesk:
             incident = fault_rules.open_incident(
                 opaque_id("inc"), project.id, site_id, cause,
                 window_start=project.window.start, failed_at=failed_at,
-                evaluation_begun=begun, now=self.wf.clock.now(), workstation_id=workstation_id)
+                evaluation_begun=begun, now=self.wf.clock.now(), workstation_id=workstation_id,
+                limits=self.wf.rules.faults)
             await self._save(incident)
         await self.wf._record("fault.incident_opened", project.id, {
             "incident": incident.incident_id, "site": site_id, "workstation": workstation_id,

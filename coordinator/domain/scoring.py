@@ -37,6 +37,7 @@ from decimal import (
 from typing import Any, Literal
 
 from coordinator.domain.model import Bid, Criterion, Project, ScoringMethodName
+from coordinator.domain.rules import packaged_rules
 from evalgrid.score_rules import score_problem
 
 ScoreKey = tuple[str, str]
@@ -48,13 +49,14 @@ TieLevel = Literal["price", "technical", "lottery"]
 PRECISION = 50
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
-MIN_VALID_BIDS = 3
+# The statutory constants live in the rules file's `[scoring]` table (one place, in the digest).
+MIN_VALID_BIDS = packaged_rules().scoring.min_valid_bids
 """Fewer valid bids than this and the tender fails: there is no competition to award."""
-TRIM_ABOVE_EXPERTS = 5
+TRIM_ABOVE_EXPERTS = packaged_rules().scoring.trim_above_experts
 """With more experts than this, the single highest and lowest score per item are dropped."""
-WORKS_TRIM_ABOVE_BIDS = 3
+WORKS_TRIM_ABOVE_BIDS = packaged_rules().scoring.works_trim_above_bids
 """Works benchmark: with more valid bids than this, the highest and lowest price are dropped."""
-MIN_PRICE_WEIGHT: Mapping[str, Decimal] = {"goods": Decimal(30), "services": Decimal(10)}
+MIN_PRICE_WEIGHT: Mapping[str, Decimal] = packaged_rules().scoring.min_price_weight
 """Statutory floor of the price weight (points out of 100) under comprehensive scoring."""
 
 _CTX = Context(

@@ -55,6 +55,7 @@ from coordinator.domain.model import (
     Window,
     Workstation,
 )
+from coordinator.domain.rules import packaged_rules
 from evalgrid.request_fields import ID_RE as WIRE_ID_RE
 
 __all__ = [
@@ -92,8 +93,8 @@ _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 TOTAL_POINTS = Decimal(100)
-# Minimum price weight (points of 100) under comprehensive scoring, by category.
-MIN_PRICE_WEIGHT: Mapping[str, Decimal] = {"goods": Decimal(30), "services": Decimal(10)}
+# Minimum price weight (points of 100) under comprehensive scoring, by category: the rules file.
+MIN_PRICE_WEIGHT: Mapping[str, Decimal] = packaged_rules().scoring.min_price_weight
 
 _CATEGORY: dict[str, Category] = {c: c for c in CATEGORIES}
 _KIND: dict[str, ExpertKind] = {k: k for k in EXPERT_KINDS}

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from coordinator.domain.model import Bid, Criterion, Project, ScoringMethodName
 from coordinator.domain.rules import packaged_rules
-from evalgrid.score_rules import score_problem
+from evalgrid.score_rules import score_problem, sheet_problems
 
 ScoreKey = tuple[str, str]
 """(bidder_id, criterion_id): one cell of an expert's sheet."""
@@ -216,25 +216,13 @@ def validate_sheet(
         issues.append(("expert_ref", "missing expert reference"))
     if require_signed and not sheet.signed:
         issues.append(("signed", "sheet is not signed"))
-    criteria = {c.id: c for c in project.scoring.criteria}
-    bidders = {b.bidder_id: b for b in project.bids}
-    for (bidder_id, criterion_id), value in sheet.scores.items():
-        cell = f"scores[{bidder_id}][{criterion_id}]"
-        if bidder_id not in bidders:
-            issues.append((cell, "unknown bidder"))
-        criterion = criteria.get(criterion_id)
-        if criterion is None:
-            issues.append((cell, "unknown criterion"))
-            continue
-        reason = validate_score(criterion, value)
-        if reason is not None:
-            issues.append((cell, reason))
-    for bid in project.bids:
-        if not bid.valid:
-            continue
-        for criterion_id in criteria:
-            if (bid.bidder_id, criterion_id) not in sheet.scores:
-                issues.append((f"scores[{bid.bidder_id}][{criterion_id}]", "missing score"))
+    # The cells: the rule shared with the booth and the agent (`evalgrid.score_rules`).
+    issues += sheet_problems(
+        [b.bidder_id for b in project.bids if b.valid],
+        {c.id: c.max_score for c in project.scoring.criteria},
+        [(bidder_id, criterion_id, value)
+         for (bidder_id, criterion_id), value in sheet.scores.items()],
+        signed=True, tolerated=[b.bidder_id for b in project.bids if not b.valid])
     return sorted(issues)
 
 

@@ -31,12 +31,13 @@ from coordinator.domain.model import ConductBar, Window
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.store.audit_log import AuditLog
-from coordinator.store.registry import EXPERTS, Registry
+from coordinator.store.layout import CONDUCT_BARS, CONDUCT_SANCTIONS, EXPERTS
+from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.ids import opaque_id
 
-BARS = "conduct:bars"  # hash: version, sealed ({"bars": [...]}, project "conduct")
-SANCTIONS = "conduct:sanctions"  # hash: sanction id -> sealed Sanction (project "conduct")
+BARS = CONDUCT_BARS  # hash: version, sealed ({"bars": [...]}, project "conduct")
+SANCTIONS = CONDUCT_SANCTIONS  # hash: sanction id -> sealed Sanction (project "conduct")
 _SEALED_AS = "conduct"
 
 

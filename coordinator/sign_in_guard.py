@@ -16,6 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from coordinator.store.layout import SIGN_IN_LOCK
 from evalgrid.clock import Clock
 from evalgrid.lockout import (
     LockoutPolicy,
@@ -27,7 +28,7 @@ from evalgrid.lockout import (
 
 __all__ = ["SignInGuard"]
 
-KEY = "lock:{}"
+KEY = SIGN_IN_LOCK  # the scope's state (coordinator/store/layout.py)
 Record = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 
 

@@ -54,6 +54,7 @@ from coordinator.draw_intents import (
 )
 from coordinator.draw_intents import recover as recover_intents
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, read_snapshot
+from coordinator.errors import WorkflowError as WorkflowError  # raised by every shell
 from coordinator.notifier import Notice, Notifier
 from coordinator.province import codec
 from coordinator.report import write_report
@@ -62,7 +63,19 @@ from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
-from coordinator.store.registry import PROJECT_STATE, Registry
+from coordinator.store.layout import (
+    ALLOC,
+    CLARIFICATIONS,
+    DRAW,
+    FENCE,
+    PROJECT_STATE,
+    REQUEST,
+    SESSION,
+    SHEET,
+    SIM_CLOCK,
+    SITE_SESSIONS,
+)
+from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
@@ -72,27 +85,10 @@ from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
 log = logging.getLogger("evalgrid.coordinator")
-SIM_CLOCK_KEY = "simclock:now"  # where a simulated clock's time survives a restart
+SIM_CLOCK_KEY = SIM_CLOCK  # the Redis keys: coordinator/store/layout.py
 
-ALLOC = "alloc:{}"
-DRAW = "draw:{}"
-SESSION = "sess:{}"
-SITE_SESSIONS = "site:{}:sessions"  # the sessions a site should hold: resent when it re-registers
-SHEET = "sheet:{}"
-CLARIFICATIONS = "clar:{}"
 MAX_QUESTION_CHARS = 2000
-REQUEST = "req:{}"
 REQUEST_TTL_S = 7 * 24 * 3600
-
-
-class WorkflowError(Exception):
-    """A refused request; `field` names what was wrong, the message says why."""
-
-    def __init__(self, field: str, reason: str, *, code: str = "invalid") -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.code = code  # invalid | not_found | precondition | denied
 
 
 @dataclass(frozen=True)
@@ -283,7 +279,7 @@ class Workflow:
         resent = await self._resend_reservations(site_id)
         await self._record("site.registered", site_id,
                            {"workstations": len(workstation_ids), "reservations_resent": resent})
-        return int(await self.redis.get("fence") or 0)
+        return int(await self.redis.get(FENCE) or 0)
 
     async def _resend_reservations(self, site_id: str) -> int:
         """An agent that restarted has forgotten its reservations: queue them again (an agent

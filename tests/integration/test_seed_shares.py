@@ -14,7 +14,7 @@ from grid_fixture import AUDITOR, DAY, Grid
 from coordinator.domain.day_plan import seed_hash
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.domain.seed_protocol import final_seed
-from coordinator.seed_shares import SEED_SHARE
+from coordinator.store.layout import SEED_SHARE
 from evalgrid.ids import request_id
 
 SECRET = bytes(range(7, 39))

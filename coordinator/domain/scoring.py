@@ -37,7 +37,7 @@ from decimal import (
 from typing import Any, Literal
 
 from coordinator.domain.model import Bid, Criterion, Project, ScoringMethodName
-from coordinator.domain.rules import packaged_rules
+from coordinator.domain.rules import ScoringRules, packaged_rules
 from evalgrid.score_rules import score_problem, sheet_problems
 
 ScoreKey = tuple[str, str]
@@ -226,8 +226,11 @@ def validate_sheet(
     return sorted(issues)
 
 
-def validate_scoring_method(project: Project) -> list[tuple[str, str]]:
-    """(field, reason) for a scoring method that cannot be applied to the project; sorted."""
+def validate_scoring_method(project: Project, rules: ScoringRules | None = None
+                            ) -> list[tuple[str, str]]:
+    """(field, reason) for a scoring method that cannot be applied to the project; sorted.
+
+    `rules` are the scoring rules in force (the packaged rules' when None), here and below."""
     scoring = project.scoring
     issues: list[tuple[str, str]] = []
     ids = [c.id for c in scoring.criteria]
@@ -241,7 +244,7 @@ def validate_scoring_method(project: Project) -> list[tuple[str, str]]:
             issues.append(("scoring.price_weight", "must not be negative"))
         if scoring.deduction_per_point < 0:
             issues.append(("scoring.deduction_per_point", "must not be negative"))
-    floor = MIN_PRICE_WEIGHT.get(project.category)
+    floor = (rules or packaged_rules().scoring).min_price_weight.get(project.category)
     if scoring.method == "comprehensive" and floor is not None and scoring.price_weight < floor:
         issues.append(("scoring.price_weight", f"{project.category}: at least {floor}"))
     if scoring.deviation_threshold < 0:
@@ -255,8 +258,9 @@ def validate_scoring_method(project: Project) -> list[tuple[str, str]]:
     return sorted(issues)
 
 
-def _check_sheets(project: Project, sheets: Sequence[ExpertSheet]) -> None:
-    problems = validate_scoring_method(project)
+def _check_sheets(project: Project, sheets: Sequence[ExpertSheet],
+                  rules: ScoringRules | None = None) -> None:
+    problems = validate_scoring_method(project, rules)
     if problems:
         raise ValueError(f"scoring method cannot be applied: {problems}")
     issues: list[tuple[str, str, str]] = []
@@ -300,15 +304,17 @@ def _item_scores(
     return items
 
 
-def committee_scores(project: Project, sheets: Sequence[ExpertSheet]) -> dict[ScoreKey, Decimal]:
+def committee_scores(project: Project, sheets: Sequence[ExpertSheet],
+                     rules: ScoringRules | None = None) -> dict[ScoreKey, Decimal]:
     """Exact committee score per valid bid and criterion (not yet quantized).
 
     The mean of the experts' scores; with more than 5 experts the single highest and lowest are
     dropped first, so one outlier cannot move the committee. Cells nobody scored are left out
     (evaluate() refuses such sheets; this function is also used on partial sheets).
     """
+    trim_above = (rules or packaged_rules().scoring).trim_above_experts
     return {
-        key: trimmed_mean([score for _, score in scored], TRIM_ABOVE_EXPERTS)
+        key: trimmed_mean([score for _, score in scored], trim_above)
         for key, scored in _item_scores(project, sheets).items()
         if scored
     }
@@ -371,12 +377,12 @@ def comprehensive_price_score(price: Decimal, benchmark: Decimal, weight: Decima
         return benchmark / price * weight
 
 
-def works_benchmark(prices: Sequence[Decimal]) -> Decimal:
+def works_benchmark(prices: Sequence[Decimal], rules: ScoringRules | None = None) -> Decimal:
     """Works benchmark: mean of valid prices, dropping highest and lowest above 3 bids.
 
     Trimming keeps one extreme (a dumped or inflated bid) from dragging the benchmark.
     """
-    return trimmed_mean(list(prices), WORKS_TRIM_ABOVE_BIDS)
+    return trimmed_mean(list(prices), (rules or packaged_rules().scoring).works_trim_above_bids)
 
 
 def deviation_percent(price: Decimal, benchmark: Decimal) -> Decimal:
@@ -473,18 +479,22 @@ def evaluate(
     lottery_seed: bytes,
     *,
     code_salt: bytes | None = None,
+    rules: ScoringRules | None = None,
 ) -> Evaluation:
     """Aggregate signed sheets into the committee's result for the project's scoring method.
 
-    Fewer than 3 valid bids fail the tender before detailed scoring, so the sheets are then not
-    looked at. Otherwise sheets must be complete and signed, one per committee member (a report
-    resting on a missing or unsigned sheet would be void), or SheetError is raised.
+    Fewer than `min_valid_bids` (3 in v1) valid bids fail the tender before detailed scoring,
+    so the sheets are then not looked at. Otherwise sheets must be complete and signed, one per
+    committee member (a report resting on a missing or unsigned sheet would be void), or
+    SheetError is raised.
     `code_salt` is the salt the double-blind codes were issued with; without it codes are None.
+    `rules` are the scoring rules in force (`Rules.scoring`; the packaged rules' when None).
     """
     method = project.scoring.method
     codes = bid_codes(project, code_salt) if code_salt is not None else {}
     valid = _valid_bids(project)
-    if len(valid) < MIN_VALID_BIDS:
+    rules = rules or packaged_rules().scoring
+    if len(valid) < rules.min_valid_bids:
         return Evaluation(
             project_id=project.id,
             method=method,
@@ -498,20 +508,20 @@ def evaluate(
             warnings=(),
             failed=True,
             reason=(
-                f"{len(valid)} valid bid(s); at least {MIN_VALID_BIDS} are needed:"
+                f"{len(valid)} valid bid(s); at least {rules.min_valid_bids} are needed:"
                 " the tender fails and no award is made"
             ),
             lottery_seed=lottery_seed,
         )
-    _check_sheets(project, sheets)
+    _check_sheets(project, sheets, rules)
     scoring = project.scoring
-    committee = committee_scores(project, sheets)
+    committee = committee_scores(project, sheets, rules)
     prices = [b.price for b in valid]
     benchmark: Decimal | None
     if method == "comprehensive":
         benchmark = lowest_benchmark(prices)
     elif method == "works":
-        benchmark = works_benchmark(prices)
+        benchmark = works_benchmark(prices, rules)
     else:
         benchmark = None
 

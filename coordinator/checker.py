@@ -19,10 +19,10 @@ from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.domain.violations import cap_on_offers, find_violations
 from coordinator.drawing import read_snapshot
 from coordinator.offline import master_key, open_store, read_allocation, verify_audit
-from coordinator.store.bookings import BookingItem
+from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
+from coordinator.store.layout import DRAW
 from coordinator.store.registry import Registry
 from coordinator.store.values import text
-from coordinator.workflow import DRAW
 
 
 @dataclass
@@ -51,13 +51,9 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
     key = master_key(data_dir)
     async with open_store(data_dir, redis_url) as redis:
         by_resource: dict[str, list[BookingItem]] = defaultdict(list)
-        async for raw_key in redis.scan_iter(match="bk:*", count=1000):
-            name = raw_key.decode()
-            if name.startswith("bk:~"):
-                continue
-            resource = name[len("bk:"):]
-            for member in await redis.zrange(name, 0, -1):
-                by_resource[resource].append(BookingItem.from_member(resource, member))
+        bookings = Bookings(redis)
+        for resource in await bookings.resources():
+            by_resource[resource].extend(await bookings.all_intervals(resource))
         for resource, items in by_resource.items():
             for first, second in overlapping_pairs(items):
                 result.double_bookings += 1
@@ -95,8 +91,8 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
             allocations.append((project.id, [(s.expert_id, s.venue_id, s.workstation_id)
                                              for s in seats]))
             for seat in seats:  # every seat must hold its bookings
-                for resource, holder in ((f"ws:{seat.workstation_id}", seat.session_id),
-                                         (f"ex:{seat.expert_id}", seat.expert_hold)):
+                for resource, holder in ((ws_resource(seat.workstation_id), seat.session_id),
+                                         (expert_resource(seat.expert_id), seat.expert_hold)):
                     if not any(b.holder == holder for b in by_resource.get(resource, [])):
                         result.rule_violations += 1
                         result.details.append(f"{project.id}: seat without booking on "

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
 
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.conduct import (
@@ -36,17 +35,25 @@ from coordinator.domain.model import ConductBar, Window
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.store.audit_log import AuditLog
-from coordinator.store.registry import EXPERTS, Registry
+from coordinator.store.errors import STORE_CONFLICT
+from coordinator.store.layout import (
+    CONDUCT_BARS,
+    CONDUCT_EVENTS,
+    CONDUCT_FOLLOW,
+    CONDUCT_SANCTIONS,
+    EXPERTS,
+)
+from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.ids import opaque_id
 
 if TYPE_CHECKING:
     from coordinator.allocation import Allocation
 
-BARS = "conduct:bars"  # hash: version, sealed ({"bars": [...]}, project "conduct")
-SANCTIONS = "conduct:sanctions"  # hash: sanction id -> sealed Sanction (project "conduct")
-FOLLOW = "conduct:follow"  # hash: cursor = the last audit seq the bars have followed
-EVENTS = "conduct:events:{expert_id}"  # string: sealed {"expert_id", "events": [...]}
+BARS = CONDUCT_BARS  # hash: version, sealed ({"bars": [...]}, project "conduct")
+SANCTIONS = CONDUCT_SANCTIONS  # hash: sanction id -> sealed Sanction (project "conduct")
+FOLLOW = CONDUCT_FOLLOW  # hash: cursor = the last audit seq the bars have followed
+EVENTS = CONDUCT_EVENTS  # string: sealed {"expert_id", "events": [...]}
 _SEALED_AS = "conduct"
 
 
@@ -294,7 +301,7 @@ class ConductFollower:
             for _ in range(8):
                 try:
                     return await self._follow_once()
-                except WatchError:
+                except STORE_CONFLICT:
                     continue  # a `conduct update` or a sanction wrote meanwhile: read again
             return None
 

@@ -46,6 +46,8 @@ from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project
 from coordinator.domain.seal import seal_json
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
+from coordinator.errors import WorkflowError
+from coordinator.store.layout import PLAN_SEED
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
@@ -257,9 +259,6 @@ def _executor(spec: str) -> Executor:
     return executor
 
 
-#: The sealed plan seed of one plan, by plan id (fields: day, sealed; seed once revealed).
-PLAN_SEED = "plan:{}"
-
 # The coordinator runs gRPC threads: its worker processes start from a fork server, never
 # as forks of the coordinator itself.
 SAFE_START = "forkserver"
@@ -366,7 +365,6 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
             plan = await asyncio.to_thread(plan_and_place, fork, order, plan_seed, now,
                                            executor, workflow._down(), threadsafe, sink=sink)
         except Exception as exc:  # an executor or Redis failure: what is placed stays placed
-            from coordinator.workflow import WorkflowError
 
             reason = f"{type(exc).__name__}: {exc}"[:500]
             await workflow._record("plan.failed", day.isoformat(), {
@@ -393,8 +391,7 @@ async def _place_planned(workflow: Workflow, planned: PlannedDraw, plan_id: str)
     """Commit and place one draw of the plan: "drawn", "refused", "starved", "conflict" (Redis
     disagreed with the picture: nothing booked) or "skipped" (no longer awaiting a draw)."""
     from coordinator.draw_intents import commit_and_place
-    from coordinator.store.registry import PROJECT_STATE
-    from coordinator.workflow import WorkflowError
+    from coordinator.store.layout import PROJECT_STATE
 
     project, o = planned.project, planned.outcome
     async with workflow._lock(project.id):

@@ -54,8 +54,9 @@ from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project
 from coordinator.domain.registry_snapshot import record_anchor
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
+from coordinator.errors import WorkflowError
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
-from coordinator.store.registry import PROJECT_STATE
+from coordinator.store.layout import ALLOC, DRAW, INTENT, INTENTS, PROJECT_STATE
 from coordinator.store.values import text
 
 if TYPE_CHECKING:
@@ -64,8 +65,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("evalgrid.coordinator")
 
-INTENT = "intent:{}"
-INTENTS = "intents"
 PURPOSE = "intent"
 FAULT_ENV = "EVALGRID_FAULT"
 
@@ -152,7 +151,6 @@ async def commit_and_place(workflow: Workflow, project: Project, prepared: Prepa
     """A first draw: its archive and an intent (`committed`), then `draw.committed` in the
     audit, then the placement. From the intent on, a crash re-runs this very draw at the next
     start. Raises WorkflowError (nothing booked) when Redis refuses a booking."""
-    from coordinator.workflow import DRAW
 
     intent = make_intent(project.id, result.draw_id, "committed",
                          (await workflow.audit.head()).seq, plan_id=plan_id,
@@ -240,9 +238,8 @@ async def _audited_since(workflow: Workflow, intent: DrawIntent, kind: str) -> b
 
 async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawIntent) -> None:
     from coordinator.drawing import PlacedDraw
-    from coordinator.workflow import WorkflowError
 
-    raw = await workflow.redis.hget(f"draw:{intent.draw_id}", "sealed")
+    raw = await workflow.redis.hget(DRAW.format(intent.draw_id), "sealed")
     archive = unseal_json(workflow.master_key, SealedBox.from_json(text(raw)),
                           project_id=intent.draw_id, purpose="draw") if raw else None
     if archive is None:
@@ -308,7 +305,7 @@ async def _forward_or_back(workflow: Workflow, project: Project, intent: DrawInt
         await workflow.bookings.release(items)  # exactly our holders, if any got in
         pipe = workflow.redis.pipeline(transaction=True)
         if intent.alloc_before is not None:  # the departures stand; the new seats do not
-            pipe.set(f"alloc:{project.id}", workflow._seal_alloc(before))
+            pipe.set(ALLOC.format(project.id), workflow._seal_alloc(before))
         stage_drop(pipe, project.id)
         await pipe.execute()
         _resync(workflow, project, stored, before if intent.alloc_before is not None else None)

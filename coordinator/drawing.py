@@ -61,6 +61,7 @@ from coordinator.domain.registry_snapshot import (
 )
 from coordinator.domain.rules import Rules
 from coordinator.domain.seal import SealedBox, seal_json_text, unseal_json
+from coordinator.store.layout import DRAW_SNAPSHOT
 from coordinator.store.values import text
 
 
@@ -130,7 +131,7 @@ def archive_json(commitment: Commitment, inputs: DrawInputs, result: DrawOutcome
             + ',"seed":' + dump(seed.hex()) + "}")
 
 
-SNAPSHOT_KEY = "draw_snapshot:{}"
+SNAPSHOT_KEY = DRAW_SNAPSHOT
 
 
 def snapshot_record(master_key: bytes, snapshot: DrawSnapshot) -> tuple[str, str]:

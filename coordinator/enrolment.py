@@ -31,9 +31,10 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives import serialization
 
 from coordinator.domain.pii import derive_key
+from coordinator.errors import WorkflowError
 from coordinator.sign_in_guard import Record
+from coordinator.store.layout import ENROLMENT, ENROLMENT_REFUSALS
 from coordinator.store.values import text
-from coordinator.workflow import WorkflowError
 from evalgrid.clock import Clock
 from evalgrid.pki import PkiError, issue_from_csr
 
@@ -43,9 +44,9 @@ ALPHABET: Final = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud
 CODE_LENGTH: Final = 8
 VALID_FOR: Final = timedelta(minutes=15)
 MAX_WRONG: Final = 5
-KEY: Final = "enrol:{}"
+KEY: Final = ENROLMENT
 #: Refused enrolments of a site in one window (a counter; see `Enrolments._audit_refusal`).
-REFUSALS_KEY: Final = "enrol:refused:{}:{}"
+REFUSALS_KEY: Final = ENROLMENT_REFUSALS
 REFUSAL_WINDOW: Final = timedelta(minutes=10)
 
 

@@ -23,7 +23,7 @@ import json
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coordinator import seat_passes
 from coordinator.allocation import Allocation, SeatRecord
@@ -41,27 +41,33 @@ from coordinator.domain.lifecycle import (
 from coordinator.domain.liveness import Link, Transition
 from coordinator.domain.model import Project, Sitting, Window
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
+from coordinator.errors import WorkflowError
 from coordinator.province import codec
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
-from coordinator.store.registry import PROJECTS
-from coordinator.store.values import text
-from coordinator.workflow import (
+from coordinator.store.layout import (
     ALLOC,
     CLARIFICATIONS,
+    FAULT_ADMITTED,
+    FAULT_INCIDENTS,
+    FAULT_MATERIALS,
+    FAULT_SUPERSEDED,
+    PROJECTS,
     SESSION,
     SHEET,
     SITE_SESSIONS,
-    Workflow,
-    WorkflowError,
 )
+from coordinator.store.values import text
 from evalgrid.ids import opaque_id
+
+if TYPE_CHECKING:
+    from coordinator.workflow import Workflow  # the workflow builds this desk
 
 log = logging.getLogger("evalgrid.coordinator")
 
-INCIDENTS = "faults:incidents"  # incident id -> JSON (coordinator/domain/fault_rules.Incident)
-ADMITTED = "faults:admitted:{}"  # project -> sessions already sent a seat pass
-MATERIALS = "faults:materials:{}:{}"  # project, incident -> sealed materials
-SUPERSEDED = "faults:alloc:{}:{}"  # project, incident -> the dissolved committee's allocation
+INCIDENTS = FAULT_INCIDENTS  # the keys: coordinator/store/layout.py
+ADMITTED = FAULT_ADMITTED
+MATERIALS = FAULT_MATERIALS
+SUPERSEDED = FAULT_SUPERSEDED
 RECENT = timedelta(days=1)  # closed incidents shown to operators this long
 OVERDUE = "evaluation window ended"  # the cause of an overdue evaluation's incident
 
@@ -200,7 +206,8 @@ class FaultDesk:
             incident = fault_rules.open_incident(
                 opaque_id("inc"), project.id, site_id, cause,
                 window_start=project.window.start, failed_at=failed_at,
-                evaluation_begun=begun, now=self.wf.clock.now(), workstation_id=workstation_id)
+                evaluation_begun=begun, now=self.wf.clock.now(), workstation_id=workstation_id,
+                limits=self.wf.rules.faults)
             await self._save(incident)
         await self.wf._record("fault.incident_opened", project.id, {
             "incident": incident.incident_id, "site": site_id, "workstation": workstation_id,

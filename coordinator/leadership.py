@@ -23,42 +23,18 @@ import time
 from typing import Final
 
 import redis.asyncio as aioredis
-from redis import exceptions as redis_errors
 
-from coordinator.store.bookings import Fence, Fencing
+from coordinator.store.bookings import Fence
+from coordinator.store.errors import STORE_OR_SOCKET_UNAVAILABLE
+from coordinator.store.lease import LeaseStore
 
 log = logging.getLogger("evalgrid.coordinator")
 
-LEADER_KEY: Final = "coordinator:leader"
-FENCE_NAME: Final = "coordinator"
 LEASE_MS: Final = 5_000
 RENEW_S: Final = 1.0
 POLL_S: Final = 0.5
 
-# KEYS: leader key, fencing counter; ARGV: node id, lease ms. Takes the lease if free and a
-# fresh fencing token with it, atomically: returns the token, or 0 when another leads.
-_ACQUIRE: Final = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local token = redis.call('INCR', KEYS[2])
-  redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
-  return token
-end
-return 0
-"""
-# KEYS: leader key; ARGV: holder value, lease ms. Renews only our own lease.
-_RENEW: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-# KEYS: leader key; ARGV: holder value. Gives the lease back on a clean stop.
-_RESIGN: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-STORE_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+STORE_ERRORS = STORE_OR_SOCKET_UNAVAILABLE
 
 
 def node_id() -> str:
@@ -71,27 +47,22 @@ class Leadership:
         self.redis = redis
         self.node = node or node_id()
         self.lease_ms = lease_ms
-        self.fencing = Fencing(redis)
+        self.lease = LeaseStore(redis)
         self.holder = ""  # "node|token" while leading
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._renew = redis.register_script(_RENEW)
-        self._resign = redis.register_script(_RESIGN)
 
     async def acquire(self) -> Fence:
         """Stand by until the lease is ours; returns the fencing token that comes with it."""
         announced = False
         while True:
             try:
-                token = int(await self._acquire(
-                    keys=[LEADER_KEY, self.fencing.key(FENCE_NAME)],
-                    args=[self.node, self.lease_ms]))
+                token = await self.lease.acquire(self.node, self.lease_ms)
             except STORE_ERRORS as exc:
                 log.warning("standby %s: store unavailable (%s)", self.node, exc)
                 token = 0
             if token:
                 self.holder = f"{self.node}|{token}"
                 log.warning("coordinator %s leads (fencing token %d)", self.node, token)
-                return Fence(self.fencing.key(FENCE_NAME), token)
+                return self.lease.fence(token)
             if not announced:
                 log.warning("coordinator %s stands by: another leads", self.node)
                 announced = True
@@ -104,8 +75,7 @@ class Leadership:
         while True:
             await asyncio.sleep(RENEW_S)
             try:
-                renewed = int(await self._renew(keys=[LEADER_KEY],
-                                                args=[self.holder, self.lease_ms]))
+                renewed = await self.lease.renew(self.holder, self.lease_ms)
             except STORE_ERRORS as exc:
                 log.warning("coordinator %s: cannot renew its lease (%s)", self.node, exc)
                 renewed = -1
@@ -121,5 +91,5 @@ class Leadership:
 
     async def resign(self) -> None:
         with contextlib.suppress(*STORE_ERRORS):
-            await self._resign(keys=[LEADER_KEY], args=[self.holder])
+            await self.lease.resign(self.holder)
         self.holder = ""

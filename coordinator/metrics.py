@@ -28,8 +28,8 @@ from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from redis import exceptions as redis_errors
 
+from coordinator.store.errors import STORE_UNAVAILABLE
 from evalgrid.authorization import rpc_name
 
 log = logging.getLogger("evalgrid.metrics")
@@ -81,7 +81,7 @@ class CoordinatorMetrics:
         while True:
             try:
                 figures = await read()
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+            except STORE_UNAVAILABLE as exc:
                 self.redis_errors.labels("sampler").inc()
                 log.debug("metrics sample: store unavailable: %s", exc)
             else:

@@ -61,6 +61,7 @@ from coordinator.store.keys import (
     public_key_hex,
     public_key_path,
 )
+from coordinator.store.layout import ALLOC, DRAW, PLAN_SEED, SEED_SHARE
 from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.datadir import DataDir
@@ -120,7 +121,7 @@ def master_key(data_dir: Path) -> bytes:
 
 async def read_allocation(redis: aioredis.Redis, key: bytes,
                           project_id: str) -> Allocation | None:
-    raw = await redis.get(f"alloc:{project_id}")
+    raw = await redis.get(ALLOC.format(project_id))
     if raw is None:
         return None
     return Allocation.from_dict(unseal_json(key, SealedBox.from_json(text(raw)),
@@ -149,7 +150,7 @@ async def export_draws(project_id: str, data_dir: Path,
             raise OfflineError(f"project {project_id!r} has no draw in {data_dir}")
         draws = []
         for draw_id in alloc.draw_ids:
-            raw = await redis.hgetall(f"draw:{draw_id}")
+            raw = await redis.hgetall(DRAW.format(draw_id))
             archive = unseal_json(key, SealedBox.from_json(text(raw[b"sealed"])),
                                   project_id=draw_id, purpose="draw")
             if b"seed" not in raw:
@@ -340,8 +341,7 @@ async def reveal_seeds(day: str, data_dir: Path, redis_url: str | None
     yet reported: its seed would then be known before the award. Audited once each as
     `plan.seed_revealed` and `seed.revealed` (the day's seed and the coordinator's share).
     """
-    from coordinator.day_plan import PLAN_SEED
-    from coordinator.seed_shares import SEED_SHARE, round_seed
+    from coordinator.seed_shares import round_seed
 
     key = master_key(data_dir)
     async with open_store(data_dir, redis_url) as redis:
@@ -399,7 +399,6 @@ async def reveal_seeds(day: str, data_dir: Path, redis_url: str | None
 
 async def _coordinator_share(redis: aioredis.Redis, key: bytes, day: str) -> str:
     """The coordinator's share of a day's seed, hex ("" for a day without one)."""
-    from coordinator.seed_shares import SEED_SHARE
 
     raw = await redis.hget(SEED_SHARE.format(day), "coordinator_sealed")
     if raw is None:

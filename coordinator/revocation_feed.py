@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Final
 
 from evalgrid_wire.v1 import site_link_pb2
 
+from coordinator.store.layout import CRL_AUDITED as AUDITED
 from coordinator.workflow import Workflow
 from evalgrid.pki import ISSUED_INDEX
 from evalgrid.revocation import CrlView, Revocations
@@ -26,7 +26,6 @@ __all__ = ["AUDITED", "CrlFeed"]
 
 log = logging.getLogger("evalgrid.coordinator")
 
-AUDITED: Final = "crl:audited"  # set of serials (hex) already on the audit trail
 
 
 class CrlFeed:

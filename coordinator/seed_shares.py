@@ -27,13 +27,13 @@ from coordinator.domain.seed_protocol import (
     commitment,
     final_seed,
 )
+from coordinator.errors import WorkflowError
+from coordinator.store.layout import SEED_SHARE
 from coordinator.store.values import text
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
 
-#: One hash per day: the coordinator's commitment and sealed secret, the supervisor's share.
-SEED_SHARE = "seedshare:{}"
 #: How long a day plan waits for the supervisor's reveal before it falls back (audited) to the
 #: coordinator's secret alone; counted from the coordinator's commitment.
 DEFAULT_WAIT = timedelta(minutes=30)
@@ -53,7 +53,6 @@ class ShareState:
 
 
 def _refused(field: str, reason: str, code: str = "invalid") -> Exception:
-    from coordinator.workflow import WorkflowError  # the workflow imports this module
 
     return WorkflowError(field, reason, code=code)
 

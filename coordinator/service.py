@@ -26,7 +26,6 @@ from evalgrid_wire.v1 import (
     site_link_pb2_grpc,
 )
 from google.protobuf.timestamp_pb2 import Timestamp
-from redis import exceptions as redis_errors
 
 from coordinator import seat_passes
 from coordinator.domain.day_plan import local_day
@@ -34,6 +33,7 @@ from coordinator.domain.fault_rules import Incident, allowed
 from coordinator.enrolment import Enrolments
 from coordinator.metrics import CoordinatorMetrics
 from coordinator.seed_shares import ShareState
+from coordinator.store.errors import STORE_UNAVAILABLE
 from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.authorization import authorize
 from evalgrid.limits import clip
@@ -71,7 +71,7 @@ def answers_errors(method: Callable[[Any, Any, grpc.aio.ServicerContext], Awaita
         except (WorkflowError, PermissionDeniedError) as exc:
             await _abort(context, exc)
             raise
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
+        except STORE_UNAVAILABLE as exc:
             # The store is restarting or unreachable: retryable, and nothing half-done is
             # acknowledged (the caller retries with the same request id).
             log.warning("store unavailable during %s: %s", method.__name__, exc)

@@ -16,12 +16,19 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from coordinator.store.layout import SIGN_IN_LOCK
 from evalgrid.clock import Clock
-from evalgrid.lockout import LockoutPolicy, ScopeState, record_failure
+from evalgrid.lockout import (
+    LockoutPolicy,
+    ScopeState,
+    locked_message,
+    locked_scope,
+    record_failure,
+)
 
 __all__ = ["SignInGuard"]
 
-KEY = "lock:{}"
+KEY = SIGN_IN_LOCK  # the scope's state (coordinator/store/layout.py)
 Record = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 
 
@@ -50,17 +57,15 @@ class SignInGuard:
                                detail: dict[str, Any]) -> str | None:
         """The refusal message when any scope is locked now (the attempt is audited), else
         None."""
-        now = self.clock.now()
-        for scope in scopes:
-            until = (await self._state(scope)).locked(now)
-            if until is not None:
-                await self.record(f"{what}.refused", site_id,
-                                  {**detail, "reason": "locked", "scope": scope,
-                                   "locked_until": until.isoformat()})
-                return (f"{_label(scope)} is locked after {self.policy.limit(scope)} wrong "
-                        f"attempts until {_local(until, self.local_tz)}; an operator can "
-                        "unlock it (`evalgrid signin unlock`, audited)")
-        return None
+        states = {scope: await self._state(scope) for scope in scopes}
+        found = locked_scope(states, scopes, self.clock.now())
+        if found is None:
+            return None
+        scope, until = found
+        await self.record(f"{what}.refused", site_id,
+                          {**detail, "reason": "locked", "scope": scope,
+                           "locked_until": until.isoformat()})
+        return locked_message(scope, until, self.policy, self.local_tz)
 
     async def failed(self, what: str, site_id: str, scopes: Sequence[str],
                      detail: dict[str, Any]) -> list[tuple[str, datetime]]:
@@ -108,14 +113,3 @@ class SignInGuard:
                           {"scopes": list(scopes), "lifted": lifted, "reason": reason, "by": by})
         return lifted
 
-
-def _label(scope: str) -> str:
-    kind, _, name = scope.partition(":")
-    return {"session": "sign-in for this seat", "workstation": f"sign-in on workstation {name}",
-            "desk": f"check-in at the desk of {name}"}.get(kind, scope)
-
-
-def _local(when: datetime, tz: tzinfo) -> str:
-    """`2026-03-02 09:30 +08:00`: the time as people at the site read it, offset said."""
-    local = when.astimezone(tz)
-    return f"{local:%Y-%m-%d %H:%M} {local.isoformat()[-6:]}"

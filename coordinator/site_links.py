@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from evalgrid_wire.v1 import site_link_pb2
 
 from coordinator.domain.liveness import Link, Liveness, LivenessPolicy, Transition
+from coordinator.store.layout import FENCE, SITE_COMMANDS
 from evalgrid.clock import Clock, SystemClock
 from evalgrid.ids import opaque_id
 from evalgrid.tls import KEEPALIVE_OPTIONS
@@ -30,7 +31,6 @@ from evalgrid.wire import STATE_NAMES
 
 log = logging.getLogger("evalgrid.coordinator")
 
-FENCE = "fence"
 
 
 def keepalive_bound() -> timedelta:
@@ -51,7 +51,7 @@ def default_policy(heartbeat_interval_ms: int) -> LivenessPolicy:
 
 
 def pending_key(site_id: str) -> str:
-    return f"cmds:{site_id}"
+    return SITE_COMMANDS.format(site_id)
 
 
 @dataclass

@@ -81,6 +81,7 @@ from coordinator.draw_intents import (
 )
 from coordinator.draw_intents import recover as recover_intents
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, read_snapshot
+from coordinator.errors import WorkflowError as WorkflowError  # raised by every shell
 from coordinator.notifier import Notice, Notifier
 from coordinator.province import codec
 from coordinator.report import write_report
@@ -89,7 +90,20 @@ from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
-from coordinator.store.registry import PROJECT_STATE, STORY_KEPT, Registry
+from coordinator.store.layout import (
+    ALLOC,
+    CLARIFICATIONS,
+    DRAW,
+    FENCE,
+    PROJECT_STATE,
+    REDRAW_PENDING,
+    REQUEST,
+    SESSION,
+    SHEET,
+    SIM_CLOCK,
+    SITE_SESSIONS,
+)
+from coordinator.store.registry import STORY_KEPT, Registry
 from coordinator.store.values import text
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
@@ -99,29 +113,11 @@ from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
 log = logging.getLogger("evalgrid.coordinator")
-SIM_CLOCK_KEY = "simclock:now"  # where a simulated clock's time survives a restart
+SIM_CLOCK_KEY = SIM_CLOCK  # the Redis keys: coordinator/store/layout.py
 
-ALLOC = "alloc:{}"
-DRAW = "draw:{}"
-SESSION = "sess:{}"
-SITE_SESSIONS = "site:{}:sessions"  # the sessions a site should hold: resent when it re-registers
-SHEET = "sheet:{}"
-CLARIFICATIONS = "clar:{}"
 MAX_QUESTION_CHARS = 2000
-REQUEST = "req:{}"
 REQUEST_TTL_S = 7 * 24 * 3600
-REDRAW_PENDING = "redraw:pending"  # "project/session": a departure whose redraw has not run
 SCHEDULE_RETRY_S = 1.0  # a schedule pass that failed (Redis away) is tried again this soon
-
-
-class WorkflowError(Exception):
-    """A refused request; `field` names what was wrong, the message says why."""
-
-    def __init__(self, field: str, reason: str, *, code: str = "invalid") -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.code = code  # invalid | not_found | precondition | denied
 
 
 @dataclass(frozen=True)
@@ -370,7 +366,7 @@ class Workflow:
         resent = await self._resend_reservations(site_id)
         await self._record("site.registered", site_id,
                            {"workstations": len(workstation_ids), "reservations_resent": resent})
-        return int(await self.redis.get("fence") or 0)
+        return int(await self.redis.get(FENCE) or 0)
 
     async def _resend_reservations(self, site_id: str) -> int:
         """An agent that restarted has forgotten its reservations: queue them again (an agent
@@ -1387,7 +1383,8 @@ class Workflow:
             seeds = [await self._reveal_seed(draw_id) for draw_id in alloc.draw_ids]
             lottery_seed = hashlib.sha256(b"lottery" + seeds[0]).digest()
             evaluation = scoring.evaluate(project, sheets, lottery_seed,
-                                          code_salt=self._code_salt(project))
+                                          code_salt=self._code_salt(project),
+                                          rules=self.rules.scoring)
             path = write_report(
                 self.reports_dir, project=project, evaluation=evaluation, alloc=alloc,
                 sheets=sheets,

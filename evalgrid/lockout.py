@@ -13,11 +13,21 @@ its link is down) applies the same limits.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
-__all__ = ["LockoutPolicy", "ScopeState", "desk_scope", "record_failure", "session_scope",
-           "unlock_scopes", "workstation_scope"]
+__all__ = [
+    "LockoutPolicy",
+    "ScopeState",
+    "desk_scope",
+    "locked_message",
+    "locked_scope",
+    "record_failure",
+    "session_scope",
+    "unlock_scopes",
+    "workstation_scope",
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,34 @@ def record_failure(state: ScopeState, scope: str, now: datetime,
     if len(recent) >= policy.limit(scope):
         return ScopeState((), now + policy.lock_for)
     return ScopeState(recent, None)
+
+
+def locked_scope(states: Mapping[str, ScopeState], scopes: Sequence[str],
+                 now: datetime) -> tuple[str, datetime] | None:
+    """The first of ``scopes`` locked at ``now`` and the end of its lock, else None: whether
+    an attempt may be checked at all (a locked scope refuses even the right code)."""
+    for scope in scopes:
+        state = states.get(scope)
+        until = state.locked(now) if state is not None else None
+        if until is not None:
+            return scope, until
+    return None
+
+
+def locked_message(scope: str, until: datetime, policy: LockoutPolicy, tz: tzinfo = UTC,
+                   *, unlock: str = "an operator can unlock it (`evalgrid signin unlock`, "
+                                    "audited)") -> str:
+    """What a person is told when ``scope`` is locked: which door, after how many tries, until
+    when (in ``tz``, offset said), and how it opens sooner."""
+    local = until.astimezone(tz)
+    return (f"{_label(scope)} is locked after {policy.limit(scope)} wrong attempts until "
+            f"{local:%Y-%m-%d %H:%M} {local.isoformat()[-6:]}; {unlock}")
+
+
+def _label(scope: str) -> str:
+    kind, _, name = scope.partition(":")
+    return {"session": "sign-in for this seat", "workstation": f"sign-in on workstation {name}",
+            "desk": f"check-in at the desk of {name}"}.get(kind, scope)
 
 
 def session_scope(session_id: str) -> str:

@@ -6,7 +6,7 @@ is a value the coordinator takes, and `2.555` is refused at the booth exactly as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Context, Decimal, InvalidOperation, localcontext
 
 SCORE_PLACES = 2
@@ -50,17 +50,20 @@ def cell_problem(text: str, max_score: Decimal) -> str | None:
 
 
 def sheet_problems(bids: Sequence[str], maxima: Mapping[str, Decimal],
-                   scores: Iterable[tuple[str, str, str]], *,
-                   signed: bool) -> list[tuple[str, str]]:
-    """(field, reason) for each problem of a sheet of (bid, criterion, score text); sorted.
+                   scores: Iterable[tuple[str, str, str | Decimal]], *,
+                   signed: bool, tolerated: Collection[str] = ()) -> list[tuple[str, str]]:
+    """(field, reason) for each problem of a sheet of (bid, criterion, score); sorted.
 
-    A draft may be incomplete but what it holds must be in bounds; a signed sheet scores every
-    bid on every criterion.
+    The one rule of a sheet, for the booth, the agent and the coordinator: a score is the text
+    typed (checked by `cell_problem`) or an exact Decimal (`score_problem`). A draft may be
+    incomplete but what it holds must be in bounds; a signed sheet scores every bid on every
+    criterion. `tolerated` bids may be scored but need not be (a bid that failed qualification
+    after the sheet was started).
     """
     issues: list[tuple[str, str]] = []
-    known = set(bids)
+    known = {*bids, *tolerated}
     seen: set[tuple[str, str]] = set()
-    for bid, criterion, text in scores:
+    for bid, criterion, score in scores:
         cell = f"scores[{bid}][{criterion}]"
         if bid not in known:
             issues.append((cell, "unknown bid"))
@@ -68,7 +71,8 @@ def sheet_problems(bids: Sequence[str], maxima: Mapping[str, Decimal],
         if top is None:
             issues.append((cell, "unknown criterion"))
             continue
-        reason = cell_problem(text, top)
+        reason = (score_problem(score, top) if isinstance(score, Decimal)
+                  else cell_problem(score, top))
         if reason is not None:
             issues.append((cell, reason))
         seen.add((bid, criterion))

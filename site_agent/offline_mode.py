@@ -27,7 +27,6 @@ import base64
 import contextlib
 import logging
 import random
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,6 +36,16 @@ import grpc
 from evalgrid_wire.v1 import booth_pb2, common_pb2, site_link_pb2, site_link_pb2_grpc
 from google.protobuf.message import DecodeError
 
+from evalgrid.clock import PROVINCE_TZ
+from evalgrid.lockout import (
+    LockoutPolicy,
+    ScopeState,
+    desk_scope,
+    locked_message,
+    locked_scope,
+    record_failure,
+    session_scope,
+)
 from evalgrid.score_rules import sheet_problems
 from evalgrid.seat_pass import SeatPassError, open_pass
 from evalgrid.wire import UNARY_DEADLINE_S, to_timestamp
@@ -47,8 +56,10 @@ log = logging.getLogger("evalgrid.agent")
 
 # What says "the coordinator is not there" rather than "the coordinator said no".
 UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-OFFLINE_TRIES = 5  # wrong ID/code pairs per seat before offline sign-in stops trying
-OFFLINE_DESK_TRIES = 20  # wrong offline check-ins at the desk, likewise
+# Wrong ID/code pairs offline: the coordinator's own lockout rule (evalgrid.lockout), counted
+# here per seat and per desk; a locked scope opens after `lock_for`, or once the coordinator is
+# back (sign-ins then go to it, where an operator can unlock).
+OFFLINE_UNLOCK = "the coordinator decides again once it is reachable"
 JOURNALED = ("reserve", "release", "admit")
 # The agent's deadline on a call to the coordinator a booth is waiting on: well inside the
 # booth's own (UNARY_DEADLINE_S), so a silent partition falls back to offline mode in time.
@@ -71,8 +82,8 @@ def unreachable(exc: grpc.aio.AioRpcError) -> bool:
 class OfflineMode:
     def __init__(self, booths: SiteBooths, journal: OfflineJournal, *,
                  link: site_link_pb2_grpc.SiteLinkStub, connected: asyncio.Event,
-                 changed: Callable[[], None], now: Callable[[], datetime] | None = None
-                 ) -> None:
+                 changed: Callable[[], None], now: Callable[[], datetime] | None = None,
+                 lockout: LockoutPolicy | None = None) -> None:
         self.booths = booths
         self.journal = journal
         self.link = link
@@ -83,7 +94,8 @@ class OfflineMode:
         self.opened: dict[str, site_link_pb2.SeatPass] = {}  # in memory only
         self.forms: dict[str, common_pb2.SheetForm] = {}  # from the coordinator, in memory
         self.fault_details: dict[str, str] = {}
-        self._wrong: Counter[str] = Counter()
+        self.lockout = lockout or LockoutPolicy()
+        self._lockouts: dict[str, ScopeState] = {}  # scope -> wrong tries offline (memory only)
         self._forwarding = asyncio.Lock()
         self.kick = asyncio.Event()  # set when the coordinator answered: try the journal now
 
@@ -182,15 +194,13 @@ class OfflineMode:
         if sealed is None:
             raise BoothError("session_id: the coordinator is unreachable and this seat's pass "
                              "has not arrived (it comes at evaluation start): sign in later")
-        if self._wrong[session_id] >= OFFLINE_TRIES:
-            raise BoothError(f"code: {OFFLINE_TRIES} wrong tries at this seat: sign-in waits "
-                             "for the coordinator")
+        self._refuse_if_locked([session_scope(session_id)])
         try:
             payload = await asyncio.to_thread(open_pass, sealed, session_id=session_id,
                                               id_number=id_number, code=code)
             seat = site_link_pb2.SeatPass.FromString(payload)
         except (SeatPassError, DecodeError) as exc:
-            self._wrong[session_id] += 1
+            self._failed(session_scope(session_id))
             raise BoothError("code: identity or code does not match this session") from exc
         self.booths.sign_in(workstation_id, session_id, seat.expert_ref)
         self.opened[session_id] = seat
@@ -205,9 +215,7 @@ class OfflineMode:
     async def check_in(self, id_number: str, code: str) -> str:
         """The desk without the coordinator: the workstation of the held seat whose pass
         opens with this identity and code."""
-        if self._wrong[""] >= OFFLINE_DESK_TRIES:
-            raise BoothError(f"code: {OFFLINE_DESK_TRIES} wrong check-ins at this desk: "
-                             "check-in waits for the coordinator")
+        self._refuse_if_locked([desk_scope(self.booths.site_id)])
         for session_id, sealed in list(self.passes.items()):
             held = self.booths.reservations.get(session_id)
             if held is None:
@@ -220,9 +228,19 @@ class OfflineMode:
             self.journal.append("checkin", session=session_id, ws=held.workstation_id,
                                 at=self.now().isoformat())
             return held.workstation_id
-        self._wrong[""] += 1
+        self._failed(desk_scope(self.booths.site_id))
         raise BoothError("code: no seat held here opens with this identity and code "
                          "(checked here: the coordinator is unreachable)")
+
+    def _refuse_if_locked(self, scopes: list[str]) -> None:
+        found = locked_scope(self._lockouts, scopes, self.now())
+        if found is not None:
+            raise BoothError("code: " + locked_message(*found, self.lockout, PROVINCE_TZ,
+                                                       unlock=OFFLINE_UNLOCK))
+
+    def _failed(self, scope: str) -> None:
+        self._lockouts[scope] = record_failure(self._lockouts.get(scope, ScopeState()), scope,
+                                               self.now(), self.lockout)
 
     def cached_form(self, session_id: str) -> common_pb2.SheetForm | None:
         if session_id in self.forms:

@@ -73,3 +73,30 @@ def test_a_signed_sheet_must_be_complete_and_a_draft_need_not() -> None:
         ("scores[M3QX][T2]", "missing score")]
     assert sheet_problems(["K7F2"], maxima, [("ZZZZ", "T9", "1")], signed=False) == [
         ("scores[ZZZZ][T9]", "unknown bid"), ("scores[ZZZZ][T9]", "unknown criterion")]
+
+
+def test_the_coordinators_sheet_check_is_the_shared_rule() -> None:
+    """`scoring.validate_sheet` answers with `sheet_problems`: same cells, same reasons."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from coordinator.domain.model import Bid, Project
+    from coordinator.domain.scoring import ExpertSheet, validate_sheet
+
+    T1, T2 = Criterion("T1", "T", TOP), Criterion("T2", "S", Decimal(10))
+    # validate_sheet reads the bids and the criteria of a project, nothing else.
+    project = cast(Project, SimpleNamespace(
+        bids=[Bid("A", Decimal(90)), Bid("B", Decimal(100)), Bid("X", Decimal(50), valid=False)],
+        scoring=SimpleNamespace(criteria=(T1, T2))))
+    cells = {("A", "T1"): Decimal("2.555"), ("B", "T1"): Decimal(1), ("X", "T2"): Decimal(1),
+             ("Z", "T1"): Decimal(1)}
+    shared = sheet_problems(["A", "B"], {c.id: c.max_score for c in (T1, T2)},
+                            [(b, c, v) for (b, c), v in cells.items()], signed=True,
+                            tolerated=["X"])
+    assert validate_sheet(project, ExpertSheet("E1", cells, signed=True)) == shared
+    assert ("scores[X][T1]", "missing score") not in shared  # failed qualification: tolerated
+    assert ("scores[A][T1]", "score has more than 2 decimal places") in shared
+    assert ("scores[Z][T1]", "unknown bid") in shared
+    # Text and Decimal scores are one rule: the cell as typed, the value as parsed.
+    assert sheet_problems(["A"], {"T1": TOP}, [("A", "T1", "40.01")], signed=False) == \
+        sheet_problems(["A"], {"T1": TOP}, [("A", "T1", Decimal("40.01"))], signed=False)

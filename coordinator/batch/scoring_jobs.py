@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from coordinator.batch.executor import Executor, InProcessExecutor
 from coordinator.domain import scoring
 from coordinator.domain.model import Project
+from coordinator.domain.rules import ScoringRules
 from coordinator.domain.scoring import Evaluation, ExpertSheet
 from coordinator.domain.scoring_batch import (
     BlockResult,
@@ -44,20 +45,21 @@ def evaluate_many(projects: Sequence[Project], sheets: Sequence[Sequence[ExpertS
                   lottery_seeds: Sequence[bytes], *, executor: Executor | None = None,
                   chunk: int = DEFAULT_CHUNK,
                   code_salts: Sequence[bytes | None] | None = None,
+                  rules: ScoringRules | None = None,
                   ) -> list[Evaluation | Refused]:
     """scoring.evaluate for each project, vectorised: the identical Evaluation, or Refused
-    with the very exception evaluate would have raised."""
+    with the very exception evaluate would have raised (under the same scoring `rules`)."""
     salts = list(code_salts) if code_salts is not None else [None] * len(projects)
     if len(salts) != len(projects):
         raise ValueError("code_salts: one per project")
-    prepared = prepare(projects, sheets, lottery_seeds)
+    prepared = prepare(projects, sheets, lottery_seeds, rules)
     out: list[Evaluation | Refused | None] = [None] * len(projects)
     for i, exc in prepared.refused.items():
         out[i] = Refused(projects[i].id, exc)
     for i in prepared.direct:
         try:
             out[i] = scoring.evaluate(projects[i], sheets[i], lottery_seeds[i],
-                                      code_salt=salts[i])
+                                      code_salt=salts[i], rules=rules)
         except ValueError as exc:  # pragma: no cover - prepare refuses these first
             out[i] = Refused(projects[i].id, exc)
     own = executor or InProcessExecutor()

@@ -22,8 +22,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-WAIT_LIMIT = timedelta(hours=2)  # before evaluation: from the window start
-RESUME_LIMIT = timedelta(hours=4)  # during evaluation: from the failure
+from coordinator.domain.rules import FaultRules, packaged_rules
+
+# The limits live in the rules file's `[faults]` table; these are the packaged v1 values.
+WAIT_LIMIT = packaged_rules().faults.wait_limit  # before evaluation: from the window start
+RESUME_LIMIT = packaged_rules().faults.resume_limit  # during evaluation: from the failure
 
 
 class Phase(StrEnum):
@@ -76,6 +79,13 @@ def response_to(phase: Phase) -> Response:
     return Response.REDRAW if phase is Phase.BEFORE_WINDOW else Response.AWAIT_REPAIR
 
 
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds()) // 60
+    if minutes % 60:
+        return f"{minutes} minutes"
+    return f"{minutes // 60} hour{'s' if minutes != 60 else ''}"
+
+
 def hhmm(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     return f"{minutes // 60}:{minutes % 60:02d}"
@@ -110,8 +120,10 @@ class Incident:
 
     @property
     def limit(self) -> str:
-        return "4 hours from the failure" if self.phase is Phase.DURING_EVALUATION \
-            else "2 hours from the window start"
+        """The rule that set the deadline, in words (the limit is the rules file's)."""
+        if self.phase is Phase.DURING_EVALUATION:
+            return f"{_span(self.deadline - self.failed_at)} from the failure"
+        return f"{_span(self.deadline - self.window_start)} from the window start"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,13 +159,17 @@ class Incident:
 
 def open_incident(incident_id: str, project_id: str, site_id: str, cause: str, *,
                   window_start: datetime, failed_at: datetime, evaluation_begun: bool,
-                  now: datetime, workstation_id: str = "") -> Incident:
-    """An incident for a failure the draw could not repair; reviewed at `now` at once."""
+                  now: datetime, workstation_id: str = "",
+                  limits: FaultRules | None = None) -> Incident:
+    """An incident for a failure the draw could not repair; reviewed at `now` at once.
+
+    `limits` are the rules in force (the packaged rules' when None)."""
+    limits = limits or packaged_rules().faults
     phase = phase_of(window_start, failed_at, evaluation_begun)
     if phase is Phase.DURING_EVALUATION:
-        deadline = failed_at + RESUME_LIMIT
+        deadline = failed_at + limits.resume_limit
     else:
-        phase, deadline = Phase.BEFORE_EVALUATION, window_start + WAIT_LIMIT
+        phase, deadline = Phase.BEFORE_EVALUATION, window_start + limits.wait_limit
     return review(Incident(incident_id, project_id, site_id, phase, cause, window_start,
                            failed_at, deadline, workstation_id=workstation_id), now)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
@@ -83,8 +85,68 @@ class InspectionRules:
         return {key: getattr(self, key) for key in _INSPECTION_KEYS}
 
 
+@dataclass(frozen=True, slots=True)
+class ScoringRules:
+    """The statutory constants of scoring (the `[scoring]` table; coordinator/domain/scoring.py).
+
+    Integers, so the batch path (coordinator/domain/scoring_batch.py) applies them exactly.
+    """
+
+    min_valid_bids: int = 3  # fewer valid bids and the tender fails: no competition to award
+    trim_above_experts: int = 5  # more experts: drop one highest and one lowest score per item
+    works_trim_above_bids: int = 3  # works benchmark: more bids, drop highest and lowest price
+    min_price_weight_goods: int = 30  # comprehensive scoring: price weight floor (of 100)
+    min_price_weight_services: int = 10
+
+    def __post_init__(self) -> None:
+        for key in _SCORING_KEYS:
+            if getattr(self, key) < 0:
+                raise RulesError(f"scoring.{key}: must be >= 0")
+        if self.min_valid_bids < 1:
+            raise RulesError("scoring.min_valid_bids: must be >= 1")
+        for key in ("min_price_weight_goods", "min_price_weight_services"):
+            if getattr(self, key) > 100:
+                raise RulesError(f"scoring.{key}: must be <= 100 (points of 100)")
+
+    @property
+    def min_price_weight(self) -> Mapping[str, Decimal]:
+        """Price-weight floor by project category (categories without one are absent)."""
+        return {"goods": Decimal(self.min_price_weight_goods),
+                "services": Decimal(self.min_price_weight_services)}
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRules:
+    """The time limits of a failed guest site (the `[faults]` table; domain/fault_rules.py)."""
+
+    wait_limit_minutes: int = 120  # before evaluation: repair within this of the window start
+    resume_limit_minutes: int = 240  # during evaluation: repair within this of the failure
+
+    def __post_init__(self) -> None:
+        for key in _FAULT_KEYS:
+            if getattr(self, key) < 1:
+                raise RulesError(f"faults.{key}: must be >= 1")
+
+    @property
+    def wait_limit(self) -> timedelta:
+        return timedelta(minutes=self.wait_limit_minutes)
+
+    @property
+    def resume_limit(self) -> timedelta:
+        return timedelta(minutes=self.resume_limit_minutes)
+
+
 _CONDUCT_KEYS = tuple(ConductRules.__dataclass_fields__)
 _INSPECTION_KEYS = tuple(InspectionRules.__dataclass_fields__)
+_SCORING_KEYS = tuple(ScoringRules.__dataclass_fields__)
+_FAULT_KEYS = tuple(FaultRules.__dataclass_fields__)
+# Every integer sub-table of the rules file: its name, model and keys (loaded the same way).
+_TABLES: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+    "conduct": (ConductRules, _CONDUCT_KEYS),
+    "inspection": (InspectionRules, _INSPECTION_KEYS),
+    "scoring": (ScoringRules, _SCORING_KEYS),
+    "faults": (FaultRules, _FAULT_KEYS),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +168,8 @@ class Rules:
     time_zone: str = "Asia/Shanghai"
     conduct: ConductRules = ConductRules()
     inspection: InspectionRules = InspectionRules()
+    scoring: ScoringRules = ScoringRules()
+    faults: FaultRules = FaultRules()
 
     def __post_init__(self) -> None:
         if not self.version:
@@ -144,24 +208,12 @@ class Rules:
         return moment.astimezone(_zone(self.time_zone)).date()
 
     def canonical(self) -> dict[str, Any]:
-        """A plain, order-independent form: what the digest covers."""
-        return {
-            "version": self.version,
-            "look_back_years": self.look_back_years,
-            "cool_off_days": self.cool_off_days,
-            "workload_cap_per_half_day": self.workload_cap_per_half_day,
-            "local_utc_offset_minutes": self.local_utc_offset_minutes,
-            "per_venue_cap": self.per_venue_cap,
-            "age_limit": self.age_limit,
-            "relations": sorted(self.relations),
-            "min_committee": self.min_committee,
-            "min_large_committee": self.min_large_committee,
-            "technical_economic_share": str(self.technical_economic_share),
-            "catchment": self.catchment,
-            "time_zone": self.time_zone,
-            "conduct": {key: getattr(self.conduct, key) for key in _CONDUCT_KEYS},
-            "inspection": self.inspection.canonical(),
-        }
+        """A plain, order-independent form: what the digest covers.
+
+        Derived by walking the model's fields, so a parameter added to Rules (or to one of its
+        tables) is in the digest without anyone remembering to list it.
+        """
+        return cast(dict[str, Any], _plain(self))
 
     def digest(self) -> str:
         """SHA-256 hex of the canonical JSON: two rule sets agree iff their digests do."""
@@ -180,7 +232,20 @@ _INT_KEYS = (
     "min_large_committee",
 )
 _ALL_KEYS = frozenset((*_INT_KEYS, "version", "relations", "technical_economic_share", "catchment",
-                       "time_zone", "conduct", "inspection"))
+                       "time_zone", *_TABLES))
+
+
+def _plain(value: object) -> object:
+    """A JSON-ready form of a rules value: dataclasses by field, sets sorted, fractions as text."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, frozenset | set):
+        return sorted(_plain(v) for v in value)  # type: ignore[type-var]
+    if isinstance(value, Fraction | Decimal):
+        return str(value)
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    raise TypeError(f"rules: no canonical form for {type(value).__name__}")
 
 
 @lru_cache(maxsize=16)
@@ -227,7 +292,7 @@ def rules_from_mapping(data: dict[str, Any]) -> Rules:
     version = data["version"]
     if not isinstance(version, str):
         raise RulesError("version: expected a string")
-    ints: dict[str, int] = {}
+    ints: dict[str, Any] = {}
     for key in _INT_KEYS:
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, int):
@@ -242,17 +307,23 @@ def rules_from_mapping(data: dict[str, Any]) -> Rules:
     time_zone = data["time_zone"]
     if not isinstance(time_zone, str):
         raise RulesError("time_zone: expected a zone name such as \"Asia/Shanghai\"")
+    tables: dict[str, Any] = {table: model(**_int_table(data[table], table, keys))
+                              for table, (model, keys) in _TABLES.items()}
     return Rules(
         version=version,
         time_zone=time_zone,
         relations=frozenset(relations),
         technical_economic_share=_parse_share(data["technical_economic_share"]),
         catchment=cast(CatchmentMode, catchment),
-        conduct=ConductRules(**_int_table(data["conduct"], "conduct", _CONDUCT_KEYS)),
-        inspection=InspectionRules(**_int_table(data["inspection"], "inspection",
-                                                _INSPECTION_KEYS)),
+        **tables,
         **ints,
     )
+
+
+@lru_cache(maxsize=1)
+def packaged_rules() -> Rules:
+    """The packaged v1 rules, loaded once: the defaults of the pure modules' rule parameters."""
+    return load_rules()
 
 
 def load_rules(path: Path | None = None) -> Rules:

@@ -37,7 +37,8 @@ from decimal import (
 from typing import Any, Literal
 
 from coordinator.domain.model import Bid, Criterion, Project, ScoringMethodName
-from evalgrid.score_rules import score_problem
+from coordinator.domain.rules import ScoringRules, packaged_rules
+from evalgrid.score_rules import score_problem, sheet_problems
 
 ScoreKey = tuple[str, str]
 """(bidder_id, criterion_id): one cell of an expert's sheet."""
@@ -48,13 +49,14 @@ TieLevel = Literal["price", "technical", "lottery"]
 PRECISION = 50
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
-MIN_VALID_BIDS = 3
+# The statutory constants live in the rules file's `[scoring]` table (one place, in the digest).
+MIN_VALID_BIDS = packaged_rules().scoring.min_valid_bids
 """Fewer valid bids than this and the tender fails: there is no competition to award."""
-TRIM_ABOVE_EXPERTS = 5
+TRIM_ABOVE_EXPERTS = packaged_rules().scoring.trim_above_experts
 """With more experts than this, the single highest and lowest score per item are dropped."""
-WORKS_TRIM_ABOVE_BIDS = 3
+WORKS_TRIM_ABOVE_BIDS = packaged_rules().scoring.works_trim_above_bids
 """Works benchmark: with more valid bids than this, the highest and lowest price are dropped."""
-MIN_PRICE_WEIGHT: Mapping[str, Decimal] = {"goods": Decimal(30), "services": Decimal(10)}
+MIN_PRICE_WEIGHT: Mapping[str, Decimal] = packaged_rules().scoring.min_price_weight
 """Statutory floor of the price weight (points out of 100) under comprehensive scoring."""
 
 _CTX = Context(
@@ -214,30 +216,21 @@ def validate_sheet(
         issues.append(("expert_ref", "missing expert reference"))
     if require_signed and not sheet.signed:
         issues.append(("signed", "sheet is not signed"))
-    criteria = {c.id: c for c in project.scoring.criteria}
-    bidders = {b.bidder_id: b for b in project.bids}
-    for (bidder_id, criterion_id), value in sheet.scores.items():
-        cell = f"scores[{bidder_id}][{criterion_id}]"
-        if bidder_id not in bidders:
-            issues.append((cell, "unknown bidder"))
-        criterion = criteria.get(criterion_id)
-        if criterion is None:
-            issues.append((cell, "unknown criterion"))
-            continue
-        reason = validate_score(criterion, value)
-        if reason is not None:
-            issues.append((cell, reason))
-    for bid in project.bids:
-        if not bid.valid:
-            continue
-        for criterion_id in criteria:
-            if (bid.bidder_id, criterion_id) not in sheet.scores:
-                issues.append((f"scores[{bid.bidder_id}][{criterion_id}]", "missing score"))
+    # The cells: the rule shared with the booth and the agent (`evalgrid.score_rules`).
+    issues += sheet_problems(
+        [b.bidder_id for b in project.bids if b.valid],
+        {c.id: c.max_score for c in project.scoring.criteria},
+        [(bidder_id, criterion_id, value)
+         for (bidder_id, criterion_id), value in sheet.scores.items()],
+        signed=True, tolerated=[b.bidder_id for b in project.bids if not b.valid])
     return sorted(issues)
 
 
-def validate_scoring_method(project: Project) -> list[tuple[str, str]]:
-    """(field, reason) for a scoring method that cannot be applied to the project; sorted."""
+def validate_scoring_method(project: Project, rules: ScoringRules | None = None
+                            ) -> list[tuple[str, str]]:
+    """(field, reason) for a scoring method that cannot be applied to the project; sorted.
+
+    `rules` are the scoring rules in force (the packaged rules' when None), here and below."""
     scoring = project.scoring
     issues: list[tuple[str, str]] = []
     ids = [c.id for c in scoring.criteria]
@@ -251,7 +244,7 @@ def validate_scoring_method(project: Project) -> list[tuple[str, str]]:
             issues.append(("scoring.price_weight", "must not be negative"))
         if scoring.deduction_per_point < 0:
             issues.append(("scoring.deduction_per_point", "must not be negative"))
-    floor = MIN_PRICE_WEIGHT.get(project.category)
+    floor = (rules or packaged_rules().scoring).min_price_weight.get(project.category)
     if scoring.method == "comprehensive" and floor is not None and scoring.price_weight < floor:
         issues.append(("scoring.price_weight", f"{project.category}: at least {floor}"))
     if scoring.deviation_threshold < 0:
@@ -265,8 +258,9 @@ def validate_scoring_method(project: Project) -> list[tuple[str, str]]:
     return sorted(issues)
 
 
-def _check_sheets(project: Project, sheets: Sequence[ExpertSheet]) -> None:
-    problems = validate_scoring_method(project)
+def _check_sheets(project: Project, sheets: Sequence[ExpertSheet],
+                  rules: ScoringRules | None = None) -> None:
+    problems = validate_scoring_method(project, rules)
     if problems:
         raise ValueError(f"scoring method cannot be applied: {problems}")
     issues: list[tuple[str, str, str]] = []
@@ -310,15 +304,17 @@ def _item_scores(
     return items
 
 
-def committee_scores(project: Project, sheets: Sequence[ExpertSheet]) -> dict[ScoreKey, Decimal]:
+def committee_scores(project: Project, sheets: Sequence[ExpertSheet],
+                     rules: ScoringRules | None = None) -> dict[ScoreKey, Decimal]:
     """Exact committee score per valid bid and criterion (not yet quantized).
 
     The mean of the experts' scores; with more than 5 experts the single highest and lowest are
     dropped first, so one outlier cannot move the committee. Cells nobody scored are left out
     (evaluate() refuses such sheets; this function is also used on partial sheets).
     """
+    trim_above = (rules or packaged_rules().scoring).trim_above_experts
     return {
-        key: trimmed_mean([score for _, score in scored], TRIM_ABOVE_EXPERTS)
+        key: trimmed_mean([score for _, score in scored], trim_above)
         for key, scored in _item_scores(project, sheets).items()
         if scored
     }
@@ -381,12 +377,12 @@ def comprehensive_price_score(price: Decimal, benchmark: Decimal, weight: Decima
         return benchmark / price * weight
 
 
-def works_benchmark(prices: Sequence[Decimal]) -> Decimal:
+def works_benchmark(prices: Sequence[Decimal], rules: ScoringRules | None = None) -> Decimal:
     """Works benchmark: mean of valid prices, dropping highest and lowest above 3 bids.
 
     Trimming keeps one extreme (a dumped or inflated bid) from dragging the benchmark.
     """
-    return trimmed_mean(list(prices), WORKS_TRIM_ABOVE_BIDS)
+    return trimmed_mean(list(prices), (rules or packaged_rules().scoring).works_trim_above_bids)
 
 
 def deviation_percent(price: Decimal, benchmark: Decimal) -> Decimal:
@@ -483,18 +479,22 @@ def evaluate(
     lottery_seed: bytes,
     *,
     code_salt: bytes | None = None,
+    rules: ScoringRules | None = None,
 ) -> Evaluation:
     """Aggregate signed sheets into the committee's result for the project's scoring method.
 
-    Fewer than 3 valid bids fail the tender before detailed scoring, so the sheets are then not
-    looked at. Otherwise sheets must be complete and signed, one per committee member (a report
-    resting on a missing or unsigned sheet would be void), or SheetError is raised.
+    Fewer than `min_valid_bids` (3 in v1) valid bids fail the tender before detailed scoring,
+    so the sheets are then not looked at. Otherwise sheets must be complete and signed, one per
+    committee member (a report resting on a missing or unsigned sheet would be void), or
+    SheetError is raised.
     `code_salt` is the salt the double-blind codes were issued with; without it codes are None.
+    `rules` are the scoring rules in force (`Rules.scoring`; the packaged rules' when None).
     """
     method = project.scoring.method
     codes = bid_codes(project, code_salt) if code_salt is not None else {}
     valid = _valid_bids(project)
-    if len(valid) < MIN_VALID_BIDS:
+    rules = rules or packaged_rules().scoring
+    if len(valid) < rules.min_valid_bids:
         return Evaluation(
             project_id=project.id,
             method=method,
@@ -508,20 +508,20 @@ def evaluate(
             warnings=(),
             failed=True,
             reason=(
-                f"{len(valid)} valid bid(s); at least {MIN_VALID_BIDS} are needed:"
+                f"{len(valid)} valid bid(s); at least {rules.min_valid_bids} are needed:"
                 " the tender fails and no award is made"
             ),
             lottery_seed=lottery_seed,
         )
-    _check_sheets(project, sheets)
+    _check_sheets(project, sheets, rules)
     scoring = project.scoring
-    committee = committee_scores(project, sheets)
+    committee = committee_scores(project, sheets, rules)
     prices = [b.price for b in valid]
     benchmark: Decimal | None
     if method == "comprehensive":
         benchmark = lowest_benchmark(prices)
     elif method == "works":
-        benchmark = works_benchmark(prices)
+        benchmark = works_benchmark(prices, rules)
     else:
         benchmark = None
 

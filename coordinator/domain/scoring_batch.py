@@ -40,10 +40,8 @@ import numpy.typing as npt
 
 from coordinator.domain import scoring
 from coordinator.domain.model import Project, ScoringMethodName
+from coordinator.domain.rules import ScoringRules, packaged_rules
 from coordinator.domain.scoring import (
-    MIN_VALID_BIDS,
-    TRIM_ABOVE_EXPERTS,
-    WORKS_TRIM_ABOVE_BIDS,
     BidResult,
     Evaluation,
     ExpertSheet,
@@ -90,6 +88,7 @@ class ScoreBlock:
     seeds: Arr  # uint8 [P, L]
     seed_len: Arr  # int [P]
     scores: Arr  # int16/int32/int64 [P, E, B, C]
+    rules: ScoringRules = field(default_factory=lambda: packaged_rules().scoring)
 
     def __post_init__(self) -> None:
         if self.scores.ndim != 4:
@@ -227,7 +226,8 @@ def _seed_matrix(seeds: Sequence[bytes]) -> tuple[Arr, Arr]:
 
 
 def block_from_sheets(projects: Sequence[Project], sheets: Sequence[Sequence[ExpertSheet]],
-                      lottery_seeds: Sequence[bytes]) -> ScoreBlock:
+                      lottery_seeds: Sequence[bytes], rules: ScoringRules | None = None
+                      ) -> ScoreBlock:
     """One block from projects of one shape whose sheets are complete and representable.
 
     The caller (evaluate_many) has already checked that with scoring's own validation; a
@@ -276,6 +276,7 @@ def block_from_sheets(projects: Sequence[Project], sheets: Sequence[Sequence[Exp
         objective=np.array([[cr.objective for cr in p.scoring.criteria] for p in projects],
                            np.bool_).reshape(len(projects), c),
         limit=limit, limit_scale=scale, seeds=seeds, seed_len=seed_len, scores=scores,
+        rules=rules or packaged_rules().scoring,
     )
 
 
@@ -316,7 +317,7 @@ def aggregate_range(block: ScoreBlock, span: tuple[int, int]) -> BlockResult:
     rate = block.deduction[lo:hi]
     maximum = block.max_score[lo:hi]
     nvalid = valid.sum(axis=1)
-    failed = nvalid < MIN_VALID_BIDS
+    failed = nvalid < block.rules.min_valid_bids
     errors: dict[int, str] = {}
 
     # --- input the scoring rules refuse (scoring.evaluate would raise) -----------------------
@@ -344,7 +345,7 @@ def aggregate_range(block: ScoreBlock, span: tuple[int, int]) -> BlockResult:
 
     # --- committee scores: trimmed sums over the members -----------------------------------
     total_scores = s.sum(axis=1, dtype=np.int64)  # [n, B, C]
-    if members > TRIM_ABOVE_EXPERTS:
+    if members > block.rules.trim_above_experts:
         trimmed = total_scores - s.max(axis=1) - s.min(axis=1)
         m = members - 2
     else:
@@ -363,7 +364,7 @@ def aggregate_range(block: ScoreBlock, span: tuple[int, int]) -> BlockResult:
     big = np.iinfo(np.int64).max
     lowest = np.where(valid, price, big).min(axis=1)  # [n]
     k = nvalid.astype(np.int64)
-    trim = k > WORKS_TRIM_ABOVE_BIDS
+    trim = k > block.rules.works_trim_above_bids
     valid_sum = np.where(valid, price, 0).sum(axis=1)
     highest = np.where(valid, price, 0).max(axis=1)
     works_sum = np.where(trim, valid_sum - highest - lowest, valid_sum)  # N
@@ -496,7 +497,7 @@ def evaluation_of(project: Project, block: ScoreBlock, result: BlockResult, p: i
     i = p - result.start
     if result.failed[i] or p in result.exact:
         sheets = block.sheets(p) if not result.failed[i] else []
-        return scoring.evaluate(project, sheets, seed, code_salt=code_salt)
+        return scoring.evaluate(project, sheets, seed, code_salt=code_salt, rules=block.rules)
     codes = scoring.bid_codes(project, code_salt) if code_salt is not None else {}
     criteria = project.scoring.criteria
     priced = project.scoring.method != "lowest_price"
@@ -568,19 +569,20 @@ class Prepared:
 
 
 def prepare(projects: Sequence[Project], sheets: Sequence[Sequence[ExpertSheet]],
-            lottery_seeds: Sequence[bytes]) -> Prepared:
+            lottery_seeds: Sequence[bytes], rules: ScoringRules | None = None) -> Prepared:
     """Validate every project with scoring's own checks and group the rest by shape."""
+    rules = rules or packaged_rules().scoring
     if not len(projects) == len(sheets) == len(lottery_seeds):
         raise ValueError("projects, sheets and lottery_seeds must have the same length")
     groups: dict[tuple[int, int, int], list[int]] = {}
     direct: list[int] = []
     refused: dict[int, Exception] = {}
     for i, (project, members) in enumerate(zip(projects, sheets, strict=True)):
-        if sum(1 for b in project.bids if b.valid) < MIN_VALID_BIDS:
+        if sum(1 for b in project.bids if b.valid) < rules.min_valid_bids:
             direct.append(i)  # the tender fails before any sheet is read: nothing to speed up
             continue
         try:
-            scoring._check_sheets(project, members)  # the very checks evaluate makes
+            scoring._check_sheets(project, members, rules)  # the very checks evaluate makes
         except ValueError as exc:
             refused[i] = exc
             continue
@@ -590,6 +592,6 @@ def prepare(projects: Sequence[Project], sheets: Sequence[Sequence[ExpertSheet]]
         shape = (len(project.bids), len(members), len(project.scoring.criteria))
         groups.setdefault(shape, []).append(i)
     blocks = [(block_from_sheets([projects[i] for i in rows], [sheets[i] for i in rows],
-                                 [lottery_seeds[i] for i in rows]), rows)
+                                 [lottery_seeds[i] for i in rows], rules), rows)
               for rows in groups.values()]
     return Prepared(blocks, direct, refused)

@@ -55,6 +55,7 @@ from coordinator.domain.model import (
     Window,
     Workstation,
 )
+from coordinator.domain.rules import packaged_rules
 from evalgrid.request_fields import ID_RE as WIRE_ID_RE
 
 __all__ = [
@@ -92,8 +93,10 @@ _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 TOTAL_POINTS = Decimal(100)
-# Minimum price weight (points of 100) under comprehensive scoring, by category.
-MIN_PRICE_WEIGHT: Mapping[str, Decimal] = {"goods": Decimal(30), "services": Decimal(10)}
+# Minimum price weight (points of 100) under comprehensive scoring, by category: the rules file.
+MIN_PRICE_WEIGHT: Mapping[str, Decimal] = packaged_rules().scoring.min_price_weight
+# Committee sizes likewise (the draw checks them again against the rules in force).
+_RULES = packaged_rules()
 
 _CATEGORY: dict[str, Category] = {c: c for c in CATEGORIES}
 _KIND: dict[str, ExpertKind] = {k: k for k in EXPERT_KINDS}
@@ -1022,11 +1025,13 @@ def project_from_dict(data: object) -> Project:
     large = _bool(e, d, "large", "")
     size = _int(e, d, "committee_size", "")
     if size is not None:
-        if size < 5 or size % 2 == 0:
-            e.add("committee_size", f"must be odd and at least 5: {size}")
+        least, least_large = _RULES.min_committee, _RULES.min_large_committee
+        if size < least or size % 2 == 0:
+            e.add("committee_size", f"must be odd and at least {least}: {size}")
             size = None
-        elif large and size < 7:
-            e.add("committee_size", f"a large, complex purchase needs at least 7 members: {size}")
+        elif large and size < least_large:
+            e.add("committee_size", f"a large, complex purchase needs at least {least_large} "
+                                    f"members: {size}")
     reps = _int(e, d, "tenderer_reps", "", 0)
     if reps is not None and reps < 0:
         e.add("tenderer_reps", f"must not be negative: {reps}")

@@ -42,6 +42,7 @@ from coordinator.domain.audit import (
     make_entry,
     verify_chain,
 )
+from coordinator.store.layout import AUDIT
 from evalgrid.clock import Clock, utc
 
 __all__ = ["AuditConflictError", "AuditLog"]
@@ -84,7 +85,7 @@ class AuditLog:
         *,
         signing_key: Ed25519PrivateKey,
         clock: Clock,
-        key: str = "audit",
+        key: str = AUDIT,
         max_attempts: int = 32,
     ) -> None:
         self._redis = redis

@@ -38,6 +38,13 @@ from typing import Final, NamedTuple
 
 import redis.asyncio as aioredis
 
+from coordinator.store.layout import (
+    BOOKINGS_PREFIX,
+    EXPERT_RESOURCE,
+    FENCE_PREFIX,
+    WORKSTATION_RESOURCE,
+)
+
 __all__ = [
     "MAX_TIMESTAMP",
     "BookingItem",
@@ -77,12 +84,12 @@ return {'ok', removed}
 
 def ws_resource(workstation_id: str) -> str:
     """The resource key of a workstation (without the store prefix)."""
-    return f"ws:{workstation_id}"
+    return WORKSTATION_RESOURCE.format(workstation_id)
 
 
 def expert_resource(expert_id: str) -> str:
     """The resource key of an expert (without the store prefix)."""
-    return f"ex:{expert_id}"
+    return EXPERT_RESOURCE.format(expert_id)
 
 
 def opaque_holder(secret: bytes, reservation_id: str, resource_key: str) -> str:
@@ -196,7 +203,7 @@ def _fence_parts(fence: Fence | tuple[str, int] | None) -> tuple[list[str], str]
 class Bookings:
     """Atomic multi-resource interval bookings (see the module docstring for the layout)."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str = "bk:") -> None:
+    def __init__(self, redis: aioredis.Redis, prefix: str = BOOKINGS_PREFIX) -> None:
         self._redis = redis
         self.prefix = prefix
         self._reserve = redis.register_script(_RESERVE_LUA)
@@ -261,6 +268,13 @@ class Bookings:
         members = await self._redis.zrange(self.key(resource_key), 0, -1)
         return [BookingItem.from_member(resource_key, m) for m in members]
 
+    async def resources(self) -> list[str]:
+        """Every resource key that has (or had) a booking set: what an offline check walks."""
+        names = [raw.decode() if isinstance(raw, bytes) else str(raw)
+                 async for raw in self._redis.scan_iter(match=f"{self.prefix}*", count=1000)]
+        return sorted(name[len(self.prefix):] for name in names
+                      if not name.startswith(self.maxlen_key))
+
     async def overlapping(self, resource_key: str, start: int, end: int) -> list[BookingItem]:
         """The bookings on a resource that overlap ``[start, end)``, by start time."""
         if start >= end:
@@ -279,7 +293,7 @@ class Bookings:
 class Fencing:
     """Fencing counters: ``next`` only ever grows, so an older token is recognisably stale."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str = "fence:") -> None:
+    def __init__(self, redis: aioredis.Redis, prefix: str = FENCE_PREFIX) -> None:
         self._redis = redis
         self.prefix = prefix
 

@@ -24,21 +24,22 @@ from coordinator.domain.lifecycle import ProjectState, StoryEntry
 from coordinator.domain.model import Expert, Project, Province
 from coordinator.domain.pii import PersonalData, PiiKeys
 from coordinator.province import codec
+from coordinator.store.layout import (
+    CITIES,
+    COMPANIES,
+    EXPERT_IDS,
+    EXPERTS,
+    META,
+    PROJECT_STATE,
+    PROJECT_STORY,
+    PROJECTS,
+    SITES,
+)
 from coordinator.store.values import text
 
 log = logging.getLogger("evalgrid.coordinator")
 
-CITIES = "prov:cities"  # the city registry: name -> city with aliases and districts
-SITES = "prov:sites"
-EXPERTS = "prov:experts"
-COMPANIES = "prov:companies"
-PROJECTS = "prov:projects"
-PROJECT_STATE = "proj:state"
-# A project's story: every lifecycle transition of it and its seats, JSON, oldest first.
-PROJECT_STORY = "proj:story:{}"
 STORY_KEPT = 1000  # the newest transitions kept per project (a project goes through dozens)
-META = "prov:meta"
-EXPERT_IDS = "prov:expert_ids"  # HMAC-SHA256(ID number) -> expert id: the desk's lookup
 
 
 class PersonalDataError(RuntimeError):

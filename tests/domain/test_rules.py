@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from domain_factories import expert
@@ -109,3 +110,69 @@ def test_the_time_zone_is_checked(tmp_path: Path) -> None:
         load_rules(_write(tmp_path, PACKAGED.replace('"Asia/Shanghai"', '"Europe/Berlin"')))
     with pytest.raises(RulesError, match="time_zone: missing key"):
         load_rules(_write(tmp_path, PACKAGED.replace('time_zone = "Asia/Shanghai"', "")))
+
+
+def _every_field_changed(rules: Rules) -> list[tuple[str, Rules]]:
+    """One variant of `rules` per leaf field of the model, that field changed (still valid)."""
+    from dataclasses import fields
+    from dataclasses import replace as _replace
+
+    replace = cast(Any, _replace)
+    variants: list[tuple[str, Rules]] = []
+    alternatives: dict[str, object] = {
+        "version": "v1b", "relations": frozenset(RELATIONS) - {"cousin"},
+        "technical_economic_share": Fraction(3, 4), "catchment": "configured",
+        "time_zone": "Asia/Hong_Kong", "local_utc_offset_minutes": 480,
+    }
+    for f in fields(rules):
+        value = getattr(rules, f.name)
+        if hasattr(value, "__dataclass_fields__"):
+            for sub in fields(value):
+                bumped = replace(value, **{sub.name: getattr(value, sub.name) + 1})
+                variants.append((f"{f.name}.{sub.name}", replace(rules, **{f.name: bumped})))
+        elif f.name in alternatives:
+            if alternatives[f.name] != value:
+                variants.append((f.name, replace(rules, **{f.name: alternatives[f.name]})))
+        else:
+            variants.append((f.name, replace(rules, **{f.name: value + 1})))
+    return variants
+
+
+def test_changing_any_field_changes_the_digest() -> None:
+    """The digest is derived from the model: a parameter cannot be left out of it."""
+    from dataclasses import fields
+
+    rules = load_rules()
+    variants = _every_field_changed(rules)
+    leaves = sum(len(fields(getattr(rules, f.name))) if hasattr(
+        getattr(rules, f.name), "__dataclass_fields__") else 1 for f in fields(rules))
+    # local_utc_offset_minutes is tied to time_zone: changing it alone is refused (tested above).
+    assert len(variants) == leaves - 1
+    digests = {name: changed.digest() for name, changed in variants}
+    assert rules.digest() not in digests.values()
+    assert len(set(digests.values())) == len(digests)  # and no two changes collide
+
+
+def test_scoring_and_fault_limits_come_from_the_rules_file(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from coordinator.domain import fault_rules, scoring
+
+    rules = load_rules()
+    assert (scoring.MIN_VALID_BIDS, scoring.TRIM_ABOVE_EXPERTS,
+            scoring.WORKS_TRIM_ABOVE_BIDS) == (3, 5, 3)
+    assert rules.scoring.min_price_weight == scoring.MIN_PRICE_WEIGHT
+    assert fault_rules.WAIT_LIMIT == rules.faults.wait_limit == timedelta(hours=2)
+    assert fault_rules.RESUME_LIMIT == rules.faults.resume_limit == timedelta(hours=4)
+    longer = load_rules(_write(tmp_path, PACKAGED.replace(
+        "wait_limit_minutes = 120", "wait_limit_minutes = 150")))
+    start = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    incident = fault_rules.open_incident("i", "P", "S", "lost", window_start=start,
+                                         failed_at=start, evaluation_begun=False, now=start,
+                                         limits=longer.faults)
+    assert incident.deadline == start + timedelta(minutes=150)
+    assert incident.limit == "150 minutes from the window start"
+    with pytest.raises(RulesError, match=r"scoring\.min_valid_bids: must be >= 1"):
+        load_rules(_write(tmp_path, PACKAGED.replace("min_valid_bids = 3", "min_valid_bids = 0")))
+    with pytest.raises(RulesError, match=r"faults\.resume_limit_minutes: missing key"):
+        load_rules(_write(tmp_path, PACKAGED.replace("resume_limit_minutes = 240", "")))

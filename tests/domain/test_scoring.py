@@ -488,7 +488,7 @@ def test_validate_sheet() -> None:
         ("scores[A][T2]", "score above the maximum 30"),
         ("scores[B][T2]", "missing score"),
         ("scores[B][T9]", "unknown criterion"),
-        ("scores[Z][T1]", "unknown bidder"),
+        ("scores[Z][T1]", "unknown bid"),
     ]
     assert ("signed", "sheet is not signed") in validate_sheet(project, sheet, require_signed=True)
 

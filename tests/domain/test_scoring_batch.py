@@ -209,3 +209,26 @@ def test_a_malformed_block_is_named(field: str) -> None:
     wrong = {"price": np.zeros((1, 9), np.int64), "scores": np.zeros((1, 5, 4), np.int64)}
     with pytest.raises(ValueError, match=f"ScoreBlock.{field}"):
         type(block)(**{**block.__dict__, field: wrong[field]})
+
+
+def test_the_scoring_rules_in_force_apply_to_both_paths() -> None:
+    """The `[scoring]` table of the rules file, not a constant: a stricter minimum of valid
+    bids fails a tender both paths would otherwise score, and fewer experts are trimmed."""
+    from coordinator.domain.rules import ScoringRules
+
+    crit = Criterion("C1", "c", D(10))
+    bids = [Bid("B0", D("100")), Bid("B1", D("90")), Bid("B2", D("95"))]
+    skewed = [1, 1, 2, 3, 9]  # one high outlier: the trimmed mean differs from the mean
+    sheets = [ExpertSheet(f"E{e}", {(b.bidder_id, "C1"): D(skewed[e]) for b in bids}, True)
+              for e in range(5)]
+    p = project("P-rules", bids, [crit], method="comprehensive", members=5)
+    v1 = evaluate(p, sheets, b"seed")
+    assert not v1.failed
+    strict = ScoringRules(min_valid_bids=4)
+    failed = evaluate(p, sheets, b"seed", rules=strict)
+    assert failed.failed and "at least 4" in (failed.reason or "")
+    assert evaluate_many([p], [sheets], [b"seed"], rules=strict) == [failed]
+    trimmed = ScoringRules(trim_above_experts=4)  # five experts: drop the highest and lowest
+    expected = evaluate(p, sheets, b"seed", rules=trimmed)
+    assert expected != v1
+    assert evaluate_many([p], [sheets], [b"seed"], rules=trimmed) == [expected]

@@ -13,9 +13,9 @@ from evalgrid_wire.v1 import operator_pb2
 from grid_fixture import AUDITOR, DAY, Grid
 
 from coordinator.checker import check_grid
-from coordinator.day_plan import PLAN_SEED
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.offline import OfflineError, reveal_plan_seeds
+from coordinator.store.layout import PLAN_SEED
 from coordinator.workflow import WorkflowError
 from evalgrid.ids import request_id
 

@@ -19,7 +19,7 @@ from coordinator.domain.model import Project
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.domain.seed_protocol import final_seed
 from coordinator.offline import OfflineError, export_draws, reveal_seeds, verify_draw_file
-from coordinator.seed_shares import SEED_SHARE
+from coordinator.store.layout import SEED_SHARE
 from coordinator.workflow import Workflow
 from evalgrid.ids import request_id
 from evalgrid.trust import PinnedTrust

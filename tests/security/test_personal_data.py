@@ -187,7 +187,8 @@ def test_the_store_keeps_personal_data_sealed_and_indexed(
     async def read() -> tuple[bytes | None, bytes | None]:
         import redis.asyncio as aioredis
 
-        from coordinator.store.registry import EXPERT_IDS, EXPERTS, Registry
+        from coordinator.store.layout import EXPERT_IDS, EXPERTS
+        from coordinator.store.registry import Registry
 
         server = EmbeddedRedis(data / "redis").start()
         client = aioredis.Redis.from_url(server.url)

@@ -1,0 +1,237 @@
+"""The coordinator's layers hold: no import cycle, and only the store speaks Redis.
+
+- No cycle among the coordinator's modules, counting every import Python runs: module level
+  and inside functions (imports under `if TYPE_CHECKING:` are annotations, not imports).
+- The pure domain imports nothing of the coordinator outside it.
+- Every Redis key is named in `coordinator/store/layout.py`: no other coordinator module holds
+  a key literal (a string or f-string that starts with a key's prefix, or is a bare key given
+  to a Redis command); no Lua script (`redis.call`) outside the store.
+- Only the store names the Redis client's exception types (`coordinator/store/errors.py` gives
+  the rest what they catch).
+
+Read from the source with `ast`, so a function-local import or an f-string counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from coordinator.store import layout
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("coordinator", "evalgrid", "site_agent", "tui")
+REDIS_COMMANDS = frozenset({
+    "get", "set", "delete", "exists", "expire", "incr", "incrby", "hget", "hset", "hgetall",
+    "hdel", "hlen", "hmget", "sadd", "srem", "smembers", "sismember", "xadd", "xrange", "zadd",
+    "zrange", "zrem", "lpush", "rpush", "lrange", "scan_iter", "watch"})
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _sources(*packages: str) -> dict[str, Path]:
+    return {_module_name(p): p for pkg in packages for p in sorted((ROOT / pkg).rglob("*.py"))}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for n in ast.walk(node))
+    return skip
+
+
+def _imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The modules of `known` that `name` imports at run time (anywhere in the file)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = _type_checking_nodes(tree)
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = name.split(".")
+                base = base[:len(base) - node.level + (1 if is_package else 0)]
+                module = ".".join([*base, module] if module else base)
+            for alias in node.names:
+                target = f"{module}.{alias.name}"
+                found.add(target if target in known else module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return (found & known) - {name}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _graph(*packages: str) -> dict[str, set[str]]:
+    sources = _sources(*packages)
+    known = set(sources)
+    return {name: _imports(name, path, known) for name, path in sources.items()}
+
+
+def test_no_import_cycle_among_the_coordinators_modules() -> None:
+    graph = _graph("coordinator", "evalgrid")
+    # The graph is real: a function-local import (the workflow builds its fault desk) counts,
+    # a TYPE_CHECKING one (the desk's annotation of the workflow) does not.
+    assert "coordinator.faults" in graph["coordinator.workflow"]
+    assert "coordinator.workflow" not in graph["coordinator.faults"]
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    """The check itself: a function-local import back is a cycle."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_domain_imports_nothing_of_the_coordinator_outside_it() -> None:
+    graph = _graph("coordinator", "evalgrid")
+    # The province codec is the registry's plain-data form (pure: dataclasses <-> dicts), which
+    # the registry snapshot shares so that an auditor's snapshot reads exactly as an import.
+    pure = {"coordinator.province.codec"}
+    leaks = {name: sorted(d for d in deps if d.startswith("coordinator.")
+                          and not d.startswith("coordinator.domain") and d not in pure)
+             for name, deps in graph.items() if name.startswith("coordinator.domain")}
+    assert {name: deps for name, deps in leaks.items() if deps} == {}
+
+
+def _key_templates() -> list[str]:
+    return [value for name, value in vars(layout).items()
+            if name.isupper() and isinstance(value, str)]
+
+
+def _outside_store(*packages: str) -> Iterator[tuple[str, Path]]:
+    for name, path in _sources(*packages).items():
+        if not name.startswith("coordinator.store"):
+            yield name, path
+
+
+def _leading_text(node: ast.AST) -> str | None:
+    """A string literal's text, or an f-string's text up to its first placeholder."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        head = node.values[0] if node.values else None
+        if isinstance(head, ast.Constant) and isinstance(head.value, str):
+            return head.value + "{"
+    return None
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant):
+            found.add(id(body[0].value))
+    return found
+
+
+def _key_literals(tree: ast.AST, templates: list[str]) -> list[tuple[int, str]]:
+    # A template's fixed head ("alloc:" of "alloc:{}"), or a whole key without a slot.
+    prefixes = sorted({t.split("{")[0] for t in templates if ":" in t})
+    bare = {t for t in templates if ":" not in t and "{" not in t}
+    skip = _docstrings(tree)
+    for node in ast.walk(tree):  # an f-string's parts are read with the f-string
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(part) for part in node.values)
+    hits: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        text = _leading_text(node)
+        if text is not None and any(text.startswith(p) for p in prefixes):
+            hits.append((getattr(node, "lineno", 0), text))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in REDIS_COMMANDS and node.args \
+                and any(n in ast.unparse(node.func.value) for n in ("redis", "pipe")):
+            first = _leading_text(node.args[0])
+            if first is not None and (first in bare or "{" in first or ":" in first):
+                hits.append((node.lineno, first))
+        if text is not None and "redis.call(" in text:
+            hits.append((getattr(node, "lineno", 0), "a Lua script"))
+    return sorted(set(hits))
+
+
+def test_no_redis_key_or_script_outside_the_store() -> None:
+    templates = _key_templates()
+    assert "alloc:{}" in templates and "fence" in templates
+    # The coordinator is the one process that talks to Redis (the agent and the TUIs do not;
+    # their "field: reason" messages would read as keys).
+    found = {name: hits for name, path in _outside_store("coordinator")
+             if (hits := _key_literals(ast.parse(path.read_text(encoding="utf-8")), templates))}
+    assert found == {}
+
+
+def test_the_key_check_finds_a_key() -> None:
+    templates = _key_templates()
+    tree = ast.parse('async def f(redis, p):\n    await redis.get(f"alloc:{p}")\n'
+                     '    await redis.incr("fence")\n    s = "if redis.call(\'GET\', KEYS[1])"\n')
+    assert [text for _, text in _key_literals(tree, templates)] == [
+        "alloc:{", "fence", "a Lua script"]
+    assert _key_literals(ast.parse('x = "ray:auto"\nlog.info("%s", "fence")\n'), templates) == []
+
+
+def _names_redis_exceptions(node: ast.AST) -> bool:
+    if isinstance(node, ast.ImportFrom):
+        module = node.module or ""
+        return module.startswith("redis.exceptions") or (module.startswith("redis") and any(
+            a.name == "exceptions" or a.name.endswith("Error") for a in node.names))
+    if isinstance(node, ast.Import):
+        return any(a.name.startswith("redis.exceptions") for a in node.names)
+    return isinstance(node, ast.Attribute) and node.attr == "exceptions" \
+        and "redis" in ast.unparse(node.value)
+
+
+def _redis_exception_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    return [(getattr(node, "lineno", 0), ast.unparse(node)) for node in ast.walk(tree)
+            if _names_redis_exceptions(node)]
+
+
+def test_only_the_store_names_redis_exception_types() -> None:
+    found = {name: hits for name, path in _outside_store(*PACKAGES)
+             if (hits := _redis_exception_uses(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert found == {}
+    assert len(_redis_exception_uses(ast.parse("from redis import exceptions as e\n"
+                                               "x = aioredis.exceptions.WatchError\n"))) == 2

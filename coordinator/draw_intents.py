@@ -149,7 +149,7 @@ async def commit_and_place(workflow: Workflow, project: Project, prepared: Prepa
     from coordinator.workflow import DRAW
 
     intent = make_intent(project.id, result.draw_id, "committed",
-                         (await workflow.audit.head()).seq, plan_id=plan_id,
+                         await workflow.audit.known_seq(), plan_id=plan_id,
                          state_after="drawn")
     await workflow.store_snapshot(result)
     pipe = workflow.redis.pipeline(transaction=True)
@@ -174,7 +174,9 @@ _hits: Counter[str] = Counter()
 def fault_point(name: str) -> None:
     """Test-only: with EVALGRID_FAULT="kill:NAME:N" in the environment, the process kills
     itself with SIGKILL the N-th time it reaches the point NAME (after_commit, after_intent,
-    after_reserve, after_pipeline). Never set it in production; unset, this is one lookup."""
+    after_reserve, after_pipeline: once per draw, or once per chunk of a day plan, where the
+    chunk's intents are all in that phase). Never set it in production; unset, this is one
+    lookup."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return

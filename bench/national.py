@@ -250,6 +250,9 @@ async def run(args: argparse.Namespace) -> None:
                 redis=redis, clock=SimClock(NOW), rules=rules, master_key=b"k" * 32,
                 signing_key=generate_signing_key(), notifier=MemoryOutbox(),
                 reports_dir=Path(tmp) / "reports")
+            # No supervisor here: the plan takes the audited fallback (the coordinator's share
+            # alone) at once, as `evalgrid coordinator --seed-wait-minutes 0` does.
+            workflow.seed_shares.wait = timedelta(0)
             t0 = time.perf_counter()
             await workflow.registry.store_province(province)
             stored = time.perf_counter() - t0

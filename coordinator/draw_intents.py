@@ -35,7 +35,8 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -93,14 +94,17 @@ def make_intent(project_id: str, draw_id: str, phase: str, audit_seq: int, *,
                 commands: Sequence[tuple[str, site_link_pb2.CoordinatorCommand]] = (),
                 **extra: Any) -> DrawIntent:
     return DrawIntent(project_id, draw_id, phase, audit_seq,
-                      seats=[asdict(s) for s in seats],
+                      seats=[{f.name: getattr(s, f.name) for f in dataclass_fields(s)}
+                             for s in seats],  # flat: asdict's deep copies cost a plan
                       commands=[[site, c.SerializeToString().hex()] for site, c in commands],
                       **extra)
 
 
 def stage_intent(pipe: Any, master_key: bytes, intent: DrawIntent) -> None:
     """Write (or move to its next phase) an intent inside the caller's MULTI."""
-    box = seal_json(master_key, intent.project_id, PURPOSE, asdict(intent))
+    # Shallow: asdict would deep-copy every seat of the intent, three times per draw.
+    fields_ = {f.name: getattr(intent, f.name) for f in dataclass_fields(intent)}
+    box = seal_json(master_key, intent.project_id, PURPOSE, fields_)
     pipe.set(INTENT.format(intent.project_id), box.to_json())
     pipe.sadd(INTENTS, intent.project_id)
 
@@ -156,14 +160,16 @@ async def commit_and_place(workflow: Workflow, project: Project, prepared: Prepa
     pipe.hset(DRAW.format(result.draw_id),
               mapping=result.archive_fields(workflow.master_key))  # type: ignore[arg-type]
     stage_intent(pipe, workflow.master_key, intent)
-    await pipe.execute()
+    workflow.links.stage_next_fences(pipe, len(result.seats))  # the placement's commands
+    *_, top = await pipe.execute()
     record = prepared.commitment_record()
     if plan_id:
         record["plan_id"] = plan_id
     await workflow._record("draw.committed", project.id, record)
     fault_point("after_commit")
     await workflow._place(project, Allocation(project_id=project.id), result,
-                          state_after="drawn", archive_stored=True)
+                          state_after="drawn", archive_stored=True,
+                          fences=workflow.links.fences_from(top, len(result.seats)))
 
 
 # --- test-only fault injection ----------------------------------------------------------------

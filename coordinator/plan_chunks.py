@@ -101,15 +101,16 @@ async def _place_locked(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_i
             stage_intent(pipe, key, make_intent(planned.project.id, result.draw_id,
                                                 "committed", seq, plan_id=plan_id,
                                                 state_after="drawn"))
-        await pipe.execute()
+        seat_count = sum(len(p.result.seats) for p in drawn if p.result is not None)
+        workflow.links.stage_next_fences(pipe, seat_count)  # the chunk's commands
+        *_, top = await pipe.execute()
     await workflow._record_batch(records)
     if not drawn:
         return [outcome[p.project.id] for p in chunk]
     fault_point("after_commit")
 
     # 2. booking: seats, sessions and commands fixed before anything is booked
-    fences = await workflow.links.next_fences(sum(len(p.result.seats) for p in drawn
-                                                  if p.result is not None))
+    fences = workflow.links.fences_from(top, seat_count)
     staged: list[tuple[PlannedDraw, list[SeatRecord],
                        list[tuple[str, site_link_pb2.CoordinatorCommand]], DrawIntent]] = []
     pipe = workflow.redis.pipeline(transaction=True)

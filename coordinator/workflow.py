@@ -395,15 +395,18 @@ class Workflow:
         return summary
 
     async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
-                     state_after: str = "", archive_stored: bool = False) -> None:
+                     state_after: str = "", archive_stored: bool = False,
+                     fences: list[int] | None = None) -> None:
         """Book every seat atomically, store the sealed allocation, queue reserves, notify.
 
         Recoverable (coordinator/draw_intents.py): an intent with the seats, sessions and
         commands is written before anything is booked and moves to `placed` in the MULTI
         that stores the allocation (and `state_after`, the project's new state, if any).
+        `fences`: the commands' fences when the caller took them (one round trip fewer).
         """
-        new_seats, commands = self._seats_and_commands(
-            project, result, await self.links.next_fences(len(result.seats)))
+        if fences is None:
+            fences = await self.links.next_fences(len(result.seats))
+        new_seats, commands = self._seats_and_commands(project, result, fences)
         intent = make_intent(
             project.id, result.draw_id, "booking", await self.audit.known_seq(),
             seats=new_seats, commands=commands, state_after=state_after,

@@ -12,6 +12,10 @@ sealed because it holds sign-in codes, and moves it through phases:
 - `placed`: rewritten in the MULTI that stores the allocation, so everything is stored;
   notices and `draw.placed` may be missing.
 
+First draws (single and a day plan's, coordinator/plan_chunks.py) go from `committed`
+straight to `placed`: their bookings and placement are one Lua call (store/place.lua), so
+`booking` is the phase of supplementary draws and of recovery (`Workflow._place`).
+
 It is deleted once `draw.placed` is recorded. On start, `recover` takes each pending intent
 forward, or back where forward is impossible, and audits what it did:
 
@@ -148,28 +152,16 @@ def booking_items(project: Project, seats: Sequence[SeatRecord]) -> list[Booking
 async def commit_and_place(workflow: Workflow, project: Project, prepared: PreparedDraw,
                            result: PlacedDraw, *, plan_id: str = "") -> None:
     """A first draw: its archive and an intent (`committed`), then `draw.committed` in the
-    audit, then the placement. From the intent on, a crash re-runs this very draw at the next
-    start. Raises WorkflowError (nothing booked) when Redis refuses a booking."""
-    from coordinator.workflow import DRAW
+    audit, then the placement (coordinator/plan_chunks.py, a chunk of one). From the intent
+    on, a crash re-runs this very draw at the next start. Raises WorkflowError (nothing
+    booked) when Redis refuses a booking."""
+    from coordinator.plan_chunks import place_first_draws
+    from coordinator.workflow import WorkflowError
 
-    intent = make_intent(project.id, result.draw_id, "committed",
-                         await workflow.audit.known_seq(), plan_id=plan_id,
-                         state_after="drawn")
-    await workflow.store_snapshot(result)
-    pipe = workflow.redis.pipeline(transaction=True)
-    pipe.hset(DRAW.format(result.draw_id),
-              mapping=result.archive_fields(workflow.master_key))  # type: ignore[arg-type]
-    stage_intent(pipe, workflow.master_key, intent)
-    workflow.links.stage_next_fences(pipe, len(result.seats))  # the placement's commands
-    *_, top = await pipe.execute()
-    record = prepared.commitment_record()
-    if plan_id:
-        record["plan_id"] = plan_id
-    await workflow._record("draw.committed", project.id, record)
-    fault_point("after_commit")
-    await workflow._place(project, Allocation(project_id=project.id), result,
-                          state_after="drawn", archive_stored=True,
-                          fences=workflow.links.fences_from(top, len(result.seats)))
+    outcome = await place_first_draws(workflow, [(project, prepared, result)], plan_id)
+    if outcome[project.id] != "drawn":
+        raise WorkflowError("project_id", "booking conflict: the store disagreed with the "
+                            "picture (audited as draw.booking_conflict)", code="precondition")
 
 
 # --- test-only fault injection ----------------------------------------------------------------

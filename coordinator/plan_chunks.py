@@ -1,21 +1,21 @@
-"""A day plan's draws placed in chunks: the same phases as a single draw, one round trip each.
+"""First draws placed in chunks: a day plan's, and a single draw's as a chunk of one.
 
-Placing a plan's draws one by one (`commit_and_place`) costs about a dozen fsynced round
-trips per draw. A chunk of draws moves through the very phases of coordinator/draw_intents.py
-together, each phase one round trip for the whole chunk:
+Placing draws one by one costs about a dozen fsynced round trips per draw. Here a chunk of
+draws moves through the phases of coordinator/draw_intents.py together, each phase one round
+trip for the whole chunk:
 
-1. archives and intents `committed` (one MULTI), then the chunk's audit entries
-   (`draw.committed`, and `draw.refused` / `draw.starved` of the draws that place nothing) in
-   one batch; fault point `after_commit`;
-2. seats, sessions and commands fixed: intents `booking` (one MULTI); `after_intent`;
-3. the bookings of every draw in one Lua call (store/place.lua: each draw all or none);
-   `after_reserve`;
-4. allocations, sessions, commands, states, intents `placed` (one MULTI); `after_pipeline`;
-5. notices, `draw.placed` (or `draw.booking_conflict`) in one audit batch, intents dropped.
+1. archives, intents `committed` and the commands' fences (one MULTI), then the chunk's audit
+   entries (`draw.committed`, and `draw.refused` / `draw.starved` of the draws that place
+   nothing) in one batch; fault point `after_commit`;
+2. seats, sessions and commands fixed, then in one Lua call (store/place.lua) each draw
+   booked all or none together with its placement (allocation, sessions, commands, state,
+   intent `placed`): no state lies between booked and stored; `after_pipeline`;
+3. notices, `draw.placed` (or `draw.booking_conflict`) in one audit batch, intents dropped.
 
-A crash leaves every intent of the chunk in one phase, and recovery takes each forward or back
-as it does a single draw's. Chunks grow from 1 draw to CHUNK_MAX, so the first draws of a plan
-are placed at once and a crash early in a plan leaves little pending.
+A crash leaves every intent of the chunk `committed` (recovery re-runs each with its committed
+seed and inputs) or `placed` (recovery sends the notices and audits). Chunks grow from 1 draw
+to CHUNK_MAX, so a plan's first draws are placed at once and an early crash leaves little
+pending.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from evalgrid_wire.v1 import site_link_pb2
 
 from coordinator.allocation import Allocation, SeatRecord
+from coordinator.domain.model import Project
 from coordinator.draw_intents import (
     DrawIntent,
     booking_items,
@@ -35,11 +36,16 @@ from coordinator.draw_intents import (
     stage_drop,
     stage_intent,
 )
+from coordinator.store.bookings import BookingItem
+from coordinator.store.placements import Writes
 from coordinator.store.registry import PROJECT_STATE
 
 if TYPE_CHECKING:
     from coordinator.day_plan import PlannedDraw
+    from coordinator.drawing import PlacedDraw, PreparedDraw
     from coordinator.workflow import Workflow
+
+FirstDraw = tuple[Project, "PreparedDraw", "PlacedDraw"]
 
 CHUNK_MAX = 64  # draws placed together at most (a chunk's MULTI stays a few MB)
 
@@ -65,12 +71,10 @@ async def place_chunk(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_id:
 
 async def _place_locked(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_id: str
                         ) -> list[str]:
-    from coordinator.workflow import DRAW
-
     states = await workflow.redis.hmget(PROJECT_STATE, [p.project.id for p in chunk])
     outcome: dict[str, str] = {}
     records: list[tuple[str, str, dict[str, Any]]] = []
-    drawn: list[PlannedDraw] = []
+    drawn: list[FirstDraw] = []
     for planned, state in zip(chunk, states, strict=True):
         project_id, o = planned.project.id, planned.outcome
         if state != b"registered":
@@ -79,95 +83,91 @@ async def _place_locked(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_i
             records.append(("draw.refused", project_id, {"reason": o.reason,
                                                          "plan_id": plan_id}))
             outcome[project_id] = "refused"
-        else:
+        elif planned.result is None:
             records.append(("draw.committed", project_id,
                             {**planned.prepared.commitment_record(), "plan_id": plan_id}))
-            if planned.result is None:
-                records.append(("draw.starved", project_id, {"reason": o.reason,
-                                                             "plan_id": plan_id}))
-                outcome[project_id] = "starved"
-            else:
-                drawn.append(planned)
+            records.append(("draw.starved", project_id, {"reason": o.reason,
+                                                         "plan_id": plan_id}))
+            outcome[project_id] = "starved"
+        else:
+            drawn.append((planned.project, planned.prepared, planned.result))
+    outcome |= await place_first_draws(workflow, drawn, plan_id, records)
+    return [outcome[p.project.id] for p in chunk]
+
+
+async def place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan_id: str = "",
+                            records: Sequence[tuple[str, str, dict[str, Any]]] = ()
+                            ) -> dict[str, str]:
+    """Commit and place first draws (callers hold their projects' locks and checked that
+    they await their draw); `records` are audited in the commit batch, before the draws'.
+    Per project: "drawn", or "conflict" (Redis disagreed with the picture: nothing booked,
+    audited as `draw.booking_conflict`)."""
+    from coordinator.workflow import DRAW
+
     key = workflow.master_key
     seq = await workflow.audit.known_seq()
+    batch = list(records)
+    seat_count = sum(len(result.seats) for _, _, result in drawn)
+    top = 0
     if drawn:  # 1. committed
         pipe = workflow.redis.pipeline(transaction=True)
-        for planned in drawn:
-            result = planned.result
-            assert result is not None
+        for project, prepared, result in drawn:
             await workflow.store_snapshot(result)  # once per day snapshot: seldom a trip
             pipe.hset(DRAW.format(result.draw_id),
                       mapping=result.archive_fields(key))  # type: ignore[arg-type]
-            stage_intent(pipe, key, make_intent(planned.project.id, result.draw_id,
-                                                "committed", seq, plan_id=plan_id,
-                                                state_after="drawn"))
-        seat_count = sum(len(p.result.seats) for p in drawn if p.result is not None)
+            stage_intent(pipe, key, make_intent(project.id, result.draw_id, "committed", seq,
+                                                plan_id=plan_id, state_after="drawn"))
+            record = prepared.commitment_record()
+            if plan_id:
+                record["plan_id"] = plan_id
+            batch.append(("draw.committed", project.id, record))
         workflow.links.stage_next_fences(pipe, seat_count)  # the chunk's commands
         *_, top = await pipe.execute()
-    await workflow._record_batch(records)
+    await workflow._record_batch(batch)
     if not drawn:
-        return [outcome[p.project.id] for p in chunk]
+        return {}
     fault_point("after_commit")
 
-    # 2. booking: seats, sessions and commands fixed before anything is booked
+    # 2. each draw booked and stored together, or neither
     fences = workflow.links.fences_from(top, seat_count)
-    staged: list[tuple[PlannedDraw, list[SeatRecord],
+    staged: list[tuple[Project, Allocation, list[SeatRecord],
                        list[tuple[str, site_link_pb2.CoordinatorCommand]], DrawIntent]] = []
-    pipe = workflow.redis.pipeline(transaction=True)
+    draws: list[tuple[list[BookingItem], Writes]] = []
     at = 0
-    for planned in drawn:
-        result = planned.result
-        assert result is not None
+    for project, _, result in drawn:
         seats, commands = workflow._seats_and_commands(
-            planned.project, result, fences[at:at + len(result.seats)])
+            project, result, fences[at:at + len(result.seats)])
         at += len(result.seats)
-        intent = make_intent(planned.project.id, result.draw_id, "booking", seq,
-                             seats=seats, commands=commands, state_after="drawn",
-                             plan_id=plan_id, parent=result.commitment.parent or "",
+        intent = make_intent(project.id, result.draw_id, "booking", seq, seats=seats,
+                             commands=commands, state_after="drawn", plan_id=plan_id,
+                             parent=result.commitment.parent or "",
                              outcome_digest=result.outcome_digest)
-        stage_intent(pipe, key, intent)
-        staged.append((planned, seats, commands, intent))
-    await pipe.execute()
-    fault_point("after_intent")
+        alloc = Allocation(project_id=project.id, draw_ids=[result.draw_id], seats=list(seats))
+        writes = Writes()
+        workflow._stage_placement(writes, project, alloc, seats, commands, intent)  # `placed`
+        staged.append((project, alloc, seats, commands, intent))
+        draws.append((booking_items(project, seats), writes))
+    booked = await workflow.placements.place(draws)
+    fault_point("after_pipeline")
 
-    # 3. the bookings, each draw all or none, in one call
-    booked = await workflow.placements.reserve_groups(
-        [booking_items(planned.project, seats) for planned, seats, _, _ in staged])
-    fault_point("after_reserve")
-
-    # 4. the placements of the booked draws; the refused ones' intents go
-    pipe = workflow.redis.pipeline(transaction=True)
-    placed = []
+    # 3. notices and the audit, then the intents go
+    outcome: dict[str, str] = {}
     late: list[tuple[str, str, dict[str, Any]]] = []
-    for (planned, seats, commands, intent), reply in zip(staged, booked, strict=True):
-        project = planned.project
+    for (project, alloc, seats, commands, intent), reply in zip(staged, booked, strict=True):
         if not reply.ok:
-            stage_drop(pipe, project.id)
             late.append(("draw.booking_conflict", project.id, {"detail": reply.reason}))
             outcome[project.id] = "conflict"
             continue
-        alloc = Allocation(project_id=project.id, draw_ids=[intent.draw_id],
-                           seats=list(seats))
         workflow._allocations[project.id] = alloc
         workflow.desk.book(project, [(s.expert_id, s.workstation_id) for s in seats])
-        workflow._stage_placement(pipe, project, alloc, seats, commands, intent)
-        placed.append((planned, seats, commands, intent))
+        workflow._send_notices(project, seats, commands)
+        late.append(("draw.placed", project.id, workflow._placed_record(intent, seats)))
         outcome[project.id] = "drawn"
-    await pipe.execute()
-    fault_point("after_pipeline")
-
-    # 5. notices and the audit, then the intents go
-    for planned, seats, commands, intent in placed:
-        workflow._send_notices(planned.project, seats, commands)
-        late.append(("draw.placed", planned.project.id,
-                     workflow._placed_record(intent, seats)))
-    position = {p.project.id: n for n, p in enumerate(chunk)}
-    late.sort(key=lambda record: position[record[1]])  # plan order, as the draws were made
     await workflow._record_batch(late)
-    if placed:
-        pipe = workflow.redis.pipeline(transaction=True)
-        for planned, *_ in placed:
-            stage_drop(pipe, planned.project.id)
-        await pipe.execute()
+    pipe = workflow.redis.pipeline(transaction=True)
+    for project, *_ in staged:
+        stage_drop(pipe, project.id)
+    await pipe.execute()
+    if "drawn" in outcome.values():
         workflow._schedule_wake.set()
-    return [outcome[p.project.id] for p in chunk]
+    return outcome

@@ -1,13 +1,18 @@
--- The bookings of a chunk of draws in one call (see placements.py): each draw (a group of
--- items) is booked all or none, in order, so a later draw of the chunk sees the earlier ones.
+-- The placements of a chunk of draws in one call (see placements.py): each draw (a group of
+-- booking items, and the writes that store its placement) is booked all or none, in order,
+-- so a later draw of the chunk sees the earlier ones; a draw's writes are made only when all
+-- its items are booked, in the same step.
 --
 -- KEYS[1..n]  one sorted set per item; member "<start>:<end>:<holder>", score = start
 -- KEYS[n+1]   hash: resource key -> longest interval ever booked on it (bounds the scan)
 -- KEYS[n+2]   fencing counter (only when ARGV[2] is not empty)
+-- then        one key per write, in order
 -- ARGV[1]     g, the number of draws
 -- ARGV[2]     fencing token, or "" for none
--- ARGV[3..2+g]  the number of items of each draw (n is their sum)
--- ARGV[3+g..] per item: start, end, member
+-- ARGV[3..2+g]     the number of items of each draw (n is their sum)
+-- ARGV[3+g..2+2g]  the number of writes of each draw
+-- then        per item: start, end, member; then per write: command (SET, HSET, SADD),
+--             the number of its arguments, the arguments (after the key)
 --
 -- Replies:
 --   {"stale", current}            the fencing counter has moved past ARGV[2]; nothing written
@@ -23,6 +28,21 @@ for d = 1, g do
   n = n + tonumber(ARGV[2 + d])
 end
 local maxlen_key = KEYS[n + 1]
+local write_key = n + 2  -- KEYS index of the next write
+if ARGV[2] ~= '' then
+  write_key = n + 3
+end
+local write_arg = 3 + 2 * g + 3 * n  -- ARGV index of the next write
+local allowed = {SET = true, HSET = true, SADD = true}
+do  -- every write checked before anything is written: a script error undoes nothing
+  local at = write_arg
+  while at <= #ARGV do
+    if not allowed[ARGV[at]] then
+      return redis.error_reply('place.lua: unexpected write ' .. tostring(ARGV[at]))
+    end
+    at = at + 2 + tonumber(ARGV[at + 1])
+  end
+end
 
 if ARGV[2] ~= '' then
   local current = tonumber(redis.call('GET', KEYS[n + 2]) or '0')
@@ -38,7 +58,7 @@ end
 
 local replies = {'ok'}
 local first = 1  -- index of the draw's first item in KEYS
-local base = 3 + g
+local base = 3 + 2 * g
 for d = 1, g do
   local count = tonumber(ARGV[2 + d])
   local starts, ends, members = {}, {}, {}
@@ -76,7 +96,12 @@ for d = 1, g do
     end
     if conflict then break end
   end
+  local writes = tonumber(ARGV[2 + g + d])
   if conflict then
+    for _ = 1, writes do  -- skipped: the draw's placement is not stored
+      write_arg = write_arg + 2 + tonumber(ARGV[write_arg + 1])
+      write_key = write_key + 1
+    end
     replies[#replies + 1] = conflict
   else
     local added = 0
@@ -88,6 +113,12 @@ for d = 1, g do
       if not longest or len > longest then
         redis.call('HSET', maxlen_key, key, len)
       end
+    end
+    for _ = 1, writes do
+      local command, count = ARGV[write_arg], tonumber(ARGV[write_arg + 1])
+      redis.call(command, KEYS[write_key], unpack(ARGV, write_arg + 2, write_arg + 1 + count))
+      write_arg = write_arg + 2 + count
+      write_key = write_key + 1
     end
     replies[#replies + 1] = {'ok', added}
   end

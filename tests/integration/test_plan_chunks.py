@@ -159,8 +159,7 @@ async def test_a_chunked_plan_is_the_plan_drawn_one_by_one(
     assert (await workflow.audit.verify()).ok
 
 
-@pytest.mark.parametrize("point", ["after_commit", "after_intent", "after_reserve",
-                                   "after_pipeline"])
+@pytest.mark.parametrize("point", ["after_commit", "after_pipeline"])
 async def test_a_plan_stopped_inside_a_chunk_resumes_without_double_booking(
         store: tuple[aioredis.Redis, Path], monkeypatch: pytest.MonkeyPatch,
         point: str) -> None:

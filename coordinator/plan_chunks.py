@@ -4,13 +4,19 @@ Placing draws one by one costs about a dozen fsynced round trips per draw. Here 
 draws moves through the phases of coordinator/draw_intents.py together, each phase one round
 trip for the whole chunk:
 
-1. archives, intents `committed` and the commands' fences (one MULTI), then the chunk's audit
-   entries (`draw.committed`, and `draw.refused` / `draw.starved` of the draws that place
-   nothing) in one batch; fault point `after_commit`;
+1. archives, intents `committed` and the commands' fences, and in the same MULTI the chunk's
+   audit entries (`draw.committed`, and `draw.refused` / `draw.starved` of the draws that
+   place nothing); fault point `after_commit`;
 2. seats, sessions and commands fixed, then in one Lua call (store/place.lua) each draw
    booked all or none together with its placement (allocation, sessions, commands, state,
    intent `placed`): no state lies between booked and stored; `after_pipeline`;
-3. notices, `draw.placed` (or `draw.booking_conflict`) in one audit batch, intents dropped.
+3. notices, then `draw.placed` (or `draw.booking_conflict`) and the intents dropped in one
+   MULTI.
+
+Where another writer moved the audit head, the entries of a MULTI are appended just after it
+by the retries (AuditLog.append_batch_with): a crash in between leaves an intent `committed`
+without its `draw.committed` (recovery appends it) or, in the rare case of a lost race and a
+crash at once, a placed draw without `draw.placed`.
 
 A crash leaves every intent of the chunk `committed` (recovery re-runs each with its committed
 seed and inputs) or `placed` (recovery sends the notices and audits). Chunks grow from 1 draw
@@ -108,24 +114,24 @@ async def place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan
     seq = await workflow.audit.known_seq()
     batch = list(records)
     seat_count = sum(len(result.seats) for _, _, result in drawn)
-    top = 0
-    if drawn:  # 1. committed
-        pipe = workflow.redis.pipeline(transaction=True)
-        for project, prepared, result in drawn:
-            await workflow.store_snapshot(result)  # once per day snapshot: seldom a trip
-            pipe.hset(DRAW.format(result.draw_id),
-                      mapping=result.archive_fields(key))  # type: ignore[arg-type]
+    for project, prepared, result in drawn:
+        await workflow.store_snapshot(result)  # once per day snapshot: seldom a trip
+        record = prepared.commitment_record()
+        if plan_id:
+            record["plan_id"] = plan_id
+        batch.append(("draw.committed", project.id, record))
+
+    def commit(pipe: Any) -> None:  # 1. committed, in the audit's MULTI, ahead of its entries
+        for project, _, result in drawn:
+            pipe.hset(DRAW.format(result.draw_id), mapping=result.archive_fields(key))
             stage_intent(pipe, key, make_intent(project.id, result.draw_id, "committed", seq,
                                                 plan_id=plan_id, state_after="drawn"))
-            record = prepared.commitment_record()
-            if plan_id:
-                record["plan_id"] = plan_id
-            batch.append(("draw.committed", project.id, record))
         workflow.links.stage_next_fences(pipe, seat_count)  # the chunk's commands
-        *_, top = await pipe.execute()
-    await workflow._record_batch(batch)
+
     if not drawn:
+        await workflow._record_batch(batch)
         return {}
+    *_, top = await workflow._record_batch(batch, before=commit)
     fault_point("after_commit")
 
     # 2. each draw booked and stored together, or neither
@@ -163,11 +169,12 @@ async def place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan
         workflow._send_notices(project, seats, commands)
         late.append(("draw.placed", project.id, workflow._placed_record(intent, seats)))
         outcome[project.id] = "drawn"
-    await workflow._record_batch(late)
-    pipe = workflow.redis.pipeline(transaction=True)
-    for project, *_ in staged:
-        stage_drop(pipe, project.id)
-    await pipe.execute()
+
+    def drop(pipe: Any) -> None:  # behind the entries, in their MULTI
+        for project, *_ in staged:
+            stage_drop(pipe, project.id)
+
+    await workflow._record_batch(late, after=drop)
     if "drawn" in outcome.values():
         workflow._schedule_wake.set()
     return outcome

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -213,17 +213,22 @@ class Workflow:
         self.grid_changed()
         return entry
 
-    async def _record_batch(self, items: list[tuple[str, str, dict[str, Any]]]
-                            ) -> list[AuditEntry]:
-        """`_record` for several entries in one round trip (a day plan's chunk)."""
-        if not items:
+    async def _record_batch(self, items: list[tuple[str, str, dict[str, Any]]], *,
+                            before: Callable[[Any], None] | None = None,
+                            after: Callable[[Any], None] | None = None) -> list[Any]:
+        """`_record` for several entries in one round trip (a day plan's chunk), in one MULTI
+        with the writes `before` and `after` stage (`AuditLog.append_batch_with`); returns
+        the replies of `before`'s writes."""
+        if not items and before is None and after is None:
             return []
-        entries = await self.audit.append_batch(items)
+        entries, replies = await self.audit.append_batch_with(items, before=before,
+                                                              after=after)
         for entry in entries:
             for queue in list(self._watchers):
                 queue.put_nowait(entry)
-        self.grid_changed()
-        return entries
+        if entries:
+            self.grid_changed()
+        return replies
 
     def grid_changed(self) -> None:
         """Wake the operator consoles' grid watchers (every state change passes here)."""

@@ -6,7 +6,7 @@ coordinator key), so a Redis dump reveals no expert-project-seat link.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from coordinator.domain.lifecycle import DEPARTED, SeatState
@@ -60,7 +60,9 @@ class Allocation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"project_id": self.project_id, "draw_ids": list(self.draw_ids),
-                "seats": [asdict(s) for s in self.seats], "leader_ref": self.leader_ref,
+                # Seats are flat: a shallow copy is asdict's result without its deep copies.
+                "seats": [{f.name: getattr(s, f.name) for f in fields(s)} for s in self.seats],
+                "leader_ref": self.leader_ref,
                 "returns": list(self.returns)}
 
     @classmethod

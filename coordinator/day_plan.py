@@ -47,13 +47,14 @@ from coordinator.domain.model import Project
 from coordinator.domain.seal import seal_json
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
 from coordinator.errors import WorkflowError
+from coordinator.plan_chunks import chunk_sizes, place_chunk
 from coordinator.store.layout import PLAN_SEED
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
 
 Progress = Callable[[str, int, int, str], None]  # phase, done, total, message
-PLACE_AHEAD = 8  # draws the plan may compute ahead of their placement in Redis
+CHUNKS_AHEAD = 2  # chunks of draws the plan may compute ahead of their placement in Redis
 Outcome = Literal["drawn", "refused", "starved"]
 
 
@@ -308,33 +309,46 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         # Each project's first label (its id) is taken: a later first draw takes id/rK.
         await workflow.seed_shares.take_first_labels(day, [p.id for p in order])
 
-        # Placements run one at a time, in plan order, on the event loop, while the worker
-        # thread draws up to PLACE_AHEAD projects ahead (its copy of the day screen has booked
-        # them already). A draw is committed only when placed, so a crash loses only
-        # uncommitted work; after a failed placement no later one is made.
+        # Placements run one chunk at a time (coordinator/plan_chunks.py), in plan order, on
+        # the event loop, while the worker thread draws up to CHUNKS_AHEAD chunks ahead (its
+        # copy of the day screen has booked them already). A draw is committed only when its
+        # chunk is placed, so a crash loses only uncommitted work; after a failed placement
+        # no later one is made.
         placing = asyncio.Lock()
         failed: list[BaseException] = []
         pending: deque[concurrent.futures.Future[None]] = deque()
+        buffer: list[PlannedDraw] = []
+        sizes = chunk_sizes()
+        size = next(sizes)
 
-        async def place(planned: PlannedDraw) -> None:
+        async def place(chunk: list[PlannedDraw]) -> None:
             async with placing:
                 if failed:
                     raise RuntimeError("an earlier placement of the plan failed")
                 try:
-                    outcome = await _place_planned(workflow, planned, plan_id)
+                    placed = await place_chunk(workflow, chunk, plan_id)
                 except BaseException as exc:
                     failed.append(exc)
                     raise
-            counts[outcome] += 1
-            o = planned.outcome
-            outcomes.append({"project_id": o.project_id, "outcome": outcome,
-                             "draw_id": o.draw_id, "seats": len(o.seats),
-                             "reason": o.reason})
+            for planned, outcome in zip(chunk, placed, strict=True):
+                counts[outcome] += 1
+                o = planned.outcome
+                outcomes.append({"project_id": o.project_id, "outcome": outcome,
+                                 "draw_id": o.draw_id, "seats": len(o.seats),
+                                 "reason": o.reason})
+
+        def submit() -> None:  # in the worker thread
+            nonlocal size
+            pending.append(asyncio.run_coroutine_threadsafe(place(list(buffer)), loop))
+            buffer.clear()
+            size = next(sizes)
+            while len(pending) > CHUNKS_AHEAD:
+                pending.popleft().result()
 
         def sink(planned: PlannedDraw) -> None:  # in the worker thread
-            pending.append(asyncio.run_coroutine_threadsafe(place(planned), loop))
-            while len(pending) > PLACE_AHEAD:
-                pending.popleft().result()
+            buffer.append(planned)
+            if len(buffer) >= size:
+                submit()
 
         def drain(raise_errors: bool) -> None:
             while pending:
@@ -350,6 +364,8 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
             except BaseException:
                 drain(raise_errors=False)
                 raise
+            if buffer:
+                submit()
             drain(raise_errors=True)
             return plan
 
@@ -385,34 +401,3 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         await workflow._record("plan.completed", day.isoformat(), {
             k: v for k, v in summary.items() if k != "outcomes"})
     return summary
-
-
-async def _place_planned(workflow: Workflow, planned: PlannedDraw, plan_id: str) -> str:
-    """Commit and place one draw of the plan: "drawn", "refused", "starved", "conflict" (Redis
-    disagreed with the picture: nothing booked) or "skipped" (no longer awaiting a draw)."""
-    from coordinator.draw_intents import commit_and_place
-    from coordinator.store.layout import PROJECT_STATE
-
-    project, o = planned.project, planned.outcome
-    async with workflow._lock(project.id):
-        state = await workflow.redis.hget(PROJECT_STATE, project.id)
-        if state != ProjectState.REGISTERED.value.encode():
-            return "skipped"
-        if planned.prepared is None:
-            await workflow._record("draw.refused", project.id,
-                                   {"reason": o.reason, "plan_id": plan_id})
-            return "refused"
-        record = {**planned.prepared.commitment_record(), "plan_id": plan_id}
-        result = planned.result
-        if result is None:
-            await workflow._record("draw.committed", project.id, record)
-            await workflow._record("draw.starved", project.id,
-                                   {"reason": o.reason, "plan_id": plan_id})
-            return "starved"
-        try:
-            await commit_and_place(workflow, project, planned.prepared, result,
-                                   plan_id=plan_id)
-        except WorkflowError:
-            return "conflict"  # audited by _place as draw.booking_conflict
-        workflow._schedule_wake.set()
-        return "drawn"

@@ -12,6 +12,10 @@ sealed because it holds sign-in codes, and moves it through phases:
 - `placed`: rewritten in the MULTI that stores the allocation, so everything is stored;
   notices and `draw.placed` may be missing.
 
+First draws (single and a day plan's, coordinator/plan_chunks.py) go from `committed`
+straight to `placed`: their bookings and placement are one Lua call (store/place.lua), so
+`booking` is the phase of supplementary draws and of recovery (`Workflow._place`).
+
 It is deleted once `draw.placed` is recorded. On start, `recover` takes each pending intent
 forward, or back where forward is impossible, and audits what it did:
 
@@ -37,7 +41,8 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -60,7 +65,6 @@ from coordinator.store.layout import ALLOC, DRAW, INTENT, INTENTS, PROJECT_STATE
 from coordinator.store.values import text
 
 if TYPE_CHECKING:
-    from coordinator.drawing import PlacedDraw, PreparedDraw
     from coordinator.workflow import Workflow
 
 log = logging.getLogger("evalgrid.coordinator")
@@ -97,14 +101,17 @@ def make_intent(project_id: str, draw_id: str, phase: str, audit_seq: int, *,
                 commands: Sequence[tuple[str, site_link_pb2.CoordinatorCommand]] = (),
                 **extra: Any) -> DrawIntent:
     return DrawIntent(project_id, draw_id, phase, audit_seq,
-                      seats=[asdict(s) for s in seats],
+                      seats=[{f.name: getattr(s, f.name) for f in dataclass_fields(s)}
+                             for s in seats],  # flat: asdict's deep copies cost a plan
                       commands=[[site, c.SerializeToString().hex()] for site, c in commands],
                       **extra)
 
 
 def stage_intent(pipe: Any, master_key: bytes, intent: DrawIntent) -> None:
     """Write (or move to its next phase) an intent inside the caller's MULTI."""
-    box = seal_json(master_key, intent.project_id, PURPOSE, asdict(intent))
+    # Shallow: asdict would deep-copy every seat of the intent, three times per draw.
+    fields_ = {f.name: getattr(intent, f.name) for f in dataclass_fields(intent)}
+    box = seal_json(master_key, intent.project_id, PURPOSE, fields_)
     pipe.set(INTENT.format(intent.project_id), box.to_json())
     pipe.sadd(INTENTS, intent.project_id)
 
@@ -145,33 +152,6 @@ def booking_items(project: Project, seats: Sequence[SeatRecord]) -> list[Booking
     return items
 
 
-async def commit_and_place(workflow: Workflow, project: Project, prepared: PreparedDraw,
-                           result: PlacedDraw, *, plan_id: str = "",
-                           seed_from: dict[str, str] | None = None) -> None:
-    """A first draw: its archive and an intent (`committed`), then `draw.committed` in the
-    audit, then the placement. From the intent on, a crash re-runs this very draw at the next
-    start. Raises WorkflowError (nothing booked) when Redis refuses a booking."""
-
-    intent = make_intent(project.id, result.draw_id, "committed",
-                         (await workflow.audit.head()).seq, plan_id=plan_id,
-                         seed_from=seed_from, state_after=ProjectState.DRAWN.value)
-    await workflow.store_snapshot(result)
-    pipe = workflow.redis.pipeline(transaction=True)
-    pipe.hset(DRAW.format(result.draw_id),
-              mapping=result.archive_fields(workflow.master_key))  # type: ignore[arg-type]
-    stage_intent(pipe, workflow.master_key, intent)
-    await pipe.execute()
-    record = prepared.commitment_record()
-    if plan_id:
-        record["plan_id"] = plan_id
-    if seed_from:
-        record["seed_from"] = seed_from
-    await workflow._record("draw.committed", project.id, record)
-    fault_point("after_commit")
-    await workflow._place(project, Allocation(project_id=project.id), result,
-                          state_after=ProjectState.DRAWN.value, archive_stored=True)
-
-
 # --- test-only fault injection ----------------------------------------------------------------
 
 _hits: Counter[str] = Counter()
@@ -180,7 +160,9 @@ _hits: Counter[str] = Counter()
 def fault_point(name: str) -> None:
     """Test-only: with EVALGRID_FAULT="kill:NAME:N" in the environment, the process kills
     itself with SIGKILL the N-th time it reaches the point NAME (after_commit, after_intent,
-    after_reserve, after_pipeline). Never set it in production; unset, this is one lookup."""
+    after_reserve, after_pipeline: once per draw, or once per chunk of a day plan, where the
+    chunk's intents are all in that phase). Never set it in production; unset, this is one
+    lookup."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return

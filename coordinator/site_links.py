@@ -135,6 +135,15 @@ class SiteLinks:
         top = int(await self.redis.incrby(FENCE, n))
         return list(range(top - n + 1, top + 1))
 
+    @staticmethod
+    def stage_next_fences(pipe: aioredis.client.Pipeline, n: int) -> None:
+        """`next_fences` inside a caller's pipeline; its reply goes to `fences_from`."""
+        pipe.incrby(FENCE, n)
+
+    @staticmethod
+    def fences_from(top: int, n: int) -> list[int]:
+        return list(range(int(top) - n + 1, int(top) + 1))
+
     async def enqueue(self, site_id: str, command: site_link_pb2.CoordinatorCommand) -> None:
         """Queue a command durably, then ring the site's doorbell."""
         if not command.command_id:

@@ -16,7 +16,7 @@ import hmac
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -72,7 +72,6 @@ from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.draw_intents import (
     DrawIntent,
     booking_items,
-    commit_and_place,
     drop_intent,
     fault_point,
     finish_placed,
@@ -83,6 +82,7 @@ from coordinator.draw_intents import recover as recover_intents
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, read_snapshot
 from coordinator.errors import WorkflowError as WorkflowError  # raised by every shell
 from coordinator.notifier import Notice, Notifier
+from coordinator.plan_chunks import commit_and_place
 from coordinator.province import codec
 from coordinator.report import write_report
 from coordinator.seed_shares import SeedShares
@@ -103,6 +103,7 @@ from coordinator.store.layout import (
     SIM_CLOCK,
     SITE_SESSIONS,
 )
+from coordinator.store.placements import Placements
 from coordinator.store.registry import STORY_KEPT, Registry
 from coordinator.store.values import text
 from evalgrid.clock import Clock, SimClock
@@ -160,6 +161,7 @@ class Workflow:
         self.registry = Registry(redis, PiiKeys.from_master(master_key))
         self.audit = AuditLog(redis, signing_key=signing_key, clock=clock)
         self.bookings = Bookings(redis)
+        self.placements = Placements(redis, self.bookings)  # a day plan's chunks
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
         self.desk.pseudonym_key = pseudonym_key(master_key)  # draws record the registry digest
@@ -247,6 +249,23 @@ class Workflow:
             queue.put_nowait(entry)
         self.grid_changed()
         return entry
+
+    async def _record_batch(self, items: list[tuple[str, str, dict[str, Any]]], *,
+                            before: Callable[[Any], None] | None = None,
+                            after: Callable[[Any], None] | None = None) -> list[Any]:
+        """`_record` for several entries in one round trip (a day plan's chunk), in one MULTI
+        with the writes `before` and `after` stage (`AuditLog.append_batch_with`); returns
+        the replies of `before`'s writes."""
+        if not items and before is None and after is None:
+            return []
+        entries, replies = await self.audit.append_batch_with(items, before=before,
+                                                              after=after)
+        for entry in entries:
+            for queue in list(self._watchers):
+                queue.put_nowait(entry)
+        if entries:
+            self.grid_changed()
+        return replies
 
     def grid_changed(self) -> None:
         """Wake the operator consoles' grid watchers (every state change passes here)."""
@@ -472,47 +491,32 @@ class Workflow:
         return summary
 
     async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
-                     state_after: str = "", archive_stored: bool = False) -> None:
+                     state_after: str = "", archive_stored: bool = False,
+                     fences: list[int] | None = None) -> None:
         """`_place_draw`, known to be in flight (the schedule finishes only placements
         nobody is placing: `finish_placed`)."""
         self._placing.add(project.id)
         try:
             await self._place_draw(project, alloc, result, state_after=state_after,
-                                   archive_stored=archive_stored)
+                                   archive_stored=archive_stored, fences=fences)
         finally:
             self._placing.discard(project.id)
 
     async def _place_draw(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
-                          state_after: str = "", archive_stored: bool = False) -> None:
+                          state_after: str = "", archive_stored: bool = False,
+                          fences: list[int] | None = None) -> None:
         """Book every seat atomically, store the sealed allocation, queue reserves, notify.
 
         Recoverable (coordinator/draw_intents.py): an intent with the seats, sessions and
         commands is written before anything is booked and moves to `placed` in the MULTI
         that stores the allocation (and `state_after`, the project's new state, if any).
+        `fences`: the commands' fences when the caller took them (one round trip fewer).
         """
-        new_seats = [
-            SeatRecord(
-                session_id=opaque_id("ses"), expert_hold=opaque_id("hold"),
-                expert_id=seat.expert_id, expert_ref=opaque_id("exp"), site_id=seat.site_id,
-                venue_id=seat.venue_id, workstation_id=seat.workstation_id,
-                room_id=seat.room_id, quota_index=seat.quota_index, draw_id=result.draw_id,
-                code=one_time_code(), notice_id=opaque_id("ntc"),
-            )
-            for seat in result.seats
-        ]
-        commands = []
-        fences = await self.links.next_fences(len(new_seats))
-        for seat, fence in zip(new_seats, fences, strict=True):
-            command = site_link_pb2.CoordinatorCommand(
-                command_id=opaque_id("cmd"), fence=fence,
-                reserve=site_link_pb2.Reserve(
-                    session_id=seat.session_id, workstation_id=seat.workstation_id,
-                    window=to_window(project.window.start, project.window.end),
-                ),
-            )
-            commands.append((seat.site_id, command))
+        if fences is None:
+            fences = await self.links.next_fences(len(result.seats))
+        new_seats, commands = self._seats_and_commands(project, result, fences)
         intent = make_intent(
-            project.id, result.draw_id, "booking", (await self.audit.head()).seq,
+            project.id, result.draw_id, "booking", await self.audit.known_seq(),
             seats=new_seats, commands=commands, state_after=state_after,
             parent=result.commitment.parent or "", outcome_digest=result.outcome_digest,
             alloc_before=alloc.to_dict() if alloc.draw_ids else None)
@@ -541,13 +545,50 @@ class Workflow:
         fault_point("after_pipeline")
         await self._announce_placement(project, intent, new_seats, commands)
 
+    @staticmethod
+    def _seats_and_commands(project: Project, result: PlacedDraw, fences: list[int]
+                            ) -> tuple[list[SeatRecord],
+                                       list[tuple[str, site_link_pb2.CoordinatorCommand]]]:
+        """A draw's seat records (fresh sessions, holders, codes) and reserve commands."""
+        new_seats = [
+            SeatRecord(
+                session_id=opaque_id("ses"), expert_hold=opaque_id("hold"),
+                expert_id=seat.expert_id, expert_ref=opaque_id("exp"), site_id=seat.site_id,
+                venue_id=seat.venue_id, workstation_id=seat.workstation_id,
+                room_id=seat.room_id, quota_index=seat.quota_index, draw_id=result.draw_id,
+                code=one_time_code(), notice_id=opaque_id("ntc"),
+            )
+            for seat in result.seats
+        ]
+        commands = []
+        for seat, fence in zip(new_seats, fences, strict=True):
+            command = site_link_pb2.CoordinatorCommand(
+                command_id=opaque_id("cmd"), fence=fence,
+                reserve=site_link_pb2.Reserve(
+                    session_id=seat.session_id, workstation_id=seat.workstation_id,
+                    window=to_window(project.window.start, project.window.end),
+                ),
+            )
+            commands.append((seat.site_id, command))
+        return new_seats, commands
+
     async def _store_placement(self, project: Project, alloc: Allocation,
                                new_seats: list[SeatRecord],
                                commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
                                intent: DrawIntent) -> None:
         """One MULTI: allocation, sessions, queued reserves, project state, intent `placed`."""
-        start, end = project.window.start_ts, project.window.end_ts
         pipe = self.redis.pipeline(transaction=True)
+        self._stage_placement(pipe, project, alloc, new_seats, commands, intent)
+        await pipe.execute()
+        if intent.state_after:
+            await self._validate_lifecycle(project.id)
+
+    def _stage_placement(self, pipe: Any, project: Project, alloc: Allocation,
+                         new_seats: list[SeatRecord],
+                         commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
+                         intent: DrawIntent) -> None:
+        """`_store_placement`'s writes, in the caller's MULTI (a plan chunk stages many)."""
+        start, end = project.window.start_ts, project.window.end_ts
         pipe.set(ALLOC.format(project.id), self._seal_alloc(alloc))
         for seat in new_seats:
             pipe.hset(SESSION.format(seat.session_id), mapping={
@@ -565,15 +606,24 @@ class Workflow:
             self._stage_project(pipe, project.id, ProjectState.REGISTERED, after, placed, todo)
         intent.phase = "placed"
         stage_intent(pipe, self.master_key, intent)
-        await pipe.execute()
-        if intent.state_after:
-            await self._validate_lifecycle(project.id)
 
     async def _announce_placement(self, project: Project, intent: DrawIntent,
                                   new_seats: list[SeatRecord],
                                   commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]
                                   ) -> None:
         """Wake the agents, send the notices, audit `draw.placed`, drop the intent."""
+        self._send_notices(project, new_seats, commands)
+        await self._record("draw.placed", project.id, self._placed_record(intent, new_seats))
+        await drop_intent(self.redis, project.id)
+
+    @staticmethod
+    def _placed_record(intent: DrawIntent, new_seats: list[SeatRecord]) -> dict[str, Any]:
+        return {"draw_id": intent.draw_id, "seats": len(new_seats),
+                "outcome_digest": intent.outcome_digest, "parent": intent.parent}
+
+    def _send_notices(self, project: Project, new_seats: list[SeatRecord],
+                      commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]) -> None:
+        """Wake the agents of the queued commands; notify each new member."""
         for site_id, _ in commands:
             self.links.ring(site_id)
         for seat in new_seats:
@@ -583,11 +633,6 @@ class Workflow:
                                       start=project.window.start.astimezone(self.local_tz),
                                       end=project.window.end.astimezone(self.local_tz),
                                       code=seat.code))
-        await self._record("draw.placed", project.id, {
-            "draw_id": intent.draw_id, "seats": len(new_seats),
-            "outcome_digest": intent.outcome_digest, "parent": intent.parent,
-        })
-        await drop_intent(self.redis, project.id)
 
     def _seal_alloc(self, alloc: Allocation) -> str:
         box = seal_json(self.master_key, alloc.project_id, "allocation", alloc.to_dict())

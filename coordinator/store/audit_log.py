@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping
-from typing import Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -165,6 +165,100 @@ class AuditLog:
                 f"could not append to {self.stream_key} after {self._max_attempts} attempts: "
                 "the head kept moving"
             )
+
+    async def known_seq(self) -> int:
+        """The head's seq as this writer last saw it (Redis only before its first append).
+
+        Never past the true head (which only grows): good as a lower bound to search from.
+        """
+        return self._head.seq if self._head is not None else (await self.head()).seq
+
+    async def append_batch(
+        self, items: Sequence[tuple[str, str, Mapping[str, object]]]
+    ) -> list[AuditEntry]:
+        """Append several entries in order, in one pipeline (a day plan's chunk).
+
+        The same chain as that many ``append`` calls: each entry is signed on its predecessor
+        and placed by the same compare-and-set script, so a writer that moves the head in
+        between stops the rest of the batch, which is then rebuilt on the new head.
+        """
+        entries, _ = await self.append_batch_with(items)
+        return entries
+
+    async def append_batch_with(
+        self,
+        items: Sequence[tuple[str, str, Mapping[str, object]]],
+        *,
+        before: Callable[[Any], None] | None = None,
+        after: Callable[[Any], None] | None = None,
+    ) -> tuple[list[AuditEntry], list[Any]]:
+        """``append_batch`` in one MULTI with the caller's writes: ``before`` stages writes
+        ahead of the entries, ``after`` behind them (one fsynced round trip for both).
+        Returns the entries and the replies of ``before``'s writes.
+
+        The writes go with the first attempt only: when an entry there loses its race to
+        another writer, the writes stand and the entries are appended by the retries.
+        """
+        appended: list[AuditEntry] = []
+        own: list[Any] = []
+        async with self._lock:
+            head = self._head if self._head is not None else await self.head()
+            for attempt in range(self._max_attempts):
+                if attempt:
+                    if len(appended) == len(items):
+                        break
+                    if self.on_retry is not None:
+                        self.on_retry()
+                    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+                batch: list[AuditEntry] = []
+                prev = head
+                for kind, subject, detail in items[len(appended):]:
+                    entry = make_entry(prev, at=_iso(self._clock), kind=kind, subject=subject,
+                                       detail=detail, key=self._key)
+                    batch.append(entry)
+                    prev = entry.head
+                pipe = self._redis.pipeline(transaction=True)
+                if attempt == 0 and before is not None:
+                    before(pipe)
+                first = len(pipe.command_stack)
+                previous = head
+                for entry in batch:
+                    await self._append(keys=[self.stream_key, self.head_key],
+                                       args=[previous.seq, previous.hash, entry.seq,
+                                             entry.hash, entry_to_json(entry)], client=pipe)
+                    previous = entry.head
+                if attempt == 0 and after is not None:
+                    after(pipe)
+                if not pipe.command_stack:
+                    break
+                try:
+                    replies = await pipe.execute()
+                except ResponseError as exc:
+                    self._head = None
+                    raise AuditConflictError(
+                        f"stream {self.stream_key} refused a batch after seq {head.seq}: "
+                        f"{exc}; verify the chain") from exc
+                if attempt == 0:
+                    own = replies[:first]
+                for entry, reply in zip(batch, replies[first:first + len(batch)], strict=True):
+                    if int(reply[0]) == 1:
+                        appended.append(entry)
+                        head = entry.head
+                        continue
+                    current = ChainHead(int(reply[1]), _text(reply[2]))
+                    if current == entry.head:  # an earlier attempt of ours landed
+                        appended.append(entry)
+                        head = current
+                        continue
+                    head = current
+                    break
+                self._head = head
+            if len(appended) < len(items):
+                self._head = None
+                raise AuditConflictError(
+                    f"could not append to {self.stream_key} after {self._max_attempts} "
+                    "attempts: the head kept moving")
+        return appended, own
 
     async def entries(self, after_seq: int = 0) -> list[AuditEntry]:
         """Every stored entry after ``after_seq``, in stream order (read in pages).

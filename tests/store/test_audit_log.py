@@ -206,3 +206,23 @@ def test_master_key_file(tmp_path: Path) -> None:
     path.write_bytes(b"short")
     with pytest.raises(KeyFileError):
         load_or_create_master_key(path)
+
+
+async def test_a_batch_with_writes_is_one_chain_and_survives_a_lost_race(
+    redis_server: EmbeddedRedis, signing_key: Ed25519PrivateKey
+) -> None:
+    a = new_log(aioredis.Redis.from_url(redis_server.url), signing_key)
+    b = new_log(aioredis.Redis.from_url(redis_server.url), signing_key)
+    entries, replies = await a.append_batch_with(
+        [("k", "s", {"n": 1}), ("k", "s", {"n": 2})],
+        before=lambda pipe: pipe.incrby("counter", 5), after=lambda pipe: pipe.set("x", "1"))
+    assert [e.seq for e in entries] == [1, 2] and replies == [5]
+    await b.append("k", "s", {"from": "b"})  # a's cached head (2) is now stale
+    entries, replies = await a.append_batch_with(
+        [("k", "s", {"n": 3}), ("k", "s", {"n": 4})],
+        before=lambda pipe: pipe.incrby("counter", 1), after=lambda pipe: pipe.set("x", "2"))
+    # The writes went with the first attempt; the entries follow b's, rebuilt on its head.
+    assert replies == [6] and await a._redis.get("x") == b"2"
+    assert [(e.seq, e.detail) for e in entries] == [(4, {"n": 3}), (5, {"n": 4})]
+    assert await a._redis.get("counter") == b"6"  # not staged again by the retry
+    assert (await a.verify()).ok and len(await a.entries()) == 5

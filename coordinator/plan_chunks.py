@@ -1,0 +1,199 @@
+"""First draws placed in chunks: a day plan's, and a single draw's as a chunk of one.
+
+Placing draws one by one costs about a dozen fsynced round trips per draw. Here a chunk of
+draws moves through the phases of coordinator/draw_intents.py together, each phase one round
+trip for the whole chunk:
+
+1. archives, intents `committed` and the commands' fences, and in the same MULTI the chunk's
+   audit entries (`draw.committed`, and `draw.refused` / `draw.starved` of the draws that
+   place nothing); fault point `after_commit`;
+2. seats, sessions and commands fixed, then in one Lua call (store/place.lua) each draw
+   booked all or none together with its placement (allocation, sessions, commands, state,
+   intent `placed`): no state lies between booked and stored; `after_pipeline`;
+3. notices, then `draw.placed` (or `draw.booking_conflict`) and the intents dropped in one
+   MULTI.
+
+Where another writer moved the audit head, the entries of a MULTI are appended just after it
+by the retries (AuditLog.append_batch_with): a crash in between leaves an intent `committed`
+without its `draw.committed` (recovery appends it) or, in the rare case of a lost race and a
+crash at once, a placed draw without `draw.placed`.
+
+A crash leaves every intent of the chunk `committed` (recovery re-runs each with its committed
+seed and inputs) or `placed` (recovery sends the notices and audits). Chunks grow from 1 draw
+to CHUNK_MAX, so a plan's first draws are placed at once and an early crash leaves little
+pending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from evalgrid_wire.v1 import site_link_pb2
+
+from coordinator.allocation import Allocation, SeatRecord
+from coordinator.domain.model import Project
+from coordinator.draw_intents import (
+    DrawIntent,
+    booking_items,
+    fault_point,
+    make_intent,
+    stage_drop,
+    stage_intent,
+)
+from coordinator.errors import WorkflowError
+from coordinator.store.bookings import BookingItem
+from coordinator.store.layout import DRAW, PROJECT_STATE
+from coordinator.store.placements import Writes
+
+if TYPE_CHECKING:
+    from coordinator.day_plan import PlannedDraw
+    from coordinator.drawing import PlacedDraw, PreparedDraw
+    from coordinator.workflow import Workflow
+
+FirstDraw = tuple[Project, "PreparedDraw", "PlacedDraw"]
+
+CHUNK_MAX = 64  # draws placed together at most (a chunk's MULTI stays a few MB)
+
+
+def chunk_sizes() -> Iterator[int]:
+    """1, 2, 4, ... CHUNK_MAX, then CHUNK_MAX for ever."""
+    size = 1
+    while True:
+        yield size
+        size = min(size * 2, CHUNK_MAX)
+
+
+async def place_chunk(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_id: str
+                      ) -> list[str]:
+    """Commit and place a chunk of the plan's draws; per draw, in order: "drawn", "refused",
+    "starved", "conflict" (Redis disagreed with the picture: nothing booked) or "skipped"
+    (no longer awaiting a draw)."""
+    async with contextlib.AsyncExitStack() as stack:
+        for project_id in sorted({p.project.id for p in chunk}):
+            await stack.enter_async_context(workflow._lock(project_id))
+        return await _place_locked(workflow, chunk, plan_id)
+
+
+async def _place_locked(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_id: str
+                        ) -> list[str]:
+    states = await workflow.redis.hmget(PROJECT_STATE, [p.project.id for p in chunk])
+    outcome: dict[str, str] = {}
+    records: list[tuple[str, str, dict[str, Any]]] = []
+    drawn: list[FirstDraw] = []
+    for planned, state in zip(chunk, states, strict=True):
+        project_id, o = planned.project.id, planned.outcome
+        if state != b"registered":
+            outcome[project_id] = "skipped"
+        elif planned.prepared is None:
+            records.append(("draw.refused", project_id, {"reason": o.reason,
+                                                         "plan_id": plan_id}))
+            outcome[project_id] = "refused"
+        elif planned.result is None:
+            records.append(("draw.committed", project_id,
+                            {**planned.prepared.commitment_record(), "plan_id": plan_id}))
+            records.append(("draw.starved", project_id, {"reason": o.reason,
+                                                         "plan_id": plan_id}))
+            outcome[project_id] = "starved"
+        else:
+            drawn.append((planned.project, planned.prepared, planned.result))
+    outcome |= await place_first_draws(workflow, drawn, plan_id, records)
+    return [outcome[p.project.id] for p in chunk]
+
+
+async def place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan_id: str = "",
+                            records: Sequence[tuple[str, str, dict[str, Any]]] = (), *,
+                            seed_from: dict[str, str] | None = None) -> dict[str, str]:
+    """Commit and place first draws (callers hold their projects' locks and checked that
+    they await their draw); `records` are audited in the commit batch, before the draws'.
+    Per project: "drawn", or "conflict" (Redis disagreed with the picture: nothing booked,
+    audited as `draw.booking_conflict`)."""
+    key = workflow.master_key
+    seq = await workflow.audit.known_seq()
+    batch = list(records)
+    seat_count = sum(len(result.seats) for _, _, result in drawn)
+    for project, prepared, result in drawn:
+        await workflow.store_snapshot(result)  # once per day snapshot: seldom a trip
+        record = prepared.commitment_record()
+        if plan_id:
+            record["plan_id"] = plan_id
+        if seed_from:  # a single draw's seed round (the plan's draws name their plan)
+            record["seed_from"] = seed_from
+        batch.append(("draw.committed", project.id, record))
+
+    def commit(pipe: Any) -> None:  # 1. committed, in the audit's MULTI, ahead of its entries
+        for project, _, result in drawn:
+            pipe.hset(DRAW.format(result.draw_id), mapping=result.archive_fields(key))
+            stage_intent(pipe, key, make_intent(project.id, result.draw_id, "committed", seq,
+                                                plan_id=plan_id, seed_from=seed_from,
+                                                state_after="drawn"))
+        workflow.links.stage_next_fences(pipe, seat_count)  # the chunk's commands
+
+    if not drawn:
+        await workflow._record_batch(batch)
+        return {}
+    *_, top = await workflow._record_batch(batch, before=commit)
+    fault_point("after_commit")
+
+    # 2. each draw booked and stored together, or neither
+    fences = workflow.links.fences_from(top, seat_count)
+    staged: list[tuple[Project, Allocation, list[SeatRecord],
+                       list[tuple[str, site_link_pb2.CoordinatorCommand]], DrawIntent]] = []
+    draws: list[tuple[list[BookingItem], Writes]] = []
+    at = 0
+    for project, _, result in drawn:
+        seats, commands = workflow._seats_and_commands(
+            project, result, fences[at:at + len(result.seats)])
+        at += len(result.seats)
+        intent = make_intent(project.id, result.draw_id, "booking", seq, seats=seats,
+                             commands=commands, state_after="drawn", plan_id=plan_id,
+                             parent=result.commitment.parent or "",
+                             outcome_digest=result.outcome_digest)
+        alloc = Allocation(project_id=project.id, draw_ids=[result.draw_id], seats=list(seats))
+        writes = Writes()
+        workflow._stage_placement(writes, project, alloc, seats, commands, intent)  # `placed`
+        staged.append((project, alloc, seats, commands, intent))
+        draws.append((booking_items(project, seats), writes))
+    booked = await workflow.placements.place(draws)
+    fault_point("after_pipeline")
+
+    # 3. notices and the audit, then the intents go
+    outcome: dict[str, str] = {}
+    late: list[tuple[str, str, dict[str, Any]]] = []
+    for (project, alloc, seats, commands, intent), reply in zip(staged, booked, strict=True):
+        if not reply.ok:
+            late.append(("draw.booking_conflict", project.id, {"detail": reply.reason}))
+            outcome[project.id] = "conflict"
+            continue
+        workflow._allocations[project.id] = alloc
+        workflow.desk.book(project, [(s.expert_id, s.workstation_id) for s in seats])
+        workflow._send_notices(project, seats, commands)
+        late.append(("draw.placed", project.id, workflow._placed_record(intent, seats)))
+        outcome[project.id] = "drawn"
+
+    def drop(pipe: Any) -> None:  # behind the entries, in their MULTI
+        for project, *_ in staged:
+            stage_drop(pipe, project.id)
+
+    await workflow._record_batch(late, after=drop)
+    for project_id, placed in outcome.items():
+        if placed == "drawn":
+            await workflow._validate_lifecycle(project_id)
+    if "drawn" in outcome.values():
+        workflow._schedule_wake.set()
+    return outcome
+
+
+async def commit_and_place(workflow: Workflow, project: Project, prepared: PreparedDraw,
+                           result: PlacedDraw, *, plan_id: str = "",
+                           seed_from: dict[str, str] | None = None) -> None:
+    """A first draw: its archive and an intent (`committed`), then `draw.committed` in the
+    audit, then the placement (coordinator/plan_chunks.py, a chunk of one). From the intent
+    on, a crash re-runs this very draw at the next start. Raises WorkflowError (nothing
+    booked) when Redis refuses a booking."""
+    outcome = await place_first_draws(workflow, [(project, prepared, result)], plan_id,
+                                      seed_from=seed_from)
+    if outcome[project.id] != "drawn":
+        raise WorkflowError("project_id", "booking conflict: the store disagreed with the "
+                            "picture (audited as draw.booking_conflict)", code="precondition")

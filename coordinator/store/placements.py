@@ -1,0 +1,105 @@
+"""The placements of many draws in one round trip: a day plan's chunk through ``place.lua``.
+
+Booking each draw of a national plan by itself (``Bookings.reserve_all``), then storing its
+placement (one MULTI), costs two fsynced round trips per draw. ``place.lua`` takes a whole
+chunk: each draw is still booked all or none (a draw whose seat is taken books and writes
+nothing and is named in the reply), in the chunk's order, with the overlap rule, key layout
+and fencing of ``bookings.py``; a booked draw's writes (``Writes``: its allocation, sessions,
+commands, state, intent) are made in the same atomic step, so no state lies between booked
+and stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from typing import Final
+
+import redis.asyncio as aioredis
+
+from coordinator.store.bookings import (
+    BookingItem,
+    Bookings,
+    Conflict,
+    Fence,
+    ReserveResult,
+)
+
+__all__ = ["Placements", "Writes"]
+
+_PLACE_LUA: Final = resources.files(__package__).joinpath("place.lua").read_text("utf-8")
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class Writes:
+    """The writes of one draw's placement, recorded with a pipeline's calls (``set``, ``hset``,
+    ``sadd``, ``rpush``, ``ltrim``) so that the code staging a MULTI can stage them for
+    ``place.lua``."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[str, str, list[str | bytes | int]]] = []
+
+    def set(self, key: str, value: str | bytes) -> None:
+        self.ops.append(("SET", key, [value]))
+
+    def hset(self, key: str, field: str | None = None, value: str | bytes | int | None = None,
+             mapping: dict[str, str | bytes | int] | None = None) -> None:
+        args: list[str | bytes | int] = [] if field is None or value is None else [field, value]
+        for k, v in (mapping or {}).items():
+            args += [k, v]
+        self.ops.append(("HSET", key, args))
+
+    def sadd(self, key: str, *members: str) -> None:
+        self.ops.append(("SADD", key, list(members)))
+
+    def rpush(self, key: str, *values: str | bytes) -> None:
+        self.ops.append(("RPUSH", key, list(values)))
+
+    def ltrim(self, key: str, start: int, end: int) -> None:
+        self.ops.append(("LTRIM", key, [start, end]))
+
+
+class Placements:
+    """Chunked bookings on the same store (prefix, default fence) as `bookings`."""
+
+    def __init__(self, redis: aioredis.Redis, bookings: Bookings) -> None:
+        self.bookings = bookings
+        self._place = redis.register_script(_PLACE_LUA)
+
+    async def place(self, draws: Sequence[tuple[Sequence[BookingItem], Writes]],
+                    fence: Fence | tuple[str, int] | None = None) -> list[ReserveResult]:
+        """Book each draw's items all or none, in order, and make its writes when booked;
+        one result per draw (a stale fence refuses them all)."""
+        if not draws:
+            return []
+        groups = [items for items, _ in draws]
+        fence = fence if fence is not None else self.bookings.default_fence
+        fence_keys, token = ([], "") if fence is None else ([fence[0]], str(int(fence[1])))
+        keys = [self.bookings.key(i.resource_key) for group in groups for i in group]
+        keys += [self.bookings.maxlen_key, *fence_keys]
+        keys += [key for _, writes in draws for _, key, _ in writes.ops]
+        args: list[str | bytes | int] = [len(groups), token,
+                                         *(len(group) for group in groups),
+                                         *(len(writes.ops) for _, writes in draws)]
+        for group in groups:
+            for item in group:
+                args += [item.start, item.end, item.member]
+        for _, writes in draws:
+            for command, _, values in writes.ops:
+                args += [command, len(values), *values]
+        reply = await self._place(keys=keys, args=args)
+        if _text(reply[0]) == "stale":
+            return [ReserveResult(ok=False, stale_token=int(reply[1]))] * len(groups)
+        results = []
+        for group, one in zip(groups, reply[1:], strict=True):
+            if _text(one[0]) == "ok":
+                results.append(ReserveResult(ok=True, added=int(one[1])))
+                continue
+            index = int(one[1]) - 1
+            item = group[index]
+            existing = BookingItem.from_member(item.resource_key, one[2])
+            results.append(ReserveResult(ok=False, conflict=Conflict(index, item, existing)))
+        return results

@@ -14,6 +14,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from evalgrid.i18n import N_, _
+from tui.footer import translate_footer
 from tui.operator_client import ProjectRow, SeatRow
 from tui.operator_model import WAITING
 from tui.states import hhmm, window_text
@@ -29,13 +31,14 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
     ProjectSeatsScreen DataTable { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "close", "close"),
-        Binding("d", "draw", "supplementary draw"),
+        Binding("escape,q", "close", N_("close")),
+        Binding("d", "draw", N_("supplementary draw")),
     ]
 
     def __init__(self, project: ProjectRow, seats: list[SeatRow], *,
                  can_draw: bool = True) -> None:
         super().__init__()
+        translate_footer(self)
         self.project = project
         self.seats = seats
         self.can_draw = can_draw  # an auditor sees the seats, and draws nothing
@@ -43,20 +46,23 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
     def compose(self) -> ComposeResult:
         p = self.project
         with Vertical():
-            yield Static(f"[b]{p.project_id}[/b] {p.state}  "
-                         f"{window_text(p.start, p.end)}  committee {p.committee_size}"
-                         + (f" = {p.drawn_seats}+{p.tenderer_reps} rep."
+            yield Static(f"[b]{p.project_id}[/b] {_(p.state)}  "
+                         f"{window_text(p.start, p.end)}  "
+                         + _("committee {n}").format(n=p.committee_size)
+                         + (_(" = {drawn}+{reps} rep.").format(drawn=p.drawn_seats,
+                                                               reps=p.tenderer_reps)
                             if p.tenderer_reps else "") + "\n"
                          f"{p.name}")
             yield DataTable(id="seats", cursor_type="row", zebra_stripes=True)
-            yield Static("d: supplementary draw for the selected seat   Esc: close"
-                         if self.can_draw else "read only   Esc: close", id="seats-hint")
+            yield Static(_("d: supplementary draw for the selected seat   Esc: close")
+                         if self.can_draw else _("read only   Esc: close"), id="seats-hint")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("Session", "Status", "Site", "Workstation", "In at", "Draw")
+        table.add_columns(*map(_, ("Session", "Status", "Site", "Workstation", "In at",
+                                   "Draw")))
         for s in self.seats:
-            table.add_row(s.session_id, s.status, s.site_id, s.workstation_id,
+            table.add_row(s.session_id, _(s.status), s.site_id, s.workstation_id,
                           hhmm(s.signed_in_at), s.draw_id[-8:], key=s.session_id)
         table.focus()
 
@@ -70,8 +76,11 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
             return
         if seat.status not in WAITING or self.project.state not in ("drawn", "evaluating"):
             self.query_one("#seats-hint", Static).update(
-                f"[red]no supplementary draw for a seat that is {seat.status} "
-                f"in a project that is {self.project.state}[/red]")
+                "[red]" + _("no supplementary draw for a seat that is {status} in a project "
+                            "that is {state}").format(status=_(seat.status),
+                                                      state=_(self.project.state))
+                + "[/red]")
+
             return
         self.dismiss(seat)
 

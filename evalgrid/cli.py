@@ -891,13 +891,35 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report_html(args: argparse.Namespace) -> int:
+    """The page from the signed JSON, in this process's language (the body is the same)."""
+    from coordinator.report import render_html
+
+    try:
+        signed = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        body, signature, key = signed["report"], signed["signature"], signed["public_key"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"file: {args.file} is not a signed report ({exc})") from None
+    page = render_html(body, signature=str(signature), public_key=str(key))
+    if args.out == "-":
+        sys.stdout.write(page)
+    else:
+        Path(args.out).write_text(page, encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0
+
+
 # --- the parser ----------------------------------------------------------------------------
+
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalgrid", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log at INFO (EVALGRID_LOG_LEVEL=DEBUG for more)")
+    parser.add_argument("--lang", default=None,
+                        help="language of consoles, booth, notices and reports: zh_CN or en "
+                        "(default: EVALGRID_LANG, else zh_CN under a zh_* locale, else en)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     pki = sub.add_parser("pki", help="the provincial CA and certificates")
@@ -1135,6 +1157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a report JSON (DATA_DIR/reports/PROJECT.json)")
     _add_trust(p)
     p.set_defaults(func=cmd_report_verify)
+    p = report_sub.add_parser("html", help="print a report's page (HTML) in the chosen "
+                              "language (--lang before the command)")
+    p.add_argument("file", help="a report JSON (DATA_DIR/reports/PROJECT.json)")
+    p.add_argument("-o", "--out", default="-", help="the HTML file; - writes to stdout")
+    p.set_defaults(func=cmd_report_html)
 
     from evalgrid.records_cli import register as register_records  # conduct, service, inspect
 
@@ -1229,8 +1256,24 @@ def _add_operator_steps(sub: Any) -> None:
     p.set_defaults(func=cmd_incident, action="decide")
 
 
+def _choose_language(explicit: str | None) -> None:
+    """One language for this process and the ones it starts (the demo's agents, booths)."""
+    from evalgrid.i18n import LanguageError, choose, set_language
+
+    try:
+        lang = set_language(choose(explicit))
+    except LanguageError as exc:
+        raise CliError(str(exc)) from None
+    os.environ["EVALGRID_LANG"] = lang
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        _choose_language(args.lang)
+    except CliError as exc:
+        print(f"evalgrid: {exc}", file=sys.stderr)
+        return 2
     # EVALGRID_LOG_LEVEL (e.g. DEBUG) reaches the demo's child processes too.
     level = os.environ.get("EVALGRID_LOG_LEVEL", "").upper() or (
         "INFO" if args.verbose else "WARNING")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -171,3 +172,22 @@ def wrap(text: str, width: int, subsequent_indent: str = "") -> list[str]:
     if line.strip() or not lines:
         lines.append(line)
     return lines
+
+
+@contextmanager
+def using(lang: str | None) -> Iterator[str]:
+    """Another language for a block (a report printed in Chinese by an English process);
+    `None` keeps the current one."""
+    global _current
+    before = language()
+    if lang:
+        set_language(lang)
+    try:
+        yield language()
+    finally:
+        _current = before
+
+
+def html_lang() -> str:
+    """The current language as an HTML `lang` attribute."""
+    return "zh-CN" if language() == "zh_CN" else "en"

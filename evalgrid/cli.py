@@ -893,7 +893,7 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
 
 def cmd_report_html(args: argparse.Namespace) -> int:
     """The page from the signed JSON, in this process's language (the body is the same)."""
-    from coordinator.report import render_html
+    from coordinator.report_page import render_html
 
     try:
         signed = json.loads(Path(args.file).read_text(encoding="utf-8"))

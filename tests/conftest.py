@@ -30,3 +30,17 @@ def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def _english() -> Iterator[None]:
+    """Tests read English unless they ask for Chinese (`evalgrid.i18n.using("zh_CN")`),
+    whatever the machine's locale or EVALGRID_LANG."""
+    from evalgrid import i18n
+
+    before = i18n._current
+    i18n.set_language("en")
+    try:
+        yield
+    finally:
+        i18n._current = before

@@ -80,7 +80,12 @@ HELP_NOTE = N_("Exceptions: * needs a supplementary draw, o open, blank = histor
 # shows the code itself, as before; the catalogue gives the trading centre's word.
 CODE_WORDS = (N_("no_show"), N_("no-show"), N_("decline"), N_("leave"), N_("recusal"),
               N_("displaced"), N_("site_offline"), N_("awaited"), N_("late"), N_("incident"),
-              N_("registered"), N_("drawn"), N_("reported"))
+              N_("registered"), N_("drawn"), N_("reported"), N_("OPERATOR"), N_("AUDITOR"),
+              N_("operator"), N_("auditor"), N_("notified"), N_("accepted"), N_("signed_in"),
+              N_("signed"), N_("declined"), N_("left"), N_("recused"), N_("lost"),
+              N_("redrawn"), N_("awaiting repair"), N_("decision due"), N_("waiting"),
+              N_("closed"), N_("postponed"), N_("reevaluated"), N_("resumed"))
+
 
 
 class GridUpdated(Message):
@@ -170,15 +175,17 @@ class OperatorConsole(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#cities", DataTable).add_columns(*map(_, (
-            "City", "Sites", "Online", "WS", "In use", "Use", "Fault", "Offline")))
-        self.query_one("#sites-table", DataTable).add_columns(*map(_, (
-            "Site", "City", "Link", "WS", "Free", "Resv", "In", "Eval", "Fault", "Off",
-            "Name")))
-        self.query_one("#projects-table", DataTable).add_columns(*map(_, (
-            "Project", "State", "Window", "Host", "Seats", "Draws", "Open", "Name")))
+        self.query_one("#cities", DataTable).add_columns(
+            _("City"), _("Sites"), _("Online"), _("WS"), _("In use"), _("Use"), _("Fault"),
+            _("Offline"))
+        self.query_one("#sites-table", DataTable).add_columns(
+            _("Site"), _("City"), _("Link"), _("WS"), _("Free"), _("Resv"), _("In"), _("Eval"),
+            _("Fault"), _("Off"), _("Name"))
+        self.query_one("#projects-table", DataTable).add_columns(
+            _("Project"), _("State"), _("Window"), _("Host"), _("Seats"), _("Draws"), _("Open"),
+            _("Name"))
         self.query_one("#exceptions-table", DataTable).add_columns(
-            "", *map(_, ("Kind", "Project", "Site", "Detail", "Session / WS")))
+            "", _("Kind"), _("Project"), _("Site"), _("Detail"), _("Session / WS"))
         search = self.query_one("#search", Input)
         search.cursor_blink = False if self.is_headless else search.cursor_blink
         self.query_one("#cities", DataTable).focus()
@@ -472,7 +479,7 @@ class OperatorConsole(App[None]):
         ).format(reason=_(issue.action))
         self._confirm_draw(DrawRequest(issue.project_id, issue.session_id, issue.site_id,
                                        issue.workstation_id, issue.action,
-                                       f"{issue.kind}: {issue.detail}", caveat))
+                                       f"{_(issue.kind)}: {issue.detail}", caveat))
 
     @on(DataTable.RowSelected, "#projects-table")
     def _project_selected(self) -> None:

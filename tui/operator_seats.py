@@ -59,8 +59,8 @@ class ProjectSeatsScreen(ModalScreen[SeatRow | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns(*map(_, ("Session", "Status", "Site", "Workstation", "In at",
-                                   "Draw")))
+        table.add_columns(_("Session"), _("Status"), _("Site"), _("Workstation"), _("In at"),
+                          _("Draw"))
         for s in self.seats:
             table.add_row(s.session_id, _(s.status), s.site_id, s.workstation_id,
                           hhmm(s.signed_in_at), s.draw_id[-8:], key=s.session_id)

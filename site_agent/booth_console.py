@@ -131,7 +131,7 @@ class SheetSession:
                  _("window {start} to {end}").format(start=local_text(start),
                                                      end=local_text(end, "%H:%M"))]
         if self.form.leader:
-            lines.append("you lead this committee")
+            lines.append(_("you lead this committee"))
         if self.form.returned_reason:
             lines.append(_("the leader returned your sheet: {reason}").format(
                 reason=self.form.returned_reason))
@@ -232,7 +232,7 @@ class SheetSession:
 
     def summary(self) -> list[str]:
         criteria = list(self.form.criteria)
-        lines = ["summary of your sheet (scores as you entered them)"]
+        lines = [_("summary of your sheet (scores as you entered them)")]
         for i, c in enumerate(criteria, 1):
             lines.append(f"  C{i} {c.name} " + _("(max {n})").format(n=c.max_score))
         per_row = 8  # columns of criteria that fit 80 columns next to the bid code
@@ -341,7 +341,7 @@ class SheetSession:
         lines = [_("committee: {signed} signed, {pending} still scoring").format(
             signed=len(review.signed), pending=len(review.pending))]
         if not review.warnings:
-            lines.append("no warnings")
+            lines.append(_("no warnings"))
         for w in review.warnings:
             what = _(WARNING_PHRASES.get(w.kind, w.kind.replace("_", " ")))
             lines.append(" " + _("member {member} bid {bid} {criterion}: {score} "

@@ -23,6 +23,8 @@ METHODS = {
     "works": N_("works: price score against the benchmark price + technical score"),
 }
 NOT_QUALIFIED = N_("did not pass the qualification review")
+CATEGORIES = (N_("goods"), N_("services"), N_("works"))
+
 WARNINGS = {"deviation": N_("score far from the committee's mean"),
             "objective_inconsistent": N_("objective criterion scored differently")}
 CSS = """
@@ -104,7 +106,9 @@ class _Page:
                                  .format(drawn=size - reps, reps=reps) if reps else "")
         window = p.get("window") or ["", ""]
         method = str(p.get("method"))
-        rows = [(N_("Project"), f"{esc(p['id'])} &middot; {esc(p.get('category'))}"),
+        category = str(p.get("category") or "")
+        rows = [(N_("Project"), f"{esc(p['id'])} &middot; "
+                 f"{esc(_(category) if category in CATEGORIES else category)}"),
                 (N_("Window"), esc(_("{start} to {end}").format(
                     start=local(window[0]), end=local(window[1], "%H:%M")))),
                 (N_("Host site"), esc(p.get("host_site"))),

@@ -213,12 +213,10 @@ def test_the_report_prints_in_chinese_with_every_label_translated(
     assert "Committee evaluation report" in render_html(body)  # the process stays English
 
 
-def test_report_html_cli_prints_the_filed_report_in_chinese(tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_html_cli_prints_the_filed_report_in_chinese(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from evalgrid import cli
 
-    monkeypatch.delenv("EVALGRID_LANG", raising=False)
     _report(tmp_path)
     report = next(tmp_path.glob("*.json"))
     out = tmp_path / "zh.html"

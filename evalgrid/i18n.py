@@ -153,18 +153,21 @@ def wrap(text: str, width: int, subsequent_indent: str = "") -> list[str]:
     a word wider than the line is split (nothing is cut, nothing runs past `width`)."""
     lines: list[str] = []
     line = ""
-    space = False
+    pending = ""  # the spaces before the next word: kept inside a line, dropped at a break
     for token in _TOKENS.findall(text):
         if token.isspace():
-            space = bool(line.strip())
+            pending += token
             continue
-        joined = line + (" " if space else "") + token
+        joined = line + pending + token
+        pending = ""
         if cell_len(joined) <= width:
-            line, space = joined, False
+            line = joined
             continue
         if line.strip():
             lines.append(line)
-        line, space = subsequent_indent + token, False
+            line = subsequent_indent + token
+        else:
+            line = joined
         while cell_len(line) > width:
             head = fit(line, width)
             lines.append(head)

@@ -182,3 +182,19 @@ async def test_the_booth_fits_80_columns(lang: str, scripted: list[str], tmp_pat
     else:
         assert "sheet: 0 of 9 scores entered" in out
     assert Decimal(draft.scores[("B-A", "T3")]) == 7
+
+
+@pytest.mark.parametrize("text", [
+    "a conflict of interest (e.g. you worked for a bidder) ends your seat here; another expert "
+    "is drawn in your place and your draft is discarded",
+    "  refused: the score must be between 0 and 10 with at most two decimals; nothing else "
+    "changed",
+    "bid B-A, price 123: Some  Company   Name Ltd and a long tail of words to wrap around it",
+    "x" * 100 + " tail",
+])
+def test_english_wraps_as_textwrap_did(text: str) -> None:
+    """The booth's messages in English look exactly as before the catalogues."""
+    import textwrap
+
+    for width in (40, 80):
+        assert wrap(text, width, "  ") == textwrap.wrap(text, width, subsequent_indent="  ")

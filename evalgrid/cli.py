@@ -16,7 +16,10 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evalgrid.i18n import _
+
 if TYPE_CHECKING:
+
     from evalgrid.trust import PinnedTrust
 
 DEFAULT_DATA_DIR = Path("data-dir")
@@ -310,9 +313,10 @@ def _activate_workstation(args: argparse.Namespace, pki_dir: Path) -> int:
     try:
         code, expires = asyncio.run(ask())
     except grpc.aio.AioRpcError as exc:
-        raise CliError(f"activation refused: {exc.details()}") from exc
-    print(f"activation code for {args.site}/{args.workstation}: {code} "
-          f"(one use, valid until {expires.astimezone(province_tz()):%H:%M %z})")
+        raise CliError(_("activation refused: {reason}").format(reason=exc.details())) from exc
+    print(_("activation code for {site}/{workstation}: {code} (one use, valid until {until})")
+          .format(site=args.site, workstation=args.workstation, code=code,
+                  until=f"{expires.astimezone(province_tz()):%H:%M %z}"))
     return 0
 
 
@@ -328,9 +332,9 @@ def _enrol_workstation(args: argparse.Namespace, pki_dir: Path) -> None:
             pki_dir=pki_dir, site_id=args.site, workstation_id=args.workstation, agent=target,
             activation_code=args.code))
     except grpc.aio.AioRpcError as exc:
-        raise CliError(f"enrolment refused: {exc.details()}") from exc
-    print(f"enrolled {enrolled.identity}: key made here, certificate {enrolled.serial} "
-          f"in {enrolled.cert_path}")
+        raise CliError(_("enrolment refused: {reason}").format(reason=exc.details())) from exc
+    print(_("enrolled {identity}: key made here, certificate {serial} in {path}").format(
+        identity=enrolled.identity, serial=enrolled.serial, path=enrolled.cert_path))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -431,9 +435,9 @@ def _reveal_plan(args: argparse.Namespace) -> int:
         raise CliError(f"plan reveal DATE: a date YYYY-MM-DD, not {args.reveal_date!r}") from exc
     revealed = asyncio.run(reveal_plan_seeds(day.isoformat(), _data_dir(args), args.redis_url))
     for plan_id, seed in revealed:
-        print(f"plan {plan_id} of {day}: seed {seed}")
-    print("each project's seed is HMAC-SHA256(plan seed, project id); `evalgrid draw verify` "
-          "checks it")
+        print(_("plan {plan} of {day}: seed {seed}").format(plan=plan_id, day=day, seed=seed))
+    print(_("each project's seed is HMAC-SHA256(plan seed, project id); `evalgrid draw verify` "
+            "checks it"))
     return 0
 
 
@@ -734,7 +738,7 @@ def cmd_draw_verify(args: argparse.Namespace) -> int:
         problems, checked = verify_draw_file(Path(args.file), trust,
                                              accept_unanchored=args.accept_unanchored)
     if problems:
-        print(f"draw verification FAILED ({checked} draw(s) checked):")
+        print(_("draw verification FAILED ({n} draw(s) checked):").format(n=checked))
         for problem in problems:
             print(f"  - {problem}")
         return 1
@@ -743,10 +747,10 @@ def cmd_draw_verify(args: argparse.Namespace) -> int:
             "evalgrid-draw-archive/1"
     except (OSError, ValueError, KeyError, TypeError):
         anchored = False
-    how = "anchored in the signed audit chain and replayed" if anchored else \
-        "replayed (format 1: NOT anchored in the audit chain)"
-    print(f"draw verified against {trust.source}: {checked} draw(s) {how}, identical "
-          "committee, venues and seats")
+    how = _("anchored in the signed audit chain and replayed") if anchored else \
+        _("replayed (format 1: NOT anchored in the audit chain)")
+    print(_("draw verified against {source}: {n} draw(s) {how}, identical committee, venues "
+            "and seats").format(source=trust.source, n=checked, how=how))
     return 0
 
 
@@ -762,9 +766,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         phase("checking the chain and every signature")
         check = asyncio.run(verify_audit(_data_dir(args), args.redis_url, trust))
     if not check.ok:
-        print(f"audit trail BROKEN: {check.reason}")
+        print(_("audit trail BROKEN: {reason}").format(reason=check.reason))
         return 1
-    print(f"audit trail intact: {check.entries_checked} entries, chain and signatures verified")
+    print(_("audit trail intact: {n} entries, chain and signatures verified").format(
+        n=check.entries_checked))
     return 0
 
 
@@ -882,12 +887,12 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
     trust = _trust(args)
     problems = verify_report(Path(args.file), trust)
     if problems:
-        print("report verification FAILED:")
+        print(_("report verification FAILED:"))
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    print(f"report verified: {args.file} is signed by the coordinator ({trust.source}) and "
-          "unaltered")
+    print(_("report verified: {file} is signed by the coordinator ({source}) and unaltered")
+          .format(file=args.file, source=trust.source))
     return 0
 
 
@@ -905,7 +910,8 @@ def cmd_report_html(args: argparse.Namespace) -> int:
         sys.stdout.write(page)
     else:
         Path(args.out).write_text(page, encoding="utf-8")
-        print(f"wrote {args.out}")
+        print(_("wrote {path}").format(path=args.out))
+
     return 0
 
 

@@ -194,3 +194,50 @@ def using(lang: str | None) -> Iterator[str]:
 def html_lang() -> str:
     """The current language as an HTML `lang` attribute."""
     return "zh-CN" if language() == "zh_CN" else "en"
+
+
+# What the coordinator and the agents answer most often at a desk or a booth. They answer in
+# English (one server serves desks in either language); `refusal` puts a known answer in the
+# reader's language and leaves any other as it came.
+REFUSALS = (
+    N_("no reserved seat at this site matches this identity and code"),
+    N_("evaluation has not started yet"),
+    N_("identity or code does not match this session"),
+    N_("no seat held here opens with this identity and code (checked here: the coordinator "
+       "is unreachable)"),
+    N_("the coordinator is unreachable and this seat's pass has not arrived (it comes at "
+       "evaluation start): sign in later"),
+    N_("this session is not on this workstation"),
+)
+FIELDS = (N_("code"), N_("session_id"), N_("workstation_id"), N_("id_number"))
+_LOCKED = re.compile(r"(?P<what>.+) is locked after (?P<n>\d+) wrong attempts until "
+                     r"(?P<until>.+?); an operator can unlock it \(`evalgrid signin unlock`, "
+                     r"audited\)")
+_LOCK_LABELS = ((re.compile(r"sign-in for this seat"), N_("sign-in for this seat")),
+                (re.compile(r"sign-in on workstation (?P<name>\S+)"),
+                 N_("sign-in on workstation {name}")),
+                (re.compile(r"check-in at the desk of (?P<name>\S+)"),
+                 N_("check-in at the desk of {name}")))
+
+
+def refusal(message: str) -> str:
+    """A server's `field: reason` in the current language when the reason is a known one."""
+    if language() == DEFAULT:
+        return message
+    field, sep, reason = message.partition(": ")
+    if not sep:
+        field, reason = "", message
+    locked = _LOCKED.fullmatch(reason)
+    if locked:
+        what = locked["what"]
+        for pattern, text in _LOCK_LABELS:
+            label = pattern.fullmatch(what)
+            if label:
+                what = _(text).format(**label.groupdict())
+                break
+        reason = _("{what} is locked after {n} wrong attempts until {until}; an operator can "
+                   "unlock it (`evalgrid signin unlock`, audited)").format(
+            what=what, n=locked["n"], until=locked["until"])
+    else:
+        reason = _(reason)
+    return f"{_(field)}: {reason}" if field else reason

@@ -21,7 +21,7 @@ from evalgrid_wire.v1 import common_pb2
 from rich.cells import cell_len
 
 from evalgrid.clock import local_text
-from evalgrid.i18n import N_, _, fit, pad, wrap
+from evalgrid.i18n import N_, _, fit, pad, refusal, wrap
 from evalgrid.score_rules import cell_problem, sheet_problems
 from evalgrid.wire import from_timestamp, from_window
 from site_agent.booth_draft import Draft, load_draft
@@ -98,7 +98,7 @@ async def _page(lines: list[str]) -> None:
 
 
 def _refusal(exc: grpc.aio.AioRpcError) -> str:
-    return f"{exc.details() or exc.code().name}"
+    return refusal(exc.details() or exc.code().name)
 
 
 class SheetSession:

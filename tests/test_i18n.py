@@ -17,7 +17,7 @@ from rich.cells import cell_len
 
 from coordinator.notifier import Notice
 from evalgrid import cli, i18n
-from evalgrid.i18n import LanguageError, _, catalogue, choose, fit, pad, using, wrap
+from evalgrid.i18n import LanguageError, _, catalogue, choose, fit, pad, refusal, using, wrap
 from evalgrid.i18n_extract import collect, source_files, texts_in
 from evalgrid.wire import to_window
 from site_agent import booth_console
@@ -198,3 +198,17 @@ def test_english_wraps_as_textwrap_did(text: str) -> None:
 
     for width in (40, 80):
         assert wrap(text, width, "  ") == textwrap.wrap(text, width, subsequent_indent="  ")
+
+
+def test_known_server_refusals_read_in_the_desks_language() -> None:
+    locked = ("code: sign-in on workstation S0001-V1-R01-W02 is locked after 5 wrong attempts "
+              "until 2026-03-02 09:40 +08:00; an operator can unlock it (`evalgrid signin "
+              "unlock`, audited)")
+    assert refusal(locked) == locked  # English: as the server said it
+    with using("zh_CN"):
+        assert refusal("code: no reserved seat at this site matches this identity and code") \
+            == "签到码: 本场地没有与该身份和签到码相符的预约席位"
+        assert refusal(locked) == ("签到码: 工位 S0001-V1-R01-W02 的签到因错误 5 次已锁定至 "
+                                   "2026-03-02 09:40 +08:00；操作员可以解锁（`evalgrid signin "
+                                   "unlock`，记入审计）")
+        assert refusal("project: something new") == "项目: something new"  # unknown: as said

@@ -241,3 +241,12 @@ def refusal(message: str) -> str:
     else:
         reason = _(reason)
     return f"{_(field)}: {reason}" if field else reason
+
+
+# Outcomes the coordinator answers with (ReplaceMember, recusal, notices, returns, incidents):
+# codes, shown through `_()` as words.
+OUTCOMES = (
+    N_("declined-redrawn"), N_("left-redrawn"), N_("no_show-redrawn"), N_("recused-redrawn"),
+    N_("declined-no-replacement"), N_("left-no-replacement"), N_("no_show-no-replacement"),
+    N_("recused-no-replacement"), N_("resent"), N_("returned"), N_("awaiting-repair"),
+    N_("no-seat"), N_("no-spare"))

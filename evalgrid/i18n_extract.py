@@ -78,7 +78,10 @@ def update(lang: str, found: dict[str, tuple[str | None, list[tuple[str, int]]]]
         string = old.get(msgid) or ("" if plural is None else ("",))
         if lang != "en" and (not string or string == ("",)):
             missing += 1
-        cat.add((msgid, plural) if plural else msgid, string, locations=where[:3])
+        files = sorted({path for path, _line in where})[:3]  # no line numbers: stable diffs
+        cat.add((msgid, plural) if plural else msgid, string,
+                locations=[(path, 0) for path in files])  # 0: written without a line
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as f:
         write_po(f, cat, width=96, omit_header=False, sort_output=True)

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: venv demo test test-system-redis chaos lint typecheck proto check-proto bench clean
+.PHONY: venv demo test test-system-redis chaos lint typecheck proto check-proto bench clean messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,13 @@ typecheck: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python -m evalgrid.wire_codegen proto
 
+# Bring the message catalogues (evalgrid/locale/*/LC_MESSAGES/evalgrid.po) up to date with the
+# sources' _() texts; then translate the new zh_CN entries (tests/test_i18n.py fails without).
+messages: $(STAMP)
+	$(BIN)/python -m evalgrid.i18n_extract
+
 bench: $(STAMP)
+
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:

@@ -26,6 +26,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from evalgrid.clock import PROVINCE_TZ
+from evalgrid.i18n import _
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -37,10 +40,23 @@ class Notice:
     end: datetime
     code: str  # one-time sign-in code
 
+    @property
+    def text(self) -> str:
+        """The notice as the expert reads it (SMS), in the coordinator's language, local time."""
+        start, end = self.start.astimezone(PROVINCE_TZ), self.end.astimezone(PROVINCE_TZ)
+        return _("Evaluation notice: please come to {venue} on {day}, {start} to {end} (+08), "
+                 "and sign in with code {code}. Reply to accept or decline; do not disclose "
+                 "this notice.").format(venue=self.venue, day=f"{start:%m-%d}",
+                                        start=f"{start:%H:%M}", end=f"{end:%H:%M}",
+                                        code=self.code)
+
+
     def to_dict(self) -> dict[str, str]:
         return {"notice_id": self.notice_id, "expert_id": self.expert_id,
                 "venue_id": self.venue_id, "venue": self.venue,
-                "start": self.start.isoformat(), "end": self.end.isoformat(), "code": self.code}
+                "start": self.start.isoformat(), "end": self.end.isoformat(), "code": self.code,
+                "text": self.text}
+
 
 
 class Notifier(Protocol):

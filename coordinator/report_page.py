@@ -15,14 +15,18 @@ from typing import Any
 
 from coordinator.domain.scoring import MIN_VALID_BIDS
 from evalgrid.clock import local_text
+from evalgrid.i18n import N_, _, html_lang, using
 
 METHODS = {
-    "comprehensive": "comprehensive scoring: price score + technical score, out of 100",
-    "lowest_price": "lowest valid price (technical criteria must be met)",
-    "works": "works: price score against the benchmark price + technical score",
+    "comprehensive": N_("comprehensive scoring: price score + technical score, out of 100"),
+    "lowest_price": N_("lowest valid price (technical criteria must be met)"),
+    "works": N_("works: price score against the benchmark price + technical score"),
 }
-WARNINGS = {"deviation": "score far from the committee's mean",
-            "objective_inconsistent": "objective criterion scored differently"}
+NOT_QUALIFIED = N_("did not pass the qualification review")
+CATEGORIES = (N_("goods"), N_("services"), N_("works"))
+
+WARNINGS = {"deviation": N_("score far from the committee's mean"),
+            "objective_inconsistent": N_("objective criterion scored differently")}
 CSS = """
 body { font-family: "Noto Sans", "DejaVu Sans", sans-serif; font-size: 10.5pt; margin: 2em;
        color: #111; }
@@ -86,7 +90,7 @@ class _Page:
 
     def seat(self, expert_ref: str | None) -> str:
         if not expert_ref:
-            return "all members"
+            return _("all members")
         return str(self.seats.get(expert_ref, expert_ref))
 
     def criterion(self, criterion_id: str) -> str:
@@ -98,49 +102,59 @@ class _Page:
         p = self.project
         reps = int(p.get("tenderer_reps") or 0)
         size = int(p.get("committee_size") or 0)
-        committee = f"{size}" + (f" ({size - reps} drawn + {reps} tenderer representative(s))"
-                                 if reps else "")
+        committee = f"{size}" + (" " + _("({drawn} drawn + {reps} tenderer representative(s))")
+                                 .format(drawn=size - reps, reps=reps) if reps else "")
         window = p.get("window") or ["", ""]
-        rows = [("Project", f"{esc(p['id'])} &middot; {esc(p.get('category'))}"),
-                ("Window", f"{esc(local(window[0]))} to {esc(local(window[1], '%H:%M'))}"),
-                ("Host site", esc(p.get("host_site"))),
-                ("Method", esc(METHODS.get(str(p.get("method")), p.get("method")))),
-                ("Committee", esc(committee)),
-                ("Closed", esc(local(self.body.get("closed_at"))))]
-        meta = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
-        return (f"<h1>Committee evaluation report: {esc(p['name'])}</h1>"
+        method = str(p.get("method"))
+        category = str(p.get("category") or "")
+        rows = [(N_("Project"), f"{esc(p['id'])} &middot; "
+                 f"{esc(_(category) if category in CATEGORIES else category)}"),
+                (N_("Window"), esc(_("{start} to {end}").format(
+                    start=local(window[0]), end=local(window[1], "%H:%M")))),
+                (N_("Host site"), esc(p.get("host_site"))),
+                (N_("Method"), esc(_(METHODS[method]) if method in METHODS
+                                   else p.get("method"))),
+                (N_("Committee"), esc(committee)),
+                (N_("Closed"), esc(local(self.body.get("closed_at"))))]
+        meta = "".join(f"<tr><td><b>{_(k)}</b></td><td>{v}</td></tr>" for k, v in rows)
+        return ("<h1>" + esc(_("Committee evaluation report: {name}").format(name=p["name"]))
+                + "</h1>"
                 f"<table class=meta>{meta}</table>")
 
     def verdict(self) -> str:
         if self.evaluation.get("failed"):
             valid = sum(1 for b in self.bids if b.get("valid"))
-            return (f"<p class='verdict failed'>Tender failed: fewer than {MIN_VALID_BIDS} "
-                    f"valid bids ({valid} valid). No award is made.</p>"
+            return ("<p class='verdict failed'>" + _(
+                "Tender failed: fewer than {min} valid bids ({valid} valid). No award is made."
+            ).format(min=MIN_VALID_BIDS, valid=valid) + "</p>"
                     f"<p class=muted>{esc(self.evaluation.get('reason'))}</p>")
         ranking = list(self.evaluation.get("ranking") or [])
         if not ranking:
-            return "<p class=verdict>No ranking.</p>"
+            return f"<p class=verdict>{_('No ranking.')}</p>"
         first = ranking[0]
-        return (f"<p class=verdict>Recommended (rank 1): {esc(self.code(first))} &ndash; "
-                f"{self.bidder(first)}</p>")
+        return (f"<p class=verdict>{_('Recommended (rank 1):')} {esc(self.code(first))} "
+                f"&ndash; {self.bidder(first)}</p>")
 
     def criteria_table(self) -> str:
         if not self.criteria:
-            return "<p>No scored criteria.</p>"
+            return f"<p>{_('No scored criteria.')}</p>"
         rows = "".join(
             f"<tr><td>{esc(c['id'])}</td><td>{esc(c['name'])}</td>"
             f"<td class=n>{esc(c['max_score'])}</td>"
-            f"<td>{'objective' if c.get('objective') else 'judgement'}</td></tr>"
+            f"<td>{_('objective') if c.get('objective') else _('judgement')}</td></tr>"
             for c in self.criteria)
         total = sum(_num(c["max_score"]) for c in self.criteria)
         extra = []
         if self.project.get("method") != "lowest_price" and self.project.get("price_weight"):
-            extra.append(f"price weight {esc(self.project['price_weight'])}")
+            extra.append(_("price weight {weight}").format(
+                weight=esc(self.project["price_weight"])))
         if self.evaluation.get("benchmark_price"):
-            extra.append(f"benchmark price {esc(self.evaluation['benchmark_price'])}")
-        note = f"<p class=muted>{'; '.join(extra)}.</p>" if extra else ""
-        return (f"<table><tr><th>Id</th><th>Criterion</th><th class=n>Max</th><th>Kind</th></tr>"
-                f"{rows}<tr><td></td><td><b>Technical total</b></td>"
+            extra.append(_("benchmark price {price}").format(
+                price=esc(self.evaluation["benchmark_price"])))
+        note = f"<p class=muted>{_('; ').join(extra)}{_('.')}</p>" if extra else ""
+        return (f"<table><tr><th>{_('Id')}</th><th>{_('Criterion')}</th>"
+                f"<th class=n>{_('Max')}</th><th>{_('Kind')}</th></tr>"
+                f"{rows}<tr><td></td><td><b>{_('Technical total')}</b></td>"
                 f"<td class=n><b>{total:g}</b></td><td></td></tr></table>{note}")
 
     def ranking_table(self) -> str:
@@ -149,16 +163,17 @@ class _Page:
                 f"<tr><td class=c>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
                 f"<td>{self.bidder(b['bidder_id'])}</td><td class=n>{esc(b['price'])}</td></tr>"
                 for b in self.bids if b.get("valid"))
-            return (f"<table><tr><th>Code</th><th>Bidder</th><th class=n>Price</th></tr>{listed}"
-                    "</table><p class=muted>Valid bids; not scored, no ranking.</p>")
+            return (f"<table><tr><th>{_('Code')}</th><th>{_('Bidder')}</th>"
+                    f"<th class=n>{_('Price')}</th></tr>{listed}</table>"
+                    f"<p class=muted>{_('Valid bids; not scored, no ranking.')}</p>")
         ids = [c["id"] for c in self.criteria]
         head = "".join(f"<th class=n title='{esc(self.criterion(i))}'>{esc(i)}</th>" for i in ids)
         valid = [b for b in self.bids if b.get("valid")]
         # Only the columns the method fills: no technical score without criteria, no price
         # score or total under lowest price.
-        extra = [(key, title) for key, title in (("technical", "Technical"),
-                                                  ("price_score", "Price score"),
-                                                  ("total", "Total"))
+        extra = [(key, title) for key, title in (("technical", N_("Technical")),
+                                                  ("price_score", N_("Price score")),
+                                                  ("total", N_("Total")))
                  if (key != "technical" or ids) and any(b.get(key) for b in valid)]
         rows = []
         for b in valid:
@@ -171,16 +186,19 @@ class _Page:
                 f"<td class=c>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
                 f"<td>{self.bidder(b['bidder_id'])}</td><td class=n>{esc(b['price'])}</td>"
                 f"{cells}{more}</tr>")
-        extra_head = "".join(f"<th class=n>{title}</th>" for _, title in extra)
+        extra_head = "".join(f"<th class=n>{_(title)}</th>" for key, title in extra)
         ties = "".join(
-            f"<li>tie between {esc(', '.join(self.code(x) for x in t['tied']))}: resolved by "
-            f"{esc(t['resolved_by'])}, order {esc(', '.join(self.code(x) for x in t['order']))}"
-            f"</li>" for t in self.evaluation.get("ties", []))
-        note = ("<p class=muted>Committee score per criterion: the mean of the members' scores "
-                "(the single highest and lowest dropped with more than 5 members), "
-                "reported to 0.01.</p>") if ids else ""
-        return (f"<table><tr><th class=n>Rank</th><th>Code</th><th>Bidder</th>"
-                f"<th class=n>Price</th>{head}{extra_head}</tr>{''.join(rows)}</table>"
+            "<li>" + esc(_("tie between {tied}: resolved by {rule}, order {order}").format(
+                tied=", ".join(self.code(x) for x in t["tied"]), rule=t["resolved_by"],
+                order=", ".join(self.code(x) for x in t["order"])))
+            + "</li>" for t in self.evaluation.get("ties", []))
+        note = ("<p class=muted>" + _(
+            "Committee score per criterion: the mean of the members' scores (the single "
+            "highest and lowest dropped with more than 5 members), reported to 0.01.")
+                + "</p>") if ids else ""
+        return (f"<table><tr><th class=n>{_('Rank')}</th><th>{_('Code')}</th>"
+                f"<th>{_('Bidder')}</th><th class=n>{_('Price')}</th>{head}{extra_head}</tr>"
+                f"{''.join(rows)}</table>"
                 + note + (f"<ul>{ties}</ul>" if ties else ""))
 
     def chart(self) -> str:
@@ -196,7 +214,7 @@ class _Page:
         parts = []
         if self.project.get("method") == "lowest_price":
             peak = max(_num(b["price"]) for b in ranked) or 1.0
-            title = "Bid prices (lower wins)"
+            title = _("Bid prices (lower wins)")
             for i, b in enumerate(ranked):
                 y = 28 + i * row_h
                 w = bar_w * _num(b["price"]) / peak
@@ -207,7 +225,7 @@ class _Page:
                     f'fill="{colour}"/><text x="{label_w + w + 4:.1f}" y="{y + 13}" '
                     f'font-size="11">{esc(b["price"])}</text>')
         else:
-            title = "Total score out of 100: technical + price score"
+            title = _("Total score out of 100: technical + price score")
             scale = bar_w / 100
             for tick in (0, 25, 50, 75, 100):
                 x = label_w + tick * scale
@@ -227,10 +245,10 @@ class _Page:
                     f'<text x="{label_w + tech + price + 4:.1f}" y="{y + 13}" font-size="11">'
                     f'{esc(b.get("total") or "")}</text>')
             parts.append('<rect x="120" y="4" width="10" height="10" fill="#3b6ea8"/>'
-                         '<text x="134" y="13" font-size="10">technical</text>'
+                         f'<text x="134" y="13" font-size="10">{_("technical")}</text>'
                          '<rect x="200" y="4" width="10" height="10" fill="#e39b2d"/>'
-                         '<text x="214" y="13" font-size="10">price score</text>')
-        return (f"<h2>Chart</h2><p class=muted>{title}</p>"
+                         f'<text x="214" y="13" font-size="10">{_("price score")}</text>')
+        return (f"<h2>{_('Chart')}</h2><p class=muted>{title}</p>"
                 f'<svg viewBox="0 0 {label_w + bar_w + 100} {height + 4}" width="100%" '
                 f'style="max-width:{label_w + bar_w + 100}px" role="img" '
                 f'aria-label="{esc(title)}">{"".join(parts)}</svg>')
@@ -238,27 +256,27 @@ class _Page:
     def invalid_bids(self) -> str:
         invalid = [b for b in self.bids if not b.get("valid")]
         if not invalid:
-            return "<p>None: every bid passed the qualification review.</p>"
+            return f"<p>{_('None: every bid passed the qualification review.')}</p>"
         reasons = {x["bidder_id"]: x.get("reason", "") for x in self.body.get("invalid_bids", [])}
         rows = "".join(
             f"<tr><td class=c>{esc(b.get('code') or self.code(b['bidder_id']))}</td>"
             f"<td>{self.bidder(b['bidder_id'])}</td><td class=n>{esc(b['price'])}</td>"
-            f"<td>{esc(reasons.get(b['bidder_id']) or 'did not pass the qualification review')}"
+            f"<td>{esc(reasons.get(b['bidder_id']) or _(NOT_QUALIFIED))}"
             f"</td></tr>" for b in invalid)
-        return (f"<table><tr><th>Code</th><th>Bidder</th><th class=n>Price</th><th>Reason</th>"
-                f"</tr>{rows}</table>")
+        return (f"<table><tr><th>{_('Code')}</th><th>{_('Bidder')}</th>"
+                f"<th class=n>{_('Price')}</th><th>{_('Reason')}</th></tr>{rows}</table>")
 
     def member_sheets(self) -> str:
         sheets = self.body.get("sheets", [])
         if self.evaluation.get("failed"):
-            return "<p>Not scored: the tender failed before detailed scoring.</p>"
+            return f"<p>{_('Not scored: the tender failed before detailed scoring.')}</p>"
         if not self.criteria:
-            return ("<p>No criteria to score under this method: each member's signed sheet is "
-                    "listed under the signatures.</p>")
+            return ("<p>" + _("No criteria to score under this method: each member's signed "
+                              "sheet is listed under the signatures.") + "</p>")
         if not sheets:
-            return "<p>No signed sheets.</p>"
+            return f"<p>{_('No signed sheets.')}</p>"
         ids = [c["id"] for c in self.criteria]
-        head = "".join(f"<th class=n>{esc(c['id'])}<br><span class=muted>max "
+        head = "".join(f"<th class=n>{esc(c['id'])}<br><span class=muted>{_('max')} "
                        f"{esc(c['max_score'])}</span></th>" for c in self.criteria)
         by_bid: dict[str, dict[str, dict[str, str]]] = {}
         for sheet in sheets:
@@ -280,18 +298,19 @@ class _Page:
                             + "".join(f"<td class=n>{esc(scores.get(i, '-'))}</td>" for i in ids)
                             + f"<td class=n>{total:.2f}</td></tr>")
             crit = b.get("criteria") or {}
-            rows.append("<tr><th>Committee</th>"
+            rows.append(f"<tr><th>{_('Committee')}</th>"
                         + "".join(f"<th class=n>{esc(crit.get(i, ''))}</th>" for i in ids)
                         + f"<th class=n>{esc(b.get('technical') or '')}</th></tr>")
             out.append(f"<div class=keep><h3>{esc(b.get('code') or self.code(b['bidder_id']))}"
-                       f" &ndash; {self.bidder(b['bidder_id'])}</h3><table><tr><th>Seat</th>"
-                       f"{head}<th class=n>Sum</th></tr>{''.join(rows)}</table></div>")
+                       f" &ndash; {self.bidder(b['bidder_id'])}</h3><table><tr>"
+                       f"<th>{_('Seat')}</th>{head}<th class=n>{_('Sum')}</th></tr>"
+                       f"{''.join(rows)}</table></div>")
         return "".join(out)
 
     def warnings(self) -> str:
         items = self.evaluation.get("warnings", [])
         if not items:
-            return "<p>None.</p>"
+            return f"<p>{_('None.')}</p>"
         returns = list(self.body.get("returned_sheets", []))
         rows = []
         for w in items:
@@ -301,21 +320,26 @@ class _Page:
             involved = {ref} if ref else {x["expert_ref"] for x in w.get("scores", [])}
             returned = [r for r in returns if r.get("expert_ref") in involved]
             if returned:
-                resolution = "; ".join(
-                    f"sheet of {esc(self.seat(r['expert_ref']))} returned by the leader "
-                    f"{esc(local(r.get('at'), '%H:%M'))}: &ldquo;{esc(r.get('reason'))}&rdquo;, "
-                    "then signed again" for r in returned) + (
-                    "; the final score stands" if w.get("score") or spread else "")
+                resolution = _("; ").join(
+                    _("sheet of {member} returned by the leader {time}: "
+                      "&ldquo;{reason}&rdquo;, then signed again").format(
+                        member=esc(self.seat(r["expert_ref"])),
+                        time=esc(local(r.get("at"), "%H:%M")), reason=esc(r.get("reason")))
+                    for r in returned) + (
+                    _("; the final score stands") if w.get("score") or spread else "")
             else:
-                resolution = "reviewed by the committee leader; the signed score stands"
+                resolution = _("reviewed by the committee leader; the signed score stands")
+            kind = w["kind"]
             rows.append(
-                f"<tr><td>{esc(WARNINGS.get(w['kind'], w['kind'].replace('_', ' ')))}</td>"
+                f"<tr><td>{esc(_(WARNINGS[kind]) if kind in WARNINGS else kind.replace('_', ' '))}"
+                "</td>"
                 f"<td>{esc(self.seat(ref))}</td><td class=c>{esc(self.code(w['bidder_id']))}</td>"
                 f"<td>{esc(self.criterion(w['criterion_id']))}</td>"
                 f"<td class=n>{esc(w.get('score') or spread)}</td>"
                 f"<td class=n>{esc(w.get('mean'))}</td><td>{resolution}</td></tr>")
-        return ("<table><tr><th>Warning</th><th>Member</th><th>Bid</th><th>Criterion</th>"
-                "<th class=n>Score(s)</th><th class=n>Committee mean</th><th>Resolution</th>"
+        return (f"<table><tr><th>{_('Warning')}</th><th>{_('Member')}</th><th>{_('Bid')}</th>"
+                f"<th>{_('Criterion')}</th><th class=n>{_('Score(s)')}</th>"
+                f"<th class=n>{_('Committee mean')}</th><th>{_('Resolution')}</th>"
                 f"</tr>{''.join(rows)}</table>")
 
     def returns(self) -> str:
@@ -325,8 +349,9 @@ class _Page:
         rows = "".join(
             f"<tr><td>{esc(local(r.get('at'), '%H:%M'))}</td><td>{esc(self.seat(r['expert_ref']))}"
             f"</td><td>{esc(r.get('reason'))}</td></tr>" for r in items)
-        return ("<h2>Sheets returned by the leader</h2><table><tr><th>At</th><th>Member</th>"
-                f"<th>Reason</th></tr>{rows}</table>")
+        return (f"<h2>{_('Sheets returned by the leader')}</h2><table><tr>"
+                f"<th>{_('At')}</th><th>{_('Member')}</th><th>{_('Reason')}</th></tr>"
+                f"{rows}</table>")
 
     def signatures(self, signature: str, public_key: str) -> str:
         seals = {s["expert_ref"]: s for s in self.body.get("sheets", [])}
@@ -335,43 +360,56 @@ class _Page:
         for m in self.body.get("committee", []):
             ref = m["expert_ref"]
             seal = seals.get(ref, {})
-            role = "leader" if ref == leader else "member"
-            signed = "signed" if ref in seals else esc(str(m.get("status", "")).replace("_", " "))
+            role = _("leader") if ref == leader else _("member")
+            signed = _("signed") if ref in seals else esc(
+                _(str(m.get("status", "")).replace("_", " ")))
             rows.append(
                 f"<tr><td>{esc(self.seat(ref))}</td><td><code>{esc(ref)}</code></td>"
                 f"<td>{role}</td><td>{signed}</td>"
                 f"<td>{esc(local(m.get('signed_in_at'), '%H:%M')) if m.get('signed_in_at') else ''}"
                 f"</td><td><code>{esc(str(seal.get('digest', ''))[:16])}</code></td></tr>")
-        report_seal = (f"<p>Report signed by the coordinator (Ed25519): signature "
-                       f"<code>{esc(signature[:32])}&hellip;</code>, key "
-                       f"<code>{esc(public_key[:16])}&hellip;</code>. The JSON beside this page "
-                       "holds it in full; check with <code>evalgrid report verify</code>.</p>"
+        report_seal = ("<p>" + _(
+            "Report signed by the coordinator (Ed25519): signature <code>{signature}&hellip;"
+            "</code>, key <code>{key}&hellip;</code>. The JSON beside this page holds it in "
+            "full; check with <code>evalgrid report verify</code>.").format(
+                signature=esc(signature[:32]), key=esc(public_key[:16])) + "</p>"
                        if signature else "")
-        return ("<table><tr><th>Seat</th><th>Member (opaque)</th><th>Role</th><th>Sheet</th>"
-                "<th>Signed in</th><th>Sheet digest</th></tr>"
+        heads = "".join(f"<th>{_(h)}</th>" for h in (
+            N_("Seat"), N_("Member (opaque)"), N_("Role"), N_("Sheet"), N_("Signed in"),
+            N_("Sheet digest")))
+        return (f"<table><tr>{heads}</tr>"
                 f"{''.join(rows)}</table>{report_seal}"
-                "<table class=sign><tr><th>Committee leader</th><th>Host site supervisor</th>"
-                "<th>Date</th></tr><tr><td></td><td></td><td></td></tr></table>")
+                f"<table class=sign><tr><th>{_('Committee leader')}</th>"
+                f"<th>{_('Host site supervisor')}</th>"
+                f"<th>{_('Date')}</th></tr><tr><td></td><td></td><td></td></tr></table>")
 
 
-def render_html(body: Mapping[str, Any], *, signature: str = "", public_key: str = "") -> str:
-    """The whole page; `signature` and `public_key` are the report's own (hex)."""
+def render_html(body: Mapping[str, Any], *, signature: str = "", public_key: str = "",
+                lang: str | None = None) -> str:
+    """The whole page; `signature` and `public_key` are the report's own (hex); `lang` prints
+    it in another language than the process's (`zh_CN` or `en`)."""
+    with using(lang):
+        return _render(body, signature, public_key)
+
+
+def _render(body: Mapping[str, Any], signature: str, public_key: str) -> str:
     page = _Page(body)
     draws = body.get("supplementary_draws", 0)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Committee report {esc(page.project['id'])}</title><style>{CSS}</style></head><body>
+<html lang="{html_lang()}"><head><meta charset="utf-8">
+<title>{esc(_("Committee report {project}").format(project=page.project["id"]))}</title>
+<style>{CSS}</style></head><body>
 {page.header()}
 {page.verdict()}
-<h2>Criteria</h2>{page.criteria_table()}
-<h2>Result</h2>{page.ranking_table()}
+<h2>{_("Criteria")}</h2>{page.criteria_table()}
+<h2>{_("Result")}</h2>{page.ranking_table()}
 {page.chart()}
-<h2>Invalid bids</h2>{page.invalid_bids()}
-<h2>Members' scores by seat</h2>{page.member_sheets()}
-<h2>Warnings and their resolution</h2>{page.warnings()}
+<h2>{_("Invalid bids")}</h2>{page.invalid_bids()}
+<h2>{_("Members' scores by seat")}</h2>{page.member_sheets()}
+<h2>{_("Warnings and their resolution")}</h2>{page.warnings()}
 {page.returns()}
-<h2>Committee and signatures</h2>{page.signatures(signature, public_key)}
-<p class=muted>Supplementary draws: {esc(draws)}. All times are the province's local time
-(+08).</p>
+<h2>{_("Committee and signatures")}</h2>{page.signatures(signature, public_key)}
+<p class=muted>{_("Supplementary draws: {n}. All times are the province's local time (+08).")
+                .format(n=esc(draws))}</p>
 </body></html>
 """

@@ -16,7 +16,10 @@ from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evalgrid.i18n import _
+
 if TYPE_CHECKING:
+
     from evalgrid.trust import PinnedTrust
 
 DEFAULT_DATA_DIR = Path("data-dir")
@@ -314,9 +317,10 @@ def _activate_workstation(args: argparse.Namespace, pki_dir: Path) -> int:
     try:
         code, expires = asyncio.run(ask())
     except grpc.aio.AioRpcError as exc:
-        raise CliError(f"activation refused: {exc.details()}") from exc
-    print(f"activation code for {args.site}/{args.workstation}: {code} "
-          f"(one use, valid until {expires.astimezone(province_tz()):%H:%M %z})")
+        raise CliError(_("activation refused: {reason}").format(reason=exc.details())) from exc
+    print(_("activation code for {site}/{workstation}: {code} (one use, valid until {until})")
+          .format(site=args.site, workstation=args.workstation, code=code,
+                  until=f"{expires.astimezone(province_tz()):%H:%M %z}"))
     return 0
 
 
@@ -332,9 +336,9 @@ def _enrol_workstation(args: argparse.Namespace, pki_dir: Path) -> None:
             pki_dir=pki_dir, site_id=args.site, workstation_id=args.workstation, agent=target,
             activation_code=args.code))
     except grpc.aio.AioRpcError as exc:
-        raise CliError(f"enrolment refused: {exc.details()}") from exc
-    print(f"enrolled {enrolled.identity}: key made here, certificate {enrolled.serial} "
-          f"in {enrolled.cert_path}")
+        raise CliError(_("enrolment refused: {reason}").format(reason=exc.details())) from exc
+    print(_("enrolled {identity}: key made here, certificate {serial} in {path}").format(
+        identity=enrolled.identity, serial=enrolled.serial, path=enrolled.cert_path))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -436,11 +440,11 @@ def _reveal_plan(args: argparse.Namespace) -> int:
     revealed, day_seed = asyncio.run(reveal_seeds(day.isoformat(), _data_dir(args),
                                                    args.redis_url))
     for plan_id, seed in revealed:
-        print(f"plan {plan_id} of {day}: seed {seed}")
+        print(_("plan {plan} of {day}: seed {seed}").format(plan=plan_id, day=day, seed=seed))
     if day_seed:
-        print(f"seed round of {day}: seed {day_seed}")
-    print("each draw's seed is HMAC-SHA256(day seed, project id, or id/n for the n-th redraw); "
-          "`evalgrid draw verify` checks it")
+        print(_("seed round of {day}: seed {seed}").format(day=day, seed=day_seed))
+    print(_("each draw's seed is HMAC-SHA256(day seed, project id, or id/n for the n-th "
+            "redraw); `evalgrid draw verify` checks it"))
     return 0
 
 
@@ -786,7 +790,7 @@ def cmd_draw_verify(args: argparse.Namespace) -> int:
                                              accept_unanchored=args.accept_unanchored,
                                              registry=registry, rules=rules)
     if problems:
-        print(f"draw verification FAILED ({checked} draw(s) checked):")
+        print(_("draw verification FAILED ({n} draw(s) checked):").format(n=checked))
         for problem in problems:
             print(f"  - {problem}")
         return 1
@@ -795,13 +799,13 @@ def cmd_draw_verify(args: argparse.Namespace) -> int:
             "evalgrid-draw-archive/1"
     except (OSError, ValueError, KeyError, TypeError):
         anchored = False
-    how = "anchored in the signed audit chain and replayed" if anchored else \
-        "replayed (format 1: NOT anchored in the audit chain)"
-    print(f"draw verified against {trust.source}: {checked} draw(s) {how}, identical "
-          "committee, venues and seats")
+    how = _("anchored in the signed audit chain and replayed") if anchored else \
+        _("replayed (format 1: NOT anchored in the audit chain)")
+    print(_("draw verified against {source}: {n} draw(s) {how}, identical committee, venues "
+            "and seats").format(source=trust.source, n=checked, how=how))
     if registry is not None:
-        print("pools re-derived from the registry snapshot and the rules: no candidate "
-              "missing or extra (booking and conduct bars as declared)")
+        print(_("pools re-derived from the registry snapshot and the rules: no candidate "
+                "missing or extra (booking and conduct bars as declared)"))
     return 0
 
 
@@ -817,9 +821,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         phase("checking the chain and every signature")
         check = asyncio.run(verify_audit(_data_dir(args), args.redis_url, trust))
     if not check.ok:
-        print(f"audit trail BROKEN: {check.reason}")
+        print(_("audit trail BROKEN: {reason}").format(reason=check.reason))
         return 1
-    print(f"audit trail intact: {check.entries_checked} entries, chain and signatures verified")
+    print(_("audit trail intact: {n} entries, chain and signatures verified").format(
+        n=check.entries_checked))
     return 0
 
 
@@ -937,22 +942,45 @@ def cmd_report_verify(args: argparse.Namespace) -> int:
     trust = _trust(args)
     problems = verify_report(Path(args.file), trust)
     if problems:
-        print("report verification FAILED:")
+        print(_("report verification FAILED:"))
         for problem in problems:
             print(f"  - {problem}")
         return 1
-    print(f"report verified: {args.file} is signed by the coordinator ({trust.source}) and "
-          "unaltered")
+    print(_("report verified: {file} is signed by the coordinator ({source}) and unaltered")
+          .format(file=args.file, source=trust.source))
+    return 0
+
+
+def cmd_report_html(args: argparse.Namespace) -> int:
+    """The page from the signed JSON, in this process's language (the body is the same)."""
+    from coordinator.report_page import render_html
+
+    try:
+        signed = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        body, signature, key = signed["report"], signed["signature"], signed["public_key"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"file: {args.file} is not a signed report ({exc})") from None
+    page = render_html(body, signature=str(signature), public_key=str(key))
+    if args.out == "-":
+        sys.stdout.write(page)
+    else:
+        Path(args.out).write_text(page, encoding="utf-8")
+        print(_("wrote {path}").format(path=args.out))
+
     return 0
 
 
 # --- the parser ----------------------------------------------------------------------------
 
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalgrid", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log at INFO (EVALGRID_LOG_LEVEL=DEBUG for more)")
+    parser.add_argument("--lang", default=None,
+                        help="language of consoles, booth, notices and reports: zh_CN or en "
+                        "(default: EVALGRID_LANG, else zh_CN under a zh_* locale, else en)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     pki = sub.add_parser("pki", help="the provincial CA and certificates")
@@ -1211,6 +1239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="a report JSON (DATA_DIR/reports/PROJECT.json)")
     _add_trust(p)
     p.set_defaults(func=cmd_report_verify)
+    p = report_sub.add_parser("html", help="print a report's page (HTML) in the chosen "
+                              "language (--lang before the command)")
+    p.add_argument("file", help="a report JSON (DATA_DIR/reports/PROJECT.json)")
+    p.add_argument("-o", "--out", default="-", help="the HTML file; - writes to stdout")
+    p.set_defaults(func=cmd_report_html)
 
     from evalgrid.records_cli import register as register_records  # conduct, service, inspect
 
@@ -1311,8 +1344,24 @@ def _add_operator_steps(sub: Any) -> None:
     p.set_defaults(func=cmd_incident, action="decide")
 
 
+def _choose_language(explicit: str | None) -> None:
+    """One language for this process and the ones it starts (the demo's agents, booths)."""
+    from evalgrid.i18n import LanguageError, choose, set_language
+
+    try:
+        lang = set_language(choose(explicit))
+    except LanguageError as exc:
+        raise CliError(str(exc)) from None
+    os.environ["EVALGRID_LANG"] = lang
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        _choose_language(args.lang)
+    except CliError as exc:
+        print(f"evalgrid: {exc}", file=sys.stderr)
+        return 2
     # EVALGRID_LOG_LEVEL (e.g. DEBUG) reaches the demo's child processes too.
     level = os.environ.get("EVALGRID_LOG_LEVEL", "").upper() or (
         "INFO" if args.verbose else "WARNING")

@@ -43,6 +43,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from evalgrid.datadir import DataDir
+from evalgrid.i18n import N_, _
 from evalgrid.ids import request_id
 from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S, to_timestamp
@@ -168,7 +169,7 @@ async def run_demo(options: DemoOptions) -> int:
     if options.fresh and data.root.exists():
         shutil.rmtree(data.root)
     data.ensure()
-    console.print(f"[bold]evalgrid demo[/] - data in {data.root}")
+    console.print("[bold]evalgrid demo[/] - " + _("data in {path}").format(path=data.root))
 
     # The day: tomorrow in UTC+8; the draw happens the evening before.
     tz8 = timedelta(hours=8)
@@ -222,8 +223,8 @@ async def run_demo(options: DemoOptions) -> int:
         operator = operator_pb2_grpc.OperatorStub(secure_channel(
             target, channel_credentials(data.pki, "operator", OPERATOR), retry=True))
         await _wait_online(operator, len(province.sites))
-        console.print(f"grid up: coordinator and {len(province.sites)} site agents online "
-                      "(mutual TLS)")
+        console.print(_("grid up: coordinator and {n} site agents online (mutual TLS)").format(
+            n=len(province.sites)))
 
         grid = _Grid(data, target, agent_ports, operator, province, stats,
                      random.Random(options.seed), options)
@@ -231,7 +232,7 @@ async def run_demo(options: DemoOptions) -> int:
         if options.tui:
             if not await _day_under_console(grid, data, target):
                 await grid.close()
-                console.print("demo stopped from the console before the day was over")
+                console.print(_("demo stopped from the console before the day was over"))
                 return 1
         else:
             with Progress(TextColumn("{task.description:<28}"), BarColumn(),
@@ -291,7 +292,8 @@ async def _reveal_plans(grid: _Grid, data: DataDir, redis_url: str, console: Con
         except OfflineError as exc:
             grid.stats.errors.append(f"plan reveal {day}: {exc}")
             continue
-        console.print(f"plan seed of {day} revealed ({len(revealed)} plan(s))")
+        console.print(_("plan seed of {day} revealed ({n} plan(s))").format(
+            day=day, n=len(revealed)))
 
 
 async def _day_under_console(grid: _Grid, data: DataDir, target: str) -> bool:
@@ -413,7 +415,7 @@ class _Grid:
     async def register_projects(self, progress: Progress) -> None:
         from coordinator.province import codec
 
-        task = progress.add_task("host sites register", total=len(self.projects))
+        task = progress.add_task(_("host sites register"), total=len(self.projects))
         links: dict[str, site_link_pb2_grpc.SiteLinkStub] = {}
         for project in self.projects.values():
             site = project.host_site_id
@@ -446,7 +448,7 @@ class _Grid:
                            p.window.start + timedelta(hours=8)).date()})
         total = sum(1 for p in self.projects.values()
                     if (p.window.start + timedelta(hours=8)).date() in days)
-        task = progress.add_task("three-random draws (plan)", total=total)
+        task = progress.add_task(_("three-random draws (plan)"), total=total)
         self.plan_days = sorted(set(self.plan_days) | set(days))
         done = 0
         for day in days:
@@ -480,7 +482,7 @@ class _Grid:
         """Experts answer their notices; a decline triggers a supplementary draw."""
         from coordinator.notifier import read_outbox
 
-        task = progress.add_task("experts answer notices", total=None)
+        task = progress.add_task(_("experts answer notices"), total=None)
         outbox = self.data.outbox / "notices.jsonl"
         while True:
             fresh = [n for n in read_outbox(outbox) if n["notice_id"] not in self._answered]
@@ -513,7 +515,7 @@ class _Grid:
         for notice in self.accepted:
             seats_by_start[datetime.fromisoformat(notice["start"]).astimezone(UTC).isoformat()
                            ].append(notice)
-        task = progress.add_task("evaluate and report", total=len(self.drawn))
+        task = progress.add_task(_("evaluate and report"), total=len(self.drawn))
         if self.options.plant_no_show and not self.stats.planted and seats_by_start:
             first = seats_by_start[min(seats_by_start)]
             self.stats.planted = min(n["expert_id"] for n in first)  # never shows up
@@ -545,7 +547,7 @@ class _Grid:
         from coordinator.notifier import read_outbox
 
         outbox = self.data.outbox / "notices.jsonl"
-        for _ in range(10):
+        for _attempt in range(10):
             # Replacements first: they are notified at the window start and come at once.
             fresh = [n for n in read_outbox(outbox) if n["notice_id"] not in self._answered]
             for notice in fresh:
@@ -655,16 +657,27 @@ class _Grid:
 
 def _print_summary(console: Console, summary: dict[str, Any], stats: DemoStats,
                    details: list[str]) -> None:
-    table = Table(title="evalgrid demo - summary", show_header=False)
+    table = Table(title=_("evalgrid demo - summary"), show_header=False)
     for key, value in summary.items():
-        table.add_row(key.replace("_", " "), str(value))
+        table.add_row(_(key.replace("_", " ")), str(value))
     console.print(table)
     for error in stats.errors[:10]:
-        console.print(f"[red]error:[/] {error}")
+        console.print(f"[red]{_('error:')}[/] {error}")
     for detail in details[:10]:
-        console.print(f"[red]violation:[/] {detail}")
+        console.print(f"[red]{_('violation:')}[/] {detail}")
     if summary["projects_reported"] == summary["projects"] and not details and not stats.errors:
-        console.print("[green]every project reported; no double booking; no rule violation[/]")
-    console.print(f"reports: {Path(summary['data_dir']) / 'reports'}  -  try "
-                  f"`evalgrid draw export PROJECT --out d.json --data-dir {summary['data_dir']}`"
-                  " then `evalgrid draw verify d.json`")
+        console.print("[green]" + _("every project reported; no double booking; no rule "
+                                    "violation") + "[/]")
+    console.print(_("reports: {path}  -  try `{export}` then `evalgrid draw verify d.json`").format(
+        path=Path(summary["data_dir"]) / "reports",
+        export=f"evalgrid draw export PROJECT --out d.json --data-dir {summary['data_dir']}"))
+
+
+# The summary's lines, as `_print_summary` shows them.
+SUMMARY_WORDS = (
+    N_("sites"), N_("workstations"), N_("experts"), N_("projects"), N_("projects drawn"),
+    N_("projects reported"), N_("failed tenders"), N_("declines"), N_("no shows"),
+    N_("recusals"), N_("supplementary draws"), N_("days"), N_("planted no show"),
+    N_("planted later seats"), N_("sign ins"), N_("sheets signed"), N_("double bookings"),
+    N_("rule violations"), N_("audit entries"), N_("audit intact"), N_("errors"),
+    N_("elapsed s"), N_("data dir"))

@@ -20,6 +20,7 @@ from evalgrid_wire.v1 import operator_pb2, operator_pb2_grpc
 from rich.console import Console
 from rich.table import Table
 
+from evalgrid.i18n import _
 from evalgrid.ids import request_id
 from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S, from_timestamp
@@ -79,7 +80,7 @@ async def start_evaluation(link: OperatorLink, project_id: str, rid: str | None 
     reply = await link.call("StartEvaluation", lambda s: s.StartEvaluation(
         operator_pb2.ProjectRequest(request_id=_rid(rid), project_id=project_id),
         timeout=UNARY_DEADLINE_S))
-    return f"{project_id}: {reply.state}"
+    return f"{project_id}: {_(reply.state)}"
 
 
 async def close_evaluation(link: OperatorLink, project_id: str, rid: str | None = None) -> str:
@@ -87,7 +88,8 @@ async def close_evaluation(link: OperatorLink, project_id: str, rid: str | None 
     reply = await link.call("CloseEvaluation", lambda s: s.CloseEvaluation(
         operator_pb2.ProjectRequest(request_id=_rid(rid), project_id=project_id),
         timeout=CLOSE_DEADLINE_S))
-    return f"{project_id}: {reply.state}; signed report {reply.detail}"
+    return _("{project}: {state}; signed report {report}").format(
+        project=project_id, state=_(reply.state), report=reply.detail)
 
 
 async def reply_to_notice(link: OperatorLink, notice_id: str, *, accept: bool, reason: str,
@@ -96,7 +98,7 @@ async def reply_to_notice(link: OperatorLink, notice_id: str, *, accept: bool, r
         operator_pb2.NoticeReplyRequest(request_id=_rid(rid), notice_id=notice_id,
                                         accept=accept, reason=reason),
         timeout=UNARY_DEADLINE_S))
-    return f"notice {notice_id}: {reply.outcome}"
+    return _("notice {notice}: {outcome}").format(notice=notice_id, outcome=_(reply.outcome))
 
 
 async def resend_notice(link: OperatorLink, notice_id: str, reason: str,
@@ -105,18 +107,18 @@ async def resend_notice(link: OperatorLink, notice_id: str, reason: str,
         operator_pb2.ResendNoticeRequest(request_id=_rid(rid), notice_id=notice_id,
                                          reason=reason),
         timeout=UNARY_DEADLINE_S))
-    return f"notice {notice_id}: {reply.outcome}"
+    return _("notice {notice}: {outcome}").format(notice=notice_id, outcome=_(reply.outcome))
 
 
 async def list_notices(link: OperatorLink, project_id: str) -> Table:
     reply = await link.call("ListNotices", lambda s: s.ListNotices(
         operator_pb2.ListNoticesRequest(project_id=project_id), timeout=UNARY_DEADLINE_S))
-    table = Table(title=f"notices of {reply.project_id} (no codes, no names; times "
-                        f"{link.offset()})")
-    for column in ("notice", "member", "status", "venue", "time"):
+    table = Table(title=_("notices of {project} (no codes, no names; times {offset})").format(
+        project=reply.project_id, offset=link.offset()))
+    for column in (_("notice"), _("member"), _("status"), _("venue"), _("time")):
         table.add_column(column)
     for n in reply.notices:
-        table.add_row(n.notice_id, n.expert_ref, n.status, n.venue,
+        table.add_row(n.notice_id, n.expert_ref, _(n.status), n.venue,
                       f"{link.short(from_timestamp(n.start))}-"
                       f"{from_timestamp(n.end).astimezone(link.tz):%H:%M}")
     return table
@@ -130,16 +132,18 @@ async def unlock_sign_in(link: OperatorLink, *, site_id: str, workstation_id: st
                                          session_id=session_id, reason=reason),
         timeout=UNARY_DEADLINE_S))
     if not reply.unlocked:
-        return "nothing was locked there"
-    return "lifted: " + ", ".join(reply.unlocked)
+        return _("nothing was locked there")
+    return _("lifted: {what}").format(what=", ".join(reply.unlocked))
 
 
 def incident_table(link: OperatorLink, incidents: list[operator_pb2.Incident]) -> Table:
-    table = Table(title=f"incidents ({len(incidents)}; times {link.offset()})")
-    for column in ("incident", "project", "site", "state", "deadline", "may decide"):
+    table = Table(title=_("incidents ({n}; times {offset})").format(n=len(incidents),
+                                                                   offset=link.offset()))
+    for column in (_("incident"), _("project"), _("site"), _("state"), _("deadline"),
+                   _("may decide")):
         table.add_column(column)
     for i in incidents:
-        table.add_row(i.incident_id, i.project_id, i.site_id, i.state,
+        table.add_row(i.incident_id, i.project_id, i.site_id, _(i.state.replace("_", " ")),
                       link.short(from_timestamp(i.deadline)), ", ".join(i.allowed) or "-")
     return table
 
@@ -163,7 +167,9 @@ async def decide_incident(link: OperatorLink, incident_id: str, decision: str, n
         request.new_window_end.CopyFrom(to_timestamp(window[1]))
     reply = await link.call("DecideIncident", lambda s: s.DecideIncident(
         request, timeout=UNARY_DEADLINE_S))
-    return f"incident {incident_id}: {reply.outcome} (now {reply.incident.state})"
+    return _("incident {incident}: {outcome} (now {state})").format(
+        incident=incident_id, outcome=_(reply.outcome),
+        state=_(reply.incident.state.replace("_", " ")))
 
 
 async def advance_clock(link: OperatorLink, to: datetime) -> str:
@@ -171,18 +177,20 @@ async def advance_clock(link: OperatorLink, to: datetime) -> str:
 
     reply = await link.call("AdvanceClock", lambda s: s.AdvanceClock(
         operator_pb2.AdvanceClockRequest(to=to_timestamp(to)), timeout=UNARY_DEADLINE_S))
-    return f"the simulated clock reads {link.when(from_timestamp(reply.now))}"
+    return _("the simulated clock reads {time}").format(time=link.when(from_timestamp(reply.now)))
 
 
 async def list_projects(link: OperatorLink, day: str) -> Table:
     reply = await link.call("ListProjects", lambda s: s.ListProjects(
         operator_pb2.ListProjectsRequest(day=day), timeout=UNARY_DEADLINE_S))
-    table = Table(title=f"projects{' of ' + day if day else ''} ({len(reply.projects)}; "
-                        f"times {link.offset()})")
-    for column in ("project", "state", "host", "window", "members"):
+    title = _("projects of {day} ({n}; times {offset})") if day else _(
+        "projects ({n}; times {offset})")
+    table = Table(title=title.format(day=day, n=len(reply.projects), offset=link.offset()))
+    for column in (_("project"), _("state"), _("host"), _("window"), _("members")):
         table.add_column(column)
     for p in reply.projects:
-        table.add_row(p.project_id, p.state, p.host_site_id,
+        table.add_row(p.project_id, _(p.state), p.host_site_id,
+
                       f"{link.short(from_timestamp(p.window_start))}-"
                       f"{from_timestamp(p.window_end).astimezone(link.tz):%H:%M}",
                       str(p.committee_size))

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from evalgrid.i18n import _
 from evalgrid.ids import request_id
 from evalgrid.tls import channel_credentials, secure_channel
 
@@ -58,16 +59,20 @@ async def run_plan_client(*, pki_dir: Path, operator: str, coordinator: str, day
 
 
 def _print_summary(console: Console, summary: operator_pb2.PlanSummary) -> None:
-    table = Table(title=f"day plan {summary.day} ({summary.plan_id}) on {summary.executor}")
-    for column in ("project", "outcome", "draw", "seats", "why not drawn"):
+    table = Table(title=_("day plan {day} ({plan}) on {executor}").format(
+        day=summary.day, plan=summary.plan_id, executor=summary.executor))
+    for column in (_("project"), _("outcome"), _("draw"), _("seats"), _("why not drawn")):
         table.add_column(column)
     for o in summary.outcomes:
         style = "" if o.outcome == "drawn" else "yellow"
-        table.add_row(o.project_id, f"[{style}]{o.outcome}[/]" if style else o.outcome,
+        table.add_row(o.project_id, f"[{style}]{_(o.outcome)}[/]" if style else _(o.outcome),
                       o.draw_id[:12], str(o.seats) if o.seats else "", o.reason)
     console.print(table)
-    console.print(
-        f"{summary.drawn} drawn, {summary.refused} refused, {summary.starved} starved, "
-        f"{summary.conflicts} booking conflict(s), {summary.skipped} skipped of "
-        f"{summary.projects}; screening {summary.screening_s:.2f} s, drawing "
-        f"{summary.drawing_s:.2f} s; plan seed SHA-256 {summary.seed_hash[:16]}...")
+    console.print(_(
+        "{drawn} drawn, {refused} refused, {starved} starved, {conflicts} booking conflict(s), "
+        "{skipped} skipped of {projects}; screening {screening} s, drawing {drawing} s; plan "
+        "seed SHA-256 {seed}...").format(
+        drawn=summary.drawn, refused=summary.refused, starved=summary.starved,
+        conflicts=summary.conflicts, skipped=summary.skipped, projects=summary.projects,
+        screening=f"{summary.screening_s:.2f}", drawing=f"{summary.drawing_s:.2f}",
+        seed=summary.seed_hash[:16]))

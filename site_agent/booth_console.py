@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import textwrap
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import grpc
 from evalgrid_wire.v1 import common_pb2
+from rich.cells import cell_len
 
 from evalgrid.clock import local_text
+from evalgrid.i18n import N_, _, fit, pad, refusal, wrap
 from evalgrid.score_rules import cell_problem, sheet_problems
 from evalgrid.wire import from_timestamp, from_window
 from site_agent.booth_draft import Draft, load_draft
@@ -29,8 +30,8 @@ from site_agent.booth_terminal import BoothTerminal, Score
 WIDTH = 80
 PAGE = 20  # lines shown before "more": the screen is 24 lines, with room for the prompt
 
-WARNING_PHRASES = {"deviation": "far from the committee's mean",
-                   "objective_inconsistent": "objective item scored differently"}
+WARNING_PHRASES = {"deviation": N_("far from the committee's mean"),
+                   "objective_inconsistent": N_("objective item scored differently")}
 
 
 def _read_line(prompt: str) -> str:
@@ -76,28 +77,28 @@ async def _ask_secret(prompt: str) -> str:
 
 def _say(text: str) -> None:
     """A message, wrapped to the 80 columns of the booth's screen (nothing is cut)."""
-    print(textwrap.fill(text, WIDTH, subsequent_indent="  "))
+    print("\n".join(wrap(text, WIDTH, subsequent_indent="  ")))
 
 
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "~"
+    return fit(text, width, "~")
 
 
 async def _page(lines: list[str]) -> None:
     """Show `lines` a screen at a time; a line wider than the screen wraps (names and
     questions are read whole)."""
     lines = [part for line in lines
-             for part in (textwrap.wrap(line, WIDTH, subsequent_indent="    ")
-                          if len(line) > WIDTH else [line])]
+             for part in (wrap(line, WIDTH, subsequent_indent="    ")
+                          if cell_len(line) > WIDTH else [line])]
     for start in range(0, len(lines), PAGE):
         for line in lines[start:start + PAGE]:
             print(line)
         if start + PAGE < len(lines):
-            await _ask("-- more: Enter --")
+            await _ask(_("-- more: Enter --"))
 
 
 def _refusal(exc: grpc.aio.AioRpcError) -> str:
-    return f"{exc.details() or exc.code().name}"
+    return refusal(exc.details() or exc.code().name)
 
 
 class SheetSession:
@@ -126,12 +127,14 @@ class SheetSession:
 
     def header(self) -> list[str]:
         start, end = from_window(self.form.window)
-        lines = [f"project: {self.form.project_name}",
-                 f"window {local_text(start)} to {local_text(end, '%H:%M')}"]
+        lines = [_("project: {name}").format(name=self.form.project_name),
+                 _("window {start} to {end}").format(start=local_text(start),
+                                                     end=local_text(end, "%H:%M"))]
         if self.form.leader:
-            lines.append("you lead this committee")
+            lines.append(_("you lead this committee"))
         if self.form.returned_reason:
-            lines.append(f"the leader returned your sheet: {self.form.returned_reason}")
+            lines.append(_("the leader returned your sheet: {reason}").format(
+                reason=self.form.returned_reason))
         return lines
 
     # --- the menu ----------------------------------------------------------------------------
@@ -145,21 +148,23 @@ class SheetSession:
         while True:
             done = len(self.draft.scores)
             total = len(self.bids) * len(self.maxima)
-            print(f"\nsheet: {done} of {total} scores entered")
+            print("\n" + _("sheet: {done} of {total} scores entered").format(done=done,
+                                                                            total=total))
             if self.signed:
-                print("your sheet is signed")
+                print(_("your sheet is signed"))
             for i, bid in enumerate([] if self.signed else self.form.bids, 1):
                 left = len(self.missing(bid.code))
-                state = "complete" if not left else f"{left} to score"
-                print(_cut(f" {i:>2}  bid {self.bid_label(bid)}", 60).ljust(60) + state)
+                state = _("complete") if not left else _("{n} to score").format(n=left)
+                print(pad(_cut(f" {i:>2}  " + _("bid {bid}").format(bid=self.bid_label(bid)),
+                               60), 60) + state)
             line = ""
             for key in self.menu():
-                if len(line) + len(key) + 3 > WIDTH:
+                if cell_len(line) + cell_len(key) + 3 > WIDTH:
                     print(line)
                     line = ""
                 line += "   " + key
             print(line)
-            choice = (await _ask("choice: ")).lower()
+            choice = (await _ask(_("choice: "))).lower()
             if choice.isdigit() and 1 <= int(choice) <= len(self.form.bids) and not self.signed:
                 await self.score_bid(self.form.bids[int(choice) - 1])
                 await self.save_to_server()
@@ -168,7 +173,7 @@ class SheetSession:
                     if not self.form.leader:
                         return "signed"
                     self.signed = True  # the leader stays: the review comes once all signed
-                    print("you lead the committee: 'l' reviews it once every member signed")
+                    print(_("you lead the committee: 'l' reviews it once every member signed"))
             elif choice == "c":
                 await self.clarifications()
             elif choice == "x" and not self.signed:
@@ -179,20 +184,20 @@ class SheetSession:
             elif choice == "q":
                 return "signed" if self.signed else "left"
             else:
-                _say(f"no such choice: {choice!r}")
+                _say(_("no such choice: {choice}").format(choice=repr(choice)))
 
     def menu(self) -> list[str]:
-        keys = [] if self.signed else ["s summary and sign", "x declare a conflict"]
-        keys.append("c questions")
+        keys = [] if self.signed else [_("s summary and sign"), _("x declare a conflict")]
+        keys.append(_("c questions"))
         if self.form.leader:
-            keys.append("l committee review")
-        keys.append("q leave" + ("" if self.signed else " (draft kept)"))
+            keys.append(_("l committee review"))
+        keys.append(_("q leave") if self.signed else _("q leave (draft kept)"))
         return keys
 
     async def score_bid(self, bid: common_pb2.BidInfo) -> None:
         name = f": {bid.bidder_name}" if bid.bidder_name else ""
-        _say(f"bid {bid.code}, price {bid.price}{name}")
-        print("Enter keeps the value in [brackets]; '-' goes back to the sheet")
+        _say(_("bid {bid}, price {price}").format(bid=bid.code, price=bid.price) + name)
+        print(_("Enter keeps the value in [brackets]; '-' goes back to the sheet"))
         for criterion in self.form.criteria:
             top = Decimal(criterion.max_score)
             key = (bid.code, criterion.id)
@@ -201,16 +206,18 @@ class SheetSession:
                 shown = f" [{now}]" if now is not None else ""
                 name = _cut(criterion.name, 44)
                 text = await _ask(f"  {name} (0..{top}){shown}: ")
+
                 if text == "-":
                     return
                 if not text:
                     if now is not None:
                         break
-                    print("  a score is needed here ('-' to go back)")
+                    print(_("  a score is needed here ('-' to go back)"))
                     continue
                 reason = cell_problem(text, top)
                 if reason is not None:
-                    _say(f"  refused: {reason}; nothing else changed")
+                    _say("  " + _("refused: {reason}; nothing else changed").format(
+                        reason=reason))
                     continue
                 self.draft.put(bid.code, criterion.id, text)
                 break
@@ -220,17 +227,18 @@ class SheetSession:
         try:
             await self.booth.submit(self.scores(), signed=False)
         except grpc.aio.AioRpcError as exc:
-            _say(f"draft kept at this booth; the coordinator said: {_refusal(exc)}")
+            _say(_("draft kept at this booth; the coordinator said: {reason}").format(
+                reason=_refusal(exc)))
 
     def summary(self) -> list[str]:
         criteria = list(self.form.criteria)
-        lines = ["summary of your sheet (scores as you entered them)"]
+        lines = [_("summary of your sheet (scores as you entered them)")]
         for i, c in enumerate(criteria, 1):
-            lines.append(f"  C{i} {c.name} (max {c.max_score})")
+            lines.append(f"  C{i} {c.name} " + _("(max {n})").format(n=c.max_score))
         per_row = 8  # columns of criteria that fit 80 columns next to the bid code
         for first in range(0, len(criteria), per_row):
             part = criteria[first:first + per_row]
-            lines.append("bid     " + "".join(f"{'C' + str(first + j + 1):>8}"
+            lines.append(pad(_("bid"), 8) + "".join(f"{'C' + str(first + j + 1):>8}"
                                                for j in range(len(part))))
             for bid in self.form.bids:
                 cells = "".join(f"{self.draft.scores.get((bid.code, c.id), '--'):>8}"
@@ -246,106 +254,115 @@ class SheetSession:
         if problems:
             names = {c.id: c.name for c in self.form.criteria}
             missing = self.missing()
-            print(f"not ready to sign: {len(problems)} score(s) missing or refused")
-            first = (f"bid {missing[0][0]}, {names[missing[0][1]]}: missing" if missing
+            print(_("not ready to sign: {n} score(s) missing or refused").format(
+                n=len(problems)))
+            first = (_("bid {bid}, {criterion}: missing").format(
+                bid=missing[0][0], criterion=names[missing[0][1]]) if missing
                      else f"{problems[0][0]}: {problems[0][1]}")
-            print(_cut(f"  first: {first}", WIDTH))
+            print(_cut("  " + _("first: {problem}").format(problem=first), WIDTH))
             return False
-        answer = await _ask("sign the sheet now? it cannot be changed after [y/N]: ")
+        answer = await _ask(_("sign the sheet now? it cannot be changed after [y/N]: "))
         if answer.lower() != "y":
-            print("not signed: back to the sheet")
+            print(_("not signed: back to the sheet"))
             return False
         try:
             reply = await self.booth.submit(self.scores(), signed=True)
         except grpc.aio.AioRpcError as exc:
-            _say(f"not signed: {_refusal(exc)}; your draft is kept")
+            _say(_("not signed: {reason}; your draft is kept").format(reason=_refusal(exc)))
             return False
         if reply.queued:
-            print("sheet signed; kept by the site while the coordinator is away, sent later")
+            print(_("sheet signed; kept by the site while the coordinator is away, sent later"))
         else:
-            print(f"sheet signed and delivered (digest {reply.digest[:16]}...)")
+            print(_("sheet signed and delivered (digest {digest}...)").format(
+                digest=reply.digest[:16]))
         return True
 
     async def clarifications(self) -> None:
         try:
             listed = await self.booth.clarifications()
         except grpc.aio.AioRpcError as exc:
-            _say(f"questions unavailable: {_refusal(exc)}")
+            _say(_("questions unavailable: {reason}").format(reason=_refusal(exc)))
             return
-        lines = [f"questions to bidders ({len(listed.items)})"]
+        lines = [_("questions to bidders ({n})").format(n=len(listed.items))]
         for item in listed.items:
             asked = local_text(from_timestamp(item.asked_at), "%H:%M")
-            lines.append(f" {asked} bid {item.bid_code}: {item.question}")
+            lines.append(f" {asked} " + _("bid {bid}").format(bid=item.bid_code)
+                         + f": {item.question}")
             if item.answer:
                 at = local_text(from_timestamp(item.answered_at), "%H:%M")
-                lines.append(f"   answer {at}: {item.answer}")
+                lines.append("   " + _("answer {time}: {answer}").format(time=at,
+                                                                       answer=item.answer))
             else:
                 lines.append("   awaiting the bidder's answer")
         await _page(lines)
-        code = (await _ask("ask about bid (its code; Enter to go back): ")).upper()
+        code = (await _ask(_("ask about bid (its code; Enter to go back): "))).upper()
         if not code:
             return
         if code not in self.bids:
-            _say(f"no bid {code!r} on this sheet")
+            _say(_("no bid {bid} on this sheet").format(bid=repr(code)))
             return
-        question = await _ask("your question: ")
+        question = await _ask(_("your question: "))
         if not question:
-            print("nothing asked")
+            print(_("nothing asked"))
             return
         try:
             await self.booth.ask(code, question)
         except grpc.aio.AioRpcError as exc:
-            _say(f"not sent: {_refusal(exc)}")
+            _say(_("not sent: {reason}").format(reason=_refusal(exc)))
             return
-        print("sent to the bidder through the coordinator; the answer shows here")
+        print(_("sent to the bidder through the coordinator; the answer shows here"))
 
     async def recuse(self) -> bool:
-        print("a conflict of interest (e.g. you worked for a bidder) ends your seat here;")
-        print("another expert is drawn in your place and your draft is discarded")
-        reason = await _ask("the conflict, in a few words (Enter to go back): ")
+        print(_("a conflict of interest (e.g. you worked for a bidder) ends your seat here;"))
+        print(_("another expert is drawn in your place and your draft is discarded"))
+        reason = await _ask(_("the conflict, in a few words (Enter to go back): "))
         if not reason:
             return False
-        if (await _ask("declare it now? [y/N]: ")).lower() != "y":
-            print("nothing declared: back to the sheet")
+        if (await _ask(_("declare it now? [y/N]: "))).lower() != "y":
+            print(_("nothing declared: back to the sheet"))
             return False
         try:
             reply = await self.booth.declare_recusal(reason)
         except grpc.aio.AioRpcError as exc:
-            _say(f"not recorded: {_refusal(exc)}")
+            _say(_("not recorded: {reason}").format(reason=_refusal(exc)))
             return False
         self.draft.discard()
-        print(f"conflict recorded ({reply.outcome}); thank you, you may leave the booth")
+        print(_("conflict recorded ({outcome}); thank you, you may leave the booth").format(
+            outcome=_(reply.outcome)))
         return True
 
     async def leader_review(self) -> None:
         try:
             review = await self.booth.review()
         except grpc.aio.AioRpcError as exc:
-            _say(f"review unavailable: {_refusal(exc)}")
+            _say(_("review unavailable: {reason}").format(reason=_refusal(exc)))
             return
         names = {c.id: c.name for c in self.form.criteria}
-        lines = [f"committee: {len(review.signed)} signed, {len(review.pending)} still scoring"]
+        lines = [_("committee: {signed} signed, {pending} still scoring").format(
+            signed=len(review.signed), pending=len(review.pending))]
         if not review.warnings:
-            lines.append("no warnings")
+            lines.append(_("no warnings"))
         for w in review.warnings:
-            what = WARNING_PHRASES.get(w.kind, w.kind.replace("_", " "))
-            lines.append(f" member {w.expert_ref} bid {w.bid_code} "
-                         f"{names.get(w.criterion_id, w.criterion_id)}: {w.score} "
-                         f"(mean {w.mean}) {what}")
+            what = _(WARNING_PHRASES.get(w.kind, w.kind.replace("_", " ")))
+            lines.append(" " + _("member {member} bid {bid} {criterion}: {score} "
+                                 "(mean {mean}) {what}").format(
+                member=w.expert_ref, bid=w.bid_code,
+                criterion=names.get(w.criterion_id, w.criterion_id), score=w.score,
+                mean=w.mean, what=what))
         await _page(lines)
-        ref = await _ask("return a signed sheet: member (Enter to go back): ")
+        ref = await _ask(_("return a signed sheet: member (Enter to go back): "))
         if not ref:
             return
-        reason = await _ask("reason given to the member: ")
+        reason = await _ask(_("reason given to the member: "))
         if not reason:
-            print("a reason is required; nothing returned")
+            print(_("a reason is required; nothing returned"))
             return
         try:
             reply = await self.booth.return_sheet(ref, reason)
         except grpc.aio.AioRpcError as exc:
-            _say(f"not returned: {_refusal(exc)}")
+            _say(_("not returned: {reason}").format(reason=_refusal(exc)))
             return
-        _say(f"sheet of {ref}: {reply.outcome}")
+        _say(_("sheet of {member}: {outcome}").format(member=ref, outcome=_(reply.outcome)))
 
 
 async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent: str,
@@ -355,32 +372,33 @@ async def run_console(*, pki_dir: Path, site_id: str, workstation_id: str, agent
     draft_file = draft_path or pki_dir.parent / "booths" / site_id / workstation_id / "draft.json"
     try:
         enrolled = await booth.enrol()
-        print(f"workstation {enrolled.workstation_id} (room {enrolled.room_id}) ready",
-              flush=True)
+        print(_("workstation {workstation} (room {room}) ready").format(
+            workstation=enrolled.workstation_id, room=enrolled.room_id), flush=True)
         while True:
-            id_number = await _ask("ID number (empty to quit): ")
+            id_number = await _ask(_("ID number (empty to quit): "))
             if not id_number:
                 return 0
-            code = await _ask_secret("one-time code from the notice (not shown): ")
+            code = await _ask_secret(_("one-time code from the notice (not shown): "))
             try:
                 signed_in = await booth.sign_in(id_number, code)
                 form = await booth.form()
             except grpc.aio.AioRpcError as exc:
-                _say(f"sign-in refused: {_refusal(exc)}")
+                _say(_("sign-in refused: {reason}").format(reason=_refusal(exc)))
                 continue
-            _say(f"welcome, {signed_in.expert_name}; this workstation is now locked to you")
+            _say(_("welcome, {name}; this workstation is now locked to you").format(
+                name=signed_in.expert_name))
             draft = load_draft(draft_file, signed_in.session_id, [b.code for b in form.bids],
                                {c.id: Decimal(c.max_score) for c in form.criteria})
             outcome = await SheetSession(booth, form, draft).run()
             if outcome == "signed":
                 return 0
             if outcome == "left":
-                print("your draft is kept at this booth; sign in again to go on")
+                print(_("your draft is kept at this booth; sign in again to go on"))
     except grpc.aio.AioRpcError as exc:
-        _say(f"error: {exc.code().name}: {exc.details()}")
+        _say(_("error: {code}: {detail}").format(code=exc.code().name, detail=exc.details()))
         return 1
     except EOFError:
-        print("\ninput closed: nothing signed was lost; the draft is kept at this booth")
+        print("\n" + _("input closed: nothing signed was lost; the draft is kept at this booth"))
         return 0
     finally:
         await booth.close()

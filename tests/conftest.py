@@ -35,3 +35,19 @@ def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def _english(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests read English unless they ask for Chinese (`evalgrid.i18n.using("zh_CN")`),
+    whatever the machine's locale: here and in the programs they start (EVALGRID_LANG)."""
+    from evalgrid import i18n
+
+    monkeypatch.setenv("EVALGRID_LANG", "en")
+    before = i18n._current
+    i18n.set_language("en")
+
+    try:
+        yield
+    finally:
+        i18n._current = before

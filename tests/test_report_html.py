@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.allocation import Allocation, SeatRecord
@@ -184,3 +185,44 @@ def test_an_older_report_body_still_renders() -> None:
     }
     page = render_html(body)
     assert "Recommended (rank 1): B-AAAA" in page and "not a time" in page
+
+
+@pytest.mark.parametrize("method, valid", [("comprehensive", 3), ("lowest_price", 3),
+                                           ("works", 3), ("comprehensive", 2)])
+def test_the_report_prints_in_chinese_with_every_label_translated(
+        tmp_path: Path, method: ScoringMethodName, valid: int) -> None:
+    from evalgrid.i18n import catalogue
+
+    english, body = _report(tmp_path, method, valid=valid)
+    page = render_html(body, lang="zh_CN")
+    assert '<html lang="zh-CN">' in page and '<html lang="en">' in english
+    text = _cells(re.sub(r"(?s)<style>.*</style>", "", page))
+    for name in ("Ningbo <Harbour> Works & Co", body["project"]["name"]):  # data stays as is
+        assert name in text
+    # Data of the signed body (names, and reasons the coordinator recorded) is not relabelled.
+    data = " ".join(str(v) for v in (*NAMES.values(), body["project"]["name"],
+                                      *(c["name"] for c in body["project"]["criteria"]),
+                                      *(x.get("reason", "") for x in body["invalid_bids"])))
+
+    left = [m for m, zh in catalogue("zh_CN").items() if isinstance(zh, str) and zh != m
+            and len(m) > 3 and "{" not in m and m not in data
+            and re.search(rf"(?<![\w-]){re.escape(html.unescape(m))}(?![\w-])", text)]
+    assert left == []  # no English label left on the Chinese page
+    assert ("招标失败" in text) == (valid < 3)
+    assert "评标委员会与签名" in text and "所有时间均为本省当地时间（+08）" in text
+    assert "Committee evaluation report" in render_html(body)  # the process stays English
+
+
+def test_report_html_cli_prints_the_filed_report_in_chinese(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from evalgrid import cli
+
+    _report(tmp_path)
+    report = next(tmp_path.glob("*.json"))
+    out = tmp_path / "zh.html"
+    assert cli.main(["--lang", "zh_CN", "report", "html", str(report), "-o", str(out)]) == 0
+    assert "评标委员会评标报告" in out.read_text(encoding="utf-8")
+    assert cli.main(["--lang", "en", "report", "html", str(report)]) == 0
+    assert "Committee evaluation report" in capsys.readouterr().out
+    assert cli.main(["report", "html", str(tmp_path / "missing.json")]) == 2
+    assert "file: " in capsys.readouterr().err

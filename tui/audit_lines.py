@@ -9,57 +9,82 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from evalgrid.i18n import N_, _, fit, pad
 from tui.operator_client import AuditEvent
 from tui.states import PROVINCE_TZ
 
 PHRASES = {
-    "allocation.unsealed": "allocation unsealed",
-    "certificate.revoked": "certificate revoked",
-    "checkin.refused": "desk check-in refused",
-    "clarification.answered": "question answered",
-    "clarification.asked": "question to a bidder",
-    "coordinator.recovered": "coordinator recovered",
-    "draw.abandoned": "draw abandoned",
-    "draw.booking_conflict": "draw: booking conflict",
-    "draw.committed": "draw seed committed",
-    "draw.placed": "committee drawn",
-    "draw.recovered": "draw recovered",
-    "draw.refused": "draw refused",
-    "draw.rolled_back": "draw rolled back",
-    "draw.seed_revealed": "draw seed revealed",
-    "draw.starved": "draw: too few experts",
-    "evaluation.reported": "evaluation closed",
-    "evaluation.started": "evaluation started",
-    "expert.checked_in": "expert checked in",
-    "expert.signed_in": "expert signed in",
-    "fault.closed": "site failure closed",
-    "fault.decided": "site failure decided",
-    "fault.decision_due": "site failure: decide",
-    "fault.incident_opened": "site failure opened",
-    "materials.sealed": "materials sealed",
-    "notice.accepted": "notice accepted",
-    "notice.declined": "notice declined",
-    "plan.committed": "day plan committed",
-    "plan.completed": "day plan completed",
-    "plan.failed": "day plan failed",
-    "project.registered": "project registered",
-    "seat.moved": "seat moved",
-    "seat.no_show": "no-show",
-    "seat_pass.sent": "seat passes sent",
-    "seed.fallback": "day seed without supervisor",
-    "seed.fixed": "day seed fixed",
-    "seed.revealed": "day seed revealed",
-    "sheet.returned": "sheet returned",
-    "sheet.signed": "sheet signed",
-    "signin.repeated": "repeated sign-in",
-    "signin.unlocked": "sign-in unlocked",
-    "site.connected": "site connected",
-    "site.disconnected": "site disconnected",
-    "site.registered": "site registered",
-    "workstation.activation_issued": "enrolment code issued",
-    "workstation.enrol_refused": "enrolment refused",
-    "workstation.enrolled": "workstation enrolled",
+    "allocation.unsealed": N_("allocation unsealed"),
+    "certificate.revoked": N_("certificate revoked"),
+    "checkin.refused": N_("desk check-in refused"),
+    "clarification.answered": N_("question answered"),
+    "clarification.asked": N_("question to a bidder"),
+    "coordinator.recovered": N_("coordinator recovered"),
+    "draw.abandoned": N_("draw abandoned"),
+    "draw.booking_conflict": N_("draw: booking conflict"),
+    "draw.committed": N_("draw seed committed"),
+    "draw.placed": N_("committee drawn"),
+    "draw.recovered": N_("draw recovered"),
+    "draw.refused": N_("draw refused"),
+    "draw.rolled_back": N_("draw rolled back"),
+    "draw.seed_revealed": N_("draw seed revealed"),
+    "draw.starved": N_("draw: too few experts"),
+    "evaluation.reported": N_("evaluation closed"),
+    "evaluation.started": N_("evaluation started"),
+    "expert.checked_in": N_("expert checked in"),
+    "expert.signed_in": N_("expert signed in"),
+    "fault.closed": N_("site failure closed"),
+    "fault.decided": N_("site failure decided"),
+    "fault.decision_due": N_("site failure: decide"),
+    "fault.incident_opened": N_("site failure opened"),
+    "materials.sealed": N_("materials sealed"),
+    "notice.accepted": N_("notice accepted"),
+    "notice.declined": N_("notice declined"),
+    "plan.committed": N_("day plan committed"),
+    "plan.completed": N_("day plan completed"),
+    "plan.failed": N_("day plan failed"),
+    "project.registered": N_("project registered"),
+    "seat.moved": N_("seat moved"),
+    "seat.no_show": N_("no-show"),
+    "seat_pass.sent": N_("seat passes sent"),
+    "sheet.returned": N_("sheet returned"),
+    "sheet.signed": N_("sheet signed"),
+    "signin.repeated": N_("repeated sign-in"),
+    "signin.unlocked": N_("sign-in unlocked"),
+    "site.connected": N_("site connected"),
+    "site.disconnected": N_("site disconnected"),
+    "site.registered": N_("site registered"),
+    "workstation.activation_issued": N_("enrolment code issued"),
+    "workstation.enrol_refused": N_("enrolment refused"),
+    "workstation.enrolled": N_("workstation enrolled"),
+    "checkin.locked": N_("desk check-in locked"),
+    "conduct.bars_recorded": N_("conduct bar recorded"),
+    "conduct.history_read": N_("conduct history read"),
+    "conduct.report_written": N_("conduct report written"),
+    "conduct.sanction_recorded": N_("sanction recorded"),
+    "draw.exported": N_("draw exported"),
+    "fault.repaired_late": N_("site failure: late fix"),
+    "fault.resumed": N_("evaluation resumed"),
+    "inspection.committed": N_("inspection committed"),
+    "inspection.drawn": N_("inspection drawn"),
+    "notice.resent": N_("notice resent"),
+    "plan.seed_revealed": N_("plan seed revealed"),
+    "seat.declined": N_("seat declined"),
+    "seat.displaced": N_("seat displaced"),
+    "seat.left": N_("member left"),
+    "seat.recused": N_("member recused"),
+    "seed.coordinator_committed": N_("seed share committed"),
+    "seed.fallback": N_("day seed without supervisor"),
+    "seed.supervisor_committed": N_("supervisor seed committed"),
+    "seed.supervisor_revealed": N_("supervisor seed revealed"),
+    "signin.locked": N_("sign-in locked"),
+    "signin.wrong_window": N_("sign-in outside window"),
+    "site.lost": N_("site lost"),
+    "site.reconnected": N_("site reconnected"),
+    "seed.fixed": N_("day seed fixed"),
+    "seed.revealed": N_("day seed revealed"),
 }
+
 ALARMING = ("refused", "no_show", "declined", "starved", "conflict", "left", "recused",
             "disconnected", "failed", "revoked", "abandoned", "rolled_back", "decision_due",
             "fallback")
@@ -67,7 +92,8 @@ ALARMING = ("refused", "no_show", "declined", "starved", "conflict", "left", "re
 
 def phrase(kind: str) -> str:
     """An event kind in words; an unknown kind still reads as words, not as a code."""
-    return PHRASES.get(kind) or kind.replace(".", ": ", 1).replace("_", " ")
+    known = PHRASES.get(kind)
+    return _(known) if known else kind.replace(".", ": ", 1).replace("_", " ")
 
 
 def _detail(text: str) -> dict[str, Any]:
@@ -80,11 +106,11 @@ def _detail(text: str) -> dict[str, Any]:
 
 def actor(detail: dict[str, Any]) -> str:
     """Who acted, as far as the event says: an operator, a site, a member (opaque), a seat."""
-    for key, label in (("by", "by"), ("operator", "by"), ("site", "site"),
-                       ("expert_ref", "member"), ("session", "seat")):
+    for key, label in (("by", N_("by")), ("operator", N_("by")), ("site", N_("site")),
+                       ("expert_ref", N_("member")), ("session", N_("seat"))):
         value = detail.get(key)
         if isinstance(value, str) and value:
-            return f"{label} {value}"
+            return f"{_(label)} {value}"
     return ""
 
 
@@ -100,5 +126,5 @@ def audit_line(event: AuditEvent, width: int = 80) -> str:
     if isinstance(reason, str) and reason:  # the why first: an id may be cut, not the why
         who = f"{reason}; {who}" if who else reason
     at = event.at.astimezone(PROVINCE_TZ).strftime("%H:%M:%S")
-    line = f"{at}  {phrase(event.kind):<20} {event.subject:<15} {who}".rstrip()
-    return line if len(line) <= width else line[: width - 1] + "~"
+    line = f"{at}  {pad(phrase(event.kind), 20)} {event.subject:<15} {who}".rstrip()
+    return fit(line, width, "~")

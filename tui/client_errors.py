@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grpc
 
+from evalgrid.i18n import refusal
+
 
 class ClientError(Exception):
     """A call the server refused or could not answer; the message is for the staff."""
@@ -14,4 +16,5 @@ class ClientError(Exception):
 
 
 def client_error(exc: grpc.aio.AioRpcError) -> ClientError:
-    return ClientError(exc.details() or exc.code().name, code=exc.code().name)
+    return ClientError(refusal(exc.details() or exc.code().name), code=exc.code().name)
+

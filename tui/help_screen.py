@@ -12,6 +12,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from evalgrid.i18n import N_, _
+
 
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
@@ -24,7 +26,7 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen #help-foot { color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "close", "close", show=False),
+        Binding("escape,question_mark,q", "close", N_("close"), show=False),
     ]
 
     def __init__(self, title: str, keys: Sequence[tuple[str, str]], note: str = "") -> None:
@@ -38,13 +40,14 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
         for key, what in self._keys:
-            table.add_row(key, what)
+            table.add_row(_(key), _(what))
         with Vertical():
-            yield Static(f"Help - {self._title}", id="help-title")
+            yield Static(_("Help - {title}").format(title=_(self._title)), id="help-title")
             yield Static(table, id="help-keys")
             if self._note:
-                yield Static(self._note, id="help-note")
-            yield Static("Esc, ? or q closes this help", id="help-foot")
+                yield Static(_(self._note), id="help-note")
+            yield Static(_("Esc, ? or q closes this help"), id="help-foot")
+
 
     def action_close(self) -> None:
         self.dismiss(None)

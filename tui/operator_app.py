@@ -30,8 +30,10 @@ from textual.widgets import (
     TabPane,
 )
 
+from evalgrid.i18n import N_, _
 from tui.audit_lines import alarming, audit_line
 from tui.client_errors import ClientError
+from tui.footer import translate_footer
 from tui.help_screen import HelpScreen
 from tui.operator_client import AuditEvent, GridView, OperatorClient, SeatRow
 from tui.operator_draw import DrawRequest, SupplementaryDrawScreen
@@ -55,27 +57,37 @@ STATE_STYLE = {"registered": "", "drawn": "yellow", "evaluating": "bold blue",
                "reported": "green"}
 TABS = ("province", "sites", "projects", "exceptions", "audit")
 HELP = [
-    ("1 .. 5", "province / sites / projects / exceptions / audit feed"),
-    ("Up / Down", "select a row"),
-    ("Enter", "on a project: its seats (then d for a leave or no-show)"),
-    ("d", "supplementary draw for the selected exception (or project seat)"),
-    ("c", "close the selected project's evaluation (signed report)"),
-    ("n / r / x", "notices of the project / resend one / record a decline"),
-    ("i / e", "incidents / decide one (wait, postpone, reevaluate)"),
-    ("u", "lift a sign-in lockout (site, workstation or session, reason)"),
-    ("s", "service by site and city (in it, p changes the period)"),
-    ("/", "search project or site (filters every list); Enter keeps it"),
-    ("Esc", "clear the search"),
-    ("?", "this help"),
-    ("q", "quit"),
+    ("1 .. 5", N_("province / sites / projects / exceptions / audit feed")),
+    (N_("Up / Down"), N_("select a row")),
+    ("Enter", N_("on a project: its seats (then d for a leave or no-show)")),
+    ("d", N_("supplementary draw for the selected exception (or project seat)")),
+    ("c", N_("close the selected project's evaluation (signed report)")),
+    ("n / r / x", N_("notices of the project / resend one / record a decline")),
+    ("i / e", N_("incidents / decide one (wait, postpone, reevaluate)")),
+    ("u", N_("lift a sign-in lockout (site, workstation or session, reason)")),
+    ("s", N_("service by site and city (in it, p changes the period)")),
+    ("/", N_("search project or site (filters every list); Enter keeps it")),
+    ("Esc", N_("clear the search")),
+    ("?", N_("this help")),
+    ("q", N_("quit")),
 ]
 # Keys that change the grid: an auditor's console neither shows nor accepts them.
 OPERATOR_ONLY = {"draw", "step"}
 HELP_ACTIONS = {"d": "draw", "c": "step", "n / r / x": "step", "i / e": "step", "u": "step"}
-HELP_NOTE = ("Exceptions: * needs a supplementary draw, o open, blank = history. A no-show is "
-             "a seat not signed in after its window opened; faults come from the guest "
-             "site's staff. The coordinator redraws under the same rules, chained to the "
-             "first draw, and audits it.")
+HELP_NOTE = N_("Exceptions: * needs a supplementary draw, o open, blank = history. A no-show "
+               "is a seat not signed in after its window opened; faults come from the guest "
+               "site's staff. The coordinator redraws under the same rules, chained to the "
+               "first draw, and audits it.")
+# Words for codes the coordinator sends (exception kinds, project and seat states): English
+# shows the code itself, as before; the catalogue gives the trading centre's word.
+CODE_WORDS = (N_("no_show"), N_("no-show"), N_("decline"), N_("leave"), N_("recusal"),
+              N_("displaced"), N_("site_offline"), N_("awaited"), N_("late"), N_("incident"),
+              N_("registered"), N_("drawn"), N_("reported"), N_("OPERATOR"), N_("AUDITOR"),
+              N_("operator"), N_("auditor"), N_("notified"), N_("accepted"), N_("signed_in"),
+              N_("signed"), N_("declined"), N_("left"), N_("recused"), N_("lost"),
+              N_("redrawn"), N_("awaiting repair"), N_("decision due"), N_("waiting"),
+              N_("closed"), N_("postponed"), N_("reevaluated"), N_("resumed"))
+
 
 
 class GridUpdated(Message):
@@ -111,21 +123,22 @@ class OperatorConsole(App[None]):
     DataTable { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark", "help", "help"),
-        Binding("slash", "search", "search"),
-        Binding("d", "draw", "suppl. draw"),
-        Binding("s", "service", "service", show=False),  # in the help: the footer is full
-        Binding("escape", "clear_search", "clear", show=False),
+        Binding("question_mark", "help", N_("help")),
+        Binding("slash", "search", N_("search")),
+        Binding("d", "draw", N_("suppl. draw")),
+        Binding("s", "service", N_("service"), show=False),  # in the help: the footer is full
+        Binding("escape", "clear_search", N_("clear"), show=False),
         *(Binding(key, f"step('{name}')", name, show=False) for key, name in (
             ("c", "close"), ("n", "notices"), ("r", "resend"), ("x", "decline"),
             ("i", "incidents"), ("e", "decide"), ("u", "unlock"))),
         *(Binding(str(i + 1), f"tab('{tab}')", tab, show=False) for i, tab in enumerate(TABS)),
-        Binding("q", "quit", "quit"),
+        Binding("q", "quit", N_("quit")),
     ]
 
     def __init__(self, client: OperatorClient, operator: str, *, banner: str = "",
                  reconnect_s: float = 1.0, role: str = "operator") -> None:
         super().__init__()
+        translate_footer(self)
         self.client = client
         self.operator = operator
         self.role = role  # operator | auditor: an auditor watches, never acts
@@ -145,34 +158,37 @@ class OperatorConsole(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         yield Static(id="alert")
-        yield Input(placeholder="search: project id or name, site id, city, session",
+        yield Input(placeholder=_("search: project id or name, site id, city, session"),
                     id="search")
         with TabbedContent(initial="province"):
-            with TabPane("Province [1]", id="province"):
+            with TabPane(_("Province [1]"), id="province"):
                 yield Static(id="summary")
                 yield DataTable(id="cities", cursor_type="row", zebra_stripes=True)
-            with TabPane("Sites [2]", id="sites"):
+            with TabPane(_("Sites [2]"), id="sites"):
                 yield DataTable(id="sites-table", cursor_type="row", zebra_stripes=True)
                 yield Static(id="site-detail", classes="row-detail")
-            with TabPane("Projects [3]", id="projects"):
+            with TabPane(_("Projects [3]"), id="projects"):
                 yield DataTable(id="projects-table", cursor_type="row", zebra_stripes=True)
                 yield Static(id="project-detail", classes="row-detail")
-            with TabPane("Exceptions [4]", id="exceptions"):
+            with TabPane(_("Exceptions [4]"), id="exceptions"):
                 yield DataTable(id="exceptions-table", cursor_type="row", zebra_stripes=True)
                 yield Static(id="issue")
-            with TabPane("Audit [5]", id="audit"):
+            with TabPane(_("Audit [5]"), id="audit"):
                 yield RichLog(id="audit-log", markup=False, max_lines=AUDIT_KEEP)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#cities", DataTable).add_columns(
-            "City", "Sites", "Online", "WS", "In use", "Use", "Fault", "Offline")
+            _("City"), _("Sites"), _("Online"), _("WS"), _("In use"), _("Use"), _("Fault"),
+            _("Offline"))
         self.query_one("#sites-table", DataTable).add_columns(
-            "Site", "City", "Link", "WS", "Free", "Resv", "In", "Eval", "Fault", "Off", "Name")
+            _("Site"), _("City"), _("Link"), _("WS"), _("Free"), _("Resv"), _("In"), _("Eval"),
+            _("Fault"), _("Off"), _("Name"))
         self.query_one("#projects-table", DataTable).add_columns(
-            "Project", "State", "Window", "Host", "Seats", "Draws", "Open", "Name")
+            _("Project"), _("State"), _("Window"), _("Host"), _("Seats"), _("Draws"), _("Open"),
+            _("Name"))
         self.query_one("#exceptions-table", DataTable).add_columns(
-            "", "Kind", "Project", "Site", "Detail", "Session / WS")
+            "", _("Kind"), _("Project"), _("Site"), _("Detail"), _("Session / WS"))
         search = self.query_one("#search", Input)
         search.cursor_blink = False if self.is_headless else search.cursor_blink
         self.query_one("#cities", DataTable).focus()
@@ -208,7 +224,7 @@ class OperatorConsole(App[None]):
     @on(GridUpdated)
     def _grid_updated(self, message: GridUpdated) -> None:
         if self._link_alerted:
-            self.alert("ok", "coordinator link restored")
+            self.alert("ok", _("coordinator link restored"))
         self.linked = True
         self._link_alerted = False
         self.view = message.view
@@ -227,7 +243,8 @@ class OperatorConsole(App[None]):
     @on(LinkDown)
     def _link_down(self, message: LinkDown) -> None:
         if not self._link_alerted:
-            self.alert("error", f"coordinator unreachable: {message.detail}")
+            self.alert("error", _("coordinator unreachable: {reason}").format(
+                reason=message.detail))
             self._link_alerted = True
         self.linked = False
         self._show_status()
@@ -235,23 +252,27 @@ class OperatorConsole(App[None]):
     # --- drawing ---------------------------------------------------------------------------
 
     def _show_status(self) -> None:
-        text = Text(f"{self.role.upper()} {self.operator}  ", style="bold")
+        text = Text(f"{_(self.role.upper())} {self.operator}  ", style="bold")
         if self.banner:
             text.append(f"{self.banner}  ", style="bold magenta")
         if not self.linked:
-            text.append(" coordinator unreachable " if self._link_alerted else "connecting...",
+            text.append(f" {_('coordinator unreachable')} " if self._link_alerted
+                        else _("connecting..."),
                         style=LEVEL_STYLE["error"] if self._link_alerted else "italic")
         view = self.view
         if view is not None:
             if self.linked:
                 text.append(view.now.astimezone(PROVINCE_TZ).strftime("%m-%d %H:%M"))
             online = sum(s.online for s in view.sites)
-            text.append(f"  sites {online}/{len(view.sites)}",
+            text.append("  " + _("sites {online}/{total}").format(
+                online=online, total=len(view.sites)),
                         style="" if online == len(view.sites) else "bold yellow")
             waiting = sum(1 for i in self.issues if i.open and i.action)
-            text.append(f"  draw needed {waiting}", style="bold red" if waiting else "")
+            text.append("  " + _("draw needed {n}").format(n=waiting),
+                        style="bold red" if waiting else "")
             if view.seed_waits:
-                text.append(f"  seed wait {view.seed_waits[0].day[5:]}", style="bold yellow")
+                text.append("  " + _("seed wait {day}").format(day=view.seed_waits[0].day[5:]),
+                            style="bold yellow")
         if self.query_text:
             text.append(f"  /{self.query_text}", style="bold cyan")
         self.query_one("#status", Static).update(text)
@@ -269,18 +290,22 @@ class OperatorConsole(App[None]):
         summary = Text()
         online = sum(s.online for s in view.sites)
         offline = len(view.sites) - online
-        summary.append(f"Sites {len(view.sites)} ({online} online")
-        summary.append(f", {offline} OFFLINE" if offline else "",
+        summary.append(_("Sites {n} ({online} online").format(n=len(view.sites), online=online))
+        summary.append(_(", {n} OFFLINE").format(n=offline) if offline else "",
                        style="bold white on red" if offline else "")
-        summary.append(f").  Workstations {ws_total}: {in_use} in use, "
-                       f"{sum(c.fault for c in cities)} fault, "
-                       f"{sum(c.offline for c in cities)} offline.\n")
-        summary.append(f"Experts {view.experts}.  Projects {len(view.projects)}: "
-                       + ", ".join(f"{states.get(s, 0)} {s}" for s in
-                                   ("registered", "drawn", "evaluating", "reported")) + ".\n")
-        summary.append(f"Exceptions open {len(open_issues)} "
-                       f"({sum(1 for i in open_issues if i.action)} need a draw).  "
-                       f"Audit head #{view.audit_head}.")
+        summary.append(_(").  Workstations {n}: {in_use} in use, {fault} fault, "
+                         "{offline} offline.").format(
+            n=ws_total, in_use=in_use, fault=sum(c.fault for c in cities),
+            offline=sum(c.offline for c in cities)) + "\n")
+        summary.append(_("Experts {experts}.  Projects {n}: ").format(
+            experts=view.experts, n=len(view.projects))
+                       + _(", ").join(f"{states.get(s, 0)} {_(s)}" for s in
+                                      ("registered", "drawn", "evaluating", "reported"))
+                       + _(".") + "\n")
+        summary.append(_("Exceptions open {n} ({draws} need a draw).  "
+                         "Audit head #{head}.").format(
+            n=len(open_issues), draws=sum(1 for i in open_issues if i.action),
+            head=view.audit_head))
         self.query_one("#summary", Static).update(summary)
         refill(self.query_one("#cities", DataTable), [
             (c.city, (c.city, c.sites, c.online, c.workstations, c.in_use,
@@ -290,8 +315,8 @@ class OperatorConsole(App[None]):
             for c in cities if matches(q, c.city)])
         refill(self.query_one("#sites-table", DataTable), [
             (s.site_id, (s.site_id, s.city,
-                         Text("online", style="green") if s.online else
-                         Text("OFFLINE", style="bold white on red"),
+                         Text(_("online"), style="green") if s.online else
+                         Text(_("OFFLINE"), style="bold white on red"),
                          s.workstations, *(s.states.get(k, 0) for k in (
                              "free", "reserved", "signed_in", "evaluating")),
                          Text(str(s.states.get("fault", 0)),
@@ -301,7 +326,7 @@ class OperatorConsole(App[None]):
         refill(self.query_one("#projects-table", DataTable), [
             (line.project.project_id, (
                 line.project.project_id,
-                Text(line.project.state, style=STATE_STYLE.get(line.project.state, "")),
+                Text(_(line.project.state), style=STATE_STYLE.get(line.project.state, "")),
                 window_text(line.project.start, line.project.end), line.project.host_site_id,
                 f"{line.seated}/{line.project.drawn_seats}" if line.draws else "-",
                 line.draws or "-",
@@ -313,7 +338,7 @@ class OperatorConsole(App[None]):
         refill(self.query_one("#exceptions-table", DataTable), [
             (i.key, (Text("*" if i.action else "o", style="bold red" if i.action else "yellow")
                      if i.open else "",
-                     Text(i.kind, style="bold" if i.open else "dim"), i.project_id or "-",
+                     Text(_(i.kind), style="bold" if i.open else "dim"), i.project_id or "-",
                      i.site_id, i.detail, i.session_id or i.workstation_id))
             for i in self.issues
             if matches(q, i.project_id, i.site_id, i.session_id, i.workstation_id, i.kind)])
@@ -332,19 +357,22 @@ class OperatorConsole(App[None]):
         issue = self._selected_issue()
         text = Text()
         if issue is not None:
-            text.append(f"{issue.kind} ", style="bold")
+            text.append(f"{_(issue.kind)} ", style="bold")
             if issue.project_id:
                 text.append(f"{issue.project_id} ")
             if issue.kind == "seed wait":
-                text.append(f"{issue.detail}; the day's draws wait for it "
-                            "(`evalgrid seed reveal`)")
+                text.append(_("{detail}; the day's draws wait for it (`evalgrid seed reveal`)"
+                              ).format(detail=issue.detail))
             else:
-                text.append(f"{issue.session_id} at {issue.site_id}/{issue.workstation_id}: "
-                            f"{issue.detail}")
+                text.append(_("{session} at {site}/{workstation}: {detail}").format(
+                    session=issue.session_id, site=issue.site_id,
+                    workstation=issue.workstation_id, detail=issue.detail))
             if issue.action and self.role == "operator":
-                text.append(f"  d: supplementary draw ({issue.action})", style="bold red")
+                text.append("  " + _("d: supplementary draw ({reason})").format(
+                    reason=_(issue.action)), style="bold red")
             elif issue.action:
-                text.append(f"  needs a supplementary draw ({issue.action})", style="bold red")
+                text.append("  " + _("needs a supplementary draw ({reason})").format(
+                    reason=_(issue.action)), style="bold red")
         self.query_one("#issue", Static).update(text)
 
     @on(DataTable.RowHighlighted, "#projects-table")
@@ -356,10 +384,12 @@ class OperatorConsole(App[None]):
         text = Text()
         if project is not None:
             text.append(f"{project.project_id} ", style="bold")
-            text.append(f"{project.name}\ncommittee {project.committee_size}")
+            text.append(f"{project.name}\n"
+                        + _("committee {n}").format(n=project.committee_size))
             if project.tenderer_reps:
-                text.append(f": {project.drawn_seats} drawn + {project.tenderer_reps} "
-                            "tenderer representative(s), not on the grid")
+                text.append(_(": {drawn} drawn + {reps} tenderer representative(s), not on "
+                              "the grid").format(drawn=project.drawn_seats,
+                                                 reps=project.tenderer_reps))
         self.query_one("#project-detail", Static).update(text)
 
     @on(DataTable.RowHighlighted, "#sites-table")
@@ -371,8 +401,9 @@ class OperatorConsole(App[None]):
         if site is not None:
             text.append(f"{site.site_id} ", style="bold")
             text.append(f"{site.name} ({site.city})\n")
-            text.append(f"link {site.link or ('online' if site.online else 'offline')}; "
-                        + ", ".join(f"{f.workstation_id} {f.state}" for f in site.flagged))
+            text.append(_("link {link}").format(
+                link=_(site.link or ("online" if site.online else "offline"))) + "; "
+                        + ", ".join(f"{f.workstation_id} {_(f.state)}" for f in site.flagged))
         self.query_one("#site-detail", Static).update(text)
 
     def _event_matches(self, event: AuditEvent) -> bool:
@@ -443,20 +474,22 @@ class OperatorConsole(App[None]):
             return
         if tab != "exceptions":
             self.action_tab("exceptions")
-            self.alert("info", "select an exception marked * and press d")
+            self.alert("info", _("select an exception marked * and press d"))
             return
         issue = self._selected_issue()
         if issue is None:
             return
         if not issue.action:
-            self.alert("warning", f"{issue.kind}: no supplementary draw applies to this row")
+            self.alert("warning", _("{kind}: no supplementary draw applies to this row").format(
+                kind=_(issue.kind)))
             return
-        caveat = "" if issue.kind == "no_show" else (
+        caveat = "" if issue.kind == "no_show" else _(
             "The coordinator cannot yet move a member to a spare workstation: this releases "
-            f"the seat and redraws venue, workstation and expert, recorded as a {issue.action}.")
+            "the seat and redraws venue, workstation and expert, recorded as a {reason}."
+        ).format(reason=_(issue.action))
         self._confirm_draw(DrawRequest(issue.project_id, issue.session_id, issue.site_id,
                                        issue.workstation_id, issue.action,
-                                       f"{issue.kind}: {issue.detail}", caveat))
+                                       f"{_(issue.kind)}: {issue.detail}", caveat))
 
     @on(DataTable.RowSelected, "#projects-table")
     def _project_selected(self) -> None:
@@ -470,8 +503,9 @@ class OperatorConsole(App[None]):
             return
         seats = [s for s in view.seats if s.project_id == project.project_id]
         if not seats:
-            self.alert("info", f"{project.project_id} is {project.state}: seats are shown "
-                       "while a project is drawn or under evaluation")
+            self.alert("info", _("{project} is {state}: seats are shown while a project is "
+                                 "drawn or under evaluation").format(
+                project=project.project_id, state=_(project.state)))
             return
 
         def chosen(seat: SeatRow | None) -> None:
@@ -489,7 +523,8 @@ class OperatorConsole(App[None]):
         if self.role != "operator":
             return  # the seats screen offers no draw to an auditor; nothing else gets here
         if request.session_id in self._drawing:
-            self.alert("info", f"a draw for {request.session_id} is already under way")
+            self.alert("info", _("a draw for {session} is already under way").format(
+                session=request.session_id))
             return
 
         def confirmed(result: DrawRequest | None) -> None:
@@ -501,18 +536,22 @@ class OperatorConsole(App[None]):
 
     @work(group="actions")
     async def _replace(self, request: DrawRequest) -> None:
-        self.alert("info", f"drawing a replacement for {request.session_id}...")
+        self.alert("info", _("drawing a replacement for {session}...").format(
+            session=request.session_id))
         try:
             outcome = await self.client.replace_member(
                 request.project_id, request.session_id, request.reason, request.note)
         except ClientError as exc:
-            self.alert("error", f"{request.project_id}: draw refused: {exc}")
+            self.alert("error", _("{project}: draw refused: {reason}").format(
+                project=request.project_id, reason=exc))
             return
         finally:
             self._drawing.discard(request.session_id)
         ok = outcome.endswith("redrawn")
         self.alert("ok" if ok else "warning",
-                   f"{request.project_id}: {outcome} (session {request.session_id})")
+                   _("{project}: {outcome} (session {session})").format(
+                       project=request.project_id, outcome=_(outcome),
+                       session=request.session_id))
 
     def action_step(self, name: str) -> None:
         """Another step of the day (tui/operator_steps.py), prefilled from the selection."""
@@ -542,11 +581,12 @@ class OperatorConsole(App[None]):
         keys = [(k, what) for k, what in HELP
                 if self.role == "operator" or HELP_ACTIONS.get(k) not in OPERATOR_ONLY]
         if self.role != "operator":
-            keys = [(k, "on a project: its seats (read only)" if k == "Enter" else what)
+            keys = [(k, N_("on a project: its seats (read only)") if k == "Enter" else what)
                     for k, what in keys]
-        note = HELP_NOTE if self.role == "operator" else (
+        note = HELP_NOTE if self.role == "operator" else N_(
             "Auditor's view: everything the operator sees, read only; no key changes the grid.")
-        self.push_screen(HelpScreen(f"{self.role} console", keys, note))
+        self.push_screen(HelpScreen(_("{role} console").format(role=_(self.role)), keys, note))
+
 
     async def action_quit(self) -> None:
         self.exit()

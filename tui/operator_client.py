@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import grpc
 from evalgrid_wire.v1 import operator_pb2, operator_pb2_grpc
 
+from evalgrid.i18n import _, fit
 from evalgrid.ids import request_id
 from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import from_timestamp
@@ -293,36 +294,44 @@ async def _run_step(stub: operator_pb2_grpc.OperatorStub, name: str,
     if name == "close":
         closed = await stub.CloseEvaluation(operator_pb2.ProjectRequest(
             request_id=rid, project_id=f["project"]), timeout=120)
-        return f"{f['project']}: {closed.state}; report {closed.detail}"
+        return _("{project}: {state}; report {report}").format(
+            project=f["project"], state=_(closed.state), report=closed.detail)
     if name == "unlock":
         lifted = await stub.UnlockSignIn(operator_pb2.UnlockSignInRequest(
             request_id=rid, site_id=f["site"], workstation_id=f.get("workstation", ""),
             session_id=f.get("session", ""), reason=f["reason"]), timeout=30)
-        return "lifted: " + ", ".join(lifted.unlocked) if lifted.unlocked else \
-            "nothing was locked there"
+        return _("lifted: {what}").format(what=", ".join(lifted.unlocked)) \
+            if lifted.unlocked else _("nothing was locked there")
     if name == "notices":
         listed = await stub.ListNotices(operator_pb2.ListNoticesRequest(
             project_id=f["project"]), timeout=30)
-        return "\n".join(f"{n.notice_id}  {n.expert_ref}  {n.status}  {n.venue}"[:72]
-                         for n in listed.notices) or "no notices"
+        return "\n".join(fit(f"{n.notice_id}  {n.expert_ref}  {_(n.status)}  {n.venue}", 72)
+                         for n in listed.notices) or _("no notices")
     if name in ("resend", "decline"):
         if name == "resend":
             sent = await stub.ResendNotice(operator_pb2.ResendNoticeRequest(
                 request_id=rid, notice_id=f["notice"], reason=f["reason"]), timeout=30)
-            return f"notice {f['notice']}: {sent.outcome}"
+            return _("notice {notice}: {outcome}").format(notice=f["notice"],
+                                                          outcome=_(sent.outcome))
         answered = await stub.ReplyToNotice(operator_pb2.NoticeReplyRequest(
             request_id=rid, notice_id=f["notice"], accept=False, reason=f["reason"]),
             timeout=60)
-        return f"notice {f['notice']}: {answered.outcome}"
+        return _("notice {notice}: {outcome}").format(notice=f["notice"],
+                                                      outcome=_(answered.outcome))
     if name == "incidents":
         found = await stub.ListIncidents(operator_pb2.ListIncidentsRequest(
             include_closed=True), timeout=30)
-        return "\n".join(f"{i.incident_id}  {i.project_id}  {i.site_id}  {i.state}  "
-                         f"may: {','.join(i.allowed) or '-'}"[:72]
-                         for i in found.incidents) or "no incidents"
+        return "\n".join(fit(f"{i.incident_id}  {i.project_id}  {i.site_id}  "
+                             f"{_(i.state.replace('_', ' '))}  "
+                             + _("may: {allowed}").format(allowed=",".join(i.allowed) or "-"),
+                             72)
+                         for i in found.incidents) or _("no incidents")
     if name == "decide":
         decided = await stub.DecideIncident(operator_pb2.DecideIncidentRequest(
             request_id=rid, incident_id=f["incident"], decision=f["decision"],
             note=f["note"]), timeout=120)
-        return f"incident {f['incident']}: {decided.outcome} (now {decided.incident.state})"
+        return _("incident {incident}: {outcome} (now {state})").format(
+            incident=f["incident"], outcome=_(decided.outcome),
+            state=_(decided.incident.state.replace("_", " ")))
+
     raise ClientError(f"step: no step {name!r}", code="INVALID_ARGUMENT")

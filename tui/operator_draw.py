@@ -17,9 +17,12 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from evalgrid.i18n import N_, _, pad
+from tui.footer import translate_footer
+
 WHY = {
-    "no_show": "no-show: the member has not signed in and the window is open",
-    "leave": "leave before opening: the member cannot sit (or the seat cannot be used)",
+    "no_show": N_("no-show: the member has not signed in and the window is open"),
+    "leave": N_("leave before opening: the member cannot sit (or the seat cannot be used)"),
 }
 
 
@@ -43,24 +46,27 @@ class SupplementaryDrawScreen(ModalScreen[DrawRequest | None]):
     SupplementaryDrawScreen #draw-title { text-style: bold; }
     SupplementaryDrawScreen #draw-caveat { color: $warning; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", N_("cancel"))]
 
     def __init__(self, request: DrawRequest) -> None:
         super().__init__()
+        translate_footer(self)
         self.request = request
 
     def compose(self) -> ComposeResult:
         r = self.request
         with Vertical():
-            yield Static("Supplementary draw", id="draw-title")
-            yield Static(f"project  {r.project_id}\nsession  {r.session_id}\n"
-                         f"seat     {r.site_id} / {r.workstation_id}\n"
-                         f"reason   {WHY.get(r.reason, r.reason)}")
+            yield Static(_("Supplementary draw"), id="draw-title")
+            yield Static("\n".join(pad(_(label), 9) + value for label, value in (
+                (N_("project"), r.project_id), (N_("session"), r.session_id),
+                (N_("seat"), f"{r.site_id} / {r.workstation_id}"),
+                (N_("reason"), _(WHY.get(r.reason, r.reason))))))
             if r.caveat:
                 yield Static(r.caveat, id="draw-caveat")
-            yield Input(value=r.note, placeholder="note for the audit trail", id="draw-note",
+            yield Input(value=r.note, placeholder=_("note for the audit trail"), id="draw-note",
                         select_on_focus=False)
-            yield Static("Enter: release the seat and draw a replacement   Esc: cancel")
+            yield Static(_("Enter: release the seat and draw a replacement   Esc: cancel"))
+
 
     def on_mount(self) -> None:
         field = self.query_one(Input)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from evalgrid.i18n import N_, _
 from tui.operator_client import GridView, ProjectRow, SeatRow
 from tui.states import hhmm
 
@@ -80,7 +81,8 @@ def exceptions_queue(view: GridView) -> list[Issue]:
             if seat.status in DEPARTED:
                 issues.append(_seat_issue(
                     DEPARTED[seat.status], seat, open=short > 0,
-                    detail="redrawn" if short <= 0 else f"committee short by {short}"))
+                    detail=_("redrawn") if short <= 0 else _("committee short by {n}").format(
+                        n=short)))
                 continue
             covered.add((seat.site_id, seat.workstation_id))
             if seat.status in WAITING:
@@ -88,34 +90,34 @@ def exceptions_queue(view: GridView) -> list[Issue]:
                 if flag is not None:
                     issues.append(_seat_issue(
                         "fault", seat, action=reason, since=project.start,
-                        detail=f"workstation {flag.state}"
+                        detail=_("workstation {state}").format(state=_(flag.state))
                         + (f": {flag.detail}" if flag.detail else "")))
                 elif site is not None and not site.online:
                     issues.append(_seat_issue(
                         "site_offline", seat, action=reason, since=project.start,
-                        detail=f"guest site {site.link or 'offline'}"))
+                        detail=_("guest site {link}").format(link=_(site.link or "offline"))))
                 elif project.state == "evaluating" and view.now >= project.start + LATE_AFTER:
                     issues.append(_seat_issue(
                         "no_show", seat, action=reason, since=project.start,
-                        detail=f"not signed in since {hhmm(project.start)}"))
+                        detail=_("not signed in since {time}").format(time=hhmm(project.start))))
                 elif project.state == "evaluating" and view.now >= project.start:
                     # Within the grace period: expected, not yet an exception to act on.
                     issues.append(_seat_issue(
                         "awaited", seat, open=False, since=project.start,
-                        detail=f"not signed in yet; a no-show after "
-                        f"{hhmm(project.start + LATE_AFTER)}"))
+                        detail=_("not signed in yet; a no-show after {time}").format(
+                            time=hhmm(project.start + LATE_AFTER))))
             elif seat.status in SEATED:
                 if flag is not None:
                     issues.append(_seat_issue(
                         "fault", seat, since=project.start,
-                        detail=f"workstation {flag.state} during evaluation "
-                        "(resumes if fixed within 4 h)"))
+                        detail=_("workstation {state} during evaluation "
+                                 "(resumes if fixed within 4 h)").format(state=_(flag.state))))
                 late = seat.signed_in_at
                 if late is not None and late > project.start + LATE_AFTER:
                     minutes = int((late - project.start).total_seconds() // 60)
                     issues.append(_seat_issue("late", seat, open=False, since=late,
-                                              detail=f"signed in {hhmm(late)}, "
-                                              f"{minutes} min late"))
+                                              detail=_("signed in {time}, {n} min late").format(
+                                                  time=hhmm(late), n=minutes)))
     for site in view.sites:
         for flag in site.flagged:
             if (site.site_id, flag.workstation_id) in covered:
@@ -124,7 +126,7 @@ def exceptions_queue(view: GridView) -> list[Issue]:
                 key=f"fault:{site.site_id}:{flag.workstation_id}", kind="fault",
                 project_id="", session_id="", site_id=site.site_id,
                 workstation_id=flag.workstation_id, status=flag.state,
-                detail=f"workstation {flag.state}, no session"
+                detail=_("workstation {state}, no session").format(state=_(flag.state))
                 + (f": {flag.detail}" if flag.detail else "")))
     issues.extend(incident_issues(view))
     issues.extend(seed_wait_issues(view))
@@ -148,8 +150,8 @@ def seed_wait_issues(view: GridView) -> list[Issue]:
 
 
 INCIDENT_OPEN = ("awaiting_repair", "decision_due", "waiting")
-RULE = {"before_evaluation": "2 h from the window start",
-        "during_evaluation": "4 h from the failure"}
+RULE = {"before_evaluation": N_("2 h from the window start"),
+        "during_evaluation": N_("4 h from the failure")}
 
 
 def incident_issues(view: GridView) -> list[Issue]:
@@ -160,15 +162,17 @@ def incident_issues(view: GridView) -> list[Issue]:
         if incident.state == "awaiting_repair":
             left = max(incident.deadline - view.now, timedelta(0))
             minutes = int(left.total_seconds() // 60)
-            detail = (f"{incident.cause}: repair by {hhmm(incident.deadline)} "
-                      f"({RULE.get(incident.phase, '')}; {minutes // 60}:{minutes % 60:02d} left)")
+            detail = f"{incident.cause}: " + _("repair by {time} ({rule}; {left} left)").format(
+                time=hhmm(incident.deadline), rule=_(RULE.get(incident.phase, "")),
+                left=f"{minutes // 60}:{minutes % 60:02d}")
         elif incident.state in ("decision_due", "waiting"):
-            who = "the tenderer decides" if incident.phase == "before_evaluation" \
-                else "a new committee re-evaluates"
-            detail = (f"{incident.cause}: not repaired by {hhmm(incident.deadline)}; {who} "
-                      f"({' / '.join(incident.allowed)})")
+            who = _("the tenderer decides") if incident.phase == "before_evaluation" \
+                else _("a new committee re-evaluates")
+            detail = f"{incident.cause}: " + _("not repaired by {time}; {who} ({allowed})").format(
+                time=hhmm(incident.deadline), who=who, allowed=" / ".join(incident.allowed))
         else:
-            detail = f"{incident.cause}: {incident.state.replace('_', ' ')}"
+            detail = f"{incident.cause}: {_(incident.state.replace('_', ' '))}"
+
         issues.append(Issue(
             key=f"incident:{incident.incident_id}", kind="incident",
             project_id=incident.project_id, session_id="", site_id=incident.site_id,

@@ -20,8 +20,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
+from evalgrid.i18n import N_, _
 from evalgrid.wire import from_timestamp
 from tui.client_errors import ClientError
+from tui.footer import translate_footer
 from tui.states import PROVINCE_TZ
 from tui.tables import refill, selected_key
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from tui.operator_client import OperatorClient
 
 #: The periods `p` steps through, in order.
-PERIODS: tuple[str, ...] = ("today", "7 days", "month", "quarter")
+PERIODS: tuple[str, ...] = (N_("today"), N_("7 days"), N_("month"), N_("quarter"))
 
 
 @dataclass(frozen=True)
@@ -138,14 +140,14 @@ def service_rows(view: ServiceView) -> list[tuple[str, list[str]]]:
 
 def half_day_text(site: SiteServiceRow, width: int = 76) -> str:
     """`S0001 workstations in use: 03-02 AM 3/4  03-02 PM 1/4` cut to `width` with a count."""
-    head = f"{site.site_id} workstations in use by half-day: "
+    head = _("{site} workstations in use by half-day: ").format(site=site.site_id)
     if not site.half_days:
-        return head + "none in the period"
+        return head + _("none in the period")
     parts = [f"{h.day:%m-%d} {h.half} {h.workstations}/{site.workstations}"
              for h in site.half_days]
     text = head
     for i, part in enumerate(parts):
-        more = f" +{len(parts) - i} more"
+        more = " " + _("+{n} more").format(n=len(parts) - i)
         if len(text) + len(part) + 2 + (len(more) if i < len(parts) - 1 else 0) > width * 2:
             return text + more
         text += ("  " if text != head else "") + part
@@ -164,12 +166,13 @@ class ServiceScreen(ModalScreen[None]):
     ServiceScreen #service-detail { height: 3; border-top: solid $accent; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("p", "period", "period"),
-        Binding("escape,q", "close", "close"),
+        Binding("p", "period", N_("period")),
+        Binding("escape,q", "close", N_("close")),
     ]
 
     def __init__(self, client: OperatorClient, today: date, period: str = "today") -> None:
         super().__init__()
+        translate_footer(self)
         self.client = client
         self.today = today
         self.period = period
@@ -184,8 +187,9 @@ class ServiceScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("City", "Site", "WS", "Guest", "Seats", "Host", "Peak", "Outage",
-                          "Incid.", "Moved")
+        table.add_columns(*(_(c) for c in (N_("City"), N_("Site"), N_("WS"), N_("Guest"),
+                                           N_("Seats"), N_("Host"), N_("Peak"), N_("Outage"),
+                                           N_("Incid."), N_("Moved"))))
         table.focus()
         self._load()
 
@@ -193,16 +197,17 @@ class ServiceScreen(ModalScreen[None]):
         start, end = period_dates(self.period, self.today)
         span = f"{start}" if start == end else f"{start} .. {end}"
         now = "" if self.view is None else \
-            f"  as of {self.view.now.astimezone(PROVINCE_TZ):%H:%M} +08:00"
-        return (f"[b]Service by site and city[/b]  {span} ({self.period}){now}\n"
-                + (note or "Guest: projects served  Seats: expert-seat services  "
-                   "Peak: busiest half-day"))
+            "  " + _("as of {time} +08:00").format(
+                time=f"{self.view.now.astimezone(PROVINCE_TZ):%H:%M}")
+        return (f"[b]{_('Service by site and city')}[/b]  {span} ({_(self.period)}){now}\n"
+                + (note or _("Guest: projects served  Seats: expert-seat services  "
+                             "Peak: busiest half-day")))
 
     @work(exclusive=True, group="service")
     async def _load(self) -> None:
         start, end = period_dates(self.period, self.today)
         head = self.query_one("#service-head", Static)
-        head.update(self._head("loading..."))
+        head.update(self._head(_("loading...")))
         try:
             view: ServiceView = await self.client.service_stats(start, end)
         except ClientError as exc:
@@ -220,8 +225,9 @@ class ServiceScreen(ModalScreen[None]):
         site = next((s for s in self.view.sites if s.site_id == key), None) \
             if self.view else None
         if site is None:
-            detail.update("" if key is None else f"{key.removeprefix('city:')}: the sum of "
-                          "its sites (a project served at two sites counts twice)")
+            detail.update("" if key is None else _(
+                "{city}: the sum of its sites (a project served at two sites counts twice)"
+            ).format(city=key.removeprefix("city:")))
             return
         detail.update(half_day_text(site))
 

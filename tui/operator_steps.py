@@ -21,7 +21,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from evalgrid.i18n import N_, _
 from tui.client_errors import ClientError
+from tui.footer import translate_footer
 
 
 @dataclass(frozen=True)
@@ -34,20 +36,23 @@ class Step:
 
 #: The steps by name (the name is what `OperatorClient.step` is given).
 STEPS: Mapping[str, Step] = {
-    "close": Step("Close the evaluation: aggregate, signed report, seeds revealed",
+    "close": Step(N_("Close the evaluation: aggregate, signed report, seeds revealed"),
                   ("project",), ("project",)),
-    "unlock": Step("Lift a sign-in lockout (audited)",
+    "unlock": Step(N_("Lift a sign-in lockout (audited)"),
                    ("site", "workstation", "session", "reason"), ("site", "reason")),
-    "notices": Step("Notices of a project (no codes, no names)", ("project",), ("project",),
-                    writes=False),
-    "resend": Step("Send a notice again (same code; audited)", ("notice", "reason"),
+    "notices": Step(N_("Notices of a project (no codes, no names)"), ("project",),
+                    ("project",), writes=False),
+    "resend": Step(N_("Send a notice again (same code; audited)"), ("notice", "reason"),
                    ("notice", "reason")),
-    "decline": Step("Record a decline: the seat is redrawn at once", ("notice", "reason"),
+    "decline": Step(N_("Record a decline: the seat is redrawn at once"), ("notice", "reason"),
                     ("notice", "reason")),
-    "incidents": Step("Incidents (open and of the last day)", (), (), writes=False),
-    "decide": Step("Decide an incident: wait | postpone | reevaluate",
+    "incidents": Step(N_("Incidents (open and of the last day)"), (), (), writes=False),
+    "decide": Step(N_("Decide an incident: wait | postpone | reevaluate"),
                    ("incident", "decision", "note"), ("incident", "decision", "note")),
 }
+# The field names, as the placeholders show them.
+FIELD_WORDS = (N_("project"), N_("site"), N_("workstation"), N_("session"), N_("reason"),
+               N_("notice"), N_("incident"), N_("decision"), N_("note"))
 
 Run = Callable[[str, Mapping[str, str]], Awaitable[str]]
 
@@ -63,10 +68,11 @@ class OperatorStepScreen(ModalScreen[None]):
     OperatorStepScreen Input { height: 3; }
     OperatorStepScreen #step-result { height: auto; max-height: 10; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_step", "close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss_step", N_("close"))]
 
     def __init__(self, name: str, run: Run, values: Mapping[str, str] | None = None) -> None:
         super().__init__()
+        translate_footer(self)
         self.step_name = name
         self.step = STEPS[name]
         self.run = run
@@ -75,11 +81,11 @@ class OperatorStepScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(self.step.title, id="step-title")
+            yield Static(_(self.step.title), id="step-title")
             for field in self.step.fields:
-                yield Input(value=self.values.get(field, ""), placeholder=field,
+                yield Input(value=self.values.get(field, ""), placeholder=_(field),
                             id=f"step-{field}", select_on_focus=False)
-            yield Static("Enter: run   Esc: close", id="step-keys")
+            yield Static(_("Enter: run   Esc: close"), id="step-keys")
             yield Static(id="step-result")
 
     def on_mount(self) -> None:
@@ -110,13 +116,14 @@ class OperatorStepScreen(ModalScreen[None]):
         fields = self._fields()
         missing = [f for f in self.step.required if not fields.get(f)]
         if missing:
-            self._show(f"{missing[0]}: required", "bold red")
+            self._show(_("{field}: required").format(field=_(missing[0])), "bold red")
             return
         self._show("...", "italic")
         try:
             answer = await self.run(self.step_name, fields)
         except ClientError as exc:
-            self._show(f"refused: {exc}", "bold red")
+            self._show(_("refused: {reason}").format(reason=exc), "bold red")
+
             return
         self._show(answer, "green" if self.step.writes else "")
 

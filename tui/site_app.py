@@ -18,7 +18,9 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, RichLog, Static, TabbedContent, TabPane
 
+from evalgrid.i18n import N_, _
 from tui.client_errors import ClientError
+from tui.footer import translate_footer
 from tui.help_screen import HelpScreen
 from tui.site_alerts import Alert, board_alerts
 from tui.site_board import BoardMap
@@ -31,17 +33,17 @@ from tui.tables import refill, selected_key
 LEVEL_STYLE = {"error": "bold white on red", "warning": "bold yellow", "ok": "green",
                "info": ""}
 HELP = [
-    ("c", "check in an expert: ID number + code -> workstation"),
-    ("f", "mark the selected workstation faulty (with a reason)"),
-    ("r", "put the selected workstation back in service"),
-    ("Up / Down", "select a workstation in the table"),
-    ("1 / 2 / 3", "board / sessions of the day / alerts"),
-    ("?", "this help"),
-    ("q", "quit"),
+    ("c", N_("check in an expert: ID number + code -> workstation")),
+    ("f", N_("mark the selected workstation faulty (with a reason)")),
+    ("r", N_("put the selected workstation back in service")),
+    (N_("Up / Down"), N_("select a workstation in the table")),
+    ("1 / 2 / 3", N_("board / sessions of the day / alerts")),
+    ("?", N_("this help")),
+    ("q", N_("quit")),
 ]
-HELP_NOTE = ("Colours: green free, yellow reserved (R), blue signed in (S), magenta evaluating "
-             "(E), red fault (X), grey offline (-). Sessions are opaque: the site is not told "
-             "which project a workstation serves.")
+HELP_NOTE = N_("Colours: green free, yellow reserved (R), blue signed in (S), magenta "
+               "evaluating (E), red fault (X), grey offline (-). Sessions are opaque: the "
+               "site is not told which project a workstation serves.")
 
 
 class BoardUpdated(Message):
@@ -67,19 +69,21 @@ class SiteConsole(App[None]):
     TabbedContent { height: 1fr; }
     DataTable { height: 1fr; }
     """
+    # The footer's words are translated when the app is built (see __init__).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark", "help", "help"),
-        Binding("c", "check_in", "check in"),
-        Binding("f", "fault", "faulty"),
-        Binding("r", "in_service", "in service"),
-        Binding("1", "tab('board')", "board", show=False),
-        Binding("2", "tab('sessions')", "sessions", show=False),
-        Binding("3", "tab('alerts')", "alerts", show=False),
-        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", N_("help")),
+        Binding("c", "check_in", N_("check in")),
+        Binding("f", "fault", N_("faulty")),
+        Binding("r", "in_service", N_("in service")),
+        Binding("1", "tab('board')", N_("board"), show=False),
+        Binding("2", "tab('sessions')", N_("sessions"), show=False),
+        Binding("3", "tab('alerts')", N_("alerts"), show=False),
+        Binding("q", "quit", N_("quit")),
     ]
 
     def __init__(self, client: SiteClient, site_id: str, *, reconnect_s: float = 1.0) -> None:
         super().__init__()
+        translate_footer(self)
         self.client = client
         self.site_id = site_id
         self.board: Board | None = None
@@ -95,19 +99,19 @@ class SiteConsole(App[None]):
         yield Static(id="alert")
         yield BoardMap()
         with TabbedContent(initial="board"):
-            with TabPane("Workstations [1]", id="board"):
+            with TabPane(_("Workstations [1]"), id="board"):
                 yield DataTable(id="ws", cursor_type="row", zebra_stripes=True)
-            with TabPane("Sessions [2]", id="sessions"):
+            with TabPane(_("Sessions [2]"), id="sessions"):
                 yield DataTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
-            with TabPane("Alerts [3]", id="alerts"):
+            with TabPane(_("Alerts [3]"), id="alerts"):
                 yield RichLog(id="alert-log", wrap=True, markup=False, max_lines=500)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#ws", DataTable).add_columns(
-            "Room", "WS", "State", "Session", "Time", "Note")
+            _("Room"), _("WS"), _("State"), _("Session"), _("Time"), _("Note"))
         self.query_one("#sessions-table", DataTable).add_columns(
-            "Time", "Session", "Room", "Workstation")
+            _("Time"), _("Session"), _("Room"), _("Workstation"))
         self.query_one("#ws", DataTable).focus()
         self._show_status()
         self._follow_board()
@@ -129,7 +133,7 @@ class SiteConsole(App[None]):
     def _board_updated(self, message: BoardUpdated) -> None:
         if not self.agent_ok:
             if self._link_alerted:
-                self.alert(Alert("ok", "agent link restored"))
+                self.alert(Alert("ok", _("agent link restored")))
             self.agent_ok = True
             self._link_alerted = False
         for alert in board_alerts(self.board, message.board):
@@ -140,7 +144,8 @@ class SiteConsole(App[None]):
     @on(AgentLink)
     def _agent_link(self, message: AgentLink) -> None:
         if not self._link_alerted:  # once per outage, not once per reconnect attempt
-            self.alert(Alert("error", f"agent unreachable: {message.detail}"))
+            self.alert(Alert("error", _("agent unreachable: {reason}").format(
+                reason=message.detail)))
             self._link_alerted = True
         self.agent_ok = False
         self._show_status()
@@ -148,22 +153,23 @@ class SiteConsole(App[None]):
     # --- drawing ---------------------------------------------------------------------------
 
     def _show_status(self) -> None:
-        text = Text(f"SITE {self.site_id}  ", style="bold")
+        text = Text(_("SITE {site}").format(site=self.site_id) + "  ", style="bold")
         board = self.board
         if not self.agent_ok:
-            text.append(" agent unreachable ", style=LEVEL_STYLE["error"])
+            text.append(f" {_('agent unreachable')} ", style=LEVEL_STYLE["error"])
         elif board is not None and not board.coordinator_connected:
-            text.append(" coordinator LINK LOST ", style=LEVEL_STYLE["error"])
+            text.append(f" {_('coordinator LINK LOST')} ", style=LEVEL_STYLE["error"])
         else:
-            text.append("coordinator ", style="")
-            text.append("connected", style="bold green")
+            text.append(_("coordinator") + " ", style="")
+            text.append(_("connected"), style="bold green")
         if board is not None:
             counts: dict[str, int] = {}
             for ws in board.workstations:
                 counts[ws.state] = counts.get(ws.state, 0) + 1
-            text.append(f"  {len(board.workstations)} ws  {len(board.sessions)} sessions")
+            text.append("  " + _("{n} ws  {sessions} sessions").format(
+                n=len(board.workstations), sessions=len(board.sessions)))
             if counts.get("fault"):
-                text.append(f"  {counts['fault']} faulty", style="bold red")
+                text.append("  " + _("{n} faulty").format(n=counts["fault"]), style="bold red")
         self.query_one("#status", Static).update(text)
 
     def _show_board(self) -> None:
@@ -213,7 +219,8 @@ class SiteConsole(App[None]):
         ws = next((w for w in (self.board.workstations if self.board else ())
                    if w.workstation_id == checked.workstation_id), None)
         room = (ws.room_name if ws else "") or checked.room_id
-        return f"workstation {checked.workstation_id} in {room}"
+        return _("workstation {workstation} in {room}").format(
+            workstation=checked.workstation_id, room=room)
 
     def action_check_in(self) -> None:
         self.push_screen(CheckInScreen(self.client.check_in, self._describe,
@@ -223,9 +230,10 @@ class SiteConsole(App[None]):
     def action_fault(self) -> None:
         ws = self._selected()
         if ws is None:
-            self.alert(Alert("warning", "select a workstation first"))
+            self.alert(Alert("warning", _("select a workstation first")))
             return
-        note = f"session {ws.session_id} is reserved on it" if ws.session_id else ""
+        note = _("session {session} is reserved on it").format(
+            session=ws.session_id) if ws.session_id else ""
 
         def marked(detail: str | None) -> None:
             if detail is not None:
@@ -236,10 +244,11 @@ class SiteConsole(App[None]):
     def action_in_service(self) -> None:
         ws = self._selected()
         if ws is None:
-            self.alert(Alert("warning", "select a workstation first"))
+            self.alert(Alert("warning", _("select a workstation first")))
             return
         if ws.state != "fault":
-            self.alert(Alert("info", f"{ws.workstation_id} is not marked faulty"))
+            self.alert(Alert("info", _("{workstation} is not marked faulty").format(
+                workstation=ws.workstation_id)))
             return
         self._mark(ws.workstation_id, False, "")
 
@@ -248,9 +257,10 @@ class SiteConsole(App[None]):
         try:
             state = await self.client.mark(workstation_id, fault, detail)
         except ClientError as exc:
-            self.alert(Alert("error", f"{workstation_id}: not changed: {exc}"))
+            self.alert(Alert("error", _("{workstation}: not changed: {reason}").format(
+                workstation=workstation_id, reason=exc)))
             return
-        what = "marked faulty" if fault else "back in service"
+        what = _("marked faulty") if fault else _("back in service")
         self.notify(f"{workstation_id} {what} ({look(state).label})")
 
     def action_tab(self, tab: str) -> None:
@@ -259,7 +269,8 @@ class SiteConsole(App[None]):
         self.query_one(target).focus()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen("site console", HELP, HELP_NOTE))
+        self.push_screen(HelpScreen(N_("site console"), HELP, HELP_NOTE))
+
 
     async def action_quit(self) -> None:
         self.exit()

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from evalgrid.i18n import _, pad
 from tui.site_client import Board, Workstation
 from tui.states import STATES, look, short_workstation
 
@@ -48,7 +49,7 @@ class BoardMap(Widget):
     def render(self) -> Text:
         board = self.board
         if board is None:
-            return Text("waiting for the agent...", style="italic")
+            return Text(_("waiting for the agent..."), style="italic")
         width = max(self.size.width, 40)
         out = Text()
         for room_id, workstations in rooms_of(board).items():
@@ -56,7 +57,8 @@ class BoardMap(Widget):
             per_line = max(1, (width - LABEL_WIDTH) // (max(len(c) for c in chips) + 1))
             for i in range(0, len(chips), per_line):
                 label = room_label(room_id, workstations) if i == 0 else ""
-                out.append(f"{label[:LABEL_WIDTH - 1]:<{LABEL_WIDTH}}", style="bold")
+                out.append(pad(pad(label, LABEL_WIDTH - 1), LABEL_WIDTH), style="bold")
+
                 for chip in chips[i:i + per_line]:
                     out.append_text(chip)
                     out.append(" ")

@@ -16,7 +16,9 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from evalgrid.i18n import N_, _
 from tui.client_errors import ClientError
+from tui.footer import translate_footer
 from tui.site_client import CheckedIn
 
 CheckIn = Callable[[str, str], Awaitable[CheckedIn]]
@@ -35,19 +37,21 @@ class CheckInScreen(ModalScreen[None]):
     CheckInScreen .ok { color: $success; text-style: bold; }
     CheckInScreen .refused { color: $error; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", N_("close"))]
 
     def __init__(self, check_in: CheckIn, describe: Describe, report: Report) -> None:
         super().__init__()
+        translate_footer(self)
+
         self._check_in = check_in
         self._describe = describe
         self._report = report
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("[b]Check in an expert[/b]   Enter: next / check   Esc: close")
-            yield Input(placeholder="ID number", id="id-number")
-            yield Input(placeholder="one-time code from the notice", id="code")
+            yield Static(_("[b]Check in an expert[/b]   Enter: next / check   Esc: close"))
+            yield Input(placeholder=_("ID number"), id="id-number")
+            yield Input(placeholder=_("one-time code from the notice"), id="code")
             yield Static("", id="checkin-result")
 
     def on_mount(self) -> None:
@@ -66,23 +70,24 @@ class CheckInScreen(ModalScreen[None]):
         result = self.query_one("#checkin-result", Static)
         if not id_number or not code:
             result.set_classes("refused")
-            result.update("Both the ID number and the code are needed.")
+            result.update(_("Both the ID number and the code are needed."))
             return
         result.set_classes("")
-        result.update("checking...")
+        result.update(_("checking..."))
         try:
             checked = await self._check_in(id_number, code)
         except ClientError as exc:
             result.set_classes("refused")
-            result.update(f"Refused: {exc}")
-            self._report(f"check-in refused: {exc}", False)
+            result.update(_("Refused: {reason}").format(reason=exc))
+            self._report(_("check-in refused: {reason}").format(reason=exc), False)
             self.query_one("#code", Input).value = ""
             self.query_one("#code", Input).focus()
             return
         text = self._describe(checked)
         result.set_classes("ok")
         result.update(f"-> {text}")
-        self._report(f"checked in: {text}", True)
+        self._report(_("checked in: {what}").format(what=text), True)
+
         self.query_one("#id-number", Input).value = ""
         self.query_one("#code", Input).value = ""
         self.query_one("#id-number", Input).focus()

@@ -10,24 +10,31 @@ from datetime import datetime, tzinfo
 
 # The province runs on one local time (UTC+8); consoles show it, whatever the machine's zone.
 from evalgrid.clock import PROVINCE_TZ as PROVINCE_TZ
+from evalgrid.i18n import N_, _
 
 
 @dataclass(frozen=True)
 class StateLook:
-    label: str
+    label_id: str  # the English label, the catalogue's key
     mark: str
     style: str  # a Rich style: the chip on the board and the state cell in tables
 
+    @property
+    def label(self) -> str:
+        """The label in the console's language."""
+        return _(self.label_id)
+
 
 STATES: dict[str, StateLook] = {
-    "free": StateLook("free", " ", "black on green"),
-    "reserved": StateLook("reserved", "R", "black on yellow"),
-    "signed_in": StateLook("signed in", "S", "white on blue"),
-    "evaluating": StateLook("evaluating", "E", "white on dark_magenta"),
-    "fault": StateLook("fault", "X", "bold white on red"),
-    "offline": StateLook("offline", "-", "white on grey37"),
+    "free": StateLook(N_("free"), " ", "black on green"),
+    "reserved": StateLook(N_("reserved"), "R", "black on yellow"),
+    "signed_in": StateLook(N_("signed in"), "S", "white on blue"),
+    "evaluating": StateLook(N_("evaluating"), "E", "white on dark_magenta"),
+    "fault": StateLook(N_("fault"), "X", "bold white on red"),
+    "offline": StateLook(N_("offline"), "-", "white on grey37"),
 }
-UNKNOWN = StateLook("unknown", "?", "reverse")
+UNKNOWN = StateLook(N_("unknown"), "?", "reverse")
+
 
 
 def look(state: str) -> StateLook:

@@ -25,7 +25,8 @@ from evalgrid.ids import request_id
 from evalgrid.wire import UNARY_DEADLINE_S, from_window
 from site_agent.booth_terminal import Score
 
-NOTICE_KEYS = {"notice_id", "expert_id", "venue_id", "venue", "start", "end", "code"}
+# `text` is the notice as the expert reads it, made of the venue, the time and the code only.
+NOTICE_KEYS = {"notice_id", "expert_id", "venue_id", "venue", "start", "end", "code", "text"}
 BOOKING_MEMBER = re.compile(rb"(\d+):(\d+):(hold-[0-9a-f]{16})")
 
 
@@ -176,6 +177,8 @@ async def test_notices_name_venue_time_and_code_only(grid: Grid) -> None:
             site, venue = venues[notice["venue_id"]]
             assert venue.name in notice["venue"] and site.city in notice["venue"]
             assert datetime.fromisoformat(notice["start"]) == project.window.start
+            assert notice["code"] in notice["text"] and notice["venue"] in notice["text"]
+
             text = " ".join(notice.values())
             assert not [s for s in hidden if _token(s).search(text.encode())]
             colleagues = members - {notice["expert_id"]}

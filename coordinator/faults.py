@@ -412,8 +412,11 @@ class FaultDesk:
         come back and sign, then the close repairs it; or the rules' re-evaluation) instead of
         staying `evaluating` with nobody told."""
         now = self.wf.clock.now()
+        held = {i.project_id for i in await self.incidents()
+                if i.state in fault_rules.OPEN_STATES}  # a site's incident already decides it
         for project in self.wf.desk.projects():
-            if states.get(project.id) != "evaluating" or project.window.end > now:
+            if states.get(project.id) != "evaluating" or project.window.end > now \
+                    or project.id in held:
                 continue
             async with self.wf._lock(project.id):  # not while a close reports it
                 state = (await self.wf.registry.project_states()).get(project.id)

@@ -109,6 +109,17 @@ async def place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan
     they await their draw); `records` are audited in the commit batch, before the draws'.
     Per project: "drawn", or "conflict" (Redis disagreed with the picture: nothing booked,
     audited as `draw.booking_conflict`)."""
+    ids = {project.id for project, _, _ in drawn}
+    workflow._placing |= ids  # the schedule's `finish_placed` leaves them to us
+    try:
+        return await _place_first_draws(workflow, drawn, plan_id, records, seed_from)
+    finally:
+        workflow._placing -= ids
+
+
+async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan_id: str,
+                             records: Sequence[tuple[str, str, dict[str, Any]]],
+                             seed_from: dict[str, str] | None) -> dict[str, str]:
     key = workflow.master_key
     seq = await workflow.audit.known_seq()
     batch = list(records)

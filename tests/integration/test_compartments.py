@@ -216,8 +216,10 @@ async def test_redis_never_pairs_an_expert_with_a_project(grid: Grid) -> None:
     for expert_id in drawn:
         token = _token(expert_id)
         found = sorted(k for k, blob in dump.items() if token.search(blob))
+        # `conduct:events:<expert>` holds the expert's own conduct record, sealed: its key
+        # says only that the expert has one, never for which project.
         assert set(found) <= {"prov:experts", "prov:expert_ids", f"bk:ex:{expert_id}",
-                              "bk:~maxlen"}, found
+                              "bk:~maxlen", f"conduct:events:{expert_id}"}, found
         assert (f"bk:ex:{expert_id}" in found) == (expert_id in seated)
     # Exactly the members still on a committee hold a booking: the declined seat was released.
     ex_keys = [k for k in dump if k.startswith("bk:ex:")]

@@ -112,16 +112,16 @@ async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_nex
     assert isinstance(workflow, Workflow)
     focus = focus_projects(grid.province)[0]
     await grid.register(focus)
-    real = workflow._announce_placement
+    real = workflow._send_notices
     cut: list[int] = []
 
-    async def outage(*args: Any, **kwargs: Any) -> Any:
+    def outage(*args: Any, **kwargs: Any) -> Any:
         if not cut:  # the placement is stored; the store goes before the announcement
             cut.append(1)
             raise ConnectionError("Redis went away")
-        return await real(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    workflow._announce_placement = outage  # type: ignore[method-assign]
+    workflow._send_notices = outage  # type: ignore[method-assign]
     with pytest.raises(grpc.aio.AioRpcError):
         await grid.draw(focus.id)
     assert grid.notices() == []  # nobody told yet

@@ -10,7 +10,8 @@ import pytest
 from evalgrid_wire.v1 import booth_pb2, operator_pb2
 from grid_fixture import Grid, focus_projects, wait_until
 
-from coordinator.workflow import REDRAW_PENDING, Workflow, WorkflowError
+from coordinator.store.layout import REDRAW_PENDING
+from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.ids import request_id
 
 
@@ -75,7 +76,8 @@ async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: 
     assert [e.detail["seed"] for e in reveals] == [first.hex()]
 
 
-async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) -> None:
+async def _evaluating(grid: Grid) -> tuple[Workflow, Any, list[dict[str, Any]]]:
+    """A focus project drawn, every notice accepted, its window open and evaluating."""
     workflow = grid.coordinator.workflow
     assert isinstance(workflow, Workflow)
     focus = focus_projects(grid.province)[0]
@@ -85,6 +87,11 @@ async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) ->
         await grid.reply(notice["notice_id"], True)
     await grid.advance_to(focus.window.start)
     await grid.start(focus.id)
+    return workflow, focus, notices
+
+
+async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) -> None:
+    workflow, focus, notices = await _evaluating(grid)
     notice = notices[0]
     seat = (await workflow._allocation(focus.id, "test")).by_notice(notice["notice_id"])
     assert seat is not None
@@ -138,15 +145,7 @@ async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_nex
 
 
 async def test_a_redrawn_member_at_the_desk_is_told_and_not_locked_out(grid: Grid) -> None:
-    workflow = grid.coordinator.workflow
-    assert isinstance(workflow, Workflow)
-    focus = focus_projects(grid.province)[0]
-    await grid.register(focus)
-    _, notices = await grid.draw(focus.id)
-    for notice in notices:
-        await grid.reply(notice["notice_id"], True)
-    await grid.advance_to(focus.window.start)
-    await grid.start(focus.id)
+    workflow, focus, notices = await _evaluating(grid)
     late = notices[0]
     seat = (await workflow._allocation(focus.id, "test")).by_notice(late["notice_id"])
     assert seat is not None

@@ -135,10 +135,13 @@ async def pending_intents(redis: aioredis.Redis, master_key: bytes) -> list[Draw
         if raw is None:  # listed, never written (cannot happen with one MULTI): forget it
             await redis.srem(INTENTS, project_id)
             continue
-        data = unseal_json(master_key, SealedBox.from_json(text(raw)), project_id=project_id,
-                           purpose=PURPOSE)
-        found.append(DrawIntent(**data))
+        found.append(_unsealed(master_key, project_id, raw))
     return found
+
+
+def _unsealed(master_key: bytes, project_id: str, raw: bytes | str) -> DrawIntent:
+    return DrawIntent(**unseal_json(master_key, SealedBox.from_json(text(raw)),
+                                    project_id=project_id, purpose=PURPOSE))
 
 
 def booking_items(project: Project, seats: Sequence[SeatRecord]) -> list[BookingItem]:
@@ -185,17 +188,32 @@ async def recover(workflow: Workflow) -> int:
     """Take every pending intent forward (or back); returns how many there were."""
     intents = await pending_intents(workflow.redis, workflow.master_key)
     for intent in intents:
-        project = await workflow.registry.project(intent.project_id)
-        if project is None:  # cannot be: projects are never deleted; keep the intent for a person
-            log.error("intent for unknown project %s kept", intent.project_id)
-            continue
-        if intent.phase == "committed":
-            await _rerun_committed(workflow, project, intent)
-        elif intent.phase == "booking":
-            await _forward_or_back(workflow, project, intent)
-        else:
-            await _finish(workflow, project, intent)
+        await _take(workflow, intent)
     return len(intents)
+
+
+async def recover_project(workflow: Workflow, project_id: str) -> bool:
+    """The project's pending intent (one an outage left while the coordinator ran on) taken
+    forward or back, as a restart would; False when it has none. The caller holds the
+    project's lock and knows no placement of it is in flight."""
+    raw = await workflow.redis.get(INTENT.format(project_id))
+    if raw is None:
+        return False
+    await _take(workflow, _unsealed(workflow.master_key, project_id, raw))
+    return True
+
+
+async def _take(workflow: Workflow, intent: DrawIntent) -> None:
+    project = await workflow.registry.project(intent.project_id)
+    if project is None:  # cannot be: projects are never deleted; keep the intent for a person
+        log.error("intent for unknown project %s kept", intent.project_id)
+        return
+    if intent.phase == "committed":
+        await _rerun_committed(workflow, project, intent)
+    elif intent.phase == "booking":
+        await _forward_or_back(workflow, project, intent)
+    else:
+        await _finish(workflow, project, intent)
 
 
 async def finish_placed(workflow: Workflow, in_flight: set[str]) -> int:

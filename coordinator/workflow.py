@@ -76,6 +76,7 @@ from coordinator.draw_intents import (
     fault_point,
     finish_placed,
     make_intent,
+    recover_project,
     stage_intent,
 )
 from coordinator.draw_intents import recover as recover_intents
@@ -492,25 +493,29 @@ class Workflow:
 
     async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                      state_after: str = "", archive_stored: bool = False,
-                     fences: list[int] | None = None) -> None:
+                     fences: list[int] | None = None,
+                     committed: dict[str, Any] | None = None) -> None:
         """`_place_draw`, known to be in flight (the schedule finishes only placements
         nobody is placing: `finish_placed`)."""
         self._placing.add(project.id)
         try:
             await self._place_draw(project, alloc, result, state_after=state_after,
-                                   archive_stored=archive_stored, fences=fences)
+                                   archive_stored=archive_stored, fences=fences,
+                                   committed=committed)
         finally:
             self._placing.discard(project.id)
 
     async def _place_draw(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                           state_after: str = "", archive_stored: bool = False,
-                          fences: list[int] | None = None) -> None:
+                          fences: list[int] | None = None,
+                          committed: dict[str, Any] | None = None) -> None:
         """Book every seat atomically, store the sealed allocation, queue reserves, notify.
 
         Recoverable (coordinator/draw_intents.py): an intent with the seats, sessions and
         commands is written before anything is booked and moves to `placed` in the MULTI
         that stores the allocation (and `state_after`, the project's new state, if any).
         `fences`: the commands' fences when the caller took them (one round trip fewer).
+        `committed`: the draw's `draw.committed` record, audited in the intent's MULTI.
         """
         if fences is None:
             fences = await self.links.next_fences(len(result.seats))
@@ -521,19 +526,26 @@ class Workflow:
             parent=result.commitment.parent or "", outcome_digest=result.outcome_digest,
             alloc_before=alloc.to_dict() if alloc.draw_ids else None)
         await self.store_snapshot(result)
-        pipe = self.redis.pipeline(transaction=True)
-        if not archive_stored:
-            pipe.hset(DRAW.format(result.draw_id),
-                      mapping=result.archive_fields(self.master_key))  # type: ignore[arg-type]
-        stage_intent(pipe, self.master_key, intent)
-        await pipe.execute()
+
+        def stage(pipe: Any) -> None:
+            if not archive_stored:
+                pipe.hset(DRAW.format(result.draw_id), mapping=result.archive_fields(
+                    self.master_key))
+            stage_intent(pipe, self.master_key, intent)
+
+        if committed is None:
+            pipe = self.redis.pipeline(transaction=True)
+            stage(pipe)
+            await pipe.execute()
+        else:
+            await self._record_batch([("draw.committed", project.id, committed)], before=stage)
         fault_point("after_intent")
         booked = await self.bookings.reserve_all(booking_items(project, new_seats))
         if not booked.ok:
             # The in-memory picture disagreed with Redis: nothing was booked; say so loudly.
             await drop_intent(self.redis, project.id)
             await self._record("draw.booking_conflict", project.id,
-                               {"detail": booked.reason})
+                               {"draw_id": result.draw_id, "detail": booked.reason})
             raise WorkflowError("project_id", f"booking conflict: {booked.reason}",
                                 code="precondition")
         fault_point("after_reserve")
@@ -902,15 +914,17 @@ class Workflow:
                 await self._record("draw.refused", project_id, {"reason": str(exc)})
                 await self.redis.srem(REDRAW_PENDING, pending)
                 return f"{status}-no-replacement"
-            await self._record("draw.committed", project_id,
-                               {**prepared.commitment_record(), **derived})
+            committed = {**prepared.commitment_record(), **derived}
             result = self.desk.run(prepared)
             if isinstance(result, str):
                 await self._save_allocation(alloc)
-                await self._record("draw.starved", project_id, {"reason": result})
+                await self._record_batch([("draw.committed", project_id, committed),
+                                          ("draw.starved", project_id, {"reason": result})])
                 await self.redis.srem(REDRAW_PENDING, pending)
                 return f"{status}-no-replacement"
-            await self._place(project, alloc, result)
+            # Committed in the MULTI of its archive and intent: an outage after it leaves the
+            # intent, which the next pass takes forward (`_redraw_due`), never a second draw.
+            await self._place(project, alloc, result, committed=committed)
             await self.redis.srem(REDRAW_PENDING, pending)
         await self.faults.admit_seats(project_id)  # a replacement drawn during evaluation
         return f"{status}-redrawn"
@@ -1363,6 +1377,11 @@ class Workflow:
                 await self.redis.srem(REDRAW_PENDING, raw)
                 continue
             async with self._lock(project_id):
+                if project_id in self._placing:
+                    continue  # its placement is under way: the next pass looks again
+                # A replacement committed before the outage is taken forward (or back) from
+                # its intent first: its seed label is spent, a second draw would reuse it.
+                await recover_project(self, project_id)
                 alloc = await self._allocation(project_id, "redraw after an outage")
                 seat = alloc.by_session(session_id)
                 project = await self.project(project_id)

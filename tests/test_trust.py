@@ -486,6 +486,30 @@ def test_a_single_draw_derives_from_both_shares_of_its_day(tmp_path: Path) -> No
         "plan) before this draw"]
 
 
+def test_a_seed_label_is_spent_once_unless_the_draw_never_got_its_seats(
+        tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate()
+    coordinator, supervisor = bytes(range(32)), bytes(range(50, 82))
+
+    def with_retry(between: list[dict[str, Any]]) -> list[str]:
+        """A draw committed earlier under the same label, then `between`, then ours."""
+        export = _single_draw_export(key, coordinator, supervisor)
+        rows = export["audit"]
+        at = next(i for i, r in enumerate(rows) if r["kind"] == "draw.committed")
+        earlier = json.loads(json.dumps(rows[at]))
+        earlier["detail"]["draw_id"] = "d-earlier"
+        export["audit"] = _resigned(key, [*rows[:at], earlier, *between, *rows[at:]])
+        return _verify(tmp_path, export, _pinned(key))
+
+    reused = ["draws[0]: two draws carry the seed label 'FAIR' of 2026-01-05"]
+    assert with_retry([]) == reused  # a second roll of the same seed: refused
+    for kind in ("draw.rolled_back", "draw.booking_conflict", "draw.abandoned"):
+        gone = {"kind": kind, "subject": "FAIR", "detail": {"draw_id": "d-earlier"}}
+        assert with_retry([gone]) == []  # the earlier one never got its seats
+        other = {"kind": kind, "subject": "FAIR", "detail": {"draw_id": "d-other"}}
+        assert with_retry([other]) == reused  # another draw's failure excuses nothing
+
+
 def test_a_move_to_a_spare_replays_from_the_draws_seed(tmp_path: Path) -> None:
     key = Ed25519PrivateKey.generate()
     export = _export(key)

@@ -208,8 +208,7 @@ def _day_seed_problems(where: str, committed: AuditEntry, seed_from: Mapping[str
             parts and parts[-1].isdigit() and len(parts) == 1 + again):
         return [f"{where}: its seed label {label!r} is not the one of this draw (expected "
                 f"{project!r}{'' if first else ' + /n'}): a label the coordinator could pick"]
-    if sum(1 for e in entries if e.kind == "draw.committed"
-           and _seed_label(e.detail.get("seed_from")) == (day, label)) > 1:
+    if _label_reused(committed, (day, label), entries):
         return [f"{where}: two draws carry the seed label {label!r} of {day}"]
     reveals = ([e for e in entries if e.kind == "seed.revealed" and e.subject == day]
                or [e for e in entries if e.kind == "plan.seed_revealed" and e.subject == day])
@@ -248,6 +247,26 @@ def _round_day_problems(where: str, seed_from: Mapping[str, Any],
         return [f"{where}: its seed is from the round of {day}, not of the project's day "
                 f"(window start {start.isoformat()})"]
     return []
+
+
+UNPLACED_KINDS = frozenset({"draw.rolled_back", "draw.booking_conflict", "draw.abandoned"})
+
+
+def _label_reused(committed: AuditEntry, day_label: tuple[str, str],
+                  entries: Sequence[AuditEntry]) -> bool:
+    """Another draw took this label, unless it was an earlier one that never got its seats
+    (rolled back, refused by the bookings or abandoned, in the chain before this one): a
+    label is spent once per placement, so a crash or outage is never a way to draw again."""
+    for other in entries:
+        if other.kind != "draw.committed" or other.seq == committed.seq or \
+                _seed_label(other.detail.get("seed_from")) != day_label:
+            continue
+        earlier, later = sorted((other, committed), key=lambda e: e.seq)
+        if not any(e.kind in UNPLACED_KINDS and e.subject == earlier.subject
+                   and e.detail.get("draw_id") == earlier.detail.get("draw_id")
+                   and earlier.seq < e.seq < later.seq for e in entries):
+            return True
+    return False
 
 
 def _seed_label(seed_from: object) -> tuple[str, str] | None:

@@ -49,6 +49,41 @@ async def test_a_decline_cut_off_by_an_outage_is_redrawn_at_the_next_pass(grid: 
     assert grid.notices()[-1]["expert_id"] != notices[0]["expert_id"]
 
 
+async def test_a_replacement_committed_before_an_outage_is_taken_forward_not_drawn_again(
+        grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    _, notices = await grid.draw(focus.id)
+    real = workflow.bookings.reserve_all
+    cut: list[int] = []
+
+    async def outage(*args: Any, **kwargs: Any) -> Any:
+        if not cut:  # the replacement is committed with its intent; then the store goes
+            cut.append(1)
+            raise ConnectionError("Redis went away")
+        return await real(*args, **kwargs)
+
+    workflow.bookings.reserve_all = outage  # type: ignore[method-assign]
+    with pytest.raises(grpc.aio.AioRpcError):
+        await grid.reply(notices[0]["notice_id"], False, "ill")
+    before = len(grid.notices())
+    workflow._schedule_wake.set()  # the next pass
+
+    async def whole() -> bool:
+        return len(grid.notices()) == before + 1 \
+            and await workflow.redis.scard(REDRAW_PENDING) == 0
+
+    await wait_until(whole, "the committed replacement placed at the schedule's pass")
+    entries = [e for e in await workflow.audit.entries() if e.subject == focus.id]
+    labels = [e.detail["seed_from"]["label"] for e in entries if e.kind == "draw.committed"]
+    assert labels == [focus.id, f"{focus.id}/1"]  # one draw per label: never rolled again
+    recovered = [e for e in entries if e.kind == "draw.recovered"]
+    assert [e.detail["from"] for e in recovered] == ["booking"]
+    assert grid.notices()[-1]["expert_id"] != notices[0]["expert_id"]
+
+
 async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: Grid) -> None:
     workflow = grid.coordinator.workflow
     assert isinstance(workflow, Workflow)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -127,6 +127,13 @@ def pad(text: str, width: int) -> str:
     """`text` cut or padded to exactly `width` terminal columns (CJK counts two)."""
     text = fit(text, width)
     return text + " " * (width - cell_len(text))
+
+
+def first_of(items: Sequence[str], shown: int = 1) -> str:
+    """The first `shown` items and how many more ("S0001 +2"): a column of ids stays narrow
+    however many there are; the detail line lists them all."""
+    more = len(items) - shown
+    return " ".join(items[:shown]) + (f" +{more}" if more > 0 else "")
 
 
 def fit(text: str, width: int, mark: str = "") -> str:

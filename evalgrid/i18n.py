@@ -214,6 +214,9 @@ REFUSALS = (
        "is unreachable)"),
     N_("the coordinator is unreachable and this seat's pass has not arrived (it comes at "
        "evaluation start): sign in later"),
+    N_("no seat's pass held here opens with this identity and code, and a seat held here "
+       "has no pass yet (it comes at evaluation start): check in again once the coordinator "
+       "is reachable"),
     N_("this session is not on this workstation"),
 )
 FIELDS = (N_("code"), N_("session_id"), N_("workstation_id"), N_("id_number"))

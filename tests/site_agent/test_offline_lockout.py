@@ -114,6 +114,12 @@ async def test_a_sign_in_the_outage_refused_counts_toward_no_lockout() -> None:
         with pytest.raises(grpc.aio.AioRpcError):
             await mode.sign_in("ws-2", "sess-2", ID, "654321", "rid-2")
     assert mode._lockouts == {}
+    mode.connected.clear()  # the link itself is down: refused here, for the missing pass
+    for _ in range(policy.max_failures + 2):
+        with pytest.raises(BoothError, match="pass has not arrived"):
+            await mode.sign_in("ws-2", "sess-2", ID, "654321", "rid-3")
+    assert mode._lockouts == {}
+    mode.connected.set()
     reply = await mode.sign_in("ws-1", "sess-1", ID, "123456", "rid-1")  # offline takes over
     assert reply.offline and reply.expert_ref == "X1" and link.calls == policy.max_failures + 3
     assert mode._lockouts == {}

@@ -195,6 +195,8 @@ async def test_a_no_show_redrawn_is_sent_a_withdrawal_of_the_notice(grid: Grid) 
     assert await _no_show(grid, focus.id, seat.session_id) == "no_show-redrawn"
 
     (withdrawal,) = _withdrawals(grid)
+    # No more than the notice said (venue and time), less its code.
+    assert set(withdrawal) == set(absent) | {"withdraws"}
     assert withdrawal["expert_id"] == absent["expert_id"]
     assert withdrawal["withdraws"] == absent["notice_id"]
     assert withdrawal["notice_id"] != absent["notice_id"] and withdrawal["code"] == ""

@@ -112,7 +112,8 @@ class WebhookNotifier:
     """POST each notice as a JSON object to `url` (an SMS gateway's HTTP API).
 
     The body is the notice's fields (`notice_id`, `expert_id`, `venue_id`, `venue`, `start`,
-    `end` in the province's local time, `code`); a 2xx answer is delivery. `send` only queues:
+    `end` in the province's local time, `code`, `kind`, `text`; a withdrawal's `withdraws`);
+    a 2xx answer is delivery. `send` only queues:
     a worker thread delivers in order, retrying on errors and 5xx; a notice still refused after
     `WEBHOOK_TRIES` is logged (notice id only) and counted in `failed`.
     """

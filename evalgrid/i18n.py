@@ -217,6 +217,8 @@ REFUSALS = (
     N_("no seat's pass held here opens with this identity and code, and a seat held here "
        "has no pass yet (it comes at evaluation start): check in again once the coordinator "
        "is reachable"),
+    N_("this member's seat here was released (redrawn, or its evaluation closed): it is no "
+       "longer held; ask the operator"),
     N_("this session is not on this workstation"),
 )
 FIELDS = (N_("code"), N_("session_id"), N_("workstation_id"), N_("id_number"))

@@ -146,3 +146,25 @@ async def test_a_desk_check_in_with_a_pass_missing_is_not_counted() -> None:
             await mode.check_in(ID, "000000")
     with pytest.raises(BoothError, match="locked after 2 wrong attempts"):
         await mode.check_in(ID, "123456")
+
+
+async def test_a_redrawn_member_at_an_offline_desk_is_told_and_not_counted() -> None:
+    """The seat was released here (redrawn while the member was away) before the link went:
+    its pass still opens with the member's true code, so the desk says what happened and
+    counts nothing, as the coordinator's desk does."""
+    clock = _Clock()
+    policy = LockoutPolicy(desk_max_failures=1)
+    mode = _mode(clock, policy)  # sess-1's pass, its reservation released
+    _reserved(mode, "sess-2", "ws-2")
+    mode.passes["sess-2"] = seal(site_link_pb2.SeatPass(expert_ref="X2").SerializeToString(),
+                                 session_id="sess-2", id_number="110101199202021234",
+                                 code="222222", cost=10)
+    for _ in range(policy.desk_max_failures + 2):
+        with pytest.raises(BoothError, match="was released"):
+            await mode.check_in(ID, "123456")
+    assert mode._lockouts == {}
+    assert await mode.check_in("110101199202021234", "222222") == "ws-2"
+    with pytest.raises(BoothError, match="no seat held here opens"):  # a wrong code counts
+        await mode.check_in(ID, "000000")
+    with pytest.raises(BoothError, match="locked after 1 wrong attempts"):
+        await mode.check_in("110101199202021234", "222222")

@@ -197,7 +197,7 @@ class FaultDesk:
         return "awaiting-repair"
 
     async def _open(self, project: Project, site_id: str, cause: str, failed_at: datetime,
-                    begun: bool, workstation_id: str = "") -> None:
+                    begun: bool, workstation_id: str = "", sites: tuple[str, ...] = ()) -> None:
         async with self._incident_lock:
             for existing in await self.incidents():
                 if (existing.project_id, existing.site_id, existing.workstation_id) == (
@@ -207,10 +207,11 @@ class FaultDesk:
                 opaque_id("inc"), project.id, site_id, cause,
                 window_start=project.window.start, failed_at=failed_at,
                 evaluation_begun=begun, now=self.wf.clock.now(), workstation_id=workstation_id,
-                limits=self.wf.rules.faults)
+                limits=self.wf.rules.faults, sites=sites)
             await self._save(incident)
         await self.wf._record("fault.incident_opened", project.id, {
             "incident": incident.incident_id, "site": site_id, "workstation": workstation_id,
+            "sites": list(incident.sites),
             "phase": incident.phase.value, "cause": cause,
             "failed_at": failed_at.isoformat(), "deadline": incident.deadline.isoformat(),
             "rule": incident.limit})
@@ -410,7 +411,9 @@ class FaultDesk:
         """A window that ended with sheets unsigned opens an incident (site "": the project,
         not a site, is overdue), audited once: the project awaits an operator (late members
         come back and sign, then the close repairs it; or the rules' re-evaluation) instead of
-        staying `evaluating` with nobody told."""
+        staying `evaluating` with nobody told. Its sites are the guest sites of the members
+        who have not signed: where the operator calls, and where the sheets are (the host
+        holds nothing until the records are handed over)."""
         now = self.wf.clock.now()
         held = {i.project_id for i in await self.incidents()
                 if i.state in fault_rules.OPEN_STATES}  # a site's incident already decides it
@@ -425,7 +428,8 @@ class FaultDesk:
                 unsigned = [s for s in alloc.active_seats() if s.expert_ref not in signed]
                 if state == "evaluating" and unsigned:
                     await self._open(project, "", f"{OVERDUE}: {len(unsigned)} sheet(s) "
-                                     "unsigned", project.window.end, True)
+                                     "unsigned", project.window.end, True,
+                                     sites=tuple(sorted({s.site_id for s in unsigned})))
 
     async def evaluation_reported(self, project_id: str) -> None:
         """The close after late sheets ends the project's overdue incident (resumed, even

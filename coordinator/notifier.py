@@ -7,7 +7,8 @@ HTTP endpoint (`evalgrid coordinator --notifier webhook:URL`), from a background
 slow gateway never holds up a draw, with a few retries; every notice is kept in the outbox
 too, and a notice that could not be delivered is logged and counted
 (`evalgrid notice resend` sends it again). A notice never names the project, the tenderer,
-the bidders or the other members.
+the bidders or the other members. A member redrawn by the grid or an operator (no-show, leave,
+fault) is sent a withdrawal (`kind` "withdrawal") of the notice, in the same outbox.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from typing import Protocol
 from evalgrid.clock import PROVINCE_TZ
 from evalgrid.i18n import _
 
+EVALUATION = "evaluation"  # a drawn member's notice: come, with this code
+WITHDRAWAL = "withdrawal"  # that notice no longer holds: the member was redrawn
+
 
 @dataclass(frozen=True)
 class Notice:
@@ -38,24 +42,41 @@ class Notice:
     venue: str  # name and address as the expert reads it
     start: datetime
     end: datetime
-    code: str  # one-time sign-in code
+    code: str  # one-time sign-in code ("" in a withdrawal)
+    kind: str = EVALUATION
+    withdraws: str = ""  # a withdrawal's: the notice it withdraws
 
     @property
     def text(self) -> str:
         """The notice as the expert reads it (SMS), in the coordinator's language, local time."""
         start, end = self.start.astimezone(PROVINCE_TZ), self.end.astimezone(PROVINCE_TZ)
+        when = {"venue": self.venue, "day": f"{start:%m-%d}", "start": f"{start:%H:%M}",
+                "end": f"{end:%H:%M}"}
+        if self.kind == WITHDRAWAL:
+            return _("Evaluation notice withdrawn: you are no longer expected at {venue} on "
+                     "{day}, {start} to {end} (+08); the sign-in code of that notice no "
+                     "longer holds. No reply is needed.").format(**when)
         return _("Evaluation notice: please come to {venue} on {day}, {start} to {end} (+08), "
                  "and sign in with code {code}. Reply to accept or decline; do not disclose "
-                 "this notice.").format(venue=self.venue, day=f"{start:%m-%d}",
-                                        start=f"{start:%H:%M}", end=f"{end:%H:%M}",
-                                        code=self.code)
+                 "this notice.").format(**when, code=self.code)
 
+    @classmethod
+    def withdrawal(cls, notice: Notice) -> Notice:
+        """The withdrawal of `notice`: same member, venue and time, no code. Its id is derived
+        from the notice's, so a gateway sees a second copy as the same message."""
+        return cls(notice_id=f"wdr-{notice.notice_id.removeprefix('ntc-')}",
+                   expert_id=notice.expert_id, venue_id=notice.venue_id, venue=notice.venue,
+                   start=notice.start, end=notice.end, code="", kind=WITHDRAWAL,
+                   withdraws=notice.notice_id)
 
     def to_dict(self) -> dict[str, str]:
-        return {"notice_id": self.notice_id, "expert_id": self.expert_id,
-                "venue_id": self.venue_id, "venue": self.venue,
-                "start": self.start.isoformat(), "end": self.end.isoformat(), "code": self.code,
-                "text": self.text}
+        found = {"notice_id": self.notice_id, "expert_id": self.expert_id,
+                 "venue_id": self.venue_id, "venue": self.venue,
+                 "start": self.start.isoformat(), "end": self.end.isoformat(),
+                 "code": self.code, "text": self.text, "kind": self.kind}
+        if self.withdraws:
+            found["withdraws"] = self.withdraws
+        return found
 
 
 
@@ -91,7 +112,8 @@ class WebhookNotifier:
     """POST each notice as a JSON object to `url` (an SMS gateway's HTTP API).
 
     The body is the notice's fields (`notice_id`, `expert_id`, `venue_id`, `venue`, `start`,
-    `end` in the province's local time, `code`); a 2xx answer is delivery. `send` only queues:
+    `end` in the province's local time, `code`, `kind`, `text`; a withdrawal's `withdraws`);
+    a 2xx answer is delivery. `send` only queues:
     a worker thread delivers in order, retrying on errors and 5xx; a notice still refused after
     `WEBHOOK_TRIES` is logged (notice id only) and counted in `failed`.
     """
@@ -185,7 +207,10 @@ class MemoryOutbox:
         self.notices.append(notice)
 
 
-def read_outbox(path: Path) -> list[dict[str, str]]:
+def read_outbox(path: Path, kind: str = EVALUATION) -> list[dict[str, str]]:
+    """The outbox's notices of one kind (evaluation notices unless asked): a reader that
+    answers notices never meets a withdrawal it cannot answer."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [n for n in lines if n.get("kind", EVALUATION) == kind]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -213,7 +214,7 @@ class Coordinator:
             self.embedded.stop()
 
 
-async def _cancel(task: asyncio.Task[None]) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
     """Cancel until it ends: on Python 3.11, `asyncio.wait_for` swallows a cancellation that
     races its inner wait completing, and a loop around it would then never stop."""
     while not task.done():
@@ -263,6 +264,41 @@ class FailoverError(ValueError):
     """A failover configuration that cannot work; the message says why."""
 
 
+async def lead_once(leadership: Leadership, config: CoordinatorConfig,
+                    probe: HealthPort | None, make: Callable[..., Coordinator] | None = None
+                    ) -> None:
+    """Take the lease, start, lead until the lease cannot be renewed; then stop.
+
+    The lease is renewed from the moment it is taken, start-up included: a start longer than
+    the lease (a large registry to load) would otherwise let it lapse, and a standby would take
+    over a coordinator still starting (and be overtaken in turn). Losing the lease while
+    starting ends the start."""
+    fence = await leadership.acquire()
+    coordinator = (make or Coordinator)(config, fence=fence)
+    held = asyncio.create_task(leadership.hold(), name="lease")
+    try:
+        starting = asyncio.create_task(coordinator.start(), name="start")
+        await asyncio.wait({held, starting}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.warning("coordinator %s lost its lease while starting", leadership.node)
+            await _cancel(starting)
+            return
+        starting.result()  # a start that failed: stand by again
+        if probe is not None:
+            await probe.leading(True)
+        await held
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("coordinator failed while leading; standing by again")
+    finally:
+        await _cancel(held)
+        if probe is not None:
+            await probe.leading(False)
+        await coordinator.stop()
+        await leadership.resign()
+
+
 async def _lead_or_stand_by(config: CoordinatorConfig) -> None:
     """Stand by until the lease is ours, lead while it is renewed, then stand by again."""
     if not config.redis_url:
@@ -275,22 +311,7 @@ async def _lead_or_stand_by(config: CoordinatorConfig) -> None:
 
     async def lead_forever() -> None:
         while True:
-            fence = await leadership.acquire()
-            coordinator = Coordinator(config, fence=fence)
-            try:
-                await coordinator.start()
-                if probe is not None:
-                    await probe.leading(True)
-                await leadership.hold()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("coordinator failed while leading; standing by again")
-            finally:
-                if probe is not None:
-                    await probe.leading(False)
-                await coordinator.stop()
-                await leadership.resign()
+            await lead_once(leadership, config, probe)
 
     task = asyncio.create_task(lead_forever(), name="leadership")
 

@@ -796,14 +796,15 @@ def _share_wire(state: ShareState) -> operator_pb2.SeedShareState:
 
 
 def _incident(incident: Incident, now: datetime) -> operator_pb2.Incident:
-    where = f"workstation {incident.workstation_id}" if incident.workstation_id else "site"
+    where = f"workstation {incident.workstation_id}" if incident.workstation_id else \
+        "site" if incident.site_id else "unsigned sheets"
     return operator_pb2.Incident(
         incident_id=incident.incident_id, project_id=incident.project_id,
         site_id=incident.site_id, phase=incident.phase.value, state=incident.state.value,
         cause=incident.cause, failed_at=to_timestamp(incident.failed_at),
         deadline=to_timestamp(incident.deadline),
         allowed=[d.value for d in allowed(incident, now)],
-        detail=f"{where}; repair within {incident.limit}")
+        detail=f"{where}; repair within {incident.limit}", sites=list(incident.sites))
 
 
 def _clarification(record: dict[str, str]) -> common_pb2.Clarification:

@@ -107,6 +107,7 @@ from coordinator.store.layout import (
 from coordinator.store.placements import Placements
 from coordinator.store.registry import STORY_KEPT, Registry
 from coordinator.store.values import text
+from coordinator.withdrawals import Withdrawals
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
 from evalgrid.lockout import LockoutPolicy, desk_scope, session_scope, workstation_scope
@@ -178,6 +179,11 @@ class Workflow:
         self.local_tz = timezone(timedelta(minutes=rules.local_utc_offset_minutes))
         self.sign_ins = SignInGuard(redis, clock, lockout or LockoutPolicy(), self._record,
                                     local_tz=self.local_tz)
+        # A member redrawn without asking is told the notice no longer holds (once).
+        self.withdrawals = Withdrawals(
+            redis, lambda notice: self.notifier.send(notice),
+            lambda kind, subject, detail: self._record(kind, subject, detail),
+            self.desk.venue_label, self.local_tz)
         self._draw_lock = asyncio.Lock()
         self._plan_lock = asyncio.Lock()
         self._project_locks: dict[str, asyncio.Lock] = {}
@@ -883,6 +889,7 @@ class Workflow:
             await self.redis.sadd(REDRAW_PENDING, pending)
             entry = self._seat_event(seat, Departed(self._stimulus(stimulus_id, reason), reason))
             await self._save_allocation(alloc, entry)
+        await self.withdrawals.tell(project, seat, reason)  # resumed: unless told already
         await self.bookings.release(
             [BookingItem(ws_resource(seat.workstation_id), project.window.start_ts,
                          project.window.end_ts, seat.session_id),

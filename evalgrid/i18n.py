@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -129,6 +129,13 @@ def pad(text: str, width: int) -> str:
     return text + " " * (width - cell_len(text))
 
 
+def first_of(items: Sequence[str], shown: int = 1) -> str:
+    """The first `shown` items and how many more ("S0001 +2"): a column of ids stays narrow
+    however many there are; the detail line lists them all."""
+    more = len(items) - shown
+    return " ".join(items[:shown]) + (f" +{more}" if more > 0 else "")
+
+
 def fit(text: str, width: int, mark: str = "") -> str:
     """`text` cut to at most `width` columns; a cut ends in `mark` (counted in the width)."""
     if cell_len(text) <= width:
@@ -207,6 +214,11 @@ REFUSALS = (
        "is unreachable)"),
     N_("the coordinator is unreachable and this seat's pass has not arrived (it comes at "
        "evaluation start): sign in later"),
+    N_("no seat's pass held here opens with this identity and code, and a seat held here "
+       "has no pass yet (it comes at evaluation start): check in again once the coordinator "
+       "is reachable"),
+    N_("this member's seat here was released (redrawn, or its evaluation closed): it is no "
+       "longer held; ask the operator"),
     N_("this session is not on this workstation"),
 )
 FIELDS = (N_("code"), N_("session_id"), N_("workstation_id"), N_("id_number"))

@@ -17,10 +17,11 @@ from typing import TypeVar
 
 import grpc
 from evalgrid_wire.v1 import operator_pb2, operator_pb2_grpc
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from evalgrid.i18n import _
+from evalgrid.i18n import _, first_of
 from evalgrid.ids import request_id
 from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S, from_timestamp
@@ -137,13 +138,17 @@ async def unlock_sign_in(link: OperatorLink, *, site_id: str, workstation_id: st
 
 
 def incident_table(link: OperatorLink, incidents: list[operator_pb2.Incident]) -> Table:
+    # The ids are typed back (`incident decide ID`): never cut; the rest wraps at 80 wide.
     table = Table(title=_("incidents ({n}; times {offset})").format(n=len(incidents),
-                                                                   offset=link.offset()))
-    for column in (_("incident"), _("project"), _("site"), _("state"), _("deadline"),
-                   _("may decide")):
-        table.add_column(column)
+                                                                   offset=link.offset()),
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    for column in (_("incident"), _("project"), _("site")):
+        table.add_column(column, no_wrap=True)
+    for column, least in ((_("state"), 8), (_("deadline"), 8), (_("may decide"), 10)):
+        table.add_column(column, min_width=least)  # "awaiting", "deadline", "reevaluate"
     for i in incidents:
-        table.add_row(i.incident_id, i.project_id, i.site_id, _(i.state.replace("_", " ")),
+        table.add_row(i.incident_id, i.project_id, first_of(i.sites) or i.site_id,
+                      _(i.state.replace("_", " ")),
                       link.short(from_timestamp(i.deadline)), ", ".join(i.allowed) or "-")
     return table
 

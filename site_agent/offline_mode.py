@@ -3,7 +3,9 @@
 - Sign-in: with the coordinator reachable it decides, as always. Without it, the agent opens
   the seat's pass (sent at evaluation start, see `evalgrid.seat_pass`) with the ID number and
   code the member typed: a pass that opens is the identity check; a few wrong tries per seat
-  and offline sign-in for that seat waits for the coordinator. The booth gets the member's
+  and offline sign-in for that seat waits for the coordinator. A refusal the outage caused
+  (no pass here to check against) counts toward no lockout, nor does a member whose seat was
+  released here (redrawn): their code still opens its pass, and the desk says so. The booth gets the member's
   name and reference, and the sheet form from the pass.
 - Sheets: journaled (fsync) before anything else, then forwarded; when the coordinator cannot
   be reached the booth gets "accepted, will be forwarded" (`queued`) after the same checks the
@@ -60,6 +62,15 @@ UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_E
 # here per seat and per desk; a locked scope opens after `lock_for`, or once the coordinator is
 # back (sign-ins then go to it, where an operator can unlock).
 OFFLINE_UNLOCK = "the coordinator decides again once it is reachable"
+# An offline check-in whose identity and code open the pass of a seat released here: the
+# member of a seat redrawn (or closed), not a guess; not counted either.
+SEAT_RELEASED = ("this member's seat here was released (redrawn, or its evaluation closed): "
+                 "it is no longer held; ask the operator")
+# An offline check-in that opens no pass while a seat here has none: not counted (it could be
+# that seat's member, kept out by the outage, not a guess).
+PASS_MISSING = ("no seat's pass held here opens with this identity and code, and a seat held "
+                "here has no pass yet (it comes at evaluation start): check in again once the "
+                "coordinator is reachable")
 JOURNALED = ("reserve", "release", "admit")
 # The agent's deadline on a call to the coordinator a booth is waiting on: well inside the
 # booth's own (UNARY_DEADLINE_S), so a silent partition falls back to offline mode in time.
@@ -228,9 +239,36 @@ class OfflineMode:
             self.journal.append("checkin", session=session_id, ws=held.workstation_id,
                                 at=self.now().isoformat())
             return held.workstation_id
+        if self._pass_missing():
+            # The member may hold that seat: refused for the outage, not for a wrong code.
+            raise BoothError(f"code: {PASS_MISSING}")
+        if await self._released_pass_opens(id_number, code):
+            raise BoothError(f"code: {SEAT_RELEASED}")  # a true code: not a guess
         self._failed(desk_scope(self.booths.site_id))
         raise BoothError("code: no seat held here opens with this identity and code "
                          "(checked here: the coordinator is unreachable)")
+
+    async def _released_pass_opens(self, id_number: str, code: str) -> bool:
+        """The pass of a seat released here (redrawn while the member was away, or its
+        evaluation closed) opens with this identity and code: the member, told so, as the
+        coordinator tells them at its desk."""
+        for session_id, sealed in list(self.passes.items()):
+            if session_id in self.booths.reservations:
+                continue
+            try:
+                await asyncio.to_thread(open_pass, sealed, session_id=session_id,
+                                        id_number=id_number, code=code)
+            except SeatPassError:
+                continue
+            return True
+        return False
+
+    def _pass_missing(self) -> bool:
+        """A seat held here, its window not over, whose pass has not arrived (passes come at
+        evaluation start; an outage can keep one away): a refusal now may be the outage's."""
+        now = self.now()
+        return any(r.session_id not in self.passes and r.end > now
+                   for r in self.booths.reservations.values())
 
     def _refuse_if_locked(self, scopes: list[str]) -> None:
         found = locked_scope(self._lockouts, scopes, self.now())

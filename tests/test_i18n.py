@@ -125,6 +125,22 @@ def test_a_notice_reads_in_either_language() -> None:
     assert text.startswith("评标通知：请于 03-02 09:00 至 12:00") and "483920" in text
 
 
+def test_a_withdrawal_reads_in_either_language_and_carries_no_code() -> None:
+    notice = Notice("ntc-1a", "exp-1", "S0001-V1", "Hangzhou Centre, 1 Jiangnan Road",
+                    datetime(2026, 3, 2, 1, 0, tzinfo=UTC), datetime(2026, 3, 2, 4, 0, tzinfo=UTC),
+                    "483920")
+    withdrawal = Notice.withdrawal(notice)
+    shown = withdrawal.to_dict()
+    assert (shown["kind"], shown["withdraws"], shown["notice_id"], shown["code"]) == \
+        ("withdrawal", "ntc-1a", "wdr-1a", "")
+    assert shown["text"].startswith("Evaluation notice withdrawn: you are no longer expected "
+                                    "at Hangzhou Centre") and "483920" not in shown["text"]
+    assert "03-02, 09:00 to 12:00 (+08)" in shown["text"]
+    with using("zh_CN"):
+        text = withdrawal.text
+    assert text.startswith("评标通知撤销：03-02 09:00 至 12:00") and "483920" not in text
+
+
 # --- the booth, in Chinese, at 80 columns --------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.notifier import (
+    WITHDRAWAL,
     FileOutbox,
     Notice,
     NotifierConfigError,
@@ -88,6 +89,20 @@ def test_notices_reach_the_gateway_in_order_and_a_503_is_retried(
     assert (webhook.delivered, webhook.failed) == (3, 0)
     # The outbox keeps every notice too (what was sent, whatever the gateway did).
     assert [n["notice_id"] for n in read_outbox(outbox.path)] == ["ntc-0", "ntc-1", "ntc-2"]
+
+
+def test_a_withdrawal_goes_with_its_own_key_and_readers_of_notices_skip_it(
+        gateway: Gateway, tmp_path: Path) -> None:
+    outbox = FileOutbox(tmp_path / "notices.jsonl")
+    webhook = WebhookNotifier(gateway.url, outbox, backoff_s=0.01)
+    webhook.send(notice(0))
+    webhook.send(Notice.withdrawal(notice(0)))
+    webhook.send(notice(1))
+    webhook.close()
+    assert gateway.keys == ["ntc-0", "wdr-0", "ntc-1"]  # not dropped as a repeat of ntc-0
+    assert gateway.bodies[1]["kind"] == "withdrawal" and gateway.bodies[1]["withdraws"] == "ntc-0"
+    assert [n["notice_id"] for n in read_outbox(outbox.path)] == ["ntc-0", "ntc-1"]
+    assert [n["notice_id"] for n in read_outbox(outbox.path, kind=WITHDRAWAL)] == ["wdr-0"]
 
 
 def test_a_refused_notice_is_counted_not_retried_and_the_next_still_goes(

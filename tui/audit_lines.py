@@ -68,6 +68,7 @@ PHRASES = {
     "inspection.committed": N_("inspection committed"),
     "inspection.drawn": N_("inspection drawn"),
     "notice.resent": N_("notice resent"),
+    "notice.withdrawn": N_("notice withdrawn"),
     "plan.seed_revealed": N_("plan seed revealed"),
     "seat.declined": N_("seat declined"),
     "seat.displaced": N_("seat displaced"),

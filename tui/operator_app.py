@@ -30,7 +30,7 @@ from textual.widgets import (
     TabPane,
 )
 
-from evalgrid.i18n import N_, _
+from evalgrid.i18n import N_, _, first_of
 from tui.audit_lines import alarming, audit_line
 from tui.client_errors import ClientError
 from tui.footer import translate_footer
@@ -339,9 +339,11 @@ class OperatorConsole(App[None]):
             (i.key, (Text("*" if i.action else "o", style="bold red" if i.action else "yellow")
                      if i.open else "",
                      Text(_(i.kind), style="bold" if i.open else "dim"), i.project_id or "-",
-                     i.site_id, i.detail, i.session_id or i.workstation_id))
+                     first_of(i.sites) or i.site_id, i.detail,
+                     i.session_id or i.workstation_id))
             for i in self.issues
-            if matches(q, i.project_id, i.site_id, i.session_id, i.workstation_id, i.kind)])
+            if matches(q, i.project_id, i.site_id, i.session_id, i.workstation_id, i.kind,
+                       *i.sites)])
         self._show_issue()
         self._show_project()
         self._show_site()
@@ -365,7 +367,7 @@ class OperatorConsole(App[None]):
                               ).format(detail=issue.detail))
             else:
                 text.append(_("{session} at {site}/{workstation}: {detail}").format(
-                    session=issue.session_id, site=issue.site_id,
+                    session=issue.session_id, site=", ".join(issue.sites) or issue.site_id,
                     workstation=issue.workstation_id, detail=issue.detail))
             if issue.action and self.role == "operator":
                 text.append("  " + _("d: supplementary draw ({reason})").format(

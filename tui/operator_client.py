@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import grpc
 from evalgrid_wire.v1 import operator_pb2, operator_pb2_grpc
 
-from evalgrid.i18n import _, fit
+from evalgrid.i18n import _, first_of, fit
 from evalgrid.ids import request_id
 from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import from_timestamp
@@ -89,6 +89,7 @@ class IncidentRow:
     failed_at: datetime
     deadline: datetime
     allowed: tuple[str, ...] = ()
+    sites: tuple[str, ...] = ()  # the sites concerned (an overdue evaluation's: several)
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def grid_from_wire(snapshot: operator_pb2.GridSnapshot) -> GridView:
     incidents = tuple(IncidentRow(
         incident_id=i.incident_id, project_id=i.project_id, site_id=i.site_id, phase=i.phase,
         state=i.state, cause=i.cause, failed_at=from_timestamp(i.failed_at),
-        deadline=from_timestamp(i.deadline), allowed=tuple(i.allowed))
+        deadline=from_timestamp(i.deadline), allowed=tuple(i.allowed), sites=tuple(i.sites))
         for i in snapshot.incidents)
     seed_waits = tuple(SeedWaitRow(
         day=w.day, state=w.state,
@@ -321,7 +322,8 @@ async def _run_step(stub: operator_pb2_grpc.OperatorStub, name: str,
     if name == "incidents":
         found = await stub.ListIncidents(operator_pb2.ListIncidentsRequest(
             include_closed=True), timeout=30)
-        return "\n".join(fit(f"{i.incident_id}  {i.project_id}  {i.site_id}  "
+        return "\n".join(fit(f"{i.incident_id}  {i.project_id}  "
+                             f"{first_of(i.sites) or i.site_id}  "
                              f"{_(i.state.replace('_', ' '))}  "
                              + _("may: {allowed}").format(allowed=",".join(i.allowed) or "-"),
                              72)

@@ -41,6 +41,7 @@ class Issue:
     action: str = ""  # the ReplaceMember reason that resolves it ("no_show" | "leave"), if any
     open: bool = True  # needs attention; closed rows are history (declines already redrawn)
     since: datetime | None = None
+    sites: tuple[str, ...] = ()  # an incident's sites concerned (an overdue one's: several)
 
 
 def _draw_reason(project: ProjectRow) -> str:
@@ -177,7 +178,8 @@ def incident_issues(view: GridView) -> list[Issue]:
             key=f"incident:{incident.incident_id}", kind="incident",
             project_id=incident.project_id, session_id="", site_id=incident.site_id,
             workstation_id="", status=incident.state, detail=detail,
-            open=incident.state in INCIDENT_OPEN, since=incident.failed_at))
+            open=incident.state in INCIDENT_OPEN, since=incident.failed_at,
+            sites=incident.sites))
     return issues
 
 

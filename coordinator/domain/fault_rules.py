@@ -113,6 +113,9 @@ class Incident:
     repaired_at: datetime | None = None
     decisions: tuple[DecisionRecord, ...] = field(default=())
     workstation_id: str = ""  # set when one workstation failed, not the whole site
+    # The guest sites concerned: the failed site, or, for an overdue evaluation (no one site
+    # failed: site_id ""), the sites whose members left their sheets unsigned.
+    sites: tuple[str, ...] = ()
 
     @property
     def open(self) -> bool:
@@ -135,7 +138,7 @@ class Incident:
             "repaired_at": self.repaired_at.isoformat() if self.repaired_at else "",
             "decisions": [{"decision": d.decision.value, "at": d.at.isoformat(), "by": d.by,
                            "note": d.note} for d in self.decisions],
-            "workstation_id": self.workstation_id,
+            "workstation_id": self.workstation_id, "sites": list(self.sites),
         }
 
     @classmethod
@@ -154,16 +157,18 @@ class Incident:
                                            d.get("note", ""))
                             for d in data.get("decisions", [])),
             workstation_id=data.get("workstation_id", ""),
+            sites=tuple(data.get("sites") or ((data["site_id"],) if data["site_id"] else ())),
         )
 
 
 def open_incident(incident_id: str, project_id: str, site_id: str, cause: str, *,
                   window_start: datetime, failed_at: datetime, evaluation_begun: bool,
                   now: datetime, workstation_id: str = "",
-                  limits: FaultRules | None = None) -> Incident:
+                  limits: FaultRules | None = None, sites: tuple[str, ...] = ()) -> Incident:
     """An incident for a failure the draw could not repair; reviewed at `now` at once.
 
-    `limits` are the rules in force (the packaged rules' when None)."""
+    `limits` are the rules in force (the packaged rules' when None); `sites` are the sites
+    concerned (the failed site's own when empty)."""
     limits = limits or packaged_rules().faults
     phase = phase_of(window_start, failed_at, evaluation_begun)
     if phase is Phase.DURING_EVALUATION:
@@ -171,7 +176,8 @@ def open_incident(incident_id: str, project_id: str, site_id: str, cause: str, *
     else:
         phase, deadline = Phase.BEFORE_EVALUATION, window_start + limits.wait_limit
     return review(Incident(incident_id, project_id, site_id, phase, cause, window_start,
-                           failed_at, deadline, workstation_id=workstation_id), now)
+                           failed_at, deadline, workstation_id=workstation_id,
+                           sites=sites or ((site_id,) if site_id else ())), now)
 
 
 def review(incident: Incident, now: datetime) -> Incident:

@@ -52,6 +52,10 @@ DEPARTED: Final[Mapping[str, SeatState]] = {
     "declined": SeatState.DECLINED, "leave": SeatState.LEFT, "no_show": SeatState.NO_SHOW,
     "recusal": SeatState.RECUSED, "fault": SeatState.DISPLACED,
 }
+# Departures the member made themself and was answered then (a declined notice's reply, a
+# recusal at the booth): no withdrawal notice. Every other departure (a no-show, a leave filed
+# by an operator, a fault) is decided without the member, who is sent one.
+SELF_DEPARTURES: Final = frozenset({"declined", "recusal"})
 
 
 class Instruction(StrEnum):

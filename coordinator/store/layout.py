@@ -30,6 +30,7 @@ SESSION: Final = "sess:{}"  # session id -> hash: the seat's session
 SITE_SESSIONS: Final = "site:{}:sessions"  # site -> the sessions it should hold (resent)
 SHEET: Final = "sheet:{}"  # session -> hash: the expert's score sheet
 REDRAW_PENDING: Final = "redraw:pending"  # set of "project/session": a departure not yet redrawn
+NOTICE_WITHDRAWN: Final = "notice:withdrawn"  # set: notice ids whose withdrawal went out
 CLARIFICATIONS: Final = "clar:{}"  # project -> the committee's questions and answers
 REQUEST: Final = "req:{}"  # caller scope + request id -> the reply (answer a resend once)
 SIM_CLOCK: Final = "simclock:now"  # a simulated clock's time, so it survives a restart

@@ -156,7 +156,8 @@ def _actors() -> Any:
 
 async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int = 6,
                        max_faults: int = 12, faults: tuple[str, ...] = FAULTS,
-                       log: Any = print) -> Outcome:
+                       log: Any = print, replay: str = "CHAOS_SEED={seed} make chaos"
+                       ) -> Outcome:
     from process_kit import Processes, free_port
 
     from coordinator.checker import check_grid
@@ -174,7 +175,7 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
     started = time.monotonic()
     rng = random.Random(seed)
     outcome = Outcome(seed)
-    log(f"chaos seed {seed} (replay: CHAOS_SEED={seed} make chaos)")
+    log(f"chaos seed {seed} (replay: {replay.format(seed=seed)})")
     data = DataDir(work / "d").ensure()
     tz8 = timedelta(hours=8)
     day = (datetime.now(UTC) + tz8).date() + timedelta(days=1)

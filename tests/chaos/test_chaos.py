@@ -15,6 +15,11 @@ from chaos_day import FAULTS, SITE_FAULTS, run_scenario
 
 SCENARIOS = int(os.environ.get("CHAOS_SCENARIOS", "1"))
 FIRST = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(10**6))
+# The short round's parameters differ from `make chaos`'s: its replay is the short round's.
+REPLAY = "CHAOS_SEED={seed} make chaos"
+REPLAY_SHORT = ("CHAOS_SEED={seed}" + (" CHAOS_FAULTS=all" if os.environ.get("CHAOS_FAULTS")
+                                       == "all" else "") + " .venv/bin/python -m pytest -s "
+                "tests/chaos")
 
 
 @pytest.mark.chaos
@@ -34,7 +39,8 @@ async def test_nothing_lost_through_outages(scenario: int, tmp_path: Path) -> No
         outcome = await run_scenario(FIRST + scenario + 1000 * attempt, work,
                                      projects=2 if short else 3,
                                      max_faults=4 if short else 12,
-                                     faults=FAULTS if every else SITE_FAULTS)
+                                     faults=FAULTS if every else SITE_FAULTS,
+                                     replay=REPLAY_SHORT if short else REPLAY)
         if outcome.faults or outcome.problems:
             break
     print(f"seed {outcome.seed}: {outcome.elapsed_s} s, faults {outcome.faults}, "

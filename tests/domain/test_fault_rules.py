@@ -160,3 +160,18 @@ def test_round_trip() -> None:
     assert Incident.from_dict(incident.to_dict()) == incident
     back = repaired(during_evaluation(), START + 2 * H)
     assert Incident.from_dict(back.to_dict()) == back
+
+
+def test_the_sites_concerned() -> None:
+    """A site's incident concerns that site; an overdue evaluation's (no site failed) the
+    sites it names; a record stored before `sites` existed reads as its site's."""
+    assert before_evaluation().sites == ("S1",)
+    overdue = open_incident("inc-3", "P1", "", "evaluation window ended", window_start=START,
+                            failed_at=START + 3 * H, evaluation_begun=True,
+                            now=START + 3 * H, sites=("S2", "S4"))
+    assert overdue.site_id == "" and overdue.sites == ("S2", "S4")
+    assert Incident.from_dict(overdue.to_dict()) == overdue
+    stored = {k: v for k, v in before_evaluation().to_dict().items() if k != "sites"}
+    assert Incident.from_dict(stored).sites == ("S1",)
+    stored = {k: v for k, v in overdue.to_dict().items() if k != "sites"}
+    assert Incident.from_dict(stored).sites == ()

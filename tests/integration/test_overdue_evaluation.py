@@ -26,6 +26,7 @@ async def test_a_window_ending_with_unsigned_sheets_opens_an_incident(grid: Grid
     await grid.advance_to(focus.window.start)
     assert await grid.start(focus.id) == "evaluating"
     await grid.evaluate_seat(notices[0])  # one signs; the others never come
+    absent = sorted({grid.site_of_venue(n["venue_id"]) for n in notices[1:]})
 
     await grid.advance_to(focus.window.end - timedelta(minutes=1))
     assert await _incidents(grid, focus.id) == []  # the window is still open
@@ -35,6 +36,8 @@ async def test_a_window_ending_with_unsigned_sheets_opens_an_incident(grid: Grid
     assert len(found) == 1
     assert found[0].state == "awaiting_repair"
     assert found[0].cause == f"evaluation window ended: {len(notices) - 1} sheet(s) unsigned"
+    # No one site failed (site_id ""): the incident names the sites of the unsigned sheets.
+    assert found[0].site_id == "" and list(found[0].sites) == absent
     assert found[0].deadline.ToDatetime().replace(tzinfo=focus.window.end.tzinfo) == \
         focus.window.end + timedelta(hours=4)
 

@@ -3,6 +3,7 @@ schedule's next pass: the committee is whole again without anyone asking twice."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -10,6 +11,7 @@ import pytest
 from evalgrid_wire.v1 import booth_pb2, operator_pb2
 from grid_fixture import Grid, focus_projects, wait_until
 
+from coordinator.notifier import WITHDRAWAL, read_outbox
 from coordinator.store.layout import REDRAW_PENDING
 from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.ids import request_id
@@ -197,3 +199,120 @@ async def test_a_redrawn_member_at_the_desk_is_told_and_not_locked_out(grid: Gri
                 code=late["code"]), timeout=30)
         assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "redrawn (no show)" in str(refused.value.details())
+
+
+# --- the redrawn member is told: a withdrawal in the outbox, once ---
+
+
+def _withdrawals(grid: Grid) -> list[dict[str, str]]:
+    return read_outbox(grid.outbox, kind=WITHDRAWAL)
+
+
+async def _withdrawn_entries(workflow: Workflow, project_id: str) -> list[dict[str, Any]]:
+    return [e.detail for e in await workflow.audit.entries()
+            if e.kind == "notice.withdrawn" and e.subject == project_id]
+
+
+async def _no_show(grid: Grid, project_id: str, session_id: str) -> str:
+    reply = await grid.operator.ReplaceMember(operator_pb2.ReplaceMemberRequest(
+        request_id=request_id(), project_id=project_id, session_id=session_id,
+        reason="no_show", note="not here at the start"), timeout=30)
+    return str(reply.outcome)
+
+
+async def test_a_no_show_redrawn_is_sent_a_withdrawal_of_the_notice(grid: Grid) -> None:
+    workflow, focus, notices = await _evaluating(grid)
+    absent = notices[0]
+    seat = (await workflow._allocation(focus.id, "test")).by_notice(absent["notice_id"])
+    assert seat is not None and _withdrawals(grid) == []
+    before = len(grid.notices())
+
+    assert await _no_show(grid, focus.id, seat.session_id) == "no_show-redrawn"
+
+    (withdrawal,) = _withdrawals(grid)
+    # No more than the notice said (venue and time), less its code.
+    assert set(withdrawal) == set(absent) | {"withdraws"}
+    assert withdrawal["expert_id"] == absent["expert_id"]
+    assert withdrawal["withdraws"] == absent["notice_id"]
+    assert withdrawal["notice_id"] != absent["notice_id"] and withdrawal["code"] == ""
+    assert (withdrawal["venue"], withdrawal["start"], withdrawal["end"]) == \
+        (absent["venue"], absent["start"], absent["end"])
+    assert withdrawal["text"].startswith("Evaluation notice withdrawn")
+    assert absent["code"] not in withdrawal["text"]
+    # The replacement's notice is an evaluation notice; readers of those never see this one.
+    assert len(grid.notices()) == before + 1
+    assert grid.notices()[-1]["expert_id"] != absent["expert_id"]
+    assert await _withdrawn_entries(workflow, focus.id) == [{
+        "notice": absent["notice_id"], "withdrawal": withdrawal["notice_id"],
+        "session": seat.session_id, "reason": "no_show"}]
+
+
+async def test_a_member_who_declined_is_sent_no_withdrawal(grid: Grid) -> None:
+    workflow = grid.coordinator.workflow
+    assert isinstance(workflow, Workflow)
+    focus = focus_projects(grid.province)[0]
+    await grid.register(focus)
+    _, notices = await grid.draw(focus.id)
+    assert await grid.reply(notices[0]["notice_id"], False, "ill") == "declined-redrawn"
+    assert _withdrawals(grid) == []  # the reply was the answer
+    assert await _withdrawn_entries(workflow, focus.id) == []
+
+
+async def test_a_no_show_retried_after_an_outage_is_withdrawn_once(grid: Grid) -> None:
+    workflow, focus, notices = await _evaluating(grid)
+    seat = (await workflow._allocation(focus.id, "test")).by_notice(notices[0]["notice_id"])
+    assert seat is not None
+    real = workflow.bookings.release
+    cut: list[int] = []
+
+    async def outage(*args: Any, **kwargs: Any) -> Any:
+        if not cut:  # the departure is stored and the member told; then the store goes
+            cut.append(1)
+            raise ConnectionError("Redis went away")
+        return await real(*args, **kwargs)
+
+    workflow.bookings.release = outage  # type: ignore[method-assign]
+    with pytest.raises(grpc.aio.AioRpcError):
+        await _no_show(grid, focus.id, seat.session_id)
+    assert len(_withdrawals(grid)) == 1
+    assert await _no_show(grid, focus.id, seat.session_id) == "no_show-redrawn"  # the retry
+    assert len(_withdrawals(grid)) == 1
+    assert len(await _withdrawn_entries(workflow, focus.id)) == 1
+
+
+class _GoneOnce:
+    """The store as the withdrawal meets it: away at the first look, back after."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis, self.gone = redis, True
+
+    async def sismember(self, *args: Any) -> Any:
+        if self.gone:
+            self.gone = False
+            raise ConnectionError("Redis went away")
+        return await self.redis.sismember(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.redis, name)
+
+
+async def test_a_withdrawal_cut_off_by_an_outage_goes_out_at_the_next_pass(
+        grid: Grid) -> None:
+    workflow, focus, notices = await _evaluating(grid)
+    seat = (await workflow._allocation(focus.id, "test")).by_notice(notices[0]["notice_id"])
+    assert seat is not None
+    workflow.withdrawals.redis = _GoneOnce(workflow.redis)  # type: ignore[assignment]
+    with pytest.raises(grpc.aio.AioRpcError):
+        await _no_show(grid, focus.id, seat.session_id)
+    assert _withdrawals(grid) == [] and await workflow.redis.scard(REDRAW_PENDING) == 1
+    workflow._schedule_wake.set()  # the next pass resumes the departure; nobody retries
+
+    async def told() -> bool:
+        return len(_withdrawals(grid)) == 1 and await workflow.redis.scard(REDRAW_PENDING) == 0
+
+    await wait_until(told, "the withdrawal and the replacement at the schedule's pass")
+    assert _withdrawals(grid)[0]["withdraws"] == notices[0]["notice_id"]
+    workflow._schedule_wake.set()  # another pass: nothing more
+    await grid.advance_to(focus.window.start + timedelta(minutes=1))
+    assert len(_withdrawals(grid)) == 1
+    assert len(await _withdrawn_entries(workflow, focus.id)) == 1

@@ -19,7 +19,7 @@ import pytest
 from rich.cells import cell_len
 from textual.app import App
 from textual.pilot import Pilot
-from tui_testkit import FakeOperatorClient, FakeSiteClient, sample_grid, screen_text
+from tui_testkit import START, FakeOperatorClient, FakeSiteClient, sample_grid, screen_text
 
 from tui.operator_app import OperatorConsole
 from tui.operator_client import SeedWaitRow
@@ -221,3 +221,75 @@ async def test_site_screens_zh(name: str, step: Step) -> None:
         text = re.sub(r"(?m)^\d\d:\d\d:\d\d ", "HH:MM:SS ", text)
     _check(f"{name}.zh", text)
     assert untranslated(re.sub(r"Room 30\d", "", text)) == [], name  # the rooms' names are data
+
+
+# --- an overdue evaluation's incident: the sites of the unsigned sheets, narrow ---
+
+OVERDUE_SITES = ("S0001", "S0002", "S0003")
+
+
+def _overdue_grid() -> Any:
+    from tui.operator_client import IncidentRow
+
+    view = _grid()
+    end = START + timedelta(hours=3)
+    overdue = IncidentRow(
+        incident_id="inc-0000000000000001", project_id="P20260302-0001", site_id="",
+        phase="during_evaluation", state="awaiting_repair",
+        cause="evaluation window ended: 3 sheet(s) unsigned", failed_at=end,
+        deadline=end + timedelta(hours=4), sites=OVERDUE_SITES)
+    lost = IncidentRow(
+        incident_id="inc-0000000000000002", project_id="P20260302-0002", site_id="S0003",
+        phase="before_evaluation", state="decision_due", cause="guest site lost",
+        failed_at=START, deadline=START + timedelta(hours=2), allowed=("wait", "postpone"),
+        sites=("S0003",))
+    return replace(view, now=end + timedelta(minutes=5), incidents=(overdue, lost))
+
+
+async def test_an_overdue_incident_names_the_sites_of_the_unsigned_sheets() -> None:
+    app = OperatorConsole(FakeOperatorClient(grid=_overdue_grid()), "op-alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await keys("4")(pilot)
+        text = screen_text(app)
+        row = next(i for i, line in enumerate(text.splitlines())
+                   if "evaluation window ended" in line)
+        await pilot.press(*["down"] * (row - 5))  # from the first row, one below the header
+        await pilot.pause()
+        text = screen_text(app)
+        _check("operator-exceptions-overdue", text)
+    lines = text.splitlines()
+    overdue = next(line for line in lines if "evaluation window ended" in line)
+    assert "S0001 +2" in overdue  # the column: the first site and how many more
+    assert "S0003" in next(line for line in lines if "guest site lost" in line)
+    # The selected row's detail line lists them all.
+    assert "S0001, S0002, S0003" in " ".join(" ".join(lines[-4:]).split())
+
+
+def test_the_incident_list_fits_80_columns_with_an_overdue_incident() -> None:
+    """`evalgrid incident list`: the overdue incident's site column, within 80 columns."""
+    from evalgrid_wire.v1 import operator_pb2
+    from rich.console import Console
+
+    from evalgrid.operator_client import OperatorLink, incident_table
+    from evalgrid.wire import to_timestamp
+    from tui.states import PROVINCE_TZ
+
+    view = _overdue_grid()
+    incidents = [operator_pb2.Incident(
+        incident_id=i.incident_id, project_id=i.project_id, site_id=i.site_id,
+        phase=i.phase, state=i.state, cause=i.cause, failed_at=to_timestamp(i.failed_at),
+        deadline=to_timestamp(i.deadline), allowed=["reevaluate"] if i.site_id == "" else [],
+        sites=list(i.sites)) for i in view.incidents]
+    link = OperatorLink(Path("."), "op-alice", "localhost:0", PROVINCE_TZ)
+    console = Console(width=80, record=True, force_terminal=False)
+    console.print(incident_table(link, incidents))
+    text = console.export_text()
+    assert all(cell_len(line) <= 80 for line in text.splitlines())
+    path = SNAPSHOTS / "cli-incident-list.txt"
+    if os.environ.get("EVALGRID_UPDATE_SNAPSHOTS") == "1" or not path.exists():
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), \
+        "cli-incident-list: the table changed; review, then EVALGRID_UPDATE_SNAPSHOTS=1"
+    overdue = next(line for line in text.splitlines() if "P20260302-0001" in line)
+    assert "S0001 +2" in overdue

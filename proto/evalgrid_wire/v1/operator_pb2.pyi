@@ -973,6 +973,7 @@ class Incident(_message.Message):
     DEADLINE_FIELD_NUMBER: _builtins.int
     ALLOWED_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    SITES_FIELD_NUMBER: _builtins.int
     incident_id: _builtins.str
     project_id: _builtins.str
     site_id: _builtins.str
@@ -992,6 +993,12 @@ class Incident(_message.Message):
     def allowed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """decisions open now"""
 
+    @_builtins.property
+    def sites(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The guest sites concerned: the failed site, or for an overdue evaluation (site_id "")
+        the sites of the members whose sheets are unsigned.
+        """
+
     def __init__(
         self,
         *,
@@ -1005,10 +1012,11 @@ class Incident(_message.Message):
         deadline: _timestamp_pb2.Timestamp | None = ...,
         allowed: _abc.Iterable[_builtins.str] | None = ...,
         detail: _builtins.str = ...,
+        sites: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "failed_at", b"failed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "cause", b"cause", "deadline", b"deadline", "detail", b"detail", "failed_at", b"failed_at", "incident_id", b"incident_id", "phase", b"phase", "project_id", b"project_id", "site_id", b"site_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "cause", b"cause", "deadline", b"deadline", "detail", b"detail", "failed_at", b"failed_at", "incident_id", b"incident_id", "phase", b"phase", "project_id", b"project_id", "site_id", b"site_id", "sites", b"sites", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,8 +5,8 @@
   code the member typed: a pass that opens is the identity check; a few wrong tries per seat
   and offline sign-in for that seat waits for the coordinator. A refusal the outage caused
   (no pass here to check against) counts toward no lockout, nor does a member whose seat was
-  released here (redrawn): their code still opens its pass, and the desk says so. The booth gets the member's
-  name and reference, and the sheet form from the pass.
+  released here (redrawn): their code still opens its pass, and the desk says so. The booth
+  gets the member's name and reference, and the sheet form from the pass.
 - Sheets: journaled (fsync) before anything else, then forwarded; when the coordinator cannot
   be reached the booth gets "accepted, will be forwarded" (`queued`) after the same checks the
   coordinator makes on the form's bids and criteria.

@@ -342,7 +342,7 @@ def _enrol_workstation(args: argparse.Namespace, pki_dir: Path) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from evalgrid.demo import DemoOptions, run_demo
+    from app.demo import DemoOptions, run_demo
 
     if args.tui and args.json:
         raise CliError("--tui and --json do not go together: the console owns the terminal")
@@ -770,10 +770,10 @@ def _registry_file(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def cmd_draw_verify(args: argparse.Namespace) -> int:
+    from app.cli.records import verify_inspection_file
     from coordinator.domain.rules import load_rules
     from coordinator.offline import verify_draw_file
     from evalgrid.progress import phases
-    from evalgrid.records_cli import verify_inspection_file
 
     inspection = verify_inspection_file(  # an inspection draw replays (and anchors) here too
         Path(args.file), lambda: _trust(args), accept_unanchored=args.accept_unanchored)
@@ -1245,7 +1245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="-", help="the HTML file; - writes to stdout")
     p.set_defaults(func=cmd_report_html)
 
-    from evalgrid.records_cli import register as register_records  # conduct, service, inspect
+    from app.cli.records import register as register_records  # conduct, service, inspect
 
     register_records(sub, report_sub, audit_sub)
     _shows_defaults(parser)

@@ -1,6 +1,6 @@
 """CLI of the centres' records: `conduct`, `report conduct|service`, `audit inspect`.
 
-Registered by `evalgrid.cli.build_parser`; the code runs only when a command is chosen.
+Registered by `app.cli.main.build_parser`; the code runs only when a command is chosen.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def _fail(message: str) -> Exception:
     """A user error `evalgrid` prints without a traceback (exit 2); `OfflineError` because
-    `python -m evalgrid.cli` runs the CLI module as `__main__`, with its own `CliError`."""
+    `python -m app.cli.main` runs the CLI module as `__main__`, with its own `CliError`."""
     from coordinator.offline import OfflineError
 
     return OfflineError(message)

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app.cli.options import (
-    CliError,
-    add_data_dir,
-    data_dir,
-)
+from app.cli.options import CliError, add_data_dir, data_dir
 
 
 def cmd_pki_init(args: argparse.Namespace) -> int:

@@ -11,14 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app.cli.options import (
-    REDIS_URL_HELP,
-    CliError,
-    add_data_dir,
-    data_dir,
-    iso_day,
-    province_tz,
-)
+from app.cli.options import REDIS_URL_HELP, CliError, add_data_dir, data_dir, iso_day, province_tz
 
 SCALES = ("national", "province", "small")  # their sizes: coordinator.province.generator.SCALES
 SIZE_OPTIONS = ("cities", "sites", "workstations", "experts", "companies", "projects", "relations")

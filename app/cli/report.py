@@ -8,11 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.cli.options import (
-    CliError,
-    add_trust,
-    pinned_trust,
-)
+from app.cli.options import CliError, add_trust, pinned_trust
 from evalgrid.i18n import _
 
 

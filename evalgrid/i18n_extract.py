@@ -16,7 +16,7 @@ from pathlib import Path
 from evalgrid.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("evalgrid", "coordinator", "site_agent", "tui")
+PACKAGES = ("app", "evalgrid", "coordinator", "site_agent", "tui")
 MARKERS = {"_", "N_", "ngettext"}
 STAMP = datetime(2026, 1, 1, tzinfo=UTC)  # fixed: a rerun changes nothing but the texts
 

@@ -36,7 +36,7 @@ SUMMARY_KEYS = {"sites", "workstations", "experts", "projects", "projects_report
 
 
 def evalgrid(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "evalgrid.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "app.cli", *map(str, args)],
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout,
                           check=False)
 
@@ -356,7 +356,7 @@ def test_audit_verify_names_a_removed_or_garbled_entry(
 ])
 def test_bad_input_is_a_message_not_a_traceback(argv: list[str], tmp_short: Path) -> None:
     (tmp_short / "a-file").write_text("not a folder")
-    done = subprocess.run([sys.executable, "-m", "evalgrid.cli", *argv], cwd=tmp_short,
+    done = subprocess.run([sys.executable, "-m", "app.cli", *argv], cwd=tmp_short,
                           env=ENV, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
@@ -385,7 +385,7 @@ def test_pseudonyms_are_stable_per_expert_and_keyed() -> None:
 def test_every_option_has_help_and_states_its_default() -> None:
     import argparse
 
-    from evalgrid.cli import build_parser
+    from app.cli.main import build_parser
 
     missing: list[str] = []
 
@@ -401,7 +401,7 @@ def test_every_option_has_help_and_states_its_default() -> None:
     walk(parser, "evalgrid")
     assert missing == []
     # Defaults are said in the help text.
-    generate = subprocess.run([sys.executable, "-m", "evalgrid.cli", "province", "generate",
+    generate = subprocess.run([sys.executable, "-m", "app.cli", "province", "generate",
                                "--help"], env={**ENV, "COLUMNS": "200"}, capture_output=True,
                               text=True, timeout=60, check=True).stdout
     assert "(default: 2026)" in generate and "(default: province)" in generate

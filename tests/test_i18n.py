@@ -15,8 +15,9 @@ import pytest
 from evalgrid_wire.v1 import common_pb2
 from rich.cells import cell_len
 
+from app.cli import main as cli
 from coordinator.notifier import Notice
-from evalgrid import cli, i18n
+from evalgrid import i18n
 from evalgrid.i18n import LanguageError, _, catalogue, choose, fit, pad, refusal, using, wrap
 from evalgrid.i18n_extract import collect, source_files, texts_in
 from evalgrid.wire import to_window

@@ -1,7 +1,10 @@
-"""The coordinator's layers hold: no import cycle, and only the store speaks Redis.
+"""The layers hold: no import cycle, the top layer (app/) on top, only the store speaks Redis.
 
 - No cycle among the coordinator's modules, counting every import Python runs: module level
   and inside functions (imports under `if TYPE_CHECKING:` are annotations, not imports).
+- `app/` (the CLI, the demo) is the top layer: no module of evalgrid, coordinator, site_agent or
+  tui imports it, not even inside a function or for annotations; no cycle within it, nor across
+  all the packages.
 - The pure domain imports nothing of the coordinator outside it.
 - Every Redis key is named in `coordinator/store/layout.py`: no other coordinator module holds
   a key literal (a string or f-string that starts with a key's prefix, or is a bare key given
@@ -22,6 +25,7 @@ from coordinator.store import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("coordinator", "evalgrid", "site_agent", "tui")
+TOP = "app"  # the CLI and the demo: may import all of PACKAGES, imported by none
 REDIS_COMMANDS = frozenset({
     "get", "set", "delete", "exists", "expire", "incr", "incrby", "hget", "hset", "hgetall",
     "hdel", "hlen", "hmget", "sadd", "srem", "smembers", "sismember", "xadd", "xrange", "zadd",
@@ -123,6 +127,43 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _imports_top_layer(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every import of the top layer in a module: at module level, in a function, or under
+    `if TYPE_CHECKING:` (an annotation that names app/ ties the lower layer to it too)."""
+    hits: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        hits += [(node.lineno, name) for name in names if name.split(".")[0] == TOP]
+    return hits
+
+
+def test_no_lower_layer_imports_the_top_layer() -> None:
+    found = {name: hits for name, path in _sources(*PACKAGES).items()
+             if (hits := _imports_top_layer(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert found == {}
+
+
+def test_the_top_layer_check_finds_an_import() -> None:
+    tree = ast.parse("import app.demo\nif TYPE_CHECKING:\n    from app.cli import options\n"
+                     "def f():\n    from app.cli.main import main\n"
+                     "from application import x\nfrom . import app\n")
+    assert [name for _, name in _imports_top_layer(tree)] == ["app.demo", "app.cli",
+                                                              "app.cli.main"]
+
+
+def test_no_import_cycle_within_the_top_layer_nor_across_the_packages() -> None:
+    graph = _graph(TOP, *PACKAGES)
+    # The graph is real: the parser imports each command group, the demo starts the consoles.
+    assert {"app.cli.pki", "app.cli.options"} <= graph["app.cli.main"]
+    assert "tui.operator_app" in graph["app.demo"]
+    assert _cycles(graph) == []
 
 
 def test_the_domain_imports_nothing_of_the_coordinator_outside_it() -> None:
@@ -230,7 +271,7 @@ def _redis_exception_uses(tree: ast.AST) -> list[tuple[int, str]]:
 
 
 def test_only_the_store_names_redis_exception_types() -> None:
-    found = {name: hits for name, path in _outside_store(*PACKAGES)
+    found = {name: hits for name, path in _outside_store(TOP, *PACKAGES)
              if (hits := _redis_exception_uses(ast.parse(path.read_text(encoding="utf-8"))))}
     assert found == {}
     assert len(_redis_exception_uses(ast.parse("from redis import exceptions as e\n"

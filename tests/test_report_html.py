@@ -215,7 +215,7 @@ def test_the_report_prints_in_chinese_with_every_label_translated(
 
 def test_report_html_cli_prints_the_filed_report_in_chinese(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from evalgrid import cli
+    from app.cli import main as cli
 
     _report(tmp_path)
     report = next(tmp_path.glob("*.json"))

@@ -110,7 +110,7 @@ def test_dense_history_needs_positive_maxima() -> None:
 
 
 def test_the_cli_names_a_bad_executor(capsys: pytest.CaptureFixture[str]) -> None:
-    from evalgrid.cli import main
+    from app.cli.main import main
 
     status = main(["audit", "collusion", "--executor", "threads", "--data-dir", "no-such-dir"])
     assert status == 2

@@ -3,7 +3,7 @@ failover, one agent per site behind its own TCP relay), with faults injected at 
 the leading coordinator SIGKILLed (and started again with the same command line: it stands
 by), an agent SIGKILLed (restarted on its journal) or frozen with SIGSTOP, redis-server
 SIGKILLed (restarted on its append-only file), a relay gone silent (nothing closes, nothing
-passes) or cut. The day's actors are the demo's (evalgrid/demo.py), with the operator's
+passes) or cut. The day's actors are the demo's (app/demo.py), with the operator's
 retries a person would make. Then the outcome is checked against what must hold."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from evalgrid.pki import init_ca, issue
 
-EVALGRID = [sys.executable, "-m", "evalgrid.cli"]
+EVALGRID = [sys.executable, "-m", "app.cli"]
 
 
 def free_port() -> int:

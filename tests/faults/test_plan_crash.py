@@ -94,7 +94,7 @@ class Plant:
         env = {**ENV, "EVALGRID_FAULT": fault} if fault else ENV
         log = (self.data.logs / "coordinator.log").open("ab")
         return subprocess.Popen(
-            [sys.executable, "-m", "evalgrid.cli", "coordinator", "--data-dir",
+            [sys.executable, "-m", "app.cli", "coordinator", "--data-dir",
              str(self.data.root), "--bind", "127.0.0.1:0", "--sim-clock",
              EVENING_BEFORE.isoformat(), "--seed-wait-minutes", "0"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -111,7 +111,7 @@ class Plant:
         return self.cli("plan", DAY.isoformat(), "--data-dir", str(self.data.root))
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "evalgrid.cli", *args], cwd=REPO,
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO,
                               env=ENV, capture_output=True, text=True, timeout=180,
                               check=False)
 

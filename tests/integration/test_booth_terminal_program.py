@@ -32,7 +32,7 @@ class Booth:
     def __init__(self, grid: Grid, site_id: str, workstation_id: str) -> None:
         self.master, slave = pty.openpty()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from evalgrid.cli import main; sys.exit(main())",
+            [sys.executable, "-c", "import sys; from app.cli.main import main; sys.exit(main())",
              "workstation", "--data-dir", str(grid.data.root), "--site", site_id,
              "--workstation", workstation_id, "--agent", grid.agent_target(site_id)],
             stdin=slave, stdout=slave, stderr=slave, close_fds=True,

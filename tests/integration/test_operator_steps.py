@@ -20,7 +20,7 @@ from evalgrid.trust import PinnedTrust
 
 async def evalgrid(grid: Grid, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "evalgrid.cli", *args, "--data-dir", str(grid.data.root),
+        sys.executable, "-m", "app.cli", *args, "--data-dir", str(grid.data.root),
         "--operator", OPERATOR,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": ".:proto"})

@@ -21,13 +21,13 @@ import pytest
 from evalgrid_wire.v1 import booth_pb2, common_pb2, operator_pb2, site_link_pb2
 from grid_fixture import Grid, fair_scores, focus_projects, wait_until
 
+from app.cli.main import main as cli_main
 from coordinator.checker import check_grid
 from coordinator.domain.draw import pack_mask, unpack_mask
 from coordinator.domain.rules import load_rules
 from coordinator.offline import export_draws, reveal_seeds, verify_draw_file
 from coordinator.registry_export import snapshot_registry
 from coordinator.report import verify_report
-from evalgrid.cli import main as cli_main
 from evalgrid.ids import request_id
 from evalgrid.trust import PinnedTrust
 from evalgrid.wire import UNARY_DEADLINE_S, from_window

@@ -27,11 +27,11 @@ import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from app.demo import DemoOptions, _scale
 from coordinator.domain.model import Expert
 from coordinator.domain.pii import PiiKeys, derive_key
 from coordinator.province.generator import generate_province
 from coordinator.store.embedded_redis import EmbeddedRedis
-from evalgrid.demo import DemoOptions, _scale
 
 SEED = 4242
 SITES, PROJECTS = 6, 3
@@ -104,7 +104,7 @@ def scan(blobs: Iterable[tuple[str, bytes]], people: set[bytes], keys: set[bytes
 
 def _run(args: list[str], env: dict[str, str], log: Path) -> None:
     with log.open("ab") as out:
-        done = subprocess.run([sys.executable, "-m", "evalgrid.cli", *args], env=env,
+        done = subprocess.run([sys.executable, "-m", "app.cli", *args], env=env,
                               stdout=out, stderr=subprocess.STDOUT, timeout=300, check=False)
     assert done.returncode == 0, log.read_text(errors="replace")[-3000:]
 

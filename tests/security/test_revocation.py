@@ -22,7 +22,7 @@ from cryptography import x509
 from evalgrid_wire.v1 import operator_pb2, site_link_pb2
 from grid_fixture import OPERATOR, Grid, start_grid
 
-from evalgrid.cli import main as cli_main
+from app.cli.main import main as cli_main
 from evalgrid.ids import request_id
 from evalgrid.pki import CRL_NAME, Identity, PkiError, init_ca, issue, revoke
 from evalgrid.revocation import RevocationError, RevocationGuard, Revocations, install_crl

@@ -324,7 +324,7 @@ def test_coordinator_refuses_a_downgrade_at_start_with_the_reason(data: Path) ->
     written_by(data, bundled_server())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "proto")])}
     done = subprocess.run(
-        [sys.executable, "-m", "evalgrid.cli", "coordinator", "--data-dir", str(data.parent),
+        [sys.executable, "-m", "app.cli", "coordinator", "--data-dir", str(data.parent),
          "--bind", "127.0.0.1:0", "--redis-server", redis62()],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2, done.stderr

@@ -1,6 +1,6 @@
 """CLI of the centres' records: `conduct`, `report conduct|service`, `audit inspect`.
 
-Registered by `evalgrid.cli.build_parser`; the code runs only when a command is chosen.
+Registered by `app.cli.main.build_parser`; the code runs only when a command is chosen.
 """
 
 from __future__ import annotations
@@ -13,23 +13,17 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.cli.options import CliError
+
 if TYPE_CHECKING:
     from evalgrid.trust import PinnedTrust
-
-
-def _fail(message: str) -> Exception:
-    """A user error `evalgrid` prints without a traceback (exit 2); `OfflineError` because
-    `python -m evalgrid.cli` runs the CLI module as `__main__`, with its own `CliError`."""
-    from coordinator.offline import OfflineError
-
-    return OfflineError(message)
 
 
 def _date(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise _fail(f"{option}: a date YYYY-MM-DD, not {value!r}") from None
+        raise CliError(f"{option}: a date YYYY-MM-DD, not {value!r}") from None
 
 
 def _rules(args: argparse.Namespace) -> Path | None:
@@ -43,7 +37,7 @@ def _run(coro: Any) -> Any:
     try:
         return asyncio.run(coro)
     except (ConductError, InspectionError) as exc:
-        raise _fail(str(exc)) from None
+        raise CliError(str(exc)) from None
 
 
 def cmd_conduct_update(args: argparse.Namespace) -> int:

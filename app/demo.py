@@ -96,7 +96,7 @@ class Processes:
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{name}.log").open("ab")
-        child = subprocess.Popen([sys.executable, "-m", "evalgrid.cli", *args],
+        child = subprocess.Popen([sys.executable, "-m", "app.cli", *args],
                                  stdout=log, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL, env={**os.environ,
                                                                 "PYTHONUNBUFFERED": "1"})

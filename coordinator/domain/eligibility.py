@@ -28,7 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coordinator.domain.conflicts import ConflictIndex, Reason, years_before
-from coordinator.domain.draw import Candidate, DrawInputs, DrawSnapshot, Mask, VenueOffer
+from coordinator.domain.draw.index import Mask
+from coordinator.domain.draw.inputs import Candidate, DrawInputs, DrawSnapshot, VenueOffer
 from coordinator.domain.model import (
     Company,
     ConductBar,

@@ -31,7 +31,7 @@ import pytest
 
 from coordinator.checker import check_grid
 from coordinator.domain.day_plan import plan_order
-from coordinator.domain.draw import verify_replay
+from coordinator.domain.draw.archive import verify_replay
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.drawing import read_snapshot
 from coordinator.offline import import_province, master_key, open_store, read_allocation

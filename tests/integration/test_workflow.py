@@ -22,7 +22,7 @@ from evalgrid_wire.v1 import booth_pb2, common_pb2, operator_pb2, site_link_pb2
 from grid_fixture import Grid, fair_scores, focus_projects, wait_until
 
 from coordinator.checker import check_grid
-from coordinator.domain.draw import pack_mask, unpack_mask
+from coordinator.domain.draw.inputs import pack_mask, unpack_mask
 from coordinator.domain.rules import load_rules
 from coordinator.offline import export_draws, reveal_seeds, verify_draw_file
 from coordinator.registry_export import snapshot_registry

@@ -242,7 +242,8 @@ def test_national_scale_at_one_hundredth_keeps_its_counts_and_is_drawable() -> N
     """The national size divided by 100 (generating the real one takes half a minute): every
     count is what was asked, the day is cut into slots, and every project can be drawn."""
     from coordinator.domain.conflicts import ConflictIndex
-    from coordinator.domain.draw import DrawOutcome, draw
+    from coordinator.domain.draw.algorithm import draw
+    from coordinator.domain.draw.outcome import DrawOutcome
     from coordinator.domain.eligibility import DayScreen, PoolIndex
     from coordinator.domain.rules import load_rules
     from coordinator.province.generator import SCALES, count_relations

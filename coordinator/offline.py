@@ -57,7 +57,7 @@ from coordinator.store.layout import ALLOC, DRAW, PLAN_SEED, SEED_SHARE
 from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.datadir import DataDir
-from evalgrid.pki import ensure_signing_certificate, signer_cert_path
+from evalgrid.pki.signer import ensure_signing_certificate, signer_cert_path
 from evalgrid.trust import PinnedTrust
 
 

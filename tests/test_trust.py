@@ -30,12 +30,11 @@ from coordinator.domain.seed_protocol import commitment, final_seed
 from coordinator.offline import EXPORT_FORMAT, verify_draw_file
 from coordinator.report import canonical, verify_report
 from coordinator.store.keys import public_key_hex
-from evalgrid.pki import (
-    PkiError,
+from evalgrid.pki.ca import init_ca, issue
+from evalgrid.pki.identity import PkiError
+from evalgrid.pki.signer import (
     certify_signing_key,
     ensure_signing_certificate,
-    init_ca,
-    issue,
     key_fingerprint,
     signing_key_from_certificate,
 )

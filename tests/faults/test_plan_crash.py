@@ -44,7 +44,7 @@ from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.datadir import DataDir
-from evalgrid.pki import init_ca, issue
+from evalgrid.pki.ca import init_ca, issue
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "proto")]),

@@ -223,10 +223,7 @@ def canonical_inputs(inputs: DrawInputs) -> bytes:
 
 def input_digest(inputs: DrawInputs) -> str:
     """SHA-256 hex of the canonical inputs (memoised on the frozen instance)."""
-    found = inputs._memo.get("digest")
-    if found is None:
-        found = inputs._memo["digest"] = hashlib.sha256(canonical_inputs(inputs)).hexdigest()
-    return cast(str, found)
+    return inputs.memo("digest", lambda: hashlib.sha256(canonical_inputs(inputs)).hexdigest())
 
 
 def snapshot_to_json(snapshot: DrawSnapshot) -> dict[str, Any]:

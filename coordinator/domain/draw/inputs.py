@@ -24,12 +24,12 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter, lt
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -37,6 +37,8 @@ from coordinator.domain.draw.index import CandidateIndex, Mask, VenueIndex, valu
 from coordinator.domain.model import ExpertKind, Project
 
 SNAPSHOT_FORMAT = "evalgrid-draw-snapshot-v1"
+
+_T = TypeVar("_T")
 
 _EXPERT_ID = attrgetter("expert_id")
 _CANONICAL_ROW = attrgetter("canonical")
@@ -180,7 +182,7 @@ class DrawSnapshot:
         mask[[rows[w] for w in workstation_ids if w in rows]] = True
         return mask
 
-    def _candidate_index(self) -> CandidateIndex:
+    def candidate_index(self) -> CandidateIndex:
         found = self._memo.get("candidate_index")
         if found is None:
             found = self._memo["candidate_index"] = CandidateIndex(self.candidates)
@@ -314,6 +316,13 @@ class DrawInputs:
             unavailable=pack_mask(unavailable),
         )
 
+    def memo(self, key: str, make: Callable[[], _T]) -> _T:
+        """`make()`, computed once per (frozen) inputs and kept under `key`."""
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = make()
+        return cast(_T, found)
+
     def seat_quotas(self) -> tuple[int, ...]:
         """The quota index of each seat to fill, in draw order."""
         if self.seats is not None:
@@ -375,7 +384,7 @@ def candidate_side(inputs: DrawInputs) -> tuple[CandidateIndex, Mask]:
         return index, np.ones(len(inputs.candidates), dtype=np.bool_)
     n = len(inputs.snapshot.candidates)
     barred = unpack_mask(inputs.barred, n, "barred", inputs._memo.get("barred"))
-    return inputs.snapshot._candidate_index(), ~barred
+    return inputs.snapshot.candidate_index(), ~barred
 
 
 def venue_side(inputs: DrawInputs) -> tuple[VenueIndex, Mask]:

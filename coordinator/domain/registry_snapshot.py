@@ -38,8 +38,7 @@ import numpy as np
 
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.conflicts import ConflictIndex, registry_places, years_before
-from coordinator.domain.draw.inputs import DrawInputs
-from coordinator.domain.draw.outcome import DrawOutcome, outcome_from_json
+from coordinator.domain.draw import DrawInputs, DrawOutcome, outcome_from_json
 from coordinator.domain.eligibility import DayScreen, PoolIndex, falls_under, host_city_of
 from coordinator.domain.model import (
     City,

@@ -161,7 +161,7 @@ async def run_demo(options: DemoOptions) -> int:
     from coordinator.province.files import write_province
     from coordinator.province.generator import generate_province
     from coordinator.store.embedded_redis import EmbeddedRedis
-    from evalgrid.pki import init_ca, issue
+    from evalgrid.pki.ca import init_ca, issue
 
     console = Console(stderr=options.json_out)
     started = time.monotonic()
@@ -590,7 +590,7 @@ class _Grid:
     async def _enrolled(self, site_id: str, ws: str, desk: booth_pb2_grpc.DeskStub) -> None:
         """The booth PC gets its certificate the real way, once: the desk issues a one-time
         code, the workstation makes its own key and enrols at the agent's enrolment port."""
-        from evalgrid.pki import paths_for
+        from evalgrid.pki.directory import paths_for
         from site_agent.enrolment import enrol_workstation
 
         async with self._enrolling.setdefault(f"{site_id}/{ws}", asyncio.Lock()):

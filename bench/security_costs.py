@@ -27,7 +27,9 @@ from rich.table import Table
 
 from bench.machine import machine, pct
 from coordinator.domain.pii import PersonalData, PiiKeys
-from evalgrid.pki import Identity, init_ca, issue, issue_from_csr, make_csr, revoke
+from evalgrid.pki.ca import init_ca, issue, issue_from_csr, make_csr
+from evalgrid.pki.crl import revoke
+from evalgrid.pki.identity import Identity
 from evalgrid.revocation import RevocationGuard, Revocations
 from evalgrid.tls import (
     KEEPALIVE_OPTIONS,

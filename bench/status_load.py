@@ -72,7 +72,7 @@ def _prepare(root: Path, sites: int, per_site: int, seed: int) -> tuple[Any, Any
     from coordinator.province.files import write_province
     from coordinator.store.embedded_redis import EmbeddedRedis
     from evalgrid.datadir import DataDir
-    from evalgrid.pki import init_ca, issue
+    from evalgrid.pki.ca import init_ca, issue
 
     data = DataDir(root / "d").ensure()
     province = _province(sites, per_site, seed)

@@ -55,7 +55,7 @@ from coordinator.store.audit_log import AuditLog
 from coordinator.store.keys import public_key_hex
 from coordinator.store.registry import Registry
 from evalgrid.datadir import DataDir
-from evalgrid.pki import ensure_signing_certificate
+from evalgrid.pki.signer import ensure_signing_certificate
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
@@ -100,7 +100,9 @@ def _log(redis: Any, data_dir: Path) -> AuditLog:
 def holds_operator_role(data_dir: Path, name: str) -> bool:
     """The caller holds the operator role: this data dir has an operator certificate and key
     for `name` that belong together, were issued by the CA and are not revoked."""
-    from evalgrid.pki import PkiError, load_identity_files, serial_of_pem
+    from evalgrid.pki.ca import serial_of_pem
+    from evalgrid.pki.directory import load_identity_files
+    from evalgrid.pki.identity import PkiError
     from evalgrid.revocation import RevocationError, read_crl
 
     pki = DataDir(data_dir).pki

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coordinator.domain.draw import DrawSnapshot, inputs_from_json
+from coordinator.domain.draw.canonical import inputs_from_json
+from coordinator.domain.draw.inputs import DrawSnapshot
 from coordinator.domain.rules import load_rules
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.domain.violations import cap_on_offers, find_violations

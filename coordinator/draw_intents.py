@@ -49,12 +49,9 @@ import redis.asyncio as aioredis
 from evalgrid_wire.v1 import site_link_pb2
 
 from coordinator.allocation import Allocation, SeatRecord
-from coordinator.domain.draw import (
-    DrawOutcome,
-    commitment_from_json,
-    draw,
-    outcome_from_json,
-)
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.archive import commitment_from_json
+from coordinator.domain.draw.outcome import DrawOutcome, outcome_from_json
 from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project
 from coordinator.domain.registry_snapshot import record_anchor

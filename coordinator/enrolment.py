@@ -36,7 +36,8 @@ from coordinator.sign_in_guard import Record
 from coordinator.store.layout import ENROLMENT, ENROLMENT_REFUSALS
 from coordinator.store.values import text
 from evalgrid.clock import Clock
-from evalgrid.pki import PkiError, issue_from_csr
+from evalgrid.pki.ca import issue_from_csr
+from evalgrid.pki.identity import PkiError
 
 __all__ = ["ALPHABET", "CODE_LENGTH", "MAX_WRONG", "VALID_FOR", "EnrolmentError", "Enrolments"]
 

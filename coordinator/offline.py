@@ -34,18 +34,10 @@ from coordinator.domain.audit import (
     verify_chain,
 )
 from coordinator.domain.collusion import ScoreRecord
-from coordinator.domain.draw import (
-    DrawInputs,
-    DrawOutcome,
-    DrawSnapshot,
-    commitment_from_json,
-    inputs_from_json,
-    outcome_from_json,
-    record_digest,
-    snapshot_from_json,
-    snapshot_to_json,
-    verify_replay,
-)
+from coordinator.domain.draw.archive import commitment_from_json, record_digest, verify_replay
+from coordinator.domain.draw.canonical import inputs_from_json, snapshot_from_json, snapshot_to_json
+from coordinator.domain.draw.inputs import DrawInputs, DrawSnapshot
+from coordinator.domain.draw.outcome import DrawOutcome, outcome_from_json
 from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.pii import PiiKeys
 from coordinator.domain.registry_snapshot import check_pool
@@ -65,7 +57,7 @@ from coordinator.store.layout import ALLOC, DRAW, PLAN_SEED, SEED_SHARE
 from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.datadir import DataDir
-from evalgrid.pki import ensure_signing_certificate, signer_cert_path
+from evalgrid.pki.signer import ensure_signing_certificate, signer_cert_path
 from evalgrid.trust import PinnedTrust
 
 

@@ -19,7 +19,7 @@ from evalgrid_wire.v1 import site_link_pb2
 
 from coordinator.store.layout import CRL_AUDITED as AUDITED
 from coordinator.workflow import Workflow
-from evalgrid.pki import ISSUED_INDEX
+from evalgrid.pki.directory import ISSUED_INDEX
 from evalgrid.revocation import CrlView, Revocations
 
 __all__ = ["AUDITED", "CrlFeed"]

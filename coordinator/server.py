@@ -33,7 +33,7 @@ from evalgrid.clock import Clock, SimClock, SystemClock
 from evalgrid.datadir import DataDir
 from evalgrid.lifecycle import run_until_signalled
 from evalgrid.lockout import LockoutPolicy
-from evalgrid.pki import ensure_signing_certificate
+from evalgrid.pki.signer import ensure_signing_certificate
 from evalgrid.revocation import RevocationGuard, Revocations
 from evalgrid.serving import Served, start_server
 from evalgrid.tls import server_credentials

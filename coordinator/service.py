@@ -38,7 +38,7 @@ from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.authorization import authorize
 from evalgrid.limits import clip
 from evalgrid.lockout import unlock_scopes
-from evalgrid.pki import Identity
+from evalgrid.pki.identity import Identity
 from evalgrid.tls import PermissionDeniedError
 from evalgrid.wire import from_timestamp, to_timestamp, to_window
 

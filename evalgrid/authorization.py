@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final, Literal
 
-from evalgrid.pki import ROLES, Identity, Role
+from evalgrid.pki.identity import ROLES, Identity, Role
 from evalgrid.tls import NoIdentityError, PermissionDeniedError, current_identity
 
 __all__ = [

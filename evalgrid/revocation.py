@@ -34,7 +34,8 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from evalgrid.pki import CA_CERT_NAME, CRL_NAME, PkiError, identity_from_pem
+from evalgrid.pki.directory import CA_CERT_NAME, CRL_NAME
+from evalgrid.pki.identity import PkiError, identity_from_pem
 
 __all__ = [
     "POLL_INTERVAL_S",

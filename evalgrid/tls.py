@@ -22,7 +22,8 @@ import grpc
 
 from evalgrid.coordinator_channel import SERVICE_CONFIG, RetryIdempotent, channel_target
 from evalgrid.limits import OWN_BUDGET, RateLimit, TokenBuckets, clip
-from evalgrid.pki import Identity, PkiError, Role, identity_from_pem, load_identity_files
+from evalgrid.pki.directory import load_identity_files
+from evalgrid.pki.identity import Identity, PkiError, Role, identity_from_pem
 from evalgrid.request_fields import RequestFieldError, check_request
 
 __all__ = [

@@ -3,8 +3,9 @@
 A report, a draw archive or an audit entry says who signed it; a verifier believes that only
 when it agrees with a key pinned beforehand: the coordinator's public key in the data dir, a key
 file or a fingerprint handed over out of band, or the provincial CA (``ca.pem``), which vouches
-for the coordinator's signing key in a certificate of role ``signer`` (evalgrid/pki.py). A file
-signed by any other key is refused, naming the signer's fingerprint and the expected one.
+for the coordinator's signing key in a certificate of role ``signer``
+(evalgrid/pki/signer.py). A file signed by any other key is refused, naming the signer's
+fingerprint and the expected one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from evalgrid.pki import PkiError, key_fingerprint, signing_key_from_certificate
+from evalgrid.pki.identity import PkiError
+from evalgrid.pki.signer import key_fingerprint, signing_key_from_certificate
 
 __all__ = ["PinnedTrust", "TrustError", "short"]
 

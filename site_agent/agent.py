@@ -29,7 +29,7 @@ from evalgrid_wire.v1 import (
 from evalgrid.authorization import AUTHORIZATION, authorize
 from evalgrid.ids import request_id
 from evalgrid.limits import clip
-from evalgrid.pki import Identity
+from evalgrid.pki.identity import Identity
 from evalgrid.revocation import RevocationError, RevocationGuard, Revocations
 from evalgrid.serving import Served, start_server
 from evalgrid.tls import (

@@ -34,15 +34,9 @@ from evalgrid_wire.v1 import booth_pb2, booth_pb2_grpc, site_link_pb2, site_link
 
 from evalgrid.ids import request_id
 from evalgrid.limits import ENROLMENT_PER_SOURCE, ENROLMENT_TOTAL
-from evalgrid.pki import (
-    CA_CERT_NAME,
-    Identity,
-    PkiError,
-    identity_from_pem,
-    make_csr,
-    paths_for,
-    validate_subject,
-)
+from evalgrid.pki.ca import make_csr
+from evalgrid.pki.directory import CA_CERT_NAME, paths_for
+from evalgrid.pki.identity import Identity, PkiError, identity_from_pem, validate_subject
 from evalgrid.tls import SERVER_OPTIONS, SourceLimitInterceptor, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S
 

@@ -318,7 +318,9 @@ def test_a_sanction_by_hand_is_audited_and_bad_ones_store_nothing(
 def test_only_a_valid_unrevoked_operator_certificate_names_experts(tmp_path: Path) -> None:
     from coordinator.centre_records import holds_operator_role
     from coordinator.offline import OfflineError
-    from evalgrid.pki import Identity, init_ca, issue, revoke
+    from evalgrid.pki.ca import init_ca, issue
+    from evalgrid.pki.crl import revoke
+    from evalgrid.pki.identity import Identity
 
     pki = tmp_path / "pki"
     init_ca(pki)

@@ -22,7 +22,7 @@ import pytest
 from coordinator.offline import open_store
 from coordinator.province.files import FILE_NAMES
 from coordinator.store.registry import Registry
-from evalgrid.pki import identity_from_pem
+from evalgrid.pki.identity import identity_from_pem
 
 REPO = Path(__file__).resolve().parents[1]
 # The subprocesses import the same tree as the tests.

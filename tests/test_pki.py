@@ -14,18 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from evalgrid.pki import (
-    ROLES,
-    Identity,
-    PkiError,
-    Role,
-    ca_paths,
-    identity_from_pem,
-    init_ca,
-    issue,
-    load_identity_files,
-    paths_for,
-)
+from evalgrid.pki.ca import init_ca, issue
+from evalgrid.pki.directory import ca_paths, load_identity_files, paths_for
+from evalgrid.pki.identity import ROLES, Identity, PkiError, Role, identity_from_pem
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -22,16 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.domain.audit import AuditEntry, entry_to_json, make_entry
 from coordinator.domain.day_plan import plan_order, projects_of_day
-from coordinator.domain.draw import (
-    DrawInputs,
-    DrawOutcome,
-    commit,
-    draw,
-    input_digest,
-    make_archive,
-    pack_mask,
-    unpack_mask,
-)
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.archive import commit, make_archive
+from coordinator.domain.draw.canonical import input_digest
+from coordinator.domain.draw.inputs import DrawInputs, pack_mask, unpack_mask
+from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.eligibility import host_city_of
 from coordinator.domain.model import Province
 from coordinator.domain.registry_snapshot import (
@@ -138,7 +133,7 @@ def _relevant_ids(prepared: PreparedDraw) -> list[str]:
     inputs = prepared.inputs
     assert inputs.snapshot is not None
     rows = np.zeros(len(inputs.snapshot.candidates), dtype=np.bool_)
-    index = inputs.snapshot._candidate_index()
+    index = inputs.snapshot.candidate_index()
     for q in inputs.project.quotas:
         rows[index.matching(q.specialty, q.kind)[0]] = True
     return [inputs.snapshot.candidates[r].expert_id for r in np.flatnonzero(rows)]

@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from evalgrid.pki import PkiError, Role, init_ca, issue
+from evalgrid.pki.ca import init_ca, issue
+from evalgrid.pki.identity import PkiError, Role
 from evalgrid.tls import (
     AUTH_CONTEXT_CERT_KEY,
     KEEPALIVE_OPTIONS,

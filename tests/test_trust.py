@@ -20,26 +20,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.domain.audit import AuditEntry, entry_to_json, make_entry
 from coordinator.domain.day_plan import project_seed, seed_hash
-from coordinator.domain.draw import (
-    DrawInputs,
-    DrawOutcome,
-    commit,
-    commitment_to_json,
-    draw,
-    make_archive,
-)
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.archive import commit, commitment_to_json, make_archive
+from coordinator.domain.draw.inputs import DrawInputs
+from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.fairness import fairness_pool
 from coordinator.domain.randomness import spare_workstation
 from coordinator.domain.seed_protocol import commitment, final_seed
 from coordinator.offline import EXPORT_FORMAT, verify_draw_file
 from coordinator.report import canonical, verify_report
 from coordinator.store.keys import public_key_hex
-from evalgrid.pki import (
-    PkiError,
+from evalgrid.pki.ca import init_ca, issue
+from evalgrid.pki.identity import PkiError
+from evalgrid.pki.signer import (
     certify_signing_key,
     ensure_signing_certificate,
-    init_ca,
-    issue,
     key_fingerprint,
     signing_key_from_certificate,
 )

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from coordinator.domain.draw import Candidate
+from coordinator.domain.draw.inputs import Candidate
 from coordinator.domain.eligibility import falls_under
 from coordinator.domain.model import EXPERT_KINDS, Project, Quota
 from coordinator.domain.rules import Rules

@@ -28,7 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coordinator.domain.conflicts import ConflictIndex, Reason, years_before
-from coordinator.domain.draw import Candidate, DrawInputs, DrawSnapshot, Mask, VenueOffer
+from coordinator.domain.draw.index import Mask
+from coordinator.domain.draw.inputs import Candidate, DrawInputs, DrawSnapshot, VenueOffer
 from coordinator.domain.model import (
     Company,
     ConductBar,
@@ -599,7 +600,7 @@ class DayScreen:
     def per_quota(self, project: Project, host_city: str) -> tuple[tuple[int, int], ...]:
         """Per quota: (experts of the pool matching it, of whom may sit now)."""
         barred = self.barred(project, host_city)
-        index = self.snapshot._candidate_index()
+        index = self.snapshot.candidate_index()
         out = []
         for q in project.quotas:
             rows = index.matching(normalise_specialty(q.specialty), q.kind)[0]
@@ -635,7 +636,7 @@ class DayScreen:
         key = tuple((normalise_specialty(q.specialty), q.kind) for q in project.quotas)
         found = self._relevant_memo.get(key)
         if found is None:
-            index = self.snapshot._candidate_index()
+            index = self.snapshot.candidate_index()
             found = np.zeros(self._n, dtype=np.bool_)
             for code, kind in key:
                 found[index.matching(code, kind)[0]] = True

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from coordinator.domain.draw import Candidate, DrawInputs, DrawOutcome, VenueOffer, draw
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.inputs import Candidate, DrawInputs, VenueOffer
+from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.model import Bid, Criterion, Project, Quota, ScoringMethod, Window
 
 

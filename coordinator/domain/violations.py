@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime, timedelta
 
-from coordinator.domain.draw import DrawInputs
+from coordinator.domain.draw.inputs import DrawInputs
 from coordinator.domain.model import (
     Company,
     CompanyRef,

@@ -20,20 +20,16 @@ from typing import Any, TypeVar
 from coordinator.domain.committee import check_composition
 from coordinator.domain.model import City, Company, Expert, Project, Province, Site
 from coordinator.domain.rules import Rules, load_rules
-from coordinator.province.codec import (
-    JsonDict,
-    RecordError,
+from coordinator.province.codec.companies import company_from_dict, company_to_dict
+from coordinator.province.codec.experts import expert_from_dict, expert_to_dict
+from coordinator.province.codec.fields import JsonDict, RecordError
+from coordinator.province.codec.places import (
     city_from_dict,
     city_to_dict,
-    company_from_dict,
-    company_to_dict,
-    expert_from_dict,
-    expert_to_dict,
-    project_from_dict,
-    project_to_dict,
     site_from_dict,
     site_to_dict,
 )
+from coordinator.province.codec.projects import project_from_dict, project_to_dict
 
 __all__ = [
     "CITIES_FILE",

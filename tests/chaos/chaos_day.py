@@ -168,7 +168,7 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
     from coordinator.store.embedded_redis import EmbeddedRedis
     from evalgrid import demo
     from evalgrid.datadir import DataDir
-    from evalgrid.pki import init_ca, issue
+    from evalgrid.pki.ca import init_ca, issue
     from evalgrid.tls import channel_credentials, secure_channel
     from evalgrid.trust import PinnedTrust
 

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from coordinator.domain.conflicts import ConflictIndex
-from coordinator.domain.draw import DrawInputs
+from coordinator.domain.draw.inputs import DrawInputs
 from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
 from coordinator.domain.model import (
     Bid,

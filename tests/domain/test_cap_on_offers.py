@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from domain_factories import RULES, TODAY, inputs_for, seed_of, simple_province
 
-from coordinator.domain.draw import DrawOutcome, draw
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.violations import cap_on_offers, find_violations
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from domain_factories import RULES, project
 
 from coordinator.domain.committee import check_composition, quota_pool_counts
-from coordinator.domain.draw import Candidate
+from coordinator.domain.draw.inputs import Candidate
 from coordinator.domain.model import Quota
 
 

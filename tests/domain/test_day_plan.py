@@ -33,7 +33,7 @@ from coordinator.domain.day_plan import (
     projects_digest,
     projects_of_day,
 )
-from coordinator.domain.draw import verify_replay
+from coordinator.domain.draw.archive import verify_replay
 from coordinator.domain.eligibility import tied_rows_chunk
 from coordinator.domain.model import Province, Sitting, Window
 from coordinator.domain.violations import find_violations

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from test_draw_properties import SEEDS, scenarios
 
 from coordinator.domain.conflicts import ConflictIndex
-from coordinator.domain.draw import DrawOutcome, VenueOffer, draw
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.inputs import VenueOffer
+from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.eligibility import (
     DayScreen,
     PoolIndex,

@@ -21,26 +21,22 @@ from domain_factories import (
     site,
 )
 
-from coordinator.domain.draw import (
-    Candidate,
-    DrawFailure,
-    DrawInputs,
-    DrawOutcome,
-    VenueOffer,
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.archive import commit, make_archive, record_digest, verify_replay
+from coordinator.domain.draw.canonical import (
     canonical_inputs,
-    commit,
-    draw,
     input_digest,
     inputs_from_json,
     inputs_to_json,
-    make_archive,
-    merge_committee,
+)
+from coordinator.domain.draw.inputs import Candidate, DrawInputs, VenueOffer
+from coordinator.domain.draw.outcome import (
+    DrawFailure,
+    DrawOutcome,
     outcome_from_json,
     outcome_to_json,
-    record_digest,
-    supplementary_inputs,
-    verify_replay,
 )
+from coordinator.domain.draw.supplementary import merge_committee, supplementary_inputs
 from coordinator.domain.model import Province, Quota, Site
 from coordinator.domain.violations import find_violations
 

@@ -17,15 +17,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from coordinator.domain.conflicts import ConflictIndex
-from coordinator.domain.draw import (
-    DrawFailure,
-    DrawInputs,
-    DrawOutcome,
-    commit,
-    draw,
-    make_archive,
-    verify_replay,
-)
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.archive import commit, make_archive, verify_replay
+from coordinator.domain.draw.inputs import DrawInputs
+from coordinator.domain.draw.outcome import DrawFailure, DrawOutcome
 from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
 from coordinator.domain.model import (
     RELATIONS,

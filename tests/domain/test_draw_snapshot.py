@@ -11,23 +11,18 @@ import pytest
 from domain_factories import RULES, TODAY, inputs_for, seed_of, simple_province
 
 from coordinator.domain.conflicts import ConflictIndex
-from coordinator.domain.draw import (
-    DrawInputs,
-    DrawOutcome,
-    _draw,
+from coordinator.domain.draw.algorithm import _draw, draw
+from coordinator.domain.draw.archive import commit, make_archive, verify_replay
+from coordinator.domain.draw.canonical import (
     canonical_inputs,
-    commit,
-    draw,
     input_digest,
     inputs_from_json,
     inputs_to_json,
-    make_archive,
-    pack_mask,
     snapshot_to_json,
-    supplementary_inputs,
-    unpack_mask,
-    verify_replay,
 )
+from coordinator.domain.draw.inputs import DrawInputs, pack_mask, unpack_mask
+from coordinator.domain.draw.outcome import DrawOutcome
+from coordinator.domain.draw.supplementary import supplementary_inputs
 from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
 from coordinator.domain.model import Project, Province
 from coordinator.domain.randomness import DrawRandom
@@ -171,7 +166,7 @@ def test_a_tampered_snapshot_is_caught() -> None:
 
 
 def test_snapshot_json_round_trip_keeps_the_digest() -> None:
-    from coordinator.domain.draw import snapshot_from_json
+    from coordinator.domain.draw.canonical import snapshot_from_json
 
     prov, proj = simple_province()
     ref = referenced(prov, proj)
@@ -245,7 +240,7 @@ def test_inputs_survive_pickling_between_processes() -> None:
 
 
 def _draw_elsewhere(inputs: DrawInputs, seed: bytes) -> object:
-    from coordinator.domain.draw import Candidate
+    from coordinator.domain.draw.inputs import Candidate
 
     Candidate("Z", "economic", ("X.99",), ("Nowhere",))  # this process numbers values otherwise
     return draw(inputs, seed)

@@ -14,7 +14,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from coordinator.domain.day_plan import draw_label, project_seed
-from coordinator.domain.draw import DrawOutcome, draw
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.fairness import fairness_pool
 from coordinator.domain.seed_protocol import SeedRefused, check_reveal, commitment, final_seed
 

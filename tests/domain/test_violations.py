@@ -18,7 +18,8 @@ from domain_factories import (
     simple_province,
 )
 
-from coordinator.domain.draw import DrawOutcome, draw
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.model import (
     CompanyRef,
     Employment,

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from evalgrid.pki import init_ca, issue
+from evalgrid.pki.ca import init_ca, issue
 
 EVALGRID = [sys.executable, "-m", "app.cli"]
 

@@ -31,7 +31,7 @@ import pytest
 
 from coordinator.checker import check_grid
 from coordinator.domain.day_plan import plan_order
-from coordinator.domain.draw import verify_replay
+from coordinator.domain.draw.archive import verify_replay
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.drawing import read_snapshot
 from coordinator.offline import import_province, master_key, open_store, read_allocation
@@ -44,7 +44,7 @@ from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.datadir import DataDir
-from evalgrid.pki import init_ca, issue
+from evalgrid.pki.ca import init_ca, issue
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "proto")]),

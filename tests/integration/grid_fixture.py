@@ -51,7 +51,8 @@ from coordinator.store.embedded_redis import EmbeddedRedis
 from evalgrid.clock import SimClock
 from evalgrid.datadir import DataDir
 from evalgrid.ids import request_id
-from evalgrid.pki import init_ca, issue, paths_for
+from evalgrid.pki.ca import init_ca, issue
+from evalgrid.pki.directory import paths_for
 from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S, from_window, to_timestamp
 from site_agent.agent import AgentConfig, SiteAgent

@@ -30,7 +30,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from coordinator.province import codec
 from evalgrid.ids import request_id
-from evalgrid.pki import init_ca, issue
+from evalgrid.pki.ca import init_ca, issue
 from evalgrid.tls import channel_credentials, secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S
 

@@ -23,7 +23,7 @@ from grid_fixture import Grid, fair_scores, focus_projects, wait_until
 
 from app.cli.main import main as cli_main
 from coordinator.checker import check_grid
-from coordinator.domain.draw import pack_mask, unpack_mask
+from coordinator.domain.draw.inputs import pack_mask, unpack_mask
 from coordinator.domain.rules import load_rules
 from coordinator.offline import export_draws, reveal_seeds, verify_draw_file
 from coordinator.registry_export import snapshot_registry

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from coordinator.domain.model import Province
-from coordinator.province.codec import CREDIT_CODE_RE, is_specialty_code, province_to_dicts
+from coordinator.province.codec import province_to_dicts
+from coordinator.province.codec.fields import CREDIT_CODE_RE, is_specialty_code
 from coordinator.province.files import load_province, write_province
 from coordinator.province.generator import (
     AGE_LIMIT,
@@ -242,7 +243,8 @@ def test_national_scale_at_one_hundredth_keeps_its_counts_and_is_drawable() -> N
     """The national size divided by 100 (generating the real one takes half a minute): every
     count is what was asked, the day is cut into slots, and every project can be drawn."""
     from coordinator.domain.conflicts import ConflictIndex
-    from coordinator.domain.draw import DrawOutcome, draw
+    from coordinator.domain.draw.algorithm import draw
+    from coordinator.domain.draw.outcome import DrawOutcome
     from coordinator.domain.eligibility import DayScreen, PoolIndex
     from coordinator.domain.rules import load_rules
     from coordinator.province.generator import SCALES, count_relations

@@ -32,7 +32,8 @@ from evalgrid.authorization import (
     markdown_table,
     rpc_name,
 )
-from evalgrid.pki import Identity, issue
+from evalgrid.pki.ca import issue
+from evalgrid.pki.identity import Identity
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 MODULES = [importlib.import_module(f"evalgrid_wire.v1.{m.name}")

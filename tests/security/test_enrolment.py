@@ -26,7 +26,9 @@ from grid_fixture import EVENING_BEFORE, Grid, start_grid
 
 from coordinator.enrolment import MAX_WRONG, VALID_FOR
 from evalgrid.ids import request_id
-from evalgrid.pki import identity_from_pem, make_csr, paths_for
+from evalgrid.pki.ca import make_csr
+from evalgrid.pki.directory import paths_for
+from evalgrid.pki.identity import identity_from_pem
 from evalgrid.tls import secure_channel
 from evalgrid.wire import UNARY_DEADLINE_S
 from site_agent.booth_terminal import BoothTerminal

@@ -31,7 +31,8 @@ from evalgrid.limits import (
     clip,
     rate_limit_from_env,
 )
-from evalgrid.pki import Identity, init_ca, issue
+from evalgrid.pki.ca import init_ca, issue
+from evalgrid.pki.identity import Identity
 from evalgrid.serving import Served, start_server
 from evalgrid.tls import (
     MAX_CONCURRENT_STREAMS,

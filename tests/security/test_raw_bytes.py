@@ -33,7 +33,7 @@ from coordinator.province import codec
 from evalgrid.authorization import AUTHORIZATION, PACKAGE
 from evalgrid.ids import request_id
 from evalgrid.limits import ENROLMENT_PER_SOURCE
-from evalgrid.pki import issue
+from evalgrid.pki.ca import issue
 from evalgrid.request_fields import Format, RequestFieldError, check_request, format_of
 from evalgrid.serving import REFLECTION_V1
 from evalgrid.tls import secure_channel

@@ -24,7 +24,10 @@ from grid_fixture import OPERATOR, Grid, start_grid
 
 from app.cli.main import main as cli_main
 from evalgrid.ids import request_id
-from evalgrid.pki import CRL_NAME, Identity, PkiError, init_ca, issue, revoke
+from evalgrid.pki.ca import init_ca, issue
+from evalgrid.pki.crl import revoke
+from evalgrid.pki.directory import CRL_NAME
+from evalgrid.pki.identity import Identity, PkiError
 from evalgrid.revocation import RevocationError, RevocationGuard, Revocations, install_crl
 from evalgrid.tls import (
     KEEPALIVE_OPTIONS,

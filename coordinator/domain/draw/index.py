@@ -1,0 +1,197 @@
+"""The pool coded into arrays, so a draw filters 300,000 candidates without a Python loop.
+
+A draw never loops in Python over its candidates: they are coded once into arrays (kind,
+distinct specialty tuple, distinct catchment tuple) and each seat is a few vectorised operations
+over the rows matching its quota. For referenced inputs the arrays belong to the snapshot and
+are built once per day; explicit inputs build them per draw, with C-level passes only.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from coordinator.domain.draw.inputs import Candidate, VenueOffer
+
+Mask = NDArray[np.bool_]
+Rows = NDArray[np.intp]
+
+_EXPERT_ID = attrgetter("expert_id")
+_CODE = attrgetter("code")
+
+
+# Every distinct kind, specialty tuple and catchment tuple seen in this process gets a small
+# number once; a candidate keeps its three numbers packed in `code`, so a draw codes 85,000
+# candidates with one array conversion instead of hashing their tuples. Draws depend only on
+# which values are equal, never on the numbers (they differ between processes).
+_VALUE_CODES: dict[Any, int] = {}
+_VALUES: list[Any] = []
+_VALUE_LOCK = threading.Lock()
+_FIELD_BITS = 21
+
+
+def value_code(value: Any) -> int:
+    """This process's number for a kind, specialty tuple or catchment tuple."""
+    found = _VALUE_CODES.get(value)
+    if found is None:
+        with _VALUE_LOCK:
+            found = _VALUE_CODES.get(value)
+            if found is None:
+                if len(_VALUES) >= 1 << _FIELD_BITS:
+                    raise ValueError("too many distinct specialty or catchment tuples")
+                found = _VALUE_CODES[value] = len(_VALUES)
+                _VALUES.append(value)
+    return found
+
+
+def _codes(values: list[Any]) -> tuple[Rows, list[Any]]:
+    """Each value's index among the distinct values (first-seen order); C-level passes only."""
+    keys: dict[Any, int] = dict.fromkeys(values, 0)
+    for n, key in enumerate(keys):
+        keys[key] = n
+    codes = np.fromiter(map(keys.__getitem__, values), dtype=np.intp, count=len(values))
+    return codes, list(keys)
+
+
+def _dense(codes: NDArray[np.int64]) -> tuple[Rows, list[Any]]:
+    """Process-wide value numbers renumbered 0..k-1 over the values present (counting, no
+    sort), with the values themselves."""
+    present = np.flatnonzero(np.bincount(codes, minlength=len(_VALUES)))
+    remap = np.zeros(len(_VALUES), dtype=np.intp)
+    remap[present] = np.arange(len(present))
+    return remap[codes], [_VALUES[c] for c in present.tolist()]
+
+
+class CandidateIndex:
+    """Candidates (id order) coded into arrays, so a draw filters them without a Python loop.
+
+    Candidates share few distinct specialty tuples, kinds and catchments: each is coded as its
+    index among the distinct values, and a test over the distinct values (a few hundred) is
+    spread to every row by one array look-up.
+    """
+
+    __slots__ = (
+        "_flat",
+        "_ids",
+        "_matching",
+        "candidates",
+        "catch_code",
+        "catch_keys",
+        "kind_code",
+        "kind_keys",
+        "spec_code",
+        "spec_keys",
+    )
+
+    def __init__(self, candidates: tuple[Candidate, ...]) -> None:
+        self.candidates = candidates
+        packed = np.fromiter(map(_CODE, candidates), dtype=np.int64, count=len(candidates))
+        mask = (1 << _FIELD_BITS) - 1
+        self.spec_code, self.spec_keys = _dense(packed >> (2 * _FIELD_BITS))
+        self.catch_code, self.catch_keys = _dense((packed >> _FIELD_BITS) & mask)
+        self.kind_code, self.kind_keys = _dense(packed & mask)
+        self._ids: list[str] | None = None
+        self._flat: tuple[dict[str, int], Rows, Rows, Rows] | None = None
+        self._matching: dict[tuple[str, str | None], tuple[Rows, Rows]] = {}
+
+    def matching(self, code: str, kind: str | None) -> tuple[Rows, Rows]:
+        """Rows (ascending) whose kind fits and one of whose specialties falls under `code`,
+        and their catchment codes (kept per code and kind)."""
+        found = self._matching.get((code, kind))
+        if found is None:
+            dotted = code + "."
+            spec_ok = np.fromiter(
+                (any(s == code or s.startswith(dotted) for s in t) for t in self.spec_keys),
+                dtype=np.bool_,
+                count=len(self.spec_keys),
+            )
+            mask = spec_ok[self.spec_code]
+            if kind is not None:
+                kind_ok = np.array([k == kind for k in self.kind_keys], dtype=np.bool_)
+                mask &= kind_ok[self.kind_code]
+            rows = np.flatnonzero(mask)
+            found = self._matching[(code, kind)] = (rows, self.catch_code[rows])
+        return found
+
+    def catch_ok(self, cities: frozenset[str]) -> Mask:
+        """Per distinct catchment: does it hold one of `cities`? (Counts over a flat array of
+        the catchments' city codes: no Python loop over the catchments.)"""
+        if self._flat is None:
+            codes: dict[str, int] = {}
+            flat = [codes.setdefault(c, len(codes)) for t in self.catch_keys for c in t]
+            ends = np.cumsum([len(t) for t in self.catch_keys], dtype=np.intp)
+            starts = ends - np.array([len(t) for t in self.catch_keys], dtype=np.intp)
+            self._flat = (codes, np.array(flat, dtype=np.intp), starts, ends)
+        codes, flat_codes, starts, ends = self._flat
+        hit = np.zeros(len(codes), dtype=np.int64)
+        hit[[codes[c] for c in cities if c in codes]] = 1
+        seen = np.concatenate(([0], np.cumsum(hit[flat_codes])))
+        ok: Mask = seen[ends] > seen[starts]
+        return ok
+
+    def row_of(self, expert_id: str) -> int | None:
+        if self._ids is None:
+            self._ids = list(map(_EXPERT_ID, self.candidates))
+        i = bisect_left(self._ids, expert_id)
+        return i if i < len(self._ids) and self._ids[i] == expert_id else None
+
+
+class VenueIndex:
+    """Venues (id order) and their workstations as arrays: venue and room of each station."""
+
+    __slots__ = (
+        "city",
+        "city_code",
+        "city_keys",
+        "ids",
+        "n_rooms",
+        "n_venues",
+        "n_ws",
+        "room_venue",
+        "start",
+        "venues",
+        "ws_room",
+        "ws_venue",
+    )
+
+    def __init__(self, venues: tuple[VenueOffer, ...]) -> None:
+        ws_venue: list[int] = []
+        ws_room: list[int] = []
+        room_venue: list[int] = []
+        start = [0]
+        for vi, v in enumerate(venues):
+            rooms: dict[str, int] = {}
+            for _, room in v.free:
+                code = rooms.get(room)
+                if code is None:
+                    code = rooms[room] = len(room_venue)
+                    room_venue.append(vi)
+                ws_room.append(code)
+            ws_venue.extend([vi] * len(v.free))
+            start.append(len(ws_room))
+        self.venues = venues
+        self.ids = [v.venue_id for v in venues]
+        self.city = [v.city for v in venues]
+        self.city_code, self.city_keys = _codes(self.city)
+        self.n_venues, self.n_ws, self.n_rooms = len(venues), len(ws_room), len(room_venue)
+        self.ws_venue = np.array(ws_venue, dtype=np.intp)
+        self.ws_room = np.array(ws_room, dtype=np.intp)
+        self.room_venue = np.array(room_venue, dtype=np.intp)
+        self.start = start
+
+    def row_of(self, venue_id: str) -> int | None:
+        i = bisect_left(self.ids, venue_id)
+        return i if i < len(self.ids) and self.ids[i] == venue_id else None
+
+    def room_code(self, vi: int, room_id: str) -> int | None:
+        s = self.start[vi]
+        for j, (_, room) in enumerate(self.venues[vi].free):
+            if room == room_id:
+                return int(self.ws_room[s + j])
+        return None

@@ -284,7 +284,7 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
     loop = asyncio.get_running_loop()
     counts: Counter[str] = Counter()
     outcomes: list[dict[str, Any]] = []
-    async with workflow._draw_lock:
+    async with workflow.draw_lock:
         states = await workflow.registry.project_states()
         offset = workflow.rules.local_utc_offset_minutes
         order = projects_of_day(
@@ -302,7 +302,7 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
             "day": day.isoformat(),
             "sealed": seal_json(workflow.master_key, plan_id, "plan-seed",
                                 {"seed": plan_seed.hex(), "day": day.isoformat()}).to_json()})
-        await workflow._record("plan.committed", day.isoformat(), {
+        await workflow.record("plan.committed", day.isoformat(), {
             "plan_id": plan_id, "day": day.isoformat(), "seed_hash": seed_hash(plan_seed),
             "projects": len(order), "projects_digest": digest, "executor": executor.name,
             "seed_derivation": "HMAC-SHA256(plan seed, project id)", **making})
@@ -379,11 +379,12 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         fork = workflow.desk.fork()
         try:
             plan = await asyncio.to_thread(plan_and_place, fork, order, plan_seed, now,
-                                           executor, workflow._down(), threadsafe, sink=sink)
+                                           executor, workflow.down_workstations(), threadsafe,
+                                           sink=sink)
         except Exception as exc:  # an executor or Redis failure: what is placed stays placed
 
             reason = f"{type(exc).__name__}: {exc}"[:500]
-            await workflow._record("plan.failed", day.isoformat(), {
+            await workflow.record("plan.failed", day.isoformat(), {
                 "plan_id": plan_id, "reason": reason, **dict(counts)})
             raise WorkflowError("plan", f"stopped after {sum(counts.values())} of {len(order)} "
                                 f"project(s): {reason}; run it again to go on",
@@ -398,6 +399,6 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
             "skipped": counts["skipped"], "screening_s": round(plan.screening_s, 3),
             "drawing_s": round(plan.drawing_s, 3), "outcomes": outcomes,
         }
-        await workflow._record("plan.completed", day.isoformat(), {
+        await workflow.record("plan.completed", day.isoformat(), {
             k: v for k, v in summary.items() if k != "outcomes"})
     return summary

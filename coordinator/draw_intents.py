@@ -61,7 +61,7 @@ from coordinator.domain.registry_snapshot import record_anchor
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.errors import WorkflowError
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
-from coordinator.store.layout import ALLOC, DRAW, INTENT, INTENTS, PROJECT_STATE
+from coordinator.store.layout import DRAW, INTENT, INTENTS
 from coordinator.store.values import text
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
                           project_id=intent.draw_id, purpose="draw") if raw else None
     if archive is None:
         await drop_intent(workflow.redis, project.id)
-        await workflow._record("draw.abandoned", project.id, {
+        await workflow.record("draw.abandoned", project.id, {
             "draw_id": intent.draw_id, "reason": "the draw's archive is missing"})
         return
     commitment = commitment_from_json(archive["commitment"])
@@ -234,11 +234,11 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
         inputs = await workflow.draw_inputs(archive)
     except (KeyError, TypeError, ValueError) as exc:
         await drop_intent(workflow.redis, project.id)
-        await workflow._record("draw.abandoned", project.id, {
+        await workflow.record("draw.abandoned", project.id, {
             "draw_id": intent.draw_id, "reason": f"the draw's inputs cannot be read: {exc}"})
         return
     if not await _audited_since(workflow, intent, "draw.committed"):
-        await workflow._record("draw.committed", project.id, {
+        await workflow.record("draw.committed", project.id, {
             **archive["commitment"], "project_id": project.id, "plan_id": intent.plan_id,
             "candidates": inputs.candidate_count(), "venues": inputs.venue_count(),
             **({"seed_from": intent.seed_from} if intent.seed_from else {}),
@@ -246,7 +246,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
                                   else record_anchor(archive["registry"]))})
     # Re-run with the committed seed and inputs: the same draw, by construction.
     result = draw(inputs, bytes.fromhex(archive["seed"]))
-    state = text(await workflow.redis.hget(PROJECT_STATE, project.id) or b"")
+    state = await workflow.registry.project_state(project.id) or ""
     reason = ""
     if not isinstance(result, DrawOutcome) or result != outcome_from_json(archive["result"]):
         reason = "the re-run does not give the archived result"
@@ -256,7 +256,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
         reason = "the evaluation window is over"
     if reason:
         await drop_intent(workflow.redis, project.id)
-        await workflow._record("draw.abandoned", project.id,
+        await workflow.record("draw.abandoned", project.id,
                                {"draw_id": intent.draw_id, "reason": reason})
         return
     assert isinstance(result, DrawOutcome)
@@ -265,13 +265,13 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
                         archive_text=json.dumps(archive, sort_keys=True, separators=(",", ":")),
                         snapshot=inputs.snapshot)
     try:
-        await workflow._place(project, Allocation(project_id=project.id), placed,
+        await workflow.place(project, Allocation(project_id=project.id), placed,
                               state_after=ProjectState.DRAWN.value, archive_stored=True)
     except WorkflowError as exc:  # a seat was taken meanwhile: _place booked nothing
-        await workflow._record("draw.abandoned", project.id,
+        await workflow.record("draw.abandoned", project.id,
                                {"draw_id": intent.draw_id, "reason": exc.reason})
         return
-    await workflow._record("draw.recovered", project.id, {
+    await workflow.record("draw.recovered", project.id, {
         "draw_id": intent.draw_id, "from": "committed",
         "how": "re-run with the committed seed and inputs, then placed"})
 
@@ -279,7 +279,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
 async def _forward_or_back(workflow: Workflow, project: Project, intent: DrawIntent) -> None:
     seats = intent.seat_records()
     items = booking_items(project, seats)
-    stored = await workflow._read_allocation(project.id)
+    stored = await workflow.allocations.read(project.id)
     before = (Allocation.from_dict(intent.alloc_before) if intent.alloc_before is not None
               else Allocation(project_id=project.id))
     booked = await workflow.bookings.reserve_all(items)
@@ -287,21 +287,21 @@ async def _forward_or_back(workflow: Workflow, project: Project, intent: DrawInt
         await workflow.bookings.release(items)  # exactly our holders, if any got in
         pipe = workflow.redis.pipeline(transaction=True)
         if intent.alloc_before is not None:  # the departures stand; the new seats do not
-            pipe.set(ALLOC.format(project.id), workflow._seal_alloc(before))
+            workflow.allocations.stage_save(pipe, before)
         stage_drop(pipe, project.id)
         await pipe.execute()
         _resync(workflow, project, stored, before if intent.alloc_before is not None else None)
-        await workflow._record("draw.rolled_back", project.id, {
+        await workflow.record("draw.rolled_back", project.id, {
             "draw_id": intent.draw_id, "reason": f"booking conflict: {booked.reason}"})
         return
     after = Allocation.from_dict(before.to_dict())
     after.draw_ids.append(intent.draw_id)
     after.seats.extend(seats)
     commands = intent.site_commands()
-    await workflow._store_placement(project, after, seats, commands, intent)
+    await workflow.store_placement(project, after, seats, commands, intent)
     _resync(workflow, project, stored, after)
-    await workflow._announce_placement(project, intent, seats, commands)
-    await workflow._record("draw.recovered", project.id, {
+    await workflow.announce_placement(project, intent, seats, commands)
+    await workflow.record("draw.recovered", project.id, {
         "draw_id": intent.draw_id, "from": "booking",
         "how": "bookings made again with the same holders, placement written"})
 
@@ -311,15 +311,15 @@ async def _finish(workflow: Workflow, project: Project, intent: DrawIntent) -> N
     if await _audited_since(workflow, intent, "draw.placed"):
         await drop_intent(workflow.redis, project.id)
         return
-    await workflow._announce_placement(project, intent, seats, intent.site_commands())
-    await workflow._record("draw.recovered", project.id, {
+    await workflow.announce_placement(project, intent, seats, intent.site_commands())
+    await workflow.record("draw.recovered", project.id, {
         "draw_id": intent.draw_id, "from": "placed", "how": "notices sent, placement audited"})
 
 
 def _resync(workflow: Workflow, project: Project, old: Allocation | None,
             new: Allocation | None) -> None:
     """The desk was loaded from the stored allocation; make it hold the new one instead."""
-    workflow._allocations.pop(project.id, None)
+    workflow.allocations.forget(project.id)
     for seat in old.active_seats() if old else []:
         workflow.desk.unbook(project, seat.expert_id, seat.workstation_id)
     if new is not None:

@@ -45,7 +45,6 @@ from coordinator.errors import WorkflowError
 from coordinator.province import codec
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
 from coordinator.store.layout import (
-    ALLOC,
     CLARIFICATIONS,
     FAULT_ADMITTED,
     FAULT_INCIDENTS,
@@ -117,7 +116,7 @@ class FaultDesk:
 
     async def apply(self, transitions: list[Transition]) -> None:
         for t in transitions:
-            await self.wf._record(t.audit_kind, t.site_id, t.detail())
+            await self.wf.record(t.audit_kind, t.site_id, t.detail())
             if t.after is Link.LOST:
                 await self.site_lost(t.site_id, t.silent_for)
             elif t.after is Link.CONNECTED:
@@ -167,15 +166,15 @@ class FaultDesk:
             project = await self.wf.project(project_id)
             if project.window.end <= now:
                 continue
-            async with self.wf._lock(project_id):
-                alloc = await self.wf._allocation(project_id, "guest site lost")
+            async with self.wf.project_lock(project_id):
+                alloc = await self.wf.allocation(project_id, "guest site lost")
                 seats = [s for s in (alloc.by_session(x) for x in sessions)
                          if s is not None and s.active and s.status != SeatState.SIGNED]
                 phase = fault_rules.phase_of(project.window.start, now, self._begun(alloc))
                 if fault_rules.response_to(phase) is fault_rules.Response.REDRAW:
                     short = 0
                     for seat in seats:
-                        outcome = await self.wf._replace(
+                        outcome = await self.wf.replace_seat(
                             project_id, alloc, seat, "fault", f"guest site {site_id} lost",
                             stimulus_id=f"site-lost-{site_id}-{now.isoformat()}")
                         short += outcome.endswith("no-replacement")
@@ -209,7 +208,7 @@ class FaultDesk:
                 evaluation_begun=begun, now=self.wf.clock.now(), workstation_id=workstation_id,
                 limits=self.wf.rules.faults)
             await self._save(incident)
-        await self.wf._record("fault.incident_opened", project.id, {
+        await self.wf.record("fault.incident_opened", project.id, {
             "incident": incident.incident_id, "site": site_id, "workstation": workstation_id,
             "phase": incident.phase.value, "cause": cause,
             "failed_at": failed_at.isoformat(), "deadline": incident.deadline.isoformat(),
@@ -240,7 +239,7 @@ class FaultDesk:
         for after in changed:
             kind = "fault.resumed" if after.state is IncidentState.RESUMED \
                 else "fault.repaired_late"
-            await self.wf._record(kind, after.project_id, {
+            await self.wf.record(kind, after.project_id, {
                 "incident": after.incident_id, "why": why, "at": now.isoformat(),
                 "deadline": after.deadline.isoformat(), "state": after.state.value})
 
@@ -274,7 +273,7 @@ class FaultDesk:
             current = fault_rules.review(stored, now)
             if current.state is not stored.state:
                 await self._save(current)
-                await self.wf._record("fault.decision_due", current.project_id, {
+                await self.wf.record("fault.decision_due", current.project_id, {
                     "incident": current.incident_id, "deadline": current.deadline.isoformat(),
                     "allowed": [d.value for d in fault_rules.allowed(current, now)],
                     "rule": current.limit})
@@ -282,7 +281,7 @@ class FaultDesk:
     async def decide(self, incident_id: str, decision: str, note: str,
                      new_window: tuple[datetime, datetime] | None, request_id: str, *,
                      by: str) -> tuple[Incident, str]:
-        replay = await self.wf._replay(request_id)
+        replay = await self.wf.replay(request_id)
         if replay is not None:
             return Incident.from_dict(replay["incident"]), str(replay["outcome"])
         now = self.wf.clock.now()
@@ -306,14 +305,14 @@ class FaultDesk:
             if decided.state is not IncidentState.WAITING:
                 window = self._new_window(new_window, now)
             await self._save(decided)
-        await self.wf._record("fault.decided", decided.project_id, {
+        await self.wf.record("fault.decided", decided.project_id, {
             "incident": incident_id, "decision": decided.decisions[-1].decision.value,
             "by": by, "note": note.strip(),
             "new_window": [w.isoformat() for w in window] if window else []})
         outcome = decided.state.value
         if window is not None:
             outcome = await self._new_committee(decided, window, request_id)
-        await self.wf._remember(request_id, {"incident": decided.to_dict(),
+        await self.wf.remember(request_id, {"incident": decided.to_dict(),
                                              "outcome": outcome})
         return decided, outcome
 
@@ -335,14 +334,14 @@ class FaultDesk:
         """Seal the materials, dissolve the committee, draw a new one for the new window."""
         wf = self.wf
         project = await wf.project(incident.project_id)
-        async with wf._lock(project.id):
+        async with wf.project_lock(project.id):
             stored = await wf.registry.project_state(project.id)
             event = MaterialsSealed(incident.incident_id)
             try:
                 after, todo = handle_project(stored, event)
             except LifecycleRefused as exc:
                 raise WorkflowError("incident_id", str(exc), code="precondition") from exc
-            alloc = await wf._allocation(project.id, f"materials sealed ({incident.state})")
+            alloc = await wf.allocation(project.id, f"materials sealed ({incident.state})")
             sheets = {}
             for seat in alloc.seats:
                 raw = await wf.redis.hgetall(SHEET.format(seat.session_id))
@@ -366,22 +365,22 @@ class FaultDesk:
                 # rule keeps them off the new committee.
                 wf.desk.add_sitting(
                     Sitting(seat.expert_id, project.id, project.tenderer_id, project.window))
-                await wf._release_on_site(seat, str(incident.state))
+                await wf.release_on_site(seat, str(incident.state))
             moved = dataclasses.replace(project, window=Window(*window))
             pipe = wf.redis.pipeline(transaction=True)
             pipe.set(MATERIALS.format(project.id, incident.incident_id), box)
             pipe.set(SUPERSEDED.format(project.id, incident.incident_id),
-                     wf._seal_alloc(alloc))
-            pipe.delete(ALLOC.format(project.id))
+                     wf.allocations.seal(alloc))
+            wf.allocations.stage_drop(pipe, project.id)
             pipe.hset(PROJECTS, project.id, json.dumps(
                 codec.project_to_dict(moved), sort_keys=True, separators=(",", ":"),
                 ensure_ascii=False))
-            wf._stage_project(pipe, project.id, ProjectState(stored or ""), after, event, todo)
+            wf.stage_project_event(pipe, project.id, ProjectState(stored or ""), after, event, todo)
             await pipe.execute()
-            wf._allocations.pop(project.id, None)
-            await wf._validate_lifecycle(project.id)
+            wf.allocations.forget(project.id)
+            await wf.validate_lifecycle(project.id)
             wf.desk.add_project(moved)
-            await wf._record("materials.sealed", project.id, {
+            await wf.record("materials.sealed", project.id, {
                 "incident": incident.incident_id, "sheets": len(sheets),
                 "signed": sum(1 for s in sheets.values() if s.get("signed") == "1"),
                 "digest": hashlib.sha256(box.encode()).hexdigest(),
@@ -401,7 +400,7 @@ class FaultDesk:
                 if other.project_id == incident.project_id and \
                         other.incident_id != incident.incident_id:
                     await self._save(dataclasses.replace(other, state=incident.state))
-                    await self.wf._record("fault.closed", other.project_id, {
+                    await self.wf.record("fault.closed", other.project_id, {
                         "incident": other.incident_id, "with": incident.incident_id})
 
     # --- an evaluation past its window --------------------------------------------------------
@@ -418,10 +417,10 @@ class FaultDesk:
             if states.get(project.id) != "evaluating" or project.window.end > now \
                     or project.id in held:
                 continue
-            async with self.wf._lock(project.id):  # not while a close reports it
+            async with self.wf.project_lock(project.id):  # not while a close reports it
                 state = (await self.wf.registry.project_states()).get(project.id)
-                alloc = await self.wf._allocation(project.id, "window ended")
-                signed = {s.expert_ref for s in await self.wf._signed_sheets(alloc)}
+                alloc = await self.wf.allocation(project.id, "window ended")
+                signed = {s.expert_ref for s in await self.wf.signed_sheets(alloc)}
                 unsigned = [s for s in alloc.active_seats() if s.expert_ref not in signed]
                 if state == "evaluating" and unsigned:
                     await self._open(project, "", f"{OVERDUE}: {len(unsigned)} sheet(s) "
@@ -439,7 +438,7 @@ class FaultDesk:
                                                       repaired_at=now))
                     await self._save(closed[-1])
         for after in closed:
-            await self.wf._record("fault.resumed", project_id, {
+            await self.wf.record("fault.resumed", project_id, {
                 "incident": after.incident_id, "why": "every sheet signed; report written",
                 "at": now.isoformat(), "deadline": after.deadline.isoformat(),
                 "state": after.state.value})
@@ -458,9 +457,9 @@ class FaultDesk:
         if (await wf.registry.project_states()).get(project_id) != ProjectState.EVALUATING:
             return 0
         project = await wf.project(project_id)
-        alloc = await wf._allocation(project_id, "seat passes")
+        alloc = await wf.allocation(project_id, "seat passes")
         sent = {text(s) for s in await wf.redis.smembers(ADMITTED.format(project_id))}
-        codes, names = wf._bid_codes(project), wf.company_names()
+        codes, names = wf.bid_codes(project), wf.company_names()
         count = 0
         for seat in alloc.active_seats():
             if seat.session_id in sent:
@@ -478,6 +477,6 @@ class FaultDesk:
             await wf.redis.sadd(ADMITTED.format(project_id), seat.session_id)
             count += 1
         if count:
-            await wf._record("seat_pass.sent", project_id, {
+            await wf.record("seat_pass.sent", project_id, {
                 "seats": count, "purpose": "offline sign-in at the guest sites"})
         return count

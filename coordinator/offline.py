@@ -143,7 +143,7 @@ async def export_draws(project_id: str, data_dir: Path,
     with their pinned key.
     """
     key = master_key(data_dir)
-    signing = _signing_key(data_dir)
+    signing = signing_key(data_dir)
     async with open_store(data_dir, redis_url) as redis:
         alloc = await read_allocation(redis, key, project_id)
         if alloc is None:
@@ -156,7 +156,7 @@ async def export_draws(project_id: str, data_dir: Path,
             if b"seed" not in raw:
                 archive["seed"] = None  # not revealed yet: the archive cannot be replayed
             draws.append(archive)
-        log = AuditLog(redis, signing_key=signing, clock=_NoClock())
+        log = AuditLog(redis, signing_key=signing, clock=NoClock())
         entries = await log.entries()
         plans = {e.detail.get("plan_id") for e in entries if e.kind == "draw.committed"
                  and e.detail.get("draw_id") in alloc.draw_ids and e.detail.get("plan_id")}
@@ -345,7 +345,7 @@ async def reveal_seeds(day: str, data_dir: Path, redis_url: str | None
 
     key = master_key(data_dir)
     async with open_store(data_dir, redis_url) as redis:
-        log = AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
+        log = AuditLog(redis, signing_key=signing_key(data_dir), clock=NoClock())
         entries = await log.entries()
         plans = [e.detail.get("plan_id") for e in entries
                  if e.kind == "plan.committed" and e.subject == day]
@@ -437,7 +437,7 @@ async def scoring_history(data_dir: Path, redis_url: str | None) -> list[ScoreRe
                             project.id, who[sheet["expert_ref"]], row["bidder_id"],
                             row["criterion_id"], Decimal(row["score"]),
                             maxima[row["criterion_id"]]))
-        await AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock()).append(
+        await AuditLog(redis, signing_key=signing_key(data_dir), clock=NoClock()).append(
             "collusion.history_read", "reports", {"projects": len(reports),
                                                   "scores": len(records)})
     return records
@@ -459,7 +459,7 @@ async def verify_audit(data_dir: Path, redis_url: str | None,
             return ChainCheck(False, None, None, problem, 0)
         public = key
     async with open_store(data_dir, redis_url) as redis:
-        log = AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
+        log = AuditLog(redis, signing_key=signing_key(data_dir), clock=NoClock())
         try:
             entries = await log.entries()
         except AuditFormatError as exc:  # an entry that no longer even parses
@@ -467,13 +467,13 @@ async def verify_audit(data_dir: Path, redis_url: str | None,
         return verify_chain(entries, public, expected_head=await log.head())
 
 
-def _signing_key(data_dir: Path) -> Ed25519PrivateKey:
+def signing_key(data_dir: Path) -> Ed25519PrivateKey:
     from coordinator.store.keys import load_or_create_signing_key
 
     return load_or_create_signing_key(DataDir(data_dir).keys / "audit-signing.pem")
 
 
-class _NoClock:
+class NoClock:
     def now(self) -> Any:
         from datetime import UTC, datetime
 

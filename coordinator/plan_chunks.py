@@ -72,7 +72,7 @@ async def place_chunk(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_id:
     (no longer awaiting a draw)."""
     async with contextlib.AsyncExitStack() as stack:
         for project_id in sorted({p.project.id for p in chunk}):
-            await stack.enter_async_context(workflow._lock(project_id))
+            await stack.enter_async_context(workflow.project_lock(project_id))
         return await _place_locked(workflow, chunk, plan_id)
 
 
@@ -110,11 +110,11 @@ async def place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan
     Per project: "drawn", or "conflict" (Redis disagreed with the picture: nothing booked,
     audited as `draw.booking_conflict`)."""
     ids = {project.id for project, _, _ in drawn}
-    workflow._placing |= ids  # the schedule's `finish_placed` leaves them to us
+    workflow.placing(ids)  # the schedule's `finish_placed` leaves them to us
     try:
         return await _place_first_draws(workflow, drawn, plan_id, records, seed_from)
     finally:
-        workflow._placing -= ids
+        workflow.placing(ids, done=True)
 
 
 async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan_id: str,
@@ -142,9 +142,9 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
         workflow.links.stage_next_fences(pipe, seat_count)  # the chunk's commands
 
     if not drawn:
-        await workflow._record_batch(batch)
+        await workflow.record_batch(batch)
         return {}
-    *_, top = await workflow._record_batch(batch, before=commit)
+    *_, top = await workflow.record_batch(batch, before=commit)
     fault_point("after_commit")
 
     # 2. each draw booked and stored together, or neither
@@ -154,7 +154,7 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
     draws: list[tuple[list[BookingItem], Writes]] = []
     at = 0
     for project, _, result in drawn:
-        seats, commands = workflow._seats_and_commands(
+        seats, commands = workflow.seats_and_commands(
             project, result, fences[at:at + len(result.seats)])
         at += len(result.seats)
         intent = make_intent(project.id, result.draw_id, "booking", seq, seats=seats,
@@ -163,7 +163,7 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
                              outcome_digest=result.outcome_digest)
         alloc = Allocation(project_id=project.id, draw_ids=[result.draw_id], seats=list(seats))
         writes = Writes()
-        workflow._stage_placement(writes, project, alloc, seats, commands, intent)  # `placed`
+        workflow.stage_placement(writes, project, alloc, seats, commands, intent)  # `placed`
         staged.append((project, alloc, seats, commands, intent))
         draws.append((booking_items(project, seats), writes))
     booked = await workflow.placements.place(draws)
@@ -177,22 +177,22 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
             late.append(("draw.booking_conflict", project.id, {"detail": reply.reason}))
             outcome[project.id] = "conflict"
             continue
-        workflow._allocations[project.id] = alloc
+        workflow.allocations.keep(alloc)
         workflow.desk.book(project, [(s.expert_id, s.workstation_id) for s in seats])
-        workflow._send_notices(project, seats, commands)
-        late.append(("draw.placed", project.id, workflow._placed_record(intent, seats)))
+        workflow.send_notices(project, seats, commands)
+        late.append(("draw.placed", project.id, workflow.placed_record(intent, seats)))
         outcome[project.id] = "drawn"
 
     def drop(pipe: Any) -> None:  # behind the entries, in their MULTI
         for project, *_ in staged:
             stage_drop(pipe, project.id)
 
-    await workflow._record_batch(late, after=drop)
+    await workflow.record_batch(late, after=drop)
     for project_id, placed in outcome.items():
         if placed == "drawn":
-            await workflow._validate_lifecycle(project_id)
+            await workflow.validate_lifecycle(project_id)
     if "drawn" in outcome.values():
-        workflow._schedule_wake.set()
+        workflow.wake_schedule()
     return outcome
 
 

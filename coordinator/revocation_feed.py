@@ -55,7 +55,7 @@ class CrlFeed:
             who = self._issued_to()
             for serial in fresh:
                 subject = who.get(serial, f"serial:{serial:x}")
-                await self.workflow._record("certificate.revoked", subject,
+                await self.workflow.record("certificate.revoked", subject,
                                             {"serial": format(serial, "x"),
                                              "reason": view.reasons[serial],
                                              "crl_number": view.number})

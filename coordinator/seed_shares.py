@@ -112,7 +112,7 @@ class SeedShares:
                                                 commitment(secret)):
             return await self._fields(day)  # another call committed first
         await self.workflow.redis.hset(key, mapping=fresh)  # type: ignore[arg-type]
-        await self.workflow._record("seed.coordinator_committed", day.isoformat(), {
+        await self.workflow.record("seed.coordinator_committed", day.isoformat(), {
             "day": day.isoformat(), "commitment": commitment(secret),
             "protocol": SEED_PROTOCOL})
         return await self._fields(day)
@@ -137,7 +137,7 @@ class SeedShares:
         await self.workflow.redis.hset(key, mapping={
             "supervisor_commitment": supervisor_commitment, "public_source": public_source,
             "supervisor_by": by, "state": "committed"})
-        await self.workflow._record("seed.supervisor_committed", day.isoformat(), {
+        await self.workflow.record("seed.supervisor_committed", day.isoformat(), {
             "day": day.isoformat(), "commitment": supervisor_commitment,
             "public_source": public_source, "by": by})
         return self._state(day, await self._coordinator_commits(day))
@@ -169,7 +169,7 @@ class SeedShares:
         await self.workflow.redis.hset(SEED_SHARE.format(day.isoformat()), mapping={
             "supervisor_secret": secret.hex(), "public_value": public_value,
             "state": "revealed"})
-        await self.workflow._record("seed.supervisor_revealed", day.isoformat(), {
+        await self.workflow.record("seed.supervisor_revealed", day.isoformat(), {
             "day": day.isoformat(), "secret": secret.hex(), "public_value": public_value,
             "by": by})
         return self._state(day, await self._fields(day))
@@ -205,7 +205,7 @@ class SeedShares:
                         f"coordinator's secret alone at {until}",
                         code="precondition")
                 await self.workflow.redis.hset(key, "state", "fallback")
-                await self.workflow._record("seed.fallback", day.isoformat(), {
+                await self.workflow.record("seed.fallback", day.isoformat(), {
                     "day": day.isoformat(), "waited_s": int(waited.total_seconds()),
                     "supervisor_commitment": f.get("supervisor_commitment", ""),
                     **({"reason": urgent} if urgent else {})})
@@ -213,7 +213,7 @@ class SeedShares:
             detail["fallback"] = True
         seed = self._combine(day, f)
         if await self.workflow.redis.hsetnx(key, "used", "1"):
-            await self.workflow._record("seed.fixed", day.isoformat(), {
+            await self.workflow.record("seed.fixed", day.isoformat(), {
                 "day": day.isoformat(), "seed_hash": seed_hash(seed),
                 **detail})
         return seed, detail

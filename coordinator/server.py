@@ -135,7 +135,7 @@ class Coordinator:
                 self.config.heartbeat_interval_ms / 2000), name="liveness"))
         site_link = SiteLinkService(self.workflow, self.config.heartbeat_interval_ms,
                                     Enrolments(self.redis, clock, self.data.pki,
-                                               self.workflow.master_key, self.workflow._record))
+                                               self.workflow.master_key, self.workflow.record))
         operator = OperatorService(self.workflow,
                                    sim_clock=self.config.sim_clock_start is not None,
                                    executor=self.config.executor)

@@ -88,16 +88,15 @@ from coordinator.report import write_report
 from coordinator.seed_shares import SeedShares
 from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
+from coordinator.store.allocations import Allocations
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
 from coordinator.store.layout import (
-    ALLOC,
     CLARIFICATIONS,
     DRAW,
     FENCE,
     PROJECT_STATE,
     REDRAW_PENDING,
-    REQUEST,
     SESSION,
     SHEET,
     SIM_CLOCK,
@@ -105,6 +104,7 @@ from coordinator.store.layout import (
 )
 from coordinator.store.placements import Placements
 from coordinator.store.registry import STORY_KEPT, Registry
+from coordinator.store.requests import Requests
 from coordinator.store.values import text
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
@@ -117,7 +117,6 @@ log = logging.getLogger("evalgrid.coordinator")
 SIM_CLOCK_KEY = SIM_CLOCK  # the Redis keys: coordinator/store/layout.py
 
 MAX_QUESTION_CHARS = 2000
-REQUEST_TTL_S = 7 * 24 * 3600
 SCHEDULE_RETRY_S = 1.0  # a schedule pass that failed (Redis away) is tried again this soon
 
 
@@ -162,6 +161,8 @@ class Workflow:
         self.audit = AuditLog(redis, signing_key=signing_key, clock=clock)
         self.bookings = Bookings(redis)
         self.placements = Placements(redis, self.bookings)  # a day plan's chunks
+        self.allocations = Allocations(redis, master_key)  # sealed, and the clear copies
+        self.requests = Requests(redis)
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
         self.desk.pseudonym_key = pseudonym_key(master_key)  # draws record the registry digest
@@ -171,16 +172,15 @@ class Workflow:
         self.conduct_follower = ConductFollower(
             redis, master_key, self.audit, rules, reports_dir,
             windows=lambda: {p.id: p.window for p in self.desk.projects()},
-            allocation=self._read_allocation, record=self._record)
+            allocation=self.allocations.read, record=self.record)
         # Wrong one-time codes run out per seat, workstation and desk (then locked, audited).
         # What people read (notices, refusals) is in the province's local time.
         self.local_tz = timezone(timedelta(minutes=rules.local_utc_offset_minutes))
-        self.sign_ins = SignInGuard(redis, clock, lockout or LockoutPolicy(), self._record,
+        self.sign_ins = SignInGuard(redis, clock, lockout or LockoutPolicy(), self.record,
                                     local_tz=self.local_tz)
-        self._draw_lock = asyncio.Lock()
+        self.draw_lock = asyncio.Lock()
         self._plan_lock = asyncio.Lock()
         self._project_locks: dict[str, asyncio.Lock] = {}
-        self._allocations: dict[str, Allocation] = {}
         self._stored_snapshots: set[str] = set()  # digests of draw snapshots in Redis
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
@@ -199,7 +199,7 @@ class Workflow:
         province = await self.registry.load_province()
         allocations = []
         for project in province.projects:
-            alloc = await self._read_allocation(project.id)
+            alloc = await self.allocations.read(project.id)
             if alloc is not None:
                 allocations.append((project, alloc))
         self.desk.load(province, [(p, [self._seat_tuple(s) for s in a.active_seats()])
@@ -211,7 +211,7 @@ class Workflow:
         gc.collect()
         gc.freeze()
         if allocations:
-            await self._record("coordinator.recovered", "coordinator",
+            await self.record("coordinator.recovered", "coordinator",
                                {"allocations_opened": len(allocations),
                                 "purpose": "rebuild bookings after start"})
         # Draws a crash interrupted half-placed: forward with the same seed, or back.
@@ -225,16 +225,16 @@ class Workflow:
                        progress: PlanProgress | None = None) -> dict[str, Any]:
         """Draw every project of `day` still awaiting its draw (coordinator/day_plan.py);
         idempotent by request id, one plan at a time."""
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return replay
         async with self._plan_lock:
-            replay = await self._replay(request_id)
+            replay = await self.replay(request_id)
             if replay is not None:
                 return replay
             await self._refresh_conduct()
             summary = await run_plan(self, day, executor, progress)
-        await self._remember(request_id, summary)
+        await self.remember(request_id, summary)
         return summary
 
     @staticmethod
@@ -243,14 +243,14 @@ class Workflow:
 
     # --- audit and events ------------------------------------------------------------------
 
-    async def _record(self, kind: str, subject: str, detail: dict[str, Any]) -> AuditEntry:
+    async def record(self, kind: str, subject: str, detail: dict[str, Any]) -> AuditEntry:
         entry = await self.audit.append(kind, subject, detail)
         for queue in list(self._watchers):
             queue.put_nowait(entry)
         self.grid_changed()
         return entry
 
-    async def _record_batch(self, items: list[tuple[str, str, dict[str, Any]]], *,
+    async def record_batch(self, items: list[tuple[str, str, dict[str, Any]]], *,
                             before: Callable[[Any], None] | None = None,
                             after: Callable[[Any], None] | None = None) -> list[Any]:
         """`_record` for several entries in one round trip (a day plan's chunk), in one MULTI
@@ -310,20 +310,27 @@ class Workflow:
 
     # --- idempotency -----------------------------------------------------------------------
 
-    async def _replay(self, request_id: str) -> dict[str, Any] | None:
-        if not request_id:
-            return None
-        # Scoped to the RPC and caller: an id reused elsewhere replays nothing of theirs.
-        raw = await self.redis.get(REQUEST.format(call_scope() + request_id))
-        return json.loads(raw) if raw else None
+    async def replay(self, request_id: str) -> dict[str, Any] | None:
+        """The reply already given to `request_id` (scoped to the RPC and caller), or None."""
+        return await self.requests.replay(call_scope(), request_id)
 
-    async def _remember(self, request_id: str, reply: dict[str, Any]) -> None:
-        if request_id:
-            await self.redis.set(REQUEST.format(call_scope() + request_id), json.dumps(reply),
-                                 ex=REQUEST_TTL_S)
+    async def remember(self, request_id: str, reply: dict[str, Any]) -> None:
+        await self.requests.remember(call_scope(), request_id, reply)
 
-    def _lock(self, project_id: str) -> asyncio.Lock:
+    def project_lock(self, project_id: str) -> asyncio.Lock:
         return self._project_locks.setdefault(project_id, asyncio.Lock())
+
+    def wake_schedule(self) -> None:
+        """Run the schedule's next pass now (a draw or a clock change moved its deadlines)."""
+        self._schedule_wake.set()
+
+    def placing(self, project_ids: set[str], *, done: bool = False) -> None:
+        """Mark draws as being placed by their caller (or, `done`, no longer): the schedule's
+        `finish_placed` finishes only placements that nobody is placing."""
+        if done:
+            self._placing -= project_ids
+        else:
+            self._placing |= project_ids
 
     # --- the lifecycle (coordinator/domain/lifecycle.py decides; this carries it out) ------
 
@@ -332,7 +339,7 @@ class Workflow:
         """What caused an event: the request's id, else a fresh id naming the cause."""
         return request_id or opaque_id(kind)
 
-    def _stage_project(self, pipe: Any, project_id: str, before: ProjectState,
+    def stage_project_event(self, pipe: Any, project_id: str, before: ProjectState,
                        after: ProjectState, event: Event, todo: list[Instruction]) -> None:
         """The project's new state and its story entry, in the caller's MULTI."""
         pipe.hset(PROJECT_STATE, project_id, after.value)
@@ -343,9 +350,9 @@ class Workflow:
                               after: ProjectState, event: Event,
                               todo: list[Instruction]) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        self._stage_project(pipe, project_id, before, after, event, todo)
+        self.stage_project_event(pipe, project_id, before, after, event, todo)
         await pipe.execute()
-        await self._validate_lifecycle(project_id)
+        await self.validate_lifecycle(project_id)
 
     def _seat_event(self, seat: SeatRecord, event: Event) -> StoryEntry | None:
         """Move a seat by `event` (in memory: the caller saves the allocation with the
@@ -361,12 +368,12 @@ class Workflow:
         seat.status = after.value
         return entry
 
-    async def _validate_lifecycle(self, project_id: str) -> None:
+    async def validate_lifecycle(self, project_id: str) -> None:
         """validate_state after every event, where EVALGRID_VALIDATE_LIFECYCLE=1 (tests)."""
         if os.environ.get(VALIDATE_ENV) != "1":
             return
         state = ProjectState(await self.registry.project_state(project_id) or "")
-        alloc = self._allocations.get(project_id)
+        alloc = self.allocations.opened(project_id)
         project = await self.registry.project(project_id)
         validate_state(state, [SeatState(s.status) for s in alloc.seats] if alloc else [],
                        committee=project.drawn_seats if project else None)
@@ -383,7 +390,7 @@ class Workflow:
             raise WorkflowError("inventory", f"workstations not in the registry for {site_id}: "
                                 f"{sorted(unknown)[:5]}")
         resent = await self._resend_reservations(site_id)
-        await self._record("site.registered", site_id,
+        await self.record("site.registered", site_id,
                            {"workstations": len(workstation_ids), "reservations_resent": resent})
         return int(await self.redis.get(FENCE) or 0)
 
@@ -404,7 +411,7 @@ class Workflow:
                                               window=to_window(start, end))))
         return len(sessions)
 
-    async def _release_on_site(self, seat: SeatRecord, reason: str) -> None:
+    async def release_on_site(self, seat: SeatRecord, reason: str) -> None:
         await self.redis.srem(SITE_SESSIONS.format(seat.site_id), seat.session_id)
         await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
             release=site_link_pb2.Release(session_id=seat.session_id,
@@ -433,7 +440,7 @@ class Workflow:
         added = await self.registry.add_project(project)
         if added:
             self.desk.add_project(project)
-            await self._record("project.registered", project.id,
+            await self.record("project.registered", project.id,
                                {"host": host_site_id, "window_start": project.window.start
                                 .isoformat(), "committee": project.committee_size})
         return project.id, not added
@@ -447,11 +454,11 @@ class Workflow:
     # --- the draw --------------------------------------------------------------------------
 
     async def draw(self, project_id: str, request_id: str) -> DrawSummary:
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return DrawSummary(**replay)
         project = await self.project(project_id)
-        async with self._lock(project_id), self._draw_lock:
+        async with self.project_lock(project_id), self.draw_lock:
             state = await self.registry.project_state(project_id)
             if state != ProjectState.REGISTERED:
                 raise WorkflowError("project_id", f"{project_id} is {state}, "
@@ -464,10 +471,10 @@ class Workflow:
                          "label": await self.seed_shares.first_label(day, project_id)}
             await self._refresh_conduct()
             try:
-                prepared = self.desk.prepare(project, now, self._down(), seed=project_seed(
-                    day_seed, seed_from["label"]))
+                prepared = self.desk.prepare(project, now, self.down_workstations(),
+                                             seed=project_seed(day_seed, seed_from["label"]))
             except DrawRefused as exc:
-                await self._record("draw.refused", project_id, {"reason": str(exc)})
+                await self.record("draw.refused", project_id, {"reason": str(exc)})
                 raise WorkflowError("project_id", str(exc), code="precondition") from exc
             await self.seed_shares.take_first_labels(day, [project_id])
             # The seed is fixed by `prepare`. The commitment (seed hash, input digest) is
@@ -475,32 +482,32 @@ class Workflow:
             # stored: a crash after it re-runs this very draw, never a fresh one.
             result = self.desk.run(prepared)
             if isinstance(result, str):
-                await self._record("draw.committed", project_id, {
+                await self.record("draw.committed", project_id, {
                     **prepared.commitment_record(), "seed_from": seed_from})
-                await self._record("draw.starved", project_id, {"reason": result})
+                await self.record("draw.starved", project_id, {"reason": result})
                 raise WorkflowError("project_id", result, code="precondition")
             await commit_and_place(self, project, prepared, result, seed_from=seed_from)
-            self._schedule_wake.set()
+            self.wake_schedule()
             summary = DrawSummary(
                 project_id=project_id, draw_id=result.draw_id,
                 commitment=result.commitment.seed_hash, input_digest=result.commitment
                 .input_digest, seats=len(result.seats), venues=len({s.venue_id for s in
                                                                     result.seats}),
             )
-        await self._remember(request_id, summary.__dict__)
+        await self.remember(request_id, summary.__dict__)
         return summary
 
-    async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
+    async def place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                      state_after: str = "", archive_stored: bool = False,
                      fences: list[int] | None = None) -> None:
         """`_place_draw`, known to be in flight (the schedule finishes only placements
         nobody is placing: `finish_placed`)."""
-        self._placing.add(project.id)
+        self.placing({project.id})
         try:
             await self._place_draw(project, alloc, result, state_after=state_after,
                                    archive_stored=archive_stored, fences=fences)
         finally:
-            self._placing.discard(project.id)
+            self.placing({project.id}, done=True)
 
     async def _place_draw(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                           state_after: str = "", archive_stored: bool = False,
@@ -514,7 +521,7 @@ class Workflow:
         """
         if fences is None:
             fences = await self.links.next_fences(len(result.seats))
-        new_seats, commands = self._seats_and_commands(project, result, fences)
+        new_seats, commands = self.seats_and_commands(project, result, fences)
         intent = make_intent(
             project.id, result.draw_id, "booking", await self.audit.known_seq(),
             seats=new_seats, commands=commands, state_after=state_after,
@@ -532,21 +539,21 @@ class Workflow:
         if not booked.ok:
             # The in-memory picture disagreed with Redis: nothing was booked; say so loudly.
             await drop_intent(self.redis, project.id)
-            await self._record("draw.booking_conflict", project.id,
+            await self.record("draw.booking_conflict", project.id,
                                {"detail": booked.reason})
             raise WorkflowError("project_id", f"booking conflict: {booked.reason}",
                                 code="precondition")
         fault_point("after_reserve")
         alloc.draw_ids.append(result.draw_id)
         alloc.seats.extend(new_seats)
-        self._allocations[project.id] = alloc
+        self.allocations.keep(alloc)
         self.desk.book(project, [(s.expert_id, s.workstation_id) for s in new_seats])
-        await self._store_placement(project, alloc, new_seats, commands, intent)
+        await self.store_placement(project, alloc, new_seats, commands, intent)
         fault_point("after_pipeline")
-        await self._announce_placement(project, intent, new_seats, commands)
+        await self.announce_placement(project, intent, new_seats, commands)
 
     @staticmethod
-    def _seats_and_commands(project: Project, result: PlacedDraw, fences: list[int]
+    def seats_and_commands(project: Project, result: PlacedDraw, fences: list[int]
                             ) -> tuple[list[SeatRecord],
                                        list[tuple[str, site_link_pb2.CoordinatorCommand]]]:
         """A draw's seat records (fresh sessions, holders, codes) and reserve commands."""
@@ -572,24 +579,24 @@ class Workflow:
             commands.append((seat.site_id, command))
         return new_seats, commands
 
-    async def _store_placement(self, project: Project, alloc: Allocation,
+    async def store_placement(self, project: Project, alloc: Allocation,
                                new_seats: list[SeatRecord],
                                commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
                                intent: DrawIntent) -> None:
         """One MULTI: allocation, sessions, queued reserves, project state, intent `placed`."""
         pipe = self.redis.pipeline(transaction=True)
-        self._stage_placement(pipe, project, alloc, new_seats, commands, intent)
+        self.stage_placement(pipe, project, alloc, new_seats, commands, intent)
         await pipe.execute()
         if intent.state_after:
-            await self._validate_lifecycle(project.id)
+            await self.validate_lifecycle(project.id)
 
-    def _stage_placement(self, pipe: Any, project: Project, alloc: Allocation,
+    def stage_placement(self, pipe: Any, project: Project, alloc: Allocation,
                          new_seats: list[SeatRecord],
                          commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
                          intent: DrawIntent) -> None:
         """`_store_placement`'s writes, in the caller's MULTI (a plan chunk stages many)."""
         start, end = project.window.start_ts, project.window.end_ts
-        pipe.set(ALLOC.format(project.id), self._seal_alloc(alloc))
+        self.allocations.stage_save(pipe, alloc)
         for seat in new_seats:
             pipe.hset(SESSION.format(seat.session_id), mapping={
                 "site": seat.site_id, "ws": seat.workstation_id, "start": start, "end": end,
@@ -603,25 +610,25 @@ class Workflow:
             placed = DrawPlaced(f"draw-{intent.draw_id}")
             after, todo = handle_project(ProjectState.REGISTERED, placed)
             assert after == intent.state_after, (after, intent.state_after)
-            self._stage_project(pipe, project.id, ProjectState.REGISTERED, after, placed, todo)
+            self.stage_project_event(pipe, project.id, ProjectState.REGISTERED, after, placed, todo)
         intent.phase = "placed"
         stage_intent(pipe, self.master_key, intent)
 
-    async def _announce_placement(self, project: Project, intent: DrawIntent,
+    async def announce_placement(self, project: Project, intent: DrawIntent,
                                   new_seats: list[SeatRecord],
                                   commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]
                                   ) -> None:
         """Wake the agents, send the notices, audit `draw.placed`, drop the intent."""
-        self._send_notices(project, new_seats, commands)
-        await self._record("draw.placed", project.id, self._placed_record(intent, new_seats))
+        self.send_notices(project, new_seats, commands)
+        await self.record("draw.placed", project.id, self.placed_record(intent, new_seats))
         await drop_intent(self.redis, project.id)
 
     @staticmethod
-    def _placed_record(intent: DrawIntent, new_seats: list[SeatRecord]) -> dict[str, Any]:
+    def placed_record(intent: DrawIntent, new_seats: list[SeatRecord]) -> dict[str, Any]:
         return {"draw_id": intent.draw_id, "seats": len(new_seats),
                 "outcome_digest": intent.outcome_digest, "parent": intent.parent}
 
-    def _send_notices(self, project: Project, new_seats: list[SeatRecord],
+    def send_notices(self, project: Project, new_seats: list[SeatRecord],
                       commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]) -> None:
         """Wake the agents of the queued commands; notify each new member."""
         for site_id, _ in commands:
@@ -634,28 +641,16 @@ class Workflow:
                                       end=project.window.end.astimezone(self.local_tz),
                                       code=seat.code))
 
-    def _seal_alloc(self, alloc: Allocation) -> str:
-        box = seal_json(self.master_key, alloc.project_id, "allocation", alloc.to_dict())
-        return box.to_json()
-
-    async def _read_allocation(self, project_id: str) -> Allocation | None:
-        raw = await self.redis.get(ALLOC.format(project_id))
-        if raw is None:
-            return None
-        box = SealedBox.from_json(text(raw))
-        return Allocation.from_dict(unseal_json(self.master_key, box, project_id=project_id,
-                                                purpose="allocation"))
-
-    async def _allocation(self, project_id: str, purpose: str) -> Allocation:
+    async def allocation(self, project_id: str, purpose: str) -> Allocation:
         """The clear allocation; reading it from the sealed store is an audited unseal."""
-        alloc = self._allocations.get(project_id)
+        alloc = self.allocations.opened(project_id)
         if alloc is None:
-            alloc = await self._read_allocation(project_id)
+            alloc = await self.allocations.read(project_id)
             if alloc is None:
                 raise WorkflowError("project_id", f"{project_id} has no draw yet",
                                     code="precondition")
-            self._allocations[project_id] = alloc
-            await self._record("allocation.unsealed", project_id, {"purpose": purpose})
+            self.allocations.keep(alloc)
+            await self.record("allocation.unsealed", project_id, {"purpose": purpose})
         return alloc
 
     async def _save_allocation(self, alloc: Allocation, story: StoryEntry | None = None
@@ -663,24 +658,24 @@ class Workflow:
         """Store the sealed allocation; with a seat's transition, its story entry in the same
         MULTI."""
         if story is None:
-            await self.redis.set(ALLOC.format(alloc.project_id), self._seal_alloc(alloc))
+            await self.allocations.save(alloc)
             return
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(ALLOC.format(alloc.project_id), self._seal_alloc(alloc))
+        self.allocations.stage_save(pipe, alloc)
         self.registry.stage_story(pipe, alloc.project_id, story)
         await pipe.execute()
-        await self._validate_lifecycle(alloc.project_id)
+        await self.validate_lifecycle(alloc.project_id)
 
     # --- notices ---------------------------------------------------------------------------
 
     async def reply_to_notice(self, notice_id: str, accept: bool, reason: str,
                               request_id: str) -> str:
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
         project_id = await self._project_of_notice(notice_id)
-        async with self._lock(project_id):
-            alloc = await self._allocation(project_id, "notice reply")
+        async with self.project_lock(project_id):
+            alloc = await self.allocation(project_id, "notice reply")
             seat = alloc.by_notice(notice_id)
             if seat is None:
                 raise WorkflowError("notice_id", "unknown notice", code="not_found")
@@ -689,7 +684,7 @@ class Workflow:
                     len(alloc.active_seats()) < project.drawn_seats:
                 # The decline was stored, then the store went away before the replacement
                 # was drawn: the retry draws it now.
-                outcome = await self._replace(project_id, alloc, seat, "declined",
+                outcome = await self.replace_seat(project_id, alloc, seat, "declined",
                                               reason or "declined", resume=True)
             elif seat.status != SeatState.NOTIFIED:
                 outcome = f"already-{seat.status}"
@@ -697,12 +692,12 @@ class Workflow:
                 entry = self._seat_event(seat, NoticeAccepted(
                     self._stimulus(request_id, "notice")))
                 await self._save_allocation(alloc, entry)
-                await self._record("notice.accepted", project_id, {"notice": notice_id})
+                await self.record("notice.accepted", project_id, {"notice": notice_id})
                 outcome = "accepted"
             else:
-                outcome = await self._replace(project_id, alloc, seat, "declined",
+                outcome = await self.replace_seat(project_id, alloc, seat, "declined",
                                               reason or "declined", stimulus_id=request_id)
-        await self._remember(request_id, {"outcome": outcome})
+        await self.remember(request_id, {"outcome": outcome})
         return outcome
 
     async def list_notices(self, project_id: str, *, by: str
@@ -715,13 +710,13 @@ class Workflow:
         state = (await self.registry.project_states()).get(project_id)
         if state not in WITH_SEATS:
             return project, []
-        alloc = await self._allocation(project_id, f"notice list for {by}")
+        alloc = await self.allocation(project_id, f"notice list for {by}")
         return project, [(seat, self.desk.venue_label(seat.venue_id)) for seat in alloc.seats]
 
     async def resend_notice(self, notice_id: str, reason: str, request_id: str, *,
                             by: str) -> str:
         """Send a notice again (same code) when the expert says it never arrived: audited."""
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
         if not notice_id.strip():
@@ -730,8 +725,8 @@ class Workflow:
             raise WorkflowError("reason", "say why the notice is sent again (it is audited)")
         project_id = await self._project_of_notice(notice_id)
         project = await self.project(project_id)
-        async with self._lock(project_id):
-            alloc = await self._allocation(project_id, "notice resend")
+        async with self.project_lock(project_id):
+            alloc = await self.allocation(project_id, "notice resend")
             seat = alloc.by_notice(notice_id)
             if seat is None:
                 raise WorkflowError("notice_id", "unknown notice", code="not_found")
@@ -747,19 +742,19 @@ class Workflow:
                                       start=project.window.start.astimezone(self.local_tz),
                                       end=project.window.end.astimezone(self.local_tz),
                                       code=seat.code))
-            await self._record("notice.resent", project_id, {
+            await self.record("notice.resent", project_id, {
                 "notice": notice_id, "by": by, "reason": reason.strip()[:500]})
-        await self._remember(request_id, {"outcome": "resent"})
+        await self.remember(request_id, {"outcome": "resent"})
         return "resent"
 
     async def _project_of_notice(self, notice_id: str) -> str:
-        for project_id, alloc in self._allocations.items():
+        for project_id, alloc in self.allocations.items():
             if alloc.by_notice(notice_id) is not None:
                 return project_id
         states = await self.registry.project_states()
         for project_id, state in states.items():
             if state in WITH_COMMITTEE:
-                alloc = await self._allocation(project_id, "find notice")
+                alloc = await self.allocation(project_id, "find notice")
                 if alloc.by_notice(notice_id) is not None:
                     return project_id
         raise WorkflowError("notice_id", "unknown notice", code="not_found")
@@ -767,27 +762,27 @@ class Workflow:
     async def replace_member(self, project_id: str, session_id: str, reason: str, note: str,
                              request_id: str, *, by: str) -> str:
         """A leave filed before opening, or a no-show once the window is open: redraw."""
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
         if reason not in ("leave", "no_show"):
             raise WorkflowError("reason", f"must be 'leave' or 'no_show', not {reason!r}")
-        async with self._lock(project_id):
+        async with self.project_lock(project_id):
             state = (await self.registry.project_states()).get(project_id)
             wanted = ProjectState.DRAWN if reason == "leave" else ProjectState.EVALUATING
             if state != wanted:
                 raise WorkflowError("reason", f"a {reason} applies while the project is "
                                     f"{wanted.value}; it is {state}", code="precondition")
-            alloc = await self._allocation(project_id, f"{reason} by {by}")
+            alloc = await self.allocation(project_id, f"{reason} by {by}")
             seat = alloc.by_session(session_id)
             project = await self.project(project_id)
             if seat is not None and seat.status == DEPARTURES[reason] and \
                     len(alloc.active_seats()) < project.drawn_seats:
                 # The same departure, interrupted before its replacement was drawn (the
                 # store went away): the retry draws it now.
-                outcome = await self._replace(project_id, alloc, seat, reason,
+                outcome = await self.replace_seat(project_id, alloc, seat, reason,
                                               note or reason, resume=True)
-                await self._remember(request_id, {"outcome": outcome})
+                await self.remember(request_id, {"outcome": outcome})
                 return outcome
             if seat is None or not seat.active:
                 raise WorkflowError("session_id", "no active seat with this session",
@@ -805,25 +800,25 @@ class Workflow:
                 raise WorkflowError("session_id", "the guest site reports this workstation "
                                     f"{booth.replace('_', ' ')}: a sign-in taken offline is "
                                     "being forwarded, not a no-show", code="precondition")
-            outcome = await self._replace(project_id, alloc, seat, reason, note or reason,
+            outcome = await self.replace_seat(project_id, alloc, seat, reason, note or reason,
                                           stimulus_id=request_id)
-        await self._remember(request_id, {"outcome": outcome})
+        await self.remember(request_id, {"outcome": outcome})
         return outcome
 
     async def declare_recusal(self, site_id: str, session_id: str, workstation_id: str,
                               reason: str, request_id: str) -> str:
         """A signed-in member recuses on seeing the parties: the seat is redrawn."""
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
         project, alloc, seat = await self._session(site_id, session_id, workstation_id)
-        async with self._lock(project.id):
+        async with self.project_lock(project.id):
             if seat.status != SeatState.SIGNED_IN:
                 raise WorkflowError("session_id", "recusal is declared after sign-in and "
                                     "before signing the sheet", code="precondition")
-            outcome = await self._replace(project.id, alloc, seat, "recusal",
+            outcome = await self.replace_seat(project.id, alloc, seat, "recusal",
                                           reason or "recusal", stimulus_id=request_id)
-        await self._remember(request_id, {"outcome": outcome})
+        await self.remember(request_id, {"outcome": outcome})
         return outcome
 
     async def open_seats(self, *, by: str) -> list[tuple[str, str, list[SeatRecord]]]:
@@ -834,7 +829,7 @@ class Workflow:
         found = []
         for project_id, state in sorted(states.items()):
             if state in WITH_COMMITTEE:
-                alloc = await self._allocation(project_id, f"seat list for {by}")
+                alloc = await self.allocation(project_id, f"seat list for {by}")
                 found.append((project_id, state, list(alloc.seats)))
         return found
 
@@ -842,7 +837,7 @@ class Workflow:
         state = (await self.registry.project_states()).get(project_id, "unknown")
         if state == ProjectState.REGISTERED:
             return state, []
-        alloc = await self._allocation(project_id, f"seat list for {by}")
+        alloc = await self.allocation(project_id, f"seat list for {by}")
         return state, list(alloc.seats)
 
     async def project_story(self, project_id: str, *, last: int = 0
@@ -856,7 +851,7 @@ class Workflow:
         state = await self.registry.project_state(project_id) or "unknown"
         return state, await self.registry.story(project_id, last=last)
 
-    async def _replace(self, project_id: str, alloc: Allocation, seat: SeatRecord,
+    async def replace_seat(self, project_id: str, alloc: Allocation, seat: SeatRecord,
                        reason: str, note: str, *, resume: bool = False,
                        stimulus_id: str = "") -> str:
         """Release a member's seat and draw a replacement under the same rules (chained).
@@ -877,11 +872,11 @@ class Workflow:
              BookingItem(expert_resource(seat.expert_id), project.window.start_ts,
                          project.window.end_ts, seat.expert_hold)])
         self.desk.unbook(project, seat.expert_id, seat.workstation_id)
-        await self._release_on_site(seat, status)
+        await self.release_on_site(seat, status)
         if not resume:
-            await self._record(f"seat.{status}", project_id,
+            await self.record(f"seat.{status}", project_id,
                                {"session": seat.session_id, "reason": note})
-        async with self._draw_lock:
+        async with self.draw_lock:
             committee = [Seat(s.expert_id, s.quota_index, s.venue_id, s.site_id,
                               s.workstation_id, s.room_id)
                          for s in alloc.seats if s.active or s is seat]
@@ -899,18 +894,18 @@ class Workflow:
                     self._down_for_replacement(project, alloc), project_seed(day_seed, label))
             except DrawRefused as exc:
                 await self._save_allocation(alloc)
-                await self._record("draw.refused", project_id, {"reason": str(exc)})
+                await self.record("draw.refused", project_id, {"reason": str(exc)})
                 await self.redis.srem(REDRAW_PENDING, pending)
                 return f"{status}-no-replacement"
-            await self._record("draw.committed", project_id,
+            await self.record("draw.committed", project_id,
                                {**prepared.commitment_record(), **derived})
             result = self.desk.run(prepared)
             if isinstance(result, str):
                 await self._save_allocation(alloc)
-                await self._record("draw.starved", project_id, {"reason": result})
+                await self.record("draw.starved", project_id, {"reason": result})
                 await self.redis.srem(REDRAW_PENDING, pending)
                 return f"{status}-no-replacement"
-            await self._place(project, alloc, result)
+            await self.place(project, alloc, result)
             await self.redis.srem(REDRAW_PENDING, pending)
         await self.faults.admit_seats(project_id)  # a replacement drawn during evaluation
         return f"{status}-redrawn"
@@ -930,7 +925,7 @@ class Workflow:
         if states.get(project.id) != ProjectState.EVALUATING:
             raise WorkflowError("session_id", "evaluation has not started for this session",
                                 code="precondition")
-        alloc = await self._allocation(project.id, "session")
+        alloc = await self.allocation(project.id, "session")
         seat = alloc.by_session(session_id)
         if seat is None or not seat.active:
             raise WorkflowError("session_id", "session is no longer held", code="precondition")
@@ -942,7 +937,7 @@ class Workflow:
     async def check_in(self, site_id: str, id_number: str, code: str) -> SeatRecord:
         # The ID number is looked up through its keyed hash: it is never stored in clear.
         expert_id = await self.registry.expert_by_id_number(id_number)
-        here = [(project_id, seat) for project_id, alloc in list(self._allocations.items())
+        here = [(project_id, seat) for project_id, alloc in self.allocations.items()
                 for seat in alloc.active_seats()
                 if expert_id is not None and seat.expert_id == expert_id
                 and seat.site_id == site_id]
@@ -956,24 +951,24 @@ class Workflow:
             if hmac.compare_digest(seat.code.encode(), code.encode()):
                 states = await self.registry.project_states()
                 if states.get(project_id) != ProjectState.EVALUATING:
-                    await self._record("checkin.refused", site_id,
+                    await self.record("checkin.refused", site_id,
                                        {"reason": "evaluation has not started"})
                     raise WorkflowError("code", "evaluation has not started yet",
                                         code="precondition")
                 await self.sign_ins.succeeded(seat_scopes)
-                await self._record("expert.checked_in", site_id,
+                await self.record("expert.checked_in", site_id,
                                    {"session": seat.session_id})
                 return seat
         # A member whose seat was redrawn (a no-show filed while an outage kept them away)
         # comes with a true code: told so, and not counted toward the desk's lockout.
-        for alloc in list(self._allocations.values()):
+        for _, alloc in self.allocations.items():
             for seat in alloc.seats:
                 if not seat.active and seat.status != SeatState.DECLINED \
                         and expert_id is not None and seat.expert_id == expert_id \
                         and seat.site_id == site_id \
                         and hmac.compare_digest(seat.code.encode(), code.encode()):
                     why = seat.status.replace("_", " ")
-                    await self._record("checkin.refused", site_id, {
+                    await self.record("checkin.refused", site_id, {
                         "session": seat.session_id, "reason": f"seat redrawn ({why})"})
                     raise WorkflowError("code", f"this seat was redrawn ({why}): another "
                                         "member holds it now; ask the operator",
@@ -1005,7 +1000,7 @@ class Workflow:
             other = await self._other_window(site_id, workstation_id, session_id,
                                              expert_id, code)
             if other is not None:  # the right member at the wrong time: not a guess
-                await self._record("signin.wrong_window", site_id,
+                await self.record("signin.wrong_window", site_id,
                                    {"session": session_id, "workstation": workstation_id})
                 raise WorkflowError("session_id", f"this member's session on this "
                                     f"workstation is another window ({other}); not now",
@@ -1014,10 +1009,10 @@ class Workflow:
             raise WorkflowError("code", "identity or code does not match this session",
                                 code="denied")
         await self.sign_ins.succeeded(scopes)
-        async with self._lock(project.id):
+        async with self.project_lock(project.id):
             # Redrawn while this sign-in waited for the lock (a no-show filed as the agent
             # forwarded it): the seat is another member's now, and stays departed.
-            alloc = await self._allocation(project.id, "sign-in")
+            alloc = await self.allocation(project.id, "sign-in")
             seat = alloc.by_session(session_id) or seat
             if not seat.active:
                 raise WorkflowError("session_id", f"this seat was redrawn ({seat.status}); "
@@ -1037,9 +1032,9 @@ class Workflow:
                                           "expert_ref": seat.expert_ref}
                 if offline_proof:
                     detail |= {"offline": True, "at": at.isoformat()}
-                await self._record("expert.signed_in", project.id, detail)
+                await self.record("expert.signed_in", project.id, detail)
             else:  # a repeated sign-in (a booth restarted): audited too, every attempt is
-                await self._record("signin.repeated", site_id,
+                await self.record("signin.repeated", site_id,
                                    {"session": session_id, "workstation": workstation_id})
         return seat, self.desk.expert_name(seat.expert_id)
 
@@ -1049,7 +1044,7 @@ class Workflow:
         is: an attempt at the wrong time, which must not count toward the lockout."""
         if expert_id is None or not code:
             return None
-        for project_id, alloc in list(self._allocations.items()):
+        for project_id, alloc in self.allocations.items():
             for other in alloc.active_seats():
                 if other.session_id != session_id and other.site_id == site_id and \
                         other.workstation_id == workstation_id and \
@@ -1065,7 +1060,7 @@ class Workflow:
                                 reason: str) -> None:
         """A record an agent took offline and forwarded late, refused: the operator sees it
         in the audit feed (not only the agent's log)."""
-        await self._record("forwarded.refused", site_id,
+        await self.record("forwarded.refused", site_id,
                            {"kind": kind, "session": session_id, "reason": reason[:200]})
 
     async def sheet_form(self, site_id: str, session_id: str
@@ -1073,13 +1068,13 @@ class Workflow:
         project, alloc, seat = await self._session(site_id, session_id)
         if seat.status not in SAT:
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        return project, self._bid_codes(project), seat, seat.expert_ref == alloc.leader_ref
+        return project, self.bid_codes(project), seat, seat.expert_ref == alloc.leader_ref
 
     def _code_salt(self, project: Project) -> bytes:
         """Bid codes are stable per project, and unguessable without the coordinator key."""
         return hashlib.sha256(b"bid-codes" + self.master_key + project.id.encode()).digest()
 
-    def _bid_codes(self, project: Project) -> dict[str, str]:
+    def bid_codes(self, project: Project) -> dict[str, str]:
         return scoring.bid_codes(project, self._code_salt(project))
 
     async def submit_sheet(self, site_id: str, workstation_id: str, sheet_id: str,
@@ -1091,7 +1086,7 @@ class Workflow:
         request = hashlib.sha256(json.dumps(
             [site_id, workstation_id, sheet_id, session_id, sorted(scores), signed]
         ).encode()).hexdigest()
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             if replay.get("request", request) != request:
                 raise WorkflowError("request_id", "already used for a different sheet",
@@ -1099,7 +1094,7 @@ class Workflow:
             return bool(replay["accepted"]), bool(replay["duplicate"]), str(replay["digest"])
         accepted, duplicate, digest = await self._submit_sheet(
             site_id, workstation_id, sheet_id, session_id, scores, signed)
-        await self._remember(request_id, {"accepted": accepted, "duplicate": duplicate,
+        await self.remember(request_id, {"accepted": accepted, "duplicate": duplicate,
                                           "digest": digest, "request": request})
         return accepted, duplicate, digest
 
@@ -1109,7 +1104,7 @@ class Workflow:
         project, alloc, seat = await self._session(site_id, session_id, workstation_id)
         if seat.status not in SAT:
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        codes = self._bid_codes(project)
+        codes = self.bid_codes(project)
         bidder_of = {code: bidder for bidder, code in codes.items()}
         parsed: dict[tuple[str, str], Decimal] = {}
         for i, (bid_code, criterion_id, value) in enumerate(scores):
@@ -1137,7 +1132,7 @@ class Workflow:
         body = json.dumps(record, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(body.encode()).hexdigest()
         key = SHEET.format(session_id)
-        async with self._lock(project.id):
+        async with self.project_lock(project.id):
             existing = await self.redis.hgetall(key)
             if existing and existing.get(b"signed") == b"1":
                 same = text(existing.get(b"digest", b"")) == digest
@@ -1169,7 +1164,7 @@ class Workflow:
             e.kind == "sheet.signed" and e.subject == project_id
             and e.detail.get("digest") == digest for e in await self.audit.entries())
         if not recorded:
-            await self._record("sheet.signed", project_id,
+            await self.record("sheet.signed", project_id,
                                {"expert_ref": seat.expert_ref, "digest": digest})
         await self.redis.hset(key, "audited", "1")
 
@@ -1178,13 +1173,13 @@ class Workflow:
     async def ask_clarification(self, site_id: str, session_id: str, workstation_id: str,
                                 bid_code: str, question: str,
                                 request_id: str) -> dict[str, str]:
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return {k: str(v) for k, v in replay.items()}
         project, _, seat = await self._session(site_id, session_id, workstation_id)
         if seat.status not in SAT:
             raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        bidder_of = {code: bidder for bidder, code in self._bid_codes(project).items()}
+        bidder_of = {code: bidder for bidder, code in self.bid_codes(project).items()}
         if bid_code not in bidder_of:
             raise WorkflowError("bid_code", f"unknown bid {bid_code!r}")
         question = question.strip()
@@ -1198,9 +1193,9 @@ class Workflow:
         await self.redis.hset(CLARIFICATIONS.format(project.id), record["question_id"],
                               json.dumps(record))
         # The audit names the question and the bid, never the member who asked.
-        await self._record("clarification.asked", project.id,
+        await self.record("clarification.asked", project.id,
                            {"question_id": record["question_id"], "bid_code": bid_code})
-        await self._remember(request_id, record)
+        await self.remember(request_id, record)
         return record
 
     async def _clarifications(self, project_id: str) -> list[dict[str, str]]:
@@ -1236,7 +1231,7 @@ class Workflow:
         record = {**record, "answer": answer, "answered_at": self.clock.now().isoformat()}
         await self.redis.hset(CLARIFICATIONS.format(project_id), question_id,
                               json.dumps(record))
-        await self._record("clarification.answered", project_id, {"question_id": question_id})
+        await self.record("clarification.answered", project_id, {"question_id": question_id})
         return record
 
     # --- the committee leader's review --------------------------------------------------------
@@ -1248,15 +1243,15 @@ class Workflow:
         pending, bid codes)."""
         project, alloc, seat = await self._session(site_id, session_id)
         leader = seat.expert_ref == alloc.leader_ref
-        sheets = await self._signed_sheets(alloc)
+        sheets = await self.signed_sheets(alloc)
         signed = [s.expert_ref for s in sheets]
         pending = [s.expert_ref for s in alloc.active_seats() if s.expert_ref not in signed]
         warnings = scoring.score_warnings(project, sheets) if leader and sheets else []
-        return leader, warnings, signed, pending, self._bid_codes(project)
+        return leader, warnings, signed, pending, self.bid_codes(project)
 
     async def return_sheet(self, site_id: str, session_id: str, workstation_id: str,
                            expert_ref: str, reason: str, request_id: str) -> str:
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
         project, alloc, seat = await self._session(site_id, session_id, workstation_id)
@@ -1265,7 +1260,7 @@ class Workflow:
                                 code="denied")
         if not reason.strip():
             raise WorkflowError("reason", "a returned sheet needs a reason")
-        async with self._lock(project.id):
+        async with self.project_lock(project.id):
             state = (await self.registry.project_states()).get(project.id)
             if state != ProjectState.EVALUATING:
                 raise WorkflowError("project_id", "the report is closed", code="precondition")
@@ -1280,13 +1275,13 @@ class Workflow:
                                   "reason": reason.strip(),
                                   "at": self.clock.now().isoformat()})
             await self._save_allocation(alloc, entry)
-            await self._record("sheet.returned", project.id,
+            await self.record("sheet.returned", project.id,
                                {"expert_ref": expert_ref, "by": seat.expert_ref,
                                 "reason": reason.strip()})
-        await self._remember(request_id, {"outcome": "returned"})
+        await self.remember(request_id, {"outcome": "returned"})
         return "returned"
 
-    async def _signed_sheets(self, alloc: Allocation) -> list[scoring.ExpertSheet]:
+    async def signed_sheets(self, alloc: Allocation) -> list[scoring.ExpertSheet]:
         sheets = []
         for seat in alloc.active_seats():
             raw = await self.redis.hgetall(SHEET.format(seat.session_id))
@@ -1362,8 +1357,8 @@ class Workflow:
             if states.get(project_id) not in (ProjectState.DRAWN, ProjectState.EVALUATING):
                 await self.redis.srem(REDRAW_PENDING, raw)
                 continue
-            async with self._lock(project_id):
-                alloc = await self._allocation(project_id, "redraw after an outage")
+            async with self.project_lock(project_id):
+                alloc = await self.allocation(project_id, "redraw after an outage")
                 seat = alloc.by_session(session_id)
                 project = await self.project(project_id)
                 if seat is None or seat.active or \
@@ -1372,7 +1367,7 @@ class Workflow:
                     continue
                 reason = next(r for r, status in DEPARTURES.items() if status == seat.status)
                 try:
-                    outcome = await self._replace(project_id, alloc, seat, reason,
+                    outcome = await self.replace_seat(project_id, alloc, seat, reason,
                                                   "redrawn at the schedule's pass",
                                                   resume=True)
                 except WorkflowError as exc:  # e.g. a booking conflict: the operator's now
@@ -1383,7 +1378,7 @@ class Workflow:
     async def start_evaluation(self, project_id: str, *, by: str,
                                stimulus_id: str = "") -> str:
         project = await self.project(project_id)
-        async with self._lock(project_id):
+        async with self.project_lock(project_id):
             states = await self.registry.project_states()
             state = states.get(project_id)
             event = WindowOpened(self._stimulus(stimulus_id, "start"))
@@ -1399,17 +1394,17 @@ class Workflow:
                 raise WorkflowError("project_id", f"the window opens at "
                                     f"{self.local_text(project.window.start)}; it is "
                                     f"{self.local_text(now)}", code="precondition")
-            self._allocations.pop(project_id, None)
-            await self._allocation(project_id, f"evaluation start by {by}")
+            self.allocations.forget(project_id)
+            await self.allocation(project_id, f"evaluation start by {by}")
             await self._commit_project(project_id, ProjectState.DRAWN, after, event, todo)
-            await self._record("evaluation.started", project_id, {"by": by})
+            await self.record("evaluation.started", project_id, {"by": by})
         await self.faults.admit_seats(project_id)  # agents can then admit members offline
         return ProjectState.EVALUATING.value
 
     async def close_evaluation(self, project_id: str, *, by: str,
                                stimulus_id: str = "") -> tuple[str, str]:
         project = await self.project(project_id)
-        async with self._lock(project_id):
+        async with self.project_lock(project_id):
             states = await self.registry.project_states()
             event = ReportClosed(self._stimulus(stimulus_id, "close"))
             try:
@@ -1419,8 +1414,8 @@ class Workflow:
                                     code="precondition") from exc
             if not todo:  # a repeat: already reported
                 return ProjectState.REPORTED.value, str(self.reports_dir / f"{project_id}.json")
-            alloc = await self._allocation(project_id, "close")
-            sheets = await self._signed_sheets(alloc)
+            alloc = await self.allocation(project_id, "close")
+            sheets = await self.signed_sheets(alloc)
             missing = len(alloc.active_seats()) - len(sheets)
             if missing:
                 raise WorkflowError("project_id", f"{missing} sheet(s) not yet signed",
@@ -1433,7 +1428,7 @@ class Workflow:
             path = write_report(
                 self.reports_dir, project=project, evaluation=evaluation, alloc=alloc,
                 sheets=sheets,
-                bid_codes=self._bid_codes(project), draws=[
+                bid_codes=self.bid_codes(project), draws=[
                     await self._draw_public(d) for d in alloc.draw_ids],
                 signing_key=self.signing_key, now=self.clock.now(),
                 bidder_names=self.company_names(), sheet_seals=await self._sheet_seals(alloc),
@@ -1441,7 +1436,7 @@ class Workflow:
             )
             await self._commit_project(project_id, ProjectState.EVALUATING, after, event, todo)
             await self.release_sessions(project, alloc)
-            await self._record("evaluation.reported", project_id, {
+            await self.record("evaluation.reported", project_id, {
                 "by": by, "report_digest": hashlib.sha256(path.read_bytes()).hexdigest(),
                 "failed": evaluation.failed})
         await self.faults.evaluation_reported(project_id)
@@ -1449,7 +1444,7 @@ class Workflow:
 
     async def release_sessions(self, project: Project, alloc: Allocation) -> None:
         for seat in alloc.active_seats():
-            await self._release_on_site(seat, "evaluation closed")
+            await self.release_on_site(seat, "evaluation closed")
 
     async def _reveal_seed(self, draw_id: str) -> bytes:
         """After the award the seed is published so anyone can replay the draw."""
@@ -1461,7 +1456,7 @@ class Workflow:
         seed = text(revealed) if revealed else str((await self._sealed_archive(draw_id))["seed"])
         if not revealed:
             await self.redis.hset(key, "seed", seed)
-        await self._record("draw.seed_revealed", draw_id, {"seed": seed})
+        await self.record("draw.seed_revealed", draw_id, {"seed": seed})
         await self.redis.hset(key, "seed_audited", "1")
         return bytes.fromhex(seed)
 
@@ -1534,7 +1529,7 @@ class Workflow:
         return state, report
 
     async def project_of_seat(self, seat: SeatRecord) -> Project:
-        for project_id, alloc in self._allocations.items():
+        for project_id, alloc in self.allocations.items():
             if seat in alloc.seats:
                 return await self.project(project_id)
         raise WorkflowError("session_id", "unknown seat", code="not_found")
@@ -1543,7 +1538,7 @@ class Workflow:
         return self.desk.company_names
 
     async def audit_site(self, site_id: str, kind: str) -> None:
-        await self._record(kind, site_id, {})
+        await self.record(kind, site_id, {})
 
     def publish_status(self, site_id: str, changed: list[tuple[str, str]]) -> None:
         """Workstation state changes go to watchers (telemetry, not audit); a failed
@@ -1577,8 +1572,8 @@ class Workflow:
             project = await self.project(str(ref["project"]))
             if project.window.end <= self.clock.now():
                 continue
-            async with self._lock(project.id):
-                alloc = await self._allocation(project.id, "workstation fault")
+            async with self.project_lock(project.id):
+                alloc = await self.allocation(project.id, "workstation fault")
                 seat = alloc.by_session(session_id)
                 if seat is None or not seat.active or seat.status == SeatState.SIGNED:
                     continue
@@ -1602,15 +1597,15 @@ class Workflow:
         """Disconnected sites left out of a supplementary draw, as long as a venue holding
         no member stays on offer: else leaving them out would only raise the per-venue cap
         (or starve the seat), and the replacement waits for its site instead."""
-        down = self._down(unreachable=True)
-        usual = self._down()
+        down = self.down_workstations(unreachable=True)
+        usual = self.down_workstations()
         if down == usual:
             return down
         occupied = {s.venue_id for s in alloc.active_seats()}
         spare = self.desk.offered_venues(project, self.clock.now(), down) - occupied
         return down if spare else usual
 
-    def _down(self, *, unreachable: bool = False) -> frozenset[str]:
+    def down_workstations(self, *, unreachable: bool = False) -> frozenset[str]:
         """Workstations their sites report faulty or offline, and every workstation of a site
         declared lost: no draw or move offers them. `unreachable` (supplementary draws: the
         replacement is needed now) adds every site recorded as disconnected (heard since this
@@ -1632,7 +1627,7 @@ class Workflow:
     async def _move_or_replace(self, project: Project, alloc: Allocation,
                                seat: SeatRecord, *, redraw: bool = True) -> str:
         venue = self.desk.venue(seat.venue_id)
-        busy = self.desk.busy_during(project) | self._down()
+        busy = self.desk.busy_during(project) | self.down_workstations()
         rooms_taken = {s.room_id for s in alloc.active_seats()
                        if s.venue_id == seat.venue_id and s is not seat}
         spares = sorted((ws.id, ws.room_id) for ws in (venue.workstations if venue else ())
@@ -1661,14 +1656,14 @@ class Workflow:
                 await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
                     reserve=site_link_pb2.Reserve(session_id=seat.session_id,
                                                   workstation_id=new_ws, window=window)))
-                await self._record("seat.moved", project.id, {
+                await self.record("seat.moved", project.id, {
                     "session": seat.session_id, "from": old_ws, "to": new_ws,
                     "reason": "workstation fault", "draw_id": seat.draw_id,
                     "spares": [ws for ws, _ in spares]})
                 return "moved"
         if not redraw:
             return "no-spare"
-        return await self._replace(project.id, alloc, seat, "fault",
+        return await self.replace_seat(project.id, alloc, seat, "fault",
                                    "workstation failed and the venue has no spare")
 
     async def save_clock(self) -> None:
@@ -1687,7 +1682,7 @@ class Workflow:
                                 code="precondition")
         now = self.clock.advance_to(when)
         self.grid_changed()
-        self._schedule_wake.set()
+        self.wake_schedule()
         return now
 
     def local_text(self, when: datetime) -> str:

@@ -8,6 +8,8 @@
   to a Redis command); no Lua script (`redis.call`) outside the store.
 - Only the store names the Redis client's exception types (`coordinator/store/errors.py` gives
   the rest what they catch).
+- No module imports or reads another module's private names (`_name`): a collaborator of the
+  workflow goes through its public methods, not its `_record` or `_allocations`.
 
 Read from the source with `ast`, so a function-local import or an f-string counts too.
 """
@@ -235,3 +237,69 @@ def test_only_the_store_names_redis_exception_types() -> None:
     assert found == {}
     assert len(_redis_exception_uses(ast.parse("from redis import exceptions as e\n"
                                                "x = aioredis.exceptions.WatchError\n"))) == 2
+
+
+# Private names of third-party libraries read for want of a public one (name -> why).
+THIRD_PARTY_PRIVATES = {
+    "_actions": "argparse: a parser's sub-commands, for the help text",
+    "_SubParsersAction": "argparse: the type of the sub-command action",
+    "_bindings": "textual: a widget's key bindings, for the footer",
+}
+
+
+def _own_private_names(tree: ast.AST) -> set[str]:
+    """The private names a module defines (functions, classes, attributes it assigns)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return {name for name in names if name.startswith("_")}
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and name != "_" and not (
+        name.startswith("__") and name.endswith("__"))
+
+
+def _private_reads(tree: ast.AST) -> list[tuple[int, str]]:
+    """`from m import _x`, and `<expr>._x` where `_x` is not this module's own: a private name
+    is read on `self`, `cls` or `super()`, or on another instance of a class of this module
+    (`other._counts` in a copy); `_` is gettext, dunders are Python's."""
+    own = _own_private_names(tree)
+    hits: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            hits += [(node.lineno, f"from {node.module} import {alias.name}")
+                     for alias in node.names if _is_private(alias.name)]
+        elif isinstance(node, ast.Attribute) and _is_private(node.attr):
+            value = node.value
+            if isinstance(value, ast.Name) and value.id in ("self", "cls"):
+                continue
+            if isinstance(value, ast.Call) and ast.unparse(value.func) == "super":
+                continue
+            if node.attr in own or node.attr in THIRD_PARTY_PRIVATES:
+                continue
+            hits.append((node.lineno, ast.unparse(node)))
+    return sorted(hits)
+
+
+def test_no_module_reads_another_modules_private_names() -> None:
+    found = {name: hits for name, path in _sources(*PACKAGES).items()
+             if (hits := _private_reads(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert found == {}
+
+
+def test_the_private_check_finds_a_private_read() -> None:
+    tree = ast.parse(
+        "from coordinator.offline import _NoClock, _\n"
+        "class A:\n"
+        "    def __init__(self):\n        self._n = 1\n"
+        "    def copy(self, other):\n        return other._n + self._m + super()._k\n"
+        "async def f(workflow):\n    await workflow._record('x')\n"
+        "    return workflow.__class__, _('text')\n")
+    assert [text for _, text in _private_reads(tree)] == [
+        "from coordinator.offline import _NoClock", "workflow._record"]

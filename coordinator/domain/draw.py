@@ -284,7 +284,7 @@ class DrawSnapshot:
         mask[[rows[w] for w in workstation_ids if w in rows]] = True
         return mask
 
-    def _candidate_index(self) -> _CandidateIndex:
+    def candidate_index(self) -> _CandidateIndex:
         found = self._memo.get("candidate_index")
         if found is None:
             found = self._memo["candidate_index"] = _CandidateIndex(self.candidates)
@@ -978,7 +978,7 @@ def _candidate_side(inputs: DrawInputs) -> tuple[_CandidateIndex, Mask]:
         return index, np.ones(len(inputs.candidates), dtype=np.bool_)
     n = len(inputs.snapshot.candidates)
     barred = unpack_mask(inputs.barred, n, "barred", inputs._memo.get("barred"))
-    return inputs.snapshot._candidate_index(), ~barred
+    return inputs.snapshot.candidate_index(), ~barred
 
 
 def _venue_side(inputs: DrawInputs) -> tuple[_VenueIndex, Mask]:

@@ -540,7 +540,7 @@ class DayScreen:
         (registry_snapshot.py). The state rules are listed for the experts matching a quota
         (no other candidate can be drawn); conduct bars for the whole pool (they shape the
         day's snapshot)."""
-        relevant = self._relevant(project)
+        relevant = self.relevant(project)
         ids = [c.expert_id for c in self.snapshot.candidates]
         out = {code: [ids[r] for r in np.flatnonzero(hit & relevant)]
                for code, hit in self.state_masks(project)}
@@ -599,7 +599,7 @@ class DayScreen:
     def per_quota(self, project: Project, host_city: str) -> tuple[tuple[int, int], ...]:
         """Per quota: (experts of the pool matching it, of whom may sit now)."""
         barred = self.barred(project, host_city)
-        index = self.snapshot._candidate_index()
+        index = self.snapshot.candidate_index()
         out = []
         for q in project.quotas:
             rows = index.matching(normalise_specialty(q.specialty), q.kind)[0]
@@ -629,13 +629,13 @@ class DayScreen:
             per_venue_cap=self.rules.per_venue_cap,
         )
 
-    def _relevant(self, project: Project) -> Mask:
+    def relevant(self, project: Project) -> Mask:
         """The snapshot rows matching one of the project's quotas (kept per quota shape: a
         day's projects share few)."""
         key = tuple((normalise_specialty(q.specialty), q.kind) for q in project.quotas)
         found = self._relevant_memo.get(key)
         if found is None:
-            index = self.snapshot._candidate_index()
+            index = self.snapshot.candidate_index()
             found = np.zeros(self._n, dtype=np.bool_)
             for code, kind in key:
                 found[index.matching(code, kind)[0]] = True
@@ -643,12 +643,12 @@ class DayScreen:
         return found
 
     def _relevant_rows(self, project: Project) -> NDArray[np.intp]:
-        return np.flatnonzero(self._relevant(project))
+        return np.flatnonzero(self.relevant(project))
 
     def eligible_count(self, project: Project, barred: Mask) -> int:
         """How many of the snapshot's candidates not barred match one of the project's quotas
         (0: a draw is refused before it is committed)."""
-        return int(np.count_nonzero(self._relevant(project) & ~barred))
+        return int(np.count_nonzero(self.relevant(project) & ~barred))
 
 
 @dataclass(frozen=True, slots=True)

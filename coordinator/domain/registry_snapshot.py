@@ -379,7 +379,7 @@ def _compare(d: _Derived, project: Project, inputs: DrawInputs,
         return [*problems, str(exc.args[0])]
     # Who can be drawn at all: matching a quota in the registry or in the archive's rows.
     ids = [c.expert_id for c in mine.candidates]
-    relevant = {ids[r] for r in np.flatnonzero(screen._relevant(project))}
+    relevant = {ids[r] for r in np.flatnonzero(screen.relevant(project))}
     archived_rows = inputs.resolved_candidates()
 
     def matches(kind: str, codes: Sequence[str]) -> bool:

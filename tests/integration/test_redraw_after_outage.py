@@ -36,7 +36,7 @@ async def test_a_decline_cut_off_by_an_outage_is_redrawn_at_the_next_pass(grid: 
     assert await workflow.redis.scard(REDRAW_PENDING) == 1  # the outage left it pending
 
     before = len(grid.notices())
-    workflow._schedule_wake.set()  # the next pass: no retry of the decline comes
+    workflow.wake_schedule()  # the next pass: no retry of the decline comes
 
     async def whole() -> bool:
         seats = await grid.operator.ProjectSeats(operator_pb2.ProjectRequest(
@@ -55,8 +55,8 @@ async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: 
     focus = focus_projects(grid.province)[0]
     await grid.register(focus)
     await grid.draw(focus.id)
-    draw_id = (await workflow._allocation(focus.id, "test")).draw_ids[0]
-    real = workflow._record
+    draw_id = (await workflow.allocation(focus.id, "test")).draw_ids[0]
+    real = workflow.record
     cut: list[int] = []
 
     async def outage(kind: str, subject: str, detail: dict[str, Any]) -> Any:
@@ -65,7 +65,7 @@ async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: 
             raise ConnectionError("Redis went away")
         return await real(kind, subject, detail)
 
-    workflow._record = outage  # type: ignore[method-assign]
+    workflow.record = outage  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         await workflow._reveal_seed(draw_id)
     first = await workflow._reveal_seed(draw_id)  # the close's retry
@@ -93,7 +93,7 @@ async def _evaluating(grid: Grid) -> tuple[Workflow, Any, list[dict[str, Any]]]:
 async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) -> None:
     workflow, focus, notices = await _evaluating(grid)
     notice = notices[0]
-    seat = (await workflow._allocation(focus.id, "test")).by_notice(notice["notice_id"])
+    seat = (await workflow.allocation(focus.id, "test")).by_notice(notice["notice_id"])
     assert seat is not None
     real = workflow._session
 
@@ -109,7 +109,7 @@ async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) ->
         await workflow.sign_in(seat.site_id, seat.session_id, seat.workstation_id,
                                grid.experts[notice["expert_id"]].id_number, notice["code"],
                                request_id())
-    after = (await workflow._allocation(focus.id, "test")).by_session(seat.session_id)
+    after = (await workflow.allocation(focus.id, "test")).by_session(seat.session_id)
     assert after is not None and after.status == "no_show"
 
 
@@ -119,7 +119,7 @@ async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_nex
     assert isinstance(workflow, Workflow)
     focus = focus_projects(grid.province)[0]
     await grid.register(focus)
-    real = workflow._send_notices
+    real = workflow.send_notices
     cut: list[int] = []
 
     def outage(*args: Any, **kwargs: Any) -> Any:
@@ -128,11 +128,11 @@ async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_nex
             raise ConnectionError("Redis went away")
         return real(*args, **kwargs)
 
-    workflow._send_notices = outage  # type: ignore[method-assign]
+    workflow.send_notices = outage  # type: ignore[method-assign]
     with pytest.raises(grpc.aio.AioRpcError):
         await grid.draw(focus.id)
     assert grid.notices() == []  # nobody told yet
-    workflow._schedule_wake.set()  # the next pass, with no retry of the draw
+    workflow.wake_schedule()  # the next pass, with no retry of the draw
 
     seats = sum(q.count for q in focus.quotas)
 
@@ -147,7 +147,7 @@ async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_nex
 async def test_a_redrawn_member_at_the_desk_is_told_and_not_locked_out(grid: Grid) -> None:
     workflow, focus, notices = await _evaluating(grid)
     late = notices[0]
-    seat = (await workflow._allocation(focus.id, "test")).by_notice(late["notice_id"])
+    seat = (await workflow.allocation(focus.id, "test")).by_notice(late["notice_id"])
     assert seat is not None
     await grid.operator.ReplaceMember(operator_pb2.ReplaceMemberRequest(
         request_id=request_id(), project_id=focus.id, session_id=seat.session_id,

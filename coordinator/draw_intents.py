@@ -61,7 +61,7 @@ from coordinator.domain.registry_snapshot import record_anchor
 from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.errors import WorkflowError
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
-from coordinator.store.layout import DRAW, INTENT, INTENTS
+from coordinator.store.layout import INTENT, INTENTS
 from coordinator.store.values import text
 
 if TYPE_CHECKING:
@@ -221,9 +221,7 @@ async def _audited_since(workflow: Workflow, intent: DrawIntent, kind: str) -> b
 async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawIntent) -> None:
     from coordinator.drawing import PlacedDraw
 
-    raw = await workflow.redis.hget(DRAW.format(intent.draw_id), "sealed")
-    archive = unseal_json(workflow.master_key, SealedBox.from_json(text(raw)),
-                          project_id=intent.draw_id, purpose="draw") if raw else None
+    archive = await workflow.draws.sealed_archive(intent.draw_id)
     if archive is None:
         await drop_intent(workflow.redis, project.id)
         await workflow.record("draw.abandoned", project.id, {

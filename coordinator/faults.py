@@ -40,20 +40,16 @@ from coordinator.domain.lifecycle import (
 )
 from coordinator.domain.liveness import Link, Transition
 from coordinator.domain.model import Project, Sitting, Window
-from coordinator.domain.seal import SealedBox, seal_json, unseal_json
+from coordinator.domain.seal import seal_json
 from coordinator.errors import WorkflowError
 from coordinator.province import codec
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
 from coordinator.store.layout import (
-    CLARIFICATIONS,
     FAULT_ADMITTED,
     FAULT_INCIDENTS,
     FAULT_MATERIALS,
     FAULT_SUPERSEDED,
     PROJECTS,
-    SESSION,
-    SHEET,
-    SITE_SESSIONS,
 )
 from coordinator.store.values import text
 from evalgrid.ids import opaque_id
@@ -142,14 +138,8 @@ class FaultDesk:
                         ) -> dict[str, list[str]]:
         """Project -> sessions held at the site (on that workstation, if given)."""
         found: dict[str, list[str]] = defaultdict(list)
-        for raw in await self.wf.redis.smembers(SITE_SESSIONS.format(site_id)):
-            session_id = text(raw)
-            held = await self.wf.redis.hgetall(SESSION.format(session_id))
-            if not held or (workstation_id and text(held[b"ws"]) != workstation_id):
-                continue
-            ref = unseal_json(self.wf.master_key, SealedBox.from_json(text(held[b"ref"])),
-                              project_id=session_id, purpose="session")
-            found[str(ref["project"])].append(session_id)
+        for held in await self.wf.sessions.held_at(site_id, workstation_id or None):
+            found[held.project_id].append(held.session_id)
         return found
 
     @staticmethod
@@ -344,15 +334,15 @@ class FaultDesk:
             alloc = await wf.allocation(project.id, f"materials sealed ({incident.state})")
             sheets = {}
             for seat in alloc.seats:
-                raw = await wf.redis.hgetall(SHEET.format(seat.session_id))
-                if raw:
-                    sheets[seat.session_id] = {text(k): text(v) for k, v in raw.items()}
-            questions = await wf.redis.hgetall(CLARIFICATIONS.format(project.id))
+                sheet = await wf.sheets.store.sheet(seat.session_id)
+                if sheet:
+                    sheets[seat.session_id] = sheet
+            questions = await wf.sheets.store.questions_as_stored(project.id)
             materials = {"project_id": project.id, "incident": incident.incident_id,
                          "window": [project.window.start.isoformat(),
                                     project.window.end.isoformat()],
                          "allocation": alloc.to_dict(), "sheets": sheets,
-                         "clarifications": [text(v) for v in questions.values()]}
+                         "clarifications": questions}
             box = seal_json(wf.master_key, project.id, f"materials:{incident.incident_id}",
                             materials).to_json()
             start, end = project.window.start_ts, project.window.end_ts
@@ -420,7 +410,7 @@ class FaultDesk:
             async with self.wf.project_lock(project.id):  # not while a close reports it
                 state = (await self.wf.registry.project_states()).get(project.id)
                 alloc = await self.wf.allocation(project.id, "window ended")
-                signed = {s.expert_ref for s in await self.wf.signed_sheets(alloc)}
+                signed = {s.expert_ref for s in await self.wf.sheets.signed_sheets(alloc)}
                 unsigned = [s for s in alloc.active_seats() if s.expert_ref not in signed]
                 if state == "evaluating" and unsigned:
                     await self._open(project, "", f"{OVERDUE}: {len(unsigned)} sheet(s) "
@@ -459,7 +449,7 @@ class FaultDesk:
         project = await wf.project(project_id)
         alloc = await wf.allocation(project_id, "seat passes")
         sent = {text(s) for s in await wf.redis.smembers(ADMITTED.format(project_id))}
-        codes, names = wf.bid_codes(project), wf.company_names()
+        codes, names = wf.sheets.bid_codes(project), wf.company_names()
         count = 0
         for seat in alloc.active_seats():
             if seat.session_id in sent:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from evalgrid_wire.v1 import site_link_pb2
 
 from coordinator.allocation import Allocation, SeatRecord
+from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project
 from coordinator.draw_intents import (
     DrawIntent,
@@ -44,7 +45,6 @@ from coordinator.draw_intents import (
 )
 from coordinator.errors import WorkflowError
 from coordinator.store.bookings import BookingItem
-from coordinator.store.layout import DRAW, PROJECT_STATE
 from coordinator.store.placements import Writes
 
 if TYPE_CHECKING:
@@ -78,13 +78,13 @@ async def place_chunk(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_id:
 
 async def _place_locked(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_id: str
                         ) -> list[str]:
-    states = await workflow.redis.hmget(PROJECT_STATE, [p.project.id for p in chunk])
+    states = await workflow.registry.project_states_of([p.project.id for p in chunk])
     outcome: dict[str, str] = {}
     records: list[tuple[str, str, dict[str, Any]]] = []
     drawn: list[FirstDraw] = []
     for planned, state in zip(chunk, states, strict=True):
         project_id, o = planned.project.id, planned.outcome
-        if state != b"registered":
+        if state != ProjectState.REGISTERED:
             outcome[project_id] = "skipped"
         elif planned.prepared is None:
             records.append(("draw.refused", project_id, {"reason": o.reason,
@@ -135,7 +135,7 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
 
     def commit(pipe: Any) -> None:  # 1. committed, in the audit's MULTI, ahead of its entries
         for project, _, result in drawn:
-            pipe.hset(DRAW.format(result.draw_id), mapping=result.archive_fields(key))
+            workflow.draws.stage_archive(pipe, result.draw_id, result.archive_fields(key))
             stage_intent(pipe, key, make_intent(project.id, result.draw_id, "committed", seq,
                                                 plan_id=plan_id, seed_from=seed_from,
                                                 state_after="drawn"))

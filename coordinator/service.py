@@ -260,7 +260,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
     async def GetSheetForm(self, request: site_link_pb2.SheetFormRequest,
                            context: grpc.aio.ServicerContext) -> common_pb2.SheetForm:
         site_id = _site("SiteLink.GetSheetForm")
-        project, codes, seat, leader = await self.workflow.sheet_form(
+        project, codes, seat, leader = await self.workflow.sheets.sheet_form(
             site_id, request.session_id)
         return seat_passes.sheet_form(project, codes, self.workflow.company_names(),
                                       session_id=request.session_id,
@@ -272,7 +272,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
         site_id = _site("SiteLink.SubmitSheet")
         sheet = request.sheet
         try:
-            accepted, duplicate, digest = await self.workflow.submit_sheet(
+            accepted, duplicate, digest = await self.workflow.sheets.submit_sheet(
                 site_id, request.workstation_id, sheet.sheet_id, sheet.session_id,
                 [(s.bid_code, s.criterion_id, s.score) for s in sheet.scores], sheet.signed,
                 request.request_id)
@@ -297,7 +297,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
     async def AskClarification(self, request: site_link_pb2.AskRequest,
                                context: grpc.aio.ServicerContext) -> common_pb2.Clarification:
         site_id = _site("SiteLink.AskClarification")
-        record = await self.workflow.ask_clarification(
+        record = await self.workflow.sheets.ask_clarification(
             site_id, request.session_id, request.workstation_id, request.bid_code,
             request.question, request.request_id)
         return _clarification(record)
@@ -307,7 +307,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                              context: grpc.aio.ServicerContext
                              ) -> common_pb2.ClarificationList:
         site_id = _site("SiteLink.Clarifications")
-        records = await self.workflow.clarifications(site_id, request.session_id)
+        records = await self.workflow.sheets.clarifications(site_id, request.session_id)
         return common_pb2.ClarificationList(items=[_clarification(r) for r in records])
 
     @answers_errors
@@ -315,7 +315,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                                  context: grpc.aio.ServicerContext
                                  ) -> site_link_pb2.HostClarificationList:
         site_id = _site("SiteLink.HostClarifications")
-        records = await self.workflow.host_clarifications(site_id, request.project_id)
+        records = await self.workflow.sheets.host_clarifications(site_id, request.project_id)
         reply = site_link_pb2.HostClarificationList(project_id=request.project_id)
         for r in records:
             reply.items.add(question_id=r["question_id"], bidder_id=r["bidder_id"],
@@ -327,7 +327,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                                   context: grpc.aio.ServicerContext
                                   ) -> common_pb2.Clarification:
         site_id = _site("SiteLink.AnswerClarification")
-        record = await self.workflow.answer_clarification(
+        record = await self.workflow.sheets.answer_clarification(
             site_id, request.project_id, request.question_id, request.answer,
             request.request_id)
         return _clarification(record)
@@ -336,7 +336,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
     async def Review(self, request: site_link_pb2.SheetFormRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.CommitteeReview:
         site_id = _site("SiteLink.Review")
-        leader, warnings, signed, pending, codes = await self.workflow.review(
+        leader, warnings, signed, pending, codes = await self.workflow.sheets.review(
             site_id, request.session_id)
         reply = common_pb2.CommitteeReview(leader=leader, signed=signed, pending=pending)
         for w in warnings:
@@ -351,7 +351,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
     async def ReturnSheet(self, request: site_link_pb2.ReturnSheetRequest,
                           context: grpc.aio.ServicerContext) -> common_pb2.ReturnSheetReply:
         site_id = _site("SiteLink.ReturnSheet")
-        outcome = await self.workflow.return_sheet(
+        outcome = await self.workflow.sheets.return_sheet(
             site_id, request.session_id, request.workstation_id, request.expert_ref,
             request.reason, request.request_id)
         return common_pb2.ReturnSheetReply(expert_ref=request.expert_ref, outcome=outcome)

@@ -125,6 +125,10 @@ class SiteLinks:
     def link(self, site_id: str) -> Link:
         return self.liveness.link(site_id)
 
+    async def current_fence(self) -> int:
+        """The last fence handed out (an agent that registers starts from it)."""
+        return int(await self.redis.get(FENCE) or 0)
+
     async def next_fence(self) -> int:
         return int(await self.redis.incr(FENCE))
 

@@ -18,8 +18,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +51,6 @@ from coordinator.domain.lifecycle import (
     ProjectState,
     ReportClosed,
     SeatState,
-    SheetReturned,
-    SheetSigned,
     SignedIn,
     StoryEntry,
     WindowOpened,
@@ -68,7 +65,6 @@ from coordinator.domain.pii import PiiKeys
 from coordinator.domain.randomness import spare_workstation
 from coordinator.domain.registry_snapshot import pseudonym_key
 from coordinator.domain.rules import Rules
-from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.draw_intents import (
     DrawIntent,
     booking_items,
@@ -88,35 +84,24 @@ from coordinator.report import write_report
 from coordinator.seed_shares import SeedShares
 from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
+from coordinator.store import sim_clock
 from coordinator.store.allocations import Allocations
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
-from coordinator.store.layout import (
-    CLARIFICATIONS,
-    DRAW,
-    FENCE,
-    PROJECT_STATE,
-    REDRAW_PENDING,
-    SESSION,
-    SHEET,
-    SIM_CLOCK,
-    SITE_SESSIONS,
-)
+from coordinator.store.draws import DrawArchives, PendingRedraws
 from coordinator.store.placements import Placements
 from coordinator.store.registry import STORY_KEPT, Registry
 from coordinator.store.requests import Requests
-from coordinator.store.values import text
+from coordinator.store.sessions import Sessions
+from coordinator.store.sheets import Sheets
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
 from evalgrid.lockout import LockoutPolicy, desk_scope, session_scope, workstation_scope
-from evalgrid.score_rules import parse_score
 from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
 log = logging.getLogger("evalgrid.coordinator")
-SIM_CLOCK_KEY = SIM_CLOCK  # the Redis keys: coordinator/store/layout.py
 
-MAX_QUESTION_CHARS = 2000
 SCHEDULE_RETRY_S = 1.0  # a schedule pass that failed (Redis away) is tried again this soon
 
 
@@ -163,6 +148,9 @@ class Workflow:
         self.placements = Placements(redis, self.bookings)  # a day plan's chunks
         self.allocations = Allocations(redis, master_key)  # sealed, and the clear copies
         self.requests = Requests(redis)
+        self.sessions = Sessions(redis, master_key)
+        self.draws = DrawArchives(redis, master_key)
+        self.redraws = PendingRedraws(redis)
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
         self.desk.pseudonym_key = pseudonym_key(master_key)  # draws record the registry digest
@@ -189,6 +177,9 @@ class Workflow:
         # Operator consoles wait on the current event; any change sets it and replaces it.
         self._grid_event = asyncio.Event()
         from coordinator.faults import FaultDesk  # the fault shell builds on this module
+        from coordinator.sheets import SheetDesk  # the committee's paper, likewise
+
+        self.sheets = SheetDesk(self, Sheets(redis))
 
         self.faults = FaultDesk(self)
 
@@ -335,15 +326,14 @@ class Workflow:
     # --- the lifecycle (coordinator/domain/lifecycle.py decides; this carries it out) ------
 
     @staticmethod
-    def _stimulus(request_id: str, kind: str) -> str:
+    def stimulus(request_id: str, kind: str) -> str:
         """What caused an event: the request's id, else a fresh id naming the cause."""
         return request_id or opaque_id(kind)
 
     def stage_project_event(self, pipe: Any, project_id: str, before: ProjectState,
                        after: ProjectState, event: Event, todo: list[Instruction]) -> None:
         """The project's new state and its story entry, in the caller's MULTI."""
-        pipe.hset(PROJECT_STATE, project_id, after.value)
-        self.registry.stage_story(pipe, project_id, story_entry(
+        self.registry.stage_transition(pipe, project_id, story_entry(
             self.clock.now().isoformat(), before, after, event, todo))
 
     async def _commit_project(self, project_id: str, before: ProjectState,
@@ -354,7 +344,7 @@ class Workflow:
         await pipe.execute()
         await self.validate_lifecycle(project_id)
 
-    def _seat_event(self, seat: SeatRecord, event: Event) -> StoryEntry | None:
+    def seat_event(self, seat: SeatRecord, event: Event) -> StoryEntry | None:
         """Move a seat by `event` (in memory: the caller saves the allocation with the
         returned story entry); None for a repeat. A refusal is a precondition error."""
         try:
@@ -392,27 +382,24 @@ class Workflow:
         resent = await self._resend_reservations(site_id)
         await self.record("site.registered", site_id,
                            {"workstations": len(workstation_ids), "reservations_resent": resent})
-        return int(await self.redis.get(FENCE) or 0)
+        return await self.links.current_fence()
 
     async def _resend_reservations(self, site_id: str) -> int:
         """An agent that restarted has forgotten its reservations: queue them again (an agent
         that still holds one answers the repeat as a no-op)."""
-        sessions = await self.redis.smembers(SITE_SESSIONS.format(site_id))
-        for raw in sessions:
-            session_id = text(raw)
-            held = await self.redis.hgetall(SESSION.format(session_id))
-            if not held:
+        sessions = await self.sessions.site_session_ids(site_id)
+        for session_id in sessions:
+            held = await self.sessions.held(session_id)
+            if held is None:
                 continue
-            start = datetime.fromtimestamp(int(held[b"start"]), UTC)
-            end = datetime.fromtimestamp(int(held[b"end"]), UTC)
             await self.links.enqueue(site_id, site_link_pb2.CoordinatorCommand(
                 reserve=site_link_pb2.Reserve(session_id=session_id,
-                                              workstation_id=text(held[b"ws"]),
-                                              window=to_window(start, end))))
+                                              workstation_id=held.workstation_id,
+                                              window=to_window(held.start, held.end))))
         return len(sessions)
 
     async def release_on_site(self, seat: SeatRecord, reason: str) -> None:
-        await self.redis.srem(SITE_SESSIONS.format(seat.site_id), seat.session_id)
+        await self.sessions.leave_site(seat.site_id, seat.session_id)
         await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
             release=site_link_pb2.Release(session_id=seat.session_id,
                                           workstation_id=seat.workstation_id, reason=reason)))
@@ -530,8 +517,8 @@ class Workflow:
         await self.store_snapshot(result)
         pipe = self.redis.pipeline(transaction=True)
         if not archive_stored:
-            pipe.hset(DRAW.format(result.draw_id),
-                      mapping=result.archive_fields(self.master_key))  # type: ignore[arg-type]
+            self.draws.stage_archive(pipe, result.draw_id,
+                                     result.archive_fields(self.master_key))
         stage_intent(pipe, self.master_key, intent)
         await pipe.execute()
         fault_point("after_intent")
@@ -595,15 +582,12 @@ class Workflow:
                          commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
                          intent: DrawIntent) -> None:
         """`_store_placement`'s writes, in the caller's MULTI (a plan chunk stages many)."""
-        start, end = project.window.start_ts, project.window.end_ts
         self.allocations.stage_save(pipe, alloc)
         for seat in new_seats:
-            pipe.hset(SESSION.format(seat.session_id), mapping={
-                "site": seat.site_id, "ws": seat.workstation_id, "start": start, "end": end,
-                "ref": seal_json(self.master_key, seat.session_id, "session",
-                                 {"project": project.id}).to_json(),
-            })
-            pipe.sadd(SITE_SESSIONS.format(seat.site_id), seat.session_id)
+            self.sessions.stage_open(
+                pipe, session_id=seat.session_id, site_id=seat.site_id,
+                workstation_id=seat.workstation_id, start_ts=project.window.start_ts,
+                end_ts=project.window.end_ts, project_id=project.id)
         for site_id, command in commands:
             self.links.enqueue_in(pipe, site_id, command)
         if intent.state_after:  # a first draw: the project was awaiting it
@@ -653,7 +637,7 @@ class Workflow:
             await self.record("allocation.unsealed", project_id, {"purpose": purpose})
         return alloc
 
-    async def _save_allocation(self, alloc: Allocation, story: StoryEntry | None = None
+    async def save_allocation(self, alloc: Allocation, story: StoryEntry | None = None
                                ) -> None:
         """Store the sealed allocation; with a seat's transition, its story entry in the same
         MULTI."""
@@ -689,9 +673,9 @@ class Workflow:
             elif seat.status != SeatState.NOTIFIED:
                 outcome = f"already-{seat.status}"
             elif accept:
-                entry = self._seat_event(seat, NoticeAccepted(
-                    self._stimulus(request_id, "notice")))
-                await self._save_allocation(alloc, entry)
+                entry = self.seat_event(seat, NoticeAccepted(
+                    self.stimulus(request_id, "notice")))
+                await self.save_allocation(alloc, entry)
                 await self.record("notice.accepted", project_id, {"notice": notice_id})
                 outcome = "accepted"
             else:
@@ -811,7 +795,7 @@ class Workflow:
         replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
-        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
+        project, alloc, seat = await self.open_seat(site_id, session_id, workstation_id)
         async with self.project_lock(project.id):
             if seat.status != SeatState.SIGNED_IN:
                 raise WorkflowError("session_id", "recusal is declared after sign-in and "
@@ -861,11 +845,10 @@ class Workflow:
         retry (`resume`) goes on from the draw."""
         project = await self.project(project_id)
         status = DEPARTURES[reason]
-        pending = f"{project_id}/{seat.session_id}"  # until the draw has run: see _redraw_due
-        if not resume:
-            await self.redis.sadd(REDRAW_PENDING, pending)
-            entry = self._seat_event(seat, Departed(self._stimulus(stimulus_id, reason), reason))
-            await self._save_allocation(alloc, entry)
+        if not resume:  # pending until the draw has run: see _redraw_due
+            await self.redraws.add(project_id, seat.session_id)
+            entry = self.seat_event(seat, Departed(self.stimulus(stimulus_id, reason), reason))
+            await self.save_allocation(alloc, entry)
         await self.bookings.release(
             [BookingItem(ws_resource(seat.workstation_id), project.window.start_ts,
                          project.window.end_ts, seat.session_id),
@@ -893,34 +876,32 @@ class Workflow:
                     project, self.clock.now(), previous, committee, [seat.expert_id],
                     self._down_for_replacement(project, alloc), project_seed(day_seed, label))
             except DrawRefused as exc:
-                await self._save_allocation(alloc)
+                await self.save_allocation(alloc)
                 await self.record("draw.refused", project_id, {"reason": str(exc)})
-                await self.redis.srem(REDRAW_PENDING, pending)
+                await self.redraws.done(project_id, seat.session_id)
                 return f"{status}-no-replacement"
             await self.record("draw.committed", project_id,
                                {**prepared.commitment_record(), **derived})
             result = self.desk.run(prepared)
             if isinstance(result, str):
-                await self._save_allocation(alloc)
+                await self.save_allocation(alloc)
                 await self.record("draw.starved", project_id, {"reason": result})
-                await self.redis.srem(REDRAW_PENDING, pending)
+                await self.redraws.done(project_id, seat.session_id)
                 return f"{status}-no-replacement"
             await self.place(project, alloc, result)
-            await self.redis.srem(REDRAW_PENDING, pending)
+            await self.redraws.done(project_id, seat.session_id)
         await self.faults.admit_seats(project_id)  # a replacement drawn during evaluation
         return f"{status}-redrawn"
 
     # --- at the guest site -----------------------------------------------------------------
 
-    async def _session(self, site_id: str, session_id: str, workstation_id: str | None = None
+    async def open_seat(self, site_id: str, session_id: str, workstation_id: str | None = None
                        ) -> tuple[Project, Allocation, SeatRecord]:
         """The open seat behind a session at this site (and on this workstation, if given)."""
-        raw = await self.redis.hgetall(SESSION.format(session_id))
-        if not raw or text(raw.get(b"site", b"")) != site_id:
+        held = await self.sessions.held(session_id)
+        if held is None or held.site_id != site_id:
             raise WorkflowError("session_id", "no such session at this site", code="not_found")
-        ref = unseal_json(self.master_key, SealedBox.from_json(text(raw[b"ref"])),
-                          project_id=session_id, purpose="session")
-        project = await self.project(str(ref["project"]))
+        project = await self.project(held.project_id)
         states = await self.registry.project_states()
         if states.get(project.id) != ProjectState.EVALUATING:
             raise WorkflowError("session_id", "evaluation has not started for this session",
@@ -983,7 +964,7 @@ class Workflow:
                       offline_proof: str = "") -> tuple[SeatRecord, str]:
         """A sign-in relayed by the guest agent; or one the agent took itself while the
         coordinator was unreachable (`offline_proof` from the seat pass, `signed_in_at`)."""
-        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
+        project, alloc, seat = await self.open_seat(site_id, session_id, workstation_id)
         scopes = [session_scope(session_id), workstation_scope(site_id, workstation_id)]
         attempt = {"session": session_id, "workstation": workstation_id}
         locked = await self.sign_ins.refuse_if_locked("signin", site_id, scopes, attempt)
@@ -1017,7 +998,7 @@ class Workflow:
             if not seat.active:
                 raise WorkflowError("session_id", f"this seat was redrawn ({seat.status}); "
                                     "the session is no longer held", code="precondition")
-            entry = self._seat_event(seat, SignedIn(self._stimulus(request_id, "signin")))
+            entry = self.seat_event(seat, SignedIn(self.stimulus(request_id, "signin")))
             if entry is not None:
                 now = self.clock.now()
                 # An offline sign-in keeps the agent's time, within the window and not later
@@ -1027,7 +1008,7 @@ class Workflow:
                 seat.signed_in_at = at.isoformat()
                 if not alloc.leader_ref:
                     alloc.leader_ref = seat.expert_ref
-                await self._save_allocation(alloc, entry)
+                await self.save_allocation(alloc, entry)
                 detail: dict[str, Any] = {"session": session_id,
                                           "expert_ref": seat.expert_ref}
                 if offline_proof:
@@ -1063,244 +1044,7 @@ class Workflow:
         await self.record("forwarded.refused", site_id,
                            {"kind": kind, "session": session_id, "reason": reason[:200]})
 
-    async def sheet_form(self, site_id: str, session_id: str
-                         ) -> tuple[Project, dict[str, str], SeatRecord, bool]:
-        project, alloc, seat = await self._session(site_id, session_id)
-        if seat.status not in SAT:
-            raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        return project, self.bid_codes(project), seat, seat.expert_ref == alloc.leader_ref
-
-    def _code_salt(self, project: Project) -> bytes:
-        """Bid codes are stable per project, and unguessable without the coordinator key."""
-        return hashlib.sha256(b"bid-codes" + self.master_key + project.id.encode()).digest()
-
-    def bid_codes(self, project: Project) -> dict[str, str]:
-        return scoring.bid_codes(project, self._code_salt(project))
-
-    async def submit_sheet(self, site_id: str, workstation_id: str, sheet_id: str,
-                           session_id: str, scores: list[tuple[str, str, str]], signed: bool,
-                           request_id: str = "") -> tuple[bool, bool, str]:
-        """Store a sheet; a signed sheet is final and a resend of it changes nothing (a
-        repeated request id gets the first answer again, if it carries the same sheet: a
-        request id reused for other content must not be told its sheet was stored)."""
-        request = hashlib.sha256(json.dumps(
-            [site_id, workstation_id, sheet_id, session_id, sorted(scores), signed]
-        ).encode()).hexdigest()
-        replay = await self.replay(request_id)
-        if replay is not None:
-            if replay.get("request", request) != request:
-                raise WorkflowError("request_id", "already used for a different sheet",
-                                    code="precondition")
-            return bool(replay["accepted"]), bool(replay["duplicate"]), str(replay["digest"])
-        accepted, duplicate, digest = await self._submit_sheet(
-            site_id, workstation_id, sheet_id, session_id, scores, signed)
-        await self.remember(request_id, {"accepted": accepted, "duplicate": duplicate,
-                                          "digest": digest, "request": request})
-        return accepted, duplicate, digest
-
-    async def _submit_sheet(self, site_id: str, workstation_id: str, sheet_id: str,
-                            session_id: str, scores: list[tuple[str, str, str]], signed: bool,
-                            ) -> tuple[bool, bool, str]:
-        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
-        if seat.status not in SAT:
-            raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        codes = self.bid_codes(project)
-        bidder_of = {code: bidder for bidder, code in codes.items()}
-        parsed: dict[tuple[str, str], Decimal] = {}
-        for i, (bid_code, criterion_id, value) in enumerate(scores):
-            if bid_code not in bidder_of:
-                raise WorkflowError(f"sheet.scores[{i}].bid_code", f"unknown bid {bid_code!r}")
-            number = parse_score(value)
-            if number is None:  # NaN or Infinity would break every comparison
-                raise WorkflowError(f"sheet.scores[{i}].score",
-                                    f"not a decimal number: {value[:40]!r}")
-            parsed[(bidder_of[bid_code], criterion_id)] = number
-        sheet = scoring.ExpertSheet(expert_ref=seat.expert_ref, scores=parsed, signed=signed)
-        problems = scoring.validate_sheet(project, sheet)
-        if not signed:  # a draft may be incomplete, but what it holds must be in bounds
-            problems = [(f, why) for f, why in problems if why != "missing score"]
-        if problems:
-            # The booth knows bids by code only: never name the bidder in an answer to it.
-            field_name, reason = problems[0]
-            for bidder, code in codes.items():
-                field_name = field_name.replace(f"[{bidder}]", f"[{code}]")
-                reason = reason.replace(bidder, code)
-            raise WorkflowError(field_name, reason)
-        record = {"sheet_id": sheet_id, "session": session_id, "expert_ref": seat.expert_ref,
-                  "signed": signed,
-                  "scores": sorted([b, c, str(v)] for (b, c), v in parsed.items())}
-        body = json.dumps(record, sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        key = SHEET.format(session_id)
-        async with self.project_lock(project.id):
-            existing = await self.redis.hgetall(key)
-            if existing and existing.get(b"signed") == b"1":
-                same = text(existing.get(b"digest", b"")) == digest
-                if not same:
-                    raise WorkflowError("sheet", "this sheet is already signed and final",
-                                        code="precondition")
-                if existing.get(b"audited") != b"1":  # stored, then the store went away
-                    await self._sheet_signed(alloc, seat, project.id, digest, key,
-                                             resume=True)
-                return True, True, digest
-            signature = self.signing_key.sign(digest.encode()).hex()
-            await self.redis.hset(key, mapping={"body": body, "digest": digest,
-                                                "signed": "1" if signed else "0",
-                                                "signature": signature,
-                                                "project": project.id, "audited": "0"})
-            if signed:
-                await self._sheet_signed(alloc, seat, project.id, digest, key)
-        return True, False, digest
-
-    async def _sheet_signed(self, alloc: Allocation, seat: SeatRecord, project_id: str,
-                            digest: str, key: str, *, resume: bool = False) -> None:
-        """The seat signed and the audit entry, then the sheet marked audited: a retry after
-        an interruption (`resume`) finishes what is missing, once (it looks for the entry
-        first: rare, so reading the log then is affordable)."""
-        entry = self._seat_event(seat, SheetSigned(f"sheet-{digest[:16]}"))
-        seat.returned_reason = ""
-        await self._save_allocation(alloc, entry)
-        recorded = resume and any(
-            e.kind == "sheet.signed" and e.subject == project_id
-            and e.detail.get("digest") == digest for e in await self.audit.entries())
-        if not recorded:
-            await self.record("sheet.signed", project_id,
-                               {"expert_ref": seat.expert_ref, "digest": digest})
-        await self.redis.hset(key, "audited", "1")
-
-    # --- clarification, through the coordinator only ---------------------------------------
-
-    async def ask_clarification(self, site_id: str, session_id: str, workstation_id: str,
-                                bid_code: str, question: str,
-                                request_id: str) -> dict[str, str]:
-        replay = await self.replay(request_id)
-        if replay is not None:
-            return {k: str(v) for k, v in replay.items()}
-        project, _, seat = await self._session(site_id, session_id, workstation_id)
-        if seat.status not in SAT:
-            raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        bidder_of = {code: bidder for bidder, code in self.bid_codes(project).items()}
-        if bid_code not in bidder_of:
-            raise WorkflowError("bid_code", f"unknown bid {bid_code!r}")
-        question = question.strip()
-        if not question:
-            raise WorkflowError("question", "empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise WorkflowError("question", f"longer than {MAX_QUESTION_CHARS} characters")
-        record = {"question_id": opaque_id("q"), "bidder_id": bidder_of[bid_code],
-                  "bid_code": bid_code, "question": question, "answer": "",
-                  "asked_at": self.clock.now().isoformat(), "answered_at": ""}
-        await self.redis.hset(CLARIFICATIONS.format(project.id), record["question_id"],
-                              json.dumps(record))
-        # The audit names the question and the bid, never the member who asked.
-        await self.record("clarification.asked", project.id,
-                           {"question_id": record["question_id"], "bid_code": bid_code})
-        await self.remember(request_id, record)
-        return record
-
-    async def _clarifications(self, project_id: str) -> list[dict[str, str]]:
-        raw = await self.redis.hgetall(CLARIFICATIONS.format(project_id))
-        return sorted((json.loads(v) for v in raw.values()), key=lambda r: r["asked_at"])
-
-    async def clarifications(self, site_id: str, session_id: str) -> list[dict[str, str]]:
-        """Every question of the committee and its answer (shared with all members)."""
-        project, _, _ = await self._session(site_id, session_id)
-        return await self._clarifications(project.id)
-
-    async def host_clarifications(self, site_id: str, project_id: str) -> list[dict[str, str]]:
-        project = await self.project(project_id)
-        if project.host_site_id != site_id:
-            raise WorkflowError("project_id", "only the host site relays to its bidders",
-                                code="denied")
-        return await self._clarifications(project_id)
-
-    async def answer_clarification(self, site_id: str, project_id: str, question_id: str,
-                                   answer: str, request_id: str) -> dict[str, str]:
-        items = {r["question_id"]: r for r in
-                 await self.host_clarifications(site_id, project_id)}
-        record = items.get(question_id)
-        if record is None:
-            raise WorkflowError("question_id", "no such question", code="not_found")
-        answer = answer.strip()
-        if not answer or len(answer) > MAX_QUESTION_CHARS:
-            raise WorkflowError("answer", f"must be 1 to {MAX_QUESTION_CHARS} characters")
-        if record["answer"]:
-            if record["answer"] == answer:
-                return record  # a resend
-            raise WorkflowError("question_id", "already answered", code="precondition")
-        record = {**record, "answer": answer, "answered_at": self.clock.now().isoformat()}
-        await self.redis.hset(CLARIFICATIONS.format(project_id), question_id,
-                              json.dumps(record))
-        await self.record("clarification.answered", project_id, {"question_id": question_id})
-        return record
-
-    # --- the committee leader's review --------------------------------------------------------
-
-    async def review(self, site_id: str, session_id: str
-                     ) -> tuple[bool, list[scoring.ScoreWarning], list[str], list[str],
-                                dict[str, str]]:
-        """Warnings on the signed sheets so far, for the leader: (leader, warnings, signed,
-        pending, bid codes)."""
-        project, alloc, seat = await self._session(site_id, session_id)
-        leader = seat.expert_ref == alloc.leader_ref
-        sheets = await self.signed_sheets(alloc)
-        signed = [s.expert_ref for s in sheets]
-        pending = [s.expert_ref for s in alloc.active_seats() if s.expert_ref not in signed]
-        warnings = scoring.score_warnings(project, sheets) if leader and sheets else []
-        return leader, warnings, signed, pending, self.bid_codes(project)
-
-    async def return_sheet(self, site_id: str, session_id: str, workstation_id: str,
-                           expert_ref: str, reason: str, request_id: str) -> str:
-        replay = await self.replay(request_id)
-        if replay is not None:
-            return str(replay["outcome"])
-        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
-        if seat.expert_ref != alloc.leader_ref:
-            raise WorkflowError("session_id", "only the committee leader returns sheets",
-                                code="denied")
-        if not reason.strip():
-            raise WorkflowError("reason", "a returned sheet needs a reason")
-        async with self.project_lock(project.id):
-            state = (await self.registry.project_states()).get(project.id)
-            if state != ProjectState.EVALUATING:
-                raise WorkflowError("project_id", "the report is closed", code="precondition")
-            target = next((s for s in alloc.active_seats() if s.expert_ref == expert_ref), None)
-            if target is None or target.status != SeatState.SIGNED:
-                raise WorkflowError("expert_ref", "no signed sheet from this member",
-                                    code="precondition")
-            await self.redis.hset(SHEET.format(target.session_id), "signed", "0")
-            entry = self._seat_event(target, SheetReturned(self._stimulus(request_id, "return")))
-            target.returned_reason = reason.strip()
-            alloc.returns.append({"expert_ref": expert_ref, "by": seat.expert_ref,
-                                  "reason": reason.strip(),
-                                  "at": self.clock.now().isoformat()})
-            await self._save_allocation(alloc, entry)
-            await self.record("sheet.returned", project.id,
-                               {"expert_ref": expert_ref, "by": seat.expert_ref,
-                                "reason": reason.strip()})
-        await self.remember(request_id, {"outcome": "returned"})
-        return "returned"
-
-    async def signed_sheets(self, alloc: Allocation) -> list[scoring.ExpertSheet]:
-        sheets = []
-        for seat in alloc.active_seats():
-            raw = await self.redis.hgetall(SHEET.format(seat.session_id))
-            if raw and raw.get(b"signed") == b"1":
-                body = json.loads(raw[b"body"])
-                sheets.append(scoring.ExpertSheet(
-                    expert_ref=body["expert_ref"],
-                    scores={(b, c): Decimal(v) for b, c, v in body["scores"]}, signed=True))
-        return sheets
-
-    async def _sheet_seals(self, alloc: Allocation) -> dict[str, dict[str, str]]:
-        """Each signed sheet's digest and the coordinator's signature of it, for the report."""
-        seals = {}
-        for seat in alloc.active_seats():
-            raw = await self.redis.hgetall(SHEET.format(seat.session_id))
-            if raw and raw.get(b"signed") == b"1":
-                seals[seat.expert_ref] = {"digest": text(raw.get(b"digest", b"")),
-                                          "seal": text(raw.get(b"signature", b""))}
-        return seals
+    # --- score sheets, clarifications, review: coordinator/sheets.py ------------------------
 
     # --- window start and close ------------------------------------------------------------
 
@@ -1352,10 +1096,9 @@ class Workflow:
     async def _redraw_due(self, states: dict[str, str]) -> None:
         """Departures stored whose replacement draw an outage cut off, with no retry since
         (a booth's recusal, a lost site's redraw): drawn now, at the schedule's pass."""
-        for raw in await self.redis.smembers(REDRAW_PENDING):
-            project_id, _, session_id = text(raw).partition("/")
+        for project_id, session_id in await self.redraws.all():
             if states.get(project_id) not in (ProjectState.DRAWN, ProjectState.EVALUATING):
-                await self.redis.srem(REDRAW_PENDING, raw)
+                await self.redraws.done(project_id, session_id)
                 continue
             async with self.project_lock(project_id):
                 alloc = await self.allocation(project_id, "redraw after an outage")
@@ -1363,7 +1106,7 @@ class Workflow:
                 project = await self.project(project_id)
                 if seat is None or seat.active or \
                         len(alloc.active_seats()) >= project.drawn_seats:
-                    await self.redis.srem(REDRAW_PENDING, raw)  # replaced meanwhile
+                    await self.redraws.done(project_id, session_id)  # replaced meanwhile
                     continue
                 reason = next(r for r, status in DEPARTURES.items() if status == seat.status)
                 try:
@@ -1371,7 +1114,7 @@ class Workflow:
                                                   "redrawn at the schedule's pass",
                                                   resume=True)
                 except WorkflowError as exc:  # e.g. a booking conflict: the operator's now
-                    await self.redis.srem(REDRAW_PENDING, raw)
+                    await self.redraws.done(project_id, session_id)
                     outcome = f"not redrawn: {exc}"
             log.info("departure %s of %s: %s", session_id, project_id, outcome)
 
@@ -1381,7 +1124,7 @@ class Workflow:
         async with self.project_lock(project_id):
             states = await self.registry.project_states()
             state = states.get(project_id)
-            event = WindowOpened(self._stimulus(stimulus_id, "start"))
+            event = WindowOpened(self.stimulus(stimulus_id, "start"))
             try:
                 after, todo = handle_project(state, event)
             except LifecycleRefused as exc:
@@ -1406,7 +1149,7 @@ class Workflow:
         project = await self.project(project_id)
         async with self.project_lock(project_id):
             states = await self.registry.project_states()
-            event = ReportClosed(self._stimulus(stimulus_id, "close"))
+            event = ReportClosed(self.stimulus(stimulus_id, "close"))
             try:
                 after, todo = handle_project(states.get(project_id), event)
             except LifecycleRefused as exc:
@@ -1415,7 +1158,7 @@ class Workflow:
             if not todo:  # a repeat: already reported
                 return ProjectState.REPORTED.value, str(self.reports_dir / f"{project_id}.json")
             alloc = await self.allocation(project_id, "close")
-            sheets = await self.signed_sheets(alloc)
+            sheets = await self.sheets.signed_sheets(alloc)
             missing = len(alloc.active_seats()) - len(sheets)
             if missing:
                 raise WorkflowError("project_id", f"{missing} sheet(s) not yet signed",
@@ -1423,15 +1166,15 @@ class Workflow:
             seeds = [await self._reveal_seed(draw_id) for draw_id in alloc.draw_ids]
             lottery_seed = hashlib.sha256(b"lottery" + seeds[0]).digest()
             evaluation = scoring.evaluate(project, sheets, lottery_seed,
-                                          code_salt=self._code_salt(project),
+                                          code_salt=self.sheets.code_salt(project),
                                           rules=self.rules.scoring)
             path = write_report(
                 self.reports_dir, project=project, evaluation=evaluation, alloc=alloc,
                 sheets=sheets,
-                bid_codes=self.bid_codes(project), draws=[
+                bid_codes=self.sheets.bid_codes(project), draws=[
                     await self._draw_public(d) for d in alloc.draw_ids],
                 signing_key=self.signing_key, now=self.clock.now(),
-                bidder_names=self.company_names(), sheet_seals=await self._sheet_seals(alloc),
+                bidder_names=self.company_names(), sheet_seals=await self.sheets.sheet_seals(alloc),
                 signer_certificate=self.signer_certificate,
             )
             await self._commit_project(project_id, ProjectState.EVALUATING, after, event, todo)
@@ -1448,16 +1191,15 @@ class Workflow:
 
     async def _reveal_seed(self, draw_id: str) -> bytes:
         """After the award the seed is published so anyone can replay the draw."""
-        key = DRAW.format(draw_id)
-        revealed, audited = await self.redis.hmget(key, ["seed", "seed_audited"])
+        revealed, audited = await self.draws.revealed_seed(draw_id)
         if revealed and audited:
-            return bytes.fromhex(text(revealed))
+            return bytes.fromhex(revealed)
         # Stored but not audited (the store went away in between): the retry audits it.
-        seed = text(revealed) if revealed else str((await self._sealed_archive(draw_id))["seed"])
+        seed = revealed or str((await self._sealed_archive(draw_id))["seed"])
         if not revealed:
-            await self.redis.hset(key, "seed", seed)
+            await self.draws.reveal_seed(draw_id, seed)
         await self.record("draw.seed_revealed", draw_id, {"seed": seed})
-        await self.redis.hset(key, "seed_audited", "1")
+        await self.draws.seed_audited(draw_id)
         return bytes.fromhex(seed)
 
     async def store_snapshot(self, result: PlacedDraw) -> None:
@@ -1486,15 +1228,13 @@ class Workflow:
 
     async def _sealed_archive(self, draw_id: str) -> dict[str, Any]:
         """The full archive of a draw, seed included: only the coordinator opens it."""
-        sealed = await self.redis.hget(DRAW.format(draw_id), "sealed")
-        if sealed is None:
+        archive = await self.draws.sealed_archive(draw_id)
+        if archive is None:
             raise WorkflowError("draw_id", f"no draw {draw_id}", code="not_found")
-        return unseal_json(self.master_key, SealedBox.from_json(text(sealed)),
-                           project_id=draw_id, purpose="draw")
+        return archive
 
     async def _draw_public(self, draw_id: str) -> dict[str, Any]:
-        raw = await self.redis.hget(DRAW.format(draw_id), "commitment")
-        return dict(json.loads(raw)) if raw else {"draw_id": draw_id}
+        return await self.draws.commitment(draw_id) or {"draw_id": draw_id}
 
     # --- status ----------------------------------------------------------------------------
 
@@ -1562,14 +1302,9 @@ class Workflow:
     async def workstation_failed(self, site_id: str, workstation_id: str) -> str:
         """DOMAIN "Faults": move the member to a spare workstation at the same venue, else
         redraw venue and member. A signed sheet is kept whatever happens to the booth."""
-        for raw in await self.redis.smembers(SITE_SESSIONS.format(site_id)):
-            session_id = text(raw)
-            held = await self.redis.hgetall(SESSION.format(session_id))
-            if not held or text(held[b"ws"]) != workstation_id:
-                continue
-            ref = unseal_json(self.master_key, SealedBox.from_json(text(held[b"ref"])),
-                              project_id=session_id, purpose="session")
-            project = await self.project(str(ref["project"]))
+        for held in await self.sessions.held_at(site_id, workstation_id):
+            session_id = held.session_id
+            project = await self.project(held.project_id)
             if project.window.end <= self.clock.now():
                 continue
             async with self.project_lock(project.id):
@@ -1646,8 +1381,8 @@ class Workflow:
                     [BookingItem(ws_resource(old_ws), start, end, seat.session_id)])
                 self.desk.move_workstation(project, old_ws, new_ws)
                 seat.workstation_id, seat.room_id = new_ws, new_room
-                await self._save_allocation(alloc)
-                await self.redis.hset(SESSION.format(seat.session_id), "ws", new_ws)
+                await self.save_allocation(alloc)
+                await self.sessions.move(seat.session_id, new_ws)
                 window = to_window(project.window.start, project.window.end)
                 await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
                     release=site_link_pb2.Release(session_id=seat.session_id,
@@ -1669,12 +1404,11 @@ class Workflow:
     async def save_clock(self) -> None:
         """Keep the simulated clock's time in Redis: a coordinator restarted with the same
         command line (or a standby taking over) resumes the day there, not at its start."""
-        await self.redis.set(SIM_CLOCK_KEY, self.clock.now().isoformat())
+        await sim_clock.save(self.redis, self.clock.now())
 
     @staticmethod
     async def saved_clock(redis: aioredis.Redis) -> datetime | None:
-        raw = await redis.get(SIM_CLOCK_KEY)
-        return datetime.fromisoformat(text(raw)) if raw else None
+        return await sim_clock.saved(redis)
 
     def advance_clock(self, when: datetime) -> datetime:
         if not isinstance(self.clock, SimClock):

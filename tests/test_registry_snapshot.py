@@ -138,7 +138,7 @@ def _relevant_ids(prepared: PreparedDraw) -> list[str]:
     inputs = prepared.inputs
     assert inputs.snapshot is not None
     rows = np.zeros(len(inputs.snapshot.candidates), dtype=np.bool_)
-    index = inputs.snapshot._candidate_index()
+    index = inputs.snapshot.candidate_index()
     for q in inputs.project.quotas:
         rows[index.matching(q.specialty, q.kind)[0]] = True
     return [inputs.snapshot.candidates[r].expert_id for r in np.flatnonzero(rows)]

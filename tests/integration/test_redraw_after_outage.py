@@ -95,7 +95,7 @@ async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) ->
     notice = notices[0]
     seat = (await workflow.allocation(focus.id, "test")).by_notice(notice["notice_id"])
     assert seat is not None
-    real = workflow._session
+    real = workflow.open_seat
 
     async def racing(*args: Any, **kwargs: Any) -> Any:
         found = await real(*args, **kwargs)  # the seat is held as the sign-in arrives ...
@@ -104,7 +104,7 @@ async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) ->
                                       request_id(), by="operator")  # ... then redrawn
         return found
 
-    workflow._session = racing  # type: ignore[method-assign]
+    workflow.open_seat = racing  # type: ignore[method-assign]
     with pytest.raises(WorkflowError, match="redrawn"):
         await workflow.sign_in(seat.site_id, seat.session_id, seat.workstation_id,
                                grid.experts[notice["expert_id"]].id_number, notice["code"],

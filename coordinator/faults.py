@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -42,16 +41,8 @@ from coordinator.domain.liveness import Link, Transition
 from coordinator.domain.model import Project, Sitting, Window
 from coordinator.domain.seal import seal_json
 from coordinator.errors import WorkflowError
-from coordinator.province import codec
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
-from coordinator.store.layout import (
-    FAULT_ADMITTED,
-    FAULT_INCIDENTS,
-    FAULT_MATERIALS,
-    FAULT_SUPERSEDED,
-    PROJECTS,
-)
-from coordinator.store.values import text
+from coordinator.store.incidents import Incidents
 from evalgrid.ids import opaque_id
 
 if TYPE_CHECKING:
@@ -59,10 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("evalgrid.coordinator")
 
-INCIDENTS = FAULT_INCIDENTS  # the keys: coordinator/store/layout.py
-ADMITTED = FAULT_ADMITTED
-MATERIALS = FAULT_MATERIALS
-SUPERSEDED = FAULT_SUPERSEDED
 RECENT = timedelta(days=1)  # closed incidents shown to operators this long
 OVERDUE = "evaluation window ended"  # the cause of an overdue evaluation's incident
 
@@ -70,6 +57,7 @@ OVERDUE = "evaluation window ended"  # the cause of an overdue evaluation's inci
 class FaultDesk:
     def __init__(self, workflow: Workflow) -> None:
         self.wf = workflow
+        self.store = Incidents(workflow.redis)
         self._tasks: set[asyncio.Task[None]] = set()
         self._incident_lock = asyncio.Lock()
 
@@ -236,8 +224,7 @@ class FaultDesk:
     # --- incidents ---------------------------------------------------------------------------
 
     async def incidents(self, *, include_closed: bool = False) -> list[Incident]:
-        raw = await self.wf.redis.hgetall(INCIDENTS)
-        found = [Incident.from_dict(json.loads(v)) for v in raw.values()]
+        found = [Incident.from_dict(v) for v in await self.store.all()]
         now = self.wf.clock.now()
         found = [fault_rules.review(i, now) for i in found]
         if not include_closed:
@@ -251,15 +238,13 @@ class FaultDesk:
                 or (i.repaired_at and now - i.repaired_at < RECENT)]
 
     async def _save(self, incident: Incident) -> None:
-        await self.wf.redis.hset(INCIDENTS, incident.incident_id,
-                                 json.dumps(incident.to_dict(), sort_keys=True))
+        await self.store.save(incident.incident_id, incident.to_dict())
 
     async def review(self) -> None:
         """Audit each incident the moment its deadline passes (once)."""
-        raw = await self.wf.redis.hgetall(INCIDENTS)
         now = self.wf.clock.now()
-        for value in raw.values():
-            stored = Incident.from_dict(json.loads(value))
+        for value in await self.store.all():
+            stored = Incident.from_dict(value)
             current = fault_rules.review(stored, now)
             if current.state is not stored.state:
                 await self._save(current)
@@ -276,11 +261,11 @@ class FaultDesk:
             return Incident.from_dict(replay["incident"]), str(replay["outcome"])
         now = self.wf.clock.now()
         async with self._incident_lock:
-            raw = await self.wf.redis.hget(INCIDENTS, incident_id)
+            raw = await self.store.get(incident_id)
             if raw is None:
                 raise WorkflowError("incident_id", f"no incident {incident_id!r}",
                                     code="not_found")
-            incident = Incident.from_dict(json.loads(raw))
+            incident = Incident.from_dict(raw)
             state = (await self.wf.registry.project_states()).get(incident.project_id)
             if state not in WITH_COMMITTEE and incident.open:
                 raise WorkflowError("incident_id", f"project {incident.project_id} is {state}: "
@@ -358,13 +343,10 @@ class FaultDesk:
                 await wf.release_on_site(seat, str(incident.state))
             moved = dataclasses.replace(project, window=Window(*window))
             pipe = wf.redis.pipeline(transaction=True)
-            pipe.set(MATERIALS.format(project.id, incident.incident_id), box)
-            pipe.set(SUPERSEDED.format(project.id, incident.incident_id),
-                     wf.allocations.seal(alloc))
+            self.store.stage_sealed_away(pipe, project.id, incident.incident_id,
+                                         materials=box, allocation=wf.allocations.seal(alloc))
             wf.allocations.stage_drop(pipe, project.id)
-            pipe.hset(PROJECTS, project.id, json.dumps(
-                codec.project_to_dict(moved), sort_keys=True, separators=(",", ":"),
-                ensure_ascii=False))
+            wf.registry.stage_replaced_project(pipe, moved)
             wf.stage_project_event(pipe, project.id, ProjectState(stored or ""), after, event, todo)
             await pipe.execute()
             wf.allocations.forget(project.id)
@@ -448,7 +430,7 @@ class FaultDesk:
             return 0
         project = await wf.project(project_id)
         alloc = await wf.allocation(project_id, "seat passes")
-        sent = {text(s) for s in await wf.redis.smembers(ADMITTED.format(project_id))}
+        sent = await self.store.admitted(project_id)
         codes, names = wf.sheets.bid_codes(project), wf.company_names()
         count = 0
         for seat in alloc.active_seats():
@@ -464,7 +446,7 @@ class FaultDesk:
                 expert_name=wf.desk.expert_name(seat.expert_id), form=form,
                 fence=await wf.links.next_fence())
             await wf.links.enqueue(seat.site_id, command)
-            await wf.redis.sadd(ADMITTED.format(project_id), seat.session_id)
+            await self.store.add_admitted(project_id, seat.session_id)
             count += 1
         if count:
             await wf.record("seat_pass.sent", project_id, {

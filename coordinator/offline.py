@@ -53,7 +53,9 @@ from coordinator.domain.rules import Rules, load_rules
 from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.drawing import read_snapshot
 from coordinator.province.files import load_province
+from coordinator.store.allocations import Allocations
 from coordinator.store.audit_log import AuditLog
+from coordinator.store.draws import DrawArchives
 from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.keys import (
     load_or_create_master_key,
@@ -61,7 +63,7 @@ from coordinator.store.keys import (
     public_key_hex,
     public_key_path,
 )
-from coordinator.store.layout import ALLOC, DRAW, PLAN_SEED, SEED_SHARE
+from coordinator.store.layout import PLAN_SEED, SEED_SHARE
 from coordinator.store.registry import Registry
 from coordinator.store.values import text
 from evalgrid.datadir import DataDir
@@ -121,11 +123,7 @@ def master_key(data_dir: Path) -> bytes:
 
 async def read_allocation(redis: aioredis.Redis, key: bytes,
                           project_id: str) -> Allocation | None:
-    raw = await redis.get(ALLOC.format(project_id))
-    if raw is None:
-        return None
-    return Allocation.from_dict(unseal_json(key, SealedBox.from_json(text(raw)),
-                                            project_id=project_id, purpose="allocation"))
+    return await Allocations(redis, key).read(project_id)
 
 
 EXPORT_FORMAT = "evalgrid-draw-archive/2"
@@ -150,10 +148,11 @@ async def export_draws(project_id: str, data_dir: Path,
             raise OfflineError(f"project {project_id!r} has no draw in {data_dir}")
         draws = []
         for draw_id in alloc.draw_ids:
-            raw = await redis.hgetall(DRAW.format(draw_id))
-            archive = unseal_json(key, SealedBox.from_json(text(raw[b"sealed"])),
-                                  project_id=draw_id, purpose="draw")
-            if b"seed" not in raw:
+            archives = DrawArchives(redis, key)
+            archive = await archives.sealed_archive(draw_id)
+            if archive is None:
+                raise OfflineError(f"draw {draw_id} of {project_id!r} is not stored")
+            if (await archives.revealed_seed(draw_id))[0] is None:
                 archive["seed"] = None  # not revealed yet: the archive cannot be replayed
             draws.append(archive)
         log = AuditLog(redis, signing_key=signing, clock=NoClock())

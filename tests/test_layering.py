@@ -303,3 +303,91 @@ def test_the_private_check_finds_a_private_read() -> None:
         "    return workflow.__class__, _('text')\n")
     assert [text for _, text in _private_reads(tree)] == [
         "from coordinator.offline import _NoClock", "workflow._record"]
+
+
+# Modules outside the store that still name keys (each key's reads and writes there), until
+# their commands move behind a store class as the workflow's, the fault desk's and the draw
+# intents' did. The list may only shrink: a module not listed, or a key not listed for it, fails.
+KEYS_NOT_YET_IN_THE_STORE: dict[str, set[str]] = {
+    "coordinator.revocation_feed": {"CRL_AUDITED"},
+    "coordinator.sign_in_guard": {"SIGN_IN_LOCK"},
+    "coordinator.drawing": {"DRAW_SNAPSHOT"},
+    "coordinator.enrolment": {"ENROLMENT", "ENROLMENT_REFUSALS"},
+    "coordinator.conduct_records": {"CONDUCT_BARS", "CONDUCT_EVENTS", "CONDUCT_FOLLOW",
+                                    "CONDUCT_SANCTIONS", "EXPERTS"},
+    "coordinator.day_plan": {"PLAN_SEED"},
+    "coordinator.offline": {"PLAN_SEED", "SEED_SHARE"},
+    "coordinator.site_links": {"FENCE", "SITE_COMMANDS"},
+    "coordinator.seed_shares": {"SEED_SHARE"},
+}
+
+
+def _layout_names(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "coordinator.store.layout":
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "coordinator.store" \
+                and any(alias.name == "layout" for alias in node.names):
+            names.add("layout")
+    return names
+
+
+def test_keys_named_outside_the_store_only_shrink() -> None:
+    named = {name: found for name, path in _outside_store(*PACKAGES)
+             if (found := _layout_names(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert named == KEYS_NOT_YET_IN_THE_STORE
+    # The workflow, its fault desk and sheets, and the draw intents name no key at all.
+    assert not {"coordinator.workflow", "coordinator.faults", "coordinator.sheets",
+                "coordinator.draw_intents", "coordinator.plan_chunks"} & set(named)
+
+
+def _assigned_attributes(tree: ast.AST, attr: str) -> list[tuple[str, int]]:
+    """(enclosing function, line) of every assignment to `<expr>.<attr>`."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = node.name
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            for part in ast.walk(target):
+                if isinstance(part, ast.Attribute) and part.attr == attr \
+                        and isinstance(part.ctx, ast.Store):
+                    found.append((function, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(tree, "")
+    return found
+
+
+def test_every_lifecycle_change_goes_through_handle() -> None:
+    """State -> handle(event) -> instructions: a seat's status is set in one place, after
+    `handle_seat` (`Workflow.seat_event`), and a project's state is stored only by the
+    registry's `stage_transition` with the story entry of a `handle_project` transition (or
+    `registered` on registration)."""
+    seat_writes = {name: where for name, path in _sources("coordinator").items()
+                   if not name.startswith("coordinator.domain")
+                   and (where := _assigned_attributes(
+                       ast.parse(path.read_text(encoding="utf-8")), "status"))}
+    assert {name: [f for f, _ in where] for name, where in seat_writes.items()} == {
+        "coordinator.workflow": ["seat_event"]}
+    state_key = {name for name, path in _sources("coordinator").items()
+                 if "PROJECT_STATE" in path.read_text(encoding="utf-8")}
+    assert state_key == {"coordinator.store.layout", "coordinator.store.registry"}
+    writers = ast.parse((ROOT / "coordinator/store/registry.py").read_text(encoding="utf-8"))
+    hset_in = {f.name for f in ast.walk(writers)
+               if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+               and any(isinstance(c, ast.Call) and ast.unparse(c.func).endswith(".hset")
+                       and c.args and ast.unparse(c.args[0]) == "PROJECT_STATE"
+                       for c in ast.walk(f))}
+    assert hset_in == {"stage_transition", "set_project_state"}  # the latter: tests only
+    handled = {name for name, path in _sources("coordinator").items()
+               if "handle_project(" in path.read_text(encoding="utf-8")}
+    assert handled == {"coordinator.domain.lifecycle", "coordinator.workflow",
+                       "coordinator.faults"}

@@ -178,6 +178,12 @@ class Registry:
         added, _ = await pipe.execute()
         return bool(added)
 
+    @staticmethod
+    def stage_replaced_project(pipe: Any, project: Project) -> None:
+        """A registered project's record replaced (a new window after an incident), in the
+        caller's MULTI."""
+        pipe.hset(PROJECTS, project.id, _dump(codec.project_to_dict(project)))
+
     async def project(self, project_id: str) -> Project | None:
         raw = await self.redis.hget(PROJECTS, project_id)
         return codec.project_from_dict(json.loads(raw)) if raw else None

@@ -231,7 +231,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                       context: grpc.aio.ServicerContext) -> site_link_pb2.CheckInReply:
         site_id = _site("SiteLink.CheckIn")
         _required(id_number=request.id_number, code=request.code)
-        seat = await self.workflow.check_in(site_id, request.id_number, request.code)
+        seat = await self.workflow.arrivals.check_in(site_id, request.id_number, request.code)
         project = await self.workflow.project_of_seat(seat)
         return site_link_pb2.CheckInReply(
             workstation_id=seat.workstation_id, session_id=seat.session_id,
@@ -242,7 +242,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                      context: grpc.aio.ServicerContext) -> common_pb2.SignInReply:
         site_id = _site("SiteLink.SignIn")
         try:
-            seat, name = await self.workflow.sign_in(
+            seat, name = await self.workflow.arrivals.sign_in(
                 site_id, request.session_id, request.workstation_id, request.id_number,
                 request.code, request.request_id,
                 signed_in_at=_when(request.signed_in_at, "signed_in_at")
@@ -250,8 +250,8 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                 offline_proof=request.offline_proof)
         except WorkflowError as exc:
             if request.HasField("signed_in_at"):  # taken offline, forwarded late
-                await self.workflow.forwarded_refused(site_id, "sign-in", request.session_id,
-                                                      str(exc))
+                await self.workflow.arrivals.forwarded_refused(
+                    site_id, "sign-in", request.session_id, str(exc))
             raise
         return common_pb2.SignInReply(session_id=seat.session_id, expert_ref=seat.expert_ref,
                                       expert_name=name)
@@ -278,8 +278,8 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                 request.request_id)
         except WorkflowError as exc:
             if request.HasField("taken_at"):  # taken offline, forwarded late
-                await self.workflow.forwarded_refused(site_id, "sheet", sheet.session_id,
-                                                      str(exc))
+                await self.workflow.arrivals.forwarded_refused(
+                    site_id, "sheet", sheet.session_id, str(exc))
             raise
         return common_pb2.SubmitSheetReply(sheet_id=request.sheet.sheet_id, accepted=accepted,
                                            duplicate=duplicate, digest=digest)
@@ -497,7 +497,7 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
     async def StartEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
         who = authorize("Operator.StartEvaluation")
-        state = await self.workflow.start_evaluation(request.project_id, by=str(who),
+        state = await self.workflow.evaluation.start(request.project_id, by=str(who),
                                                      stimulus_id=request.request_id)
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state)
 
@@ -505,7 +505,7 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
     async def CloseEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
         who = authorize("Operator.CloseEvaluation")
-        state, path = await self.workflow.close_evaluation(request.project_id, by=str(who),
+        state, path = await self.workflow.evaluation.close(request.project_id, by=str(who),
                                                            stimulus_id=request.request_id)
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state,
                                          detail=path)

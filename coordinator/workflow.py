@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
-import hmac
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -26,13 +24,11 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evalgrid_wire.v1 import site_link_pb2
 
-from coordinator import seat_passes
 from coordinator.allocation import DEPARTURES, Allocation, SeatRecord
 from coordinator.batch.executor import Executor
 from coordinator.conduct_records import ConductFeed, ConductFollower
 from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
-from coordinator.domain import scoring
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.day_plan import local_day, project_seed
 from coordinator.domain.draw import DrawInputs, DrawSnapshot, Seat, inputs_from_json
@@ -49,11 +45,8 @@ from coordinator.domain.lifecycle import (
     LifecycleRefused,
     NoticeAccepted,
     ProjectState,
-    ReportClosed,
     SeatState,
-    SignedIn,
     StoryEntry,
-    WindowOpened,
     handle_project,
     handle_seat,
     story_entry,
@@ -80,7 +73,6 @@ from coordinator.errors import WorkflowError as WorkflowError  # raised by every
 from coordinator.notifier import Notice, Notifier
 from coordinator.plan_chunks import commit_and_place
 from coordinator.province import codec
-from coordinator.report import write_report
 from coordinator.seed_shares import SeedShares
 from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
@@ -96,7 +88,7 @@ from coordinator.store.sessions import Sessions
 from coordinator.store.sheets import Sheets
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
-from evalgrid.lockout import LockoutPolicy, desk_scope, session_scope, workstation_scope
+from evalgrid.lockout import LockoutPolicy
 from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
@@ -176,10 +168,14 @@ class Workflow:
         self._fault_tasks: set[asyncio.Task[None]] = set()
         # Operator consoles wait on the current event; any change sets it and replaces it.
         self._grid_event = asyncio.Event()
+        from coordinator.arrivals import ArrivalDesk  # the members' check-in and sign-in
+        from coordinator.evaluation import EvaluationDesk  # the window's start and close
         from coordinator.faults import FaultDesk  # the fault shell builds on this module
         from coordinator.sheets import SheetDesk  # the committee's paper, likewise
 
         self.sheets = SheetDesk(self, Sheets(redis))
+        self.arrivals = ArrivalDesk(self)
+        self.evaluation = EvaluationDesk(self)
 
         self.faults = FaultDesk(self)
 
@@ -336,7 +332,19 @@ class Workflow:
         self.registry.stage_transition(pipe, project_id, story_entry(
             self.clock.now().isoformat(), before, after, event, todo))
 
-    async def _commit_project(self, project_id: str, before: ProjectState,
+    @staticmethod
+    async def carry_out(todo: Sequence[Instruction],
+                        steps: Mapping[Instruction, Callable[[], Awaitable[object]]]) -> None:
+        """Carry out a transition's instructions (`handle`'s list), one step each, in the
+        table's order. A path with a step for an instruction it was not given, or none for
+        one it was, is refused before anything is done: the table and the shell cannot
+        drift apart unnoticed."""
+        if sorted(steps) != sorted(todo):
+            raise AssertionError(f"steps {sorted(steps)} for the instructions {list(todo)}")
+        for instruction in todo:
+            await steps[instruction]()
+
+    async def commit_project(self, project_id: str, before: ProjectState,
                               after: ProjectState, event: Event,
                               todo: list[Instruction]) -> None:
         pipe = self.redis.pipeline(transaction=True)
@@ -399,7 +407,11 @@ class Workflow:
         return len(sessions)
 
     async def release_on_site(self, seat: SeatRecord, reason: str) -> None:
+        """The site holds the seat's session no longer: dropped from its set, then told."""
         await self.sessions.leave_site(seat.site_id, seat.session_id)
+        await self.send_release(seat, reason)
+
+    async def send_release(self, seat: SeatRecord, reason: str) -> None:
         await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
             release=site_link_pb2.Release(session_id=seat.session_id,
                                           workstation_id=seat.workstation_id, reason=reason)))
@@ -863,7 +875,7 @@ class Workflow:
             committee = [Seat(s.expert_id, s.quota_index, s.venue_id, s.site_id,
                               s.workstation_id, s.room_id)
                          for s in alloc.seats if s.active or s is seat]
-            previous = await self._sealed_archive(alloc.draw_ids[-1])
+            previous = await self.sealed_archive(alloc.draw_ids[-1])
             await self._refresh_conduct()
             # From the day's seed round (both shares): not the coordinator's pick. Fixed by the
             # first draw; a redraw the grid makes on its own takes the audited fallback.
@@ -915,134 +927,7 @@ class Workflow:
                                 code="denied")
         return project, alloc, seat
 
-    async def check_in(self, site_id: str, id_number: str, code: str) -> SeatRecord:
-        # The ID number is looked up through its keyed hash: it is never stored in clear.
-        expert_id = await self.registry.expert_by_id_number(id_number)
-        here = [(project_id, seat) for project_id, alloc in self.allocations.items()
-                for seat in alloc.active_seats()
-                if expert_id is not None and seat.expert_id == expert_id
-                and seat.site_id == site_id]
-        # Wrong codes count against the expert's seats here, unknown IDs against the desk.
-        seat_scopes = [session_scope(seat.session_id) for _, seat in here]
-        locked = await self.sign_ins.refuse_if_locked(
-            "checkin", site_id, [desk_scope(site_id), *seat_scopes], {})
-        if locked:
-            raise WorkflowError("code", locked, code="precondition")
-        for project_id, seat in here:
-            if hmac.compare_digest(seat.code.encode(), code.encode()):
-                states = await self.registry.project_states()
-                if states.get(project_id) != ProjectState.EVALUATING:
-                    await self.record("checkin.refused", site_id,
-                                       {"reason": "evaluation has not started"})
-                    raise WorkflowError("code", "evaluation has not started yet",
-                                        code="precondition")
-                await self.sign_ins.succeeded(seat_scopes)
-                await self.record("expert.checked_in", site_id,
-                                   {"session": seat.session_id})
-                return seat
-        # A member whose seat was redrawn (a no-show filed while an outage kept them away)
-        # comes with a true code: told so, and not counted toward the desk's lockout.
-        for _, alloc in self.allocations.items():
-            for seat in alloc.seats:
-                if not seat.active and seat.status != SeatState.DECLINED \
-                        and expert_id is not None and seat.expert_id == expert_id \
-                        and seat.site_id == site_id \
-                        and hmac.compare_digest(seat.code.encode(), code.encode()):
-                    why = seat.status.replace("_", " ")
-                    await self.record("checkin.refused", site_id, {
-                        "session": seat.session_id, "reason": f"seat redrawn ({why})"})
-                    raise WorkflowError("code", f"this seat was redrawn ({why}): another "
-                                        "member holds it now; ask the operator",
-                                        code="precondition")
-        await self.sign_ins.failed("checkin", site_id, seat_scopes or [desk_scope(site_id)], {})
-        raise WorkflowError("code", "no reserved seat at this site matches this identity "
-                            "and code", code="denied")
-
-    async def sign_in(self, site_id: str, session_id: str, workstation_id: str,
-                      id_number: str, code: str, request_id: str, *,
-                      signed_in_at: datetime | None = None,
-                      offline_proof: str = "") -> tuple[SeatRecord, str]:
-        """A sign-in relayed by the guest agent; or one the agent took itself while the
-        coordinator was unreachable (`offline_proof` from the seat pass, `signed_in_at`)."""
-        project, alloc, seat = await self.open_seat(site_id, session_id, workstation_id)
-        scopes = [session_scope(session_id), workstation_scope(site_id, workstation_id)]
-        attempt = {"session": session_id, "workstation": workstation_id}
-        locked = await self.sign_ins.refuse_if_locked("signin", site_id, scopes, attempt)
-        if locked:
-            raise WorkflowError("code", locked, code="precondition")
-        if offline_proof:
-            matches = seat_passes.proof_matches(self.master_key, session_id, offline_proof)
-            expert_id = seat.expert_id if matches else None
-            code = seat.code if matches else ""
-        else:
-            expert_id = await self.registry.expert_by_id_number(id_number)
-        if expert_id != seat.expert_id or \
-                not hmac.compare_digest(code.encode(), seat.code.encode()):
-            other = await self._other_window(site_id, workstation_id, session_id,
-                                             expert_id, code)
-            if other is not None:  # the right member at the wrong time: not a guess
-                await self.record("signin.wrong_window", site_id,
-                                   {"session": session_id, "workstation": workstation_id})
-                raise WorkflowError("session_id", f"this member's session on this "
-                                    f"workstation is another window ({other}); not now",
-                                    code="precondition")
-            await self.sign_ins.failed("signin", site_id, scopes, attempt)
-            raise WorkflowError("code", "identity or code does not match this session",
-                                code="denied")
-        await self.sign_ins.succeeded(scopes)
-        async with self.project_lock(project.id):
-            # Redrawn while this sign-in waited for the lock (a no-show filed as the agent
-            # forwarded it): the seat is another member's now, and stays departed.
-            alloc = await self.allocation(project.id, "sign-in")
-            seat = alloc.by_session(session_id) or seat
-            if not seat.active:
-                raise WorkflowError("session_id", f"this seat was redrawn ({seat.status}); "
-                                    "the session is no longer held", code="precondition")
-            entry = self.seat_event(seat, SignedIn(self.stimulus(request_id, "signin")))
-            if entry is not None:
-                now = self.clock.now()
-                # An offline sign-in keeps the agent's time, within the window and not later
-                # than now; the audit says it was taken offline and when it arrived.
-                at = min(max(signed_in_at, project.window.start), now) \
-                    if signed_in_at is not None else now
-                seat.signed_in_at = at.isoformat()
-                if not alloc.leader_ref:
-                    alloc.leader_ref = seat.expert_ref
-                await self.save_allocation(alloc, entry)
-                detail: dict[str, Any] = {"session": session_id,
-                                          "expert_ref": seat.expert_ref}
-                if offline_proof:
-                    detail |= {"offline": True, "at": at.isoformat()}
-                await self.record("expert.signed_in", project.id, detail)
-            else:  # a repeated sign-in (a booth restarted): audited too, every attempt is
-                await self.record("signin.repeated", site_id,
-                                   {"session": session_id, "workstation": workstation_id})
-        return seat, self.desk.expert_name(seat.expert_id)
-
-    async def _other_window(self, site_id: str, workstation_id: str, session_id: str,
-                            expert_id: str | None, code: str) -> str | None:
-        """The window of another seat of this member on this workstation whose code this
-        is: an attempt at the wrong time, which must not count toward the lockout."""
-        if expert_id is None or not code:
-            return None
-        for project_id, alloc in self.allocations.items():
-            for other in alloc.active_seats():
-                if other.session_id != session_id and other.site_id == site_id and \
-                        other.workstation_id == workstation_id and \
-                        other.expert_id == expert_id and \
-                        hmac.compare_digest(code.encode(), other.code.encode()):
-                    window = (await self.project(project_id)).window
-                    local = timezone(timedelta(minutes=self.rules.local_utc_offset_minutes))
-                    return (f"{window.start.astimezone(local):%Y-%m-%d %H:%M}-"
-                            f"{window.end.astimezone(local):%H:%M} local time")
-        return None
-
-    async def forwarded_refused(self, site_id: str, kind: str, session_id: str,
-                                reason: str) -> None:
-        """A record an agent took offline and forwarded late, refused: the operator sees it
-        in the audit feed (not only the agent's log)."""
-        await self.record("forwarded.refused", site_id,
-                           {"kind": kind, "session": session_id, "reason": reason[:200]})
+    # --- check-in at the desk, sign-in at the booth: coordinator/arrivals.py -------------
 
     # --- score sheets, clarifications, review: coordinator/sheets.py ------------------------
 
@@ -1080,7 +965,7 @@ class Workflow:
                 continue
             if project.window.start <= now:
                 try:
-                    await self.start_evaluation(project.id, by="schedule",
+                    await self.evaluation.start(project.id, by="schedule",
                                                 stimulus_id=f"schedule-{now.isoformat()}")
                 except WorkflowError as exc:
                     log.warning("scheduled start of %s: %s", project.id, exc)
@@ -1118,89 +1003,7 @@ class Workflow:
                     outcome = f"not redrawn: {exc}"
             log.info("departure %s of %s: %s", session_id, project_id, outcome)
 
-    async def start_evaluation(self, project_id: str, *, by: str,
-                               stimulus_id: str = "") -> str:
-        project = await self.project(project_id)
-        async with self.project_lock(project_id):
-            states = await self.registry.project_states()
-            state = states.get(project_id)
-            event = WindowOpened(self.stimulus(stimulus_id, "start"))
-            try:
-                after, todo = handle_project(state, event)
-            except LifecycleRefused as exc:
-                raise WorkflowError("project_id", f"{project_id} is {state}, not drawn",
-                                    code="precondition") from exc
-            if not todo:  # a repeat: already evaluating
-                return ProjectState.EVALUATING.value
-            now = self.clock.now()
-            if now < project.window.start:
-                raise WorkflowError("project_id", f"the window opens at "
-                                    f"{self.local_text(project.window.start)}; it is "
-                                    f"{self.local_text(now)}", code="precondition")
-            self.allocations.forget(project_id)
-            await self.allocation(project_id, f"evaluation start by {by}")
-            await self._commit_project(project_id, ProjectState.DRAWN, after, event, todo)
-            await self.record("evaluation.started", project_id, {"by": by})
-        await self.faults.admit_seats(project_id)  # agents can then admit members offline
-        return ProjectState.EVALUATING.value
-
-    async def close_evaluation(self, project_id: str, *, by: str,
-                               stimulus_id: str = "") -> tuple[str, str]:
-        project = await self.project(project_id)
-        async with self.project_lock(project_id):
-            states = await self.registry.project_states()
-            event = ReportClosed(self.stimulus(stimulus_id, "close"))
-            try:
-                after, todo = handle_project(states.get(project_id), event)
-            except LifecycleRefused as exc:
-                raise WorkflowError("project_id", f"{project_id} is not being evaluated",
-                                    code="precondition") from exc
-            if not todo:  # a repeat: already reported
-                return ProjectState.REPORTED.value, str(self.reports_dir / f"{project_id}.json")
-            alloc = await self.allocation(project_id, "close")
-            sheets = await self.sheets.signed_sheets(alloc)
-            missing = len(alloc.active_seats()) - len(sheets)
-            if missing:
-                raise WorkflowError("project_id", f"{missing} sheet(s) not yet signed",
-                                    code="precondition")
-            seeds = [await self._reveal_seed(draw_id) for draw_id in alloc.draw_ids]
-            lottery_seed = hashlib.sha256(b"lottery" + seeds[0]).digest()
-            evaluation = scoring.evaluate(project, sheets, lottery_seed,
-                                          code_salt=self.sheets.code_salt(project),
-                                          rules=self.rules.scoring)
-            path = write_report(
-                self.reports_dir, project=project, evaluation=evaluation, alloc=alloc,
-                sheets=sheets,
-                bid_codes=self.sheets.bid_codes(project), draws=[
-                    await self._draw_public(d) for d in alloc.draw_ids],
-                signing_key=self.signing_key, now=self.clock.now(),
-                bidder_names=self.company_names(), sheet_seals=await self.sheets.sheet_seals(alloc),
-                signer_certificate=self.signer_certificate,
-            )
-            await self._commit_project(project_id, ProjectState.EVALUATING, after, event, todo)
-            await self.release_sessions(project, alloc)
-            await self.record("evaluation.reported", project_id, {
-                "by": by, "report_digest": hashlib.sha256(path.read_bytes()).hexdigest(),
-                "failed": evaluation.failed})
-        await self.faults.evaluation_reported(project_id)
-        return ProjectState.REPORTED.value, str(path)
-
-    async def release_sessions(self, project: Project, alloc: Allocation) -> None:
-        for seat in alloc.active_seats():
-            await self.release_on_site(seat, "evaluation closed")
-
-    async def _reveal_seed(self, draw_id: str) -> bytes:
-        """After the award the seed is published so anyone can replay the draw."""
-        revealed, audited = await self.draws.revealed_seed(draw_id)
-        if revealed and audited:
-            return bytes.fromhex(revealed)
-        # Stored but not audited (the store went away in between): the retry audits it.
-        seed = revealed or str((await self._sealed_archive(draw_id))["seed"])
-        if not revealed:
-            await self.draws.reveal_seed(draw_id, seed)
-        await self.record("draw.seed_revealed", draw_id, {"seed": seed})
-        await self.draws.seed_audited(draw_id)
-        return bytes.fromhex(seed)
+    # --- evaluation start and close: coordinator/evaluation.py ---------------------------
 
     async def store_snapshot(self, result: PlacedDraw) -> None:
         """The day's snapshot a draw references, stored once per digest (before the archive
@@ -1226,14 +1029,14 @@ class Workflow:
                 snapshots[digest] = snapshot
         return inputs_from_json(archive["inputs"], snapshots)
 
-    async def _sealed_archive(self, draw_id: str) -> dict[str, Any]:
+    async def sealed_archive(self, draw_id: str) -> dict[str, Any]:
         """The full archive of a draw, seed included: only the coordinator opens it."""
         archive = await self.draws.sealed_archive(draw_id)
         if archive is None:
             raise WorkflowError("draw_id", f"no draw {draw_id}", code="not_found")
         return archive
 
-    async def _draw_public(self, draw_id: str) -> dict[str, Any]:
+    async def draw_public(self, draw_id: str) -> dict[str, Any]:
         return await self.draws.commitment(draw_id) or {"draw_id": draw_id}
 
     # --- status ----------------------------------------------------------------------------
@@ -1370,7 +1173,7 @@ class Workflow:
         start, end = project.window.start_ts, project.window.end_ts
         if spares:
             # A spare at random, replayably: from the committed seed of the seat's draw.
-            seed = bytes.fromhex(str((await self._sealed_archive(seat.draw_id))["seed"]))
+            seed = bytes.fromhex(str((await self.sealed_archive(seat.draw_id))["seed"]))
             new_ws, new_room = spares[spare_workstation(
                 seed, seat.session_id, seat.workstation_id, [ws for ws, _ in spares])]
             booked = await self.bookings.reserve_all(

@@ -339,7 +339,8 @@ def test_keys_named_outside_the_store_only_shrink() -> None:
     assert named == KEYS_NOT_YET_IN_THE_STORE
     # The workflow, its fault desk and sheets, and the draw intents name no key at all.
     assert not {"coordinator.workflow", "coordinator.faults", "coordinator.sheets",
-                "coordinator.draw_intents", "coordinator.plan_chunks"} & set(named)
+                "coordinator.arrivals", "coordinator.evaluation", "coordinator.draw_intents",
+                "coordinator.plan_chunks"} & set(named)
 
 
 def _assigned_attributes(tree: ast.AST, attr: str) -> list[tuple[str, int]]:
@@ -390,4 +391,4 @@ def test_every_lifecycle_change_goes_through_handle() -> None:
     handled = {name for name, path in _sources("coordinator").items()
                if "handle_project(" in path.read_text(encoding="utf-8")}
     assert handled == {"coordinator.domain.lifecycle", "coordinator.workflow",
-                       "coordinator.faults"}
+                       "coordinator.faults", "coordinator.evaluation"}

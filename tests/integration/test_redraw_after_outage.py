@@ -67,9 +67,9 @@ async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: 
 
     workflow.record = outage  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
-        await workflow._reveal_seed(draw_id)
-    first = await workflow._reveal_seed(draw_id)  # the close's retry
-    assert await workflow._reveal_seed(draw_id) == first  # and once more: nothing new
+        await workflow.evaluation.reveal_seed(draw_id)
+    first = await workflow.evaluation.reveal_seed(draw_id)  # the close's retry
+    assert await workflow.evaluation.reveal_seed(draw_id) == first  # and once more: nothing new
 
     reveals = [e for e in await workflow.audit.entries()
                if e.kind == "draw.seed_revealed" and e.subject == draw_id]
@@ -106,7 +106,7 @@ async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) ->
 
     workflow.open_seat = racing  # type: ignore[method-assign]
     with pytest.raises(WorkflowError, match="redrawn"):
-        await workflow.sign_in(seat.site_id, seat.session_id, seat.workstation_id,
+        await workflow.arrivals.sign_in(seat.site_id, seat.session_id, seat.workstation_id,
                                grid.experts[notice["expert_id"]].id_number, notice["code"],
                                request_id())
     after = (await workflow.allocation(focus.id, "test")).by_session(seat.session_id)

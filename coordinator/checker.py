@@ -16,11 +16,11 @@ from pathlib import Path
 from coordinator.domain.draw import DrawSnapshot, inputs_from_json
 from coordinator.domain.rules import load_rules
 from coordinator.domain.violations import cap_on_offers, find_violations
-from coordinator.drawing import read_snapshot
 from coordinator.offline import master_key, open_store, read_allocation, verify_audit
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
 from coordinator.store.draws import DrawArchives
 from coordinator.store.registry import Registry
+from coordinator.store.snapshots import read_snapshot
 
 
 @dataclass

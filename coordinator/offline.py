@@ -51,7 +51,6 @@ from coordinator.domain.pii import PiiKeys
 from coordinator.domain.registry_snapshot import check_pool
 from coordinator.domain.rules import Rules, load_rules
 from coordinator.domain.seal import SealedBox, unseal_json
-from coordinator.drawing import read_snapshot
 from coordinator.province.files import load_province
 from coordinator.store.allocations import Allocations
 from coordinator.store.audit_log import AuditLog
@@ -65,6 +64,7 @@ from coordinator.store.keys import (
 )
 from coordinator.store.layout import PLAN_SEED, SEED_SHARE
 from coordinator.store.registry import Registry
+from coordinator.store.snapshots import read_snapshot
 from coordinator.store.values import text
 from evalgrid.datadir import DataDir
 from evalgrid.pki import ensure_signing_certificate, signer_cert_path

@@ -68,7 +68,7 @@ from coordinator.draw_intents import (
     stage_intent,
 )
 from coordinator.draw_intents import recover as recover_intents
-from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, read_snapshot
+from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw
 from coordinator.errors import WorkflowError as WorkflowError  # raised by every shell
 from coordinator.notifier import Notice, Notifier
 from coordinator.plan_chunks import commit_and_place
@@ -86,6 +86,7 @@ from coordinator.store.registry import STORY_KEPT, Registry
 from coordinator.store.requests import Requests
 from coordinator.store.sessions import Sessions
 from coordinator.store.sheets import Sheets
+from coordinator.store.snapshots import DrawSnapshots
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
 from evalgrid.lockout import LockoutPolicy
@@ -143,6 +144,7 @@ class Workflow:
         self.sessions = Sessions(redis, master_key)
         self.draws = DrawArchives(redis, master_key)
         self.redraws = PendingRedraws(redis)
+        self.snapshots = DrawSnapshots(redis, master_key)
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
         self.desk.pseudonym_key = pseudonym_key(master_key)  # draws record the registry digest
@@ -161,7 +163,6 @@ class Workflow:
         self.draw_lock = asyncio.Lock()
         self._plan_lock = asyncio.Lock()
         self._project_locks: dict[str, asyncio.Lock] = {}
-        self._stored_snapshots: set[str] = set()  # digests of draw snapshots in Redis
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
         self._placing: set[str] = set()  # projects whose draw `_place` is placing now
@@ -1008,23 +1009,15 @@ class Workflow:
     async def store_snapshot(self, result: PlacedDraw) -> None:
         """The day's snapshot a draw references, stored once per digest (before the archive
         that names it, so no stored archive ever lacks its snapshot)."""
-        found = result.snapshot_fields(self.master_key) if result.snapshot is not None \
-            and result.snapshot.digest() not in self._stored_snapshots else None
-        if found is None:
-            return
-        key, sealed = found
-        if not await self.redis.exists(key):
-            await self.redis.set(key, sealed)
-        assert result.snapshot is not None
-        self._stored_snapshots.add(result.snapshot.digest())
+        if result.snapshot is not None:
+            await self.snapshots.store_once(result.snapshot)
 
     async def draw_inputs(self, archive: dict[str, Any]) -> DrawInputs:
         """The inputs of an archive, with the snapshot they reference (the desk's, or Redis)."""
         digest = archive["inputs"].get("snapshot")
         snapshots: dict[str, DrawSnapshot] = {}
         if digest is not None:
-            snapshot = self.desk.snapshot(digest) or await read_snapshot(
-                self.redis, self.master_key, digest)
+            snapshot = self.desk.snapshot(digest) or await self.snapshots.read(digest)
             if snapshot is not None:
                 snapshots[digest] = snapshot
         return inputs_from_json(archive["inputs"], snapshots)

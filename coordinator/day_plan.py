@@ -6,7 +6,7 @@
 workers), phase 2 draws in plan order on referenced inputs against a copy of the desk's day
 screen that books each draw, so no expert or workstation is booked twice across the plan's
 projects. `run_plan` is the coordinator's side: the audit records, the placement of
-each draw in Redis (the workflow's recoverable `_place`), the project states. The pure rules
+each draw in Redis (the workflow's recoverable `place`), the project states. The pure rules
 (order, seeds, the screening job) are in `coordinator.domain.day_plan`.
 """
 
@@ -48,7 +48,7 @@ from coordinator.domain.seal import seal_json
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
 from coordinator.errors import WorkflowError
 from coordinator.plan_chunks import chunk_sizes, place_chunk
-from coordinator.store.layout import PLAN_SEED
+from coordinator.store.seed_rounds import PlanSeeds
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
@@ -298,10 +298,9 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         digest = projects_digest([p.id for p in order])
         # Kept sealed until the awards (`evalgrid plan reveal DAY`): then anyone checks that
         # each project's seed derives from it.
-        await workflow.redis.hset(PLAN_SEED.format(plan_id), mapping={
-            "day": day.isoformat(),
-            "sealed": seal_json(workflow.master_key, plan_id, "plan-seed",
-                                {"seed": plan_seed.hex(), "day": day.isoformat()}).to_json()})
+        await PlanSeeds(workflow.redis).keep(
+            plan_id, day.isoformat(), seal_json(workflow.master_key, plan_id, "plan-seed", {
+                "seed": plan_seed.hex(), "day": day.isoformat()}).to_json())
         await workflow.record("plan.committed", day.isoformat(), {
             "plan_id": plan_id, "day": day.isoformat(), "seed_hash": seed_hash(plan_seed),
             "projects": len(order), "projects_digest": digest, "executor": executor.name,

@@ -14,7 +14,7 @@ sealed because it holds sign-in codes, and moves it through phases:
 
 First draws (single and a day plan's, coordinator/plan_chunks.py) go from `committed`
 straight to `placed`: their bookings and placement are one Lua call (store/place.lua), so
-`booking` is the phase of supplementary draws and of recovery (`Workflow._place`).
+`booking` is the phase of supplementary draws and of recovery (`Workflow.place`).
 
 It is deleted once `draw.placed` is recorded. On start, `recover` takes each pending intent
 forward, or back where forward is impossible, and audits what it did:

@@ -62,10 +62,9 @@ from coordinator.store.keys import (
     public_key_hex,
     public_key_path,
 )
-from coordinator.store.layout import PLAN_SEED, SEED_SHARE
 from coordinator.store.registry import Registry
+from coordinator.store.seed_rounds import PlanSeeds, SeedRounds, share_subject
 from coordinator.store.snapshots import read_snapshot
-from coordinator.store.values import text
 from evalgrid.datadir import DataDir
 from evalgrid.pki import ensure_signing_certificate, signer_cert_path
 from evalgrid.trust import PinnedTrust
@@ -367,28 +366,27 @@ async def reveal_seeds(day: str, data_dir: Path, redis_url: str | None
         coordinator_secret = await _coordinator_share(redis, key, day)
         revealed: list[tuple[str, str]] = []
         for plan_id in plans:
-            raw = await redis.hgetall(PLAN_SEED.format(plan_id))
+            raw = await PlanSeeds(redis).fields(str(plan_id))
             if not raw:
                 raise OfflineError(f"plan {plan_id} of {day}: its seed was not kept (a plan "
                                    "made before plan seeds were sealed); it cannot be revealed")
             audited = any(e.kind == "plan.seed_revealed" and e.detail.get("plan_id") == plan_id
                           for e in entries)
-            if b"seed" in raw and audited:
-                revealed.append((str(plan_id), text(raw[b"seed"])))
+            if "seed" in raw and audited:
+                revealed.append((str(plan_id), raw["seed"]))
                 continue
             # Stored but not audited (the store went away in between): the retry audits it.
-            seed = text(raw[b"seed"]) if b"seed" in raw else str(unseal_json(
-                key, SealedBox.from_json(text(raw[b"sealed"])), project_id=str(plan_id),
+            seed = raw["seed"] if "seed" in raw else str(unseal_json(
+                key, SealedBox.from_json(raw["sealed"]), project_id=str(plan_id),
                 purpose="plan-seed")["seed"])
-            await redis.hset(PLAN_SEED.format(plan_id), "seed", seed)
+            await PlanSeeds(redis).reveal(str(plan_id), seed)
             await log.append("plan.seed_revealed", day, {
                 "plan_id": plan_id, "day": day, "seed": seed,
                 "coordinator_secret": coordinator_secret})
             revealed.append((str(plan_id), seed))
         day_seed = ""
         if fixed:
-            fields = {text(k): text(v) for k, v in
-                      (await redis.hgetall(SEED_SHARE.format(day))).items()}
+            fields = await SeedRounds(redis).fields(day)
             day_seed = round_seed(key, day, fields).hex()
             if not any(e.kind == "seed.revealed" and e.subject == day for e in entries):
                 await log.append("seed.revealed", day, {
@@ -399,11 +397,11 @@ async def reveal_seeds(day: str, data_dir: Path, redis_url: str | None
 async def _coordinator_share(redis: aioredis.Redis, key: bytes, day: str) -> str:
     """The coordinator's share of a day's seed, hex ("" for a day without one)."""
 
-    raw = await redis.hget(SEED_SHARE.format(day), "coordinator_sealed")
+    raw = await SeedRounds(redis).coordinator_sealed(day)
     if raw is None:
         return ""
-    return str(unseal_json(key, SealedBox.from_json(text(raw)), project_id=SEED_SHARE.format(
-        day), purpose="seed-share")["secret"])
+    return str(unseal_json(key, SealedBox.from_json(raw), project_id=share_subject(day),
+                           purpose="seed-share")["secret"])
 
 
 def pseudonym(key: bytes, expert_id: str) -> str:

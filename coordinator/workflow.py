@@ -165,7 +165,7 @@ class Workflow:
         self._project_locks: dict[str, asyncio.Lock] = {}
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
-        self._placing: set[str] = set()  # projects whose draw `_place` is placing now
+        self._placing: set[str] = set()  # projects whose draw `place` is placing now
         self._fault_tasks: set[asyncio.Task[None]] = set()
         # Operator consoles wait on the current event; any change sets it and replaces it.
         self._grid_event = asyncio.Event()
@@ -241,7 +241,7 @@ class Workflow:
     async def record_batch(self, items: list[tuple[str, str, dict[str, Any]]], *,
                             before: Callable[[Any], None] | None = None,
                             after: Callable[[Any], None] | None = None) -> list[Any]:
-        """`_record` for several entries in one round trip (a day plan's chunk), in one MULTI
+        """`record` for several entries in one round trip (a day plan's chunk), in one MULTI
         with the writes `before` and `after` stage (`AuditLog.append_batch_with`); returns
         the replies of `before`'s writes."""
         if not items and before is None and after is None:
@@ -594,7 +594,7 @@ class Workflow:
                          new_seats: list[SeatRecord],
                          commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
                          intent: DrawIntent) -> None:
-        """`_store_placement`'s writes, in the caller's MULTI (a plan chunk stages many)."""
+        """`store_placement`'s writes, in the caller's MULTI (a plan chunk stages many)."""
         self.allocations.stage_save(pipe, alloc)
         for seat in new_seats:
             self.sessions.stage_open(

@@ -312,10 +312,7 @@ KEYS_NOT_YET_IN_THE_STORE: dict[str, set[str]] = {
     "coordinator.enrolment": {"ENROLMENT", "ENROLMENT_REFUSALS"},
     "coordinator.conduct_records": {"CONDUCT_BARS", "CONDUCT_EVENTS", "CONDUCT_FOLLOW",
                                     "CONDUCT_SANCTIONS", "EXPERTS"},
-    "coordinator.day_plan": {"PLAN_SEED"},
-    "coordinator.offline": {"PLAN_SEED", "SEED_SHARE"},
     "coordinator.site_links": {"FENCE", "SITE_COMMANDS"},
-    "coordinator.seed_shares": {"SEED_SHARE"},
 }
 
 

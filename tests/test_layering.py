@@ -312,7 +312,6 @@ KEYS_NOT_YET_IN_THE_STORE: dict[str, set[str]] = {
     "coordinator.enrolment": {"ENROLMENT", "ENROLMENT_REFUSALS"},
     "coordinator.conduct_records": {"CONDUCT_BARS", "CONDUCT_EVENTS", "CONDUCT_FOLLOW",
                                     "CONDUCT_SANCTIONS", "EXPERTS"},
-    "coordinator.site_links": {"FENCE", "SITE_COMMANDS"},
 }
 
 

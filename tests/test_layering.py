@@ -309,7 +309,6 @@ def test_the_private_check_finds_a_private_read() -> None:
 # their commands move behind a store class as the workflow's, the fault desk's and the draw
 # intents' did. The list may only shrink: a module not listed, or a key not listed for it, fails.
 KEYS_NOT_YET_IN_THE_STORE: dict[str, set[str]] = {
-    "coordinator.enrolment": {"ENROLMENT", "ENROLMENT_REFUSALS"},
     "coordinator.conduct_records": {"CONDUCT_BARS", "CONDUCT_EVENTS", "CONDUCT_FOLLOW",
                                     "CONDUCT_SANCTIONS", "EXPERTS"},
 }

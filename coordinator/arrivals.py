@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from coordinator import seat_passes
 from coordinator.allocation import SeatRecord
-from coordinator.domain.lifecycle import ProjectState, SeatState, SignedIn
+from coordinator.domain.lifecycle import Instruction, ProjectState, SeatState, SignedIn
 from coordinator.errors import WorkflowError
 from evalgrid.lockout import desk_scope, session_scope, workstation_scope
 
@@ -45,12 +45,12 @@ class ArrivalDesk:
                 states = await self.wf.registry.project_states()
                 if states.get(project_id) != ProjectState.EVALUATING:
                     await self.wf.record("checkin.refused", site_id,
-                                       {"reason": "evaluation has not started"})
+                                         {"reason": "evaluation has not started"})
                     raise WorkflowError("code", "evaluation has not started yet",
                                         code="precondition")
                 await self.wf.sign_ins.succeeded(seat_scopes)
                 await self.wf.record("expert.checked_in", site_id,
-                                   {"session": seat.session_id})
+                                     {"session": seat.session_id})
                 return seat
         # A member whose seat was redrawn (a no-show filed while an outage kept them away)
         # comes with a true code: told so, and not counted toward the desk's lockout.
@@ -94,7 +94,7 @@ class ArrivalDesk:
                                              expert_id, code)
             if other is not None:  # the right member at the wrong time: not a guess
                 await self.wf.record("signin.wrong_window", site_id,
-                                   {"session": session_id, "workstation": workstation_id})
+                                     {"session": session_id, "workstation": workstation_id})
                 raise WorkflowError("session_id", f"this member's session on this "
                                     f"workstation is another window ({other}); not now",
                                     code="precondition")
@@ -125,10 +125,12 @@ class ArrivalDesk:
                                           "expert_ref": seat.expert_ref}
                 if offline_proof:
                     detail |= {"offline": True, "at": at.isoformat()}
-                await self.wf.record("expert.signed_in", project.id, detail)
+                await self.wf.carry_out([Instruction(i) for i in entry.instructions], {
+                    Instruction.AUDIT: lambda: self.wf.record("expert.signed_in", project.id,
+                                                              detail)})
             else:  # a repeated sign-in (a booth restarted): audited too, every attempt is
                 await self.wf.record("signin.repeated", site_id,
-                                   {"session": session_id, "workstation": workstation_id})
+                                     {"session": session_id, "workstation": workstation_id})
         return seat, self.wf.desk.expert_name(seat.expert_id)
 
     async def _other_window(self, site_id: str, workstation_id: str, session_id: str,
@@ -154,4 +156,4 @@ class ArrivalDesk:
         """A record an agent took offline and forwarded late, refused: the operator sees it
         in the audit feed (not only the agent's log)."""
         await self.wf.record("forwarded.refused", site_id,
-                           {"kind": kind, "session": session_id, "reason": reason[:200]})
+                             {"kind": kind, "session": session_id, "reason": reason[:200]})

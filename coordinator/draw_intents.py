@@ -184,7 +184,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
     if reason:
         await drop_intent(workflow.redis, project.id)
         await workflow.record("draw.abandoned", project.id,
-                               {"draw_id": intent.draw_id, "reason": reason})
+                              {"draw_id": intent.draw_id, "reason": reason})
         return
     assert isinstance(result, DrawOutcome)
     placed = PlacedDraw(draw_id=intent.draw_id, commitment=commitment, seats=result.seats,
@@ -193,10 +193,10 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
                         snapshot=inputs.snapshot)
     try:
         await workflow.place(project, Allocation(project_id=project.id), placed,
-                              state_after=ProjectState.DRAWN.value, archive_stored=True)
+                             state_after=ProjectState.DRAWN.value, archive_stored=True)
     except WorkflowError as exc:  # a seat was taken meanwhile: _place booked nothing
         await workflow.record("draw.abandoned", project.id,
-                               {"draw_id": intent.draw_id, "reason": exc.reason})
+                              {"draw_id": intent.draw_id, "reason": exc.reason})
         return
     await workflow.record("draw.recovered", project.id, {
         "draw_id": intent.draw_id, "from": "committed",

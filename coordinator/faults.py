@@ -288,7 +288,7 @@ class FaultDesk:
         if window is not None:
             outcome = await self._new_committee(decided, window, request_id)
         await self.wf.remember(request_id, {"incident": decided.to_dict(),
-                                             "outcome": outcome})
+                                            "outcome": outcome})
         return decided, outcome
 
     @staticmethod

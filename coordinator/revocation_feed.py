@@ -56,9 +56,9 @@ class CrlFeed:
             for serial in fresh:
                 subject = who.get(serial, f"serial:{serial:x}")
                 await self.workflow.record("certificate.revoked", subject,
-                                            {"serial": format(serial, "x"),
-                                             "reason": view.reasons[serial],
-                                             "crl_number": view.number})
+                                           {"serial": format(serial, "x"),
+                                            "reason": view.reasons[serial],
+                                            "crl_number": view.number})
                 await store.add(serial)
         for site_id in self.workflow.links.online():
             await self.push(site_id)

@@ -66,7 +66,7 @@ class SheetDesk:
         accepted, duplicate, digest = await self._submit_sheet(
             site_id, workstation_id, sheet_id, session_id, scores, signed)
         await self.wf.remember(request_id, {"accepted": accepted, "duplicate": duplicate,
-                                          "digest": digest, "request": request})
+                                            "digest": digest, "request": request})
         return accepted, duplicate, digest
 
     async def _submit_sheet(self, site_id: str, workstation_id: str, sheet_id: str,
@@ -134,7 +134,7 @@ class SheetDesk:
             and e.detail.get("digest") == digest for e in await self.wf.audit.entries())
         if not recorded:
             await self.wf.record("sheet.signed", project_id,
-                               {"expert_ref": seat.expert_ref, "digest": digest})
+                                 {"expert_ref": seat.expert_ref, "digest": digest})
         await self.store.mark(seat.session_id, "audited", "1")
 
     # --- clarification, through the coordinator only ---------------------------------------
@@ -162,7 +162,7 @@ class SheetDesk:
         await self.store.put_question(project.id, record)
         # The audit names the question and the bid, never the member who asked.
         await self.wf.record("clarification.asked", project.id,
-                           {"question_id": record["question_id"], "bid_code": bid_code})
+                             {"question_id": record["question_id"], "bid_code": bid_code})
         await self.wf.remember(request_id, record)
         return record
 
@@ -243,8 +243,8 @@ class SheetDesk:
                                   "at": self.wf.clock.now().isoformat()})
             await self.wf.save_allocation(alloc, entry)
             await self.wf.record("sheet.returned", project.id,
-                               {"expert_ref": expert_ref, "by": seat.expert_ref,
-                                "reason": reason.strip()})
+                                 {"expert_ref": expert_ref, "by": seat.expert_ref,
+                                  "reason": reason.strip()})
         await self.wf.remember(request_id, {"outcome": "returned"})
         return "returned"
 

@@ -200,8 +200,8 @@ class Workflow:
         gc.freeze()
         if allocations:
             await self.record("coordinator.recovered", "coordinator",
-                               {"allocations_opened": len(allocations),
-                                "purpose": "rebuild bookings after start"})
+                              {"allocations_opened": len(allocations),
+                               "purpose": "rebuild bookings after start"})
         # Draws a crash interrupted half-placed: forward with the same seed, or back.
         await recover_intents(self)
         await self.faults.resume()  # seat passes a crash kept from going out
@@ -239,8 +239,8 @@ class Workflow:
         return entry
 
     async def record_batch(self, items: list[tuple[str, str, dict[str, Any]]], *,
-                            before: Callable[[Any], None] | None = None,
-                            after: Callable[[Any], None] | None = None) -> list[Any]:
+                           before: Callable[[Any], None] | None = None,
+                           after: Callable[[Any], None] | None = None) -> list[Any]:
         """`record` for several entries in one round trip (a day plan's chunk), in one MULTI
         with the writes `before` and `after` stage (`AuditLog.append_batch_with`); returns
         the replies of `before`'s writes."""
@@ -346,8 +346,8 @@ class Workflow:
             await steps[instruction]()
 
     async def commit_project(self, project_id: str, before: ProjectState,
-                              after: ProjectState, event: Event,
-                              todo: list[Instruction]) -> None:
+                             after: ProjectState, event: Event,
+                             todo: list[Instruction]) -> None:
         pipe = self.redis.pipeline(transaction=True)
         self.stage_project_event(pipe, project_id, before, after, event, todo)
         await pipe.execute()
@@ -390,7 +390,7 @@ class Workflow:
                                 f"{sorted(unknown)[:5]}")
         resent = await self._resend_reservations(site_id)
         await self.record("site.registered", site_id,
-                           {"workstations": len(workstation_ids), "reservations_resent": resent})
+                          {"workstations": len(workstation_ids), "reservations_resent": resent})
         return await self.links.current_fence()
 
     async def _resend_reservations(self, site_id: str) -> int:
@@ -441,8 +441,8 @@ class Workflow:
         if added:
             self.desk.add_project(project)
             await self.record("project.registered", project.id,
-                               {"host": host_site_id, "window_start": project.window.start
-                                .isoformat(), "committee": project.committee_size})
+                              {"host": host_site_id, "window_start": project.window.start
+                               .isoformat(), "committee": project.committee_size})
         return project.id, not added
 
     async def project(self, project_id: str) -> Project:
@@ -498,8 +498,8 @@ class Workflow:
         return summary
 
     async def place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
-                     state_after: str = "", archive_stored: bool = False,
-                     fences: list[int] | None = None) -> None:
+                    state_after: str = "", archive_stored: bool = False,
+                    fences: list[int] | None = None) -> None:
         """`_place_draw`, known to be in flight (the schedule finishes only placements
         nobody is placing: `finish_placed`)."""
         self.placing({project.id})
@@ -540,7 +540,7 @@ class Workflow:
             # The in-memory picture disagreed with Redis: nothing was booked; say so loudly.
             await drop_intent(self.redis, project.id)
             await self.record("draw.booking_conflict", project.id,
-                               {"detail": booked.reason})
+                              {"detail": booked.reason})
             raise WorkflowError("project_id", f"booking conflict: {booked.reason}",
                                 code="precondition")
         fault_point("after_reserve")
@@ -554,8 +554,8 @@ class Workflow:
 
     @staticmethod
     def seats_and_commands(project: Project, result: PlacedDraw, fences: list[int]
-                            ) -> tuple[list[SeatRecord],
-                                       list[tuple[str, site_link_pb2.CoordinatorCommand]]]:
+                           ) -> tuple[list[SeatRecord],
+                                      list[tuple[str, site_link_pb2.CoordinatorCommand]]]:
         """A draw's seat records (fresh sessions, holders, codes) and reserve commands."""
         new_seats = [
             SeatRecord(
@@ -580,9 +580,9 @@ class Workflow:
         return new_seats, commands
 
     async def store_placement(self, project: Project, alloc: Allocation,
-                               new_seats: list[SeatRecord],
-                               commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
-                               intent: DrawIntent) -> None:
+                              new_seats: list[SeatRecord],
+                              commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
+                              intent: DrawIntent) -> None:
         """One MULTI: allocation, sessions, queued reserves, project state, intent `placed`."""
         pipe = self.redis.pipeline(transaction=True)
         self.stage_placement(pipe, project, alloc, new_seats, commands, intent)
@@ -591,9 +591,9 @@ class Workflow:
             await self.validate_lifecycle(project.id)
 
     def stage_placement(self, pipe: Any, project: Project, alloc: Allocation,
-                         new_seats: list[SeatRecord],
-                         commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
-                         intent: DrawIntent) -> None:
+                        new_seats: list[SeatRecord],
+                        commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
+                        intent: DrawIntent) -> None:
         """`store_placement`'s writes, in the caller's MULTI (a plan chunk stages many)."""
         self.allocations.stage_save(pipe, alloc)
         for seat in new_seats:
@@ -612,9 +612,9 @@ class Workflow:
         stage_intent(pipe, self.master_key, intent)
 
     async def announce_placement(self, project: Project, intent: DrawIntent,
-                                  new_seats: list[SeatRecord],
-                                  commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]
-                                  ) -> None:
+                                 new_seats: list[SeatRecord],
+                                 commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]
+                                 ) -> None:
         """Wake the agents, send the notices, audit `draw.placed`, drop the intent."""
         self.send_notices(project, new_seats, commands)
         await self.record("draw.placed", project.id, self.placed_record(intent, new_seats))
@@ -626,7 +626,7 @@ class Workflow:
                 "outcome_digest": intent.outcome_digest, "parent": intent.parent}
 
     def send_notices(self, project: Project, new_seats: list[SeatRecord],
-                      commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]) -> None:
+                     commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]) -> None:
         """Wake the agents of the queued commands; notify each new member."""
         for site_id, _ in commands:
             self.links.ring(site_id)
@@ -651,7 +651,7 @@ class Workflow:
         return alloc
 
     async def save_allocation(self, alloc: Allocation, story: StoryEntry | None = None
-                               ) -> None:
+                              ) -> None:
         """Store the sealed allocation; with a seat's transition, its story entry in the same
         MULTI."""
         if story is None:
@@ -871,7 +871,7 @@ class Workflow:
         await self.release_on_site(seat, status)
         if not resume:
             await self.record(f"seat.{status}", project_id,
-                               {"session": seat.session_id, "reason": note})
+                              {"session": seat.session_id, "reason": note})
         async with self.draw_lock:
             committee = [Seat(s.expert_id, s.quota_index, s.venue_id, s.site_id,
                               s.workstation_id, s.room_id)
@@ -894,7 +894,7 @@ class Workflow:
                 await self.redraws.done(project_id, seat.session_id)
                 return f"{status}-no-replacement"
             await self.record("draw.committed", project_id,
-                               {**prepared.commitment_record(), **derived})
+                              {**prepared.commitment_record(), **derived})
             result = self.desk.run(prepared)
             if isinstance(result, str):
                 await self.save_allocation(alloc)
@@ -909,7 +909,7 @@ class Workflow:
     # --- at the guest site -----------------------------------------------------------------
 
     async def open_seat(self, site_id: str, session_id: str, workstation_id: str | None = None
-                       ) -> tuple[Project, Allocation, SeatRecord]:
+                        ) -> tuple[Project, Allocation, SeatRecord]:
         """The open seat behind a session at this site (and on this workstation, if given)."""
         held = await self.sessions.held(session_id)
         if held is None or held.site_id != site_id:

@@ -10,6 +10,8 @@
   the rest what they catch).
 - No module imports or reads another module's private names (`_name`): a collaborator of the
   workflow goes through its public methods, not its `_record` or `_allocations`.
+- Keys are named outside the store only by the modules still listed (the list only shrinks),
+  and every lifecycle change passes `handle_project` / `handle_seat`.
 
 Read from the source with `ast`, so a function-local import or an f-string counts too.
 """

@@ -97,19 +97,19 @@ def check_sample(block: ScoreBlock, result: BlockResult, count: int, seed: int) 
 
 
 def rank_with_scoring(block: ScoreBlock, result: BlockResult) -> float:
-    """Time of ranking every project through scoring._rank (Decimal rows), for comparison."""
+    """Time of ranking every project through scoring.rank_rows (Decimal rows), for comparison."""
     t0 = time.perf_counter()
     for p in range(len(block)):
         seed = block.seed(p)
         lowest = block.method[p] == 1
-        rows = [scoring._Ranked(str(block.bidder_ids[p, b]),
+        rows = [scoring.Ranked(str(block.bidder_ids[p, b]),
                                 -Decimal(int(block.price[p, b])).scaleb(-2) if lowest
                                 else Decimal(int(result.total[p, b])).scaleb(-2),
                                 Decimal(int(block.price[p, b])).scaleb(-2),
                                 Decimal(int(result.technical[p, b])).scaleb(-2),
                                 scoring.lottery_ticket(seed, str(block.bidder_ids[p, b])))
                 for b in np.flatnonzero(block.valid[p])]
-        scoring._rank(rows, price_is_primary=bool(lowest))
+        scoring.rank_rows(rows, price_is_primary=bool(lowest))
     return time.perf_counter() - t0
 
 
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> None:
           f"scoring.evaluate takes {per_project * 1000:.1f} ms per project "
           f"(~{per_project * len(block):.0f} s for all {len(block):,})")
     if args.compare_ranking:
-        print(f"ranking every project through scoring._rank (Decimal rows) instead: "
+        print(f"ranking every project through scoring.rank_rows (Decimal rows) instead: "
               f"{ranking:.1f} s")
     print(f"driver peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
 
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check", type=int, default=200,
                         help="random projects compared with scoring.evaluate")
     parser.add_argument("--compare-ranking", action="store_true",
-                        help="also time ranking every project through scoring._rank")
+                        help="also time ranking every project through scoring.rank_rows")
     run(parser.parse_args(argv))
 
 

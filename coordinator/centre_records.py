@@ -43,13 +43,13 @@ from coordinator.domain.inspection import (
 from coordinator.domain.rules import Rules, load_rules
 from coordinator.domain.service_stats import SeatPlace, SiteService, by_city, service_stats
 from coordinator.offline import (
+    NoClock,
     OfflineError,
-    _NoClock,
-    _signing_key,
     master_key,
     open_store,
     pseudonym,
     read_allocation,
+    signing_key,
 )
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.keys import public_key_hex
@@ -94,7 +94,7 @@ def _rules(path: Path | None) -> Rules:
 
 
 def _log(redis: Any, data_dir: Path) -> AuditLog:
-    return AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
+    return AuditLog(redis, signing_key=signing_key(data_dir), clock=NoClock())
 
 
 def holds_operator_role(data_dir: Path, name: str) -> bool:
@@ -403,7 +403,7 @@ async def inspect(data_dir: Path, redis_url: str | None, request: InspectionRequ
             "projects": [a.project_id for a in drawn],
             "inspectors": sorted({a.inspector for a in drawn})})
     # Anchored like a draw archive: the two signed entries and their signer travel with it.
-    signing = _signing_key(data_dir)
+    signing = signing_key(data_dir)
     record["audit"] = [json.loads(entry_to_json(e)) for e in (committed, revealed)]
     record["signer"] = {"key": public_key_hex(signing), "certificate": ensure_signing_certificate(
         DataDir(data_dir).pki, signing.public_key())}

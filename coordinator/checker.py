@@ -16,14 +16,12 @@ from pathlib import Path
 from coordinator.domain.draw.canonical import inputs_from_json
 from coordinator.domain.draw.inputs import DrawSnapshot
 from coordinator.domain.rules import load_rules
-from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.domain.violations import cap_on_offers, find_violations
-from coordinator.drawing import read_snapshot
 from coordinator.offline import master_key, open_store, read_allocation, verify_audit
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
-from coordinator.store.layout import DRAW
+from coordinator.store.draws import DrawArchives
 from coordinator.store.registry import Registry
-from coordinator.store.values import text
+from coordinator.store.snapshots import read_snapshot
 
 
 @dataclass
@@ -73,11 +71,10 @@ async def check_grid(data_dir: Path, redis_url: str | None) -> CheckResult:
                 continue
             caps = []
             for draw_id in alloc.draw_ids:
-                raw = await redis.hget(DRAW.format(draw_id), "sealed")
-                if raw is None:
+                archive = await DrawArchives(redis, key).sealed_archive(draw_id)
+                if archive is None:
                     continue
-                inputs = unseal_json(key, SealedBox.from_json(text(raw)), project_id=draw_id,
-                                     purpose="draw")["inputs"]
+                inputs = archive["inputs"]
                 digest = inputs.get("snapshot")
                 if digest is not None and digest not in snapshots:
                     found = await read_snapshot(redis, key, digest)

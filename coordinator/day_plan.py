@@ -6,7 +6,7 @@
 workers), phase 2 draws in plan order on referenced inputs against a copy of the desk's day
 screen that books each draw, so no expert or workstation is booked twice across the plan's
 projects. `run_plan` is the coordinator's side: the audit records, the placement of
-each draw in Redis (the workflow's recoverable `_place`), the project states. The pure rules
+each draw in Redis (the workflow's recoverable `place`), the project states. The pure rules
 (order, seeds, the screening job) are in `coordinator.domain.day_plan`.
 """
 
@@ -48,7 +48,7 @@ from coordinator.domain.seal import seal_json
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
 from coordinator.errors import WorkflowError
 from coordinator.plan_chunks import chunk_sizes, place_chunk
-from coordinator.store.layout import PLAN_SEED
+from coordinator.store.seed_rounds import PlanSeeds
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
@@ -284,7 +284,7 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
     loop = asyncio.get_running_loop()
     counts: Counter[str] = Counter()
     outcomes: list[dict[str, Any]] = []
-    async with workflow._draw_lock:
+    async with workflow.draw_lock:
         states = await workflow.registry.project_states()
         offset = workflow.rules.local_utc_offset_minutes
         order = projects_of_day(
@@ -298,11 +298,10 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         digest = projects_digest([p.id for p in order])
         # Kept sealed until the awards (`evalgrid plan reveal DAY`): then anyone checks that
         # each project's seed derives from it.
-        await workflow.redis.hset(PLAN_SEED.format(plan_id), mapping={
-            "day": day.isoformat(),
-            "sealed": seal_json(workflow.master_key, plan_id, "plan-seed",
-                                {"seed": plan_seed.hex(), "day": day.isoformat()}).to_json()})
-        await workflow._record("plan.committed", day.isoformat(), {
+        await PlanSeeds(workflow.redis).keep(
+            plan_id, day.isoformat(), seal_json(workflow.master_key, plan_id, "plan-seed", {
+                "seed": plan_seed.hex(), "day": day.isoformat()}).to_json())
+        await workflow.record("plan.committed", day.isoformat(), {
             "plan_id": plan_id, "day": day.isoformat(), "seed_hash": seed_hash(plan_seed),
             "projects": len(order), "projects_digest": digest, "executor": executor.name,
             "seed_derivation": "HMAC-SHA256(plan seed, project id)", **making})
@@ -379,11 +378,12 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         fork = workflow.desk.fork()
         try:
             plan = await asyncio.to_thread(plan_and_place, fork, order, plan_seed, now,
-                                           executor, workflow._down(), threadsafe, sink=sink)
+                                           executor, workflow.down_workstations(), threadsafe,
+                                           sink=sink)
         except Exception as exc:  # an executor or Redis failure: what is placed stays placed
 
             reason = f"{type(exc).__name__}: {exc}"[:500]
-            await workflow._record("plan.failed", day.isoformat(), {
+            await workflow.record("plan.failed", day.isoformat(), {
                 "plan_id": plan_id, "reason": reason, **dict(counts)})
             raise WorkflowError("plan", f"stopped after {sum(counts.values())} of {len(order)} "
                                 f"project(s): {reason}; run it again to go on",
@@ -398,6 +398,6 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
             "skipped": counts["skipped"], "screening_s": round(plan.screening_s, 3),
             "drawing_s": round(plan.drawing_s, 3), "outcomes": outcomes,
         }
-        await workflow._record("plan.completed", day.isoformat(), {
+        await workflow.record("plan.completed", day.isoformat(), {
             k: v for k, v in summary.items() if k != "outcomes"})
     return summary

@@ -14,7 +14,7 @@ sealed because it holds sign-in codes, and moves it through phases:
 
 First draws (single and a day plan's, coordinator/plan_chunks.py) go from `committed`
 straight to `placed`: their bookings and placement are one Lua call (store/place.lua), so
-`booking` is the phase of supplementary draws and of recovery (`Workflow._place`).
+`booking` is the phase of supplementary draws and of recovery (`Workflow.place`).
 
 It is deleted once `draw.placed` is recorded. On start, `recover` takes each pending intent
 forward, or back where forward is impossible, and audits what it did:
@@ -41,12 +41,7 @@ import os
 import signal
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from dataclasses import fields as dataclass_fields
-from typing import TYPE_CHECKING, Any
-
-import redis.asyncio as aioredis
-from evalgrid_wire.v1 import site_link_pb2
+from typing import TYPE_CHECKING
 
 from coordinator.allocation import Allocation, SeatRecord
 from coordinator.domain.draw.algorithm import draw
@@ -55,90 +50,21 @@ from coordinator.domain.draw.outcome import DrawOutcome, outcome_from_json
 from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project
 from coordinator.domain.registry_snapshot import record_anchor
-from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.errors import WorkflowError
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
-from coordinator.store.layout import ALLOC, DRAW, INTENT, INTENTS, PROJECT_STATE
-from coordinator.store.values import text
+from coordinator.store.intents import DrawIntent as DrawIntent
+from coordinator.store.intents import drop_intent as drop_intent
+from coordinator.store.intents import make_intent as make_intent
+from coordinator.store.intents import pending_intent, pending_intents
+from coordinator.store.intents import stage_drop as stage_drop
+from coordinator.store.intents import stage_intent as stage_intent
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
 
 log = logging.getLogger("evalgrid.coordinator")
 
-PURPOSE = "intent"
 FAULT_ENV = "EVALGRID_FAULT"
-
-
-@dataclass
-class DrawIntent:
-    project_id: str
-    draw_id: str
-    phase: str  # committed | booking | placed
-    audit_seq: int  # the audit head when the intent was written: later entries are searched
-    state_after: str = ""  # the project state the placement sets (DRAWN for a first draw)
-    plan_id: str = ""
-    seed_from: dict[str, str] | None = None  # the day's seed round the draw's seed derives from
-    parent: str = ""
-    outcome_digest: str = ""
-    alloc_before: dict[str, Any] | None = None  # the allocation the draw extends, departures in
-    seats: list[dict[str, Any]] = field(default_factory=list)  # SeatRecord fields
-    commands: list[list[str]] = field(default_factory=list)  # [site id, command hex]
-
-    def seat_records(self) -> list[SeatRecord]:
-        return [SeatRecord(**s) for s in self.seats]
-
-    def site_commands(self) -> list[tuple[str, site_link_pb2.CoordinatorCommand]]:
-        return [(site, site_link_pb2.CoordinatorCommand.FromString(bytes.fromhex(raw)))
-                for site, raw in self.commands]
-
-
-def make_intent(project_id: str, draw_id: str, phase: str, audit_seq: int, *,
-                seats: Sequence[SeatRecord] = (),
-                commands: Sequence[tuple[str, site_link_pb2.CoordinatorCommand]] = (),
-                **extra: Any) -> DrawIntent:
-    return DrawIntent(project_id, draw_id, phase, audit_seq,
-                      seats=[{f.name: getattr(s, f.name) for f in dataclass_fields(s)}
-                             for s in seats],  # flat: asdict's deep copies cost a plan
-                      commands=[[site, c.SerializeToString().hex()] for site, c in commands],
-                      **extra)
-
-
-def stage_intent(pipe: Any, master_key: bytes, intent: DrawIntent) -> None:
-    """Write (or move to its next phase) an intent inside the caller's MULTI."""
-    # Shallow: asdict would deep-copy every seat of the intent, three times per draw.
-    fields_ = {f.name: getattr(intent, f.name) for f in dataclass_fields(intent)}
-    box = seal_json(master_key, intent.project_id, PURPOSE, fields_)
-    pipe.set(INTENT.format(intent.project_id), box.to_json())
-    pipe.sadd(INTENTS, intent.project_id)
-
-
-def stage_drop(pipe: Any, project_id: str) -> None:
-    pipe.delete(INTENT.format(project_id))
-    pipe.srem(INTENTS, project_id)
-
-
-async def drop_intent(redis: aioredis.Redis, project_id: str) -> None:
-    pipe = redis.pipeline(transaction=True)
-    stage_drop(pipe, project_id)
-    await pipe.execute()
-
-
-async def pending_intents(redis: aioredis.Redis, master_key: bytes) -> list[DrawIntent]:
-    found = []
-    for raw_id in sorted(await redis.smembers(INTENTS)):
-        project_id = text(raw_id)
-        raw = await redis.get(INTENT.format(project_id))
-        if raw is None:  # listed, never written (cannot happen with one MULTI): forget it
-            await redis.srem(INTENTS, project_id)
-            continue
-        found.append(_unsealed(master_key, project_id, raw))
-    return found
-
-
-def _unsealed(master_key: bytes, project_id: str, raw: bytes | str) -> DrawIntent:
-    return DrawIntent(**unseal_json(master_key, SealedBox.from_json(text(raw)),
-                                    project_id=project_id, purpose=PURPOSE))
 
 
 def booking_items(project: Project, seats: Sequence[SeatRecord]) -> list[BookingItem]:
@@ -193,10 +119,10 @@ async def recover_project(workflow: Workflow, project_id: str) -> bool:
     """The project's pending intent (one an outage left while the coordinator ran on) taken
     forward or back, as a restart would; False when it has none. The caller holds the
     project's lock and knows no placement of it is in flight."""
-    raw = await workflow.redis.get(INTENT.format(project_id))
-    if raw is None:
+    intent = await pending_intent(workflow.redis, workflow.master_key, project_id)
+    if intent is None:
         return False
-    await _take(workflow, _unsealed(workflow.master_key, project_id, raw))
+    await _take(workflow, intent)
     return True
 
 
@@ -236,12 +162,10 @@ async def _audited_since(workflow: Workflow, intent: DrawIntent, kind: str) -> b
 async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawIntent) -> None:
     from coordinator.drawing import PlacedDraw
 
-    raw = await workflow.redis.hget(DRAW.format(intent.draw_id), "sealed")
-    archive = unseal_json(workflow.master_key, SealedBox.from_json(text(raw)),
-                          project_id=intent.draw_id, purpose="draw") if raw else None
+    archive = await workflow.draws.sealed_archive(intent.draw_id)
     if archive is None:
         await drop_intent(workflow.redis, project.id)
-        await workflow._record("draw.abandoned", project.id, {
+        await workflow.record("draw.abandoned", project.id, {
             "draw_id": intent.draw_id, "reason": "the draw's archive is missing"})
         return
     commitment = commitment_from_json(archive["commitment"])
@@ -249,11 +173,11 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
         inputs = await workflow.draw_inputs(archive)
     except (KeyError, TypeError, ValueError) as exc:
         await drop_intent(workflow.redis, project.id)
-        await workflow._record("draw.abandoned", project.id, {
+        await workflow.record("draw.abandoned", project.id, {
             "draw_id": intent.draw_id, "reason": f"the draw's inputs cannot be read: {exc}"})
         return
     if not await _audited_since(workflow, intent, "draw.committed"):
-        await workflow._record("draw.committed", project.id, {
+        await workflow.record("draw.committed", project.id, {
             **archive["commitment"], "project_id": project.id, "plan_id": intent.plan_id,
             "candidates": inputs.candidate_count(), "venues": inputs.venue_count(),
             **({"seed_from": intent.seed_from} if intent.seed_from else {}),
@@ -261,7 +185,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
                                   else record_anchor(archive["registry"]))})
     # Re-run with the committed seed and inputs: the same draw, by construction.
     result = draw(inputs, bytes.fromhex(archive["seed"]))
-    state = text(await workflow.redis.hget(PROJECT_STATE, project.id) or b"")
+    state = await workflow.registry.project_state(project.id) or ""
     reason = ""
     if not isinstance(result, DrawOutcome) or result != outcome_from_json(archive["result"]):
         reason = "the re-run does not give the archived result"
@@ -271,8 +195,8 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
         reason = "the evaluation window is over"
     if reason:
         await drop_intent(workflow.redis, project.id)
-        await workflow._record("draw.abandoned", project.id,
-                               {"draw_id": intent.draw_id, "reason": reason})
+        await workflow.record("draw.abandoned", project.id,
+                              {"draw_id": intent.draw_id, "reason": reason})
         return
     assert isinstance(result, DrawOutcome)
     placed = PlacedDraw(draw_id=intent.draw_id, commitment=commitment, seats=result.seats,
@@ -280,13 +204,13 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
                         archive_text=json.dumps(archive, sort_keys=True, separators=(",", ":")),
                         snapshot=inputs.snapshot)
     try:
-        await workflow._place(project, Allocation(project_id=project.id), placed,
-                              state_after=ProjectState.DRAWN.value, archive_stored=True)
+        await workflow.place(project, Allocation(project_id=project.id), placed,
+                             state_after=ProjectState.DRAWN.value, archive_stored=True)
     except WorkflowError as exc:  # a seat was taken meanwhile: _place booked nothing
-        await workflow._record("draw.abandoned", project.id,
-                               {"draw_id": intent.draw_id, "reason": exc.reason})
+        await workflow.record("draw.abandoned", project.id,
+                              {"draw_id": intent.draw_id, "reason": exc.reason})
         return
-    await workflow._record("draw.recovered", project.id, {
+    await workflow.record("draw.recovered", project.id, {
         "draw_id": intent.draw_id, "from": "committed",
         "how": "re-run with the committed seed and inputs, then placed"})
 
@@ -294,7 +218,7 @@ async def _rerun_committed(workflow: Workflow, project: Project, intent: DrawInt
 async def _forward_or_back(workflow: Workflow, project: Project, intent: DrawIntent) -> None:
     seats = intent.seat_records()
     items = booking_items(project, seats)
-    stored = await workflow._read_allocation(project.id)
+    stored = await workflow.allocations.read(project.id)
     before = (Allocation.from_dict(intent.alloc_before) if intent.alloc_before is not None
               else Allocation(project_id=project.id))
     booked = await workflow.bookings.reserve_all(items)
@@ -302,21 +226,21 @@ async def _forward_or_back(workflow: Workflow, project: Project, intent: DrawInt
         await workflow.bookings.release(items)  # exactly our holders, if any got in
         pipe = workflow.redis.pipeline(transaction=True)
         if intent.alloc_before is not None:  # the departures stand; the new seats do not
-            pipe.set(ALLOC.format(project.id), workflow._seal_alloc(before))
+            workflow.allocations.stage_save(pipe, before)
         stage_drop(pipe, project.id)
         await pipe.execute()
         _resync(workflow, project, stored, before if intent.alloc_before is not None else None)
-        await workflow._record("draw.rolled_back", project.id, {
+        await workflow.record("draw.rolled_back", project.id, {
             "draw_id": intent.draw_id, "reason": f"booking conflict: {booked.reason}"})
         return
     after = Allocation.from_dict(before.to_dict())
     after.draw_ids.append(intent.draw_id)
     after.seats.extend(seats)
     commands = intent.site_commands()
-    await workflow._store_placement(project, after, seats, commands, intent)
+    await workflow.store_placement(project, after, seats, commands, intent)
     _resync(workflow, project, stored, after)
-    await workflow._announce_placement(project, intent, seats, commands)
-    await workflow._record("draw.recovered", project.id, {
+    await workflow.announce_placement(project, intent, seats, commands)
+    await workflow.record("draw.recovered", project.id, {
         "draw_id": intent.draw_id, "from": "booking",
         "how": "bookings made again with the same holders, placement written"})
 
@@ -326,15 +250,15 @@ async def _finish(workflow: Workflow, project: Project, intent: DrawIntent) -> N
     if await _audited_since(workflow, intent, "draw.placed"):
         await drop_intent(workflow.redis, project.id)
         return
-    await workflow._announce_placement(project, intent, seats, intent.site_commands())
-    await workflow._record("draw.recovered", project.id, {
+    await workflow.announce_placement(project, intent, seats, intent.site_commands())
+    await workflow.record("draw.recovered", project.id, {
         "draw_id": intent.draw_id, "from": "placed", "how": "notices sent, placement audited"})
 
 
 def _resync(workflow: Workflow, project: Project, old: Allocation | None,
             new: Allocation | None) -> None:
     """The desk was loaded from the stored allocation; make it hold the new one instead."""
-    workflow._allocations.pop(project.id, None)
+    workflow.allocations.forget(project.id)
     for seat in old.active_seats() if old else []:
         workflow.desk.unbook(project, seat.expert_id, seat.workstation_id)
     if new is not None:

@@ -40,7 +40,6 @@ from coordinator.domain.draw import (
     outcome_to_json,
     project_from_json,
     record_digest,
-    snapshot_from_json,
 )
 from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
 from coordinator.domain.model import (
@@ -60,9 +59,8 @@ from coordinator.domain.registry_snapshot import (
     record_anchor,
 )
 from coordinator.domain.rules import Rules
-from coordinator.domain.seal import SealedBox, seal_json_text, unseal_json
-from coordinator.store.layout import DRAW_SNAPSHOT
-from coordinator.store.values import text
+from coordinator.domain.seal import seal_json_text
+from coordinator.store.snapshots import snapshot_record
 
 
 class DrawRefused(Exception):
@@ -129,28 +127,6 @@ def archive_json(commitment: Commitment, inputs: DrawInputs, result: DrawOutcome
             + ("" if registry is None else ',"registry":' + dump(registry))
             + ',"result":' + dump(outcome_to_json(result))
             + ',"seed":' + dump(seed.hex()) + "}")
-
-
-SNAPSHOT_KEY = DRAW_SNAPSHOT
-
-
-def snapshot_record(master_key: bytes, snapshot: DrawSnapshot) -> tuple[str, str]:
-    """(Redis key, sealed JSON text) of a day's draw snapshot, filed under its digest."""
-    digest = snapshot.digest()
-    return SNAPSHOT_KEY.format(digest), seal_json_text(
-        master_key, digest, "draw_snapshot", snapshot.canonical().decode("ascii")).to_json()
-
-
-async def read_snapshot(redis: Any, master_key: bytes, digest: str) -> DrawSnapshot | None:
-    """The stored snapshot filed under `digest` (None if absent); checked against it."""
-    raw = await redis.get(SNAPSHOT_KEY.format(digest))
-    if raw is None:
-        return None
-    found = snapshot_from_json(unseal_json(master_key, SealedBox.from_json(text(raw)),
-                                           project_id=digest, purpose="draw_snapshot"))
-    if found.digest() != digest:
-        raise ValueError(f"snapshot {digest}: the stored snapshot digests to {found.digest()}")
-    return found
 
 
 class DrawDesk:

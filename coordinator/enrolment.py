@@ -33,8 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from coordinator.domain.pii import derive_key
 from coordinator.errors import WorkflowError
 from coordinator.sign_in_guard import Record
-from coordinator.store.layout import ENROLMENT, ENROLMENT_REFUSALS
-from coordinator.store.values import text
+from coordinator.store.activation_codes import ActivationCodes
 from evalgrid.clock import Clock
 from evalgrid.pki.ca import issue_from_csr
 from evalgrid.pki.identity import PkiError
@@ -45,9 +44,6 @@ ALPHABET: Final = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud
 CODE_LENGTH: Final = 8
 VALID_FOR: Final = timedelta(minutes=15)
 MAX_WRONG: Final = 5
-KEY: Final = ENROLMENT
-#: Refused enrolments of a site in one window (a counter; see `Enrolments._audit_refusal`).
-REFUSALS_KEY: Final = ENROLMENT_REFUSALS
 REFUSAL_WINDOW: Final = timedelta(minutes=10)
 
 
@@ -59,7 +55,7 @@ class EnrolmentError(WorkflowError):
 class Enrolments:
     def __init__(self, redis: aioredis.Redis, clock: Clock, pki_dir: Path, master_key: bytes,
                  record: Record) -> None:
-        self.redis = redis
+        self.codes = ActivationCodes(redis)
         self.clock = clock
         self.pki_dir = Path(pki_dir)
         self.record = record
@@ -78,13 +74,9 @@ class Enrolments:
         subject = f"{site_id}/{workstation_id}"
         code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
         expires = self.clock.now() + VALID_FOR
-        key = KEY.format(subject)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(key)
-        pipe.hset(key, mapping={"digest": self._digest(subject, code),
-                                "expires": expires.isoformat(), "wrong": 0})
-        pipe.expire(key, int(VALID_FOR.total_seconds()) + 86_400)  # garbage only: clock rules
-        await pipe.execute()
+        await self.codes.replace(subject, digest=self._digest(subject, code),
+                                 expires=expires.isoformat(),
+                                 keep_s=int(VALID_FOR.total_seconds()) + 86_400)
         await self.record("workstation.activation_issued", site_id,
                           {"workstation": workstation_id, "expires": expires.isoformat()})
         return f"{code[:4]}-{code[4:]}", expires
@@ -99,10 +91,8 @@ class Enrolments:
         with the count so far, so a flood adds a handful of entries, not one per call."""
         now = self.clock.now()
         window = int(now.timestamp() // REFUSAL_WINDOW.total_seconds())
-        key = REFUSALS_KEY.format(site_id, window)
-        count = int(await self.redis.incr(key))
-        if count == 1:
-            await self.redis.expire(key, int(REFUSAL_WINDOW.total_seconds()) * 2)
+        count = await self.codes.count_refusal(
+            site_id, window, keep_s=int(REFUSAL_WINDOW.total_seconds()) * 2)
         if count & (count - 1) == 0:
             start = datetime.fromtimestamp(window * REFUSAL_WINDOW.total_seconds(), now.tzinfo)
             await self.record("workstation.enrol_refused", site_id,
@@ -117,22 +107,21 @@ class Enrolments:
             if not value:
                 raise EnrolmentError(name, "required for an enrolment", code="invalid")
         subject = f"{site_id}/{workstation_id}"
-        key = KEY.format(subject)
-        held = {text(k): text(v) for k, v in (await self.redis.hgetall(key)).items()}
+        held = await self.codes.pending(subject)
         if not held:
             raise await self._refuse(
                 site_id, workstation_id, "no code", "no activation code is pending for this "
                 "workstation (never issued, already used, or replaced): ask the desk for one",
                 "precondition")
         if self.clock.now() >= datetime.fromisoformat(held["expires"]):
-            await self.redis.delete(key)
+            await self.codes.burn(subject)
             raise await self._refuse(site_id, workstation_id, "expired",
                                      "the activation code has expired: ask the desk for a "
                                      "new one", "precondition")
         if not hmac.compare_digest(held["digest"], self._digest(subject, code)):
-            wrong = int(await self.redis.hincrby(key, "wrong", 1))
+            wrong = await self.codes.wrong_try(subject)
             if wrong >= MAX_WRONG:
-                await self.redis.delete(key)
+                await self.codes.burn(subject)
                 raise await self._refuse(site_id, workstation_id, "wrong code, code burned",
                                          f"wrong activation code ({wrong} wrong tries): the "
                                          "code is no longer valid, ask the desk for a new one",
@@ -147,7 +136,7 @@ class Enrolments:
             raise await self._refuse(site_id, workstation_id, "bad csr",
                                      str(exc).removeprefix("csr: "), "invalid",
                                      field="csr_pem") from exc
-        if not await self.redis.delete(key):  # another enrolment used the code meanwhile
+        if not await self.codes.burn(subject):  # another enrolment used the code meanwhile
             raise await self._refuse(site_id, workstation_id, "already used",
                                      "the activation code was used by another enrolment",
                                      "precondition")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -40,23 +39,10 @@ from coordinator.domain.lifecycle import (
 )
 from coordinator.domain.liveness import Link, Transition
 from coordinator.domain.model import Project, Sitting, Window
-from coordinator.domain.seal import SealedBox, seal_json, unseal_json
+from coordinator.domain.seal import seal_json
 from coordinator.errors import WorkflowError
-from coordinator.province import codec
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
-from coordinator.store.layout import (
-    ALLOC,
-    CLARIFICATIONS,
-    FAULT_ADMITTED,
-    FAULT_INCIDENTS,
-    FAULT_MATERIALS,
-    FAULT_SUPERSEDED,
-    PROJECTS,
-    SESSION,
-    SHEET,
-    SITE_SESSIONS,
-)
-from coordinator.store.values import text
+from coordinator.store.incidents import Incidents
 from evalgrid.ids import opaque_id
 
 if TYPE_CHECKING:
@@ -64,10 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("evalgrid.coordinator")
 
-INCIDENTS = FAULT_INCIDENTS  # the keys: coordinator/store/layout.py
-ADMITTED = FAULT_ADMITTED
-MATERIALS = FAULT_MATERIALS
-SUPERSEDED = FAULT_SUPERSEDED
 RECENT = timedelta(days=1)  # closed incidents shown to operators this long
 OVERDUE = "evaluation window ended"  # the cause of an overdue evaluation's incident
 
@@ -75,6 +57,7 @@ OVERDUE = "evaluation window ended"  # the cause of an overdue evaluation's inci
 class FaultDesk:
     def __init__(self, workflow: Workflow) -> None:
         self.wf = workflow
+        self.store = Incidents(workflow.redis)
         self._tasks: set[asyncio.Task[None]] = set()
         self._incident_lock = asyncio.Lock()
 
@@ -117,7 +100,7 @@ class FaultDesk:
 
     async def apply(self, transitions: list[Transition]) -> None:
         for t in transitions:
-            await self.wf._record(t.audit_kind, t.site_id, t.detail())
+            await self.wf.record(t.audit_kind, t.site_id, t.detail())
             if t.after is Link.LOST:
                 await self.site_lost(t.site_id, t.silent_for)
             elif t.after is Link.CONNECTED:
@@ -143,14 +126,8 @@ class FaultDesk:
                         ) -> dict[str, list[str]]:
         """Project -> sessions held at the site (on that workstation, if given)."""
         found: dict[str, list[str]] = defaultdict(list)
-        for raw in await self.wf.redis.smembers(SITE_SESSIONS.format(site_id)):
-            session_id = text(raw)
-            held = await self.wf.redis.hgetall(SESSION.format(session_id))
-            if not held or (workstation_id and text(held[b"ws"]) != workstation_id):
-                continue
-            ref = unseal_json(self.wf.master_key, SealedBox.from_json(text(held[b"ref"])),
-                              project_id=session_id, purpose="session")
-            found[str(ref["project"])].append(session_id)
+        for held in await self.wf.sessions.held_at(site_id, workstation_id or None):
+            found[held.project_id].append(held.session_id)
         return found
 
     @staticmethod
@@ -167,15 +144,15 @@ class FaultDesk:
             project = await self.wf.project(project_id)
             if project.window.end <= now:
                 continue
-            async with self.wf._lock(project_id):
-                alloc = await self.wf._allocation(project_id, "guest site lost")
+            async with self.wf.project_lock(project_id):
+                alloc = await self.wf.allocation(project_id, "guest site lost")
                 seats = [s for s in (alloc.by_session(x) for x in sessions)
                          if s is not None and s.active and s.status != SeatState.SIGNED]
                 phase = fault_rules.phase_of(project.window.start, now, self._begun(alloc))
                 if fault_rules.response_to(phase) is fault_rules.Response.REDRAW:
                     short = 0
                     for seat in seats:
-                        outcome = await self.wf._replace(
+                        outcome = await self.wf.replace_seat(
                             project_id, alloc, seat, "fault", f"guest site {site_id} lost",
                             stimulus_id=f"site-lost-{site_id}-{now.isoformat()}")
                         short += outcome.endswith("no-replacement")
@@ -209,7 +186,7 @@ class FaultDesk:
                 evaluation_begun=begun, now=self.wf.clock.now(), workstation_id=workstation_id,
                 limits=self.wf.rules.faults, sites=sites)
             await self._save(incident)
-        await self.wf._record("fault.incident_opened", project.id, {
+        await self.wf.record("fault.incident_opened", project.id, {
             "incident": incident.incident_id, "site": site_id, "workstation": workstation_id,
             "sites": list(incident.sites),
             "phase": incident.phase.value, "cause": cause,
@@ -241,15 +218,14 @@ class FaultDesk:
         for after in changed:
             kind = "fault.resumed" if after.state is IncidentState.RESUMED \
                 else "fault.repaired_late"
-            await self.wf._record(kind, after.project_id, {
+            await self.wf.record(kind, after.project_id, {
                 "incident": after.incident_id, "why": why, "at": now.isoformat(),
                 "deadline": after.deadline.isoformat(), "state": after.state.value})
 
     # --- incidents ---------------------------------------------------------------------------
 
     async def incidents(self, *, include_closed: bool = False) -> list[Incident]:
-        raw = await self.wf.redis.hgetall(INCIDENTS)
-        found = [Incident.from_dict(json.loads(v)) for v in raw.values()]
+        found = [Incident.from_dict(v) for v in await self.store.all()]
         now = self.wf.clock.now()
         found = [fault_rules.review(i, now) for i in found]
         if not include_closed:
@@ -263,19 +239,17 @@ class FaultDesk:
                 or (i.repaired_at and now - i.repaired_at < RECENT)]
 
     async def _save(self, incident: Incident) -> None:
-        await self.wf.redis.hset(INCIDENTS, incident.incident_id,
-                                 json.dumps(incident.to_dict(), sort_keys=True))
+        await self.store.save(incident.incident_id, incident.to_dict())
 
     async def review(self) -> None:
         """Audit each incident the moment its deadline passes (once)."""
-        raw = await self.wf.redis.hgetall(INCIDENTS)
         now = self.wf.clock.now()
-        for value in raw.values():
-            stored = Incident.from_dict(json.loads(value))
+        for value in await self.store.all():
+            stored = Incident.from_dict(value)
             current = fault_rules.review(stored, now)
             if current.state is not stored.state:
                 await self._save(current)
-                await self.wf._record("fault.decision_due", current.project_id, {
+                await self.wf.record("fault.decision_due", current.project_id, {
                     "incident": current.incident_id, "deadline": current.deadline.isoformat(),
                     "allowed": [d.value for d in fault_rules.allowed(current, now)],
                     "rule": current.limit})
@@ -283,16 +257,16 @@ class FaultDesk:
     async def decide(self, incident_id: str, decision: str, note: str,
                      new_window: tuple[datetime, datetime] | None, request_id: str, *,
                      by: str) -> tuple[Incident, str]:
-        replay = await self.wf._replay(request_id)
+        replay = await self.wf.replay(request_id)
         if replay is not None:
             return Incident.from_dict(replay["incident"]), str(replay["outcome"])
         now = self.wf.clock.now()
         async with self._incident_lock:
-            raw = await self.wf.redis.hget(INCIDENTS, incident_id)
+            raw = await self.store.get(incident_id)
             if raw is None:
                 raise WorkflowError("incident_id", f"no incident {incident_id!r}",
                                     code="not_found")
-            incident = Incident.from_dict(json.loads(raw))
+            incident = Incident.from_dict(raw)
             state = (await self.wf.registry.project_states()).get(incident.project_id)
             if state not in WITH_COMMITTEE and incident.open:
                 raise WorkflowError("incident_id", f"project {incident.project_id} is {state}: "
@@ -307,15 +281,15 @@ class FaultDesk:
             if decided.state is not IncidentState.WAITING:
                 window = self._new_window(new_window, now)
             await self._save(decided)
-        await self.wf._record("fault.decided", decided.project_id, {
+        await self.wf.record("fault.decided", decided.project_id, {
             "incident": incident_id, "decision": decided.decisions[-1].decision.value,
             "by": by, "note": note.strip(),
             "new_window": [w.isoformat() for w in window] if window else []})
         outcome = decided.state.value
         if window is not None:
             outcome = await self._new_committee(decided, window, request_id)
-        await self.wf._remember(request_id, {"incident": decided.to_dict(),
-                                             "outcome": outcome})
+        await self.wf.remember(request_id, {"incident": decided.to_dict(),
+                                            "outcome": outcome})
         return decided, outcome
 
     @staticmethod
@@ -336,25 +310,25 @@ class FaultDesk:
         """Seal the materials, dissolve the committee, draw a new one for the new window."""
         wf = self.wf
         project = await wf.project(incident.project_id)
-        async with wf._lock(project.id):
+        async with wf.project_lock(project.id):
             stored = await wf.registry.project_state(project.id)
             event = MaterialsSealed(incident.incident_id)
             try:
                 after, todo = handle_project(stored, event)
             except LifecycleRefused as exc:
                 raise WorkflowError("incident_id", str(exc), code="precondition") from exc
-            alloc = await wf._allocation(project.id, f"materials sealed ({incident.state})")
+            alloc = await wf.allocation(project.id, f"materials sealed ({incident.state})")
             sheets = {}
             for seat in alloc.seats:
-                raw = await wf.redis.hgetall(SHEET.format(seat.session_id))
-                if raw:
-                    sheets[seat.session_id] = {text(k): text(v) for k, v in raw.items()}
-            questions = await wf.redis.hgetall(CLARIFICATIONS.format(project.id))
+                sheet = await wf.sheets.store.sheet(seat.session_id)
+                if sheet:
+                    sheets[seat.session_id] = sheet
+            questions = await wf.sheets.store.questions_as_stored(project.id)
             materials = {"project_id": project.id, "incident": incident.incident_id,
                          "window": [project.window.start.isoformat(),
                                     project.window.end.isoformat()],
                          "allocation": alloc.to_dict(), "sheets": sheets,
-                         "clarifications": [text(v) for v in questions.values()]}
+                         "clarifications": questions}
             box = seal_json(wf.master_key, project.id, f"materials:{incident.incident_id}",
                             materials).to_json()
             start, end = project.window.start_ts, project.window.end_ts
@@ -367,22 +341,19 @@ class FaultDesk:
                 # rule keeps them off the new committee.
                 wf.desk.add_sitting(
                     Sitting(seat.expert_id, project.id, project.tenderer_id, project.window))
-                await wf._release_on_site(seat, str(incident.state))
+                await wf.release_on_site(seat, str(incident.state))
             moved = dataclasses.replace(project, window=Window(*window))
             pipe = wf.redis.pipeline(transaction=True)
-            pipe.set(MATERIALS.format(project.id, incident.incident_id), box)
-            pipe.set(SUPERSEDED.format(project.id, incident.incident_id),
-                     wf._seal_alloc(alloc))
-            pipe.delete(ALLOC.format(project.id))
-            pipe.hset(PROJECTS, project.id, json.dumps(
-                codec.project_to_dict(moved), sort_keys=True, separators=(",", ":"),
-                ensure_ascii=False))
-            wf._stage_project(pipe, project.id, ProjectState(stored or ""), after, event, todo)
+            self.store.stage_sealed_away(pipe, project.id, incident.incident_id,
+                                         materials=box, allocation=wf.allocations.seal(alloc))
+            wf.allocations.stage_drop(pipe, project.id)
+            wf.registry.stage_replaced_project(pipe, moved)
+            wf.stage_project_event(pipe, project.id, ProjectState(stored or ""), after, event, todo)
             await pipe.execute()
-            wf._allocations.pop(project.id, None)
-            await wf._validate_lifecycle(project.id)
+            wf.allocations.forget(project.id)
+            await wf.validate_lifecycle(project.id)
             wf.desk.add_project(moved)
-            await wf._record("materials.sealed", project.id, {
+            await wf.record("materials.sealed", project.id, {
                 "incident": incident.incident_id, "sheets": len(sheets),
                 "signed": sum(1 for s in sheets.values() if s.get("signed") == "1"),
                 "digest": hashlib.sha256(box.encode()).hexdigest(),
@@ -402,7 +373,7 @@ class FaultDesk:
                 if other.project_id == incident.project_id and \
                         other.incident_id != incident.incident_id:
                     await self._save(dataclasses.replace(other, state=incident.state))
-                    await self.wf._record("fault.closed", other.project_id, {
+                    await self.wf.record("fault.closed", other.project_id, {
                         "incident": other.incident_id, "with": incident.incident_id})
 
     # --- an evaluation past its window --------------------------------------------------------
@@ -421,10 +392,10 @@ class FaultDesk:
             if states.get(project.id) != "evaluating" or project.window.end > now \
                     or project.id in held:
                 continue
-            async with self.wf._lock(project.id):  # not while a close reports it
+            async with self.wf.project_lock(project.id):  # not while a close reports it
                 state = (await self.wf.registry.project_states()).get(project.id)
-                alloc = await self.wf._allocation(project.id, "window ended")
-                signed = {s.expert_ref for s in await self.wf._signed_sheets(alloc)}
+                alloc = await self.wf.allocation(project.id, "window ended")
+                signed = {s.expert_ref for s in await self.wf.sheets.signed_sheets(alloc)}
                 unsigned = [s for s in alloc.active_seats() if s.expert_ref not in signed]
                 if state == "evaluating" and unsigned:
                     await self._open(project, "", f"{OVERDUE}: {len(unsigned)} sheet(s) "
@@ -443,7 +414,7 @@ class FaultDesk:
                                                       repaired_at=now))
                     await self._save(closed[-1])
         for after in closed:
-            await self.wf._record("fault.resumed", project_id, {
+            await self.wf.record("fault.resumed", project_id, {
                 "incident": after.incident_id, "why": "every sheet signed; report written",
                 "at": now.isoformat(), "deadline": after.deadline.isoformat(),
                 "state": after.state.value})
@@ -462,9 +433,9 @@ class FaultDesk:
         if (await wf.registry.project_states()).get(project_id) != ProjectState.EVALUATING:
             return 0
         project = await wf.project(project_id)
-        alloc = await wf._allocation(project_id, "seat passes")
-        sent = {text(s) for s in await wf.redis.smembers(ADMITTED.format(project_id))}
-        codes, names = wf._bid_codes(project), wf.company_names()
+        alloc = await wf.allocation(project_id, "seat passes")
+        sent = await self.store.admitted(project_id)
+        codes, names = wf.sheets.bid_codes(project), wf.company_names()
         count = 0
         for seat in alloc.active_seats():
             if seat.session_id in sent:
@@ -479,9 +450,9 @@ class FaultDesk:
                 expert_name=wf.desk.expert_name(seat.expert_id), form=form,
                 fence=await wf.links.next_fence())
             await wf.links.enqueue(seat.site_id, command)
-            await wf.redis.sadd(ADMITTED.format(project_id), seat.session_id)
+            await self.store.add_admitted(project_id, seat.session_id)
             count += 1
         if count:
-            await wf._record("seat_pass.sent", project_id, {
+            await wf.record("seat_pass.sent", project_id, {
                 "seats": count, "purpose": "offline sign-in at the guest sites"})
         return count

@@ -43,9 +43,10 @@ from coordinator.domain.pii import PiiKeys
 from coordinator.domain.registry_snapshot import check_pool
 from coordinator.domain.rules import Rules, load_rules
 from coordinator.domain.seal import SealedBox, unseal_json
-from coordinator.drawing import read_snapshot
 from coordinator.province.files import load_province
+from coordinator.store.allocations import Allocations
 from coordinator.store.audit_log import AuditLog
+from coordinator.store.draws import DrawArchives
 from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.keys import (
     load_or_create_master_key,
@@ -53,9 +54,9 @@ from coordinator.store.keys import (
     public_key_hex,
     public_key_path,
 )
-from coordinator.store.layout import ALLOC, DRAW, PLAN_SEED, SEED_SHARE
 from coordinator.store.registry import Registry
-from coordinator.store.values import text
+from coordinator.store.seed_rounds import PlanSeeds, SeedRounds, share_subject
+from coordinator.store.snapshots import read_snapshot
 from evalgrid.datadir import DataDir
 from evalgrid.pki.signer import ensure_signing_certificate, signer_cert_path
 from evalgrid.trust import PinnedTrust
@@ -113,11 +114,7 @@ def master_key(data_dir: Path) -> bytes:
 
 async def read_allocation(redis: aioredis.Redis, key: bytes,
                           project_id: str) -> Allocation | None:
-    raw = await redis.get(ALLOC.format(project_id))
-    if raw is None:
-        return None
-    return Allocation.from_dict(unseal_json(key, SealedBox.from_json(text(raw)),
-                                            project_id=project_id, purpose="allocation"))
+    return await Allocations(redis, key).read(project_id)
 
 
 EXPORT_FORMAT = "evalgrid-draw-archive/2"
@@ -135,20 +132,21 @@ async def export_draws(project_id: str, data_dir: Path,
     with their pinned key.
     """
     key = master_key(data_dir)
-    signing = _signing_key(data_dir)
+    signing = signing_key(data_dir)
     async with open_store(data_dir, redis_url) as redis:
         alloc = await read_allocation(redis, key, project_id)
         if alloc is None:
             raise OfflineError(f"project {project_id!r} has no draw in {data_dir}")
         draws = []
         for draw_id in alloc.draw_ids:
-            raw = await redis.hgetall(DRAW.format(draw_id))
-            archive = unseal_json(key, SealedBox.from_json(text(raw[b"sealed"])),
-                                  project_id=draw_id, purpose="draw")
-            if b"seed" not in raw:
+            archives = DrawArchives(redis, key)
+            archive = await archives.sealed_archive(draw_id)
+            if archive is None:
+                raise OfflineError(f"draw {draw_id} of {project_id!r} is not stored")
+            if (await archives.revealed_seed(draw_id))[0] is None:
                 archive["seed"] = None  # not revealed yet: the archive cannot be replayed
             draws.append(archive)
-        log = AuditLog(redis, signing_key=signing, clock=_NoClock())
+        log = AuditLog(redis, signing_key=signing, clock=NoClock())
         entries = await log.entries()
         plans = {e.detail.get("plan_id") for e in entries if e.kind == "draw.committed"
                  and e.detail.get("draw_id") in alloc.draw_ids and e.detail.get("plan_id")}
@@ -337,7 +335,7 @@ async def reveal_seeds(day: str, data_dir: Path, redis_url: str | None
 
     key = master_key(data_dir)
     async with open_store(data_dir, redis_url) as redis:
-        log = AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
+        log = AuditLog(redis, signing_key=signing_key(data_dir), clock=NoClock())
         entries = await log.entries()
         plans = [e.detail.get("plan_id") for e in entries
                  if e.kind == "plan.committed" and e.subject == day]
@@ -360,28 +358,27 @@ async def reveal_seeds(day: str, data_dir: Path, redis_url: str | None
         coordinator_secret = await _coordinator_share(redis, key, day)
         revealed: list[tuple[str, str]] = []
         for plan_id in plans:
-            raw = await redis.hgetall(PLAN_SEED.format(plan_id))
+            raw = await PlanSeeds(redis).fields(str(plan_id))
             if not raw:
                 raise OfflineError(f"plan {plan_id} of {day}: its seed was not kept (a plan "
                                    "made before plan seeds were sealed); it cannot be revealed")
             audited = any(e.kind == "plan.seed_revealed" and e.detail.get("plan_id") == plan_id
                           for e in entries)
-            if b"seed" in raw and audited:
-                revealed.append((str(plan_id), text(raw[b"seed"])))
+            if "seed" in raw and audited:
+                revealed.append((str(plan_id), raw["seed"]))
                 continue
             # Stored but not audited (the store went away in between): the retry audits it.
-            seed = text(raw[b"seed"]) if b"seed" in raw else str(unseal_json(
-                key, SealedBox.from_json(text(raw[b"sealed"])), project_id=str(plan_id),
+            seed = raw["seed"] if "seed" in raw else str(unseal_json(
+                key, SealedBox.from_json(raw["sealed"]), project_id=str(plan_id),
                 purpose="plan-seed")["seed"])
-            await redis.hset(PLAN_SEED.format(plan_id), "seed", seed)
+            await PlanSeeds(redis).reveal(str(plan_id), seed)
             await log.append("plan.seed_revealed", day, {
                 "plan_id": plan_id, "day": day, "seed": seed,
                 "coordinator_secret": coordinator_secret})
             revealed.append((str(plan_id), seed))
         day_seed = ""
         if fixed:
-            fields = {text(k): text(v) for k, v in
-                      (await redis.hgetall(SEED_SHARE.format(day))).items()}
+            fields = await SeedRounds(redis).fields(day)
             day_seed = round_seed(key, day, fields).hex()
             if not any(e.kind == "seed.revealed" and e.subject == day for e in entries):
                 await log.append("seed.revealed", day, {
@@ -392,11 +389,11 @@ async def reveal_seeds(day: str, data_dir: Path, redis_url: str | None
 async def _coordinator_share(redis: aioredis.Redis, key: bytes, day: str) -> str:
     """The coordinator's share of a day's seed, hex ("" for a day without one)."""
 
-    raw = await redis.hget(SEED_SHARE.format(day), "coordinator_sealed")
+    raw = await SeedRounds(redis).coordinator_sealed(day)
     if raw is None:
         return ""
-    return str(unseal_json(key, SealedBox.from_json(text(raw)), project_id=SEED_SHARE.format(
-        day), purpose="seed-share")["secret"])
+    return str(unseal_json(key, SealedBox.from_json(raw), project_id=share_subject(day),
+                           purpose="seed-share")["secret"])
 
 
 def pseudonym(key: bytes, expert_id: str) -> str:
@@ -429,7 +426,7 @@ async def scoring_history(data_dir: Path, redis_url: str | None) -> list[ScoreRe
                             project.id, who[sheet["expert_ref"]], row["bidder_id"],
                             row["criterion_id"], Decimal(row["score"]),
                             maxima[row["criterion_id"]]))
-        await AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock()).append(
+        await AuditLog(redis, signing_key=signing_key(data_dir), clock=NoClock()).append(
             "collusion.history_read", "reports", {"projects": len(reports),
                                                   "scores": len(records)})
     return records
@@ -451,7 +448,7 @@ async def verify_audit(data_dir: Path, redis_url: str | None,
             return ChainCheck(False, None, None, problem, 0)
         public = key
     async with open_store(data_dir, redis_url) as redis:
-        log = AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
+        log = AuditLog(redis, signing_key=signing_key(data_dir), clock=NoClock())
         try:
             entries = await log.entries()
         except AuditFormatError as exc:  # an entry that no longer even parses
@@ -459,13 +456,13 @@ async def verify_audit(data_dir: Path, redis_url: str | None,
         return verify_chain(entries, public, expected_head=await log.head())
 
 
-def _signing_key(data_dir: Path) -> Ed25519PrivateKey:
+def signing_key(data_dir: Path) -> Ed25519PrivateKey:
     from coordinator.store.keys import load_or_create_signing_key
 
     return load_or_create_signing_key(DataDir(data_dir).keys / "audit-signing.pem")
 
 
-class _NoClock:
+class NoClock:
     def now(self) -> Any:
         from datetime import UTC, datetime
 

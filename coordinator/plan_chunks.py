@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from evalgrid_wire.v1 import site_link_pb2
 
 from coordinator.allocation import Allocation, SeatRecord
+from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project
 from coordinator.draw_intents import (
     DrawIntent,
@@ -44,7 +45,6 @@ from coordinator.draw_intents import (
 )
 from coordinator.errors import WorkflowError
 from coordinator.store.bookings import BookingItem
-from coordinator.store.layout import DRAW, PROJECT_STATE
 from coordinator.store.placements import Writes
 
 if TYPE_CHECKING:
@@ -72,19 +72,19 @@ async def place_chunk(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_id:
     (no longer awaiting a draw)."""
     async with contextlib.AsyncExitStack() as stack:
         for project_id in sorted({p.project.id for p in chunk}):
-            await stack.enter_async_context(workflow._lock(project_id))
+            await stack.enter_async_context(workflow.project_lock(project_id))
         return await _place_locked(workflow, chunk, plan_id)
 
 
 async def _place_locked(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_id: str
                         ) -> list[str]:
-    states = await workflow.redis.hmget(PROJECT_STATE, [p.project.id for p in chunk])
+    states = await workflow.registry.project_states_of([p.project.id for p in chunk])
     outcome: dict[str, str] = {}
     records: list[tuple[str, str, dict[str, Any]]] = []
     drawn: list[FirstDraw] = []
     for planned, state in zip(chunk, states, strict=True):
         project_id, o = planned.project.id, planned.outcome
-        if state != b"registered":
+        if state != ProjectState.REGISTERED:
             outcome[project_id] = "skipped"
         elif planned.prepared is None:
             records.append(("draw.refused", project_id, {"reason": o.reason,
@@ -110,11 +110,11 @@ async def place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan
     Per project: "drawn", or "conflict" (Redis disagreed with the picture: nothing booked,
     audited as `draw.booking_conflict`)."""
     ids = {project.id for project, _, _ in drawn}
-    workflow._placing |= ids  # the schedule's `finish_placed` leaves them to us
+    workflow.placing(ids)  # the schedule's `finish_placed` leaves them to us
     try:
         return await _place_first_draws(workflow, drawn, plan_id, records, seed_from)
     finally:
-        workflow._placing -= ids
+        workflow.placing(ids, done=True)
 
 
 async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan_id: str,
@@ -135,16 +135,16 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
 
     def commit(pipe: Any) -> None:  # 1. committed, in the audit's MULTI, ahead of its entries
         for project, _, result in drawn:
-            pipe.hset(DRAW.format(result.draw_id), mapping=result.archive_fields(key))
+            workflow.draws.stage_archive(pipe, result.draw_id, result.archive_fields(key))
             stage_intent(pipe, key, make_intent(project.id, result.draw_id, "committed", seq,
                                                 plan_id=plan_id, seed_from=seed_from,
                                                 state_after="drawn"))
         workflow.links.stage_next_fences(pipe, seat_count)  # the chunk's commands
 
     if not drawn:
-        await workflow._record_batch(batch)
+        await workflow.record_batch(batch)
         return {}
-    *_, top = await workflow._record_batch(batch, before=commit)
+    *_, top = await workflow.record_batch(batch, before=commit)
     fault_point("after_commit")
 
     # 2. each draw booked and stored together, or neither
@@ -154,7 +154,7 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
     draws: list[tuple[list[BookingItem], Writes]] = []
     at = 0
     for project, _, result in drawn:
-        seats, commands = workflow._seats_and_commands(
+        seats, commands = workflow.seats_and_commands(
             project, result, fences[at:at + len(result.seats)])
         at += len(result.seats)
         intent = make_intent(project.id, result.draw_id, "booking", seq, seats=seats,
@@ -163,7 +163,7 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
                              outcome_digest=result.outcome_digest)
         alloc = Allocation(project_id=project.id, draw_ids=[result.draw_id], seats=list(seats))
         writes = Writes()
-        workflow._stage_placement(writes, project, alloc, seats, commands, intent)  # `placed`
+        workflow.stage_placement(writes, project, alloc, seats, commands, intent)  # `placed`
         staged.append((project, alloc, seats, commands, intent))
         draws.append((booking_items(project, seats), writes))
     booked = await workflow.placements.place(draws)
@@ -177,22 +177,22 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
             late.append(("draw.booking_conflict", project.id, {"detail": reply.reason}))
             outcome[project.id] = "conflict"
             continue
-        workflow._allocations[project.id] = alloc
+        workflow.allocations.keep(alloc)
         workflow.desk.book(project, [(s.expert_id, s.workstation_id) for s in seats])
-        workflow._send_notices(project, seats, commands)
-        late.append(("draw.placed", project.id, workflow._placed_record(intent, seats)))
+        workflow.send_notices(project, seats, commands)
+        late.append(("draw.placed", project.id, workflow.placed_record(intent, seats)))
         outcome[project.id] = "drawn"
 
     def drop(pipe: Any) -> None:  # behind the entries, in their MULTI
         for project, *_ in staged:
             stage_drop(pipe, project.id)
 
-    await workflow._record_batch(late, after=drop)
+    await workflow.record_batch(late, after=drop)
     for project_id, placed in outcome.items():
         if placed == "drawn":
-            await workflow._validate_lifecycle(project_id)
+            await workflow.validate_lifecycle(project_id)
     if "drawn" in outcome.values():
-        workflow._schedule_wake.set()
+        workflow.wake_schedule()
     return outcome
 
 

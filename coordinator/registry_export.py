@@ -13,7 +13,7 @@ from typing import Any
 
 from coordinator.domain.registry_snapshot import digest_of, pseudonym_key, registry_snapshot
 from coordinator.domain.rules import Rules
-from coordinator.offline import _NoClock, _signing_key, master_key, open_store
+from coordinator.offline import NoClock, master_key, open_store, signing_key
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.registry import Registry
 
@@ -32,6 +32,6 @@ async def snapshot_registry(data_dir: Path, redis_url: str | None, rules: Rules,
                   "rules_version": rules.version, "sites": len(province.sites),
                   "experts": len(province.experts), "companies": len(province.companies),
                   "projects": len(province.projects)}
-        log = AuditLog(redis, signing_key=_signing_key(data_dir), clock=_NoClock())
+        log = AuditLog(redis, signing_key=signing_key(data_dir), clock=NoClock())
         await log.append("registry.snapshot", "registry", detail)
     return detail

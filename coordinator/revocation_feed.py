@@ -17,12 +17,12 @@ from pathlib import Path
 
 from evalgrid_wire.v1 import site_link_pb2
 
-from coordinator.store.layout import CRL_AUDITED as AUDITED
+from coordinator.store.revocations import AuditedRevocations
 from coordinator.workflow import Workflow
 from evalgrid.pki.directory import ISSUED_INDEX
 from evalgrid.revocation import CrlView, Revocations
 
-__all__ = ["AUDITED", "CrlFeed"]
+__all__ = ["CrlFeed"]
 
 log = logging.getLogger("evalgrid.coordinator")
 
@@ -48,18 +48,18 @@ class CrlFeed:
 
     async def changed(self, view: CrlView) -> None:
         """Audit the newly revoked certificates, then push the list to connected sites."""
-        redis = self.workflow.redis
-        audited = {int(v, 16) for v in await redis.smembers(AUDITED)}
+        store = AuditedRevocations(self.workflow.redis)
+        audited = await store.serials()
         fresh = sorted(view.serials - audited)
         if fresh:
             who = self._issued_to()
             for serial in fresh:
                 subject = who.get(serial, f"serial:{serial:x}")
-                await self.workflow._record("certificate.revoked", subject,
-                                            {"serial": format(serial, "x"),
-                                             "reason": view.reasons[serial],
-                                             "crl_number": view.number})
-                await redis.sadd(AUDITED, format(serial, "x"))
+                await self.workflow.record("certificate.revoked", subject,
+                                           {"serial": format(serial, "x"),
+                                            "reason": view.reasons[serial],
+                                            "crl_number": view.number})
+                await store.add(serial)
         for site_id in self.workflow.links.online():
             await self.push(site_id)
 

@@ -28,8 +28,7 @@ from coordinator.domain.seed_protocol import (
     final_seed,
 )
 from coordinator.errors import WorkflowError
-from coordinator.store.layout import SEED_SHARE
-from coordinator.store.values import text
+from coordinator.store.seed_rounds import SeedRounds, share_subject
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
@@ -59,9 +58,8 @@ def _refused(field: str, reason: str, code: str = "invalid") -> Exception:
 
 def round_seed(master_key: bytes, day: str, f: dict[str, str]) -> bytes:
     """The seed of a day's round from its stored shares (revealed, or the fallback)."""
-    key = SEED_SHARE.format(day)
     coordinator = bytes.fromhex(str(unseal_json(
-        master_key, SealedBox.from_json(f["coordinator_sealed"]), project_id=key,
+        master_key, SealedBox.from_json(f["coordinator_sealed"]), project_id=share_subject(day),
         purpose="seed-share")["secret"]))
     if f["state"] == "fallback":
         return final_seed(coordinator, None)
@@ -73,10 +71,10 @@ class SeedShares:
     def __init__(self, workflow: Workflow, wait: timedelta = DEFAULT_WAIT) -> None:
         self.workflow = workflow
         self.wait = wait
+        self.rounds = SeedRounds(workflow.redis)
 
     async def _fields(self, day: date) -> dict[str, str]:
-        raw = await self.workflow.redis.hgetall(SEED_SHARE.format(day.isoformat()))
-        return {text(k): text(v) for k, v in raw.items()}
+        return await self.rounds.fields(day.isoformat())
 
     def _state(self, day: date, f: dict[str, str]) -> ShareState:
         state = f.get("state", "awaiting")
@@ -90,11 +88,8 @@ class SeedShares:
         """The rounds among `days` that wait on the supervisor (one round trip: the console's
         snapshot asks at every change)."""
         ordered = sorted(set(days))
-        pipe = self.workflow.redis.pipeline(transaction=False)
-        for day in ordered:
-            pipe.hgetall(SEED_SHARE.format(day.isoformat()))
-        found = [self._state(day, {text(k): text(v) for k, v in raw.items()})
-                 for day, raw in zip(ordered, await pipe.execute(), strict=True)]
+        stored = await self.rounds.fields_of([day.isoformat() for day in ordered])
+        found = [self._state(day, f) for day, f in zip(ordered, stored, strict=True)]
         return [s for s in found if s.fallback_at is not None]
 
     async def _coordinator_commits(self, day: date) -> dict[str, str]:
@@ -102,17 +97,17 @@ class SeedShares:
         if "coordinator_commitment" in f:
             return f
         secret = secrets.token_bytes(SECRET_BYTES)  # never from a request
-        key = SEED_SHARE.format(day.isoformat())
         fresh = {"coordinator_commitment": commitment(secret),
-                 "coordinator_sealed": seal_json(self.workflow.master_key, key, "seed-share",
+                 "coordinator_sealed": seal_json(self.workflow.master_key,
+                                                 share_subject(day.isoformat()), "seed-share",
                                                  {"secret": secret.hex()}).to_json(),
                  "since": self.workflow.now().isoformat(),
                  "state": f.get("state", "awaiting")}
-        if not await self.workflow.redis.hsetnx(key, "coordinator_commitment",
-                                                commitment(secret)):
+        if not await self.rounds.claim(day.isoformat(), "coordinator_commitment",
+                                       commitment(secret)):
             return await self._fields(day)  # another call committed first
-        await self.workflow.redis.hset(key, mapping=fresh)  # type: ignore[arg-type]
-        await self.workflow._record("seed.coordinator_committed", day.isoformat(), {
+        await self.rounds.update(day.isoformat(), fresh)
+        await self.workflow.record("seed.coordinator_committed", day.isoformat(), {
             "day": day.isoformat(), "commitment": commitment(secret),
             "protocol": SEED_PROTOCOL})
         return await self._fields(day)
@@ -133,11 +128,10 @@ class SeedShares:
         if f.get("state") == "fallback" or f.get("used"):
             raise _refused("day", f"the seed of {day} is fixed already",
                                             code="precondition")
-        key = SEED_SHARE.format(day.isoformat())
-        await self.workflow.redis.hset(key, mapping={
+        await self.rounds.update(day.isoformat(), {
             "supervisor_commitment": supervisor_commitment, "public_source": public_source,
             "supervisor_by": by, "state": "committed"})
-        await self.workflow._record("seed.supervisor_committed", day.isoformat(), {
+        await self.workflow.record("seed.supervisor_committed", day.isoformat(), {
             "day": day.isoformat(), "commitment": supervisor_commitment,
             "public_source": public_source, "by": by})
         return self._state(day, await self._coordinator_commits(day))
@@ -166,10 +160,10 @@ class SeedShares:
                                             f"{f['public_source']!r}: enter its value")
         if len(public_value) > 200:
             raise _refused("public_value", "at most 200 characters")
-        await self.workflow.redis.hset(SEED_SHARE.format(day.isoformat()), mapping={
+        await self.rounds.update(day.isoformat(), {
             "supervisor_secret": secret.hex(), "public_value": public_value,
             "state": "revealed"})
-        await self.workflow._record("seed.supervisor_revealed", day.isoformat(), {
+        await self.workflow.record("seed.supervisor_revealed", day.isoformat(), {
             "day": day.isoformat(), "secret": secret.hex(), "public_value": public_value,
             "by": by})
         return self._state(day, await self._fields(day))
@@ -186,7 +180,6 @@ class SeedShares:
         wait has not run out; then the audited fallback. `urgent` (a reason) takes the
         fallback at once: a replacement the grid draws on its own cannot wait."""
         f = await self._coordinator_commits(day)
-        key = SEED_SHARE.format(day.isoformat())
         detail: dict[str, Any] = {"seed_protocol": SEED_PROTOCOL,
                                   "coordinator_commitment": f["coordinator_commitment"],
                                   "supervisor_commitment": f.get("supervisor_commitment", "")}
@@ -204,16 +197,16 @@ class SeedShares:
                         f"{f.get('state', 'awaiting')}); without it the draw falls back to the "
                         f"coordinator's secret alone at {until}",
                         code="precondition")
-                await self.workflow.redis.hset(key, "state", "fallback")
-                await self.workflow._record("seed.fallback", day.isoformat(), {
+                await self.rounds.update(day.isoformat(), {"state": "fallback"})
+                await self.workflow.record("seed.fallback", day.isoformat(), {
                     "day": day.isoformat(), "waited_s": int(waited.total_seconds()),
                     "supervisor_commitment": f.get("supervisor_commitment", ""),
                     **({"reason": urgent} if urgent else {})})
                 f["state"] = "fallback"
             detail["fallback"] = True
         seed = self._combine(day, f)
-        if await self.workflow.redis.hsetnx(key, "used", "1"):
-            await self.workflow._record("seed.fixed", day.isoformat(), {
+        if await self.rounds.claim(day.isoformat(), "used", "1"):
+            await self.workflow.record("seed.fixed", day.isoformat(), {
                 "day": day.isoformat(), "seed_hash": seed_hash(seed),
                 **detail})
         return seed, detail
@@ -223,23 +216,18 @@ class SeedShares:
         its id, or ``id/rK`` for the K-th first draw again (a new committee after an incident),
         so no two draws share a seed. A draw that uses it takes it (`take_first_labels`) before
         it runs, under the draw lock."""
-        k = int(await self.workflow.redis.hget(SEED_SHARE.format(day.isoformat()),
-                                               f"first:{project_id}") or 0)
-        return draw_label(project_id, k)
+        return draw_label(project_id, await self.rounds.first_draws(day.isoformat(),
+                                                                    project_id))
 
     async def take_first_labels(self, day: date, project_ids: list[str]) -> None:
         """These projects' first labels are used (a day plan draws each project under its id;
         a single draw once prepared): never again (one round trip)."""
-        pipe = self.workflow.redis.pipeline(transaction=False)
-        for project_id in project_ids:
-            pipe.hincrby(SEED_SHARE.format(day.isoformat()), f"first:{project_id}", 1)
-        await pipe.execute()
+        await self.rounds.take_first(day.isoformat(), project_ids)
 
     async def redraw_label(self, day: date, project_id: str, n: int) -> str:
         """The label of the n-th redraw of the project's current committee: ``base/n`` with
         the base its first draw took (`first_label`)."""
-        k = int(await self.workflow.redis.hget(SEED_SHARE.format(day.isoformat()),
-                                               f"first:{project_id}") or 1)
+        k = await self.rounds.first_draws(day.isoformat(), project_id) or 1
         return draw_label(project_id, max(k - 1, 0), n)
 
     async def plan_seed(self, day: date) -> tuple[bytes, dict[str, Any]]:

@@ -24,7 +24,7 @@ from coordinator.notifier import FileOutbox, WebhookNotifier, make_notifier
 from coordinator.revocation_feed import CrlFeed
 from coordinator.seed_shares import DEFAULT_WAIT
 from coordinator.service import OperatorService, SiteLinkService
-from coordinator.site_links import default_policy, pending_key
+from coordinator.site_links import default_policy
 from coordinator.store.bookings import Fence
 from coordinator.store.embedded_redis import EmbeddedRedis, check_server_at
 from coordinator.store.keys import load_or_create_master_key, load_or_create_signing_key
@@ -136,7 +136,7 @@ class Coordinator:
                 self.config.heartbeat_interval_ms / 2000), name="liveness"))
         site_link = SiteLinkService(self.workflow, self.config.heartbeat_interval_ms,
                                     Enrolments(self.redis, clock, self.data.pki,
-                                               self.workflow.master_key, self.workflow._record))
+                                               self.workflow.master_key, self.workflow.record))
         operator = OperatorService(self.workflow,
                                    sim_clock=self.config.sim_clock_start is not None,
                                    executor=self.config.executor)
@@ -160,10 +160,7 @@ class Coordinator:
         assert self.workflow is not None and self.redis is not None
         links = self.workflow.links
         sites = {link.value: len(links.liveness.sites_in(link)) for link in Link}
-        pipe = self.redis.pipeline(transaction=False)
-        for site_id in self.workflow.desk.sites:
-            pipe.hlen(pending_key(site_id))
-        pending = sum(int(n) for n in await pipe.execute())
+        pending = await links.commands.count(self.workflow.desk.sites)
         queued = self.notifier.queued if isinstance(self.notifier, WebhookNotifier) else 0
         return {"sites": sites, "pending": pending, "notices_queued": queued}
 

@@ -231,7 +231,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                       context: grpc.aio.ServicerContext) -> site_link_pb2.CheckInReply:
         site_id = _site("SiteLink.CheckIn")
         _required(id_number=request.id_number, code=request.code)
-        seat = await self.workflow.check_in(site_id, request.id_number, request.code)
+        seat = await self.workflow.arrivals.check_in(site_id, request.id_number, request.code)
         project = await self.workflow.project_of_seat(seat)
         return site_link_pb2.CheckInReply(
             workstation_id=seat.workstation_id, session_id=seat.session_id,
@@ -242,7 +242,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                      context: grpc.aio.ServicerContext) -> common_pb2.SignInReply:
         site_id = _site("SiteLink.SignIn")
         try:
-            seat, name = await self.workflow.sign_in(
+            seat, name = await self.workflow.arrivals.sign_in(
                 site_id, request.session_id, request.workstation_id, request.id_number,
                 request.code, request.request_id,
                 signed_in_at=_when(request.signed_in_at, "signed_in_at")
@@ -250,8 +250,8 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                 offline_proof=request.offline_proof)
         except WorkflowError as exc:
             if request.HasField("signed_in_at"):  # taken offline, forwarded late
-                await self.workflow.forwarded_refused(site_id, "sign-in", request.session_id,
-                                                      str(exc))
+                await self.workflow.arrivals.forwarded_refused(
+                    site_id, "sign-in", request.session_id, str(exc))
             raise
         return common_pb2.SignInReply(session_id=seat.session_id, expert_ref=seat.expert_ref,
                                       expert_name=name)
@@ -260,7 +260,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
     async def GetSheetForm(self, request: site_link_pb2.SheetFormRequest,
                            context: grpc.aio.ServicerContext) -> common_pb2.SheetForm:
         site_id = _site("SiteLink.GetSheetForm")
-        project, codes, seat, leader = await self.workflow.sheet_form(
+        project, codes, seat, leader = await self.workflow.sheets.sheet_form(
             site_id, request.session_id)
         return seat_passes.sheet_form(project, codes, self.workflow.company_names(),
                                       session_id=request.session_id,
@@ -272,14 +272,14 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
         site_id = _site("SiteLink.SubmitSheet")
         sheet = request.sheet
         try:
-            accepted, duplicate, digest = await self.workflow.submit_sheet(
+            accepted, duplicate, digest = await self.workflow.sheets.submit_sheet(
                 site_id, request.workstation_id, sheet.sheet_id, sheet.session_id,
                 [(s.bid_code, s.criterion_id, s.score) for s in sheet.scores], sheet.signed,
                 request.request_id)
         except WorkflowError as exc:
             if request.HasField("taken_at"):  # taken offline, forwarded late
-                await self.workflow.forwarded_refused(site_id, "sheet", sheet.session_id,
-                                                      str(exc))
+                await self.workflow.arrivals.forwarded_refused(
+                    site_id, "sheet", sheet.session_id, str(exc))
             raise
         return common_pb2.SubmitSheetReply(sheet_id=request.sheet.sheet_id, accepted=accepted,
                                            duplicate=duplicate, digest=digest)
@@ -297,7 +297,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
     async def AskClarification(self, request: site_link_pb2.AskRequest,
                                context: grpc.aio.ServicerContext) -> common_pb2.Clarification:
         site_id = _site("SiteLink.AskClarification")
-        record = await self.workflow.ask_clarification(
+        record = await self.workflow.sheets.ask_clarification(
             site_id, request.session_id, request.workstation_id, request.bid_code,
             request.question, request.request_id)
         return _clarification(record)
@@ -307,7 +307,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                              context: grpc.aio.ServicerContext
                              ) -> common_pb2.ClarificationList:
         site_id = _site("SiteLink.Clarifications")
-        records = await self.workflow.clarifications(site_id, request.session_id)
+        records = await self.workflow.sheets.clarifications(site_id, request.session_id)
         return common_pb2.ClarificationList(items=[_clarification(r) for r in records])
 
     @answers_errors
@@ -315,7 +315,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                                  context: grpc.aio.ServicerContext
                                  ) -> site_link_pb2.HostClarificationList:
         site_id = _site("SiteLink.HostClarifications")
-        records = await self.workflow.host_clarifications(site_id, request.project_id)
+        records = await self.workflow.sheets.host_clarifications(site_id, request.project_id)
         reply = site_link_pb2.HostClarificationList(project_id=request.project_id)
         for r in records:
             reply.items.add(question_id=r["question_id"], bidder_id=r["bidder_id"],
@@ -327,7 +327,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
                                   context: grpc.aio.ServicerContext
                                   ) -> common_pb2.Clarification:
         site_id = _site("SiteLink.AnswerClarification")
-        record = await self.workflow.answer_clarification(
+        record = await self.workflow.sheets.answer_clarification(
             site_id, request.project_id, request.question_id, request.answer,
             request.request_id)
         return _clarification(record)
@@ -336,7 +336,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
     async def Review(self, request: site_link_pb2.SheetFormRequest,
                      context: grpc.aio.ServicerContext) -> common_pb2.CommitteeReview:
         site_id = _site("SiteLink.Review")
-        leader, warnings, signed, pending, codes = await self.workflow.review(
+        leader, warnings, signed, pending, codes = await self.workflow.sheets.review(
             site_id, request.session_id)
         reply = common_pb2.CommitteeReview(leader=leader, signed=signed, pending=pending)
         for w in warnings:
@@ -351,7 +351,7 @@ class SiteLinkService(site_link_pb2_grpc.SiteLinkServicer):
     async def ReturnSheet(self, request: site_link_pb2.ReturnSheetRequest,
                           context: grpc.aio.ServicerContext) -> common_pb2.ReturnSheetReply:
         site_id = _site("SiteLink.ReturnSheet")
-        outcome = await self.workflow.return_sheet(
+        outcome = await self.workflow.sheets.return_sheet(
             site_id, request.session_id, request.workstation_id, request.expert_ref,
             request.reason, request.request_id)
         return common_pb2.ReturnSheetReply(expert_ref=request.expert_ref, outcome=outcome)
@@ -497,7 +497,7 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
     async def StartEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
         who = authorize("Operator.StartEvaluation")
-        state = await self.workflow.start_evaluation(request.project_id, by=str(who),
+        state = await self.workflow.evaluation.start(request.project_id, by=str(who),
                                                      stimulus_id=request.request_id)
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state)
 
@@ -505,7 +505,7 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
     async def CloseEvaluation(self, request: operator_pb2.ProjectRequest,
                               context: grpc.aio.ServicerContext) -> operator_pb2.ProjectReply:
         who = authorize("Operator.CloseEvaluation")
-        state, path = await self.workflow.close_evaluation(request.project_id, by=str(who),
+        state, path = await self.workflow.evaluation.close(request.project_id, by=str(who),
                                                            stimulus_id=request.request_id)
         return operator_pb2.ProjectReply(project_id=request.project_id, state=state,
                                          detail=path)

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from coordinator.store.layout import SIGN_IN_LOCK
+from coordinator.store.lockouts import ScopeStates
 from evalgrid.clock import Clock
 from evalgrid.lockout import (
     LockoutPolicy,
@@ -28,14 +28,13 @@ from evalgrid.lockout import (
 
 __all__ = ["SignInGuard"]
 
-KEY = SIGN_IN_LOCK  # the scope's state (coordinator/store/layout.py)
 Record = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 
 
 class SignInGuard:
     def __init__(self, redis: aioredis.Redis, clock: Clock, policy: LockoutPolicy,
                  record: Record, local_tz: tzinfo = UTC) -> None:
-        self.redis = redis
+        self.states = ScopeStates(redis)
         self.local_tz = local_tz  # messages people read show the province's time
         self.clock = clock
         self.policy = policy
@@ -43,15 +42,15 @@ class SignInGuard:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def _state(self, scope: str) -> ScopeState:
-        return ScopeState.from_json(await self.redis.get(KEY.format(scope)))
+        return ScopeState.from_json(await self.states.get(scope))
 
     async def _save(self, scope: str, state: ScopeState) -> None:
         if not state.failures and state.locked_until is None:
-            await self.redis.delete(KEY.format(scope))
+            await self.states.clear(scope)
             return
         # Real-time expiry only collects garbage; the lock itself runs on the (injected) clock.
         keep_s = int((self.policy.window + self.policy.lock_for).total_seconds()) + 86_400
-        await self.redis.set(KEY.format(scope), state.to_json(), ex=keep_s)
+        await self.states.put(scope, state.to_json(), keep_s=keep_s)
 
     async def refuse_if_locked(self, what: str, site_id: str, scopes: Sequence[str],
                                detail: dict[str, Any]) -> str | None:
@@ -95,7 +94,7 @@ class SignInGuard:
             async with self._locks.setdefault(scope, asyncio.Lock()):
                 state = await self._state(scope)
                 if state.locked(self.clock.now()) is None:
-                    await self.redis.delete(KEY.format(scope))
+                    await self.states.clear(scope)
 
     async def unlock(self, scopes: Sequence[str], *, site_id: str, reason: str,
                      by: str) -> list[str]:
@@ -108,7 +107,7 @@ class SignInGuard:
                 state = await self._state(scope)
                 if state.locked(now) is not None:
                     lifted.append(scope)
-                await self.redis.delete(KEY.format(scope))
+                await self.states.clear(scope)
         await self.record("signin.unlocked", site_id,
                           {"scopes": list(scopes), "lifted": lifted, "reason": reason, "by": by})
         return lifted

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from evalgrid_wire.v1 import site_link_pb2
 
 from coordinator.domain.liveness import Link, Liveness, LivenessPolicy, Transition
-from coordinator.store.layout import FENCE, SITE_COMMANDS
+from coordinator.store.site_commands import SiteCommands
 from evalgrid.clock import Clock, SystemClock
 from evalgrid.ids import opaque_id
 from evalgrid.tls import KEEPALIVE_OPTIONS
@@ -50,10 +50,6 @@ def default_policy(heartbeat_interval_ms: int) -> LivenessPolicy:
 
 
 
-def pending_key(site_id: str) -> str:
-    return SITE_COMMANDS.format(site_id)
-
-
 @dataclass
 class SiteLive:
     connected: bool = False
@@ -72,6 +68,7 @@ class SiteLinks:
                  liveness: LivenessPolicy | None = None,
                  lease_clock: Clock | None = None) -> None:
         self.redis = redis
+        self.commands = SiteCommands(redis)
         self.clock = clock
         self.live: dict[str, SiteLive] = defaultdict(SiteLive)
         self._doorbells: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
@@ -125,20 +122,24 @@ class SiteLinks:
     def link(self, site_id: str) -> Link:
         return self.liveness.link(site_id)
 
+    async def current_fence(self) -> int:
+        """The last fence handed out (an agent that registers starts from it)."""
+        return await self.commands.current_fence()
+
     async def next_fence(self) -> int:
-        return int(await self.redis.incr(FENCE))
+        return await self.commands.next_fence()
 
     async def next_fences(self, n: int) -> list[int]:
         """`n` consecutive fences in one round trip (a committee's commands)."""
         if n <= 0:
             return []
-        top = int(await self.redis.incrby(FENCE, n))
+        top = await self.commands.take_fences(n)
         return list(range(top - n + 1, top + 1))
 
     @staticmethod
     def stage_next_fences(pipe: aioredis.client.Pipeline, n: int) -> None:
         """`next_fences` inside a caller's pipeline; its reply goes to `fences_from`."""
-        pipe.incrby(FENCE, n)
+        SiteCommands.stage_take_fences(pipe, n)
 
     @staticmethod
     def fences_from(top: int, n: int) -> list[int]:
@@ -150,22 +151,21 @@ class SiteLinks:
             command.command_id = opaque_id("cmd")
         if not command.fence:
             command.fence = await self.next_fence()
-        await self.redis.hset(pending_key(site_id), command.command_id,
-                              command.SerializeToString())
+        await self.commands.queue(site_id, command.command_id, command.SerializeToString())
         self._doorbells[site_id].set()
 
     def enqueue_in(self, pipe: aioredis.client.Pipeline, site_id: str,
                    command: site_link_pb2.CoordinatorCommand) -> None:
         """Queue inside a caller's MULTI (command id and fence already set); ring later."""
-        pipe.hset(pending_key(site_id), command.command_id, command.SerializeToString())
+        SiteCommands.stage_queue(pipe, site_id, command.command_id,
+                                 command.SerializeToString())
 
     def ring(self, site_id: str) -> None:
         self._doorbells[site_id].set()
 
     async def pending(self, site_id: str) -> list[site_link_pb2.CoordinatorCommand]:
-        raw = await self.redis.hgetall(pending_key(site_id))
-        commands = [site_link_pb2.CoordinatorCommand.FromString(
-            v if isinstance(v, bytes) else v.encode()) for v in raw.values()]
+        commands = [site_link_pb2.CoordinatorCommand.FromString(raw)
+                    for raw in await self.commands.pending(site_id)]
         return sorted(commands, key=lambda c: c.fence)
 
 
@@ -184,7 +184,7 @@ class SiteLinks:
             await bell.wait()
 
     async def acknowledge(self, site_id: str, ack: site_link_pb2.CommandAck) -> None:
-        await self.redis.hdel(pending_key(site_id), ack.command_id)
+        await self.commands.done(site_id, ack.command_id)
         if not ack.ok:
             log.warning("site %s refused command %s: %s", site_id, ack.command_id, ack.error)
         live = self.live[site_id]

@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hashlib
-import hmac
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +24,11 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evalgrid_wire.v1 import site_link_pb2
 
-from coordinator import seat_passes
 from coordinator.allocation import DEPARTURES, Allocation, SeatRecord
 from coordinator.batch.executor import Executor
 from coordinator.conduct_records import ConductFeed, ConductFollower
 from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
-from coordinator.domain import scoring
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.day_plan import local_day, project_seed
 from coordinator.domain.draw import DrawInputs, DrawSnapshot, Seat, inputs_from_json
@@ -50,13 +45,8 @@ from coordinator.domain.lifecycle import (
     LifecycleRefused,
     NoticeAccepted,
     ProjectState,
-    ReportClosed,
     SeatState,
-    SheetReturned,
-    SheetSigned,
-    SignedIn,
     StoryEntry,
-    WindowOpened,
     handle_project,
     handle_seat,
     story_entry,
@@ -68,7 +58,6 @@ from coordinator.domain.pii import PiiKeys
 from coordinator.domain.randomness import spare_workstation
 from coordinator.domain.registry_snapshot import pseudonym_key
 from coordinator.domain.rules import Rules
-from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.draw_intents import (
     DrawIntent,
     booking_items,
@@ -80,46 +69,34 @@ from coordinator.draw_intents import (
     stage_intent,
 )
 from coordinator.draw_intents import recover as recover_intents
-from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, read_snapshot
+from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw
 from coordinator.errors import WorkflowError as WorkflowError  # raised by every shell
 from coordinator.notifier import Notice, Notifier
 from coordinator.plan_chunks import commit_and_place
 from coordinator.province import codec
-from coordinator.report import write_report
 from coordinator.seed_shares import SeedShares
 from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
+from coordinator.store import sim_clock
+from coordinator.store.allocations import Allocations
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
-from coordinator.store.layout import (
-    ALLOC,
-    CLARIFICATIONS,
-    DRAW,
-    FENCE,
-    PROJECT_STATE,
-    REDRAW_PENDING,
-    REQUEST,
-    SESSION,
-    SHEET,
-    SIM_CLOCK,
-    SITE_SESSIONS,
-)
+from coordinator.store.draws import DrawArchives, PendingRedraws
 from coordinator.store.placements import Placements
 from coordinator.store.registry import STORY_KEPT, Registry
-from coordinator.store.values import text
+from coordinator.store.requests import Requests
+from coordinator.store.sessions import Sessions
+from coordinator.store.sheets import Sheets
+from coordinator.store.snapshots import DrawSnapshots
 from coordinator.withdrawals import Withdrawals
 from evalgrid.clock import Clock, SimClock
 from evalgrid.ids import one_time_code, opaque_id
-from evalgrid.lockout import LockoutPolicy, desk_scope, session_scope, workstation_scope
-from evalgrid.score_rules import parse_score
+from evalgrid.lockout import LockoutPolicy
 from evalgrid.tls import call_scope
 from evalgrid.wire import to_window
 
 log = logging.getLogger("evalgrid.coordinator")
-SIM_CLOCK_KEY = SIM_CLOCK  # the Redis keys: coordinator/store/layout.py
 
-MAX_QUESTION_CHARS = 2000
-REQUEST_TTL_S = 7 * 24 * 3600
 SCHEDULE_RETRY_S = 1.0  # a schedule pass that failed (Redis away) is tried again this soon
 
 
@@ -164,6 +141,12 @@ class Workflow:
         self.audit = AuditLog(redis, signing_key=signing_key, clock=clock)
         self.bookings = Bookings(redis)
         self.placements = Placements(redis, self.bookings)  # a day plan's chunks
+        self.allocations = Allocations(redis, master_key)  # sealed, and the clear copies
+        self.requests = Requests(redis)
+        self.sessions = Sessions(redis, master_key)
+        self.draws = DrawArchives(redis, master_key)
+        self.redraws = PendingRedraws(redis)
+        self.snapshots = DrawSnapshots(redis, master_key)
         self.links = SiteLinks(redis, clock, liveness=liveness, lease_clock=lease_clock)
         self.desk = DrawDesk(rules)
         self.desk.pseudonym_key = pseudonym_key(master_key)  # draws record the registry digest
@@ -173,29 +156,34 @@ class Workflow:
         self.conduct_follower = ConductFollower(
             redis, master_key, self.audit, rules, reports_dir,
             windows=lambda: {p.id: p.window for p in self.desk.projects()},
-            allocation=self._read_allocation, record=self._record)
+            allocation=self.allocations.read, record=self.record)
         # Wrong one-time codes run out per seat, workstation and desk (then locked, audited).
         # What people read (notices, refusals) is in the province's local time.
         self.local_tz = timezone(timedelta(minutes=rules.local_utc_offset_minutes))
-        self.sign_ins = SignInGuard(redis, clock, lockout or LockoutPolicy(), self._record,
+        self.sign_ins = SignInGuard(redis, clock, lockout or LockoutPolicy(), self.record,
                                     local_tz=self.local_tz)
         # A member redrawn without asking is told the notice no longer holds (once).
         self.withdrawals = Withdrawals(
             redis, lambda notice: self.notifier.send(notice),
-            lambda kind, subject, detail: self._record(kind, subject, detail),
+            lambda kind, subject, detail: self.record(kind, subject, detail),
             self.desk.venue_label, self.local_tz)
-        self._draw_lock = asyncio.Lock()
+        self.draw_lock = asyncio.Lock()
         self._plan_lock = asyncio.Lock()
         self._project_locks: dict[str, asyncio.Lock] = {}
-        self._allocations: dict[str, Allocation] = {}
-        self._stored_snapshots: set[str] = set()  # digests of draw snapshots in Redis
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
-        self._placing: set[str] = set()  # projects whose draw `_place` is placing now
+        self._placing: set[str] = set()  # projects whose draw `place` is placing now
         self._fault_tasks: set[asyncio.Task[None]] = set()
         # Operator consoles wait on the current event; any change sets it and replaces it.
         self._grid_event = asyncio.Event()
+        from coordinator.arrivals import ArrivalDesk  # the members' check-in and sign-in
+        from coordinator.evaluation import EvaluationDesk  # the window's start and close
         from coordinator.faults import FaultDesk  # the fault shell builds on this module
+        from coordinator.sheets import SheetDesk  # the committee's paper, likewise
+
+        self.sheets = SheetDesk(self, Sheets(redis))
+        self.arrivals = ArrivalDesk(self)
+        self.evaluation = EvaluationDesk(self)
 
         self.faults = FaultDesk(self)
 
@@ -206,7 +194,7 @@ class Workflow:
         province = await self.registry.load_province()
         allocations = []
         for project in province.projects:
-            alloc = await self._read_allocation(project.id)
+            alloc = await self.allocations.read(project.id)
             if alloc is not None:
                 allocations.append((project, alloc))
         self.desk.load(province, [(p, [self._seat_tuple(s) for s in a.active_seats()])
@@ -218,9 +206,9 @@ class Workflow:
         gc.collect()
         gc.freeze()
         if allocations:
-            await self._record("coordinator.recovered", "coordinator",
-                               {"allocations_opened": len(allocations),
-                                "purpose": "rebuild bookings after start"})
+            await self.record("coordinator.recovered", "coordinator",
+                              {"allocations_opened": len(allocations),
+                               "purpose": "rebuild bookings after start"})
         # Draws a crash interrupted half-placed: forward with the same seed, or back.
         await recover_intents(self)
         await self.faults.resume()  # seat passes a crash kept from going out
@@ -232,16 +220,16 @@ class Workflow:
                        progress: PlanProgress | None = None) -> dict[str, Any]:
         """Draw every project of `day` still awaiting its draw (coordinator/day_plan.py);
         idempotent by request id, one plan at a time."""
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return replay
         async with self._plan_lock:
-            replay = await self._replay(request_id)
+            replay = await self.replay(request_id)
             if replay is not None:
                 return replay
             await self._refresh_conduct()
             summary = await run_plan(self, day, executor, progress)
-        await self._remember(request_id, summary)
+        await self.remember(request_id, summary)
         return summary
 
     @staticmethod
@@ -250,17 +238,17 @@ class Workflow:
 
     # --- audit and events ------------------------------------------------------------------
 
-    async def _record(self, kind: str, subject: str, detail: dict[str, Any]) -> AuditEntry:
+    async def record(self, kind: str, subject: str, detail: dict[str, Any]) -> AuditEntry:
         entry = await self.audit.append(kind, subject, detail)
         for queue in list(self._watchers):
             queue.put_nowait(entry)
         self.grid_changed()
         return entry
 
-    async def _record_batch(self, items: list[tuple[str, str, dict[str, Any]]], *,
-                            before: Callable[[Any], None] | None = None,
-                            after: Callable[[Any], None] | None = None) -> list[Any]:
-        """`_record` for several entries in one round trip (a day plan's chunk), in one MULTI
+    async def record_batch(self, items: list[tuple[str, str, dict[str, Any]]], *,
+                           before: Callable[[Any], None] | None = None,
+                           after: Callable[[Any], None] | None = None) -> list[Any]:
+        """`record` for several entries in one round trip (a day plan's chunk), in one MULTI
         with the writes `before` and `after` stage (`AuditLog.append_batch_with`); returns
         the replies of `before`'s writes."""
         if not items and before is None and after is None:
@@ -317,44 +305,62 @@ class Workflow:
 
     # --- idempotency -----------------------------------------------------------------------
 
-    async def _replay(self, request_id: str) -> dict[str, Any] | None:
-        if not request_id:
-            return None
-        # Scoped to the RPC and caller: an id reused elsewhere replays nothing of theirs.
-        raw = await self.redis.get(REQUEST.format(call_scope() + request_id))
-        return json.loads(raw) if raw else None
+    async def replay(self, request_id: str) -> dict[str, Any] | None:
+        """The reply already given to `request_id` (scoped to the RPC and caller), or None."""
+        return await self.requests.replay(call_scope(), request_id)
 
-    async def _remember(self, request_id: str, reply: dict[str, Any]) -> None:
-        if request_id:
-            await self.redis.set(REQUEST.format(call_scope() + request_id), json.dumps(reply),
-                                 ex=REQUEST_TTL_S)
+    async def remember(self, request_id: str, reply: dict[str, Any]) -> None:
+        await self.requests.remember(call_scope(), request_id, reply)
 
-    def _lock(self, project_id: str) -> asyncio.Lock:
+    def project_lock(self, project_id: str) -> asyncio.Lock:
         return self._project_locks.setdefault(project_id, asyncio.Lock())
+
+    def wake_schedule(self) -> None:
+        """Run the schedule's next pass now (a draw or a clock change moved its deadlines)."""
+        self._schedule_wake.set()
+
+    def placing(self, project_ids: set[str], *, done: bool = False) -> None:
+        """Mark draws as being placed by their caller (or, `done`, no longer): the schedule's
+        `finish_placed` finishes only placements that nobody is placing."""
+        if done:
+            self._placing -= project_ids
+        else:
+            self._placing |= project_ids
 
     # --- the lifecycle (coordinator/domain/lifecycle.py decides; this carries it out) ------
 
     @staticmethod
-    def _stimulus(request_id: str, kind: str) -> str:
+    def stimulus(request_id: str, kind: str) -> str:
         """What caused an event: the request's id, else a fresh id naming the cause."""
         return request_id or opaque_id(kind)
 
-    def _stage_project(self, pipe: Any, project_id: str, before: ProjectState,
+    def stage_project_event(self, pipe: Any, project_id: str, before: ProjectState,
                        after: ProjectState, event: Event, todo: list[Instruction]) -> None:
         """The project's new state and its story entry, in the caller's MULTI."""
-        pipe.hset(PROJECT_STATE, project_id, after.value)
-        self.registry.stage_story(pipe, project_id, story_entry(
+        self.registry.stage_transition(pipe, project_id, story_entry(
             self.clock.now().isoformat(), before, after, event, todo))
 
-    async def _commit_project(self, project_id: str, before: ProjectState,
-                              after: ProjectState, event: Event,
-                              todo: list[Instruction]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        self._stage_project(pipe, project_id, before, after, event, todo)
-        await pipe.execute()
-        await self._validate_lifecycle(project_id)
+    @staticmethod
+    async def carry_out(todo: Sequence[Instruction],
+                        steps: Mapping[Instruction, Callable[[], Awaitable[object]]]) -> None:
+        """Carry out a transition's instructions (`handle`'s list), one step each, in the
+        table's order. A path with a step for an instruction it was not given, or none for
+        one it was, is refused before anything is done: the table and the shell cannot
+        drift apart unnoticed."""
+        if sorted(steps) != sorted(todo):
+            raise AssertionError(f"steps {sorted(steps)} for the instructions {list(todo)}")
+        for instruction in todo:
+            await steps[instruction]()
 
-    def _seat_event(self, seat: SeatRecord, event: Event) -> StoryEntry | None:
+    async def commit_project(self, project_id: str, before: ProjectState,
+                             after: ProjectState, event: Event,
+                             todo: list[Instruction]) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        self.stage_project_event(pipe, project_id, before, after, event, todo)
+        await pipe.execute()
+        await self.validate_lifecycle(project_id)
+
+    def seat_event(self, seat: SeatRecord, event: Event) -> StoryEntry | None:
         """Move a seat by `event` (in memory: the caller saves the allocation with the
         returned story entry); None for a repeat. A refusal is a precondition error."""
         try:
@@ -368,12 +374,12 @@ class Workflow:
         seat.status = after.value
         return entry
 
-    async def _validate_lifecycle(self, project_id: str) -> None:
+    async def validate_lifecycle(self, project_id: str) -> None:
         """validate_state after every event, where EVALGRID_VALIDATE_LIFECYCLE=1 (tests)."""
         if os.environ.get(VALIDATE_ENV) != "1":
             return
         state = ProjectState(await self.registry.project_state(project_id) or "")
-        alloc = self._allocations.get(project_id)
+        alloc = self.allocations.opened(project_id)
         project = await self.registry.project(project_id)
         validate_state(state, [SeatState(s.status) for s in alloc.seats] if alloc else [],
                        committee=project.drawn_seats if project else None)
@@ -390,29 +396,30 @@ class Workflow:
             raise WorkflowError("inventory", f"workstations not in the registry for {site_id}: "
                                 f"{sorted(unknown)[:5]}")
         resent = await self._resend_reservations(site_id)
-        await self._record("site.registered", site_id,
-                           {"workstations": len(workstation_ids), "reservations_resent": resent})
-        return int(await self.redis.get(FENCE) or 0)
+        await self.record("site.registered", site_id,
+                          {"workstations": len(workstation_ids), "reservations_resent": resent})
+        return await self.links.current_fence()
 
     async def _resend_reservations(self, site_id: str) -> int:
         """An agent that restarted has forgotten its reservations: queue them again (an agent
         that still holds one answers the repeat as a no-op)."""
-        sessions = await self.redis.smembers(SITE_SESSIONS.format(site_id))
-        for raw in sessions:
-            session_id = text(raw)
-            held = await self.redis.hgetall(SESSION.format(session_id))
-            if not held:
+        sessions = await self.sessions.site_session_ids(site_id)
+        for session_id in sessions:
+            held = await self.sessions.held(session_id)
+            if held is None:
                 continue
-            start = datetime.fromtimestamp(int(held[b"start"]), UTC)
-            end = datetime.fromtimestamp(int(held[b"end"]), UTC)
             await self.links.enqueue(site_id, site_link_pb2.CoordinatorCommand(
                 reserve=site_link_pb2.Reserve(session_id=session_id,
-                                              workstation_id=text(held[b"ws"]),
-                                              window=to_window(start, end))))
+                                              workstation_id=held.workstation_id,
+                                              window=to_window(held.start, held.end))))
         return len(sessions)
 
-    async def _release_on_site(self, seat: SeatRecord, reason: str) -> None:
-        await self.redis.srem(SITE_SESSIONS.format(seat.site_id), seat.session_id)
+    async def release_on_site(self, seat: SeatRecord, reason: str) -> None:
+        """The site holds the seat's session no longer: dropped from its set, then told."""
+        await self.sessions.leave_site(seat.site_id, seat.session_id)
+        await self.send_release(seat, reason)
+
+    async def send_release(self, seat: SeatRecord, reason: str) -> None:
         await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
             release=site_link_pb2.Release(session_id=seat.session_id,
                                           workstation_id=seat.workstation_id, reason=reason)))
@@ -440,9 +447,9 @@ class Workflow:
         added = await self.registry.add_project(project)
         if added:
             self.desk.add_project(project)
-            await self._record("project.registered", project.id,
-                               {"host": host_site_id, "window_start": project.window.start
-                                .isoformat(), "committee": project.committee_size})
+            await self.record("project.registered", project.id,
+                              {"host": host_site_id, "window_start": project.window.start
+                               .isoformat(), "committee": project.committee_size})
         return project.id, not added
 
     async def project(self, project_id: str) -> Project:
@@ -454,11 +461,11 @@ class Workflow:
     # --- the draw --------------------------------------------------------------------------
 
     async def draw(self, project_id: str, request_id: str) -> DrawSummary:
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return DrawSummary(**replay)
         project = await self.project(project_id)
-        async with self._lock(project_id), self._draw_lock:
+        async with self.project_lock(project_id), self.draw_lock:
             state = await self.registry.project_state(project_id)
             if state != ProjectState.REGISTERED:
                 raise WorkflowError("project_id", f"{project_id} is {state}, "
@@ -471,10 +478,10 @@ class Workflow:
                          "label": await self.seed_shares.first_label(day, project_id)}
             await self._refresh_conduct()
             try:
-                prepared = self.desk.prepare(project, now, self._down(), seed=project_seed(
-                    day_seed, seed_from["label"]))
+                prepared = self.desk.prepare(project, now, self.down_workstations(),
+                                             seed=project_seed(day_seed, seed_from["label"]))
             except DrawRefused as exc:
-                await self._record("draw.refused", project_id, {"reason": str(exc)})
+                await self.record("draw.refused", project_id, {"reason": str(exc)})
                 raise WorkflowError("project_id", str(exc), code="precondition") from exc
             await self.seed_shares.take_first_labels(day, [project_id])
             # The seed is fixed by `prepare`. The commitment (seed hash, input digest) is
@@ -482,34 +489,34 @@ class Workflow:
             # stored: a crash after it re-runs this very draw, never a fresh one.
             result = self.desk.run(prepared)
             if isinstance(result, str):
-                await self._record("draw.committed", project_id, {
+                await self.record("draw.committed", project_id, {
                     **prepared.commitment_record(), "seed_from": seed_from})
-                await self._record("draw.starved", project_id, {"reason": result})
+                await self.record("draw.starved", project_id, {"reason": result})
                 raise WorkflowError("project_id", result, code="precondition")
             await commit_and_place(self, project, prepared, result, seed_from=seed_from)
-            self._schedule_wake.set()
+            self.wake_schedule()
             summary = DrawSummary(
                 project_id=project_id, draw_id=result.draw_id,
                 commitment=result.commitment.seed_hash, input_digest=result.commitment
                 .input_digest, seats=len(result.seats), venues=len({s.venue_id for s in
                                                                     result.seats}),
             )
-        await self._remember(request_id, summary.__dict__)
+        await self.remember(request_id, summary.__dict__)
         return summary
 
-    async def _place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
-                     state_after: str = "", archive_stored: bool = False,
-                     fences: list[int] | None = None,
-                     committed: dict[str, Any] | None = None) -> None:
+    async def place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
+                    state_after: str = "", archive_stored: bool = False,
+                    fences: list[int] | None = None,
+                    committed: dict[str, Any] | None = None) -> None:
         """`_place_draw`, known to be in flight (the schedule finishes only placements
         nobody is placing: `finish_placed`)."""
-        self._placing.add(project.id)
+        self.placing({project.id})
         try:
             await self._place_draw(project, alloc, result, state_after=state_after,
                                    archive_stored=archive_stored, fences=fences,
                                    committed=committed)
         finally:
-            self._placing.discard(project.id)
+            self.placing({project.id}, done=True)
 
     async def _place_draw(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                           state_after: str = "", archive_stored: bool = False,
@@ -525,7 +532,7 @@ class Workflow:
         """
         if fences is None:
             fences = await self.links.next_fences(len(result.seats))
-        new_seats, commands = self._seats_and_commands(project, result, fences)
+        new_seats, commands = self.seats_and_commands(project, result, fences)
         intent = make_intent(
             project.id, result.draw_id, "booking", await self.audit.known_seq(),
             seats=new_seats, commands=commands, state_after=state_after,
@@ -535,8 +542,8 @@ class Workflow:
 
         def stage(pipe: Any) -> None:
             if not archive_stored:
-                pipe.hset(DRAW.format(result.draw_id), mapping=result.archive_fields(
-                    self.master_key))
+                self.draws.stage_archive(pipe, result.draw_id,
+                                         result.archive_fields(self.master_key))
             stage_intent(pipe, self.master_key, intent)
 
         if committed is None:
@@ -544,29 +551,29 @@ class Workflow:
             stage(pipe)
             await pipe.execute()
         else:
-            await self._record_batch([("draw.committed", project.id, committed)], before=stage)
+            await self.record_batch([("draw.committed", project.id, committed)], before=stage)
         fault_point("after_intent")
         booked = await self.bookings.reserve_all(booking_items(project, new_seats))
         if not booked.ok:
             # The in-memory picture disagreed with Redis: nothing was booked; say so loudly.
             await drop_intent(self.redis, project.id)
-            await self._record("draw.booking_conflict", project.id,
-                               {"draw_id": result.draw_id, "detail": booked.reason})
+            await self.record("draw.booking_conflict", project.id,
+                              {"draw_id": result.draw_id, "detail": booked.reason})
             raise WorkflowError("project_id", f"booking conflict: {booked.reason}",
                                 code="precondition")
         fault_point("after_reserve")
         alloc.draw_ids.append(result.draw_id)
         alloc.seats.extend(new_seats)
-        self._allocations[project.id] = alloc
+        self.allocations.keep(alloc)
         self.desk.book(project, [(s.expert_id, s.workstation_id) for s in new_seats])
-        await self._store_placement(project, alloc, new_seats, commands, intent)
+        await self.store_placement(project, alloc, new_seats, commands, intent)
         fault_point("after_pipeline")
-        await self._announce_placement(project, intent, new_seats, commands)
+        await self.announce_placement(project, intent, new_seats, commands)
 
     @staticmethod
-    def _seats_and_commands(project: Project, result: PlacedDraw, fences: list[int]
-                            ) -> tuple[list[SeatRecord],
-                                       list[tuple[str, site_link_pb2.CoordinatorCommand]]]:
+    def seats_and_commands(project: Project, result: PlacedDraw, fences: list[int]
+                           ) -> tuple[list[SeatRecord],
+                                      list[tuple[str, site_link_pb2.CoordinatorCommand]]]:
         """A draw's seat records (fresh sessions, holders, codes) and reserve commands."""
         new_seats = [
             SeatRecord(
@@ -590,57 +597,54 @@ class Workflow:
             commands.append((seat.site_id, command))
         return new_seats, commands
 
-    async def _store_placement(self, project: Project, alloc: Allocation,
-                               new_seats: list[SeatRecord],
-                               commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
-                               intent: DrawIntent) -> None:
+    async def store_placement(self, project: Project, alloc: Allocation,
+                              new_seats: list[SeatRecord],
+                              commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
+                              intent: DrawIntent) -> None:
         """One MULTI: allocation, sessions, queued reserves, project state, intent `placed`."""
         pipe = self.redis.pipeline(transaction=True)
-        self._stage_placement(pipe, project, alloc, new_seats, commands, intent)
+        self.stage_placement(pipe, project, alloc, new_seats, commands, intent)
         await pipe.execute()
         if intent.state_after:
-            await self._validate_lifecycle(project.id)
+            await self.validate_lifecycle(project.id)
 
-    def _stage_placement(self, pipe: Any, project: Project, alloc: Allocation,
-                         new_seats: list[SeatRecord],
-                         commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
-                         intent: DrawIntent) -> None:
-        """`_store_placement`'s writes, in the caller's MULTI (a plan chunk stages many)."""
-        start, end = project.window.start_ts, project.window.end_ts
-        pipe.set(ALLOC.format(project.id), self._seal_alloc(alloc))
+    def stage_placement(self, pipe: Any, project: Project, alloc: Allocation,
+                        new_seats: list[SeatRecord],
+                        commands: list[tuple[str, site_link_pb2.CoordinatorCommand]],
+                        intent: DrawIntent) -> None:
+        """`store_placement`'s writes, in the caller's MULTI (a plan chunk stages many)."""
+        self.allocations.stage_save(pipe, alloc)
         for seat in new_seats:
-            pipe.hset(SESSION.format(seat.session_id), mapping={
-                "site": seat.site_id, "ws": seat.workstation_id, "start": start, "end": end,
-                "ref": seal_json(self.master_key, seat.session_id, "session",
-                                 {"project": project.id}).to_json(),
-            })
-            pipe.sadd(SITE_SESSIONS.format(seat.site_id), seat.session_id)
+            self.sessions.stage_open(
+                pipe, session_id=seat.session_id, site_id=seat.site_id,
+                workstation_id=seat.workstation_id, start_ts=project.window.start_ts,
+                end_ts=project.window.end_ts, project_id=project.id)
         for site_id, command in commands:
             self.links.enqueue_in(pipe, site_id, command)
         if intent.state_after:  # a first draw: the project was awaiting it
             placed = DrawPlaced(f"draw-{intent.draw_id}")
             after, todo = handle_project(ProjectState.REGISTERED, placed)
             assert after == intent.state_after, (after, intent.state_after)
-            self._stage_project(pipe, project.id, ProjectState.REGISTERED, after, placed, todo)
+            self.stage_project_event(pipe, project.id, ProjectState.REGISTERED, after, placed, todo)
         intent.phase = "placed"
         stage_intent(pipe, self.master_key, intent)
 
-    async def _announce_placement(self, project: Project, intent: DrawIntent,
-                                  new_seats: list[SeatRecord],
-                                  commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]
-                                  ) -> None:
+    async def announce_placement(self, project: Project, intent: DrawIntent,
+                                 new_seats: list[SeatRecord],
+                                 commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]
+                                 ) -> None:
         """Wake the agents, send the notices, audit `draw.placed`, drop the intent."""
-        self._send_notices(project, new_seats, commands)
-        await self._record("draw.placed", project.id, self._placed_record(intent, new_seats))
+        self.send_notices(project, new_seats, commands)
+        await self.record("draw.placed", project.id, self.placed_record(intent, new_seats))
         await drop_intent(self.redis, project.id)
 
     @staticmethod
-    def _placed_record(intent: DrawIntent, new_seats: list[SeatRecord]) -> dict[str, Any]:
+    def placed_record(intent: DrawIntent, new_seats: list[SeatRecord]) -> dict[str, Any]:
         return {"draw_id": intent.draw_id, "seats": len(new_seats),
                 "outcome_digest": intent.outcome_digest, "parent": intent.parent}
 
-    def _send_notices(self, project: Project, new_seats: list[SeatRecord],
-                      commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]) -> None:
+    def send_notices(self, project: Project, new_seats: list[SeatRecord],
+                     commands: list[tuple[str, site_link_pb2.CoordinatorCommand]]) -> None:
         """Wake the agents of the queued commands; notify each new member."""
         for site_id, _ in commands:
             self.links.ring(site_id)
@@ -652,53 +656,41 @@ class Workflow:
                                       end=project.window.end.astimezone(self.local_tz),
                                       code=seat.code))
 
-    def _seal_alloc(self, alloc: Allocation) -> str:
-        box = seal_json(self.master_key, alloc.project_id, "allocation", alloc.to_dict())
-        return box.to_json()
-
-    async def _read_allocation(self, project_id: str) -> Allocation | None:
-        raw = await self.redis.get(ALLOC.format(project_id))
-        if raw is None:
-            return None
-        box = SealedBox.from_json(text(raw))
-        return Allocation.from_dict(unseal_json(self.master_key, box, project_id=project_id,
-                                                purpose="allocation"))
-
-    async def _allocation(self, project_id: str, purpose: str) -> Allocation:
+    async def allocation(self, project_id: str, purpose: str) -> Allocation:
         """The clear allocation; reading it from the sealed store is an audited unseal."""
-        alloc = self._allocations.get(project_id)
+        alloc = self.allocations.opened(project_id)
         if alloc is None:
-            alloc = await self._read_allocation(project_id)
+            alloc = await self.allocations.read(project_id)
             if alloc is None:
                 raise WorkflowError("project_id", f"{project_id} has no draw yet",
                                     code="precondition")
-            self._allocations[project_id] = alloc
-            await self._record("allocation.unsealed", project_id, {"purpose": purpose})
+            self.allocations.keep(alloc)
+            await self.record("allocation.unsealed", project_id, {"purpose": purpose})
         return alloc
 
-    async def _save_allocation(self, alloc: Allocation, story: StoryEntry | None = None
-                               ) -> None:
+    async def save_allocation(self, alloc: Allocation, story: StoryEntry | None = None
+                              ) -> None:
         """Store the sealed allocation; with a seat's transition, its story entry in the same
         MULTI."""
         if story is None:
-            await self.redis.set(ALLOC.format(alloc.project_id), self._seal_alloc(alloc))
+            await self.allocations.save(alloc)
             return
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(ALLOC.format(alloc.project_id), self._seal_alloc(alloc))
+        self.allocations.stage_save(pipe, alloc)
         self.registry.stage_story(pipe, alloc.project_id, story)
         await pipe.execute()
-        await self._validate_lifecycle(alloc.project_id)
+        await self.validate_lifecycle(alloc.project_id)
 
     # --- notices ---------------------------------------------------------------------------
 
     async def reply_to_notice(self, notice_id: str, accept: bool, reason: str,
                               request_id: str) -> str:
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
         project_id = await self._project_of_notice(notice_id)
-        async with self._lock(project_id):
-            alloc = await self._allocation(project_id, "notice reply")
+        async with self.project_lock(project_id):
+            alloc = await self.allocation(project_id, "notice reply")
             seat = alloc.by_notice(notice_id)
             if seat is None:
                 raise WorkflowError("notice_id", "unknown notice", code="not_found")
@@ -707,20 +699,20 @@ class Workflow:
                     len(alloc.active_seats()) < project.drawn_seats:
                 # The decline was stored, then the store went away before the replacement
                 # was drawn: the retry draws it now.
-                outcome = await self._replace(project_id, alloc, seat, "declined",
+                outcome = await self.replace_seat(project_id, alloc, seat, "declined",
                                               reason or "declined", resume=True)
             elif seat.status != SeatState.NOTIFIED:
                 outcome = f"already-{seat.status}"
             elif accept:
-                entry = self._seat_event(seat, NoticeAccepted(
-                    self._stimulus(request_id, "notice")))
-                await self._save_allocation(alloc, entry)
-                await self._record("notice.accepted", project_id, {"notice": notice_id})
+                entry = self.seat_event(seat, NoticeAccepted(
+                    self.stimulus(request_id, "notice")))
+                await self.save_allocation(alloc, entry)
+                await self.record("notice.accepted", project_id, {"notice": notice_id})
                 outcome = "accepted"
             else:
-                outcome = await self._replace(project_id, alloc, seat, "declined",
+                outcome = await self.replace_seat(project_id, alloc, seat, "declined",
                                               reason or "declined", stimulus_id=request_id)
-        await self._remember(request_id, {"outcome": outcome})
+        await self.remember(request_id, {"outcome": outcome})
         return outcome
 
     async def list_notices(self, project_id: str, *, by: str
@@ -733,13 +725,13 @@ class Workflow:
         state = (await self.registry.project_states()).get(project_id)
         if state not in WITH_SEATS:
             return project, []
-        alloc = await self._allocation(project_id, f"notice list for {by}")
+        alloc = await self.allocation(project_id, f"notice list for {by}")
         return project, [(seat, self.desk.venue_label(seat.venue_id)) for seat in alloc.seats]
 
     async def resend_notice(self, notice_id: str, reason: str, request_id: str, *,
                             by: str) -> str:
         """Send a notice again (same code) when the expert says it never arrived: audited."""
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
         if not notice_id.strip():
@@ -748,8 +740,8 @@ class Workflow:
             raise WorkflowError("reason", "say why the notice is sent again (it is audited)")
         project_id = await self._project_of_notice(notice_id)
         project = await self.project(project_id)
-        async with self._lock(project_id):
-            alloc = await self._allocation(project_id, "notice resend")
+        async with self.project_lock(project_id):
+            alloc = await self.allocation(project_id, "notice resend")
             seat = alloc.by_notice(notice_id)
             if seat is None:
                 raise WorkflowError("notice_id", "unknown notice", code="not_found")
@@ -765,19 +757,19 @@ class Workflow:
                                       start=project.window.start.astimezone(self.local_tz),
                                       end=project.window.end.astimezone(self.local_tz),
                                       code=seat.code))
-            await self._record("notice.resent", project_id, {
+            await self.record("notice.resent", project_id, {
                 "notice": notice_id, "by": by, "reason": reason.strip()[:500]})
-        await self._remember(request_id, {"outcome": "resent"})
+        await self.remember(request_id, {"outcome": "resent"})
         return "resent"
 
     async def _project_of_notice(self, notice_id: str) -> str:
-        for project_id, alloc in self._allocations.items():
+        for project_id, alloc in self.allocations.items():
             if alloc.by_notice(notice_id) is not None:
                 return project_id
         states = await self.registry.project_states()
         for project_id, state in states.items():
             if state in WITH_COMMITTEE:
-                alloc = await self._allocation(project_id, "find notice")
+                alloc = await self.allocation(project_id, "find notice")
                 if alloc.by_notice(notice_id) is not None:
                     return project_id
         raise WorkflowError("notice_id", "unknown notice", code="not_found")
@@ -785,27 +777,27 @@ class Workflow:
     async def replace_member(self, project_id: str, session_id: str, reason: str, note: str,
                              request_id: str, *, by: str) -> str:
         """A leave filed before opening, or a no-show once the window is open: redraw."""
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
         if reason not in ("leave", "no_show"):
             raise WorkflowError("reason", f"must be 'leave' or 'no_show', not {reason!r}")
-        async with self._lock(project_id):
+        async with self.project_lock(project_id):
             state = (await self.registry.project_states()).get(project_id)
             wanted = ProjectState.DRAWN if reason == "leave" else ProjectState.EVALUATING
             if state != wanted:
                 raise WorkflowError("reason", f"a {reason} applies while the project is "
                                     f"{wanted.value}; it is {state}", code="precondition")
-            alloc = await self._allocation(project_id, f"{reason} by {by}")
+            alloc = await self.allocation(project_id, f"{reason} by {by}")
             seat = alloc.by_session(session_id)
             project = await self.project(project_id)
             if seat is not None and seat.status == DEPARTURES[reason] and \
                     len(alloc.active_seats()) < project.drawn_seats:
                 # The same departure, interrupted before its replacement was drawn (the
                 # store went away): the retry draws it now.
-                outcome = await self._replace(project_id, alloc, seat, reason,
+                outcome = await self.replace_seat(project_id, alloc, seat, reason,
                                               note or reason, resume=True)
-                await self._remember(request_id, {"outcome": outcome})
+                await self.remember(request_id, {"outcome": outcome})
                 return outcome
             if seat is None or not seat.active:
                 raise WorkflowError("session_id", "no active seat with this session",
@@ -823,25 +815,25 @@ class Workflow:
                 raise WorkflowError("session_id", "the guest site reports this workstation "
                                     f"{booth.replace('_', ' ')}: a sign-in taken offline is "
                                     "being forwarded, not a no-show", code="precondition")
-            outcome = await self._replace(project_id, alloc, seat, reason, note or reason,
+            outcome = await self.replace_seat(project_id, alloc, seat, reason, note or reason,
                                           stimulus_id=request_id)
-        await self._remember(request_id, {"outcome": outcome})
+        await self.remember(request_id, {"outcome": outcome})
         return outcome
 
     async def declare_recusal(self, site_id: str, session_id: str, workstation_id: str,
                               reason: str, request_id: str) -> str:
         """A signed-in member recuses on seeing the parties: the seat is redrawn."""
-        replay = await self._replay(request_id)
+        replay = await self.replay(request_id)
         if replay is not None:
             return str(replay["outcome"])
-        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
-        async with self._lock(project.id):
+        project, alloc, seat = await self.open_seat(site_id, session_id, workstation_id)
+        async with self.project_lock(project.id):
             if seat.status != SeatState.SIGNED_IN:
                 raise WorkflowError("session_id", "recusal is declared after sign-in and "
                                     "before signing the sheet", code="precondition")
-            outcome = await self._replace(project.id, alloc, seat, "recusal",
+            outcome = await self.replace_seat(project.id, alloc, seat, "recusal",
                                           reason or "recusal", stimulus_id=request_id)
-        await self._remember(request_id, {"outcome": outcome})
+        await self.remember(request_id, {"outcome": outcome})
         return outcome
 
     async def open_seats(self, *, by: str) -> list[tuple[str, str, list[SeatRecord]]]:
@@ -852,7 +844,7 @@ class Workflow:
         found = []
         for project_id, state in sorted(states.items()):
             if state in WITH_COMMITTEE:
-                alloc = await self._allocation(project_id, f"seat list for {by}")
+                alloc = await self.allocation(project_id, f"seat list for {by}")
                 found.append((project_id, state, list(alloc.seats)))
         return found
 
@@ -860,7 +852,7 @@ class Workflow:
         state = (await self.registry.project_states()).get(project_id, "unknown")
         if state == ProjectState.REGISTERED:
             return state, []
-        alloc = await self._allocation(project_id, f"seat list for {by}")
+        alloc = await self.allocation(project_id, f"seat list for {by}")
         return state, list(alloc.seats)
 
     async def project_story(self, project_id: str, *, last: int = 0
@@ -874,9 +866,9 @@ class Workflow:
         state = await self.registry.project_state(project_id) or "unknown"
         return state, await self.registry.story(project_id, last=last)
 
-    async def _replace(self, project_id: str, alloc: Allocation, seat: SeatRecord,
-                       reason: str, note: str, *, resume: bool = False,
-                       stimulus_id: str = "") -> str:
+    async def replace_seat(self, project_id: str, alloc: Allocation, seat: SeatRecord,
+                           reason: str, note: str, *, resume: bool = False,
+                           stimulus_id: str = "") -> str:
         """Release a member's seat and draw a replacement under the same rules (chained).
 
         The departure is stored before the bookings are released: interrupted there, the
@@ -884,11 +876,10 @@ class Workflow:
         retry (`resume`) goes on from the draw."""
         project = await self.project(project_id)
         status = DEPARTURES[reason]
-        pending = f"{project_id}/{seat.session_id}"  # until the draw has run: see _redraw_due
-        if not resume:
-            await self.redis.sadd(REDRAW_PENDING, pending)
-            entry = self._seat_event(seat, Departed(self._stimulus(stimulus_id, reason), reason))
-            await self._save_allocation(alloc, entry)
+        if not resume:  # pending until the draw has run: see _redraw_due
+            await self.redraws.add(project_id, seat.session_id)
+            entry = self.seat_event(seat, Departed(self.stimulus(stimulus_id, reason), reason))
+            await self.save_allocation(alloc, entry)
         await self.withdrawals.tell(project, seat, reason)  # resumed: unless told already
         await self.bookings.release(
             [BookingItem(ws_resource(seat.workstation_id), project.window.start_ts,
@@ -896,15 +887,15 @@ class Workflow:
              BookingItem(expert_resource(seat.expert_id), project.window.start_ts,
                          project.window.end_ts, seat.expert_hold)])
         self.desk.unbook(project, seat.expert_id, seat.workstation_id)
-        await self._release_on_site(seat, status)
+        await self.release_on_site(seat, status)
         if not resume:
-            await self._record(f"seat.{status}", project_id,
-                               {"session": seat.session_id, "reason": note})
-        async with self._draw_lock:
+            await self.record(f"seat.{status}", project_id,
+                              {"session": seat.session_id, "reason": note})
+        async with self.draw_lock:
             committee = [Seat(s.expert_id, s.quota_index, s.venue_id, s.site_id,
                               s.workstation_id, s.room_id)
                          for s in alloc.seats if s.active or s is seat]
-            previous = await self._sealed_archive(alloc.draw_ids[-1])
+            previous = await self.sealed_archive(alloc.draw_ids[-1])
             await self._refresh_conduct()
             # From the day's seed round (both shares): not the coordinator's pick. Fixed by the
             # first draw; a redraw the grid makes on its own takes the audited fallback.
@@ -917,41 +908,39 @@ class Workflow:
                     project, self.clock.now(), previous, committee, [seat.expert_id],
                     self._down_for_replacement(project, alloc), project_seed(day_seed, label))
             except DrawRefused as exc:
-                await self._save_allocation(alloc)
-                await self._record("draw.refused", project_id, {"reason": str(exc)})
-                await self.redis.srem(REDRAW_PENDING, pending)
+                await self.save_allocation(alloc)
+                await self.record("draw.refused", project_id, {"reason": str(exc)})
+                await self.redraws.done(project_id, seat.session_id)
                 return f"{status}-no-replacement"
             committed = {**prepared.commitment_record(), **derived}
             result = self.desk.run(prepared)
             if isinstance(result, str):
-                await self._save_allocation(alloc)
-                await self._record_batch([("draw.committed", project_id, committed),
-                                          ("draw.starved", project_id, {"reason": result})])
-                await self.redis.srem(REDRAW_PENDING, pending)
+                await self.save_allocation(alloc)
+                await self.record_batch([("draw.committed", project_id, committed),
+                                         ("draw.starved", project_id, {"reason": result})])
+                await self.redraws.done(project_id, seat.session_id)
                 return f"{status}-no-replacement"
             # Committed in the MULTI of its archive and intent: an outage after it leaves the
             # intent, which the next pass takes forward (`_redraw_due`), never a second draw.
-            await self._place(project, alloc, result, committed=committed)
-            await self.redis.srem(REDRAW_PENDING, pending)
+            await self.place(project, alloc, result, committed=committed)
+            await self.redraws.done(project_id, seat.session_id)
         await self.faults.admit_seats(project_id)  # a replacement drawn during evaluation
         return f"{status}-redrawn"
 
     # --- at the guest site -----------------------------------------------------------------
 
-    async def _session(self, site_id: str, session_id: str, workstation_id: str | None = None
-                       ) -> tuple[Project, Allocation, SeatRecord]:
+    async def open_seat(self, site_id: str, session_id: str, workstation_id: str | None = None
+                        ) -> tuple[Project, Allocation, SeatRecord]:
         """The open seat behind a session at this site (and on this workstation, if given)."""
-        raw = await self.redis.hgetall(SESSION.format(session_id))
-        if not raw or text(raw.get(b"site", b"")) != site_id:
+        held = await self.sessions.held(session_id)
+        if held is None or held.site_id != site_id:
             raise WorkflowError("session_id", "no such session at this site", code="not_found")
-        ref = unseal_json(self.master_key, SealedBox.from_json(text(raw[b"ref"])),
-                          project_id=session_id, purpose="session")
-        project = await self.project(str(ref["project"]))
+        project = await self.project(held.project_id)
         states = await self.registry.project_states()
         if states.get(project.id) != ProjectState.EVALUATING:
             raise WorkflowError("session_id", "evaluation has not started for this session",
                                 code="precondition")
-        alloc = await self._allocation(project.id, "session")
+        alloc = await self.allocation(project.id, "session")
         seat = alloc.by_session(session_id)
         if seat is None or not seat.active:
             raise WorkflowError("session_id", "session is no longer held", code="precondition")
@@ -960,373 +949,9 @@ class Workflow:
                                 code="denied")
         return project, alloc, seat
 
-    async def check_in(self, site_id: str, id_number: str, code: str) -> SeatRecord:
-        # The ID number is looked up through its keyed hash: it is never stored in clear.
-        expert_id = await self.registry.expert_by_id_number(id_number)
-        here = [(project_id, seat) for project_id, alloc in list(self._allocations.items())
-                for seat in alloc.active_seats()
-                if expert_id is not None and seat.expert_id == expert_id
-                and seat.site_id == site_id]
-        # Wrong codes count against the expert's seats here, unknown IDs against the desk.
-        seat_scopes = [session_scope(seat.session_id) for _, seat in here]
-        locked = await self.sign_ins.refuse_if_locked(
-            "checkin", site_id, [desk_scope(site_id), *seat_scopes], {})
-        if locked:
-            raise WorkflowError("code", locked, code="precondition")
-        for project_id, seat in here:
-            if hmac.compare_digest(seat.code.encode(), code.encode()):
-                states = await self.registry.project_states()
-                if states.get(project_id) != ProjectState.EVALUATING:
-                    await self._record("checkin.refused", site_id,
-                                       {"reason": "evaluation has not started"})
-                    raise WorkflowError("code", "evaluation has not started yet",
-                                        code="precondition")
-                await self.sign_ins.succeeded(seat_scopes)
-                await self._record("expert.checked_in", site_id,
-                                   {"session": seat.session_id})
-                return seat
-        # A member whose seat was redrawn (a no-show filed while an outage kept them away)
-        # comes with a true code: told so, and not counted toward the desk's lockout.
-        for alloc in list(self._allocations.values()):
-            for seat in alloc.seats:
-                if not seat.active and seat.status != SeatState.DECLINED \
-                        and expert_id is not None and seat.expert_id == expert_id \
-                        and seat.site_id == site_id \
-                        and hmac.compare_digest(seat.code.encode(), code.encode()):
-                    why = seat.status.replace("_", " ")
-                    await self._record("checkin.refused", site_id, {
-                        "session": seat.session_id, "reason": f"seat redrawn ({why})"})
-                    raise WorkflowError("code", f"this seat was redrawn ({why}): another "
-                                        "member holds it now; ask the operator",
-                                        code="precondition")
-        await self.sign_ins.failed("checkin", site_id, seat_scopes or [desk_scope(site_id)], {})
-        raise WorkflowError("code", "no reserved seat at this site matches this identity "
-                            "and code", code="denied")
+    # --- check-in at the desk, sign-in at the booth: coordinator/arrivals.py -------------
 
-    async def sign_in(self, site_id: str, session_id: str, workstation_id: str,
-                      id_number: str, code: str, request_id: str, *,
-                      signed_in_at: datetime | None = None,
-                      offline_proof: str = "") -> tuple[SeatRecord, str]:
-        """A sign-in relayed by the guest agent; or one the agent took itself while the
-        coordinator was unreachable (`offline_proof` from the seat pass, `signed_in_at`)."""
-        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
-        scopes = [session_scope(session_id), workstation_scope(site_id, workstation_id)]
-        attempt = {"session": session_id, "workstation": workstation_id}
-        locked = await self.sign_ins.refuse_if_locked("signin", site_id, scopes, attempt)
-        if locked:
-            raise WorkflowError("code", locked, code="precondition")
-        if offline_proof:
-            matches = seat_passes.proof_matches(self.master_key, session_id, offline_proof)
-            expert_id = seat.expert_id if matches else None
-            code = seat.code if matches else ""
-        else:
-            expert_id = await self.registry.expert_by_id_number(id_number)
-        if expert_id != seat.expert_id or \
-                not hmac.compare_digest(code.encode(), seat.code.encode()):
-            other = await self._other_window(site_id, workstation_id, session_id,
-                                             expert_id, code)
-            if other is not None:  # the right member at the wrong time: not a guess
-                await self._record("signin.wrong_window", site_id,
-                                   {"session": session_id, "workstation": workstation_id})
-                raise WorkflowError("session_id", f"this member's session on this "
-                                    f"workstation is another window ({other}); not now",
-                                    code="precondition")
-            await self.sign_ins.failed("signin", site_id, scopes, attempt)
-            raise WorkflowError("code", "identity or code does not match this session",
-                                code="denied")
-        await self.sign_ins.succeeded(scopes)
-        async with self._lock(project.id):
-            # Redrawn while this sign-in waited for the lock (a no-show filed as the agent
-            # forwarded it): the seat is another member's now, and stays departed.
-            alloc = await self._allocation(project.id, "sign-in")
-            seat = alloc.by_session(session_id) or seat
-            if not seat.active:
-                raise WorkflowError("session_id", f"this seat was redrawn ({seat.status}); "
-                                    "the session is no longer held", code="precondition")
-            entry = self._seat_event(seat, SignedIn(self._stimulus(request_id, "signin")))
-            if entry is not None:
-                now = self.clock.now()
-                # An offline sign-in keeps the agent's time, within the window and not later
-                # than now; the audit says it was taken offline and when it arrived.
-                at = min(max(signed_in_at, project.window.start), now) \
-                    if signed_in_at is not None else now
-                seat.signed_in_at = at.isoformat()
-                if not alloc.leader_ref:
-                    alloc.leader_ref = seat.expert_ref
-                await self._save_allocation(alloc, entry)
-                detail: dict[str, Any] = {"session": session_id,
-                                          "expert_ref": seat.expert_ref}
-                if offline_proof:
-                    detail |= {"offline": True, "at": at.isoformat()}
-                await self._record("expert.signed_in", project.id, detail)
-            else:  # a repeated sign-in (a booth restarted): audited too, every attempt is
-                await self._record("signin.repeated", site_id,
-                                   {"session": session_id, "workstation": workstation_id})
-        return seat, self.desk.expert_name(seat.expert_id)
-
-    async def _other_window(self, site_id: str, workstation_id: str, session_id: str,
-                            expert_id: str | None, code: str) -> str | None:
-        """The window of another seat of this member on this workstation whose code this
-        is: an attempt at the wrong time, which must not count toward the lockout."""
-        if expert_id is None or not code:
-            return None
-        for project_id, alloc in list(self._allocations.items()):
-            for other in alloc.active_seats():
-                if other.session_id != session_id and other.site_id == site_id and \
-                        other.workstation_id == workstation_id and \
-                        other.expert_id == expert_id and \
-                        hmac.compare_digest(code.encode(), other.code.encode()):
-                    window = (await self.project(project_id)).window
-                    local = timezone(timedelta(minutes=self.rules.local_utc_offset_minutes))
-                    return (f"{window.start.astimezone(local):%Y-%m-%d %H:%M}-"
-                            f"{window.end.astimezone(local):%H:%M} local time")
-        return None
-
-    async def forwarded_refused(self, site_id: str, kind: str, session_id: str,
-                                reason: str) -> None:
-        """A record an agent took offline and forwarded late, refused: the operator sees it
-        in the audit feed (not only the agent's log)."""
-        await self._record("forwarded.refused", site_id,
-                           {"kind": kind, "session": session_id, "reason": reason[:200]})
-
-    async def sheet_form(self, site_id: str, session_id: str
-                         ) -> tuple[Project, dict[str, str], SeatRecord, bool]:
-        project, alloc, seat = await self._session(site_id, session_id)
-        if seat.status not in SAT:
-            raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        return project, self._bid_codes(project), seat, seat.expert_ref == alloc.leader_ref
-
-    def _code_salt(self, project: Project) -> bytes:
-        """Bid codes are stable per project, and unguessable without the coordinator key."""
-        return hashlib.sha256(b"bid-codes" + self.master_key + project.id.encode()).digest()
-
-    def _bid_codes(self, project: Project) -> dict[str, str]:
-        return scoring.bid_codes(project, self._code_salt(project))
-
-    async def submit_sheet(self, site_id: str, workstation_id: str, sheet_id: str,
-                           session_id: str, scores: list[tuple[str, str, str]], signed: bool,
-                           request_id: str = "") -> tuple[bool, bool, str]:
-        """Store a sheet; a signed sheet is final and a resend of it changes nothing (a
-        repeated request id gets the first answer again, if it carries the same sheet: a
-        request id reused for other content must not be told its sheet was stored)."""
-        request = hashlib.sha256(json.dumps(
-            [site_id, workstation_id, sheet_id, session_id, sorted(scores), signed]
-        ).encode()).hexdigest()
-        replay = await self._replay(request_id)
-        if replay is not None:
-            if replay.get("request", request) != request:
-                raise WorkflowError("request_id", "already used for a different sheet",
-                                    code="precondition")
-            return bool(replay["accepted"]), bool(replay["duplicate"]), str(replay["digest"])
-        accepted, duplicate, digest = await self._submit_sheet(
-            site_id, workstation_id, sheet_id, session_id, scores, signed)
-        await self._remember(request_id, {"accepted": accepted, "duplicate": duplicate,
-                                          "digest": digest, "request": request})
-        return accepted, duplicate, digest
-
-    async def _submit_sheet(self, site_id: str, workstation_id: str, sheet_id: str,
-                            session_id: str, scores: list[tuple[str, str, str]], signed: bool,
-                            ) -> tuple[bool, bool, str]:
-        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
-        if seat.status not in SAT:
-            raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        codes = self._bid_codes(project)
-        bidder_of = {code: bidder for bidder, code in codes.items()}
-        parsed: dict[tuple[str, str], Decimal] = {}
-        for i, (bid_code, criterion_id, value) in enumerate(scores):
-            if bid_code not in bidder_of:
-                raise WorkflowError(f"sheet.scores[{i}].bid_code", f"unknown bid {bid_code!r}")
-            number = parse_score(value)
-            if number is None:  # NaN or Infinity would break every comparison
-                raise WorkflowError(f"sheet.scores[{i}].score",
-                                    f"not a decimal number: {value[:40]!r}")
-            parsed[(bidder_of[bid_code], criterion_id)] = number
-        sheet = scoring.ExpertSheet(expert_ref=seat.expert_ref, scores=parsed, signed=signed)
-        problems = scoring.validate_sheet(project, sheet)
-        if not signed:  # a draft may be incomplete, but what it holds must be in bounds
-            problems = [(f, why) for f, why in problems if why != "missing score"]
-        if problems:
-            # The booth knows bids by code only: never name the bidder in an answer to it.
-            field_name, reason = problems[0]
-            for bidder, code in codes.items():
-                field_name = field_name.replace(f"[{bidder}]", f"[{code}]")
-                reason = reason.replace(bidder, code)
-            raise WorkflowError(field_name, reason)
-        record = {"sheet_id": sheet_id, "session": session_id, "expert_ref": seat.expert_ref,
-                  "signed": signed,
-                  "scores": sorted([b, c, str(v)] for (b, c), v in parsed.items())}
-        body = json.dumps(record, sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        key = SHEET.format(session_id)
-        async with self._lock(project.id):
-            existing = await self.redis.hgetall(key)
-            if existing and existing.get(b"signed") == b"1":
-                same = text(existing.get(b"digest", b"")) == digest
-                if not same:
-                    raise WorkflowError("sheet", "this sheet is already signed and final",
-                                        code="precondition")
-                if existing.get(b"audited") != b"1":  # stored, then the store went away
-                    await self._sheet_signed(alloc, seat, project.id, digest, key,
-                                             resume=True)
-                return True, True, digest
-            signature = self.signing_key.sign(digest.encode()).hex()
-            await self.redis.hset(key, mapping={"body": body, "digest": digest,
-                                                "signed": "1" if signed else "0",
-                                                "signature": signature,
-                                                "project": project.id, "audited": "0"})
-            if signed:
-                await self._sheet_signed(alloc, seat, project.id, digest, key)
-        return True, False, digest
-
-    async def _sheet_signed(self, alloc: Allocation, seat: SeatRecord, project_id: str,
-                            digest: str, key: str, *, resume: bool = False) -> None:
-        """The seat signed and the audit entry, then the sheet marked audited: a retry after
-        an interruption (`resume`) finishes what is missing, once (it looks for the entry
-        first: rare, so reading the log then is affordable)."""
-        entry = self._seat_event(seat, SheetSigned(f"sheet-{digest[:16]}"))
-        seat.returned_reason = ""
-        await self._save_allocation(alloc, entry)
-        recorded = resume and any(
-            e.kind == "sheet.signed" and e.subject == project_id
-            and e.detail.get("digest") == digest for e in await self.audit.entries())
-        if not recorded:
-            await self._record("sheet.signed", project_id,
-                               {"expert_ref": seat.expert_ref, "digest": digest})
-        await self.redis.hset(key, "audited", "1")
-
-    # --- clarification, through the coordinator only ---------------------------------------
-
-    async def ask_clarification(self, site_id: str, session_id: str, workstation_id: str,
-                                bid_code: str, question: str,
-                                request_id: str) -> dict[str, str]:
-        replay = await self._replay(request_id)
-        if replay is not None:
-            return {k: str(v) for k, v in replay.items()}
-        project, _, seat = await self._session(site_id, session_id, workstation_id)
-        if seat.status not in SAT:
-            raise WorkflowError("session_id", "no expert is signed in", code="precondition")
-        bidder_of = {code: bidder for bidder, code in self._bid_codes(project).items()}
-        if bid_code not in bidder_of:
-            raise WorkflowError("bid_code", f"unknown bid {bid_code!r}")
-        question = question.strip()
-        if not question:
-            raise WorkflowError("question", "empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise WorkflowError("question", f"longer than {MAX_QUESTION_CHARS} characters")
-        record = {"question_id": opaque_id("q"), "bidder_id": bidder_of[bid_code],
-                  "bid_code": bid_code, "question": question, "answer": "",
-                  "asked_at": self.clock.now().isoformat(), "answered_at": ""}
-        await self.redis.hset(CLARIFICATIONS.format(project.id), record["question_id"],
-                              json.dumps(record))
-        # The audit names the question and the bid, never the member who asked.
-        await self._record("clarification.asked", project.id,
-                           {"question_id": record["question_id"], "bid_code": bid_code})
-        await self._remember(request_id, record)
-        return record
-
-    async def _clarifications(self, project_id: str) -> list[dict[str, str]]:
-        raw = await self.redis.hgetall(CLARIFICATIONS.format(project_id))
-        return sorted((json.loads(v) for v in raw.values()), key=lambda r: r["asked_at"])
-
-    async def clarifications(self, site_id: str, session_id: str) -> list[dict[str, str]]:
-        """Every question of the committee and its answer (shared with all members)."""
-        project, _, _ = await self._session(site_id, session_id)
-        return await self._clarifications(project.id)
-
-    async def host_clarifications(self, site_id: str, project_id: str) -> list[dict[str, str]]:
-        project = await self.project(project_id)
-        if project.host_site_id != site_id:
-            raise WorkflowError("project_id", "only the host site relays to its bidders",
-                                code="denied")
-        return await self._clarifications(project_id)
-
-    async def answer_clarification(self, site_id: str, project_id: str, question_id: str,
-                                   answer: str, request_id: str) -> dict[str, str]:
-        items = {r["question_id"]: r for r in
-                 await self.host_clarifications(site_id, project_id)}
-        record = items.get(question_id)
-        if record is None:
-            raise WorkflowError("question_id", "no such question", code="not_found")
-        answer = answer.strip()
-        if not answer or len(answer) > MAX_QUESTION_CHARS:
-            raise WorkflowError("answer", f"must be 1 to {MAX_QUESTION_CHARS} characters")
-        if record["answer"]:
-            if record["answer"] == answer:
-                return record  # a resend
-            raise WorkflowError("question_id", "already answered", code="precondition")
-        record = {**record, "answer": answer, "answered_at": self.clock.now().isoformat()}
-        await self.redis.hset(CLARIFICATIONS.format(project_id), question_id,
-                              json.dumps(record))
-        await self._record("clarification.answered", project_id, {"question_id": question_id})
-        return record
-
-    # --- the committee leader's review --------------------------------------------------------
-
-    async def review(self, site_id: str, session_id: str
-                     ) -> tuple[bool, list[scoring.ScoreWarning], list[str], list[str],
-                                dict[str, str]]:
-        """Warnings on the signed sheets so far, for the leader: (leader, warnings, signed,
-        pending, bid codes)."""
-        project, alloc, seat = await self._session(site_id, session_id)
-        leader = seat.expert_ref == alloc.leader_ref
-        sheets = await self._signed_sheets(alloc)
-        signed = [s.expert_ref for s in sheets]
-        pending = [s.expert_ref for s in alloc.active_seats() if s.expert_ref not in signed]
-        warnings = scoring.score_warnings(project, sheets) if leader and sheets else []
-        return leader, warnings, signed, pending, self._bid_codes(project)
-
-    async def return_sheet(self, site_id: str, session_id: str, workstation_id: str,
-                           expert_ref: str, reason: str, request_id: str) -> str:
-        replay = await self._replay(request_id)
-        if replay is not None:
-            return str(replay["outcome"])
-        project, alloc, seat = await self._session(site_id, session_id, workstation_id)
-        if seat.expert_ref != alloc.leader_ref:
-            raise WorkflowError("session_id", "only the committee leader returns sheets",
-                                code="denied")
-        if not reason.strip():
-            raise WorkflowError("reason", "a returned sheet needs a reason")
-        async with self._lock(project.id):
-            state = (await self.registry.project_states()).get(project.id)
-            if state != ProjectState.EVALUATING:
-                raise WorkflowError("project_id", "the report is closed", code="precondition")
-            target = next((s for s in alloc.active_seats() if s.expert_ref == expert_ref), None)
-            if target is None or target.status != SeatState.SIGNED:
-                raise WorkflowError("expert_ref", "no signed sheet from this member",
-                                    code="precondition")
-            await self.redis.hset(SHEET.format(target.session_id), "signed", "0")
-            entry = self._seat_event(target, SheetReturned(self._stimulus(request_id, "return")))
-            target.returned_reason = reason.strip()
-            alloc.returns.append({"expert_ref": expert_ref, "by": seat.expert_ref,
-                                  "reason": reason.strip(),
-                                  "at": self.clock.now().isoformat()})
-            await self._save_allocation(alloc, entry)
-            await self._record("sheet.returned", project.id,
-                               {"expert_ref": expert_ref, "by": seat.expert_ref,
-                                "reason": reason.strip()})
-        await self._remember(request_id, {"outcome": "returned"})
-        return "returned"
-
-    async def _signed_sheets(self, alloc: Allocation) -> list[scoring.ExpertSheet]:
-        sheets = []
-        for seat in alloc.active_seats():
-            raw = await self.redis.hgetall(SHEET.format(seat.session_id))
-            if raw and raw.get(b"signed") == b"1":
-                body = json.loads(raw[b"body"])
-                sheets.append(scoring.ExpertSheet(
-                    expert_ref=body["expert_ref"],
-                    scores={(b, c): Decimal(v) for b, c, v in body["scores"]}, signed=True))
-        return sheets
-
-    async def _sheet_seals(self, alloc: Allocation) -> dict[str, dict[str, str]]:
-        """Each signed sheet's digest and the coordinator's signature of it, for the report."""
-        seals = {}
-        for seat in alloc.active_seats():
-            raw = await self.redis.hgetall(SHEET.format(seat.session_id))
-            if raw and raw.get(b"signed") == b"1":
-                seals[seat.expert_ref] = {"digest": text(raw.get(b"digest", b"")),
-                                          "seal": text(raw.get(b"signature", b""))}
-        return seals
+    # --- score sheets, clarifications, review: coordinator/sheets.py ------------------------
 
     # --- window start and close ------------------------------------------------------------
 
@@ -1362,7 +987,7 @@ class Workflow:
                 continue
             if project.window.start <= now:
                 try:
-                    await self.start_evaluation(project.id, by="schedule",
+                    await self.evaluation.start(project.id, by="schedule",
                                                 stimulus_id=f"schedule-{now.isoformat()}")
                 except WorkflowError as exc:
                     log.warning("scheduled start of %s: %s", project.id, exc)
@@ -1378,154 +1003,60 @@ class Workflow:
     async def _redraw_due(self, states: dict[str, str]) -> None:
         """Departures stored whose replacement draw an outage cut off, with no retry since
         (a booth's recusal, a lost site's redraw): drawn now, at the schedule's pass."""
-        for raw in await self.redis.smembers(REDRAW_PENDING):
-            project_id, _, session_id = text(raw).partition("/")
+        for project_id, session_id in await self.redraws.all():
             if states.get(project_id) not in (ProjectState.DRAWN, ProjectState.EVALUATING):
-                await self.redis.srem(REDRAW_PENDING, raw)
+                await self.redraws.done(project_id, session_id)
                 continue
-            async with self._lock(project_id):
+            async with self.project_lock(project_id):
                 if project_id in self._placing:
                     continue  # its placement is under way: the next pass looks again
                 # A replacement committed before the outage is taken forward (or back) from
                 # its intent first: its seed label is spent, a second draw would reuse it.
                 await recover_project(self, project_id)
-                alloc = await self._allocation(project_id, "redraw after an outage")
+                alloc = await self.allocation(project_id, "redraw after an outage")
                 seat = alloc.by_session(session_id)
                 project = await self.project(project_id)
                 if seat is None or seat.active or \
                         len(alloc.active_seats()) >= project.drawn_seats:
-                    await self.redis.srem(REDRAW_PENDING, raw)  # replaced meanwhile
+                    await self.redraws.done(project_id, session_id)  # replaced meanwhile
                     continue
                 reason = next(r for r, status in DEPARTURES.items() if status == seat.status)
                 try:
-                    outcome = await self._replace(project_id, alloc, seat, reason,
-                                                  "redrawn at the schedule's pass",
-                                                  resume=True)
+                    outcome = await self.replace_seat(project_id, alloc, seat, reason,
+                                                      "redrawn at the schedule's pass",
+                                                      resume=True)
                 except WorkflowError as exc:  # e.g. a booking conflict: the operator's now
-                    await self.redis.srem(REDRAW_PENDING, raw)
+                    await self.redraws.done(project_id, session_id)
                     outcome = f"not redrawn: {exc}"
             log.info("departure %s of %s: %s", session_id, project_id, outcome)
 
-    async def start_evaluation(self, project_id: str, *, by: str,
-                               stimulus_id: str = "") -> str:
-        project = await self.project(project_id)
-        async with self._lock(project_id):
-            states = await self.registry.project_states()
-            state = states.get(project_id)
-            event = WindowOpened(self._stimulus(stimulus_id, "start"))
-            try:
-                after, todo = handle_project(state, event)
-            except LifecycleRefused as exc:
-                raise WorkflowError("project_id", f"{project_id} is {state}, not drawn",
-                                    code="precondition") from exc
-            if not todo:  # a repeat: already evaluating
-                return ProjectState.EVALUATING.value
-            now = self.clock.now()
-            if now < project.window.start:
-                raise WorkflowError("project_id", f"the window opens at "
-                                    f"{self.local_text(project.window.start)}; it is "
-                                    f"{self.local_text(now)}", code="precondition")
-            self._allocations.pop(project_id, None)
-            await self._allocation(project_id, f"evaluation start by {by}")
-            await self._commit_project(project_id, ProjectState.DRAWN, after, event, todo)
-            await self._record("evaluation.started", project_id, {"by": by})
-        await self.faults.admit_seats(project_id)  # agents can then admit members offline
-        return ProjectState.EVALUATING.value
-
-    async def close_evaluation(self, project_id: str, *, by: str,
-                               stimulus_id: str = "") -> tuple[str, str]:
-        project = await self.project(project_id)
-        async with self._lock(project_id):
-            states = await self.registry.project_states()
-            event = ReportClosed(self._stimulus(stimulus_id, "close"))
-            try:
-                after, todo = handle_project(states.get(project_id), event)
-            except LifecycleRefused as exc:
-                raise WorkflowError("project_id", f"{project_id} is not being evaluated",
-                                    code="precondition") from exc
-            if not todo:  # a repeat: already reported
-                return ProjectState.REPORTED.value, str(self.reports_dir / f"{project_id}.json")
-            alloc = await self._allocation(project_id, "close")
-            sheets = await self._signed_sheets(alloc)
-            missing = len(alloc.active_seats()) - len(sheets)
-            if missing:
-                raise WorkflowError("project_id", f"{missing} sheet(s) not yet signed",
-                                    code="precondition")
-            seeds = [await self._reveal_seed(draw_id) for draw_id in alloc.draw_ids]
-            lottery_seed = hashlib.sha256(b"lottery" + seeds[0]).digest()
-            evaluation = scoring.evaluate(project, sheets, lottery_seed,
-                                          code_salt=self._code_salt(project),
-                                          rules=self.rules.scoring)
-            path = write_report(
-                self.reports_dir, project=project, evaluation=evaluation, alloc=alloc,
-                sheets=sheets,
-                bid_codes=self._bid_codes(project), draws=[
-                    await self._draw_public(d) for d in alloc.draw_ids],
-                signing_key=self.signing_key, now=self.clock.now(),
-                bidder_names=self.company_names(), sheet_seals=await self._sheet_seals(alloc),
-                signer_certificate=self.signer_certificate,
-            )
-            await self._commit_project(project_id, ProjectState.EVALUATING, after, event, todo)
-            await self.release_sessions(project, alloc)
-            await self._record("evaluation.reported", project_id, {
-                "by": by, "report_digest": hashlib.sha256(path.read_bytes()).hexdigest(),
-                "failed": evaluation.failed})
-        await self.faults.evaluation_reported(project_id)
-        return ProjectState.REPORTED.value, str(path)
-
-    async def release_sessions(self, project: Project, alloc: Allocation) -> None:
-        for seat in alloc.active_seats():
-            await self._release_on_site(seat, "evaluation closed")
-
-    async def _reveal_seed(self, draw_id: str) -> bytes:
-        """After the award the seed is published so anyone can replay the draw."""
-        key = DRAW.format(draw_id)
-        revealed, audited = await self.redis.hmget(key, ["seed", "seed_audited"])
-        if revealed and audited:
-            return bytes.fromhex(text(revealed))
-        # Stored but not audited (the store went away in between): the retry audits it.
-        seed = text(revealed) if revealed else str((await self._sealed_archive(draw_id))["seed"])
-        if not revealed:
-            await self.redis.hset(key, "seed", seed)
-        await self._record("draw.seed_revealed", draw_id, {"seed": seed})
-        await self.redis.hset(key, "seed_audited", "1")
-        return bytes.fromhex(seed)
+    # --- evaluation start and close: coordinator/evaluation.py ---------------------------
 
     async def store_snapshot(self, result: PlacedDraw) -> None:
         """The day's snapshot a draw references, stored once per digest (before the archive
         that names it, so no stored archive ever lacks its snapshot)."""
-        found = result.snapshot_fields(self.master_key) if result.snapshot is not None \
-            and result.snapshot.digest() not in self._stored_snapshots else None
-        if found is None:
-            return
-        key, sealed = found
-        if not await self.redis.exists(key):
-            await self.redis.set(key, sealed)
-        assert result.snapshot is not None
-        self._stored_snapshots.add(result.snapshot.digest())
+        if result.snapshot is not None:
+            await self.snapshots.store_once(result.snapshot)
 
     async def draw_inputs(self, archive: dict[str, Any]) -> DrawInputs:
         """The inputs of an archive, with the snapshot they reference (the desk's, or Redis)."""
         digest = archive["inputs"].get("snapshot")
         snapshots: dict[str, DrawSnapshot] = {}
         if digest is not None:
-            snapshot = self.desk.snapshot(digest) or await read_snapshot(
-                self.redis, self.master_key, digest)
+            snapshot = self.desk.snapshot(digest) or await self.snapshots.read(digest)
             if snapshot is not None:
                 snapshots[digest] = snapshot
         return inputs_from_json(archive["inputs"], snapshots)
 
-    async def _sealed_archive(self, draw_id: str) -> dict[str, Any]:
+    async def sealed_archive(self, draw_id: str) -> dict[str, Any]:
         """The full archive of a draw, seed included: only the coordinator opens it."""
-        sealed = await self.redis.hget(DRAW.format(draw_id), "sealed")
-        if sealed is None:
+        archive = await self.draws.sealed_archive(draw_id)
+        if archive is None:
             raise WorkflowError("draw_id", f"no draw {draw_id}", code="not_found")
-        return unseal_json(self.master_key, SealedBox.from_json(text(sealed)),
-                           project_id=draw_id, purpose="draw")
+        return archive
 
-    async def _draw_public(self, draw_id: str) -> dict[str, Any]:
-        raw = await self.redis.hget(DRAW.format(draw_id), "commitment")
-        return dict(json.loads(raw)) if raw else {"draw_id": draw_id}
+    async def draw_public(self, draw_id: str) -> dict[str, Any]:
+        return await self.draws.commitment(draw_id) or {"draw_id": draw_id}
 
     # --- status ----------------------------------------------------------------------------
 
@@ -1560,7 +1091,7 @@ class Workflow:
         return state, report
 
     async def project_of_seat(self, seat: SeatRecord) -> Project:
-        for project_id, alloc in self._allocations.items():
+        for project_id, alloc in self.allocations.items():
             if seat in alloc.seats:
                 return await self.project(project_id)
         raise WorkflowError("session_id", "unknown seat", code="not_found")
@@ -1569,7 +1100,7 @@ class Workflow:
         return self.desk.company_names
 
     async def audit_site(self, site_id: str, kind: str) -> None:
-        await self._record(kind, site_id, {})
+        await self.record(kind, site_id, {})
 
     def publish_status(self, site_id: str, changed: list[tuple[str, str]]) -> None:
         """Workstation state changes go to watchers (telemetry, not audit); a failed
@@ -1593,18 +1124,13 @@ class Workflow:
     async def workstation_failed(self, site_id: str, workstation_id: str) -> str:
         """DOMAIN "Faults": move the member to a spare workstation at the same venue, else
         redraw venue and member. A signed sheet is kept whatever happens to the booth."""
-        for raw in await self.redis.smembers(SITE_SESSIONS.format(site_id)):
-            session_id = text(raw)
-            held = await self.redis.hgetall(SESSION.format(session_id))
-            if not held or text(held[b"ws"]) != workstation_id:
-                continue
-            ref = unseal_json(self.master_key, SealedBox.from_json(text(held[b"ref"])),
-                              project_id=session_id, purpose="session")
-            project = await self.project(str(ref["project"]))
+        for held in await self.sessions.held_at(site_id, workstation_id):
+            session_id = held.session_id
+            project = await self.project(held.project_id)
             if project.window.end <= self.clock.now():
                 continue
-            async with self._lock(project.id):
-                alloc = await self._allocation(project.id, "workstation fault")
+            async with self.project_lock(project.id):
+                alloc = await self.allocation(project.id, "workstation fault")
                 seat = alloc.by_session(session_id)
                 if seat is None or not seat.active or seat.status == SeatState.SIGNED:
                     continue
@@ -1628,15 +1154,15 @@ class Workflow:
         """Disconnected sites left out of a supplementary draw, as long as a venue holding
         no member stays on offer: else leaving them out would only raise the per-venue cap
         (or starve the seat), and the replacement waits for its site instead."""
-        down = self._down(unreachable=True)
-        usual = self._down()
+        down = self.down_workstations(unreachable=True)
+        usual = self.down_workstations()
         if down == usual:
             return down
         occupied = {s.venue_id for s in alloc.active_seats()}
         spare = self.desk.offered_venues(project, self.clock.now(), down) - occupied
         return down if spare else usual
 
-    def _down(self, *, unreachable: bool = False) -> frozenset[str]:
+    def down_workstations(self, *, unreachable: bool = False) -> frozenset[str]:
         """Workstations their sites report faulty or offline, and every workstation of a site
         declared lost: no draw or move offers them. `unreachable` (supplementary draws: the
         replacement is needed now) adds every site recorded as disconnected (heard since this
@@ -1658,7 +1184,7 @@ class Workflow:
     async def _move_or_replace(self, project: Project, alloc: Allocation,
                                seat: SeatRecord, *, redraw: bool = True) -> str:
         venue = self.desk.venue(seat.venue_id)
-        busy = self.desk.busy_during(project) | self._down()
+        busy = self.desk.busy_during(project) | self.down_workstations()
         rooms_taken = {s.room_id for s in alloc.active_seats()
                        if s.venue_id == seat.venue_id and s is not seat}
         spares = sorted((ws.id, ws.room_id) for ws in (venue.workstations if venue else ())
@@ -1666,7 +1192,7 @@ class Workflow:
         start, end = project.window.start_ts, project.window.end_ts
         if spares:
             # A spare at random, replayably: from the committed seed of the seat's draw.
-            seed = bytes.fromhex(str((await self._sealed_archive(seat.draw_id))["seed"]))
+            seed = bytes.fromhex(str((await self.sealed_archive(seat.draw_id))["seed"]))
             new_ws, new_room = spares[spare_workstation(
                 seed, seat.session_id, seat.workstation_id, [ws for ws, _ in spares])]
             booked = await self.bookings.reserve_all(
@@ -1677,8 +1203,8 @@ class Workflow:
                     [BookingItem(ws_resource(old_ws), start, end, seat.session_id)])
                 self.desk.move_workstation(project, old_ws, new_ws)
                 seat.workstation_id, seat.room_id = new_ws, new_room
-                await self._save_allocation(alloc)
-                await self.redis.hset(SESSION.format(seat.session_id), "ws", new_ws)
+                await self.save_allocation(alloc)
+                await self.sessions.move(seat.session_id, new_ws)
                 window = to_window(project.window.start, project.window.end)
                 await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
                     release=site_link_pb2.Release(session_id=seat.session_id,
@@ -1687,25 +1213,24 @@ class Workflow:
                 await self.links.enqueue(seat.site_id, site_link_pb2.CoordinatorCommand(
                     reserve=site_link_pb2.Reserve(session_id=seat.session_id,
                                                   workstation_id=new_ws, window=window)))
-                await self._record("seat.moved", project.id, {
+                await self.record("seat.moved", project.id, {
                     "session": seat.session_id, "from": old_ws, "to": new_ws,
                     "reason": "workstation fault", "draw_id": seat.draw_id,
                     "spares": [ws for ws, _ in spares]})
                 return "moved"
         if not redraw:
             return "no-spare"
-        return await self._replace(project.id, alloc, seat, "fault",
+        return await self.replace_seat(project.id, alloc, seat, "fault",
                                    "workstation failed and the venue has no spare")
 
     async def save_clock(self) -> None:
         """Keep the simulated clock's time in Redis: a coordinator restarted with the same
         command line (or a standby taking over) resumes the day there, not at its start."""
-        await self.redis.set(SIM_CLOCK_KEY, self.clock.now().isoformat())
+        await sim_clock.save(self.redis, self.clock.now())
 
     @staticmethod
     async def saved_clock(redis: aioredis.Redis) -> datetime | None:
-        raw = await redis.get(SIM_CLOCK_KEY)
-        return datetime.fromisoformat(text(raw)) if raw else None
+        return await sim_clock.saved(redis)
 
     def advance_clock(self, when: datetime) -> datetime:
         if not isinstance(self.clock, SimClock):
@@ -1713,7 +1238,7 @@ class Workflow:
                                 code="precondition")
         now = self.clock.advance_to(when)
         self.grid_changed()
-        self._schedule_wake.set()
+        self.wake_schedule()
         return now
 
     def local_text(self, when: datetime) -> str:

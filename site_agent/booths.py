@@ -70,7 +70,7 @@ class SiteBooths:
 
     # --- commands from the coordinator ---------------------------------------------------
 
-    def _check_fence(self, fence: int) -> None:
+    def check_fence(self, fence: int) -> None:
         if fence < self.highest_fence:
             raise BoothError(
                 f"fence: stale token {fence}, a command with token {self.highest_fence} "
@@ -92,7 +92,7 @@ class SiteBooths:
             ):
                 raise BoothError(f"session_id: {session_id!r} already reserves something else")
             return existing
-        self._check_fence(fence)
+        self.check_fence(fence)
         for other in self.reservations.values():
             if other.workstation_id == workstation_id and other.start < end and start < other.end:
                 raise BoothError(
@@ -107,7 +107,7 @@ class SiteBooths:
         reservation = self.reservations.get(session_id)
         if reservation is None:
             return  # already released: a resent command
-        self._check_fence(fence)
+        self.check_fence(fence)
         del self.reservations[session_id]
         self.started.discard(session_id)
         booth = self.booths[reservation.workstation_id]

@@ -167,7 +167,7 @@ class OfflineMode:
         if self.passes.get(admit.session_id) == admit.sealed_pass:
             self.booths.started.add(admit.session_id)
             return
-        self.booths._check_fence(command.fence)
+        self.booths.check_fence(command.fence)
         self.passes[admit.session_id] = admit.sealed_pass
         self.booths.started.add(admit.session_id)
 

@@ -11,6 +11,10 @@
   to a Redis command); no Lua script (`redis.call`) outside the store.
 - Only the store names the Redis client's exception types (`coordinator/store/errors.py` gives
   the rest what they catch).
+- No module imports or reads another module's private names (`_name`): a collaborator of the
+  workflow goes through its public methods, not its `_record` or `_allocations`.
+- Keys are named outside the store only by the modules still listed (the list only shrinks),
+  and every lifecycle change passes `handle_project` / `handle_seat`.
 
 Read from the source with `ast`, so a function-local import or an f-string counts too.
 """
@@ -276,3 +280,150 @@ def test_only_the_store_names_redis_exception_types() -> None:
     assert found == {}
     assert len(_redis_exception_uses(ast.parse("from redis import exceptions as e\n"
                                                "x = aioredis.exceptions.WatchError\n"))) == 2
+
+
+# Private names of third-party libraries read for want of a public one (name -> why).
+THIRD_PARTY_PRIVATES = {
+    "_actions": "argparse: a parser's sub-commands, for the help text",
+    "_SubParsersAction": "argparse: the type of the sub-command action",
+    "_bindings": "textual: a widget's key bindings, for the footer",
+}
+
+
+def _own_private_names(tree: ast.AST) -> set[str]:
+    """The private names a module defines (functions, classes, attributes it assigns)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return {name for name in names if name.startswith("_")}
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and name != "_" and not (
+        name.startswith("__") and name.endswith("__"))
+
+
+def _private_reads(tree: ast.AST) -> list[tuple[int, str]]:
+    """`from m import _x`, and `<expr>._x` where `_x` is not this module's own: a private name
+    is read on `self`, `cls` or `super()`, or on another instance of a class of this module
+    (`other._counts` in a copy); `_` is gettext, dunders are Python's."""
+    own = _own_private_names(tree)
+    hits: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            hits += [(node.lineno, f"from {node.module} import {alias.name}")
+                     for alias in node.names if _is_private(alias.name)]
+        elif isinstance(node, ast.Attribute) and _is_private(node.attr):
+            value = node.value
+            if isinstance(value, ast.Name) and value.id in ("self", "cls"):
+                continue
+            if isinstance(value, ast.Call) and ast.unparse(value.func) == "super":
+                continue
+            if node.attr in own or node.attr in THIRD_PARTY_PRIVATES:
+                continue
+            hits.append((node.lineno, ast.unparse(node)))
+    return sorted(hits)
+
+
+def test_no_module_reads_another_modules_private_names() -> None:
+    found = {name: hits for name, path in _sources(*PACKAGES).items()
+             if (hits := _private_reads(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert found == {}
+
+
+def test_the_private_check_finds_a_private_read() -> None:
+    tree = ast.parse(
+        "from coordinator.offline import _NoClock, _\n"
+        "class A:\n"
+        "    def __init__(self):\n        self._n = 1\n"
+        "    def copy(self, other):\n        return other._n + self._m + super()._k\n"
+        "async def f(workflow):\n    await workflow._record('x')\n"
+        "    return workflow.__class__, _('text')\n")
+    assert [text for _, text in _private_reads(tree)] == [
+        "from coordinator.offline import _NoClock", "workflow._record"]
+
+
+# Modules outside the store that still name keys (each key's reads and writes there), until
+# their commands move behind a store class as the workflow's, the fault desk's and the draw
+# intents' did. The list may only shrink: a module not listed, or a key not listed for it, fails.
+KEYS_NOT_YET_IN_THE_STORE: dict[str, set[str]] = {
+    "coordinator.conduct_records": {"CONDUCT_BARS", "CONDUCT_EVENTS", "CONDUCT_FOLLOW",
+                                    "CONDUCT_SANCTIONS", "EXPERTS"},
+}
+
+
+def _layout_names(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "coordinator.store.layout":
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "coordinator.store" \
+                and any(alias.name == "layout" for alias in node.names):
+            names.add("layout")
+    return names
+
+
+def test_keys_named_outside_the_store_only_shrink() -> None:
+    named = {name: found for name, path in _outside_store(*PACKAGES)
+             if (found := _layout_names(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert named == KEYS_NOT_YET_IN_THE_STORE
+    # The workflow, its fault desk and sheets, and the draw intents name no key at all.
+    assert not {"coordinator.workflow", "coordinator.faults", "coordinator.sheets",
+                "coordinator.arrivals", "coordinator.evaluation", "coordinator.draw_intents",
+                "coordinator.plan_chunks"} & set(named)
+
+
+def _assigned_attributes(tree: ast.AST, attr: str) -> list[tuple[str, int]]:
+    """(enclosing function, line) of every assignment to `<expr>.<attr>`."""
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            function = node.name
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            for part in ast.walk(target):
+                if isinstance(part, ast.Attribute) and part.attr == attr \
+                        and isinstance(part.ctx, ast.Store):
+                    found.append((function, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            visit(child, function)
+
+    visit(tree, "")
+    return found
+
+
+def test_every_lifecycle_change_goes_through_handle() -> None:
+    """State -> handle(event) -> instructions: a seat's status is set in one place, after
+    `handle_seat` (`Workflow.seat_event`), and a project's state is stored only by the
+    registry's `stage_transition` with the story entry of a `handle_project` transition (or
+    `registered` on registration)."""
+    seat_writes = {name: where for name, path in _sources("coordinator").items()
+                   if not name.startswith("coordinator.domain")
+                   and (where := _assigned_attributes(
+                       ast.parse(path.read_text(encoding="utf-8")), "status"))}
+    assert {name: [f for f, _ in where] for name, where in seat_writes.items()} == {
+        "coordinator.workflow": ["seat_event"]}
+    state_key = {name for name, path in _sources("coordinator").items()
+                 if "PROJECT_STATE" in path.read_text(encoding="utf-8")}
+    assert state_key == {"coordinator.store.layout", "coordinator.store.registry"}
+    writers = ast.parse((ROOT / "coordinator/store/registry.py").read_text(encoding="utf-8"))
+    hset_in = {f.name for f in ast.walk(writers)
+               if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+               and any(isinstance(c, ast.Call) and ast.unparse(c.func).endswith(".hset")
+                       and c.args and ast.unparse(c.args[0]) == "PROJECT_STATE"
+                       for c in ast.walk(f))}
+    assert hset_in == {"stage_transition", "set_project_state"}  # the latter: tests only
+    handled = {name for name, path in _sources("coordinator").items()
+               if "handle_project(" in path.read_text(encoding="utf-8")}
+    assert handled == {"coordinator.domain.lifecycle", "coordinator.workflow",
+                       "coordinator.faults", "coordinator.evaluation"}

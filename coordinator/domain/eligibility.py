@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, cast
+from typing import Any, Final, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,18 +44,23 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.rules import Rules
 
-ELIGIBILITY_CODES: tuple[str, ...] = (
-    "status",  # suspended, blacklisted or retired
-    "penalty",  # penalised for bidding misconduct within the look-back
-    "age",  # older than the age limit (full years) on the day of screening
-    "city",  # lives or works in the project's or the host's city
-    "cool_off",  # sat for the same tenderer within the cool-off period
-    "overlap",  # already has a session overlapping the window
-    "workload",  # would exceed the sittings cap in a half-day
-    "conduct",  # barred for a period for recorded conduct (coordinator/domain/conduct.py)
-)
-
 HALF_DAY_SECONDS = 12 * 3600
+
+_Rule = TypeVar("_Rule", bound=Callable[..., Mask])
+# The sitting rules, by reason code, in the order they are listed: every screen applies them
+# (`DayScreen.state_masks`), every draw archive declares what they barred (`declared_bars`), and
+# the registry snapshot's verifier reads those declarations (registry_snapshot.DECLARED_CODES).
+SITTING_RULES: Final[dict[str, Callable[..., Mask]]] = {}
+
+
+def sitting_rule(code: str) -> Callable[[_Rule], _Rule]:
+    """Register a `DayScreen` method `(self, project) -> Mask` as the sitting rule `code`."""
+    def register(rule: _Rule) -> _Rule:
+        if code in SITTING_RULES:
+            raise ValueError(f"sitting rule {code!r}: registered twice")
+        SITTING_RULES[code] = rule
+        return rule
+    return register
 
 
 def specialty_prefixes(code: str) -> tuple[str, ...]:
@@ -519,21 +524,40 @@ class DayScreen:
         return [("city", city), ("party", party), *self.state_masks(project)]
 
     def state_masks(self, project: Project) -> list[tuple[str, Mask]]:
-        """The rules that read the booking picture, not the registry (cool-off, overlapping
-        sessions, workload): a draw archive declares what they bar (`declared_bars`)."""
+        """The sitting rules: they read the booking picture, not the registry, so a draw
+        archive declares what they bar (`declared_bars`). One method each (`sitting_rule`)."""
+        return [(code, rule(self, project)) for code, rule in SITTING_RULES.items()]
+
+    # --- the sitting rules (a new one: one method here, registered by `sitting_rule`) -----
+
+    @sitting_rule("cool_off")
+    def _cool_off(self, project: Project) -> Mask:
+        """Sat for the same tenderer within `cool_off_days` of the window."""
         start, end = project.window.start_ts, project.window.end_ts
-        cool_off = np.zeros(self._n, dtype=np.bool_)
+        hit = np.zeros(self._n, dtype=np.bool_)
         cool = self.rules.cool_off_days * 86400
         for row, s_start, s_end in self._by_tenderer.get(project.tenderer_id, ()):
             if s_start < end + cool and s_end > start - cool:
-                cool_off[row] = True
-        overlap = np.zeros(self._n, dtype=np.bool_)
-        workload = np.zeros(self._n, dtype=np.bool_)
-        cap = max(1, self.rules.workload_cap_per_half_day)
+                hit[row] = True
+        return hit
+
+    @sitting_rule("overlap")
+    def _overlap(self, project: Project) -> Mask:
+        """Already has a session overlapping the window."""
+        start, end = project.window.start_ts, project.window.end_ts
+        hit = np.zeros(self._n, dtype=np.bool_)
         for h in self._half_days(start, end):
-            overlap[self._sittings[h].overlapping(start, end)] = True
-            workload |= self._count(h) >= cap  # one more sitting would exceed the cap
-        return [("cool_off", cool_off), ("overlap", overlap), ("workload", workload)]
+            hit[self._sittings[h].overlapping(start, end)] = True
+        return hit
+
+    @sitting_rule("workload")
+    def _workload(self, project: Project) -> Mask:
+        """One more sitting would exceed `workload_cap_per_half_day` in a local half-day."""
+        hit = np.zeros(self._n, dtype=np.bool_)
+        cap = max(1, self.rules.workload_cap_per_half_day)
+        for h in self._half_days(project.window.start_ts, project.window.end_ts):
+            hit |= self._count(h) >= cap
+        return hit
 
     def declared_bars(self, project: Project) -> dict[str, list[str]]:
         """What the booking picture and the conduct records bar for `project`, as expert ids
@@ -541,7 +565,7 @@ class DayScreen:
         (registry_snapshot.py). The state rules are listed for the experts matching a quota
         (no other candidate can be drawn); conduct bars for the whole pool (they shape the
         day's snapshot)."""
-        relevant = self._relevant(project)
+        relevant = self.relevant(project)
         ids = [c.expert_id for c in self.snapshot.candidates]
         out = {code: [ids[r] for r in np.flatnonzero(hit & relevant)]
                for code, hit in self.state_masks(project)}
@@ -630,7 +654,7 @@ class DayScreen:
             per_venue_cap=self.rules.per_venue_cap,
         )
 
-    def _relevant(self, project: Project) -> Mask:
+    def relevant(self, project: Project) -> Mask:
         """The snapshot rows matching one of the project's quotas (kept per quota shape: a
         day's projects share few)."""
         key = tuple((normalise_specialty(q.specialty), q.kind) for q in project.quotas)
@@ -644,12 +668,12 @@ class DayScreen:
         return found
 
     def _relevant_rows(self, project: Project) -> NDArray[np.intp]:
-        return np.flatnonzero(self._relevant(project))
+        return np.flatnonzero(self.relevant(project))
 
     def eligible_count(self, project: Project, barred: Mask) -> int:
         """How many of the snapshot's candidates not barred match one of the project's quotas
         (0: a draw is refused before it is committed)."""
-        return int(np.count_nonzero(self._relevant(project) & ~barred))
+        return int(np.count_nonzero(self.relevant(project) & ~barred))
 
 
 @dataclass(frozen=True, slots=True)
@@ -673,3 +697,11 @@ class PartyRule:
 def tied_rows_chunk(rule: PartyRule, chunk: Sequence[Project]) -> list[NDArray[np.intp]]:
     """The batch job of a day plan: rule "party" for each project of the chunk."""
     return [rule.rows(p) for p in chunk]
+
+
+# Every reason code of a barred expert: the pool's (status: suspended, blacklisted or retired;
+# penalty: within the look-back; age: over the limit on the day), the project's (city: lives or
+# works in the project's or host's city; party: a tie through the conflict index), the sitting
+# rules, and conduct (barred for a period: coordinator/domain/conduct.py).
+ELIGIBILITY_CODES: Final[tuple[str, ...]] = (
+    "status", "penalty", "age", "city", "party", *SITTING_RULES, "conduct")

@@ -39,7 +39,13 @@ import numpy as np
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.conflicts import ConflictIndex, registry_places, years_before
 from coordinator.domain.draw import DrawInputs, DrawOutcome, outcome_from_json
-from coordinator.domain.eligibility import DayScreen, PoolIndex, falls_under, host_city_of
+from coordinator.domain.eligibility import (
+    SITTING_RULES,
+    DayScreen,
+    PoolIndex,
+    falls_under,
+    host_city_of,
+)
 from coordinator.domain.model import (
     City,
     Company,
@@ -62,7 +68,7 @@ SNAPSHOT_FORMAT = "evalgrid-registry-snapshot-v1"
 RECORD_FORMAT = "evalgrid-draw-pool-v1"
 PSEUDONYM_PURPOSE = "registry-pseudonym"
 #: The reasons a draw archive declares rather than the registry deciding them.
-DECLARED_CODES = ("conduct", "cool_off", "overlap", "workload")
+DECLARED_CODES = ("conduct", *SITTING_RULES)
 
 
 class SnapshotError(ValueError):
@@ -379,7 +385,7 @@ def _compare(d: _Derived, project: Project, inputs: DrawInputs,
         return [*problems, str(exc.args[0])]
     # Who can be drawn at all: matching a quota in the registry or in the archive's rows.
     ids = [c.expert_id for c in mine.candidates]
-    relevant = {ids[r] for r in np.flatnonzero(screen._relevant(project))}
+    relevant = {ids[r] for r in np.flatnonzero(screen.relevant(project))}
     archived_rows = inputs.resolved_candidates()
 
     def matches(kind: str, codes: Sequence[str]) -> bool:

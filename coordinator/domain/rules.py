@@ -221,16 +221,9 @@ class Rules:
         return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-_INT_KEYS = (
-    "look_back_years",
-    "cool_off_days",
-    "workload_cap_per_half_day",
-    "local_utc_offset_minutes",
-    "per_venue_cap",
-    "age_limit",
-    "min_committee",
-    "min_large_committee",
-)
+# The model's integer parameters, read from the file's top level: a field added to Rules is a
+# required key of the file with no second list to keep.
+_INT_KEYS = tuple(f.name for f in fields(Rules) if f.type in (int, "int"))
 _ALL_KEYS = frozenset((*_INT_KEYS, "version", "relations", "technical_economic_share", "catchment",
                        "time_zone", *_TABLES))
 

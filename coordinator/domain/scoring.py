@@ -170,7 +170,7 @@ def quantize_score(value: Decimal) -> Decimal:
         return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def _mean(values: Sequence[Decimal]) -> Decimal:
+def mean_of(values: Sequence[Decimal]) -> Decimal:
     with localcontext(_CTX):
         return sum(values, Decimal(0)) / len(values)
 
@@ -186,7 +186,7 @@ def trimmed_mean(values: Sequence[Decimal], trim_above: int) -> Decimal:
     ordered = sorted(values)
     if len(ordered) > trim_above:
         ordered = ordered[1:-1]
-    return _mean(ordered)
+    return mean_of(ordered)
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def validate_scoring_method(project: Project, rules: ScoringRules | None = None
     return sorted(issues)
 
 
-def _check_sheets(project: Project, sheets: Sequence[ExpertSheet],
+def check_sheets(project: Project, sheets: Sequence[ExpertSheet],
                   rules: ScoringRules | None = None) -> None:
     problems = validate_scoring_method(project, rules)
     if problems:
@@ -336,7 +336,7 @@ def score_warnings(project: Project, sheets: Sequence[ExpertSheet]) -> list[Scor
                 continue
             criterion = criteria[criterion_id]
             values = [v for _, v in scored]
-            mean = _mean(values)
+            mean = mean_of(values)
             limit = project.scoring.deviation_threshold * criterion.max_score
             warnings.extend(
                 ScoreWarning("deviation", ref, bidder_id, criterion_id, value, mean)
@@ -423,7 +423,7 @@ def lottery_ticket(seed: bytes, bidder_id: str) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class _Ranked:
+class Ranked:
     bidder_id: str
     primary: Decimal  # larger is better
     price: Decimal
@@ -434,17 +434,17 @@ class _Ranked:
         return (-self.primary, self.price, -self.technical, self.ticket)
 
 
-def _rank(rows: Sequence[_Ranked], price_is_primary: bool) -> tuple[list[str], list[TieBreak]]:
+def rank_rows(rows: Sequence[Ranked], price_is_primary: bool) -> tuple[list[str], list[TieBreak]]:
     """Order rows by the tie-break chain and record every group level on the primary key."""
-    ordered = sorted(rows, key=_Ranked.key)
-    groups: dict[Decimal, list[_Ranked]] = defaultdict(list)
+    ordered = sorted(rows, key=Ranked.key)
+    groups: dict[Decimal, list[Ranked]] = defaultdict(list)
     for row in ordered:
         groups[row.primary].append(row)
     ties: list[TieBreak] = []
     for group in groups.values():
         if len(group) < 2:
             continue
-        by_price_technical: dict[tuple[Decimal, Decimal], list[_Ranked]] = defaultdict(list)
+        by_price_technical: dict[tuple[Decimal, Decimal], list[Ranked]] = defaultdict(list)
         for row in group:
             by_price_technical[(row.price, row.technical)].append(row)
         level: TieLevel
@@ -513,7 +513,7 @@ def evaluate(
             ),
             lottery_seed=lottery_seed,
         )
-    _check_sheets(project, sheets, rules)
+    check_sheets(project, sheets, rules)
     scoring = project.scoring
     committee = committee_scores(project, sheets, rules)
     prices = [b.price for b in valid]
@@ -526,7 +526,7 @@ def evaluate(
         benchmark = None
 
     results: dict[str, BidResult] = {}
-    rows: list[_Ranked] = []
+    rows: list[Ranked] = []
     with localcontext(_CTX):
         for bid in valid:
             per_criterion = [committee[(bid.bidder_id, c.id)] for c in scoring.criteria]
@@ -558,7 +558,7 @@ def evaluate(
                 total=total,
             )
             rows.append(
-                _Ranked(
+                Ranked(
                     bidder_id=bid.bidder_id,
                     primary=-bid.price if total is None else total,
                     price=bid.price,
@@ -566,7 +566,7 @@ def evaluate(
                     ticket=lottery_ticket(lottery_seed, bid.bidder_id),
                 )
             )
-    ranking, ties = _rank(rows, price_is_primary=method == "lowest_price")
+    ranking, ties = rank_rows(rows, price_is_primary=method == "lowest_price")
     ranked = tuple(
         replace(results[bidder_id], rank=rank) for rank, bidder_id in enumerate(ranking, start=1)
     )

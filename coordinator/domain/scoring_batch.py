@@ -441,7 +441,7 @@ def _tie_break(block: ScoreBlock, p: int, lowest_price: bool, valid: Bool, price
     seed = block.seed(p)
     bidders = [str(x) for x in block.bidder_ids[p]]
     rows = [
-        scoring._Ranked(  # the same rows scoring.evaluate ranks, so the two cannot drift
+        scoring.Ranked(  # the same rows scoring.evaluate ranks, so the two cannot drift
             bidder_id=bidders[b],
             primary=-_cents(int(price[b])) if lowest_price else _cents(int(total[b])),
             price=_cents(int(price[b])),
@@ -450,7 +450,7 @@ def _tie_break(block: ScoreBlock, p: int, lowest_price: bool, valid: Bool, price
         )
         for b in np.flatnonzero(valid)
     ]
-    ranking, ties = scoring._rank(rows, price_is_primary=lowest_price)
+    ranking, ties = scoring.rank_rows(rows, price_is_primary=lowest_price)
     index = {bidder: b for b, bidder in enumerate(bidders)}
     ranked = [index[bidder] for bidder in ranking]
     order = np.array(ranked + [int(b) for b in np.flatnonzero(~valid)], np.int64)
@@ -533,7 +533,7 @@ def _warnings(block: ScoreBlock, result: BlockResult, p: int) -> list[ScoreWarni
 
     def item(b: int, c: int) -> tuple[list[tuple[str, Decimal]], Decimal]:
         scored = sorted((ref, _cents(int(block.scores[p, e, b, c]))) for e, ref in enumerate(refs))
-        return scored, scoring._mean([v for _, v in scored])
+        return scored, scoring.mean_of([v for _, v in scored])
 
     warnings: list[ScoreWarning] = []
     for _, e, b, c in result.deviations[result.deviations[:, 0] == p]:
@@ -582,7 +582,7 @@ def prepare(projects: Sequence[Project], sheets: Sequence[Sequence[ExpertSheet]]
             direct.append(i)  # the tender fails before any sheet is read: nothing to speed up
             continue
         try:
-            scoring._check_sheets(project, members, rules)  # the very checks evaluate makes
+            scoring.check_sheets(project, members, rules)  # the very checks evaluate makes
         except ValueError as exc:
             refused[i] = exc
             continue

@@ -178,6 +178,12 @@ class Registry:
         added, _ = await pipe.execute()
         return bool(added)
 
+    @staticmethod
+    def stage_replaced_project(pipe: Any, project: Project) -> None:
+        """A registered project's record replaced (a new window after an incident), in the
+        caller's MULTI."""
+        pipe.hset(PROJECTS, project.id, _dump(codec.project_to_dict(project)))
+
     async def project(self, project_id: str) -> Project | None:
         raw = await self.redis.hget(PROJECTS, project_id)
         return codec.project_from_dict(json.loads(raw)) if raw else None
@@ -191,8 +197,20 @@ class Registry:
         raw = await self.redis.hget(PROJECT_STATE, project_id)
         return None if raw is None else text(raw)
 
+    async def project_states_of(self, project_ids: list[str]) -> list[str | None]:
+        """The states of these projects, in order, in one round trip (a plan's chunk)."""
+        raw = await self.redis.hmget(PROJECT_STATE, project_ids)
+        return [None if r is None else text(r) for r in raw]
+
     async def set_project_state(self, project_id: str, state: str) -> None:
+        """Tests only: the workflow moves a project by `stage_transition` (lifecycle.py)."""
         await self.redis.hset(PROJECT_STATE, project_id, state)
+
+    def stage_transition(self, pipe: Any, project_id: str, entry: StoryEntry) -> None:
+        """The project's new state (the entry's `after`) and its story entry, in the caller's
+        MULTI."""
+        pipe.hset(PROJECT_STATE, project_id, entry.after)
+        self.stage_story(pipe, project_id, entry)
 
     @staticmethod
     def stage_story(pipe: Any, project_id: str, entry: StoryEntry) -> None:

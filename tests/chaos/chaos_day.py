@@ -421,13 +421,13 @@ async def _check_projects(operator: Any, province: Any, outcome: Outcome) -> Non
 async def _check_sheets(data: Any, redis_url: str, outcome: Outcome) -> None:
     """Every signed sheet a booth was told was accepted (every one the agents journaled as
     accepted or queued) is stored exactly once: one `sheet.signed` entry with its digest."""
-    from coordinator.offline import _NoClock, _signing_key, open_store
+    from coordinator.offline import NoClock, open_store, signing_key
     from coordinator.store.audit_log import AuditLog
     from site_agent.offline_journal import OfflineJournal
 
     async with open_store(data.root, redis_url) as redis:
-        entries = await AuditLog(redis, signing_key=_signing_key(data.root),
-                                 clock=_NoClock()).entries()
+        entries = await AuditLog(redis, signing_key=signing_key(data.root),
+                                 clock=NoClock()).entries()
     stored: dict[str, int] = {}
     refused_late = {e.detail.get("session") for e in entries if e.kind == "forwarded.refused"}
     for e in entries:

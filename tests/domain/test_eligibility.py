@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
+import numpy as np
 import pytest
 from domain_factories import (
     RULES,
@@ -20,9 +21,12 @@ from domain_factories import (
 )
 
 from coordinator.domain.eligibility import (
+    SITTING_RULES,
+    DayScreen,
     PoolIndex,
     falls_under,
     half_days,
+    sitting_rule,
     specialty_prefixes,
 )
 from coordinator.domain.model import (
@@ -35,6 +39,7 @@ from coordinator.domain.model import (
     Quota,
     Sitting,
 )
+from coordinator.domain.registry_snapshot import DECLARED_CODES
 from coordinator.domain.rules import Rules
 
 PROJECT = project()  # city C0, host site H0 in C0, tenderer T, window 2026-05-10 09:00-12:00 local
@@ -138,6 +143,27 @@ def test_workload_cap_per_half_day() -> None:
         *experts, sittings=sittings, rules=replace(RULES, workload_cap_per_half_day=2)
     )
     assert eligible == {"AM", "PM", "DAY"}
+
+
+def test_a_new_sitting_rule_is_one_registered_function() -> None:
+    """README "Adding a sitting rule": the registered function alone bars, with its code."""
+    assert tuple(SITTING_RULES) == ("cool_off", "overlap", "workload")
+    assert ("conduct", *SITTING_RULES) == DECLARED_CODES  # what archives declare
+
+    def only_e(screen: DayScreen, proj: Project) -> np.ndarray:  # type: ignore[type-arg]
+        hit = np.zeros(len(screen.snapshot.candidates), dtype=np.bool_)
+        hit[screen.snapshot.expert_rows()["E"]] = True
+        return hit
+
+    sitting_rule("test_only")(only_e)
+    try:
+        eligible, excluded = run(expert("E"), expert("OK"))
+        with pytest.raises(ValueError, match="registered twice"):
+            sitting_rule("test_only")(only_e)
+    finally:
+        del SITTING_RULES["test_only"]
+    assert eligible == {"OK"} and excluded == {"E": {"test_only"}}
+    assert run(expert("E"))[0] == {"E"}
 
 
 def test_half_days_are_local_time() -> None:

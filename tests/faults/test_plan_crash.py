@@ -33,7 +33,6 @@ from coordinator.checker import check_grid
 from coordinator.domain.day_plan import plan_order
 from coordinator.domain.draw.archive import verify_replay
 from coordinator.domain.seal import SealedBox, unseal_json
-from coordinator.drawing import read_snapshot
 from coordinator.offline import import_province, master_key, open_store, read_allocation
 from coordinator.plan_chunks import chunk_sizes
 from coordinator.province.files import write_province
@@ -42,6 +41,7 @@ from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem
 from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.registry import Registry
+from coordinator.store.snapshots import read_snapshot
 from coordinator.store.values import text
 from evalgrid.datadir import DataDir
 from evalgrid.pki.ca import init_ca, issue

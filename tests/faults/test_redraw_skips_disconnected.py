@@ -31,10 +31,10 @@ async def test_replacements_avoid_disconnected_sites(grid: Grid) -> None:
         return all(workflow(grid).links.link(s) is Link.DISCONNECTED for s in cut)
 
     await wait_until(disconnected, "the cut sites to be recorded as disconnected")
-    down = workflow(grid)._down(unreachable=True)
+    down = workflow(grid).down_workstations(unreachable=True)
     for site_id in cut:
         assert grid.workstations_of(site_id) and set(grid.workstations_of(site_id)) <= down
-        assert not set(grid.workstations_of(site_id)) & workflow(grid)._down()
+        assert not set(grid.workstations_of(site_id)) & workflow(grid).down_workstations()
 
     for seat in list(seats)[:2]:
         outcome = await grid.operator.ReplaceMember(operator_pb2.ReplaceMemberRequest(

@@ -119,7 +119,7 @@ async def test_lost_during_evaluation_past_four_hours_gets_a_new_committee(grid:
     workflow = grid.coordinator.workflow
     assert workflow is not None
     old_experts = {s.expert_id for s in
-                   (await workflow._allocation(project.id, "test")).active_seats()}
+                   (await workflow.allocation(project.id, "test")).active_seats()}
     start = project.window.start + timedelta(days=1)
     rid = request_id()
     reply = await _decide(grid, incident.incident_id, "reevaluate", rid,
@@ -139,7 +139,7 @@ async def test_lost_during_evaluation_past_four_hours_gets_a_new_committee(grid:
         assert fresh and not {s.session_id for s in fresh} & set(old)
         # the cool-off with the tenderer keeps every old member off the new committee
         new_experts = {s.expert_id for s in
-                       (await workflow._allocation(project.id, "test")).active_seats()}
+                       (await workflow.allocation(project.id, "test")).active_seats()}
         assert new_experts and not new_experts & old_experts
         assert len(await entries(grid, "draw.placed", project.id)) == 2
     # Nothing signed is lost: the old signed sheet is still stored, as signed.

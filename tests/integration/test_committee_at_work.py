@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -147,13 +148,15 @@ async def test_the_schedule_unseals_at_the_window_start(grid: Grid) -> None:
     assert await state() == "drawn"
     await grid.advance_to(project.window.start)  # nobody calls StartEvaluation
 
-    async def started() -> bool:
-        return await state() == "evaluating"
+    async def starts() -> list[Any]:
+        entries = await grid.coordinator.workflow.audit.entries()  # type: ignore[union-attr]
+        return [e for e in entries if e.kind == "evaluation.started" and e.subject == project.id]
+
+    async def started() -> bool:  # the state is stored a moment before its audit entry
+        return await state() == "evaluating" and bool(await starts())
 
     await wait_until(started, "the scheduled start")
-    entries = await grid.coordinator.workflow.audit.entries()  # type: ignore[union-attr]
-    starts = [e for e in entries if e.kind == "evaluation.started" and e.subject == project.id]
-    assert [e.detail["by"] for e in starts] == ["schedule"]
+    assert [e.detail["by"] for e in await starts()] == ["schedule"]
 
 
 async def test_a_restarted_agent_gets_its_reservations_back(grid: Grid) -> None:

@@ -54,7 +54,7 @@ async def test_a_failed_workstation_moves_its_member_to_a_spare(grid: Grid) -> N
     # The move replays from the committed seed of the member's draw (revealed with the award),
     # and a move to another spare than the seed picks is named.
     workflow = grid.coordinator.workflow  # type: ignore[union-attr]
-    archive = await workflow._sealed_archive(move.detail["draw_id"])
+    archive = await workflow.sealed_archive(move.detail["draw_id"])
     assert move_problems([archive], [move]) == []
     others = [w for w in move.detail["spares"] if w != spare]
     if others:

@@ -47,7 +47,7 @@ async def test_a_window_ending_with_unsigned_sheets_opens_an_incident(grid: Grid
     listed = await grid.operator.ListProjects(operator_pb2.ListProjectsRequest(), timeout=30)
     assert {p.project_id: p.state for p in listed.projects}[focus.id] == "evaluating"
 
-    # The close that follows the late sheets ends it (called as close_evaluation does).
+    # The close that follows the late sheets ends it (called as EvaluationDesk.close does).
     workflow = grid.coordinator.workflow
     assert isinstance(workflow, Workflow)
     await grid.advance_to(focus.window.end + timedelta(hours=5))  # even past its deadline
@@ -56,7 +56,7 @@ async def test_a_window_ending_with_unsigned_sheets_opens_an_incident(grid: Grid
         return [i.state for i in await _incidents(grid, focus.id)] == ["decision_due"]
 
     await wait_until(due, "the incident's deadline to pass")
-    async with workflow._lock(focus.id):  # as close_evaluation holds it
+    async with workflow.project_lock(focus.id):  # as EvaluationDesk.close holds it
         await workflow.registry.set_project_state(focus.id, "reported")
     await workflow.faults.evaluation_reported(focus.id)
     assert await _incidents(grid, focus.id) == []
@@ -78,7 +78,7 @@ async def test_the_schedule_outlives_a_failed_pass(grid: Grid) -> None:
         return await real()
 
     workflow._schedule_pass = flaky  # type: ignore[method-assign]
-    workflow._schedule_wake.set()  # wake the loop: the first pass fails
+    workflow.wake_schedule()  # wake the loop: the first pass fails
     focus = focus_projects(grid.province)[0]
     await grid.register(focus)
     _, notices = await grid.draw(focus.id)

@@ -78,7 +78,7 @@ async def _picture(workflow: Workflow) -> Picture:
     """Each drawn project's draw id and seats, from the sealed allocations in Redis."""
     found: Picture = {}
     for project in PROVINCE.projects:
-        alloc = await workflow._read_allocation(project.id)
+        alloc = await workflow.allocations.read(project.id)
         if alloc is not None:
             assert len(alloc.draw_ids) == 1, project.id
             found[project.id] = (alloc.draw_ids[0], sorted(
@@ -91,7 +91,7 @@ async def _no_double_booking(workflow: Workflow) -> None:
     redis = workflow.redis
     holders: set[str] = set()
     for project in PROVINCE.projects:
-        alloc = await workflow._read_allocation(project.id)
+        alloc = await workflow.allocations.read(project.id)
         for seat in alloc.active_seats() if alloc else []:
             holders |= {seat.session_id, seat.expert_hold}
     booked: list[BookingItem] = []

@@ -38,7 +38,7 @@ async def test_a_decline_cut_off_by_an_outage_is_redrawn_at_the_next_pass(grid: 
     assert await workflow.redis.scard(REDRAW_PENDING) == 1  # the outage left it pending
 
     before = len(grid.notices())
-    workflow._schedule_wake.set()  # the next pass: no retry of the decline comes
+    workflow.wake_schedule()  # the next pass: no retry of the decline comes
 
     async def whole() -> bool:
         seats = await grid.operator.ProjectSeats(operator_pb2.ProjectRequest(
@@ -71,7 +71,7 @@ async def test_a_replacement_committed_before_an_outage_is_taken_forward_not_dra
     with pytest.raises(grpc.aio.AioRpcError):
         await grid.reply(notices[0]["notice_id"], False, "ill")
     before = len(grid.notices())
-    workflow._schedule_wake.set()  # the next pass
+    workflow.wake_schedule()  # the next pass
 
     async def whole() -> bool:
         return len(grid.notices()) == before + 1 \
@@ -92,8 +92,8 @@ async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: 
     focus = focus_projects(grid.province)[0]
     await grid.register(focus)
     await grid.draw(focus.id)
-    draw_id = (await workflow._allocation(focus.id, "test")).draw_ids[0]
-    real = workflow._record
+    draw_id = (await workflow.allocation(focus.id, "test")).draw_ids[0]
+    real = workflow.record
     cut: list[int] = []
 
     async def outage(kind: str, subject: str, detail: dict[str, Any]) -> Any:
@@ -102,11 +102,11 @@ async def test_a_seed_reveal_cut_off_before_its_audit_is_audited_on_retry(grid: 
             raise ConnectionError("Redis went away")
         return await real(kind, subject, detail)
 
-    workflow._record = outage  # type: ignore[method-assign]
+    workflow.record = outage  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
-        await workflow._reveal_seed(draw_id)
-    first = await workflow._reveal_seed(draw_id)  # the close's retry
-    assert await workflow._reveal_seed(draw_id) == first  # and once more: nothing new
+        await workflow.evaluation.reveal_seed(draw_id)
+    first = await workflow.evaluation.reveal_seed(draw_id)  # the close's retry
+    assert await workflow.evaluation.reveal_seed(draw_id) == first  # and once more: nothing new
 
     reveals = [e for e in await workflow.audit.entries()
                if e.kind == "draw.seed_revealed" and e.subject == draw_id]
@@ -130,9 +130,9 @@ async def _evaluating(grid: Grid) -> tuple[Workflow, Any, list[dict[str, Any]]]:
 async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) -> None:
     workflow, focus, notices = await _evaluating(grid)
     notice = notices[0]
-    seat = (await workflow._allocation(focus.id, "test")).by_notice(notice["notice_id"])
+    seat = (await workflow.allocation(focus.id, "test")).by_notice(notice["notice_id"])
     assert seat is not None
-    real = workflow._session
+    real = workflow.open_seat
 
     async def racing(*args: Any, **kwargs: Any) -> Any:
         found = await real(*args, **kwargs)  # the seat is held as the sign-in arrives ...
@@ -141,12 +141,12 @@ async def test_a_sign_in_racing_a_redraw_does_not_revive_the_seat(grid: Grid) ->
                                       request_id(), by="operator")  # ... then redrawn
         return found
 
-    workflow._session = racing  # type: ignore[method-assign]
+    workflow.open_seat = racing  # type: ignore[method-assign]
     with pytest.raises(WorkflowError, match="redrawn"):
-        await workflow.sign_in(seat.site_id, seat.session_id, seat.workstation_id,
+        await workflow.arrivals.sign_in(seat.site_id, seat.session_id, seat.workstation_id,
                                grid.experts[notice["expert_id"]].id_number, notice["code"],
                                request_id())
-    after = (await workflow._allocation(focus.id, "test")).by_session(seat.session_id)
+    after = (await workflow.allocation(focus.id, "test")).by_session(seat.session_id)
     assert after is not None and after.status == "no_show"
 
 
@@ -156,7 +156,7 @@ async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_nex
     assert isinstance(workflow, Workflow)
     focus = focus_projects(grid.province)[0]
     await grid.register(focus)
-    real = workflow._send_notices
+    real = workflow.send_notices
     cut: list[int] = []
 
     def outage(*args: Any, **kwargs: Any) -> Any:
@@ -165,11 +165,11 @@ async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_nex
             raise ConnectionError("Redis went away")
         return real(*args, **kwargs)
 
-    workflow._send_notices = outage  # type: ignore[method-assign]
+    workflow.send_notices = outage  # type: ignore[method-assign]
     with pytest.raises(grpc.aio.AioRpcError):
         await grid.draw(focus.id)
     assert grid.notices() == []  # nobody told yet
-    workflow._schedule_wake.set()  # the next pass, with no retry of the draw
+    workflow.wake_schedule()  # the next pass, with no retry of the draw
 
     seats = sum(q.count for q in focus.quotas)
 
@@ -184,7 +184,7 @@ async def test_a_placement_left_unannounced_by_an_outage_is_announced_at_the_nex
 async def test_a_redrawn_member_at_the_desk_is_told_and_not_locked_out(grid: Grid) -> None:
     workflow, focus, notices = await _evaluating(grid)
     late = notices[0]
-    seat = (await workflow._allocation(focus.id, "test")).by_notice(late["notice_id"])
+    seat = (await workflow.allocation(focus.id, "test")).by_notice(late["notice_id"])
     assert seat is not None
     await grid.operator.ReplaceMember(operator_pb2.ReplaceMemberRequest(
         request_id=request_id(), project_id=focus.id, session_id=seat.session_id,
@@ -223,7 +223,7 @@ async def _no_show(grid: Grid, project_id: str, session_id: str) -> str:
 async def test_a_no_show_redrawn_is_sent_a_withdrawal_of_the_notice(grid: Grid) -> None:
     workflow, focus, notices = await _evaluating(grid)
     absent = notices[0]
-    seat = (await workflow._allocation(focus.id, "test")).by_notice(absent["notice_id"])
+    seat = (await workflow.allocation(focus.id, "test")).by_notice(absent["notice_id"])
     assert seat is not None and _withdrawals(grid) == []
     before = len(grid.notices())
 
@@ -260,7 +260,7 @@ async def test_a_member_who_declined_is_sent_no_withdrawal(grid: Grid) -> None:
 
 async def test_a_no_show_retried_after_an_outage_is_withdrawn_once(grid: Grid) -> None:
     workflow, focus, notices = await _evaluating(grid)
-    seat = (await workflow._allocation(focus.id, "test")).by_notice(notices[0]["notice_id"])
+    seat = (await workflow.allocation(focus.id, "test")).by_notice(notices[0]["notice_id"])
     assert seat is not None
     real = workflow.bookings.release
     cut: list[int] = []
@@ -299,20 +299,20 @@ class _GoneOnce:
 async def test_a_withdrawal_cut_off_by_an_outage_goes_out_at_the_next_pass(
         grid: Grid) -> None:
     workflow, focus, notices = await _evaluating(grid)
-    seat = (await workflow._allocation(focus.id, "test")).by_notice(notices[0]["notice_id"])
+    seat = (await workflow.allocation(focus.id, "test")).by_notice(notices[0]["notice_id"])
     assert seat is not None
-    workflow.withdrawals.redis = _GoneOnce(workflow.redis)  # type: ignore[assignment]
+    workflow.withdrawals.withdrawn.redis = _GoneOnce(workflow.redis)  # type: ignore[assignment]
     with pytest.raises(grpc.aio.AioRpcError):
         await _no_show(grid, focus.id, seat.session_id)
     assert _withdrawals(grid) == [] and await workflow.redis.scard(REDRAW_PENDING) == 1
-    workflow._schedule_wake.set()  # the next pass resumes the departure; nobody retries
+    workflow.wake_schedule()  # the next pass resumes the departure; nobody retries
 
     async def told() -> bool:
         return len(_withdrawals(grid)) == 1 and await workflow.redis.scard(REDRAW_PENDING) == 0
 
     await wait_until(told, "the withdrawal and the replacement at the schedule's pass")
     assert _withdrawals(grid)[0]["withdraws"] == notices[0]["notice_id"]
-    workflow._schedule_wake.set()  # another pass: nothing more
+    workflow.wake_schedule()  # another pass: nothing more
     await grid.advance_to(focus.window.start + timedelta(minutes=1))
     assert len(_withdrawals(grid)) == 1
     assert len(await _withdrawn_entries(workflow, focus.id)) == 1

@@ -181,7 +181,7 @@ async def test_a_single_draw_waits_for_the_share_then_verifies(grid: Grid) -> No
         workflow.master_key, SealedBox.from_json(fields[b"coordinator_sealed"].decode()),
         project_id=SEED_SHARE.format(DAY.isoformat()), purpose="seed-share")["secret"])
     day_seed = final_seed(coordinator, SECRET)
-    archive = await workflow._sealed_archive(reply.draw_id)
+    archive = await workflow.sealed_archive(reply.draw_id)
     assert archive["seed"] == project_seed(day_seed, project.id).hex()
     entries = await workflow.audit.entries()
     kinds = [e.kind for e in entries if e.kind.startswith(("seed.", "draw.committed"))]

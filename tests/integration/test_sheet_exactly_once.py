@@ -125,7 +125,7 @@ async def _lose_a_reply_and_resend(grid: Grid, project: Project, notices: list[d
 
     # The coordinator stores the sheet; then the network drops before the reply is written.
     workflow: Any = grid.coordinator.workflow
-    store = workflow.submit_sheet
+    store = workflow.sheets.submit_sheet
     stored: list[tuple[bool, bool, str]] = []
 
     async def store_then_drop(*args: Any, **kwargs: Any) -> tuple[bool, bool, str]:
@@ -135,7 +135,7 @@ async def _lose_a_reply_and_resend(grid: Grid, project: Project, notices: list[d
             forwarder.cut()
         return answer
 
-    workflow.submit_sheet = store_then_drop
+    workflow.sheets.submit_sheet = store_then_drop
     drops = forwarder.accepted
     rid = request_id()
     try:
@@ -153,7 +153,7 @@ async def _lose_a_reply_and_resend(grid: Grid, project: Project, notices: list[d
         await wait_until(reconnected, "the agent to reconnect after the drop")
         again = await booth.submit(scores, signed=True, request=rid)
     finally:
-        workflow.submit_sheet = store
+        workflow.sheets.submit_sheet = store
     # the resend gets the first answer, not a second sheet
     assert (again.accepted, again.duplicate, again.digest) == stored[0]
 

@@ -1,0 +1,32 @@
+"""Replies remembered by request id, so a resent request is answered once (``REQUEST``).
+
+The caller passes the scope (the RPC and the caller's identity, `evalgrid.tls.call_scope`) with
+the id: an id reused by another caller or RPC replays nothing of theirs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+
+from coordinator.store.layout import REQUEST
+
+REQUEST_TTL_S: Final = 7 * 24 * 3600  # a resend comes within minutes; a week is generous
+
+
+class Requests:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def replay(self, scope: str, request_id: str) -> dict[str, Any] | None:
+        if not request_id:
+            return None
+        raw = await self.redis.get(REQUEST.format(scope + request_id))
+        return json.loads(raw) if raw else None
+
+    async def remember(self, scope: str, request_id: str, reply: dict[str, Any]) -> None:
+        if request_id:
+            await self.redis.set(REQUEST.format(scope + request_id), json.dumps(reply),
+                                 ex=REQUEST_TTL_S)

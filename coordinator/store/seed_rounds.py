@@ -1,0 +1,77 @@
+"""The days' seed rounds (``SEED_SHARE``: the coordinator's sealed share, the supervisor's
+commitment and share, the round's state, the projects' first-draw counts) and the day plans'
+sealed seeds (``PLAN_SEED``). The protocol: coordinator/seed_shares.py,
+coordinator/domain/seed_protocol.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import redis.asyncio as aioredis
+
+from coordinator.store.layout import PLAN_SEED, SEED_SHARE
+from coordinator.store.values import text
+
+
+def _texts(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+def share_subject(day: str) -> str:
+    """What the coordinator's sealed share is bound to (its record's name), so a share sealed
+    for one day does not open as another's."""
+    return SEED_SHARE.format(day)
+
+
+class SeedRounds:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def fields(self, day: str) -> dict[str, str]:
+        return _texts(await self.redis.hgetall(SEED_SHARE.format(day)))
+
+    async def fields_of(self, days: Sequence[str]) -> list[dict[str, str]]:
+        """Several days' rounds in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(SEED_SHARE.format(day))
+        return [_texts(raw) for raw in await pipe.execute()]
+
+    async def claim(self, day: str, field: str, value: str) -> bool:
+        """Set `field` unless it is set: True for the one caller that set it."""
+        return bool(await self.redis.hsetnx(SEED_SHARE.format(day), field, value))
+
+    async def update(self, day: str, fields: dict[str, str]) -> None:
+        await self.redis.hset(SEED_SHARE.format(day), mapping=fields)  # type: ignore[arg-type]
+
+    async def first_draws(self, day: str, project_id: str) -> int:
+        """How many first draws of the project the day's round has given."""
+        return int(await self.redis.hget(SEED_SHARE.format(day), f"first:{project_id}") or 0)
+
+    async def take_first(self, day: str, project_ids: Iterable[str]) -> None:
+        """One more first draw for each project (one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for project_id in project_ids:
+            pipe.hincrby(SEED_SHARE.format(day), f"first:{project_id}", 1)
+        await pipe.execute()
+
+    async def coordinator_sealed(self, day: str) -> str | None:
+        raw = await self.redis.hget(SEED_SHARE.format(day), "coordinator_sealed")
+        return None if raw is None else text(raw)
+
+
+class PlanSeeds:
+    """Each day plan's seed, sealed until the awards, then revealed beside it."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def keep(self, plan_id: str, day: str, sealed: str) -> None:
+        await self.redis.hset(PLAN_SEED.format(plan_id), mapping={"day": day, "sealed": sealed})
+
+    async def fields(self, plan_id: str) -> dict[str, str]:
+        return _texts(await self.redis.hgetall(PLAN_SEED.format(plan_id)))
+
+    async def reveal(self, plan_id: str, seed_hex: str) -> None:
+        await self.redis.hset(PLAN_SEED.format(plan_id), "seed", seed_hex)

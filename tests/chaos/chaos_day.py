@@ -108,7 +108,7 @@ class Outcome:
 
 
 def _actors() -> Any:
-    from evalgrid import demo
+    from app import demo
 
     class ChaosActors(demo._Grid):  # type: ignore[misc,name-defined]
         """The demo's actors, with the retries an operator makes when a call fails."""
@@ -166,7 +166,7 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
     from coordinator.province.generator import generate_province
     from coordinator.report import verify_report
     from coordinator.store.embedded_redis import EmbeddedRedis
-    from evalgrid import demo
+    from app import demo
     from evalgrid.datadir import DataDir
     from evalgrid.pki.ca import init_ca, issue
     from evalgrid.tls import channel_credentials, secure_channel

@@ -160,13 +160,13 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
                        ) -> Outcome:
     from process_kit import Processes, free_port
 
+    from app import demo
     from coordinator.checker import check_grid
     from coordinator.offline import export_draws, import_province, verify_draw_file
     from coordinator.province.files import write_province
     from coordinator.province.generator import generate_province
     from coordinator.report import verify_report
     from coordinator.store.embedded_redis import EmbeddedRedis
-    from app import demo
     from evalgrid.datadir import DataDir
     from evalgrid.pki.ca import init_ca, issue
     from evalgrid.tls import channel_credentials, secure_channel

@@ -27,12 +27,12 @@ from coordinator.domain.audit import AuditEntry
 from coordinator.domain.eligibility import PoolIndex
 from coordinator.domain.rules import load_rules
 from coordinator.offline import (
-    _NoClock,
-    _signing_key,
+    NoClock,
     export_draws,
     master_key,
     open_store,
     pseudonym,
+    signing_key,
     verify_draw_file,
 )
 from coordinator.store.audit_log import AuditLog
@@ -58,7 +58,7 @@ def demo() -> Iterator[tuple[Path, dict[str, Any]]]:
 
 async def _entries(data: Path) -> list[AuditEntry]:
     async with open_store(data, None) as redis:
-        return await AuditLog(redis, signing_key=_signing_key(data), clock=_NoClock()).entries()
+        return await AuditLog(redis, signing_key=signing_key(data), clock=NoClock()).entries()
 
 
 def _days(data: Path) -> list[date]:

@@ -17,22 +17,27 @@ from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.ids import request_id
 
 
+def _cut_once(owner: Any, name: str) -> None:
+    """The store goes away under `owner.name`'s first call, and is back for the next."""
+    real = getattr(owner, name)
+    cut: list[int] = []
+
+    async def outage(*args: Any, **kwargs: Any) -> Any:
+        if not cut:
+            cut.append(1)
+            raise ConnectionError("Redis went away")
+        return await real(*args, **kwargs)
+
+    setattr(owner, name, outage)
+
+
 async def test_a_decline_cut_off_by_an_outage_is_redrawn_at_the_next_pass(grid: Grid) -> None:
     workflow = grid.coordinator.workflow
     assert isinstance(workflow, Workflow)
     focus = focus_projects(grid.province)[0]
     await grid.register(focus)
     _, notices = await grid.draw(focus.id)
-    real = workflow.bookings.release
-    cut: list[int] = []
-
-    async def outage(*args: Any, **kwargs: Any) -> Any:
-        if not cut:  # the decline is stored; then the store goes away
-            cut.append(1)
-            raise ConnectionError("Redis went away")
-        return await real(*args, **kwargs)
-
-    workflow.bookings.release = outage  # type: ignore[method-assign]
+    _cut_once(workflow.bookings, "release")  # the decline is stored; then the store goes away
     with pytest.raises(grpc.aio.AioRpcError):
         await grid.reply(notices[0]["notice_id"], False, "ill")
     assert await workflow.redis.scard(REDRAW_PENDING) == 1  # the outage left it pending
@@ -58,16 +63,8 @@ async def test_a_replacement_committed_before_an_outage_is_taken_forward_not_dra
     focus = focus_projects(grid.province)[0]
     await grid.register(focus)
     _, notices = await grid.draw(focus.id)
-    real = workflow.bookings.reserve_all
-    cut: list[int] = []
-
-    async def outage(*args: Any, **kwargs: Any) -> Any:
-        if not cut:  # the replacement is committed with its intent; then the store goes
-            cut.append(1)
-            raise ConnectionError("Redis went away")
-        return await real(*args, **kwargs)
-
-    workflow.bookings.reserve_all = outage  # type: ignore[method-assign]
+    # The replacement is committed with its intent; then the store goes.
+    _cut_once(workflow.bookings, "reserve_all")
     with pytest.raises(grpc.aio.AioRpcError):
         await grid.reply(notices[0]["notice_id"], False, "ill")
     before = len(grid.notices())
@@ -262,16 +259,8 @@ async def test_a_no_show_retried_after_an_outage_is_withdrawn_once(grid: Grid) -
     workflow, focus, notices = await _evaluating(grid)
     seat = (await workflow.allocation(focus.id, "test")).by_notice(notices[0]["notice_id"])
     assert seat is not None
-    real = workflow.bookings.release
-    cut: list[int] = []
-
-    async def outage(*args: Any, **kwargs: Any) -> Any:
-        if not cut:  # the departure is stored and the member told; then the store goes
-            cut.append(1)
-            raise ConnectionError("Redis went away")
-        return await real(*args, **kwargs)
-
-    workflow.bookings.release = outage  # type: ignore[method-assign]
+    # The departure is stored and the member told; then the store goes.
+    _cut_once(workflow.bookings, "release")
     with pytest.raises(grpc.aio.AioRpcError):
         await _no_show(grid, focus.id, seat.session_id)
     assert len(_withdrawals(grid)) == 1

@@ -31,7 +31,7 @@ from coordinator.store.keys import load_or_create_master_key, load_or_create_sig
 from coordinator.workflow import Workflow
 from evalgrid.clock import Clock, SimClock, SystemClock
 from evalgrid.datadir import DataDir
-from evalgrid.lifecycle import run_until_signalled
+from evalgrid.lifecycle import announce, run_until_signalled
 from evalgrid.lockout import LockoutPolicy
 from evalgrid.pki.signer import ensure_signing_certificate
 from evalgrid.revocation import RevocationGuard, Revocations
@@ -226,7 +226,7 @@ async def _health_port(config: CoordinatorConfig) -> HealthPort | None:
         return None
     probe = HealthPort(config.health_bind)
     port = await probe.start()
-    print(f"health: gRPC (plain) on {config.health_bind.rsplit(':', 1)[0]}:{port}", flush=True)
+    announce(f"health: gRPC (plain) on {config.health_bind.rsplit(':', 1)[0]}:{port}")
     return probe
 
 
@@ -244,9 +244,9 @@ async def run_forever(config: CoordinatorConfig) -> None:
                else f"outbox {coordinator.data.outbox / 'notices.jsonl'}")
     if coordinator.metrics.port:
         notices += f"; metrics: http://{host}:{coordinator.metrics.port}/metrics"
-    print(f"coordinator ready: gRPC (mutual TLS) on {host}:{port}, port written to "
+    announce(f"coordinator ready: gRPC (mutual TLS) on {host}:{port}, port written to "
           f"{coordinator.data.root / 'coordinator.port'}; notices: {notices}; "
-          "SIGTERM or Ctrl-C stops it", flush=True)
+          "SIGTERM or Ctrl-C stops it")
 
     async def stop() -> None:
         if probe is not None:
@@ -254,7 +254,7 @@ async def run_forever(config: CoordinatorConfig) -> None:
         await coordinator.stop()
 
     await run_until_signalled(stop)
-    print("coordinator stopped", flush=True)
+    announce("coordinator stopped")
 
 
 class FailoverError(ValueError):

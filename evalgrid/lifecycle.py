@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 
 
@@ -19,3 +20,13 @@ async def run_until_signalled(stop: Callable[[], Awaitable[None]]) -> None:
         await stopping.wait()
     finally:
         await stop()
+
+
+def announce(line: str) -> None:
+    """Print a lifecycle line in one write, so processes sharing a pipe never splice lines.
+
+    `print` writes the text and the newline separately; unbuffered (as supervisors run us)
+    two agents stopping together could then interleave as "agent A stoppedagent B stopped".
+    """
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()

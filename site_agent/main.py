@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalgrid.lifecycle import run_until_signalled
+from evalgrid.lifecycle import announce, run_until_signalled
 from site_agent.agent import AgentConfig, SiteAgent
 from site_agent.inventory import InventoryError, load_inventory
 
@@ -23,8 +23,7 @@ async def run_forever(config: AgentConfig, inventory_path: Path, port_file: Path
     host = config.bind.rsplit(":", 1)[0]
     enrol = (f"; workstation enrolment on {(config.enrol_bind or '').rsplit(':', 1)[0]}:"
              f"{agent.enrolment.port}" if agent.enrolment is not None else "")
-    print(f"agent {site_id} ready: desk and booths (mutual TLS) on {host}:{port}{enrol}; "
-          f"linking to the coordinator at {config.coordinator}; SIGTERM or Ctrl-C stops it",
-          flush=True)
+    announce(f"agent {site_id} ready: desk and booths (mutual TLS) on {host}:{port}{enrol}; "
+          f"linking to the coordinator at {config.coordinator}; SIGTERM or Ctrl-C stops it")
     await run_until_signalled(agent.stop)
-    print(f"agent {site_id} stopped", flush=True)
+    announce(f"agent {site_id} stopped")

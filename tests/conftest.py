@@ -12,9 +12,16 @@ import redis
 
 from coordinator.domain.lifecycle import VALIDATE_ENV
 from coordinator.store.embedded_redis import EmbeddedRedis
+from tests.six_site_demo import SixSiteDemo, run_six_site_demo
 
 # validate_state after every lifecycle event, in this process and the grids it starts.
 os.environ[VALIDATE_ENV] = "1"
+
+
+@pytest.fixture(scope="session")
+def six_site_demo(tmp_path_factory: pytest.TempPathFactory) -> SixSiteDemo:
+    """The session's one demo on 6 sites (tests/six_site_demo.py)."""
+    return run_six_site_demo(tmp_path_factory.mktemp("demo6"))
 
 
 @pytest.fixture

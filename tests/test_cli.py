@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from coordinator.offline import open_store
 from coordinator.province.files import FILE_NAMES
 from coordinator.store.registry import Registry
 from evalgrid.pki.identity import identity_from_pem
+from tests.six_site_demo import PROJECTS, SixSiteDemo
 
 REPO = Path(__file__).resolve().parents[1]
 # The subprocesses import the same tree as the tests.
@@ -175,9 +177,12 @@ def _demo(sites: int, data: Path) -> subprocess.CompletedProcess[str]:
 
 def _assert_demo_ok(done: subprocess.CompletedProcess[str], sites: int) -> dict[str, object]:
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    return _assert_summary(json.loads(done.stdout.strip().splitlines()[-1]), sites, 4)
+
+
+def _assert_summary(summary: dict[str, Any], sites: int, projects: int) -> dict[str, object]:
     assert set(summary) >= SUMMARY_KEYS
-    assert summary["sites"] == sites and summary["projects"] == 4
+    assert summary["sites"] == sites and summary["projects"] == projects
     assert summary["projects_reported"] == summary["projects"]
     assert summary["double_bookings"] == 0 and summary["rule_violations"] == 0
     assert isinstance(summary["elapsed_s"], int | float) and summary["elapsed_s"] > 0
@@ -202,8 +207,11 @@ def test_demo_runs_a_day_and_reports_every_project(
     assert len(list((data / "reports").glob("*.json"))) == 4
 
 
-def test_demo_with_six_sites(tmp_short: Path) -> None:
-    _assert_demo_ok(_demo(6, tmp_short / "d"), 6)
+def test_demo_with_six_sites(six_site_demo: SixSiteDemo) -> None:
+    """The smallest province (3 cities of 2 sites): the session's demo, which
+    tests/security/test_personal_data.py also scans."""
+    _assert_summary(six_site_demo.summary, 6, PROJECTS)
+    assert len(list((six_site_demo.data / "reports").glob("*.json"))) == PROJECTS
 
 
 def test_draw_export_and_verify(demo_dir: tuple[Path, subprocess.CompletedProcess[str]],

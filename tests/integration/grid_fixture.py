@@ -6,7 +6,9 @@ auditor and each site, starts a private `redis-server` on a unix socket under th
 imports sites/experts/companies (the projects come later, from their host sites), starts the
 coordinator on a simulated clock set to the evening before the day, and one `SiteAgent` per
 site. It waits until the coordinator counts every site online, and tears everything down in
-reverse order whatever happens.
+reverse order whatever happens. What depends on the seed alone (the province files, the
+certificates, the store with the province imported) is made once per process and copied into
+each grid's own data dir (`_template`).
 
 The data directory lives under /tmp with a short name (`tempfile.mkdtemp(prefix="eg-")`): a unix
 socket path is limited to ~100 bytes and pytest's `tmp_path` is too long for it.
@@ -15,6 +17,7 @@ socket path is limited to ~100 bytes and pytest's `tmp_path` is too long for it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import json
@@ -352,30 +355,60 @@ def small_province(seed: int) -> Province:
     raise AssertionError(f"no suitable province from seed {seed} on")
 
 
+@dataclass(frozen=True)
+class _Template:
+    root: Path  # a data dir to copy: province files, certificates, master key, the store
+    province: Province
+
+
+_TEMPLATES: dict[int, _Template] = {}
+
+
+async def _template(seed: int) -> _Template:
+    """The parts of a grid's data dir that depend on the seed alone, made once per process:
+    the province files, the test CA and its certificates, the master key, and the store with
+    the province imported (its append-only file). Making them was most of a grid's start;
+    every grid still gets its own copy, and its own redis-server on it."""
+    if seed in _TEMPLATES:
+        return _TEMPLATES[seed]
+    root = Path(tempfile.mkdtemp(prefix="eg-t"))
+    atexit.register(shutil.rmtree, root, True)
+    data = DataDir(root / "d").ensure()
+    province = await asyncio.to_thread(small_province, seed)
+    write_province(province, data.province)
+
+    def make_pki() -> None:
+        init_ca(data.pki)
+        issue(data.pki, "coordinator", "coordinator")
+        issue(data.pki, "operator", OPERATOR)
+        issue(data.pki, "auditor", AUDITOR)
+        for site in province.sites:
+            issue(data.pki, "site", site.id)
+
+    await asyncio.to_thread(make_pki)
+    server = EmbeddedRedis(data.redis).start()
+    try:
+        await import_province(data.province, data.root, server.url, include_projects=False)
+    finally:
+        server.stop()
+    _TEMPLATES[seed] = _Template(root, province)
+    return _TEMPLATES[seed]
+
+
 @asynccontextmanager
 async def start_grid(seed: int = 7) -> AsyncIterator[Grid]:
     root = Path(tempfile.mkdtemp(prefix="eg-"))
-    data = DataDir(root / "d").ensure()
-    province = await asyncio.to_thread(small_province, seed)
     redis_server: EmbeddedRedis | None = None
     coordinator: Coordinator | None = None
     agents: dict[str, SiteAgent] = {}
     grid: Grid | None = None
     try:
-        write_province(province, data.province)
-
-        def make_pki() -> None:
-            init_ca(data.pki)
-            issue(data.pki, "coordinator", "coordinator")
-            issue(data.pki, "operator", OPERATOR)
-            issue(data.pki, "auditor", AUDITOR)
-            for site in province.sites:
-                issue(data.pki, "site", site.id)
-
-        await asyncio.to_thread(make_pki)
+        template = await _template(seed)
+        await asyncio.to_thread(shutil.copytree, template.root / "d", root / "d",
+                                ignore=shutil.ignore_patterns("*.sock"))
+        data = DataDir(root / "d").ensure()
+        province = template.province
         redis_server = EmbeddedRedis(data.redis).start()
-        await import_province(data.province, data.root, redis_server.url,
-                              include_projects=False)
         # No redis_url: the coordinator attaches to the private server of its data dir.
         # Site leases run on a clock the tests move (tests/faults); left alone, no site's
         # lease ever lapses, however slow the machine.

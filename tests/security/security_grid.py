@@ -48,39 +48,60 @@ class Snapshot:
             (["agents"] if after.agents != self.agents else [])
 
 
-async def value_digests(redis: aioredis.Redis, keys: list[bytes]) -> list[bytes]:
-    """A digest of each key's value, through ordinary reads only (DEBUG is off by default
-    from Redis 7 on), in a canonical form: equal contents digest equal, whatever the order
-    or the encoding Redis keeps them in."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.type(key)
-        kinds: list[bytes] = await pipe.execute()
-    async with redis.pipeline(transaction=True) as pipe:  # one consistent read of all values
-        for key, kind in zip(keys, kinds, strict=True):
-            if kind == b"string":
-                pipe.get(key)
-            elif kind == b"hash":
-                pipe.hgetall(key)
-            elif kind == b"set":
-                pipe.smembers(key)
-            elif kind == b"zset":
-                pipe.zrange(key, 0, -1, withscores=True)
-            elif kind == b"list":
-                pipe.lrange(key, 0, -1)
-            elif kind == b"stream":
-                pipe.xrange(key)
-            else:  # gone meanwhile ("none"), or a type no code here writes
-                pipe.type(key)
-        values = await pipe.execute()
-    digests = []
-    for kind, value in zip(kinds, values, strict=True):
-        if isinstance(value, dict):
-            value = sorted(value.items())
-        elif isinstance(value, set):
-            value = sorted(value)
-        digests.append(hashlib.sha256(repr((kind, value)).encode()).digest())
-    return digests
+# Every key but the audit trail's with a digest of its value, and the trail's length, in one
+# atomic script: equal contents digest equal, whatever the order or the encoding Redis keeps
+# them in (a hash's or a set's members are digested one by one and their digests sorted: hex
+# digests sort the same under any collation). Only ordinary reads (DEBUG DIGEST is off by
+# default from Redis 7 on). Reading every value back to the client and digesting it there
+# cost the security tests most of their time: thousands of snapshots of the whole store.
+_SNAPSHOT_LUA = """
+local function enc(parts)
+  local out = {}
+  for i, part in ipairs(parts) do out[i] = #part .. ':' .. part end
+  return table.concat(out)
+end
+local function unordered(pairs_of, width)
+  local digests = {}
+  for i = 1, #pairs_of, width do
+    local one = {}
+    for j = 0, width - 1 do one[j + 1] = pairs_of[i + j] end
+    digests[#digests + 1] = redis.sha1hex(enc(one))
+  end
+  table.sort(digests)
+  return table.concat(digests, ',')
+end
+local skip = {}
+for _, key in ipairs(KEYS) do skip[key] = true end
+local out = {redis.call('XLEN', ARGV[1])}
+for _, key in ipairs(redis.call('KEYS', '*')) do
+  if not skip[key] then
+    local kind = redis.call('TYPE', key)['ok']
+    local body
+    if kind == 'string' then
+      body = redis.call('GET', key)
+    elseif kind == 'hash' then
+      body = unordered(redis.call('HGETALL', key), 2)
+    elseif kind == 'set' then
+      body = unordered(redis.call('SMEMBERS', key), 1)
+    elseif kind == 'zset' then
+      body = enc(redis.call('ZRANGE', key, 0, -1, 'WITHSCORES'))
+    elseif kind == 'list' then
+      body = enc(redis.call('LRANGE', key, 0, -1))
+    elseif kind == 'stream' then
+      local entries = {}
+      for i, entry in ipairs(redis.call('XRANGE', key, '-', '+')) do
+        entries[i] = enc({entry[1], enc(entry[2])})
+      end
+      body = enc(entries)
+    else
+      body = ''
+    end
+    out[#out + 1] = key
+    out[#out + 1] = redis.sha1hex(kind .. ':' .. body)
+  end
+end
+return out
+"""
 
 
 @dataclass
@@ -96,17 +117,17 @@ class SecurityGrid:
 
     async def snapshot(self) -> Snapshot:
         """The stored state less the audit trail, and the audit trail's length."""
-        keys = sorted([k async for k in self.redis.scan_iter(count=1000)
-                       if k not in AUDIT_KEYS])
-        digests = await value_digests(self.redis, keys)
+        reply = await self.redis.eval(_SNAPSHOT_LUA, len(AUDIT_KEYS), *sorted(AUDIT_KEYS),
+                                      AUDIT_STREAM)
+        audit_length, flat = int(reply[0]), reply[1:]
         h = hashlib.sha256()
         for site_id, agent in sorted(self.grid.agents.items()):
             booths = agent.booths
             h.update(repr((site_id, sorted(booths.booths.items()),
                            sorted(booths.reservations.items()), booths.highest_fence,
                            sorted(agent.fault_details.items()))).encode())
-        return Snapshot(keys=dict(zip(keys, map(bytes, digests), strict=True)),
-                        agents=h.hexdigest(), audit_length=await self.redis.xlen(AUDIT_STREAM))
+        return Snapshot(keys=dict(zip(flat[::2], map(bytes, flat[1::2]), strict=True)),
+                        agents=h.hexdigest(), audit_length=audit_length)
 
     async def settle(self, polls: int = 3, interval: float = 0.1) -> None:
         """Wait until the grid is quiet: every queued command acknowledged, and the stored

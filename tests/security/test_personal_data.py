@@ -1,9 +1,10 @@
 """Personal data and keys at rest: a whole demo day leaves none of them in clear.
 
-Runs `evalgrid demo --sites 6 --projects 3` (coordinator and agents as processes, logging at
-DEBUG into the data dir), exports every reported project's draws, then reads every file under
-the data dir (the Redis append-only file and snapshot included: they are the store at rest)
-and the demo's own output for every expert's ID number and phone number, and for the master key,
+Takes the session's `evalgrid demo --sites 6 --projects 3` (coordinator and agents as
+processes, logging at DEBUG into the data dir: tests/six_site_demo.py), exports every
+reported project's draws, then reads every file under the data dir (the Redis append-only
+file and snapshot included: they are the store at rest) and the demo's own output for every
+expert's ID number and phone number, and for the master key,
 its derived keys and the audit signing key in hex and base64. Only the key files themselves,
 where keys live by design, are not searched. The scan proves itself on planted positives: an
 ID number in a log, a phone number written to Redis in clear, the master key in a report.
@@ -19,7 +20,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -32,15 +33,9 @@ from coordinator.domain.model import Expert
 from coordinator.domain.pii import PiiKeys, derive_key
 from coordinator.province.generator import generate_province
 from coordinator.store.embedded_redis import EmbeddedRedis
+from tests.six_site_demo import DEBUG_ENV, PROJECTS, SEED, SITES, SixSiteDemo
 
-SEED = 4242
-SITES, PROJECTS = 6, 3
 DIGITS = re.compile(rb"[0-9X]{11,}")
-
-
-def _demo_day() -> date:
-    """The day `evalgrid demo` plays: tomorrow in UTC+8 (as `run_demo` computes it)."""
-    return (datetime.now(UTC) + timedelta(hours=8)).date() + timedelta(days=1)
 
 
 @functools.cache
@@ -110,21 +105,16 @@ def _run(args: list[str], env: dict[str, str], log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def demo_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, set[date]]:
-    root = tmp_path_factory.mktemp("pii")
-    data, output = root / "data", root / "demo-output.log"
-    env = {**os.environ, "EVALGRID_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
-    days = {_demo_day()}
-    _run(["demo", "--data-dir", str(data), "--sites", str(SITES), "--projects", str(PROJECTS),
-          "--seed", str(SEED), "--json"], env, output)
-    days.add(_demo_day())  # the demo may have crossed midnight: cover both days
+def demo_day(six_site_demo: SixSiteDemo) -> tuple[Path, Path, set[date]]:
+    data, output = six_site_demo.data, six_site_demo.output
+    env = {**os.environ, **DEBUG_ENV}
     exports = data / "exports"
     exports.mkdir()
     for report in sorted((data / "reports").glob("*.json")):
         _run(["draw", "export", report.stem, "--out", str(exports / report.name),
               "--data-dir", str(data)], env, output)
     assert list(exports.glob("*.json")), "the demo reported no project to export"
-    return data, output, days
+    return data, output, set(six_site_demo.days)
 
 
 def test_no_personal_number_or_key_in_clear_anywhere(

@@ -397,6 +397,14 @@ class DayScreen:
         self.party = PartyRule(index, self.companies, today, self._rows)
         self._relevant_memo: dict[tuple[tuple[str, str | None], ...], Mask] = {}
         self._n = len(snapshot.candidates)
+        # Expert ids by row, as an array: a draw's declared bars are a fancy index, not a
+        # Python loop over the pool.
+        self._ids = np.array([c.expert_id for c in snapshot.candidates], dtype=object)
+        # The last project's state masks and the booking picture they were made on
+        # (`_changes` counts sittings added or removed): a draw's bars and its declared bars
+        # read the same masks.
+        self._changes = 0
+        self._state_memo: tuple[tuple[Any, ...], list[tuple[str, Mask]]] | None = None
         self._n_ws = snapshot.workstation_count()
         self._city_rows = {
             city: np.array(sorted(self._rows[e] for e in ids if e in self._rows), dtype=np.intp)
@@ -433,6 +441,7 @@ class DayScreen:
         row = self._rows.get(s.expert_id)
         if row is None:
             return
+        self._changes += 1
         start, end = s.window.start_ts, s.window.end_ts
         self._by_tenderer[s.tenderer_id].append((row, start, end))
         for h in self._half_days(start, end):
@@ -444,6 +453,7 @@ class DayScreen:
         row = self._rows.get(s.expert_id)
         if row is None:
             return
+        self._changes += 1
         start, end = s.window.start_ts, s.window.end_ts
         entries = self._by_tenderer.get(s.tenderer_id, [])
         if (row, start, end) in entries:
@@ -519,8 +529,12 @@ class DayScreen:
 
     def state_masks(self, project: Project) -> list[tuple[str, Mask]]:
         """The rules that read the booking picture, not the registry (cool-off, overlapping
-        sessions, workload): a draw archive declares what they bar (`declared_bars`)."""
+        sessions, workload): a draw archive declares what they bar (`declared_bars`). The
+        masks are shared with the next call for the same project and picture: read only."""
         start, end = project.window.start_ts, project.window.end_ts
+        key = (project.id, project.tenderer_id, start, end, self._changes)
+        if self._state_memo is not None and self._state_memo[0] == key:
+            return list(self._state_memo[1])
         cool_off = np.zeros(self._n, dtype=np.bool_)
         cool = self.rules.cool_off_days * 86400
         for row, s_start, s_end in self._by_tenderer.get(project.tenderer_id, ()):
@@ -532,7 +546,9 @@ class DayScreen:
         for h in self._half_days(start, end):
             overlap[self._sittings[h].overlapping(start, end)] = True
             workload |= self._count(h) >= cap  # one more sitting would exceed the cap
-        return [("cool_off", cool_off), ("overlap", overlap), ("workload", workload)]
+        masks = [("cool_off", cool_off), ("overlap", overlap), ("workload", workload)]
+        self._state_memo = (key, masks)
+        return list(masks)
 
     def declared_bars(self, project: Project) -> dict[str, list[str]]:
         """What the booking picture and the conduct records bar for `project`, as expert ids
@@ -541,8 +557,7 @@ class DayScreen:
         (no other candidate can be drawn); conduct bars for the whole pool (they shape the
         day's snapshot)."""
         relevant = self._relevant(project)
-        ids = [c.expert_id for c in self.snapshot.candidates]
-        out = {code: [ids[r] for r in np.flatnonzero(hit & relevant)]
+        out = {code: self._ids[np.flatnonzero(hit & relevant)].tolist()
                for code, hit in self.state_masks(project)}
         out["conduct"] = sorted(e for e, bars in self.pool.conduct_bars.items()
                                 if any(b.covers(self.today) for b in bars))

@@ -63,7 +63,6 @@ __all__ = [
 MAX_TIMESTAMP: Final = 10**12
 
 
-
 def booking_script(name: str) -> str:
     """The text of a booking script of this package, `overlap.lua` (the overlap rule, one
     copy) ahead of it: what `register_script` takes."""

@@ -52,4 +52,3 @@ local function book_interval(maxlen_key, key, s, e, member)
   end
   return added
 end
-

@@ -280,15 +280,18 @@ async def run(args: argparse.Namespace) -> None:
 
             audit_before = (await workflow.audit.head()).seq
             executor = make_executor(args.plan_executor)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             summary = await workflow.plan_day(DAY, "bench-plan", executor)
-            planned = time.perf_counter() - t0
+            planned, cpu = time.perf_counter() - t0, time.process_time() - c0
             executor.close()
             audit_after = (await workflow.audit.head()).seq
             n = summary["projects"]
             rows.append([
                 f"day plan through PlanDay ({summary['executor']})", f"{n:,}",
                 f"{planned:.1f} s", f"{planned / max(n, 1) * 1000:.2f} ms",
+                # CPU of this process (both threads; not redis-server): on a shared box the
+                # figure to compare, wall time follows the load.
+                f"CPU {cpu:.1f} s ({cpu / max(n, 1) * 1000:.2f} ms per project); "
                 f"drawn {summary['drawn']:,}, starved {summary['starved']}, refused "
                 f"{summary['refused']}, conflicts {summary['conflicts']}; batch "
                 f"{summary['screening_s']:.1f} s, drawing {summary['drawing_s']:.1f} s; "

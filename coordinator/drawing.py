@@ -53,6 +53,7 @@ from coordinator.domain.model import (
     Venue,
 )
 from coordinator.domain.registry_snapshot import (
+    canonical,
     pool_digest,
     pool_record,
     pool_section,
@@ -74,11 +75,13 @@ class PreparedDraw:
     seed: bytes
     commitment: Commitment
     registry: dict[str, Any] | None = None  # the pool record (domain/registry_snapshot.py)
+    registry_text: bytes | None = None  # its `canonical` form, encoded once for the draw
 
     def commitment_record(self) -> dict[str, Any]:
         """What the audit trail publishes before the draw runs (with the registry digest and
         the digest of the pool record, when the desk has a pseudonym key)."""
-        anchor = {} if self.registry is None else record_anchor(self.registry)
+        anchor = {} if self.registry is None else record_anchor(self.registry,
+                                                                self.registry_text)
         return {**commitment_to_json(self.commitment), "project_id": self.project.id,
                 "candidates": self.inputs.candidate_count(),
                 "venues": self.inputs.venue_count(), **anchor}
@@ -112,11 +115,13 @@ class PlacedDraw:
 
 
 def archive_json(commitment: Commitment, inputs: DrawInputs, result: DrawOutcome,
-                 seed: bytes, registry: dict[str, Any] | None = None) -> str:
+                 seed: bytes, registry: dict[str, Any] | None = None,
+                 registry_text: bytes | None = None) -> str:
     """`make_archive(...)` as canonical JSON text, built around the canonical inputs.
 
     The inputs of a large pool are already encoded once for their digest; encoding them again
-    as a dict would cost more than the draw itself.
+    as a dict would cost more than the draw itself. `registry_text`, the pool record's
+    `canonical` form, is spliced in as it is when ASCII (then the same text as ASCII JSON).
     """
     def dump(value: object) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
@@ -124,7 +129,9 @@ def archive_json(commitment: Commitment, inputs: DrawInputs, result: DrawOutcome
     return ('{"commitment":' + dump(commitment_to_json(commitment))
             + ',"format":' + dump(ARCHIVE_FORMAT)
             + ',"inputs":' + canonical_inputs(inputs).decode("ascii")
-            + ("" if registry is None else ',"registry":' + dump(registry))
+            + ("" if registry is None else ',"registry":' + (
+                registry_text.decode("ascii")
+                if registry_text is not None and registry_text.isascii() else dump(registry)))
             + ',"result":' + dump(outcome_to_json(result))
             + ',"seed":' + dump(seed.hex()) + "}")
 
@@ -204,6 +211,12 @@ class DrawDesk:
                 self.companies.values(), self.pseudonym_key, self.rules))
         return found
 
+    def _host_city(self, project: Project) -> str:
+        """`host_city_of` through the desk's sites by id (a draw passes here: not a scan of
+        a province's 3,000 sites)."""
+        site = self.sites.get(project.host_site_id)
+        return host_city_of(project, () if site is None else (site,))
+
     def _pool_record(self, day: DayScreen, project: Project) -> dict[str, Any] | None:
         digest = self.registry_digest()
         return None if digest is None else pool_record(digest, day, project)
@@ -266,7 +279,7 @@ class DrawDesk:
             problems.append(("window", "the evaluation window is already over"))
         if problems:
             return problems
-        host_city = host_city_of(project, self.sites.values())
+        host_city = self._host_city(project)
         per_quota = self.day_screen(self.rules.local_date(now)).per_quota(project, host_city)
         counts = {i: eligible for i, (_, eligible) in enumerate(per_quota)}
         return [("committee", str(p)) for p in check_composition(project, self.rules, counts)]
@@ -330,7 +343,7 @@ class DrawDesk:
         screening of experts: for a shell deciding what to leave out)."""
         day = self.day_screen(self.rules.local_date(now))
         day.set_down(down)
-        unavailable = day.unavailable(project, host_city_of(project, self.sites.values()))
+        unavailable = day.unavailable(project, self._host_city(project))
         offered: set[str] = set()
         start = 0
         for venue in day.snapshot.venues:
@@ -349,7 +362,7 @@ class DrawDesk:
         DrawRefused (no venue offer, no candidate) with the reasons counted."""
         day = self.day_screen(self.rules.local_date(now))
         day.set_down(down)
-        host_city = host_city_of(project, self.sites.values())
+        host_city = self._host_city(project)
         unavailable = day.unavailable(project, host_city)
         if not _offers_any(day.snapshot, unavailable):
             raise DrawRefused("no guest venue outside the project's and the host's city has a "
@@ -407,7 +420,8 @@ class DrawDesk:
                 registry: dict[str, Any] | None = None) -> PreparedDraw:
         seed = secrets.token_bytes(32) if seed is None else seed
         return PreparedDraw(project=project, inputs=inputs, seed=seed,
-                            commitment=commit(seed, inputs), registry=registry)
+                            commitment=commit(seed, inputs), registry=registry,
+                            registry_text=None if registry is None else canonical(registry))
 
     def fork(self) -> DrawDesk:
         """A desk sharing this one's registry and indexes (read-only) with a copy of its
@@ -436,7 +450,8 @@ class DrawDesk:
         return PlacedDraw(draw_id=prepared.commitment.draw_id, commitment=prepared.commitment,
                           seats=result.seats, outcome_digest=result.outcome_digest(),
                           archive_text=archive_json(prepared.commitment, prepared.inputs,
-                                                    result, prepared.seed, prepared.registry),
+                                                    result, prepared.seed, prepared.registry,
+                                                    prepared.registry_text),
                           snapshot=prepared.inputs.snapshot)
 
 

@@ -403,6 +403,14 @@ class DayScreen:
         self.party = PartyRule(index, self.companies, today, self._rows)
         self._relevant_memo: dict[tuple[tuple[str, str | None], ...], Mask] = {}
         self._n = len(snapshot.candidates)
+        # Expert ids by row, as an array: a draw's declared bars are a fancy index, not a
+        # Python loop over the pool.
+        self._ids = np.array([c.expert_id for c in snapshot.candidates], dtype=object)
+        # The last project's state masks and the booking picture they were made on
+        # (`_changes` counts sittings added or removed): a draw's bars and its declared bars
+        # read the same masks.
+        self._changes = 0
+        self._state_memo: tuple[tuple[Any, ...], list[tuple[str, Mask]]] | None = None
         self._n_ws = snapshot.workstation_count()
         self._city_rows = {
             city: np.array(sorted(self._rows[e] for e in ids if e in self._rows), dtype=np.intp)
@@ -439,6 +447,7 @@ class DayScreen:
         row = self._rows.get(s.expert_id)
         if row is None:
             return
+        self._changes += 1
         start, end = s.window.start_ts, s.window.end_ts
         self._by_tenderer[s.tenderer_id].append((row, start, end))
         for h in self._half_days(start, end):
@@ -450,6 +459,7 @@ class DayScreen:
         row = self._rows.get(s.expert_id)
         if row is None:
             return
+        self._changes += 1
         start, end = s.window.start_ts, s.window.end_ts
         entries = self._by_tenderer.get(s.tenderer_id, [])
         if (row, start, end) in entries:
@@ -525,8 +535,16 @@ class DayScreen:
 
     def state_masks(self, project: Project) -> list[tuple[str, Mask]]:
         """The sitting rules: they read the booking picture, not the registry, so a draw
-        archive declares what they bar (`declared_bars`). One method each (`sitting_rule`)."""
-        return [(code, rule(self, project)) for code, rule in SITTING_RULES.items()]
+        archive declares what they bar (`declared_bars`). One method each (`sitting_rule`).
+        The masks are shared with the next call for the same project and booking picture (a
+        draw's bars and its declared bars read the same ones): read only."""
+        key = (project.id, project.tenderer_id, project.window.start_ts,
+               project.window.end_ts, self._changes)
+        if self._state_memo is not None and self._state_memo[0] == key:
+            return list(self._state_memo[1])
+        masks = [(code, rule(self, project)) for code, rule in SITTING_RULES.items()]
+        self._state_memo = (key, masks)
+        return list(masks)
 
     # --- the sitting rules (a new one: one method here, registered by `sitting_rule`) -----
 
@@ -566,8 +584,7 @@ class DayScreen:
         (no other candidate can be drawn); conduct bars for the whole pool (they shape the
         day's snapshot)."""
         relevant = self.relevant(project)
-        ids = [c.expert_id for c in self.snapshot.candidates]
-        out = {code: [ids[r] for r in np.flatnonzero(hit & relevant)]
+        out = {code: self._ids[np.flatnonzero(hit & relevant)].tolist()
                for code, hit in self.state_masks(project)}
         out["conduct"] = sorted(e for e, bars in self.pool.conduct_bars.items()
                                 if any(b.covers(self.today) for b in bars))

@@ -246,9 +246,13 @@ def pool_record(registry_digest: str, screen: DayScreen, project: Project) -> di
             "day": screen.today.isoformat(), "declared": screen.declared_bars(project)}
 
 
-def record_anchor(record: Mapping[str, Any]) -> dict[str, str]:
-    """The fields the ``draw.committed`` entry signs for a pool record."""
-    return {"registry": str(record.get("registry")), "pool_record": digest_of(record)}
+def record_anchor(record: Mapping[str, Any], text: bytes | None = None) -> dict[str, str]:
+    """The fields the ``draw.committed`` entry signs for a pool record; `text`: its
+    `canonical` form where the caller has it (a plan's declared bars run to thousands of ids:
+    encoded once per draw, not once per use)."""
+    text = canonical(record) if text is None else text
+    return {"registry": str(record.get("registry")),
+            "pool_record": hashlib.sha256(text).hexdigest()}
 
 
 # --- the auditor's check --------------------------------------------------------------------

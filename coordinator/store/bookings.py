@@ -62,7 +62,16 @@ __all__ = [
 # Epoch seconds up to here print exactly in Lua (%.14g): year 33658, ample.
 MAX_TIMESTAMP: Final = 10**12
 
-_RESERVE_LUA: Final = resources.files(__package__).joinpath("reserve.lua").read_text("utf-8")
+
+def booking_script(name: str) -> str:
+    """The text of a booking script of this package, `overlap.lua` (the overlap rule, one
+    copy) ahead of it: what `register_script` takes."""
+    here = resources.files(__package__)
+    return (here.joinpath("overlap.lua").read_text("utf-8")
+            + here.joinpath(name).read_text("utf-8"))
+
+
+_RESERVE_LUA: Final = booking_script("reserve.lua")
 
 # Remove exactly the given members, all or none, optionally fenced. KEYS: n resource keys, then
 # the fencing counter; ARGV: n, token or "", then the n members.

@@ -43,12 +43,16 @@ class DrawIntent:
                 for site, raw in self.commands]
 
 
+_SEAT_FIELDS = tuple(f.name for f in dataclass_fields(SeatRecord))  # looked up once, not per seat
+_INTENT_FIELDS = tuple(f.name for f in dataclass_fields(DrawIntent))
+
+
 def make_intent(project_id: str, draw_id: str, phase: str, audit_seq: int, *,
                 seats: Sequence[SeatRecord] = (),
                 commands: Sequence[tuple[str, site_link_pb2.CoordinatorCommand]] = (),
                 **extra: Any) -> DrawIntent:
     return DrawIntent(project_id, draw_id, phase, audit_seq,
-                      seats=[{f.name: getattr(s, f.name) for f in dataclass_fields(s)}
+                      seats=[{name: getattr(s, name) for name in _SEAT_FIELDS}
                              for s in seats],  # flat: asdict's deep copies cost a plan
                       commands=[[site, c.SerializeToString().hex()] for site, c in commands],
                       **extra)
@@ -57,7 +61,7 @@ def make_intent(project_id: str, draw_id: str, phase: str, audit_seq: int, *,
 def stage_intent(pipe: Any, master_key: bytes, intent: DrawIntent) -> None:
     """Write (or move to its next phase) an intent inside the caller's MULTI."""
     # Shallow: asdict would deep-copy every seat of the intent, three times per draw.
-    fields_ = {f.name: getattr(intent, f.name) for f in dataclass_fields(intent)}
+    fields_ = {name: getattr(intent, name) for name in _INTENT_FIELDS}
     box = seal_json(master_key, intent.project_id, PURPOSE, fields_)
     pipe.set(INTENT.format(intent.project_id), box.to_json())
     pipe.sadd(INTENTS, intent.project_id)

@@ -12,9 +12,9 @@ and stored.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
 from typing import Final
 
+import msgpack
 import redis.asyncio as aioredis
 
 from coordinator.store.bookings import (
@@ -23,11 +23,17 @@ from coordinator.store.bookings import (
     Conflict,
     Fence,
     ReserveResult,
+    booking_script,
 )
 
 __all__ = ["Placements", "Writes"]
 
-_PLACE_LUA: Final = resources.files(__package__).joinpath("place.lua").read_text("utf-8")
+_PLACE_LUA: Final = booking_script("place.lua")
+
+
+def _arg(value: str | bytes | int) -> str | bytes:
+    """A write's argument as Redis takes it (an int as its decimal text, not a Lua number)."""
+    return str(value) if isinstance(value, int) else value
 
 
 def _text(value: object) -> str:
@@ -81,15 +87,14 @@ class Placements:
         keys = [self.bookings.key(i.resource_key) for group in groups for i in group]
         keys += [self.bookings.maxlen_key, *fence_keys]
         keys += [key for _, writes in draws for _, key, _ in writes.ops]
-        args: list[str | bytes | int] = [len(groups), token,
-                                         *(len(group) for group in groups),
-                                         *(len(writes.ops) for _, writes in draws)]
-        for group in groups:
+        args: list[str | bytes | int] = [len(groups), token]
+        for group, (_, writes) in zip(groups, draws, strict=True):  # one value per draw
+            items: list[str | int] = []
             for item in group:
-                args += [item.start, item.end, item.member]
-        for _, writes in draws:
-            for command, _, values in writes.ops:
-                args += [command, len(values), *values]
+                items += [item.start, item.end, item.member]
+            args.append(msgpack.packb([items, [[command, *map(_arg, values)]
+                                               for command, _, values in writes.ops]],
+                                      use_bin_type=False))  # Lua's cmsgpack has no bin
         reply = await self._place(keys=keys, args=args)
         if _text(reply[0]) == "stale":
             return [ReserveResult(ok=False, stale_token=int(reply[1]))] * len(groups)

@@ -184,3 +184,13 @@ def test_a_dump_reveals_nothing() -> None:
 def test_malformed_boxes_are_refused(text: str) -> None:
     with pytest.raises(SealError):
         SealedBox.from_json(text)
+
+
+def test_the_stored_form_is_canonical_json() -> None:
+    sealed = box()
+    raw = {"wrapped_key": sealed.wrapped_key, "nonce": sealed.nonce,
+           "ciphertext": sealed.ciphertext, "aad": sealed.aad}
+    fields: dict[str, object] = {k: base64.b64encode(v).decode() for k, v in raw.items()}
+    expected = json.dumps({**fields, "v": sealed.version}, sort_keys=True,
+                          separators=(",", ":"))
+    assert sealed.to_json() == expected

@@ -162,6 +162,9 @@ class Registry:
         owner = await self.redis.hget(EXPERT_IDS, self._keys().id_lookup(id_number))
         return text(owner) if owner is not None else None
 
+    async def has_expert(self, expert_id: str) -> bool:
+        return bool(await self.redis.hexists(EXPERTS, expert_id))
+
     async def personal_data(self, expert_id: str) -> PersonalData | None:
         """Open one expert's sealed personal data (callers audit why they needed it)."""
         raw = await self.redis.hget(EXPERTS, expert_id)

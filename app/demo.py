@@ -157,7 +157,7 @@ def _scale(options: DemoOptions) -> dict[str, int]:
 async def run_demo(options: DemoOptions) -> int:
     from coordinator.checker import check_grid
     from coordinator.offline import import_province
-    from coordinator.province import codec
+    from coordinator.province.codec.places import site_to_dict
     from coordinator.province.files import write_province
     from coordinator.province.generator import generate_province
     from coordinator.store.embedded_redis import EmbeddedRedis
@@ -212,7 +212,7 @@ async def run_demo(options: DemoOptions) -> int:
         for site in province.sites:
             inventory = data.agents / site.id / "inventory.json"
             inventory.parent.mkdir(parents=True, exist_ok=True)
-            inventory.write_text(json.dumps(codec.site_to_dict(site)))
+            inventory.write_text(json.dumps(site_to_dict(site)))
             agents[site.id] = processes.start(f"agent-{site.id}", [
                 "agent", "--data-dir", str(data.root), "--site", site.id,
                 "--inventory", str(inventory), "--coordinator", target])
@@ -413,7 +413,7 @@ class _Grid:
                     notice["start"]) + timedelta(hours=8)).date() > days[0])
 
     async def register_projects(self, progress: Progress) -> None:
-        from coordinator.province import codec
+        from coordinator.province.codec.projects import project_to_dict
 
         task = progress.add_task(_("host sites register"), total=len(self.projects))
         links: dict[str, site_link_pb2_grpc.SiteLinkStub] = {}
@@ -423,7 +423,7 @@ class _Grid:
                 links[site] = site_link_pb2_grpc.SiteLinkStub(
                     self._channel(self.target, "site", site))
             await links[site].RegisterProject(site_link_pb2.RegisterProjectRequest(
-                request_id=request_id(), project_json=json.dumps(codec.project_to_dict(project))),
+                request_id=request_id(), project_json=json.dumps(project_to_dict(project))),
                 timeout=UNARY_DEADLINE_S)
             progress.advance(task)
 

@@ -68,7 +68,7 @@ def _province(sites: int, per_site: int, seed: int) -> Any:
 
 def _prepare(root: Path, sites: int, per_site: int, seed: int) -> tuple[Any, Any, Any]:
     from coordinator.offline import import_province
-    from coordinator.province import codec
+    from coordinator.province.codec.places import site_to_dict
     from coordinator.province.files import write_province
     from coordinator.store.embedded_redis import EmbeddedRedis
     from evalgrid.datadir import DataDir
@@ -84,7 +84,7 @@ def _prepare(root: Path, sites: int, per_site: int, seed: int) -> tuple[Any, Any
         issue(data.pki, "site", site.id)
         path = data.agents / site.id / "inventory.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(codec.site_to_dict(site)))
+        path.write_text(json.dumps(site_to_dict(site)))
     redis = EmbeddedRedis(data.redis).start()
     asyncio.run(import_province(data.province, data.root, redis.url, include_projects=False))
     return data, province, redis

@@ -4,7 +4,8 @@
 a project) with a version the coordinator checks before each draw; `conduct:sanctions` the
 sanctions operators recorded by hand. The history is read from the audit trail, the sealed
 allocations (an audited read, as for collusion) and the signed reports; the rules are pure
-(`coordinator.domain.conduct`).
+(`coordinator.domain.conduct`), the keys and their sealing are the store's
+(`coordinator.store.conduct`).
 """
 
 from __future__ import annotations
@@ -33,81 +34,14 @@ from coordinator.domain.conduct import (
 )
 from coordinator.domain.model import ConductBar, Window
 from coordinator.domain.rules import Rules
-from coordinator.domain.seal import SealedBox, seal_json, unseal_json
 from coordinator.store.audit_log import AuditLog
+from coordinator.store.conduct import ConductStore
 from coordinator.store.errors import STORE_CONFLICT
-from coordinator.store.layout import (
-    CONDUCT_BARS,
-    CONDUCT_EVENTS,
-    CONDUCT_FOLLOW,
-    CONDUCT_SANCTIONS,
-    EXPERTS,
-)
 from coordinator.store.registry import Registry
-from coordinator.store.values import text
 from evalgrid.ids import opaque_id
 
 if TYPE_CHECKING:
     from coordinator.allocation import Allocation
-
-BARS = CONDUCT_BARS  # hash: version, sealed ({"bars": [...]}, project "conduct")
-SANCTIONS = CONDUCT_SANCTIONS  # hash: sanction id -> sealed Sanction (project "conduct")
-FOLLOW = CONDUCT_FOLLOW  # hash: cursor = the last audit seq the bars have followed
-EVENTS = CONDUCT_EVENTS  # string: sealed {"expert_id", "events": [...]}
-_SEALED_AS = "conduct"
-
-
-def bar_to_json(bar: ConductBar) -> dict[str, Any]:
-    return {"expert_id": bar.expert_id, "kind": bar.kind, "start": bar.start.isoformat(),
-            "end": bar.end.isoformat(), "reason": bar.reason, "evidence": list(bar.evidence)}
-
-
-def bar_from_json(data: dict[str, Any]) -> ConductBar:
-    return ConductBar(str(data["expert_id"]), str(data["kind"]),
-                      date.fromisoformat(data["start"]), date.fromisoformat(data["end"]),
-                      str(data["reason"]), tuple(int(s) for s in data["evidence"]))
-
-
-async def bars_version(redis: aioredis.Redis) -> int:
-    return int(await redis.hget(BARS, "version") or 0)
-
-
-async def read_bars(redis: aioredis.Redis, master_key: bytes) -> tuple[int, list[ConductBar]]:
-    raw = await redis.hgetall(BARS)
-    if not raw:
-        return 0, []
-    body = unseal_json(master_key, SealedBox.from_json(text(raw[b"sealed"])),
-                       project_id=_SEALED_AS, purpose="conduct_bars")
-    return int(raw[b"version"]), [bar_from_json(b) for b in body["bars"]]
-
-
-async def store_bars(redis: aioredis.Redis, master_key: bytes,
-                     bars: Sequence[ConductBar]) -> int:
-    sealed = seal_json(master_key, _SEALED_AS, "conduct_bars",
-                       {"bars": [bar_to_json(b) for b in bars]}).to_json()
-    pipe = redis.pipeline(transaction=True)
-    pipe.hincrby(BARS, "version", 1)
-    pipe.hset(BARS, "sealed", sealed)
-    version, _ = await pipe.execute()
-    return int(version)
-
-
-async def read_sanctions(redis: aioredis.Redis, master_key: bytes) -> list[Sanction]:
-    found = []
-    for sid, raw in sorted((await redis.hgetall(SANCTIONS)).items()):
-        d = unseal_json(master_key, SealedBox.from_json(text(raw)), project_id=_SEALED_AS,
-                        purpose="conduct_sanction")
-        found.append(Sanction(text(sid), d["expert_id"], date.fromisoformat(d["start"]),
-                              date.fromisoformat(d["end"]), d["reason"], d["by"],
-                              tuple(d["evidence"])))
-    return found
-
-
-async def store_sanction(redis: aioredis.Redis, master_key: bytes, s: Sanction) -> None:
-    body = {"expert_id": s.expert_id, "start": s.start.isoformat(), "end": s.end.isoformat(),
-            "reason": s.reason, "by": s.by, "evidence": list(s.evidence)}
-    await redis.hset(SANCTIONS, s.sanction_id,
-                     seal_json(master_key, _SEALED_AS, "conduct_sanction", body).to_json())
 
 
 def report_warnings(reports_dir: Path, projects: Iterable[str] | None = None
@@ -155,7 +89,7 @@ async def load_history(redis: aioredis.Redis, master_key: bytes, log: AuditLog, 
     warnings = report_warnings(reports_dir)
     entries = await log.entries()
     events = events_from_audit(entries, seats, windows, rules.conduct, warnings)
-    sanctions = await read_sanctions(redis, master_key)
+    sanctions = await ConductStore(redis, master_key).read_sanctions()
     await log.append("conduct.history_read", "conduct", {
         "purpose": purpose, "allocations": len({s.project_id for s in seats}),
         "entries": len(entries), "events": len(events)})
@@ -169,9 +103,10 @@ async def update_bars(redis: aioredis.Redis, master_key: bytes, log: AuditLog, r
                                  purpose=f"conduct update by {by}")
     bars = bars_from_events(history.events, history.sanctions, rules.conduct,
                             rules.local_utc_offset_minutes)
+    store = ConductStore(redis, master_key)
     if history.entries:
-        await store_followed(redis, master_key, history.events, history.entries[-1].seq)
-    version = await store_bars(redis, master_key, bars)
+        await store_followed(store, history.events, history.entries[-1].seq)
+    version = await store.store_bars(bars)
     kinds: dict[str, int] = {}
     for b in bars:
         kinds[b.kind] = kinds.get(b.kind, 0) + 1
@@ -192,7 +127,7 @@ async def record_sanction(redis: aioredis.Redis, master_key: bytes, log: AuditLo
 
     if not by.strip():
         raise ConductError("operator: a sanction names the operator who records it")
-    if not await redis.hexists(EXPERTS, expert_id):
+    if not await Registry(redis).has_expert(expert_id):
         raise ConductError(f"expert: no expert {expert_id!r} in the registry")
     sanction_id = opaque_id("sanction")
     draft = Sanction(sanction_id, expert_id, start, end, reason.strip(), by)  # validates
@@ -200,7 +135,7 @@ async def record_sanction(redis: aioredis.Redis, master_key: bytes, log: AuditLo
         "sanction": sanction_id, "expert": pseudonym(master_key, expert_id),
         "from": start.isoformat(), "until": end.isoformat(), "reason": draft.reason,
         "by": by})
-    await store_sanction(redis, master_key, Sanction(
+    await ConductStore(redis, master_key).store_sanction(Sanction(
         sanction_id, expert_id, start, end, draft.reason, by, (entry.seq,)))
     summary = await update_bars(redis, master_key, log, rules, reports_dir, by=by)
     return {"sanction": sanction_id, "sanction_seq": entry.seq, **summary}
@@ -211,7 +146,7 @@ class ConductFeed:
     when nothing changed)."""
 
     def __init__(self, redis: aioredis.Redis, master_key: bytes) -> None:
-        self.redis, self.master_key = redis, master_key
+        self.store = ConductStore(redis, master_key)
         self.seen = -1
         self._pool: object = None
 
@@ -220,59 +155,15 @@ class ConductFeed:
         bars must be rebuilt)."""
         if pool is None:
             return False
-        if pool is self._pool and await bars_version(self.redis) == self.seen:
+        if pool is self._pool and await self.store.bars_version() == self.seen:
             return False
-        version, bars = await read_bars(self.redis, self.master_key)
+        version, bars = await self.store.read_bars()
         pool.set_conduct_bars(bars)
         self.seen, self._pool = version, pool
         return True
 
 
 # --- following the trail -------------------------------------------------------------------
-
-def events_key(expert_id: str) -> str:
-    return EVENTS.format(expert_id=expert_id)
-
-
-def _event_to_json(e: ConductEvent) -> dict[str, Any]:
-    return {"kind": e.kind, "at": e.at.isoformat(), "project": e.project_id,
-            "evidence": list(e.evidence), "detail": e.detail}
-
-
-def _event_from_json(expert_id: str, d: dict[str, Any]) -> ConductEvent:
-    return ConductEvent(expert_id, str(d["kind"]), datetime.fromisoformat(d["at"]),
-                        str(d["project"]), tuple(int(s) for s in d["evidence"]),
-                        str(d.get("detail", "")))
-
-
-def _seal_events(master_key: bytes, expert_id: str, events: Sequence[ConductEvent]) -> str:
-    return seal_json(master_key, _SEALED_AS, "conduct_events", {
-        "expert_id": expert_id, "events": [_event_to_json(e) for e in events]}).to_json()
-
-
-async def read_events(redis: aioredis.Redis, master_key: bytes, experts: Iterable[str]
-                      ) -> dict[str, list[ConductEvent]]:
-    """The followed events of `experts` (an empty list for one with none yet)."""
-    wanted = sorted(set(experts))
-    if not wanted:
-        return {}
-    found: dict[str, list[ConductEvent]] = {}
-    for expert_id, raw in zip(wanted, await redis.mget([events_key(e) for e in wanted]),
-                              strict=True):
-        if raw is None:
-            found[expert_id] = []
-            continue
-        body = unseal_json(master_key, SealedBox.from_json(text(raw)), project_id=_SEALED_AS,
-                           purpose="conduct_events")
-        if body.get("expert_id") != expert_id:  # a blob moved to another expert's key
-            raise ConductError(f"{events_key(expert_id)}: holds another expert's events")
-        found[expert_id] = [_event_from_json(expert_id, d) for d in body["events"]]
-    return found
-
-
-async def followed_cursor(redis: aioredis.Redis) -> int:
-    return int(await redis.hget(FOLLOW, "cursor") or 0)
-
 
 class ConductFollower:
     """Keeps the conduct bars in step with the audit trail by itself.
@@ -290,7 +181,8 @@ class ConductFollower:
                  windows: Callable[[], Mapping[str, Window]],
                  allocation: Callable[[str], Awaitable[Allocation | None]],
                  record: Callable[[str, str, dict[str, Any]], Awaitable[AuditEntry]]) -> None:
-        self.redis, self.master_key, self.log, self.rules = redis, master_key, log, rules
+        self.store = ConductStore(redis, master_key)
+        self.master_key, self.log, self.rules = master_key, log, rules
         self.reports_dir = reports_dir
         self._windows, self._allocation, self._record = windows, allocation, record
         self._lock = asyncio.Lock()
@@ -322,9 +214,8 @@ class ConductFollower:
         return seats
 
     async def _follow_once(self) -> dict[str, Any] | None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(FOLLOW, BARS)
-            cursor = int(await pipe.hget(FOLLOW, "cursor") or 0)
+        async with self.store.following() as step:
+            cursor = await step.cursor()
             entries = await self.log.entries(after_seq=cursor)
             if not entries:
                 return None
@@ -337,7 +228,7 @@ class ConductFollower:
                 warnings = report_warnings(self.reports_dir, reported) if reported else {}
                 new = events_from_audit(relevant, await self._seats(relevant, windows),
                                         windows, self.rules.conduct, warnings)
-            held = await read_events(self.redis, self.master_key, {e.expert_id for e in new})
+            held = await self.store.read_events({e.expert_id for e in new})
             merged = {x: merge_events(evs, [e for e in new if e.expert_id == x])
                       for x, evs in held.items()}
             grown = {x: evs for x, evs in merged.items() if len(evs) > len(held[x])}
@@ -345,24 +236,13 @@ class ConductFollower:
             bars: list[ConductBar] = []
             old_bars: list[ConductBar] = []
             if grown:
-                _, old_bars = await read_bars(self.redis, self.master_key)
-                bars = follow_bars(old_bars, merged, await read_sanctions(
-                    self.redis, self.master_key), self.rules.conduct,
-                    self.rules.local_utc_offset_minutes)
+                _, old_bars = await self.store.read_bars()
+                bars = follow_bars(old_bars, merged, await self.store.read_sanctions(),
+                                   self.rules.conduct, self.rules.local_utc_offset_minutes)
                 changed = set(bars) != set(old_bars)
-            pipe.multi()  # type: ignore[no-untyped-call]
-            for expert_id, events in grown.items():
-                pipe.set(events_key(expert_id), _seal_events(self.master_key, expert_id, events))
-            pipe.hset(FOLLOW, "cursor", last)
-            if changed:
-                pipe.hincrby(BARS, "version", 1)
-                pipe.hset(BARS, "sealed", seal_json(
-                    self.master_key, _SEALED_AS, "conduct_bars",
-                    {"bars": [bar_to_json(b) for b in bars]}).to_json())
-            replies = await pipe.execute()
-        if not changed:
+            version = await step.write(grown, last, bars if changed else None)
+        if version is None:
             return None
-        version = int(replies[len(grown) + 1])
         added = sorted(set(bars) - set(old_bars), key=lambda b: (b.start, b.kind))
         from coordinator.offline import pseudonym
 
@@ -378,15 +258,11 @@ class ConductFollower:
         return summary
 
 
-async def store_followed(redis: aioredis.Redis, master_key: bytes,
-                         events: Sequence[ConductEvent], cursor: int) -> None:
+async def store_followed(store: ConductStore, events: Sequence[ConductEvent],
+                         cursor: int) -> None:
     """After a full recompute (`conduct update`): every expert's events and the cursor, so
     the follower goes on from there instead of reading the trail again."""
     per_expert: dict[str, list[ConductEvent]] = {}
     for e in events:
         per_expert.setdefault(e.expert_id, []).append(e)
-    pipe = redis.pipeline(transaction=True)
-    for expert_id, evs in per_expert.items():
-        pipe.set(events_key(expert_id), _seal_events(master_key, expert_id, evs))
-    pipe.hset(FOLLOW, "cursor", cursor)
-    await pipe.execute()
+    await store.store_followed(per_expert, cursor)

@@ -40,7 +40,7 @@ from coordinator.domain.day_plan import (
     projects_of_day,
     seed_hash,
 )
-from coordinator.domain.draw import Seat
+from coordinator.domain.draw.outcome import Seat
 from coordinator.domain.eligibility import tied_rows_chunk
 from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project

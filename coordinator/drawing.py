@@ -23,23 +23,23 @@ from numpy.typing import NDArray
 
 from coordinator.domain.committee import check_composition
 from coordinator.domain.conflicts import ConflictIndex, registry_places
-from coordinator.domain.draw import (
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.archive import (
     ARCHIVE_FORMAT,
     Commitment,
-    DrawFailure,
-    DrawInputs,
-    DrawOutcome,
-    DrawSnapshot,
-    Seat,
-    canonical_inputs,
     commit,
     commitment_from_json,
     commitment_to_json,
-    draw,
+    record_digest,
+)
+from coordinator.domain.draw.canonical import canonical_inputs, project_from_json
+from coordinator.domain.draw.inputs import DrawInputs, DrawSnapshot
+from coordinator.domain.draw.outcome import (
+    DrawFailure,
+    DrawOutcome,
+    Seat,
     outcome_from_json,
     outcome_to_json,
-    project_from_json,
-    record_digest,
 )
 from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
 from coordinator.domain.model import (

@@ -31,7 +31,9 @@ from coordinator.day_plan import Progress as PlanProgress
 from coordinator.day_plan import run_plan
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.day_plan import local_day, project_seed
-from coordinator.domain.draw import DrawInputs, DrawSnapshot, Seat, inputs_from_json
+from coordinator.domain.draw.canonical import inputs_from_json
+from coordinator.domain.draw.inputs import DrawInputs, DrawSnapshot
+from coordinator.domain.draw.outcome import Seat
 from coordinator.domain.fault_rules import Phase, phase_of
 from coordinator.domain.lifecycle import (
     SAT,
@@ -73,7 +75,8 @@ from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw
 from coordinator.errors import WorkflowError as WorkflowError  # raised by every shell
 from coordinator.notifier import Notice, Notifier
 from coordinator.plan_chunks import commit_and_place
-from coordinator.province import codec
+from coordinator.province.codec.fields import RecordError
+from coordinator.province.codec.projects import project_from_dict
 from coordinator.seed_shares import SeedShares
 from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
@@ -433,8 +436,8 @@ class Workflow:
         except json.JSONDecodeError as exc:
             raise WorkflowError("project_json", f"not valid JSON: {exc.msg}") from exc
         try:
-            project = codec.project_from_dict(data)
-        except codec.RecordError as exc:
+            project = project_from_dict(data)
+        except RecordError as exc:
             first = exc.errors[0]  # a record that is no object at all has no field name
             raise WorkflowError(first.field or "project_json", first.reason) from exc
         if project.host_site_id != host_site_id:

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from coordinator.conduct_records import SANCTIONS, read_bars
 from coordinator.domain import inspection
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.eligibility import PoolIndex
@@ -36,6 +35,7 @@ from coordinator.offline import (
     verify_draw_file,
 )
 from coordinator.store.audit_log import AuditLog
+from coordinator.store.conduct import ConductStore
 from coordinator.store.registry import Registry
 from evalgrid.trust import PinnedTrust
 from tests.test_cli import evalgrid, short_dir
@@ -125,7 +125,7 @@ def test_the_bar_keeps_the_planted_expert_out_of_later_draws(
             # Draws under bars still replay.
             assert verify_draw_file(replay, PinnedTrust.from_data_dir(data))[0] == []
         async with open_store(data, None) as redis:
-            _, bars = await read_bars(redis, master_key(data))
+            _, bars = await ConductStore(redis, master_key(data)).read_bars()
             province = await Registry(redis).load_province()
         return archives, bars, province
 
@@ -290,8 +290,8 @@ def test_a_sanction_by_hand_is_audited_and_bad_ones_store_nothing(
 
     async def state() -> tuple[int, list[Any]]:
         async with open_store(data, None) as redis:
-            n = len(await redis.hkeys(SANCTIONS))
-            return n, (await read_bars(redis, master_key(data)))[1]
+            store = ConductStore(redis, master_key(data))
+            return len(await store.read_sanctions()), (await store.read_bars())[1]
 
     n0, _ = asyncio.run(state())
     common: list[str | Path] = ["--operator", OPERATOR, "--data-dir", data]

@@ -13,8 +13,11 @@
   the rest what they catch).
 - No module imports or reads another module's private names (`_name`): a collaborator of the
   workflow goes through its public methods, not its `_record` or `_allocations`.
-- Keys are named outside the store only by the modules still listed (the list only shrinks),
-  and every lifecycle change passes `handle_project` / `handle_seat`.
+- No module outside the store names a key (imports `coordinator.store.layout`), and every
+  lifecycle change passes `handle_project` / `handle_seat`.
+- A package's `__init__.py` re-exports nothing: every importer names the module that defines
+  the name (`coordinator.domain.draw.algorithm`, not `coordinator.domain.draw`), so a name has
+  one import path and a package import runs no submodule.
 
 Read from the source with `ast`, so a function-local import or an f-string counts too.
 """
@@ -174,9 +177,9 @@ def test_the_domain_imports_nothing_of_the_coordinator_outside_it() -> None:
     graph = _graph("coordinator", "evalgrid")
     # The province codec is the registry's plain-data form (pure: dataclasses <-> dicts), which
     # the registry snapshot shares so that an auditor's snapshot reads exactly as an import.
-    pure = {"coordinator.province.codec"}
+    pure = "coordinator.province.codec."
     leaks = {name: sorted(d for d in deps if d.startswith("coordinator.")
-                          and not d.startswith("coordinator.domain") and d not in pure)
+                          and not d.startswith(("coordinator.domain", pure)))
              for name, deps in graph.items() if name.startswith("coordinator.domain")}
     assert {name: deps for name, deps in leaks.items() if deps} == {}
 
@@ -348,15 +351,6 @@ def test_the_private_check_finds_a_private_read() -> None:
         "from coordinator.offline import _NoClock", "workflow._record"]
 
 
-# Modules outside the store that still name keys (each key's reads and writes there), until
-# their commands move behind a store class as the workflow's, the fault desk's and the draw
-# intents' did. The list may only shrink: a module not listed, or a key not listed for it, fails.
-KEYS_NOT_YET_IN_THE_STORE: dict[str, set[str]] = {
-    "coordinator.conduct_records": {"CONDUCT_BARS", "CONDUCT_EVENTS", "CONDUCT_FOLLOW",
-                                    "CONDUCT_SANCTIONS", "EXPERTS"},
-}
-
-
 def _layout_names(tree: ast.AST) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -368,14 +362,46 @@ def _layout_names(tree: ast.AST) -> set[str]:
     return names
 
 
-def test_keys_named_outside_the_store_only_shrink() -> None:
+def test_no_module_outside_the_store_names_a_key() -> None:
+    """Every Redis key is the store's: a module outside coordinator/store that imports the
+    layout issues Redis commands itself (they belong behind a store class, as the conduct
+    records', the workflow's, the fault desk's and the draw intents' are)."""
     named = {name: found for name, path in _outside_store(*PACKAGES)
              if (found := _layout_names(ast.parse(path.read_text(encoding="utf-8"))))}
-    assert named == KEYS_NOT_YET_IN_THE_STORE
-    # The workflow, its fault desk and sheets, and the draw intents name no key at all.
-    assert not {"coordinator.workflow", "coordinator.faults", "coordinator.sheets",
-                "coordinator.arrivals", "coordinator.evaluation", "coordinator.draw_intents",
-                "coordinator.plan_chunks"} & set(named)
+    assert named == {}
+    # The check itself: both ways of naming the layout are found.
+    assert _layout_names(ast.parse("from coordinator.store.layout import EXPERTS, ALLOC\n"
+                                   "from coordinator.store import layout\n")) == {
+        "EXPERTS", "ALLOC", "layout"}
+
+
+def _package_imports(tree: ast.AST) -> list[tuple[int, str]]:
+    """What a package's `__init__.py` imports or lists in `__all__` (a re-export)."""
+    hits: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom) and not (
+                isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+            hits.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign) and "__all__" in [
+                ast.unparse(t) for t in (node.targets if isinstance(node, ast.Assign)
+                                         else [node.target])]:
+            hits.append((node.lineno, "__all__"))
+    return hits
+
+
+def test_no_package_re_exports_its_modules_names() -> None:
+    inits = {name: path for name, path in _sources(TOP, *PACKAGES).items()
+             if path.name == "__init__.py"}
+    assert {"coordinator.domain.draw", "evalgrid.pki", "coordinator.province",
+            "coordinator.province.codec"} <= set(inits)
+    found = {name: hits for name, path in inits.items()
+             if (hits := _package_imports(ast.parse(path.read_text(encoding="utf-8"))))}
+    assert found == {}
+    tree = ast.parse('"""Doc."""\nfrom __future__ import annotations\n'
+                     "from coordinator.domain.draw.algorithm import draw\n"
+                     "from . import inputs\n__all__ = ['draw']\n")
+    assert [text for _, text in _package_imports(tree)] == [
+        "from coordinator.domain.draw.algorithm import draw", "from . import inputs", "__all__"]
 
 
 def _assigned_attributes(tree: ast.AST, attr: str) -> list[tuple[str, int]]:

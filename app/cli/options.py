@@ -48,7 +48,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     from coordinator.offline import OfflineError
     from coordinator.store.embedded_redis import EmbeddedRedisError
     from coordinator.store.keys import KeyFileError
-    from evalgrid.pki import PkiError
+    from evalgrid.pki.identity import PkiError
     from evalgrid.trust import TrustError
 
     return (OfflineError, KeyFileError, PkiError, RulesError, EmbeddedRedisError,
@@ -92,7 +92,8 @@ def coordinator_address(given: str | None, data: Path) -> str:
 
 
 def check_certificate(pki_dir: Path, role: str, subject: str) -> None:
-    from evalgrid.pki import PkiError, load_identity_files
+    from evalgrid.pki.directory import load_identity_files
+    from evalgrid.pki.identity import PkiError
 
     try:
         load_identity_files(pki_dir, role, subject)

@@ -9,7 +9,8 @@ from app.cli.options import CliError, add_data_dir, data_dir
 
 
 def cmd_pki_init(args: argparse.Namespace) -> int:
-    from evalgrid.pki import PkiError, init_ca
+    from evalgrid.pki.ca import init_ca
+    from evalgrid.pki.identity import PkiError
 
     pki_dir = data_dir(args) / "pki"
     try:
@@ -21,7 +22,8 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
 
 
 def cmd_pki_issue(args: argparse.Namespace) -> int:
-    from evalgrid.pki import PkiError, issue
+    from evalgrid.pki.ca import issue
+    from evalgrid.pki.identity import PkiError
 
     subject = args.id or ("coordinator" if args.role == "coordinator" else "")
     if not subject:
@@ -36,7 +38,8 @@ def cmd_pki_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_pki_revoke(args: argparse.Namespace) -> int:
-    from evalgrid.pki import Identity, PkiError, revoke, validate_subject
+    from evalgrid.pki.crl import revoke
+    from evalgrid.pki.identity import Identity, PkiError, validate_subject
 
     identity = None
     serial = None

@@ -81,7 +81,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_workstation(args: argparse.Namespace) -> int:
-    from evalgrid.pki import paths_for
+    from evalgrid.pki.directory import paths_for
     from site_agent.booth_console import run_console
 
     pki_dir = data_dir(args) / "pki"

@@ -38,7 +38,8 @@ import numpy as np
 
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.conflicts import ConflictIndex, registry_places, years_before
-from coordinator.domain.draw import DrawInputs, DrawOutcome, outcome_from_json
+from coordinator.domain.draw.inputs import DrawInputs
+from coordinator.domain.draw.outcome import DrawOutcome, outcome_from_json
 from coordinator.domain.eligibility import (
     SITTING_RULES,
     DayScreen,
@@ -62,7 +63,12 @@ from coordinator.domain.model import (
 )
 from coordinator.domain.pii import derive_key
 from coordinator.domain.rules import Rules
-from coordinator.province import codec
+from coordinator.province.codec.places import (
+    city_from_dict,
+    city_to_dict,
+    site_from_dict,
+    site_to_dict,
+)
 
 SNAPSHOT_FORMAT = "evalgrid-registry-snapshot-v1"
 RECORD_FORMAT = "evalgrid-draw-pool-v1"
@@ -151,8 +157,8 @@ def pool_section(sites: Iterable[Site], cities: Iterable[City], experts: Iterabl
     """What a draw's pool depends on in the registry, canonical (sorted by id)."""
     return {
         "age_limit": rules.age_limit,
-        "cities": sorted((codec.city_to_dict(c) for c in cities), key=lambda c: c["name"]),
-        "sites": sorted((codec.site_to_dict(s) for s in sites), key=lambda s: s["id"]),
+        "cities": sorted((city_to_dict(c) for c in cities), key=lambda c: c["name"]),
+        "sites": sorted((site_to_dict(s) for s in sites), key=lambda s: s["id"]),
         "experts": sorted((_expert(e, key, rules.age_limit) for e in experts),
                           key=lambda e: e["id"]),
         "companies": sorted((_company(c, key) for c in companies), key=lambda c: c["id"]),
@@ -191,9 +197,9 @@ class Registry:
         try:
             self.age_limit = int(pool["age_limit"])
             where = "pool.cities"
-            self.cities = tuple(codec.city_from_dict(c) for c in pool["cities"])
+            self.cities = tuple(city_from_dict(c) for c in pool["cities"])
             where = "pool.sites"
-            self.sites = tuple(codec.site_from_dict(s) for s in pool["sites"])
+            self.sites = tuple(site_from_dict(s) for s in pool["sites"])
             where = "pool.experts"
             self.experts = tuple(_expert_back(e, self.age_limit) for e in pool["experts"])
             where = "pool.companies"

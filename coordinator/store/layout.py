@@ -50,7 +50,7 @@ FAULT_ADMITTED: Final = "faults:admitted:{}"  # project -> sessions already sent
 FAULT_MATERIALS: Final = "faults:materials:{}:{}"  # project, incident -> sealed materials
 FAULT_SUPERSEDED: Final = "faults:alloc:{}:{}"  # project, incident -> the dissolved allocation
 
-# --- people and sites (sign_in_guard.py, enrolment.py, conduct_records.py, revocation_feed.py)
+# --- people and sites (sign_in_guard.py, enrolment.py, store/conduct.py, revocation_feed.py)
 SIGN_IN_LOCK: Final = "lock:{}"  # lockout scope -> ScopeState JSON (evalgrid.lockout)
 ENROLMENT: Final = "enrol:{}"  # "site/workstation" -> the pending enrolment code
 ENROLMENT_REFUSALS: Final = "enrol:refused:{}:{}"  # site, window -> refused enrolments

@@ -23,7 +23,19 @@ import redis.asyncio as aioredis
 from coordinator.domain.lifecycle import ProjectState, StoryEntry
 from coordinator.domain.model import Expert, Project, Province
 from coordinator.domain.pii import PersonalData, PiiKeys
-from coordinator.province import codec
+from coordinator.province.codec.companies import company_from_dict, company_to_dict
+from coordinator.province.codec.experts import (
+    expert_from_dict,
+    expert_from_stored,
+    expert_to_stored,
+)
+from coordinator.province.codec.places import (
+    city_from_dict,
+    city_to_dict,
+    site_from_dict,
+    site_to_dict,
+)
+from coordinator.province.codec.projects import project_from_dict, project_to_dict
 from coordinator.store.layout import (
     CITIES,
     COMPANIES,
@@ -63,7 +75,7 @@ class Registry:
 
     def _stored_expert(self, expert: Expert) -> dict[str, Any]:
         sealed = self._keys().seal(expert.id, PersonalData(expert.id_number, expert.phone))
-        return codec.expert_to_stored(expert, sealed)
+        return expert_to_stored(expert, sealed)
 
     async def store_province(self, province: Province, *, replace: bool = False) -> None:
         """Write a validated province atomically (projects included); personal data sealed."""
@@ -82,8 +94,8 @@ class Registry:
         if stale:
             pipe.hdel(EXPERT_IDS, *stale)
         await self._add(pipe, CITIES,
-                        ((c.name, codec.city_to_dict(c)) for c in province.cities))
-        await self._add(pipe, SITES, ((s.id, codec.site_to_dict(s)) for s in province.sites))
+                        ((c.name, city_to_dict(c)) for c in province.cities))
+        await self._add(pipe, SITES, ((s.id, site_to_dict(s)) for s in province.sites))
         await self._add(pipe, EXPERTS,
                         ((e.id, self._stored_expert(e)) for e in province.experts))
         if keys is not None:
@@ -92,9 +104,9 @@ class Registry:
             for i in range(0, len(items), 5000):
                 pipe.hset(EXPERT_IDS, mapping=dict(items[i:i + 5000]))
         await self._add(pipe, COMPANIES,
-                        ((c.id, codec.company_to_dict(c)) for c in province.companies))
+                        ((c.id, company_to_dict(c)) for c in province.companies))
         for project in province.projects:
-            pipe.hsetnx(PROJECTS, project.id, _dump(codec.project_to_dict(project)))
+            pipe.hsetnx(PROJECTS, project.id, _dump(project_to_dict(project)))
             pipe.hsetnx(PROJECT_STATE, project.id, ProjectState.REGISTERED.value)
         pipe.hincrby(META, "version", 1)
         await pipe.execute()
@@ -123,23 +135,23 @@ class Registry:
         for raw in experts_raw.values():
             record = json.loads(raw)
             if "pii" in record:
-                experts.append(codec.expert_from_stored(record)[0])
+                experts.append(expert_from_stored(record)[0])
             else:  # written before personal data was sealed: seal it now, if we can
-                expert = codec.expert_from_dict(record)
+                expert = expert_from_dict(record)
                 legacy.append(expert)
                 experts.append(dataclasses.replace(expert, id_number="", phone=""))
         if legacy:
             await self._seal_legacy(legacy)
         return Province(
-            sites=tuple(codec.site_from_dict(json.loads(v)) for v in sites_raw.values()),
+            sites=tuple(site_from_dict(json.loads(v)) for v in sites_raw.values()),
             experts=tuple(experts),
             companies=tuple(
-                codec.company_from_dict(json.loads(v)) for v in companies_raw.values()
+                company_from_dict(json.loads(v)) for v in companies_raw.values()
             ),
             projects=tuple(
-                codec.project_from_dict(json.loads(v)) for v in projects_raw.values()
+                project_from_dict(json.loads(v)) for v in projects_raw.values()
             ),
-            cities=tuple(sorted((codec.city_from_dict(json.loads(v))
+            cities=tuple(sorted((city_from_dict(json.loads(v))
                                  for v in cities_raw.values()), key=lambda c: c.name)),
         )
 
@@ -162,18 +174,21 @@ class Registry:
         owner = await self.redis.hget(EXPERT_IDS, self._keys().id_lookup(id_number))
         return text(owner) if owner is not None else None
 
+    async def has_expert(self, expert_id: str) -> bool:
+        return bool(await self.redis.hexists(EXPERTS, expert_id))
+
     async def personal_data(self, expert_id: str) -> PersonalData | None:
         """Open one expert's sealed personal data (callers audit why they needed it)."""
         raw = await self.redis.hget(EXPERTS, expert_id)
         if raw is None:
             return None
-        _, sealed = codec.expert_from_stored(json.loads(raw))
+        _, sealed = expert_from_stored(json.loads(raw))
         return self._keys().unseal(expert_id, sealed)
 
     async def add_project(self, project: Project) -> bool:
         """Register a project; False when one with that id exists (a resend is harmless)."""
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hsetnx(PROJECTS, project.id, _dump(codec.project_to_dict(project)))
+        pipe.hsetnx(PROJECTS, project.id, _dump(project_to_dict(project)))
         pipe.hsetnx(PROJECT_STATE, project.id, ProjectState.REGISTERED.value)
         added, _ = await pipe.execute()
         return bool(added)
@@ -182,11 +197,11 @@ class Registry:
     def stage_replaced_project(pipe: Any, project: Project) -> None:
         """A registered project's record replaced (a new window after an incident), in the
         caller's MULTI."""
-        pipe.hset(PROJECTS, project.id, _dump(codec.project_to_dict(project)))
+        pipe.hset(PROJECTS, project.id, _dump(project_to_dict(project)))
 
     async def project(self, project_id: str) -> Project | None:
         raw = await self.redis.hget(PROJECTS, project_id)
-        return codec.project_from_dict(json.loads(raw)) if raw else None
+        return project_from_dict(json.loads(raw)) if raw else None
 
     async def project_states(self) -> dict[str, str]:
         raw = await self.redis.hgetall(PROJECT_STATE)

@@ -10,7 +10,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from coordinator.domain.draw import DrawSnapshot, snapshot_from_json
+from coordinator.domain.draw.canonical import snapshot_from_json
+from coordinator.domain.draw.inputs import DrawSnapshot
 from coordinator.domain.seal import SealedBox, seal_json_text, unseal_json
 from coordinator.store.layout import DRAW_SNAPSHOT
 from coordinator.store.values import text

@@ -206,12 +206,12 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
                                   failover=True, sim_clock=draw_time.isoformat())
         target = ",".join(f"127.0.0.1:{p}" for p in ports)
         agent_ports: dict[str, str] = {}
-        from coordinator.province import codec
+        from coordinator.province.codec.places import site_to_dict
 
         for site in province.sites:
             inventory = data.agents / site.id / "inventory.json"
             inventory.parent.mkdir(parents=True, exist_ok=True)
-            inventory.write_text(json.dumps(codec.site_to_dict(site)))
+            inventory.write_text(json.dumps(site_to_dict(site)))
             relays[site.id] = Relay(ports)
             relay_port = await relays[site.id].start()
             agent_ports[site.id] = str(free_port())

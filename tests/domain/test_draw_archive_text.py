@@ -7,7 +7,9 @@ import json
 
 from domain_factories import inputs_for, seed_of, simple_province
 
-from coordinator.domain.draw import DrawOutcome, commit, draw, make_archive, verify_replay
+from coordinator.domain.draw.algorithm import draw
+from coordinator.domain.draw.archive import commit, make_archive, verify_replay
+from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.registry_snapshot import canonical, record_anchor
 from coordinator.drawing import archive_json
 

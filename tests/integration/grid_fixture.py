@@ -46,7 +46,8 @@ from evalgrid_wire.v1 import (
 from coordinator.domain.model import Expert, Project, Province
 from coordinator.notifier import read_outbox
 from coordinator.offline import import_province
-from coordinator.province import codec
+from coordinator.province.codec.places import site_to_dict
+from coordinator.province.codec.projects import project_to_dict
 from coordinator.province.files import write_province
 from coordinator.province.generator import generate_province
 from coordinator.server import Coordinator, CoordinatorConfig
@@ -220,7 +221,7 @@ class Grid:
         reply: site_link_pb2.RegisterProjectReply = await self.site_link(
             project.host_site_id).RegisterProject(site_link_pb2.RegisterProjectRequest(
                 request_id=request_id(),
-                project_json=json.dumps(codec.project_to_dict(project))),
+                project_json=json.dumps(project_to_dict(project))),
             timeout=UNARY_DEADLINE_S)
         return reply
 
@@ -423,7 +424,7 @@ async def start_grid(seed: int = 7) -> AsyncIterator[Grid]:
         for site in province.sites:
             inventory_path = data.agents / site.id / "inventory.json"
             inventory_path.parent.mkdir(parents=True, exist_ok=True)
-            inventory_path.write_text(json.dumps(codec.site_to_dict(site)))
+            inventory_path.write_text(json.dumps(site_to_dict(site)))
             site_id, inventory = load_inventory(inventory_path)
             # Each agent keeps its own PKI folder, as on its own host: the CRL reaches it only
             # over its link to the coordinator.

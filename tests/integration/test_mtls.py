@@ -28,7 +28,7 @@ from grid_fixture import AUDITOR, OPERATOR, Grid
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from coordinator.province import codec
+from coordinator.province.codec.projects import project_to_dict
 from evalgrid.ids import request_id
 from evalgrid.pki.ca import init_ca, issue
 from evalgrid.tls import channel_credentials, secure_channel
@@ -132,7 +132,7 @@ async def test_a_site_registers_only_its_own_projects(shared_grid: Grid) -> None
     other = next(s.id for s in shared_grid.province.sites if s.id != project.host_site_id)
     error = await _refused(shared_grid.site_link(other).RegisterProject(
         site_link_pb2.RegisterProjectRequest(
-            request_id=request_id(), project_json=json.dumps(codec.project_to_dict(project))),
+            request_id=request_id(), project_json=json.dumps(project_to_dict(project))),
         timeout=UNARY_DEADLINE_S))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "host_site_id" in (error.details() or "") and other in (error.details() or "")

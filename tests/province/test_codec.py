@@ -41,12 +41,12 @@ from coordinator.domain.model import (
     Window,
     Workstation,
 )
-from coordinator.province.codec import province_to_dicts
 from coordinator.province.codec.companies import company_from_dict, company_to_dict
 from coordinator.province.codec.experts import expert_from_dict, expert_to_dict
 from coordinator.province.codec.fields import FieldError, RecordError, is_specialty_code
 from coordinator.province.codec.places import city_from_dict, site_from_dict, site_to_dict
 from coordinator.province.codec.projects import project_from_dict, project_to_dict
+from coordinator.province.codec.province import province_to_dicts
 
 # --- valid sample records, as they appear in the files --------------------------------------
 

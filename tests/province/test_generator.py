@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from coordinator.domain.model import Province
-from coordinator.province.codec import province_to_dicts
 from coordinator.province.codec.fields import CREDIT_CODE_RE, is_specialty_code
+from coordinator.province.codec.province import province_to_dicts
 from coordinator.province.files import load_province, write_province
 from coordinator.province.generator import (
     AGE_LIMIT,

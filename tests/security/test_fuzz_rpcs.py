@@ -39,7 +39,7 @@ from security_grid import SecurityGrid
 from test_authorization_table import RPCS, Rpc
 
 from coordinator.allocation import DEPARTURES
-from coordinator.province import codec
+from coordinator.province.codec.projects import project_to_dict
 from evalgrid.authorization import AUTHORIZATION
 from evalgrid.ids import request_id
 from evalgrid.limits import clip
@@ -356,7 +356,7 @@ async def target(security_grid: SecurityGrid) -> AsyncIterator[Target]:
     }
     host_projects = []
     for p in grid.province.projects:
-        record = codec.project_to_dict(p)
+        record = project_to_dict(p)
         record["id"] = f"FZ-{p.id}"
         record["host_site_id"] = site_id
         host_projects.append(json.dumps(record))

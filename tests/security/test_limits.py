@@ -19,7 +19,7 @@ from evalgrid_wire.v1 import booth_pb2, operator_pb2, operator_pb2_grpc, site_li
 from grid_fixture import AUDITOR, OPERATOR
 from security_grid import SecurityGrid
 
-from coordinator.province import codec
+from coordinator.province.codec.projects import project_to_dict
 from evalgrid import tls
 from evalgrid.ids import request_id
 from evalgrid.limits import (
@@ -234,7 +234,7 @@ async def test_an_oversized_request_is_refused_and_stores_nothing(
     g = security_grid
     project = g.grid.province.projects[0]
     host = project.host_site_id
-    record = codec.project_to_dict(project)
+    record = project_to_dict(project)
     record["name"] = "x" * OVERSIZED
     big_project = site_link_pb2.RegisterProjectRequest(request_id=request_id(),
                                                        project_json=json.dumps(record))

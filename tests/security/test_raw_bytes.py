@@ -29,7 +29,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 from security_grid import SecurityGrid
 from test_authorization_table import RPCS, Party, Rpc, expected_refusal, parties
 
-from coordinator.province import codec
+from coordinator.province.codec.projects import project_to_dict
 from evalgrid.authorization import AUTHORIZATION, PACKAGE
 from evalgrid.ids import request_id
 from evalgrid.limits import ENROLMENT_PER_SOURCE
@@ -299,7 +299,7 @@ async def test_a_project_registered_over_the_network_names_a_registry_city(
     city (so the other-cities rule compares like with like)."""
     g = security_grid
     project = g.grid.province.projects[0]
-    record = codec.project_to_dict(project)
+    record = project_to_dict(project)
     record["id"] = "CITY-TYPO"
     record["city"] = project.city[:-1]
     link = g.grid.site_link(project.host_site_id)

@@ -13,19 +13,14 @@ import pytest
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from coordinator.conduct_records import (
-    FOLLOW,
-    ConductFollower,
-    events_key,
-    followed_cursor,
-    read_bars,
-    read_events,
-)
+from coordinator.conduct_records import ConductFollower
 from coordinator.domain.audit import AuditEntry, generate_signing_key
 from coordinator.domain.model import Window
 from coordinator.domain.rules import load_rules
 from coordinator.store.audit_log import AuditLog
+from coordinator.store.conduct import ConductStore, events_key
 from coordinator.store.embedded_redis import EmbeddedRedis
+from coordinator.store.layout import CONDUCT_FOLLOW
 from evalgrid.clock import SimClock
 
 RULES = load_rules()
@@ -83,9 +78,10 @@ async def test_a_no_show_bars_its_expert_once_and_restarts_from_the_cursor(
     key, master = generate_signing_key(), os.urandom(32)
     clock = SimClock(DAY1 + timedelta(minutes=5))
     grid = Grid(aredis, key, master, clock, tmp_path)
+    store = ConductStore(aredis, master)
     await grid.log.append("draw.committed", "P1", {"x": 1})  # not conduct: no allocation read
     assert await grid.follower.follow() is None
-    assert grid.reads == [] and await followed_cursor(aredis) == 1
+    assert grid.reads == [] and await store.followed_cursor() == 1
 
     signed = await grid.log.append("expert.signed_in", "P1", {"session": "S1"})
     no_show = await grid.log.append("seat.no_show", "P1", {"session": "S2", "reason": "absent"})
@@ -94,29 +90,29 @@ async def test_a_no_show_bars_its_expert_once_and_restarts_from_the_cursor(
     assert [a["kind"] for a in summary["added"]] == ["no_show_cool_off"]
     assert summary["added"][0]["evidence"] == [no_show.seq]
     assert "E2" not in str(summary)  # the audit names pseudonyms only
-    version, bars = await read_bars(aredis, master)
+    version, bars = await store.read_bars()
     assert [(b.expert_id, b.kind, b.evidence) for b in bars] == [
         ("E2", "no_show_cool_off", (no_show.seq,))]
     assert bars[0].end == date(2026, 11, 2) + timedelta(days=RULES.conduct.no_show_cool_off_days)
     followed = [e for e in await grid.log.entries() if e.kind == "conduct.bars_followed"]
     assert len(followed) == 1 and followed[0].detail["version"] == version
-    events = await read_events(aredis, master, ["E1", "E2"])
+    events = await store.read_events(["E1", "E2"])
     assert [e.kind for e in events["E1"]] == ["signed_in"]
     assert [e.evidence for e in events["E2"]] == [(no_show.seq,)]
 
     # Following again (its own audit entry is all that is new): nothing changes.
     assert await grid.follower.follow() is None
-    assert (await read_bars(aredis, master))[0] == version
+    assert (await store.read_bars())[0] == version
     # A cursor rewound (a crash before it was stored, as seen by Redis): the same stretch is
     # read again and changes nothing - no event counted twice, no bar re-audited.
-    await aredis.hset(FOLLOW, "cursor", signed.seq - 1)
+    await aredis.hset(CONDUCT_FOLLOW, "cursor", signed.seq - 1)
     assert await grid.follower.follow() is None
-    again = await read_events(aredis, master, ["E1", "E2"])
-    assert again == events and (await read_bars(aredis, master))[0] == version
+    again = await store.read_events(["E1", "E2"])
+    assert again == events and (await store.read_bars())[0] == version
 
     # A restarted coordinator (a new follower) goes on from the stored cursor: a second
     # no-show of the same expert within the period adds the suspension.
-    cursor = await followed_cursor(aredis)
+    cursor = await store.followed_cursor()
     grid2 = Grid(aredis, key, master, clock, tmp_path)
     clock.advance_to(DAY1 + timedelta(days=1, minutes=5))
     await grid2.log.append("seat.no_show", "P2", {"session": "S3", "reason": "absent"})
@@ -126,7 +122,7 @@ async def test_a_no_show_bars_its_expert_once_and_restarts_from_the_cursor(
     finally:
         ALLOCS["P2"] = _Alloc((_Seat("E3", "S3", "R3"),))
     assert grid2.reads == ["P2"]  # only the project the new entries name
-    assert second is not None and second["entries"] == await followed_cursor(aredis) - cursor
-    kinds = sorted(b.kind for b in (await read_bars(aredis, master))[1])
+    assert second is not None and second["entries"] == await store.followed_cursor() - cursor
+    kinds = sorted(b.kind for b in (await store.read_bars())[1])
     assert kinds == ["no_show_cool_off", "no_show_cool_off", "no_show_suspension"]
     assert await aredis.exists(events_key("E1")) == 1

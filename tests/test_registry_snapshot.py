@@ -25,7 +25,13 @@ from coordinator.domain.day_plan import plan_order, projects_of_day
 from coordinator.domain.draw.algorithm import draw
 from coordinator.domain.draw.archive import commit, make_archive
 from coordinator.domain.draw.canonical import input_digest
-from coordinator.domain.draw.inputs import DrawInputs, pack_mask, unpack_mask
+from coordinator.domain.draw.inputs import (
+    DrawInputs,
+    pack_mask,
+    pack_rows,
+    unpack_mask,
+    unpack_rows,
+)
 from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.eligibility import host_city_of
 from coordinator.domain.model import Province
@@ -129,6 +135,18 @@ def _with_barred(prepared: PreparedDraw, flip: str, value: bool) -> DrawInputs:
     return replace(inputs, barred=pack_mask(barred))
 
 
+def _declaring(prepared: PreparedDraw, code: str, expert_id: str) -> dict[str, Any]:
+    """The draw's pool record with `expert_id` added to the experts it declares `code` bars."""
+    inputs = prepared.inputs
+    assert prepared.registry is not None and inputs.snapshot is not None
+    record = copy.deepcopy(prepared.registry)
+    n = len(inputs.snapshot.candidates)
+    rows = {*unpack_rows(record["declared"][code], n, code).tolist(),
+            inputs.snapshot.expert_rows()[expert_id]}
+    record["declared"][code] = pack_rows(sorted(rows))
+    return record
+
+
 def _relevant_ids(prepared: PreparedDraw) -> list[str]:
     inputs = prepared.inputs
     assert inputs.snapshot is not None
@@ -211,7 +229,8 @@ def test_a_declared_bar_edited_after_signing_is_refused(
         snapshot: dict[str, Any]) -> None:
     prepared, result = day[0]
     export = _export(prepared, result)
-    export["draws"][0]["registry"]["declared"]["overlap"].append("E-NOBODY")
+    declared = export["draws"][0]["registry"]["declared"]
+    declared["overlap"] = pack_rows([1] if declared["overlap"] == pack_rows([0]) else [0])
     problems = _verify(tmp_path, export, snapshot)
     assert any("is not the one signed in audit entry" in p for p in problems), problems
 
@@ -225,13 +244,60 @@ def test_a_false_declared_bar_names_the_candidate_it_removes(
     assert prepared.registry is not None
     pool = {c.expert_id for c in prepared.inputs.resolved_candidates()}
     victim = next(e for e in _relevant_ids(prepared) if e in pool)
-    record = copy.deepcopy(prepared.registry)
-    record["declared"]["overlap"] = sorted([*record["declared"]["overlap"], victim])
+    record = _declaring(prepared, "overlap", victim)
     narrowed = _with_barred(prepared, victim, True)
     assert _verify(tmp_path, _export(prepared, result, inputs=narrowed, registry=record),
                    snapshot) == []
     # ... but not without the declaration.
     assert _verify(tmp_path, _export(prepared, result, inputs=narrowed), snapshot)
+
+
+def test_a_declared_row_list_that_does_not_decode_is_named_not_a_crash(
+        tmp_path: Path, day: list[tuple[PreparedDraw, DrawOutcome]],
+        snapshot: dict[str, Any]) -> None:
+    """Signed, but not a row list (cut inside a number, not base64, past the snapshot): the
+    problem names the field and the reason."""
+    prepared, result = day[0]
+    assert prepared.registry is not None and prepared.inputs.snapshot is not None
+    n = len(prepared.inputs.snapshot.candidates)
+    for text, reason in (("gA==", "ends inside a number"), ("!!!!", "not base64"),
+                         ("gAA=", "not in its shortest form"),
+                         (pack_rows([n]), f"past the {n} rows")):
+        record = copy.deepcopy(prepared.registry)
+        record["declared"]["workload"] = text
+        problems = _verify(tmp_path, _export(prepared, result, registry=record), snapshot)
+        assert len(problems) == 1, problems
+        assert "registry.declared.workload" in problems[0] and reason in problems[0], problems
+
+
+def test_a_pool_record_of_the_first_format_still_verifies(
+        tmp_path: Path, day: list[tuple[PreparedDraw, DrawOutcome]],
+        snapshot: dict[str, Any]) -> None:
+    """Archives drawn before the row lists declared expert ids (evalgrid-draw-pool-v1): read
+    as they were written, a false bar in them still named."""
+    prepared, result = day[-1]  # the last draw of the day: earlier ones bar experts
+    inputs = prepared.inputs
+    assert prepared.registry is not None and inputs.snapshot is not None
+    ids = [c.expert_id for c in inputs.snapshot.candidates]
+    n = len(ids)
+
+    def first_format(record: dict[str, Any]) -> dict[str, Any]:
+        declared = {code: ([ids[r] for r in unpack_rows(v, n, code)] if code != "conduct"
+                           else v) for code, v in record["declared"].items()}
+        return {**record, "format": "evalgrid-draw-pool-v1", "declared": declared}
+
+    old = first_format(prepared.registry)
+    assert any(old["declared"][c] for c in ("overlap", "workload", "cool_off"))
+    assert _verify(tmp_path, _export(prepared, result, registry=old), snapshot) == []
+    pool = {c.expert_id for c in inputs.resolved_candidates()}
+    victim = next(e for e in _relevant_ids(prepared) if e in pool)
+    narrowed = _with_barred(prepared, victim, True)
+    problems = _verify(tmp_path, _export(prepared, result, inputs=narrowed, registry=old),
+                       snapshot)
+    assert any(f"candidate {victim} is missing from the pool" in p for p in problems), problems
+    declared = first_format(_declaring(prepared, "overlap", victim))
+    assert _verify(tmp_path, _export(prepared, result, inputs=narrowed, registry=declared),
+                   snapshot) == []
 
 
 # --- the snapshot ---------------------------------------------------------------------------

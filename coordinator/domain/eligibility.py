@@ -29,7 +29,13 @@ from numpy.typing import NDArray
 
 from coordinator.domain.conflicts import ConflictIndex, Reason, years_before
 from coordinator.domain.draw.index import Mask
-from coordinator.domain.draw.inputs import Candidate, DrawInputs, DrawSnapshot, VenueOffer
+from coordinator.domain.draw.inputs import (
+    Candidate,
+    DrawInputs,
+    DrawSnapshot,
+    VenueOffer,
+    pack_rows,
+)
 from coordinator.domain.model import (
     Company,
     ConductBar,
@@ -403,9 +409,6 @@ class DayScreen:
         self.party = PartyRule(index, self.companies, today, self._rows)
         self._relevant_memo: dict[tuple[tuple[str, str | None], ...], Mask] = {}
         self._n = len(snapshot.candidates)
-        # Expert ids by row, as an array: a draw's declared bars are a fancy index, not a
-        # Python loop over the pool.
-        self._ids = np.array([c.expert_id for c in snapshot.candidates], dtype=object)
         # The last project's state masks and the booking picture they were made on
         # (`_changes` counts sittings added or removed): a draw's bars and its declared bars
         # read the same masks.
@@ -577,15 +580,16 @@ class DayScreen:
             hit |= self._count(h) >= cap
         return hit
 
-    def declared_bars(self, project: Project) -> dict[str, list[str]]:
-        """What the booking picture and the conduct records bar for `project`, as expert ids
-        per reason code: state, not registry, so a draw archive carries it as a declared input
-        (registry_snapshot.py). The state rules are listed for the experts matching a quota
-        (no other candidate can be drawn); conduct bars for the whole pool (they shape the
-        day's snapshot)."""
+    def declared_bars(self, project: Project) -> dict[str, Any]:
+        """What the booking picture and the conduct records bar for `project`: state, not
+        registry, so a draw archive carries it as a declared input (registry_snapshot.py).
+        The state rules are listed for the experts matching a quota (no other candidate can
+        be drawn), as row-list text over the day's snapshot (`pack_rows`: a national plan
+        bars thousands a draw); conduct bars for the whole pool, as expert ids (they shape
+        the day's snapshot, so they cannot be rows of it)."""
         relevant = self.relevant(project)
-        out = {code: self._ids[np.flatnonzero(hit & relevant)].tolist()
-               for code, hit in self.state_masks(project)}
+        out: dict[str, Any] = {code: pack_rows(np.flatnonzero(hit & relevant))
+                               for code, hit in self.state_masks(project)}
         out["conduct"] = sorted(e for e, bars in self.pool.conduct_bars.items()
                                 if any(b.covers(self.today) for b in bars))
         return out

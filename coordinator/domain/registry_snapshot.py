@@ -14,7 +14,8 @@ What is re-derived, what is declared. Status, penalties, age, city, the party ru
 interest, declared, group, relative, department), specialties, kind and catchment come from
 the snapshot and the rules: re-derived. The booking picture (cool-off with the tenderer,
 overlapping sessions, the half-day workload) and conduct bars are state, not registry: the
-archive declares which experts they bar (`DayScreen.declared_bars`), and the auditor takes
+archive declares which experts they bar (`DayScreen.declared_bars`: rows of the draw's
+snapshot for the booking picture, `pack_rows`; expert ids for conduct), and the auditor takes
 them as declared; they are signed with the commitment, so they cannot change afterwards, but
 this check does not prove them.
 
@@ -38,7 +39,7 @@ import numpy as np
 
 from coordinator.domain.audit import AuditEntry
 from coordinator.domain.conflicts import ConflictIndex, registry_places, years_before
-from coordinator.domain.draw.inputs import DrawInputs
+from coordinator.domain.draw.inputs import DrawInputs, unpack_rows
 from coordinator.domain.draw.outcome import DrawOutcome, outcome_from_json
 from coordinator.domain.eligibility import (
     SITTING_RULES,
@@ -71,7 +72,10 @@ from coordinator.province.codec.places import (
 )
 
 SNAPSHOT_FORMAT = "evalgrid-registry-snapshot-v1"
-RECORD_FORMAT = "evalgrid-draw-pool-v1"
+RECORD_FORMAT = "evalgrid-draw-pool-v2"
+#: v1 declared the state bars as expert ids; v2 as row-list text over the draw's snapshot.
+#: Both are read, so archives drawn before v2 still verify.
+RECORD_FORMATS = ("evalgrid-draw-pool-v1", RECORD_FORMAT)
 PSEUDONYM_PURPOSE = "registry-pseudonym"
 #: The reasons a draw archive declares rather than the registry deciding them.
 DECLARED_CODES = ("conduct", *SITTING_RULES)
@@ -254,7 +258,7 @@ def pool_record(registry_digest: str, screen: DayScreen, project: Project) -> di
 
 def record_anchor(record: Mapping[str, Any], text: bytes | None = None) -> dict[str, str]:
     """The fields the ``draw.committed`` entry signs for a pool record; `text`: its
-    `canonical` form where the caller has it (a plan's declared bars run to thousands of ids:
+    `canonical` form where the caller has it (a plan's declared bars run to thousands of rows:
     encoded once per draw, not once per use)."""
     text = canonical(record) if text is None else text
     return {"registry": str(record.get("registry")),
@@ -335,7 +339,7 @@ def _check_one(archive: Mapping[str, Any], inputs: DrawInputs, registry: Registr
                entries: Sequence[AuditEntry], drawn_before: set[str],
                derived: dict[tuple[str, tuple[str, ...]], _Derived]) -> list[str]:
     record = archive.get("registry")
-    if not isinstance(record, Mapping) or record.get("format") != RECORD_FORMAT:
+    if not isinstance(record, Mapping) or record.get("format") not in RECORD_FORMATS:
         return ["records no registry snapshot (drawn by an older version): its pool cannot "
                 "be re-derived"]
     if record.get("registry") != registry.digest:
@@ -363,8 +367,7 @@ def _check_one(archive: Mapping[str, Any], inputs: DrawInputs, registry: Registr
                 for k, v in _parties(project).items() if parties.get(k) != v]
     try:
         day = _day(record["day"])
-        declared = {code: frozenset(map(str, record["declared"].get(code, ())))
-                    for code in DECLARED_CODES}
+        declared = declared_ids(record, inputs)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return [*problems, f"registry.day/declared: cannot be read: {exc}"]
     try:
@@ -379,6 +382,28 @@ def _check_one(archive: Mapping[str, Any], inputs: DrawInputs, registry: Registr
     if found is None:
         found = derived[key] = _Derived(registry, rules, day, sorted(declared["conduct"]))
     return problems + _compare(found, project, inputs, declared, drawn_before)
+
+
+def declared_ids(record: Mapping[str, Any], inputs: DrawInputs) -> dict[str, frozenset[str]]:
+    """The expert ids a pool record declares barred, per code; ValueError naming the field
+    when a v2 record's row list is not one or the draw has no snapshot to read it against."""
+    given = record["declared"]
+    if record.get("format") != RECORD_FORMAT:  # v1: ids throughout
+        return {code: frozenset(map(str, given.get(code, ()))) for code in DECLARED_CODES}
+    out = {"conduct": frozenset(map(str, given.get("conduct", ())))}
+    snapshot = inputs.snapshot
+    for code in DECLARED_CODES[1:]:
+        text = given.get(code, "")
+        if not isinstance(text, str):
+            raise ValueError(f"registry.declared.{code}: row-list text expected")
+        if text and snapshot is None:
+            raise ValueError(f"registry.declared.{code}: rows of a snapshot, but the draw's "
+                             "inputs name none")
+        rows = unpack_rows(text, 0 if snapshot is None else len(snapshot.candidates),
+                           f"registry.declared.{code}") if text else ()
+        out[code] = frozenset(snapshot.candidates[r].expert_id
+                              for r in rows) if snapshot is not None else frozenset()
+    return out
 
 
 def _compare(d: _Derived, project: Project, inputs: DrawInputs,

@@ -9,6 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from domain_factories import RULES, TODAY, inputs_for, seed_of, simple_province
+from hypothesis import given
+from hypothesis import strategies as st
 
 from coordinator.domain.conflicts import ConflictIndex
 from coordinator.domain.draw.algorithm import _draw, draw
@@ -20,7 +22,13 @@ from coordinator.domain.draw.canonical import (
     inputs_to_json,
     snapshot_to_json,
 )
-from coordinator.domain.draw.inputs import DrawInputs, pack_mask, unpack_mask
+from coordinator.domain.draw.inputs import (
+    DrawInputs,
+    pack_mask,
+    pack_rows,
+    unpack_mask,
+    unpack_rows,
+)
 from coordinator.domain.draw.outcome import DrawOutcome
 from coordinator.domain.draw.supplementary import supplementary_inputs
 from coordinator.domain.eligibility import DayScreen, PoolIndex, host_city_of
@@ -114,6 +122,38 @@ def test_bitmap_round_trip() -> None:
     for n in (0, 1, 7, 8, 9, 300):
         mask = rng.random(n) < 0.3
         assert (unpack_mask(pack_mask(mask), n, "m") == mask).all()
+
+
+@given(st.sets(st.integers(min_value=0, max_value=2**34)))
+def test_row_lists_round_trip_in_shortest_form(rows: set[int]) -> None:
+    ordered = sorted(rows)
+    text = pack_rows(ordered)
+    assert unpack_rows(text, 2**34 + 1, "r").tolist() == ordered
+    # One byte per row while the gaps stay under 128 (a dense bar list stays small).
+    if all(b - a <= 128 for a, b in zip([-1, *ordered], ordered, strict=False)):
+        assert len(text) == 4 * ((len(ordered) + 2) // 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("not base64!", "not base64"),
+        ("AB==", "canonical"),
+        ("gA==", "ends inside a number"),
+        ("gAA=", "shortest form"),
+        ("//////8A", "longer than"),
+        ("AwE=", "row 5 past the 4 rows"),
+    ],
+)
+def test_malformed_row_lists_are_refused_naming_the_field(text: str, needle: str) -> None:
+    with pytest.raises(ValueError, match=f"declared: .*{needle}"):
+        unpack_rows(text, 4, "declared")
+
+
+@pytest.mark.parametrize("rows", [[-1], [3, 3], [5, 2]])
+def test_only_ascending_distinct_rows_are_packed(rows: list[int]) -> None:
+    with pytest.raises(ValueError, match="ascending"):
+        pack_rows(rows)
 
 
 def test_inputs_with_a_snapshot_take_no_lists_of_their_own() -> None:

@@ -32,6 +32,7 @@ from operator import attrgetter, lt
 from typing import Any, TypeVar, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from coordinator.domain.draw.index import CandidateIndex, Mask, VenueIndex, value_code
 from coordinator.domain.model import ExpertKind, Project
@@ -218,6 +219,66 @@ def _bitmap_bytes(text: str, n: int, what: str) -> bytes:
 
 
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+_ROW_BYTES = 5  # LEB128 bytes of one gap at most (2^35 rows: no snapshot comes near)
+
+
+def pack_rows(rows: Sequence[int] | np.ndarray) -> str:
+    """Ascending distinct rows of a snapshot as row-list text: the base64 (standard, padded) of
+    each gap (row minus the previous row minus one; the first: the row itself) in unsigned
+    LEB128, shortest form. A few thousand experts barred out of 300,000 cost a few kilobytes
+    this way, not a 37 KB bitmap nor 60 KB of ids; built in numpy, no Python loop per row."""
+    r = np.asarray(rows, dtype=np.int64)
+    if r.size and (r[0] < 0 or bool(np.any(np.diff(r) <= 0))):
+        raise ValueError("rows must be ascending, distinct and not negative")
+    gaps = np.diff(r, prepend=-1) - 1
+    if not gaps.size or int(gaps.max()) < 0x80:  # the usual case: one byte a row
+        return base64.b64encode(gaps.astype(np.uint8).tobytes()).decode("ascii")
+    width = np.ones(gaps.size, dtype=np.int64)
+    b = 1
+    while b < _ROW_BYTES and bool(np.any(over := gaps >= (1 << (7 * b)))):
+        width += over
+        b += 1
+    at = np.cumsum(width) - width
+    out = np.zeros(int(at[-1] + width[-1]), dtype=np.uint8)
+    for b in range(int(width.max())):
+        on = np.flatnonzero(width > b)
+        more = (width[on] > b + 1).astype(np.int64) << 7
+        out[at[on] + b] = ((gaps[on] >> (7 * b)) & 0x7F) | more
+    return base64.b64encode(out.tobytes()).decode("ascii")
+
+
+def unpack_rows(text: str, n: int, what: str) -> NDArray[np.intp]:
+    """The rows of row-list text over n rows (see `pack_rows`); ValueError naming `what` if it
+    is not one: not base64, cut inside a number, a number not in its shortest form, or a row
+    past the snapshot's end."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error, ValueError) as exc:
+        raise ValueError(f"{what}: not base64 ({exc})") from None
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ValueError(f"{what}: not in canonical base64")
+    data = np.frombuffer(raw, dtype=np.uint8).astype(np.int64)
+    if not data.size:
+        return np.zeros(0, dtype=np.intp)
+    if data[-1] & 0x80:
+        raise ValueError(f"{what}: ends inside a number")
+    ends = np.flatnonzero((data & 0x80) == 0)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    width = ends - starts + 1
+    if int(width.max()) > _ROW_BYTES:
+        raise ValueError(f"{what}: a number longer than {_ROW_BYTES} bytes")
+    if bool(np.any((width > 1) & (data[ends] == 0))):
+        raise ValueError(f"{what}: a number not in its shortest form")
+    gaps = np.zeros(ends.size, dtype=np.int64)
+    for b in range(_ROW_BYTES):
+        on = width > b
+        gaps[on] |= (data[starts[on] + b] & 0x7F) << (7 * b)
+    rows = np.cumsum(gaps + 1) - 1
+    if int(rows[-1]) >= n:
+        raise ValueError(f"{what}: row {int(rows[-1])} past the {n} rows of the snapshot")
+    return rows.astype(np.intp)
 
 
 def unpack_mask(text: str, n: int, what: str, raw: bytes | None = None) -> Mask:

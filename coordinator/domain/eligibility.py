@@ -587,8 +587,8 @@ class DayScreen:
         be drawn), as row-list text over the day's snapshot (`pack_rows`: a national plan
         bars thousands a draw); conduct bars for the whole pool, as expert ids (they shape
         the day's snapshot, so they cannot be rows of it)."""
-        relevant = self.relevant(project)
-        out: dict[str, Any] = {code: pack_rows(np.flatnonzero(hit & relevant))
+        relevant = np.flatnonzero(self.relevant(project))  # a quota's experts, not the pool
+        out: dict[str, Any] = {code: pack_rows(relevant[hit[relevant]])
                                for code, hit in self.state_masks(project)}
         out["conduct"] = sorted(e for e, bars in self.pool.conduct_bars.items()
                                 if any(b.covers(self.today) for b in bars))

@@ -235,17 +235,21 @@ def pack_rows(rows: Sequence[int] | np.ndarray) -> str:
     gaps = np.diff(r, prepend=-1) - 1
     if not gaps.size or int(gaps.max()) < 0x80:  # the usual case: one byte a row
         return base64.b64encode(gaps.astype(np.uint8).tobytes()).decode("ascii")
+    # Each gap's first byte, then its further bytes where it needs them (gaps needing a
+    # k-th byte are few, and fewer for each k): a pass per byte over those gaps only.
     width = np.ones(gaps.size, dtype=np.int64)
-    b = 1
-    while b < _ROW_BYTES and bool(np.any(over := gaps >= (1 << (7 * b)))):
-        width += over
-        b += 1
+    longer: list[NDArray[np.intp]] = []
+    while len(longer) < _ROW_BYTES - 1:
+        over = np.flatnonzero(gaps >= (1 << (7 * (len(longer) + 1))))
+        if not over.size:
+            break
+        width[over] += 1
+        longer.append(over)
     at = np.cumsum(width) - width
-    out = np.zeros(int(at[-1] + width[-1]), dtype=np.uint8)
-    for b in range(int(width.max())):
-        on = np.flatnonzero(width > b)
-        more = (width[on] > b + 1).astype(np.int64) << 7
-        out[at[on] + b] = ((gaps[on] >> (7 * b)) & 0x7F) | more
+    out = np.empty(int(at[-1] + width[-1]), dtype=np.uint8)
+    out[at] = (gaps & 0x7F) | ((width > 1) << 7)
+    for b, over in enumerate(longer, start=1):
+        out[at[over] + b] = ((gaps[over] >> (7 * b)) & 0x7F) | ((width[over] > b + 1) << 7)
     return base64.b64encode(out.tobytes()).decode("ascii")
 
 

@@ -232,6 +232,9 @@ class Workflow:
                 return replay
             await self._refresh_conduct()
             summary = await run_plan(self, day, executor, progress)
+            # The plan's own entries (two a project) followed now, not by the next single
+            # draw: after a national plan that draw would read 40,000 entries (~1 s).
+            await self._refresh_conduct()
         await self.remember(request_id, summary)
         return summary
 

@@ -157,6 +157,10 @@ async def test_a_chunked_plan_is_the_plan_drawn_one_by_one(
     assert {tuple(kinds) for kinds in seen.values() if "draw.placed" in kinds} == {
         ("draw.committed", "draw.placed")}
     assert (await workflow.audit.verify()).ok
+    # The conduct follower is at the trail's end (one behind if it audited a change of
+    # bars): the next single draw does not read the plan's entries.
+    head = (await workflow.audit.head()).seq
+    assert head - await workflow.conduct_follower.store.followed_cursor() <= 1
 
 
 @pytest.mark.parametrize("point", ["after_commit", "after_pipeline"])

@@ -627,6 +627,10 @@ experts = st.builds(
 
 
 def _split(draw: st.DrawFn, total: int, parts: int) -> list[int]:
+    """`total` as `parts` positive parts (fewer when `total` is smaller: a 1 cannot split)."""
+    parts = min(parts, total)
+    if parts <= 1:
+        return [total] if total else []
     cuts = sorted(
         draw(
             st.lists(st.integers(1, total - 1), min_size=parts - 1, max_size=parts - 1, unique=True)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -23,15 +22,12 @@ import redis.asyncio as aioredis
 from coordinator import workflow as workflow_module
 from coordinator.batch.executor import InProcessExecutor
 from coordinator.domain.audit import generate_signing_key
-from coordinator.domain.rules import load_rules
 from coordinator.draw_intents import pending_intents
-from coordinator.notifier import MemoryOutbox
 from coordinator.province.generator import generate_province
 from coordinator.store.bookings import BookingItem, Bookings, ws_resource
-from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.values import text
 from coordinator.workflow import Workflow
-from evalgrid.clock import SimClock
+from tests.integration.plan_coordinator import plan_coordinator, private_redis
 
 DAY = date(2026, 3, 2)
 EVENING_BEFORE = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -48,30 +44,14 @@ class Crash(RuntimeError):
 
 @pytest_asyncio.fixture
 async def store(tmp_path: Path) -> AsyncIterator[tuple[aioredis.Redis, Path]]:
-    server = EmbeddedRedis(tmp_path / "redis").start()
-    client = aioredis.Redis.from_url(server.url)
-    try:
+    async with private_redis(tmp_path) as client:
         yield client, tmp_path
-    finally:
-        await client.aclose()
-        server.stop()
 
 
 async def _coordinator(redis: aioredis.Redis, root: Path, *, fresh: bool) -> Workflow:
-    """A coordinator on `redis` (a restart when not `fresh`: recovery runs in `load`)."""
-    wf = Workflow(redis=redis, clock=SimClock(EVENING_BEFORE), rules=load_rules(),
-                  master_key=KEY, signing_key=SIGNER, notifier=MemoryOutbox(),
-                  reports_dir=root / "reports")
-
-    async def fixed_seed(day: date) -> tuple[bytes, dict[str, Any]]:
-        return SEED, {}
-
-    wf.seed_shares.plan_seed = fixed_seed  # type: ignore[method-assign]
-    wf.seed_shares.wait = timedelta(0)  # the redraw's day seed: the audited fallback at once
-    if fresh:
-        await wf.registry.store_province(PROVINCE)
-    await wf.load()
-    return wf
+    return await plan_coordinator(redis, root, province=PROVINCE, now=EVENING_BEFORE,
+                                  seed=SEED, key=KEY, signer=SIGNER, fresh=fresh,
+                                  fallback_at_once=True)
 
 
 async def _holders(redis: aioredis.Redis) -> dict[str, str]:

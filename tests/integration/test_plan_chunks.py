@@ -23,14 +23,11 @@ from coordinator import plan_chunks
 from coordinator.batch.executor import InProcessExecutor
 from coordinator.domain.audit import generate_signing_key
 from coordinator.domain.day_plan import plan_order
-from coordinator.domain.rules import load_rules
-from coordinator.notifier import MemoryOutbox
 from coordinator.province.generator import generate_province
 from coordinator.store.bookings import BookingItem
-from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.values import text
 from coordinator.workflow import Workflow, WorkflowError
-from evalgrid.clock import SimClock
+from tests.integration.plan_coordinator import plan_coordinator, private_redis
 
 DAY = date(2026, 3, 2)
 EVENING_BEFORE = datetime(2026, 3, 1, 10, tzinfo=UTC)
@@ -49,29 +46,13 @@ class Crash(RuntimeError):
 
 @pytest_asyncio.fixture
 async def store(tmp_path: Path) -> AsyncIterator[tuple[aioredis.Redis, Path]]:
-    server = EmbeddedRedis(tmp_path / "redis").start()
-    client = aioredis.Redis.from_url(server.url)
-    try:
+    async with private_redis(tmp_path) as client:
         yield client, tmp_path
-    finally:
-        await client.aclose()
-        server.stop()
 
 
 async def _coordinator(redis: aioredis.Redis, root: Path, *, fresh: bool) -> Workflow:
-    """A coordinator on `redis` (a restart when not `fresh`: recovery runs in `load`)."""
-    workflow = Workflow(redis=redis, clock=SimClock(EVENING_BEFORE), rules=load_rules(),
-                        master_key=KEY, signing_key=SIGNER, notifier=MemoryOutbox(),
-                        reports_dir=root / "reports")
-
-    async def fixed_seed(day: date) -> tuple[bytes, dict[str, Any]]:
-        return SEED, {}
-
-    workflow.seed_shares.plan_seed = fixed_seed  # type: ignore[method-assign]
-    if fresh:
-        await workflow.registry.store_province(PROVINCE)
-    await workflow.load()
-    return workflow
+    return await plan_coordinator(redis, root, province=PROVINCE, now=EVENING_BEFORE,
+                                  seed=SEED, key=KEY, signer=SIGNER, fresh=fresh)
 
 
 async def _picture(workflow: Workflow) -> Picture:

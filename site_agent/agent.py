@@ -77,6 +77,27 @@ class AgentConfig:
     data_dir: Path | None = None
 
 
+class CoordinatorLink(site_link_pb2_grpc.SiteLinkStub):
+    """The SiteLink stub on a channel that can be replaced.
+
+    A server that answers at the coordinator's address without serving SiteLink (its port
+    taken by another service while a standby held none, a balancer on the wrong backend)
+    keeps gRPC's connection open: every retry would go to it again. Only a new channel, and
+    so a new connection, can reach the coordinator there once it is back.
+    """
+
+    def __init__(self, open_channel: Callable[[], grpc.aio.Channel]) -> None:
+        self._open = open_channel
+        self.channel = open_channel()
+        # The stub types its constructor as __new__ overloads; at run time it is __init__.
+        super().__init__(self.channel)  # type: ignore[call-arg]
+
+    async def renew(self) -> None:
+        old, self.channel = self.channel, self._open()
+        super().__init__(self.channel)  # type: ignore[call-arg]  # methods on the new one
+        await old.close()
+
+
 class SiteAgent:
     def __init__(self, config: AgentConfig, inventory: common_pb2.Inventory) -> None:
         self.config = config
@@ -84,10 +105,8 @@ class SiteAgent:
         self.booths = SiteBooths(config.site_id, booths_from_inventory(inventory))
         self._started = time.monotonic()
         self._applied = 0  # commands carried out (a figure for the coordinator's metrics)
-        self.channel = secure_channel(
-            config.coordinator, channel_credentials(config.pki_dir, "site", config.site_id)
-        )
-        self.link = site_link_pb2_grpc.SiteLinkStub(self.channel)
+        self.link = CoordinatorLink(lambda: secure_channel(
+            config.coordinator, channel_credentials(config.pki_dir, "site", config.site_id)))
         self.connected = asyncio.Event()
         self.heartbeat_interval_s = config.heartbeat_interval_s
         self._changed = asyncio.Event()
@@ -157,7 +176,7 @@ class SiteAgent:
             await self.enrolment.server.stop(grace=1)
         if self.served is not None:
             await self.served.server.stop(grace=1)
-        await self.channel.close()
+        await self.link.channel.close()
 
     def status_changed(self) -> None:
         self._changed.set()
@@ -195,6 +214,11 @@ class SiteAgent:
             except grpc.aio.AioRpcError as exc:
                 log.warning("site %s: coordinator link: %s %s", self.config.site_id,
                             exc.code().name, exc.details())
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    log.warning("site %s: the server at %s is not a coordinator (no SiteLink); "
+                                "connecting afresh", self.config.site_id,
+                                self.config.coordinator)
+                    await self.link.renew()
             except asyncio.CancelledError:
                 raise
             finally:

@@ -199,7 +199,8 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
     try:
         await import_province(source, data.root, redis.url, include_projects=False)
         shutil.rmtree(source, ignore_errors=True)
-        ports = [free_port(), free_port()]
+        ports = [free_port()]
+        ports.append(free_port(avoid=ports))
         names = ["coord-a", "coord-b"]
         for name, port in zip(names, ports, strict=True):
             processes.coordinator(name, data.root, redis.url, bind=f"127.0.0.1:{port}",
@@ -214,7 +215,8 @@ async def run_scenario(seed: int, work: Path, *, projects: int = 3, sites: int =
             inventory.write_text(json.dumps(site_to_dict(site)))
             relays[site.id] = Relay(ports)
             relay_port = await relays[site.id].start()
-            agent_ports[site.id] = str(free_port())
+            agent_ports[site.id] = str(free_port(
+                avoid={*ports, *(int(p) for p in agent_ports.values())}))
             processes.start(f"agent-{site.id}", [
                 "agent", "--data-dir", str(data.root), "--site", site.id,
                 "--inventory", str(inventory), "--coordinator", f"127.0.0.1:{relay_port}",

@@ -111,7 +111,7 @@ async def kill_agent(grid: Grid, site_id: str) -> SiteAgent:
     for served in (agent.served, agent.enrolment):
         if served is not None:
             await served.server.stop(None)
-    await agent.channel.close()
+    await agent.link.channel.close()
     return agent
 
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from evalgrid.pki.ca import init_ca, issue
@@ -16,11 +17,16 @@ from evalgrid.pki.ca import init_ca, issue
 EVALGRID = [sys.executable, "-m", "app.cli"]
 
 
-def free_port() -> int:
-    """A port free now (the OS picks it); the process given it binds it a moment later."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A port free now (the OS picks it); the process given it binds it a moment later.
+    `avoid`: ports already given out and not yet bound (a standby's binds only when it leads),
+    which the OS would hand out again."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def make_pki(data: Path, operator: str = "op") -> None:

@@ -298,3 +298,21 @@ def test_a_fresh_process_draws_the_same() -> None:
             assert pool.submit(_draw_elsewhere, inputs, seed_of("q")).result() == draw(
                 inputs, seed_of("q")
             )
+
+
+def test_inputs_changed_after_referenced_draw_from_their_own_bitmaps() -> None:
+    # `referenced` hands its encoded bytes over so they are not decoded again; inputs made
+    # from it with another bitmap (or a malformed one) must not keep the old bytes.
+    prov, proj = simple_province()
+    ref = referenced(prov, proj)
+    n = len(ref.snapshot.candidates) if ref.snapshot else 0
+    everyone = pack_mask(np.ones(n, dtype=np.bool_))
+    barred_all = replace(ref, barred=everyone)
+    assert barred_all.candidate_count() == 0
+    assert barred_all.resolved_candidates() == ()
+    assert not isinstance(draw(barred_all, seed_of(1)), DrawOutcome)
+    with pytest.raises(ValueError, match="barred: "):
+        replace(ref, barred="AB==")
+    again = replace(ref, per_venue_cap=ref.per_venue_cap)  # the same texts: still right
+    assert again.candidate_count() == ref.candidate_count() > 0
+    assert draw(again, seed_of(1)) == draw(ref, seed_of(1))

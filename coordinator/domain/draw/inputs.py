@@ -196,9 +196,13 @@ class DrawSnapshot:
         return cast(VenueIndex, found)
 
 
+def _bitmap_of(mask: Mask) -> bytes:
+    return np.packbits(mask, bitorder="big").tobytes()
+
+
 def pack_mask(mask: Mask) -> str:
     """A boolean array as the bitmap text of the module docstring."""
-    return base64.b64encode(np.packbits(mask, bitorder="big").tobytes()).decode("ascii")
+    return base64.b64encode(_bitmap_of(mask)).decode("ascii")
 
 
 def _bitmap_bytes(text: str, n: int, what: str) -> bytes:
@@ -316,6 +320,11 @@ class DrawInputs:
     snapshot: DrawSnapshot | None = None
     barred: str = ""
     unavailable: str = ""
+    # (barred, its bytes, unavailable, its bytes) when the texts were just encoded from those
+    # bytes (`referenced`): then they are not decoded and checked again. Used only while the
+    # fields are those very strings (`replace(inputs, barred=...)` gets them checked).
+    _packed: tuple[str, bytes, str, bytes] | None = field(default=None, repr=False,
+                                                          compare=False)
     _memo: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -330,10 +339,14 @@ class DrawInputs:
                 raise ValueError("inputs with a snapshot take no venues or candidates of their own")
             n_ws = self.snapshot.workstation_count()
             # Checked here; kept for the draw (a national pool's bitmap is 37.5 kB).
-            self._memo["barred"] = _bitmap_bytes(
-                self.barred, len(self.snapshot.candidates), "barred"
-            )
-            self._memo["unavailable"] = _bitmap_bytes(self.unavailable, n_ws, "unavailable")
+            known = self._packed
+            if known is not None and known[0] is self.barred and known[2] is self.unavailable:
+                self._memo["barred"], self._memo["unavailable"] = known[1], known[3]
+            else:
+                self._memo["barred"] = _bitmap_bytes(
+                    self.barred, len(self.snapshot.candidates), "barred"
+                )
+                self._memo["unavailable"] = _bitmap_bytes(self.unavailable, n_ws, "unavailable")
         n = len(self.project.quotas)
         if self.seats is not None and any(not 0 <= q < n for q in self.seats):
             raise ValueError(f"seats must be quota indices in [0, {n})")
@@ -366,6 +379,8 @@ class DrawInputs:
                 f"unavailable: {len(unavailable)} rows, the snapshot has "
                 f"{snapshot.workstation_count()} workstations"
             )
+        packed = (_bitmap_of(barred), _bitmap_of(unavailable))
+        texts = [base64.b64encode(b).decode("ascii") for b in packed]
         return cls(
             project=project,
             rules_version=rules_version,
@@ -377,8 +392,9 @@ class DrawInputs:
             seats=seats,
             occupied=occupied,
             snapshot=snapshot,
-            barred=pack_mask(barred),
-            unavailable=pack_mask(unavailable),
+            barred=texts[0],
+            unavailable=texts[1],
+            _packed=(texts[0], packed[0], texts[1], packed[1]),
         )
 
     def memo(self, key: str, make: Callable[[], _T]) -> _T:
@@ -404,7 +420,7 @@ class DrawInputs:
         """How many venue offers the draw sees (after resolving a snapshot)."""
         if self.snapshot is None:
             return len(self.venues)
-        return int(np.count_nonzero(_offered(self)))
+        return self.memo("venue_count", lambda: int(np.count_nonzero(_offered(self))))
 
     def resolved_candidates(self) -> tuple[Candidate, ...]:
         """The candidates as explicit inputs would list them (O(pool): for checks and tools)."""

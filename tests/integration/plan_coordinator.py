@@ -20,8 +20,11 @@ from evalgrid.clock import SimClock
 
 
 @asynccontextmanager
-async def private_redis(root: Path) -> AsyncIterator[aioredis.Redis]:
-    server = EmbeddedRedis(root / "redis").start()
+async def private_redis(root: Path, server_binary: str | None = None
+                        ) -> AsyncIterator[aioredis.Redis]:
+    """A Redis of the test's own under `root` (`server_binary`: another server than the
+    bundled one), stopped on exit."""
+    server = EmbeddedRedis(root / "redis", server=server_binary).start()
     client = aioredis.Redis.from_url(server.url)
     try:
         yield client

@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
-from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.placements import Placements, Writes
+from tests.integration.plan_coordinator import private_redis
 
 T0 = 1_750_000_000
 HOUR = 3600
@@ -30,13 +30,8 @@ def redis62() -> str:
 async def aredis(request: pytest.FixtureRequest) -> AsyncIterator[aioredis.Redis]:
     server_binary = None if request.param == "valkey" else redis62()
     with tempfile.TemporaryDirectory(prefix="eg-pl-") as tmp:
-        server = EmbeddedRedis(Path(tmp), server=server_binary).start()
-        client = aioredis.Redis.from_url(server.url)
-        try:
+        async with private_redis(Path(tmp), server_binary) as client:
             yield client
-        finally:
-            await client.aclose()
-            server.stop()
 
 
 def seat(expert: str, ws: str, start: int, end: int, holder: str) -> list[BookingItem]:

@@ -84,6 +84,25 @@ def peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def children_cpu() -> float:
+    """CPU seconds of this process's ended children: the plan's drawing process."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def children_peak() -> int:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
+def server_cpu(server: EmbeddedRedis) -> float:
+    import psutil
+
+    if server.process is None:
+        return 0.0
+    times = psutil.Process(server.process.pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def next_day(project: Project) -> Project:
     w = project.window
     return dataclasses.replace(project, window=Window(w.start + timedelta(days=1),
@@ -280,9 +299,11 @@ async def run(args: argparse.Namespace) -> None:
 
             audit_before = (await workflow.audit.head()).seq
             executor = make_executor(args.plan_executor)
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, k0, r0 = (time.perf_counter(), time.process_time(), children_cpu(),
+                              server_cpu(server))
             summary = await workflow.plan_day(DAY, "bench-plan", executor)
             planned, cpu = time.perf_counter() - t0, time.process_time() - c0
+            drawing_cpu, redis_cpu = children_cpu() - k0, server_cpu(server) - r0
             executor.close()
             audit_after = (await workflow.audit.head()).seq
             n = summary["projects"]
@@ -291,7 +312,9 @@ async def run(args: argparse.Namespace) -> None:
                 f"{planned:.1f} s", f"{planned / max(n, 1) * 1000:.2f} ms",
                 # CPU of this process (both threads; not redis-server): on a shared box the
                 # figure to compare, wall time follows the load.
-                f"CPU {cpu:.1f} s ({cpu / max(n, 1) * 1000:.2f} ms per project); "
+                f"CPU {cpu:.1f} s ({cpu / max(n, 1) * 1000:.2f} ms per project), drawing "
+                f"process {drawing_cpu:.1f} s (peak RSS {gib(children_peak())}), "
+                f"redis-server {redis_cpu:.1f} s; "
                 f"drawn {summary['drawn']:,}, starved {summary['starved']}, refused "
                 f"{summary['refused']}, conflicts {summary['conflicts']}; batch "
                 f"{summary['screening_s']:.1f} s, drawing {summary['drawing_s']:.1f} s; "

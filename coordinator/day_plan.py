@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import signal
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,7 +49,9 @@ from coordinator.domain.seal import seal_json
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
 from coordinator.errors import WorkflowError
 from coordinator.plan_chunks import chunk_sizes, place_chunk
+from coordinator.plan_drawing import DrawingFigures, DrawingProcess
 from coordinator.store.seed_rounds import PlanSeeds
+from evalgrid.forking import may_fork
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
@@ -90,6 +93,7 @@ class DayPlan:
     draws: tuple[PlannedDraw, ...]  # empty when a sink took them one by one
     screening_s: float
     drawing_s: float
+    drawing: DrawingFigures = field(default_factory=DrawingFigures)  # of a process apart
 
     def counts(self) -> Counter[str]:
         return Counter(o.outcome for o in self.outcomes)
@@ -99,13 +103,15 @@ def plan_day(desk: DrawDesk, projects: Sequence[Project], plan_seed: bytes, now:
              executor: Executor, down: frozenset[str] = frozenset(),
              progress: Progress | None = None, *,
              sink: Callable[[PlannedDraw], None] | None = None,
-             chunks: int = 16) -> DayPlan:
+             chunks: int = 16, apart: bool = False) -> DayPlan:
     """Draw `projects` in plan order from `plan_seed`; no Redis, `desk` is not modified.
 
     Each draw's seed is `project_seed(plan_seed, id)`. With `sink`, each draw is handed over
     as soon as it is made (and not kept: a national day's archives do not fit in memory at
-    once); a sink that raises stops the plan. The result is a function of the desk's state,
-    the projects, the seed, `now` and `down` only: the executor changes the speed, not the plan.
+    once); a sink that raises stops the plan. With `apart`, phase 2 runs in a process of its
+    own (coordinator/plan_drawing.py) while the sink works here. The result is a function of
+    the desk's state, the projects, the seed, `now` and `down` only: the executor and `apart`
+    change the speed, not the plan.
     """
     report = progress or (lambda phase, done, total, message: None)
     order = plan_order(projects)
@@ -127,17 +133,30 @@ def plan_day(desk: DrawDesk, projects: Sequence[Project], plan_seed: bytes, now:
     started = time.perf_counter()
     outcomes: list[PlanOutcome] = []
     kept: list[PlannedDraw] = []
-    for n, project in enumerate(order, 1):
-        planned = _draw_one(work, project, tied.get(project.id), plan_seed, now, down)
-        outcomes.append(planned.outcome)
-        if sink is not None:
-            sink(planned)
+
+    def draw(project: Project) -> PlannedDraw:
+        return _draw_one(work, project, tied.get(project.id), plan_seed, now, down)
+
+    figures = DrawingFigures()
+    with contextlib.ExitStack() as stack:
+        if apart:
+            process = stack.enter_context(DrawingProcess(draw, order, day.snapshot))
+            draws: Iterable[PlannedDraw] = process
         else:
-            kept.append(planned)
-        report("drawing", n, len(order), f"{project.id}: {planned.outcome.outcome}")
+            draws = map(draw, order)
+        for n, planned in enumerate(draws, 1):
+            outcomes.append(planned.outcome)
+            if sink is not None:
+                sink(planned)
+            else:
+                kept.append(planned)
+            report("drawing", n, len(order), f"{planned.project.id}: "
+                   f"{planned.outcome.outcome}")
+        if apart:
+            figures = process.figures
     return DayPlan(seed_hash=seed_hash(plan_seed), executor=executor.name,
                    outcomes=tuple(outcomes), draws=tuple(kept), screening_s=screening_s,
-                   drawing_s=time.perf_counter() - started)
+                   drawing_s=time.perf_counter() - started, drawing=figures)
 
 
 def _draw_one(work: DrawDesk, project: Project, tied: NDArray[np.intp] | None,
@@ -261,7 +280,8 @@ def _executor(spec: str) -> Executor:
 
 
 # The coordinator runs gRPC threads: its worker processes start from a fork server, never
-# as forks of the coordinator itself.
+# as forks of the coordinator itself. (The one fork, the plan's drawing process, runs no gRPC,
+# Redis or event loop: coordinator/plan_drawing.py.)
 SAFE_START = "forkserver"
 
 
@@ -379,7 +399,7 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         try:
             plan = await asyncio.to_thread(plan_and_place, fork, order, plan_seed, now,
                                            executor, workflow.down_workstations(), threadsafe,
-                                           sink=sink)
+                                           sink=sink, apart=may_fork())
         except Exception as exc:  # an executor or Redis failure: what is placed stays placed
 
             reason = f"{type(exc).__name__}: {exc}"[:500]

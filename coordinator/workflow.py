@@ -203,6 +203,8 @@ class Workflow:
         self.desk.load(province, [(p, [self._seat_tuple(s) for s in a.active_seats()])
                                   for p, a in allocations])
         await asyncio.to_thread(self.desk.registry_digest)  # not on the first draw's path
+        # Nor the day's screen (seconds at national size; a plan would build it first).
+        await asyncio.to_thread(self.desk.day_screen, self.rules.local_date(self.clock.now()))
         self.links.liveness.expect(s.id for s in province.sites)  # lost only after failover
         # The registry and its indexes live as long as the process: move them out of the
         # collector's reach, or every full collection rescans millions of objects (seconds).

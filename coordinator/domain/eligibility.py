@@ -407,7 +407,9 @@ class DayScreen:
         self.snapshot = snapshot = day_snapshot(pool, site_list, rules, today)
         self._rows = snapshot.expert_rows()
         self.party = PartyRule(index, self.companies, today, self._rows)
-        self._relevant_memo: dict[tuple[tuple[str, str | None], ...], Mask] = {}
+        # Per quota shape, by the quotas themselves and by their normalised codes.
+        self._relevant_memo: dict[tuple[Any, ...], tuple[Mask, NDArray[np.intp]]] = {}
+        self._conduct: list[str] | None = None  # conduct bars of the day (fixed per screen)
         self._n = len(snapshot.candidates)
         # The last project's state masks and the booking picture they were made on
         # (`_changes` counts sittings added or removed): a draw's bars and its declared bars
@@ -529,12 +531,23 @@ class DayScreen:
         """(reason code, snapshot rows it bars) for every per-project rule: "why was this expert
         barred" is "which masks hit". The pool-level rules (status, penalty, age) are applied
         by the snapshot itself (`PoolIndex.day_reasons`)."""
-        city = np.zeros(self._n, dtype=np.bool_)
-        for c in {project.city, host_city}:
-            city[self._city_rows.get(c, _NO_ROWS)] = True
-        party = np.zeros(self._n, dtype=np.bool_)
-        party[self.tied_rows(project) if tied is None else tied] = True
-        return [("city", city), ("party", party), *self.state_masks(project)]
+        masks = []
+        for code, rows in self._row_rules(project, host_city, tied):
+            hit = np.zeros(self._n, dtype=np.bool_)
+            for r in rows:
+                hit[r] = True
+            masks.append((code, hit))
+        return [*masks, *self.state_masks(project)]
+
+    def _row_rules(
+        self, project: Project, host_city: str, tied: NDArray[np.intp] | None
+    ) -> list[tuple[str, list[NDArray[np.intp]]]]:
+        """The registry rules, as the rows each bars: "city" (lives or works in the project's
+        or the host's city) and "party" (`PartyRule`, or `tied` from a plan's batch)."""
+        return [
+            ("city", [self._city_rows.get(c, _NO_ROWS) for c in {project.city, host_city}]),
+            ("party", [self.tied_rows(project) if tied is None else tied]),
+        ]
 
     def state_masks(self, project: Project) -> list[tuple[str, Mask]]:
         """The sitting rules: they read the booking picture, not the registry, so a draw
@@ -587,19 +600,27 @@ class DayScreen:
         be drawn), as row-list text over the day's snapshot (`pack_rows`: a national plan
         bars thousands a draw); conduct bars for the whole pool, as expert ids (they shape
         the day's snapshot, so they cannot be rows of it)."""
-        relevant = np.flatnonzero(self.relevant(project))  # a quota's experts, not the pool
-        out: dict[str, Any] = {code: pack_rows(relevant[hit[relevant]])
-                               for code, hit in self.state_masks(project)}
-        out["conduct"] = sorted(e for e, bars in self.pool.conduct_bars.items()
-                                if any(b.covers(self.today) for b in bars))
+        relevant = self._relevant(project)[0]  # a quota's experts, not the pool
+        out: dict[str, Any] = {}
+        for code, hit in self.state_masks(project):
+            rows = np.flatnonzero(hit)  # few: a pass over the pool, then a look-up each
+            out[code] = pack_rows(rows[relevant[rows]])
+        if self._conduct is None:
+            self._conduct = sorted(e for e, bars in self.pool.conduct_bars.items()
+                                   if any(b.covers(self.today) for b in bars))
+        out["conduct"] = list(self._conduct)
         return out
 
     def barred(
         self, project: Project, host_city: str, tied: NDArray[np.intp] | None = None
     ) -> Mask:
-        """The snapshot's candidates who may not sit for `project`: any rule's mask."""
+        """The snapshot's candidates who may not sit for `project`: any rule's mask (the
+        union of `rule_masks`, the row rules set in place: two passes over the pool less)."""
         mask = np.zeros(self._n, dtype=np.bool_)
-        for _, hit in self.rule_masks(project, host_city, tied):
+        for _, rows in self._row_rules(project, host_city, tied):
+            for r in rows:
+                mask[r] = True
+        for _, hit in self.state_masks(project):
             mask |= hit
         return mask
 
@@ -676,25 +697,30 @@ class DayScreen:
         )
 
     def relevant(self, project: Project) -> Mask:
-        """The snapshot rows matching one of the project's quotas (kept per quota shape: a
-        day's projects share few)."""
-        key = tuple((normalise_specialty(q.specialty), q.kind) for q in project.quotas)
-        found = self._relevant_memo.get(key)
-        if found is None:
-            index = self.snapshot.candidate_index()
-            found = np.zeros(self._n, dtype=np.bool_)
-            for code, kind in key:
-                found[index.matching(code, kind)[0]] = True
-            self._relevant_memo[key] = found
-        return found
+        """The snapshot rows matching one of the project's quotas, as a mask (read only)."""
+        return self._relevant(project)[0]
 
-    def _relevant_rows(self, project: Project) -> NDArray[np.intp]:
-        return np.flatnonzero(self.relevant(project))
+    def _relevant(self, project: Project) -> tuple[Mask, NDArray[np.intp]]:
+        """`relevant` as mask and as rows, kept per quota shape (a day's projects share few,
+        and a draw reads them three times: no pass over the pool for them per draw)."""
+        found = self._relevant_memo.get(project.quotas)
+        if found is None:
+            key = tuple((normalise_specialty(q.specialty), q.kind) for q in project.quotas)
+            found = self._relevant_memo.get(key)
+            if found is None:
+                index = self.snapshot.candidate_index()
+                mask = np.zeros(self._n, dtype=np.bool_)
+                for code, kind in key:
+                    mask[index.matching(code, kind)[0]] = True
+                found = self._relevant_memo[key] = (mask, np.flatnonzero(mask))
+            self._relevant_memo[project.quotas] = found
+        return found
 
     def eligible_count(self, project: Project, barred: Mask) -> int:
         """How many of the snapshot's candidates not barred match one of the project's quotas
         (0: a draw is refused before it is committed)."""
-        return int(np.count_nonzero(self.relevant(project) & ~barred))
+        relevant, rows = self._relevant(project)
+        return len(rows) - int(np.count_nonzero(relevant & barred))
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,7 @@ def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
     cidx, allowed = candidate_side(inputs)
     vidx, free = venue_side(inputs)
 
-    excluded = np.zeros(len(cidx.candidates), dtype=np.bool_)
+    excluded = np.zeros(len(cidx.candidates) if inputs.exclude else 0, dtype=np.bool_)
     for expert_id in inputs.exclude:
         row = cidx.row_of(expert_id)
         if row is not None:

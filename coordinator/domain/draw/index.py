@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
+from collections import defaultdict
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,7 @@ class CandidateIndex:
     """
 
     __slots__ = (
+        "_by_code",
         "_flat",
         "_ids",
         "_matching",
@@ -98,6 +100,7 @@ class CandidateIndex:
         self.kind_code, self.kind_keys = _dense(packed & mask)
         self._ids: list[str] | None = None
         self._flat: tuple[dict[str, int], Rows, Rows, Rows] | None = None
+        self._by_code: dict[str, list[int]] | None = None
         self._matching: dict[tuple[str, str | None], tuple[Rows, Rows]] = {}
 
     def matching(self, code: str, kind: str | None) -> tuple[Rows, Rows]:
@@ -105,12 +108,8 @@ class CandidateIndex:
         and their catchment codes (kept per code and kind)."""
         found = self._matching.get((code, kind))
         if found is None:
-            dotted = code + "."
-            spec_ok = np.fromiter(
-                (any(s == code or s.startswith(dotted) for s in t) for t in self.spec_keys),
-                dtype=np.bool_,
-                count=len(self.spec_keys),
-            )
+            spec_ok = np.zeros(len(self.spec_keys), dtype=np.bool_)
+            spec_ok[self._under().get(code, [])] = True
             mask = spec_ok[self.spec_code]
             if kind is not None:
                 kind_ok = np.array([k == kind for k in self.kind_keys], dtype=np.bool_)
@@ -118,6 +117,22 @@ class CandidateIndex:
             rows = np.flatnonzero(mask)
             found = self._matching[(code, kind)] = (rows, self.catch_code[rows])
         return found
+
+    def _under(self) -> dict[str, list[int]]:
+        """Code -> the distinct specialty tuples with a specialty under it: the code itself
+        or a prefix of it ending before a dot ("W.01" covers "W.01.03", not "W.011"). Built
+        once, so a day's thousands of quota codes cost a look-up each, not a scan."""
+        if self._by_code is None:
+            by_code: dict[str, list[int]] = defaultdict(list)
+            for i, specialties in enumerate(self.spec_keys):
+                codes = set()
+                for s in specialties:
+                    codes.add(s)
+                    codes.update(s[:p] for p, ch in enumerate(s) if ch == ".")
+                for c in codes:
+                    by_code[c].append(i)
+            self._by_code = dict(by_code)
+        return self._by_code
 
     def catch_ok(self, cities: frozenset[str]) -> Mask:
         """Per distinct catchment: does it hold one of `cities`? (Counts over a flat array of

@@ -25,7 +25,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import islice
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter, lt
@@ -42,6 +42,10 @@ SNAPSHOT_FORMAT = "evalgrid-draw-snapshot-v1"
 _T = TypeVar("_T")
 
 _EXPERT_ID = attrgetter("expert_id")
+# What a referenced DrawInputs keeps in memory only (not pickled): the boolean masks it was
+# built from (candidates allowed, workstations free), 330 KB at national size, and the
+# bitmaps' checked bytes (38 KB), which the texts hold.
+_LOCAL = frozenset({"allowed", "free", "barred", "unavailable"})
 _CANONICAL_ROW = attrgetter("canonical")
 
 
@@ -381,7 +385,7 @@ class DrawInputs:
             )
         packed = (_bitmap_of(barred), _bitmap_of(unavailable))
         texts = [base64.b64encode(b).decode("ascii") for b in packed]
-        return cls(
+        inputs = cls(
             project=project,
             rules_version=rules_version,
             venues=(),
@@ -396,6 +400,28 @@ class DrawInputs:
             unavailable=texts[1],
             _packed=(texts[0], packed[0], texts[1], packed[1]),
         )
+        # The draw reads the masks, not the bitmaps: kept, not unpacked again (see _LOCAL);
+        # the counts of the commitment record are read off them here.
+        memo = inputs._memo
+        memo["allowed"], memo["free"] = ~barred, ~unavailable
+        memo["candidate_count"] = int(np.count_nonzero(memo["allowed"]))
+        inputs.venue_count()
+        return inputs
+
+    def __getstate__(self) -> list[Any]:
+        """Pickled (a day plan's draws cross a pipe, coordinator/plan_drawing.py) without
+        what `_LOCAL` names nor the bitmaps' bytes: the texts hold the same (decoded and
+        checked again where needed)."""
+        def kept(name: str, value: Any) -> Any:
+            if name == "_memo":
+                return {k: v for k, v in value.items() if k not in _LOCAL}
+            return None if name == "_packed" else value
+
+        return [kept(f.name, getattr(self, f.name)) for f in fields(self)]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        for f, value in zip(fields(self), state, strict=True):
+            object.__setattr__(self, f.name, value)
 
     def memo(self, key: str, make: Callable[[], _T]) -> _T:
         """`make()`, computed once per (frozen) inputs and kept under `key`."""
@@ -412,9 +438,18 @@ class DrawInputs:
 
     def candidate_count(self) -> int:
         """How many candidates the draw sees (after resolving a snapshot)."""
-        if self.snapshot is None:
+        snapshot = self.snapshot
+        if snapshot is None:
             return len(self.candidates)
-        return len(self.snapshot.candidates) - int.from_bytes(self._memo["barred"]).bit_count()
+        return self.memo("candidate_count", lambda: len(snapshot.candidates)
+                         - int.from_bytes(self._bitmap("barred")).bit_count())
+
+    def _bitmap(self, name: str) -> bytes:
+        """The checked bytes of bitmap `name` ("barred" or "unavailable")."""
+        assert self.snapshot is not None
+        n = (len(self.snapshot.candidates) if name == "barred"
+             else self.snapshot.workstation_count())
+        return self.memo(name, lambda: _bitmap_bytes(getattr(self, name), n, name))
 
     def venue_count(self) -> int:
         """How many venue offers the draw sees (after resolving a snapshot)."""
@@ -463,9 +498,11 @@ def candidate_side(inputs: DrawInputs) -> tuple[CandidateIndex, Mask]:
     if inputs.snapshot is None:
         index = CandidateIndex(inputs.candidates)
         return index, np.ones(len(inputs.candidates), dtype=np.bool_)
-    n = len(inputs.snapshot.candidates)
-    barred = unpack_mask(inputs.barred, n, "barred", inputs._memo.get("barred"))
-    return inputs.snapshot.candidate_index(), ~barred
+    allowed = inputs._memo.get("allowed")
+    if allowed is None:
+        n = len(inputs.snapshot.candidates)
+        allowed = ~unpack_mask(inputs.barred, n, "barred", inputs._bitmap("barred"))
+    return inputs.snapshot.candidate_index(), allowed
 
 
 def venue_side(inputs: DrawInputs) -> tuple[VenueIndex, Mask]:
@@ -474,5 +511,8 @@ def venue_side(inputs: DrawInputs) -> tuple[VenueIndex, Mask]:
         index = VenueIndex(inputs.venues)
         return index, np.ones(index.n_ws, dtype=np.bool_)
     index = inputs.snapshot._venue_index()
-    raw = inputs._memo.get("unavailable")
-    return index, ~unpack_mask(inputs.unavailable, index.n_ws, "unavailable", raw)
+    free = inputs._memo.get("free")
+    if free is None:
+        raw = inputs._bitmap("unavailable")
+        free = ~unpack_mask(inputs.unavailable, index.n_ws, "unavailable", raw)
+    return index, free

@@ -20,22 +20,26 @@ PROVINCE = generate_province(seed=9, day=DAY, cities=3, sites=6, workstations=60
                              experts=1200, companies=200, projects=40)
 
 
-def _plan(spec: str, seed: bytes = SEED) -> DayPlan:
+def _plan(spec: str, seed: bytes = SEED, apart: bool = False) -> DayPlan:
     desk = DrawDesk(load_rules())
     desk.load(PROVINCE, [])
     executor = make_executor(spec)
     try:
-        return plan_day(desk, list(PROVINCE.projects), seed, NOW, executor, chunks=5)
+        return plan_day(desk, list(PROVINCE.projects), seed, NOW, executor, chunks=5,
+                        apart=apart)
     finally:
         executor.close()
 
 
-def test_in_process_local_processes_and_ray_give_the_same_plan() -> None:
+def test_in_process_local_processes_ray_and_apart_give_the_same_plan() -> None:
     reference = _plan("local")
     assert {o.outcome for o in reference.outcomes} >= {"drawn", "starved"}
-    for spec in ("local:2", "ray:2"):
-        other = _plan(spec)
-        assert other.executor != reference.executor
+    # Also drawn in the drawing process with the batch phase fed to it chunk by chunk.
+    for spec, apart in (("local:2", False), ("ray:2", False), ("local", True),
+                        ("local:2", True)):
+        other = _plan(spec, apart=apart)
+        assert other.executor != reference.executor or apart
+        assert (other.drawing.cpu_s > 0) == apart
         assert other.seed_hash == reference.seed_hash
         assert other.outcomes == reference.outcomes, spec  # ids, digests, seats, reasons
         for mine, theirs in zip(reference.draws, other.draws, strict=True):

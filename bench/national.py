@@ -103,6 +103,13 @@ def server_cpu(server: EmbeddedRedis) -> float:
     return float(times.user + times.system)
 
 
+def server_rss(server: EmbeddedRedis) -> int:
+    import psutil
+
+    return 0 if server.process is None else int(
+        psutil.Process(server.process.pid).memory_info().rss)
+
+
 def next_day(project: Project) -> Project:
     w = project.window
     return dataclasses.replace(project, window=Window(w.start + timedelta(days=1),
@@ -320,7 +327,8 @@ async def run(args: argparse.Namespace) -> None:
                 f"{summary['screening_s']:.1f} s, drawing {summary['drawing_s']:.1f} s; "
                 f"{audit_after - audit_before:,} audit entries"])
             rows.append(["coordinator memory after the plan", "-", "-", "-",
-                         f"RSS {gib(rss())}, peak {gib(peak())}"])
+                         f"RSS {gib(rss())}, peak {gib(peak())}; redis-server RSS "
+                         f"{gib(server_rss(server))}"])
 
             latencies: list[float] = []
             refused = 0

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import signal
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from coordinator import plan_drawing
 from coordinator.batch.executor import (
     Executor,
     InProcessExecutor,
@@ -49,7 +49,7 @@ from coordinator.domain.seal import seal_json
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
 from coordinator.errors import WorkflowError
 from coordinator.plan_chunks import chunk_sizes, place_chunk
-from coordinator.plan_drawing import DrawingFailed, DrawingFigures, DrawingProcess, RowsFeed
+from coordinator.plan_drawing import DrawingFigures, DrawingProcess
 from coordinator.store.seed_rounds import PlanSeeds
 from evalgrid.forking import may_fork
 
@@ -120,100 +120,43 @@ def plan_day(desk: DrawDesk, projects: Sequence[Project], plan_seed: bytes, now:
     work = desk.fork()
     day = work.day_screen(desk.rules.local_date(now))
     known = [p for p in order if p.host_site_id in desk.sites]
-    parts = chunked(known, chunks)
     report("screening", 0, len(known), f"{len(known)} project(s) on {executor.name}")
+    started = time.perf_counter()
+    tied: dict[str, NDArray[np.intp]] = {}
+    parts = chunked(known, chunks)
+    for part, rows in zip(parts, executor.map_chunks(tied_rows_chunk, day.party, parts),
+                          strict=True):
+        tied.update((p.id, r) for p, r in zip(part, rows, strict=True))
+    screening_s = time.perf_counter() - started
+    report("screening", len(known), len(known), f"screened in {screening_s:.2f} s")
+
+    started = time.perf_counter()
     outcomes: list[PlanOutcome] = []
     kept: list[PlannedDraw] = []
 
-    def take(planned: PlannedDraw, n: int) -> None:
-        outcomes.append(planned.outcome)
-        if sink is not None:
-            sink(planned)
-        else:
-            kept.append(planned)
-        report("drawing", n, len(order), f"{planned.project.id}: {planned.outcome.outcome}")
+    def draw(project: Project) -> PlannedDraw:
+        return _draw_one(work, project, tied.get(project.id), plan_seed, now, down)
 
-    if apart:
-        screening_s, drawing_s, figures = _draw_apart(
-            work, order, parts, plan_seed, now, down, executor, report, take)
-    else:
-        started = time.perf_counter()
-        tied: dict[str, NDArray[np.intp]] = {}
-        for part, rows in zip(parts, executor.map_chunks(tied_rows_chunk, day.party, parts),
-                              strict=True):
-            tied.update((p.id, r) for p, r in zip(part, rows, strict=True))
-        screening_s = time.perf_counter() - started
-        report("screening", len(known), len(known), f"screened in {screening_s:.2f} s")
-        started = time.perf_counter()
-        for n, project in enumerate(order, 1):
-            take(_draw_one(work, project, tied.get(project.id), plan_seed, now, down), n)
-        drawing_s, figures = time.perf_counter() - started, DrawingFigures()
+    figures = DrawingFigures()
+    with contextlib.ExitStack() as stack:
+        if apart:
+            process = stack.enter_context(DrawingProcess(draw, order, day.snapshot))
+            draws: Iterable[PlannedDraw] = process
+        else:
+            draws = map(draw, order)
+        for n, planned in enumerate(draws, 1):
+            outcomes.append(planned.outcome)
+            if sink is not None:
+                sink(planned)
+            else:
+                kept.append(planned)
+            report("drawing", n, len(order), f"{planned.project.id}: "
+                   f"{planned.outcome.outcome}")
+        if apart:
+            figures = process.figures
     return DayPlan(seed_hash=seed_hash(plan_seed), executor=executor.name,
                    outcomes=tuple(outcomes), draws=tuple(kept), screening_s=screening_s,
-                   drawing_s=drawing_s, drawing=figures)
-
-
-def _draw_apart(work: DrawDesk, order: Sequence[Project], parts: Sequence[Sequence[Project]],
-                plan_seed: bytes, now: datetime, down: frozenset[str], executor: Executor,
-                report: Progress, take: Callable[[PlannedDraw, int], None]
-                ) -> tuple[float, float, DrawingFigures]:
-    """Phase 2 in the drawing process while phase 1 runs here, a chunk ahead of it (the
-    rows reach the child through a `RowsFeed`); (screening s, drawing s, the child's figures).
-    A failure of either ends both; the batch phase's own error is the one raised."""
-    day = work.day_screen(work.rules.local_date(now))
-    known = {p.id for part in parts for p in part}
-    total = len(known)
-    feed = RowsFeed()
-    failed: list[BaseException] = []
-    stop = threading.Event()
-    screening = [0.0]
-
-    def screen() -> None:  # in a thread of the coordinator
-        started, done = time.perf_counter(), 0
-        try:
-            for i in range(0, len(parts), 2):
-                if stop.is_set():
-                    return
-                wave = parts[i:i + 2]
-                for part, rows in zip(wave, executor.map_chunks(tied_rows_chunk, day.party,
-                                                                wave), strict=True):
-                    feed.send([(p.id, r) for p, r in zip(part, rows, strict=True)])
-                    done += len(part)
-                if done < total:
-                    report("screening", done, total, f"{done} of {total} screened")
-            screening[0] = time.perf_counter() - started
-            report("screening", total, total, f"screened in {screening[0]:.2f} s")
-        except BaseException as exc:  # raised by the plan, after the drawing stops
-            failed.append(exc)
-        finally:
-            feed.close()
-
-    def draw(project: Project) -> PlannedDraw:  # in the drawing process
-        rows = feed.rows(project.id) if project.id in known else None
-        return _draw_one(work, project, rows, plan_seed, now, down)
-
-    started = time.perf_counter()
-    thread = threading.Thread(target=screen, name="evalgrid-plan-screening", daemon=True)
-    try:
-        with DrawingProcess(draw, order, day.snapshot, feed) as process:
-            thread.start()
-            for n, planned in enumerate(process, 1):
-                take(planned, n)
-    except DrawingFailed:
-        stop.set()
-        thread.join(plan_drawing.STALL_S)
-        if failed and not isinstance(failed[0], BrokenPipeError):
-            raise failed[0] from None
-        raise
-    finally:
-        stop.set()  # the child is ended by now: a send in flight fails at once
-        if thread.ident is None:
-            feed.close()
-        else:  # it closes the feed itself; one hung in the executor is left behind
-            thread.join(plan_drawing.STALL_S)
-    if failed:
-        raise failed[0]
-    return screening[0], time.perf_counter() - started, process.figures
+                   drawing_s=time.perf_counter() - started, drawing=figures)
 
 
 def _draw_one(work: DrawDesk, project: Project, tied: NDArray[np.intp] | None,

@@ -3,12 +3,11 @@
 A national plan is 20,000 draws in a row (each books into the plan's copy of the day screen
 before the next is drawn) and, as they come, 20,000 placements in Redis. In one process both
 share one interpreter lock, so the draws, the critical path, wait for the placements' sealing
-and JSON. Here the draws run in a child forked at the start of the plan: it inherits the plan's
-desk and its day screen without copying them (copy-on-write), draws in plan order and sends
-each `PlannedDraw` back through a pipe, while the coordinator places the previous ones on its
-own core and, a chunk ahead of the child, runs the batch phase (rule "party"), whose rows reach
-the child through a second pipe (`RowsFeed`). The results are the very objects an in-process
-plan makes (tests compare the plans draw by draw, on every executor).
+and JSON. Here the draws run in a child forked at the start of phase 2: it inherits the plan's
+desk, its day screen and the batch phase's results without copying them (copy-on-write), draws
+in plan order and sends each `PlannedDraw` back through a pipe, while the coordinator places
+the previous ones on its own core. The results are the very objects an in-process plan makes
+(a test compares the two plans draw by draw).
 
 Safety of the fork. The coordinator runs threads (gRPC, the event loop), which a child must
 never use: the child runs only the pure draw (numpy, hashlib, json, pickle), touches no socket,
@@ -47,9 +46,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
-from numpy.typing import NDArray
 
 from coordinator.domain.draw.inputs import DrawSnapshot
 from coordinator.domain.model import Project
@@ -100,87 +96,17 @@ class _In(pickle.Unpickler):
         return self._snapshot
 
 
-class _Frames:
-    """Frames read off a pipe, as many as one read brings (see the module docstring)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._frames: deque[tuple[bytes, bytes]] = deque()
-        self._buffer = bytearray()
-
-    def next(self, timeout: float | None = None) -> tuple[bytes, bytes] | None:
-        """The next frame; None at the end of the pipe. Raises TimeoutError after `timeout`
-        seconds without a byte."""
-        while not self._frames:
-            if timeout is not None:
-                ready, _, _ = select.select([self.fd], [], [], timeout)
-                if not ready:
-                    raise TimeoutError
-            data = os.read(self.fd, PIPE_BYTES)
-            if not data:
-                return None
-            self._buffer += data
-            buffer, at = self._buffer, 0
-            while len(buffer) - at >= _HEADER.size:
-                tag, size = _HEADER.unpack_from(buffer, at)
-                end = at + _HEADER.size + size
-                if end > len(buffer):
-                    break
-                self._frames.append((tag, bytes(buffer[at + _HEADER.size:end])))
-                at = end
-            del buffer[:at]
-        return self._frames.popleft()
-
-
-class RowsFeed:
-    """The batch phase's results (rule "party", per project) sent to the drawing process as
-    they are computed, so the batch phase runs beside the first draws instead of before them.
-    The coordinator `send`s each chunk in plan order and `close`s when done (or failed); the
-    child's `rows(project_id)` waits for that project's rows."""
-
-    def __init__(self) -> None:
-        self._read, self._write = os.pipe()
-        _widen(self._write)
-        self._got: dict[str, NDArray[np.intp]] = {}
-        self._frames = _Frames(self._read)
-
-    def send(self, pairs: list[tuple[str, NDArray[np.intp]]]) -> None:
-        _send(self._write, b"T", pickle.dumps(pairs, protocol=pickle.HIGHEST_PROTOCOL))
-
-    def close(self) -> None:
-        """The coordinator's end: no more rows (EOF for the child)."""
-        if self._write >= 0:
-            os.close(self._write)
-            self._write = -1
-
-    def rows(self, project_id: str) -> NDArray[np.intp]:
-        """In the child: `project_id`'s rows, waiting for them."""
-        while project_id not in self._got:
-            frame = self._frames.next()
-            if frame is None:
-                raise RuntimeError(f"the plan's batch phase stopped before {project_id}")
-            self._got.update(pickle.loads(frame[1]))
-        return self._got.pop(project_id)
-
-    def _parent_side(self) -> None:
-        os.close(self._read)
-        self._read = -1
-
-    def _child_side(self) -> None:
-        self.close()
-
-
 class DrawingProcess:
     """`draw(project)` for each of `projects`, in order, in a forked child; iterate for the
     results. Use as a context manager: leaving it ends the child, however the plan stopped."""
 
     def __init__(self, draw: Callable[[Project], PlannedDraw], projects: Sequence[Project],
-                 snapshot: DrawSnapshot, feed: RowsFeed | None = None) -> None:
+                 snapshot: DrawSnapshot) -> None:
         self._draw, self._projects, self._snapshot = draw, projects, snapshot
-        self._feed = feed
         self.figures = DrawingFigures()
+        self._frames: deque[tuple[bytes, bytes]] = deque()
+        self._buffer = bytearray()
         self._fd, writer = os.pipe()
-        self._frames = _Frames(self._fd)
         _widen(writer)
         context = multiprocessing.get_context("fork")
         self._child = context.Process(target=self._run, args=(writer,), daemon=True,
@@ -189,8 +115,6 @@ class DrawingProcess:
             self._child.start()
         finally:
             os.close(writer)  # the child's end: EOF here once the child is gone
-            if feed is not None:
-                feed._parent_side()
 
     @property
     def pid(self) -> int | None:
@@ -223,23 +147,36 @@ class DrawingProcess:
             self.figures = pickle.loads(body)
 
     def _receive(self, n: int) -> tuple[bytes, bytes]:
-        try:
-            frame = self._frames.next(STALL_S)
-        except TimeoutError:
-            raise DrawingFailed(f"the drawing process sent nothing for {STALL_S:.0f} s at "
-                                f"draw {n + 1} of {len(self._projects)}; it was ended") from None
-        if frame is None:
-            self._child.join(5)
-            raise DrawingFailed(f"the drawing process ended at draw {n + 1} of "
-                                f"{len(self._projects)} (exit code {self._child.exitcode})")
-        return frame
+        while not self._frames:
+            ready, _, _ = select.select([self._fd], [], [], STALL_S)
+            if not ready:
+                raise DrawingFailed(f"the drawing process sent nothing for {STALL_S:.0f} s at "
+                                    f"draw {n + 1} of {len(self._projects)}; it was ended")
+            data = os.read(self._fd, PIPE_BYTES)
+            if not data:
+                self._child.join(5)
+                raise DrawingFailed(f"the drawing process ended at draw {n + 1} of "
+                                    f"{len(self._projects)} (exit code {self._child.exitcode})")
+            self._buffer += data
+            self._split()
+        return self._frames.popleft()
+
+    def _split(self) -> None:
+        """Move the buffer's whole frames to `_frames`."""
+        buffer, at = self._buffer, 0
+        while len(buffer) - at >= _HEADER.size:
+            tag, size = _HEADER.unpack_from(buffer, at)
+            end = at + _HEADER.size + size
+            if end > len(buffer):
+                break
+            self._frames.append((tag, bytes(buffer[at + _HEADER.size:end])))
+            at = end
+        del buffer[:at]
 
     # --- in the child ------------------------------------------------------------------------
 
     def _run(self, writer: int) -> None:
         os.close(self._fd)
-        if self._feed is not None:
-            self._feed._child_side()
         signal.set_wakeup_fd(-1)  # the parent's event loop's, inherited
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)

@@ -34,7 +34,7 @@ def _plan(spec: str, seed: bytes = SEED, apart: bool = False) -> DayPlan:
 def test_in_process_local_processes_ray_and_apart_give_the_same_plan() -> None:
     reference = _plan("local")
     assert {o.outcome for o in reference.outcomes} >= {"drawn", "starved"}
-    # Also drawn in the drawing process with the batch phase fed to it chunk by chunk.
+    # Also drawn in the drawing process (coordinator/plan_drawing.py).
     for spec, apart in (("local:2", False), ("ray:2", False), ("local", True),
                         ("local:2", True)):
         other = _plan(spec, apart=apart)

@@ -230,27 +230,3 @@ def test_a_process_forks_only_where_grpc_leaves_forks_alone(code: str, env: str 
 
 def test_this_test_process_draws_plans_apart() -> None:
     assert may_fork()  # so the integration tests of PlanDay run the drawing process
-
-
-class _FailingAtThirdChunk(InProcessExecutor):
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def map_chunks(self, fn, shared, chunks):  # type: ignore[no-untyped-def]
-        self.calls += 1
-        if self.calls == 2:
-            raise ConnectionError("the Ray cluster went away")
-        return super().map_chunks(fn, shared, chunks)
-
-
-def test_a_batch_phase_failing_beside_the_drawing_ends_the_plan_with_its_own_error() -> None:
-    seen: list[str] = []
-    before = set(_children())
-    with pytest.raises(ConnectionError, match="the Ray cluster went away"):
-        plan_day(_desk(), PROJECTS, SEED, NOW, _FailingAtThirdChunk(), chunks=8,
-                 sink=lambda p: seen.append(p.project.id), apart=True)
-    # The first wave (two chunks of four) was drawn, nothing after it.
-    assert 0 < len(seen) <= 8
-    assert seen == [p.id for p in sorted(PROJECTS, key=lambda p: (p.window.start, p.id))][
-        :len(seen)]
-    assert [pid for pid in set(_children()) - before if _alive(pid)] == []

@@ -3,7 +3,3 @@
 It may import every other package (evalgrid, coordinator, site_agent, tui); none of them imports
 it (tests/test_layering.py holds that), so `evalgrid/` stays the shared bottom layer.
 """
-
-from evalgrid.forking import keep_grpc_out_of_forks
-
-keep_grpc_out_of_forks()  # before any subcommand imports grpc (evalgrid/forking.py)

@@ -55,6 +55,7 @@ from coordinator.province.generator import SCALES, count_relations, generate_pro
 from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.clock import SimClock
+from evalgrid.forking import may_fork
 
 DAY = date(2026, 11, 24)
 NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)  # the plan runs the day before
@@ -319,9 +320,10 @@ async def run(args: argparse.Namespace) -> None:
                 f"{planned:.1f} s", f"{planned / max(n, 1) * 1000:.2f} ms",
                 # CPU of this process (both threads; not redis-server): on a shared box the
                 # figure to compare, wall time follows the load.
-                f"CPU {cpu:.1f} s ({cpu / max(n, 1) * 1000:.2f} ms per project), drawing "
-                f"process {drawing_cpu:.1f} s (peak RSS {gib(children_peak())}), "
-                f"redis-server {redis_cpu:.1f} s; "
+                f"CPU {cpu:.1f} s ({cpu / max(n, 1) * 1000:.2f} ms per project), "
+                + (f"drawing process {drawing_cpu:.1f} s (peak RSS {gib(children_peak())}), "
+                   if may_fork() else "drawn in-process (gRPC's fork handlers on), ")
+                + f"redis-server {redis_cpu:.1f} s; "
                 f"drawn {summary['drawn']:,}, starved {summary['starved']}, refused "
                 f"{summary['refused']}, conflicts {summary['conflicts']}; batch "
                 f"{summary['screening_s']:.1f} s, drawing {summary['drawing_s']:.1f} s; "

@@ -6,9 +6,11 @@ are skipped and leave the child's copy of gRPC half-reset, and the child aborts 
 check inside gRPC's poller (seen, not theorised: a planned day over gRPC did so two runs in
 three). Switched off (GRPC_ENABLE_FORK_SUPPORT=false), gRPC leaves a fork alone and a child
 that never calls gRPC is safe. The switch is read once, when grpc is imported, so the entry
-points (`app`, `coordinator`) call `keep_grpc_out_of_forks` before anything imports grpc; a
-process where grpc came first, or where the operator asked for gRPC's fork support, does not
-fork (`may_fork` is False) and draws its plans in-process instead.
+points call `keep_grpc_out_of_forks` before anything imports grpc: the `evalgrid` command
+(app/cli/main.py, which every process of the grid runs), the test session (tests/conftest.py)
+and the benches (bench/__init__.py). A process where grpc came first, or where the operator
+asked for gRPC's fork support, does not fork (`may_fork` is False): it draws its plans
+in-process instead.
 """
 
 from __future__ import annotations

@@ -12,10 +12,13 @@ import redis
 
 from coordinator.domain.lifecycle import VALIDATE_ENV
 from coordinator.store.embedded_redis import EmbeddedRedis
+from evalgrid.forking import keep_grpc_out_of_forks
 from tests.six_site_demo import SixSiteDemo, run_six_site_demo
 
 # validate_state after every lifecycle event, in this process and the grids it starts.
 os.environ[VALIDATE_ENV] = "1"
+# As the `evalgrid` command does, before any test loads grpc: plans fork their drawing process.
+keep_grpc_out_of_forks()
 
 
 @pytest.fixture(scope="session")

@@ -290,6 +290,7 @@ THIRD_PARTY_PRIVATES = {
     "_actions": "argparse: a parser's sub-commands, for the help text",
     "_SubParsersAction": "argparse: the type of the sub-command action",
     "_bindings": "textual: a widget's key bindings, for the footer",
+    "_exit": "os: a forked child leaves without its parent's exit handlers",
 }
 
 

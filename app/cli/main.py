@@ -13,6 +13,7 @@ import sys
 
 from app.cli import audit, draw, operator_steps, pki, plan, processes, province, records, report
 from app.cli.options import CliError, shows_defaults, user_errors
+from evalgrid.forking import keep_grpc_out_of_forks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +50,7 @@ def _choose_language(explicit: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_grpc_out_of_forks()  # before a subcommand loads grpc (evalgrid/forking.py)
     args = build_parser().parse_args(argv)
     try:
         _choose_language(args.lang)

@@ -209,11 +209,17 @@ def test_the_child_of_a_coordinator_killed_with_sigkill_exits(tmp_path: Path) ->
         proc.wait()
 
 
+SWITCH = "from evalgrid.forking import keep_grpc_out_of_forks\nkeep_grpc_out_of_forks()"
+CLI = "from app.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+
+
 @pytest.mark.parametrize(("code", "env", "expected"), [
-    ("import coordinator", None, True),  # the coordinator's own order: switched off first
-    ("import coordinator", "1", False),  # the operator asked for gRPC's fork support
-    ("import grpc, coordinator", None, False),  # too late: grpc read the switch already
-    ("import grpc, coordinator", "false", True),  # off before grpc came
+    (SWITCH, None, True),  # switched off before grpc loads
+    (CLI, None, True),  # the `evalgrid` command does so first thing
+    (SWITCH, "1", False),  # the operator asked for gRPC's fork support
+    ("import grpc\n" + SWITCH, None, False),  # too late: grpc read the switch already
+    ("import grpc\n" + SWITCH, "false", True),  # off before grpc came
+    ("import grpc", None, False),  # never switched
 ])
 def test_a_process_forks_only_where_grpc_leaves_forks_alone(code: str, env: str | None,
                                                              expected: bool) -> None:
@@ -222,10 +228,10 @@ def test_a_process_forks_only_where_grpc_leaves_forks_alone(code: str, env: str 
         environ["GRPC_ENABLE_FORK_SUPPORT"] = env
     root = Path(__file__).resolve().parents[2]
     environ["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "proto")])
-    out = subprocess.run([sys.executable, "-c", f"{code}\nfrom evalgrid.forking import "
-                          "may_fork\nprint(may_fork())"], env=environ, cwd=root,
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport grpc\nfrom evalgrid.forking "
+                          "import may_fork\nprint(may_fork())"], env=environ, cwd=root,
                          capture_output=True, text=True, check=True).stdout.strip()
-    assert out == str(expected)
+    assert out.splitlines()[-1] == str(expected)
 
 
 def test_this_test_process_draws_plans_apart() -> None:

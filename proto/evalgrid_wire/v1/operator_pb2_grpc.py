@@ -5,7 +5,7 @@ import warnings
 
 from evalgrid_wire.v1 import operator_pb2 as evalgrid__wire_dot_v1_dot_operator__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

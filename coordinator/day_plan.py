@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import signal
 import threading
 import time
@@ -49,12 +50,14 @@ from coordinator.domain.seal import seal_json
 from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
 from coordinator.errors import WorkflowError
 from coordinator.plan_chunks import chunk_sizes, place_chunk
-from coordinator.plan_drawing import DrawingFigures, DrawingProcess
+from coordinator.plan_drawing import DrawingFailed, DrawingFigures, DrawingProcess
 from coordinator.store.seed_rounds import PlanSeeds
 from evalgrid.forking import may_fork
 
 if TYPE_CHECKING:
     from coordinator.workflow import Workflow
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int, str], None]  # phase, done, total, message
 CHUNKS_AHEAD = 2  # chunks of draws the plan may compute ahead of their placement in Redis
@@ -401,7 +404,8 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
                                            executor, workflow.down_workstations(), threadsafe,
                                            sink=sink, apart=may_fork())
         except Exception as exc:  # an executor or Redis failure: what is placed stays placed
-
+            if isinstance(exc, DrawingFailed) and exc.where:
+                log.error("plan %s: the drawing process raised:\n%s", plan_id, exc.where)
             reason = f"{type(exc).__name__}: {exc}"[:500]
             await workflow.record("plan.failed", day.isoformat(), {
                 "plan_id": plan_id, "reason": reason, **dict(counts)})

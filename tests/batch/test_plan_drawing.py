@@ -58,7 +58,9 @@ def _alive(pid: int) -> bool:
 def test_a_plan_drawn_apart_is_the_plan_drawn_here_draw_by_draw() -> None:
     down = frozenset({PROVINCE.sites[1].venues[0].workstations[0].id})
     here = plan_day(_desk(), PROJECTS, SEED, NOW, InProcessExecutor(), down)
-    apart = plan_day(_desk(), PROJECTS, SEED, NOW, InProcessExecutor(), down, apart=True)
+    desk = _desk()
+    apart = plan_day(desk, PROJECTS, SEED, NOW, InProcessExecutor(), down, apart=True)
+    day_snapshot = desk.day_screen(desk.rules.local_date(NOW)).snapshot
     assert apart.outcomes == here.outcomes
     assert {o.outcome for o in here.outcomes} >= {"drawn", "starved", "refused"}
     assert len(apart.draws) == len(here.draws) == len(PROJECTS)
@@ -79,8 +81,7 @@ def test_a_plan_drawn_apart_is_the_plan_drawn_here_draw_by_draw() -> None:
         assert a.result.archive_text == h.result.archive_text
         assert a.result.seats == h.result.seats
         # The day's snapshot crossed by reference: the coordinator's own object, not a copy.
-        assert a.result.snapshot is a.prepared.inputs.snapshot
-        assert a.result.snapshot is not None
+        assert a.result.snapshot is a.prepared.inputs.snapshot is day_snapshot
         assert a.result.snapshot.digest() == h.result.snapshot.digest()  # type: ignore[union-attr]
     assert apart.drawing.cpu_s > 0 and apart.drawing.peak_rss > 0
     assert here.drawing.cpu_s == 0  # nothing apart

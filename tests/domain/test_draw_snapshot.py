@@ -316,3 +316,26 @@ def test_inputs_changed_after_referenced_draw_from_their_own_bitmaps() -> None:
     again = replace(ref, per_venue_cap=ref.per_venue_cap)  # the same texts: still right
     assert again.candidate_count() == ref.candidate_count() > 0
     assert draw(again, seed_of(1)) == draw(ref, seed_of(1))
+
+
+_SEGMENTS = st.sampled_from(["W", "G", "01", "011", "02", "0"])
+_CODES = st.lists(_SEGMENTS, min_size=1, max_size=4).map(".".join)
+
+
+@given(specialties=st.lists(st.lists(_CODES, min_size=1, max_size=3), min_size=1,
+                            max_size=12),
+       code=_CODES, kind=st.sampled_from([None, "technical", "economic"]))
+def test_the_index_matches_a_quota_code_by_dotted_prefix_only(
+        specialties: list[list[str]], code: str, kind: str | None) -> None:
+    """A quota code covers a specialty equal to it or under it past a dot ("W.01" covers
+    "W.01.03", not "W.011"), whatever the index keeps to answer fast."""
+    from coordinator.domain.draw.index import CandidateIndex
+    from coordinator.domain.draw.inputs import Candidate
+
+    candidates = tuple(Candidate(f"E{i:03d}", "technical" if i % 3 else "economic",
+                                 tuple(s), ("C1",)) for i, s in enumerate(specialties))
+    rows, _ = CandidateIndex(candidates).matching(code, kind)
+    expected = [i for i, c in enumerate(candidates)
+                if (kind is None or c.kind == kind)
+                and any(s == code or s.startswith(code + ".") for s in c.specialties)]
+    assert rows.tolist() == expected

@@ -47,7 +47,7 @@ from coordinator.domain.eligibility import tied_rows_chunk
 from coordinator.domain.lifecycle import ProjectState
 from coordinator.domain.model import Project
 from coordinator.domain.seal import seal_json
-from coordinator.drawing import DrawDesk, DrawRefused, PlacedDraw, PreparedDraw
+from coordinator.drawing import CommittedDraw, DrawDesk, DrawRefused, PlacedDraw
 from coordinator.errors import WorkflowError
 from coordinator.plan_chunks import chunk_sizes, place_chunk
 from coordinator.plan_drawing import DrawingFailed, DrawingFigures, DrawingProcess
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int, str], None]  # phase, done, total, message
-CHUNKS_AHEAD = 2  # chunks of draws the plan may compute ahead of their placement in Redis
+CHUNKS_AHEAD = 8  # chunks of draws the plan may compute ahead of their placement in Redis
 Outcome = Literal["drawn", "refused", "starved"]
 
 
@@ -83,7 +83,7 @@ class PlannedDraw:
     """One project's draw, ready to be committed and placed (`result` None unless drawn)."""
 
     project: Project
-    prepared: PreparedDraw | None
+    prepared: CommittedDraw | None
     result: PlacedDraw | None
     outcome: PlanOutcome
 
@@ -178,10 +178,10 @@ def _draw_one(work: DrawDesk, project: Project, tied: NDArray[np.intp] | None,
     c = prepared.commitment
     result = work.run(prepared)
     if isinstance(result, str):
-        return PlannedDraw(project, prepared, None, PlanOutcome(
+        return PlannedDraw(project, prepared.committed(), None, PlanOutcome(
             project.id, "starved", result, c.draw_id, c.seed_hash, c.input_digest))
     work.book(project, [(s.expert_id, s.workstation_id) for s in result.seats])
-    return PlannedDraw(project, prepared, result, PlanOutcome(
+    return PlannedDraw(project, prepared.committed(), result, PlanOutcome(
         project.id, "drawn", "", c.draw_id, c.seed_hash, c.input_digest,
         result.outcome_digest, result.seats))
 

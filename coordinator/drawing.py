@@ -86,6 +86,24 @@ class PreparedDraw:
                 "candidates": self.inputs.candidate_count(),
                 "venues": self.inputs.venue_count(), **anchor}
 
+    def committed(self) -> CommittedDraw:
+        return CommittedDraw(self.project, self.commitment, self.seed, self.commitment_record())
+
+
+@dataclass(frozen=True)
+class CommittedDraw:
+    """What placing a prepared draw reads of it: the commitment and its audit record. A day
+    plan's draws cross to the coordinator in this form (the inputs, 50 KB a draw at national
+    size, travel once, inside the archive text)."""
+
+    project: Project
+    commitment: Commitment
+    seed: bytes
+    record: dict[str, Any]
+
+    def commitment_record(self) -> dict[str, Any]:
+        return dict(self.record)  # a copy: callers add their keys
+
 
 @dataclass(frozen=True)
 class PlacedDraw:

@@ -49,10 +49,10 @@ from coordinator.store.placements import Writes
 
 if TYPE_CHECKING:
     from coordinator.day_plan import PlannedDraw
-    from coordinator.drawing import PlacedDraw, PreparedDraw
+    from coordinator.drawing import CommittedDraw, PlacedDraw, PreparedDraw
     from coordinator.workflow import Workflow
 
-FirstDraw = tuple[Project, "PreparedDraw", "PlacedDraw"]
+FirstDraw = tuple[Project, "PreparedDraw | CommittedDraw", "PlacedDraw"]
 
 CHUNK_MAX = 64  # draws placed together at most (a chunk's MULTI stays a few MB)
 

@@ -203,7 +203,9 @@ class Workflow:
         self.desk.load(province, [(p, [self._seat_tuple(s) for s in a.active_seats()])
                                   for p, a in allocations])
         await asyncio.to_thread(self.desk.registry_digest)  # not on the first draw's path
-        # Nor the day's screen (seconds at national size; a plan would build it first).
+        # Nor the day's screen (seconds at national size; a plan would build it first), on
+        # the conduct bars now in force (else the first plan or draw drops it and rebuilds).
+        await self._refresh_conduct()
         await asyncio.to_thread(self.desk.day_screen, self.rules.local_date(self.clock.now()))
         self.links.liveness.expect(s.id for s in province.sites)  # lost only after failover
         # The registry and its indexes live as long as the process: move them out of the
@@ -594,12 +596,13 @@ class Workflow:
             for seat in result.seats
         ]
         commands = []
+        window = to_window(project.window.start, project.window.end)  # copied into each
         for seat, fence in zip(new_seats, fences, strict=True):
             command = site_link_pb2.CoordinatorCommand(
                 command_id=opaque_id("cmd"), fence=fence,
                 reserve=site_link_pb2.Reserve(
                     session_id=seat.session_id, workstation_id=seat.workstation_id,
-                    window=to_window(project.window.start, project.window.end),
+                    window=window,
                 ),
             )
             commands.append((seat.site_id, command))

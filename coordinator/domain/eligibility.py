@@ -8,7 +8,8 @@ One path. `PoolIndex.build` is O(pool x specialty depth) once per pool version; 
 rules (status, penalties, age) are evaluated once per day (`PoolIndex.day_reasons`) and applied
 by the day's `DrawSnapshot`. `DayScreen` is the only screening the coordinator does: each
 per-project rule is one boolean mask over the snapshot with a reason code (`rule_masks`; "why
-was this expert barred" is "which masks hit", `explain`), the workstations not offered another
+was this expert barred" is "which masks hit", `explain`; the sitting rules yield the rows they
+bar, set in place by `barred`), the workstations not offered another
 mask, both turned into referenced draw inputs. Per project it costs a few vectorised operations
 over the pool plus the conflict-index look-ups, whatever the number of relevant experts, and it
 keeps the day's bookings incrementally. The independent checker (violations.py) re-derives
@@ -28,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coordinator.domain.conflicts import ConflictIndex, Reason, years_before
-from coordinator.domain.draw.index import Mask
+from coordinator.domain.draw.index import Mask, Rows
 from coordinator.domain.draw.inputs import (
     Candidate,
     DrawInputs,
@@ -52,15 +53,17 @@ from coordinator.domain.rules import Rules
 
 HALF_DAY_SECONDS = 12 * 3600
 
-_Rule = TypeVar("_Rule", bound=Callable[..., Mask])
+_Rule = TypeVar("_Rule", bound=Callable[..., NDArray[np.intp]])
 # The sitting rules, by reason code, in the order they are listed: every screen applies them
-# (`DayScreen.state_masks`), every draw archive declares what they barred (`declared_bars`), and
+# (`DayScreen.state_rows`), every draw archive declares what they barred (`declared_bars`), and
 # the registry snapshot's verifier reads those declarations (registry_snapshot.DECLARED_CODES).
-SITTING_RULES: Final[dict[str, Callable[..., Mask]]] = {}
+SITTING_RULES: Final[dict[str, Callable[..., NDArray[np.intp]]]] = {}
 
 
 def sitting_rule(code: str) -> Callable[[_Rule], _Rule]:
-    """Register a `DayScreen` method `(self, project) -> Mask` as the sitting rule `code`."""
+    """Register a `DayScreen` method `(self, project) -> rows` as the sitting rule `code`: the
+    snapshot rows it bars, in any order, repeats allowed. Rows, not a mask: a rule bars a few
+    thousand of 300,000, and a mask costs a pass over the pool to read back."""
     def register(rule: _Rule) -> _Rule:
         if code in SITTING_RULES:
             raise ValueError(f"sitting rule {code!r}: registered twice")
@@ -322,6 +325,13 @@ def day_snapshot(pool: PoolIndex, sites: Iterable[Site], rules: Rules, today: da
 _NO_ROWS: NDArray[np.intp] = np.zeros(0, dtype=np.intp)
 
 
+def _joined(parts: list[NDArray[np.intp]]) -> NDArray[np.intp]:
+    """Row arrays as one (most windows lie in one half-day: no copy then)."""
+    if not parts:
+        return _NO_ROWS
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 class _Intervals:
     """Time intervals of rows (experts or workstations), in growable arrays: the overlap query
     is one vectorised comparison. A removed interval becomes empty (it overlaps nothing)."""
@@ -411,11 +421,12 @@ class DayScreen:
         self._relevant_memo: dict[tuple[Any, ...], tuple[Mask, NDArray[np.intp]]] = {}
         self._conduct: list[str] | None = None  # conduct bars of the day (fixed per screen)
         self._n = len(snapshot.candidates)
+        self._scratch = np.zeros(self._n, dtype=np.bool_)  # all False between uses
         # The last project's state masks and the booking picture they were made on
         # (`_changes` counts sittings added or removed): a draw's bars and its declared bars
         # read the same masks.
         self._changes = 0
-        self._state_memo: tuple[tuple[Any, ...], list[tuple[str, Mask]]] | None = None
+        self._state_memo: tuple[tuple[Any, ...], list[tuple[str, Rows]]] | None = None
         self._n_ws = snapshot.workstation_count()
         self._city_rows = {
             city: np.array(sorted(self._rows[e] for e in ids if e in self._rows), dtype=np.intp)
@@ -513,6 +524,7 @@ class DayScreen:
         other = object.__new__(DayScreen)
         other.__dict__.update(self.__dict__)
         other._down = self._down.copy()
+        other._scratch = np.zeros(self._n, dtype=np.bool_)  # one per screen: threads
         other._by_tenderer = defaultdict(list, {k: list(v) for k, v in self._by_tenderer.items()})
         other._sittings = defaultdict(_Intervals, {h: v.copy() for h, v in self._sittings.items()})
         other._counts = {h: v.copy() for h, v in self._counts.items()}
@@ -549,49 +561,55 @@ class DayScreen:
             ("party", [self.tied_rows(project) if tied is None else tied]),
         ]
 
-    def state_masks(self, project: Project) -> list[tuple[str, Mask]]:
+    def state_rows(self, project: Project) -> list[tuple[str, Rows]]:
         """The sitting rules: they read the booking picture, not the registry, so a draw
         archive declares what they bar (`declared_bars`). One method each (`sitting_rule`).
-        The masks are shared with the next call for the same project and booking picture (a
+        The rows are shared with the next call for the same project and booking picture (a
         draw's bars and its declared bars read the same ones): read only."""
         key = (project.id, project.tenderer_id, project.window.start_ts,
                project.window.end_ts, self._changes)
         if self._state_memo is not None and self._state_memo[0] == key:
             return list(self._state_memo[1])
-        masks = [(code, rule(self, project)) for code, rule in SITTING_RULES.items()]
-        self._state_memo = (key, masks)
-        return list(masks)
+        found = [(code, rule(self, project)) for code, rule in SITTING_RULES.items()]
+        self._state_memo = (key, found)
+        return list(found)
+
+    def state_masks(self, project: Project) -> list[tuple[str, Mask]]:
+        """`state_rows` as masks over the snapshot (for `rule_masks`)."""
+        out = []
+        for code, rows in self.state_rows(project):
+            hit = np.zeros(self._n, dtype=np.bool_)
+            hit[rows] = True
+            out.append((code, hit))
+        return out
 
     # --- the sitting rules (a new one: one method here, registered by `sitting_rule`) -----
 
     @sitting_rule("cool_off")
-    def _cool_off(self, project: Project) -> Mask:
+    def _cool_off(self, project: Project) -> NDArray[np.intp]:
         """Sat for the same tenderer within `cool_off_days` of the window."""
         start, end = project.window.start_ts, project.window.end_ts
-        hit = np.zeros(self._n, dtype=np.bool_)
         cool = self.rules.cool_off_days * 86400
-        for row, s_start, s_end in self._by_tenderer.get(project.tenderer_id, ()):
-            if s_start < end + cool and s_end > start - cool:
-                hit[row] = True
-        return hit
+        return np.array([row for row, s_start, s_end in self._by_tenderer.get(
+            project.tenderer_id, ()) if s_start < end + cool and s_end > start - cool],
+            dtype=np.intp)
 
     @sitting_rule("overlap")
-    def _overlap(self, project: Project) -> Mask:
+    def _overlap(self, project: Project) -> NDArray[np.intp]:
         """Already has a session overlapping the window."""
         start, end = project.window.start_ts, project.window.end_ts
-        hit = np.zeros(self._n, dtype=np.bool_)
-        for h in self._half_days(start, end):
-            hit[self._sittings[h].overlapping(start, end)] = True
-        return hit
+        return _joined([self._sittings[h].overlapping(start, end)
+                        for h in self._half_days(start, end)])
 
     @sitting_rule("workload")
-    def _workload(self, project: Project) -> Mask:
+    def _workload(self, project: Project) -> NDArray[np.intp]:
         """One more sitting would exceed `workload_cap_per_half_day` in a local half-day."""
-        hit = np.zeros(self._n, dtype=np.bool_)
         cap = max(1, self.rules.workload_cap_per_half_day)
+        found = []
         for h in self._half_days(project.window.start_ts, project.window.end_ts):
-            hit |= self._count(h) >= cap
-        return hit
+            live = self._sittings[h].live_rows()  # whoever sits in h: few, not the pool
+            found.append(live[self._count(h)[live] >= cap])
+        return _joined(found)
 
     def declared_bars(self, project: Project) -> dict[str, Any]:
         """What the booking picture and the conduct records bar for `project`: state, not
@@ -602,26 +620,34 @@ class DayScreen:
         the day's snapshot, so they cannot be rows of it)."""
         relevant = self._relevant(project)[0]  # a quota's experts, not the pool
         out: dict[str, Any] = {}
-        for code, hit in self.state_masks(project):
-            rows = np.flatnonzero(hit)  # few: a pass over the pool, then a look-up each
-            out[code] = pack_rows(rows[relevant[rows]])
+        for code, rows in self.state_rows(project):
+            out[code] = pack_rows(self._ascending(rows[relevant[rows]]))
         if self._conduct is None:
             self._conduct = sorted(e for e, bars in self.pool.conduct_bars.items()
                                    if any(b.covers(self.today) for b in bars))
         out["conduct"] = list(self._conduct)
         return out
 
+    def _ascending(self, rows: Rows) -> Rows:
+        """`rows` sorted without repeats, through the screen's scratch mask (set, read back,
+        cleared): cheaper than a sort for a few thousand rows of 300,000."""
+        scratch = self._scratch
+        scratch[rows] = True
+        found: Rows = np.flatnonzero(scratch)
+        scratch[found] = False
+        return found
+
     def barred(
         self, project: Project, host_city: str, tied: NDArray[np.intp] | None = None
     ) -> Mask:
-        """The snapshot's candidates who may not sit for `project`: any rule's mask (the
-        union of `rule_masks`, the row rules set in place: two passes over the pool less)."""
+        """The snapshot's candidates who may not sit for `project`: any rule's rows (the
+        union of `rule_masks`, every rule's rows set in place: no mask per rule)."""
         mask = np.zeros(self._n, dtype=np.bool_)
         for _, rows in self._row_rules(project, host_city, tied):
             for r in rows:
                 mask[r] = True
-        for _, hit in self.state_masks(project):
-            mask |= hit
+        for _, hit in self.state_rows(project):
+            mask[hit] = True
         return mask
 
     def explain(self, project: Project, host_city: str) -> dict[str, tuple[str, ...]]:

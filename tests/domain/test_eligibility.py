@@ -151,9 +151,7 @@ def test_a_new_sitting_rule_is_one_registered_function() -> None:
     assert ("conduct", *SITTING_RULES) == DECLARED_CODES  # what archives declare
 
     def only_e(screen: DayScreen, proj: Project) -> np.ndarray:  # type: ignore[type-arg]
-        hit = np.zeros(len(screen.snapshot.candidates), dtype=np.bool_)
-        hit[screen.snapshot.expert_rows()["E"]] = True
-        return hit
+        return np.array([screen.snapshot.expert_rows()["E"]], dtype=np.intp)
 
     sitting_rule("test_only")(only_e)
     try:

@@ -106,8 +106,7 @@ def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
             keep &= ~excluded[rows]
             n_excluded[qi] = hits - int(np.count_nonzero(keep))
         found[qi], found_catch[qi] = rows[keep], catch[keep]
-        served_codes |= np.bincount(found_catch[qi], minlength=len(served_codes)) > 0
-    served: set[str] = set().union(*(cidx.catch_keys[k] for k in np.flatnonzero(served_codes)))
+        served_codes[found_catch[qi]] = True
 
     # 1. Venues.
     occ = np.zeros(vidx.n_venues, dtype=np.int64)
@@ -124,9 +123,7 @@ def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
         if code is not None:
             room_ok[code] = False
     rooms = np.bincount(vidx.room_venue[room_ok], minlength=vidx.n_venues)
-    city_ok = np.fromiter(
-        (c in served for c in vidx.city_keys), dtype=np.bool_, count=len(vidx.city_keys)
-    )
+    city_ok = cidx.cities_served(served_codes, vidx.city_keys)
     eligible = np.flatnonzero((rooms > 0) & city_ok[vidx.city_code])
     e_occ, e_rooms = occ[eligible], rooms[eligible]
 
@@ -195,7 +192,7 @@ def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
             near = narrowed()
         if not count:
             eligible_cities = frozenset(vidx.city[v] for v in eligible.tolist())
-            offered = np.bincount(vidx.ws_venue[free], minlength=vidx.n_venues)
+            offered = vidx.offering(free)
             return _failure(
                 inputs,
                 cidx,

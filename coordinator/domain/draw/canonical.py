@@ -199,6 +199,14 @@ def inputs_from_json(
 
 
 def canonical_inputs(inputs: DrawInputs) -> bytes:
+    """`_canonical_inputs`, kept on referenced inputs (a draw's digest and its archive both
+    need it; explicit inputs run to megabytes and are encoded again)."""
+    if inputs.snapshot is None:
+        return _canonical_inputs(inputs)
+    return inputs.memo("canonical", lambda: _canonical_inputs(inputs))
+
+
+def _canonical_inputs(inputs: DrawInputs) -> bytes:
     """Canonical JSON (sorted keys, no whitespace, ASCII) of `inputs_to_json(inputs)`.
 
     Equal to json.dumps(inputs_to_json(inputs), sort_keys=True, separators=(",", ":")), but the

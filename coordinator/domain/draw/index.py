@@ -79,6 +79,8 @@ class CandidateIndex:
 
     __slots__ = (
         "_by_code",
+        "_city_codes",
+        "_city_ok",
         "_flat",
         "_ids",
         "_matching",
@@ -99,7 +101,9 @@ class CandidateIndex:
         self.catch_code, self.catch_keys = _dense((packed >> _FIELD_BITS) & mask)
         self.kind_code, self.kind_keys = _dense(packed & mask)
         self._ids: list[str] | None = None
-        self._flat: tuple[dict[str, int], Rows, Rows, Rows] | None = None
+        self._flat: tuple[dict[str, int], Rows, Rows] | None = None
+        self._city_ok: dict[int, Mask] = {}
+        self._city_codes: dict[tuple[str, ...], Rows] = {}
         self._by_code: dict[str, list[int]] | None = None
         self._matching: dict[tuple[str, str | None], tuple[Rows, Rows]] = {}
 
@@ -134,21 +138,46 @@ class CandidateIndex:
             self._by_code = dict(by_code)
         return self._by_code
 
-    def catch_ok(self, cities: frozenset[str]) -> Mask:
-        """Per distinct catchment: does it hold one of `cities`? (Counts over a flat array of
-        the catchments' city codes: no Python loop over the catchments.)"""
+    def _catch_cities(self) -> tuple[dict[str, int], Rows, Rows]:
+        """The catchments' cities coded: city -> code, and per flat entry (each catchment's
+        cities one after the other) its city code and its catchment."""
         if self._flat is None:
             codes: dict[str, int] = {}
             flat = [codes.setdefault(c, len(codes)) for t in self.catch_keys for c in t]
-            ends = np.cumsum([len(t) for t in self.catch_keys], dtype=np.intp)
-            starts = ends - np.array([len(t) for t in self.catch_keys], dtype=np.intp)
-            self._flat = (codes, np.array(flat, dtype=np.intp), starts, ends)
-        codes, flat_codes, starts, ends = self._flat
-        hit = np.zeros(len(codes), dtype=np.int64)
-        hit[[codes[c] for c in cities if c in codes]] = 1
-        seen = np.concatenate(([0], np.cumsum(hit[flat_codes])))
-        ok: Mask = seen[ends] > seen[starts]
+            sizes = np.array([len(t) for t in self.catch_keys], dtype=np.intp)
+            owner = np.repeat(np.arange(len(self.catch_keys), dtype=np.intp), sizes)
+            self._flat = (codes, np.array(flat, dtype=np.intp), owner)
+        return self._flat
+
+    def catch_ok(self, cities: frozenset[str]) -> Mask:
+        """Per distinct catchment: does it hold one of `cities`? (One mask per city, kept:
+        a draw asks for the cities of the venues it drew, a day for a few hundred cities.)"""
+        codes, flat, owner = self._catch_cities()
+        ok = np.zeros(len(self.catch_keys), dtype=np.bool_)
+        for city in cities:
+            code = codes.get(city)
+            if code is None:
+                continue
+            found = self._city_ok.get(code)
+            if found is None:  # filled, then kept: other threads read the kept ones
+                found = np.zeros(len(self.catch_keys), dtype=np.bool_)
+                found[owner[flat == code]] = True
+                self._city_ok[code] = found
+            ok |= found
         return ok
+
+    def cities_served(self, catchments: Mask, cities: list[str]) -> Mask:
+        """Per city of `cities`: does one of the marked catchments hold it?"""
+        codes, flat, owner = self._catch_cities()
+        hit = np.zeros(len(codes) + 1, dtype=np.bool_)  # the last: a city no catchment holds
+        hit[flat[catchments[owner]]] = True
+        key = tuple(cities)
+        where = self._city_codes.get(key)
+        if where is None:
+            where = self._city_codes[key] = np.array(
+                [codes.get(c, len(codes)) for c in cities], dtype=np.intp)
+        served: Mask = hit[where]
+        return served
 
     def row_of(self, expert_id: str) -> int | None:
         if self._ids is None:
@@ -161,6 +190,8 @@ class VenueIndex:
     """Venues (id order) and their workstations as arrays: venue and room of each station."""
 
     __slots__ = (
+        "_filled",
+        "_opening",
         "city",
         "city_code",
         "city_keys",
@@ -199,6 +230,17 @@ class VenueIndex:
         self.ws_room = np.array(ws_room, dtype=np.intp)
         self.room_venue = np.array(room_venue, dtype=np.intp)
         self.start = start
+        # The venues with a station, and where their stations start (for `offering`).
+        self._filled = np.flatnonzero(np.diff(start) > 0)
+        self._opening = np.array(start[:-1], dtype=np.intp)[self._filled]
+
+    def offering(self, free: Mask) -> Mask:
+        """Per venue: is one of its workstations free? (A venue's stations are contiguous:
+        one reduction per venue, no gather of the free ones.)"""
+        out = np.zeros(self.n_venues, dtype=np.bool_)
+        if len(self._opening):
+            out[self._filled] = np.logical_or.reduceat(free, self._opening)
+        return out
 
     def row_of(self, venue_id: str) -> int | None:
         i = bisect_left(self.ids, venue_id)

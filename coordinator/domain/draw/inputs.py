@@ -42,10 +42,11 @@ SNAPSHOT_FORMAT = "evalgrid-draw-snapshot-v1"
 _T = TypeVar("_T")
 
 _EXPERT_ID = attrgetter("expert_id")
+
 # What a referenced DrawInputs keeps in memory only (not pickled): the boolean masks it was
-# built from (candidates allowed, workstations free), 330 KB at national size, and the
-# bitmaps' checked bytes (38 KB), which the texts hold.
-_LOCAL = frozenset({"allowed", "free", "barred", "unavailable"})
+# built from (candidates allowed, workstations free), 330 KB at national size, the bitmaps'
+# checked bytes (38 KB) and its canonical JSON, which the texts hold again.
+_LOCAL = frozenset({"allowed", "free", "barred", "unavailable", "canonical"})
 _CANONICAL_ROW = attrgetter("canonical")
 
 
@@ -230,6 +231,7 @@ _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 _ROW_BYTES = 5  # LEB128 bytes of one gap at most (2^35 rows: no snapshot comes near)
+_WIDTHS = np.array([1 << (7 * k) for k in range(1, _ROW_BYTES + 1)], dtype=np.int64)
 
 
 def pack_rows(rows: Sequence[int] | np.ndarray) -> str:
@@ -238,25 +240,22 @@ def pack_rows(rows: Sequence[int] | np.ndarray) -> str:
     LEB128, shortest form. A few thousand experts barred out of 300,000 cost a few kilobytes
     this way, not a 37 KB bitmap nor 60 KB of ids; built in numpy, no Python loop per row."""
     r = np.asarray(rows, dtype=np.int64)
-    if r.size and (r[0] < 0 or bool(np.any(np.diff(r) <= 0))):
+    gaps = np.diff(r, prepend=-1) - 1  # all >= 0 iff ascending, distinct, not negative
+    if not gaps.size:
+        return ""
+    if int(gaps.min()) < 0:
         raise ValueError("rows must be ascending, distinct and not negative")
-    gaps = np.diff(r, prepend=-1) - 1
-    if not gaps.size or int(gaps.max()) < 0x80:  # the usual case: one byte a row
+    if int(gaps.max()) < 0x80:  # the usual case: one byte a row
         return base64.b64encode(gaps.astype(np.uint8).tobytes()).decode("ascii")
-    # Each gap's first byte, then its further bytes where it needs them (gaps needing a
-    # k-th byte are few, and fewer for each k): a pass per byte over those gaps only.
-    width = np.ones(gaps.size, dtype=np.int64)
-    longer: list[NDArray[np.intp]] = []
-    while len(longer) < _ROW_BYTES - 1:
-        over = np.flatnonzero(gaps >= (1 << (7 * (len(longer) + 1))))
-        if not over.size:
-            break
-        width[over] += 1
-        longer.append(over)
+    # Each gap's width in bytes in one pass, then a pass per byte over the gaps that long.
+    width = np.searchsorted(_WIDTHS, gaps, side="right") + 1
+    if int(width.max()) > _ROW_BYTES:
+        raise ValueError(f"a row gap needs more than {_ROW_BYTES} bytes")
     at = np.cumsum(width) - width
     out = np.empty(int(at[-1] + width[-1]), dtype=np.uint8)
     out[at] = (gaps & 0x7F) | ((width > 1) << 7)
-    for b, over in enumerate(longer, start=1):
+    for b in range(1, int(width.max())):
+        over = np.flatnonzero(width > b)
         out[at[over] + b] = ((gaps[over] >> (7 * b)) & 0x7F) | ((width[over] > b + 1) << 7)
     return base64.b64encode(out.tobytes()).decode("ascii")
 
@@ -484,8 +483,7 @@ class DrawInputs:
 def _offered(inputs: DrawInputs) -> Mask:
     """Per venue of the venue index: does it offer at least one free workstation?"""
     vidx, free = venue_side(inputs)
-    offered: Mask = np.bincount(vidx.ws_venue[free], minlength=vidx.n_venues) > 0
-    return offered
+    return vidx.offering(free)
 
 
 def _strictly_increasing(items: list[str]) -> bool:

@@ -11,6 +11,7 @@ Ray is imported and initialised only when a Ray executor is first used, never at
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -52,12 +53,21 @@ def _call(fn: Callable[[Any, Any], Any], chunk: Any) -> Any:
     return fn(_WORKER_SHARED, chunk)
 
 
+def _ray_running() -> bool:
+    """Has this process started Ray (its threads must not be forked)? Ray is not imported for
+    the question."""
+    ray = sys.modules.get("ray")
+    return ray is not None and bool(ray.is_initialized())
+
+
 class ProcessExecutor:
     """Local worker processes; each receives the shared input once, at start, and they are
     kept for the next call with the same `shared` object (a day's screen: sent once per day).
 
     `start_method`: None for the platform's default; "forkserver" or "spawn" in a process that
-    runs threads of its own (a gRPC server must not be forked).
+    runs threads of its own (a gRPC server must not be forked). Left at None, a process where
+    Ray runs gets "forkserver" too: a fork of Ray's threads died in a worker about one time
+    in two (tests/batch after a Ray executor: BrokenProcessPool).
     """
 
     def __init__(self, workers: int, start_method: str | None = None) -> None:
@@ -70,8 +80,8 @@ class ProcessExecutor:
     def map_chunks(self, fn: Callable[[S, C], R], shared: S, chunks: Sequence[C]) -> list[R]:
         if self._pool is None or self._shared is not shared:
             self.close()
-            context = (multiprocessing.get_context(self.start_method) if self.start_method
-                       else None)
+            method = self.start_method or ("forkserver" if _ray_running() else None)
+            context = multiprocessing.get_context(method) if method else None
             self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_set_shared,
                                              initargs=(shared,), mp_context=context)
             self._shared = shared

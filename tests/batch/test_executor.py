@@ -76,3 +76,23 @@ def test_ray_is_not_imported_until_used() -> None:
 def test_a_bad_executor_is_named(spec: str) -> None:
     with pytest.raises(ValueError, match="executor"):
         make_executor(spec)
+
+
+@pytest.mark.parametrize(("ray_running", "method"), [(True, "forkserver"), (False, "fork")])
+def test_a_process_running_ray_never_forks_its_workers(
+        monkeypatch: pytest.MonkeyPatch, ray_running: bool, method: str) -> None:
+    """A worker forked from Ray's threads died about one time in two (BrokenProcessPool)."""
+    import types
+
+    from coordinator.batch.executor import ProcessExecutor
+
+    monkeypatch.setitem(sys.modules, "ray",
+                        types.SimpleNamespace(is_initialized=lambda: ray_running))
+    executor = ProcessExecutor(1)
+    try:
+        seeds = [hashlib.sha256(b"x").digest()]
+        assert executor.map_chunks(tally, fairness_pool([3, 4], seats=1), [seeds])
+        assert executor._pool is not None
+        assert executor._pool._mp_context.get_start_method() == method  # type: ignore[attr-defined]
+    finally:
+        executor.close()

@@ -339,3 +339,49 @@ def test_the_index_matches_a_quota_code_by_dotted_prefix_only(
                 if (kind is None or c.kind == kind)
                 and any(s == code or s.startswith(code + ".") for s in c.specialties)]
     assert rows.tolist() == expected
+
+
+_CITIES = st.sampled_from(["C1", "C2", "C3", "C4", "C5"])
+
+
+@given(catchments=st.lists(st.lists(_CITIES, min_size=1, max_size=3, unique=True),
+                           min_size=1, max_size=12),
+       asked=st.lists(st.frozensets(st.sampled_from(["C1", "C2", "C3", "C9"])), max_size=4),
+       marked=st.lists(st.booleans(), min_size=12, max_size=12),
+       venue_cities=st.lists(st.sampled_from(["C1", "C2", "C3", "C4", "C5", "C9"]),
+                             max_size=6))
+def test_the_index_reads_catchments_by_city_as_the_candidates_spell_them(
+        catchments: list[list[str]], asked: list[frozenset[str]], marked: list[bool],
+        venue_cities: list[str]) -> None:
+    """`catch_ok` (masks kept per city, asked again and again) and `cities_served` (by
+    array) say what a look at each candidate's own catchment says."""
+    from coordinator.domain.draw.index import CandidateIndex
+    from coordinator.domain.draw.inputs import Candidate
+
+    candidates = tuple(Candidate(f"E{i:03d}", "technical", ("W",), tuple(c))
+                       for i, c in enumerate(catchments))
+    index = CandidateIndex(candidates)
+    keys = index.catch_keys
+    for cities in [*asked, *asked]:  # the second time from the kept masks
+        got = index.catch_ok(cities)
+        assert got.tolist() == [bool(set(k) & cities) for k in keys]
+    picked = np.array(marked[:len(keys)], dtype=np.bool_)
+    served = {c for k, on in zip(keys, picked, strict=True) if on for c in k}
+    for _ in range(2):
+        got = index.cities_served(picked, venue_cities)
+        assert got.tolist() == [c in served for c in venue_cities]
+
+
+@given(st.lists(st.lists(st.booleans(), max_size=4), min_size=1, max_size=8))
+def test_a_venue_offers_when_one_of_its_stations_is_free(free_by_venue: list[list[bool]]
+                                                         ) -> None:
+    """`offering`, one reduction per venue, venues without a station included."""
+    from coordinator.domain.draw.index import VenueIndex
+    from coordinator.domain.draw.inputs import VenueOffer
+
+    venues = tuple(VenueOffer(f"V{v}", "S1", "C1", tuple((f"V{v}-W{w}", f"R{w % 2}")
+                                                         for w in range(len(free))))
+                   for v, free in enumerate(free_by_venue))
+    index = VenueIndex(venues)
+    free = np.array([f for fs in free_by_venue for f in fs], dtype=np.bool_)
+    assert index.offering(free).tolist() == [any(fs) for fs in free_by_venue]

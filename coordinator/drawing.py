@@ -87,18 +87,17 @@ class PreparedDraw:
                 "venues": self.inputs.venue_count(), **anchor}
 
     def committed(self) -> CommittedDraw:
-        return CommittedDraw(self.project, self.commitment, self.seed, self.commitment_record())
+        return CommittedDraw(self.project, self.commitment, self.commitment_record())
 
 
 @dataclass(frozen=True)
 class CommittedDraw:
     """What placing a prepared draw reads of it: the commitment and its audit record. A day
     plan's draws cross to the coordinator in this form (the inputs, 50 KB a draw at national
-    size, travel once, inside the archive text)."""
+    size, travel once, inside the archive text; the seed only there, sealed next)."""
 
     project: Project
     commitment: Commitment
-    seed: bytes
     record: dict[str, Any]
 
     def commitment_record(self) -> dict[str, Any]:

@@ -53,11 +53,11 @@ from coordinator.domain.rules import Rules
 
 HALF_DAY_SECONDS = 12 * 3600
 
-_Rule = TypeVar("_Rule", bound=Callable[..., NDArray[np.intp]])
+_Rule = TypeVar("_Rule", bound=Callable[..., Rows])
 # The sitting rules, by reason code, in the order they are listed: every screen applies them
 # (`DayScreen.state_rows`), every draw archive declares what they barred (`declared_bars`), and
 # the registry snapshot's verifier reads those declarations (registry_snapshot.DECLARED_CODES).
-SITTING_RULES: Final[dict[str, Callable[..., NDArray[np.intp]]]] = {}
+SITTING_RULES: Final[dict[str, Callable[..., Rows]]] = {}
 
 
 def sitting_rule(code: str) -> Callable[[_Rule], _Rule]:
@@ -586,7 +586,7 @@ class DayScreen:
     # --- the sitting rules (a new one: one method here, registered by `sitting_rule`) -----
 
     @sitting_rule("cool_off")
-    def _cool_off(self, project: Project) -> NDArray[np.intp]:
+    def _cool_off(self, project: Project) -> Rows:
         """Sat for the same tenderer within `cool_off_days` of the window."""
         start, end = project.window.start_ts, project.window.end_ts
         cool = self.rules.cool_off_days * 86400
@@ -595,14 +595,14 @@ class DayScreen:
             dtype=np.intp)
 
     @sitting_rule("overlap")
-    def _overlap(self, project: Project) -> NDArray[np.intp]:
+    def _overlap(self, project: Project) -> Rows:
         """Already has a session overlapping the window."""
         start, end = project.window.start_ts, project.window.end_ts
         return _joined([self._sittings[h].overlapping(start, end)
                         for h in self._half_days(start, end)])
 
     @sitting_rule("workload")
-    def _workload(self, project: Project) -> NDArray[np.intp]:
+    def _workload(self, project: Project) -> Rows:
         """One more sitting would exceed `workload_cap_per_half_day` in a local half-day."""
         cap = max(1, self.rules.workload_cap_per_half_day)
         found = []
@@ -646,8 +646,8 @@ class DayScreen:
         for _, rows in self._row_rules(project, host_city, tied):
             for r in rows:
                 mask[r] = True
-        for _, hit in self.state_rows(project):
-            mask[hit] = True
+        for _, state in self.state_rows(project):
+            mask[state] = True
         return mask
 
     def explain(self, project: Project, host_city: str) -> dict[str, tuple[str, ...]]:

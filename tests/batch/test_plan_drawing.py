@@ -70,7 +70,7 @@ def test_a_plan_drawn_apart_is_the_plan_drawn_here_draw_by_draw() -> None:
             assert a.prepared is None
             continue
         assert a.prepared is not None
-        assert a.prepared == h.prepared  # commitment, seed and audit record
+        assert a.prepared == h.prepared  # commitment and audit record
         assert a.prepared.record["candidates"] > 0 and "pool_record" in a.prepared.record
         if h.result is None:
             assert a.result is None

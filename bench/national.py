@@ -53,6 +53,7 @@ from coordinator.drawing import DrawDesk
 from coordinator.notifier import MemoryOutbox
 from coordinator.province.generator import SCALES, count_relations, generate_province
 from coordinator.store.embedded_redis import EmbeddedRedis
+from coordinator.store.log_compaction import LogCompaction
 from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.clock import SimClock
 from evalgrid.forking import may_fork
@@ -96,12 +97,39 @@ def children_peak() -> int:
 
 
 def server_cpu(server: EmbeddedRedis) -> float:
+    """The server's CPU seconds, with its ended children's: an AOF rewrite forks a child that
+    serialises the whole dataset, on the same cores as the plan."""
     import psutil
 
     if server.process is None:
         return 0.0
     times = psutil.Process(server.process.pid).cpu_times()
-    return float(times.user + times.system)
+    return float(times.user + times.system + times.children_user + times.children_system)
+
+
+async def compaction_row(redis: aioredis.Redis, server: EmbeddedRedis, before: int
+                         ) -> list[str]:
+    """The store's log rewrite a plan held off (coordinator/store/log_compaction.py), waited
+    for after the plan (it would slow the single draws measured next) and timed."""
+    t0, r0 = time.perf_counter(), server_cpu(server)
+    info = await redis.info("persistence")
+    # A rewrite counts from its start: one already running is the one held off.
+    during = int(info["aof_rewrites"]) - before - int(info["aof_rewrite_in_progress"])
+    pct = int(await LogCompaction(redis).setting())
+    while time.perf_counter() - t0 < 600:
+        busy = info["aof_rewrite_in_progress"] or info["aof_rewrite_scheduled"]
+        due = pct > 0 and int(info["aof_current_size"]) > int(info["aof_base_size"]) * (
+            100 + pct) / 100
+        if not busy and not due:
+            break
+        await asyncio.sleep(0.2)  # Redis starts a due one within a cron tick
+        info = await redis.info("persistence")
+    after = int(info["aof_rewrites"]) - before - during
+    return ["store log rewrite held off to after the plan", "-",
+            f"{time.perf_counter() - t0:.1f} s", "-",
+            f"redis-server CPU {server_cpu(server) - r0:.1f} s (with its rewriting child); "
+            f"rewrites during the plan {during}, after it {after}; log "
+            f"{int(info['aof_current_size']) / 2**30:.2f} GiB"]
 
 
 def server_rss(server: EmbeddedRedis) -> int:
@@ -307,6 +335,7 @@ async def run(args: argparse.Namespace) -> None:
 
             audit_before = (await workflow.audit.head()).seq
             executor = make_executor(args.plan_executor)
+            rewrites = (await redis.info("persistence"))["aof_rewrites"]
             t0, c0, k0, r0 = (time.perf_counter(), time.process_time(), children_cpu(),
                               server_cpu(server))
             summary = await workflow.plan_day(DAY, "bench-plan", executor)
@@ -328,6 +357,7 @@ async def run(args: argparse.Namespace) -> None:
                 f"{summary['refused']}, conflicts {summary['conflicts']}; batch "
                 f"{summary['screening_s']:.1f} s, drawing {summary['drawing_s']:.1f} s; "
                 f"{audit_after - audit_before:,} audit entries"])
+            rows.append(await compaction_row(redis, server, rewrites))
             rows.append(["coordinator memory after the plan", "-", "-", "-",
                          f"RSS {gib(rss())}, peak {gib(peak())}; redis-server RSS "
                          f"{gib(server_rss(server))}"])

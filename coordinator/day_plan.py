@@ -51,6 +51,7 @@ from coordinator.drawing import CommittedDraw, DrawDesk, DrawRefused, PlacedDraw
 from coordinator.errors import WorkflowError
 from coordinator.plan_chunks import chunk_sizes, place_chunk
 from coordinator.plan_drawing import DrawingFailed, DrawingFigures, DrawingProcess
+from coordinator.store.log_compaction import LogCompaction
 from coordinator.store.seed_rounds import PlanSeeds
 from evalgrid.forking import may_fork
 
@@ -399,6 +400,8 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         now = workflow.clock.now()
         workflow.desk.day_screen(workflow.desk.rules.local_date(now))  # kept for the day
         fork = workflow.desk.fork()
+        compaction = LogCompaction(workflow.redis)  # the store's log rewrite waits for the end
+        held = await compaction.hold()
         try:
             plan = await asyncio.to_thread(plan_and_place, fork, order, plan_seed, now,
                                            executor, workflow.down_workstations(), threadsafe,
@@ -414,6 +417,8 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
                                 code="precondition") from exc
         finally:
             rearm_signals()
+            if held:
+                await compaction.release()
         summary = {
             "plan_id": plan_id, "day": day.isoformat(), "seed_hash": plan.seed_hash,
             "executor": plan.executor, "projects": len(order),

@@ -19,14 +19,15 @@ is gone (a coordinator killed, even with SIGKILL: its next write fails), and the
 ends it when the plan stops early or when it sends nothing for `STALL_S`.
 
 Wire: a pipe of frames (a tag byte, a 4-byte big-endian length, the body). One frame per draw,
-in plan order: b"D" and the pickled `PlannedDraw` with the day's snapshot sent by reference (the
-child's and the coordinator's are one object before the fork; pickling it would be 300,000
-candidates a draw), then b"F" and the child's figures (CPU, peak memory); b"E" and the error's
-text if a draw raised (the error's line first, then its traceback). The coordinator reads
-whatever the pipe holds in one system call (the pipe widened from 64 KB, less than one draw, to
-`PIPE_BYTES` or the system's cap, 1 MiB on Linux by default): its reading thread waits for the
-interpreter lock behind the placements once per read, so a read per frame throttled the child
-(it stood still a sixth of the time).
+in plan order: b"D" and the pickled `PlannedDraw` with the day's snapshot and the plan's
+projects sent by reference (the child's and the coordinator's are one object before the fork;
+pickling the snapshot would be 300,000 candidates a draw, a project a hundred objects), then
+b"F" and the child's figures (CPU, peak memory); b"E" and the error's text if a draw raised
+(the error's line first, then its traceback). The coordinator reads whatever the pipe holds
+in one system call (the pipe widened from 64 KB, less than one draw, to `PIPE_BYTES` or the
+system's cap, 1 MiB on Linux by default): its reading thread waits for the interpreter lock
+behind the placements once per read, so a read per frame throttled the child (it stood still
+a sixth of the time).
 """
 
 from __future__ import annotations
@@ -79,23 +80,28 @@ class DrawingFigures:
 
 
 class _Out(pickle.Pickler):
-    def __init__(self, file: io.BytesIO, snapshot: DrawSnapshot) -> None:
+    def __init__(self, file: io.BytesIO, snapshot: DrawSnapshot, at: dict[int, int]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._snapshot = snapshot
+        self._snapshot, self._at = snapshot, at
 
-    def persistent_id(self, obj: Any) -> str | None:
-        return _SNAPSHOT if obj is self._snapshot else None
+    def persistent_id(self, obj: Any) -> str | int | None:
+        if obj is self._snapshot:
+            return _SNAPSHOT
+        return self._at.get(id(obj)) if type(obj) is Project else None
 
 
 class _In(pickle.Unpickler):
-    def __init__(self, data: bytes, snapshot: DrawSnapshot) -> None:
+    def __init__(self, data: bytes, snapshot: DrawSnapshot, projects: Sequence[Project]
+                 ) -> None:
         super().__init__(io.BytesIO(data))
-        self._snapshot = snapshot
+        self._snapshot, self._projects = snapshot, projects
 
-    def persistent_load(self, pid: Any) -> DrawSnapshot:
-        if pid != _SNAPSHOT:
-            raise pickle.UnpicklingError(f"unknown reference {pid!r}")
-        return self._snapshot
+    def persistent_load(self, pid: Any) -> DrawSnapshot | Project:
+        if pid == _SNAPSHOT:
+            return self._snapshot
+        if type(pid) is int and 0 <= pid < len(self._projects):
+            return self._projects[pid]
+        raise pickle.UnpicklingError(f"unknown reference {pid!r}")
 
 
 class DrawingProcess:
@@ -105,6 +111,8 @@ class DrawingProcess:
     def __init__(self, draw: Callable[[Project], PlannedDraw], projects: Sequence[Project],
                  snapshot: DrawSnapshot) -> None:
         self._draw, self._projects, self._snapshot = draw, projects, snapshot
+        # The plan's projects cross as their place in `projects` (both sides hold them).
+        self._at = {id(p): n for n, p in enumerate(projects)}
         self.figures = DrawingFigures()
         self._frames: deque[tuple[bytes, bytes]] = deque()
         self._buffer = bytearray()
@@ -143,7 +151,7 @@ class DrawingProcess:
                 error, _, where = body.decode(errors="replace").partition("\n")
                 raise DrawingFailed(f"the drawing process failed at draw {n + 1} of "
                                     f"{len(self._projects)}: {error}", where)
-            yield _In(body, self._snapshot).load()
+            yield _In(body, self._snapshot, self._projects).load()
         tag, body = self._receive(len(self._projects))
         if tag == b"F":
             self.figures = pickle.loads(body)
@@ -186,7 +194,7 @@ class DrawingProcess:
         try:
             for project in self._projects:
                 buffer = io.BytesIO()
-                _Out(buffer, self._snapshot).dump(self._draw(project))
+                _Out(buffer, self._snapshot, self._at).dump(self._draw(project))
                 _send(writer, b"D", buffer.getbuffer())
         except BrokenPipeError:
             os._exit(1)  # the coordinator is gone or gave up: nobody to draw for

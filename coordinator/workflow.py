@@ -85,6 +85,7 @@ from coordinator.store.allocations import Allocations
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
 from coordinator.store.draws import DrawArchives, PendingRedraws
+from coordinator.store.log_compaction import LogCompaction
 from coordinator.store.placements import Placements
 from coordinator.store.registry import STORY_KEPT, Registry
 from coordinator.store.requests import Requests
@@ -218,6 +219,7 @@ class Workflow:
                                "purpose": "rebuild bookings after start"})
         # Draws a crash interrupted half-placed: forward with the same seed, or back.
         await recover_intents(self)
+        await LogCompaction(self.redis).recover()  # a plan killed mid-way held it off
         await self.faults.resume()  # seat passes a crash kept from going out
         # Catch the conduct bars up with the trail now (from the stored cursor; the whole trail
         # the first time), not in the first draw or day plan.

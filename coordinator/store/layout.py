@@ -68,3 +68,7 @@ BOOKINGS_PREFIX: Final = "bk:"  # + resource key: sorted set of bookings (Bookin
 WORKSTATION_RESOURCE: Final = "ws:{}"  # a booking resource: a workstation
 EXPERT_RESOURCE: Final = "ex:{}"  # a booking resource: an expert
 AUDIT: Final = "audit"  # stream: the audit chain; AUDIT + ":head" the chain head (AuditLog)
+
+# --- the store itself (coordinator/store/log_compaction.py) -----------------------------------
+COMPACTION_HELD: Final = "store:compaction_held"  # string: the server's AOF rewrite setting a
+# day plan set aside (given back at the plan's end, or at the next start after a crash)

@@ -64,12 +64,15 @@ def test_a_plan_drawn_apart_is_the_plan_drawn_here_draw_by_draw() -> None:
     assert apart.outcomes == here.outcomes
     assert {o.outcome for o in here.outcomes} >= {"drawn", "starved", "refused"}
     assert len(apart.draws) == len(here.draws) == len(PROJECTS)
+    by_id = {p.id: p for p in PROJECTS}
     for a, h in zip(apart.draws, here.draws, strict=True):
         assert a.project == h.project
+        assert a.project is by_id[a.project.id]  # crossed by reference: the caller's object
         if h.prepared is None:
             assert a.prepared is None
             continue
         assert a.prepared is not None
+        assert a.prepared.project is a.project
         assert a.prepared == h.prepared  # commitment and audit record
         assert a.prepared.record["candidates"] > 0 and "pool_record" in a.prepared.record
         if h.result is None:

@@ -25,6 +25,7 @@ from coordinator.domain.audit import generate_signing_key
 from coordinator.domain.day_plan import plan_order
 from coordinator.province.generator import generate_province
 from coordinator.store.bookings import BookingItem
+from coordinator.store.log_compaction import LogCompaction
 from coordinator.store.values import text
 from coordinator.workflow import Workflow, WorkflowError
 from tests.integration.plan_coordinator import plan_coordinator, private_redis
@@ -115,16 +116,20 @@ async def test_a_chunked_plan_is_the_plan_drawn_one_by_one(
     await redis.flushall()
 
     sizes: list[int] = []
+    compaction: set[str] = set()  # the store's log rewrite setting as each chunk is placed
     place = plan_chunks.place_chunk
 
     async def counting(workflow: Workflow, chunk: Any, plan_id: str) -> list[str]:
         sizes.append(len(chunk))
+        compaction.add(await LogCompaction(redis).setting())
         return await place(workflow, chunk, plan_id)
 
     monkeypatch.setattr("coordinator.day_plan.place_chunk", counting)
     workflow = await _coordinator(redis, root, fresh=True)
     summary = await _plan(workflow, "chunked")
     assert sizes == [1, 2, 4, 8, 5]  # growing chunks over the 20 projects
+    assert compaction == {"0"}  # held off throughout the plan, given back after it
+    assert await LogCompaction(redis).setting() == "100"
     assert await _picture(workflow) == reference
     ids = [o["project_id"] for o in summary["outcomes"]]
     assert ids == [p.id for p in plan_order(p for p in PROVINCE.projects if p.id in ids)]
@@ -164,6 +169,8 @@ async def test_a_plan_stopped_inside_a_chunk_resumes_without_double_booking(
     doomed = await _coordinator(redis, root, fresh=True)
     with pytest.raises(WorkflowError, match="killed at"):
         await _plan(doomed, "first")
+    # A plan that fails gives the log compaction back too (SIGKILL: tests/store).
+    assert await LogCompaction(redis).setting() == "100"
     assert await redis.scard("intents") == 4  # the whole chunk was cut short
     monkeypatch.undo()
 

@@ -381,6 +381,31 @@ class _Intervals:
         return found
 
 
+class _AtCap:
+    """The rows that reached the workload cap in a half-day, in the order they reached it (a
+    growable array: a booking appends, the rule reads a slice, not a pass over the day's
+    sittings). A removed sitting marks it stale: rebuilt from the counts when next read."""
+
+    __slots__ = ("n", "rows", "stale")
+
+    def __init__(self, rows: NDArray[np.intp]) -> None:
+        self.rows, self.n, self.stale = rows.astype(np.intp), len(rows), False
+
+    def add(self, row: int) -> None:
+        if self.n == len(self.rows):
+            self.rows = np.concatenate([self.rows, np.zeros(max(64, self.n), dtype=np.intp)])
+        self.rows[self.n] = row
+        self.n += 1
+
+    def live(self) -> NDArray[np.intp]:
+        return self.rows[: self.n]
+
+    def copy(self) -> _AtCap:
+        other = _AtCap(self.live().copy())
+        other.stale = self.stale
+        return other
+
+
 class DayScreen:
     """One day's screening as bitmaps over the day's `DrawSnapshot`, kept current as draws book.
 
@@ -445,7 +470,9 @@ class DayScreen:
         self._down = np.zeros(self._n_ws, dtype=np.bool_)
         self._by_tenderer: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         self._sittings: dict[int, _Intervals] = defaultdict(_Intervals)
-        self._counts: dict[int, NDArray[np.int32]] = {}
+        self._counts: dict[int, NDArray[np.int32]] = {}  # per half-day read: sittings per row
+        self._at_cap: dict[int, _AtCap] = {}  # per half-day counted: the rows at the cap
+        self._cap = max(1, rules.workload_cap_per_half_day)
         self._bookings: dict[int, _Intervals] = defaultdict(_Intervals)
         for s in sittings:
             self.add_sitting(s)
@@ -468,8 +495,11 @@ class DayScreen:
         self._by_tenderer[s.tenderer_id].append((row, start, end))
         for h in self._half_days(start, end):
             self._sittings[h].add(row, start, end)
-            if h in self._counts:
-                self._counts[h][row] += 1
+            counts = self._counts.get(h)
+            if counts is not None:
+                counts[row] += 1
+                if counts[row] == self._cap:
+                    self._at_cap[h].add(row)
 
     def remove_sitting(self, s: Sitting) -> None:
         row = self._rows.get(s.expert_id)
@@ -483,6 +513,8 @@ class DayScreen:
         for h in self._half_days(start, end):
             if self._sittings[h].remove(row, start, end) and h in self._counts:
                 self._counts[h][row] -= 1
+                if self._counts[h][row] == self._cap - 1:
+                    self._at_cap[h].stale = True
 
     def add_booking(self, workstation_id: str, start: int, end: int) -> None:
         """A workstation booked for [start, end) (unix seconds)."""
@@ -515,7 +547,15 @@ class DayScreen:
         if found is None:
             found = np.bincount(self._sittings[h].live_rows(), minlength=self._n).astype(np.int32)
             self._counts[h] = found
+            self._at_cap[h] = _AtCap(np.flatnonzero(found >= self._cap))
         return found
+
+    def _rows_at_cap(self, h: int) -> NDArray[np.intp]:
+        counts = self._count(h)
+        at_cap = self._at_cap[h]
+        if at_cap.stale:
+            at_cap = self._at_cap[h] = _AtCap(np.flatnonzero(counts >= self._cap))
+        return at_cap.live()
 
     def fork(self) -> DayScreen:
         """A screen sharing this one's snapshot and indexes (read-only) with a copy of its
@@ -528,6 +568,7 @@ class DayScreen:
         other._by_tenderer = defaultdict(list, {k: list(v) for k, v in self._by_tenderer.items()})
         other._sittings = defaultdict(_Intervals, {h: v.copy() for h, v in self._sittings.items()})
         other._counts = {h: v.copy() for h, v in self._counts.items()}
+        other._at_cap = {h: v.copy() for h, v in self._at_cap.items()}
         other._bookings = defaultdict(_Intervals, {h: v.copy() for h, v in self._bookings.items()})
         return other
 
@@ -604,12 +645,8 @@ class DayScreen:
     @sitting_rule("workload")
     def _workload(self, project: Project) -> Rows:
         """One more sitting would exceed `workload_cap_per_half_day` in a local half-day."""
-        cap = max(1, self.rules.workload_cap_per_half_day)
-        found = []
-        for h in self._half_days(project.window.start_ts, project.window.end_ts):
-            live = self._sittings[h].live_rows()  # whoever sits in h: few, not the pool
-            found.append(live[self._count(h)[live] >= cap])
-        return _joined(found)
+        return _joined([self._rows_at_cap(h)
+                        for h in self._half_days(project.window.start_ts, project.window.end_ts)])
 
     def declared_bars(self, project: Project) -> dict[str, Any]:
         """What the booking picture and the conduct records bar for `project`: state, not

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
 from dataclasses import replace
@@ -100,6 +101,16 @@ def test_a_busy_workstation_or_a_barred_expert_changes_the_digest() -> None:
     assert ws not in {w for v in busy.resolved_venues() for w, _ in v.free}
     day.remove_booking(ws, proj.window.start_ts, proj.window.end_ts)
     assert input_digest(referenced(prov, proj, day)) == input_digest(base)
+
+
+@pytest.mark.parametrize("gap", [0x7F, 0x80, 2**14 - 1, 2**14, 2**21 - 1, 2**21, 2**28,
+                                 2**34])
+def test_row_lists_take_a_byte_per_7_bits_of_each_gap(gap: int) -> None:
+    """The widths at each boundary: gap g costs ceil(bits(g) / 7) bytes, at least one."""
+    rows = [gap, 2 * gap + 1, 2 * gap + 2]  # gaps g, g, 0
+    raw = base64.b64decode(pack_rows(rows))
+    assert len(raw) == 2 * max(1, -(-gap.bit_length() // 7)) + 1
+    assert unpack_rows(pack_rows(rows), 2**36, "r").tolist() == rows
 
 
 @pytest.mark.parametrize(
@@ -385,3 +396,51 @@ def test_a_venue_offers_when_one_of_its_stations_is_free(free_by_venue: list[lis
     index = VenueIndex(venues)
     free = np.array([f for fs in free_by_venue for f in fs], dtype=np.bool_)
     assert index.offering(free).tolist() == [any(fs) for fs in free_by_venue]
+
+
+@given(catchments=st.lists(st.lists(_CITIES, min_size=1, max_size=2, unique=True),
+                           max_size=14),
+       keep=st.lists(st.booleans(), min_size=14, max_size=14),
+       near=st.frozensets(_CITIES))
+def test_a_quota_grouped_by_catchment_answers_as_a_look_at_each_candidate(
+        catchments: list[list[str]], keep: list[bool], near: frozenset[str]) -> None:
+    """`CatchGroups.served` (catchments still holding a kept candidate) and `within` (the
+    kept candidates of the marked catchments, ascending) say what a pass over the quota's
+    rows says: the draw narrows each quota through them."""
+    from coordinator.domain.draw.index import CandidateIndex
+    from coordinator.domain.draw.inputs import Candidate
+
+    candidates = tuple(Candidate(f"E{i:03d}", "technical", ("W.01",) if i % 4 else ("G",),
+                                 tuple(c)) for i, c in enumerate(catchments))
+    index = CandidateIndex(candidates)
+    rows, catch = index.matching("W", None)
+    groups = index.grouped("W", None)
+    assert index.grouped("W", None) is groups  # kept per quota code
+    kept = np.array(keep[:len(rows)], dtype=np.bool_)
+    by_row = dict(zip(rows.tolist(), kept.tolist(), strict=True))
+    mine = np.array([by_row[r] for r in groups.rows.tolist()], dtype=np.bool_)
+    served = sorted(groups.served(mine).tolist())
+    assert served == sorted({c for r, c, k in zip(rows, catch, kept, strict=True) if k})
+    marked = index.catch_ok(near)
+    got_rows, got_catch = groups.within(mine, marked)
+    want = [(r, c) for r, c, k in zip(rows.tolist(), catch.tolist(), kept.tolist(), strict=True)
+            if k and marked[c]]
+    assert list(zip(got_rows.tolist(), got_catch.tolist(), strict=True)) == want
+
+
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["R0", "R1", "R2"]), st.booleans()),
+                         max_size=5), min_size=1, max_size=6))
+def test_a_room_is_open_when_one_of_its_stations_is_free(
+        stations: list[list[tuple[str, bool]]]) -> None:
+    """`rooms_open`, one reduction per room, a venue's rooms interleaved or not."""
+    from coordinator.domain.draw.index import VenueIndex
+    from coordinator.domain.draw.inputs import VenueOffer
+
+    venues = tuple(VenueOffer(f"V{v}", "S1", "C1", tuple((f"V{v}-W{w}", room) for w, (room, _)
+                                                         in enumerate(ws)))
+                   for v, ws in enumerate(stations))
+    index = VenueIndex(venues)
+    free = np.array([f for ws in stations for _, f in ws], dtype=np.bool_)
+    want = np.zeros(index.n_rooms, dtype=np.bool_)
+    want[index.ws_room[free]] = True
+    assert index.rooms_open(free).tolist() == want.tolist()

@@ -59,7 +59,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coordinator.domain.draw.canonical import input_digest
-from coordinator.domain.draw.index import CandidateIndex, Mask, Rows
+from coordinator.domain.draw.index import CandidateIndex, CatchGroups, Mask, Rows
 from coordinator.domain.draw.inputs import DrawInputs, candidate_side, venue_side
 from coordinator.domain.draw.outcome import DrawFailure, DrawOutcome, DrawResult, Seat
 from coordinator.domain.randomness import DrawRandom
@@ -91,27 +91,25 @@ def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
         if row is not None:
             excluded[row] = True
 
-    # Per quota: the candidates matching it (rows ascending = id order) and their catchments.
-    found: dict[int, Rows] = {}
-    found_catch: dict[int, Rows] = {}
+    # Per quota: the candidates matching it, grouped by catchment, and which of them may sit.
+    found: dict[int, tuple[CatchGroups, Mask]] = {}
     n_excluded: dict[int, int] = {}
     served_codes = np.zeros(len(cidx.catch_keys), dtype=np.bool_)
     for qi in sorted(set(seat_quotas)):
         q = project.quotas[qi]
-        rows, catch = cidx.matching(_norm_code(q.specialty), q.kind)
-        keep = allowed[rows]
+        groups = cidx.grouped(_norm_code(q.specialty), q.kind)
+        keep = allowed[groups.rows]
         n_excluded[qi] = 0
         if inputs.exclude:
             hits = int(np.count_nonzero(keep))
-            keep &= ~excluded[rows]
+            keep &= ~excluded[groups.rows]
             n_excluded[qi] = hits - int(np.count_nonzero(keep))
-        found[qi], found_catch[qi] = rows[keep], catch[keep]
-        served_codes[found_catch[qi]] = True
+        found[qi] = (groups, keep)
+        served_codes[groups.served(keep)] = True
 
     # 1. Venues.
     occ = np.zeros(vidx.n_venues, dtype=np.int64)
-    room_ok = np.zeros(vidx.n_rooms, dtype=np.bool_)
-    room_ok[vidx.ws_room[free]] = True
+    room_ok = vidx.rooms_open(free)
     used_rooms: dict[int, set[str]] = {}
     for venue_id, room in inputs.occupied:
         vi = vidx.row_of(venue_id)
@@ -165,11 +163,7 @@ def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
     # (a few thousand at national scale) once, and again whenever a reserve is drawn.
     def narrowed() -> dict[int, tuple[Rows, Rows]]:
         near = cidx.catch_ok(frozenset(vidx.city[v] for v in drawn))
-        return {
-            qi: (rows[keep], found_catch[qi][keep])
-            for qi, rows in found.items()
-            for keep in (near[found_catch[qi]],)
-        }
+        return {qi: groups.within(keep, near) for qi, (groups, keep) in found.items()}
 
     near = narrowed()
     taken: list[int] = []
@@ -198,7 +192,7 @@ def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
                 cidx,
                 seat_quotas,
                 seat_no,
-                found[qi],
+                np.sort(found[qi][0].rows[found[qi][1]]),  # the quota's candidates
                 n_excluded[qi],
                 taken,
                 eligible_cities,

@@ -82,6 +82,7 @@ class CandidateIndex:
         "_city_codes",
         "_city_ok",
         "_flat",
+        "_grouped",
         "_ids",
         "_matching",
         "candidates",
@@ -106,6 +107,7 @@ class CandidateIndex:
         self._city_codes: dict[tuple[str, ...], Rows] = {}
         self._by_code: dict[str, list[int]] | None = None
         self._matching: dict[tuple[str, str | None], tuple[Rows, Rows]] = {}
+        self._grouped: dict[tuple[str, str | None], CatchGroups] = {}
 
     def matching(self, code: str, kind: str | None) -> tuple[Rows, Rows]:
         """Rows (ascending) whose kind fits and one of whose specialties falls under `code`,
@@ -120,6 +122,13 @@ class CandidateIndex:
                 mask &= kind_ok[self.kind_code]
             rows = np.flatnonzero(mask)
             found = self._matching[(code, kind)] = (rows, self.catch_code[rows])
+        return found
+
+    def grouped(self, code: str, kind: str | None) -> CatchGroups:
+        """`matching` grouped by catchment (kept per code and kind)."""
+        found = self._grouped.get((code, kind))
+        if found is None:
+            found = self._grouped[(code, kind)] = CatchGroups(*self.matching(code, kind))
         return found
 
     def _under(self) -> dict[str, list[int]]:
@@ -186,12 +195,56 @@ class CandidateIndex:
         return i if i < len(self._ids) and self._ids[i] == expert_id else None
 
 
+class CatchGroups:
+    """A quota's matching rows grouped by catchment (rows ascending within a group).
+
+    A draw asks two things of a quota's candidates, tens of thousands at national size: which
+    catchments still hold one (the cities a venue may be drawn in) and which candidates live
+    in the catchments of the venues drawn (a few hundred). Grouped once per quota, the first
+    is one gather and one reduction, the second a few slices, where filtering and compacting
+    the whole matching set per draw cost more than the rest of the draw.
+    """
+
+    __slots__ = ("catch", "codes", "ends", "rows", "starts")
+
+    def __init__(self, rows: Rows, catch: Rows) -> None:
+        order = np.argsort(catch, kind="stable")
+        self.rows: Rows = rows[order]
+        self.catch: Rows = catch[order]
+        self.starts: Rows = np.zeros(0, dtype=np.intp)
+        self.ends: Rows = self.starts
+        if len(order):
+            edge = np.flatnonzero(self.catch[1:] != self.catch[:-1]) + 1
+            self.starts = np.concatenate(([0], edge)).astype(np.intp)
+            self.ends = np.concatenate((edge, [len(order)])).astype(np.intp)
+        self.codes: Rows = self.catch[self.starts]
+
+    def served(self, keep: Mask) -> Rows:
+        """The catchment codes with a row kept (`keep`: per row of this grouping)."""
+        if not len(keep):
+            return self.codes
+        return self.codes[np.logical_or.reduceat(keep, self.starts)]
+
+    def within(self, keep: Mask, catchments: Mask) -> tuple[Rows, Rows]:
+        """The kept rows (ascending) whose catchment is marked, and their catchment codes."""
+        groups = np.flatnonzero(catchments[self.codes]).tolist()
+        if not groups:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        at = np.concatenate([np.arange(self.starts[g], self.ends[g]) for g in groups])
+        at = at[keep[at]]
+        rows = self.rows[at]
+        order = np.argsort(rows, kind="stable")
+        return rows[order], self.catch[at][order]
+
+
 class VenueIndex:
     """Venues (id order) and their workstations as arrays: venue and room of each station."""
 
     __slots__ = (
+        "_by_room",
         "_filled",
         "_opening",
+        "_room_opening",
         "city",
         "city_code",
         "city_keys",
@@ -233,6 +286,10 @@ class VenueIndex:
         # The venues with a station, and where their stations start (for `offering`).
         self._filled = np.flatnonzero(np.diff(start) > 0)
         self._opening = np.array(start[:-1], dtype=np.intp)[self._filled]
+        # The stations room by room (for `rooms_open`); None where they already are.
+        order = np.argsort(self.ws_room, kind="stable")
+        self._by_room = None if bool((order == np.arange(self.n_ws)).all()) else order
+        self._room_opening = np.searchsorted(self.ws_room[order], np.arange(self.n_rooms))
 
     def offering(self, free: Mask) -> Mask:
         """Per venue: is one of its workstations free? (A venue's stations are contiguous:
@@ -240,6 +297,14 @@ class VenueIndex:
         out = np.zeros(self.n_venues, dtype=np.bool_)
         if len(self._opening):
             out[self._filled] = np.logical_or.reduceat(free, self._opening)
+        return out
+
+    def rooms_open(self, free: Mask) -> Mask:
+        """Per room: is one of its workstations free? (One reduction per room.)"""
+        if not self.n_rooms:
+            return np.zeros(0, dtype=np.bool_)
+        by_room = free if self._by_room is None else free[self._by_room]
+        out: Mask = np.logical_or.reduceat(by_room, self._room_opening)
         return out
 
     def row_of(self, venue_id: str) -> int | None:

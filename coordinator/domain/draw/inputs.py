@@ -231,7 +231,6 @@ _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 _ROW_BYTES = 5  # LEB128 bytes of one gap at most (2^35 rows: no snapshot comes near)
-_WIDTHS = np.array([1 << (7 * k) for k in range(1, _ROW_BYTES + 1)], dtype=np.int64)
 
 
 def pack_rows(rows: Sequence[int] | np.ndarray) -> str:
@@ -245,12 +244,18 @@ def pack_rows(rows: Sequence[int] | np.ndarray) -> str:
         return ""
     if int(gaps.min()) < 0:
         raise ValueError("rows must be ascending, distinct and not negative")
-    if int(gaps.max()) < 0x80:  # the usual case: one byte a row
+    top = int(gaps.max())
+    if top < 0x80:  # the usual case: one byte a row
         return base64.b64encode(gaps.astype(np.uint8).tobytes()).decode("ascii")
-    # Each gap's width in bytes in one pass, then a pass per byte over the gaps that long.
-    width = np.searchsorted(_WIDTHS, gaps, side="right") + 1
-    if int(width.max()) > _ROW_BYTES:
+    if top >= 1 << (7 * _ROW_BYTES):
         raise ValueError(f"a row gap needs more than {_ROW_BYTES} bytes")
+    # Each gap's width in bytes (a comparison per byte the longest gap needs), then a pass per
+    # byte over the gaps that long.
+    width = np.ones(len(gaps), dtype=np.int64)
+    for k in range(1, _ROW_BYTES):
+        if top < 1 << (7 * k):
+            break
+        width += gaps >= 1 << (7 * k)
     at = np.cumsum(width) - width
     out = np.empty(int(at[-1] + width[-1]), dtype=np.uint8)
     out[at] = (gaps & 0x7F) | ((width > 1) << 7)

@@ -122,12 +122,13 @@ class PlacedDraw:
             return None
         return snapshot_record(master_key, self.snapshot)
 
-    def archive_fields(self, master_key: bytes) -> dict[str, str]:
-        """Redis fields of the draw: the public commitment, and the sealed archive with seed."""
+    def archive_fields(self, master_key: bytes) -> dict[str, str | bytes]:
+        """Redis fields of the draw: the public commitment, and the sealed archive with seed
+        (the box's binary form: coordinator/store/draws.py)."""
         return {
             "commitment": json.dumps(commitment_to_json(self.commitment), sort_keys=True),
             "sealed": seal_json_text(master_key, self.draw_id, "draw",
-                                     self.archive_text).to_json(),
+                                     self.archive_text).to_bytes(),
         }
 
 

@@ -15,6 +15,9 @@ Choices, and why:
   other, so a box copied intact into another project's slot does not open there.
 - ``seal_json`` pads the JSON with spaces to a multiple of ``PAD_TO`` bytes so the length of the
   ciphertext does not give away the size of a committee to the byte.
+- Two stored forms: canonical JSON with base64 fields (``to_json``, most boxes) and a binary
+  form (``to_bytes``, draw archives, 70 KB at national size: a third fewer bytes, no base64);
+  ``SealedBox.parse`` reads either, both parsed strictly.
 
 The only impurity is ``secrets.token_bytes`` for data keys and nonces: encryption needs fresh
 randomness, and replays of the draw never depend on it.
@@ -26,6 +29,7 @@ import base64
 import binascii
 import json
 import secrets
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -39,6 +43,7 @@ from cryptography.hazmat.primitives.keywrap import (
 )
 
 __all__ = [
+    "BINARY_MAGIC",
     "KEY_BYTES",
     "NONCE_BYTES",
     "PAD_TO",
@@ -58,6 +63,8 @@ KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
 WRAPPED_BYTES: Final = KEY_BYTES + 8  # RFC 3394 adds one 64-bit block
 PAD_TO: Final = 256
+BINARY_MAGIC: Final = b"\x00EGSB"  # a NUL first: never the start of JSON text
+_BINARY_HEAD: Final = struct.Struct(">5sBHHHI")  # magic, version, field lengths
 _CONTEXT: Final = "evalgrid.seal.v1"
 
 
@@ -115,6 +122,39 @@ class SealedBox:
         return (f'{{"aad":"{b64(self.aad)}","ciphertext":"{b64(self.ciphertext)}",'
                 f'"nonce":"{b64(self.nonce)}","v":{int(self.version)},'
                 f'"wrapped_key":"{b64(self.wrapped_key)}"}}')
+
+    def to_bytes(self) -> bytes:
+        """The binary form: `BINARY_MAGIC`, the version, then each field with its length
+        (2-byte big-endian; the ciphertext's 4-byte): wrapped key, nonce, associated data,
+        ciphertext. For large boxes (a national draw's archive is 70 KB): no base64 to encode
+        and a third fewer bytes to store than `to_json`."""
+        head = _BINARY_HEAD.pack(BINARY_MAGIC, self.version, len(self.wrapped_key),
+                                 len(self.nonce), len(self.aad), len(self.ciphertext))
+        return b"".join((head, self.wrapped_key, self.nonce, self.aad, self.ciphertext))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> SealedBox:
+        """Parse the binary form strictly; any malformation is a ``SealError``."""
+        if len(raw) < _BINARY_HEAD.size or raw[:len(BINARY_MAGIC)] != BINARY_MAGIC:
+            raise SealError("sealed box is not in the binary form")
+        _, version, n_key, n_nonce, n_aad, n_text = _BINARY_HEAD.unpack_from(raw)
+        if version != SEAL_VERSION:
+            raise SealError(f"unknown sealed box version {version!r}")
+        at = _BINARY_HEAD.size
+        if len(raw) != at + n_key + n_nonce + n_aad + n_text:
+            raise SealError("sealed box is cut short or has bytes past its end")
+        parts = []
+        for n in (n_key, n_nonce, n_aad, n_text):
+            parts.append(raw[at:at + n])
+            at += n
+        return cls(parts[0], parts[1], parts[3], parts[2])
+
+    @classmethod
+    def parse(cls, stored: str | bytes) -> SealedBox:
+        """A box as stored, in either form (JSON text, or the binary form of `to_bytes`)."""
+        if isinstance(stored, bytes) and stored.startswith(BINARY_MAGIC):
+            return cls.from_bytes(stored)
+        return cls.from_json(stored)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SealedBox:

@@ -407,7 +407,7 @@ def test_a_quota_grouped_by_catchment_answers_as_a_look_at_each_candidate(
     """`CatchGroups.served` (catchments still holding a kept candidate) and `within` (the
     kept candidates of the marked catchments, ascending) say what a pass over the quota's
     rows says: the draw narrows each quota through them."""
-    from coordinator.domain.draw.index import CandidateIndex
+    from coordinator.domain.draw.index import CandidateIndex, CatchGroups
     from coordinator.domain.draw.inputs import Candidate
 
     candidates = tuple(Candidate(f"E{i:03d}", "technical", ("W.01",) if i % 4 else ("G",),
@@ -416,6 +416,9 @@ def test_a_quota_grouped_by_catchment_answers_as_a_look_at_each_candidate(
     rows, catch = index.matching("W", None)
     groups = index.grouped("W", None)
     assert index.grouped("W", None) is groups  # kept per quota code
+    wide = CatchGroups(rows, catch, 1 << 17)  # codes too many for the 16-bit sort
+    assert wide.rows.tolist() == groups.rows.tolist()
+    assert wide.starts.tolist() == groups.starts.tolist()
     kept = np.array(keep[:len(rows)], dtype=np.bool_)
     by_row = dict(zip(rows.tolist(), kept.tolist(), strict=True))
     mine = np.array([by_row[r] for r in groups.rows.tolist()], dtype=np.bool_)

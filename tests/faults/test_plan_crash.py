@@ -152,7 +152,7 @@ async def _state(plant: Plant) -> dict[str, object]:
         for alloc in allocations.values():
             for draw_id in alloc.draw_ids if alloc else []:
                 sealed = await redis.hget(f"draw:{draw_id}", "sealed")
-                archives[draw_id] = unseal_json(key, SealedBox.from_json(text(sealed)),
+                archives[draw_id] = unseal_json(key, SealedBox.parse(sealed),
                                                 project_id=draw_id, purpose="draw")
         snapshots = {}  # the day snapshots the archives name, stored once each
         for archive in archives.values():
@@ -279,7 +279,7 @@ async def _take_a_seat_of_the_pending_draw(plant: Plant) -> tuple[str, str]:
         intent = unseal_json(key, SealedBox.from_json(text(await redis.get(
             f"intent:{project_id}"))), project_id=project_id, purpose="intent")
         sealed = await redis.hget(f"draw:{intent['draw_id']}", "sealed")
-        archive = unseal_json(key, SealedBox.from_json(text(sealed)),
+        archive = unseal_json(key, SealedBox.parse(sealed),
                               project_id=intent["draw_id"], purpose="draw")
         project = await registry.project(project_id)
         assert project is not None

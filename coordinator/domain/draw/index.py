@@ -128,7 +128,8 @@ class CandidateIndex:
         """`matching` grouped by catchment (kept per code and kind)."""
         found = self._grouped.get((code, kind))
         if found is None:
-            found = self._grouped[(code, kind)] = CatchGroups(*self.matching(code, kind))
+            found = self._grouped[(code, kind)] = CatchGroups(*self.matching(code, kind),
+                                                              len(self.catch_keys))
         return found
 
     def _under(self) -> dict[str, list[int]]:
@@ -207,8 +208,11 @@ class CatchGroups:
 
     __slots__ = ("catch", "codes", "ends", "rows", "starts")
 
-    def __init__(self, rows: Rows, catch: Rows) -> None:
-        order = np.argsort(catch, kind="stable")
+    def __init__(self, rows: Rows, catch: Rows, n_codes: int) -> None:
+        # A stable sort of small integers is a radix sort: a tenth of a comparison sort's time
+        # (a single draw may group a quota the day has not seen yet).
+        key = catch.astype(np.uint16) if n_codes <= 1 << 16 else catch
+        order = np.argsort(key, kind="stable")
         self.rows: Rows = rows[order]
         self.catch: Rows = catch[order]
         self.starts: Rows = np.zeros(0, dtype=np.intp)

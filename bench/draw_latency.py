@@ -18,13 +18,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from bench.machine import ms_row, print_table
 from coordinator.domain.audit import generate_signing_key
 from coordinator.domain.rules import load_rules
 from coordinator.notifier import MemoryOutbox
 from coordinator.province.generator import count_relations, generate_province
+from coordinator.store.connection import store_client
 from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.clock import SimClock
@@ -49,7 +48,7 @@ async def run(experts: int, relations: int, projects: int, seed: int) -> None:
     generated = time.perf_counter() - t0
     with tempfile.TemporaryDirectory(prefix="eg-bench-") as tmp:
         server = EmbeddedRedis(Path(tmp)).start()
-        redis = aioredis.Redis.from_url(server.url)
+        redis = store_client(server.url)
         try:
             workflow = Workflow(
                 redis=redis, clock=SimClock(datetime(2026, 11, 23, 10, tzinfo=UTC)),

@@ -52,6 +52,7 @@ from coordinator.domain.rules import Rules, load_rules
 from coordinator.drawing import DrawDesk
 from coordinator.notifier import MemoryOutbox
 from coordinator.province.generator import SCALES, count_relations, generate_province
+from coordinator.store.connection import store_client
 from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.log_compaction import LogCompaction
 from coordinator.workflow import Workflow, WorkflowError
@@ -314,7 +315,7 @@ async def run(args: argparse.Namespace) -> None:
                  f"{count_relations(province.experts):,} conflict relations"])
     with tempfile.TemporaryDirectory(prefix="eg-national-") as tmp:
         server = EmbeddedRedis(Path(tmp)).start()
-        redis = aioredis.Redis.from_url(server.url, socket_timeout=600)
+        redis = store_client(server.url, socket_timeout=600)
         try:
             workflow = Workflow(
                 redis=redis, clock=SimClock(NOW), rules=rules, master_key=b"k" * 32,

@@ -46,6 +46,7 @@ from coordinator.domain.seal import SealedBox, unseal_json
 from coordinator.province.files import load_province
 from coordinator.store.allocations import Allocations
 from coordinator.store.audit_log import AuditLog
+from coordinator.store.connection import store_client
 from coordinator.store.draws import DrawArchives
 from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.keys import (
@@ -75,7 +76,7 @@ async def open_store(data_dir: Path, redis_url: str | None) -> AsyncIterator[aio
             raise OfflineError(f"no data directory at {data.root}")
         embedded = EmbeddedRedis(data.redis).start()
         redis_url = embedded.url
-    client = aioredis.Redis.from_url(redis_url)
+    client = store_client(redis_url)
     try:
         yield client
     finally:

@@ -26,6 +26,7 @@ from coordinator.seed_shares import DEFAULT_WAIT
 from coordinator.service import OperatorService, SiteLinkService
 from coordinator.site_links import default_policy
 from coordinator.store.bookings import Fence
+from coordinator.store.connection import store_client
 from coordinator.store.embedded_redis import EmbeddedRedis, check_server_at
 from coordinator.store.keys import load_or_create_master_key, load_or_create_signing_key
 from coordinator.workflow import Workflow
@@ -99,7 +100,7 @@ class Coordinator:
                                                  self.data.outbox / "notices.jsonl")
         url, self.embedded = open_redis(self.data, self.config.redis_url,
                                         self.config.redis_server)
-        self.redis = aioredis.Redis.from_url(url)
+        self.redis = store_client(url)
         start = self.config.sim_clock_start
         if start is not None:  # resume where this grid's simulated day was, if later
             saved = await Workflow.saved_clock(self.redis)
@@ -301,8 +302,7 @@ async def _lead_or_stand_by(config: CoordinatorConfig) -> None:
     if not config.redis_url:
         raise FailoverError("--failover: give --redis-url, the one Redis every coordinator "
                             "shares (the embedded one dies with its process)")
-    redis = aioredis.Redis.from_url(config.redis_url, socket_timeout=2.0,
-                                    socket_connect_timeout=2.0)
+    redis = store_client(config.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     leadership = Leadership(redis)
     probe = await _health_port(config)
 

@@ -11,11 +11,23 @@ local function interval_end(member)
   return tonumber(e)
 end
 
+-- The longest interval booked on `key`, or nil; read once per key and script run (a run
+-- checks a key, then books it: one HGET, not two), kept current by `book_interval`.
+local longest_seen = {}
+local function longest_of(maxlen_key, key)
+  local found = longest_seen[key]
+  if found == nil then
+    found = tonumber(redis.call('HGET', maxlen_key, key) or '') or false
+    longest_seen[key] = found
+  end
+  return found or nil
+end
+
 -- The member booked on `key` that [s, e) overlaps, or nil. Every stored interval is at most
 -- `longest` long, so one that ends after s starts after s - longest: the scan is bounded by
 -- the window, not by the resource's whole history.
 local function booked_overlap(maxlen_key, key, s, e, member)
-  local longest = tonumber(redis.call('HGET', maxlen_key, key) or '')
+  local longest = longest_of(maxlen_key, key)
   local low = '-inf'
   if longest then
     low = '(' .. (s - longest)
@@ -46,9 +58,10 @@ end
 -- Book [s, e) on `key` (checked first); 1 when the member is new.
 local function book_interval(maxlen_key, key, s, e, member)
   local added = redis.call('ZADD', key, s, member)
-  local longest = tonumber(redis.call('HGET', maxlen_key, key) or '')
+  local longest = longest_of(maxlen_key, key)
   if not longest or e - s > longest then
     redis.call('HSET', maxlen_key, key, e - s)
+    longest_seen[key] = e - s
   end
   return added
 end

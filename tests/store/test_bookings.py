@@ -84,6 +84,18 @@ async def test_a_long_old_booking_is_still_seen(bookings: Bookings) -> None:
     assert late.conflict is not None and late.conflict.existing.holder == "long"
 
 
+async def test_a_long_booking_is_seen_after_a_shorter_one_in_the_same_request(
+        bookings: Bookings) -> None:
+    """Two items on one resource in one call, the long one first: the longest interval the
+    scan is bounded by stays the long one's (the script reads it once and keeps it current)."""
+    assert (await bookings.reserve_all([ws(1, T0, T0 + HOUR, "first")])).ok
+    assert (await bookings.reserve_all([ws(1, T0 + 2 * HOUR, T0 + 30 * 24 * HOUR, "long"),
+                                        ws(1, T0 - 3 * HOUR, T0 - HOUR, "short")])).ok
+    late = await bookings.reserve_all([ws(1, T0 + 20 * 24 * HOUR, T0 + 20 * 24 * HOUR + 60,
+                                          "x")])
+    assert late.conflict is not None and late.conflict.existing.holder == "long"
+
+
 async def test_all_or_nothing(bookings: Bookings) -> None:
     assert (await bookings.reserve_all([ws(2, T0, T0 + HOUR, "taken")])).ok
     request = [

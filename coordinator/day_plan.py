@@ -401,8 +401,9 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         workflow.desk.day_screen(workflow.desk.rules.local_date(now))  # kept for the day
         fork = workflow.desk.fork()
         compaction = LogCompaction(workflow.redis)  # the store's log rewrite waits for the end
-        held = await compaction.hold()
+        held = False
         try:
+            held = await compaction.hold()
             plan = await asyncio.to_thread(plan_and_place, fork, order, plan_seed, now,
                                            executor, workflow.down_workstations(), threadsafe,
                                            sink=sink, apart=may_fork())
@@ -418,7 +419,7 @@ async def run_plan(workflow: Workflow, day: date, executor: Executor,
         finally:
             rearm_signals()
             if held:
-                await compaction.release()
+                await compaction.give_back()
         summary = {
             "plan_id": plan_id, "day": day.isoformat(), "seed_hash": plan.seed_hash,
             "executor": plan.executor, "projects": len(order),

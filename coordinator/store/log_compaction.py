@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from coordinator.store.layout import COMPACTION_HELD
 from coordinator.store.values import text
@@ -61,6 +61,16 @@ class LogCompaction:
         await self.redis.config_set(SETTING, setting)
         await self.redis.delete(COMPACTION_HELD)
         return setting
+
+    async def give_back(self) -> None:
+        """`release` at a plan's end, whatever the end: a store that fails now keeps the
+        record, and the next plan or start gives the setting back (logged, not raised: the
+        plan's own outcome is what the caller reports)."""
+        try:
+            await self.release()
+        except (RedisError, OSError) as exc:
+            log.warning("store: could not give back the log compaction setting (%s); the "
+                        "next plan or start will", exc)
 
     async def recover(self) -> None:
         """At start: give back a setting a holder that died kept (a no-op otherwise)."""

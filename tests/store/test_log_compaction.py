@@ -98,3 +98,13 @@ async def test_a_server_that_refuses_config_is_left_as_it_is(redis: aioredis.Red
     finally:
         await limited.aclose()
     assert await setting(redis) == "250"
+
+
+async def test_giving_back_to_a_store_that_is_gone_is_logged_not_raised(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    gone = aioredis.Redis(unix_socket_path=str(tmp_path / "no-such.sock"))
+    try:
+        await LogCompaction(gone).give_back()  # a plan's end must report the plan, not this
+    finally:
+        await gone.aclose()
+    assert "could not give back" in caplog.text

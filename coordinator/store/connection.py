@@ -4,7 +4,7 @@ A day plan places its draws in chunks, each one MULTI of several megabytes (64 s
 of 70 KB at national size). Through a unix socket with the default send buffer (208 KB),
 Python 3.11's asyncio transport sends such a write a buffer at a time and moves the rest of
 its own buffer down after each send, a copy that grows with the square of the write: half of
-the client's CPU for it (measured: 64 writes of 4.5 MB, 1.48 s of CPU against 0.72 s with an
+the client's CPU for it (measured: 150 writes of 4.5 MB, 1.48 s of CPU against 0.72 s with an
 8 MB buffer). A unix socket asks for `SEND_BUFFER` (the kernel caps it at
 `net.core.wmem_max`: where that is left at its default, nothing changes); TCP keeps the
 kernel's own tuning.

@@ -143,11 +143,11 @@ class SealedBox:
         at = _BINARY_HEAD.size
         if len(raw) != at + n_key + n_nonce + n_aad + n_text:
             raise SealError("sealed box is cut short or has bytes past its end")
-        parts = []
-        for n in (n_key, n_nonce, n_aad, n_text):
-            parts.append(raw[at:at + n])
-            at += n
-        return cls(parts[0], parts[1], parts[3], parts[2])
+        key_end = at + n_key
+        nonce_end = key_end + n_nonce
+        aad_end = nonce_end + n_aad
+        return cls(wrapped_key=raw[at:key_end], nonce=raw[key_end:nonce_end],
+                   ciphertext=raw[aad_end:], aad=raw[nonce_end:aad_end])
 
     @classmethod
     def parse(cls, stored: str | bytes) -> SealedBox:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SETTING = "auto-aof-rewrite-percentage"
 OFF = "0"  # Redis: no automatic rewrite
+DEFAULT = "100"  # Redis's own, given back where the record kept is unreadable
 
 
 class LogCompaction:
@@ -53,11 +54,17 @@ class LogCompaction:
         return True
 
     async def release(self) -> str | None:
-        """Give back the setting held; the setting, or None when nothing was held."""
+        """Give back the setting held; the setting, or None when nothing was held. A record
+        that is not a percentage (edited, corrupted) gives back Redis's default, not an
+        error that would leave compaction off for good."""
         held = await self.redis.get(COMPACTION_HELD)
         if held is None:
             return None
-        setting = text(held)
+        setting = held.decode("ascii", "replace") if isinstance(held, bytes) else str(held)
+        if not (setting.isascii() and setting.isdigit()):
+            log.warning("store: the log compaction record holds %r, not a percentage: %s "
+                        "is set to Redis's default, %s", setting[:40], SETTING, DEFAULT)
+            setting = DEFAULT
         await self.redis.config_set(SETTING, setting)
         await self.redis.delete(COMPACTION_HELD)
         return setting

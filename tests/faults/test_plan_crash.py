@@ -40,6 +40,8 @@ from coordinator.province.generator import generate_province
 from coordinator.store.audit_log import AuditLog
 from coordinator.store.bookings import BookingItem
 from coordinator.store.embedded_redis import EmbeddedRedis
+from coordinator.store.layout import COMPACTION_HELD
+from coordinator.store.log_compaction import LogCompaction
 from coordinator.store.registry import Registry
 from coordinator.store.snapshots import read_snapshot
 from coordinator.store.values import text
@@ -135,6 +137,13 @@ def plant(template: Path) -> Iterator[Plant]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+async def _compaction(plant: Plant) -> tuple[str, bool]:
+    """The server's AOF rewrite setting, and whether a plan's record of holding it is left."""
+    async with open_store(plant.data.root, plant.redis.url) as redis:
+        return (await LogCompaction(redis).setting(),
+                bool(await redis.exists(COMPACTION_HELD)))
+
+
 async def _state(plant: Plant) -> dict[str, object]:
     """What the store holds: states, allocations, bookings, intents, the audit trail."""
     key = master_key(plant.data.root)
@@ -201,6 +210,8 @@ def test_a_plan_killed_at_any_point_resumes_and_loses_nothing(plant: Plant, faul
     assert held == seated and stored == placed_before(nth) + cut
     assert len(crashed["audit"]) > 0  # type: ignore[arg-type]
     seq_at_crash = crashed["audit"][-1].seq  # type: ignore[index]
+    # The killed coordinator held the store's log compaction off, and left the record of it.
+    assert asyncio.run(_compaction(plant)) == ("0", True)
 
     restarted = plant.coordinator()
     plant.wait_listening(restarted)
@@ -213,6 +224,7 @@ def test_a_plan_killed_at_any_point_resumes_and_loses_nothing(plant: Plant, faul
 
     after = asyncio.run(_state(plant))
     assert after["intents"] == 0
+    assert asyncio.run(_compaction(plant)) == ("100", False)  # given back by the restart
     assert set(after["states"].values()) == {"drawn"}  # type: ignore[union-attr]
     audit = after["audit"]
     recovered = [e for e in audit if e.seq > seq_at_crash  # type: ignore[union-attr]

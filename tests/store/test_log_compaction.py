@@ -108,3 +108,22 @@ async def test_giving_back_to_a_store_that_is_gone_is_logged_not_raised(
     finally:
         await gone.aclose()
     assert "could not give back" in caplog.text
+
+
+@pytest.mark.parametrize("forged", [b"abc", b"\xff\xfe", b"-5", b"\xd9\xa1"])
+async def test_a_forged_record_gives_back_the_default_not_compaction_off_for_good(
+        redis: aioredis.Redis, forged: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    """Edited, undecodable, negative or a non-ASCII digit: the plan's end and the next start
+    still turn compaction back on, and the record goes."""
+    await redis.set(COMPACTION_HELD, forged)
+    compaction = LogCompaction(redis)
+    assert await compaction.hold()  # NX: the forged record stays as it is
+    assert await setting(redis) == "0"
+    await compaction.give_back()
+    assert await setting(redis) == "100"
+    assert await redis.exists(COMPACTION_HELD) == 0
+    assert "not a percentage" in caplog.text
+    await redis.set(COMPACTION_HELD, forged)
+    await redis.config_set(SETTING, "0")
+    await LogCompaction(redis).recover()
+    assert await setting(redis) == "100"

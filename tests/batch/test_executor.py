@@ -78,17 +78,14 @@ def test_a_bad_executor_is_named(spec: str) -> None:
         make_executor(spec)
 
 
-@pytest.mark.parametrize(("ray_running", "method"), [(True, "forkserver"), (False, "fork")])
-def test_a_process_running_ray_never_forks_its_workers(
-        monkeypatch: pytest.MonkeyPatch, ray_running: bool, method: str) -> None:
+@pytest.mark.parametrize(("threaded", "method"), [(True, "forkserver"), (False, "fork")])
+def test_a_process_running_threads_never_forks_its_workers(
+        monkeypatch: pytest.MonkeyPatch, threaded: bool, method: str) -> None:
     """A worker forked from Ray's threads died about one time in two (BrokenProcessPool)."""
-    import types
+    from coordinator.batch import executor as module
 
-    from coordinator.batch.executor import ProcessExecutor
-
-    monkeypatch.setitem(sys.modules, "ray",
-                        types.SimpleNamespace(is_initialized=lambda: ray_running))
-    executor = ProcessExecutor(1)
+    monkeypatch.setattr(module, "_threaded", lambda: threaded)
+    executor = module.ProcessExecutor(1)
     try:
         seeds = [hashlib.sha256(b"x").digest()]
         assert executor.map_chunks(tally, fairness_pool([3, 4], seats=1), [seeds])
@@ -96,3 +93,31 @@ def test_a_process_running_ray_never_forks_its_workers(
         assert executor._pool._mp_context.get_start_method() == method  # type: ignore[attr-defined]
     finally:
         executor.close()
+
+
+def test_ray_shut_down_still_counts_as_threads() -> None:
+    """Ray's threads outlive `ray.shutdown()` (the CI run that forked after it lost a worker):
+    a fresh interpreter forks before Ray and not after it, and the answers stay the same."""
+    code = """
+import hashlib
+from coordinator.batch.executor import make_executor
+from coordinator.domain.fairness import fairness_pool, tally
+pool = fairness_pool([3, 4], seats=1)
+chunks = [[hashlib.sha256(f"t:{i}".encode()).digest()] for i in range(4)]
+def run():
+    executor = make_executor("local:2")
+    try:
+        answer = [p.experts for p in executor.map_chunks(tally, pool, chunks)]
+        return executor._pool._mp_context.get_start_method(), answer
+    finally:
+        executor.close()
+before = run()
+ray = make_executor("ray:1")
+ray.map_chunks(tally, pool, chunks[:1])
+ray.close()
+after = run()
+print(before[0], after[0], before[1] == after[1])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.split()[-3:] == ["fork", "forkserver", "True"]

@@ -381,6 +381,9 @@ class _Intervals:
         return found
 
 
+_SORT_BELOW = 16  # `_ascending` sorts rows fewer than the pool / this (measured crossover ~12)
+
+
 class _AtCap:
     """The rows that reached the workload cap in a half-day, in the order they reached it (a
     growable array: a booking appends, the rule reads a slice, not a pass over the day's
@@ -665,14 +668,19 @@ class DayScreen:
         out["conduct"] = list(self._conduct)
         return out
 
-    def _ascending(self, rows: Rows, within: Mask | None = None) -> Rows:
-        """`rows` (those `within` marks, if given) sorted without repeats, through the
-        screen's scratch mask (set, narrowed, read back, cleared): cheaper than a sort for a
-        few thousand rows of 300,000, and than narrowing tens of thousands row by row."""
+    def _ascending(self, rows: Rows, within: Mask) -> Rows:
+        """Those of `rows` that `within` marks, ascending and without repeats. Under a
+        sixteenth of the pool (the overlap rule's few thousand): narrowed and sorted; more:
+        through the screen's scratch mask (set, narrowed, read back, cleared), one pass over
+        the pool instead of a sort of tens of thousands."""
+        if len(rows) * _SORT_BELOW < self._n:
+            kept = np.sort(rows[within[rows]])
+            if len(kept) > 1:
+                kept = kept[np.concatenate(([True], kept[1:] != kept[:-1]))]
+            return kept
         scratch = self._scratch
         scratch[rows] = True
-        if within is not None:
-            np.logical_and(scratch, within, out=scratch)
+        np.logical_and(scratch, within, out=scratch)
         found: Rows = np.flatnonzero(scratch)
         scratch[found] = False
         return found

@@ -123,3 +123,30 @@ def test_snapshot_leaves_out_pool_level_exclusions() -> None:
     assert snap.workstation_count() == sum(
         len(v.workstations) for s in prov.sites if "guest" in s.roles for v in s.venues
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_rows_within_a_mask_come_back_ascending_and_distinct(data: st.DataObject) -> None:
+    """The declared bars' row lists (`_ascending`: sorted under a share of the pool, through
+    the scratch mask above; the share moved so a small pool takes both) against a per-row
+    look; the scratch is left clear."""
+    from unittest import mock
+
+    import numpy as np
+    from domain_factories import RULES, simple_province
+
+    from coordinator.domain import eligibility
+
+    prov, _ = simple_province()
+    pool = PoolIndex.build(prov.experts, RULES)
+    day = DayScreen(pool, ConflictIndex.build(prov.experts, prov.companies, RULES), prov.sites,
+                    RULES, TODAY)
+    n = len(day.snapshot.candidates)
+    rows = data.draw(st.lists(st.integers(0, n - 1), max_size=3 * n))
+    within = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    share = data.draw(st.sampled_from([1, eligibility._SORT_BELOW, n + 1]))
+    with mock.patch.object(eligibility, "_SORT_BELOW", share):
+        got = day._ascending(np.array(rows, dtype=np.intp), np.array(within, dtype=np.bool_))
+    assert got.tolist() == sorted({r for r in rows if within[r]})
+    assert not day._scratch.any()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +31,24 @@ def machine() -> str:
         mem = f", {kb / 1024 / 1024:.0f} GiB"
     return (f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}")
+
+
+def box_speed(repeat: int = 3) -> float:
+    """Seconds, best of `repeat`, for a fixed mix of the work a plan does on one core (Python
+    objects, numpy passes and a sort, hashing, JSON). A shared box has slow spells (the same
+    code's day plan moved by 45% within half an hour): the figure printed beside a run's
+    results tells a slow spell from a slower program."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        table = {f"e{i}": (i, i * 2) for i in range(200_000)}
+        rows = np.random.default_rng(0).integers(0, 1 << 30, 1_000_000)
+        np.sort(rows)
+        np.flatnonzero(rows & 1)
+        hashlib.sha256(bytes(20_000_000)).digest()
+        json.dumps([{"id": k, "v": v} for k, v in list(table.items())[:50_000]])
+        best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def pct(values: Sequence[float], q: float) -> float:

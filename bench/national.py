@@ -41,7 +41,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from rich.console import Console
 
-from bench.machine import ms_row, pct, print_table
+from bench.machine import box_speed, ms_row, pct, print_table
 from coordinator.batch.executor import make_executor
 from coordinator.domain.audit import generate_signing_key
 from coordinator.domain.day_plan import chunked
@@ -334,6 +334,7 @@ async def run(args: argparse.Namespace) -> None:
                          f"{stored:.1f} / {loaded:.1f} s", "-", f"RSS {gib(rss())}"])
             del province  # the coordinator holds its own copy now
 
+            speed_before = box_speed()
             audit_before = (await workflow.audit.head()).seq
             executor = make_executor(args.plan_executor)
             rewrites = (await redis.info("persistence"))["aof_rewrites"]
@@ -343,6 +344,7 @@ async def run(args: argparse.Namespace) -> None:
             planned, cpu = time.perf_counter() - t0, time.process_time() - c0
             drawing_cpu, redis_cpu = children_cpu() - k0, server_cpu(server) - r0
             executor.close()
+            speed_after = box_speed()
             audit_after = (await workflow.audit.head()).seq
             n = summary["projects"]
             rows.append([
@@ -359,6 +361,9 @@ async def run(args: argparse.Namespace) -> None:
                 f"{summary['screening_s']:.1f} s, drawing {summary['drawing_s']:.1f} s; "
                 f"{audit_after - audit_before:,} audit entries"])
             rows.append(await compaction_row(redis, server, rewrites))
+            rows.append(["the box's speed: fixed reference work, best of 3", "-",
+                         f"{speed_before:.3f} / {speed_after:.3f} s", "-",
+                         "before / after the plan; compare plans only at a like speed"])
             rows.append(["coordinator memory after the plan", "-", "-", "-",
                          f"RSS {gib(rss())}, peak {gib(peak())}; redis-server RSS "
                          f"{gib(server_rss(server))}"])

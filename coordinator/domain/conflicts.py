@@ -215,17 +215,14 @@ class ConflictIndex:
         return out
 
     def _ties(
-        self, project: Project, companies_by_id: Mapping[str, Company], today: date,
-        details: bool = True,
+        self, project: Project, companies_by_id: Mapping[str, Company], today: date
     ) -> Iterator[tuple[str, str, str]]:
-        """(expert id, reason code, detail) of every tie to the project's parties; the detail
-        is "" unless `details` (a day plan's batch phase wants the ids of 20,000 projects'
-        ties, not their wording)."""
+        """(expert id, reason code, detail) of every tie to the project's parties (details are
+        one concatenation each: callers wanting ids alone build no `Reason`)."""
         since = years_before(today, self.look_back_years)
         for party, role, member_id, keys in self._party_members(project, companies_by_id):
             via_group = member_id != party.id
-            where = (f"{role} {party.id}" + (f" via group member {member_id}" if via_group
-                                              else "")) if details else ""
+            where = f"{role} {party.id}" + (f" via group member {member_id}" if via_group else "")
             for key in keys:
                 for tie in self.employments.get(key, ()):
                     start_ok = tie.start is None or tie.start <= today
@@ -233,19 +230,19 @@ class ConflictIndex:
                         yield (
                             tie.expert_id,
                             "group" if via_group else "employer",
-                            "employed by " + where if details else "",
+                            "employed by " + where,
                         )
                 for expert_id in self.interests.get(key, ()):
                     yield (
                         expert_id,
                         "group" if via_group else "interest",
-                        "economic interest in " + where if details else "",
+                        "economic interest in " + where,
                     )
                 for expert_id in self.declared.get(key, ()):
                     yield (
                         expert_id,
                         "group" if via_group else "declared",
-                        "declared conflict with " + where if details else "",
+                        "declared conflict with " + where,
                     )
             if not via_group:
                 for person in party.people:
@@ -253,14 +250,12 @@ class ConflictIndex:
                         yield (
                             expert_id,
                             "relative",
-                            f"{relation} of {person.person_id} ({role} {party.id})"
-                            if details else "",
+                            f"{relation} of {person.person_id} ({role} {party.id})",
                         )
         if project.competent_department:
             dept = normalise_department(project.competent_department)
             for expert_id in self.departments.get(dept, ()):
-                yield (expert_id, "department",
-                       f"works for {project.competent_department}" if details else "")
+                yield expert_id, "department", f"works for {project.competent_department}"
 
     def ineligible_for(
         self, project: Project, companies_by_id: Mapping[str, Company], today: date
@@ -279,5 +274,4 @@ class ConflictIndex:
         self, project: Project, companies_by_id: Mapping[str, Company], today: date
     ) -> set[str]:
         """The experts `ineligible_for` names, without building their reasons."""
-        return {expert_id for expert_id, _, _ in self._ties(project, companies_by_id, today,
-                                                               details=False)}
+        return {expert_id for expert_id, _, _ in self._ties(project, companies_by_id, today)}

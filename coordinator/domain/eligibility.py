@@ -72,6 +72,23 @@ def sitting_rule(code: str) -> Callable[[_Rule], _Rule]:
     return register
 
 
+# Where a sitting rule's declared rows (its rows among the project's quotas, ascending and
+# distinct: `DayScreen.declared_bars`) are kept up to date instead of read back from its rows,
+# the method that gives them, by reason code.
+DECLARED_READERS: Final[dict[str, Callable[..., Rows]]] = {}
+
+
+def declared_reader(code: str) -> Callable[[_Rule], _Rule]:
+    """Register a `DayScreen` method `(self, project) -> rows` as the declared rows of the
+    sitting rule `code` (the same rows `_ascending` reads back from the rule's, faster)."""
+    def register(reader: _Rule) -> _Rule:
+        if code in DECLARED_READERS:
+            raise ValueError(f"declared reader {code!r}: registered twice")
+        DECLARED_READERS[code] = reader
+        return reader
+    return register
+
+
 def specialty_prefixes(code: str) -> tuple[str, ...]:
     """Every code a dotted specialty falls under: "W.01.03" -> ("W", "W.01", "W.01.03")."""
     parts = [p for p in code.strip().split(".") if p]
@@ -325,6 +342,13 @@ def day_snapshot(pool: PoolIndex, sites: Iterable[Site], rules: Rules, today: da
 _NO_ROWS: NDArray[np.intp] = np.zeros(0, dtype=np.intp)
 
 
+def _distinct(ascending: Rows) -> Rows:
+    """Ascending rows without their repeats."""
+    if len(ascending) < 2:
+        return ascending
+    return ascending[np.concatenate(([True], ascending[1:] != ascending[:-1]))]
+
+
 def _joined(parts: list[NDArray[np.intp]]) -> NDArray[np.intp]:
     """Row arrays as one (most windows lie in one half-day: no copy then)."""
     if not parts:
@@ -387,12 +411,18 @@ _SORT_BELOW = 16  # `_ascending` sorts rows fewer than the pool / this (measured
 class _AtCap:
     """The rows that reached the workload cap in a half-day, in the order they reached it (a
     growable array: a booking appends, the rule reads a slice, not a pass over the day's
-    sittings). A removed sitting marks it stale: rebuilt from the counts when next read."""
+    sittings). A removed sitting marks it stale: rebuilt from the counts when next read.
 
-    __slots__ = ("n", "rows", "stale")
+    `within` keeps, per quota (code and kind), those of the rows that match it, ascending:
+    a draw's declared bars list them, and reading them back from tens of thousands of rows
+    at the cap cost a pass over the pool per draw; kept, a draw merges in the few rows that
+    reached the cap since the quota's last draw."""
+
+    __slots__ = ("_within", "n", "rows", "stale")
 
     def __init__(self, rows: NDArray[np.intp]) -> None:
         self.rows, self.n, self.stale = rows.astype(np.intp), len(rows), False
+        self._within: dict[tuple[str, str | None], tuple[int, Rows]] = {}
 
     def add(self, row: int) -> None:
         if self.n == len(self.rows):
@@ -403,9 +433,24 @@ class _AtCap:
     def live(self) -> NDArray[np.intp]:
         return self.rows[: self.n]
 
+    def within(self, quota: tuple[str, str | None], matching: Rows) -> Rows:
+        """The rows at the cap among `matching` (the quota's rows, ascending), ascending and
+        distinct (a row is appended once: again only after a removal, which rebuilds). Read
+        only: the next call may return it again."""
+        seen, found = self._within.get(quota, (0, _NO_ROWS))
+        if seen < self.n and len(matching):
+            new = self.rows[seen:self.n]
+            at = np.minimum(np.searchsorted(matching, new), len(matching) - 1)
+            new = np.sort(new[matching[at] == new])
+            if len(new):
+                found = np.insert(found, np.searchsorted(found, new), new)
+        self._within[quota] = (self.n, found)
+        return found
+
     def copy(self) -> _AtCap:
         other = _AtCap(self.live().copy())
         other.stale = self.stale
+        other._within = dict(self._within)  # its arrays are never changed in place
         return other
 
 
@@ -651,6 +696,22 @@ class DayScreen:
         return _joined([self._rows_at_cap(h)
                         for h in self._half_days(project.window.start_ts, project.window.end_ts)])
 
+    @declared_reader("workload")
+    def _workload_declared(self, project: Project) -> Rows:
+        """`_workload`'s rows among the project's quotas, ascending, distinct: per quota from
+        the half-day's kept lists (`_AtCap.within`), not a pass over the tens of thousands at
+        the cap (a test checks it against `_ascending`)."""
+        index = self.snapshot.candidate_index()
+        quotas = {(normalise_specialty(q.specialty), q.kind) for q in project.quotas}
+        parts = []
+        for h in self._half_days(project.window.start_ts, project.window.end_ts):
+            self._rows_at_cap(h)  # counted, and rebuilt if stale
+            at_cap = self._at_cap[h]
+            parts += [at_cap.within(q, index.matching(*q)[0]) for q in quotas]
+        if len(parts) < 2:
+            return parts[0] if parts else _NO_ROWS
+        return _distinct(np.sort(np.concatenate(parts), kind="stable"))  # merges the runs
+
     def declared_bars(self, project: Project) -> dict[str, Any]:
         """What the booking picture and the conduct records bar for `project`: state, not
         registry, so a draw archive carries it as a declared input (registry_snapshot.py).
@@ -661,7 +722,9 @@ class DayScreen:
         relevant = self._relevant(project)[0]  # a quota's experts, not the pool
         out: dict[str, Any] = {}
         for code, rows in self.state_rows(project):
-            out[code] = pack_rows(self._ascending(rows, within=relevant))
+            reader = DECLARED_READERS.get(code)
+            out[code] = pack_rows(self._ascending(rows, within=relevant) if reader is None
+                                  else reader(self, project))
         if self._conduct is None:
             self._conduct = sorted(e for e, bars in self.pool.conduct_bars.items()
                                    if any(b.covers(self.today) for b in bars))
@@ -674,10 +737,7 @@ class DayScreen:
         through the screen's scratch mask (set, narrowed, read back, cleared), one pass over
         the pool instead of a sort of tens of thousands."""
         if len(rows) * _SORT_BELOW < self._n:
-            kept = np.sort(rows[within[rows]])
-            if len(kept) > 1:
-                kept = kept[np.concatenate(([True], kept[1:] != kept[:-1]))]
-            return kept
+            return _distinct(np.sort(rows[within[rows]]))
         scratch = self._scratch
         scratch[rows] = True
         np.logical_and(scratch, within, out=scratch)

@@ -150,3 +150,51 @@ def test_rows_within_a_mask_come_back_ascending_and_distinct(data: st.DataObject
         got = day._ascending(np.array(rows, dtype=np.intp), np.array(within, dtype=np.bool_))
     assert got.tolist() == sorted({r for r in rows if within[r]})
     assert not day._scratch.any()
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.data())
+def test_kept_workload_rows_equal_the_rows_read_back(data: st.DataObject) -> None:
+    """The workload rule's declared rows as kept per quota (`_workload_declared`, merged in as
+    experts reach the cap) against its rows read back through the quota mask (`_ascending`),
+    after every booking or release, on a forked screen too (a plan draws in a fork)."""
+    from dataclasses import replace
+
+    import numpy as np
+    from domain_factories import RULES, expert, local_window, project, simple_province
+
+    from coordinator.domain.model import Quota
+
+    prov, _ = simple_province()
+    codes = ("W.01", "W.01.02", "W.02", "G.01")
+    experts = tuple(expert(f"X{i}", f"C{1 + i % 6}", kind="economic" if i % 5 == 0
+                           else "technical", specialties=(codes[i % 4], codes[i * 7 % 4]))
+                    for i in range(40))
+    rules = replace(RULES, workload_cap_per_half_day=data.draw(st.sampled_from([1, 2])))
+    pool = PoolIndex.build(experts, rules)
+    screen = DayScreen(pool, ConflictIndex.build(experts, prov.companies, rules), prov.sites,
+                       rules, TODAY)
+    windows = [local_window(TODAY, h, n) for h, n in ((8, 3), (10, 4), (14, 2), (9, 1))]
+    shapes = [(Quota("W.01", 2),), (Quota("W.01.02", 1), Quota("W.02", 1)),
+              (Quota("W.01", 2, "technical"), Quota("W.01", 1, "economic")),
+              (Quota("G", 1), Quota("W", 1))]
+    screens = [(screen, list[Sitting]())]  # a fork books on, apart from its original
+    for step in range(data.draw(st.integers(1, 30))):
+        screen, booked = screens[data.draw(st.integers(0, len(screens) - 1))]
+        if booked and data.draw(st.booleans()) and data.draw(st.booleans()):
+            screen.remove_sitting(booked.pop(data.draw(st.integers(0, len(booked) - 1))))
+        else:
+            s = Sitting(f"X{data.draw(st.integers(0, 39))}", f"P{step}", f"T{step % 3}",
+                        data.draw(st.sampled_from(windows)))
+            screen.add_sitting(s)
+            booked.append(s)
+        if data.draw(st.booleans()):
+            screens.append((screen.fork(), list(booked)))
+        for screen, _ in screens:
+            for w in windows:
+                for quotas in shapes:
+                    proj = project(quotas=quotas, window=w)
+                    got = screen._workload_declared(proj)  # first: on a stale list too
+                    expected = screen._ascending(screen._workload(proj), screen.relevant(proj))
+                    assert got.tolist() == expected.tolist()
+                    assert got.dtype == np.intp

@@ -145,6 +145,33 @@ def test_row_lists_round_trip_in_shortest_form(rows: set[int]) -> None:
         assert len(text) == 4 * ((len(ordered) + 2) // 3)
 
 
+@given(st.lists(st.integers(min_value=0, max_value=2**35 - 1), max_size=300),
+       st.sampled_from([0, 1, 8]))
+def test_row_gaps_encode_alike_value_by_value_and_vectorised(values: list[int], below: int
+                                                              ) -> None:
+    """`_leb128` one value at a time (short lists) and in numpy passes (long ones, where the
+    values over 127 recurse, value by value again once few): the same bytes, which a decoder
+    written from the LEB128 definition reads back."""
+    from unittest import mock
+
+    from coordinator.domain.draw import inputs as module
+
+    array = np.array(values, dtype=np.int64)
+    with mock.patch.object(module, "_LOOP_BELOW", 10**9):
+        looped = module._leb128(array).tobytes()
+    with mock.patch.object(module, "_LOOP_BELOW", below):
+        vectorised = module._leb128(array).tobytes()
+    assert vectorised == looped
+    decoded, value, shift = [], 0, 0
+    for byte in looped:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            decoded.append(value)
+            value, shift = 0, 0
+    assert decoded == values and (not looped or looped[-1] < 0x80)
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [

@@ -252,10 +252,22 @@ def pack_rows(rows: Sequence[int] | np.ndarray) -> str:
     return base64.b64encode(_leb128(gaps).tobytes()).decode("ascii")
 
 
+_LOOP_BELOW = 256  # values `_leb128` encodes one by one (a dozen numpy calls cost ~100 us)
+
+
 def _leb128(values: NDArray[np.int64]) -> NDArray[np.uint8]:
     """Each value (not negative) in unsigned LEB128, shortest form, one after the other. Each
     value's first byte, then the rest of the few values over 127 (the same encoding, of the
-    value shifted by 7) put in after it: a barred row list is mostly one byte a row."""
+    value shifted by 7) put in after it: a barred row list is mostly one byte a row. Short
+    lists (a cool-off rule's few rows, the rest of the values over 127) value by value."""
+    if len(values) < _LOOP_BELOW:
+        encoded = bytearray()
+        for value in values.tolist():
+            while value > 0x7F:
+                encoded.append(value & 0x7F | 0x80)
+                value >>= 7
+            encoded.append(value)
+        return np.frombuffer(bytes(encoded), dtype=np.uint8)
     first = (values & 0x7F).astype(np.uint8)
     big = np.flatnonzero(values >= 0x80)
     if not big.size:

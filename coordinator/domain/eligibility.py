@@ -60,16 +60,22 @@ _Rule = TypeVar("_Rule", bound=Callable[..., Rows])
 SITTING_RULES: Final[dict[str, Callable[..., Rows]]] = {}
 
 
+def _registrar(registry: dict[str, Callable[..., Rows]], what: str, code: str
+               ) -> Callable[[_Rule], _Rule]:
+    """A decorator putting a method into `registry` under `code`, once."""
+    def register(method: _Rule) -> _Rule:
+        if code in registry:
+            raise ValueError(f"{what} {code!r}: registered twice")
+        registry[code] = method
+        return method
+    return register
+
+
 def sitting_rule(code: str) -> Callable[[_Rule], _Rule]:
     """Register a `DayScreen` method `(self, project) -> rows` as the sitting rule `code`: the
     snapshot rows it bars, in any order, repeats allowed. Rows, not a mask: a rule bars a few
     thousand of 300,000, and a mask costs a pass over the pool to read back."""
-    def register(rule: _Rule) -> _Rule:
-        if code in SITTING_RULES:
-            raise ValueError(f"sitting rule {code!r}: registered twice")
-        SITTING_RULES[code] = rule
-        return rule
-    return register
+    return _registrar(SITTING_RULES, "sitting rule", code)
 
 
 # Where a sitting rule's declared rows (its rows among the project's quotas, ascending and
@@ -81,12 +87,7 @@ DECLARED_READERS: Final[dict[str, Callable[..., Rows]]] = {}
 def declared_reader(code: str) -> Callable[[_Rule], _Rule]:
     """Register a `DayScreen` method `(self, project) -> rows` as the declared rows of the
     sitting rule `code` (the same rows `_ascending` reads back from the rule's, faster)."""
-    def register(reader: _Rule) -> _Rule:
-        if code in DECLARED_READERS:
-            raise ValueError(f"declared reader {code!r}: registered twice")
-        DECLARED_READERS[code] = reader
-        return reader
-    return register
+    return _registrar(DECLARED_READERS, "declared reader", code)
 
 
 def specialty_prefixes(code: str) -> tuple[str, ...]:

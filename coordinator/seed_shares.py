@@ -72,6 +72,9 @@ class SeedShares:
         self.workflow = workflow
         self.wait = wait
         self.rounds = SeedRounds(workflow.redis)
+        # Rounds a draw has used: fixed for good (a later commitment or reveal is refused), so
+        # their seed is read and unsealed once, not at every single draw (two trips).
+        self._fixed: dict[date, tuple[bytes, dict[str, Any]]] = {}
 
     async def _fields(self, day: date) -> dict[str, str]:
         return await self.rounds.fields(day.isoformat())
@@ -179,6 +182,9 @@ class SeedShares:
         Refused (WorkflowError, precondition) while the supervisor's share is awaited and the
         wait has not run out; then the audited fallback. `urgent` (a reason) takes the
         fallback at once: a replacement the grid draws on its own cannot wait."""
+        fixed = self._fixed.get(day)
+        if fixed is not None:
+            return fixed[0], dict(fixed[1])
         f = await self._coordinator_commits(day)
         detail: dict[str, Any] = {"seed_protocol": SEED_PROTOCOL,
                                   "coordinator_commitment": f["coordinator_commitment"],
@@ -209,6 +215,7 @@ class SeedShares:
             await self.workflow.record("seed.fixed", day.isoformat(), {
                 "day": day.isoformat(), "seed_hash": seed_hash(seed),
                 **detail})
+        self._fixed[day] = seed, dict(detail)
         return seed, detail
 
     async def first_label(self, day: date, project_id: str) -> str:

@@ -129,7 +129,16 @@ class ConductStore:
         return found
 
     async def followed_cursor(self) -> int:
-        return int(await self.redis.hget(CONDUCT_FOLLOW, "cursor") or 0)
+        return self.cursor_of(await self.redis.hget(CONDUCT_FOLLOW, "cursor"))
+
+    @staticmethod
+    def stage_cursor_read(pipe: Any) -> None:
+        """`followed_cursor` on the caller's pipeline; its reply reads with `cursor_of`."""
+        pipe.hget(CONDUCT_FOLLOW, "cursor")
+
+    @staticmethod
+    def cursor_of(reply: Any) -> int:
+        return int(reply or 0)
 
     async def store_followed(self, events: Mapping[str, Sequence[ConductEvent]],
                              cursor: int) -> None:
@@ -157,7 +166,7 @@ class FollowStep:
         self.store, self.pipe = store, pipe
 
     async def cursor(self) -> int:
-        return int(await self.pipe.hget(CONDUCT_FOLLOW, "cursor") or 0)
+        return self.store.cursor_of(await self.pipe.hget(CONDUCT_FOLLOW, "cursor"))
 
     async def write(self, events: Mapping[str, Sequence[ConductEvent]], cursor: int,
                     bars: Sequence[ConductBar] | None) -> int | None:

@@ -217,7 +217,8 @@ async def test_a_single_draw_waits_for_the_share_then_verifies(grid: Grid) -> No
     assert verify_draw_file(path, trust)[0]
 
 
-async def test_without_a_share_a_single_draw_falls_back_audited(grid: Grid) -> None:
+async def test_without_a_share_a_single_draw_falls_back_audited(
+        grid: Grid, monkeypatch: pytest.MonkeyPatch) -> None:
     workflow, project, supervisor = await _waiting_day(grid)
     await supervisor.CommitSeedShare(_commit(hashlib.sha256(SECRET).hexdigest()))
     assert (await _refused(grid.operator.Draw(_draw(project.id), timeout=60))).code() == \
@@ -240,3 +241,15 @@ async def test_without_a_share_a_single_draw_falls_back_audited(grid: Grid) -> N
     await shares.take_first_labels(DAY, [project.id])
     assert await shares.redraw_label(DAY, project.id, 2) == f"{project.id}/r1/2"
     assert await shares.first_label(DAY, project.id) == f"{project.id}/r2"
+    # A used round is fixed for good: the next draws of the day take its seed without reading
+    # the round again, and what they are given is theirs to change.
+    seed, detail = await shares.day_seed(DAY)
+    assert seed_hash(seed) == fixed.detail["seed_hash"]
+
+    async def unread(day: str) -> dict[str, str]:
+        raise AssertionError(f"round {day} read again")
+
+    monkeypatch.setattr(shares.rounds, "fields", unread)
+    detail["fallback"] = False
+    again, detail_again = await shares.day_seed(DAY)
+    assert again == seed and detail_again["fallback"] is True

@@ -226,3 +226,21 @@ async def test_a_batch_with_writes_is_one_chain_and_survives_a_lost_race(
     assert [(e.seq, e.detail) for e in entries] == [(4, {"n": 3}), (5, {"n": 4})]
     assert await a._redis.get("counter") == b"6"  # not staged again by the retry
     assert (await a.verify()).ok and len(await a.entries()) == 5
+
+
+async def test_a_batch_goes_in_one_round_trip_with_no_script_check_ahead(
+        aredis: aioredis.Redis, signing_key: Ed25519PrivateKey) -> None:
+    """The batch's script runs by EVAL inside the MULTI: no SCRIPT EXISTS trip before it, and
+    a server that never saw the script (flushed, restarted) runs it all the same."""
+    log = new_log(aredis, signing_key)
+    await log.append("project.registered", "P-1", {"by": "host-1"})
+    await aredis.script_flush()
+    await aredis.config_resetstat()
+    entries, replies = await log.append_batch_with(
+        [("draw.committed", "P-1", {"n": 1}), ("draw.placed", "P-1", {"n": 2})],
+        before=lambda pipe: pipe.set("beside", "1"))
+    assert [e.seq for e in entries] == [2, 3] and replies == [True]
+    stats = await aredis.info("commandstats")
+    assert not any(name.startswith("cmdstat_script") for name in stats)
+    assert stats["cmdstat_exec"]["calls"] == 1 and stats["cmdstat_eval"]["calls"] == 2
+    assert (await log.verify()).ok and await aredis.get("beside") == b"1"

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from coordinator.conduct_records import ConductFollower
+from coordinator.conduct_records import SKIM_STORE_AFTER, ConductFollower
 from coordinator.domain.audit import AuditEntry, generate_signing_key
 from coordinator.domain.model import Window
 from coordinator.domain.rules import load_rules
@@ -126,3 +126,73 @@ async def test_a_no_show_bars_its_expert_once_and_restarts_from_the_cursor(
     kinds = sorted(b.kind for b in (await store.read_bars())[1])
     assert kinds == ["no_show_cool_off", "no_show_cool_off", "no_show_suspension"]
     assert await aredis.exists(events_key("E1")) == 1
+
+
+async def test_entries_with_nothing_to_follow_are_skimmed_in_one_trip_and_stored_in_batches(
+        aredis: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key, master = generate_signing_key(), os.urandom(32)
+    clock = SimClock(DAY1 + timedelta(minutes=5))
+    grid = Grid(aredis, key, master, clock, tmp_path)
+    store = ConductStore(aredis, master)
+    await grid.log.append("draw.committed", "P1", {"x": 0})
+    assert await grid.follower.follow() is None and await store.followed_cursor() == 1
+    transactions: list[int] = []
+    following = store.following
+
+    def counting() -> Any:
+        transactions.append(1)
+        return following()
+
+    monkeypatch.setattr(grid.follower.store, "following", counting)
+    trips: list[int] = []
+    entries_with = grid.log.entries_with
+
+    async def reading(after_seq: int = 0, also: Any = None) -> Any:
+        trips.append(after_seq)
+        return await entries_with(after_seq, also)
+
+    monkeypatch.setattr(grid.log, "entries_with", reading)
+    seq = 1
+    for n in range(3):  # a draw's entries, then the next draw's follow
+        seq = (await grid.log.append("draw.placed", "P1", {"n": n})).seq
+        assert await grid.follower.follow() is None
+    assert transactions == [] and trips == [1, 2, 3]  # each trip reads only the new entries
+    assert await store.followed_cursor() == 1  # skimmed, not yet stored
+    # Once SKIM_STORE_AFTER entries are skimmed the cursor is stored (a restart reads no more).
+    for n in range(SKIM_STORE_AFTER):
+        seq = (await grid.log.append("draw.placed", "P1", {"n": n})).seq
+    assert await grid.follower.follow() is None
+    assert transactions == [1] and await store.followed_cursor() == seq
+    assert trips[3:] == [4, seq]  # the transaction read on from where the skim stopped
+    # Something to follow after a skim is followed, from where the skim left off.
+    await grid.log.append("draw.placed", "P1", {"n": -1})
+    assert await grid.follower.follow() is None
+    await grid.log.append("expert.signed_in", "P1", {"session": "S1"})
+    no_show = await grid.log.append("seat.no_show", "P1", {"session": "S2", "reason": "absent"})
+    summary = await grid.follower.follow()
+    assert summary is not None and summary["entries"] == 2
+    assert [(b.expert_id, b.evidence) for b in (await store.read_bars())[1]] == [
+        ("E2", (no_show.seq,))]
+    assert await store.followed_cursor() == no_show.seq
+
+
+async def test_a_cursor_moved_under_a_skim_is_followed_from_where_it_now_is(
+        aredis: aioredis.Redis, tmp_path: Path) -> None:
+    """`conduct update` stores its events and cursor without knowing the follower: a skim
+    seeing the cursor moved reads again from it, so nothing the update left out is lost."""
+    key, master = generate_signing_key(), os.urandom(32)
+    clock = SimClock(DAY1 + timedelta(minutes=5))
+    grid = Grid(aredis, key, master, clock, tmp_path)
+    store = ConductStore(aredis, master)
+    signed = await grid.log.append("expert.signed_in", "P1", {"session": "S1"})
+    no_show = await grid.log.append("seat.no_show", "P1", {"session": "S2", "reason": "absent"})
+    assert await grid.follower.follow() is not None
+    followed = await store.read_events(["E2"])
+    await grid.log.append("draw.placed", "P1", {"n": 0})
+    assert await grid.follower.follow() is None  # skimmed
+    # An update that read the trail before the no-show: its events lack it, its cursor is back.
+    await store.store_followed({"E2": []}, signed.seq)
+    assert (await store.read_events(["E2"]))["E2"] == []
+    assert await grid.follower.follow() is None  # the bars stand: no change to audit
+    assert await store.read_events(["E2"]) == followed
+    assert await store.followed_cursor() > no_show.seq

@@ -150,12 +150,15 @@ class ConductFeed:
         self.seen = -1
         self._pool: object = None
 
-    async def refresh(self, pool: Any) -> bool:
+    async def refresh(self, pool: Any, version: int | None = None) -> bool:
         """Bring the pool's bars up to date; True when they changed (screens built on the old
-        bars must be rebuilt)."""
+        bars must be rebuilt). `version`: the bars' version as just read (by the follower's
+        skim, in its round trip), else read here."""
         if pool is None:
             return False
-        if pool is self._pool and await self.store.bars_version() == self.seen:
+        if version is None:
+            version = await self.store.bars_version()
+        if pool is self._pool and version == self.seen:
             return False
         version, bars = await self.store.read_bars()
         pool.set_conduct_bars(bars)
@@ -194,10 +197,13 @@ class ConductFollower:
         # how far past it the trail was read and held nothing to follow (not stored yet).
         self._stored: int | None = None
         self._skimmed = 0
+        #: The bars' version read by the last follow's skim (None: that follow did more).
+        self.bars_version: int | None = None
 
     async def follow(self) -> dict[str, Any] | None:
         """Follow the trail up to its end; a summary when the bars changed, else None."""
         async with self._lock:
+            self.bars_version = None
             if await self._skim():
                 return None
             for _ in range(8):
@@ -230,14 +236,20 @@ class ConductFollower:
         as read, and stored once `SKIM_STORE_AFTER` of them are (a restart reads no more)."""
         if self._stored is None:
             return False
-        entries, (reply,) = await self.log.entries_with(self._skimmed,
-                                                        also=self.store.stage_cursor_read)
-        if (self.store.cursor_of(reply) != self._stored
+        def reads(pipe: Any) -> None:
+            self.store.stage_cursor_read(pipe)
+            self.store.stage_bars_version_read(pipe)
+
+        entries, (cursor, version) = await self.log.entries_with(self._skimmed, also=reads)
+        if (self.store.cursor_of(cursor) != self._stored
                 or any(e.kind in FOLLOWED_KINDS for e in entries)):
             return False  # moved by `conduct update`, or something to follow: the transaction
         if entries:
             self._skimmed = entries[-1].seq
-        return self._skimmed - self._stored < SKIM_STORE_AFTER
+        if self._skimmed - self._stored >= SKIM_STORE_AFTER:
+            return False
+        self.bars_version = self.store.cursor_of(version)
+        return True
 
     async def _follow_once(self) -> dict[str, Any] | None:
         async with self.store.following() as step:

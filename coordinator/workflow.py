@@ -465,7 +465,10 @@ class Workflow:
         return project.id, not added
 
     async def project(self, project_id: str) -> Project:
-        project = await self.registry.project(project_id)
+        return self._known(project_id, await self.registry.project(project_id))
+
+    @staticmethod
+    def _known(project_id: str, project: Project | None) -> Project:
         if project is None:
             raise WorkflowError("project_id", f"no project {project_id!r}", code="not_found")
         return project
@@ -476,9 +479,9 @@ class Workflow:
         replay = await self.replay(request_id)
         if replay is not None:
             return DrawSummary(**replay)
-        project = await self.project(project_id)
         async with self.project_lock(project_id), self.draw_lock:
-            state = await self.registry.project_state(project_id)
+            found, state = await self.registry.project_and_state(project_id)
+            project = self._known(project_id, found)
             if state != ProjectState.REGISTERED:
                 raise WorkflowError("project_id", f"{project_id} is {state}, "
                                     "not awaiting a draw", code="precondition")
@@ -1160,7 +1163,7 @@ class Workflow:
         """Conduct bars changed (by the trail followed just now, `conduct update` or a
         sanction): the day's screen, built on the old ones, is built again."""
         await self.conduct_follower.follow()
-        if await self.conduct.refresh(self.desk.pool):
+        if await self.conduct.refresh(self.desk.pool, self.conduct_follower.bars_version):
             self.desk.forget_screen()
 
     def _down_for_replacement(self, project: Project, alloc: Allocation) -> frozenset[str]:

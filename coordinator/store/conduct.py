@@ -66,7 +66,12 @@ class ConductStore:
                          {"bars": [bar_to_json(b) for b in bars]}).to_json()
 
     async def bars_version(self) -> int:
-        return int(await self.redis.hget(CONDUCT_BARS, "version") or 0)
+        return self.cursor_of(await self.redis.hget(CONDUCT_BARS, "version"))
+
+    @staticmethod
+    def stage_bars_version_read(pipe: Any) -> None:
+        """`bars_version` on the caller's pipeline; its reply reads with `cursor_of`."""
+        pipe.hget(CONDUCT_BARS, "version")
 
     async def read_bars(self) -> tuple[int, list[ConductBar]]:
         raw = await self.redis.hgetall(CONDUCT_BARS)
@@ -138,6 +143,7 @@ class ConductStore:
 
     @staticmethod
     def cursor_of(reply: Any) -> int:
+        """The follower's cursor or the bars' version from its stored reply (0: none yet)."""
         return int(reply or 0)
 
     async def store_followed(self, events: Mapping[str, Sequence[ConductEvent]],

@@ -203,6 +203,15 @@ class Registry:
         raw = await self.redis.hget(PROJECTS, project_id)
         return project_from_dict(json.loads(raw)) if raw else None
 
+    async def project_and_state(self, project_id: str) -> tuple[Project | None, str | None]:
+        """`project` and `project_state` in one round trip (a single draw's first read)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(PROJECTS, project_id)
+        pipe.hget(PROJECT_STATE, project_id)
+        raw, state = await pipe.execute()
+        return (project_from_dict(json.loads(raw)) if raw else None,
+                None if state is None else text(state))
+
     async def project_states(self) -> dict[str, str]:
         raw = await self.redis.hgetall(PROJECT_STATE)
         return {text(k): text(v) for k, v in raw.items()}

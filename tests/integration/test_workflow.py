@@ -74,6 +74,10 @@ async def test_a_day_of_projects_end_to_end(grid: Grid) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as redraw:
         await grid.draw(focus.id)
     assert redraw.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await grid.draw("P-NOT-REGISTERED")
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert unknown.value.details() == "project_id: no project 'P-NOT-REGISTERED'"
 
     # --- a decline: a supplementary draw replaces exactly that member ------------------------
     declined = notices_of[focus.id][0]

@@ -27,7 +27,7 @@ pending.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from evalgrid_wire.v1 import site_link_pb2
@@ -102,24 +102,34 @@ async def _place_locked(workflow: Workflow, chunk: Sequence[PlannedDraw], plan_i
     return [outcome[p.project.id] for p in chunk]
 
 
+#: The caller's own writes, staged on a phase's MULTI.
+Staged = Callable[[Any], None]
+
+
 async def place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan_id: str = "",
                             records: Sequence[tuple[str, str, dict[str, Any]]] = (), *,
-                            seed_from: dict[str, str] | None = None) -> dict[str, str]:
+                            seed_from: dict[str, str] | None = None,
+                            with_commit: Staged | None = None,
+                            with_placed: Staged | None = None) -> dict[str, str]:
     """Commit and place first draws (callers hold their projects' locks and checked that
     they await their draw); `records` are audited in the commit batch, before the draws'.
     Per project: "drawn", or "conflict" (Redis disagreed with the picture: nothing booked,
-    audited as `draw.booking_conflict`)."""
+    audited as `draw.booking_conflict`). `with_commit` stages the caller's writes in phase
+    1's MULTI, `with_placed` in phase 3's when every draw was placed (a single draw's seed
+    label taken, its reply kept: no trip of their own)."""
     ids = {project.id for project, _, _ in drawn}
     workflow.placing(ids)  # the schedule's `finish_placed` leaves them to us
     try:
-        return await _place_first_draws(workflow, drawn, plan_id, records, seed_from)
+        return await _place_first_draws(workflow, drawn, plan_id, records, seed_from,
+                                        with_commit, with_placed)
     finally:
         workflow.placing(ids, done=True)
 
 
 async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan_id: str,
                              records: Sequence[tuple[str, str, dict[str, Any]]],
-                             seed_from: dict[str, str] | None) -> dict[str, str]:
+                             seed_from: dict[str, str] | None, with_commit: Staged | None,
+                             with_placed: Staged | None) -> dict[str, str]:
     key = workflow.master_key
     seq = await workflow.audit.known_seq()
     batch = list(records)
@@ -134,15 +144,17 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
         batch.append(("draw.committed", project.id, record))
 
     def commit(pipe: Any) -> None:  # 1. committed, in the audit's MULTI, ahead of its entries
+        if with_commit is not None:
+            with_commit(pipe)
         for project, _, result in drawn:
             workflow.draws.stage_archive(pipe, result.draw_id, result.archive_fields(key))
             stage_intent(pipe, key, make_intent(project.id, result.draw_id, "committed", seq,
                                                 plan_id=plan_id, seed_from=seed_from,
                                                 state_after="drawn"))
-        workflow.links.stage_next_fences(pipe, seat_count)  # the chunk's commands
+        workflow.links.stage_next_fences(pipe, seat_count)  # the chunk's commands: last
 
     if not drawn:
-        await workflow.record_batch(batch)
+        await workflow.record_batch(batch, before=with_commit)
         return {}
     *_, top = await workflow.record_batch(batch, before=commit)
     fault_point("after_commit")
@@ -186,6 +198,8 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
     def drop(pipe: Any) -> None:  # behind the entries, in their MULTI
         for project, *_ in staged:
             stage_drop(pipe, project.id)
+        if with_placed is not None and all(o == "drawn" for o in outcome.values()):
+            with_placed(pipe)
 
     await workflow.record_batch(late, after=drop)
     for project_id, placed in outcome.items():
@@ -198,13 +212,16 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
 
 async def commit_and_place(workflow: Workflow, project: Project, prepared: PreparedDraw,
                            result: PlacedDraw, *, plan_id: str = "",
-                           seed_from: dict[str, str] | None = None) -> None:
+                           seed_from: dict[str, str] | None = None,
+                           with_commit: Staged | None = None,
+                           with_placed: Staged | None = None) -> None:
     """A first draw: its archive and an intent (`committed`), then `draw.committed` in the
     audit, then the placement (coordinator/plan_chunks.py, a chunk of one). From the intent
     on, a crash re-runs this very draw at the next start. Raises WorkflowError (nothing
     booked) when Redis refuses a booking."""
     outcome = await place_first_draws(workflow, [(project, prepared, result)], plan_id,
-                                      seed_from=seed_from)
+                                      seed_from=seed_from, with_commit=with_commit,
+                                      with_placed=with_placed)
     if outcome[project.id] != "drawn":
         raise WorkflowError("project_id", "booking conflict: the store disagreed with the "
                             "picture (audited as draw.booking_conflict)", code="precondition")

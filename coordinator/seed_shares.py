@@ -221,15 +221,20 @@ class SeedShares:
     async def first_label(self, day: date, project_id: str) -> str:
         """The label of a project's next first draw under the day's round (planned or single):
         its id, or ``id/rK`` for the K-th first draw again (a new committee after an incident),
-        so no two draws share a seed. A draw that uses it takes it (`take_first_labels`) before
-        it runs, under the draw lock."""
+        so no two draws share a seed. A draw that uses it takes it (`take_first_labels`) under
+        the draw lock, at the latest with its commitment: a draw that is never committed
+        leaves it to the next, which draws with the same seed."""
         return draw_label(project_id, await self.rounds.first_draws(day.isoformat(),
                                                                     project_id))
 
     async def take_first_labels(self, day: date, project_ids: list[str]) -> None:
         """These projects' first labels are used (a day plan draws each project under its id;
-        a single draw once prepared): never again (one round trip)."""
+        a single draw with its commitment): never again (one round trip)."""
         await self.rounds.take_first(day.isoformat(), project_ids)
+
+    def stage_take_first_labels(self, pipe: Any, day: date, project_ids: list[str]) -> None:
+        """`take_first_labels` on the caller's pipeline (a single draw's commitment MULTI)."""
+        self.rounds.stage_take_first(pipe, day.isoformat(), project_ids)
 
     async def redraw_label(self, day: date, project_id: str, n: int) -> str:
         """The label of the n-th redraw of the project's current committee: ``base/n`` with

@@ -498,25 +498,32 @@ class Workflow:
             except DrawRefused as exc:
                 await self.record("draw.refused", project_id, {"reason": str(exc)})
                 raise WorkflowError("project_id", str(exc), code="precondition") from exc
-            await self.seed_shares.take_first_labels(day, [project_id])
             # The seed is fixed by `prepare`. The commitment (seed hash, input digest) is
             # audited before anything is booked or sent, after the archive and an intent are
-            # stored: a crash after it re-runs this very draw, never a fresh one.
+            # stored: a crash after it re-runs this very draw, never a fresh one. The label is
+            # taken in that same MULTI (one before it finds the label free: the same seed and
+            # draw again); the reply is kept with `draw.placed`.
             result = self.desk.run(prepared)
             if isinstance(result, str):
+                await self.seed_shares.take_first_labels(day, [project_id])
                 await self.record("draw.committed", project_id, {
                     **prepared.commitment_record(), "seed_from": seed_from})
                 await self.record("draw.starved", project_id, {"reason": result})
                 raise WorkflowError("project_id", result, code="precondition")
-            await commit_and_place(self, project, prepared, result, seed_from=seed_from)
-            self.wake_schedule()
             summary = DrawSummary(
                 project_id=project_id, draw_id=result.draw_id,
                 commitment=result.commitment.seed_hash, input_digest=result.commitment
                 .input_digest, seats=len(result.seats), venues=len({s.venue_id for s in
                                                                     result.seats}),
             )
-        await self.remember(request_id, summary.__dict__)
+            scope = call_scope()
+            await commit_and_place(
+                self, project, prepared, result, seed_from=seed_from,
+                with_commit=lambda pipe: self.seed_shares.stage_take_first_labels(
+                    pipe, day, [project_id]),
+                with_placed=lambda pipe: self.requests.stage_remember(
+                    pipe, scope, request_id, summary.__dict__))
+            self.wake_schedule()
         return summary
 
     async def place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,

@@ -28,5 +28,12 @@ class Requests:
 
     async def remember(self, scope: str, request_id: str, reply: dict[str, Any]) -> None:
         if request_id:
-            await self.redis.set(REQUEST.format(scope + request_id), json.dumps(reply),
-                                 ex=REQUEST_TTL_S)
+            pipe = self.redis.pipeline(transaction=False)
+            self.stage_remember(pipe, scope, request_id, reply)
+            await pipe.execute()
+
+    @staticmethod
+    def stage_remember(pipe: Any, scope: str, request_id: str, reply: dict[str, Any]) -> None:
+        """`remember` on the caller's pipeline (a single draw's: with its `draw.placed`)."""
+        if request_id:
+            pipe.set(REQUEST.format(scope + request_id), json.dumps(reply), ex=REQUEST_TTL_S)

@@ -7,6 +7,7 @@ coordinator/domain/seed_protocol.py.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -52,9 +53,14 @@ class SeedRounds:
     async def take_first(self, day: str, project_ids: Iterable[str]) -> None:
         """One more first draw for each project (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)
+        self.stage_take_first(pipe, day, project_ids)
+        await pipe.execute()
+
+    @staticmethod
+    def stage_take_first(pipe: Any, day: str, project_ids: Iterable[str]) -> None:
+        """`take_first` on the caller's pipeline (a single draw's: in its commitment's MULTI)."""
         for project_id in project_ids:
             pipe.hincrby(SEED_SHARE.format(day), f"first:{project_id}", 1)
-        await pipe.execute()
 
     async def coordinator_sealed(self, day: str) -> str | None:
         raw = await self.redis.hget(SEED_SHARE.format(day), "coordinator_sealed")

@@ -33,6 +33,7 @@ from coordinator.domain.fault_rules import Incident, allowed
 from coordinator.enrolment import Enrolments
 from coordinator.metrics import CoordinatorMetrics
 from coordinator.seed_shares import ShareState
+from coordinator.site_links import OUT_OF_SERVICE
 from coordinator.store.errors import STORE_UNAVAILABLE
 from coordinator.workflow import Workflow, WorkflowError
 from evalgrid.authorization import authorize
@@ -564,7 +565,7 @@ class OperatorService(operator_pb2_grpc.OperatorServicer):
                 workstations=sum(len(v.workstations) for v in site.venues))
             for ws_id, state in sorted(live.workstations.items() if live else []):
                 counts[state] = counts.get(state, 0) + 1
-                if state in ("fault", "offline"):
+                if state in OUT_OF_SERVICE:
                     item.flagged.add(workstation_id=ws_id, state=state,
                                      detail=live.details.get(ws_id, "") if live else "")
             item.states.update(counts)

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
 
 import redis.asyncio as aioredis
 from evalgrid_wire.v1 import site_link_pb2
@@ -50,6 +51,10 @@ def default_policy(heartbeat_interval_ms: int) -> LivenessPolicy:
 
 
 
+#: Workstation states no draw or move offers.
+OUT_OF_SERVICE: Final = frozenset({"fault", "offline"})
+
+
 @dataclass
 class SiteLive:
     connected: bool = False
@@ -71,6 +76,9 @@ class SiteLinks:
         self.commands = SiteCommands(redis)
         self.clock = clock
         self.live: dict[str, SiteLive] = defaultdict(SiteLive)
+        # Workstations last reported in an OUT_OF_SERVICE state, any site: kept as reports
+        # come (every draw leaves them out; a national grid reports 30,000 workstations).
+        self.out_of_service: set[str] = set()
         self._doorbells: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self.lease_clock: Clock = lease_clock or SystemClock()
         self.liveness = Liveness(liveness or default_policy(2000),
@@ -209,6 +217,10 @@ class SiteLinks:
                     live.faulty.discard(ws.workstation_id)
                     live.back.append(ws.workstation_id)
                 live.workstations[ws.workstation_id] = name
+                if name in OUT_OF_SERVICE:
+                    self.out_of_service.add(ws.workstation_id)
+                else:
+                    self.out_of_service.discard(ws.workstation_id)
                 if ws.detail:
                     live.details[ws.workstation_id] = ws.detail
                 else:

@@ -1200,9 +1200,7 @@ class Workflow:
             if len(cut) < len(liveness.sites_in(Link.CONNECTED)):
                 sites += cut
         lost = [self.desk.site_workstations(s) or set() for s in sites]
-        return frozenset(ws for live in self.links.live.values()
-                         for ws, state in live.workstations.items()
-                         if state in ("fault", "offline")).union(*lost)
+        return frozenset(self.links.out_of_service).union(*lost)
 
     async def _move_or_replace(self, project: Project, alloc: Allocation,
                                seat: SeatRecord, *, redraw: bool = True) -> str:

@@ -104,12 +104,27 @@ class Liveness:
         self.policy = policy
         self.started_at = started_at
         self._sites: dict[str, _Site] = {}
+        # The sites in each link state, kept as they move: every draw asks for the lost ones,
+        # and a national grid has 3,000 sites to scan otherwise.
+        self._by_link: dict[Link, set[str]] = {link: set() for link in Link}
         self.expect(sites)
 
     def expect(self, sites: Iterable[str]) -> None:
         """Sites the registry knows: disconnected until heard, lost only after failover."""
         for site_id in sites:
-            self._sites.setdefault(site_id, _Site(Link.DISCONNECTED, self.started_at, None))
+            self._add(site_id, self.started_at)
+
+    def _add(self, site_id: str, since: datetime) -> _Site:
+        site = self._sites.get(site_id)
+        if site is None:
+            site = self._sites[site_id] = _Site(Link.DISCONNECTED, since, None)
+            self._by_link[Link.DISCONNECTED].add(site_id)
+        return site
+
+    def _move(self, site_id: str, site: _Site, link: Link, now: datetime) -> None:
+        self._by_link[site.link].discard(site_id)
+        site.link, site.since = link, now
+        self._by_link[link].add(site_id)
 
     @property
     def failover_ends(self) -> datetime:
@@ -119,16 +134,14 @@ class Liveness:
 
     def heard(self, site_id: str, now: datetime) -> Transition | None:
         """Anything from the site renews its lease; a site that was down is back."""
-        site = self._sites.get(site_id)
-        if site is None:
-            site = self._sites[site_id] = _Site(Link.DISCONNECTED, now, None)
+        site = self._add(site_id, now)
         silent = self._silence(site, now)
         first = site.last_heard is None
         site.last_heard = now if first or site.last_heard is None else max(site.last_heard, now)
         if site.link is Link.CONNECTED:
             return None
         before = None if first and site.link is Link.DISCONNECTED else site.link
-        site.link, site.since = Link.CONNECTED, now
+        self._move(site_id, site, Link.CONNECTED, now)
         return Transition(site_id, before, Link.CONNECTED, now, silent,
                           "first contact" if before is None else "heard again")
 
@@ -145,7 +158,7 @@ class Liveness:
         site.streams = max(0, site.streams - 1)
         if site.streams or site.link is not Link.CONNECTED:
             return None
-        site.link, site.since = Link.DISCONNECTED, now
+        self._move(site_id, site, Link.DISCONNECTED, now)
         return Transition(site_id, Link.CONNECTED, Link.DISCONNECTED, now,
                           self._silence(site, now), "stream closed")
 
@@ -157,13 +170,13 @@ class Liveness:
             site = self._sites[site_id]
             silent = self._silence(site, now)
             if site.link is Link.CONNECTED and silent > policy.lease:
-                site.link, site.since = Link.DISCONNECTED, now
+                self._move(site_id, site, Link.DISCONNECTED, now)
                 out.append(Transition(site_id, Link.CONNECTED, Link.DISCONNECTED, now, silent,
                                       f"no heartbeat for {silent.total_seconds():g} s "
                                       f"(lease {policy.lease.total_seconds():g} s)"))
             if site.link is Link.DISCONNECTED and silent >= policy.lost_after \
                     and now >= self.failover_ends:
-                site.link, site.since = Link.LOST, now
+                self._move(site_id, site, Link.LOST, now)
                 out.append(Transition(site_id, Link.DISCONNECTED, Link.LOST, now, silent,
                                       f"silent for {silent.total_seconds():g} s "
                                       f"(lost after {policy.lost_after.total_seconds():g} s)"))
@@ -182,7 +195,7 @@ class Liveness:
         return SiteLiveness(site.link, site.since, site.last_heard)
 
     def sites_in(self, link: Link) -> list[str]:
-        return sorted(s for s, site in self._sites.items() if site.link is link)
+        return sorted(self._by_link[link])
 
     def _silence(self, site: _Site, now: datetime) -> timedelta:
         """Time since last heard; a site not heard since the start counts from the start."""

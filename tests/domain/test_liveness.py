@@ -155,3 +155,27 @@ def test_never_lost_while_heard_within_the_grace(events: list[tuple[str, int]]) 
                     assert now >= T0 + POLICY.failover
         if live.link("A") is Link.CONNECTED:
             assert now - last_heard <= POLICY.lease or kind != "tick"
+
+
+@given(st.lists(st.tuples(st.sampled_from(["heard", "open", "close", "tick"]),
+                          st.sampled_from(["A", "B", "C", "D"]),
+                          st.integers(min_value=0, max_value=200)), max_size=80))
+def test_the_sites_in_each_link_are_those_whose_link_it_is(
+        events: list[tuple[str, str, int]]) -> None:
+    """`sites_in` is kept as sites move (not scanned); it agrees with every site's own link,
+    a site first heard after the start ("D") included."""
+    live = started("A", "B", "C")
+    now = T0
+    for kind, site, step in events:
+        now += step * S
+        if kind == "heard":
+            live.heard(site, now)
+        elif kind == "open":
+            live.stream_opened(site, now)
+        elif kind == "close":
+            live.stream_closed(site, now)
+        else:
+            live.tick(now)
+        known = ["A", "B", "C"] + (["D"] if live.view("D").last_heard else [])
+        for link in Link:
+            assert live.sites_in(link) == [s for s in known if live.link(s) is link]

@@ -236,6 +236,7 @@ class ConductFollower:
         as read, and stored once `SKIM_STORE_AFTER` of them are (a restart reads no more)."""
         if self._stored is None:
             return False
+
         def reads(pipe: Any) -> None:
             self.store.stage_cursor_read(pipe)
             self.store.stage_bars_version_read(pipe)

@@ -50,7 +50,6 @@ def default_policy(heartbeat_interval_ms: int) -> LivenessPolicy:
                           lost_after=lost, failover=lost, keepalive_bound=bound)
 
 
-
 #: Workstation states no draw or move offers.
 OUT_OF_SERVICE: Final = frozenset({"fault", "offline"})
 

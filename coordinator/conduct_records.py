@@ -242,14 +242,14 @@ class ConductFollower:
             self.store.stage_bars_version_read(pipe)
 
         entries, (cursor, version) = await self.log.entries_with(self._skimmed, also=reads)
-        if (self.store.cursor_of(cursor) != self._stored
+        if (self.store.counter_of(cursor) != self._stored
                 or any(e.kind in FOLLOWED_KINDS for e in entries)):
             return False  # moved by `conduct update`, or something to follow: the transaction
         if entries:
             self._skimmed = entries[-1].seq
         if self._skimmed - self._stored >= SKIM_STORE_AFTER:
             return False
-        self.bars_version = self.store.cursor_of(version)
+        self.bars_version = self.store.counter_of(version)
         return True
 
     async def _follow_once(self) -> dict[str, Any] | None:

@@ -66,11 +66,11 @@ class ConductStore:
                          {"bars": [bar_to_json(b) for b in bars]}).to_json()
 
     async def bars_version(self) -> int:
-        return self.cursor_of(await self.redis.hget(CONDUCT_BARS, "version"))
+        return self.counter_of(await self.redis.hget(CONDUCT_BARS, "version"))
 
     @staticmethod
     def stage_bars_version_read(pipe: Any) -> None:
-        """`bars_version` on the caller's pipeline; its reply reads with `cursor_of`."""
+        """`bars_version` on the caller's pipeline; its reply reads with `counter_of`."""
         pipe.hget(CONDUCT_BARS, "version")
 
     async def read_bars(self) -> tuple[int, list[ConductBar]]:
@@ -134,16 +134,17 @@ class ConductStore:
         return found
 
     async def followed_cursor(self) -> int:
-        return self.cursor_of(await self.redis.hget(CONDUCT_FOLLOW, "cursor"))
+        return self.counter_of(await self.redis.hget(CONDUCT_FOLLOW, "cursor"))
 
     @staticmethod
     def stage_cursor_read(pipe: Any) -> None:
-        """`followed_cursor` on the caller's pipeline; its reply reads with `cursor_of`."""
+        """`followed_cursor` on the caller's pipeline; its reply reads with `counter_of`."""
         pipe.hget(CONDUCT_FOLLOW, "cursor")
 
     @staticmethod
-    def cursor_of(reply: Any) -> int:
-        """The follower's cursor or the bars' version from its stored reply (0: none yet)."""
+    def counter_of(reply: Any) -> int:
+        """A stored counter (the follower's cursor, the bars' version) from its reply (0: none
+        yet)."""
         return int(reply or 0)
 
     async def store_followed(self, events: Mapping[str, Sequence[ConductEvent]],
@@ -172,7 +173,7 @@ class FollowStep:
         self.store, self.pipe = store, pipe
 
     async def cursor(self) -> int:
-        return self.store.cursor_of(await self.pipe.hget(CONDUCT_FOLLOW, "cursor"))
+        return self.store.counter_of(await self.pipe.hget(CONDUCT_FOLLOW, "cursor"))
 
     async def write(self, events: Mapping[str, Sequence[ConductEvent]], cursor: int,
                     bars: Sequence[ConductBar] | None) -> int | None:

@@ -179,7 +179,8 @@ class DrawingProcess:
             end = at + _HEADER.size + size
             if end > len(buffer):
                 break
-            self._frames.append((tag, bytes(buffer[at + _HEADER.size:end])))
+            with memoryview(buffer) as view:  # one copy of the body, not two
+                self._frames.append((tag, bytes(view[at + _HEADER.size:end])))
             at = end
         del buffer[:at]
 
@@ -211,10 +212,14 @@ class DrawingProcess:
 
 
 def _send(fd: int, tag: bytes, body: bytes | memoryview) -> None:
-    """One frame, written whole (a blocking pipe may take it in parts)."""
-    view = memoryview(_HEADER.pack(tag, len(body)) + bytes(body))
-    while view:
-        view = view[os.write(fd, view):]
+    """One frame, written whole: header and body in one call, not joined into a copy of a
+    50 KB draw first (a blocking pipe may still take them in parts)."""
+    head = _HEADER.pack(tag, len(body))
+    done = os.writev(fd, (head, body))
+    if done < len(head) + len(body):
+        view = memoryview(head + bytes(body))[done:]
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _widen(fd: int) -> None:

@@ -109,6 +109,40 @@ def _stuck(project: Project) -> PlannedDraw:
     return _refused(project)
 
 
+@pytest.mark.parametrize("taken", [0, 3, 5, 700])
+def test_a_frame_taken_in_parts_arrives_whole(monkeypatch: pytest.MonkeyPatch,
+                                               taken: int) -> None:
+    """`_send` writes header and body in one call; where the pipe takes only `taken` bytes of
+    it (header cut, body cut, nothing), the rest follows and the reader gets the frame whole."""
+    real = os.writev
+
+    def partial(fd: int, buffers: tuple[bytes, memoryview]) -> int:
+        joined = b"".join(bytes(b) for b in buffers)
+        return os.write(fd, joined[:taken]) if taken else 0
+
+    body = bytes(range(256)) * 40
+    reader, writer = os.pipe()
+    try:
+        monkeypatch.setattr(plan_drawing.os, "writev", partial)
+        plan_drawing._send(writer, b"D", memoryview(body))
+        plan_drawing._send(writer, b"F", b"end")
+        monkeypatch.setattr(plan_drawing.os, "writev", real)
+        plan_drawing._send(writer, b"E", b"whole")
+        os.close(writer)
+        data = b""
+        while chunk := os.read(reader, 1 << 16):
+            data += chunk
+    finally:
+        os.close(reader)
+    frames, at = [], 0
+    while at < len(data):
+        tag, size = plan_drawing._HEADER.unpack_from(data, at)
+        at += plan_drawing._HEADER.size
+        frames.append((tag, data[at:at + size]))
+        at += size
+    assert frames == [(b"D", body), (b"F", b"end"), (b"E", b"whole")]
+
+
 def test_a_draw_raising_in_the_child_ends_the_plan_with_its_error() -> None:
     got: list[str] = []
     with (pytest.raises(DrawingFailed, match=rf"draw 3 of {len(PROJECTS)}: ValueError: the "

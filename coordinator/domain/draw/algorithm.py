@@ -137,24 +137,27 @@ def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
             if int(capacities(trial).sum()) >= seats_needed:
                 cap = trial
                 break
-    order: list[int] = eligible.tolist()
-    capacity = np.zeros(vidx.n_venues, dtype=np.int64)
-    capacity[eligible] = capacities(cap)
+    # E, Fisher-Yates'd lazily: `moved` holds the positions a swap changed (E is thousands of
+    # venues at national scale, a draw takes a few), the rest still hold their own venue.
+    moved: dict[int, int] = {}
     spare: dict[int, int] = {}  # of the drawn venues
     k = 0
+    n_order = len(eligible)
 
     def next_venue() -> int:
         """The next venue of the lazily drawn uniform order (partial Fisher-Yates)."""
         nonlocal k
-        j = k + rng.randbelow(len(order) - k)
-        order[k], order[j] = order[j], order[k]
+        j = k + rng.randbelow(n_order - k)
+        at_k, at_j = moved.get(k, k), moved.get(j, j)
+        moved[k], moved[j] = at_j, at_k
         k += 1
-        spare[order[k - 1]] = int(capacity[order[k - 1]])
-        return order[k - 1]
+        venue = int(eligible[at_j])
+        spare[venue] = max(0, min(cap - int(occ[venue]), int(rooms[venue])))
+        return venue
 
     drawn: list[int] = []
     total = 0
-    while k < len(order) and total < seats_needed:
+    while k < n_order and total < seats_needed:
         drawn.append(next_venue())
         total += spare[drawn[-1]]
 
@@ -180,7 +183,7 @@ def _draw(inputs: DrawInputs, rng: DrawRandom) -> DrawResult:
             if taken and len(rows):
                 pool[_positions(rows, taken)] = False
             count = int(np.count_nonzero(pool))
-            if count or k >= len(order):
+            if count or k >= n_order:
                 break
             drawn.append(next_venue())
             near = narrowed()

@@ -199,12 +199,17 @@ class ConductFollower:
         self._skimmed = 0
         #: The bars' version read by the last follow's skim (None: that follow did more).
         self.bars_version: int | None = None
+        #: The replies of the reads `follow(also=...)` staged on its skim's trip (None: no
+        #: skim ran, as in a follower's first follow: the caller reads them itself).
+        self.also_replies: list[Any] | None = None
 
-    async def follow(self) -> dict[str, Any] | None:
-        """Follow the trail up to its end; a summary when the bars changed, else None."""
+    async def follow(self, also: Callable[[Any], None] | None = None
+                     ) -> dict[str, Any] | None:
+        """Follow the trail up to its end; a summary when the bars changed, else None.
+        `also`: reads of the caller's sent in the skim's round trip (a single draw's own)."""
         async with self._lock:
-            self.bars_version = None
-            if await self._skim():
+            self.bars_version = self.also_replies = None
+            if await self._skim(also):
                 return None
             for _ in range(8):
                 try:
@@ -229,7 +234,7 @@ class ConductFollower:
                           for s in alloc.seats]
         return seats
 
-    async def _skim(self) -> bool:
+    async def _skim(self, also: Callable[[Any], None] | None = None) -> bool:
         """A single draw's usual case in one round trip (every draw follows first, and the
         transaction below costs five): the stored cursor is where this follower left it and
         the entries since hold nothing to follow. True when so; they are then only counted
@@ -240,8 +245,11 @@ class ConductFollower:
         def reads(pipe: Any) -> None:
             self.store.stage_cursor_read(pipe)
             self.store.stage_bars_version_read(pipe)
+            if also is not None:
+                also(pipe)
 
-        entries, (cursor, version) = await self.log.entries_with(self._skimmed, also=reads)
+        entries, (cursor, version, *self.also_replies) = await self.log.entries_with(
+            self._skimmed, also=reads)
         if (self.store.counter_of(cursor) != self._stored
                 or any(e.kind in FOLLOWED_KINDS for e in entries)):
             return False  # moved by `conduct update`, or something to follow: the transaction

@@ -252,6 +252,9 @@ class DrawDesk:
     def add_project(self, project: Project) -> None:
         self._projects[project.id] = project
 
+    def project(self, project_id: str) -> Project | None:
+        return self._projects.get(project_id)
+
     def projects(self) -> list[Project]:
         return list(self._projects.values())
 

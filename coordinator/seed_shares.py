@@ -227,6 +227,15 @@ class SeedShares:
         return draw_label(project_id, await self.rounds.first_draws(day.isoformat(),
                                                                     project_id))
 
+    def stage_first_label(self, pipe: Any, day: date, project_id: str) -> None:
+        """`first_label`'s read on the caller's pipeline (a single draw's first trip); its
+        reply goes to `read_first_label`."""
+        self.rounds.stage_first_draws(pipe, day.isoformat(), project_id)
+
+    @staticmethod
+    def read_first_label(project_id: str, reply: Any) -> str:
+        return draw_label(project_id, SeedRounds.read_first_draws(reply))
+
     async def take_first_labels(self, day: date, project_ids: list[str]) -> None:
         """These projects' first labels are used (a day plan draws each project under its id;
         a single draw with its commitment): never again (one round trip)."""

@@ -476,11 +476,17 @@ class Workflow:
     # --- the draw --------------------------------------------------------------------------
 
     async def draw(self, project_id: str, request_id: str) -> DrawSummary:
-        replay = await self.replay(request_id)
-        if replay is not None:
-            return DrawSummary(**replay)
-        async with self.project_lock(project_id), self.draw_lock:
-            found, state = await self.registry.project_and_state(project_id)
+        lock = self.project_lock(project_id)
+        if lock.locked() or self.draw_lock.locked():
+            # Busy (a day plan holds the draw lock for minutes): a resent request that was
+            # answered is answered now, not after the plan.
+            replay = await self.replay(request_id)
+            if replay is not None:
+                return DrawSummary(**replay)
+        async with lock, self.draw_lock:
+            found, state, replay, label = await self._draw_reads(project_id, request_id)
+            if replay is not None:
+                return DrawSummary(**replay)
             project = self._known(project_id, found)
             if state != ProjectState.REGISTERED:
                 raise WorkflowError("project_id", f"{project_id} is {state}, "
@@ -489,9 +495,9 @@ class Workflow:
             # From the day's seed round (both shares; refused while the supervisor's is due).
             day = local_day(project.window.start, self.rules.local_utc_offset_minutes)
             day_seed, _ = await self.seed_shares.day_seed(day)
-            seed_from = {"day": day.isoformat(),
-                         "label": await self.seed_shares.first_label(day, project_id)}
-            await self._refresh_conduct()
+            if label is None or label[0] != day:  # the stored window is not the desk's
+                label = day, await self.seed_shares.first_label(day, project_id)
+            seed_from = {"day": day.isoformat(), "label": label[1]}
             try:
                 prepared = self.desk.prepare(project, now, self.down_workstations(),
                                              seed=project_seed(day_seed, seed_from["label"]))
@@ -525,6 +531,35 @@ class Workflow:
                     pipe, scope, request_id, summary.__dict__))
             self.wake_schedule()
         return summary
+
+    async def _draw_reads(self, project_id: str, request_id: str
+                          ) -> tuple[Project | None, str | None, dict[str, Any] | None,
+                                     tuple[date, str] | None]:
+        """A single draw's first reads, sent in its conduct follow's round trip (one trip,
+        not four; under the draw's locks): the stored project and its state, the reply kept
+        for the request, and the project's seed label under the day of the window the desk
+        holds ((day, label); None when the desk does not know the project)."""
+        scope = call_scope()
+        known = self.desk.project(project_id)
+        day = None if known is None else local_day(known.window.start,
+                                                   self.rules.local_utc_offset_minutes)
+
+        def stage(pipe: Any) -> None:
+            self.registry.stage_project_and_state(pipe, project_id)
+            self.requests.stage_replay(pipe, scope, request_id)
+            if day is not None:
+                self.seed_shares.stage_first_label(pipe, day, project_id)
+
+        await self._refresh_conduct(also=stage)
+        replies = self.conduct_follower.also_replies
+        if replies is None:  # no skim ran (the follower's first follow): a trip of their own
+            pipe = self.redis.pipeline(transaction=False)
+            stage(pipe)
+            replies = await pipe.execute()
+        found, state = self.registry.read_project_and_state(replies[0], replies[1])
+        label = (None if day is None else
+                 (day, self.seed_shares.read_first_label(project_id, replies[3])))
+        return found, state, self.requests.read_replay(request_id, replies[2]), label
 
     async def place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                     state_after: str = "", archive_stored: bool = False,
@@ -1166,10 +1201,11 @@ class Workflow:
                 return outcome
         return "no-seat"
 
-    async def _refresh_conduct(self) -> None:
+    async def _refresh_conduct(self, also: Callable[[Any], None] | None = None) -> None:
         """Conduct bars changed (by the trail followed just now, `conduct update` or a
-        sanction): the day's screen, built on the old ones, is built again."""
-        await self.conduct_follower.follow()
+        sanction): the day's screen, built on the old ones, is built again. `also`: reads
+        sent with the follow's (`ConductFollower.follow`)."""
+        await self.conduct_follower.follow(also)
         if await self.conduct.refresh(self.desk.pool, self.conduct_follower.bars_version):
             self.desk.forget_screen()
 

@@ -204,11 +204,20 @@ class Registry:
         return project_from_dict(json.loads(raw)) if raw else None
 
     async def project_and_state(self, project_id: str) -> tuple[Project | None, str | None]:
-        """`project` and `project_state` in one round trip (a single draw's first read)."""
+        """`project` and `project_state` in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
+        self.stage_project_and_state(pipe, project_id)
+        return self.read_project_and_state(*await pipe.execute())
+
+    @staticmethod
+    def stage_project_and_state(pipe: Any, project_id: str) -> None:
+        """`project_and_state`'s two reads on the caller's pipeline (a single draw's first
+        trip); their replies go to `read_project_and_state`."""
         pipe.hget(PROJECTS, project_id)
         pipe.hget(PROJECT_STATE, project_id)
-        raw, state = await pipe.execute()
+
+    @staticmethod
+    def read_project_and_state(raw: Any, state: Any) -> tuple[Project | None, str | None]:
         return (project_from_dict(json.loads(raw)) if raw else None,
                 None if state is None else text(state))
 

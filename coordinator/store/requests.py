@@ -23,8 +23,19 @@ class Requests:
     async def replay(self, scope: str, request_id: str) -> dict[str, Any] | None:
         if not request_id:
             return None
-        raw = await self.redis.get(REQUEST.format(scope + request_id))
-        return json.loads(raw) if raw else None
+        return self.read_replay(request_id,
+                                await self.redis.get(REQUEST.format(scope + request_id)))
+
+    @staticmethod
+    def stage_replay(pipe: Any, scope: str, request_id: str) -> None:
+        """`replay`'s read on the caller's pipeline (a single draw's first trip); its reply
+        goes to `read_replay`. One read even without a request id (its reply then means
+        nothing), so the caller's replies keep their places."""
+        pipe.get(REQUEST.format(scope + request_id))
+
+    @staticmethod
+    def read_replay(request_id: str, raw: bytes | str | None) -> dict[str, Any] | None:
+        return json.loads(raw) if raw and request_id else None
 
     async def remember(self, scope: str, request_id: str, reply: dict[str, Any]) -> None:
         if request_id:

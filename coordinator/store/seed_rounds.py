@@ -48,7 +48,19 @@ class SeedRounds:
 
     async def first_draws(self, day: str, project_id: str) -> int:
         """How many first draws of the project the day's round has given."""
-        return int(await self.redis.hget(SEED_SHARE.format(day), f"first:{project_id}") or 0)
+        pipe = self.redis.pipeline(transaction=False)
+        self.stage_first_draws(pipe, day, project_id)
+        (count,) = await pipe.execute()
+        return self.read_first_draws(count)
+
+    @staticmethod
+    def stage_first_draws(pipe: Any, day: str, project_id: str) -> None:
+        """`first_draws`' read on the caller's pipeline; its reply goes to `read_first_draws`."""
+        pipe.hget(SEED_SHARE.format(day), f"first:{project_id}")
+
+    @staticmethod
+    def read_first_draws(reply: Any) -> int:
+        return int(reply or 0)
 
     async def take_first(self, day: str, project_ids: Iterable[str]) -> None:
         """One more first draw for each project (one round trip)."""

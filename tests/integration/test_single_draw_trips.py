@@ -5,9 +5,11 @@ commitment, the reply is kept with `draw.placed`."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,8 @@ from redis.asyncio.connection import AbstractConnection
 
 from coordinator.domain.audit import generate_signing_key
 from coordinator.domain.lifecycle import VALIDATE_ENV
+from coordinator.domain.model import Window
+from coordinator.errors import WorkflowError
 from coordinator.province.generator import generate_province
 from coordinator.workflow import Workflow
 from tests.integration.plan_coordinator import plan_coordinator, private_redis
@@ -25,9 +29,10 @@ DAY = date(2026, 3, 2)
 EVENING_BEFORE = datetime(2026, 3, 1, 10, tzinfo=UTC)
 PROVINCE = generate_province(seed=23, day=DAY, cities=3, sites=6, workstations=120,
                              experts=1200, companies=200, projects=6)
-#: Store round trips of a single draw once its day is under way: replay check, project and
-#: state, seed label, conduct skim, commitment MULTI, placement, `draw.placed` MULTI.
-TRIPS = 7
+#: Store round trips of a single draw once its day is under way: its first reads (the conduct
+#: skim with the project, its state, the request's reply and the seed label), commitment
+#: MULTI, placement, `draw.placed` MULTI.
+TRIPS = 4
 
 
 class Crash(RuntimeError):
@@ -92,3 +97,48 @@ async def test_a_draw_cut_short_before_its_commitment_leaves_its_label_to_the_ne
     assert committed.detail["seed_from"]["label"] == project_id
     assert committed.detail["seed_hash"] == summary.commitment
     assert await workflow.seed_shares.first_label(DAY, project_id) == f"{project_id}/r1"
+
+
+async def test_the_label_is_read_under_the_stored_window_s_day_not_the_desk_s(
+        workflow: Workflow) -> None:
+    """The first trip reads the label under the day of the window the desk holds; the stored
+    project decides: its window in another day, the label is read again under that day."""
+    project_id = _projects()[1]
+    await workflow.seed_shares.take_first_labels(DAY, [project_id])  # its label: id/r1
+    held = workflow.desk.project(project_id)
+    assert held is not None
+    later = timedelta(days=1)  # under that day the label would be the bare id
+    workflow.desk.add_project(replace(held, window=Window(held.window.start + later,
+                                                         held.window.end + later)))
+    summary = await workflow.draw(project_id, "r-moved")
+    (committed,) = [e for e in await workflow.audit.entries()
+                    if e.kind == "draw.committed" and e.subject == project_id]
+    assert committed.detail["seed_from"] == {"day": DAY.isoformat(),
+                                             "label": f"{project_id}/r1"}
+    assert committed.detail["seed_hash"] == summary.commitment
+
+
+async def test_a_resent_draw_is_answered_while_a_plan_holds_the_draw_lock(
+        workflow: Workflow) -> None:
+    project_id = _projects()[2]
+    summary = await workflow.draw(project_id, "r-once")
+    async with workflow.draw_lock:  # as a day plan does, for minutes
+        again = await asyncio.wait_for(workflow.draw(project_id, "r-once"), timeout=10)
+    assert again == summary
+
+
+async def test_a_draw_with_no_skim_to_ride_reads_in_a_trip_of_its_own(
+        workflow: Workflow) -> None:
+    """A follower's first follow runs no skim (it reads the stored cursor in a transaction):
+    the draw's first reads then go in a trip of their own, with the same meaning."""
+    project_id = _projects()[3]
+    workflow.conduct_follower._stored = None
+    summary = await workflow.draw(project_id, "r-own")
+    assert workflow.conduct_follower.also_replies is None  # no skim carried the reads
+    workflow.conduct_follower._stored = None
+    assert await workflow.draw(project_id, "r-own") == summary  # the reply kept, read back
+    workflow.conduct_follower._stored = None
+    with pytest.raises(WorkflowError, match="not awaiting a draw"):
+        await workflow.draw(project_id, "r-other")  # its state read
+    with pytest.raises(WorkflowError, match="no project"):
+        await workflow.draw("P-nowhere", "r-none")

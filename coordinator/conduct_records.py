@@ -203,13 +203,11 @@ class ConductFollower:
         #: skim ran, as in a follower's first follow: the caller reads them itself).
         self.also_replies: list[Any] | None = None
 
-    async def follow(self, also: Callable[[Any], None] | None = None
-                     ) -> dict[str, Any] | None:
-        """Follow the trail up to its end; a summary when the bars changed, else None.
-        `also`: reads of the caller's sent in the skim's round trip (a single draw's own)."""
+    async def follow(self) -> dict[str, Any] | None:
+        """Follow the trail up to its end; a summary when the bars changed, else None."""
         async with self._lock:
             self.bars_version = self.also_replies = None
-            if await self._skim(also):
+            if await self._skim():
                 return None
             for _ in range(8):
                 try:
@@ -217,6 +215,15 @@ class ConductFollower:
                 except STORE_CONFLICT:
                     continue  # a `conduct update` or a sanction wrote meanwhile: read again
             return None
+
+    async def skim(self, also: Callable[[Any], None]) -> int | None:
+        """Only the skim, with the caller's reads `also` in its round trip (a single draw's
+        own; their replies in `also_replies`): the bars' version when the trail holds
+        nothing to follow, else None and `follow` has writing to do. A draw skims before it
+        knows it will go on, and follows only then: a refused request writes nothing."""
+        async with self._lock:
+            self.bars_version = self.also_replies = None
+            return self.bars_version if await self._skim(also) else None
 
     async def _seats(self, entries: Sequence[AuditEntry],
                      windows: Mapping[str, Window]) -> list[SeatLink]:

@@ -484,7 +484,7 @@ class Workflow:
             if replay is not None:
                 return DrawSummary(**replay)
         async with lock, self.draw_lock:
-            found, state, replay, label = await self._draw_reads(project_id, request_id)
+            found, state, replay, label, bars = await self._draw_reads(project_id, request_id)
             if replay is not None:
                 return DrawSummary(**replay)
             project = self._known(project_id, found)
@@ -498,6 +498,7 @@ class Workflow:
             if label is None or label[0] != day:  # the stored window is not the desk's
                 label = day, await self.seed_shares.first_label(day, project_id)
             seed_from = {"day": day.isoformat(), "label": label[1]}
+            await self._refresh_conduct(bars)  # going on: now the trail may be followed
             try:
                 prepared = self.desk.prepare(project, now, self.down_workstations(),
                                              seed=project_seed(day_seed, seed_from["label"]))
@@ -534,11 +535,12 @@ class Workflow:
 
     async def _draw_reads(self, project_id: str, request_id: str
                           ) -> tuple[Project | None, str | None, dict[str, Any] | None,
-                                     tuple[date, str] | None]:
-        """A single draw's first reads, sent in its conduct follow's round trip (one trip,
-        not four; under the draw's locks): the stored project and its state, the reply kept
-        for the request, and the project's seed label under the day of the window the desk
-        holds ((day, label); None when the desk does not know the project)."""
+                                     tuple[date, str] | None, int | None]:
+        """A single draw's first reads, sent in its conduct skim's round trip (one trip, not
+        four; under the draw's locks): the stored project and its state, the reply kept for
+        the request, the project's seed label under the day of the window the desk holds
+        ((day, label); None when the desk does not know the project), and the conduct bars'
+        version when the trail holds nothing to follow (`ConductFollower.skim`)."""
         scope = call_scope()
         known = self.desk.project(project_id)
         day = None if known is None else local_day(known.window.start,
@@ -550,7 +552,7 @@ class Workflow:
             if day is not None:
                 self.seed_shares.stage_first_label(pipe, day, project_id)
 
-        await self._refresh_conduct(also=stage)
+        bars = await self.conduct_follower.skim(stage)
         replies = self.conduct_follower.also_replies
         if replies is None:  # no skim ran (the follower's first follow): a trip of their own
             pipe = self.redis.pipeline(transaction=False)
@@ -559,7 +561,7 @@ class Workflow:
         found, state = self.registry.read_project_and_state(replies[0], replies[1])
         label = (None if day is None else
                  (day, self.seed_shares.read_first_label(project_id, replies[3])))
-        return found, state, self.requests.read_replay(request_id, replies[2]), label
+        return found, state, self.requests.read_replay(request_id, replies[2]), label, bars
 
     async def place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                     state_after: str = "", archive_stored: bool = False,
@@ -1201,12 +1203,14 @@ class Workflow:
                 return outcome
         return "no-seat"
 
-    async def _refresh_conduct(self, also: Callable[[Any], None] | None = None) -> None:
+    async def _refresh_conduct(self, skimmed: int | None = None) -> None:
         """Conduct bars changed (by the trail followed just now, `conduct update` or a
-        sanction): the day's screen, built on the old ones, is built again. `also`: reads
-        sent with the follow's (`ConductFollower.follow`)."""
-        await self.conduct_follower.follow(also)
-        if await self.conduct.refresh(self.desk.pool, self.conduct_follower.bars_version):
+        sanction): the day's screen, built on the old ones, is built again. `skimmed`: the
+        bars' version a skim just found with nothing to follow (no follow needed)."""
+        if skimmed is None:
+            await self.conduct_follower.follow()
+            skimmed = self.conduct_follower.bars_version
+        if await self.conduct.refresh(self.desk.pool, skimmed):
             self.desk.forget_screen()
 
     def _down_for_replacement(self, project: Project, alloc: Allocation) -> frozenset[str]:

@@ -142,3 +142,23 @@ async def test_a_draw_with_no_skim_to_ride_reads_in_a_trip_of_its_own(
         await workflow.draw(project_id, "r-other")  # its state read
     with pytest.raises(WorkflowError, match="no project"):
         await workflow.draw("P-nowhere", "r-none")
+
+
+async def _stored(workflow: Workflow) -> dict[bytes, bytes | None]:
+    return {key: await workflow.redis.dump(key) async for key in workflow.redis.scan_iter()}
+
+
+async def test_a_refused_draw_writes_nothing_though_the_trail_has_following_due(
+        workflow: Workflow) -> None:
+    """Its first reads ride the conduct skim, but the trail is followed (a write) only once
+    the draw goes on: a request for no project, or one drawn already, changes no key."""
+    project_id = _projects()[4]
+    await workflow.draw(project_id, "r-drawn")  # its entries are past the stored cursor
+    before = await _stored(workflow)
+    for asked, reason in (("P-nowhere", "no project"), (project_id, "not awaiting a draw")):
+        workflow.conduct_follower._stored = None  # as after a restart: following is due
+        with pytest.raises(WorkflowError, match=reason):
+            await workflow.draw(asked, f"r-{asked}")
+    assert await _stored(workflow) == before
+    await workflow.conduct_follower.follow()  # the following was due: it writes
+    assert await _stored(workflow) != before

@@ -357,53 +357,72 @@ def _joined(parts: list[NDArray[np.intp]]) -> NDArray[np.intp]:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-class _Intervals:
-    """Time intervals of rows (experts or workstations), in growable arrays: the overlap query
-    is one vectorised comparison. A removed interval becomes empty (it overlaps nothing)."""
+class _Span:
+    """The rows of one interval (start, end), in a growable array; a removed one is -1."""
 
-    __slots__ = ("ends", "n", "rows", "starts")
+    __slots__ = ("n", "removed", "rows")
 
     def __init__(self) -> None:
-        self.n = 0
-        self.rows = np.zeros(64, dtype=np.intp)
-        self.starts = np.zeros(64, dtype=np.int64)
-        self.ends = np.zeros(64, dtype=np.int64)
+        self.n = self.removed = 0
+        self.rows = np.zeros(16, dtype=np.intp)
+
+    def copy(self) -> _Span:
+        other = _Span()
+        other.n, other.removed, other.rows = self.n, self.removed, self.rows.copy()
+        return other
+
+    def live(self) -> NDArray[np.intp]:
+        rows = self.rows[: self.n]
+        if self.removed:
+            return rows[rows >= 0]
+        rows.flags.writeable = False  # a view of the span: nobody writes through it
+        return rows
+
+
+class _Intervals:
+    """Time intervals of rows (experts or workstations), grouped by interval: a day's
+    committees sit in a few windows, so the overlap query compares a few intervals and
+    joins their rows, instead of comparing each of a half-day's tens of thousands of
+    sittings. A removed interval's row becomes -1 (it overlaps nothing). Rows come back in
+    no particular order (callers set masks or sort)."""
+
+    __slots__ = ("_spans",)
+
+    def __init__(self) -> None:
+        self._spans: dict[tuple[int, int], _Span] = {}
 
     def add(self, row: int, start: int, end: int) -> None:
-        if self.n == len(self.rows):
-            self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
-            self.starts = np.concatenate([self.starts, np.zeros_like(self.starts)])
-            self.ends = np.concatenate([self.ends, np.zeros_like(self.ends)])
-        self.rows[self.n], self.starts[self.n], self.ends[self.n] = row, start, end
-        self.n += 1
+        span = self._spans.get((start, end))
+        if span is None:
+            span = self._spans[(start, end)] = _Span()
+        if span.n == len(span.rows):
+            span.rows = np.concatenate([span.rows, np.zeros_like(span.rows)])
+        span.rows[span.n] = row
+        span.n += 1
 
     def remove(self, row: int, start: int, end: int) -> bool:
-        n = self.n
-        hit = np.flatnonzero(
-            (self.rows[:n] == row) & (self.starts[:n] == start) & (self.ends[:n] == end)
-        )
+        span = self._spans.get((start, end))
+        if span is None:
+            return False
+        hit = np.flatnonzero(span.rows[: span.n] == row)
         if not len(hit):
             return False
-        self.rows[hit[0]] = -1
-        self.starts[hit[0]] = self.ends[hit[0]] = 0
+        span.rows = span.rows.copy()  # rows handed out (views) keep what they read
+        span.rows[hit[0]] = -1
+        span.removed += 1
         return True
 
     def copy(self) -> _Intervals:
         other = _Intervals()
-        other.n, other.rows = self.n, self.rows.copy()
-        other.starts, other.ends = self.starts.copy(), self.ends.copy()
+        other._spans = {key: span.copy() for key, span in self._spans.items()}
         return other
 
     def live_rows(self) -> NDArray[np.intp]:
-        rows = self.rows[: self.n]
-        live: NDArray[np.intp] = rows[rows >= 0]
-        return live
+        return _joined([span.live() for span in self._spans.values()])
 
     def overlapping(self, start: int, end: int) -> NDArray[np.intp]:
-        n = self.n
-        hit = (self.starts[:n] < end) & (start < self.ends[:n]) & (self.rows[:n] >= 0)
-        found: NDArray[np.intp] = self.rows[:n][hit]
-        return found
+        return _joined([span.live() for (s, e), span in self._spans.items()
+                        if s < end and start < e])
 
 
 _SORT_BELOW = 16  # `_ascending` sorts rows fewer than the pool / this (measured crossover ~12)

@@ -199,8 +199,8 @@ class ConductFollower:
         self._skimmed = 0
         #: The bars' version read by the last follow's skim (None: that follow did more).
         self.bars_version: int | None = None
-        #: The replies of the reads `follow(also=...)` staged on its skim's trip (None: no
-        #: skim ran, as in a follower's first follow: the caller reads them itself).
+        #: The replies of the reads `skim(also)` staged on its trip (None: no skim ran, as in
+        #: a follower's first follow: the caller reads them itself).
         self.also_replies: list[Any] | None = None
 
     async def follow(self) -> dict[str, Any] | None:

@@ -82,6 +82,7 @@ async def run(experts: int, relations: int, projects: int, seed: int) -> None:
                 elapsed = time.perf_counter() - t0
                 totals.append(elapsed)
                 by_pool[_pool_bucket(pool_sizes[-1])].append(elapsed)
+            await workflow.announced.settle()  # the draws' intents dropped before the close
         finally:
             await redis.aclose()
             server.stop()

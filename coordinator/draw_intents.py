@@ -13,11 +13,14 @@ sealed because it holds sign-in codes, and moves it through phases:
   notices and `draw.placed` may be missing.
 
 First draws (single and a day plan's, coordinator/plan_chunks.py) go from `committed`
-straight to `placed`: their bookings and placement are one Lua call (store/place.lua), so
-`booking` is the phase of supplementary draws and of recovery (`Workflow.place`).
+straight to `placed`: their bookings, placement and `draw.placed` are one Lua call
+(store/place.lua), so `booking` is the phase of supplementary draws and of recovery
+(`Workflow.place`).
 
-It is deleted once `draw.placed` is recorded. On start, `recover` takes each pending intent
-forward, or back where forward is impossible, and audits what it did:
+It is deleted once `draw.placed` is recorded and the notices are sent: by the supplementary
+draw's own MULTI, or, for first draws, off the draw's path by `AnnouncedIntents`. On start,
+`recover` takes each pending intent forward, or back where forward is impossible, and audits
+what it did:
 
 - committed: `draw.committed` is appended if missing; the draw is re-run from its archive with
   the SAME seed and inputs (never a fresh seed: a crash must not become a way to redraw) and
@@ -26,7 +29,8 @@ forward, or back where forward is impossible, and audits what it did:
 - booking: the same bookings are made again (idempotent: same holders) and the placement
   written (`draw.recovered`); if a seat was taken meanwhile, our bookings are released and the
   allocation is left as it was before the draw (`draw.rolled_back`);
-- placed: notices are sent and `draw.placed` recorded unless the audit has it (`draw.recovered`).
+- placed: notices are sent to the seats still active and `draw.placed` recorded unless the
+  audit has it (`draw.recovered`): an intent still there may have had its notices sent or not.
   The schedule's pass does this step too (`finish_placed`), for a placement an outage (not a
   crash) left unannounced while the coordinator ran on.
 
@@ -35,12 +39,13 @@ Notices are at-least-once: a notice sent just before a crash may be sent again (
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import signal
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from coordinator.allocation import Allocation, SeatRecord
@@ -52,6 +57,7 @@ from coordinator.domain.model import Project
 from coordinator.domain.registry_snapshot import record_anchor
 from coordinator.errors import WorkflowError
 from coordinator.store.bookings import BookingItem, expert_resource, ws_resource
+from coordinator.store.errors import STORE_OR_SOCKET_UNAVAILABLE
 from coordinator.store.intents import DrawIntent as DrawIntent
 from coordinator.store.intents import drop_intent as drop_intent
 from coordinator.store.intents import make_intent as make_intent
@@ -60,6 +66,8 @@ from coordinator.store.intents import stage_drop as stage_drop
 from coordinator.store.intents import stage_intent as stage_intent
 
 if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
     from coordinator.workflow import Workflow
 
 log = logging.getLogger("evalgrid.coordinator")
@@ -76,6 +84,55 @@ def booking_items(project: Project, seats: Sequence[SeatRecord]) -> list[Booking
         items.append(BookingItem(ws_resource(seat.workstation_id), start, end, seat.session_id))
         items.append(BookingItem(expert_resource(seat.expert_id), start, end, seat.expert_hold))
     return items
+
+
+DROP_RETRY_S = 1.0  # between tries of a drop the store refused (an outage)
+
+
+class AnnouncedIntents:
+    """Intents of first draws placed, audited and announced, dropped off the draw's path.
+
+    place.lua audits `draw.placed` in the step that stores the placement, before the notices
+    go out; the intent stays until they went, so that a crash in between has recovery send
+    them (at least once). Dropping it is then the draw's last write: made here, in the
+    background and batched, so a draw answers one fsynced round trip sooner. Until dropped,
+    the intents count as in flight (`finish_placed` and the schedule's redraws leave them), and
+    a new intent of the same project waits for its drop (`settle`): intents are per project.
+    """
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self.pending: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, project_ids: Iterable[str]) -> None:
+        self.pending.update(project_ids)
+        if self.pending and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._drop(), name="intent-drops")
+
+    async def settle(self, project_ids: Iterable[str] | None = None) -> None:
+        """Wait until these projects' (all, when None) pending drops are made."""
+        def waiting() -> bool:
+            return bool(self.pending if project_ids is None
+                        else self.pending.intersection(project_ids))
+        while waiting():
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._drop(), name="intent-drops")
+            await asyncio.shield(self._task)
+
+    async def _drop(self) -> None:
+        while self.pending:
+            ids = sorted(self.pending)  # those added meanwhile go in the next MULTI
+            try:
+                pipe = self.redis.pipeline(transaction=True)
+                for project_id in ids:
+                    stage_drop(pipe, project_id)
+                await pipe.execute()
+            except STORE_OR_SOCKET_UNAVAILABLE as exc:
+                log.warning("dropping %d announced intents: %s; trying again", len(ids), exc)
+                await asyncio.sleep(DROP_RETRY_S)
+                continue
+            self.pending.difference_update(ids)
 
 
 # --- test-only fault injection ----------------------------------------------------------------
@@ -246,11 +303,21 @@ async def _forward_or_back(workflow: Workflow, project: Project, intent: DrawInt
 
 
 async def _finish(workflow: Workflow, project: Project, intent: DrawIntent) -> None:
-    seats = intent.seat_records()
-    if await _audited_since(workflow, intent, "draw.placed"):
-        await drop_intent(workflow.redis, project.id)
+    seats, commands = intent.seat_records(), intent.site_commands()
+    if await _audited_since(workflow, intent, "draw.placed"):  # audited with the placement
+        # The notices may have gone before the crash: sent again to the seats still active
+        # (a member who declined or was replaced meanwhile is not told again).
+        stored = await workflow.allocations.read(project.id)
+        active = set() if stored is None else {s.session_id for s in stored.active_seats()}
+        workflow.send_notices(project, [s for s in seats if s.session_id in active],
+                              [(site, c) for site, c in commands
+                               if c.reserve.session_id in active])
+        await workflow.record_batch([("draw.recovered", project.id, {
+            "draw_id": intent.draw_id, "from": "placed",
+            "how": "placement audited; notices sent (again, if they had gone)"})],
+            after=lambda pipe: stage_drop(pipe, project.id))
         return
-    await workflow.announce_placement(project, intent, seats, intent.site_commands())
+    await workflow.announce_placement(project, intent, seats, commands)
     await workflow.record("draw.recovered", project.id, {
         "draw_id": intent.draw_id, "from": "placed", "how": "notices sent, placement audited"})
 

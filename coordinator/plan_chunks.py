@@ -9,19 +9,21 @@ trip for the whole chunk:
    place nothing); fault point `after_commit`;
 2. seats, sessions and commands fixed, then in one Lua call (store/place.lua) each draw
    booked all or none together with its placement (allocation, sessions, commands, state,
-   intent `placed`): no state lies between booked and stored; `after_pipeline`;
-3. notices, then `draw.placed` (or `draw.booking_conflict`) and the intents dropped in one
-   MULTI.
+   intent `placed`) and its `draw.placed` (signed ahead on the chain's head): no state lies
+   between booked, stored and audited; `after_pipeline`;
+3. notices; then, off the draw's path, the intents dropped (`AnnouncedIntents`). Only a
+   draw the store refused (`draw.booking_conflict`, its intent dropped with it) or a chain
+   another writer moved meanwhile (`draw.placed` appended after it) costs a trip more.
 
 Where another writer moved the audit head, the entries of a MULTI are appended just after it
 by the retries (AuditLog.append_batch_with): a crash in between leaves an intent `committed`
 without its `draw.committed` (recovery appends it) or, in the rare case of a lost race and a
-crash at once, a placed draw without `draw.placed`.
+crash at once, a placed draw without `draw.placed` (recovery appends it).
 
 A crash leaves every intent of the chunk `committed` (recovery re-runs each with its committed
-seed and inputs) or `placed` (recovery sends the notices and audits). Chunks grow from 1 draw
-to CHUNK_MAX, so a plan's first draws are placed at once and an early crash leaves little
-pending.
+seed and inputs) or `placed` (recovery sends the notices, again where they had gone, and
+audits). Chunks grow from 1 draw to CHUNK_MAX, so a plan's first draws are placed at once and
+an early crash leaves little pending.
 """
 
 from __future__ import annotations
@@ -115,9 +117,12 @@ async def place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], plan
     they await their draw); `records` are audited in the commit batch, before the draws'.
     Per project: "drawn", or "conflict" (Redis disagreed with the picture: nothing booked,
     audited as `draw.booking_conflict`). `with_commit` stages the caller's writes in phase
-    1's MULTI, `with_placed` in phase 3's when every draw was placed (a single draw's seed
-    label taken, its reply kept: no trip of their own)."""
+    1's MULTI, `with_placed` (a single draw's only) with the draw's placement in phase 2,
+    made when it is placed (a single draw's seed label taken, its reply kept: no trip of
+    their own)."""
     ids = {project.id for project, _, _ in drawn}
+    if with_placed is not None and len(drawn) > 1:
+        raise ValueError("with_placed is staged with a single draw's placement")
     workflow.placing(ids)  # the schedule's `finish_placed` leaves them to us
     try:
         return await _place_first_draws(workflow, drawn, plan_id, records, seed_from,
@@ -176,34 +181,43 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
         alloc = Allocation(project_id=project.id, draw_ids=[result.draw_id], seats=list(seats))
         writes = Writes()
         workflow.stage_placement(writes, project, alloc, seats, commands, intent)  # `placed`
+        if with_placed is not None:  # a single draw: the chunk is placed when this draw is
+            with_placed(writes)
         staged.append((project, alloc, seats, commands, intent))
         draws.append((booking_items(project, seats), writes))
-    booked = await workflow.placements.place(draws)
+    # ... with its `draw.placed`, signed here on the chain's head and appended in that step
+    placed = [("draw.placed", project.id, workflow.placed_record(intent, seats))
+              for project, _, seats, _, intent in staged]
+    async with workflow.chained(placed) as chained:
+        booked = await workflow.placements.place(draws, chained=chained)
     fault_point("after_pipeline")
 
-    # 3. notices and the audit, then the intents go
+    # 3. notices; the audit of what the store refused (or of a chain another writer moved)
     outcome: dict[str, str] = {}
     late: list[tuple[str, str, dict[str, Any]]] = []
-    for (project, alloc, seats, commands, intent), reply in zip(staged, booked, strict=True):
+    conflicts: list[str] = []
+    for (project, alloc, seats, commands, _), entry, reply in zip(
+            staged, placed, booked, strict=True):
         if not reply.ok:
             late.append(("draw.booking_conflict", project.id, {"detail": reply.reason}))
+            conflicts.append(project.id)
             outcome[project.id] = "conflict"
             continue
         workflow.allocations.keep(alloc)
         workflow.desk.book(project, [(s.expert_id, s.workstation_id) for s in seats])
         workflow.send_notices(project, seats, commands)
-        late.append(("draw.placed", project.id, workflow.placed_record(intent, seats)))
+        if not reply.audited:
+            late.append(entry)
         outcome[project.id] = "drawn"
-
-    def drop(pipe: Any) -> None:  # behind the entries, in their MULTI
-        for project, *_ in staged:
-            stage_drop(pipe, project.id)
-        if with_placed is not None and all(o == "drawn" for o in outcome.values()):
-            with_placed(pipe)
-
-    await workflow.record_batch(late, after=drop)
-    for project_id, placed in outcome.items():
-        if placed == "drawn":
+    if late or conflicts:
+        def drop(pipe: Any) -> None:  # the refused draws' intents: nothing of them stands
+            for project_id in conflicts:
+                stage_drop(pipe, project_id)
+        await workflow.record_batch(late, after=drop)
+    # The placed draws' intents go off the draw's path, now that their notices went.
+    workflow.announced.add(p for p, o in outcome.items() if o == "drawn")
+    for project_id, placed_now in outcome.items():
+        if placed_now == "drawn":
             await workflow.validate_lifecycle(project_id)
     if "drawn" in outcome.values():
         workflow.wake_schedule()

@@ -203,6 +203,9 @@ class Coordinator:
             self.workflow.links.close_all()  # site streams end first, cleanly
         if self.served is not None:
             await self.served.server.stop(grace=1)
+        if self.workflow is not None:  # announced draws' intents dropped (else the next
+            with contextlib.suppress(TimeoutError):  # start sends their notices again)
+                await asyncio.wait_for(self.workflow.announced.settle(), timeout=5)
         if isinstance(self.notifier, WebhookNotifier):  # deliver what is queued first
             await asyncio.to_thread(self.notifier.close)
         self.metrics.stop()

@@ -61,6 +61,7 @@ from coordinator.domain.randomness import spare_workstation
 from coordinator.domain.registry_snapshot import pseudonym_key
 from coordinator.domain.rules import Rules
 from coordinator.draw_intents import (
+    AnnouncedIntents,
     DrawIntent,
     booking_items,
     drop_intent,
@@ -82,7 +83,7 @@ from coordinator.sign_in_guard import SignInGuard
 from coordinator.site_links import SiteLinks
 from coordinator.store import sim_clock
 from coordinator.store.allocations import Allocations
-from coordinator.store.audit_log import AuditLog
+from coordinator.store.audit_log import AuditLog, ChainedEntries
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
 from coordinator.store.draws import DrawArchives, PendingRedraws
 from coordinator.store.log_compaction import LogCompaction
@@ -177,6 +178,7 @@ class Workflow:
         self._watchers: set[asyncio.Queue[AuditEntry]] = set()
         self._schedule_wake = asyncio.Event()
         self._placing: set[str] = set()  # projects whose draw `place` is placing now
+        self.announced = AnnouncedIntents(redis)  # first draws' intents, dropped off the path
         self._fault_tasks: set[asyncio.Task[None]] = set()
         # Operator consoles wait on the current event; any change sets it and replaces it.
         self._grid_event = asyncio.Event()
@@ -252,9 +254,7 @@ class Workflow:
 
     async def record(self, kind: str, subject: str, detail: dict[str, Any]) -> AuditEntry:
         entry = await self.audit.append(kind, subject, detail)
-        for queue in list(self._watchers):
-            queue.put_nowait(entry)
-        self.grid_changed()
+        self._published([entry])
         return entry
 
     async def record_batch(self, items: list[tuple[str, str, dict[str, Any]]], *,
@@ -267,12 +267,25 @@ class Workflow:
             return []
         entries, replies = await self.audit.append_batch_with(items, before=before,
                                                               after=after)
+        self._published(entries)
+        return replies
+
+    @contextlib.asynccontextmanager
+    async def chained(self, items: list[tuple[str, str, dict[str, Any]]]
+                      ) -> AsyncIterator[ChainedEntries]:
+        """`AuditLog.chained` (entries for a script to append: place.lua), those that landed
+        told to the watchers as `record`'s are."""
+        async with self.audit.chained(items) as chained:
+            yield chained
+        landed = zip(chained.entries, chained.landed, strict=False)  # none if it never ran
+        self._published([entry for entry, appended in landed if appended])
+
+    def _published(self, entries: list[AuditEntry]) -> None:
         for entry in entries:
             for queue in list(self._watchers):
                 queue.put_nowait(entry)
         if entries:
             self.grid_changed()
-        return replies
 
     def grid_changed(self) -> None:
         """Wake the operator consoles' grid watchers (every state change passes here)."""
@@ -338,6 +351,10 @@ class Workflow:
             self._placing -= project_ids
         else:
             self._placing |= project_ids
+
+    def in_flight(self) -> set[str]:
+        """Projects whose intent is someone's: being placed, or announced and being dropped."""
+        return self._placing | self.announced.pending
 
     # --- the lifecycle (coordinator/domain/lifecycle.py decides; this carries it out) ------
 
@@ -589,6 +606,7 @@ class Workflow:
         `fences`: the commands' fences when the caller took them (one round trip fewer).
         `committed`: the draw's `draw.committed` record, audited in the intent's MULTI.
         """
+        await self.announced.settle({project.id})  # its first draw's intent dropped first
         if fences is None:
             fences = await self.links.next_fences(len(result.seats))
         new_seats, commands = self.seats_and_commands(project, result, fences)
@@ -1056,7 +1074,7 @@ class Workflow:
         await self.faults.review()  # incident deadlines passed with the clock
         await self.faults.overdue_evaluations(states)
         await self._redraw_due(states)
-        if await finish_placed(self, self._placing):
+        if await finish_placed(self, self.in_flight()):
             self.grid_changed()
         return upcoming
 
@@ -1068,7 +1086,7 @@ class Workflow:
                 await self.redraws.done(project_id, session_id)
                 continue
             async with self.project_lock(project_id):
-                if project_id in self._placing:
+                if project_id in self.in_flight():
                     continue  # its placement is under way: the next pass looks again
                 # A replacement committed before the outage is taken forward (or back) from
                 # its intent first: its seed label is spent, a second draw would reuse it.

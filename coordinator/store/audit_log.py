@@ -20,8 +20,11 @@ outside Redis (exported, published, or held by auditors) reveals it, via ``expec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -45,23 +48,41 @@ from coordinator.domain.audit import (
 from coordinator.store.layout import AUDIT
 from evalgrid.clock import Clock, utc
 
-__all__ = ["AuditConflictError", "AuditLog"]
+__all__ = ["AuditConflictError", "AuditLog", "ChainedEntries", "chain_script"]
 
 ENTRY_FIELD: Final = b"entry"
 PAGE: Final = 500
 
+
+def chain_script(body: str) -> str:
+    """A script's text with the chain's compare-and-set append (`append_entry`, one copy in
+    audit_append.lua) ahead of it: what `register_script` and EVAL take."""
+    text = resources.files(__package__).joinpath("audit_append.lua").read_text("utf-8")
+    # Comments left out: an EVAL in a MULTI sends the whole text with each entry.
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not line.lstrip().startswith("--")) + body
+
+
 # KEYS: stream, head. ARGV: prev seq, prev hash, seq, hash, entry JSON.
-# Reply: {1, seq} appended, or {0, head seq, head hash} when the head is not the predecessor.
-_APPEND_LUA: Final = """
-local head_seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
-local head_hash = redis.call('HGET', KEYS[2], 'hash') or string.rep('0', 64)
-if head_seq ~= tonumber(ARGV[1]) or head_hash ~= ARGV[2] then
-  return {0, head_seq, head_hash}
-end
-redis.call('XADD', KEYS[1], ARGV[3] .. '-0', 'entry', ARGV[5])
-redis.call('HSET', KEYS[2], 'seq', ARGV[3], 'hash', ARGV[4])
-return {1, tonumber(ARGV[3])}
-"""
+_APPEND_LUA: Final = chain_script(
+    "return append_entry(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n")
+
+
+@dataclass
+class ChainedEntries:
+    """Entries built on the chain's head for a caller's script (`AuditLog.chained`): each
+    one's `append_entry` arguments, and which of them landed (the caller's to fill in)."""
+
+    stream_key: str
+    head_key: str
+    entries: list[AuditEntry]
+    landed: list[bool] = field(default_factory=list)
+
+    @staticmethod
+    def args(entry: AuditEntry) -> list[str]:
+        """`append_entry`'s arguments after the keys, as text."""
+        return [str(entry.seq - 1), entry.prev_hash, str(entry.seq), entry.hash,
+                entry_to_json(entry)]
 
 
 class AuditConflictError(RuntimeError):
@@ -166,6 +187,42 @@ class AuditLog:
                 "the head kept moving"
             )
 
+    @contextlib.asynccontextmanager
+    async def chained(self, items: Sequence[tuple[str, str, Mapping[str, object]]]
+                      ) -> AsyncIterator[ChainedEntries]:
+        """Entries signed on the head, for a script of the caller's to append with
+        `append_entry` (place.lua: a draw's placement and its `draw.placed` in one step); this
+        log appends nothing else meanwhile. The caller says which entries landed (`landed`);
+        the others are the caller's to append again (by `append_batch`)."""
+        async with self._lock:
+            head = self._head if self._head is not None else await self.head()
+            entries = self._signed(head, items)
+            chained = ChainedEntries(self.stream_key, self.head_key, entries)
+            try:
+                yield chained
+            except BaseException:
+                self._head = None  # the script may or may not have run: read the head again
+                raise
+            landed = chained.landed
+            if not entries:
+                return
+            if any(landed) and landed == sorted(landed, reverse=True):  # each on the last
+                self._head = entries[sum(landed) - 1].head
+            else:  # none landed: another writer moved the head, read it again
+                self._head = None
+
+    def _signed(self, head: ChainHead, items: Sequence[tuple[str, str, Mapping[str, object]]]
+                ) -> list[AuditEntry]:
+        """The items as entries, each signed on its predecessor, the first on `head`."""
+        entries: list[AuditEntry] = []
+        prev = head
+        for kind, subject, detail in items:
+            entry = make_entry(prev, at=_iso(self._clock), kind=kind, subject=subject,
+                               detail=detail, key=self._key)
+            entries.append(entry)
+            prev = entry.head
+        return entries
+
     async def known_seq(self) -> int:
         """The head's seq as this writer last saw it (Redis only before its first append).
 
@@ -210,13 +267,7 @@ class AuditLog:
                     if self.on_retry is not None:
                         self.on_retry()
                     await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
-                batch: list[AuditEntry] = []
-                prev = head
-                for kind, subject, detail in items[len(appended):]:
-                    entry = make_entry(prev, at=_iso(self._clock), kind=kind, subject=subject,
-                                       detail=detail, key=self._key)
-                    batch.append(entry)
-                    prev = entry.head
+                batch = self._signed(head, items[len(appended):])
                 pipe = self._redis.pipeline(transaction=True)
                 if attempt == 0 and before is not None:
                     before(pipe)

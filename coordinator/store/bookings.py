@@ -174,6 +174,7 @@ class ReserveResult:
     added: int = 0
     conflict: Conflict | None = None
     stale_token: int | None = None
+    audited: bool = False  # place.lua: the draw's audit entry was appended with it
 
     @property
     def reason(self) -> str:

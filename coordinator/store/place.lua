@@ -2,36 +2,47 @@
 -- booking items, and the writes that store its placement) is booked all or none, in order,
 -- so a later draw of the chunk sees the earlier ones; a draw's writes are made only when all
 -- its items are booked, in the same step. The overlap rule is overlap.lua's (registered
--- ahead of this text), the same as reserve.lua's.
+-- ahead of this text), the same as reserve.lua's. A placed draw's audit entry (`draw.placed`,
+-- built on the chain's head by audit_log.py) is appended in the same step by `append_entry`
+-- (audit_append.lua, also ahead of this text), while the chain still ends where it was built.
 --
 -- KEYS[1..n]  one sorted set per item; member "<start>:<end>:<holder>", score = start
 -- KEYS[n+1]   hash: resource key -> longest interval ever booked on it (bounds the scan)
 -- KEYS[n+2]   fencing counter (only when ARGV[2] is not empty)
+-- then        the audit stream and its head (only when ARGV[3] is not empty)
 -- then        one key per write, in order
 -- ARGV[1]     g, the number of draws
 -- ARGV[2]     fencing token, or "" for none
--- ARGV[2+d]   draw d, MessagePack: [[start, end, member, ...], [[command, arg, ...], ...]]:
---             its items, then its writes (command SET, HSET, SADD, RPUSH or LTRIM and the
---             arguments after the key); one argument per draw, as a chunk's few thousand
---             values cost more to send one by one than to book
+-- ARGV[3]     "1" when draws carry audit entries, else ""
+-- ARGV[3+d]   draw d, MessagePack: [[start, end, member, ...], [[command, arg, ...], ...],
+--             entry]: its items, its writes (command SET, HSET, SADD, RPUSH or LTRIM and the
+--             arguments after the key), and its entry's `append_entry` arguments (prev seq,
+--             prev hash, seq, hash, JSON) or []; one argument per draw, as a chunk's few
+--             thousand values cost more to send one by one than to book
 --
 -- Replies:
 --   {"stale", current}            the fencing counter has moved past ARGV[2]; nothing written
---   {"ok", r1, ..., rg}           per draw: {"ok", added} or {"conflict", index, member}
---                                 (index 1-based within the draw; that draw wrote nothing)
+--   {"ok", r1, ..., rg}           per draw: {"ok", added, audited} (audited 1 when its entry
+--                                 was appended) or {"conflict", index, member} (index 1-based
+--                                 within the draw; that draw wrote nothing)
 
 local g = tonumber(ARGV[1])
 local draws = {}
 local n = 0
 for d = 1, g do
-  local draw = cmsgpack.unpack(ARGV[2 + d])
+  local draw = cmsgpack.unpack(ARGV[3 + d])
   draws[d] = draw
   n = n + #draw[1] / 3
 end
 local maxlen_key = KEYS[n + 1]
 local write_key = n + 2  -- KEYS index of the next write
 if ARGV[2] ~= '' then
-  write_key = n + 3
+  write_key = write_key + 1
+end
+local audit_key = nil  -- KEYS index of the audit stream (its head next)
+if ARGV[3] ~= '' then
+  audit_key = write_key
+  write_key = write_key + 2
 end
 local allowed = {SET = true, HSET = true, SADD = true, RPUSH = true, LTRIM = true}
 for d = 1, g do  -- every write checked before anything is written: a script error undoes nothing
@@ -47,6 +58,19 @@ if ARGV[2] ~= '' then
   if current > tonumber(ARGV[2]) then
     return {'stale', current}
   end
+end
+
+-- Entries only onto a stream that ends at its head's seq or before (else the chain was
+-- written around its script: append_entry's XADD would fail with this draw's writes made).
+local audit = false
+if audit_key then
+  local first = nil
+  for d = 1, g do
+    if first == nil and #draws[d][3] > 0 then
+      first = tonumber(draws[d][3][3])
+    end
+  end
+  audit = first ~= nil and last_stream_seq(KEYS[audit_key]) < first
 end
 
 local replies = {'ok'}
@@ -81,7 +105,13 @@ for d = 1, g do
       redis.call(write[1], KEYS[write_key], unpack(write, 2))
       write_key = write_key + 1
     end
-    replies[#replies + 1] = {'ok', added}
+    local audited = 0
+    local entry = draws[d][3]
+    if audit and #entry > 0 then
+      audited = append_entry(KEYS[audit_key], KEYS[audit_key + 1], entry[1], entry[2],
+                             entry[3], entry[4], entry[5])[1]
+    end
+    replies[#replies + 1] = {'ok', added, audited}
   end
   base = base + count
 end

@@ -6,7 +6,7 @@ chunk: each draw is still booked all or none (a draw whose seat is taken books a
 nothing and is named in the reply), in the chunk's order, with the overlap rule, key layout
 and fencing of ``bookings.py``; a booked draw's writes (``Writes``: its allocation, sessions,
 commands, state, intent) are made in the same atomic step, so no state lies between booked
-and stored.
+and stored. Each booked draw's `draw.placed` may be audited in that step too (`chained`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Final
 import msgpack
 import redis.asyncio as aioredis
 
+from coordinator.store.audit_log import ChainedEntries, chain_script
 from coordinator.store.bookings import (
     BookingItem,
     Bookings,
@@ -28,7 +29,7 @@ from coordinator.store.bookings import (
 
 __all__ = ["Placements", "Writes"]
 
-_PLACE_LUA: Final = booking_script("place.lua")
+_PLACE_LUA: Final = chain_script(booking_script("place.lua"))
 
 
 def _arg(value: str | bytes | int) -> str | bytes:
@@ -48,8 +49,8 @@ class Writes:
     def __init__(self) -> None:
         self.ops: list[tuple[str, str, list[str | bytes | int]]] = []
 
-    def set(self, key: str, value: str | bytes) -> None:
-        self.ops.append(("SET", key, [value]))
+    def set(self, key: str, value: str | bytes, ex: int | None = None) -> None:
+        self.ops.append(("SET", key, [value] if ex is None else [value, "EX", ex]))
 
     def hset(self, key: str, field: str | None = None, value: str | bytes | int | None = None,
              mapping: dict[str, str | bytes | int] | None = None) -> None:
@@ -76,35 +77,50 @@ class Placements:
         self._place = redis.register_script(_PLACE_LUA)
 
     async def place(self, draws: Sequence[tuple[Sequence[BookingItem], Writes]],
-                    fence: Fence | tuple[str, int] | None = None) -> list[ReserveResult]:
+                    fence: Fence | tuple[str, int] | None = None,
+                    chained: ChainedEntries | None = None) -> list[ReserveResult]:
         """Book each draw's items all or none, in order, and make its writes when booked;
-        one result per draw (a stale fence refuses them all)."""
+        one result per draw (a stale fence refuses them all). `chained`: one audit entry per
+        draw, appended with the draw's writes while the chain holds (`ReserveResult.audited`;
+        `chained.landed` filled in)."""
         if not draws:
             return []
+        entries = [] if chained is None else chained.entries
+        if entries and len(entries) != len(draws):
+            raise ValueError(f"{len(entries)} audit entries for {len(draws)} draws")
         groups = [items for items, _ in draws]
         fence = fence if fence is not None else self.bookings.default_fence
         fence_keys, token = ([], "") if fence is None else ([fence[0]], str(int(fence[1])))
         keys = [self.bookings.key(i.resource_key) for group in groups for i in group]
         keys += [self.bookings.maxlen_key, *fence_keys]
+        if entries:
+            assert chained is not None
+            keys += [chained.stream_key, chained.head_key]
         keys += [key for _, writes in draws for _, key, _ in writes.ops]
-        args: list[str | bytes | int] = [len(groups), token]
-        for group, (_, writes) in zip(groups, draws, strict=True):  # one value per draw
-            items: list[str | int] = []
+        args: list[str | bytes | int] = [len(groups), token, "1" if entries else ""]
+        for d, (group, (_, writes)) in enumerate(zip(groups, draws, strict=True)):
+            items: list[str | int] = []  # one value per draw
             for item in group:
                 items += [item.start, item.end, item.member]
+            entry = ChainedEntries.args(entries[d]) if entries else []
             args.append(msgpack.packb([items, [[command, *map(_arg, values)]
-                                               for command, _, values in writes.ops]],
+                                               for command, _, values in writes.ops], entry],
                                       use_bin_type=False))  # Lua's cmsgpack has no bin
         reply = await self._place(keys=keys, args=args)
         if _text(reply[0]) == "stale":
+            if chained is not None:
+                chained.landed = [False] * len(entries)
             return [ReserveResult(ok=False, stale_token=int(reply[1]))] * len(groups)
         results = []
         for group, one in zip(groups, reply[1:], strict=True):
             if _text(one[0]) == "ok":
-                results.append(ReserveResult(ok=True, added=int(one[1])))
+                results.append(ReserveResult(ok=True, added=int(one[1]),
+                                             audited=len(one) > 2 and int(one[2]) == 1))
                 continue
             index = int(one[1]) - 1
             item = group[index]
             existing = BookingItem.from_member(item.resource_key, one[2])
             results.append(ReserveResult(ok=False, conflict=Conflict(index, item, existing)))
+        if chained is not None:
+            chained.landed = [r.audited for r in results] if entries else []
         return results

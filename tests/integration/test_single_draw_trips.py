@@ -1,12 +1,13 @@
 """A single draw through the coordinator against a real Redis: its round trips to the store
 are counted (latency at national size is mostly trips), and the writes it folds into the
 trips of its commitment and placement keep their meaning: the seed label is taken with the
-commitment, the reply is kept with `draw.placed`."""
+commitment, the reply is kept with the placement and its `draw.placed`."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -15,12 +16,17 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 
+from coordinator import draw_intents, plan_chunks
+from coordinator.allocation import DEPARTURES
 from coordinator.domain.audit import generate_signing_key
 from coordinator.domain.lifecycle import VALIDATE_ENV
 from coordinator.domain.model import Window
+from coordinator.draw_intents import finish_placed, pending_intents
 from coordinator.errors import WorkflowError
+from coordinator.notifier import MemoryOutbox
 from coordinator.province.generator import generate_province
 from coordinator.workflow import Workflow
 from tests.integration.plan_coordinator import plan_coordinator, private_redis
@@ -31,8 +37,8 @@ PROVINCE = generate_province(seed=23, day=DAY, cities=3, sites=6, workstations=1
                              experts=1200, companies=200, projects=6)
 #: Store round trips of a single draw once its day is under way: its first reads (the conduct
 #: skim with the project, its state, the request's reply and the seed label), commitment
-#: MULTI, placement, `draw.placed` MULTI.
-TRIPS = 4
+#: MULTI, placement with its `draw.placed`. The intent's drop follows off the draw's path.
+TRIPS = 3
 
 
 class Crash(RuntimeError):
@@ -67,9 +73,12 @@ async def test_a_single_draw_takes_its_trips_and_no_more(
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
     monkeypatch.setenv(VALIDATE_ENV, "0")  # the tests' lifecycle check reads, production not
     summary = await workflow.draw(second, "r-second")
+    on_path = len(sent)
+    await workflow.announced.settle()
     monkeypatch.undo()
     assert summary.seats > 0
-    assert len(sent) <= TRIPS
+    assert on_path <= TRIPS and len(sent) == on_path + 1  # and the intent's drop, after it
+    assert await workflow.redis.scard("intents") == 0
     # The reply went with `draw.placed`: the same request is answered from it.
     assert await workflow.draw(second, "r-second") == summary
 
@@ -162,3 +171,97 @@ async def test_a_refused_draw_writes_nothing_though_the_trail_has_following_due(
     assert await _stored(workflow) == before
     await workflow.conduct_follower.follow()  # the following was due: it writes
     assert await _stored(workflow) != before
+
+
+async def test_a_draw_killed_between_its_audited_placement_and_its_notices_has_them_sent(
+        workflow: Workflow, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`draw.placed` lands with the placement, before the notices: the intent stays until
+    they went, so the restart sends them (to the seats still active) and audits that."""
+    project_id = _projects()[5]
+
+    def dies_after_placement(name: str) -> None:
+        if name == "after_pipeline":
+            raise Crash(f"killed at {name}")
+
+    monkeypatch.setattr(plan_chunks, "fault_point", dies_after_placement)
+    with pytest.raises(Crash):
+        await workflow.draw(project_id, "r-killed")
+    monkeypatch.undo()
+    outbox = workflow.notifier
+    assert isinstance(outbox, MemoryOutbox) and outbox.notices == []
+    [intent] = await pending_intents(workflow.redis, b"t" * 32)
+    assert (intent.project_id, intent.phase) == (project_id, "placed")
+    alloc = await workflow.allocations.read(project_id)
+    assert alloc is not None
+    gone, *kept = alloc.seats  # a member who left meanwhile is not told again
+    gone.status = DEPARTURES["declined"]
+    await workflow.allocations.save(alloc)
+
+    restarted = await plan_coordinator(
+        workflow.redis, tmp_path, province=PROVINCE, now=EVENING_BEFORE,
+        seed=hashlib.sha256(b"trips").digest(), key=b"t" * 32,
+        signer=workflow.audit._key, fresh=False)
+    assert await pending_intents(workflow.redis, b"t" * 32) == []
+    sent = restarted.notifier
+    assert isinstance(sent, MemoryOutbox)
+    assert sorted(n.notice_id for n in sent.notices) == sorted(s.notice_id for s in kept)
+    entries = [e for e in await restarted.audit.entries() if e.subject == project_id]
+    assert [e.kind for e in entries if e.kind in ("draw.placed", "draw.recovered")] == [
+        "draw.placed", "draw.recovered"]  # placed once; the restart says what it did
+    assert (await restarted.audit.verify()).ok
+
+
+async def test_an_announced_draw_s_intent_is_nobody_else_s_until_it_is_dropped(
+        workflow: Workflow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The drop held up (an outage of its own): the schedule does not announce the draw
+    again, and a member's decline, whose replacement writes the project's next intent,
+    waits for the drop instead of having it delete the new intent."""
+    monkeypatch.setattr(draw_intents, "DROP_RETRY_S", 0.05)
+    project_id = _projects()[0]
+    live = workflow.announced.redis
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workflow.announced.redis = aioredis.Redis(port=port, socket_connect_timeout=0.2)
+    await workflow.draw(project_id, "r-held")
+    outbox = workflow.notifier
+    assert isinstance(outbox, MemoryOutbox)
+    notified = len(outbox.notices)
+    assert await finish_placed(workflow, workflow.in_flight()) == 0
+    assert len(outbox.notices) == notified
+    assert [i.phase for i in await pending_intents(workflow.redis, b"t" * 32)] == ["placed"]
+
+    alloc = await workflow.allocations.read(project_id)
+    assert alloc is not None
+    declining = alloc.seats[0]
+    reply = asyncio.create_task(
+        workflow.reply_to_notice(declining.notice_id, False, "ill", "r-decline"))
+    await asyncio.sleep(0.5)
+    assert not reply.done()  # the replacement waits for the drop
+    await workflow.announced.redis.aclose()
+    workflow.announced.redis = live
+    await asyncio.wait_for(reply, timeout=30)
+    await workflow.announced.settle()
+    assert await pending_intents(workflow.redis, b"t" * 32) == []
+    after = await workflow.allocations.read(project_id)
+    assert after is not None and len(after.draw_ids) == 2  # the replacement placed
+    assert len(outbox.notices) == notified + 1
+
+
+async def test_the_placement_s_audit_entry_reaches_the_live_watchers(
+        workflow: Workflow) -> None:
+    """`draw.placed` lands by place.lua, not by `record`: the consoles' live feed has it."""
+    project_id = _projects()[1]
+    seen: list[tuple[str, str]] = []
+
+    async def watching() -> None:
+        async for entry in workflow.watch():
+            seen.append((entry.kind, entry.subject))
+            if entry.kind == "draw.placed":
+                return
+
+    watcher = asyncio.create_task(watching())
+    await asyncio.sleep(0)  # registered before the draw
+    await workflow.draw(project_id, "r-watched")
+    await asyncio.wait_for(watcher, timeout=10)
+    assert seen[-2:] == [("draw.committed", project_id), ("draw.placed", project_id)]

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from redis.exceptions import ResponseError
 
+from coordinator.domain.audit import generate_signing_key
+from coordinator.store.audit_log import AuditConflictError, AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
 from coordinator.store.placements import Placements, Writes
+from evalgrid.clock import SimClock
 from tests.integration.plan_coordinator import private_redis
 
 T0 = 1_750_000_000
@@ -116,3 +121,70 @@ async def test_an_unexpected_write_is_refused_before_anything_is_written(
         await store.place([(seat("E1", "W1", T0, T0 + HOUR, "a"), writes_of("a")),
                            (seat("E2", "W2", T0, T0 + HOUR, "b"), bad)])
     assert await aredis.exists("t:alloc:a", "t:bk:ws:W1") == 0
+
+
+# --- a draw's `draw.placed` audited in the step that stores it (audit_append.lua) -----------
+
+def _log(aredis: aioredis.Redis, key: Ed25519PrivateKey) -> AuditLog:
+    return AuditLog(aredis, signing_key=key, clock=SimClock(datetime(2026, 3, 2, tzinfo=UTC)))
+
+
+async def _opened(aredis: aioredis.Redis) -> tuple[Ed25519PrivateKey, AuditLog, Placements]:
+    """A signing key, a log holding one entry, and the placements."""
+    key = generate_signing_key()
+    log = _log(aredis, key)
+    await log.append("day.opened", "grid", {})
+    return key, log, Placements(aredis, Bookings(aredis, prefix="t:bk:"))
+
+
+def _placed(*names: str) -> list[tuple[str, str, dict[str, object]]]:
+    return [("draw.placed", f"P-{name}", {"draw_id": f"d-{name}"}) for name in names]
+
+
+async def test_each_placed_draw_s_entry_lands_with_it_and_the_chain_verifies(
+        aredis: aioredis.Redis) -> None:
+    key, log, store = await _opened(aredis)
+    async with log.chained(_placed("a", "b", "c")) as chained:
+        replies = await store.place([
+            (seat("E1", "W1", T0, T0 + HOUR, "a"), writes_of("a")),
+            (seat("E2", "W1", T0, T0 + HOUR, "b"), writes_of("b")),  # W1 taken: refused
+            (seat("E3", "W3", T0, T0 + HOUR, "c"), writes_of("c"))], chained=chained)
+    assert [(r.ok, r.audited) for r in replies] == [(True, True), (False, False), (True, False)]
+    assert chained.landed == [True, False, False]  # c's entry chained on b's, never added
+    assert [(e.kind, e.subject) for e in await log.entries()] == [
+        ("day.opened", "grid"), ("draw.placed", "P-a")]
+    # The log goes on from where the script left the chain: the rest appended after it.
+    await log.append_batch([("draw.booking_conflict", "P-b", {}), *_placed("c")])
+    assert [e.subject for e in await log.entries()][1:] == ["P-a", "P-b", "P-c"]
+    assert (await log.verify(key.public_key())).ok
+
+
+async def test_a_head_another_writer_moved_keeps_the_entries_out_not_the_placement(
+        aredis: aioredis.Redis) -> None:
+    key = generate_signing_key()
+    ours, theirs = _log(aredis, key), _log(aredis, key)
+    store = Placements(aredis, Bookings(aredis, prefix="t:bk:"))
+    async with ours.chained(_placed("a")) as chained:
+        await theirs.append("site.lost", "S1", {})  # lands between signing and placing
+        [reply] = await store.place([(seat("E1", "W1", T0, T0 + HOUR, "a"), writes_of("a"))],
+                                    chained=chained)
+    assert reply.ok and not reply.audited and chained.landed == [False]
+    assert await aredis.get("t:alloc:a") == b"sealed-a"
+    await ours.append_batch(_placed("a"))  # the caller's retry: after the other's entry
+    assert [e.kind for e in await ours.entries()] == ["site.lost", "draw.placed"]
+    assert (await ours.verify(key.public_key())).ok
+
+
+async def test_a_stream_written_around_its_head_gets_no_entry_and_no_half_placement(
+        aredis: aioredis.Redis) -> None:
+    _, log, store = await _opened(aredis)
+    async with log.chained(_placed("a")) as chained:
+        await aredis.xadd(log.stream_key, {"entry": "forged"}, id="2-0")  # head still says 1
+        [reply] = await store.place([(seat("E1", "W1", T0, T0 + HOUR, "a"), writes_of("a"))],
+                                    chained=chained)
+    # No script error half-way (its writes would stand): placed, the entry left out...
+    assert reply.ok and not reply.audited
+    assert await aredis.hget(log.head_key, "seq") == b"1"
+    # ... for the log's own append to refuse loudly.
+    with pytest.raises(AuditConflictError, match="verify the chain"):
+        await log.append_batch(_placed("a"))

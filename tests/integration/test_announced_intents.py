@@ -1,0 +1,62 @@
+"""The intents of announced first draws, dropped off the draw's path (AnnouncedIntents)
+against a real Redis: an outage delays the drop and loses nothing; until dropped they count as
+in flight, and a new intent of the same project waits for the drop (intents are per project,
+so a late drop would delete the newer one)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from coordinator import draw_intents
+from coordinator.draw_intents import AnnouncedIntents, make_intent, pending_intents, stage_intent
+from tests.integration.plan_coordinator import private_redis
+
+KEY = b"a" * 32
+
+
+async def _intents(redis: aioredis.Redis, *project_ids: str) -> None:
+    pipe = redis.pipeline(transaction=True)
+    for project_id in project_ids:
+        stage_intent(pipe, KEY, make_intent(project_id, f"d-{project_id}", "placed", 0))
+    await pipe.execute()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_outage_delays_the_drops_and_loses_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(draw_intents, "DROP_RETRY_S", 0.05)
+    async with private_redis(tmp_path) as redis:
+        await _intents(redis, "P-1", "P-2", "P-3")
+        down = aioredis.Redis(port=_closed_port(), socket_connect_timeout=0.2)
+        announced = AnnouncedIntents(down)
+        announced.add(["P-1", "P-2"])
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(announced.settle(), timeout=0.5)
+        assert announced.pending == {"P-1", "P-2"}  # still in flight: nobody else takes them
+        announced.redis = redis  # the store is back
+        await asyncio.wait_for(announced.settle({"P-1"}), timeout=10)
+        assert announced.pending == set()
+        assert [i.project_id for i in await pending_intents(redis, KEY)] == ["P-3"]
+        await down.aclose()
+
+
+async def test_added_while_a_drop_is_under_way_they_go_in_the_next(tmp_path: Path) -> None:
+    async with private_redis(tmp_path) as redis:
+        await _intents(redis, "P-1", "P-2")
+        announced = AnnouncedIntents(redis)
+        announced.add(["P-1"])
+        announced.add(["P-2"])  # before the first drop ran: the same task takes it
+        await announced.settle()
+        assert await pending_intents(redis, KEY) == []
+        announced.add([])  # nothing to drop: no task, nothing pending
+        assert announced.pending == set()

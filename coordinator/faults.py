@@ -447,8 +447,7 @@ class FaultDesk:
             form = seat_passes.sheet_form(project, codes, names, session_id=seat.session_id)
             command = await seat_passes.admit_command(
                 wf.master_key, seat, id_number=personal.id_number,
-                expert_name=wf.desk.expert_name(seat.expert_id), form=form,
-                fence=await wf.links.next_fence())
+                expert_name=wf.desk.expert_name(seat.expert_id), form=form)
             await wf.links.enqueue(seat.site_id, command)
             await self.store.add_admitted(project_id, seat.session_id)
             count += 1

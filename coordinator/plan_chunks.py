@@ -4,13 +4,14 @@ Placing draws one by one costs about a dozen fsynced round trips per draw. Here 
 draws moves through the phases of coordinator/draw_intents.py together, each phase one round
 trip for the whole chunk:
 
-1. archives, intents `committed` and the commands' fences, and in the same MULTI the chunk's
-   audit entries (`draw.committed`, and `draw.refused` / `draw.starved` of the draws that
-   place nothing); fault point `after_commit`;
+1. archives and intents `committed`, and in the same MULTI the chunk's audit entries
+   (`draw.committed`, and `draw.refused` / `draw.starved` of the draws that place nothing);
+   fault point `after_commit`;
 2. seats, sessions and commands fixed, then in one Lua call (store/place.lua) each draw
    booked all or none together with its placement (allocation, sessions, commands, state,
-   intent `placed`) and its `draw.placed` (signed ahead on the chain's head): no state lies
-   between booked, stored and audited; `after_pipeline`;
+   intent `placed`; the commands take their fences as they are queued) and its `draw.placed`
+   (signed ahead on the chain's head): no state lies between booked, stored and audited;
+   `after_pipeline`;
 3. notices; then, off the draw's path, the intents dropped (`AnnouncedIntents`). Only a
    draw the store refused (`draw.booking_conflict`, its intent dropped with it) or a chain
    another writer moved meanwhile (`draw.placed` appended after it) costs a trip more.
@@ -138,7 +139,6 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
     key = workflow.master_key
     seq = await workflow.audit.known_seq()
     batch = list(records)
-    seat_count = sum(len(result.seats) for _, _, result in drawn)
     for project, prepared, result in drawn:
         await workflow.store_snapshot(result)  # once per day snapshot: seldom a trip
         record = prepared.commitment_record()
@@ -156,24 +156,19 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
             stage_intent(pipe, key, make_intent(project.id, result.draw_id, "committed", seq,
                                                 plan_id=plan_id, seed_from=seed_from,
                                                 state_after="drawn"))
-        workflow.links.stage_next_fences(pipe, seat_count)  # the chunk's commands: last
 
     if not drawn:
         await workflow.record_batch(batch, before=with_commit)
         return {}
-    *_, top = await workflow.record_batch(batch, before=commit)
+    await workflow.record_batch(batch, before=commit)
     fault_point("after_commit")
 
     # 2. each draw booked and stored together, or neither
-    fences = workflow.links.fences_from(top, seat_count)
     staged: list[tuple[Project, Allocation, list[SeatRecord],
                        list[tuple[str, site_link_pb2.CoordinatorCommand]], DrawIntent]] = []
     draws: list[tuple[list[BookingItem], Writes]] = []
-    at = 0
     for project, _, result in drawn:
-        seats, commands = workflow.seats_and_commands(
-            project, result, fences[at:at + len(result.seats)])
-        at += len(result.seats)
+        seats, commands = workflow.seats_and_commands(project, result)
         intent = make_intent(project.id, result.draw_id, "booking", seq, seats=seats,
                              commands=commands, state_after="drawn", plan_id=plan_id,
                              parent=result.commitment.parent or "",

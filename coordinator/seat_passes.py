@@ -54,14 +54,15 @@ def proof_matches(master_key: bytes, session_id: str, offered: str) -> bool:
 
 
 async def admit_command(master_key: bytes, seat: SeatRecord, *, id_number: str,
-                        expert_name: str, form: common_pb2.SheetForm,
-                        fence: int) -> site_link_pb2.CoordinatorCommand:
-    """The `Admit` command of one seat (the key stretching runs off the event loop)."""
+                        expert_name: str, form: common_pb2.SheetForm
+                        ) -> site_link_pb2.CoordinatorCommand:
+    """The `Admit` command of one seat (the key stretching runs off the event loop; its fence
+    is taken as it is queued)."""
     payload = site_link_pb2.SeatPass(expert_ref=seat.expert_ref, expert_name=expert_name,
                                      form=form, proof=proof(master_key, seat.session_id))
     sealed = await asyncio.to_thread(
         seat_pass.seal, payload.SerializeToString(), session_id=seat.session_id,
         id_number=id_number, code=seat.code)
     return site_link_pb2.CoordinatorCommand(
-        command_id=opaque_id("cmd"), fence=fence,
+        command_id=opaque_id("cmd"),
         admit=site_link_pb2.Admit(session_id=seat.session_id, sealed_pass=sealed))

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 from evalgrid_wire.v1 import site_link_pb2
@@ -133,39 +133,23 @@ class SiteLinks:
         """The last fence handed out (an agent that registers starts from it)."""
         return await self.commands.current_fence()
 
-    async def next_fence(self) -> int:
-        return await self.commands.next_fence()
-
-    async def next_fences(self, n: int) -> list[int]:
-        """`n` consecutive fences in one round trip (a committee's commands)."""
-        if n <= 0:
-            return []
-        top = await self.commands.take_fences(n)
-        return list(range(top - n + 1, top + 1))
-
-    @staticmethod
-    def stage_next_fences(pipe: aioredis.client.Pipeline, n: int) -> None:
-        """`next_fences` inside a caller's pipeline; its reply goes to `fences_from`."""
-        SiteCommands.stage_take_fences(pipe, n)
-
-    @staticmethod
-    def fences_from(top: int, n: int) -> list[int]:
-        return list(range(int(top) - n + 1, int(top) + 1))
-
     async def enqueue(self, site_id: str, command: site_link_pb2.CoordinatorCommand) -> None:
-        """Queue a command durably, then ring the site's doorbell."""
+        """Queue a command durably with the next fence (set on `command`), then ring the
+        site's doorbell."""
         if not command.command_id:
             command.command_id = opaque_id("cmd")
-        if not command.fence:
-            command.fence = await self.next_fence()
-        await self.commands.queue(site_id, command.command_id, command.SerializeToString())
+        command.ClearField("fence")  # taken as it is queued
+        command.fence = await self.commands.queue(site_id, command.command_id,
+                                                  command.SerializeToString())
         self._doorbells[site_id].set()
 
-    def enqueue_in(self, pipe: aioredis.client.Pipeline, site_id: str,
+    @staticmethod
+    def enqueue_in(pipe: Any, site_id: str,
                    command: site_link_pb2.CoordinatorCommand) -> None:
-        """Queue inside a caller's MULTI (command id and fence already set); ring later."""
-        SiteCommands.stage_queue(pipe, site_id, command.command_id,
-                                 command.SerializeToString())
+        """Queue inside a caller's MULTI or placement writes (command id set; the fence is
+        taken as it is queued, `command.fence` left unset); ring later."""
+        command.ClearField("fence")
+        SiteCommands.stage_queue(pipe, site_id, command.command_id, command.SerializeToString())
 
     def ring(self, site_id: str) -> None:
         self._doorbells[site_id].set()

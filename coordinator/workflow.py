@@ -582,34 +582,29 @@ class Workflow:
 
     async def place(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                     state_after: str = "", archive_stored: bool = False,
-                    fences: list[int] | None = None,
                     committed: dict[str, Any] | None = None) -> None:
         """`_place_draw`, known to be in flight (the schedule finishes only placements
         nobody is placing: `finish_placed`)."""
         self.placing({project.id})
         try:
             await self._place_draw(project, alloc, result, state_after=state_after,
-                                   archive_stored=archive_stored, fences=fences,
+                                   archive_stored=archive_stored,
                                    committed=committed)
         finally:
             self.placing({project.id}, done=True)
 
     async def _place_draw(self, project: Project, alloc: Allocation, result: PlacedDraw, *,
                           state_after: str = "", archive_stored: bool = False,
-                          fences: list[int] | None = None,
                           committed: dict[str, Any] | None = None) -> None:
         """Book every seat atomically, store the sealed allocation, queue reserves, notify.
 
         Recoverable (coordinator/draw_intents.py): an intent with the seats, sessions and
         commands is written before anything is booked and moves to `placed` in the MULTI
         that stores the allocation (and `state_after`, the project's new state, if any).
-        `fences`: the commands' fences when the caller took them (one round trip fewer).
         `committed`: the draw's `draw.committed` record, audited in the intent's MULTI.
         """
         await self.announced.settle({project.id})  # its first draw's intent dropped first
-        if fences is None:
-            fences = await self.links.next_fences(len(result.seats))
-        new_seats, commands = self.seats_and_commands(project, result, fences)
+        new_seats, commands = self.seats_and_commands(project, result)
         intent = make_intent(
             project.id, result.draw_id, "booking", await self.audit.known_seq(),
             seats=new_seats, commands=commands, state_after=state_after,
@@ -648,10 +643,11 @@ class Workflow:
         await self.announce_placement(project, intent, new_seats, commands)
 
     @staticmethod
-    def seats_and_commands(project: Project, result: PlacedDraw, fences: list[int]
+    def seats_and_commands(project: Project, result: PlacedDraw
                            ) -> tuple[list[SeatRecord],
                                       list[tuple[str, site_link_pb2.CoordinatorCommand]]]:
-        """A draw's seat records (fresh sessions, holders, codes) and reserve commands."""
+        """A draw's seat records (fresh sessions, holders, codes) and reserve commands (their
+        fences taken as they are queued)."""
         new_seats = [
             SeatRecord(
                 session_id=opaque_id("ses"), expert_hold=opaque_id("hold"),
@@ -664,9 +660,9 @@ class Workflow:
         ]
         commands = []
         window = to_window(project.window.start, project.window.end)  # copied into each
-        for seat, fence in zip(new_seats, fences, strict=True):
+        for seat in new_seats:
             command = site_link_pb2.CoordinatorCommand(
-                command_id=opaque_id("cmd"), fence=fence,
+                command_id=opaque_id("cmd"),
                 reserve=site_link_pb2.Reserve(
                     session_id=seat.session_id, workstation_id=seat.workstation_id,
                     window=window,

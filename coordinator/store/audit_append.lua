@@ -1,6 +1,6 @@
 -- The audit chain's compare-and-set append, one copy for audit_log.py's own script and for
--- place.lua (which audits a draw's placement in the step that stores it): audit_log.py puts
--- this text ahead of each (`chain_script`).
+-- place.lua (which audits a draw's placement in the step that stores it), put ahead of each
+-- (lua_scripts.py).
 --
 -- The entry is added only if the head (hash {seq, hash}) is still its predecessor, so two
 -- coordinators (or a stale one after a failover) cannot fork the chain. Stream IDs are the

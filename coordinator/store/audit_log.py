@@ -24,7 +24,6 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -46,26 +45,19 @@ from coordinator.domain.audit import (
     verify_chain,
 )
 from coordinator.store.layout import AUDIT
+from coordinator.store.lua_scripts import lua_script
 from evalgrid.clock import Clock, utc
 
-__all__ = ["AuditConflictError", "AuditLog", "ChainedEntries", "chain_script"]
+__all__ = ["AuditConflictError", "AuditLog", "ChainedEntries"]
 
 ENTRY_FIELD: Final = b"entry"
 PAGE: Final = 500
 
 
-def chain_script(body: str) -> str:
-    """A script's text with the chain's compare-and-set append (`append_entry`, one copy in
-    audit_append.lua) ahead of it: what `register_script` and EVAL take."""
-    text = resources.files(__package__).joinpath("audit_append.lua").read_text("utf-8")
-    # Comments left out: an EVAL in a MULTI sends the whole text with each entry.
-    return "".join(line for line in text.splitlines(keepends=True)
-                   if not line.lstrip().startswith("--")) + body
-
-
 # KEYS: stream, head. ARGV: prev seq, prev hash, seq, hash, entry JSON.
-_APPEND_LUA: Final = chain_script(
-    "return append_entry(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n")
+_APPEND_LUA: Final = lua_script(
+    "audit_append.lua",
+    body="return append_entry(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n")
 
 
 @dataclass

@@ -33,7 +33,6 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Final, NamedTuple
 
 import redis.asyncio as aioredis
@@ -44,6 +43,7 @@ from coordinator.store.layout import (
     FENCE_PREFIX,
     WORKSTATION_RESOURCE,
 )
+from coordinator.store.lua_scripts import lua_script
 
 __all__ = [
     "MAX_TIMESTAMP",
@@ -63,15 +63,7 @@ __all__ = [
 MAX_TIMESTAMP: Final = 10**12
 
 
-def booking_script(name: str) -> str:
-    """The text of a booking script of this package, `overlap.lua` (the overlap rule, one
-    copy) ahead of it: what `register_script` takes."""
-    here = resources.files(__package__)
-    return (here.joinpath("overlap.lua").read_text("utf-8")
-            + here.joinpath(name).read_text("utf-8"))
-
-
-_RESERVE_LUA: Final = booking_script("reserve.lua")
+_RESERVE_LUA: Final = lua_script("overlap.lua", "reserve.lua")
 
 # Remove exactly the given members, all or none, optionally fenced. KEYS: n resource keys, then
 # the fencing counter; ARGV: n, token or "", then the n members.

@@ -1,5 +1,5 @@
 -- The overlap rule of interval bookings, one copy for reserve.lua and place.lua: bookings.py
--- puts this text ahead of each script when it registers it (`booking_script`).
+-- puts this text ahead of each script when it registers it (lua_scripts.py).
 --
 -- Members are "<start>:<end>:<holder>", scored by start, one sorted set per resource; the
 -- hash `maxlen_key` keeps, per resource key, the longest interval ever booked on it.

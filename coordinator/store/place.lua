@@ -4,11 +4,13 @@
 -- its items are booked, in the same step. The overlap rule is overlap.lua's (registered
 -- ahead of this text), the same as reserve.lua's. A placed draw's audit entry (`draw.placed`,
 -- built on the chain's head by audit_log.py) is appended in the same step by `append_entry`
--- (audit_append.lua, also ahead of this text), while the chain still ends where it was built.
+-- (audit_append.lua, also ahead of this text), while the chain still ends where it was built;
+-- its commands take their fences as they are queued (`queue_command`, command_fence.lua).
 --
 -- KEYS[1..n]  one sorted set per item; member "<start>:<end>:<holder>", score = start
 -- KEYS[n+1]   hash: resource key -> longest interval ever booked on it (bounds the scan)
--- KEYS[n+2]   fencing counter (only when ARGV[2] is not empty)
+-- KEYS[n+2]   the commands' fence counter
+-- KEYS[n+3]   fencing counter (only when ARGV[2] is not empty)
 -- then        the audit stream and its head (only when ARGV[3] is not empty)
 -- then        one key per write, in order
 -- ARGV[1]     g, the number of draws
@@ -16,7 +18,8 @@
 -- ARGV[3]     "1" when draws carry audit entries, else ""
 -- ARGV[3+d]   draw d, MessagePack: [[start, end, member, ...], [[command, arg, ...], ...],
 --             entry]: its items, its writes (command SET, HSET, SADD, RPUSH or LTRIM and the
---             arguments after the key), and its entry's `append_entry` arguments (prev seq,
+--             arguments after the key, or QUEUE, command id, encoded command: a command
+--             queued with the next fence), and its entry's `append_entry` arguments (prev seq,
 --             prev hash, seq, hash, JSON) or []; one argument per draw, as a chunk's few
 --             thousand values cost more to send one by one than to book
 --
@@ -35,7 +38,8 @@ for d = 1, g do
   n = n + #draw[1] / 3
 end
 local maxlen_key = KEYS[n + 1]
-local write_key = n + 2  -- KEYS index of the next write
+local command_fence_key = KEYS[n + 2]
+local write_key = n + 3  -- KEYS index of the next write
 if ARGV[2] ~= '' then
   write_key = write_key + 1
 end
@@ -44,7 +48,8 @@ if ARGV[3] ~= '' then
   audit_key = write_key
   write_key = write_key + 2
 end
-local allowed = {SET = true, HSET = true, SADD = true, RPUSH = true, LTRIM = true}
+local allowed = {SET = true, HSET = true, SADD = true, RPUSH = true, LTRIM = true,
+                 QUEUE = true}
 for d = 1, g do  -- every write checked before anything is written: a script error undoes nothing
   for _, write in ipairs(draws[d][2]) do
     if not allowed[write[1]] then
@@ -54,7 +59,7 @@ for d = 1, g do  -- every write checked before anything is written: a script err
 end
 
 if ARGV[2] ~= '' then
-  local current = tonumber(redis.call('GET', KEYS[n + 2]) or '0')
+  local current = tonumber(redis.call('GET', KEYS[n + 3]) or '0')
   if current > tonumber(ARGV[2]) then
     return {'stale', current}
   end
@@ -102,7 +107,11 @@ for d = 1, g do
       added = added + book_interval(maxlen_key, KEYS[base + i], starts[i], ends[i], members[i])
     end
     for _, write in ipairs(writes) do
-      redis.call(write[1], KEYS[write_key], unpack(write, 2))
+      if write[1] == 'QUEUE' then
+        queue_command(command_fence_key, KEYS[write_key], write[2], write[3])
+      else
+        redis.call(write[1], KEYS[write_key], unpack(write, 2))
+      end
       write_key = write_key + 1
     end
     local audited = 0

@@ -17,19 +17,20 @@ from typing import Final
 import msgpack
 import redis.asyncio as aioredis
 
-from coordinator.store.audit_log import ChainedEntries, chain_script
+from coordinator.store.audit_log import ChainedEntries
 from coordinator.store.bookings import (
     BookingItem,
     Bookings,
     Conflict,
     Fence,
     ReserveResult,
-    booking_script,
 )
+from coordinator.store.layout import FENCE
+from coordinator.store.lua_scripts import lua_script
 
 __all__ = ["Placements", "Writes"]
 
-_PLACE_LUA: Final = chain_script(booking_script("place.lua"))
+_PLACE_LUA: Final = lua_script("overlap.lua", "audit_append.lua", "command_fence.lua", "place.lua")
 
 
 def _arg(value: str | bytes | int) -> str | bytes:
@@ -44,7 +45,7 @@ def _text(value: object) -> str:
 class Writes:
     """The writes of one draw's placement, recorded with a pipeline's calls (``set``, ``hset``,
     ``sadd``, ``rpush``, ``ltrim``) so that the code staging a MULTI can stage them for
-    ``place.lua``."""
+    ``place.lua``; and a site's command, queued with its fence (``SiteCommands.stage_queue``)."""
 
     def __init__(self) -> None:
         self.ops: list[tuple[str, str, list[str | bytes | int]]] = []
@@ -67,6 +68,11 @@ class Writes:
 
     def ltrim(self, key: str, start: int, end: int) -> None:
         self.ops.append(("LTRIM", key, [start, end]))
+
+    def queue_command(self, key: str, command_id: str, command: bytes) -> None:
+        """A site's command (encoded, fence unset), queued with the next fence
+        (command_fence.lua)."""
+        self.ops.append(("QUEUE", key, [command_id, command]))
 
 
 class Placements:
@@ -92,7 +98,7 @@ class Placements:
         fence = fence if fence is not None else self.bookings.default_fence
         fence_keys, token = ([], "") if fence is None else ([fence[0]], str(int(fence[1])))
         keys = [self.bookings.key(i.resource_key) for group in groups for i in group]
-        keys += [self.bookings.maxlen_key, *fence_keys]
+        keys += [self.bookings.maxlen_key, FENCE, *fence_keys]
         if entries:
             assert chained is not None
             keys += [chained.stream_key, chained.head_key]

@@ -10,6 +10,7 @@ from evalgrid_wire.v1 import site_link_pb2
 from fault_kit import workflow
 from grid_fixture import Grid, focus_projects, wait_until
 
+from coordinator.store.layout import SITE_COMMANDS
 from evalgrid.ids import opaque_id
 from evalgrid.wire import to_window
 
@@ -50,8 +51,10 @@ async def test_stale_fencing_tokens_are_refused(grid: Grid) -> None:
         reserve=site_link_pb2.Reserve(session_id=opaque_id("ses"), workstation_id=free,
                                       window=to_window(project.window.start,
                                                        project.window.end)))
-    for command in (stale_release, stale_reserve):
-        await links.enqueue(site_id, command)
+    for command in (stale_release, stale_reserve):  # a deposed coordinator's late writes,
+        await links.redis.hset(SITE_COMMANDS.format(site_id),  # fences taken long ago
+                               command.command_id, command.SerializeToString())
+    links.ring(site_id)
     # A stream sends only tokens above what it sent already: the replay comes with the next
     # stream, which sends the whole queue in token order, as after any reconnection.
     assert links.drop(site_id)

@@ -1,9 +1,11 @@
 """A chunk of draws placed by place.lua on real servers (the bundled Valkey and Redis 6.2, the
 oldest supported): all or none per draw, in order, writes only with the booking, one overlap
-rule with reserve.lua (overlap.lua)."""
+rule with reserve.lua (overlap.lua), `draw.placed` audited in the same step
+(audit_append.lua), and the commands' fences taken as they are queued (command_fence.lua)."""
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -12,12 +14,16 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from evalgrid_wire.v1 import site_link_pb2
 from redis.exceptions import ResponseError
 
 from coordinator.domain.audit import generate_signing_key
+from coordinator.site_links import SiteLinks
 from coordinator.store.audit_log import AuditConflictError, AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
+from coordinator.store.layout import FENCE
 from coordinator.store.placements import Placements, Writes
+from coordinator.store.site_commands import SiteCommands
 from evalgrid.clock import SimClock
 from tests.integration.plan_coordinator import private_redis
 
@@ -188,3 +194,49 @@ async def test_a_stream_written_around_its_head_gets_no_entry_and_no_half_placem
     # ... for the log's own append to refuse loudly.
     with pytest.raises(AuditConflictError, match="verify the chain"):
         await log.append_batch(_placed("a"))
+
+
+# --- a site's command takes its fence as it is queued (command_fence.lua) --------------------
+
+def _reserve(session_id: str) -> site_link_pb2.CoordinatorCommand:
+    return site_link_pb2.CoordinatorCommand(
+        command_id=f"cmd-{session_id}",
+        reserve=site_link_pb2.Reserve(session_id=session_id, workstation_id="W1"))
+
+
+async def test_fences_follow_the_order_commands_are_queued_in_not_staged_in(
+        aredis: aioredis.Redis) -> None:
+    """A MULTI staged first and run last queues its command after the direct one: it gets
+    the later fence, so the sender, which never sends below a fence it sent, loses neither."""
+    links = SiteLinks(aredis, SimClock(datetime(2026, 3, 2, tzinfo=UTC)))
+    stream = links.commands_for("S1")
+    await aredis.set(FENCE, 2**40 - 2)  # fences of several varint bytes, past 32 bits
+    staged, direct = _reserve("early"), _reserve("late")
+    pipe = aredis.pipeline(transaction=True)
+    links.enqueue_in(pipe, "S1", staged)
+    await links.enqueue("S1", direct)
+    assert direct.fence == 2**40 - 1
+    first = await asyncio.wait_for(anext(stream), timeout=5)
+    await pipe.execute()
+    links.ring("S1")
+    second = await asyncio.wait_for(anext(stream), timeout=5)
+    assert [(c.command_id, c.fence) for c in (first, second)] == [
+        ("cmd-late", 2**40 - 1), ("cmd-early", 2**40)]
+    assert second.reserve == staged.reserve  # the rest of the command as it was encoded
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_placement_s_commands_take_their_fences_with_it(aredis: aioredis.Redis) -> None:
+    store = Placements(aredis, Bookings(aredis, prefix="t:bk:"))
+    commands = SiteCommands(aredis)
+    await commands.queue("S1", "cmd-before", _reserve("before").SerializeToString())
+    placed, refused = Writes(), Writes()
+    for writes, name in ((placed, "a"), (refused, "b")):
+        commands.stage_queue(writes, "S1", f"cmd-{name}", _reserve(name).SerializeToString())
+    replies = await store.place([(seat("E1", "W1", T0, T0 + HOUR, "a"), placed),
+                                 (seat("E2", "W1", T0, T0 + HOUR, "b"), refused)])
+    assert [r.ok for r in replies] == [True, False]
+    queued = {c.command_id: c.fence for c in map(site_link_pb2.CoordinatorCommand.FromString,
+                                                  await commands.pending("S1"))}
+    assert queued == {"cmd-before": 1, "cmd-a": 2}  # the refused draw took no fence
+    assert await commands.current_fence() == 2

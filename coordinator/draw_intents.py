@@ -103,6 +103,7 @@ class AnnouncedIntents:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self.pending: set[str] = set()
+        self.failing: Exception | None = None  # the last drop's outage, until one succeeds
         self._task: asyncio.Task[None] | None = None
 
     def add(self, project_ids: Iterable[str]) -> None:
@@ -111,14 +112,15 @@ class AnnouncedIntents:
             self._task = asyncio.create_task(self._drop(), name="intent-drops")
 
     async def settle(self, project_ids: Iterable[str] | None = None) -> None:
-        """Wait until these projects' (all, when None) pending drops are made."""
-        def waiting() -> bool:
-            return bool(self.pending if project_ids is None
-                        else self.pending.intersection(project_ids))
-        while waiting():
+        """Wait until these projects' (all, when None) pending drops are made; while the
+        store is out, raise its error (as any call to it would) instead of waiting on."""
+        wanted = None if project_ids is None else set(project_ids)
+        while self.pending if wanted is None else self.pending & wanted:
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._drop(), name="intent-drops")
-            await asyncio.shield(self._task)
+            done, _ = await asyncio.wait({self._task}, timeout=DROP_RETRY_S)
+            if not done and self.failing is not None:
+                raise self.failing
 
     async def _drop(self) -> None:
         while self.pending:
@@ -130,8 +132,10 @@ class AnnouncedIntents:
                 await pipe.execute()
             except STORE_OR_SOCKET_UNAVAILABLE as exc:
                 log.warning("dropping %d announced intents: %s; trying again", len(ids), exc)
+                self.failing = exc
                 await asyncio.sleep(DROP_RETRY_S)
                 continue
+            self.failing = None
             self.pending.difference_update(ids)
 
 

@@ -28,6 +28,7 @@ from coordinator.site_links import default_policy
 from coordinator.store.bookings import Fence
 from coordinator.store.connection import store_client
 from coordinator.store.embedded_redis import EmbeddedRedis, check_server_at
+from coordinator.store.errors import STORE_OR_SOCKET_UNAVAILABLE
 from coordinator.store.keys import load_or_create_master_key, load_or_create_signing_key
 from coordinator.workflow import Workflow
 from evalgrid.clock import Clock, SimClock, SystemClock
@@ -204,7 +205,8 @@ class Coordinator:
         if self.served is not None:
             await self.served.server.stop(grace=1)
         if self.workflow is not None:  # announced draws' intents dropped (else the next
-            with contextlib.suppress(TimeoutError):  # start sends their notices again)
+            # start sends their notices again; with the store out it does)
+            with contextlib.suppress(TimeoutError, *STORE_OR_SOCKET_UNAVAILABLE):
                 await asyncio.wait_for(self.workflow.announced.settle(), timeout=5)
         if isinstance(self.notifier, WebhookNotifier):  # deliver what is queued first
             await asyncio.to_thread(self.notifier.close)

@@ -1,7 +1,8 @@
 """The intents of announced first draws, dropped off the draw's path (AnnouncedIntents)
-against a real Redis: an outage delays the drop and loses nothing; until dropped they count as
-in flight, and a new intent of the same project waits for the drop (intents are per project,
-so a late drop would delete the newer one)."""
+against a real Redis: an outage delays the drop and loses nothing, and one waiting for it is
+told the store is out; batched as they come. (Until dropped they count as in flight, and a
+new intent of the same project waits for the drop: tests/integration/
+test_single_draw_trips.py.)"""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 
 from coordinator import draw_intents
 from coordinator.draw_intents import AnnouncedIntents, make_intent, pending_intents, stage_intent
+from coordinator.store.errors import STORE_UNAVAILABLE
 from tests.integration.plan_coordinator import private_redis
 
 KEY = b"a" * 32
@@ -40,8 +42,9 @@ async def test_an_outage_delays_the_drops_and_loses_none(
         down = aioredis.Redis(port=_closed_port(), socket_connect_timeout=0.2)
         announced = AnnouncedIntents(down)
         announced.add(["P-1", "P-2"])
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(announced.settle(), timeout=0.5)
+        # One waiting for a drop is told the store is out, as by any call to it, not kept.
+        with pytest.raises(STORE_UNAVAILABLE):  # not asyncio's TimeoutError
+            await asyncio.wait_for(announced.settle({"P-2"}), timeout=10)
         assert announced.pending == {"P-1", "P-2"}  # still in flight: nobody else takes them
         announced.redis = redis  # the store is back
         await asyncio.wait_for(announced.settle({"P-1"}), timeout=10)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +18,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 
-from coordinator import draw_intents, plan_chunks
+from coordinator import plan_chunks
 from coordinator.allocation import DEPARTURES
 from coordinator.domain.audit import generate_signing_key
 from coordinator.domain.lifecycle import VALIDATE_ENV
@@ -211,18 +210,34 @@ async def test_a_draw_killed_between_its_audited_placement_and_its_notices_has_t
     assert (await restarted.audit.verify()).ok
 
 
+class _Held:
+    """The store for the intents' drops, each drop's MULTI held until `go` is set."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis, self.go = redis, asyncio.Event()
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        pipe, go = self.redis.pipeline(transaction=transaction), self.go
+
+        class HeldPipeline:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(pipe, name)
+
+            async def execute(self) -> Any:
+                await go.wait()
+                return await pipe.execute()
+
+        return HeldPipeline()
+
+
 async def test_an_announced_draw_s_intent_is_nobody_else_s_until_it_is_dropped(
-        workflow: Workflow, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The drop held up (an outage of its own): the schedule does not announce the draw
-    again, and a member's decline, whose replacement writes the project's next intent,
-    waits for the drop instead of having it delete the new intent."""
-    monkeypatch.setattr(draw_intents, "DROP_RETRY_S", 0.05)
+        workflow: Workflow) -> None:
+    """The drop held up: the schedule does not announce the draw again, and a member's
+    decline, whose replacement writes the project's next intent, waits for the drop instead
+    of having it delete the new intent."""
     project_id = _projects()[0]
-    live = workflow.announced.redis
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    workflow.announced.redis = aioredis.Redis(port=port, socket_connect_timeout=0.2)
+    held = _Held(workflow.redis)
+    workflow.announced.redis = held  # type: ignore[assignment]
     await workflow.draw(project_id, "r-held")
     outbox = workflow.notifier
     assert isinstance(outbox, MemoryOutbox)
@@ -238,8 +253,7 @@ async def test_an_announced_draw_s_intent_is_nobody_else_s_until_it_is_dropped(
         workflow.reply_to_notice(declining.notice_id, False, "ill", "r-decline"))
     await asyncio.sleep(0.5)
     assert not reply.done()  # the replacement waits for the drop
-    await workflow.announced.redis.aclose()
-    workflow.announced.redis = live
+    held.go.set()
     await asyncio.wait_for(reply, timeout=30)
     await workflow.announced.settle()
     assert await pending_intents(workflow.redis, b"t" * 32) == []

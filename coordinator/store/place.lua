@@ -9,8 +9,8 @@
 --
 -- KEYS[1..n]  one sorted set per item; member "<start>:<end>:<holder>", score = start
 -- KEYS[n+1]   hash: resource key -> longest interval ever booked on it (bounds the scan)
--- KEYS[n+2]   the commands' fence counter
--- KEYS[n+3]   fencing counter (only when ARGV[2] is not empty)
+-- KEYS[n+2]   the site commands' fence counter (command_fence.lua)
+-- KEYS[n+3]   the leader's fencing counter (only when ARGV[2] is not empty)
 -- then        the audit stream and its head (only when ARGV[3] is not empty)
 -- then        one key per write, in order
 -- ARGV[1]     g, the number of draws

@@ -119,7 +119,9 @@ class AnnouncedIntents:
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._drop(), name="intent-drops")
             done, _ = await asyncio.wait({self._task}, timeout=DROP_RETRY_S)
-            if not done and self.failing is not None:
+            if done:
+                self._task.result()  # a refusal that is no outage is the caller's, not a loop's
+            elif self.failing is not None:
                 raise self.failing
 
     async def _drop(self) -> None:

@@ -204,7 +204,7 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
         if not reply.audited:
             late.append(entry)
         outcome[project.id] = "drawn"
-    if late or conflicts:
+    if late:  # a conflict's entry is among them
         def drop(pipe: Any) -> None:  # the refused draws' intents: nothing of them stands
             for project_id in conflicts:
                 stage_drop(pipe, project_id)

@@ -195,13 +195,10 @@ class AuditLog:
             except BaseException:
                 self._head = None  # the script may or may not have run: read the head again
                 raise
-            landed = chained.landed
-            if not entries:
-                return
-            if any(landed) and landed == sorted(landed, reverse=True):  # each on the last
-                self._head = entries[sum(landed) - 1].head
-            else:  # none landed: another writer moved the head, read it again
-                self._head = None
+            if entries:  # those that landed are a prefix: each chains on the last
+                landed = sum(chained.landed)
+                # None landed: another writer moved the head; read it again.
+                self._head = entries[landed - 1].head if landed else None
 
     def _signed(self, head: ChainHead, items: Sequence[tuple[str, str, Mapping[str, object]]]
                 ) -> list[AuditEntry]:

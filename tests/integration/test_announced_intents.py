@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from coordinator import draw_intents
 from coordinator.draw_intents import AnnouncedIntents, make_intent, pending_intents, stage_intent
@@ -62,4 +63,22 @@ async def test_added_while_a_drop_is_under_way_they_go_in_the_next(tmp_path: Pat
         await announced.settle()
         assert await pending_intents(redis, KEY) == []
         announced.add([])  # nothing to drop: no task, nothing pending
+        assert announced.pending == set()
+
+
+async def test_a_drop_the_store_refuses_outright_is_raised_not_retried_in_a_loop(
+        tmp_path: Path) -> None:
+    """Forged store content (the intents' set made a string): the MULTI fails with a reply
+    error that is no outage; one waiting for the drop gets it, at once."""
+    async with private_redis(tmp_path) as redis:
+        await _intents(redis, "P-1")
+        await redis.delete("intents")
+        await redis.set("intents", "forged")
+        announced = AnnouncedIntents(redis)
+        announced.add(["P-1"])
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await asyncio.wait_for(announced.settle(), timeout=10)
+        assert announced.pending == {"P-1"}  # kept: the next drop tries it again
+        await redis.delete("intents")
+        await asyncio.wait_for(announced.settle(), timeout=10)
         assert announced.pending == set()

@@ -421,7 +421,7 @@ def _batch_rows(desk: DrawDesk, specs: Sequence[str], chunks: int, repeat: int
     """The plan's batch phase on each executor: the same results, and the speed-up."""
     day = desk.day_screen(NOW.date())
     order = [p for p in desk.projects() if p.host_site_id in desk.sites]
-    parts = chunked(order, chunks)
+    parts = chunked([p.parties for p in order], chunks)
     rows: list[list[str]] = []
     reference: list[Any] | None = None
     single: dict[str, float] = {}

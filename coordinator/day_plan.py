@@ -127,7 +127,7 @@ def plan_day(desk: DrawDesk, projects: Sequence[Project], plan_seed: bytes, now:
     report("screening", 0, len(known), f"{len(known)} project(s) on {executor.name}")
     started = time.perf_counter()
     tied: dict[str, NDArray[np.intp]] = {}
-    parts = chunked(known, chunks)
+    parts = chunked([p.parties for p in known], chunks)
     for part, rows in zip(parts, executor.map_chunks(tied_rows_chunk, day.party, parts),
                           strict=True):
         tied.update((p.id, r) for p, r in zip(part, rows, strict=True))

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from coordinator.domain.model import City, Company, CompanyRef, Expert, Project
+from coordinator.domain.model import City, Company, CompanyRef, Expert, Parties, Project
 from coordinator.domain.names import (
     PROVINCES,
     Places,
@@ -197,7 +197,7 @@ class ConflictIndex:
         return frozenset(found)
 
     def _party_members(
-        self, project: Project, companies_by_id: Mapping[str, Company]
+        self, project: Project | Parties, companies_by_id: Mapping[str, Company]
     ) -> list[tuple[Company, str, str, tuple[str, ...]]]:
         """(party, role, member id, member keys) for each member of each party's group."""
         out: list[tuple[Company, str, str, tuple[str, ...]]] = []
@@ -215,7 +215,7 @@ class ConflictIndex:
         return out
 
     def _ties(
-        self, project: Project, companies_by_id: Mapping[str, Company], today: date
+        self, project: Project | Parties, companies_by_id: Mapping[str, Company], today: date
     ) -> Iterator[tuple[str, str, str]]:
         """(expert id, reason code, detail) of every tie to the project's parties (details are
         one concatenation each: callers wanting ids alone build no `Reason`)."""
@@ -258,7 +258,7 @@ class ConflictIndex:
                 yield expert_id, "department", f"works for {project.competent_department}"
 
     def ineligible_for(
-        self, project: Project, companies_by_id: Mapping[str, Company], today: date
+        self, project: Project | Parties, companies_by_id: Mapping[str, Company], today: date
     ) -> dict[str, list[Reason]]:
         """Experts barred from `project` by its parties, with every reason that applies.
 
@@ -271,7 +271,7 @@ class ConflictIndex:
         return {expert_id: sorted(reasons) for expert_id, reasons in found.items()}
 
     def ineligible_ids(
-        self, project: Project, companies_by_id: Mapping[str, Company], today: date
+        self, project: Project | Parties, companies_by_id: Mapping[str, Company], today: date
     ) -> set[str]:
         """The experts `ineligible_for` names, without building their reasons."""
         return {expert_id for expert_id, _, _ in self._ties(project, companies_by_id, today)}

@@ -43,6 +43,7 @@ from coordinator.domain.model import (
     Expert,
     ExpertKind,
     ExpertStatus,
+    Parties,
     Project,
     Quota,
     Site,
@@ -889,14 +890,15 @@ class PartyRule:
     today: date
     expert_rows: Mapping[str, int]
 
-    def rows(self, project: Project) -> NDArray[np.intp]:
+    def rows(self, project: Project | Parties) -> NDArray[np.intp]:
         rows = self.expert_rows
         tied = self.index.ineligible_ids(project, self.companies, self.today)
         return np.array(sorted(rows[e] for e in tied if e in rows), dtype=np.intp)
 
 
-def tied_rows_chunk(rule: PartyRule, chunk: Sequence[Project]) -> list[NDArray[np.intp]]:
-    """The batch job of a day plan: rule "party" for each project of the chunk."""
+def tied_rows_chunk(rule: PartyRule, chunk: Sequence[Parties]) -> list[NDArray[np.intp]]:
+    """The batch job of a day plan: rule "party" for each project of the chunk (its
+    `Project.parties`: what the rule reads, and cheap to send to a worker)."""
     return [rule.rows(p) for p in chunk]
 
 

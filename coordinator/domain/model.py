@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Category = Literal["works", "goods", "services"]
 ExpertKind = Literal["technical", "economic"]
@@ -250,6 +250,17 @@ class Bid:
     valid: bool = True  # passed the qualification review
 
 
+class Parties(NamedTuple):
+    """What rule "party" reads of a project: its parties and competent department. A plain
+    tuple, so a day plan's batch sends 20,000 of them to its workers in milliseconds (a whole
+    `Project`, slotted dataclasses down to its bids, took 200 us each to pickle)."""
+
+    id: str
+    tenderer_id: str
+    bidder_ids: tuple[str, ...]
+    competent_department: str
+
+
 @dataclass(frozen=True, slots=True)
 class Project:
     id: str
@@ -271,6 +282,10 @@ class Project:
     @property
     def bidder_ids(self) -> tuple[str, ...]:
         return tuple(b.bidder_id for b in self.bids)
+
+    @property
+    def parties(self) -> Parties:
+        return Parties(self.id, self.tenderer_id, self.bidder_ids, self.competent_department)
 
     @property
     def drawn_seats(self) -> int:

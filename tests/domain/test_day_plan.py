@@ -108,7 +108,7 @@ def test_the_batch_party_rule_is_the_day_screens_own() -> None:
     prov = generated(projects=12)
     desk = desk_of(prov)
     day = desk.day_screen(NOW.date())
-    parts = chunked(list(prov.projects), 5)
+    parts = chunked([p.parties for p in prov.projects], 5)
     batched = [rows for part in parts for rows in tied_rows_chunk(day.party, part)]
     rows = day.snapshot.expert_rows()
     index = ConflictIndex.build(prov.experts, prov.companies, RULES)

@@ -96,8 +96,13 @@ class ProcessExecutor:
 
 class RayExecutor:
     """Ray actors over chunks: `shared` goes once to each of up to `in_flight` actors (one per
-    CPU), which then take the chunks as they come free (`ray.wait`). The actors are kept for
-    the next call with the same `shared` object (a day's screen: sent once per day)."""
+    CPU), which then take the chunks as they come free (`ray.wait`), each with `QUEUED` chunks
+    in hand so that it never waits for the driver between two. The actors are kept for the
+    next call with the same `shared` object (a day's screen: sent once per day)."""
+
+    #: Chunks handed to an actor at once: the next is in its queue when it finishes one (with
+    #: one, an actor sat idle for the driver's notice, result fetch and next hand-over).
+    QUEUED = 2
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None,
                  in_flight: int = 64) -> None:
@@ -144,17 +149,17 @@ class RayExecutor:
             results: list[Any] = [None] * len(chunks)
             pending: dict[Any, tuple[int, Any]] = {}
             next_chunk = 0
-            idle = list(actors)
+            free = [actor for _ in range(self.QUEUED) for actor in actors]  # one per place
             while next_chunk < len(chunks) or pending:
-                while next_chunk < len(chunks) and idle:
-                    actor = idle.pop()
+                while next_chunk < len(chunks) and free:
+                    actor = free.pop()
                     pending[actor.run.remote(fn, chunks[next_chunk])] = (next_chunk, actor)
                     next_chunk += 1
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
                     index, actor = pending.pop(ref)
                     results[index] = ray.get(ref)
-                    idle.append(actor)
+                    free.append(actor)
             return results
         except BaseException:
             self._release()  # an actor may be dead or busy: start afresh next time

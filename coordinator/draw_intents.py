@@ -6,14 +6,14 @@ killed in between would leave bookings without an allocation, or a committed dra
 So the workflow first writes an *intent* (`intent:<project>`, listed in the set `intents`),
 sealed because it holds sign-in codes, and moves it through phases:
 
-- `committed` (day plan): the draw's archive (seed, inputs, result) is stored; `draw.committed`
-  is about to be audited or has been; nothing is booked.
 - `booking`: seats, sessions and commands are fixed; the bookings may or may not be in Redis.
 - `placed`: rewritten in the MULTI that stores the allocation, so everything is stored;
   notices and `draw.placed` may be missing.
+- `committed`: written by versions before first draws were committed in their placement's
+  step; still taken forward when a store holds one (below).
 
-First draws (single and a day plan's, coordinator/plan_chunks.py) go from `committed`
-straight to `placed`: their bookings, placement and `draw.placed` are one Lua call
+First draws (single and a day plan's, coordinator/plan_chunks.py) write their intent straight
+as `placed`: their commitment, bookings, placement and `draw.placed` are one Lua call
 (store/place.lua), so `booking` is the phase of supplementary draws and of recovery
 (`Workflow.place`).
 
@@ -22,10 +22,10 @@ draw's own MULTI, or, for first draws, off the draw's path by `AnnouncedIntents`
 `recover` takes each pending intent forward, or back where forward is impossible, and audits
 what it did:
 
-- committed: `draw.committed` is appended if missing; the draw is re-run from its archive with
-  the SAME seed and inputs (never a fresh seed: a crash must not become a way to redraw) and
-  placed if its seats are still free and its window still ahead (`draw.recovered`), else
-  `draw.abandoned` with the reason;
+- committed (earlier versions): `draw.committed` is appended if missing; the draw is re-run
+  from its archive with the SAME seed and inputs (never a fresh seed: a crash must not become
+  a way to redraw) and placed if its seats are still free and its window still ahead
+  (`draw.recovered`), else `draw.abandoned` with the reason;
 - booking: the same bookings are made again (idempotent: same holders) and the placement
   written (`draw.recovered`); if a seat was taken meanwhile, our bookings are released and the
   allocation is left as it was before the draw (`draw.rolled_back`);
@@ -148,10 +148,10 @@ _hits: Counter[str] = Counter()
 
 def fault_point(name: str) -> None:
     """Test-only: with EVALGRID_FAULT="kill:NAME:N" in the environment, the process kills
-    itself with SIGKILL the N-th time it reaches the point NAME (after_commit, after_intent,
+    itself with SIGKILL the N-th time it reaches the point NAME (before_place, after_intent,
     after_reserve, after_pipeline: once per draw, or once per chunk of a day plan, where the
-    chunk's intents are all in that phase). Never set it in production; unset, this is one
-    lookup."""
+    chunk's intents are all in that phase; at before_place it has none). Never set it in
+    production; unset, this is one lookup."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
         return

@@ -1,30 +1,26 @@
 """First draws placed in chunks: a day plan's, and a single draw's as a chunk of one.
 
 Placing draws one by one costs about a dozen fsynced round trips per draw. Here a chunk of
-draws moves through the phases of coordinator/draw_intents.py together, each phase one round
+draws is committed, booked, stored and audited in one Lua call (store/place.lua), one round
 trip for the whole chunk:
 
-1. archives and intents `committed`, and in the same MULTI the chunk's audit entries
-   (`draw.committed`, and `draw.refused` / `draw.starved` of the draws that place nothing);
-   fault point `after_commit`;
-2. seats, sessions and commands fixed, then in one Lua call (store/place.lua) each draw
-   booked all or none together with its placement (allocation, sessions, commands, state,
-   intent `placed`; the commands take their fences as they are queued) and its `draw.placed`
-   (signed ahead on the chain's head): no state lies between booked, stored and audited;
-   `after_pipeline`;
-3. notices; then, off the draw's path, the intents dropped (`AnnouncedIntents`). Only a
-   draw the store refused (`draw.booking_conflict`, its intent dropped with it) or a chain
-   another writer moved meanwhile (`draw.placed` appended after it) costs a trip more.
+- first the chunk's commitments: the draws' archives (and a single draw's seed label) and
+  the chunk's audit entries (`draw.committed`, and `draw.refused` / `draw.starved` of the
+  draws that place nothing), signed ahead on the chain's head; they land ahead of every
+  placement or nothing is written (another writer moved the head: built again and retried);
+- then each draw booked all or none together with its placement (allocation, sessions,
+  commands, state, intent `placed`; the commands take their fences as they are queued) and
+  its `draw.placed`: no state lies between committed, booked, stored and audited.
+Fault points `before_place` and `after_pipeline` (a SIGKILL there in the crash tests). Then
+the notices; then, off the draw's path, the intents dropped (`AnnouncedIntents`). Only a draw
+the store refused (`draw.booking_conflict`) or a chain another writer moved between two of
+the chunk's entries (`draw.placed` appended after it) costs a trip more.
 
-Where another writer moved the audit head, the entries of a MULTI are appended just after it
-by the retries (AuditLog.append_batch_with): a crash in between leaves an intent `committed`
-without its `draw.committed` (recovery appends it) or, in the rare case of a lost race and a
-crash at once, a placed draw without `draw.placed` (recovery appends it).
-
-A crash leaves every intent of the chunk `committed` (recovery re-runs each with its committed
-seed and inputs) or `placed` (recovery sends the notices, again where they had gone, and
-audits). Chunks grow from 1 draw to CHUNK_MAX, so a plan's first draws are placed at once and
-an early crash leaves little pending.
+A crash leaves each draw of the chunk either not committed at all (nothing of it stored: the
+next plan or draw draws it again with the same seed, from the day's seed round and its label)
+or `placed` (recovery sends the notices, again where they had gone, and audits). Chunks grow
+from 1 draw to CHUNK_MAX, so a plan's first draws are placed at once and an early crash leaves
+little pending.
 """
 
 from __future__ import annotations
@@ -43,12 +39,11 @@ from coordinator.draw_intents import (
     booking_items,
     fault_point,
     make_intent,
-    stage_drop,
-    stage_intent,
 )
 from coordinator.errors import WorkflowError
+from coordinator.store.audit_log import AuditConflictError
 from coordinator.store.bookings import BookingItem
-from coordinator.store.placements import Writes
+from coordinator.store.placements import ChainMoved, Writes
 
 if TYPE_CHECKING:
     from coordinator.day_plan import PlannedDraw
@@ -57,7 +52,8 @@ if TYPE_CHECKING:
 
 FirstDraw = tuple[Project, "PreparedDraw | CommittedDraw", "PlacedDraw"]
 
-CHUNK_MAX = 64  # draws placed together at most (a chunk's MULTI stays a few MB)
+CHUNK_MAX = 64  # draws placed together at most (a chunk's step stays a few MB)
+MOVED_ATTEMPTS = 8  # placements tried while another writer keeps moving the audit chain
 
 
 def chunk_sizes() -> Iterator[int]:
@@ -148,22 +144,17 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
             record["seed_from"] = seed_from
         batch.append(("draw.committed", project.id, record))
 
-    def commit(pipe: Any) -> None:  # 1. committed, in the audit's MULTI, ahead of its entries
+    def commit(pipe: Any) -> None:  # the commitments' writes, ahead of every placement
         if with_commit is not None:
             with_commit(pipe)
-        for project, _, result in drawn:
+        for _, _, result in drawn:
             workflow.draws.stage_archive(pipe, result.draw_id, result.archive_fields(key))
-            stage_intent(pipe, key, make_intent(project.id, result.draw_id, "committed", seq,
-                                                plan_id=plan_id, seed_from=seed_from,
-                                                state_after="drawn"))
 
     if not drawn:
         await workflow.record_batch(batch, before=with_commit)
         return {}
-    await workflow.record_batch(batch, before=commit)
-    fault_point("after_commit")
 
-    # 2. each draw booked and stored together, or neither
+    # Each draw booked and stored together, or neither, after the chunk's commitments
     staged: list[tuple[Project, Allocation, list[SeatRecord],
                        list[tuple[str, site_link_pb2.CoordinatorCommand]], DrawIntent]] = []
     draws: list[tuple[list[BookingItem], Writes]] = []
@@ -180,22 +171,36 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
             with_placed(writes)
         staged.append((project, alloc, seats, commands, intent))
         draws.append((booking_items(project, seats), writes))
+    prefix = Writes()
+    commit(prefix)
     # ... with its `draw.placed`, signed here on the chain's head and appended in that step
     placed = [("draw.placed", project.id, workflow.placed_record(intent, seats))
               for project, _, seats, _, intent in staged]
-    async with workflow.chained(placed) as chained:
-        booked = await workflow.placements.place(draws, chained=chained)
+    fault_point("before_place")
+    for attempt in range(MOVED_ATTEMPTS):
+        try:
+            async with workflow.chained(batch + placed) as chained:
+                booked = await workflow.placements.place(draws, chained=chained,
+                                                         prefix=prefix,
+                                                         prefix_entries=len(batch))
+            break
+        except ChainMoved:  # another writer appended meanwhile: nothing written; build again
+            if attempt + 1 == MOVED_ATTEMPTS:
+                raise AuditConflictError(
+                    f"the audit chain's head kept moving under {len(drawn)} draw(s)' "
+                    "commitments; nothing of them was stored") from None
     fault_point("after_pipeline")
 
     # 3. notices; the audit of what the store refused (or of a chain another writer moved)
     outcome: dict[str, str] = {}
-    late: list[tuple[str, str, dict[str, Any]]] = []
-    conflicts: list[str] = []
+    # A stale fence (another coordinator leads) refused the whole step, the commitments too:
+    # they are written and audited here with the refusal, as for a draw whose seat was taken.
+    stale = any(reply.stale_token is not None for reply in booked)
+    late: list[tuple[str, str, dict[str, Any]]] = list(batch) if stale else []
     for (project, alloc, seats, commands, _), entry, reply in zip(
             staged, placed, booked, strict=True):
         if not reply.ok:
             late.append(("draw.booking_conflict", project.id, {"detail": reply.reason}))
-            conflicts.append(project.id)
             outcome[project.id] = "conflict"
             continue
         workflow.allocations.keep(alloc)
@@ -204,11 +209,8 @@ async def _place_first_draws(workflow: Workflow, drawn: Sequence[FirstDraw], pla
         if not reply.audited:
             late.append(entry)
         outcome[project.id] = "drawn"
-    if late:  # a conflict's entry is among them
-        def drop(pipe: Any) -> None:  # the refused draws' intents: nothing of them stands
-            for project_id in conflicts:
-                stage_drop(pipe, project_id)
-        await workflow.record_batch(late, after=drop)
+    if late:  # a refused draw wrote nothing of its placement (no intent either)
+        await workflow.record_batch(late, before=commit if stale else None)
     # The placed draws' intents go off the draw's path, now that their notices went.
     workflow.announced.add(p for p, o in outcome.items() if o == "drawn")
     for project_id, placed_now in outcome.items():
@@ -224,10 +226,9 @@ async def commit_and_place(workflow: Workflow, project: Project, prepared: Prepa
                            seed_from: dict[str, str] | None = None,
                            with_commit: Staged | None = None,
                            with_placed: Staged | None = None) -> None:
-    """A first draw: its archive and an intent (`committed`), then `draw.committed` in the
-    audit, then the placement (coordinator/plan_chunks.py, a chunk of one). From the intent
-    on, a crash re-runs this very draw at the next start. Raises WorkflowError (nothing
-    booked) when Redis refuses a booking."""
+    """A first draw committed (archive, `draw.committed`) and placed in one step (a chunk of
+    one): a crash leaves it either not committed (drawn again with the same seed) or placed.
+    Raises WorkflowError (committed, nothing booked) when Redis refuses a booking."""
     outcome = await place_first_draws(workflow, [(project, prepared, result)], plan_id,
                                       seed_from=seed_from, with_commit=with_commit,
                                       with_placed=with_placed)

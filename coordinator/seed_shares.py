@@ -242,7 +242,8 @@ class SeedShares:
         await self.rounds.take_first(day.isoformat(), project_ids)
 
     def stage_take_first_labels(self, pipe: Any, day: date, project_ids: list[str]) -> None:
-        """`take_first_labels` on the caller's pipeline (a single draw's commitment MULTI)."""
+        """`take_first_labels` on the caller's pipeline (a single draw's commitment, made in
+        its placement's step)."""
         self.rounds.stage_take_first(pipe, day.isoformat(), project_ids)
 
     async def redraw_label(self, day: date, project_id: str, n: int) -> str:

@@ -523,10 +523,10 @@ class Workflow:
                 await self.record("draw.refused", project_id, {"reason": str(exc)})
                 raise WorkflowError("project_id", str(exc), code="precondition") from exc
             # The seed is fixed by `prepare`. The commitment (seed hash, input digest) is
-            # audited before anything is booked or sent, after the archive and an intent are
-            # stored: a crash after it re-runs this very draw, never a fresh one. The label is
-            # taken in that same MULTI (one before it finds the label free: the same seed and
-            # draw again); the reply is kept with `draw.placed`.
+            # audited, with the archive stored and the label taken, in the step that books
+            # and stores the draw, ahead of its placement (place.lua): a crash before it
+            # finds the label free (the same seed and draw again), never a fresh seed after
+            # a commitment. The reply is kept with `draw.placed`.
             result = self.desk.run(prepared)
             if isinstance(result, str):
                 await self.seed_shares.take_first_labels(day, [project_id])

@@ -70,7 +70,7 @@ class SeedRounds:
 
     @staticmethod
     def stage_take_first(pipe: Any, day: str, project_ids: Iterable[str]) -> None:
-        """`take_first` on the caller's pipeline (a single draw's: in its commitment's MULTI)."""
+        """`take_first` on the caller's pipeline (a single draw's: with its commitment)."""
         for project_id in project_ids:
             pipe.hincrby(SEED_SHARE.format(day), f"first:{project_id}", 1)
 

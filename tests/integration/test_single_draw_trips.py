@@ -21,12 +21,14 @@ from redis.asyncio.connection import AbstractConnection
 from coordinator import plan_chunks
 from coordinator.allocation import DEPARTURES
 from coordinator.domain.audit import generate_signing_key
+from coordinator.domain.day_plan import project_seed
 from coordinator.domain.lifecycle import VALIDATE_ENV
 from coordinator.domain.model import Window
-from coordinator.draw_intents import finish_placed, pending_intents
+from coordinator.draw_intents import finish_placed, make_intent, pending_intents, stage_intent
 from coordinator.errors import WorkflowError
 from coordinator.notifier import MemoryOutbox
 from coordinator.province.generator import generate_province
+from coordinator.store.audit_log import AuditLog
 from coordinator.workflow import Workflow
 from tests.integration.plan_coordinator import plan_coordinator, private_redis
 
@@ -35,9 +37,10 @@ EVENING_BEFORE = datetime(2026, 3, 1, 10, tzinfo=UTC)
 PROVINCE = generate_province(seed=23, day=DAY, cities=3, sites=6, workstations=120,
                              experts=1200, companies=200, projects=6)
 #: Store round trips of a single draw once its day is under way: its first reads (the conduct
-#: skim with the project, its state, the request's reply and the seed label), commitment
-#: MULTI, placement with its `draw.placed`. The intent's drop follows off the draw's path.
-TRIPS = 3
+#: skim with the project, its state, the request's reply and the seed label), and one step
+#: for its commitment, placement and `draw.placed` (place.lua). The intent's drop follows
+#: off the draw's path.
+TRIPS = 2
 
 
 class Crash(RuntimeError):
@@ -84,20 +87,26 @@ async def test_a_single_draw_takes_its_trips_and_no_more(
 
 async def test_a_draw_cut_short_before_its_commitment_leaves_its_label_to_the_next(
         workflow: Workflow, monkeypatch: pytest.MonkeyPatch) -> None:
-    project_id = _projects()[0]
-    append = workflow.audit.append_batch_with
+    project_id, warm = _projects()[:2]
+    await workflow.draw(warm, "r-warm")  # the day's seed round fixed, its snapshot stored
+    await workflow.announced.settle()
+    before = await _stored(workflow)
 
-    async def dies_at_commitment(items: Any, **kw: Any) -> Any:
-        if any(kind == "draw.committed" for kind, _, _ in items):
-            raise Crash("killed before the commitment landed")
-        return await append(items, **kw)
+    def dies_before_placing(name: str) -> None:
+        if name == "before_place":
+            raise Crash(f"killed at {name}")
 
-    monkeypatch.setattr(workflow.audit, "append_batch_with", dies_at_commitment)
+    monkeypatch.setattr(plan_chunks, "fault_point", dies_before_placing)
     with pytest.raises(Crash):
         await workflow.draw(project_id, "r-1")
     monkeypatch.undo()
     assert await workflow.registry.project_state(project_id) == "registered"
     assert await workflow.replay("r-1") is None  # no reply kept: the request may come again
+    # Nothing of the draw was written (its commitment goes in its placement's step) but the
+    # conduct cursor the draw followed first.
+    assert {k: v for k, v in (await _stored(workflow)).items()
+            if not k.startswith(b"conduct:")} == {
+        k: v for k, v in before.items() if not k.startswith(b"conduct:")}
     summary = await workflow.draw(project_id, "r-2")
     (committed,) = [e for e in await workflow.audit.entries()
                     if e.kind == "draw.committed" and e.subject == project_id]
@@ -207,6 +216,76 @@ async def test_a_draw_killed_between_its_audited_placement_and_its_notices_has_t
     entries = [e for e in await restarted.audit.entries() if e.subject == project_id]
     assert [e.kind for e in entries if e.kind in ("draw.placed", "draw.recovered")] == [
         "draw.placed", "draw.recovered"]  # placed once; the restart says what it did
+    assert (await restarted.audit.verify()).ok
+
+
+async def test_another_writer_moving_the_chain_under_a_draw_costs_it_a_retry_only(
+        workflow: Workflow, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commitment's entry must land ahead of the placement: with the head moved between
+    signing and placing, place.lua writes nothing and the draw is placed on the new head."""
+    project_id = _projects()[2]
+    other = AuditLog(workflow.redis, signing_key=workflow.audit._key, clock=workflow.clock)
+    place = workflow.placements.place
+    calls: list[int] = []
+
+    async def moved_first(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            await other.append("site.lost", "S-elsewhere", {})
+        return await place(*args, **kw)
+
+    monkeypatch.setattr(workflow.placements, "place", moved_first)
+    summary = await workflow.draw(project_id, "r-moved-head")
+    assert len(calls) == 2 and summary.seats > 0
+    kinds = [(e.kind, e.subject) for e in await workflow.audit.entries()
+             if e.subject in (project_id, "S-elsewhere")]
+    assert kinds == [("site.lost", "S-elsewhere"), ("draw.committed", project_id),
+                     ("draw.placed", project_id)]
+    assert (await workflow.audit.verify()).ok
+
+
+async def test_a_committed_intent_an_earlier_version_left_is_taken_forward(
+        workflow: Workflow, tmp_path: Path) -> None:
+    """Before first draws were committed in their placement's step, a crash could leave an
+    intent `committed` (archive stored, `draw.committed` audited, nothing booked): a store
+    upgraded with one is re-run at start with the committed seed and placed, as then."""
+    warm, project_id = _projects()[:2]
+    await workflow.draw(warm, "r-warm")  # the day's seed round fixed
+    project = await workflow.registry.project(project_id)
+    assert project is not None
+    day_seed, _ = await workflow.seed_shares.day_seed(DAY)
+    label = await workflow.seed_shares.first_label(DAY, project_id)
+    prepared = workflow.desk.prepare(project, workflow.clock.now(),
+                                     workflow.down_workstations(),
+                                     seed=project_seed(day_seed, label))
+    result = workflow.desk.run(prepared)
+    assert not isinstance(result, str)
+    await workflow.store_snapshot(result)
+    seq = await workflow.audit.known_seq()
+    key = workflow.master_key
+
+    def old_phase_one(pipe: Any) -> None:  # as the earlier version's commitment MULTI wrote
+        workflow.seed_shares.stage_take_first_labels(pipe, DAY, [project_id])
+        workflow.draws.stage_archive(pipe, result.draw_id, result.archive_fields(key))
+        stage_intent(pipe, key, make_intent(project_id, result.draw_id, "committed", seq,
+                                            state_after="drawn"))
+
+    await workflow.record_batch([("draw.committed", project_id,
+                                  prepared.commitment_record())], before=old_phase_one)
+
+    restarted = await plan_coordinator(
+        workflow.redis, tmp_path, province=PROVINCE, now=EVENING_BEFORE,
+        seed=hashlib.sha256(b"trips").digest(), key=b"t" * 32,
+        signer=workflow.audit._key, fresh=False)
+    await restarted.announced.settle()
+    assert await pending_intents(workflow.redis, b"t" * 32) == []
+    alloc = await restarted.allocations.read(project_id)
+    assert alloc is not None and alloc.draw_ids == [result.draw_id]  # the same draw, placed
+    assert sorted(s.expert_id for s in alloc.seats) == sorted(s.expert_id
+                                                               for s in result.seats)
+    assert await restarted.registry.project_state(project_id) == "drawn"
+    kinds = [e.kind for e in await restarted.audit.entries() if e.subject == project_id]
+    assert kinds.count("draw.committed") == 1 and "draw.recovered" in kinds
     assert (await restarted.audit.verify()).ok
 
 

@@ -22,7 +22,7 @@ from coordinator.site_links import SiteLinks
 from coordinator.store.audit_log import AuditConflictError, AuditLog
 from coordinator.store.bookings import BookingItem, Bookings, expert_resource, ws_resource
 from coordinator.store.layout import FENCE
-from coordinator.store.placements import Placements, Writes
+from coordinator.store.placements import ChainMoved, Placements, Writes
 from coordinator.store.site_commands import SiteCommands
 from evalgrid.clock import SimClock
 from tests.integration.plan_coordinator import private_redis
@@ -194,6 +194,78 @@ async def test_a_stream_written_around_its_head_gets_no_entry_and_no_half_placem
     # ... for the log's own append to refuse loudly.
     with pytest.raises(AuditConflictError, match="verify the chain"):
         await log.append_batch(_placed("a"))
+
+
+# --- the chunk's commitments, ahead of every placement in the same step ---------------------
+
+def _commitments(*names: str) -> tuple[list[tuple[str, str, dict[str, object]]], Writes]:
+    prefix = Writes()
+    for name in names:
+        prefix.hset(f"t:draw:d-{name}", mapping={"sealed": b"\x00archive-" + name.encode()})
+        prefix.hincrby("t:seed", f"first:P-{name}", 1)
+    return [("draw.committed", f"P-{name}", {"draw_id": f"d-{name}"}) for name in names], prefix
+
+
+async def test_the_commitments_land_first_even_for_a_draw_the_store_refuses(
+        aredis: aioredis.Redis) -> None:
+    key, log, store = await _opened(aredis)
+    committed, prefix = _commitments("a", "b")
+    async with log.chained(committed + _placed("a", "b")) as chained:
+        replies = await store.place([
+            (seat("E1", "W1", T0, T0 + HOUR, "a"), writes_of("a")),
+            (seat("E2", "W1", T0, T0 + HOUR, "b"), writes_of("b"))],  # W1 taken: refused
+            chained=chained, prefix=prefix, prefix_entries=2)
+    assert [(r.ok, r.audited) for r in replies] == [(True, True), (False, False)]
+    assert chained.landed == [True, True, True, False]
+    assert [(e.kind, e.subject) for e in await log.entries()][1:] == [
+        ("draw.committed", "P-a"), ("draw.committed", "P-b"), ("draw.placed", "P-a")]
+    # b's commitment stands (its seed is spent) though nothing of its placement does.
+    assert await aredis.hget("t:draw:d-b", "sealed") == b"\x00archive-b"
+    assert await aredis.hget("t:seed", "first:P-b") == b"1"
+    assert await aredis.get("t:alloc:b") is None
+    assert (await log.verify(key.public_key())).ok
+
+
+@pytest.mark.parametrize("writer", ["another log", "a forged stream entry"])
+async def test_commitments_off_the_head_write_nothing_at_all(
+        aredis: aioredis.Redis, writer: str) -> None:
+    """Another writer appended between signing and placing (or the stream was written
+    around its head): no commitment, booking, placement or entry, and no script error
+    half-way; the caller builds on the new head and places again."""
+    key, log, store = await _opened(aredis)
+    committed, prefix = _commitments("a")
+    draws = [(seat("E1", "W1", T0, T0 + HOUR, "a"), writes_of("a"))]
+    async with log.chained(committed + _placed("a")) as chained:
+        if writer == "another log":
+            await _log(aredis, key).append("site.lost", "S1", {})
+        else:
+            await aredis.xadd(log.stream_key, {"entry": "forged"}, id="2-0")
+        before = {k: await aredis.dump(k) async for k in aredis.scan_iter()}
+        with pytest.raises(ChainMoved):
+            await store.place(draws, chained=chained, prefix=prefix, prefix_entries=1)
+    assert chained.landed == [False, False]
+    assert {k: await aredis.dump(k) async for k in aredis.scan_iter()} == before
+    if writer == "another log":
+        async with log.chained(committed + _placed("a")) as chained:
+            [reply] = await store.place(draws, chained=chained, prefix=prefix,
+                                        prefix_entries=1)
+        assert reply.ok and reply.audited
+        assert [e.kind for e in await log.entries()][1:] == [
+            "site.lost", "draw.committed", "draw.placed"]
+        assert (await log.verify(key.public_key())).ok
+
+
+async def test_a_stale_fence_writes_no_commitment_either(aredis: aioredis.Redis) -> None:
+    _, log, store = await _opened(aredis)
+    await aredis.set("t:leader", 5)
+    committed, prefix = _commitments("a")
+    async with log.chained(committed + _placed("a")) as chained:
+        [reply] = await store.place([(seat("E1", "W1", T0, T0 + HOUR, "a"), writes_of("a"))],
+                                    fence=("t:leader", 4), chained=chained, prefix=prefix,
+                                    prefix_entries=1)
+    assert not reply.ok and reply.stale_token == 5 and chained.landed == [False, False]
+    assert await aredis.exists("t:draw:d-a", "t:seed", "t:alloc:a") == 0
+    assert len(await log.entries()) == 1
 
 
 # --- a site's command takes its fence as it is queued (command_fence.lua) --------------------

@@ -6,10 +6,16 @@
 -- coordinators (or a stale one after a failover) cannot fork the chain. Stream IDs are the
 -- seq: XADD refuses an ID that does not grow.
 -- Reply: {1, seq} appended, or {0, head seq, head hash} when the head is not the predecessor.
-local function append_entry(stream, head, prev_seq, prev_hash, seq, hash, entry)
+-- The head (seq, hash), and whether it is the given predecessor.
+local function head_is(head, prev_seq, prev_hash)
   local head_seq = tonumber(redis.call('HGET', head, 'seq') or '0')
   local head_hash = redis.call('HGET', head, 'hash') or string.rep('0', 64)
-  if head_seq ~= tonumber(prev_seq) or head_hash ~= prev_hash then
+  return head_seq == tonumber(prev_seq) and head_hash == prev_hash, head_seq, head_hash
+end
+
+local function append_entry(stream, head, prev_seq, prev_hash, seq, hash, entry)
+  local holds, head_seq, head_hash = head_is(head, prev_seq, prev_hash)
+  if not holds then
     return {0, head_seq, head_hash}
   end
   redis.call('XADD', stream, seq .. '-0', 'entry', entry)

@@ -98,9 +98,7 @@ end
 local committed = prefix[2]
 if #committed > 0 then
   local first = committed[1]
-  local head_seq = tonumber(redis.call('HGET', KEYS[audit_key + 1], 'seq') or '0')
-  local head_hash = redis.call('HGET', KEYS[audit_key + 1], 'hash') or string.rep('0', 64)
-  if head_seq ~= tonumber(first[1]) or head_hash ~= first[2]
+  if not head_is(KEYS[audit_key + 1], first[1], first[2])
       or last_stream_seq(KEYS[audit_key]) >= tonumber(first[3]) then
     return {'moved'}
   end

@@ -104,6 +104,8 @@ class AnnouncedIntents:
         self.redis = redis
         self.pending: set[str] = set()
         self.failing: Exception | None = None  # the last drop's outage, until one succeeds
+        self._tries = 0  # drops tried so far
+        self._failed_try = 0  # the number of the last try the store refused (an outage)
         self._task: asyncio.Task[None] | None = None
 
     def add(self, project_ids: Iterable[str]) -> None:
@@ -113,20 +115,25 @@ class AnnouncedIntents:
 
     async def settle(self, project_ids: Iterable[str] | None = None) -> None:
         """Wait until these projects' (all, when None) pending drops are made; while the
-        store is out, raise its error (as any call to it would) instead of waiting on."""
+        store is out, raise its error (as any call to it would) instead of waiting on. Only a
+        try begun while this caller waits counts: one that failed before (the store may be
+        back since) is not this caller's answer."""
         wanted = None if project_ids is None else set(project_ids)
+        first = self._tries + 1  # the first try begun from now on
         while self.pending if wanted is None else self.pending & wanted:
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._drop(), name="intent-drops")
             done, _ = await asyncio.wait({self._task}, timeout=DROP_RETRY_S)
             if done:
                 self._task.result()  # a refusal that is no outage is the caller's, not a loop's
-            elif self.failing is not None:
+            elif self.failing is not None and self._failed_try >= first:
                 raise self.failing
 
     async def _drop(self) -> None:
         while self.pending:
             ids = sorted(self.pending)  # those added meanwhile go in the next MULTI
+            self._tries += 1
+            this_try = self._tries
             try:
                 pipe = self.redis.pipeline(transaction=True)
                 for project_id in ids:
@@ -134,7 +141,7 @@ class AnnouncedIntents:
                 await pipe.execute()
             except STORE_OR_SOCKET_UNAVAILABLE as exc:
                 log.warning("dropping %d announced intents: %s; trying again", len(ids), exc)
-                self.failing = exc
+                self.failing, self._failed_try = exc, this_try
                 await asyncio.sleep(DROP_RETRY_S)
                 continue
             self.failing = None

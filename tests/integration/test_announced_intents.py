@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,6 +28,26 @@ async def _intents(redis: aioredis.Redis, *project_ids: str) -> None:
     for project_id in project_ids:
         stage_intent(pipe, KEY, make_intent(project_id, f"d-{project_id}", "placed", 0))
     await pipe.execute()
+
+
+class _Slow:
+    """The store, each MULTI answered 0.2 s late (4 turns of a waiter's 0.05 s)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        pipe = self.redis.pipeline(transaction=transaction)
+
+        class SlowPipeline:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(pipe, name)
+
+            async def execute(self) -> Any:
+                await asyncio.sleep(0.2)
+                return await pipe.execute()
+
+        return SlowPipeline()
 
 
 def _closed_port() -> int:
@@ -51,6 +72,25 @@ async def test_an_outage_delays_the_drops_and_loses_none(
         await asyncio.wait_for(announced.settle({"P-1"}), timeout=10)
         assert announced.pending == set()
         assert [i.project_id for i in await pending_intents(redis, KEY)] == ["P-3"]
+        await down.aclose()
+
+
+async def test_a_failure_from_before_the_wait_is_not_the_waiter_s_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store came back just after a try failed: one who starts waiting then gets the
+    drop made by the next try, not the earlier failure (CI caught the old code raising it)."""
+    monkeypatch.setattr(draw_intents, "DROP_RETRY_S", 0.05)
+    async with private_redis(tmp_path) as redis:
+        await _intents(redis, "P-1")
+        down = aioredis.Redis(port=_closed_port(), socket_connect_timeout=0.2)
+        announced = AnnouncedIntents(down)
+        announced.add(["P-1"])
+        while announced.failing is None:  # a try failed; the next is a moment away
+            await asyncio.sleep(0.001)
+        announced.redis = _Slow(redis)  # back, its answer slower than a wait's turn
+        await asyncio.wait_for(announced.settle({"P-1"}), timeout=10)
+        assert announced.pending == set() and announced.failing is None
+        assert await pending_intents(redis, KEY) == []
         await down.aclose()
 
 

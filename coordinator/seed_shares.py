@@ -106,10 +106,8 @@ class SeedShares:
                                                  {"secret": secret.hex()}).to_json(),
                  "since": self.workflow.now().isoformat(),
                  "state": f.get("state", "awaiting")}
-        if not await self.rounds.claim(day.isoformat(), "coordinator_commitment",
-                                       commitment(secret)):
+        if not await self.rounds.claim(day.isoformat(), "coordinator_commitment", fresh):
             return await self._fields(day)  # another call committed first
-        await self.rounds.update(day.isoformat(), fresh)
         await self.workflow.record("seed.coordinator_committed", day.isoformat(), {
             "day": day.isoformat(), "commitment": commitment(secret),
             "protocol": SEED_PROTOCOL})
@@ -125,7 +123,9 @@ class SeedShares:
         f = await self._fields(day)
         if f.get("supervisor_commitment"):
             if f["supervisor_commitment"] == supervisor_commitment:
-                return self._state(day, f)  # a resend
+                # A resend; the coordinator's commitment made if a crash (or an outage) cut
+                # the first call short after the supervisor's was stored.
+                return self._state(day, await self._coordinator_commits(day))
             raise _refused("commitment", f"{day} already has a supervisor "
                                             "commitment", code="precondition")
         if f.get("state") == "fallback" or f.get("used"):
@@ -211,7 +211,7 @@ class SeedShares:
                 f["state"] = "fallback"
             detail["fallback"] = True
         seed = self._combine(day, f)
-        if await self.rounds.claim(day.isoformat(), "used", "1"):
+        if await self.rounds.claim(day.isoformat(), "used", {"used": "1"}):
             await self.workflow.record("seed.fixed", day.isoformat(), {
                 "day": day.isoformat(), "seed_hash": seed_hash(seed),
                 **detail})

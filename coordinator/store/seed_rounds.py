@@ -25,9 +25,19 @@ def share_subject(day: str) -> str:
     return SEED_SHARE.format(day)
 
 
+_CLAIM_LUA = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
+
+
 class SeedRounds:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
+        self._claim = redis.register_script(_CLAIM_LUA)
 
     async def fields(self, day: str) -> dict[str, str]:
         return _texts(await self.redis.hgetall(SEED_SHARE.format(day)))
@@ -39,9 +49,12 @@ class SeedRounds:
             pipe.hgetall(SEED_SHARE.format(day))
         return [_texts(raw) for raw in await pipe.execute()]
 
-    async def claim(self, day: str, field: str, value: str) -> bool:
-        """Set `field` unless it is set: True for the one caller that set it."""
-        return bool(await self.redis.hsetnx(SEED_SHARE.format(day), field, value))
+    async def claim(self, day: str, field: str, fields: Mapping[str, str]) -> bool:
+        """Set `fields` (`field` among them) unless `field` is set, in one step: True for the
+        one caller that set them. One step, so no crash leaves a commitment stored without
+        the sealed share it commits to."""
+        return bool(await self._claim(keys=[SEED_SHARE.format(day)],
+                                      args=[field, *(x for kv in fields.items() for x in kv)]))
 
     async def update(self, day: str, fields: dict[str, str]) -> None:
         await self.redis.hset(SEED_SHARE.format(day), mapping=fields)  # type: ignore[arg-type]

@@ -253,3 +253,32 @@ async def test_without_a_share_a_single_draw_falls_back_audited(
     detail["fallback"] = False
     again, detail_again = await shares.day_seed(DAY)
     assert again == seed and detail_again["fallback"] is True
+
+
+async def test_a_resent_commitment_gets_the_coordinator_s_after_a_crash_cut_it_short(
+        grid: Grid) -> None:
+    """A coordinator killed after the supervisor's commitment was stored, before its own
+    (chaos seed 1604 caught it): the supervisor's resend to the next coordinator is answered
+    with the coordinator's commitment, made then, sealed share and audit entry with it."""
+    workflow = grid.coordinator.workflow
+    assert workflow is not None
+    supervisor = grid.operator_as("auditor", AUDITOR)
+    commitment = hashlib.sha256(SECRET).hexdigest()
+    key = SEED_SHARE.format(DAY.isoformat())
+    await workflow.redis.hset(key, mapping={  # what the first call stored before it died
+        "supervisor_commitment": commitment, "public_source": "", "supervisor_by": AUDITOR,
+        "state": "committed"})
+    state = await supervisor.CommitSeedShare(_commit(commitment))
+    assert state.state == "committed" and len(state.coordinator_commitment) == 64
+    fields = await workflow.redis.hgetall(key)
+    coordinator = unseal_json(
+        workflow.master_key, SealedBox.from_json(fields[b"coordinator_sealed"].decode()),
+        project_id=key, purpose="seed-share")["secret"]
+    assert hashlib.sha256(bytes.fromhex(coordinator)).hexdigest() == \
+        state.coordinator_commitment
+    assert [e.detail["commitment"] for e in await workflow.audit.entries()
+            if e.kind == "seed.coordinator_committed"] == [state.coordinator_commitment]
+    again = await supervisor.CommitSeedShare(_commit(commitment))  # resent once more
+    assert again.coordinator_commitment == state.coordinator_commitment
+    revealed = await supervisor.RevealSeedShare(_reveal(SECRET.hex(), "04 11 23 35"))
+    assert revealed.state == "revealed"

@@ -7,7 +7,7 @@ coordinator/domain/seed_protocol.py.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
@@ -25,7 +25,7 @@ def share_subject(day: str) -> str:
     return SEED_SHARE.format(day)
 
 
-_CLAIM_LUA = """
+_CLAIM_LUA: Final = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
   return 0
 end

@@ -29,6 +29,7 @@ from coordinator.errors import WorkflowError
 from coordinator.notifier import MemoryOutbox
 from coordinator.province.generator import generate_province
 from coordinator.store.audit_log import AuditLog
+from coordinator.store.bookings import Fence
 from coordinator.workflow import Workflow
 from tests.integration.plan_coordinator import plan_coordinator, private_redis
 
@@ -249,6 +250,28 @@ async def test_another_writer_moving_the_chain_under_a_draw_costs_it_a_retry_onl
              if e.subject in (project_id, "S-elsewhere")]
     assert kinds == [("site.lost", "S-elsewhere"), ("draw.committed", project_id),
                      ("draw.placed", project_id)]
+    assert (await workflow.audit.verify()).ok
+
+
+async def test_a_deposed_leader_s_draw_books_nothing_and_its_commitment_stands(
+        workflow: Workflow) -> None:
+    """A stale fencing token (another coordinator leads now): place.lua refuses the whole
+    step, commitment included; the draw's commitment is then written and audited with the
+    refusal, as for a seat taken: its seed is spent (label taken), nothing is booked."""
+    warm, project_id = _projects()[:2]
+    await workflow.draw(warm, "r-warm")
+    await workflow.redis.set("t:leader", 7)
+    workflow.bookings.default_fence = Fence("t:leader", 6)
+    with pytest.raises(WorkflowError, match="booking conflict"):
+        await workflow.draw(project_id, "r-deposed")
+    assert await workflow.registry.project_state(project_id) == "registered"
+    assert await workflow.allocations.read(project_id) is None
+    assert await workflow.redis.scard("intents") == 0
+    entries = [e for e in await workflow.audit.entries() if e.subject == project_id]
+    assert [e.kind for e in entries] == ["draw.committed", "draw.booking_conflict"]
+    assert "stale fencing token" in entries[1].detail["detail"]
+    assert await workflow.draws.sealed_archive(entries[0].detail["draw_id"]) is not None
+    assert await workflow.seed_shares.first_label(DAY, project_id) == f"{project_id}/r1"
     assert (await workflow.audit.verify()).ok
 
 

@@ -3,25 +3,26 @@ stored without the sealed share it commits to, and a second claim changes nothin
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from coordinator.store.embedded_redis import EmbeddedRedis
 from coordinator.store.layout import SEED_SHARE
 from coordinator.store.seed_rounds import SeedRounds
-from tests.integration.plan_coordinator import private_redis
 
 DAY = "2026-03-02"
 
 
 @pytest.fixture
-async def aredis() -> AsyncIterator[aioredis.Redis]:
-    with tempfile.TemporaryDirectory(prefix="eg-sr-") as tmp:
-        async with private_redis(Path(tmp)) as client:
-            yield client
+async def aredis(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.delete(SEED_SHARE.format(DAY))  # the session's server: start from none
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 async def test_a_claim_sets_all_its_fields_once(aredis: aioredis.Redis) -> None:
